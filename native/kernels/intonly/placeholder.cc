@@ -1,0 +1,1 @@
+int dplora_intonly_placeholder_(void) { return 0; }
