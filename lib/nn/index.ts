@@ -1,5 +1,5 @@
 /** Neural-network layers with per-sample gradient support. */
-export { Tensor, Parameter, shapeSize } from './tensor';
+export { Tensor, Parameter, shapeSize, isFloat32Array } from './tensor';
 export type { GradSource } from './tensor';
 export { Module, isPerSampleModule } from './module';
 export type { GradMode, PerSampleModule, ClippedSink } from './module';

@@ -124,3 +124,8 @@ export class Parameter {
     this.gradSource = 'none';
   }
 }
+
+/** True for a Float32Array from any realm (vm contexts, structuredClone). */
+export function isFloat32Array(x: unknown): x is Float32Array {
+  return ArrayBuffer.isView(x) && Object.prototype.toString.call(x) === '[object Float32Array]';
+}

@@ -2,7 +2,7 @@
  * Optimizer base class.  Optimizers know nothing of privacy: they read
  * `Parameter.grad` and update `Parameter.data`.
  */
-import { Parameter } from '../nn/tensor';
+import { Parameter, isFloat32Array } from '../nn/tensor';
 
 /**
  * Serializable optimizer state: `slots[i]` holds the named state buffers of
@@ -84,7 +84,7 @@ export abstract class Optimizer {
     const slots = state.slots.map((s, i) =>
       Object.fromEntries(
         Object.entries(s).map(([k, v]) => {
-          if (!(v instanceof Float32Array) || v.length !== this.params[i].size) {
+          if (!isFloat32Array(v) || v.length !== this.params[i].size) {
             throw new RangeError(`${this.kind}.loadStateDict: slot '${k}' of parameter ${i} must be a Float32Array of ${this.params[i].size}`);
           }
           return [k, v.slice()];

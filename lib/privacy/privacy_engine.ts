@@ -12,7 +12,7 @@ import { PldAccountant, RdpAccountant, accountantFromJSON, getNoiseMultiplier } 
 import { Rng } from '../kernels/rng';
 import type { RngState } from '../kernels/rng';
 import { Module } from '../nn/module';
-import { Parameter } from '../nn/tensor';
+import { Parameter, isFloat32Array } from '../nn/tensor';
 import { Optimizer } from '../optim/optimizer';
 import { ClippingMode, DPOptimizer } from './dp_optimizer';
 import { PerSampleGradError, PrivacyBudgetExceededError } from './errors';
@@ -438,7 +438,7 @@ export class PrivacyEngine {
       const s = state.params[path];
       if (!s) throw new RangeError(`loadStateDict: no saved value for trainable parameter '${path}'`);
       const p = named.get(path)!;
-      if (!(s.data instanceof Float32Array) || s.data.length !== p.size) throw new RangeError(`loadStateDict: '${path}' must be a Float32Array of ${p.size} elements`);
+      if (!isFloat32Array(s.data) || s.data.length !== p.size) throw new RangeError(`loadStateDict: '${path}' must be a Float32Array of ${p.size} elements`);
     }
     for (const path of Object.keys(state.params)) if (!named.get(path)?.requiresGrad) throw new RangeError(`loadStateDict: saved parameter '${path}' is not a trainable parameter of this model`);
     // Optimizer.
