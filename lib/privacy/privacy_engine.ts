@@ -16,6 +16,7 @@ import { Parameter, isFloat32Array } from '../nn/tensor';
 import { Optimizer } from '../optim/optimizer';
 import { ClippingMode, DPOptimizer } from './dp_optimizer';
 import { PerSampleGradError, PrivacyBudgetExceededError } from './errors';
+import { SeedLike, seedToKey } from './seed';
 import { BatchSampler, PoissonSampler, SamplerState, ShuffleSampler, splitMicroBatches } from './samplers';
 
 /** Which accountant tracks the privacy loss. */
@@ -47,7 +48,7 @@ export interface MakePrivateOptions {
    * Explicit opt-in to a reproducible, seeded noise/sampling stream (NOT secure
    * against an adversary who learns the seed).  Default: keyed from the OS.
    */
-  seed?: number | bigint | string;
+  seed?: SeedLike;
   /** 'flat' (default) or 'perLayer' thresholds. */
   clipping?: ClippingMode;
   /** perLayer thresholds by module path or in module order. */
@@ -184,7 +185,7 @@ export class PrivacyEngine {
 
     this.seeded = o.seed !== undefined;
     this.seed = o.seed;
-    this.rng = this.seeded ? new Rng({ seed: o.seed } as ConstructorParameters<typeof Rng>[0]) : new Rng();
+    this.rng = this.seeded ? new Rng({ seed: seedToKey(o.seed!) }) : new Rng();
     if (this.seeded) this.warn(`fixed seed: noise and sampling are reproducible and NOT secure if the seed is known (${this.rng.describe()})`);
 
     const sampler: BatchSampler =
