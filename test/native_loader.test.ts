@@ -7,7 +7,7 @@ describe('native loader', () => {
     expect(caps.supportedIsas).toContain('scalar');
     expect(caps.supportedIsas).toContain(caps.isa);
     expect(caps.threads).toBeGreaterThanOrEqual(1);
-    expect(caps.addonPath).toMatch(/dplora\.node$/);
+    expect(caps.addonPath).toMatch(/(dplora|dp-lora)\.node$/);
   });
 
   it('forces each supported ISA and rejects unknown ones', () => {
