@@ -4,3 +4,14 @@
  */
 export { capabilities, setIsa, setThreads, loadAddon, NativeLoadError } from './native';
 export type { Capabilities } from './native';
+export {
+  perSampleGradNormSq,
+  perSampleGradNormSqAsync,
+  clippedSum,
+  clippedSumAsync,
+  sgemm,
+  sgemmAsync,
+  clipFactors,
+  clipRows,
+} from './kernels/linalg';
+export type { NormMethod, GradShape, SgemmOptions, ClipResult } from './kernels/linalg';

@@ -97,6 +97,16 @@ int dplora_clip_factors(const double *norms_sq, int64_t batch, double max_norm,
 int dplora_clip_rows(float *x, int64_t batch, int64_t dim, double max_norm,
                      float *factors, dplora_clip_stats *stats);
 
+/**
+ * Roofline probes for benchmarks, run over all pool threads with the active
+ * ISA.  Read bandwidth: a float sum-of-squares loop over x[0..n), `repeats`
+ * times; returns bytes/s (0 for bad arguments).  FMA peak: each pool thread
+ * runs `iters` iterations of independent FMA chains; returns flop/s (an FMA
+ * counts 2).  `checksum` (may be null) receives the loops' result.
+ */
+double dplora_bench_read_bandwidth(const float *x, int64_t n, int repeats, double *checksum);
+double dplora_bench_fma_peak(int64_t iters, double *checksum);
+
 /* ---------------------------------------------------------------- rng -- */
 /* (owned by the noise kernels; see native/kernels/chacha20*.cc)           */
 
