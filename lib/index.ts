@@ -4,3 +4,5 @@
  */
 export { capabilities, setIsa, setThreads, loadAddon, NativeLoadError } from './native';
 export type { Capabilities } from './native';
+export { Rng, chacha20Block, sigmaSqRational } from './kernels/rng';
+export type { RngOptions, RngState, RationalSigmaSq } from './kernels/rng';
