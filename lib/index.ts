@@ -15,3 +15,5 @@ export {
   clipRows,
 } from './kernels/linalg';
 export type { NormMethod, GradShape, SgemmOptions, ClipResult } from './kernels/linalg';
+export { Rng, chacha20Block, sigmaSqRational } from './kernels/rng';
+export type { RngOptions, RngState, RationalSigmaSq } from './kernels/rng';
