@@ -4,3 +4,16 @@
  */
 export { capabilities, setIsa, setThreads, loadAddon, NativeLoadError } from './native';
 export type { Capabilities } from './native';
+export {
+  perSampleGradNormSq,
+  perSampleGradNormSqAsync,
+  clippedSum,
+  clippedSumAsync,
+  sgemm,
+  sgemmAsync,
+  clipFactors,
+  clipRows,
+} from './kernels/linalg';
+export type { NormMethod, GradShape, SgemmOptions, ClipResult } from './kernels/linalg';
+export { Rng, chacha20Block, sigmaSqRational } from './kernels/rng';
+export type { RngOptions, RngState, RationalSigmaSq } from './kernels/rng';
