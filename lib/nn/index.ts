@@ -15,4 +15,3 @@ export { Sequential } from './sequential';
 export { crossEntropyLoss, mseLoss } from './losses';
 export type { LossResult } from './losses';
 export { loraModules, trainableParameters } from './lora_modules';
-export type { NormMethod } from './ops';

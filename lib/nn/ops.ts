@@ -4,9 +4,9 @@
  * samples of factor 0 skipped.  No per-element JS loops over large tensors.
  */
 import { clippedSum, perSampleGradNormSq, sgemm } from '../kernels/linalg';
+import type { NormMethod } from '../kernels/linalg';
 
-/** How per-sample squared norms of a linear map's gradient are computed. */
-export type NormMethod = 'auto' | 'direct' | 'ghost' | 'bound';
+export type { NormMethod };
 
 let onesBuf = new Float32Array(0);
 
