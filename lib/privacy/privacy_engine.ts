@@ -364,7 +364,9 @@ export class PrivacyEngine {
   nextBatch(): LogicalBatch {
     const { sampler, cfg, dp } = this.need();
     this.refuseIfExhausted();
-    if (dp.accumulatedSamples > 0 || dp.hasPendingCapture()) dp.zeroGrad();
+    if (dp.accumulatedSamples > 0 || dp.hasPendingCapture()) {
+      throw new Error('nextBatch(): the previous logical batch has accumulated gradients but no step; call optimizer.step(), or optimizer.zeroGrad() to abandon it explicitly');
+    }
     const indices = sampler.sample();
     const micro = indices.length === 0 ? [] : splitMicroBatches(indices, cfg.maxPhysicalBatchSize ?? indices.length);
     this.batchPending = { indices, microBatches: micro };
