@@ -4,3 +4,32 @@
  */
 export { capabilities, setIsa, setThreads, loadAddon, NativeLoadError } from './native';
 export type { Capabilities } from './native';
+export {
+  RdpAccountant,
+  PldAccountant,
+  accountantFromJSON,
+  createAccountant,
+  computeRdp,
+  rdpToEpsilon,
+  zcdpToEpsilon,
+  zcdpToDelta,
+  getNoiseMultiplier,
+  calibrateNoiseMultiplier,
+  adaptiveClippingNoiseMultiplier,
+  LedgerFormatError,
+  DEFAULT_ORDERS,
+  DEFAULT_PLD_PARAMETERS,
+} from './accounting';
+export type {
+  Accountant,
+  AccountantKind,
+  ComputeRdpOptions,
+  LedgerJson,
+  Mechanism,
+  NoiseCalibration,
+  NoiseMultiplierOptions,
+  PldParameters,
+  PrivacyEvent,
+  RdpConversion,
+  StepSpec,
+} from './accounting';
