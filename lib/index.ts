@@ -17,3 +17,31 @@ export {
 export type { NormMethod, GradShape, SgemmOptions, ClipResult } from './kernels/linalg';
 export { Rng, chacha20Block, sigmaSqRational } from './kernels/rng';
 export type { RngOptions, RngState, RationalSigmaSq } from './kernels/rng';
+  RdpAccountant,
+  PldAccountant,
+  accountantFromJSON,
+  createAccountant,
+  computeRdp,
+  rdpToEpsilon,
+  zcdpToEpsilon,
+  zcdpToDelta,
+  getNoiseMultiplier,
+  calibrateNoiseMultiplier,
+  adaptiveClippingNoiseMultiplier,
+  LedgerFormatError,
+  DEFAULT_ORDERS,
+  DEFAULT_PLD_PARAMETERS,
+} from './accounting';
+export type {
+  Accountant,
+  AccountantKind,
+  ComputeRdpOptions,
+  LedgerJson,
+  Mechanism,
+  NoiseCalibration,
+  NoiseMultiplierOptions,
+  PldParameters,
+  PrivacyEvent,
+  RdpConversion,
+  StepSpec,
+} from './accounting';
