@@ -17,6 +17,7 @@ export {
 export type { NormMethod, GradShape, SgemmOptions, ClipResult } from './kernels/linalg';
 export { Rng, chacha20Block, sigmaSqRational } from './kernels/rng';
 export type { RngOptions, RngState, RationalSigmaSq } from './kernels/rng';
+export {
   RdpAccountant,
   PldAccountant,
   accountantFromJSON,
@@ -45,3 +46,7 @@ export type {
   RdpConversion,
   StepSpec,
 } from './accounting';
+// Training core: layers with per-sample support, optimizers, the privacy engine.
+export * from './nn';
+export * from './optim';
+export * from './privacy';
