@@ -4,3 +4,14 @@
  */
 export { capabilities, setIsa, setThreads, loadAddon, NativeLoadError } from './native';
 export type { Capabilities } from './native';
+export {
+  parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors, SafetensorsError,
+} from './io/safetensors';
+export type { SafetensorsDtype, StTensor, StTensorInput, SafetensorsFile } from './io/safetensors';
+export {
+  saveAdapter, loadAdapter, loadPrivacyReport, defaultAdapterConfig, encodeAdapter, decodeAdapter, AdapterFormatError,
+} from './io/peft_adapter';
+export type { AdapterConfig, AdapterData, LoraTensors, PrivacyReport } from './io/peft_adapter';
+export { saveCheckpoint, loadCheckpoint, hasCheckpoint, CheckpointError } from './io/checkpoint';
+export type { CheckpointState } from './io/checkpoint';
+export { atomicWriteFile, atomicWriteDir } from './io/atomic';
