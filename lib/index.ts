@@ -15,3 +15,9 @@ export type { AdapterConfig, AdapterData, LoraTensors, PrivacyReport } from './i
 export { saveCheckpoint, loadCheckpoint, hasCheckpoint, CheckpointError } from './io/checkpoint';
 export type { CheckpointState } from './io/checkpoint';
 export { atomicWriteFile, atomicWriteDir } from './io/atomic';
+export { loadSpamCorpus, splitSpamCorpus, keyFraction, PUBLIC_GROUPS, PRIVATE_GROUPS } from './data/spam_corpus';
+export type { Mail, SpamSplit } from './data/spam_corpus';
+export { featurize, featurizeInto, splitMail, DEFAULT_FEATURIZER, FEATURIZER_VERSION } from './data/featurize';
+export type { FeaturizerConfig } from './data/featurize';
+export { loadUserData, parseCsv, parseCsvData, parseJsonl, DataFormatError } from './data/user_data';
+export type { LabelledTexts } from './data/user_data';
