@@ -4,6 +4,7 @@
  * Each subcommand lives in its own file and registers itself here.
  */
 import { Command } from 'commander';
+import { registerTrainCommand } from './train';
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
   program
     .name('dp-lora')
     .description('Differentially private LoRA fine-tuning, privacy accounting and noise calibration');
+  registerTrainCommand(program);
   return program;
 }
 
