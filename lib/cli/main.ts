@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { registerEpsilonCommand } from './epsilon';
 import { registerNoiseCommand } from './noise';
+import { registerTrainCommand } from './train';
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .description('Differentially private LoRA fine-tuning, privacy accounting and noise calibration');
   registerEpsilonCommand(program);
   registerNoiseCommand(program);
+  registerTrainCommand(program);
   return program;
 }
 
