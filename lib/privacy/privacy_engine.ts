@@ -120,8 +120,8 @@ export interface PrivacyEngineState {
   };
   sampler: SamplerState;
   rng: { reproducible: boolean; description: string; state?: RngState };
-  /** The accountant's ledger (its toJSON()): kind, full event history, parameters. */
-  accountant: LedgerJson;
+  /** The accountant's ledger: a `LedgerJson` (its toJSON(): kind, full event history, parameters). */
+  accountant: unknown;
   privacy: PrivacyConfig;
   /** Steps taken without noise (noiseMultiplier 0): any > 0 makes epsilon infinite. */
   noiselessSteps: number;
@@ -484,7 +484,7 @@ export class PrivacyEngine {
     if (state.accountant === undefined || state.accountant === null) throw new TypeError('loadStateDict: the state has no privacy ledger (accountant); refusing to resume without it');
     if (!Number.isInteger(state.step) || state.step < 0) throw new RangeError('loadStateDict: step must be an integer >= 0');
     if (!Number.isInteger(state.noiselessSteps) || state.noiselessSteps < 0) throw new TypeError('loadStateDict: noiselessSteps must be an integer >= 0 (part of the privacy record)');
-    const acc = accountantFromJSON(state.accountant) as Accountant;
+    const acc = accountantFromJSON(state.accountant as LedgerJson) as Accountant;
     if (state.privacy.accountant !== cfg.accountant) this.warn(`resuming a '${state.privacy.accountant}' ledger with a '${cfg.accountant}' engine; the saved ledger is kept`);
     for (const k of ['noiseMultiplier', 'maxGradNorm', 'sampleRate', 'datasetSize', 'expectedBatchSize', 'clipping', 'sampling'] as const) {
       if (state.privacy[k] !== cfg[k]) this.warn(`resume: ${k} was ${state.privacy[k]}, is now ${cfg[k]}; the ledger records both`);
