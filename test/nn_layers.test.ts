@@ -242,6 +242,8 @@ describe('errors', () => {
     expect(() => new LoraLinear(new Linear(3, 2), { r: 0 })).toThrow(/r must be/);
     expect(() => crossEntropyLoss(new Tensor(new Float32Array(4), [2, 2]), [0, 2])).toThrow(/label 2/);
     expect(() => new Tensor(new Float32Array(3), [2, 2])).toThrow(/needs 4/);
+    expect(() => new Tensor(new Float64Array(4) as unknown as Float32Array, [2, 2])).toThrow(/must be a Float32Array/);
+    expect(() => new Tensor([1, 2, 3, 4] as unknown as Float32Array, [2, 2])).toThrow(/must be a Float32Array/);
   });
 
   test('a pending capture is not silently overwritten', () => {

@@ -15,7 +15,7 @@ export class Tensor {
   readonly shape: number[];
 
   constructor(data: Float32Array, shape: readonly number[]) {
-    if (!(data instanceof Float32Array)) throw new TypeError('Tensor: data must be a Float32Array');
+    if (!isFloat32Array(data)) throw new TypeError('Tensor: data must be a Float32Array');
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new RangeError(`Tensor: shape ${JSON.stringify(shape)} must hold non-negative integers`);
     }
@@ -86,6 +86,7 @@ export class Parameter {
   gradSource: GradSource = 'none';
 
   constructor(data: Float32Array, shape: readonly number[], requiresGrad = true) {
+    if (!isFloat32Array(data)) throw new TypeError('Parameter: data must be a Float32Array');
     if (shapeSize(shape) !== data.length) {
       throw new RangeError(`Parameter: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`);
     }
