@@ -150,6 +150,7 @@ export class PrivacyEngine {
   private seeded = false;
   private seed: MakePrivateOptions['seed'];
   private stepCount = 0;
+  private epsCache = new Map<string, number>();
   /** Steps taken with noiseMultiplier 0 (not representable in the ledger: epsilon is infinite). */
   private noiselessSteps = 0;
   private batchPending: LogicalBatch | null = null;
@@ -432,7 +433,14 @@ export class PrivacyEngine {
     if (!(d > 0 && d < 1)) throw new RangeError(`getEpsilon: delta must be in (0, 1), got ${d}`);
     if (this.noiselessSteps > 0) return Infinity;
     if (accountantIsEmpty(accountant)) return 0;
-    return accountant.getEpsilon(d);
+    // PLD composition is costly: remember answers until the ledger changes.
+    const key = `${JSON.stringify(accountant.history)}|${d}`;
+    const hit = this.epsCache.get(key);
+    if (hit !== undefined) return hit;
+    const eps = accountant.getEpsilon(d);
+    if (this.epsCache.size > 16) this.epsCache.clear();
+    this.epsCache.set(key, eps);
+    return eps;
   }
 
   /** The accountant ledger (its toJSON()). */
