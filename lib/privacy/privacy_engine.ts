@@ -361,9 +361,18 @@ export class PrivacyEngine {
   private ensureVerified(): void {
     if (this.verifiedSteps >= 1) return;
     const target = this.need().cfg.targetEpsilon!;
-    let k = Math.max(1, this.nextGuess ?? this.guessRemaining());
+    let k = Math.min(2 ** 20, Math.max(1, this.nextGuess ?? this.guessRemaining()));
     for (;;) {
-      if (this.epsWith(k) <= target) {
+      let fits: boolean;
+      try {
+        fits = this.epsWith(k) <= target;
+      } catch (e) {
+        // A very long composition can exceed the accountant's limits (e.g. the
+        // PLD FFT length): try fewer steps; a single step must evaluate.
+        if (k === 1) throw e;
+        fits = false;
+      }
+      if (fits) {
         this.verifiedSteps = k;
         this.nextGuess = 2 * k;
         return;
