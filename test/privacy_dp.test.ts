@@ -240,6 +240,45 @@ describe('refusals', () => {
     expect(() => new PrivacyEngine().makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 1 }), dataset: 10, batchSize: 2, noiseMultiplier: 1, maxGradNorm: 1, ...quiet() })).not.toThrow();
   });
 
+  test('a non-finite noisy gradient is never applied', () => {
+    // A (faulty) per-sample module that reports finite norms but NaN sums.
+    class Faulty extends Module {
+      readonly perSample = true as const;
+      w = new Parameter(Float32Array.from([1, 2]), [2]);
+      private pending = -1;
+      ownParameters(): Array<[string, Parameter]> {
+        return [['w', this.w]];
+      }
+      forward(x: Tensor): Tensor {
+        return x;
+      }
+      backward(g: Tensor): Tensor {
+        this.pending = g.shape[0];
+        return g;
+      }
+      captureBatch(): number {
+        return this.pending;
+      }
+      addPerSampleNormsSq(out: Float64Array): void {
+        out.fill(0.25);
+      }
+      accumulateClippedGrads(_f: Float32Array, sink: (p: Parameter) => Float32Array): void {
+        sink(this.w)[0] = NaN;
+      }
+      releaseCapture(): void {
+        this.pending = -1;
+      }
+    }
+    const model = new Faulty();
+    const engine = new PrivacyEngine();
+    engine.makePrivate({ model, optimizer: new SGD([model.w], { lr: 1 }), dataset: 4, batchSize: 4, noiseMultiplier: 1, maxGradNorm: 1, seed: 3, delta: 1e-3, ...quiet() });
+    const { indices } = engine.nextBatch();
+    model.backward(model.forward(new Tensor(new Float32Array(indices.length), [indices.length, 1])));
+    engine.optimizer.accumulate();
+    expectError(() => engine.optimizer.step(), 'PerSampleGradError', /non-finite/);
+    expect(Array.from(model.w.data)).toEqual([1, 2]);
+  });
+
   test('optimizer must cover exactly the trainable parameters', () => {
     const model = makeModel(1);
     expectError(

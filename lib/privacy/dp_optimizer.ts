@@ -249,21 +249,26 @@ export class DPOptimizer {
     if (this.hooks.beforeStep) this.hooks.beforeStep();
     if (this.hasPendingCapture()) this.accumulate();
     const scale = 1 / this.expectedBatchSize;
+    let finite = true;
     for (const t of this.tracked) {
       for (const p of t.params) {
         const g = this.sink(p);
         if (this.noiseStd > 0) this.rng.addGaussianNoise(g, this.noiseStd);
-        for (let j = 0; j < g.length; j++) g[j] *= scale;
+        let bad = 0;
+        for (let j = 0; j < g.length; j++) {
+          const v = g[j] * scale;
+          g[j] = v;
+          bad += v - v; // NaN unless v is finite
+        }
+        if (bad !== 0) finite = false;
       }
     }
     if (this.hooks.afterNoise) this.hooks.afterNoise();
+    if (!finite) {
+      this.resetAccumulation();
+      throw new PerSampleGradError('DP step produced a non-finite gradient; the update was not applied');
+    }
     for (const [p, g] of this.acc) {
-      for (let j = 0; j < g.length; j++) {
-        if (!Number.isFinite(g[j])) {
-          this.resetAccumulation();
-          throw new PerSampleGradError('DP step produced a non-finite gradient; the update was not applied');
-        }
-      }
       p.grad = g;
       p.gradSource = 'private';
     }
