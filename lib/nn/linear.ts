@@ -29,6 +29,8 @@ interface Capture {
   g: Float32Array;
   batch: number;
   seq: number;
+  /** Per-sample squared norms over this layer's trainable parameters, from backward. */
+  normsSq: Float64Array;
 }
 
 /** Fully connected layer with optional per-sample gradient support. */
@@ -103,7 +105,11 @@ export class Linear extends Module implements PerSampleModule {
     if (trainW || trainB) {
       if (this.gradMode === 'perSample') {
         if (this.capture) throw new Error('Linear.backward: a per-sample capture is still pending; call the DP optimizer\'s accumulate() after each micro-batch');
-        this.capture = { x: x.data, g, batch, seq };
+        // Norms now, while g and x are hot in cache; clipped sums once the factors are known.
+        const normsSq = new Float64Array(batch);
+        if (trainW) addNormsSq(x.data, g, batch, seq, this.inFeatures, this.outFeatures, normsSq, 1, this.normMethod);
+        if (trainB) addBiasNormsSq(g, batch, seq, this.outFeatures, normsSq);
+        this.capture = { x: x.data, g, batch, seq, normsSq };
       } else {
         if (trainW) addOuterGrad(g, x.data, rows, this.inFeatures, this.outFeatures, this.weight.rawGradBuffer());
         if (trainB) addColumnSums(g, rows, this.outFeatures, this.bias!.rawGradBuffer());
@@ -121,8 +127,7 @@ export class Linear extends Module implements PerSampleModule {
   addPerSampleNormsSq(out: Float64Array): void {
     const c = this.capture;
     if (!c) throw new Error('Linear: no per-sample capture pending (run forward/backward in perSample mode first)');
-    if (this.weight.requiresGrad) addNormsSq(c.x, c.g, c.batch, c.seq, this.inFeatures, this.outFeatures, out, 1, this.normMethod);
-    if (this.bias && this.bias.requiresGrad) addBiasNormsSq(c.g, c.batch, c.seq, this.outFeatures, out);
+    for (let i = 0; i < c.batch; i++) out[i] += c.normsSq[i];
   }
 
   accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {

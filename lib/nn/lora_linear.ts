@@ -40,6 +40,8 @@ interface Capture {
   gh: Float32Array;
   batch: number;
   seq: number;
+  /** Per-sample squared norms over this module's trainable parameters, from backward. */
+  normsSq: Float64Array;
 }
 
 /** A frozen linear layer plus a trainable low-rank update. */
@@ -185,7 +187,13 @@ export class LoraLinear extends Module implements PerSampleModule {
     if (trainA || trainB) {
       if (this.gradMode === 'perSample') {
         if (this.capture) throw new Error('LoraLinear.backward: a per-sample capture is still pending; call the DP optimizer\'s accumulate() after each micro-batch');
-        this.capture = { xd: sv.xd, h: sv.h, g, gh, batch, seq };
+        // Norms now, while g and the activations are hot in cache; clipped sums
+        // later, once the factors of the whole model are known.
+        const normsSq = new Float64Array(batch);
+        const s = this.scaling;
+        if (trainB) addNormsSq(sv.h, g, batch, seq, this.r, this.outFeatures, normsSq, s * s, this.normMethod);
+        if (trainA) addNormsSq(sv.xd, gh, batch, seq, this.inFeatures, this.r, normsSq, 1, this.normMethod);
+        this.capture = { xd: sv.xd, h: sv.h, g, gh, batch, seq, normsSq };
       } else {
         if (trainB) addOuterGrad(g, sv.h, rows, this.r, this.outFeatures, this.loraBParam.rawGradBuffer(), this.scaling);
         if (trainA) addOuterGrad(gh, sv.xd, rows, this.inFeatures, this.r, this.loraAParam.rawGradBuffer());
@@ -211,9 +219,7 @@ export class LoraLinear extends Module implements PerSampleModule {
   addPerSampleNormsSq(out: Float64Array): void {
     const c = this.capture;
     if (!c) throw new Error('LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)');
-    const s = this.scaling;
-    if (this.loraBParam.requiresGrad) addNormsSq(c.h, c.g, c.batch, c.seq, this.r, this.outFeatures, out, s * s, this.normMethod);
-    if (this.loraAParam.requiresGrad) addNormsSq(c.xd, c.gh, c.batch, c.seq, this.inFeatures, this.r, out, 1, this.normMethod);
+    for (let i = 0; i < c.batch; i++) out[i] += c.normsSq[i];
   }
 
   accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {

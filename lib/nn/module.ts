@@ -106,7 +106,8 @@ export interface PerSampleModule extends Module {
   captureBatch(): number;
   /**
    * Adds each sample's squared gradient norm over this module's own trainable
-   * parameters to `out[batch]`.  Throws if no capture is pending.
+   * parameters to `out[batch]` (layers compute them during backward, while the
+   * activations are hot in cache).  Throws if no capture is pending.
    */
   addPerSampleNormsSq(out: Float64Array): void;
   /**
