@@ -148,7 +148,6 @@ export class PrivacyEngine {
   private rng: Rng | null = null;
   private accountant: Accountant | null = null;
   private seeded = false;
-  private seed: MakePrivateOptions['seed'];
   private stepCount = 0;
   private epsCache = new Map<string, number>();
   /** Steps taken with noiseMultiplier 0 (not representable in the ledger: epsilon is infinite). */
@@ -199,7 +198,6 @@ export class PrivacyEngine {
     if (sampling === 'shuffle' && !Number.isInteger(o.batchSize)) throw new RangeError('makePrivate: shuffle sampling needs an integer batchSize');
 
     this.seeded = o.seed !== undefined;
-    this.seed = o.seed;
     this.rng = this.seeded ? new Rng({ seed: seedToKey(o.seed!) }) : new Rng();
     if (this.seeded) this.warn(`fixed seed: noise and sampling are reproducible and NOT secure if the seed is known (${this.rng.describe()})`);
 
