@@ -5,6 +5,8 @@
  */
 import { Command } from 'commander';
 import { registerTrainCommand } from './train';
+import { registerEpsilonCommand } from './epsilon';
+import { registerNoiseCommand } from './noise';
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
     .name('dp-lora')
     .description('Differentially private LoRA fine-tuning, privacy accounting and noise calibration');
   registerTrainCommand(program);
+  registerEpsilonCommand(program);
+  registerNoiseCommand(program);
   return program;
 }
 

@@ -1,12 +1,360 @@
-// Glue for the linalg kernels (filled in by the linalg work).
+// Glue for the linalg kernels: argument validation, zero-copy typed arrays,
+// and the ...Async variants on a libuv worker thread.  No math here.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+
 #include "args.h"
 #include "register.h"
 
 namespace dplora_binding {
+namespace {
+
+// True if the byte ranges of two typed arrays intersect.
+bool Overlaps(const Napi::TypedArray &x, const Napi::TypedArray &y) {
+  const uint8_t *xb = static_cast<const uint8_t *>(x.ArrayBuffer().Data()) + x.ByteOffset();
+  const uint8_t *yb = static_cast<const uint8_t *>(y.ArrayBuffer().Data()) + y.ByteOffset();
+  if (x.ByteLength() == 0 || y.ByteLength() == 0) return false;
+  return xb < yb + y.ByteLength() && yb < xb + x.ByteLength();
+}
+
+void CheckNoOverlap(Napi::Env env, const Napi::TypedArray &out, const char *out_name,
+                    const Napi::TypedArray &in, const char *in_name) {
+  if (Overlaps(out, in)) ThrowRange(env, Str(out_name) + " must not share memory with " + in_name);
+}
+
+bool OptBool(Napi::Env env, Napi::Object o, const char *key, bool dflt) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return dflt;
+  if (!v.IsBoolean()) ThrowType(env, Str(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+double OptFinite(Napi::Env env, Napi::Object o, const char *key, double dflt) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return dflt;
+  return FiniteValue(env, v, key, false);
+}
+
+// Elements a stored rows x width matrix with row stride ld spans.
+int64_t Span(Napi::Env env, int64_t rows, int64_t width, int64_t ld, const char *what) {
+  if (rows == 0 || width == 0) return 0;
+  return MulSize(env, rows - 1, ld, what) + width;
+}
+
+void CheckAtLeast(Napi::Env env, const Napi::TypedArray &arr, int64_t needed, const char *name) {
+  if (static_cast<int64_t>(arr.ElementLength()) < needed) {
+    ThrowRange(env, Str(name) + " has length " + std::to_string(arr.ElementLength()) +
+                        " but the shape needs at least " + std::to_string(needed));
+  }
+}
+
+// ------------------------------------------------------------------ sgemm --
+
+struct SgemmDims {
+  bool ta, tb;
+  int64_t m, n, k, lda, ldb, ldc;
+  float alpha, beta;
+};
+struct SgemmArgs : SgemmDims {
+  Napi::Float32Array a, b, c;
+};
+
+SgemmArgs ParseSgemm(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  SgemmArgs s;
+  s.a = F32(env, Arg(info, 0), "a");
+  s.b = F32(env, Arg(info, 1), "b");
+  s.c = F32(env, Arg(info, 2), "c");
+  Napi::Object o = Obj(env, Arg(info, 3), "opts");
+  s.m = IntField(env, o, "m");
+  s.n = IntField(env, o, "n");
+  s.k = IntField(env, o, "k");
+  s.ta = OptBool(env, o, "transA", false);
+  s.tb = OptBool(env, o, "transB", false);
+  const double alpha = OptFinite(env, o, "alpha", 1.0), beta = OptFinite(env, o, "beta", 0.0);
+  if (std::fabs(alpha) > 3.4028234663852886e38) ThrowRange(env, "alpha is outside the float range");
+  if (std::fabs(beta) > 3.4028234663852886e38) ThrowRange(env, "beta is outside the float range");
+  s.alpha = static_cast<float>(alpha);
+  s.beta = static_cast<float>(beta);
+  const int64_t ra = s.ta ? s.k : s.m, wa = s.ta ? s.m : s.k;
+  const int64_t rb = s.tb ? s.n : s.k, wb = s.tb ? s.k : s.n;
+  auto ld = [&](const char *key, int64_t width) {
+    Napi::Value v = o.Get(key);
+    const int64_t minimum = std::max<int64_t>(1, width);
+    if (v.IsUndefined()) return minimum;
+    const int64_t x = IntValue(env, v, key, 1);
+    if (x < width) ThrowRange(env, Str(key) + " must be >= the stored row width " + std::to_string(width));
+    return x;
+  };
+  s.lda = ld("lda", wa);
+  s.ldb = ld("ldb", wb);
+  s.ldc = ld("ldc", s.n);
+  CheckAtLeast(env, s.a, Span(env, ra, wa, s.lda, "a"), "a");
+  CheckAtLeast(env, s.b, Span(env, rb, wb, s.ldb, "b"), "b");
+  CheckAtLeast(env, s.c, Span(env, s.m, s.n, s.ldc, "c"), "c");
+  CheckNoOverlap(env, s.c, "c", s.a, "a");
+  CheckNoOverlap(env, s.c, "c", s.b, "b");
+  return s;
+}
+
+int RunSgemm(const SgemmDims &s, const float *a, const float *b, float *c) {
+  return dplora_sgemm(s.ta, s.tb, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb, s.beta, c, s.ldc);
+}
+
+Napi::Value Sgemm(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  SgemmArgs s = ParseSgemm(info);
+  CheckStatus(env, RunSgemm(s, s.a.Data(), s.b.Data(), s.c.Data()), "sgemm");
+  return s.c;
+}
+
+Napi::Value SgemmAsync(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  SgemmArgs s = ParseSgemm(info);
+  const float *a = s.a.Data(), *b = s.b.Data();
+  float *c = s.c.Data();
+  auto cref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(s.c.As<Napi::Object>()));
+  const SgemmDims plain = s;
+  return PromiseWorker::Start(
+      env, "sgemmAsync", [plain, a, b, c]() { return RunSgemm(plain, a, b, c); },
+      [cref](Napi::Env) -> Napi::Value { return cref->Value(); }, {s.a, s.b, s.c});
+}
+
+// ------------------------------------------------------------ grad shapes --
+
+struct Shape {
+  int64_t batch, seq, in_dim, out_dim;
+};
+
+Shape ParseShape(Napi::Env env, Napi::Value v) {
+  Napi::Object o = Obj(env, v, "shape");
+  Shape s;
+  s.batch = IntField(env, o, "batch");
+  s.seq = IntField(env, o, "seq");
+  s.in_dim = IntField(env, o, "inDim");
+  s.out_dim = IntField(env, o, "outDim");
+  return s;
+}
+
+int ParseMethod(Napi::Env env, Napi::Object o) {
+  Napi::Value v = o.Get("method");
+  if (v.IsUndefined()) return DPLORA_NORM_AUTO;
+  if (!v.IsString()) ThrowType(env, "method must be a string ('auto', 'direct', 'ghost' or 'bound')");
+  const std::string m = v.As<Napi::String>();
+  if (m == "auto") return DPLORA_NORM_AUTO;
+  if (m == "direct") return DPLORA_NORM_DIRECT;
+  if (m == "ghost") return DPLORA_NORM_GHOST;
+  if (m == "bound") return DPLORA_NORM_BOUND;
+  ThrowRange(env, "method must be 'auto', 'direct', 'ghost' or 'bound'");
+}
+
+void CheckActivations(Napi::Env env, const Shape &s, const Napi::Float32Array &a,
+                      const Napi::Float32Array &g) {
+  const int64_t bt = MulSize(env, s.batch, s.seq, "shape");
+  CheckLength(env, a, MulSize(env, bt, s.in_dim, "shape"), "a");
+  CheckLength(env, g, MulSize(env, bt, s.out_dim, "shape"), "g");
+}
+
+// ------------------------------------------------------------ norms -------
+
+struct NormArgs {
+  Napi::Float32Array a, g;
+  Napi::Float64Array out;
+  Shape s;
+  int method;
+};
+
+NormArgs ParseNorms(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  NormArgs n;
+  n.a = F32(env, Arg(info, 0), "a");
+  n.g = F32(env, Arg(info, 1), "g");
+  n.s = ParseShape(env, Arg(info, 2));
+  n.method = ParseMethod(env, Arg(info, 2).As<Napi::Object>());
+  CheckActivations(env, n.s, n.a, n.g);
+  Napi::Value out = Arg(info, 3);
+  if (out.IsUndefined()) {
+    n.out = Napi::Float64Array::New(env, static_cast<size_t>(n.s.batch));
+  } else {
+    n.out = F64(env, out, "out");
+    CheckLength(env, n.out, n.s.batch, "out");
+    CheckNoOverlap(env, n.out, "out", n.a, "a");
+    CheckNoOverlap(env, n.out, "out", n.g, "g");
+  }
+  return n;
+}
+
+Napi::Value GradNormSq(const Napi::CallbackInfo &info) {
+  NormArgs n = ParseNorms(info);
+  CheckStatus(info.Env(),
+              dplora_grad_norm_sq(n.a.Data(), n.g.Data(), n.s.batch, n.s.seq, n.s.in_dim,
+                                  n.s.out_dim, n.method, n.out.Data()),
+              "perSampleGradNormSq");
+  return n.out;
+}
+
+Napi::Value GradNormSqAsync(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  NormArgs n = ParseNorms(info);
+  const float *a = n.a.Data(), *g = n.g.Data();
+  double *out = n.out.Data();
+  const Shape s = n.s;
+  const int method = n.method;
+  auto ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(n.out.As<Napi::Object>()));
+  return PromiseWorker::Start(
+      env, "perSampleGradNormSqAsync",
+      [=]() { return dplora_grad_norm_sq(a, g, s.batch, s.seq, s.in_dim, s.out_dim, method, out); },
+      [ref](Napi::Env) -> Napi::Value { return ref->Value(); }, {n.a, n.g, n.out});
+}
+
+// ------------------------------------------------------------ clipped sum --
+
+struct SumArgs {
+  Napi::Float32Array a, g, factors, out;
+  Shape s;
+  bool accumulate;
+};
+
+SumArgs ParseSum(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  SumArgs r;
+  r.a = F32(env, Arg(info, 0), "a");
+  r.g = F32(env, Arg(info, 1), "g");
+  r.s = ParseShape(env, Arg(info, 2));
+  CheckActivations(env, r.s, r.a, r.g);
+  r.factors = F32(env, Arg(info, 3), "factors");
+  CheckLength(env, r.factors, r.s.batch, "factors");
+  const float *f = r.factors.Data();
+  for (int64_t i = 0; i < r.s.batch; ++i) {
+    if (!std::isfinite(f[i])) ThrowRange(env, "factors[" + std::to_string(i) + "] must be finite");
+  }
+  const int64_t n_out = MulSize(env, r.s.out_dim, r.s.in_dim, "shape");
+  Napi::Value out = Arg(info, 4);
+  r.accumulate = false;
+  Napi::Value opts = Arg(info, 5);
+  if (!opts.IsUndefined()) {
+    r.accumulate = OptBool(env, Obj(env, opts, "opts"), "accumulate", false);
+  }
+  if (out.IsUndefined()) {
+    if (r.accumulate) ThrowType(env, "out is required when accumulate is true");
+    r.out = Napi::Float32Array::New(env, static_cast<size_t>(n_out));
+  } else {
+    r.out = F32(env, out, "out");
+    CheckLength(env, r.out, n_out, "out");
+    CheckNoOverlap(env, r.out, "out", r.a, "a");
+    CheckNoOverlap(env, r.out, "out", r.g, "g");
+    CheckNoOverlap(env, r.out, "out", r.factors, "factors");
+  }
+  return r;
+}
+
+Napi::Value ClippedSum(const Napi::CallbackInfo &info) {
+  SumArgs r = ParseSum(info);
+  CheckStatus(info.Env(),
+              dplora_clipped_sum(r.a.Data(), r.g.Data(), r.s.batch, r.s.seq, r.s.in_dim,
+                                 r.s.out_dim, r.factors.Data(), r.out.Data(), r.accumulate),
+              "clippedSum");
+  return r.out;
+}
+
+Napi::Value ClippedSumAsync(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  SumArgs r = ParseSum(info);
+  const float *a = r.a.Data(), *g = r.g.Data(), *f = r.factors.Data();
+  float *out = r.out.Data();
+  const Shape s = r.s;
+  const int acc = r.accumulate ? 1 : 0;
+  auto ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(r.out.As<Napi::Object>()));
+  return PromiseWorker::Start(
+      env, "clippedSumAsync",
+      [=]() { return dplora_clipped_sum(a, g, s.batch, s.seq, s.in_dim, s.out_dim, f, out, acc); },
+      [ref](Napi::Env) -> Napi::Value { return ref->Value(); }, {r.a, r.g, r.factors, r.out});
+}
+
+// ------------------------------------------------------------ clipping ----
+
+Napi::Object ClipResult(Napi::Env env, Napi::Float32Array factors, const dplora_clip_stats &st) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("factors", factors);
+  o.Set("clipped", Napi::Number::New(env, static_cast<double>(st.clipped)));
+  o.Set("nonfinite", Napi::Number::New(env, static_cast<double>(st.nonfinite)));
+  return o;
+}
+
+Napi::Value ClipFactors(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Float64Array n2 = F64(env, Arg(info, 0), "normsSq");
+  const double c = FiniteValue(env, Arg(info, 1), "maxNorm", true);
+  const int64_t batch = static_cast<int64_t>(n2.ElementLength());
+  Napi::Float32Array out;
+  if (Arg(info, 2).IsUndefined()) {
+    out = Napi::Float32Array::New(env, static_cast<size_t>(batch));
+  } else {
+    out = F32(env, Arg(info, 2), "out");
+    CheckLength(env, out, batch, "out");
+    CheckNoOverlap(env, out, "out", n2, "normsSq");
+  }
+  dplora_clip_stats st{0, 0};
+  CheckStatus(env, dplora_clip_factors(n2.Data(), batch, c, out.Data(), &st), "clipFactors");
+  return ClipResult(env, out, st);
+}
+
+Napi::Value ClipRows(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array x = F32(env, Arg(info, 0), "x");
+  const int64_t batch = IntValue(env, Arg(info, 1), "batch");
+  const int64_t dim = IntValue(env, Arg(info, 2), "dim");
+  const double c = FiniteValue(env, Arg(info, 3), "maxNorm", true);
+  CheckLength(env, x, MulSize(env, batch, dim, "batch * dim"), "x");
+  Napi::Float32Array factors = Napi::Float32Array::New(env, static_cast<size_t>(batch));
+  dplora_clip_stats st{0, 0};
+  CheckStatus(env, dplora_clip_rows(x.Data(), batch, dim, c, factors.Data(), &st), "clipRows");
+  return ClipResult(env, factors, st);
+}
+
+// ------------------------------------------------------------ roofline ----
+
+Napi::Value BenchReadBandwidth(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array x = F32(env, Arg(info, 0), "x");
+  const int64_t repeats = IntValue(env, Arg(info, 1), "repeats", 1);
+  if (repeats > (1 << 30)) ThrowRange(env, "repeats is too large");
+  if (x.ElementLength() == 0) ThrowRange(env, "x must not be empty");
+  double checksum = 0;
+  const double bw = dplora_bench_read_bandwidth(x.Data(), static_cast<int64_t>(x.ElementLength()),
+                                                static_cast<int>(repeats), &checksum);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bytesPerSecond", bw);
+  o.Set("checksum", checksum);
+  return o;
+}
+
+Napi::Value BenchFmaPeak(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const int64_t iters = IntValue(env, Arg(info, 0), "iters", 1);
+  double checksum = 0;
+  const double f = dplora_bench_fma_peak(iters, &checksum);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("flopsPerSecond", f);
+  o.Set("checksum", checksum);
+  return o;
+}
+
+}  // namespace
 
 void RegisterLinalg(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+  exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
+  exports.Set("sgemmAsync", Napi::Function::New(env, SgemmAsync, "sgemmAsync"));
+  exports.Set("gradNormSq", Napi::Function::New(env, GradNormSq, "gradNormSq"));
+  exports.Set("gradNormSqAsync", Napi::Function::New(env, GradNormSqAsync, "gradNormSqAsync"));
+  exports.Set("clippedSum", Napi::Function::New(env, ClippedSum, "clippedSum"));
+  exports.Set("clippedSumAsync", Napi::Function::New(env, ClippedSumAsync, "clippedSumAsync"));
+  exports.Set("clipFactors", Napi::Function::New(env, ClipFactors, "clipFactors"));
+  exports.Set("clipRows", Napi::Function::New(env, ClipRows, "clipRows"));
+  exports.Set("benchReadBandwidth", Napi::Function::New(env, BenchReadBandwidth, "benchReadBandwidth"));
+  exports.Set("benchFmaPeak", Napi::Function::New(env, BenchFmaPeak, "benchFmaPeak"));
 }
 
 }  // namespace dplora_binding

@@ -1,0 +1,223 @@
+/**
+ * Linear-algebra kernels for per-sample clipping (DP-SGD book-keeping):
+ * per-sample gradient norms of a linear layer, the clipped gradient sum as one
+ * matrix product, clipping factors, and a general SGEMM.
+ *
+ * All arrays are dense row-major and passed zero-copy (subarray views are
+ * fine).  Every argument is validated natively: a wrong type throws a
+ * `TypeError`, a wrong length, shape or value a `RangeError`, each naming the
+ * argument.  The `...Async` variants run on a libuv worker thread and keep
+ * their arrays referenced until they settle; do not write to those arrays
+ * (or transfer/resize their buffers) before the promise settles.
+ */
+import { loadAddon } from '../native';
+
+/** How {@link perSampleGradNormSq} computes the norms. */
+export type NormMethod = 'auto' | 'direct' | 'ghost' | 'bound';
+
+/**
+ * Shape of one linear layer's book-keeping tensors: activations
+ * `a: [batch, seq, inDim]` and output gradients `g: [batch, seq, outDim]`.
+ * The per-sample weight gradient is `G_i = g_i^T a_i` (`outDim x inDim`).
+ */
+export interface GradShape {
+  /** Samples in the batch. */
+  batch: number;
+  /** Tokens (rows) per sample; 1 for a plain dense layer. */
+  seq: number;
+  /** Input width d (columns of a). */
+  inDim: number;
+  /** Output width p (columns of g). */
+  outDim: number;
+}
+
+/** Options of {@link sgemm}: `C = alpha * op(A) * op(B) + beta * C`. */
+export interface SgemmOptions {
+  /** Rows of op(A) and C. */
+  m: number;
+  /** Columns of op(B) and C. */
+  n: number;
+  /** Columns of op(A), rows of op(B). */
+  k: number;
+  /** op(A) = A^T (A stored k x m). Default false (A stored m x k). */
+  transA?: boolean;
+  /** op(B) = B^T (B stored n x k). Default false (B stored k x n). */
+  transB?: boolean;
+  /** Default 1. */
+  alpha?: number;
+  /** Default 0; with 0, C is write-only (NaN in C does not propagate). */
+  beta?: number;
+  /** Row stride of the stored A (default: its row width). */
+  lda?: number;
+  /** Row stride of the stored B (default: its row width). */
+  ldb?: number;
+  /** Row stride of C (default n). */
+  ldc?: number;
+}
+
+/** Result of {@link clipFactors} and {@link clipRows}. */
+export interface ClipResult {
+  /** Per-sample factors `min(1, C / (||G_i|| + 1e-6))`; 0 for a non-finite norm. */
+  factors: Float32Array;
+  /** Samples whose factor is below 1. */
+  clipped: number;
+  /** Samples with a NaN, infinite (or negative) squared norm: factor 0. */
+  nonfinite: number;
+}
+
+interface LinalgAddon {
+  sgemm(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Float32Array;
+  sgemmAsync(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Promise<Float32Array>;
+  gradNormSq(a: Float32Array, g: Float32Array, shape: GradShape, out?: Float64Array): Float64Array;
+  gradNormSqAsync(a: Float32Array, g: Float32Array, shape: GradShape, out?: Float64Array): Promise<Float64Array>;
+  clippedSum(a: Float32Array, g: Float32Array, shape: GradShape, factors: Float32Array, out?: Float32Array, opts?: { accumulate?: boolean }): Float32Array;
+  clippedSumAsync(a: Float32Array, g: Float32Array, shape: GradShape, factors: Float32Array, out?: Float32Array, opts?: { accumulate?: boolean }): Promise<Float32Array>;
+  clipFactors(normsSq: Float64Array, maxNorm: number, out?: Float32Array): ClipResult;
+  clipRows(x: Float32Array, batch: number, dim: number, maxNorm: number): ClipResult;
+  benchReadBandwidth(x: Float32Array, repeats: number): { bytesPerSecond: number; checksum: number };
+  benchFmaPeak(iters: number): { flopsPerSecond: number; checksum: number };
+}
+
+function addon(): LinalgAddon {
+  return loadAddon() as unknown as LinalgAddon;
+}
+
+/** Runs `start` and turns a synchronous validation error into a rejection. */
+function settle<T>(start: () => Promise<T>): Promise<T> {
+  try {
+    return start();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * Squared Frobenius norm of each sample's weight gradient `G_i = g_i^T a_i`,
+ * accumulated in double precision.
+ *
+ * Methods: `'direct'` forms G_i blockwise (T*d*p multiply-adds per sample);
+ * `'ghost'` uses `<a a^T, g g^T>` (about T^2/2 * (d+p)); `'auto'` (default)
+ * picks whichever of these two exact methods needs fewer multiply-adds;
+ * `'bound'` returns the DP-valid upper bound `(sum_t |a_t| |g_t|)^2`, which
+ * over-clips (roughly by sqrt(T) on uncorrelated tokens): use it only on
+ * purpose.  Any non-finite input gives a non-finite norm for that sample
+ * (see {@link clipFactors}).
+ *
+ * @param a activations `[batch, seq, inDim]`
+ * @param g output gradients `[batch, seq, outDim]`
+ * @param shape the shape, optionally with `method`
+ * @param out optional `Float64Array(batch)` to write into
+ * @returns `out` (or a new array) with one squared norm per sample
+ */
+export function perSampleGradNormSq(
+  a: Float32Array,
+  g: Float32Array,
+  shape: GradShape & { method?: NormMethod },
+  out?: Float64Array,
+): Float64Array {
+  return addon().gradNormSq(a, g, shape, out);
+}
+
+/** {@link perSampleGradNormSq} on a worker thread. Validation errors reject the promise. */
+export function perSampleGradNormSqAsync(
+  a: Float32Array,
+  g: Float32Array,
+  shape: GradShape & { method?: NormMethod },
+  out?: Float64Array,
+): Promise<Float64Array> {
+  return settle(() => addon().gradNormSqAsync(a, g, shape, out));
+}
+
+/**
+ * Clipped gradient sum `sum_{i,t} factors_i g_{i,t} a_{i,t}^T` as ONE matrix
+ * product (the factors are folded into the packing of g; no per-sample
+ * gradient is formed).  The result is row-major `[outDim, inDim]`, the layout
+ * of a weight matrix `W: inDim -> outDim`.
+ *
+ * Samples whose factor is 0 contribute exactly nothing, even when their `a`
+ * or `g` rows hold NaN or Inf (the privacy-safe handling of a sample whose
+ * norm was not finite).  Factors must be finite.
+ *
+ * @param factors `Float32Array(batch)`, usually from {@link clipFactors}
+ * @param out optional `Float32Array(outDim * inDim)`; required with `accumulate`
+ * @param opts `accumulate: true` adds to `out` instead of overwriting it
+ */
+export function clippedSum(
+  a: Float32Array,
+  g: Float32Array,
+  shape: GradShape,
+  factors: Float32Array,
+  out?: Float32Array,
+  opts?: { accumulate?: boolean },
+): Float32Array {
+  return addon().clippedSum(a, g, shape, factors, out, opts);
+}
+
+/** {@link clippedSum} on a worker thread. Validation errors reject the promise. */
+export function clippedSumAsync(
+  a: Float32Array,
+  g: Float32Array,
+  shape: GradShape,
+  factors: Float32Array,
+  out?: Float32Array,
+  opts?: { accumulate?: boolean },
+): Promise<Float32Array> {
+  return settle(() => addon().clippedSumAsync(a, g, shape, factors, out, opts));
+}
+
+/**
+ * Single-precision matrix product `C = alpha * op(A) * op(B) + beta * C`
+ * (packed, cache-blocked, SIMD, multi-threaded; results do not depend on the
+ * thread count).  `c` must not share memory with `a` or `b`.
+ *
+ * @returns `c`
+ */
+export function sgemm(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Float32Array {
+  return addon().sgemm(a, b, c, opts);
+}
+
+/** {@link sgemm} on a worker thread. Validation errors reject the promise. */
+export function sgemmAsync(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Promise<Float32Array> {
+  return settle(() => addon().sgemmAsync(a, b, c, opts));
+}
+
+/**
+ * Clipping factors `min(1, maxNorm / (sqrt(normsSq_i) + 1e-6))`, rounded down
+ * to float so that `factor * norm <= maxNorm`.  A NaN, infinite or negative
+ * squared norm gets factor 0 and is counted in `nonfinite`.
+ *
+ * @param normsSq per-sample squared norms (e.g. the sum over layers of
+ *   {@link perSampleGradNormSq})
+ * @param maxNorm clipping threshold C (finite, > 0)
+ * @param out optional `Float32Array(normsSq.length)` for the factors
+ */
+export function clipFactors(normsSq: Float64Array, maxNorm: number, out?: Float32Array): ClipResult {
+  return addon().clipFactors(normsSq, maxNorm, out);
+}
+
+/**
+ * Clips each row of materialized per-sample gradients `x: [batch, dim]` in
+ * place to L2 norm at most `maxNorm` (norms accumulated in double).  A row
+ * holding NaN or Inf is zeroed (factor 0, counted in `nonfinite`).
+ */
+export function clipRows(x: Float32Array, batch: number, dim: number, maxNorm: number): ClipResult {
+  return addon().clipRows(x, batch, dim, maxNorm);
+}
+
+/**
+ * Roofline probe for benchmarks: read bandwidth (bytes/s) of a float
+ * sum-of-squares loop over `x`, `repeats` times, on all pool threads with
+ * the active ISA.
+ */
+export function benchReadBandwidth(x: Float32Array, repeats: number): number {
+  return addon().benchReadBandwidth(x, repeats).bytesPerSecond;
+}
+
+/**
+ * Roofline probe for benchmarks: FMA throughput (flop/s, an FMA counting 2)
+ * of `iters` iterations of independent FMA chains on each pool thread with
+ * the active ISA.
+ */
+export function benchFmaPeak(iters: number): number {
+  return addon().benchFmaPeak(iters).flopsPerSecond;
+}

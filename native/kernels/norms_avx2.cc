@@ -1,0 +1,182 @@
+// AVX2 + FMA per-sample norm kernels, double accumulation throughout
+// (float products are exact in double, so cancelling tokens stay accurate).
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "linalg_kernels.h"
+
+namespace dplora {
+namespace linalg {
+namespace {
+
+inline double hsum(__m256d v) {
+  __m128d lo = _mm256_castpd256_pd128(v), hi = _mm256_extractf128_pd(v, 1);
+  lo = _mm_add_pd(lo, hi);
+  return _mm_cvtsd_f64(lo) + _mm_cvtsd_f64(_mm_unpackhi_pd(lo, lo));
+}
+
+// Mask with the first `n` (0..8) 32-bit lanes set.
+inline __m256i lane_mask8(int64_t n) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), idx);
+}
+inline __m128i lane_mask4(int64_t n) {
+  const __m128i idx = _mm_setr_epi32(0, 1, 2, 3);
+  return _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(n)), idx);
+}
+
+// 4 rows of G (g columns j0..j0+3, pre-converted to double in gb[t*4+r])
+// times 8 columns of a starting at `a`; adds the squares to sq0/sq1.
+template <bool MASK>
+inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T, __m256i mask,
+                         __m256d &sq0, __m256d &sq1) {
+  __m256d r00 = _mm256_setzero_pd(), r01 = _mm256_setzero_pd();
+  __m256d r10 = _mm256_setzero_pd(), r11 = _mm256_setzero_pd();
+  __m256d r20 = _mm256_setzero_pd(), r21 = _mm256_setzero_pd();
+  __m256d r30 = _mm256_setzero_pd(), r31 = _mm256_setzero_pd();
+  for (int64_t t = 0; t < T; ++t) {
+    const __m256 av = MASK ? _mm256_maskload_ps(a + t * d, mask) : _mm256_loadu_ps(a + t * d);
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(av));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(av, 1));
+    const double *gr = gb + t * 4;
+    __m256d x = _mm256_broadcast_sd(gr + 0);
+    r00 = _mm256_fmadd_pd(x, lo, r00);
+    r01 = _mm256_fmadd_pd(x, hi, r01);
+    x = _mm256_broadcast_sd(gr + 1);
+    r10 = _mm256_fmadd_pd(x, lo, r10);
+    r11 = _mm256_fmadd_pd(x, hi, r11);
+    x = _mm256_broadcast_sd(gr + 2);
+    r20 = _mm256_fmadd_pd(x, lo, r20);
+    r21 = _mm256_fmadd_pd(x, hi, r21);
+    x = _mm256_broadcast_sd(gr + 3);
+    r30 = _mm256_fmadd_pd(x, lo, r30);
+    r31 = _mm256_fmadd_pd(x, hi, r31);
+  }
+  sq0 = _mm256_fmadd_pd(r00, r00, sq0);
+  sq1 = _mm256_fmadd_pd(r01, r01, sq1);
+  sq0 = _mm256_fmadd_pd(r10, r10, sq0);
+  sq1 = _mm256_fmadd_pd(r11, r11, sq1);
+  sq0 = _mm256_fmadd_pd(r20, r20, sq0);
+  sq1 = _mm256_fmadd_pd(r21, r21, sq1);
+  sq0 = _mm256_fmadd_pd(r30, r30, sq0);
+  sq1 = _mm256_fmadd_pd(r31, r31, sq1);
+}
+
+// Dot products of rows t0..t0+3 with rows s0, s0+1 (length n), in double.
+inline void dot_block(const float *const *tr, const float *const *sr, int64_t n, double out[4][2]) {
+  __m256d a00 = _mm256_setzero_pd(), a01 = _mm256_setzero_pd();
+  __m256d a10 = _mm256_setzero_pd(), a11 = _mm256_setzero_pd();
+  __m256d a20 = _mm256_setzero_pd(), a21 = _mm256_setzero_pd();
+  __m256d a30 = _mm256_setzero_pd(), a31 = _mm256_setzero_pd();
+  int64_t k = 0;
+  auto step = [&](__m256d s0, __m256d s1, __m256d x0, __m256d x1, __m256d x2, __m256d x3) {
+    a00 = _mm256_fmadd_pd(x0, s0, a00);
+    a01 = _mm256_fmadd_pd(x0, s1, a01);
+    a10 = _mm256_fmadd_pd(x1, s0, a10);
+    a11 = _mm256_fmadd_pd(x1, s1, a11);
+    a20 = _mm256_fmadd_pd(x2, s0, a20);
+    a21 = _mm256_fmadd_pd(x2, s1, a21);
+    a30 = _mm256_fmadd_pd(x3, s0, a30);
+    a31 = _mm256_fmadd_pd(x3, s1, a31);
+  };
+  for (; k + 4 <= n; k += 4) {
+    step(_mm256_cvtps_pd(_mm_loadu_ps(sr[0] + k)), _mm256_cvtps_pd(_mm_loadu_ps(sr[1] + k)),
+         _mm256_cvtps_pd(_mm_loadu_ps(tr[0] + k)), _mm256_cvtps_pd(_mm_loadu_ps(tr[1] + k)),
+         _mm256_cvtps_pd(_mm_loadu_ps(tr[2] + k)), _mm256_cvtps_pd(_mm_loadu_ps(tr[3] + k)));
+  }
+  if (k < n) {
+    const __m128i m = lane_mask4(n - k);
+    step(_mm256_cvtps_pd(_mm_maskload_ps(sr[0] + k, m)), _mm256_cvtps_pd(_mm_maskload_ps(sr[1] + k, m)),
+         _mm256_cvtps_pd(_mm_maskload_ps(tr[0] + k, m)), _mm256_cvtps_pd(_mm_maskload_ps(tr[1] + k, m)),
+         _mm256_cvtps_pd(_mm_maskload_ps(tr[2] + k, m)), _mm256_cvtps_pd(_mm_maskload_ps(tr[3] + k, m)));
+  }
+  out[0][0] = hsum(a00);
+  out[0][1] = hsum(a01);
+  out[1][0] = hsum(a10);
+  out[1][1] = hsum(a11);
+  out[2][0] = hsum(a20);
+  out[2][1] = hsum(a21);
+  out[3][0] = hsum(a30);
+  out[3][1] = hsum(a31);
+}
+
+}  // namespace
+
+double sumsq_avx2(const float *x, int64_t n) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  __m256d s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 u = _mm256_loadu_ps(x + i), v = _mm256_loadu_ps(x + i + 8);
+    const __m256d u0 = _mm256_cvtps_pd(_mm256_castps256_ps128(u));
+    const __m256d u1 = _mm256_cvtps_pd(_mm256_extractf128_ps(u, 1));
+    const __m256d v0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    const __m256d v1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    s0 = _mm256_fmadd_pd(u0, u0, s0);
+    s1 = _mm256_fmadd_pd(u1, u1, s1);
+    s2 = _mm256_fmadd_pd(v0, v0, s2);
+    s3 = _mm256_fmadd_pd(v1, v1, s3);
+  }
+  for (; i < n; i += 4) {
+    const __m256d u = _mm256_cvtps_pd(_mm_maskload_ps(x + i, lane_mask4(n - i)));
+    s0 = _mm256_fmadd_pd(u, u, s0);
+  }
+  return hsum(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
+}
+
+double norm_direct_avx2(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
+                        double *gbuf) {
+  constexpr int R = 4, C = 8;
+  // a columns in chunks of about 64 KiB, reused for every 4 rows of G.
+  const int64_t chunk = std::max<int64_t>(C, (16384 / std::max<int64_t>(T, 1)) / C * C);
+  __m256d sq0 = _mm256_setzero_pd(), sq1 = _mm256_setzero_pd();
+  for (int64_t k0 = 0; k0 < d; k0 += chunk) {
+    const int64_t k1 = std::min(d, k0 + chunk);
+    for (int64_t j0 = 0; j0 < p; j0 += R) {
+      const int64_t rows = std::min<int64_t>(R, p - j0);
+      for (int64_t t = 0; t < T; ++t) {
+        const float *gr = g + t * p + j0;
+        for (int r = 0; r < R; ++r) gbuf[t * R + r] = r < rows ? static_cast<double>(gr[r]) : 0.0;
+      }
+      int64_t k = k0;
+      for (; k + C <= k1; k += C) direct_block<false>(a + k, d, gbuf, T, _mm256_setzero_si256(), sq0, sq1);
+      if (k < k1) direct_block<true>(a + k, d, gbuf, T, lane_mask8(k1 - k), sq0, sq1);
+    }
+  }
+  return hsum(_mm256_add_pd(sq0, sq1));
+}
+
+double norm_ghost_avx2(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *) {
+  double total = 0;
+  for (int64_t t0 = 0; t0 < T; t0 += 4) {
+    const float *ta[4], *tg[4];
+    for (int r = 0; r < 4; ++r) {
+      const int64_t t = std::min(T - 1, t0 + r);
+      ta[r] = a + t * d;
+      tg[r] = g + t * p;
+    }
+    for (int64_t s0 = 0; s0 < std::min(T, t0 + 4); s0 += 2) {
+      const float *sa[2], *sg[2];
+      for (int q = 0; q < 2; ++q) {
+        const int64_t s = std::min(T - 1, s0 + q);
+        sa[q] = a + s * d;
+        sg[q] = g + s * p;
+      }
+      double da[4][2], dg[4][2];
+      dot_block(ta, sa, d, da);
+      dot_block(tg, sg, p, dg);
+      for (int r = 0; r < 4; ++r) {
+        for (int q = 0; q < 2; ++q) {
+          const int64_t t = t0 + r, s = s0 + q;
+          if (t >= T || s >= T || s > t) continue;
+          total += (s == t ? 1.0 : 2.0) * (da[r][q] * dg[r][q]);
+        }
+      }
+    }
+  }
+  return total;
+}
+
+}  // namespace linalg
+}  // namespace dplora

@@ -1,0 +1,206 @@
+// Blocked SGEMM driver: packs op(A) into MR-row panels and op(B) into
+// NR-column panels per cache block (MC x KC, KC x NC) and runs the ISA's
+// register-blocked micro-kernel over them.  Large products are split over
+// the thread pool by whole micro-tiles of the larger dimension of C; every
+// element of C is summed in the same order (KC blocks, then k inside the
+// micro-kernel) whatever the split, so results do not depend on the thread
+// count at all.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <new>
+
+#include "dplora.h"
+#include "linalg_kernels.h"
+#include "thread_pool.h"
+
+namespace dplora {
+namespace linalg {
+namespace {
+
+struct AlignedBuf {
+  float *p = nullptr;
+  explicit AlignedBuf(size_t n) {
+    if (n > 0) p = static_cast<float *>(::operator new(n * sizeof(float), std::align_val_t(64), std::nothrow));
+  }
+  ~AlignedBuf() {
+    if (p) ::operator delete(p, std::align_val_t(64));
+  }
+  AlignedBuf(const AlignedBuf &) = delete;
+  AlignedBuf &operator=(const AlignedBuf &) = delete;
+};
+
+struct Problem {
+  const GemmKernel *kern;
+  bool ta, tb;
+  int64_t m, n, k;
+  float alpha;
+  const float *a;
+  int64_t lda;
+  const float *b;
+  int64_t ldb;
+  float beta;
+  float *c;
+  int64_t ldc;
+  const float *kscale;
+};
+
+// op(A)(i, kk) for the stored A.
+inline float op_a(const Problem &P, int64_t i, int64_t kk) {
+  return P.ta ? P.a[kk * P.lda + i] : P.a[i * P.lda + kk];
+}
+
+// Packs op(A)[i0 : i0+mc, p0 : p0+kc] into panels of MR rows, k-major.
+void pack_a(const Problem &P, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *dst) {
+  const int mr = P.kern->mr;
+  for (int64_t ip = 0; ip < mc; ip += mr) {
+    const int64_t rows = std::min<int64_t>(mr, mc - ip);
+    const int64_t i = i0 + ip;
+    if (!P.ta && P.kscale == nullptr) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float *src = P.a + (i + r) * P.lda + p0;
+        for (int64_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = src[kk];
+      }
+    } else if (P.ta && P.kscale == nullptr) {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const float *src = P.a + (p0 + kk) * P.lda + i;
+        for (int64_t r = 0; r < rows; ++r) dst[kk * mr + r] = src[r];
+      }
+    } else {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const float s = P.kscale[p0 + kk];
+        for (int64_t r = 0; r < rows; ++r) {
+          dst[kk * mr + r] = s == 0.0f ? 0.0f : s * op_a(P, i + r, p0 + kk);
+        }
+      }
+    }
+    for (int64_t r = rows; r < mr; ++r) {
+      for (int64_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = 0.0f;
+    }
+    dst += kc * mr;
+  }
+}
+
+// Packs op(B)[p0 : p0+kc, j0 : j0+nc] into panels of NR columns, k-major.
+void pack_b(const Problem &P, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float *dst) {
+  const int nr = P.kern->nr;
+  for (int64_t jp = 0; jp < nc; jp += nr) {
+    const int64_t cols = std::min<int64_t>(nr, nc - jp);
+    const int64_t j = j0 + jp;
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      float *d = dst + kk * nr;
+      const bool drop = P.kscale != nullptr && P.kscale[p0 + kk] == 0.0f;
+      if (drop) {
+        for (int64_t q = 0; q < nr; ++q) d[q] = 0.0f;
+        continue;
+      }
+      if (!P.tb) {
+        const float *src = P.b + (p0 + kk) * P.ldb + j;
+        for (int64_t q = 0; q < cols; ++q) d[q] = src[q];
+      } else {
+        const float *src = P.b + j * P.ldb + (p0 + kk);
+        for (int64_t q = 0; q < cols; ++q) d[q] = src[q * P.ldb];
+      }
+      for (int64_t q = cols; q < nr; ++q) d[q] = 0.0f;
+    }
+    dst += kc * nr;
+  }
+}
+
+// C[m0:m1, n0:n1] = beta C (beta == 0 writes zeros without reading C).
+void scale_c(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (P.beta == 1.0f) return;
+  for (int64_t i = m0; i < m1; ++i) {
+    float *row = P.c + i * P.ldc;
+    if (P.beta == 0.0f) {
+      std::memset(row + n0, 0, static_cast<size_t>(n1 - n0) * sizeof(float));
+    } else {
+      for (int64_t j = n0; j < n1; ++j) row[j] *= P.beta;
+    }
+  }
+}
+
+// The whole blocked algorithm on the sub-block C[m0:m1, n0:n1].
+bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  scale_c(P, m0, m1, n0, n1);
+  if (P.k == 0 || P.alpha == 0.0f || m1 <= m0 || n1 <= n0) return true;
+  const GemmKernel &K = *P.kern;
+  const int64_t mr = K.mr, nr = K.nr;
+  const int64_t kc_max = std::min(K.kc, P.k);
+  const int64_t mc_max = std::min(K.mc, (m1 - m0 + mr - 1) / mr * mr);
+  const int64_t nc_max = std::min(K.nc, (n1 - n0 + nr - 1) / nr * nr);
+  AlignedBuf abuf(static_cast<size_t>(mc_max * kc_max));
+  AlignedBuf bbuf(static_cast<size_t>(nc_max * kc_max));
+  if (abuf.p == nullptr || bbuf.p == nullptr) return false;
+  for (int64_t jc = n0; jc < n1; jc += K.nc) {
+    const int64_t nc = std::min(K.nc, n1 - jc);
+    for (int64_t pc = 0; pc < P.k; pc += K.kc) {
+      const int64_t kc = std::min(K.kc, P.k - pc);
+      pack_b(P, pc, kc, jc, nc, bbuf.p);
+      for (int64_t ic = m0; ic < m1; ic += K.mc) {
+        const int64_t mc = std::min(K.mc, m1 - ic);
+        pack_a(P, ic, mc, pc, kc, abuf.p);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const float *bp = bbuf.p + (jr / nr) * kc * nr;
+          const int64_t nn = std::min(nr, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const float *ap = abuf.p + (ir / mr) * kc * mr;
+            float *cp = P.c + (ic + ir) * P.ldc + (jc + jr);
+            K.micro(kc, ap, bp, cp, P.ldc, std::min(mr, mc - ir), nn, P.alpha);
+          }
+        }
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+         float *c, int64_t ldc, const float *kscale, bool parallel) {
+  if (m < 0 || n < 0 || k < 0) return DPLORA_EINVAL;
+  if (m == 0 || n == 0) return DPLORA_OK;
+  const int64_t wa = trans_a ? m : k, wb = trans_b ? k : n;
+  if (lda < std::max<int64_t>(1, wa) || ldb < std::max<int64_t>(1, wb) || ldc < std::max<int64_t>(1, n)) {
+    return DPLORA_EINVAL;
+  }
+  if (c == nullptr) return DPLORA_EINVAL;
+  if (k > 0 && alpha != 0.0f && (a == nullptr || b == nullptr)) return DPLORA_EINVAL;
+  Problem P{&kern, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, kscale};
+
+  const int64_t tiles_m = (m + kern.mr - 1) / kern.mr;
+  const int64_t tiles_n = (n + kern.nr - 1) / kern.nr;
+  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(std::max<int64_t>(k, 1));
+  if (!parallel || work < 2.0e5 || (tiles_m < 2 && tiles_n < 2)) {
+    return run_block(P, 0, m, 0, n) ? DPLORA_OK : DPLORA_ENOMEM;
+  }
+  std::atomic<bool> ok{true};
+  // At least ~256K multiply-adds per chunk.
+  if (tiles_n >= tiles_m) {
+    const double per_tile = static_cast<double>(kern.nr) * m * std::max<int64_t>(k, 1);
+    const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.6e5 / per_tile));
+    parallel_for(tiles_n, grain, [&](int64_t t0, int64_t t1) {
+      if (!run_block(P, 0, m, t0 * kern.nr, std::min(n, t1 * kern.nr))) ok = false;
+    });
+  } else {
+    const double per_tile = static_cast<double>(kern.mr) * n * std::max<int64_t>(k, 1);
+    const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.6e5 / per_tile));
+    parallel_for(tiles_m, grain, [&](int64_t t0, int64_t t1) {
+      if (!run_block(P, t0 * kern.mr, std::min(m, t1 * kern.mr), 0, n)) ok = false;
+    });
+  }
+  return ok ? DPLORA_OK : DPLORA_ENOMEM;
+}
+
+}  // namespace linalg
+}  // namespace dplora
+
+extern "C" int dplora_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                            const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                            float *c, int64_t ldc) {
+  const auto &K = dplora::linalg::active_kernels();
+  return dplora::linalg::gemm(K.gemm, trans_a != 0, trans_b != 0, m, n, k, alpha, a, lda, b, ldb,
+                              beta, c, ldc, nullptr, true);
+}
