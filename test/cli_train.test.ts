@@ -13,7 +13,7 @@ import { loadCheckpoint } from '../lib/io/checkpoint';
 import { buildSpamTask } from '../lib/cli/train_task';
 import { accuracy, loadAdapterInto, loraModel, pretrainedBase } from '../lib/cli/train_model';
 
-const SMALL = ['--limit', '1200', '--dim', '512', '--hidden', '32', '--epochs', '8', '--batch-size', '64'];
+const SMALL = ['--accountant', 'rdp', '--limit', '1200', '--dim', '512', '--hidden', '32', '--epochs', '8', '--batch-size', '64'];
 
 let tmp: string;
 let oldCache: string | undefined;
@@ -63,6 +63,7 @@ describe('dp-lora train (end to end)', () => {
       expect(r).toHaveProperty(k);
     }
     expect(r.targetEpsilon).toBe(8);
+    expect(r.accountant).toBe('rdp');
     expect(r.epsilon).toBeGreaterThan(0);
     expect(r.epsilon).toBeLessThanOrEqual(r.targetEpsilon + 1e-9);
     expect(r.delta).toBeLessThan(1 / r.privateSize);
@@ -116,6 +117,7 @@ describe('dp-lora train (end to end)', () => {
     expect(r1.incomplete).toBe(true);
     expect(r1.epsilon).toBeLessThan(r1.targetEpsilon);
     expect(r1.seedMode).toBe('os-entropy');
+    expect(r1.accountant).toBe('rdp');
     expect(loadCheckpoint(path.join(out, 'checkpoints')).state.step).toBe(20);
 
     const { stderr } = await run(['--resume', out, '--json', j2]);
