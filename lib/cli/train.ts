@@ -261,6 +261,8 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     saveCheckpoint(ckRoot, { step: st.step, ledger: accountant, engine: engineJson, run: memo as unknown as Record<string, unknown> }, tensors);
   };
 
+  const allowed = engine.remainingSteps(); // the budget check (accountant work) before the clock starts
+  if (allowed < plannedSteps - engine.steps) warn(`the budget allows only ${allowed} of the ${plannedSteps - engine.steps} remaining planned steps`);
   const showBar = io.progress ?? (!!process.stdout.isTTY && !!process.stderr.isTTY);
   const bar = showBar
     ? new cliProgress.SingleBar(
@@ -274,7 +276,8 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     : null;
   bar?.start(plannedSteps, engine.steps, { loss: '-', eps: engine.getEpsilon().toFixed(3), rate: '-' });
   let stoppedByBudget = false;
-  let lastEpsAt = 0;
+  let lastEpsAt = Date.now();
+  let epsCostMs = 0;
   let lossEma = NaN;
   const tTrain = Date.now();
   const samplesAtStart = samplesSeen;
@@ -313,9 +316,12 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
           loss: Number.isNaN(lossEma) ? '-' : lossEma.toFixed(4),
           rate: ((samplesSeen - samplesAtStart) / Math.max(1e-3, (now - tTrain) / 1000)).toFixed(0),
         };
-        if (now - lastEpsAt > 1000 || engine.steps === plannedSteps) {
+        // epsilon for display: at most every max(1 s, 5x its own cost) (PLD is not free)
+        if (now - lastEpsAt > Math.max(1000, 5 * epsCostMs)) {
+          const t = Date.now();
           payload.eps = engine.getEpsilon().toFixed(3);
-          lastEpsAt = now;
+          epsCostMs = Date.now() - t;
+          lastEpsAt = Date.now();
         }
         bar.update(engine.steps, payload);
       }
@@ -326,9 +332,12 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
       }
     }
   } finally {
-    bar?.stop();
+    trainSeconds += (Date.now() - tTrain) / 1000;
+    if (bar) {
+      bar.update(engine.steps, { eps: engine.getEpsilon().toFixed(3) });
+      bar.stop();
+    }
   }
-  trainSeconds += (Date.now() - tTrain) / 1000;
   const epsilon = engine.getEpsilon();
   const privateAccuracy = accuracy(model, task.heldout, dim);
 
