@@ -100,22 +100,14 @@ double sumsq_avx512(const float *x, int64_t n) {
 
 double norm_direct_avx512(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
                           double *gbuf) {
-  constexpr int R = 8, C = 16;
-  const int64_t chunk = std::max<int64_t>(C, (16384 / std::max<int64_t>(T, 1)) / C * C);
   __m512d sq0 = _mm512_setzero_pd(), sq1 = _mm512_setzero_pd();
-  for (int64_t k0 = 0; k0 < d; k0 += chunk) {
-    const int64_t k1 = std::min(d, k0 + chunk);
-    for (int64_t j0 = 0; j0 < p; j0 += R) {
-      const int64_t rows = std::min<int64_t>(R, p - j0);
-      for (int64_t t = 0; t < T; ++t) {
-        const float *gr = g + t * p + j0;
-        for (int r = 0; r < R; ++r) gbuf[t * R + r] = r < rows ? static_cast<double>(gr[r]) : 0.0;
-      }
-      int64_t k = k0;
-      for (; k + C <= k1; k += C) direct_block<false>(a + k, d, gbuf, T, 0, sq0, sq1);
-      if (k < k1) direct_block<true>(a + k, d, gbuf, T, mask16(k1 - k), sq0, sq1);
+  direct_norm_loop<8, 16>(a, g, T, d, p, gbuf, [&](const float *ak, const double *gb, int64_t cols) {
+    if (cols == 16) {
+      direct_block<false>(ak, d, gb, T, 0, sq0, sq1);
+    } else {
+      direct_block<true>(ak, d, gb, T, mask16(cols), sq0, sq1);
     }
-  }
+  });
   return _mm512_reduce_add_pd(_mm512_add_pd(sq0, sq1));
 }
 
