@@ -79,7 +79,7 @@ extern "C" int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch
   dplora::parallel_for(batch, grain, [&](int64_t b0, int64_t b1) {
     double *gbuf = nullptr;
     if (T > 1 && method == DPLORA_NORM_DIRECT) {
-      gbuf = scratch(static_cast<size_t>(kNormScratch(T)));
+      gbuf = scratch(static_cast<size_t>(kNormScratch(T, std::max(d, p))));
       if (gbuf == nullptr) {
         ok = false;
         return;
@@ -94,9 +94,11 @@ extern "C" int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch
         v = K.sumsq(ai, d) * K.sumsq(gi, p);
       } else if (method == DPLORA_NORM_DIRECT) {
         // ||g^T a|| = ||a^T g||: vectorize over the wider of the two.
-        v = p > d ? K.direct(gi, ai, T, p, d, gbuf) : K.direct(ai, gi, T, d, p, gbuf);
+        const bool swap = p > d;
+        const float *pf = i + 1 < b1 ? (swap ? gi + T * p : ai + T * d) : nullptr;
+        v = swap ? K.direct(gi, ai, T, p, d, gbuf, pf, T * p) : K.direct(ai, gi, T, d, p, gbuf, pf, T * d);
       } else {
-        v = K.ghost(ai, gi, T, d, p, nullptr);
+        v = K.ghost(ai, gi, T, d, p, nullptr, nullptr, 0);
       }
       out[i] = v;
     }

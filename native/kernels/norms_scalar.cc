@@ -22,10 +22,10 @@ double sumsq_scalar(const float *x, int64_t n) {
 
 // ||g^T a||_F^2: G is formed in 4 x 4 double register blocks.
 double norm_direct_scalar(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
-                          double *gbuf) {
+                          double *gbuf, const float *pf, int64_t pf_n) {
   constexpr int R = 4, C = 4;
   double sq = 0;
-  direct_norm_loop<R, C>(a, g, T, d, p, gbuf, [&](const float *ak, const double *gb, int64_t cols) {
+  direct_norm_loop<R, C>(a, g, T, d, p, gbuf, pf, pf_n, [&](const float *ak, const double *gb, int64_t cols, int64_t) {
     double acc[R][C] = {};
     for (int64_t t = 0; t < T; ++t) {
       const float *ar = ak + t * d;
@@ -58,7 +58,7 @@ double dot_f64(const float *x, const float *y, int64_t n) {
 
 // <a a^T, g g^T> over the lower triangle (off-diagonal terms twice).
 double norm_ghost_scalar(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
-                         double *) {
+                         double *, const float *, int64_t) {
   double diag = 0, off = 0;
   for (int64_t t = 0; t < T; ++t) {
     const float *at = a + t * d, *gt = g + t * p;
