@@ -37,22 +37,35 @@ void words(const Stream &s, uint64_t pos, uint32_t *out, int64_t n, BlocksFn blo
 class Reader {
  public:
   Reader(const Stream &s, uint64_t pos) : s_(s), pos_(pos) {}
-  uint32_t word();
+  uint32_t word() {
+    if (buf_at_ >= 16) refill();
+    const uint32_t w = buf_[buf_at_++];
+    if (pos_ == ~uint64_t(0)) exhausted_ = true;  // 2^64 is not a position
+    else ++pos_;
+    return w;
+  }
   // The next `n` (1..64) bits as an integer.
   uint64_t bits(int n);
-  uint64_t bit() { return bits(1); }
+  uint32_t bit() {
+    if (bitcount_ == 0) {
+      bitbuf_ = word();
+      bitcount_ = 32;
+    }
+    --bitcount_;
+    return (bitbuf_ >> bitcount_) & 1u;
+  }
   // Position of the next word not yet (even partly) used.
   uint64_t position() const { return pos_; }
-  // True when position would pass 2^64 - 1.
+  // True once the word at position 2^64 - 1 was used: the caller must fail.
   bool exhausted() const { return exhausted_; }
 
  private:
   void refill();
   const Stream &s_;
-  uint64_t pos_;            // next word to fetch from the stream
+  uint64_t pos_;            // next word to hand out
   uint32_t buf_[16];
-  int buf_len_ = 0, buf_at_ = 0;
-  uint64_t bitbuf_ = 0;     // pending bits, most significant first
+  int buf_at_ = 16;         // index in buf_ of the word at pos_
+  uint32_t bitbuf_ = 0;     // current word, its low `bitcount_` bits unused
   int bitcount_ = 0;
   bool exhausted_ = false;
 };
