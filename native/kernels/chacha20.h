@@ -32,17 +32,21 @@ BlocksFn active_blocks();
 // blocks and the scalar block function for partial ones (single thread).
 void words(const Stream &s, uint64_t pos, uint32_t *out, int64_t n, BlocksFn blocks);
 
+// Thrown by Reader when the 64-bit position space runs out.
+struct StreamExhausted {};
+
 // Sequential reader over the stream (integer only), used by the discrete
 // Gaussian sampler: whole words or bits, most significant bit first.
 class Reader {
  public:
   Reader(const Stream &s, uint64_t pos) : s_(s), pos_(pos) {}
+  // Throws StreamExhausted rather than use the word at 2^64 - 1 (the next
+  // position, 2^64, is not representable).
   uint32_t word() {
+    if (pos_ == ~uint64_t(0)) throw StreamExhausted();
     if (buf_at_ >= 16) refill();
-    const uint32_t w = buf_[buf_at_++];
-    if (pos_ == ~uint64_t(0)) exhausted_ = true;  // 2^64 is not a position
-    else ++pos_;
-    return w;
+    ++pos_;
+    return buf_[buf_at_++];
   }
   // The next `n` (1..64) bits as an integer.
   uint64_t bits(int n);
@@ -56,8 +60,6 @@ class Reader {
   }
   // Position of the next word not yet (even partly) used.
   uint64_t position() const { return pos_; }
-  // True once the word at position 2^64 - 1 was used: the caller must fail.
-  bool exhausted() const { return exhausted_; }
 
  private:
   void refill();
@@ -67,7 +69,6 @@ class Reader {
   int buf_at_ = 16;         // index in buf_ of the word at pos_
   uint32_t bitbuf_ = 0;     // current word, its low `bitcount_` bits unused
   int bitcount_ = 0;
-  bool exhausted_ = false;
 };
 
 }  // namespace chacha

@@ -44,9 +44,11 @@ inline uint64_t isqrt64(uint64_t n) {
   return r;
 }
 
+// Thrown when an intermediate would not fit its integer type.
+struct Overflow {};
+
 struct Sampler {
   Reader rd;
-  bool overflow = false;
 
   explicit Sampler(const chacha::Stream &s, uint64_t pos) : rd(s, pos) {}
 
@@ -99,10 +101,7 @@ struct Sampler {
     u128 k = 1;
     for (;;) {
       u128 dk;
-      if (__builtin_mul_overflow(d, k, &dk)) {
-        overflow = true;
-        return false;
-      }
+      if (__builtin_mul_overflow(d, k, &dk)) throw Overflow();
       if (!bern(n, dk)) break;
       ++k;
     }
@@ -113,7 +112,6 @@ struct Sampler {
   bool bern_exp(u128 q, u128 r, u128 d) {
     for (u128 i = 0; i < q; ++i) {
       if (!bern_exp1(1, 1)) return false;
-      if (overflow) return false;
     }
     return bern_exp1(r, d);
   }
@@ -158,17 +156,11 @@ struct Sampler {
   int64_t dlap(uint64_t t) {
     for (;;) {
       const uint64_t u = uniform(t);
-      if (!bern_exp1(u, t)) {
-        if (overflow) return 0;
-        continue;
-      }
+      if (!bern_exp1(u, t)) continue;
       uint64_t v = 0;
       while (bern_exp1(1, 1)) ++v;
       const u128 x = u128(u) + u128(t) * v;
-      if (x >> 63) {
-        overflow = true;
-        return 0;
-      }
+      if (x >> 63) throw Overflow();
       const uint32_t neg = rd.bit();
       if (neg && x == 0) continue;
       return neg ? -int64_t(x) : int64_t(x);
@@ -210,14 +202,10 @@ void square128(u128 x, u128 &hi, u128 &lo) {
 int64_t dgauss(Sampler &s, uint64_t a, uint64_t b, uint64_t t, u128 den) {
   for (;;) {
     const int64_t y = s.dlap(t);
-    if (s.overflow) return 0;
     const uint64_t ay = y < 0 ? uint64_t(0) - uint64_t(y) : uint64_t(y);
     // (|y| b t - a)^2 / (2 a b t^2) = exp argument.
     u128 ybt;
-    if (__builtin_mul_overflow(u128(ay) * b, u128(t), &ybt)) {  // |y| b < 2^127
-      s.overflow = true;
-      return 0;
-    }
+    if (__builtin_mul_overflow(u128(ay) * b, u128(t), &ybt)) throw Overflow();  // |y| b < 2^127
     const u128 diff = ybt >= a ? ybt - a : u128(a) - ybt;
     u128 q, r;
     if ((diff >> 64) == 0) {
@@ -230,7 +218,6 @@ int64_t dgauss(Sampler &s, uint64_t a, uint64_t b, uint64_t t, u128 den) {
       divmod256(hi, lo, den, q, r);
     }
     if (s.bern_exp(q, r, den)) return y;
-    if (s.overflow) return 0;
   }
 }
 
@@ -264,9 +251,12 @@ int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
   if (!setup(num, den, t, d2)) return DPLORA_EOVERFLOW;
   const dplora::chacha::Stream s = dplora::chacha::make_stream(key, nonce);
   Sampler smp(s, *position);
-  for (int64_t i = 0; i < n; ++i) {
-    out[i] = dgauss(smp, num, den, t, d2);
-    if (smp.overflow || smp.rd.exhausted()) return DPLORA_EOVERFLOW;
+  try {
+    for (int64_t i = 0; i < n; ++i) out[i] = dgauss(smp, num, den, t, d2);
+  } catch (const Overflow &) {
+    return DPLORA_EOVERFLOW;
+  } catch (const dplora::chacha::StreamExhausted &) {
+    return DPLORA_EOVERFLOW;
   }
   *position = smp.rd.position();
   return DPLORA_OK;
