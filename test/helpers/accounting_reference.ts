@@ -13,9 +13,9 @@ export function simpson(f: (x: number) => number, a: number, b: number, n: numbe
 }
 
 /** P(N(0,1) > x) by quadrature of the density on [x, x + 14] (x >= -8). */
-export function normalTail(x: number): number {
-  if (x < 0) return 1 - normalTail(-x);
-  return simpson((t) => Math.exp(-0.5 * t * t) / Math.sqrt(2 * Math.PI), x, x + 14, 20000);
+export function normalTail(x: number, intervals = 6000): number {
+  if (x < 0) return 1 - normalTail(-x, intervals);
+  return simpson((t) => Math.exp(-0.5 * t * t) / Math.sqrt(2 * Math.PI), x, x + 14, intervals);
 }
 
 /** Integer-order A_alpha = sum_k C(a,k)(1-q)^(a-k) q^k e^{(k^2-k)/(2 z^2)} in plain arithmetic. */
@@ -64,7 +64,7 @@ export function gaussianEpsilon(mu: number, delta: number): number {
   let hi = 1;
   while (gaussianDelta(mu, hi) > delta) hi *= 2;
   if (gaussianDelta(mu, 0) <= delta) return 0;
-  for (let i = 0; i < 80; i++) {
+  for (let i = 0; i < 60; i++) {
     const mid = (lo + hi) / 2;
     if (gaussianDelta(mu, mid) > delta) lo = mid;
     else hi = mid;
