@@ -67,3 +67,5 @@ export { featurize, featurizeInto, splitMail, DEFAULT_FEATURIZER, FEATURIZER_VER
 export type { FeaturizerConfig } from './data/featurize';
 export { loadUserData, parseCsv, parseCsvData, parseJsonl, DataFormatError } from './data/user_data';
 export type { LabelledTexts } from './data/user_data';
+export { fixed, fixedClipSum } from './kernels/fixed';
+export type { QuantizeResult, FixedClipSumResult, NoiseResult } from './kernels/fixed';

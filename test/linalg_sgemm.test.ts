@@ -46,7 +46,7 @@ describe('sgemm', () => {
   it('matches the reference for all shapes, transposes, alpha/beta, strides, ISAs and thread counts', () => {
     const shapes: [number, number, number][] = [
       [0, 0, 0], [0, 5, 3], [4, 0, 3], [3, 4, 0], [1, 1, 1], [1, 9, 1], [7, 1, 3], [2, 3, 1],
-      [5, 17, 9], [6, 16, 8], [12, 32, 5], [13, 33, 31], [31, 47, 70], [65, 18, 257], [25, 100, 40],
+      [5, 17, 9], [6, 16, 8], [12, 32, 5], [13, 33, 31], [31, 47, 70], [65, 18, 257], [25, 100, 40], [70, 90, 50],
     ];
     forEachConfig((isa, threads) => {
       const rand = rng(1234 + threads);

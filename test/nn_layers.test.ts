@@ -202,6 +202,36 @@ describe('per-sample hooks equal one-sample-at-a-time gradients', () => {
   });
 });
 
+test('LoRA dropout: per-sample norms match the clipped sums; factors 1 give the raw gradient', () => {
+  // Dropout masks differ per forward, so two identically seeded models give the same masks.
+  const make = () => {
+    const l = new LoraLinear(new Linear(IN, OUT, { seed: 70 }), { r: 3, dropout: 0.4, seed: 71 });
+    l.loraB = randArray(OUT * 3, lcg(72), 0.5);
+    return l;
+  };
+  const rnd = lcg(73);
+  const batch = 4;
+  const seq = 3;
+  const x = new Tensor(randArray(batch * seq * IN, rnd), [batch, seq, IN]);
+  const target = randArray(batch * seq * OUT, rnd);
+  const loss: LossFn = (y) => mseLoss(y, target);
+  const ref = make();
+  const params = (m: LoraLinear) => [m.loraAParam, m.loraBParam];
+  const raw = rawGrad(ref, params(ref), x, loss, 0, batch);
+  const hooks = make();
+  const all = perSampleViaHooks(hooks, params(hooks), x, loss, new Float32Array(batch).fill(1));
+  expect(relErr(all.sum, raw)).toBeLessThan(1e-5);
+  for (let i = 0; i < batch; i++) {
+    const m = make();
+    const onehot = new Float32Array(batch);
+    onehot[i] = 1;
+    const one = perSampleViaHooks(m, params(m), x, loss, onehot);
+    const n2 = one.sum.reduce((s, v) => s + v * v, 0);
+    expect(Math.abs(one.normsSq[i] - n2)).toBeLessThan(1e-4 * n2 + 1e-9);
+    expect(one.normsSq[i]).toBeCloseTo(all.normsSq[i], 4);
+  }
+});
+
 describe('errors', () => {
   test('shape and argument checks', () => {
     const l = new Linear(3, 2);

@@ -284,6 +284,11 @@ describe('refusals', () => {
       model.backward(mseLoss(model.forward(x), y).grad);
       engine.optimizer.accumulate();
       expectError(() => engine.optimizer.step(), 'PerSampleGradError', /were accumulated/);
+      // A half-done batch is not silently dropped by drawing the next one ...
+      expectError(() => engine.nextBatch(), 'Error', /abandon it explicitly/);
+      // ... only explicitly.
+      engine.optimizer.zeroGrad();
+      expect(() => engine.nextBatch()).not.toThrow();
     }
     // (e) a trainable module left out of the backward pass
     {

@@ -7,6 +7,10 @@ import { Rng } from '../lib/kernels/rng';
 import { Adam, SGD } from '../lib/optim';
 import { PoissonSampler, PrivacyEngine, PrivacyEngineState, ShuffleSampler, seedToKey, splitMicroBatches } from '../lib/privacy';
 import { makeData, makeModel, quiet, snapshot, trainStep } from './helpers/dp_setup';
+
+// PLD with the default 1e-4 grid is slow under jest's VM; the tests use a
+// coarser grid (still a valid upper bound, just looser).
+const pldParameters = { gridStep: 2e-3 };
 import { expectError } from './helpers/errors';
 
 describe('samplers', () => {
@@ -92,6 +96,7 @@ describe('budget', () => {
       targetDelta: 1e-5,
       epochs: 1,
       seed: 8,
+      pldParameters,
       ...quiet(),
     });
     const z = engine.config.noiseMultiplier;
@@ -124,13 +129,14 @@ describe('budget', () => {
   test('an impossible budget refuses the first step', () => {
     const model = makeModel(1);
     const engine = new PrivacyEngine();
-    engine.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }), dataset: 100, batchSize: 50, noiseMultiplier: 0.3, maxGradNorm: 1, targetEpsilon: 0.01, ...quiet() });
+    engine.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }), dataset: 100, batchSize: 50, noiseMultiplier: 0.3, maxGradNorm: 1, targetEpsilon: 0.01, pldParameters, ...quiet() });
     expect(engine.remainingSteps()).toBe(0);
     expectError(() => engine.nextBatch(), 'PrivacyBudgetExceededError');
   });
 });
 
 describe('state', () => {
+  // Seeded runs use the RDP ledger, OS-keyed ones PLD (the default): both must survive a resume.
   function make(seed: number | undefined, modelSeed: number) {
     const model = makeModel(modelSeed);
     const engine = new PrivacyEngine();
@@ -143,6 +149,8 @@ describe('state', () => {
       maxGradNorm: 0.9,
       maxPhysicalBatchSize: 3,
       seed,
+      accountant: seed === undefined ? 'pld' : 'rdp',
+      pldParameters,
       ...quiet(),
     });
     return { model, engine };
@@ -203,14 +211,14 @@ test('shuffle sampling is accounted with sampleRate 1', () => {
   const model = makeModel(1);
   const q = quiet();
   const e = new PrivacyEngine();
-  e.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }), dataset: 40, batchSize: 8, noiseMultiplier: 2, maxGradNorm: 1, sampling: 'shuffle', seed: 1, ...q });
+  e.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }), dataset: 40, batchSize: 8, noiseMultiplier: 2, maxGradNorm: 1, sampling: 'shuffle', seed: 1, accountant: 'rdp', ...q });
   expect(e.config.sampleRate).toBe(1);
   expect(q.warnings.some((w) => /no amplification/.test(w))).toBe(true);
   const d = makeData(40, 1, 43);
   expect(trainStep(e, model, d)).toBe(8);
   const poisson = new PrivacyEngine();
   const m2 = makeModel(1);
-  poisson.makePrivate({ model: m2, optimizer: new SGD(m2.trainableParameters(), { lr: 0.1 }), dataset: 40, batchSize: 8, noiseMultiplier: 2, maxGradNorm: 1, seed: 1, ...quiet() });
+  poisson.makePrivate({ model: m2, optimizer: new SGD(m2.trainableParameters(), { lr: 0.1 }), dataset: 40, batchSize: 8, noiseMultiplier: 2, maxGradNorm: 1, seed: 1, accountant: 'rdp', ...quiet() });
   trainStep(poisson, m2, d);
   expect(e.getEpsilon(1e-5)).toBeGreaterThan(poisson.getEpsilon(1e-5));
 });

@@ -108,6 +108,7 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
   /** Epsilon and the optimal order at `delta`. */
   getEpsilonAndOrder(delta: number): { epsilon: number; order: number } {
     checkDelta(delta);
+    if (this.events.length === 0) return { epsilon: 0, order: NaN };
     return rdpToEpsilon(this.orders, this.getRdp(), delta, { conversion: this.conversion });
   }
 
@@ -124,6 +125,7 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
     if (typeof epsilon !== 'number' || Number.isNaN(epsilon) || epsilon < 0) {
       throw new RangeError(`epsilon must be a number >= 0, got ${epsilon}`);
     }
+    if (this.events.length === 0) return 0;
     const rdp = this.getRdp();
     let best = Infinity;
     for (let i = 0; i < this.orders.length; i++) {

@@ -151,7 +151,7 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     const memo = ck.state.run as unknown as RunMemo;
     if (!memo || typeof memo !== 'object' || !memo.config) throw new OptionError(`--resume ${io.resume}: the checkpoint has no run configuration`);
     const engineState = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
-    engineState.accountant = ck.state.ledger;
+    engineState.accountant = ck.state.ledger as PrivacyEngineState['accountant'];
     resumed = { engine: engineState, memo };
     if (outDir && path.resolve(outDir) !== path.resolve(io.resume)) throw new OptionError('--resume continues a run in its own directory; drop --out or give the same directory');
     outDir = io.resume;

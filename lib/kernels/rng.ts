@@ -285,6 +285,14 @@ export class Rng {
     return rng;
   }
 
+  /** @internal Runs `fn` on the stream at the current position; advances to the position it returns. */
+  static useStream<R>(rng: Rng, fn: (key: Uint8Array, nonce: Uint8Array, position: bigint) => { result: R; next: bigint }): R {
+    if (!(rng instanceof Rng)) throw new TypeError('rng must be an Rng');
+    const { result, next } = fn(rng.key, rng.nonce, rng.position);
+    rng.reserve(next - rng.position);
+    return result;
+  }
+
   private gaussianWords(out: unknown, name: string): bigint {
     const tag = Object.prototype.toString.call(out);
     if (tag === '[object Float32Array]') return gaussianF32Words((out as Float32Array).length);

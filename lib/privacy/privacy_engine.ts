@@ -19,8 +19,7 @@ import { PerSampleGradError, PrivacyBudgetExceededError } from './errors';
 import { SeedLike, seedToKey } from './seed';
 import { BatchSampler, PoissonSampler, SamplerState, ShuffleSampler, splitMicroBatches } from './samplers';
 
-/** Which accountant tracks the privacy loss. */
-export type AccountantKind = 'pld' | 'rdp';
+import type { AccountantKind, LedgerJson, PldParameters } from '../accounting';
 
 type Accountant = PldAccountant | RdpAccountant;
 
@@ -40,6 +39,8 @@ export interface MakePrivateOptions {
   maxPhysicalBatchSize?: number;
   /** Accountant (default 'pld'). */
   accountant?: AccountantKind;
+  /** PLD discretization (default DEFAULT_PLD_PARAMETERS; a coarser gridStep is faster and looser). Saved in the ledger. */
+  pldParameters?: Partial<PldParameters>;
   /** delta for getEpsilon() and the budget (default 1 / N^1.1). */
   delta?: number;
   /** Hard budget: a step that would take epsilon (at delta) past it throws before any update. */
@@ -119,14 +120,17 @@ export interface PrivacyEngineState {
   };
   sampler: SamplerState;
   rng: { reproducible: boolean; description: string; state?: RngState };
-  accountant: unknown;
+  /** The accountant's ledger (its toJSON()): kind, full event history, parameters. */
+  accountant: LedgerJson;
   privacy: PrivacyConfig;
+  /** Steps taken without noise (noiseMultiplier 0): any > 0 makes epsilon infinite. */
+  noiselessSteps: number;
   /** epsilon at privacy.delta when saved (informational). */
   epsilon: number;
 }
 
-function newAccountant(kind: AccountantKind): Accountant {
-  if (kind === 'pld') return new PldAccountant();
+function newAccountant(kind: AccountantKind, pld?: Partial<PldParameters>): Accountant {
+  if (kind === 'pld') return new PldAccountant(pld ?? {});
   if (kind === 'rdp') return new RdpAccountant();
   throw new RangeError(`accountant must be 'pld' or 'rdp', got ${String(kind)}`);
 }
@@ -146,8 +150,15 @@ export class PrivacyEngine {
   private seeded = false;
   private seed: MakePrivateOptions['seed'];
   private stepCount = 0;
+  /** Steps taken with noiseMultiplier 0 (not representable in the ledger: epsilon is infinite). */
+  private noiselessSteps = 0;
   private batchPending: LogicalBatch | null = null;
-  private allowedSteps: number | null = null;
+  /** Steps verified (with the real accountant) to fit in the budget. */
+  private verifiedSteps = 0;
+  /** Next number of steps to try verifying (null: guess from RDP). */
+  private nextGuess: number | null = null;
+  /** Steps a calibrated run planned (makePrivateWithEpsilon). */
+  private plannedSteps: number | null = null;
   private warnFn: (m: string) => void = (m) => console.warn(m);
   /** Warnings issued so far. */
   readonly warnings: string[] = [];
@@ -177,7 +188,10 @@ export class PrivacyEngine {
     if (!(delta > 0 && delta < 1)) throw new RangeError(`makePrivate: delta must be in (0, 1), got ${delta}`);
     if (delta >= 1 / N) this.warn(`delta = ${delta} >= 1/N = ${1 / N}: such a delta allows leaking a whole record; use delta << 1/N (default 1/N^1.1)`);
     if (o.targetEpsilon !== undefined && !(o.targetEpsilon > 0)) throw new RangeError(`makePrivate: targetEpsilon must be > 0, got ${o.targetEpsilon}`);
-    if (o.noiseMultiplier === 0) this.warn('noiseMultiplier = 0: no noise, training is NOT differentially private (epsilon is infinite)');
+    if (o.noiseMultiplier === 0) {
+      if (o.targetEpsilon !== undefined) throw new RangeError('makePrivate: noiseMultiplier = 0 gives infinite epsilon, which no targetEpsilon allows');
+      this.warn('noiseMultiplier = 0: no noise, training is NOT differentially private (epsilon is infinite)');
+    }
     const accountantKind = o.accountant ?? 'pld';
     const sampling = o.sampling ?? 'poisson';
     if (sampling !== 'poisson' && sampling !== 'shuffle') throw new RangeError(`makePrivate: sampling must be 'poisson' or 'shuffle', got ${String(sampling)}`);
@@ -212,7 +226,7 @@ export class PrivacyEngine {
     this.model = o.model;
     this.dp = dp;
     this.sampler_ = sampler;
-    this.accountant = newAccountant(accountantKind);
+    this.accountant = newAccountant(accountantKind, o.pldParameters);
     this.cfg = {
       accountant: accountantKind,
       noiseMultiplier: o.noiseMultiplier,
@@ -250,8 +264,11 @@ export class PrivacyEngine {
       sampleRate,
       steps,
       accountant: o.accountant ?? 'pld',
-    } as Parameters<typeof getNoiseMultiplier>[0]);
-    return this.makePrivate({ ...o, noiseMultiplier, targetEpsilon: o.targetEpsilon, delta: o.targetDelta });
+      pldParameters: o.pldParameters,
+    });
+    const out = this.makePrivate({ ...o, noiseMultiplier, targetEpsilon: o.targetEpsilon, delta: o.targetDelta });
+    this.plannedSteps = steps;
+    return out;
   }
 
   private need(): { cfg: PrivacyConfig; dp: DPOptimizer; sampler: BatchSampler; accountant: Accountant; model: Module; rng: Rng } {
@@ -284,50 +301,84 @@ export class PrivacyEngine {
     return this.need().rng.describe();
   }
 
-  /** Steps the budget still allows (Infinity without a target). */
+  /**
+   * Steps verified to fit in the budget (Infinity without a target).  A lower
+   * bound: when they are used up, the next step triggers a new verification,
+   * so more may fit.  0 means the next step is refused.
+   */
   remainingSteps(): number {
     const { cfg } = this.need();
     if (cfg.targetEpsilon === null) return Infinity;
-    return this.computeAllowed();
+    this.ensureVerified();
+    return this.verifiedSteps;
   }
 
-  private computeAllowed(): number {
-    if (this.allowedSteps !== null) return this.allowedSteps;
+  /** epsilon of the current ledger plus k more steps. */
+  private epsWith(k: number): number {
     const { cfg, accountant } = this.need();
+    const a = cloneAccountant(accountant);
+    if (k > 0) a.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate }, k);
+    return a.getEpsilon(cfg.delta);
+  }
+
+  /**
+   * A cheap guess of how many more steps fit: exact RDP bisection when the
+   * accountant is RDP, else RDP replayed on the same history (usually a
+   * slight under-estimate of PLD's count), never below the planned steps of a
+   * calibrated run.  Only a guess: every step is still verified with the
+   * real accountant before it runs.
+   */
+  private guessRemaining(): number {
+    const { cfg, accountant } = this.need();
+    const rdp = new RdpAccountant();
+    for (const ev of accountant.history) rdp.step({ noiseMultiplier: ev.noiseMultiplier, sampleRate: ev.sampleRate, mechanism: ev.mechanism }, ev.steps);
     const target = cfg.targetEpsilon!;
-    const epsWith = (k: number): number => {
-      const a = cloneAccountant(accountant);
-      if (k > 0) a.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate }, k);
-      return a.getEpsilon(cfg.delta);
+    const fits = (k: number): boolean => {
+      const r = RdpAccountant.fromJSON(rdp.toJSON());
+      r.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate }, k);
+      return r.getEpsilon(cfg.delta) <= target;
     };
-    if (epsWith(1) > target) {
-      this.allowedSteps = 0;
-      return 0;
-    }
-    let lo = 1;
-    let hi = 2;
-    const cap = 1 << 26;
-    while (hi <= cap && epsWith(hi) <= target) {
+    let lo = 0;
+    let hi = 1;
+    const cap = 2 ** 30;
+    while (hi <= cap && fits(hi)) {
       lo = hi;
       hi *= 2;
     }
-    if (hi > cap) {
-      this.allowedSteps = cap;
-      return cap;
+    if (hi <= cap) {
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if (fits(mid)) lo = mid;
+        else hi = mid;
+      }
     }
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (epsWith(mid) <= target) lo = mid;
-      else hi = mid;
+    const planned = this.plannedSteps !== null ? Math.max(0, this.plannedSteps - this.stepCount) : 0;
+    return Math.max(lo, planned);
+  }
+
+  /** Makes sure at least one step is verified to fit, if any does. */
+  private ensureVerified(): void {
+    if (this.verifiedSteps >= 1) return;
+    const target = this.need().cfg.targetEpsilon!;
+    let k = Math.max(1, this.nextGuess ?? this.guessRemaining());
+    for (;;) {
+      if (this.epsWith(k) <= target) {
+        this.verifiedSteps = k;
+        this.nextGuess = 2 * k;
+        return;
+      }
+      if (k === 1) break;
+      k = Math.floor(k / 2);
     }
-    this.allowedSteps = lo;
-    return lo;
+    this.verifiedSteps = 0;
+    this.nextGuess = 1;
   }
 
   private refuseIfExhausted(): void {
     const { cfg } = this.need();
     if (cfg.targetEpsilon === null) return;
-    if (this.computeAllowed() < 1) {
+    this.ensureVerified();
+    if (this.verifiedSteps < 1) {
       throw new PrivacyBudgetExceededError({ epsilonSpent: this.getEpsilon(), targetEpsilon: cfg.targetEpsilon, delta: cfg.delta, stepsTaken: this.stepCount });
     }
   }
@@ -351,8 +402,9 @@ export class PrivacyEngine {
 
   private record(): void {
     const { cfg, accountant } = this.need();
-    accountant.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate });
-    if (this.allowedSteps !== null) this.allowedSteps = Math.max(0, this.allowedSteps - 1);
+    if (cfg.noiseMultiplier === 0) this.noiselessSteps++;
+    else accountant.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate });
+    if (this.verifiedSteps > 0) this.verifiedSteps--;
     this.batchPending = null;
   }
 
@@ -364,7 +416,9 @@ export class PrivacyEngine {
   nextBatch(): LogicalBatch {
     const { sampler, cfg, dp } = this.need();
     this.refuseIfExhausted();
-    if (dp.accumulatedSamples > 0 || dp.hasPendingCapture()) dp.zeroGrad();
+    if (dp.accumulatedSamples > 0 || dp.hasPendingCapture()) {
+      throw new Error('nextBatch(): the previous logical batch has accumulated gradients but no step; call optimizer.step(), or optimizer.zeroGrad() to abandon it explicitly');
+    }
     const indices = sampler.sample();
     const micro = indices.length === 0 ? [] : splitMicroBatches(indices, cfg.maxPhysicalBatchSize ?? indices.length);
     this.batchPending = { indices, microBatches: micro };
@@ -376,7 +430,8 @@ export class PrivacyEngine {
     const { cfg, accountant } = this.need();
     const d = delta ?? cfg.delta;
     if (!(d > 0 && d < 1)) throw new RangeError(`getEpsilon: delta must be in (0, 1), got ${d}`);
-    if (this.stepCount === 0 && accountantIsEmpty(accountant)) return 0;
+    if (this.noiselessSteps > 0) return Infinity;
+    if (accountantIsEmpty(accountant)) return 0;
     return accountant.getEpsilon(d);
   }
 
@@ -410,8 +465,9 @@ export class PrivacyEngine {
       optimizer: { kind: os.kind, lr: os.lr, hyper: os.hyper, step: os.step, slots },
       sampler: sampler.stateDict(),
       rng: { reproducible: rng.reproducible, description: rng.describe(), state: rng.reproducible ? rng.getState() : undefined },
-      accountant: JSON.parse(JSON.stringify(accountant.toJSON())),
+      accountant: JSON.parse(JSON.stringify(accountant.toJSON())) as LedgerJson,
       privacy: { ...cfg, perLayerMaxGradNorm: cfg.perLayerMaxGradNorm ? { ...cfg.perLayerMaxGradNorm } : null },
+      noiselessSteps: this.noiselessSteps,
       epsilon: this.getEpsilon(),
     };
   }
@@ -427,7 +483,8 @@ export class PrivacyEngine {
     if (!state || state.format !== 'dp-lora.privacy-engine' || state.version !== 1) throw new TypeError('loadStateDict: not a dp-lora privacy-engine state (format/version)');
     if (state.accountant === undefined || state.accountant === null) throw new TypeError('loadStateDict: the state has no privacy ledger (accountant); refusing to resume without it');
     if (!Number.isInteger(state.step) || state.step < 0) throw new RangeError('loadStateDict: step must be an integer >= 0');
-    const acc = accountantFromJSON(state.accountant as Parameters<typeof accountantFromJSON>[0]) as Accountant;
+    if (!Number.isInteger(state.noiselessSteps) || state.noiselessSteps < 0) throw new TypeError('loadStateDict: noiselessSteps must be an integer >= 0 (part of the privacy record)');
+    const acc = accountantFromJSON(state.accountant) as Accountant;
     if (state.privacy.accountant !== cfg.accountant) this.warn(`resuming a '${state.privacy.accountant}' ledger with a '${cfg.accountant}' engine; the saved ledger is kept`);
     for (const k of ['noiseMultiplier', 'maxGradNorm', 'sampleRate', 'datasetSize', 'expectedBatchSize', 'clipping', 'sampling'] as const) {
       if (state.privacy[k] !== cfg[k]) this.warn(`resume: ${k} was ${state.privacy[k]}, is now ${cfg[k]}; the ledger records both`);
@@ -465,14 +522,14 @@ export class PrivacyEngine {
     dp.setRng(rng);
     dp.zeroGrad();
     this.accountant = acc;
+    this.noiselessSteps = state.noiselessSteps;
     this.stepCount = state.step;
-    this.allowedSteps = null;
+    this.verifiedSteps = 0;
+    this.nextGuess = null;
     this.batchPending = null;
   }
 }
 
 function accountantIsEmpty(a: Accountant): boolean {
-  const j = a.toJSON() as { events?: unknown[]; ledger?: unknown[] } | undefined;
-  const list = j && (j.events ?? j.ledger);
-  return Array.isArray(list) && list.length === 0;
+  return a.history.length === 0;
 }

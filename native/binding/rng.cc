@@ -3,6 +3,7 @@
 // the position as a BigInt.
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "args.h"
 #include "register.h"
@@ -112,6 +113,40 @@ Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
       [ref](Napi::Env) -> Napi::Value { return ref->Value(); }, {buf});
 }
 
+// (key, nonce, position, out: Int32Array | BigInt64Array, num, den) -> next position
+Napi::Value RngDiscreteGaussian(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
+  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
+  uint64_t pos = PositionArg(env, Arg(info, 2));
+  Napi::Value ov = Arg(info, 3);
+  uint64_t num = U64BigInt(env, Arg(info, 4), "sigmaSq.num");
+  uint64_t den = U64BigInt(env, Arg(info, 5), "sigmaSq.den");
+  if (num == 0 || den == 0) ThrowRange(env, "sigmaSq must be > 0");
+  if (ov.IsTypedArray() && ov.As<Napi::TypedArray>().TypedArrayType() == napi_bigint64_array) {
+    Napi::BigInt64Array out = ov.As<Napi::BigInt64Array>();
+    CheckStatus(env, dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, out.Data(),
+                                                  int64_t(out.ElementLength())),
+                "discreteGaussian");
+    return U64ToBigInt(env, pos);
+  }
+  if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowType(env, "out must be an Int32Array or BigInt64Array");
+  }
+  Napi::Int32Array out = ov.As<Napi::Int32Array>();
+  std::vector<int64_t> tmp(out.ElementLength());
+  CheckStatus(env, dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, tmp.data(),
+                                                int64_t(tmp.size())),
+              "discreteGaussian");
+  for (size_t i = 0; i < tmp.size(); ++i) {
+    if (tmp[i] < INT32_MIN || tmp[i] > INT32_MAX) {
+      ThrowRange(env, "discreteGaussian: a sample does not fit an Int32Array (use a BigInt64Array)");
+    }
+    out[i] = int32_t(tmp[i]);
+  }
+  return U64ToBigInt(env, pos);
+}
+
 }  // namespace
 
 void RegisterRng(Napi::Env env, Napi::Object exports) {
@@ -120,6 +155,7 @@ void RegisterRng(Napi::Env env, Napi::Object exports) {
   exports.Set("rngFillU32", Napi::Function::New(env, RngFillU32, "rngFillU32"));
   exports.Set("rngUniform", Napi::Function::New(env, RngUniform, "rngUniform"));
   exports.Set("rngGaussian", Napi::Function::New(env, RngGaussian, "rngGaussian"));
+  exports.Set("rngDiscreteGaussian", Napi::Function::New(env, RngDiscreteGaussian, "rngDiscreteGaussian"));
   exports.Set("rngAddGaussianAsync", Napi::Function::New(env, RngAddGaussianAsync, "rngAddGaussianAsync"));
 }
 

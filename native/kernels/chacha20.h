@@ -32,29 +32,43 @@ BlocksFn active_blocks();
 // blocks and the scalar block function for partial ones (single thread).
 void words(const Stream &s, uint64_t pos, uint32_t *out, int64_t n, BlocksFn blocks);
 
+// Thrown by Reader when the 64-bit position space runs out.
+struct StreamExhausted {};
+
 // Sequential reader over the stream (integer only), used by the discrete
 // Gaussian sampler: whole words or bits, most significant bit first.
 class Reader {
  public:
   Reader(const Stream &s, uint64_t pos) : s_(s), pos_(pos) {}
-  uint32_t word();
+  // Throws StreamExhausted rather than use the word at 2^64 - 1 (the next
+  // position, 2^64, is not representable).
+  uint32_t word() {
+    if (pos_ == ~uint64_t(0)) throw StreamExhausted();
+    if (buf_at_ >= 16) refill();
+    ++pos_;
+    return buf_[buf_at_++];
+  }
   // The next `n` (1..64) bits as an integer.
   uint64_t bits(int n);
-  uint64_t bit() { return bits(1); }
+  uint32_t bit() {
+    if (bitcount_ == 0) {
+      bitbuf_ = word();
+      bitcount_ = 32;
+    }
+    --bitcount_;
+    return (bitbuf_ >> bitcount_) & 1u;
+  }
   // Position of the next word not yet (even partly) used.
   uint64_t position() const { return pos_; }
-  // True when position would pass 2^64 - 1.
-  bool exhausted() const { return exhausted_; }
 
  private:
   void refill();
   const Stream &s_;
-  uint64_t pos_;            // next word to fetch from the stream
+  uint64_t pos_;            // next word to hand out
   uint32_t buf_[16];
-  int buf_len_ = 0, buf_at_ = 0;
-  uint64_t bitbuf_ = 0;     // pending bits, most significant first
+  int buf_at_ = 16;         // index in buf_ of the word at pos_
+  uint32_t bitbuf_ = 0;     // current word, its low `bitcount_` bits unused
   int bitcount_ = 0;
-  bool exhausted_ = false;
 };
 
 }  // namespace chacha
