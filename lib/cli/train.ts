@@ -261,8 +261,7 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     saveCheckpoint(ckRoot, { step: st.step, ledger: accountant, engine: engineJson, run: memo as unknown as Record<string, unknown> }, tensors);
   };
 
-  const allowed = engine.remainingSteps(); // the budget check (accountant work) before the clock starts
-  if (allowed < plannedSteps - engine.steps) warn(`the budget allows only ${allowed} of the ${plannedSteps - engine.steps} remaining planned steps`);
+  engine.remainingSteps(); // first budget verification (accountant work) before the clock starts
   const showBar = io.progress ?? (!!process.stdout.isTTY && !!process.stderr.isTTY);
   const bar = showBar
     ? new cliProgress.SingleBar(
