@@ -147,3 +147,56 @@ describe('dp-lora train (end to end)', () => {
     await expect(run(['--method', 'bad'])).rejects.toThrow(/Allowed choices are ffa, vanilla/);
   });
 });
+
+describe('dp-lora train --data', () => {
+  /** Synthetic labelled texts: class words plus shared filler, deterministic. */
+  function synth(n: number, seed: number): Array<{ text: string; label: string }> {
+    const words: Record<string, string[]> = {
+      good: ['great', 'excellent', 'lovely', 'superb', 'delight', 'wonderful'],
+      bad: ['awful', 'terrible', 'broken', 'refund', 'worst', 'horrible'],
+    };
+    const filler = ['the', 'item', 'arrived', 'today', 'and', 'it', 'was', 'quite', 'really', 'box', 'price', 'shop'];
+    let s = seed;
+    const r = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0), s / 2 ** 32);
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const label = r() < 0.5 ? 'good' : 'bad';
+      const w: string[] = [];
+      for (let k = 0; k < 12; k++) w.push(r() < 0.25 ? words[label][Math.floor(r() * 6)] : filler[Math.floor(r() * filler.length)]);
+      out.push({ text: `${w.join(' ')}, "quoted" ${i}`, label });
+    }
+    return out;
+  }
+  const csv = (rows: Array<{ text: string; label: string }>) =>
+    'label,review\n' + rows.map((x) => `${x.label},"${x.text.replace(/"/g, '""')}"`).join('\r\n') + '\n';
+  const TINY = ['--accountant', 'rdp', '--dim', '256', '--hidden', '16', '--epochs', '10', '--batch-size', '32', '--text-field', 'review'];
+
+  test('CSV with a public file: pretrained base, private adapter above chance', async () => {
+    const data = path.join(tmp, 'reviews.csv');
+    const pub = path.join(tmp, 'public.csv');
+    fs.writeFileSync(data, csv(synth(400, 1)));
+    fs.writeFileSync(pub, csv(synth(300, 2)));
+    const json = path.join(tmp, 'user.json');
+    await run([...TINY, '--data', data, '--public-data', pub, '--json', json, '--no-baseline']);
+    const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(r.classes).toEqual(['bad', 'good']);
+    expect(r.base.source).toBe('public-pretrained');
+    expect(r.privateSize + r.heldoutSize).toBe(400);
+    expect(r.accuracy.nonPrivateLora).toBeNull();
+    expect(r.epsilon).toBeLessThanOrEqual(8 + 1e-9);
+    // ~100 heldout examples, classes near 50/50: 0.7 is > 4 sd above chance.
+    expect(r.accuracy.privateLora).toBeGreaterThan(0.7);
+  });
+
+  test('JSONL without public data: random frozen base, said so; bad fields are clear errors', async () => {
+    const data = path.join(tmp, 'reviews.jsonl');
+    fs.writeFileSync(data, synth(300, 3).map((x) => JSON.stringify({ review: x.text, label: x.label })).join('\n'));
+    const json = path.join(tmp, 'user2.json');
+    const { stderr } = await run([...TINY, '--data', data, '--json', json, '--no-baseline']);
+    const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(r.base.source).toBe('random');
+    expect(stderr).toMatch(/randomly initialized and frozen/);
+    expect(r.warnings.join('\n')).toMatch(/no public data/);
+    await expect(run([...TINY, '--data', data, '--label-field', 'stars'])).rejects.toThrow(/no field "stars".*--label-field/);
+  });
+});
