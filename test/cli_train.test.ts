@@ -105,6 +105,14 @@ describe('dp-lora train (end to end)', () => {
     const ck = loadCheckpoint(path.join(out, 'checkpoints'));
     expect(ck.state.step).toBe(r.steps);
     expect(ck.state.ledger).toBeTruthy();
+
+    // Fixed seed = reproducible: the same seed gives a bit-identical adapter; the seed is not in the JSON.
+    const out2 = path.join(tmp, 'run-again');
+    await run([...SMALL, '--seed', '0x5eed', '--no-baseline', '--out', out2]);
+    const w1 = fs.readFileSync(path.join(out, 'adapter', 'adapter_model.safetensors'));
+    const w2 = fs.readFileSync(path.join(out2, 'adapter', 'adapter_model.safetensors'));
+    expect(w2.equals(w1)).toBe(true);
+    expect(fs.readFileSync(json, 'utf8')).not.toMatch(/5eed/i);
   });
 
   test('--max-steps then --resume continues the same ledger to the same budget', async () => {

@@ -18,7 +18,6 @@ import { Adam } from '../optim/adam';
 import { PrivacyEngine } from '../privacy/privacy_engine';
 import type { PrivacyEngineState } from '../privacy/privacy_engine';
 import { PrivacyBudgetExceededError } from '../privacy/errors';
-import { getNoiseMultiplier } from '../accounting';
 import { atomicWriteFile } from '../io/atomic';
 import { saveCheckpoint, loadCheckpoint, hasCheckpoint } from '../io/checkpoint';
 import { saveAdapter, PrivacyReport } from '../io/peft_adapter';
@@ -102,8 +101,6 @@ export interface TrainIo {
 }
 
 const LORA_SEED = 4242;
-/** Relative margin below --epsilon used when calibrating the noise multiplier. */
-const CALIBRATION_MARGIN = 1e-6;
 const BASELINE_SEED = 99;
 /** The non-private LoRA reference: Adam lr 5e-3, batches of 64, >= epochs and >= 300 steps. */
 const BASELINE = { lr: 5e-3, batchSize: 64, minSteps: 300 };
@@ -211,24 +208,16 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   const model = loraModel(base, loraSettings(cfg));
   const engine = new PrivacyEngine();
   const plannedSteps = Math.ceil((cfg.epochs * N) / cfg.batchSize);
-  // Calibrate z for a target a hair below the budget (relative 1e-6) so that floating-point
-  // differences between the calibration and the step-by-step ledger can never refuse the last
-  // planned step; the hard budget itself stays exactly --epsilon.
-  const noiseMultiplier = getNoiseMultiplier({
-    targetEpsilon: cfg.targetEpsilon * (1 - CALIBRATION_MARGIN),
-    targetDelta: delta,
-    sampleRate: cfg.batchSize / N,
-    steps: plannedSteps,
-    accountant: cfg.accountant,
-  });
-  const { optimizer } = engine.makePrivate({
+  // The engine calibrates z so that exactly the planned steps spend at most --epsilon (same
+  // formula for the steps), and verifies every step against that hard budget.
+  const { optimizer } = engine.makePrivateWithEpsilon({
     model,
     optimizer: new Adam(model.trainableParameters(), { lr: cfg.lr }),
     dataset: N,
     batchSize: cfg.batchSize,
-    noiseMultiplier,
     targetEpsilon: cfg.targetEpsilon,
-    delta,
+    targetDelta: delta,
+    epochs: cfg.epochs,
     maxGradNorm: cfg.clip,
     maxPhysicalBatchSize: cfg.physicalBatchSize,
     accountant: cfg.accountant,
@@ -281,8 +270,17 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   const tTrain = Date.now();
   const samplesAtStart = samplesSeen;
   const stepLimit = io.maxSteps !== undefined ? Math.min(plannedSteps, engine.steps + io.maxSteps) : plannedSteps;
+  // Ctrl-C: finish the current step, then checkpoint and report (resume later with --resume).
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log('\ninterrupted: finishing the current step, then saving (Ctrl-C again to abort without saving)');
+  };
+  process.on('SIGINT', onSigint);
   try {
-    while (engine.steps < stepLimit) {
+    while (engine.steps < stepLimit && !interrupted) {
+      await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) through between steps
       let batch;
       try {
         batch = engine.nextBatch();
@@ -331,6 +329,7 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
       }
     }
   } finally {
+    process.removeListener('SIGINT', onSigint);
     trainSeconds += (Date.now() - tTrain) / 1000;
     if (bar) {
       bar.update(engine.steps, { eps: engine.getEpsilon().toFixed(3) });
@@ -420,7 +419,7 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
       ['noise multiplier', pc.noiseMultiplier.toPrecision(4)],
       ['clipping norm', String(pc.maxGradNorm)],
       ['sampling', `Poisson, q = ${pc.sampleRate.toPrecision(4)} (expected batch ${pc.expectedBatchSize} of ${N})`],
-      ['steps', `${engine.steps} of ${plannedSteps}${stoppedByBudget ? ' (stopped: budget exhausted)' : engine.steps < plannedSteps ? ' (stopped by --max-steps; continue with --resume)' : ''}`],
+      ['steps', `${engine.steps} of ${plannedSteps}${stoppedByBudget ? ' (stopped: budget exhausted)' : engine.steps < plannedSteps ? ' (stopped early; continue with --resume)' : ''}`],
       ['randomness', reproducible ? 'FIXED SEED (reproducible, not secure if the seed is known)' : 'OS entropy (secure)'],
     ]),
     '',
