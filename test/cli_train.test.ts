@@ -130,6 +130,7 @@ describe('dp-lora train (end to end)', () => {
 
     const { stderr } = await run(['--resume', out, '--json', j2]);
     expect(stderr).toMatch(/resuming the run .* at step 20/);
+    expect(stderr).toMatch(/base model loaded from .*base_model\.safetensors/);
     const r2 = JSON.parse(fs.readFileSync(j2, 'utf8'));
     expect(r2.resumed).toBe(true);
     expect(r2.steps).toBe(r1.plannedSteps);

@@ -35,9 +35,15 @@ import {
   trainNonPrivate,
   adapterOf,
   pretrainEpochs,
+  loadBaseWeights,
+  saveBaseWeights,
 } from './train_model';
 import { defaultDelta, OptionError, positiveInt, RawTrainOptions, resolveTrainConfig, TrainConfig } from './train_options';
 import { extractTensors, restoreTensors } from './train_state';
+import { FEATURIZER_VERSION } from '../data/featurize';
+
+/** The frozen base model of a run, saved in --out so that the adapter can be used and resumed. */
+export const BASE_FILE = 'base_model.safetensors';
 
 /** The machine-readable result (also written by --json). */
 export interface TrainResult {
@@ -106,6 +112,7 @@ const BASELINE_SEED = 99;
 const BASELINE = { lr: 5e-3, batchSize: 64, minSteps: 300 };
 
 interface RunMemo {
+  featurizer: string;
   config: TrainConfig;
   baseAccuracy: number;
   nonPrivateAccuracy: number | null;
@@ -179,7 +186,16 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   let base: BaseWeights;
   let baseCached = false;
   let baseSource: RunMemo['baseSource'];
-  if (task.public) {
+  if (resumed && resumed.memo.featurizer !== FEATURIZER_VERSION) {
+    throw new OptionError(`--resume: the run used featurizer ${resumed.memo.featurizer}, this dp-lora has ${FEATURIZER_VERSION}`);
+  }
+  const savedBase = outDir ? path.join(outDir, BASE_FILE) : undefined;
+  if (resumed && savedBase && fs.existsSync(savedBase)) {
+    // A resumed run continues on exactly the base it started from.
+    base = loadBaseWeights(savedBase, shape);
+    baseSource = resumed.memo.baseSource;
+    log(`base model loaded from ${savedBase}`);
+  } else if (task.public) {
     const dataId = cfg.data ? `user:${path.basename(cfg.publicData ?? '')}` : `spam:${cfg.limit ?? 'all'}`;
     const r = pretrainedBase(shape, task.public, dataId, log);
     base = r.base;
@@ -231,7 +247,12 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
       `noise multiplier ${pc.noiseMultiplier.toPrecision(4)}, clip ${cfg.clip}, target eps ${cfg.targetEpsilon} at delta ${delta.toExponential(2)} (${cfg.accountant})`,
   );
 
+  if (savedBase && !fs.existsSync(savedBase)) {
+    fs.mkdirSync(outDir!, { recursive: true });
+    saveBaseWeights(savedBase, base, { source: baseSource });
+  }
   const memoBase = {
+    featurizer: FEATURIZER_VERSION,
     config: cfg,
     baseAccuracy,
     nonPrivateAccuracy,
