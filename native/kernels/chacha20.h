@@ -49,7 +49,13 @@ class Reader {
     return buf_[buf_at_++];
   }
   // The next `n` (1..64) bits as an integer.
-  uint64_t bits(int n);
+  uint64_t bits(int n) {
+    if (n <= bitcount_) {  // fast path: inside the current word
+      bitcount_ -= n;
+      return (uint64_t(bitbuf_) >> bitcount_) & ((uint64_t(1) << n) - 1);
+    }
+    return bits_slow(n);
+  }
   uint32_t bit() {
     if (bitcount_ == 0) {
       bitbuf_ = word();
@@ -63,6 +69,7 @@ class Reader {
 
  private:
   void refill();
+  uint64_t bits_slow(int n);
   const Stream &s_;
   uint64_t pos_;            // next word to hand out
   uint32_t buf_[16];

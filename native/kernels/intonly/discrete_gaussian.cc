@@ -4,8 +4,10 @@
 // -mgeneral-regs-only): no floating point exists here to attack.
 //
 // Every probability is a ratio of integers; Bernoulli(n/d) compares a
-// uniform U in [0, d) against n.  U is exact (no modulo bias): for d <= 2^32
-// by Lemire's multiply-and-reject on a 32-bit word, above that drawn 32 bits
+// uniform U in [0, d) against n.  U is exact (no modulo bias): for d a power
+// of two up to 256 its log2(d) bits; other d <= 256 by Lemire's
+// multiply-and-reject on 16 bits, d <= 2^32 the same on a 32-bit word;
+// above that U is drawn 32 bits
 // at a time, most significant first, with rejection of U >= d, deciding as
 // soon as the prefix settles the comparison.  Intermediates are 128-bit (the BernExp argument of
 // DGauss is squared into 256 bits and divided exactly); a value that does
@@ -91,6 +93,13 @@ struct Sampler {
   bool bern(u128 n, u128 d) {
     if (n == 0) return false;
     if (n >= d) return true;
+    if (d <= 256) {
+      // Small denominators (the Bern(1/k) of BernExp(1)) take fewer bits: a
+      // power of two exactly its log2 bits, others Lemire on 16 bits.
+      const uint64_t dd = uint64_t(d);
+      if ((dd & (dd - 1)) == 0) return rd.bits(__builtin_ctzll(dd)) < uint64_t(n);
+      return uniform_lemire<16>(dd) < uint64_t(n);
+    }
     if (d <= (u128(1) << 32)) return uniform32(uint64_t(d)) < uint64_t(n);
     if ((d >> 64) == 0) return bern_chunks<uint64_t>(uint64_t(n), uint64_t(d));
     return bern_chunks<u128>(n, d);
