@@ -165,6 +165,8 @@ describe('Rng stream', () => {
     expectError(() => rng.gaussian(new Float32Array(4), NaN), 'RangeError', /std/);
     expectError(() => rng.gaussian(new Float32Array(4), -1), 'RangeError', /std/);
     expectError(() => rng.gaussian(new Float32Array(4), Infinity), 'RangeError', /std/);
+    expectError(() => rng.gaussian(new Float32Array(4), 1e39), 'RangeError', /std/);
+    expect(new Rng({ seed: SEED }).gaussian(new Float64Array(4), 1e39).every((v) => Number.isFinite(v))).toBe(true);
     expectError(() => rng.gaussian(new Float32Array(4), '1' as unknown as number), 'TypeError', /std/);
     expectError(() => rng.addGaussianNoise(new Float64Array(4) as unknown as Float32Array, 1), 'TypeError', /buf/);
     // A failed call does not advance the stream.

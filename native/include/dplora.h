@@ -154,7 +154,7 @@ uint64_t dplora_rng_gaussian_f64_words(int64_t n);
  * theta = 2 pi w / 2^32.  add != 0 adds the noise to out in place
  * (out[i] = fma(z, (float) std, out[i])), else writes z * (float) std.
  * The result is bitwise identical on every ISA path and thread count.
- * std must be finite and >= 0.
+ * std must be finite, >= 0 and at most FLT_MAX.
  */
 int dplora_rng_gaussian_f32(const uint8_t key[32], const uint8_t nonce[12],
                             uint64_t position, float *out, int64_t n,
