@@ -139,6 +139,8 @@ describe('Rng stream', () => {
             g32: digest(rng.gaussian(new Float32Array(n), 2.5)),
             g64: digest(rng.gaussian(new Float64Array(n), 2.5)),
             add: digest(rng.addGaussianNoise(new Float32Array(n).fill(1), 0.5)),
+            dg: digest(rng.discreteGaussian(new BigInt64Array(3001), 2 ** 32)),
+            pos: rng.getState().position,
           };
           for (const [k, v] of Object.entries(got)) {
             if (ref[k] === undefined) ref[k] = v;
