@@ -89,23 +89,46 @@ struct Sampler {
     }
   }
 
-  bool bern(u128 n, u128 d) {
+  // Bernoulli(n / d), d >= 1, 64-bit operands.
+  bool bern64(uint64_t n, uint64_t d) {
     if (n == 0) return false;
     if (n >= d) return true;
     if (d <= 256) {
       // Small denominators (the Bern(1/k) of BernExp(1)) take fewer bits: a
       // power of two exactly its log2 bits, others Lemire on 16 bits.
-      const uint64_t dd = uint64_t(d);
-      if ((dd & (dd - 1)) == 0) return rd.bits(__builtin_ctzll(dd)) < uint64_t(n);
-      return uniform_lemire<16>(dd) < uint64_t(n);
+      if ((d & (d - 1)) == 0) return rd.bits(__builtin_ctzll(d)) < n;
+      return uniform_lemire<16>(d) < n;
     }
-    if (d <= (u128(1) << 32)) return uniform32(uint64_t(d)) < uint64_t(n);
-    if ((d >> 64) == 0) return bern_chunks<uint64_t>(uint64_t(n), uint64_t(d));
+    if (d <= (uint64_t(1) << 32)) return uniform32(d) < n;
+    return bern_chunks<uint64_t>(n, d);
+  }
+
+  bool bern(u128 n, u128 d) {
+    if ((d >> 64) == 0) return bern64(uint64_t(n), uint64_t(d));
+    if (n == 0) return false;
+    if (n >= d) return true;
     return bern_chunks<u128>(n, d);
   }
 
   // Bernoulli(exp(-n/d)) for 0 <= n <= d (Algorithm 1, gamma in [0, 1]).
   bool bern_exp1(u128 n, u128 d) {
+    if ((d >> 64) == 0) {  // 64-bit fast path while d k fits
+      const uint64_t n64 = uint64_t(n), d64 = uint64_t(d);
+      uint64_t k = 1, dk = d64;
+      for (;;) {
+        if (!bern64(n64, dk)) return (k & 1) != 0;
+        ++k;
+        if (__builtin_mul_overflow(d64, k, &dk)) break;  // continue in 128 bits
+      }
+      u128 k128 = k;
+      for (;;) {
+        u128 dk128;
+        if (__builtin_mul_overflow(d, k128, &dk128)) throw Overflow();
+        if (!bern(n, dk128)) break;
+        ++k128;
+      }
+      return (k128 & 1) != 0;
+    }
     u128 k = 1;
     for (;;) {
       u128 dk;
