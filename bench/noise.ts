@@ -51,6 +51,7 @@ function jsBoxMuller(out: Float32Array, words: Uint32Array): void {
   }
 }
 
+/** Runs the noise benchmarks, prints the tables and writes bench/results/kernels-noise.json. */
 export async function run(): Promise<void> {
   const caps = capabilities();
   const allThreads = Math.max(1, caps.threads);
