@@ -7,6 +7,7 @@ import * as crypto from 'crypto';
 import { Rng, chacha20Block } from '../lib/kernels/rng';
 import { capabilities, setIsa, setThreads } from '../lib/native';
 import { expectError, expectRejection } from './helpers/errors';
+import { ksCritical, ksStatistic } from './helpers/stats';
 
 const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -120,6 +121,15 @@ describe('Rng stream', () => {
       expect(u[i]).toBeGreaterThanOrEqual(0);
       expect(u[i]).toBeLessThan(1);
     }
+  });
+
+  test('uniform passes Kolmogorov-Smirnov against U(0, 1) (false-alarm rate 1e-4)', () => {
+    const n = 200_000;
+    const u = new Rng({ seed: SEED }).uniform(new Float64Array(n));
+    expect(ksStatistic(u, (x) => Math.min(1, Math.max(0, x)))).toBeLessThan(ksCritical(n, 1e-4));
+    // and detects a skewed one
+    const skew = u.map((x) => x * x);
+    expect(ksStatistic(skew, (x) => Math.min(1, Math.max(0, x)))).toBeGreaterThan(ksCritical(n, 1e-4));
   });
 
   test('output does not depend on the thread count or the ISA path', () => {
