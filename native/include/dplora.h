@@ -128,7 +128,8 @@ double dplora_bench_fma_peak(int64_t iters, double *checksum);
  *   uniform_f64:       2n   (element i: words 2i, 2i+1)
  *   gaussian_f32:      16 * ceil(n / 16)  (see dplora_rng_gaussian_f32)
  *   gaussian_f64:      4 * ceil(n / 2)
- *   discrete_gaussian: variable; the function returns the new position.
+ *   discrete_gaussian: 2^26 * ceil(n / 64) (the function stores the new
+ *                      position).
  * A call whose words would pass position 2^64 - 1 returns DPLORA_EOVERFLOW.
  */
 
@@ -164,7 +165,7 @@ uint64_t dplora_rng_gaussian_f64_words(int64_t n);
  * theta = 2 pi w / 2^32.  add != 0 adds the noise to out in place
  * (out[i] = fma(z, (float) std, out[i])), else writes z * (float) std.
  * The result is bitwise identical on every ISA path and thread count.
- * std must be finite and >= 0.
+ * std must be finite, >= 0 and at most FLT_MAX.
  */
 int dplora_rng_gaussian_f32(const uint8_t key[32], const uint8_t nonce[12],
                             uint64_t position, float *out, int64_t n,
@@ -182,11 +183,13 @@ int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12],
 /**
  * Exact discrete Gaussian N_Z(0, sigma^2), sigma^2 = num / den > 0
  * (Canonne, Kamath and Steinke 2020, Algorithms 1-3), integer arithmetic
- * only.  Reads the stream sequentially from *position (bits are taken
- * most-significant first from each word; a partly used word is dropped at
- * the end of the call) and stores the next unused word position back.  An
- * intermediate that would not fit 128 bits, or a sample that does not fit
- * int64, gives DPLORA_EOVERFLOW (the output is then unspecified).
+ * only.  Samples come in groups of 64; group g reads the stream
+ * sequentially from its own region of 2^26 words starting at
+ * *position + g * 2^26, so groups run in parallel and the output does not
+ * depend on the thread count.  *position advances by ceil(n / 64) * 2^26.
+ * An intermediate that would not fit 128 bits, a sample that does not fit
+ * int64, or a group needing more than 2^26 words (expected: about 600)
+ * gives DPLORA_EOVERFLOW (the output is then unspecified, *position kept).
  */
 int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
                                  uint64_t *position, uint64_t sigma_sq_num,
