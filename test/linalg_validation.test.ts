@@ -105,6 +105,16 @@ describe('linalg argument validation', () => {
     expectError(() => clipRows(f32(4), 2, 2, undefined as any), 'TypeError', /maxNorm/);
   });
 
+  it('accepts SharedArrayBuffer views and still detects overlap in them', () => {
+    const sab = new SharedArrayBuffer(4 * 32);
+    const a = new Float32Array(sab, 0, 8).fill(1);
+    const b = new Float32Array(sab, 32, 12).fill(1);
+    const c = new Float32Array(sab, 80, 6);
+    sgemm(a, b, c, { m: 2, n: 3, k: 4 });
+    expect(Array.from(c)).toEqual([4, 4, 4, 4, 4, 4]);
+    expectError(() => sgemm(a, b, new Float32Array(sab, 60, 6), { m: 2, n: 3, k: 4 }), 'RangeError', /c must not share memory with b/);
+  });
+
   it('async variants reject (never throw synchronously) with the same errors', async () => {
     await expectRejection(sgemmAsync(f32(7), f32(12), f32(6), { m: 2, n: 3, k: 4 }), 'RangeError', /^a has length/);
     await expectRejection(sgemmAsync(f32(8), f32(12), f32(6), null as any), 'TypeError', /opts/);

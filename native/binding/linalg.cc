@@ -11,11 +11,21 @@
 namespace dplora_binding {
 namespace {
 
+// First byte of a typed array's elements (works for SharedArrayBuffer too).
+const uint8_t *Bytes(const Napi::TypedArray &x) {
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void *data = nullptr;
+  napi_value buffer;
+  if (napi_get_typedarray_info(x.Env(), x, &type, &length, &data, &buffer, &offset) != napi_ok) return nullptr;
+  return static_cast<const uint8_t *>(data);  // already includes the byte offset
+}
+
 // True if the byte ranges of two typed arrays intersect.
 bool Overlaps(const Napi::TypedArray &x, const Napi::TypedArray &y) {
-  const uint8_t *xb = static_cast<const uint8_t *>(x.ArrayBuffer().Data()) + x.ByteOffset();
-  const uint8_t *yb = static_cast<const uint8_t *>(y.ArrayBuffer().Data()) + y.ByteOffset();
   if (x.ByteLength() == 0 || y.ByteLength() == 0) return false;
+  const uint8_t *xb = Bytes(x), *yb = Bytes(y);
+  if (xb == nullptr || yb == nullptr) return false;
   return xb < yb + y.ByteLength() && yb < xb + x.ByteLength();
 }
 
