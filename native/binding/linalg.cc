@@ -101,6 +101,11 @@ SgemmArgs ParseSgemm(const Napi::CallbackInfo &info) {
   s.lda = ld("lda", wa);
   s.ldb = ld("ldb", wb);
   s.ldc = ld("ldc", s.n);
+  // Re-read the arrays: a getter above may have detached or shrunk one, and
+  // the wrappers cache length and data pointer.
+  s.a = F32(env, Arg(info, 0), "a");
+  s.b = F32(env, Arg(info, 1), "b");
+  s.c = F32(env, Arg(info, 2), "c");
   CheckAtLeast(env, s.a, Span(env, ra, wa, s.lda, "a"), "a");
   CheckAtLeast(env, s.b, Span(env, rb, wb, s.ldb, "b"), "b");
   CheckAtLeast(env, s.c, Span(env, s.m, s.n, s.ldc, "c"), "c");
@@ -183,6 +188,8 @@ NormArgs ParseNorms(const Napi::CallbackInfo &info) {
   n.g = F32(env, Arg(info, 1), "g");
   n.s = ParseShape(env, Arg(info, 2));
   n.method = ParseMethod(env, Arg(info, 2).As<Napi::Object>());
+  n.a = F32(env, Arg(info, 0), "a");  // re-read after the getters (see ParseSgemm)
+  n.g = F32(env, Arg(info, 1), "g");
   CheckActivations(env, n.s, n.a, n.g);
   Napi::Value out = Arg(info, 3);
   if (out.IsUndefined()) {
@@ -233,8 +240,19 @@ SumArgs ParseSum(const Napi::CallbackInfo &info) {
   r.a = F32(env, Arg(info, 0), "a");
   r.g = F32(env, Arg(info, 1), "g");
   r.s = ParseShape(env, Arg(info, 2));
-  CheckActivations(env, r.s, r.a, r.g);
   r.factors = F32(env, Arg(info, 3), "factors");
+  // Every JS getter (shape, opts) runs before any length is checked and the
+  // arrays are re-read after them, so a getter cannot shrink or detach an
+  // array behind a check.
+  r.accumulate = false;
+  Napi::Value opts = Arg(info, 5);
+  if (!opts.IsUndefined()) {
+    r.accumulate = OptBool(env, Obj(env, opts, "opts"), "accumulate", false);
+  }
+  r.a = F32(env, Arg(info, 0), "a");  // re-read after the getters (see ParseSgemm)
+  r.g = F32(env, Arg(info, 1), "g");
+  r.factors = F32(env, Arg(info, 3), "factors");
+  CheckActivations(env, r.s, r.a, r.g);
   CheckLength(env, r.factors, r.s.batch, "factors");
   const float *f = r.factors.Data();
   for (int64_t i = 0; i < r.s.batch; ++i) {
@@ -242,11 +260,6 @@ SumArgs ParseSum(const Napi::CallbackInfo &info) {
   }
   const int64_t n_out = MulSize(env, r.s.out_dim, r.s.in_dim, "shape");
   Napi::Value out = Arg(info, 4);
-  r.accumulate = false;
-  Napi::Value opts = Arg(info, 5);
-  if (!opts.IsUndefined()) {
-    r.accumulate = OptBool(env, Obj(env, opts, "opts"), "accumulate", false);
-  }
   if (out.IsUndefined()) {
     if (r.accumulate) ThrowType(env, "out is required when accumulate is true");
     r.out = Napi::Float32Array::New(env, static_cast<size_t>(n_out));
