@@ -59,32 +59,38 @@ function describeFailure(tried: string[], failures: string[]): string {
   return lines.join('\n');
 }
 
-/** Loads (once) and returns the raw addon, or throws a {@link NativeLoadError}. */
-export function loadAddon(): RawAddon {
-  if (cached) return cached.addon;
+/**
+ * Searches for the addon: `explicitPath` (if given), then node-gyp-build's
+ * search of `root`.  Returns the addon and its path, or throws a
+ * {@link NativeLoadError} listing every path tried and how to fix it.
+ */
+export function loadAddonFrom(root: string, explicitPath?: string): { addon: RawAddon; path: string } {
   const tried: string[] = [];
   const failures: string[] = [];
-  const explicit = process.env.DPLORA_ADDON_PATH;
-  if (explicit) {
-    tried.push(`DPLORA_ADDON_PATH=${explicit}`);
+  if (explicitPath) {
+    tried.push(`DPLORA_ADDON_PATH=${explicitPath}`);
     try {
-      cached = { addon: require(path.resolve(explicit)) as RawAddon, path: path.resolve(explicit) };
-      return cached.addon;
+      const p = path.resolve(explicitPath);
+      return { addon: require(p) as RawAddon, path: p };
     } catch (e) {
       failures.push((e as Error).message.split('\n')[0]);
     }
   }
-  tried.push(`node-gyp-build(${PACKAGE_ROOT}) [build/Release, build/Debug, prebuilds/${process.platform}-${process.arch}]`);
+  tried.push(`node-gyp-build(${root}) [build/Release, build/Debug, prebuilds/${process.platform}-${process.arch}]`);
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const ngb = require('node-gyp-build') as { (dir: string): RawAddon; resolve(dir: string): string };
-    const resolved = ngb.resolve(PACKAGE_ROOT);
-    cached = { addon: require(resolved) as RawAddon, path: resolved };
-    return cached.addon;
+    const ngb = require('node-gyp-build') as { resolve(dir: string): string };
+    const resolved = ngb.resolve(root);
+    return { addon: require(resolved) as RawAddon, path: resolved };
   } catch (e) {
     failures.push((e as Error).message.split('\n')[0]);
   }
   throw new NativeLoadError(describeFailure(tried, failures));
+}
+
+/** Loads (once) and returns the raw addon, or throws a {@link NativeLoadError}. */
+export function loadAddon(): RawAddon {
+  if (!cached) cached = loadAddonFrom(PACKAGE_ROOT, process.env.DPLORA_ADDON_PATH);
+  return cached.addon;
 }
 
 /** What the loaded addon runs on. */

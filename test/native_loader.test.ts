@@ -7,7 +7,7 @@ describe('native loader', () => {
     expect(caps.supportedIsas).toContain('scalar');
     expect(caps.supportedIsas).toContain(caps.isa);
     expect(caps.threads).toBeGreaterThanOrEqual(1);
-    expect(caps.addonPath).toMatch(/dplora\.node$/);
+    expect(caps.addonPath).toMatch(/(dplora|dp-lora)\.node$/);
   });
 
   it('forces each supported ISA and rejects unknown ones', () => {
@@ -28,5 +28,54 @@ describe('native loader', () => {
     setThreads(3);
     expect(capabilities().threads).toBe(3);
     setThreads(before);
+  });
+});
+
+describe('DPLORA_ISA environment override', () => {
+  const { execFileSync } = require('child_process') as typeof import('child_process');
+  const path = require('path') as typeof import('path');
+  const probe = (env: Record<string, string>) =>
+    JSON.parse(
+      execFileSync(process.execPath, ['-e', "process.stdout.write(JSON.stringify(require('node-gyp-build')(process.argv[1]).isaInfo()))", path.resolve(__dirname, '..')], {
+        env: { ...process.env, ...env },
+      }).toString(),
+    ) as { active: string; supported: string[] };
+
+  it('forces the scalar path in a fresh process', () => {
+    expect(probe({ DPLORA_ISA: 'scalar' }).active).toBe('scalar');
+  });
+
+  it('honours every supported ISA and falls back to the best for unknown names', () => {
+    const best = probe({ DPLORA_ISA: '' });
+    for (const isa of best.supported) expect(probe({ DPLORA_ISA: isa }).active).toBe(isa);
+    expect(probe({ DPLORA_ISA: 'bogus' }).active).toBe(best.active);
+  });
+});
+
+describe('loader diagnostics', () => {
+  it('says what it tried and how to fix it when no addon can be loaded', () => {
+    const fs = require('fs') as typeof import('fs');
+    const os = require('os') as typeof import('os');
+    const path = require('path') as typeof import('path');
+    const { loadAddonFrom } = require('../lib/native') as typeof import('../lib/native');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dplora-noaddon-'));
+    const bogus = path.join(dir, 'missing.node');
+    let err: Error | undefined;
+    try {
+      loadAddonFrom(dir, bogus);
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.name).toBe('NativeLoadError');
+    expect(err?.message).toContain(`DPLORA_ADDON_PATH=${bogus}`);
+    expect(err?.message).toContain(`node-gyp-build(${dir})`);
+    expect(err?.message).toMatch(/npm rebuild dp-lora/);
+    expect(err?.message).toMatch(/npm run prebuild/);
+  });
+
+  it('loads an explicit DPLORA_ADDON_PATH first', () => {
+    const { loadAddonFrom, capabilities } = require('../lib/native') as typeof import('../lib/native');
+    const real = capabilities().addonPath;
+    expect(loadAddonFrom('/nonexistent-root', real).path).toBe(real);
   });
 });

@@ -1,12 +1,162 @@
-// Glue for the rng kernels (filled in by the rng work).
+// Glue for the rng kernels.  The stream state (key, nonce, position) lives
+// in JavaScript (lib/kernels/rng.ts); these functions are stateless and take
+// the position as a BigInt.
+#include <cstring>
+#include <memory>
+#include <vector>
+
 #include "args.h"
 #include "register.h"
+#include "rng_args.h"
 
 namespace dplora_binding {
+namespace {
+
+Napi::Value Chacha20Block(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
+  int64_t counter = IntValue(env, Arg(info, 1), "counter", 0);
+  if (counter > 0xffffffffLL) ThrowRange(env, "counter must be < 2^32");
+  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 2));
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, 64);
+  CheckStatus(env, dplora_chacha20_block(key.Data(), uint32_t(counter), nonce.Data(), out.Data()),
+              "chacha20Block");
+  return out;
+}
+
+Napi::Value OsEntropy(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t n = IntValue(env, Arg(info, 0), "bytes", 0);
+  if (n > 65536) ThrowRange(env, "bytes must be <= 65536");
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, size_t(n));
+  CheckStatus(env, dplora_os_entropy(out.Data(), size_t(n)), "osEntropy");
+  return out;
+}
+
+// (key, nonce, position, out)
+Napi::Value RngFillU32(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
+  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
+  uint64_t pos = PositionArg(env, Arg(info, 2));
+  Napi::Uint32Array out = U32(env, Arg(info, 3), "out");
+  CheckStatus(env, dplora_rng_fill_u32(key.Data(), nonce.Data(), pos, out.Data(), int64_t(out.ElementLength())),
+              "fillUint32");
+  return out;
+}
+
+Napi::Value RngUniform(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
+  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
+  uint64_t pos = PositionArg(env, Arg(info, 2));
+  Napi::Float64Array out = F64(env, Arg(info, 3), "out");
+  CheckStatus(env, dplora_rng_uniform_f64(key.Data(), nonce.Data(), pos, out.Data(), int64_t(out.ElementLength())),
+              "uniform");
+  return out;
+}
+
+double StdArg(Napi::Env env, Napi::Value v) {
+  double sd = FiniteValue(env, v, "std", false);
+  if (sd < 0) ThrowRange(env, "std must be >= 0");
+  return sd;
+}
+
+// (key, nonce, position, out: Float32Array | Float64Array, std, add)
+Napi::Value RngGaussian(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
+  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
+  uint64_t pos = PositionArg(env, Arg(info, 2));
+  Napi::Value ov = Arg(info, 3);
+  double sd = StdArg(env, Arg(info, 4));
+  int add = Arg(info, 5).ToBoolean().Value() ? 1 : 0;
+  if (ov.IsTypedArray() && ov.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
+    Napi::Float64Array out = ov.As<Napi::Float64Array>();
+    CheckStatus(env, dplora_rng_gaussian_f64(key.Data(), nonce.Data(), pos, out.Data(),
+                                             int64_t(out.ElementLength()), sd, add),
+                "gaussian");
+    return out;
+  }
+  if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    ThrowType(env, "out must be a Float32Array or Float64Array");
+  }
+  Napi::Float32Array out = ov.As<Napi::Float32Array>();
+  CheckStatus(env, dplora_rng_gaussian_f32(key.Data(), nonce.Data(), pos, out.Data(),
+                                           int64_t(out.ElementLength()), sd, add),
+              "gaussian");
+  return out;
+}
+
+// (key, nonce, position, buf: Float32Array, std) -> Promise<buf>, adds noise.
+Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
+  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
+  uint64_t pos = PositionArg(env, Arg(info, 2));
+  Napi::Float32Array buf = F32(env, Arg(info, 3), "buf");
+  double sd = StdArg(env, Arg(info, 4));
+  struct Job {
+    uint8_t key[32], nonce[12];
+  };
+  auto job = std::make_shared<Job>();
+  std::memcpy(job->key, key.Data(), 32);
+  std::memcpy(job->nonce, nonce.Data(), 12);
+  float *data = buf.Data();
+  int64_t n = int64_t(buf.ElementLength());
+  // The result is returned through a persistent reference (handles do not
+  // outlive this call); the worker releases it on the main thread.
+  auto ref = std::make_shared<Napi::Reference<Napi::Float32Array>>(Napi::Persistent(buf));
+  return PromiseWorker::Start(
+      env, "addGaussianNoiseAsync",
+      [job, pos, data, n, sd]() { return dplora_rng_gaussian_f32(job->key, job->nonce, pos, data, n, sd, 1); },
+      [ref](Napi::Env) -> Napi::Value { return ref->Value(); }, {buf});
+}
+
+// (key, nonce, position, out: Int32Array | BigInt64Array, num, den) -> next position
+Napi::Value RngDiscreteGaussian(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
+  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
+  uint64_t pos = PositionArg(env, Arg(info, 2));
+  Napi::Value ov = Arg(info, 3);
+  uint64_t num = U64BigInt(env, Arg(info, 4), "sigmaSq.num");
+  uint64_t den = U64BigInt(env, Arg(info, 5), "sigmaSq.den");
+  if (num == 0 || den == 0) ThrowRange(env, "sigmaSq must be > 0");
+  if (ov.IsTypedArray() && ov.As<Napi::TypedArray>().TypedArrayType() == napi_bigint64_array) {
+    Napi::BigInt64Array out = ov.As<Napi::BigInt64Array>();
+    CheckStatus(env, dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, out.Data(),
+                                                  int64_t(out.ElementLength())),
+                "discreteGaussian");
+    return U64ToBigInt(env, pos);
+  }
+  if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowType(env, "out must be an Int32Array or BigInt64Array");
+  }
+  Napi::Int32Array out = ov.As<Napi::Int32Array>();
+  std::vector<int64_t> tmp(out.ElementLength());
+  CheckStatus(env, dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, tmp.data(),
+                                                int64_t(tmp.size())),
+              "discreteGaussian");
+  for (size_t i = 0; i < tmp.size(); ++i) {
+    if (tmp[i] < INT32_MIN || tmp[i] > INT32_MAX) {
+      ThrowRange(env, "discreteGaussian: a sample does not fit an Int32Array (use a BigInt64Array)");
+    }
+    out[i] = int32_t(tmp[i]);
+  }
+  return U64ToBigInt(env, pos);
+}
+
+}  // namespace
 
 void RegisterRng(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+  exports.Set("chacha20Block", Napi::Function::New(env, Chacha20Block, "chacha20Block"));
+  exports.Set("osEntropy", Napi::Function::New(env, OsEntropy, "osEntropy"));
+  exports.Set("rngFillU32", Napi::Function::New(env, RngFillU32, "rngFillU32"));
+  exports.Set("rngUniform", Napi::Function::New(env, RngUniform, "rngUniform"));
+  exports.Set("rngGaussian", Napi::Function::New(env, RngGaussian, "rngGaussian"));
+  exports.Set("rngDiscreteGaussian", Napi::Function::New(env, RngDiscreteGaussian, "rngDiscreteGaussian"));
+  exports.Set("rngAddGaussianAsync", Napi::Function::New(env, RngAddGaussianAsync, "rngAddGaussianAsync"));
 }
 
 }  // namespace dplora_binding

@@ -124,10 +124,145 @@ double dplora_bench_read_bandwidth(const float *x, int64_t n, int repeats, doubl
 double dplora_bench_fma_peak(int64_t iters, double *checksum);
 
 /* ---------------------------------------------------------------- rng -- */
-/* (owned by the noise kernels; see native/kernels/chacha20*.cc)           */
+/*
+ * ChaCha20 (RFC 8439) as a counter-based stream.  A stream is a 32-byte key
+ * and a 12-byte nonce; it is a sequence of 32-bit words indexed by a 64-bit
+ * POSITION.  Word j is word (j mod 16) of ChaCha20 block b = j / 16 (words
+ * are the little-endian 32-bit words of the 64-byte block), where block b
+ * uses the RFC 8439 state with
+ *     state[12] = (uint32) b                       (the RFC block counter)
+ *     state[13] = nonce word 0 + (uint32)(b >> 32)  (mod 2^32)
+ *     state[14..15] = nonce words 1..2.
+ * For b < 2^32 this is exactly RFC 8439 with counter b; with nonce word 0 = 0
+ * it is Bernstein's original ChaCha20 with a 64-bit block counter.  The
+ * keystream bytes are the stream words in little-endian order.
+ *
+ * Every bulk function reads fixed words determined only by the element index
+ * and `position`, so results do not depend on the thread count or the ISA
+ * path.  Words consumed (the caller advances its position by this much):
+ *   fill_u32:          n
+ *   uniform_f64:       2n   (element i: words 2i, 2i+1)
+ *   gaussian_f32:      16 * ceil(n / 16)  (see dplora_rng_gaussian_f32)
+ *   gaussian_f64:      4 * ceil(n / 2)
+ *   discrete_gaussian: variable; the function returns the new position.
+ * A call whose words would pass position 2^64 - 1 returns DPLORA_EOVERFLOW.
+ */
+
+/** One RFC 8439 ChaCha20 block (section 2.3): 64 bytes into out. */
+int dplora_chacha20_block(const uint8_t key[32], uint32_t counter,
+                          const uint8_t nonce[12], uint8_t out[64]);
+
+/** Fills buf with n bytes from the OS entropy source (getrandom/getentropy). */
+int dplora_os_entropy(uint8_t *buf, size_t n);
+
+/** Stream words [position, position + n) into out. */
+int dplora_rng_fill_u32(const uint8_t key[32], const uint8_t nonce[12],
+                        uint64_t position, uint32_t *out, int64_t n);
+
+/**
+ * 53-bit uniforms in [0, 1): out[i] = ((w0 >> 5) * 2^26 + (w1 >> 6)) / 2^53
+ * with w0, w1 the words position + 2i, position + 2i + 1.
+ */
+int dplora_rng_uniform_f64(const uint8_t key[32], const uint8_t nonce[12],
+                           uint64_t position, double *out, int64_t n);
+
+/** Words one Gaussian call of n elements consumes. */
+uint64_t dplora_rng_gaussian_f32_words(int64_t n);
+uint64_t dplora_rng_gaussian_f64_words(int64_t n);
+
+/**
+ * N(0, std^2) samples in single precision by Box-Muller.  Elements come in
+ * groups of 16 using the 16 words position + 16g .. + 16g + 15: lane l < 8
+ * takes u1 from word l and the angle from word 8 + l, and gives
+ * out[16g + l] = r cos(theta), out[16g + 8 + l] = r sin(theta).
+ * r = sqrt(-2 ln u1), u1 = float(w >> 1 | 1) * 2^-31 in (0, 1] (so |z| is
+ * at most 6.56: the mass beyond that, 5e-11, is not produced);
+ * theta = 2 pi w / 2^32.  add != 0 adds the noise to out in place
+ * (out[i] = fma(z, (float) std, out[i])), else writes z * (float) std.
+ * The result is bitwise identical on every ISA path and thread count.
+ * std must be finite and >= 0.
+ */
+int dplora_rng_gaussian_f32(const uint8_t key[32], const uint8_t nonce[12],
+                            uint64_t position, float *out, int64_t n,
+                            double std_dev, int add);
+
+/**
+ * Double-precision Box-Muller with the C library's log/sin/cos: pair p uses
+ * words position + 4p .. + 4p + 3 (u1 = 1 - U53(w0, w1), theta = 2 pi
+ * U53(w2, w3)), out[2p] = r cos, out[2p + 1] = r sin, times std.
+ */
+int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12],
+                            uint64_t position, double *out, int64_t n,
+                            double std_dev, int add);
+
+/**
+ * Exact discrete Gaussian N_Z(0, sigma^2), sigma^2 = num / den > 0
+ * (Canonne, Kamath and Steinke 2020, Algorithms 1-3), integer arithmetic
+ * only.  Reads the stream sequentially from *position (bits are taken
+ * most-significant first from each word; a partly used word is dropped at
+ * the end of the call) and stores the next unused word position back.  An
+ * intermediate that would not fit 128 bits, or a sample that does not fit
+ * int64, gives DPLORA_EOVERFLOW (the output is then unspecified).
+ */
+int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
+                                 uint64_t *position, uint64_t sigma_sq_num,
+                                 uint64_t sigma_sq_den, int64_t *out, int64_t n);
 
 /* ------------------------------------------------------------- fixed -- */
-/* (owned by the fixed-point kernels; see native/kernels/intonly/)         */
+/*
+ * Fixed-point DP-SGD.  The quantizer is the only floating-point code; the
+ * clipping, summation and noise run in integer-only translation units
+ * (native/kernels/intonly/, compiled with -mgeneral-regs-only and scanned
+ * for floating-point instructions by test/fixed_no_float.test.ts).
+ */
+
+#define DPLORA_FIXED_MAX_FRAC_BITS 30
+/** Largest |value| the quantizer produces (symmetric range). */
+#define DPLORA_FIXED_QMAX 2147483647
+/** batch * clip_int must be <= this (2^62), leaving 2^62 of int64 for noise. */
+#define DPLORA_FIXED_SUM_BOUND (INT64_C(1) << 62)
+
+typedef struct {
+  int64_t saturated; /* finite or infinite values clamped to +-QMAX */
+  int64_t nan;       /* NaN values, stored as 0                    */
+} dplora_quantize_stats;
+
+/**
+ * out[i] = round-half-even(x[i] * 2^frac_bits), clamped to
+ * [-QMAX, QMAX]; NaN -> 0.  0 <= frac_bits <= 30.
+ */
+int dplora_fixed_quantize(const float *x, int64_t n, int frac_bits,
+                          int32_t *out, dplora_quantize_stats *stats);
+/** out[i] = q[i] * 2^-frac_bits (exact for float when |q| < 2^24). */
+int dplora_fixed_dequantize_i32(const int32_t *q, int64_t n, int frac_bits,
+                                float *out);
+/** out[i] = q[i] * 2^-frac_bits, rounded to double. */
+int dplora_fixed_dequantize_i64(const int64_t *q, int64_t n, int frac_bits,
+                                double *out);
+
+/**
+ * Clipped sum in integers.  grads is [batch, dim] row-major; for each sample
+ * n2 = sum g^2 (exact, 128-bit); if n2 > clip_int^2 the row is scaled by
+ * k / 2^32 with k = floor(clip_int * 2^32 / ceil_isqrt(n2)), each magnitude
+ * truncated toward zero, so the clipped row has sum v^2 <= clip_int^2.
+ * sum[dim] = sum over samples (overwritten), exact in int64.
+ * Requires 1 <= clip_int <= 2^31 - 1 and batch * clip_int <= 2^62 (else
+ * DPLORA_EOVERFLOW), so |sum| <= 2^62 whatever the input.
+ * clipped (may be NULL) receives the number of rows that were scaled.
+ */
+int dplora_fixed_clip_sum(const int32_t *grads, int64_t batch, int64_t dim,
+                          int64_t clip_int, int64_t *sum, int64_t *clipped);
+
+/**
+ * sum[i] += DGauss(sigma^2 = num/den), the noise drawn as by
+ * dplora_rng_discrete_gaussian from *position (advanced); the addition is
+ * exact and then saturated to [INT64_MIN, INT64_MAX] (saturated counts it).
+ */
+int dplora_fixed_add_discrete_gaussian(const uint8_t key[32],
+                                       const uint8_t nonce[12],
+                                       uint64_t *position, uint64_t num,
+                                       uint64_t den, int64_t *sum, int64_t n,
+                                       int64_t *saturated);
 
 #ifdef __cplusplus
 }

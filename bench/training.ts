@@ -1,0 +1,188 @@
+/**
+ * Training-step benchmark: twelve frozen 768x768 linear layers, each with a
+ * LoRA adapter (vanilla and FFA, r = 8 and 16), per-sample MSE loss, for
+ * (batch, seq) in {(32,1), (64,1), (32,128), (64,128)}.
+ *
+ * For each configuration it times (a) a non-private step of the same
+ * adapters (forward, summed loss, backward with raw gradients, AdamW) and
+ * (b) a DP step (forward, backward in per-sample mode, per-sample norms,
+ * clip factors, clipped sums, noise, AdamW), and reports the median time,
+ * the DP/non-private ratio (target <= 1.10), achieved GFLOP/s (nominal
+ * flops of the non-private step / time) and peak memory.
+ *
+ * `DPLORA_BENCH_QUICK=1` (or `--quick`) trims to r = 8 and fewer repetitions.
+ * Steps take seconds at seq 128, so timing is a plain loop (1 warm-up, then
+ * `reps` timed steps, non-private and DP alternating so both see the same
+ * machine load) rather than tinybench's time-budgeted sampling.
+ */
+import { performance } from 'perf_hooks';
+import { capabilities } from '../lib/native';
+import { Rng } from '../lib/kernels/rng';
+import { Linear, LoraLinear, Sequential, Tensor, mseLoss } from '../lib/nn';
+import { AdamW } from '../lib/optim';
+import { DPOptimizer } from '../lib/privacy';
+import { median, printTable, writeResults } from './util';
+
+const D = 768;
+const LAYERS = 12;
+
+interface Shape {
+  batch: number;
+  seq: number;
+}
+
+function buildModel(method: 'vanilla' | 'ffa', r: number): Sequential {
+  const layers = [];
+  for (let l = 0; l < LAYERS; l++) {
+    const lora = new LoraLinear(new Linear(D, D, { trainable: false, seed: 100 + l }), { r, alpha: 2 * r, method, seed: 200 + l });
+    // Nonzero B so every gradient path does real work.
+    for (let i = 0; i < lora.loraB.length; i++) lora.loraB[i] = 0.01 * Math.sin(i + l);
+    layers.push(lora);
+  }
+  return new Sequential(...layers);
+}
+
+function randomData(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** Nominal flops of one non-private step (forward + backward incl. input gradients). */
+function stepFlops(shape: Shape, r: number, method: 'vanilla' | 'ffa'): number {
+  const rows = shape.batch * shape.seq;
+  const base = 2 * rows * D * D; // one dense product
+  const lora = 2 * rows * r * D; // one rank-r product with a D side
+  const perLayer =
+    base + 2 * lora + // forward: x W0^T, h = x A^T, h B^T
+    base + // gradIn = g W0
+    2 * lora + // g_h = s g B, g_h A
+    lora + // grad B = g^T h
+    (method === 'vanilla' ? lora : 0); // grad A = g_h^T x
+  return LAYERS * perLayer;
+}
+
+interface Measured {
+  ms: number;
+  rssMiB: number;
+  arrayBuffersMiB: number;
+}
+
+/**
+ * Times two step functions in alternation (a, b, a, b, ...) so both see the
+ * same machine load; one warm-up each.  Memory is the max after each step.
+ */
+function measurePair(reps: number, a: () => void, b: () => void): [Measured, Measured] {
+  const gc = (global as { gc?: () => void }).gc;
+  const fns = [a, b];
+  const times: number[][] = [[], []];
+  const rss = [0, 0];
+  const ab = [0, 0];
+  if (gc) gc();
+  a();
+  b();
+  for (let i = 0; i < reps; i++) {
+    for (let k = 0; k < 2; k++) {
+      const t0 = performance.now();
+      fns[k]();
+      times[k].push(performance.now() - t0);
+      const m = process.memoryUsage();
+      rss[k] = Math.max(rss[k], m.rss);
+      ab[k] = Math.max(ab[k], m.arrayBuffers);
+    }
+  }
+  return [0, 1].map((k) => ({ ms: median(times[k]), rssMiB: rss[k] / 2 ** 20, arrayBuffersMiB: ab[k] / 2 ** 20 })) as [Measured, Measured];
+}
+
+/** Runs the benchmark and writes bench/results/training.json. */
+export async function run(): Promise<void> {
+  const quick = process.env.DPLORA_BENCH_QUICK === '1' || process.argv.includes('--quick');
+  const shapes: Shape[] = [
+    { batch: 32, seq: 1 },
+    { batch: 64, seq: 1 },
+    { batch: 32, seq: 128 },
+    { batch: 64, seq: 128 },
+  ];
+  const ranks = quick ? [8] : [8, 16];
+  const methods: Array<'vanilla' | 'ffa'> = ['vanilla', 'ffa'];
+  const rows: Record<string, unknown>[] = [];
+  const caps = capabilities();
+  for (const shape of shapes) {
+    const reps = shape.seq === 1 ? (quick ? 10 : 20) : quick ? 3 : 5;
+    const x = new Tensor(randomData(shape.batch * shape.seq * D, 1), [shape.batch, shape.seq, D]);
+    const y = randomData(shape.batch * shape.seq * D, 2);
+    for (const method of methods) {
+      for (const r of ranks) {
+        // (a) non-private
+        const m1 = buildModel(method, r);
+        const o1 = new AdamW(m1.trainableParameters(), { lr: 1e-4 });
+        // (b) DP: same adapters, book-keeping clipping, noise once, expected batch size
+        const m2 = buildModel(method, r);
+        const dp = new DPOptimizer(m2, new AdamW(m2.trainableParameters(), { lr: 1e-4 }), {
+          noiseMultiplier: 1.0,
+          maxGradNorm: 1.0,
+          expectedBatchSize: shape.batch,
+          rng: new Rng(),
+        });
+        const [plain, priv] = measurePair(
+          reps,
+          () => {
+            const out = m1.forward(x);
+            m1.backward(mseLoss(out, y).grad);
+            o1.step();
+            o1.zeroGrad();
+          },
+          () => {
+            const out = m2.forward(x);
+            m2.backward(mseLoss(out, y).grad);
+            dp.accumulate();
+            dp.step();
+          },
+        );
+        const flops = stepFlops(shape, r, method);
+        rows.push({
+          method,
+          r,
+          batch: shape.batch,
+          seq: shape.seq,
+          nonPrivateMs: plain.ms,
+          dpMs: priv.ms,
+          ratio: priv.ms / plain.ms,
+          nonPrivateGflops: flops / plain.ms / 1e6,
+          dpGflops: flops / priv.ms / 1e6,
+          nonPrivateRssMiB: Math.round(plain.rssMiB),
+          dpRssMiB: Math.round(priv.rssMiB),
+          nonPrivateArrayBuffersMiB: Math.round(plain.arrayBuffersMiB),
+          dpArrayBuffersMiB: Math.round(priv.arrayBuffersMiB),
+          reps,
+        });
+        printTable(`training step: ${method} r=${r} batch=${shape.batch} seq=${shape.seq}`, [rows[rows.length - 1]]);
+      }
+    }
+  }
+  printTable('training step: DP vs non-private (12 x LoRA on frozen 768x768, MSE)', rows);
+  const worst = Math.max(...rows.map((r) => r.ratio as number));
+  writeResults('training', {
+    description:
+      'Median time and peak memory per step, 12 frozen 768x768 linear layers with LoRA, per-sample MSE; ' +
+      'non-private (raw gradients) vs DP (book-keeping per-sample clipping, Gaussian noise once per batch, AdamW). ' +
+      'GFLOP/s = nominal flops of the non-private step / median time. Memory: max over the timed steps of ' +
+      'process.memoryUsage() rss / arrayBuffers (process-wide, so later rows include earlier allocations not yet collected).',
+    quick,
+    capabilities: caps,
+    targetRatio: 1.1,
+    worstRatio: worst,
+    rows,
+  });
+}
+
+if (require.main === module) {
+  run().catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+}

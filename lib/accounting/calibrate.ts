@@ -1,0 +1,202 @@
+/**
+ * Noise calibration: the smallest noise multiplier z whose epsilon at the
+ * target delta is at most the target epsilon. Bracket, root-find in log z,
+ * then verify: the returned z always satisfies eps(z) <= target (as computed
+ * by the chosen accountant) and lies within `tolerance` of the smallest such z.
+ */
+import { PldAccountant, RdpAccountant } from './accountant';
+import type { Mechanism } from './events';
+import type { AccountantKind } from './ledger';
+import type { PldParameters } from './pld';
+
+/** Options of {@link getNoiseMultiplier}. */
+export interface NoiseMultiplierOptions {
+  targetEpsilon: number;
+  targetDelta: number;
+  /** Poisson sampling rate in (0, 1] (1 for non-Poisson sampling). */
+  sampleRate: number;
+  /** Number of steps (integer >= 1); give this or `epochs`. */
+  steps?: number;
+  /** Number of epochs; steps = ceil(epochs / sampleRate). */
+  epochs?: number;
+  /** 'pld' (default) or 'rdp'. */
+  accountant?: AccountantKind;
+  mechanism?: Mechanism;
+  /** Relative bracket width at which to stop (default 0.002, i.e. 0.2%). */
+  tolerance?: number;
+  /** Parameters for the PLD accountant. */
+  pldParameters?: Partial<PldParameters>;
+  /** Orders for the RDP accountant. */
+  orders?: readonly number[];
+}
+
+/** Result with diagnostics, from {@link calibrateNoiseMultiplier}. */
+export interface NoiseCalibration {
+  noiseMultiplier: number;
+  /** Epsilon at the returned noise multiplier (<= targetEpsilon). */
+  epsilon: number;
+  steps: number;
+  accountant: AccountantKind;
+  /** Number of epsilon evaluations made. */
+  evaluations: number;
+}
+
+const Z_MIN = 1e-3;
+const Z_MAX = 1e6;
+
+function finite(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new RangeError(`${name} must be a finite number, got ${String(v)}`);
+  return v;
+}
+
+/** Resolves `steps` / `epochs` to a step count. */
+export function resolveSteps(sampleRate: number, steps?: number, epochs?: number): number {
+  if (steps !== undefined && epochs !== undefined) throw new RangeError('give either steps or epochs, not both');
+  if (steps !== undefined) {
+    finite('steps', steps);
+    if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`steps must be an integer >= 1, got ${steps}`);
+    return steps;
+  }
+  if (epochs !== undefined) {
+    finite('epochs', epochs);
+    if (!(epochs > 0)) throw new RangeError(`epochs must be > 0, got ${epochs}`);
+    const s = Math.ceil(epochs / sampleRate - 1e-9);
+    if (!Number.isSafeInteger(s)) throw new RangeError(`epochs / sampleRate is too large (${s} steps)`);
+    return Math.max(1, s);
+  }
+  throw new RangeError('steps (or epochs) is required');
+}
+
+/** Like {@link getNoiseMultiplier}, with diagnostics. */
+export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCalibration {
+  if (opts === null || typeof opts !== 'object') throw new TypeError('getNoiseMultiplier expects an options object');
+  const eps = finite('targetEpsilon', opts.targetEpsilon);
+  if (!(eps > 0)) throw new RangeError(`targetEpsilon must be > 0, got ${eps}`);
+  const delta = finite('targetDelta', opts.targetDelta);
+  if (!(delta > 0) || !(delta < 1)) throw new RangeError(`targetDelta must be in (0, 1), got ${delta}`);
+  const q = finite('sampleRate', opts.sampleRate);
+  if (!(q > 0) || q > 1) throw new RangeError(`sampleRate must be in (0, 1], got ${q}`);
+  const steps = resolveSteps(q, opts.steps, opts.epochs);
+  const kind = opts.accountant ?? 'pld';
+  if (kind !== 'pld' && kind !== 'rdp') throw new RangeError(`accountant must be 'pld' or 'rdp', got ${String(kind)}`);
+  const tol = opts.tolerance ?? 0.002;
+  if (!(tol > 0 && tol <= 0.1)) throw new RangeError(`tolerance must be in (0, 0.1], got ${tol}`);
+  const mechanism = opts.mechanism ?? 'gaussian';
+  let evaluations = 0;
+
+  const epsilonOf = (k: 'pld' | 'rdp', z: number): number => {
+    evaluations++;
+    const acc = k === 'rdp' ? new RdpAccountant({ orders: opts.orders }) : new PldAccountant(opts.pldParameters);
+    acc.step({ noiseMultiplier: z, sampleRate: q, mechanism }, steps);
+    try {
+      return acc.getEpsilon(delta);
+    } catch (e) {
+      // Grid too fine for a very small z: treat as "does not meet the target".
+      if (e instanceof RangeError && /FFT|grid points/.test(e.message)) return Infinity;
+      throw e;
+    }
+  };
+
+  /** Bisection/Illinois in t = ln z on f(t) = ln eps - ln target; lo fails, hi meets. */
+  const solve = (k: 'pld' | 'rdp', zLo: number, fLo: number, zHi: number, fHi: number) => {
+    let tLo = Math.log(zLo);
+    let tHi = Math.log(zHi);
+    let gLo = fLo === Infinity ? Infinity : Math.log(fLo / eps);
+    let gHi = fHi > 0 ? Math.log(fHi / eps) : -Infinity;
+    let epsHi = fHi;
+    let side = 0;
+    for (let it = 0; it < 100 && tHi - tLo > Math.log1p(tol); it++) {
+      let t: number;
+      if (Number.isFinite(gLo) && Number.isFinite(gHi) && gLo > 0 && gHi <= 0 && gLo - gHi > 0) {
+        t = tLo + (gLo * (tHi - tLo)) / (gLo - gHi);
+        // Stay strictly inside and make progress on both ends.
+        const w = tHi - tLo;
+        t = Math.min(tHi - 0.02 * w, Math.max(tLo + 0.02 * w, t));
+      } else {
+        t = (tLo + tHi) / 2;
+      }
+      const e = epsilonOf(k, Math.exp(t));
+      const g = e === Infinity ? Infinity : e > 0 ? Math.log(e / eps) : -Infinity;
+      if (e <= eps) {
+        tHi = t;
+        gHi = g;
+        epsHi = e;
+        if (side === 1) gLo /= 2; // Illinois step
+        side = 1;
+      } else {
+        tLo = t;
+        gLo = g;
+        if (side === -1) gHi /= 2;
+        side = -1;
+      }
+    }
+    return { z: Math.exp(tHi), epsilon: epsHi };
+  };
+
+  /**
+   * Brackets the answer with the given accountant from z0 (epsilon e0): returns
+   * zLo failing the target and zHi meeting it, zHi / zLo = factor. zLo is NaN
+   * when even Z_MIN meets the target.
+   */
+  const bracket = (k: 'pld' | 'rdp', z0: number, e0: number, factor: number) => {
+    if (e0 > eps) {
+      let zLo = z0;
+      let eLo = e0;
+      for (;;) {
+        const z = zLo * factor;
+        if (z > Z_MAX) {
+          throw new RangeError(
+            `targetEpsilon ${eps} at targetDelta ${delta} cannot be reached with ${steps} steps at sampleRate ${q} by any noiseMultiplier up to ${Z_MAX} (the ${k.toUpperCase()} accountant certifies at best ${eLo}); raise targetEpsilon or targetDelta, or use fewer steps`,
+          );
+        }
+        const e = epsilonOf(k, z);
+        if (e <= eps) return { zLo, eLo, zHi: z, eHi: e };
+        zLo = z;
+        eLo = e;
+      }
+    }
+    let zHi = z0;
+    let eHi = e0;
+    for (;;) {
+      const z = zHi / factor;
+      if (z < Z_MIN) return { zLo: NaN, eLo: NaN, zHi, eHi };
+      const e = epsilonOf(k, z);
+      if (e > eps) return { zLo: z, eLo: e, zHi, eHi };
+      zHi = z;
+      eHi = e;
+    }
+  };
+
+  // RDP first (cheap); it also brackets the PLD answer from above.
+  const rdpStart = 1;
+  const rb = bracket('rdp', rdpStart, epsilonOf('rdp', rdpStart), 2);
+  if (Number.isNaN(rb.zLo)) {
+    return finish(rb.zHi, rb.eHi, 'rdp');
+  }
+  const rdp = solve('rdp', rb.zLo, rb.eLo, rb.zHi, rb.eHi);
+  if (kind === 'rdp') return finish(rdp.z, rdp.epsilon, 'rdp');
+
+  // PLD: eps_PLD <= eps_RDP, so the RDP answer meets the target; search below it.
+  const eAtRdp = epsilonOf('pld', rdp.z);
+  const pb = bracket('pld', rdp.z, eAtRdp, 1.25);
+  if (Number.isNaN(pb.zLo)) return finish(pb.zHi, pb.eHi, 'pld');
+  const pld = solve('pld', pb.zLo, pb.eLo, pb.zHi, pb.eHi);
+  return finish(pld.z, pld.epsilon, 'pld');
+
+  function finish(z: number, e: number, k: AccountantKind): NoiseCalibration {
+    // Verify: e was computed by the chosen accountant at exactly this z.
+    if (!(e <= eps)) throw new Error(`internal: calibrated noise multiplier ${z} gives epsilon ${e} > ${eps}`);
+    return { noiseMultiplier: z, epsilon: e, steps, accountant: k, evaluations };
+  }
+}
+
+/**
+ * The smallest noise multiplier (within 0.2% by default, always erring
+ * towards more noise) for which the accountant certifies (targetEpsilon,
+ * targetDelta)-DP after `steps` (or `epochs / sampleRate`, rounded up) steps
+ * of the Poisson-subsampled Gaussian.
+ * @throws RangeError naming the argument for invalid or unreachable targets
+ */
+export function getNoiseMultiplier(opts: NoiseMultiplierOptions): number {
+  return calibrateNoiseMultiplier(opts).noiseMultiplier;
+}

@@ -1,0 +1,127 @@
+/**
+ * In-place radix-2 complex FFT on split real/imaginary Float64Arrays, used by
+ * the PLD accountant to compose privacy loss distributions.
+ */
+
+interface Plan {
+  n: number;
+  cos: Float64Array; // cos(2 pi k / n), k < n/2
+  sin: Float64Array; // sin(2 pi k / n), k < n/2
+  rev: Uint32Array; // bit-reversal permutation
+}
+
+const plans = new Map<number, Plan>();
+
+function plan(n: number): Plan {
+  let p = plans.get(n);
+  if (p) return p;
+  const half = n >> 1;
+  const cos = new Float64Array(half);
+  const sin = new Float64Array(half);
+  for (let k = 0; k < half; k++) {
+    // Use symmetric evaluation for accuracy: angles in [0, pi).
+    const a = (2 * Math.PI * k) / n;
+    cos[k] = Math.cos(a);
+    sin[k] = Math.sin(a);
+  }
+  const bits = Math.round(Math.log2(n));
+  const rev = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    let r = 0;
+    for (let b = 0, x = i; b < bits; b++, x >>= 1) r = (r << 1) | (x & 1);
+    rev[i] = r >>> 0;
+  }
+  p = { n, cos, sin, rev };
+  if (plans.size > 8) plans.clear();
+  plans.set(n, p);
+  return p;
+}
+
+/** True when n is a power of two >= 1. */
+export function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && (n & (n - 1)) === 0;
+}
+
+/** Smallest power of two >= n (n >= 1). */
+export function nextPowerOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/**
+ * In-place FFT of (re, im). Forward: X_k = sum_j x_j e^{-2 pi i jk/n};
+ * inverse (inverse = true): x_j = (1/n) sum_k X_k e^{+2 pi i jk/n}.
+ * The length must be a power of two.
+ */
+export function fft(re: Float64Array, im: Float64Array, inverse = false): void {
+  const n = re.length;
+  if (im.length !== n) throw new RangeError(`im must have the length of re (${n}), got ${im.length}`);
+  if (!isPowerOfTwo(n)) throw new RangeError(`FFT length must be a power of two, got ${n}`);
+  if (n === 1) return;
+  const { cos, sin, rev } = plan(n);
+  for (let i = 0; i < n; i++) {
+    const j = rev[i];
+    if (j > i) {
+      let t = re[i];
+      re[i] = re[j];
+      re[j] = t;
+      t = im[i];
+      im[i] = im[j];
+      im[j] = t;
+    }
+  }
+  const sgn = inverse ? 1 : -1;
+  for (let size = 2; size <= n; size <<= 1) {
+    const half = size >> 1;
+    const step = n / size;
+    for (let start = 0; start < n; start += size) {
+      for (let k = 0, t = 0; k < half; k++, t += step) {
+        const wr = cos[t];
+        const wi = sgn * sin[t];
+        const a = start + k;
+        const b = a + half;
+        const xr = re[b] * wr - im[b] * wi;
+        const xi = re[b] * wi + im[b] * wr;
+        re[b] = re[a] - xr;
+        im[b] = im[a] - xi;
+        re[a] += xr;
+        im[a] += xi;
+      }
+    }
+  }
+  if (inverse) {
+    const s = 1 / n;
+    for (let i = 0; i < n; i++) {
+      re[i] *= s;
+      im[i] *= s;
+    }
+  }
+}
+
+/** (re, im) <- (re, im)^power elementwise, by repeated squaring (power integer >= 0). */
+export function complexPowerInPlace(re: Float64Array, im: Float64Array, power: number): void {
+  const n = re.length;
+  for (let i = 0; i < n; i++) {
+    let br = re[i];
+    let bi = im[i];
+    let rr = 1;
+    let ri = 0;
+    let e = power;
+    while (e > 0) {
+      if (e % 2 === 1) {
+        const t = rr * br - ri * bi;
+        ri = rr * bi + ri * br;
+        rr = t;
+      }
+      e = Math.floor(e / 2);
+      if (e > 0) {
+        const t = br * br - bi * bi;
+        bi = 2 * br * bi;
+        br = t;
+      }
+    }
+    re[i] = rr;
+    im[i] = ri;
+  }
+}

@@ -1,0 +1,460 @@
+/**
+ * Privacy loss distributions (PLD) of the Poisson-subsampled Gaussian, their
+ * pessimistic discretization on a uniform loss grid, and their composition by
+ * FFT.
+ *
+ * A dominating pair (P, Q) has privacy loss L = ln(dP/dQ) and hockey-stick
+ * curve delta(eps) = E_{X~P}[(1 - e^{eps - L(X)})_+] (+ the P-mass where Q = 0).
+ * Under add/remove adjacency the subsampled Gaussian has two pairs:
+ *   remove: P = (1-q) N(0, s^2) + q N(1, s^2), Q = N(0, s^2)
+ *   add:    P = N(0, s^2), Q = (1-q) N(0, s^2) + q N(1, s^2)
+ * and the composition of T steps is bounded by the worse of the two T-fold
+ * compositions.
+ *
+ * Discretization ("connect the dots", Doroshenko et al. 2022): on grid points
+ * l_0 < ... < l_n (spacing h) we keep delta(l_i) exact and interpolate
+ * delta linearly in e^eps in between. As delta is convex in e^eps, the
+ * interpolant lies above the true curve everywhere, and it is itself the
+ * curve of a discrete pair supported on the grid, so composing the discrete
+ * pairs gives an upper bound on the true composed delta. Concretely, the
+ * Q-mass of each bin (l_i, l_{i+1}] is split between its two endpoints so that
+ * the bin's P-mass is preserved; the P-mass below l_0 moves up to l_0, the
+ * Q-mass above l_n sits at l_n and the rest of the P-mass above l_n, which is
+ * delta(l_n), becomes mass at +infinity (charged to delta in full).
+ *
+ * Composition multiplies DFTs (each event's transform raised to its count by
+ * repeated squaring) on a cyclic window of N grid points. The window is chosen
+ * with Chernoff bounds from the discrete distributions' moment generating
+ * functions so that the mass outside it is at most 2 * windowTail; that mass
+ * may alias into the window, so it is added to delta in full as well.
+ */
+import { fft, nextPowerOfTwo } from './fft';
+import { logAdd, normalCdf, normalSf } from './log_math';
+
+/** The neighbouring relation of a dominating pair. */
+export type Relation = 'add' | 'remove';
+
+/** A discrete PLD on the grid l = k * gridStep: P-masses from grid index `offset` on. */
+export interface DiscretePld {
+  /** Grid index of mass[0]. */
+  offset: number;
+  /** P-masses at consecutive grid points. */
+  mass: Float64Array;
+  /** P-mass at +infinity. */
+  infMass: number;
+}
+
+/** Parameters of the PLD accountant. */
+export interface PldParameters {
+  /** Spacing of the privacy-loss grid (default 1e-4). */
+  gridStep: number;
+  /** Per-step Gaussian tail mass beyond the discretized range, each side (default 1e-20). */
+  tailMass: number;
+  /** Chernoff tail bound for each side of the composition window (default 1e-18). */
+  windowTail: number;
+  /** Largest FFT length allowed (default 2^23). */
+  maxFftLength: number;
+}
+
+/** Default PLD parameters. */
+export const DEFAULT_PLD_PARAMETERS: Readonly<PldParameters> = Object.freeze({
+  gridStep: 1e-4,
+  tailMass: 1e-20,
+  windowTail: 1e-18,
+  maxFftLength: 1 << 23,
+});
+
+/** Gaussian quantile c with P(N(0,1) > c) = tail (bisection; tail in (0, 0.5)). */
+function upperQuantile(tail: number): number {
+  let lo = 0;
+  let hi = 40;
+  for (let i = 0; i < 200; i++) {
+    const mid = (lo + hi) / 2;
+    if (normalSf(mid) > tail) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
+
+/** ln(1 - q + q e^u), stable for large u and q = 1. */
+function logMixtureRatio(q: number, u: number): number {
+  return logAdd(Math.log1p(-q), Math.log(q) + u);
+}
+
+/**
+ * Tails (P(L > l), Q(L > l)) of the subsampled Gaussian pair, written into
+ * pt[i], qt[i] for l = (k0 + i) h, i = 0..n.
+ */
+function tails(q: number, s: number, rel: Relation, k0: number, n: number, h: number, pt: Float64Array, qt: Float64Array): void {
+  const s2 = s * s;
+  for (let i = 0; i <= n; i++) {
+    const l = (k0 + i) * h;
+    if (rel === 'remove') {
+      // L(x) = ln(1-q + q e^{(2x-1)/(2 s^2)}) increasing; L > l <=> x > x_l.
+      const arg = Math.expm1(l) / q; // (e^l - (1-q))/q - 1
+      if (!(arg > -1)) {
+        pt[i] = 1;
+        qt[i] = 1;
+        continue;
+      }
+      const x = s2 * Math.log1p(arg) + 0.5;
+      const q0 = normalSf(x / s);
+      pt[i] = (1 - q) * q0 + q * normalSf((x - 1) / s);
+      qt[i] = q0;
+    } else {
+      // L(x) = -ln(1-q + q e^{(2x-1)/(2 s^2)}) decreasing; L > l <=> x < x_l.
+      const arg = Math.expm1(-l) / q;
+      if (!(arg > -1)) {
+        pt[i] = 0;
+        qt[i] = 0;
+        continue;
+      }
+      const x = s2 * Math.log1p(arg) + 0.5;
+      const p0 = normalCdf(x / s);
+      pt[i] = p0;
+      qt[i] = (1 - q) * p0 + q * normalCdf((x - 1) / s);
+    }
+  }
+}
+
+/**
+ * Pessimistic ("connect the dots") discretization of one step of the
+ * Poisson-subsampled Gaussian with sampling rate q and noise multiplier s.
+ */
+export function discretizeSubsampledGaussian(q: number, s: number, rel: Relation, params: PldParameters): DiscretePld {
+  const h = params.gridStep;
+  const c = upperQuantile(params.tailMass);
+  const u = (x: number) => (2 * x - 1) / (2 * s * s);
+  const xLo = -c * s;
+  const xHi = 1 + c * s;
+  let lLo: number;
+  let lHi: number;
+  if (rel === 'remove') {
+    lLo = logMixtureRatio(q, u(xLo));
+    lHi = logMixtureRatio(q, u(xHi));
+  } else {
+    lLo = -logMixtureRatio(q, u(xHi));
+    lHi = -logMixtureRatio(q, u(xLo));
+  }
+  const k0 = Math.floor(lLo / h);
+  const k1 = Math.max(k0 + 1, Math.ceil(lHi / h));
+  const n = k1 - k0;
+  if (n + 1 > params.maxFftLength) {
+    throw new RangeError(
+      `gridStep ${h} is too fine for noiseMultiplier ${s}: one step needs ${n + 1} grid points (more than ${params.maxFftLength}); use a larger gridStep or the RDP accountant`,
+    );
+  }
+  const pt = new Float64Array(n + 1);
+  const qt = new Float64Array(n + 1);
+  tails(q, s, rel, k0, n, h, pt, qt);
+  const qm = new Float64Array(n + 1); // Q-mass at each grid point
+  const em1h = Math.expm1(h);
+  for (let i = 0; i < n; i++) {
+    const pb = Math.max(0, pt[i] - pt[i + 1]);
+    const qb = Math.max(0, qt[i] - qt[i + 1]);
+    if (pb === 0 && qb === 0) continue;
+    const y = Math.exp((k0 + i) * h);
+    const dy = y * em1h;
+    if (qb === 0) {
+      // Only rounding can produce this; keep it pessimistic: all at the upper endpoint.
+      qm[i + 1] += pb / (y + dy);
+      continue;
+    }
+    let theta = (pb - y * qb) / (dy * qb);
+    theta = theta < 0 ? 0 : theta > 1 ? 1 : theta;
+    qm[i] += (1 - theta) * qb;
+    qm[i + 1] += theta * qb;
+  }
+  qm[n] += qt[n];
+  const mass = new Float64Array(n + 1);
+  for (let i = 0; i <= n; i++) mass[i] = Math.exp((k0 + i) * h) * qm[i];
+  mass[0] += Math.max(0, 1 - pt[0]);
+  const yTop = Math.exp(k1 * h);
+  const infMass = Math.max(0, pt[n] - yTop * qt[n]);
+  return trimZeros({ offset: k0, mass, infMass });
+}
+
+function trimZeros(p: DiscretePld): DiscretePld {
+  let a = 0;
+  let b = p.mass.length;
+  while (a < b - 1 && p.mass[a] === 0) a++;
+  while (b > a + 1 && p.mass[b - 1] === 0) b--;
+  if (a === 0 && b === p.mass.length) return p;
+  return { offset: p.offset + a, mass: p.mass.slice(a, b), infMass: p.infMass };
+}
+
+/**
+ * ln sum_i mass_i e^{lambda l_i} for the finite part of a discrete PLD, by a
+ * Horner recurrence with rescaling (no exp per element, no overflow).
+ */
+export function logMgf(p: DiscretePld, lambda: number, h: number): number {
+  const m = p.mass;
+  const n = m.length;
+  const r = Math.exp(Math.abs(lambda) * h);
+  let s = 0;
+  let invScale = 1;
+  let logScale = 0;
+  if (lambda >= 0) {
+    // s = sum_i m_i r^i (weights grow with i): Horner from the top.
+    for (let i = n - 1; i >= 0; i--) {
+      s = s * r + m[i] * invScale;
+      if (s > 1e200) {
+        s *= 1e-200;
+        invScale *= 1e-200;
+        logScale += 200 * Math.LN10;
+      }
+    }
+    return Math.log(s) + logScale + lambda * p.offset * h;
+  }
+  // s = sum_i m_i r^(n-1-i) = sum_i m_i e^{lambda h (i - (n-1))}: Horner from the bottom.
+  for (let i = 0; i < n; i++) {
+    s = s * r + m[i] * invScale;
+    if (s > 1e200) {
+      s *= 1e-200;
+      invScale *= 1e-200;
+      logScale += 200 * Math.LN10;
+    }
+  }
+  return Math.log(s) + logScale + lambda * (p.offset + n - 1) * h;
+}
+
+/** One component of a composition: a per-step PLD and how often it is applied. */
+export interface PldComponent {
+  pld: DiscretePld;
+  count: number;
+}
+
+/** The composed PLD: masses at grid indices start .. start + N - 1, plus delta charges. */
+export interface ComposedPld {
+  gridStep: number;
+  start: number;
+  mass: Float64Array;
+  /** P-mass at +infinity of the composition. */
+  infMass: number;
+  /** Bound on the mass that fell outside the cyclic window. */
+  aliasMass: number;
+  /** Allowance for floating-point rounding in the FFT. */
+  roundingAllowance: number;
+}
+
+function minimizeScalar(f: (t: number) => number, lo: number, hi: number, iters: number): number {
+  const g = (Math.sqrt(5) - 1) / 2;
+  let a = lo;
+  let b = hi;
+  let c = b - g * (b - a);
+  let d = a + g * (b - a);
+  let fc = f(c);
+  let fd = f(d);
+  let best = Math.min(fc, fd);
+  for (let i = 0; i < iters; i++) {
+    if (fc < fd) {
+      b = d;
+      d = c;
+      fd = fc;
+      c = b - g * (b - a);
+      fc = f(c);
+    } else {
+      a = c;
+      c = d;
+      fc = fd;
+      d = a + g * (b - a);
+      fd = f(d);
+    }
+    best = Math.min(best, fc, fd);
+  }
+  return best;
+}
+
+/** Chernoff window [A, A + N) (grid indices) of one channel, before rounding N up. */
+function chernoffWindow(components: readonly PldComponent[], params: PldParameters): { A: number; B: number; minSum: number; maxSum: number } {
+  const h = params.gridStep;
+  const logTau = Math.log(params.windowTail);
+  const K = (lambda: number) => {
+    let s = 0;
+    for (const c of components) s += c.count * logMgf(c.pld, lambda, h);
+    return s;
+  };
+  let minSum = 0;
+  let maxSum = 0;
+  for (const c of components) {
+    minSum += c.count * c.pld.offset;
+    maxSum += c.count * (c.pld.offset + c.pld.mass.length - 1);
+  }
+  // Upper edge b: P(S >= b) <= exp(K(lam) - lam b) = tau  =>  b = (K(lam) - ln tau)/lam.
+  // Lower edge a: P(S <= a) <= exp(K(-lam) + lam a) = tau  =>  a = (ln tau - K(-lam))/lam.
+  // Any lam gives a valid bound; golden-section search in ln(lam) finds a good one.
+  const lo = Math.log(1e-3);
+  const hi = Math.log(1e4);
+  const bHi = minimizeScalar((t) => (K(Math.exp(t)) - logTau) / Math.exp(t), lo, hi, 28);
+  const aLo = -minimizeScalar((t) => -(logTau - K(-Math.exp(t))) / Math.exp(t), lo, hi, 28);
+  const A = Math.max(minSum, Math.floor(aLo / h));
+  const B = Math.min(maxSum, Math.max(A, Math.ceil(bHi / h)));
+  return { A, B, minSum, maxSum };
+}
+
+/** Writes the masses of `pld` into `out` at positions (grid index mod N). */
+function placeCyclic(pld: DiscretePld, out: Float64Array): void {
+  const N = out.length;
+  const { offset, mass } = pld;
+  let k = ((offset % N) + N) % N;
+  for (let i = 0; i < mass.length; i++) {
+    out[k] += mass[i];
+    k = k + 1 === N ? 0 : k + 1;
+  }
+}
+
+function complexPow(re: number, im: number, e: number): [number, number] {
+  let rr = 1;
+  let ri = 0;
+  let br = re;
+  let bi = im;
+  while (e > 0) {
+    if (e % 2 === 1) {
+      const t = rr * br - ri * bi;
+      ri = rr * bi + ri * br;
+      rr = t;
+    }
+    e = Math.floor(e / 2);
+    if (e > 0) {
+      const t = br * br - bi * bi;
+      bi = 2 * br * bi;
+      br = t;
+    }
+  }
+  return [rr, ri];
+}
+
+/**
+ * Composes one or two channels of per-step PLDs (channel c, component g
+ * applied channels[c][g].count times) by FFT. Two real channels share each
+ * complex transform (one in the real part, one in the imaginary part), so the
+ * add and remove relations cost one forward transform per component and one
+ * inverse transform in all.
+ * @throws RangeError when the window would exceed params.maxFftLength
+ */
+export function composePlds(channels: readonly (readonly PldComponent[])[], params: PldParameters): ComposedPld[] {
+  if (channels.length < 1 || channels.length > 2) throw new RangeError('composePlds takes one or two channels');
+  const h = params.gridStep;
+  const windows = channels.map((ch) => chernoffWindow(ch, params));
+  let N = 2;
+  for (const w of windows) N = Math.max(N, nextPowerOfTwo(w.B - w.A + 1));
+  if (N > params.maxFftLength) {
+    throw new RangeError(
+      `the composed privacy loss needs an FFT of length ${N} (more than ${params.maxFftLength}); use a larger gridStep or the RDP accountant`,
+    );
+  }
+  const G = channels[0].length;
+  for (const ch of channels) {
+    if (ch.length !== G) throw new RangeError('composePlds: channels must have the same components');
+  }
+  const half = N >> 1;
+  // Half spectra (k = 0..N/2) of the running products, per channel.
+  const accRe = channels.map(() => new Float64Array(half + 1).fill(1));
+  const accIm = channels.map(() => new Float64Array(half + 1));
+  const re = new Float64Array(N);
+  const im = new Float64Array(N);
+  for (let g = 0; g < G; g++) {
+    re.fill(0);
+    im.fill(0);
+    placeCyclic(channels[0][g].pld, re);
+    if (channels.length === 2) {
+      if (channels[1][g].count !== channels[0][g].count) throw new RangeError('composePlds: channel counts differ');
+      placeCyclic(channels[1][g].pld, im);
+    }
+    fft(re, im, false);
+    const count = channels[0][g].count;
+    for (let k = 0; k <= half; k++) {
+      const nk = k === 0 ? 0 : N - k;
+      const a = re[k];
+      const b = im[k];
+      const c = re[nk];
+      const d = im[nk];
+      // X = FFT of the real part, Y = FFT of the imaginary part.
+      const xs = complexPow((a + c) / 2, (b - d) / 2, count);
+      let r = accRe[0][k] * xs[0] - accIm[0][k] * xs[1];
+      accIm[0][k] = accRe[0][k] * xs[1] + accIm[0][k] * xs[0];
+      accRe[0][k] = r;
+      if (channels.length === 2) {
+        const ys = complexPow((b + d) / 2, (c - a) / 2, count);
+        r = accRe[1][k] * ys[0] - accIm[1][k] * ys[1];
+        accIm[1][k] = accRe[1][k] * ys[1] + accIm[1][k] * ys[0];
+        accRe[1][k] = r;
+      }
+    }
+  }
+  // W = X + i Y on the full spectrum, using X_{N-k} = conj(X_k).
+  const two = channels.length === 2;
+  for (let k = 0; k < N; k++) {
+    const src = k <= half ? k : N - k;
+    const sg = k <= half ? 1 : -1;
+    const xr = accRe[0][src];
+    const xi = sg * accIm[0][src];
+    const yr = two ? accRe[1][src] : 0;
+    const yi = two ? sg * accIm[1][src] : 0;
+    re[k] = xr - yi;
+    im[k] = xi + yr;
+  }
+  fft(re, im, true);
+  const out: ComposedPld[] = [];
+  channels.forEach((ch, c) => {
+    const src = c === 0 ? re : im;
+    const { A, minSum, maxSum } = windows[c];
+    const mass = new Float64Array(N);
+    let negative = 0;
+    let j = ((A % N) + N) % N;
+    for (let t = 0; t < N; t++) {
+      const v = src[j];
+      if (v < 0) negative -= v;
+      mass[t] = v > 0 ? v : 0;
+      j = j + 1 === N ? 0 : j + 1;
+    }
+    const aliasMass = (A > minSum ? params.windowTail : 0) + (A + N - 1 < maxSum ? params.windowTail : 0);
+    let logNoInf = 0;
+    for (const comp of ch) logNoInf += comp.count * Math.log1p(-comp.pld.infMass);
+    // Rounding allowance: the FFT's absolute error per entry is of the order of
+    // u log2(N) times a small fraction (inputs have unit mass); the clipped
+    // negative entries show its actual size and are charged as well.
+    const roundingAllowance = N * Math.log2(N) * 2 ** -52 * 1e-2 + negative;
+    out.push({ gridStep: h, start: A, mass, infMass: -Math.expm1(logNoInf), aliasMass, roundingAllowance });
+  });
+  return out;
+}
+
+/** Total delta charged outside the finite grid masses. */
+function extraDelta(c: ComposedPld): number {
+  return c.infMass + c.aliasMass + c.roundingAllowance;
+}
+
+/** delta(eps) of a composed discrete PLD (an upper bound for the true pair). */
+export function composedDelta(c: ComposedPld, epsilon: number): number {
+  const h = c.gridStep;
+  let d = 0;
+  for (let t = c.mass.length - 1; t >= 0; t--) {
+    const l = (c.start + t) * h;
+    if (l <= epsilon) break;
+    d += c.mass[t] * -Math.expm1(epsilon - l);
+  }
+  return Math.min(1, d + extraDelta(c));
+}
+
+/** Smallest eps >= 0 with delta(eps) <= delta (Infinity if none). */
+export function composedEpsilon(c: ComposedPld, delta: number): number {
+  const target = delta - extraDelta(c);
+  if (!(target > 0)) return Infinity;
+  const h = c.gridStep;
+  let s1 = 0; // sum of masses strictly above the current eps
+  let s2 = 0; // sum of mass * e^{-l} over the same points
+  for (let t = c.mass.length - 1; t >= 0; t--) {
+    const l = (c.start + t) * h;
+    s1 += c.mass[t];
+    s2 += c.mass[t] * Math.exp(-l);
+    const lBelow = (c.start + t - 1) * h;
+    const floor = Math.max(0, lBelow);
+    // For eps in [floor, l): delta(eps) = s1 - e^eps s2.
+    if (s1 - Math.exp(floor) * s2 > target) {
+      return Math.max(0, Math.log((s1 - target) / s2));
+    }
+    if (lBelow <= 0) return 0;
+  }
+  return 0;
+}

@@ -1,0 +1,54 @@
+/**
+ * `dp-lora noise`: the smallest noise multiplier meeting an (epsilon, delta)
+ * target for a given sampling rate and training length.
+ */
+import { Command } from 'commander';
+import { calibrateNoiseMultiplier } from '../accounting';
+import { accountantOption, formatTable, integerOption, numberOption } from './format';
+
+interface NoiseCliOptions {
+  epsilon: number;
+  delta: number;
+  sampleRate: number;
+  epochs?: number;
+  steps?: number;
+  accountant: 'rdp' | 'pld';
+  json?: boolean;
+}
+
+/** Adds the `noise` subcommand to `program`. */
+export function registerNoiseCommand(program: Command): Command {
+  return program
+    .command('noise')
+    .description('smallest noise multiplier meeting a target (epsilon, delta)')
+    .requiredOption('--epsilon <e>', 'target epsilon (> 0)', numberOption('--epsilon'))
+    .requiredOption('--delta <d>', 'target delta in (0, 1)', numberOption('--delta'))
+    .requiredOption('--sample-rate <q>', 'Poisson sampling rate in (0, 1] (1 for non-Poisson sampling)', numberOption('--sample-rate'))
+    .option('--epochs <e>', 'training epochs (steps = ceil(epochs / sample rate))', numberOption('--epochs'))
+    .option('--steps <k>', 'number of steps', integerOption('--steps'))
+    .option('--accountant <kind>', "'pld' (default, tighter) or 'rdp'", accountantOption, 'pld')
+    .option('--json', 'print JSON instead of a table')
+    .action((opts: NoiseCliOptions) => {
+      if ((opts.epochs === undefined) === (opts.steps === undefined)) {
+        throw new RangeError('give exactly one of --epochs and --steps');
+      }
+      const r = calibrateNoiseMultiplier({
+        targetEpsilon: opts.epsilon,
+        targetDelta: opts.delta,
+        sampleRate: opts.sampleRate,
+        steps: opts.steps,
+        epochs: opts.epochs,
+        accountant: opts.accountant,
+      });
+      const report = {
+        accountant: r.accountant,
+        targetEpsilon: opts.epsilon,
+        delta: opts.delta,
+        sampleRate: opts.sampleRate,
+        steps: r.steps,
+        noiseMultiplier: r.noiseMultiplier,
+        epsilon: r.epsilon,
+      };
+      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatTable(Object.entries(report) as [string, string | number][]));
+    });
+}

@@ -1,0 +1,174 @@
+/**
+ * Options of `dp-lora train`: parsing, defaults and validation (no training here).
+ */
+
+/** LoRA variant. */
+export type LoraMethodName = 'ffa' | 'vanilla';
+/** Privacy accountant. */
+export type AccountantName = 'pld' | 'rdp';
+
+/** Fully resolved training configuration (what a checkpoint stores to resume). */
+export interface TrainConfig {
+  targetEpsilon: number;
+  /** undefined: chosen from the private set size (see {@link defaultDelta}). */
+  delta?: number;
+  epochs: number;
+  /** Expected logical batch size; sampleRate = batchSize / privateSize. */
+  batchSize: number;
+  physicalBatchSize: number;
+  rank: number;
+  alpha: number;
+  method: LoraMethodName;
+  lr: number;
+  clip: number;
+  accountant: AccountantName;
+  hidden: number;
+  dim: number;
+  /** Mails used at most (quick runs and tests). */
+  limit?: number;
+  data?: string;
+  publicData?: string;
+  textField: string;
+  labelField: string;
+  /** Train the non-private LoRA baseline too (for the comparison column). */
+  baseline: boolean;
+  /** Explicit seed (reproducible mode) in canonical text form, or undefined (OS entropy). */
+  seed?: string;
+  /** Checkpoint every this many steps when --out is given. */
+  checkpointEvery: number;
+}
+
+/** Per-session settings that are not part of the run (not saved in checkpoints). */
+export interface SessionOptions {
+  /** Stop after this many private steps in this session (resume later with --resume). */
+  maxSteps?: number;
+}
+
+/** Defaults of the built-in task (documented in docs/readme/train-cli.md). */
+export const TRAIN_DEFAULTS = {
+  targetEpsilon: 8,
+  epochs: 10,
+  batchSize: 128,
+  physicalBatchSize: 256,
+  rank: 8,
+  method: 'vanilla' as LoraMethodName,
+  lr: 0.01,
+  clip: 1,
+  accountant: 'pld' as AccountantName,
+  hidden: 256,
+  dim: 4096,
+  textField: 'text',
+  labelField: 'label',
+  checkpointEvery: 50,
+};
+
+/** delta = min(1e-5, 1 / (10 n)): well below 1/n, the usual requirement. */
+export function defaultDelta(privateSize: number): number {
+  return Math.min(1e-5, 1 / (10 * privateSize));
+}
+
+/** Error for a bad command-line value; the message names the option. */
+export class OptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OptionError';
+  }
+}
+
+/** Parses a positive finite number for `--name`. */
+export function positiveNumber(name: string, v: string | number): number {
+  const x = typeof v === 'number' ? v : Number(v);
+  if (typeof v === 'string' && v.trim() === '') throw new OptionError(`--${name} needs a number`);
+  if (!Number.isFinite(x) || x <= 0) throw new OptionError(`--${name} must be a positive number, got ${JSON.stringify(v)}`);
+  return x;
+}
+
+/** Parses a positive integer for `--name`. */
+export function positiveInt(name: string, v: string | number): number {
+  const x = positiveNumber(name, v);
+  if (!Number.isSafeInteger(x)) throw new OptionError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  return x;
+}
+
+/**
+ * Parses `--seed`: decimal digits (`42`), or hex with a `0x` prefix or any hex letter
+ * (`0xdeadbeef`, `c0ffee`). Returns the seed as a bigint and its canonical text
+ * (`0x...` lower-case hex).
+ */
+export function parseSeed(v: string): { value: bigint; text: string } {
+  const s = v.trim().toLowerCase();
+  let value: bigint;
+  if (/^[0-9]+$/.test(s)) value = BigInt(s);
+  else if (/^0x[0-9a-f]+$/.test(s)) value = BigInt(s);
+  else if (/^[0-9a-f]+$/.test(s)) value = BigInt('0x' + s);
+  else throw new OptionError(`--seed must be a decimal number or hex (e.g. 42 or 0xc0ffee), got ${JSON.stringify(v)}`);
+  if (value >= 1n << 256n) throw new OptionError('--seed must fit in 256 bits');
+  return { value, text: '0x' + value.toString(16) };
+}
+
+/** Raw option values as commander gives them. */
+export interface RawTrainOptions {
+  epsilon?: string;
+  delta?: string;
+  epochs?: string;
+  batchSize?: string;
+  physicalBatchSize?: string;
+  rank?: string;
+  alpha?: string;
+  method?: string;
+  lr?: string;
+  clip?: string;
+  accountant?: string;
+  hidden?: string;
+  dim?: string;
+  limit?: string;
+  data?: string;
+  publicData?: string;
+  textField?: string;
+  labelField?: string;
+  baseline?: boolean;
+  seed?: string;
+  checkpointEvery?: string;
+}
+
+/** Resolves raw option strings into a validated {@link TrainConfig}. */
+export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
+  const d = TRAIN_DEFAULTS;
+  const rank = o.rank !== undefined ? positiveInt('rank', o.rank) : d.rank;
+  const method = (o.method ?? d.method) as LoraMethodName;
+  if (method !== 'ffa' && method !== 'vanilla') throw new OptionError(`--method must be ffa or vanilla, got ${JSON.stringify(o.method)}`);
+  const accountant = (o.accountant ?? d.accountant) as AccountantName;
+  if (accountant !== 'pld' && accountant !== 'rdp') throw new OptionError(`--accountant must be pld or rdp, got ${JSON.stringify(o.accountant)}`);
+  let delta: number | undefined;
+  if (o.delta !== undefined) {
+    delta = positiveNumber('delta', o.delta);
+    if (delta >= 1) throw new OptionError(`--delta must be in (0, 1), got ${o.delta}`);
+  }
+  const cfg: TrainConfig = {
+    targetEpsilon: o.epsilon !== undefined ? positiveNumber('epsilon', o.epsilon) : d.targetEpsilon,
+    delta,
+    epochs: o.epochs !== undefined ? positiveNumber('epochs', o.epochs) : d.epochs,
+    batchSize: o.batchSize !== undefined ? positiveInt('batch-size', o.batchSize) : d.batchSize,
+    physicalBatchSize: o.physicalBatchSize !== undefined ? positiveInt('physical-batch-size', o.physicalBatchSize) : d.physicalBatchSize,
+    rank,
+    alpha: o.alpha !== undefined ? positiveNumber('alpha', o.alpha) : 2 * rank,
+    method,
+    lr: o.lr !== undefined ? positiveNumber('lr', o.lr) : d.lr,
+    clip: o.clip !== undefined ? positiveNumber('clip', o.clip) : d.clip,
+    accountant,
+    hidden: o.hidden !== undefined ? positiveInt('hidden', o.hidden) : d.hidden,
+    dim: o.dim !== undefined ? positiveInt('dim', o.dim) : d.dim,
+    limit: o.limit !== undefined ? positiveInt('limit', o.limit) : undefined,
+    data: o.data,
+    publicData: o.publicData,
+    textField: o.textField ?? d.textField,
+    labelField: o.labelField ?? d.labelField,
+    baseline: o.baseline !== false,
+    seed: o.seed !== undefined ? parseSeed(o.seed).text : undefined,
+    checkpointEvery: o.checkpointEvery !== undefined ? positiveInt('checkpoint-every', o.checkpointEvery) : d.checkpointEvery,
+  };
+  if (cfg.publicData && !cfg.data) throw new OptionError('--public-data needs --data (the built-in task has its own public part)');
+  if (cfg.limit !== undefined && cfg.limit < 20) throw new OptionError(`--limit must be at least 20, got ${cfg.limit}`);
+  if (cfg.dim < 2) throw new OptionError('--dim must be at least 2');
+  return cfg;
+}

@@ -1,0 +1,193 @@
+/**
+ * Loading the user's labelled text data for `dp-lora train --data FILE`.
+ *
+ * Formats (by extension): `.jsonl` / `.ndjson` (one JSON object per line, blank lines
+ * skipped) and `.csv` (RFC 4180: a header row, comma-separated, fields in double quotes may
+ * hold commas, newlines and `""` for a quote; CRLF or LF line ends; a UTF-8 BOM is skipped).
+ * Labels may be strings, numbers or booleans; they map to class ids by sorting the distinct
+ * values (numerically when every label is a number, else as strings).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** Labelled texts with class ids. */
+export interface LabelledTexts {
+  texts: string[];
+  /** Class id per text, in [0, classes.length). */
+  labels: Int32Array;
+  /** Original label value of each class id, sorted. */
+  classes: string[];
+}
+
+/** Error for unusable user data; the message names the file, line and fix. */
+export class DataFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DataFormatError';
+  }
+}
+
+/**
+ * Parses CSV text into rows of fields (RFC 4180). Throws {@link DataFormatError} on an
+ * unterminated quoted field or a stray quote inside an unquoted field.
+ */
+export function parseCsv(text: string, source = 'CSV'): string[][] {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false; // the current field was a quoted one (closed)
+  let rowHasContent = false;
+  let line = 1;
+  let i = 0;
+  const n = text.length;
+  const endRow = () => {
+    if (rowHasContent) {
+      row.push(field);
+      rows.push(row);
+    }
+    row = [];
+    field = '';
+    quoted = false;
+    rowHasContent = false;
+  };
+  while (i < n) {
+    const c = text[i];
+    if (c === '"' && field.length === 0 && !quoted) {
+      const startLine = line;
+      i++;
+      let closed = false;
+      let start = i;
+      while (i < n) {
+        const d = text.charCodeAt(i);
+        if (d === 34) {
+          field += text.slice(start, i);
+          if (text.charCodeAt(i + 1) === 34) {
+            field += '"';
+            i += 2;
+            start = i;
+          } else {
+            i++;
+            closed = true;
+            break;
+          }
+        } else {
+          if (d === 10) line++;
+          i++;
+        }
+      }
+      if (!closed) throw new DataFormatError(`${source}: line ${startLine}: quoted field is not closed (missing ")`);
+      quoted = true;
+      rowHasContent = true;
+      if (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
+        throw new DataFormatError(`${source}: line ${line}: unexpected character ${JSON.stringify(text[i])} after a closing quote (write "" for a quote inside a quoted field)`);
+      }
+      continue;
+    }
+    if (c === ',') {
+      row.push(field);
+      field = '';
+      quoted = false;
+      rowHasContent = true;
+      i++;
+      continue;
+    }
+    if (c === '\r' || c === '\n') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      i++;
+      line++;
+      if (field.length > 0) rowHasContent = true;
+      endRow();
+      continue;
+    }
+    if (c === '"') throw new DataFormatError(`${source}: line ${line}: a quote inside an unquoted field; quote the whole field and write "" for a quote`);
+    field += c;
+    rowHasContent = true;
+    i++;
+  }
+  if (field.length > 0) rowHasContent = true;
+  endRow();
+  return rows;
+}
+
+function mapLabels(raw: unknown[], source: string): { labels: Int32Array; classes: string[] } {
+  const allNumbers = raw.every((v) => typeof v === 'number' || (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))));
+  const keys = raw.map((v) => String(v).trim());
+  const distinct = [...new Set(keys)];
+  if (distinct.length < 2) {
+    throw new DataFormatError(`${source}: every example has the label ${JSON.stringify(distinct[0])}; a classifier needs at least two classes`);
+  }
+  distinct.sort(allNumbers ? (a, b) => Number(a) - Number(b) : (a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const id = new Map(distinct.map((k, i) => [k, i]));
+  return { labels: Int32Array.from(keys.map((k) => id.get(k)!)), classes: distinct };
+}
+
+function labelValue(v: unknown, where: string, field: string): string | number | boolean {
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') {
+    if (typeof v === 'string' && v.trim() === '') throw new DataFormatError(`${where}: label field "${field}" is empty`);
+    if (typeof v === 'number' && !Number.isFinite(v)) throw new DataFormatError(`${where}: label field "${field}" is not finite`);
+    return v;
+  }
+  throw new DataFormatError(`${where}: label field "${field}" must be a string, number or boolean, got ${v === null ? 'null' : typeof v}`);
+}
+
+/** Parses JSONL text with the given text and label fields. */
+export function parseJsonl(text: string, textField: string, labelField: string, source = 'JSONL'): LabelledTexts {
+  const texts: string[] = [];
+  const raw: unknown[] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i].trim();
+    if (l === '') continue;
+    const where = `${source}: line ${i + 1}`;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(l);
+    } catch (e) {
+      throw new DataFormatError(`${where}: not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new DataFormatError(`${where}: each line must be a JSON object`);
+    const o = obj as Record<string, unknown>;
+    if (!(textField in o)) throw new DataFormatError(`${where}: no field "${textField}" (fields: ${Object.keys(o).join(', ')}); set --text-field`);
+    if (!(labelField in o)) throw new DataFormatError(`${where}: no field "${labelField}" (fields: ${Object.keys(o).join(', ')}); set --label-field`);
+    if (typeof o[textField] !== 'string') throw new DataFormatError(`${where}: text field "${textField}" must be a string`);
+    texts.push(o[textField] as string);
+    raw.push(labelValue(o[labelField], where, labelField));
+  }
+  if (texts.length === 0) throw new DataFormatError(`${source}: no examples (the file is empty)`);
+  return { texts, ...mapLabels(raw, source) };
+}
+
+/** Parses CSV text (with a header row) with the given text and label columns. */
+export function parseCsvData(text: string, textField: string, labelField: string, source = 'CSV'): LabelledTexts {
+  const rows = parseCsv(text, source);
+  if (rows.length === 0) throw new DataFormatError(`${source}: the file is empty`);
+  const header = rows[0].map((h) => h.trim());
+  const ti = header.indexOf(textField);
+  const li = header.indexOf(labelField);
+  if (ti < 0) throw new DataFormatError(`${source}: no column "${textField}" in the header (${header.join(', ')}); set --text-field`);
+  if (li < 0) throw new DataFormatError(`${source}: no column "${labelField}" in the header (${header.join(', ')}); set --label-field`);
+  const texts: string[] = [];
+  const raw: unknown[] = [];
+  for (let r = 1; r < rows.length; r++) {
+    const row = rows[r];
+    if (row.length !== header.length) {
+      throw new DataFormatError(`${source}: record ${r + 1} has ${row.length} fields but the header has ${header.length} (quote fields that contain commas)`);
+    }
+    texts.push(row[ti]);
+    raw.push(labelValue(row[li], `${source}: record ${r + 1}`, labelField));
+  }
+  if (texts.length === 0) throw new DataFormatError(`${source}: only a header row, no examples`);
+  return { texts, ...mapLabels(raw, source) };
+}
+
+/** Loads `.jsonl`/`.ndjson` or `.csv` user data (see the module comment). */
+export function loadUserData(file: string, textField = 'text', labelField = 'label'): LabelledTexts {
+  if (!fs.existsSync(file)) throw new DataFormatError(`${file}: no such file`);
+  const ext = path.extname(file).toLowerCase();
+  const text = fs.readFileSync(file, 'utf8');
+  if (text.trim() === '') throw new DataFormatError(`${file}: the file is empty`);
+  if (ext === '.jsonl' || ext === '.ndjson') return parseJsonl(text, textField, labelField, file);
+  if (ext === '.csv') return parseCsvData(text, textField, labelField, file);
+  throw new DataFormatError(`${file}: unknown extension "${ext}" (use .jsonl, .ndjson or .csv)`);
+}

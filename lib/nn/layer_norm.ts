@@ -1,0 +1,157 @@
+/**
+ * LayerNorm over the last dimension: y = (x - mean) / sqrt(var + eps) * gamma + beta.
+ * gamma/beta may be trainable or frozen.  Per-sample gradients of gamma and
+ * beta are small ([batch, features]) and formed directly in backward.
+ */
+import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
+import { Parameter, Tensor } from './tensor';
+
+/** Options of {@link LayerNorm}. */
+export interface LayerNormOptions {
+  /** Epsilon added to the variance (default 1e-5). */
+  eps?: number;
+  /** Whether training changes gamma and beta (default true). */
+  trainable?: boolean;
+}
+
+/** Layer normalization with optional per-sample gradient support. */
+export class LayerNorm extends Module implements PerSampleModule {
+  readonly perSample = true as const;
+  readonly features: number;
+  readonly eps: number;
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+  private saved: { shape: number[]; xhat: Float32Array; invStd: Float32Array; batch: number; seq: number } | null = null;
+  private capture: { gw: Float32Array; gb: Float32Array; batch: number } | null = null;
+
+  constructor(features: number, options: LayerNormOptions = {}) {
+    super();
+    if (!Number.isInteger(features) || features < 1) throw new RangeError(`LayerNorm: features must be a positive integer, got ${features}`);
+    this.features = features;
+    this.eps = options.eps ?? 1e-5;
+    const trainable = options.trainable ?? true;
+    this.weight = new Parameter(new Float32Array(features).fill(1), [features], trainable);
+    this.bias = new Parameter(new Float32Array(features), [features], trainable);
+  }
+
+  ownParameters(): Array<[string, Parameter]> {
+    return [
+      ['weight', this.weight],
+      ['bias', this.bias],
+    ];
+  }
+
+  forward(x: Tensor): Tensor {
+    const { batch, seq } = bsf(x, 'LayerNorm.forward', this.features);
+    const d = this.features;
+    const rows = batch * seq;
+    const xhat = new Float32Array(x.size);
+    const invStd = new Float32Array(rows);
+    const y = new Float32Array(x.size);
+    const w = this.weight.data;
+    const b = this.bias.data;
+    for (let r = 0; r < rows; r++) {
+      const o = r * d;
+      let mean = 0;
+      for (let j = 0; j < d; j++) mean += x.data[o + j];
+      mean /= d;
+      let v = 0;
+      for (let j = 0; j < d; j++) {
+        const c = x.data[o + j] - mean;
+        v += c * c;
+      }
+      const is = 1 / Math.sqrt(v / d + this.eps);
+      invStd[r] = is;
+      for (let j = 0; j < d; j++) {
+        const xh = (x.data[o + j] - mean) * is;
+        xhat[o + j] = xh;
+        y[o + j] = xh * w[j] + b[j];
+      }
+    }
+    this.saved = this.training ? { shape: x.shape, xhat, invStd, batch, seq } : null;
+    return new Tensor(y, x.shape);
+  }
+
+  backward(gradOut: Tensor): Tensor {
+    const sv = this.saved;
+    if (!sv) throw noForward('LayerNorm.backward');
+    checkGradShape(gradOut, sv.shape, 'LayerNorm.backward');
+    const d = this.features;
+    const { batch, seq, xhat, invStd } = sv;
+    const g = gradOut.data;
+    const w = this.weight.data;
+    const gi = new Float32Array(g.length);
+    const trainW = this.weight.requiresGrad;
+    const trainB = this.bias.requiresGrad;
+    // Per-sample parameter gradients [batch, d] (tiny next to the activations).
+    const gw = new Float32Array(batch * d);
+    const gb = new Float32Array(batch * d);
+    for (let i = 0; i < batch; i++) {
+      for (let t = 0; t < seq; t++) {
+        const o = (i * seq + t) * d;
+        let m1 = 0;
+        let m2 = 0;
+        for (let j = 0; j < d; j++) {
+          const gx = g[o + j] * w[j];
+          m1 += gx;
+          m2 += gx * xhat[o + j];
+          gw[i * d + j] += g[o + j] * xhat[o + j];
+          gb[i * d + j] += g[o + j];
+        }
+        m1 /= d;
+        m2 /= d;
+        const is = invStd[i * seq + t];
+        for (let j = 0; j < d; j++) gi[o + j] = is * (g[o + j] * w[j] - m1 - xhat[o + j] * m2);
+      }
+    }
+    if (trainW || trainB) {
+      if (this.gradMode === 'perSample') {
+        if (this.capture) throw new Error('LayerNorm.backward: a per-sample capture is still pending; call the DP optimizer\'s accumulate() after each micro-batch');
+        this.capture = { gw, gb, batch };
+      } else {
+        const sum = (src: Float32Array, dst: Float32Array) => {
+          for (let i = 0; i < batch; i++) for (let j = 0; j < d; j++) dst[j] += src[i * d + j];
+        };
+        if (trainW) sum(gw, this.weight.rawGradBuffer());
+        if (trainB) sum(gb, this.bias.rawGradBuffer());
+      }
+    }
+    this.saved = null;
+    return new Tensor(gi, sv.shape);
+  }
+
+  captureBatch(): number {
+    return this.capture ? this.capture.batch : -1;
+  }
+
+  addPerSampleNormsSq(out: Float64Array): void {
+    const c = this.capture;
+    if (!c) throw new Error('LayerNorm: no per-sample capture pending');
+    const d = this.features;
+    for (let i = 0; i < c.batch; i++) {
+      let s = 0;
+      if (this.weight.requiresGrad) for (let j = 0; j < d; j++) s += c.gw[i * d + j] * c.gw[i * d + j];
+      if (this.bias.requiresGrad) for (let j = 0; j < d; j++) s += c.gb[i * d + j] * c.gb[i * d + j];
+      out[i] += s;
+    }
+  }
+
+  accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
+    const c = this.capture;
+    if (!c) throw new Error('LayerNorm: no per-sample capture pending');
+    const d = this.features;
+    const add = (src: Float32Array, dst: Float32Array) => {
+      for (let i = 0; i < c.batch; i++) {
+        const f = factors[i];
+        if (f === 0) continue;
+        for (let j = 0; j < d; j++) dst[j] += f * src[i * d + j];
+      }
+    };
+    if (this.weight.requiresGrad) add(c.gw, sink(this.weight));
+    if (this.bias.requiresGrad) add(c.gb, sink(this.bias));
+  }
+
+  releaseCapture(): void {
+    this.capture = null;
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Linear layer y = x W^T + b with W [out, in]; weight and bias may be frozen
+ * or trainable.  Per-sample norms and clipped sums come from the kernels with
+ * a = the layer input and g = the output gradient.
+ */
+import { InitRandom, kaimingUniform, uniformFill } from './init';
+import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
+import { addBiasClippedSum, addBiasNormsSq, addClippedSum, addColumnSums, addNormsSq, addOuterGrad, linearForward, matmul, NormMethod } from './ops';
+import { Parameter, Tensor } from './tensor';
+
+/** Options of {@link Linear}. */
+export interface LinearOptions {
+  /** Whether the layer has a bias (default true). */
+  bias?: boolean;
+  /** Whether training changes the weight and bias (default true). */
+  trainable?: boolean;
+  /** Initial weight [out, in] (copied); default kaiming-uniform(a = sqrt(5)). */
+  weight?: Float32Array;
+  /** Initial bias [out] (copied); default U(-1/sqrt(in), 1/sqrt(in)). */
+  biasData?: Float32Array;
+  /** Seed for the default initialization (public randomness). */
+  seed?: number;
+  /** Per-sample norm method for the weight (default 'auto'). */
+  normMethod?: NormMethod;
+}
+
+interface Capture {
+  x: Float32Array;
+  g: Float32Array;
+  batch: number;
+  seq: number;
+}
+
+/** Fully connected layer with optional per-sample gradient support. */
+export class Linear extends Module implements PerSampleModule {
+  readonly perSample = true as const;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  normMethod: NormMethod;
+  private input: Tensor | null = null;
+  private capture: Capture | null = null;
+
+  constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
+    super();
+    if (!Number.isInteger(inFeatures) || inFeatures < 1) throw new RangeError(`Linear: inFeatures must be a positive integer, got ${inFeatures}`);
+    if (!Number.isInteger(outFeatures) || outFeatures < 1) throw new RangeError(`Linear: outFeatures must be a positive integer, got ${outFeatures}`);
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    const trainable = options.trainable ?? true;
+    const rnd = new InitRandom(options.seed);
+    let w: Float32Array;
+    if (options.weight) {
+      if (options.weight.length !== inFeatures * outFeatures) throw new RangeError(`Linear: weight must have ${outFeatures}x${inFeatures} elements, got ${options.weight.length}`);
+      w = Float32Array.from(options.weight);
+    } else {
+      w = kaimingUniform(new Float32Array(inFeatures * outFeatures), inFeatures, Math.sqrt(5), rnd);
+    }
+    this.weight = new Parameter(w, [outFeatures, inFeatures], trainable);
+    if (options.bias ?? true) {
+      let b: Float32Array;
+      if (options.biasData) {
+        if (options.biasData.length !== outFeatures) throw new RangeError(`Linear: biasData must have ${outFeatures} elements, got ${options.biasData.length}`);
+        b = Float32Array.from(options.biasData);
+      } else {
+        b = uniformFill(new Float32Array(outFeatures), 1 / Math.sqrt(inFeatures), rnd);
+      }
+      this.bias = new Parameter(b, [outFeatures], trainable);
+    } else {
+      this.bias = null;
+    }
+    this.normMethod = options.normMethod ?? 'auto';
+  }
+
+  ownParameters(): Array<[string, Parameter]> {
+    const out: Array<[string, Parameter]> = [['weight', this.weight]];
+    if (this.bias) out.push(['bias', this.bias]);
+    return out;
+  }
+
+  forward(x: Tensor): Tensor {
+    const { batch, seq } = bsf(x, 'Linear.forward', this.inFeatures);
+    const rows = batch * seq;
+    const y = linearForward(x.data, this.weight.data, this.bias ? this.bias.data : null, rows, this.inFeatures, this.outFeatures);
+    this.input = this.training ? x : null;
+    const shape = [...x.shape];
+    shape[shape.length - 1] = this.outFeatures;
+    return new Tensor(y, shape);
+  }
+
+  backward(gradOut: Tensor): Tensor {
+    const x = this.input;
+    if (!x) throw noForward('Linear.backward');
+    const outShape = [...x.shape];
+    outShape[outShape.length - 1] = this.outFeatures;
+    checkGradShape(gradOut, outShape, 'Linear.backward');
+    const { batch, seq } = bsf(x, 'Linear.backward');
+    const rows = batch * seq;
+    const g = gradOut.data;
+    const trainW = this.weight.requiresGrad;
+    const trainB = !!this.bias && this.bias.requiresGrad;
+    if (trainW || trainB) {
+      if (this.gradMode === 'perSample') {
+        if (this.capture) throw new Error('Linear.backward: a per-sample capture is still pending; call the DP optimizer\'s accumulate() after each micro-batch');
+        this.capture = { x: x.data, g, batch, seq };
+      } else {
+        if (trainW) addOuterGrad(g, x.data, rows, this.inFeatures, this.outFeatures, this.weight.rawGradBuffer());
+        if (trainB) addColumnSums(g, rows, this.outFeatures, this.bias!.rawGradBuffer());
+      }
+    }
+    const gi = matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures);
+    this.input = null;
+    return new Tensor(gi, x.shape);
+  }
+
+  captureBatch(): number {
+    return this.capture ? this.capture.batch : -1;
+  }
+
+  addPerSampleNormsSq(out: Float64Array): void {
+    const c = this.capture;
+    if (!c) throw new Error('Linear: no per-sample capture pending (run forward/backward in perSample mode first)');
+    if (this.weight.requiresGrad) addNormsSq(c.x, c.g, c.batch, c.seq, this.inFeatures, this.outFeatures, out, 1, this.normMethod);
+    if (this.bias && this.bias.requiresGrad) addBiasNormsSq(c.g, c.batch, c.seq, this.outFeatures, out);
+  }
+
+  accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
+    const c = this.capture;
+    if (!c) throw new Error('Linear: no per-sample capture pending (run forward/backward in perSample mode first)');
+    if (this.weight.requiresGrad) addClippedSum(c.x, c.g, c.batch, c.seq, this.inFeatures, this.outFeatures, factors, sink(this.weight));
+    if (this.bias && this.bias.requiresGrad) addBiasClippedSum(c.g, c.batch, c.seq, this.outFeatures, factors, sink(this.bias));
+  }
+
+  releaseCapture(): void {
+    this.capture = null;
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * LoRA adapter around a frozen {@link Linear}:
+ *   y = x W0^T + b0 + s * (drop(x) A^T) B^T,  s = alpha / r  (rsLoRA: alpha / sqrt(r)).
+ * 'vanilla': A kaiming-uniform(a = sqrt(5)), B = 0, both trained.
+ * 'ffa' (FFA-LoRA): A Gaussian and frozen, B = 0 trained.
+ * Per-sample: with h = drop(x) A^T and g_h = s g B,
+ *   grad B = s g^T h  and  grad A = g_h^T drop(x).
+ */
+import { InitRandom, kaimingUniform, normalFill } from './init';
+import { Linear } from './linear';
+import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
+import { addClippedSum, addNormsSq, addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
+import { Parameter, Tensor } from './tensor';
+
+/** LoRA variant. */
+export type LoraMethod = 'vanilla' | 'ffa';
+
+/** Options of {@link LoraLinear}. */
+export interface LoraOptions {
+  /** Rank r (>= 1). */
+  r: number;
+  /** Scaling numerator alpha (default r, i.e. s = 1). */
+  alpha?: number;
+  /** 'vanilla' (train A and B) or 'ffa' (A frozen Gaussian, train B). Default 'vanilla'. */
+  method?: LoraMethod;
+  /** rsLoRA scaling alpha / sqrt(r) instead of alpha / r. */
+  rslora?: boolean;
+  /** Dropout probability on the LoRA input (default 0). */
+  dropout?: number;
+  /** Seed for A's initialization and the dropout masks (public randomness). */
+  seed?: number;
+  /** Per-sample norm method (default 'auto'). */
+  normMethod?: NormMethod;
+}
+
+interface Capture {
+  xd: Float32Array;
+  h: Float32Array;
+  g: Float32Array;
+  gh: Float32Array;
+  batch: number;
+  seq: number;
+}
+
+/** A frozen linear layer plus a trainable low-rank update. */
+export class LoraLinear extends Module implements PerSampleModule {
+  readonly perSample = true as const;
+  readonly base: Linear;
+  readonly r: number;
+  readonly alpha: number;
+  readonly scaling: number;
+  readonly method: LoraMethod;
+  readonly rslora: boolean;
+  readonly dropout: number;
+  /** Parameter holding A [r, in]. */
+  readonly loraAParam: Parameter;
+  /** Parameter holding B [out, r]. */
+  readonly loraBParam: Parameter;
+  normMethod: NormMethod;
+  private merged = false;
+  private rnd: InitRandom;
+  private saved: { x: Tensor; xd: Float32Array; h: Float32Array; mask: Float32Array | null } | null = null;
+  private capture: Capture | null = null;
+
+  constructor(base: Linear, options: LoraOptions) {
+    super();
+    if (!(base instanceof Linear)) throw new TypeError('LoraLinear: base must be a Linear');
+    const r = options.r;
+    if (!Number.isInteger(r) || r < 1) throw new RangeError(`LoraLinear: r must be a positive integer, got ${r}`);
+    const alpha = options.alpha ?? r;
+    if (!Number.isFinite(alpha)) throw new RangeError(`LoraLinear: alpha must be finite, got ${alpha}`);
+    const dropout = options.dropout ?? 0;
+    if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`LoraLinear: dropout must be in [0, 1), got ${dropout}`);
+    const method = options.method ?? 'vanilla';
+    if (method !== 'vanilla' && method !== 'ffa') throw new RangeError(`LoraLinear: method must be 'vanilla' or 'ffa', got ${String(method)}`);
+    this.base = base;
+    base.weight.requiresGrad = false;
+    if (base.bias) base.bias.requiresGrad = false;
+    this.r = r;
+    this.alpha = alpha;
+    this.rslora = !!options.rslora;
+    this.scaling = this.rslora ? alpha / Math.sqrt(r) : alpha / r;
+    this.method = method;
+    this.dropout = dropout;
+    this.rnd = new InitRandom(options.seed);
+    const a = new Float32Array(r * base.inFeatures);
+    if (method === 'vanilla') kaimingUniform(a, base.inFeatures, Math.sqrt(5), this.rnd);
+    else normalFill(a, 1 / Math.sqrt(base.inFeatures), this.rnd);
+    this.loraAParam = new Parameter(a, [r, base.inFeatures], method === 'vanilla');
+    this.loraBParam = new Parameter(new Float32Array(base.outFeatures * r), [base.outFeatures, r], true);
+    this.normMethod = options.normMethod ?? 'auto';
+  }
+
+  /** A [r, in], row-major. */
+  get loraA(): Float32Array {
+    return this.loraAParam.data;
+  }
+  set loraA(v: Float32Array) {
+    if (v.length !== this.loraAParam.size) throw new RangeError(`LoraLinear.loraA: expected ${this.loraAParam.size} elements, got ${v.length}`);
+    this.loraAParam.data.set(v);
+  }
+  /** B [out, r], row-major. */
+  get loraB(): Float32Array {
+    return this.loraBParam.data;
+  }
+  set loraB(v: Float32Array) {
+    if (v.length !== this.loraBParam.size) throw new RangeError(`LoraLinear.loraB: expected ${this.loraBParam.size} elements, got ${v.length}`);
+    this.loraBParam.data.set(v);
+  }
+  get inFeatures(): number {
+    return this.base.inFeatures;
+  }
+  get outFeatures(): number {
+    return this.base.outFeatures;
+  }
+  /** True while B A is folded into the base weight. */
+  get isMerged(): boolean {
+    return this.merged;
+  }
+
+  ownParameters(): Array<[string, Parameter]> {
+    return [
+      ['lora_A', this.loraAParam],
+      ['lora_B', this.loraBParam],
+    ];
+  }
+
+  children(): Array<[string, Module]> {
+    return [['base', this.base]];
+  }
+
+  /** Folds s * B A into the base weight (inference); forward then skips the adapter. */
+  merge(): void {
+    if (this.merged) return;
+    matmul(this.loraB, this.loraA, this.outFeatures, this.r, this.inFeatures, this.scaling, this.base.weight.data, 1);
+    this.merged = true;
+  }
+
+  /** Removes s * B A from the base weight again. */
+  unmerge(): void {
+    if (!this.merged) return;
+    matmul(this.loraB, this.loraA, this.outFeatures, this.r, this.inFeatures, -this.scaling, this.base.weight.data, 1);
+    this.merged = false;
+  }
+
+  forward(x: Tensor): Tensor {
+    const { batch, seq } = bsf(x, 'LoraLinear.forward', this.inFeatures);
+    const y = this.base.forward(x);
+    if (this.merged) {
+      this.saved = null;
+      return y;
+    }
+    const rows = batch * seq;
+    let xd = x.data;
+    let mask: Float32Array | null = null;
+    if (this.training && this.dropout > 0) {
+      mask = new Float32Array(x.size);
+      const keep = 1 / (1 - this.dropout);
+      xd = new Float32Array(x.size);
+      for (let i = 0; i < mask.length; i++) {
+        mask[i] = this.rnd.next() >= this.dropout ? keep : 0;
+        xd[i] = x.data[i] * mask[i];
+      }
+    }
+    const h = matmulBT(xd, this.loraA, rows, this.inFeatures, this.r);
+    matmulBT(h, this.loraB, rows, this.r, this.outFeatures, this.scaling, y.data, 1);
+    this.saved = this.training ? { x, xd, h, mask } : null;
+    return y;
+  }
+
+  backward(gradOut: Tensor): Tensor {
+    if (this.merged) throw new Error('LoraLinear.backward: the adapter is merged; unmerge() before training');
+    const sv = this.saved;
+    if (!sv) throw noForward('LoraLinear.backward');
+    const outShape = [...sv.x.shape];
+    outShape[outShape.length - 1] = this.outFeatures;
+    checkGradShape(gradOut, outShape, 'LoraLinear.backward');
+    const { batch, seq } = bsf(sv.x, 'LoraLinear.backward');
+    const rows = batch * seq;
+    const g = gradOut.data;
+    // g_h = s * g B  [rows, r]
+    const gh = matmul(g, this.loraB, rows, this.outFeatures, this.r, this.scaling);
+    const trainA = this.loraAParam.requiresGrad;
+    const trainB = this.loraBParam.requiresGrad;
+    if (trainA || trainB) {
+      if (this.gradMode === 'perSample') {
+        if (this.capture) throw new Error('LoraLinear.backward: a per-sample capture is still pending; call the DP optimizer\'s accumulate() after each micro-batch');
+        this.capture = { xd: sv.xd, h: sv.h, g, gh, batch, seq };
+      } else {
+        if (trainB) addOuterGrad(g, sv.h, rows, this.r, this.outFeatures, this.loraBParam.rawGradBuffer(), this.scaling);
+        if (trainA) addOuterGrad(gh, sv.xd, rows, this.inFeatures, this.r, this.loraAParam.rawGradBuffer());
+      }
+    }
+    const gi = this.base.backward(gradOut);
+    if (sv.mask) {
+      const t = matmul(gh, this.loraA, rows, this.r, this.inFeatures);
+      const m = sv.mask;
+      const d = gi.data;
+      for (let i = 0; i < d.length; i++) d[i] += t[i] * m[i];
+    } else {
+      matmul(gh, this.loraA, rows, this.r, this.inFeatures, 1, gi.data, 1);
+    }
+    this.saved = null;
+    return gi;
+  }
+
+  captureBatch(): number {
+    return this.capture ? this.capture.batch : -1;
+  }
+
+  addPerSampleNormsSq(out: Float64Array): void {
+    const c = this.capture;
+    if (!c) throw new Error('LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)');
+    const s = this.scaling;
+    if (this.loraBParam.requiresGrad) addNormsSq(c.h, c.g, c.batch, c.seq, this.r, this.outFeatures, out, s * s, this.normMethod);
+    if (this.loraAParam.requiresGrad) addNormsSq(c.xd, c.gh, c.batch, c.seq, this.inFeatures, this.r, out, 1, this.normMethod);
+  }
+
+  accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
+    const c = this.capture;
+    if (!c) throw new Error('LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)');
+    if (this.loraBParam.requiresGrad) addClippedSum(c.h, c.g, c.batch, c.seq, this.r, this.outFeatures, factors, sink(this.loraBParam), this.scaling);
+    if (this.loraAParam.requiresGrad) addClippedSum(c.xd, c.gh, c.batch, c.seq, this.inFeatures, this.r, factors, sink(this.loraAParam));
+  }
+
+  releaseCapture(): void {
+    this.capture = null;
+  }
+}

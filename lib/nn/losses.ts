@@ -1,0 +1,79 @@
+/**
+ * Per-sample losses.  Each returns the per-sample losses and the gradient of
+ * their SUM with respect to the input (never the mean: the DP optimizer
+ * divides the noisy sum by the expected batch size itself).
+ */
+import { Tensor } from './tensor';
+
+/** Result of a per-sample loss. */
+export interface LossResult {
+  /** Loss of each sample, [batch]. */
+  losses: Float32Array;
+  /** Sum of the per-sample losses. */
+  total: number;
+  /** d(sum of losses)/d(input), same shape as the input. */
+  grad: Tensor;
+}
+
+/**
+ * Softmax cross-entropy.  logits `[batch, classes]` with labels `[batch]`, or
+ * `[batch, seq, classes]` with labels `[batch * seq]` (a sample's loss is the
+ * mean over its tokens whose label is not `ignoreIndex`).
+ */
+export function crossEntropyLoss(logits: Tensor, labels: ArrayLike<number>, ignoreIndex = -100): LossResult {
+  if (logits.shape.length < 2 || logits.shape.length > 3) throw new RangeError(`crossEntropyLoss: logits must be [batch, classes] or [batch, seq, classes], got ${JSON.stringify(logits.shape)}`);
+  const batch = logits.shape[0];
+  const seq = logits.seq;
+  const k = logits.features;
+  if (labels.length !== batch * seq) throw new RangeError(`crossEntropyLoss: labels must have ${batch * seq} entries (batch*seq), got ${labels.length}`);
+  const losses = new Float32Array(batch);
+  const grad = new Float32Array(logits.size);
+  const z = logits.data;
+  for (let i = 0; i < batch; i++) {
+    let count = 0;
+    for (let t = 0; t < seq; t++) if (labels[i * seq + t] !== ignoreIndex) count++;
+    if (count === 0) continue;
+    let li = 0;
+    for (let t = 0; t < seq; t++) {
+      const lab = labels[i * seq + t];
+      if (lab === ignoreIndex) continue;
+      if (!Number.isInteger(lab) || lab < 0 || lab >= k) throw new RangeError(`crossEntropyLoss: label ${lab} at sample ${i} is not in [0, ${k})`);
+      const o = (i * seq + t) * k;
+      let mx = -Infinity;
+      for (let j = 0; j < k; j++) if (z[o + j] > mx) mx = z[o + j];
+      let s = 0;
+      for (let j = 0; j < k; j++) s += Math.exp(z[o + j] - mx);
+      const lse = mx + Math.log(s);
+      li += lse - z[o + lab];
+      for (let j = 0; j < k; j++) grad[o + j] = Math.exp(z[o + j] - lse) / count;
+      grad[o + lab] -= 1 / count;
+    }
+    losses[i] = li / count;
+  }
+  let total = 0;
+  for (const l of losses) total += l;
+  return { losses, total, grad: new Tensor(grad, logits.shape) };
+}
+
+/** Mean squared error per sample: mean over the sample's elements of (pred - target)^2. */
+export function mseLoss(pred: Tensor, target: Tensor | Float32Array): LossResult {
+  const t = target instanceof Tensor ? target.data : target;
+  if (t.length !== pred.size) throw new RangeError(`mseLoss: target has ${t.length} elements, pred has ${pred.size}`);
+  const batch = pred.shape[0];
+  const per = batch > 0 ? pred.size / batch : 0;
+  const losses = new Float32Array(batch);
+  const grad = new Float32Array(pred.size);
+  const p = pred.data;
+  for (let i = 0; i < batch; i++) {
+    let s = 0;
+    for (let j = 0; j < per; j++) {
+      const d = p[i * per + j] - t[i * per + j];
+      s += d * d;
+      grad[i * per + j] = (2 * d) / per;
+    }
+    losses[i] = s / per;
+  }
+  let total = 0;
+  for (const l of losses) total += l;
+  return { losses, total, grad: new Tensor(grad, pred.shape) };
+}

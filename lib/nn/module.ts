@@ -1,0 +1,149 @@
+/**
+ * The module interface: explicit forward/backward, parameters by dotted path,
+ * train/eval, and the per-sample gradient hooks the DP optimizer relies on.
+ */
+import { Parameter, Tensor } from './tensor';
+
+/**
+ * How backward treats parameter gradients.
+ * - 'sum': the raw gradient summed over the batch goes into `Parameter.grad`
+ *   (non-private training).
+ * - 'perSample': backward only keeps what per-sample norms and clipped sums
+ *   need (book-keeping); `Parameter.grad` is never written.
+ */
+export type GradMode = 'sum' | 'perSample';
+
+/** Receives a parameter and returns the buffer its clipped sum accumulates into. */
+export type ClippedSink = (p: Parameter) => Float32Array;
+
+/**
+ * Base class of every layer.  Subclasses implement `forward`/`backward` and
+ * list their own parameters and children; recursion is handled here.
+ */
+export abstract class Module {
+  /** True in training mode (dropout active). */
+  training = true;
+  /** Gradient mode (see {@link GradMode}); set for the whole tree with {@link Module.setGradMode}. */
+  gradMode: GradMode = 'sum';
+
+  /** Runs the layer; keeps what backward needs. */
+  abstract forward(x: Tensor): Tensor;
+  /** Given dLoss/dOutput, returns dLoss/dInput and handles parameter gradients per {@link GradMode}. */
+  abstract backward(gradOut: Tensor): Tensor;
+
+  /** This module's own parameters (not its children's), by local name. */
+  ownParameters(): Array<[string, Parameter]> {
+    return [];
+  }
+
+  /** Direct children by local name. */
+  children(): Array<[string, Module]> {
+    return [];
+  }
+
+  /** Every module of the tree with its dotted path (`''` for the root, then `layers.0`, ...). */
+  namedModules(prefix = ''): Array<[string, Module]> {
+    const out: Array<[string, Module]> = [[prefix, this]];
+    for (const [name, child] of this.children()) {
+      out.push(...child.namedModules(prefix ? `${prefix}.${name}` : name));
+    }
+    return out;
+  }
+
+  /** Every parameter of the tree with its dotted path (`layers.0.weight`). */
+  namedParameters(prefix = ''): Array<[string, Parameter]> {
+    const out: Array<[string, Parameter]> = [];
+    for (const [path, m] of this.namedModules(prefix)) {
+      for (const [name, p] of m.ownParameters()) out.push([path ? `${path}.${name}` : name, p]);
+    }
+    return out;
+  }
+
+  /** Every parameter of the tree (frozen ones included). */
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Parameters that training changes (`requiresGrad`). */
+  trainableParameters(): Parameter[] {
+    return this.parameters().filter((p) => p.requiresGrad);
+  }
+
+  /** Training mode for the whole tree. */
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  /** Evaluation mode for the whole tree. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Sets the gradient mode for the whole tree and drops any pending per-sample capture. */
+  setGradMode(mode: GradMode): this {
+    for (const [, m] of this.namedModules()) {
+      m.gradMode = mode;
+      if (isPerSampleModule(m)) m.releaseCapture();
+    }
+    return this;
+  }
+
+  /** Drops parameter gradients of the whole tree. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.zeroGrad();
+  }
+}
+
+/**
+ * A module whose trainable parameters provide per-sample gradient norms and
+ * clipped sums from one backward pass (book-keeping).
+ */
+export interface PerSampleModule extends Module {
+  /** Marker: this module implements the per-sample hooks. */
+  readonly perSample: true;
+  /** Batch size of the pending capture, or -1 when none is pending. */
+  captureBatch(): number;
+  /**
+   * Adds each sample's squared gradient norm over this module's own trainable
+   * parameters to `out[batch]`.  Throws if no capture is pending.
+   */
+  addPerSampleNormsSq(out: Float64Array): void;
+  /**
+   * Adds `sum_i factors_i * grad_i` for each own trainable parameter into
+   * `sink(param)`.  Samples with factor 0 are skipped entirely (so NaN/Inf in
+   * their activations never reach the sums).  Throws if no capture is pending.
+   */
+  accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void;
+  /** Drops the pending capture. */
+  releaseCapture(): void;
+}
+
+/** True if `m` implements the per-sample hooks. */
+export function isPerSampleModule(m: Module): m is PerSampleModule {
+  return (m as Partial<PerSampleModule>).perSample === true;
+}
+
+/** Shape helper: [batch, seq, features] view of a 2-D or 3-D tensor. */
+export function bsf(x: Tensor, who: string, features?: number): { batch: number; seq: number; feat: number } {
+  if (x.shape.length < 2 || x.shape.length > 3) {
+    throw new RangeError(`${who}: input must be [batch, features] or [batch, seq, features], got ${JSON.stringify(x.shape)}`);
+  }
+  const feat = x.features;
+  if (features !== undefined && feat !== features) {
+    throw new RangeError(`${who}: input has ${feat} features, expected ${features}`);
+  }
+  return { batch: x.shape[0], seq: x.seq, feat };
+}
+
+/** Checks that backward's gradient matches the shape the forward produced. */
+export function checkGradShape(g: Tensor, shape: readonly number[], who: string): void {
+  if (g.shape.length !== shape.length || g.shape.some((d, i) => d !== shape[i])) {
+    throw new RangeError(`${who}: gradOut shape ${JSON.stringify(g.shape)} does not match the output shape ${JSON.stringify(shape)}`);
+  }
+}
+
+/** Error for calling backward without a matching forward. */
+export function noForward(who: string): Error {
+  return new Error(`${who}: backward called without a preceding forward in training mode`);
+}

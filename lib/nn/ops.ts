@@ -1,0 +1,137 @@
+/**
+ * Thin helpers over the native linalg kernels used by the layers: dense
+ * products for forward/backward, and per-sample norms / clipped sums with
+ * samples of factor 0 skipped.  No per-element JS loops over large tensors.
+ */
+import { clippedSum, perSampleGradNormSq, sgemm } from '../kernels/linalg';
+import type { NormMethod } from '../kernels/linalg';
+
+export type { NormMethod };
+
+let onesBuf = new Float32Array(0);
+
+/** A read-only-by-convention buffer of at least `n` ones. */
+export function ones(n: number): Float32Array {
+  if (onesBuf.length < n) {
+    onesBuf = new Float32Array(Math.max(n, 2 * onesBuf.length));
+    onesBuf.fill(1);
+  }
+  return onesBuf.subarray(0, n);
+}
+
+/** y[rows, out] = x[rows, in] W[out, in]^T + bias (bias broadcast by a rank-1 product). */
+export function linearForward(x: Float32Array, w: Float32Array, bias: Float32Array | null, rows: number, inDim: number, outDim: number): Float32Array {
+  const y = new Float32Array(rows * outDim);
+  if (rows === 0 || outDim === 0) return y;
+  let beta = 0;
+  if (bias) {
+    sgemm(ones(rows), bias, y, { m: rows, n: outDim, k: 1 });
+    beta = 1;
+  }
+  if (inDim > 0) sgemm(x, w, y, { m: rows, n: outDim, k: inDim, transB: true, beta });
+  return y;
+}
+
+/** out[rows, n] (+)= alpha * a[rows, k] b[k, n]. */
+export function matmul(a: Float32Array, b: Float32Array, rows: number, k: number, n: number, alpha = 1, out?: Float32Array, beta = 0): Float32Array {
+  const y = out ?? new Float32Array(rows * n);
+  if (rows === 0 || n === 0) return y;
+  if (k === 0) {
+    if (beta === 0) y.fill(0);
+    return y;
+  }
+  sgemm(a, b, y, { m: rows, n, k, alpha, beta });
+  return y;
+}
+
+/** out[rows, n] (+)= alpha * a[rows, k] b[n, k]^T. */
+export function matmulBT(a: Float32Array, b: Float32Array, rows: number, k: number, n: number, alpha = 1, out?: Float32Array, beta = 0): Float32Array {
+  const y = out ?? new Float32Array(rows * n);
+  if (rows === 0 || n === 0) return y;
+  if (k === 0) {
+    if (beta === 0) y.fill(0);
+    return y;
+  }
+  sgemm(a, b, y, { m: rows, n, k, transB: true, alpha, beta });
+  return y;
+}
+
+/** dW[out, in] += alpha * g[rows, out]^T a[rows, in] (raw gradient of a linear map). */
+export function addOuterGrad(g: Float32Array, a: Float32Array, rows: number, inDim: number, outDim: number, dW: Float32Array, alpha = 1): void {
+  if (rows === 0 || inDim === 0 || outDim === 0) return;
+  sgemm(g, a, dW, { m: outDim, n: inDim, k: rows, transA: true, alpha, beta: 1 });
+}
+
+/** db[out] += alpha * sum over rows of g[rows, out]. */
+export function addColumnSums(g: Float32Array, rows: number, outDim: number, db: Float32Array, alpha = 1): void {
+  if (rows === 0 || outDim === 0) return;
+  sgemm(ones(rows), g, db, { m: 1, n: outDim, k: rows, alpha, beta: 1 });
+}
+
+/**
+ * out[i] += scale * ||sum_t g_{i,t} a_{i,t}^T||_F^2 for each sample i
+ * (a: [batch, seq, inDim], g: [batch, seq, outDim]).
+ */
+export function addNormsSq(
+  a: Float32Array,
+  g: Float32Array,
+  batch: number,
+  seq: number,
+  inDim: number,
+  outDim: number,
+  out: Float64Array,
+  scale = 1,
+  method: NormMethod = 'auto',
+): void {
+  if (batch === 0) return;
+  if (seq === 0 || inDim === 0 || outDim === 0) return;
+  const n = perSampleGradNormSq(a, g, { batch, seq, inDim, outDim, method });
+  for (let i = 0; i < batch; i++) out[i] += scale * n[i];
+}
+
+/** Bias contribution: out[i] += scale * ||sum_t g_{i,t}||^2 (the kernel with a = ones). */
+export function addBiasNormsSq(g: Float32Array, batch: number, seq: number, outDim: number, out: Float64Array, scale = 1): void {
+  addNormsSq(ones(batch * seq), g, batch, seq, 1, outDim, out, scale, 'direct');
+}
+
+/**
+ * out[outDim, inDim] += sum_{i,t} scale * factors_i g_{i,t} a_{i,t}^T, calling
+ * the kernel once per run of consecutive samples with a nonzero factor, so
+ * samples with factor 0 (non-finite norms) are never read.
+ */
+export function addClippedSum(
+  a: Float32Array,
+  g: Float32Array,
+  batch: number,
+  seq: number,
+  inDim: number,
+  outDim: number,
+  factors: Float32Array,
+  out: Float32Array,
+  scale = 1,
+): void {
+  if (batch === 0 || seq === 0 || inDim === 0 || outDim === 0) return;
+  const f = scale === 1 ? factors : factors.map((v) => v * scale);
+  let i = 0;
+  while (i < batch) {
+    while (i < batch && f[i] === 0) i++;
+    if (i >= batch) break;
+    let j = i;
+    while (j < batch && f[j] !== 0) j++;
+    const n = j - i;
+    clippedSum(
+      a.subarray(i * seq * inDim, j * seq * inDim),
+      g.subarray(i * seq * outDim, j * seq * outDim),
+      { batch: n, seq, inDim, outDim },
+      f.subarray(i, j),
+      out,
+      { accumulate: true },
+    );
+    i = j;
+  }
+}
+
+/** Bias clipped sum: out[outDim] += sum_{i,t} scale * factors_i g_{i,t}. */
+export function addBiasClippedSum(g: Float32Array, batch: number, seq: number, outDim: number, factors: Float32Array, out: Float32Array, scale = 1): void {
+  addClippedSum(ones(batch * seq), g, batch, seq, 1, outDim, factors, out, scale);
+}

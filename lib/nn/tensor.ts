@@ -1,0 +1,131 @@
+/**
+ * Tensors and parameters: dense row-major Float32Array data with a shape.
+ */
+
+/** Number of elements of a shape. */
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** A dense row-major float32 tensor. Inputs are `[batch, features]` or `[batch, seq, features]`. */
+export class Tensor {
+  readonly data: Float32Array;
+  readonly shape: number[];
+
+  constructor(data: Float32Array, shape: readonly number[]) {
+    if (!(data instanceof Float32Array)) throw new TypeError('Tensor: data must be a Float32Array');
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new RangeError(`Tensor: shape ${JSON.stringify(shape)} must hold non-negative integers`);
+    }
+    if (shapeSize(shape) !== data.length) {
+      throw new RangeError(`Tensor: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`);
+    }
+    this.data = data;
+    this.shape = [...shape];
+  }
+
+  /** A zero tensor of the given shape. */
+  static zeros(shape: readonly number[]): Tensor {
+    return new Tensor(new Float32Array(shapeSize(shape)), shape);
+  }
+
+  /** Wraps a plain array (copied) with a shape. */
+  static from(values: ArrayLike<number>, shape: readonly number[]): Tensor {
+    return new Tensor(Float32Array.from(values), shape);
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return this.data.length;
+  }
+
+  /** Leading dimension (the batch). */
+  get batch(): number {
+    return this.shape[0];
+  }
+
+  /** Last dimension (the features). */
+  get features(): number {
+    return this.shape[this.shape.length - 1];
+  }
+
+  /** Product of the dimensions between batch and features (1 for `[batch, features]`). */
+  get seq(): number {
+    let s = 1;
+    for (let i = 1; i < this.shape.length - 1; i++) s *= this.shape[i];
+    return s;
+  }
+
+  /** A tensor of the same data with another shape of equal size. */
+  reshape(shape: readonly number[]): Tensor {
+    return new Tensor(this.data, shape);
+  }
+
+  /** A deep copy. */
+  clone(): Tensor {
+    return new Tensor(this.data.slice(), this.shape);
+  }
+}
+
+/** Where the gradient currently held in {@link Parameter.grad} came from. */
+export type GradSource = 'none' | 'raw' | 'private';
+
+/**
+ * A parameter: data, shape, whether training changes it, and its gradient.
+ * `grad` holds the raw (non-private) gradient sum after a backward pass in
+ * 'sum' mode, or the noisy private gradient the DP optimizer hands to the
+ * inner optimizer; `gradSource` says which.
+ */
+export class Parameter {
+  data: Float32Array;
+  readonly shape: number[];
+  requiresGrad: boolean;
+  grad: Float32Array | null = null;
+  gradSource: GradSource = 'none';
+
+  constructor(data: Float32Array, shape: readonly number[], requiresGrad = true) {
+    if (shapeSize(shape) !== data.length) {
+      throw new RangeError(`Parameter: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`);
+    }
+    this.data = data;
+    this.shape = [...shape];
+    this.requiresGrad = requiresGrad;
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return this.data.length;
+  }
+
+  /** Adds a raw gradient contribution (non-private 'sum' mode). */
+  addRawGrad(g: Float32Array): void {
+    if (!this.grad || this.gradSource !== 'raw') {
+      this.grad = new Float32Array(this.data.length);
+      this.gradSource = 'raw';
+    }
+    const d = this.grad;
+    for (let i = 0; i < d.length; i++) d[i] += g[i];
+  }
+
+  /** Returns the raw gradient buffer (allocated, zeroed on first use) for in-place accumulation. */
+  rawGradBuffer(): Float32Array {
+    if (!this.grad || this.gradSource !== 'raw') {
+      this.grad = new Float32Array(this.data.length);
+      this.gradSource = 'raw';
+    }
+    return this.grad;
+  }
+
+  /** Drops the gradient. */
+  zeroGrad(): void {
+    this.grad = null;
+    this.gradSource = 'none';
+  }
+}
+
+/** True for a Float32Array from any realm (vm contexts, structuredClone). */
+export function isFloat32Array(x: unknown): x is Float32Array {
+  return ArrayBuffer.isView(x) && Object.prototype.toString.call(x) === '[object Float32Array]';
+}

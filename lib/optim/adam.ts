@@ -1,0 +1,76 @@
+/** Adam (L2 weight decay in the gradient) and AdamW (decoupled weight decay). */
+import { Parameter } from '../nn/tensor';
+import { Optimizer } from './optimizer';
+
+/** Options of {@link Adam} and {@link AdamW}. */
+export interface AdamOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Adam: L2 penalty added to the gradient; AdamW: decoupled decay (default 0 / 0.01). */
+  weightDecay?: number;
+}
+
+abstract class AdamBase extends Optimizer {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  protected abstract readonly decoupled: boolean;
+
+  constructor(params: Parameter[], options: AdamOptions, defaultDecay: number) {
+    super(params, options.lr);
+    this.beta1 = options.beta1 ?? 0.9;
+    this.beta2 = options.beta2 ?? 0.999;
+    this.eps = options.eps ?? 1e-8;
+    this.weightDecay = options.weightDecay ?? defaultDecay;
+    if (!(this.beta1 >= 0 && this.beta1 < 1)) throw new RangeError(`Adam: beta1 must be in [0, 1), got ${this.beta1}`);
+    if (!(this.beta2 >= 0 && this.beta2 < 1)) throw new RangeError(`Adam: beta2 must be in [0, 1), got ${this.beta2}`);
+    if (!(this.eps > 0)) throw new RangeError(`Adam: eps must be > 0, got ${this.eps}`);
+    if (!(this.weightDecay >= 0)) throw new RangeError(`Adam: weightDecay must be >= 0, got ${this.weightDecay}`);
+  }
+
+  protected hyper() {
+    return { beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay };
+  }
+
+  protected update(i: number, p: Parameter, g: Float32Array): void {
+    const w = p.data;
+    const m = this.slot(i, 'm');
+    const v = this.slot(i, 'v');
+    const t = this.stepCount;
+    const b1 = this.beta1;
+    const b2 = this.beta2;
+    const c1 = 1 - Math.pow(b1, t);
+    const c2 = 1 - Math.pow(b2, t);
+    const lr = this.lr;
+    const wd = this.weightDecay;
+    const decoupled = this.decoupled;
+    for (let j = 0; j < w.length; j++) {
+      if (decoupled) w[j] -= lr * wd * w[j];
+      const d = decoupled ? g[j] : g[j] + wd * w[j];
+      m[j] = b1 * m[j] + (1 - b1) * d;
+      v[j] = b2 * v[j] + (1 - b2) * d * d;
+      w[j] -= (lr * (m[j] / c1)) / (Math.sqrt(v[j] / c2) + this.eps);
+    }
+  }
+}
+
+/** Adam (Kingma & Ba) with optional L2 weight decay added to the gradient. */
+export class Adam extends AdamBase {
+  readonly kind = 'adam';
+  protected readonly decoupled = false;
+  constructor(params: Parameter[], options: AdamOptions) {
+    super(params, options, 0);
+  }
+}
+
+/** AdamW (Loshchilov & Hutter): weight decay applied to the weights, not the gradient (default 0.01). */
+export class AdamW extends AdamBase {
+  readonly kind = 'adamw';
+  protected readonly decoupled = true;
+  constructor(params: Parameter[], options: AdamOptions) {
+    super(params, options, 0.01);
+  }
+}

@@ -1,0 +1,9 @@
+/** Optimizers and learning-rate schedules (privacy-agnostic). */
+export { Optimizer } from './optimizer';
+export type { OptimizerState } from './optimizer';
+export { SGD } from './sgd';
+export type { SGDOptions } from './sgd';
+export { Adam, AdamW } from './adam';
+export type { AdamOptions } from './adam';
+export { constantSchedule, linearSchedule, cosineSchedule, LRScheduler } from './schedules';
+export type { Schedule } from './schedules';

@@ -1,0 +1,98 @@
+/**
+ * Optimizer base class.  Optimizers know nothing of privacy: they read
+ * `Parameter.grad` and update `Parameter.data`.
+ */
+import { Parameter, isFloat32Array } from '../nn/tensor';
+
+/**
+ * Serializable optimizer state: `slots[i]` holds the named state buffers of
+ * `params[i]` (e.g. `{ momentum }` or `{ m, v }`), in constructor order.
+ */
+export interface OptimizerState {
+  kind: string;
+  lr: number;
+  hyper: Record<string, number | boolean>;
+  step: number;
+  slots: Array<Record<string, Float32Array>>;
+}
+
+/** Common machinery of SGD, Adam and AdamW. */
+export abstract class Optimizer {
+  readonly params: Parameter[];
+  /** Current learning rate (schedules set it). */
+  lr: number;
+  /** Number of steps taken. */
+  stepCount = 0;
+  protected slots: Array<Record<string, Float32Array>>;
+  abstract readonly kind: string;
+
+  constructor(params: Parameter[], lr: number) {
+    if (!Array.isArray(params) || params.some((p) => !(p instanceof Parameter))) throw new TypeError('Optimizer: params must be an array of Parameter');
+    if (!(Number.isFinite(lr) && lr >= 0)) throw new RangeError(`Optimizer: lr must be a finite number >= 0, got ${lr}`);
+    if (new Set(params).size !== params.length) throw new RangeError('Optimizer: params contains duplicates');
+    this.params = params;
+    this.lr = lr;
+    this.slots = params.map(() => ({}));
+  }
+
+  /** Hyperparameters recorded in the state. */
+  protected abstract hyper(): Record<string, number | boolean>;
+  /** Updates one parameter given its gradient. */
+  protected abstract update(i: number, p: Parameter, g: Float32Array): void;
+
+  /** Applies one update to every parameter that has a gradient. */
+  step(): void {
+    this.stepCount++;
+    for (let i = 0; i < this.params.length; i++) {
+      const p = this.params[i];
+      if (!p.requiresGrad || !p.grad) continue;
+      this.update(i, p, p.grad);
+    }
+  }
+
+  /** Drops every parameter's gradient. */
+  zeroGrad(): void {
+    for (const p of this.params) p.zeroGrad();
+  }
+
+  protected slot(i: number, name: string): Float32Array {
+    let s = this.slots[i][name];
+    if (!s) {
+      s = new Float32Array(this.params[i].size);
+      this.slots[i][name] = s;
+    }
+    return s;
+  }
+
+  /** A deep copy of the state. */
+  stateDict(): OptimizerState {
+    return {
+      kind: this.kind,
+      lr: this.lr,
+      hyper: this.hyper(),
+      step: this.stepCount,
+      slots: this.slots.map((s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v.slice()]))),
+    };
+  }
+
+  /** Restores a state from {@link stateDict} (same kind and parameter sizes). */
+  loadStateDict(state: OptimizerState): void {
+    if (!state || state.kind !== this.kind) throw new TypeError(`${this.kind}.loadStateDict: state is for '${state?.kind}', not '${this.kind}'`);
+    if (!Array.isArray(state.slots) || state.slots.length !== this.params.length) {
+      throw new RangeError(`${this.kind}.loadStateDict: state has ${state.slots?.length} parameter slots, optimizer has ${this.params.length}`);
+    }
+    const slots = state.slots.map((s, i) =>
+      Object.fromEntries(
+        Object.entries(s).map(([k, v]) => {
+          if (!isFloat32Array(v) || v.length !== this.params[i].size) {
+            throw new RangeError(`${this.kind}.loadStateDict: slot '${k}' of parameter ${i} must be a Float32Array of ${this.params[i].size}`);
+          }
+          return [k, v.slice()];
+        }),
+      ),
+    );
+    this.slots = slots;
+    this.lr = state.lr;
+    this.stepCount = state.step;
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Learning-rate schedules: a schedule maps the step number (0-based) to a
+ * multiplier of the base learning rate; {@link LRScheduler} applies it.
+ */
+import { Optimizer } from './optimizer';
+
+/** Step (0-based) -> multiplier of the base learning rate. */
+export type Schedule = (step: number) => number;
+
+/** Multiplier 1 throughout. */
+export function constantSchedule(): Schedule {
+  return () => 1;
+}
+
+function checkSteps(warmupSteps: number, totalSteps: number, who: string): void {
+  if (!Number.isInteger(warmupSteps) || warmupSteps < 0) throw new RangeError(`${who}: warmupSteps must be an integer >= 0, got ${warmupSteps}`);
+  if (!Number.isInteger(totalSteps) || totalSteps < 1) throw new RangeError(`${who}: totalSteps must be a positive integer, got ${totalSteps}`);
+  if (warmupSteps > totalSteps) throw new RangeError(`${who}: warmupSteps (${warmupSteps}) exceeds totalSteps (${totalSteps})`);
+}
+
+/** Linear warmup from 0 over `warmupSteps`, then linear decay to `finalFraction` at `totalSteps`. */
+export function linearSchedule(o: { warmupSteps?: number; totalSteps: number; finalFraction?: number }): Schedule {
+  const w = o.warmupSteps ?? 0;
+  const f = o.finalFraction ?? 0;
+  checkSteps(w, o.totalSteps, 'linearSchedule');
+  return (step) => {
+    if (step < w) return (step + 1) / w;
+    if (step >= o.totalSteps) return f;
+    const span = o.totalSteps - w;
+    return span === 0 ? f : 1 - (1 - f) * ((step - w) / span);
+  };
+}
+
+/** Linear warmup, then cosine decay from 1 to `minFraction` at `totalSteps`. */
+export function cosineSchedule(o: { warmupSteps?: number; totalSteps: number; minFraction?: number }): Schedule {
+  const w = o.warmupSteps ?? 0;
+  const mn = o.minFraction ?? 0;
+  checkSteps(w, o.totalSteps, 'cosineSchedule');
+  return (step) => {
+    if (step < w) return (step + 1) / w;
+    if (step >= o.totalSteps) return mn;
+    const span = o.totalSteps - w;
+    const p = span === 0 ? 1 : (step - w) / span;
+    return mn + (1 - mn) * 0.5 * (1 + Math.cos(Math.PI * p));
+  };
+}
+
+/** Sets `optimizer.lr = baseLr * schedule(step)`; call {@link step} after each optimizer step. */
+export class LRScheduler {
+  readonly baseLr: number;
+  private stepNum = 0;
+
+  constructor(
+    readonly optimizer: Optimizer,
+    readonly schedule: Schedule,
+  ) {
+    this.baseLr = optimizer.lr;
+    optimizer.lr = this.baseLr * schedule(0);
+  }
+
+  /** Advances one step and sets the optimizer's learning rate. */
+  step(): void {
+    this.stepNum++;
+    this.optimizer.lr = this.baseLr * this.schedule(this.stepNum);
+  }
+
+  /** Steps taken. */
+  get stepCount(): number {
+    return this.stepNum;
+  }
+
+  /** State for checkpoints. */
+  stateDict(): { step: number; baseLr: number } {
+    return { step: this.stepNum, baseLr: this.baseLr };
+  }
+
+  /** Restores the step (and the optimizer's lr) from {@link stateDict}. */
+  loadStateDict(s: { step: number }): void {
+    if (!Number.isInteger(s?.step) || s.step < 0) throw new RangeError('LRScheduler.loadStateDict: step must be an integer >= 0');
+    this.stepNum = s.step;
+    this.optimizer.lr = this.baseLr * this.schedule(this.stepNum);
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * DP optimizer: wraps any optimizer.  Per micro-batch it turns the model's
+ * per-sample captures into clipped sums (book-keeping: norms from every
+ * trainable parameter, factors c_i, then one clipped-sum product per
+ * parameter).  Per logical batch it adds Gaussian noise ONCE, divides by the
+ * EXPECTED batch size, and hands the result to the wrapped optimizer.
+ */
+import { clipFactors } from '../kernels/linalg';
+import type { Rng } from '../kernels/rng';
+import { Module, PerSampleModule, isPerSampleModule } from '../nn/module';
+import { Parameter } from '../nn/tensor';
+import { Optimizer } from '../optim/optimizer';
+import { PerSampleGradError } from './errors';
+
+/** Flat clipping (one threshold on the whole gradient) or per-layer thresholds. */
+export type ClippingMode = 'flat' | 'perLayer';
+
+/** One module whose own trainable parameters the DP optimizer clips. */
+export interface TrackedModule {
+  path: string;
+  module: PerSampleModule;
+  params: Parameter[];
+  /** Per-layer threshold C_k (perLayer mode); the flat threshold otherwise. */
+  maxGradNorm: number;
+}
+
+/** Hooks the privacy engine installs (budget check, accounting, batch bookkeeping). */
+export interface DPStepHooks {
+  /** Called first in step(); throws to refuse the step before anything changes. */
+  beforeStep?(): void;
+  /** Called once the noisy gradient exists, before the wrapped optimizer updates. */
+  afterNoise?(): void;
+  /** Called after the update. */
+  afterStep?(): void;
+}
+
+/** Options of {@link DPOptimizer}. */
+export interface DPOptimizerOptions {
+  noiseMultiplier: number;
+  /** Flat clipping norm C (perLayer: the overall norm used for default thresholds). */
+  maxGradNorm: number;
+  /** Expected logical batch size q*N: the noisy sum is divided by it. */
+  expectedBatchSize: number;
+  rng: Rng;
+  clipping?: ClippingMode;
+  /** perLayer: thresholds by module path (default C / sqrt(K) each, so sqrt(sum C_k^2) = C). */
+  perLayerMaxGradNorm?: Record<string, number> | number[];
+  hooks?: DPStepHooks;
+}
+
+/** Non-private diagnostics of the last logical step (do not publish: they depend on the data). */
+export interface DPStepStats {
+  samples: number;
+  clipped: number;
+  nonfinite: number;
+  microBatches: number;
+}
+
+/** Finds every module with own trainable parameters; throws if one lacks per-sample support. */
+export function trackModules(model: Module): Array<{ path: string; module: PerSampleModule; params: Parameter[] }> {
+  const out: Array<{ path: string; module: PerSampleModule; params: Parameter[] }> = [];
+  for (const [path, m] of model.namedModules()) {
+    const own = m.ownParameters().filter(([, p]) => p.requiresGrad);
+    if (own.length === 0) continue;
+    const names = own.map(([n]) => (path ? `${path}.${n}` : n)).join(', ');
+    if (!isPerSampleModule(m)) {
+      throw new PerSampleGradError(
+        `module '${path || '<root>'}' (${m.constructor.name}) has trainable parameters (${names}) but no per-sample gradient support; ` +
+          'freeze them (requiresGrad = false) or use a layer that implements the per-sample hooks',
+      );
+    }
+    out.push({ path, module: m, params: own.map(([, p]) => p) });
+  }
+  return out;
+}
+
+/** Wraps an optimizer with per-sample clipping, noise and expected-batch normalization. */
+export class DPOptimizer {
+  readonly inner: Optimizer;
+  readonly model: Module;
+  readonly noiseMultiplier: number;
+  readonly maxGradNorm: number;
+  readonly expectedBatchSize: number;
+  readonly clipping: ClippingMode;
+  readonly tracked: TrackedModule[];
+  /** Noise standard deviation on every coordinate of the clipped sum: z * sqrt(sum C_k^2) (flat: z * C). */
+  readonly noiseStd: number;
+  hooks: DPStepHooks;
+  private rng: Rng;
+  private acc = new Map<Parameter, Float32Array>();
+  private trackedParams: Set<Parameter>;
+  private samples = 0;
+  private clipped = 0;
+  private nonfinite = 0;
+  private micro = 0;
+  /** Diagnostics of the last completed step (non-private). */
+  lastStepStats: DPStepStats | null = null;
+
+  constructor(model: Module, inner: Optimizer, o: DPOptimizerOptions) {
+    if (!(model instanceof Module)) throw new TypeError('DPOptimizer: model must be a Module');
+    if (!(inner instanceof Optimizer)) throw new TypeError('DPOptimizer: optimizer must be an Optimizer (SGD, Adam, AdamW, ...)');
+    if (!(Number.isFinite(o.noiseMultiplier) && o.noiseMultiplier >= 0)) throw new RangeError(`DPOptimizer: noiseMultiplier must be finite and >= 0, got ${o.noiseMultiplier}`);
+    if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm > 0)) throw new RangeError(`DPOptimizer: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`);
+    if (!(Number.isFinite(o.expectedBatchSize) && o.expectedBatchSize > 0)) throw new RangeError(`DPOptimizer: expectedBatchSize must be > 0, got ${o.expectedBatchSize}`);
+    this.model = model;
+    this.inner = inner;
+    this.noiseMultiplier = o.noiseMultiplier;
+    this.maxGradNorm = o.maxGradNorm;
+    this.expectedBatchSize = o.expectedBatchSize;
+    this.clipping = o.clipping ?? 'flat';
+    if (this.clipping !== 'flat' && this.clipping !== 'perLayer') throw new RangeError(`DPOptimizer: clipping must be 'flat' or 'perLayer', got ${String(this.clipping)}`);
+    this.rng = o.rng;
+    this.hooks = o.hooks ?? {};
+    const found = trackModules(model);
+    if (found.length === 0) throw new PerSampleGradError('DPOptimizer: the model has no trainable parameters');
+    this.tracked = found.map((t, k) => ({ ...t, maxGradNorm: this.thresholdFor(t.path, k, found.length, o.perLayerMaxGradNorm) }));
+    this.trackedParams = new Set(this.tracked.flatMap((t) => t.params));
+    for (const p of inner.params) {
+      if (p.requiresGrad && !this.trackedParams.has(p)) throw new PerSampleGradError('DPOptimizer: the optimizer holds a trainable parameter that is not part of the model');
+    }
+    for (const p of this.trackedParams) {
+      if (!inner.params.includes(p)) {
+        const path = model.namedParameters().find(([, q]) => q === p)?.[0];
+        throw new PerSampleGradError(`DPOptimizer: trainable parameter '${path}' is not in the optimizer; give the optimizer model.trainableParameters() or freeze it`);
+      }
+    }
+    const sumSq = this.clipping === 'flat' ? this.maxGradNorm ** 2 : this.tracked.reduce((s, t) => s + t.maxGradNorm ** 2, 0);
+    this.noiseStd = this.noiseMultiplier * Math.sqrt(sumSq);
+    model.zeroGrad();
+    model.setGradMode('perSample');
+  }
+
+  private thresholdFor(path: string, k: number, count: number, given?: Record<string, number> | number[]): number {
+    if (this.clipping === 'flat') return this.maxGradNorm;
+    let c: number | undefined;
+    if (Array.isArray(given)) {
+      if (given.length !== count) throw new RangeError(`DPOptimizer: perLayerMaxGradNorm has ${given.length} entries, the model has ${count} clipped modules`);
+      c = given[k];
+    } else if (given) {
+      c = given[path];
+      if (c === undefined) throw new RangeError(`DPOptimizer: perLayerMaxGradNorm has no threshold for module '${path}'`);
+    } else {
+      c = this.maxGradNorm / Math.sqrt(count);
+    }
+    if (!(Number.isFinite(c) && c > 0)) throw new RangeError(`DPOptimizer: per-layer threshold for '${path}' must be finite and > 0, got ${c}`);
+    return c;
+  }
+
+  /** Replaces the noise RNG (after a resume). */
+  setRng(rng: Rng): void {
+    this.rng = rng;
+  }
+
+  private sink = (p: Parameter): Float32Array => {
+    let b = this.acc.get(p);
+    if (!b) {
+      b = new Float32Array(p.size);
+      this.acc.set(p, b);
+    }
+    return b;
+  };
+
+  private checkTrainableSet(): void {
+    for (const [path, p] of this.model.namedParameters()) {
+      if (p.requiresGrad && !this.trackedParams.has(p)) {
+        throw new PerSampleGradError(`parameter '${path}' became trainable after makePrivate; it would get an unclipped update. Re-run makePrivate with it trainable from the start, or freeze it`);
+      }
+      if (p.gradSource === 'raw') {
+        throw new PerSampleGradError(`parameter '${path}' holds a raw (non-private) gradient; a DP step needs per-sample information. Do not switch the model back to gradMode 'sum' during private training`);
+      }
+    }
+  }
+
+  /** Samples accumulated in the current logical batch so far. */
+  get accumulatedSamples(): number {
+    return this.samples;
+  }
+
+  /** True if a backward pass left per-sample captures not yet accumulated. */
+  hasPendingCapture(): boolean {
+    return this.tracked.some((t) => t.module.captureBatch() >= 0);
+  }
+
+  /**
+   * Clips the current micro-batch and adds its clipped sums to the running
+   * totals.  Call after each micro-batch's backward (step() calls it for a
+   * pending one).  Throws if any trainable parameter lacks its per-sample capture.
+   */
+  accumulate(): void {
+    this.checkTrainableSet();
+    const batches = this.tracked.map((t) => t.module.captureBatch());
+    const missing = this.tracked.filter((_, k) => batches[k] < 0).map((t) => t.path || '<root>');
+    if (missing.length === this.tracked.length) throw new PerSampleGradError('accumulate(): no per-sample information pending; run forward and backward on the micro-batch first');
+    if (missing.length > 0) {
+      for (const t of this.tracked) t.module.releaseCapture();
+      throw new PerSampleGradError(`accumulate(): no per-sample information for trainable module(s) ${missing.join(', ')}; every trainable parameter must take part in each backward pass`);
+    }
+    const batch = batches[0];
+    if (batches.some((b) => b !== batch)) {
+      for (const t of this.tracked) t.module.releaseCapture();
+      throw new PerSampleGradError(`accumulate(): modules captured different batch sizes (${batches.join(', ')})`);
+    }
+    if (batch > 0) {
+      let factorsPer: Float32Array[];
+      if (this.clipping === 'flat') {
+        const normsSq = new Float64Array(batch);
+        for (const t of this.tracked) t.module.addPerSampleNormsSq(normsSq);
+        const r = clipFactors(normsSq, this.maxGradNorm);
+        this.clipped += r.clipped;
+        this.nonfinite += r.nonfinite;
+        factorsPer = this.tracked.map(() => r.factors);
+      } else {
+        factorsPer = [];
+        const bad = new Uint8Array(batch);
+        const anyClipped = new Uint8Array(batch);
+        for (const t of this.tracked) {
+          const normsSq = new Float64Array(batch);
+          t.module.addPerSampleNormsSq(normsSq);
+          const r = clipFactors(normsSq, t.maxGradNorm);
+          for (let i = 0; i < batch; i++) {
+            if (!Number.isFinite(normsSq[i])) bad[i] = 1;
+            if (r.factors[i] < 1) anyClipped[i] = 1;
+          }
+          factorsPer.push(r.factors);
+        }
+        // A sample with a non-finite norm anywhere is dropped from every layer.
+        for (let i = 0; i < batch; i++) {
+          if (bad[i]) {
+            this.nonfinite++;
+            for (const f of factorsPer) f[i] = 0;
+          } else if (anyClipped[i]) this.clipped++;
+        }
+      }
+      this.tracked.forEach((t, k) => t.module.accumulateClippedGrads(factorsPer[k], this.sink));
+    }
+    for (const t of this.tracked) t.module.releaseCapture();
+    this.samples += batch;
+    this.micro++;
+  }
+
+  /**
+   * One private step: accumulates a pending micro-batch, adds N(0, noiseStd^2)
+   * to every coordinate of the clipped sum (once per logical batch), divides by
+   * the expected batch size, and runs the wrapped optimizer.  Throws before
+   * changing anything if the engine's hooks refuse the step.
+   */
+  step(): void {
+    this.checkTrainableSet();
+    if (this.hooks.beforeStep) this.hooks.beforeStep();
+    if (this.hasPendingCapture()) this.accumulate();
+    const scale = 1 / this.expectedBatchSize;
+    for (const t of this.tracked) {
+      for (const p of t.params) {
+        const g = this.sink(p);
+        if (this.noiseStd > 0) this.rng.addGaussianNoise(g, this.noiseStd);
+        for (let j = 0; j < g.length; j++) g[j] *= scale;
+      }
+    }
+    if (this.hooks.afterNoise) this.hooks.afterNoise();
+    for (const [p, g] of this.acc) {
+      for (let j = 0; j < g.length; j++) {
+        if (!Number.isFinite(g[j])) {
+          this.resetAccumulation();
+          throw new PerSampleGradError('DP step produced a non-finite gradient; the update was not applied');
+        }
+      }
+      p.grad = g;
+      p.gradSource = 'private';
+    }
+    this.inner.step();
+    this.lastStepStats = { samples: this.samples, clipped: this.clipped, nonfinite: this.nonfinite, microBatches: this.micro };
+    this.resetAccumulation();
+    if (this.hooks.afterStep) this.hooks.afterStep();
+  }
+
+  private resetAccumulation(): void {
+    for (const p of this.acc.keys()) p.zeroGrad();
+    this.acc = new Map();
+    this.samples = 0;
+    this.clipped = 0;
+    this.nonfinite = 0;
+    this.micro = 0;
+  }
+
+  /** Drops pending captures and accumulated clipped sums (e.g. to abandon a batch). */
+  zeroGrad(): void {
+    for (const t of this.tracked) t.module.releaseCapture();
+    this.resetAccumulation();
+  }
+
+  /** The wrapped optimizer's learning rate. */
+  get lr(): number {
+    return this.inner.lr;
+  }
+  set lr(v: number) {
+    this.inner.lr = v;
+  }
+}

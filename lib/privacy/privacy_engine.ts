@@ -1,0 +1,535 @@
+/**
+ * PrivacyEngine: ties a model and optimizer to Poisson sampling, clipping,
+ * noise, the accountant and the hard budget, and saves/restores all of it.
+ *
+ *   const engine = new PrivacyEngine();
+ *   const { optimizer } = engine.makePrivate({ model, optimizer: new AdamW(model.trainableParameters(), { lr }),
+ *     dataset: { length: N }, batchSize: 256, noiseMultiplier: 1.0, maxGradNorm: 1.0 });
+ *   for (...) { const { microBatches } = engine.nextBatch(); for (const idx of microBatches) { ...forward, loss, backward...; optimizer.accumulate(); } optimizer.step(); }
+ *   engine.getEpsilon();
+ */
+import { PldAccountant, RdpAccountant, accountantFromJSON, getNoiseMultiplier } from '../accounting';
+import { Rng } from '../kernels/rng';
+import type { RngState } from '../kernels/rng';
+import { Module } from '../nn/module';
+import { Parameter, isFloat32Array } from '../nn/tensor';
+import { Optimizer } from '../optim/optimizer';
+import { ClippingMode, DPOptimizer } from './dp_optimizer';
+import { PerSampleGradError, PrivacyBudgetExceededError } from './errors';
+import { SeedLike, seedToKey } from './seed';
+import { BatchSampler, PoissonSampler, SamplerState, ShuffleSampler, splitMicroBatches } from './samplers';
+
+import type { AccountantKind, LedgerJson, PldParameters } from '../accounting';
+
+type Accountant = PldAccountant | RdpAccountant;
+
+/** Options of {@link PrivacyEngine.makePrivate}. */
+export interface MakePrivateOptions {
+  model: Module;
+  /** Any optimizer over the model's trainable parameters (all of them). */
+  optimizer: Optimizer;
+  /** The training set (only its size N is used) or N itself. */
+  dataset: { length: number } | number;
+  /** EXPECTED logical batch size q*N (Poisson batches have random size). */
+  batchSize: number;
+  noiseMultiplier: number;
+  /** Clipping norm C of each sample's whole gradient (perLayer: sqrt(sum C_k^2) by default). */
+  maxGradNorm: number;
+  /** Largest micro-batch processed at once (default: whole logical batch). */
+  maxPhysicalBatchSize?: number;
+  /** Accountant (default 'pld'). */
+  accountant?: AccountantKind;
+  /** PLD discretization (default DEFAULT_PLD_PARAMETERS; a coarser gridStep is faster and looser). Saved in the ledger. */
+  pldParameters?: Partial<PldParameters>;
+  /** delta for getEpsilon() and the budget (default 1 / N^1.1). */
+  delta?: number;
+  /** Hard budget: a step that would take epsilon (at delta) past it throws before any update. */
+  targetEpsilon?: number;
+  /**
+   * Explicit opt-in to a reproducible, seeded noise/sampling stream (NOT secure
+   * against an adversary who learns the seed).  Default: keyed from the OS.
+   */
+  seed?: SeedLike;
+  /** 'flat' (default) or 'perLayer' thresholds. */
+  clipping?: ClippingMode;
+  /** perLayer thresholds by module path or in module order. */
+  perLayerMaxGradNorm?: Record<string, number> | number[];
+  /** 'poisson' (default; amplification) or 'shuffle' (fixed-size batches, accounted with sampleRate 1). */
+  sampling?: 'poisson' | 'shuffle';
+  /** Receives warnings (default console.warn). */
+  onWarning?: (message: string) => void;
+}
+
+/** Options of {@link PrivacyEngine.makePrivateWithEpsilon}: noiseMultiplier is calibrated. */
+export interface MakePrivateWithEpsilonOptions extends Omit<MakePrivateOptions, 'noiseMultiplier' | 'targetEpsilon' | 'delta'> {
+  targetEpsilon: number;
+  targetDelta: number;
+  /** Planned epochs: steps = ceil(epochs * N / batchSize). */
+  epochs: number;
+}
+
+/** What makePrivate returns. */
+export interface PrivateTraining {
+  model: Module;
+  optimizer: DPOptimizer;
+  sampler: BatchSampler;
+}
+
+/** One logical batch: its indices and the micro-batches to run. */
+export interface LogicalBatch {
+  indices: Int32Array;
+  microBatches: Int32Array[];
+}
+
+/** Privacy configuration recorded in the state. */
+export interface PrivacyConfig {
+  accountant: AccountantKind;
+  noiseMultiplier: number;
+  maxGradNorm: number;
+  /** The rate the accountant uses (Poisson: q; shuffle: 1). */
+  sampleRate: number;
+  expectedBatchSize: number;
+  datasetSize: number;
+  delta: number;
+  targetEpsilon: number | null;
+  clipping: ClippingMode;
+  perLayerMaxGradNorm: Record<string, number> | null;
+  sampling: 'poisson' | 'shuffle';
+  maxPhysicalBatchSize: number | null;
+}
+
+/**
+ * The engine's checkpoint state (version 1).  Float32Arrays hold tensors;
+ * everything else is JSON-safe (the accountant ledger is its toJSON()).
+ * - `params[path]`: every trainable parameter by dotted path (`layers.0.lora_A`).
+ * - `optimizer.slots[path]`: the wrapped optimizer's buffers by parameter path.
+ * - `rng.state`: only in reproducible (seeded) mode; otherwise the RNG is
+ *   re-keyed from the OS on resume and no key is ever written.
+ */
+export interface PrivacyEngineState {
+  format: 'dp-lora.privacy-engine';
+  version: 1;
+  step: number;
+  params: Record<string, { shape: number[]; data: Float32Array }>;
+  optimizer: {
+    kind: string;
+    lr: number;
+    hyper: Record<string, number | boolean>;
+    step: number;
+    slots: Record<string, Record<string, Float32Array>>;
+  };
+  sampler: SamplerState;
+  rng: { reproducible: boolean; description: string; state?: RngState };
+  /** The accountant's ledger (its toJSON()): kind, full event history, parameters. */
+  accountant: LedgerJson;
+  privacy: PrivacyConfig;
+  /** Steps taken without noise (noiseMultiplier 0): any > 0 makes epsilon infinite. */
+  noiselessSteps: number;
+  /** epsilon at privacy.delta when saved (informational). */
+  epsilon: number;
+}
+
+function newAccountant(kind: AccountantKind, pld?: Partial<PldParameters>): Accountant {
+  if (kind === 'pld') return new PldAccountant(pld ?? {});
+  if (kind === 'rdp') return new RdpAccountant();
+  throw new RangeError(`accountant must be 'pld' or 'rdp', got ${String(kind)}`);
+}
+
+function cloneAccountant(a: Accountant): Accountant {
+  return accountantFromJSON(JSON.parse(JSON.stringify(a.toJSON()))) as Accountant;
+}
+
+/** Owns the privacy machinery of one training run. */
+export class PrivacyEngine {
+  private cfg: PrivacyConfig | null = null;
+  private model: Module | null = null;
+  private dp: DPOptimizer | null = null;
+  private sampler_: BatchSampler | null = null;
+  private rng: Rng | null = null;
+  private accountant: Accountant | null = null;
+  private seeded = false;
+  private seed: MakePrivateOptions['seed'];
+  private stepCount = 0;
+  /** Steps taken with noiseMultiplier 0 (not representable in the ledger: epsilon is infinite). */
+  private noiselessSteps = 0;
+  private batchPending: LogicalBatch | null = null;
+  /** Steps verified (with the real accountant) to fit in the budget. */
+  private verifiedSteps = 0;
+  /** Next number of steps to try verifying (null: guess from RDP). */
+  private nextGuess: number | null = null;
+  /** Steps a calibrated run planned (makePrivateWithEpsilon). */
+  private plannedSteps: number | null = null;
+  private warnFn: (m: string) => void = (m) => console.warn(m);
+  /** Warnings issued so far. */
+  readonly warnings: string[] = [];
+
+  private warn(m: string): void {
+    this.warnings.push(m);
+    this.warnFn(`dp-lora: ${m}`);
+  }
+
+  /**
+   * Makes training private.  Validates every trainable parameter has
+   * per-sample support (throws PerSampleGradError otherwise), switches the
+   * model to per-sample mode and returns the DP optimizer and sampler.
+   */
+  makePrivate(o: MakePrivateOptions): PrivateTraining {
+    if (this.cfg) throw new Error('PrivacyEngine.makePrivate: this engine is already in use; create a new PrivacyEngine per training run');
+    if (o.onWarning) this.warnFn = o.onWarning;
+    const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
+    if (!Number.isInteger(N) || N < 1) throw new RangeError(`makePrivate: dataset must have a positive integer length, got ${N}`);
+    if (!(Number.isFinite(o.batchSize) && o.batchSize > 0 && o.batchSize <= N)) throw new RangeError(`makePrivate: batchSize (expected batch size) must be in (0, N=${N}], got ${o.batchSize}`);
+    if (!(Number.isFinite(o.noiseMultiplier) && o.noiseMultiplier >= 0)) throw new RangeError(`makePrivate: noiseMultiplier must be finite and >= 0, got ${o.noiseMultiplier}`);
+    if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm > 0)) throw new RangeError(`makePrivate: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`);
+    if (o.maxPhysicalBatchSize !== undefined && (!Number.isInteger(o.maxPhysicalBatchSize) || o.maxPhysicalBatchSize < 1)) {
+      throw new RangeError(`makePrivate: maxPhysicalBatchSize must be a positive integer, got ${o.maxPhysicalBatchSize}`);
+    }
+    const delta = o.delta ?? 1 / Math.pow(N, 1.1);
+    if (!(delta > 0 && delta < 1)) throw new RangeError(`makePrivate: delta must be in (0, 1), got ${delta}`);
+    if (delta >= 1 / N) this.warn(`delta = ${delta} >= 1/N = ${1 / N}: such a delta allows leaking a whole record; use delta << 1/N (default 1/N^1.1)`);
+    if (o.targetEpsilon !== undefined && !(o.targetEpsilon > 0)) throw new RangeError(`makePrivate: targetEpsilon must be > 0, got ${o.targetEpsilon}`);
+    if (o.noiseMultiplier === 0) {
+      if (o.targetEpsilon !== undefined) throw new RangeError('makePrivate: noiseMultiplier = 0 gives infinite epsilon, which no targetEpsilon allows');
+      this.warn('noiseMultiplier = 0: no noise, training is NOT differentially private (epsilon is infinite)');
+    }
+    const accountantKind = o.accountant ?? 'pld';
+    const sampling = o.sampling ?? 'poisson';
+    if (sampling !== 'poisson' && sampling !== 'shuffle') throw new RangeError(`makePrivate: sampling must be 'poisson' or 'shuffle', got ${String(sampling)}`);
+    if (sampling === 'shuffle' && !Number.isInteger(o.batchSize)) throw new RangeError('makePrivate: shuffle sampling needs an integer batchSize');
+
+    this.seeded = o.seed !== undefined;
+    this.seed = o.seed;
+    this.rng = this.seeded ? new Rng({ seed: seedToKey(o.seed!) }) : new Rng();
+    if (this.seeded) this.warn(`fixed seed: noise and sampling are reproducible and NOT secure if the seed is known (${this.rng.describe()})`);
+
+    const sampler: BatchSampler =
+      sampling === 'poisson'
+        ? new PoissonSampler({ datasetSize: N, sampleRate: o.batchSize / N, rng: this.rng })
+        : new ShuffleSampler({ datasetSize: N, batchSize: o.batchSize, rng: this.rng });
+    if (sampling === 'shuffle') this.warn("sampling 'shuffle' gets no amplification by subsampling: it is accounted with sampleRate 1");
+
+    const dp = new DPOptimizer(o.model, o.optimizer, {
+      noiseMultiplier: o.noiseMultiplier,
+      maxGradNorm: o.maxGradNorm,
+      expectedBatchSize: o.batchSize,
+      rng: this.rng,
+      clipping: o.clipping,
+      perLayerMaxGradNorm: o.perLayerMaxGradNorm,
+    });
+    dp.hooks = {
+      beforeStep: () => this.beforeStep(),
+      afterNoise: () => this.record(),
+      afterStep: () => {
+        this.stepCount++;
+      },
+    };
+    this.model = o.model;
+    this.dp = dp;
+    this.sampler_ = sampler;
+    this.accountant = newAccountant(accountantKind, o.pldParameters);
+    this.cfg = {
+      accountant: accountantKind,
+      noiseMultiplier: o.noiseMultiplier,
+      maxGradNorm: o.maxGradNorm,
+      sampleRate: sampler.accountingSampleRate,
+      expectedBatchSize: o.batchSize,
+      datasetSize: N,
+      delta,
+      targetEpsilon: o.targetEpsilon ?? null,
+      clipping: dp.clipping,
+      perLayerMaxGradNorm: dp.clipping === 'perLayer' ? Object.fromEntries(dp.tracked.map((t) => [t.path, t.maxGradNorm])) : null,
+      sampling,
+      maxPhysicalBatchSize: o.maxPhysicalBatchSize ?? null,
+    };
+    return { model: o.model, optimizer: dp, sampler };
+  }
+
+  /**
+   * Like {@link makePrivate}, with the noise multiplier calibrated (PLD by
+   * default) so that `epochs` of Poisson steps spend at most `targetEpsilon`
+   * at `targetDelta`; the target also becomes the hard budget.
+   */
+  makePrivateWithEpsilon(o: MakePrivateWithEpsilonOptions): PrivateTraining {
+    const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
+    if (!Number.isInteger(N) || N < 1) throw new RangeError(`makePrivateWithEpsilon: dataset must have a positive integer length, got ${N}`);
+    if (!(o.targetEpsilon > 0 && Number.isFinite(o.targetEpsilon))) throw new RangeError(`makePrivateWithEpsilon: targetEpsilon must be finite and > 0, got ${o.targetEpsilon}`);
+    if (!(o.targetDelta > 0 && o.targetDelta < 1)) throw new RangeError(`makePrivateWithEpsilon: targetDelta must be in (0, 1), got ${o.targetDelta}`);
+    if (!(o.epochs > 0 && Number.isFinite(o.epochs))) throw new RangeError(`makePrivateWithEpsilon: epochs must be finite and > 0, got ${o.epochs}`);
+    if (!(o.batchSize > 0 && o.batchSize <= N)) throw new RangeError(`makePrivateWithEpsilon: batchSize must be in (0, N=${N}], got ${o.batchSize}`);
+    const sampleRate = (o.sampling ?? 'poisson') === 'poisson' ? o.batchSize / N : 1;
+    const steps = Math.ceil((o.epochs * N) / o.batchSize);
+    const noiseMultiplier = getNoiseMultiplier({
+      targetEpsilon: o.targetEpsilon,
+      targetDelta: o.targetDelta,
+      sampleRate,
+      steps,
+      accountant: o.accountant ?? 'pld',
+      pldParameters: o.pldParameters,
+    });
+    const out = this.makePrivate({ ...o, noiseMultiplier, targetEpsilon: o.targetEpsilon, delta: o.targetDelta });
+    this.plannedSteps = steps;
+    return out;
+  }
+
+  private need(): { cfg: PrivacyConfig; dp: DPOptimizer; sampler: BatchSampler; accountant: Accountant; model: Module; rng: Rng } {
+    if (!this.cfg || !this.dp || !this.sampler_ || !this.accountant || !this.model || !this.rng) throw new Error('PrivacyEngine: call makePrivate first');
+    return { cfg: this.cfg, dp: this.dp, sampler: this.sampler_, accountant: this.accountant, model: this.model, rng: this.rng };
+  }
+
+  /** The privacy configuration in force. */
+  get config(): PrivacyConfig {
+    return { ...this.need().cfg };
+  }
+
+  /** The DP optimizer. */
+  get optimizer(): DPOptimizer {
+    return this.need().dp;
+  }
+
+  /** The batch sampler. */
+  get sampler(): BatchSampler {
+    return this.need().sampler;
+  }
+
+  /** Logical steps taken. */
+  get steps(): number {
+    return this.stepCount;
+  }
+
+  /** How the noise/sampling RNG is keyed (says so when a fixed seed is in use). */
+  describeRng(): string {
+    return this.need().rng.describe();
+  }
+
+  /**
+   * Steps verified to fit in the budget (Infinity without a target).  A lower
+   * bound: when they are used up, the next step triggers a new verification,
+   * so more may fit.  0 means the next step is refused.
+   */
+  remainingSteps(): number {
+    const { cfg } = this.need();
+    if (cfg.targetEpsilon === null) return Infinity;
+    this.ensureVerified();
+    return this.verifiedSteps;
+  }
+
+  /** epsilon of the current ledger plus k more steps. */
+  private epsWith(k: number): number {
+    const { cfg, accountant } = this.need();
+    const a = cloneAccountant(accountant);
+    if (k > 0) a.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate }, k);
+    return a.getEpsilon(cfg.delta);
+  }
+
+  /**
+   * A cheap guess of how many more steps fit: exact RDP bisection when the
+   * accountant is RDP, else RDP replayed on the same history (usually a
+   * slight under-estimate of PLD's count), never below the planned steps of a
+   * calibrated run.  Only a guess: every step is still verified with the
+   * real accountant before it runs.
+   */
+  private guessRemaining(): number {
+    const { cfg, accountant } = this.need();
+    const rdp = new RdpAccountant();
+    for (const ev of accountant.history) rdp.step({ noiseMultiplier: ev.noiseMultiplier, sampleRate: ev.sampleRate, mechanism: ev.mechanism }, ev.steps);
+    const target = cfg.targetEpsilon!;
+    const fits = (k: number): boolean => {
+      const r = RdpAccountant.fromJSON(rdp.toJSON());
+      r.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate }, k);
+      return r.getEpsilon(cfg.delta) <= target;
+    };
+    let lo = 0;
+    let hi = 1;
+    const cap = 2 ** 30;
+    while (hi <= cap && fits(hi)) {
+      lo = hi;
+      hi *= 2;
+    }
+    if (hi <= cap) {
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if (fits(mid)) lo = mid;
+        else hi = mid;
+      }
+    }
+    const planned = this.plannedSteps !== null ? Math.max(0, this.plannedSteps - this.stepCount) : 0;
+    return Math.max(lo, planned);
+  }
+
+  /** Makes sure at least one step is verified to fit, if any does. */
+  private ensureVerified(): void {
+    if (this.verifiedSteps >= 1) return;
+    const target = this.need().cfg.targetEpsilon!;
+    let k = Math.max(1, this.nextGuess ?? this.guessRemaining());
+    for (;;) {
+      if (this.epsWith(k) <= target) {
+        this.verifiedSteps = k;
+        this.nextGuess = 2 * k;
+        return;
+      }
+      if (k === 1) break;
+      k = Math.floor(k / 2);
+    }
+    this.verifiedSteps = 0;
+    this.nextGuess = 1;
+  }
+
+  private refuseIfExhausted(): void {
+    const { cfg } = this.need();
+    if (cfg.targetEpsilon === null) return;
+    this.ensureVerified();
+    if (this.verifiedSteps < 1) {
+      throw new PrivacyBudgetExceededError({ epsilonSpent: this.getEpsilon(), targetEpsilon: cfg.targetEpsilon, delta: cfg.delta, stepsTaken: this.stepCount });
+    }
+  }
+
+  private beforeStep(): void {
+    const { dp } = this.need();
+    this.refuseIfExhausted();
+    const b = this.batchPending;
+    if (!b) throw new PerSampleGradError('step(): no logical batch was drawn; call engine.nextBatch() once per step so the accountant records the sampling that ran');
+    if (dp.accumulatedSamples + (dp.hasPendingCapture() ? this.pendingBatchSize() : 0) !== b.indices.length) {
+      throw new PerSampleGradError(
+        `step(): the logical batch has ${b.indices.length} samples but ${dp.accumulatedSamples} were accumulated; run forward/backward and optimizer.accumulate() on every micro-batch of engine.nextBatch()`,
+      );
+    }
+  }
+
+  private pendingBatchSize(): number {
+    const t = this.need().dp.tracked.find((x) => x.module.captureBatch() >= 0);
+    return t ? t.module.captureBatch() : 0;
+  }
+
+  private record(): void {
+    const { cfg, accountant } = this.need();
+    if (cfg.noiseMultiplier === 0) this.noiselessSteps++;
+    else accountant.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate });
+    if (this.verifiedSteps > 0) this.verifiedSteps--;
+    this.batchPending = null;
+  }
+
+  /**
+   * Draws the next logical batch (Poisson: random size, possibly empty) and
+   * splits it into micro-batches of at most maxPhysicalBatchSize.  Call once
+   * per step; throws PrivacyBudgetExceededError when no step is left.
+   */
+  nextBatch(): LogicalBatch {
+    const { sampler, cfg, dp } = this.need();
+    this.refuseIfExhausted();
+    if (dp.accumulatedSamples > 0 || dp.hasPendingCapture()) {
+      throw new Error('nextBatch(): the previous logical batch has accumulated gradients but no step; call optimizer.step(), or optimizer.zeroGrad() to abandon it explicitly');
+    }
+    const indices = sampler.sample();
+    const micro = indices.length === 0 ? [] : splitMicroBatches(indices, cfg.maxPhysicalBatchSize ?? indices.length);
+    this.batchPending = { indices, microBatches: micro };
+    return this.batchPending;
+  }
+
+  /** epsilon spent so far at `delta` (default: the engine's delta). */
+  getEpsilon(delta?: number): number {
+    const { cfg, accountant } = this.need();
+    const d = delta ?? cfg.delta;
+    if (!(d > 0 && d < 1)) throw new RangeError(`getEpsilon: delta must be in (0, 1), got ${d}`);
+    if (this.noiselessSteps > 0) return Infinity;
+    if (accountantIsEmpty(accountant)) return 0;
+    return accountant.getEpsilon(d);
+  }
+
+  /** The accountant ledger (its toJSON()). */
+  ledger(): unknown {
+    return this.need().accountant.toJSON();
+  }
+
+  private paramPaths(): Map<Parameter, string> {
+    return new Map(this.need().model.namedParameters().map(([path, p]) => [p, path]));
+  }
+
+  /** Everything needed to resume (see {@link PrivacyEngineState}); tensors are copies. */
+  stateDict(): PrivacyEngineState {
+    const { cfg, dp, sampler, accountant, model, rng } = this.need();
+    const paths = this.paramPaths();
+    const params: PrivacyEngineState['params'] = {};
+    for (const [path, p] of model.namedParameters()) if (p.requiresGrad) params[path] = { shape: [...p.shape], data: p.data.slice() };
+    const os = dp.inner.stateDict();
+    const slots: Record<string, Record<string, Float32Array>> = {};
+    dp.inner.params.forEach((p, i) => {
+      const path = paths.get(p);
+      if (path === undefined) throw new Error('stateDict: optimizer parameter not found in the model');
+      slots[path] = os.slots[i];
+    });
+    return {
+      format: 'dp-lora.privacy-engine',
+      version: 1,
+      step: this.stepCount,
+      params,
+      optimizer: { kind: os.kind, lr: os.lr, hyper: os.hyper, step: os.step, slots },
+      sampler: sampler.stateDict(),
+      rng: { reproducible: rng.reproducible, description: rng.describe(), state: rng.reproducible ? rng.getState() : undefined },
+      accountant: JSON.parse(JSON.stringify(accountant.toJSON())) as LedgerJson,
+      privacy: { ...cfg, perLayerMaxGradNorm: cfg.perLayerMaxGradNorm ? { ...cfg.perLayerMaxGradNorm } : null },
+      noiselessSteps: this.noiselessSteps,
+      epsilon: this.getEpsilon(),
+    };
+  }
+
+  /**
+   * Restores a {@link stateDict} into an engine set up by makePrivate with
+   * the same model structure.  The ledger is restored (never reset); in
+   * seeded mode the exact RNG stream is restored, otherwise the RNG is
+   * re-keyed from the OS.
+   */
+  loadStateDict(state: PrivacyEngineState): void {
+    const { cfg, dp, sampler, model } = this.need();
+    if (!state || state.format !== 'dp-lora.privacy-engine' || state.version !== 1) throw new TypeError('loadStateDict: not a dp-lora privacy-engine state (format/version)');
+    if (state.accountant === undefined || state.accountant === null) throw new TypeError('loadStateDict: the state has no privacy ledger (accountant); refusing to resume without it');
+    if (!Number.isInteger(state.step) || state.step < 0) throw new RangeError('loadStateDict: step must be an integer >= 0');
+    if (!Number.isInteger(state.noiselessSteps) || state.noiselessSteps < 0) throw new TypeError('loadStateDict: noiselessSteps must be an integer >= 0 (part of the privacy record)');
+    const acc = accountantFromJSON(state.accountant) as Accountant;
+    if (state.privacy.accountant !== cfg.accountant) this.warn(`resuming a '${state.privacy.accountant}' ledger with a '${cfg.accountant}' engine; the saved ledger is kept`);
+    for (const k of ['noiseMultiplier', 'maxGradNorm', 'sampleRate', 'datasetSize', 'expectedBatchSize', 'clipping', 'sampling'] as const) {
+      if (state.privacy[k] !== cfg[k]) this.warn(`resume: ${k} was ${state.privacy[k]}, is now ${cfg[k]}; the ledger records both`);
+    }
+    // Parameters.
+    const named = new Map(model.namedParameters());
+    const trainable = [...named].filter(([, p]) => p.requiresGrad).map(([path]) => path);
+    for (const path of trainable) {
+      const s = state.params[path];
+      if (!s) throw new RangeError(`loadStateDict: no saved value for trainable parameter '${path}'`);
+      const p = named.get(path)!;
+      if (!isFloat32Array(s.data) || s.data.length !== p.size) throw new RangeError(`loadStateDict: '${path}' must be a Float32Array of ${p.size} elements`);
+    }
+    for (const path of Object.keys(state.params)) if (!named.get(path)?.requiresGrad) throw new RangeError(`loadStateDict: saved parameter '${path}' is not a trainable parameter of this model`);
+    // Optimizer.
+    const paths = this.paramPaths();
+    const slots = dp.inner.params.map((p) => {
+      const s = state.optimizer.slots[paths.get(p)!];
+      if (!s) throw new RangeError(`loadStateDict: no optimizer state for '${paths.get(p)}'`);
+      return s;
+    });
+    dp.inner.loadStateDict({ kind: state.optimizer.kind, lr: state.optimizer.lr, hyper: state.optimizer.hyper, step: state.optimizer.step, slots });
+    for (const path of trainable) named.get(path)!.data.set(state.params[path].data);
+    sampler.loadStateDict(state.sampler);
+    // RNG: exact stream only in seeded mode.
+    let rng: Rng;
+    if (this.seeded && state.rng?.reproducible && state.rng.state !== undefined) {
+      rng = Rng.fromState(state.rng.state);
+    } else {
+      rng = new Rng();
+      if (this.seeded) this.warn('resume: the saved state has no reproducible RNG state; re-keyed from the OS (the run is no longer reproducible)');
+    }
+    this.rng = rng;
+    sampler.setRng(rng);
+    dp.setRng(rng);
+    dp.zeroGrad();
+    this.accountant = acc;
+    this.noiselessSteps = state.noiselessSteps;
+    this.stepCount = state.step;
+    this.verifiedSteps = 0;
+    this.nextGuess = null;
+    this.batchPending = null;
+  }
+}
+
+function accountantIsEmpty(a: Accountant): boolean {
+  return a.history.length === 0;
+}

@@ -1,0 +1,178 @@
+/**
+ * Batch samplers.  Poisson sampling (each example independently with
+ * probability q) is what the accountant's amplification by subsampling
+ * assumes; batches have random size and may be empty.  Shuffled fixed-size
+ * batches get no amplification and are accounted with sampleRate 1.
+ */
+import type { Rng } from '../kernels/rng';
+
+/** Serializable sampler state (the RNG state is saved by the engine). */
+export interface SamplerState {
+  kind: 'poisson' | 'shuffle';
+  datasetSize: number;
+  /** Poisson: q; shuffle: batchSize / datasetSize. */
+  sampleRate: number;
+  /** Logical batches drawn so far. */
+  batchesDrawn: number;
+  /** Shuffle only: the current permutation and position in it. */
+  permutation?: number[];
+  position?: number;
+  batchSize?: number;
+}
+
+/** Common sampler interface. */
+export interface BatchSampler {
+  readonly kind: 'poisson' | 'shuffle';
+  readonly datasetSize: number;
+  /** The sampling rate the accountant must use (Poisson: q; others: 1). */
+  readonly accountingSampleRate: number;
+  /** Draws the next logical batch of example indices. */
+  sample(): Int32Array;
+  /** Replaces the random source (e.g. re-keyed after a resume). */
+  setRng(rng: Rng): void;
+  stateDict(): SamplerState;
+  loadStateDict(s: SamplerState): void;
+}
+
+function checkN(datasetSize: number, who: string): void {
+  if (!Number.isInteger(datasetSize) || datasetSize < 1 || datasetSize > 2 ** 31 - 1) throw new RangeError(`${who}: datasetSize must be a positive integer < 2^31, got ${datasetSize}`);
+}
+
+/** Poisson sampler: each index in [0, N) joins the batch independently with probability q. */
+export class PoissonSampler implements BatchSampler {
+  readonly kind = 'poisson' as const;
+  readonly datasetSize: number;
+  readonly sampleRate: number;
+  private rng: Rng;
+  private u: Float64Array;
+  batchesDrawn = 0;
+
+  constructor(o: { datasetSize: number; sampleRate: number; rng: Rng }) {
+    checkN(o.datasetSize, 'PoissonSampler');
+    if (!(o.sampleRate > 0 && o.sampleRate <= 1)) throw new RangeError(`PoissonSampler: sampleRate must be in (0, 1], got ${o.sampleRate}`);
+    this.datasetSize = o.datasetSize;
+    this.sampleRate = o.sampleRate;
+    this.rng = o.rng;
+    this.u = new Float64Array(o.datasetSize);
+  }
+
+  get accountingSampleRate(): number {
+    return this.sampleRate;
+  }
+
+  /** Indices i with U_i < q, U_i uniform in [0, 1) from the RNG, in increasing order. */
+  sample(): Int32Array {
+    this.rng.uniform(this.u);
+    const q = this.sampleRate;
+    let n = 0;
+    for (let i = 0; i < this.u.length; i++) if (this.u[i] < q) n++;
+    const out = new Int32Array(n);
+    let k = 0;
+    for (let i = 0; i < this.u.length; i++) if (this.u[i] < q) out[k++] = i;
+    this.batchesDrawn++;
+    return out;
+  }
+
+  setRng(rng: Rng): void {
+    this.rng = rng;
+  }
+
+  stateDict(): SamplerState {
+    return { kind: 'poisson', datasetSize: this.datasetSize, sampleRate: this.sampleRate, batchesDrawn: this.batchesDrawn };
+  }
+
+  loadStateDict(s: SamplerState): void {
+    if (s?.kind !== 'poisson' || s.datasetSize !== this.datasetSize || s.sampleRate !== this.sampleRate) {
+      throw new RangeError(`PoissonSampler.loadStateDict: state (${s?.kind}, N=${s?.datasetSize}, q=${s?.sampleRate}) does not match this sampler (poisson, N=${this.datasetSize}, q=${this.sampleRate})`);
+    }
+    this.batchesDrawn = s.batchesDrawn;
+  }
+}
+
+/** Unbiased integer in [0, n) from 32-bit words (rejection sampling). */
+function randomBelow(rng: Rng, n: number, buf: Uint32Array): number {
+  const limit = Math.floor(2 ** 32 / n) * n;
+  for (;;) {
+    rng.fillUint32(buf);
+    if (buf[0] < limit) return buf[0] % n;
+  }
+}
+
+/**
+ * Shuffled fixed-size batches (a new permutation per epoch).  No amplification:
+ * the engine accounts it with sampleRate 1.
+ */
+export class ShuffleSampler implements BatchSampler {
+  readonly kind = 'shuffle' as const;
+  readonly datasetSize: number;
+  readonly batchSize: number;
+  readonly accountingSampleRate = 1;
+  private rng: Rng;
+  private perm: Int32Array | null = null;
+  private pos = 0;
+  batchesDrawn = 0;
+
+  constructor(o: { datasetSize: number; batchSize: number; rng: Rng }) {
+    checkN(o.datasetSize, 'ShuffleSampler');
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > o.datasetSize) throw new RangeError(`ShuffleSampler: batchSize must be an integer in [1, ${o.datasetSize}], got ${o.batchSize}`);
+    this.datasetSize = o.datasetSize;
+    this.batchSize = o.batchSize;
+    this.rng = o.rng;
+  }
+
+  private reshuffle(): void {
+    const p = new Int32Array(this.datasetSize);
+    for (let i = 0; i < p.length; i++) p[i] = i;
+    const buf = new Uint32Array(1);
+    for (let i = p.length - 1; i > 0; i--) {
+      const j = randomBelow(this.rng, i + 1, buf);
+      const t = p[i];
+      p[i] = p[j];
+      p[j] = t;
+    }
+    this.perm = p;
+    this.pos = 0;
+  }
+
+  /** The next `batchSize` indices of the permutation (drops the epoch's remainder). */
+  sample(): Int32Array {
+    if (!this.perm || this.pos + this.batchSize > this.datasetSize) this.reshuffle();
+    const out = this.perm!.slice(this.pos, this.pos + this.batchSize);
+    this.pos += this.batchSize;
+    this.batchesDrawn++;
+    return out;
+  }
+
+  setRng(rng: Rng): void {
+    this.rng = rng;
+  }
+
+  stateDict(): SamplerState {
+    return {
+      kind: 'shuffle',
+      datasetSize: this.datasetSize,
+      sampleRate: this.batchSize / this.datasetSize,
+      batchSize: this.batchSize,
+      batchesDrawn: this.batchesDrawn,
+      permutation: this.perm ? Array.from(this.perm) : undefined,
+      position: this.pos,
+    };
+  }
+
+  loadStateDict(s: SamplerState): void {
+    if (s?.kind !== 'shuffle' || s.datasetSize !== this.datasetSize || s.batchSize !== this.batchSize) {
+      throw new RangeError('ShuffleSampler.loadStateDict: state does not match this sampler (kind, datasetSize, batchSize)');
+    }
+    this.perm = s.permutation ? Int32Array.from(s.permutation) : null;
+    this.pos = s.position ?? 0;
+    this.batchesDrawn = s.batchesDrawn;
+  }
+}
+
+/** Splits a logical batch into micro-batches of at most `maxPhysicalBatchSize` (views, no copy). */
+export function splitMicroBatches(indices: Int32Array, maxPhysicalBatchSize: number): Int32Array[] {
+  if (!Number.isInteger(maxPhysicalBatchSize) || maxPhysicalBatchSize < 1) throw new RangeError(`maxPhysicalBatchSize must be a positive integer, got ${maxPhysicalBatchSize}`);
+  const out: Int32Array[] = [];
+  for (let i = 0; i < indices.length; i += maxPhysicalBatchSize) out.push(indices.subarray(i, Math.min(indices.length, i + maxPhysicalBatchSize)));
+  return out;
+}

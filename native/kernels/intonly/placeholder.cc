@@ -1,1 +1,0 @@
-int dplora_intonly_placeholder_(void) { return 0; }
