@@ -71,6 +71,12 @@ typedef enum {
 /**
  * Squared Frobenius norm of G_i = sum_t g_{i,t} a_{i,t}^T for each sample i.
  * a: [batch, seq, in_dim], g: [batch, seq, out_dim], out: [batch] doubles.
+ * Products and sums are in double (direct and ghost agree to ~1e-13 of the
+ * bound even on cancelling tokens).  AUTO runs DIRECT when
+ * T*d*p <= T(T+1)/2*(d+p) (the multiply-adds of the two kernels), else GHOST.
+ * Samples are split over the pool; each sample is computed by one thread, so
+ * results do not depend on the thread count.  A NaN/Inf input makes that
+ * sample's norm non-finite.
  */
 int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch,
                         int64_t seq, int64_t in_dim, int64_t out_dim,
@@ -79,6 +85,8 @@ int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch,
 /**
  * out[out_dim, in_dim] (+)= sum_{i,t} factors_i g_{i,t} a_{i,t}^T as one
  * blocked matrix product.  accumulate != 0 adds to out, else overwrites.
+ * Samples whose factor is 0 (or not finite) are skipped entirely: NaN/Inf in
+ * their a or g rows never reaches out.
  */
 int dplora_clipped_sum(const float *a, const float *g, int64_t batch,
                        int64_t seq, int64_t in_dim, int64_t out_dim,
@@ -89,11 +97,19 @@ typedef struct {
   int64_t nonfinite; /* samples with NaN/Inf norm: factor 0 */
 } dplora_clip_stats;
 
-/** factors_i = min(1, C / (sqrt(norms_sq_i) + 1e-6)); non-finite -> 0. */
+/**
+ * factors_i = min(1, C / (sqrt(norms_sq_i) + 1e-6)), rounded toward zero to
+ * float; a NaN, infinite or negative norms_sq_i gives 0 (counted in
+ * stats->nonfinite).  stats may be null.  C must be finite and > 0.
+ */
 int dplora_clip_factors(const double *norms_sq, int64_t batch, double max_norm,
                         float *factors, dplora_clip_stats *stats);
 
-/** Clip each row of x[batch, dim] in place to L2 norm <= max_norm. */
+/**
+ * Clip each row of x[batch, dim] in place to L2 norm <= max_norm (norms in
+ * double); a row holding NaN/Inf is zeroed (factor 0, counted).  factors
+ * (length batch) and stats may be null.
+ */
 int dplora_clip_rows(float *x, int64_t batch, int64_t dim, double max_norm,
                      float *factors, dplora_clip_stats *stats);
 
