@@ -13,7 +13,7 @@
  * are measured under the same conditions as far as possible.
  */
 import { Bench } from 'tinybench';
-import { capabilities, setIsa } from '../lib';
+import { capabilities, setIsa, setThreads } from '../lib';
 import {
   benchFmaPeak,
   benchReadBandwidth,
@@ -140,9 +140,17 @@ export async function run(): Promise<void> {
   const rooflines: Record<string, unknown>[] = [];
   // Read-bandwidth probe over as many bytes as the B64 T128 LoRA inputs (a and g).
   const big = filled(B * T * (d + r), 7);
+  // Each ISA on one thread (the per-core efficiency, least disturbed by a
+  // shared machine) and, for the SIMD paths, on all pool threads.
+  const configs: { isa: string; threads: number }[] = [];
+  for (const isa of caps.supportedIsas) {
+    configs.push({ isa, threads: 1 });
+    if (isa !== 'scalar' && caps.threads > 1) configs.push({ isa, threads: caps.threads });
+  }
   try {
-    for (const isa of caps.supportedIsas) {
+    for (const { isa, threads } of configs) {
       setIsa(isa);
+      setThreads(threads);
       const peakIters = isa === 'scalar' ? 4e6 : isa === 'avx2' ? 4e6 : 2e6;
       const bws: number[] = [];
       const peaks: number[] = [];
@@ -155,14 +163,14 @@ export async function run(): Promise<void> {
         if (isa === 'scalar' && c.skipScalar) continue;
         probe();
         const slow = c.flops / (isa === 'scalar' ? 2e9 : 2e10) > 0.25;
-        timed.push({ c, t: await timeIt(`${isa} ${c.name}`, c.fn, slow) });
+        timed.push({ c, t: await timeIt(`${isa} x${threads} ${c.name}`, c.fn, slow) });
       }
       probe();
       const bw = Math.max(...bws);
       const peak = Math.max(...peaks);
       rooflines.push({
         isa,
-        threads: caps.threads,
+        threads,
         readGBps: bw / 1e9,
         readGBpsMedian: median(bws) / 1e9,
         fmaPeakGflops: peak / 1e9,
@@ -174,6 +182,7 @@ export async function run(): Promise<void> {
         const computeTime = c.flops / roof;
         results.push({
           isa,
+          threads,
           kernel: c.name,
           ms: t * 1e3,
           GBps: c.bytes / t / 1e9,
@@ -187,8 +196,9 @@ export async function run(): Promise<void> {
     }
   } finally {
     setIsa(caps.isa);
+    setThreads(caps.threads);
   }
-  printTable('Rooflines (all pool threads)', rooflines);
+  printTable('Rooflines (probes on the same threads as the kernels)', rooflines);
   printTable('Linalg kernels (peakRatio: vs fp32 FMA peak, or fp64 = fp32/2 for norms)', results);
   writeResults('kernels-linalg', {
     threads: caps.threads,

@@ -67,7 +67,7 @@ maybe('integer-only translation units contain no floating point', () => {
   }
 
   test('the objects in build/ (if built) pass the scan', () => {
-    const dirs = [path.join(ROOT, 'build', 'Release', 'obj.target', 'dplora_intonly'), path.join(ROOT, 'build-native'), path.join(ROOT, 'build-asan')];
+    const dirs = [path.join(ROOT, 'build', 'Release', 'obj.target', 'dplora_intonly'), path.join(ROOT, 'build-native'), path.join(ROOT, 'build-asan'), path.join(ROOT, 'build-nofloat')];
     const objs: string[] = [];
     const walk = (d: string) => {
       if (!fs.existsSync(d)) return;

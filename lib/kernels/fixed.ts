@@ -111,6 +111,9 @@ export function fixedClipSum(grads: Int32Array, batch: number, dim: number, clip
   if (tag(grads) !== '[object Int32Array]') throw new TypeError('grads must be an Int32Array');
   if (out === undefined) {
     if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 0) throw new RangeError('dim must be a non-negative integer');
+    if (typeof batch === 'number' && Number.isInteger(batch) && batch > 0 && batch * dim !== grads.length) {
+      throw new RangeError(`grads has length ${grads.length} but the shape needs ${batch * dim}`);
+    }
     out = new BigInt64Array(dim);
   } else if (tag(out) !== '[object BigInt64Array]') {
     throw new TypeError('out must be a BigInt64Array');

@@ -230,8 +230,12 @@ export class Rng {
     try {
       if (Object.prototype.toString.call(buf) !== '[object Float32Array]') throw new TypeError('buf must be a Float32Array');
       checkStd(std);
-      const pos = this.reserve(gaussianF32Words(buf.length));
-      return addon().rngAddGaussianAsync(this.key, this.nonce, pos, buf, std);
+      const words = gaussianF32Words(buf.length);
+      if (this.position + words >= U64_LIMIT) throw new RangeError('the random stream is exhausted (position would pass 2^64)');
+      // The addon validates synchronously before queuing: reserve only once it accepted.
+      const p = addon().rngAddGaussianAsync(this.key, this.nonce, this.position, buf, std);
+      this.reserve(words);
+      return p;
     } catch (e) {
       return Promise.reject(e);
     }

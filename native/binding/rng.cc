@@ -1,6 +1,7 @@
 // Glue for the rng kernels.  The stream state (key, nonce, position) lives
 // in JavaScript (lib/kernels/rng.ts); these functions are stateless and take
 // the position as a BigInt.
+#include <cfloat>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -62,6 +63,11 @@ double StdArg(Napi::Env env, Napi::Value v) {
   return sd;
 }
 
+// Single-precision paths scale by float(std): it must not round to infinity.
+void CheckStdF32(Napi::Env env, double sd) {
+  if (sd > double(FLT_MAX)) ThrowRange(env, "std must be <= 3.4028234663852886e38 (float32 range) for a Float32Array");
+}
+
 // (key, nonce, position, out: Float32Array | Float64Array, std, add)
 Napi::Value RngGaussian(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -82,6 +88,7 @@ Napi::Value RngGaussian(const Napi::CallbackInfo &info) {
     ThrowType(env, "out must be a Float32Array or Float64Array");
   }
   Napi::Float32Array out = ov.As<Napi::Float32Array>();
+  CheckStdF32(env, sd);
   CheckStatus(env, dplora_rng_gaussian_f32(key.Data(), nonce.Data(), pos, out.Data(),
                                            int64_t(out.ElementLength()), sd, add),
               "gaussian");
@@ -96,6 +103,7 @@ Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
   uint64_t pos = PositionArg(env, Arg(info, 2));
   Napi::Float32Array buf = F32(env, Arg(info, 3), "buf");
   double sd = StdArg(env, Arg(info, 4));
+  CheckStdF32(env, sd);
   struct Job {
     uint8_t key[32], nonce[12];
   };

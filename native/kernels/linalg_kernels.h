@@ -126,8 +126,8 @@ double norm_ghost_scalar(const float *, const float *, int64_t, int64_t, int64_t
 double sumsq_scalar(const float *, int64_t);
 float read_probe_scalar(const float *, int64_t);
 double fma_probe_scalar(int64_t);
-// 8 independent float multiply-adds per iteration (2 flops each).
-constexpr double kFmaProbeFlopsScalar = 16.0;
+// 32 independent float multiply-adds per iteration (2 flops each).
+constexpr double kFmaProbeFlopsScalar = 64.0;
 
 #if defined(__x86_64__) || defined(_M_X64)
 void gemm_micro_avx2(int64_t, const float *, const float *, int64_t, float *, int64_t,

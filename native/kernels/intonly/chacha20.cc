@@ -93,7 +93,7 @@ void Reader::refill() {
   buf_at_ = int(pos_ & 15);
 }
 
-uint64_t Reader::bits(int n) {
+uint64_t Reader::bits_slow(int n) {
   uint64_t r = 0;
   while (n > 0) {
     if (bitcount_ == 0) {

@@ -4,15 +4,16 @@
 // -mgeneral-regs-only): no floating point exists here to attack.
 //
 // Every probability is a ratio of integers; Bernoulli(n/d) compares a
-// uniform U in [0, d) against n.  U is exact (no modulo bias): for d <= 2^32
-// by Lemire's multiply-and-reject on a 32-bit word, above that drawn 32 bits
+// uniform U in [0, d) against n.  U is exact (no modulo bias): for d a power
+// of two up to 256 its log2(d) bits; other d <= 256 by Lemire's
+// multiply-and-reject on 16 bits, d <= 2^32 the same on a 32-bit word;
+// above that U is drawn 32 bits
 // at a time, most significant first, with rejection of U >= d, deciding as
 // soon as the prefix settles the comparison.  Intermediates are 128-bit (the BernExp argument of
 // DGauss is squared into 256 bits and divided exactly); a value that does
 // not fit is refused with DPLORA_EOVERFLOW, never wrapped.
-#include <new>
-
 #include "chacha20.h"
+#include "discrete_gaussian.h"
 #include "dplora.h"
 
 namespace dplora {
@@ -50,7 +51,7 @@ struct Overflow {};
 struct Sampler {
   Reader rd;
 
-  explicit Sampler(const chacha::Stream &s, uint64_t pos) : rd(s, pos) {}
+  Sampler(const chacha::Stream &s, uint64_t pos, uint64_t limit) : rd(s, pos, limit) {}
 
   // Bernoulli(n / d), 0 < n < d, d > 2^32: U uniform in [0, d) drawn most
   // significant chunk first (the top chunk holds len mod 32 bits, then
@@ -88,16 +89,46 @@ struct Sampler {
     }
   }
 
-  bool bern(u128 n, u128 d) {
+  // Bernoulli(n / d), d >= 1, 64-bit operands.
+  bool bern64(uint64_t n, uint64_t d) {
     if (n == 0) return false;
     if (n >= d) return true;
-    if (d <= (u128(1) << 32)) return uniform32(uint64_t(d)) < uint64_t(n);
-    if ((d >> 64) == 0) return bern_chunks<uint64_t>(uint64_t(n), uint64_t(d));
+    if (d <= 256) {
+      // Small denominators (the Bern(1/k) of BernExp(1)) take fewer bits: a
+      // power of two exactly its log2 bits, others Lemire on 16 bits.
+      if ((d & (d - 1)) == 0) return rd.bits(__builtin_ctzll(d)) < n;
+      return uniform_lemire<16>(d) < n;
+    }
+    if (d <= (uint64_t(1) << 32)) return uniform32(d) < n;
+    return bern_chunks<uint64_t>(n, d);
+  }
+
+  bool bern(u128 n, u128 d) {
+    if ((d >> 64) == 0) return bern64(uint64_t(n), uint64_t(d));
+    if (n == 0) return false;
+    if (n >= d) return true;
     return bern_chunks<u128>(n, d);
   }
 
   // Bernoulli(exp(-n/d)) for 0 <= n <= d (Algorithm 1, gamma in [0, 1]).
   bool bern_exp1(u128 n, u128 d) {
+    if ((d >> 64) == 0) {  // 64-bit fast path while d k fits
+      const uint64_t n64 = uint64_t(n), d64 = uint64_t(d);
+      uint64_t k = 1, dk = d64;
+      for (;;) {
+        if (!bern64(n64, dk)) return (k & 1) != 0;
+        ++k;
+        if (__builtin_mul_overflow(d64, k, &dk)) break;  // continue in 128 bits
+      }
+      u128 k128 = k;
+      for (;;) {
+        u128 dk128;
+        if (__builtin_mul_overflow(d, k128, &dk128)) throw Overflow();
+        if (!bern(n, dk128)) break;
+        ++k128;
+      }
+      return (k128 & 1) != 0;
+    }
     u128 k = 1;
     for (;;) {
       u128 dk;
@@ -221,64 +252,39 @@ int64_t dgauss(Sampler &s, uint64_t a, uint64_t b, uint64_t t, u128 den) {
   }
 }
 
-// Parameters of DGauss(a / b): t and den; false if they overflow.
-bool setup(uint64_t a, uint64_t b, uint64_t &t, u128 &den) {
-  t = isqrt64(a / b) + 1;
-  u128 ab = u128(a) * b, x;
-  if (__builtin_mul_overflow(ab, u128(t), &x)) return false;
-  if (__builtin_mul_overflow(x, u128(t), &x)) return false;
+}  // namespace
+
+bool setup(uint64_t a, uint64_t b, Params &p) {
+  if (a == 0 || b == 0) return false;
+  p.a = a;
+  p.b = b;
+  p.t = isqrt64(a / b) + 1;
+  u128 x = u128(a) * b;  // < 2^128
+  if (__builtin_mul_overflow(x, u128(p.t), &x)) return false;
+  if (__builtin_mul_overflow(x, u128(p.t), &x)) return false;
   if (__builtin_mul_overflow(x, u128(2), &x)) return false;
-  den = x;
+  p.den = x;
   return true;
 }
 
-}  // namespace
-}  // namespace dgauss
-}  // namespace dplora
-
-extern "C" {
-
-int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
-                                 uint64_t *position, uint64_t num, uint64_t den,
-                                 int64_t *out, int64_t n) {
-  using namespace dplora::dgauss;
-  if (key == nullptr || nonce == nullptr || position == nullptr || n < 0 ||
-      (out == nullptr && n > 0) || num == 0 || den == 0) {
-    return DPLORA_EINVAL;
-  }
-  uint64_t t;
-  u128 d2;
-  if (!setup(num, den, t, d2)) return DPLORA_EOVERFLOW;
-  const dplora::chacha::Stream s = dplora::chacha::make_stream(key, nonce);
-  Sampler smp(s, *position);
+int sample_groups(const chacha::Stream &s, uint64_t base, const Params &p, int64_t g0, int64_t g1,
+                  int64_t *out, int64_t n) {
   try {
-    for (int64_t i = 0; i < n; ++i) out[i] = dgauss(smp, num, den, t, d2);
+    for (int64_t g = g0; g < g1; ++g) {
+      const uint64_t start = base + (uint64_t(g) << kRegionLog2);
+      Sampler smp(s, start, start + (uint64_t(1) << kRegionLog2));
+      const int64_t end = (g + 1) * kGroup < n ? (g + 1) * kGroup : n;
+      for (int64_t i = g * kGroup; i < end; ++i) out[i] = dgauss(smp, p.a, p.b, p.t, p.den);
+    }
   } catch (const Overflow &) {
     return DPLORA_EOVERFLOW;
-  } catch (const dplora::chacha::StreamExhausted &) {
+  } catch (const chacha::StreamExhausted &) {
     return DPLORA_EOVERFLOW;
   }
-  *position = smp.rd.position();
   return DPLORA_OK;
 }
 
-int dplora_fixed_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
-                                       uint64_t *position, uint64_t num, uint64_t den,
-                                       int64_t *sum, int64_t n, int64_t *saturated) {
-  using namespace dplora::dgauss;
-  if (key == nullptr || nonce == nullptr || position == nullptr || n < 0 ||
-      (sum == nullptr && n > 0) || num == 0 || den == 0) {
-    return DPLORA_EINVAL;
-  }
-  // Draw all the noise first, so that a refusal leaves sum untouched.
-  int64_t *noise = new (std::nothrow) int64_t[n > 0 ? size_t(n) : 1];
-  if (noise == nullptr) return DPLORA_ENOMEM;
-  uint64_t pos = *position;
-  const int rc = dplora_rng_discrete_gaussian(key, nonce, &pos, num, den, noise, n);
-  if (rc != DPLORA_OK) {
-    delete[] noise;
-    return rc;
-  }
+int64_t add_saturating(int64_t *sum, const int64_t *noise, int64_t n) {
   int64_t sat = 0;
   for (int64_t i = 0; i < n; ++i) {
     int64_t v;
@@ -288,10 +294,8 @@ int dplora_fixed_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonc
     }
     sum[i] = v;
   }
-  delete[] noise;
-  *position = pos;
-  if (saturated != nullptr) *saturated = sat;
-  return DPLORA_OK;
+  return sat;
 }
 
-}  // extern "C"
+}  // namespace dgauss
+}  // namespace dplora

@@ -37,8 +37,6 @@ inline u128 ceil_isqrt128(u128 n) {
   return r * r == n ? r : r + 1;
 }
 
-inline uint64_t magnitude(int32_t g) { return g < 0 ? uint64_t(0) - uint64_t(int64_t(g)) : uint64_t(g); }
-
 }  // namespace
 
 int64_t clip_scales(const int32_t *grads, int64_t b0, int64_t b1, int64_t dim, int64_t clip,
@@ -76,9 +74,12 @@ void column_sums(const int32_t *grads, const int64_t *scale, int64_t batch, int6
     } else {
       const uint64_t ku = uint64_t(k);  // < 2^32, so |g| k < 2^63
       for (int64_t j = j0; j < j1; ++j) {
-        const int32_t g = row[j];
-        const int64_t v = int64_t((magnitude(g) * ku) >> kShift);
-        sum[j] += g < 0 ? -v : v;
+        // Branch-free sign(g) * ((|g| k) >> 32): m = -1 for negative g.
+        const int64_t g = row[j];
+        const int64_t m = g >> 63;
+        const uint64_t mag = uint64_t((g ^ m) - m);
+        const int64_t v = int64_t((mag * ku) >> kShift);
+        sum[j] += (v ^ m) - m;
       }
     }
   }
