@@ -11,7 +11,9 @@ import { buildProgram } from '../lib/cli/main';
 import { loadAdapter, loadPrivacyReport } from '../lib/io/peft_adapter';
 import { loadCheckpoint } from '../lib/io/checkpoint';
 import { buildSpamTask } from '../lib/cli/train_task';
-import { accuracy, loadAdapterInto, loraModel, pretrainedBase } from '../lib/cli/train_model';
+import { accuracy, loadAdapterInto, loadBaseWeights, loraModel, pretrainedBase } from '../lib/cli/train_model';
+import { LORA_SEED } from '../lib/cli/train';
+import { LoraLinear } from '../lib/nn/lora_linear';
 
 const SMALL = ['--accountant', 'rdp', '--limit', '1200', '--dim', '512', '--hidden', '32', '--epochs', '8', '--batch-size', '64'];
 
@@ -201,9 +203,19 @@ describe('dp-lora train --data', () => {
     const data = path.join(tmp, 'reviews.jsonl');
     fs.writeFileSync(data, synth(300, 3).map((x) => JSON.stringify({ review: x.text, label: x.label })).join('\n'));
     const json = path.join(tmp, 'user2.json');
-    const { stderr } = await run([...TINY, '--data', data, '--json', json, '--no-baseline']);
+    const out = path.join(tmp, 'ffa-run');
+    const { stderr } = await run([...TINY, '--data', data, '--json', json, '--no-baseline', '--method', 'ffa', '--out', out]);
     const r = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(r.base.source).toBe('random');
+    expect(r.method).toBe('ffa');
+    // FFA: A stays at its (public) initialization, B and the head were trained.
+    const a = loadAdapter(path.join(out, 'adapter'));
+    expect(a.config.dplora?.method).toBe('ffa');
+    const fresh = loraModel(loadBaseWeights(path.join(out, 'base_model.safetensors'), { dim: 256, hidden: 16, classes: 2 }), { rank: 8, alpha: 16, method: 'ffa', seed: LORA_SEED });
+    const fc1 = fresh.fc1 as LoraLinear;
+    expect(Buffer.from(a.loras[0].loraA.buffer).equals(Buffer.from(fc1.loraA.buffer))).toBe(true);
+    expect(a.loras[0].loraB.some((v) => v !== 0)).toBe(true);
+    expect(stderr).not.toMatch(/private LoRA \[/); // no progress bar when output is not a terminal
     expect(stderr).toMatch(/randomly initialized and frozen/);
     expect(r.warnings.join('\n')).toMatch(/no public data/);
     await expect(run([...TINY, '--data', data, '--label-field', 'stars'])).rejects.toThrow(/no field "stars".*--label-field/);

@@ -106,7 +106,8 @@ export interface TrainIo {
   print?: (text: string) => void;
 }
 
-const LORA_SEED = 4242;
+/** Seed of the LoRA A initialization (public randomness, the same in every mode). */
+export const LORA_SEED = 4242;
 const BASELINE_SEED = 99;
 /** The non-private LoRA reference: Adam lr 5e-3, batches of 64, >= epochs and >= 300 steps. */
 const BASELINE = { lr: 5e-3, batchSize: 64, minSteps: 300 };
