@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { buildProgram } from '../lib/cli/main';
 import { loadAdapter, loadPrivacyReport } from '../lib/io/peft_adapter';
-import { loadCheckpoint } from '../lib/io/checkpoint';
+import { ledgerDigest, loadCheckpoint } from '../lib/io/checkpoint';
 import { buildSpamTask } from '../lib/cli/train_task';
 import { accuracy, loadAdapterInto, loadBaseWeights, loraModel, pretrainedBase } from '../lib/cli/train_model';
 import { LORA_SEED } from '../lib/cli/train';
@@ -145,9 +145,14 @@ describe('dp-lora train (end to end)', () => {
     const ckDir = loadCheckpoint(path.join(out, 'checkpoints')).dir;
     const sp = path.join(ckDir, 'state.json');
     const doc = JSON.parse(fs.readFileSync(sp, 'utf8'));
+    const goodLedger = doc.state.ledger;
     delete doc.state.ledger;
     fs.writeFileSync(sp, JSON.stringify(doc));
     await expect(run(['--resume', out])).rejects.toThrow(/ledger is missing/);
+    // A ledger with a matching checksum but not a valid accountant ledger is refused too.
+    const bad = { ...goodLedger, accountant: 'magic' };
+    fs.writeFileSync(sp, JSON.stringify({ ...doc, ledgerSha256: ledgerDigest(bad), state: { ...doc.state, ledger: bad } }));
+    await expect(run(['--resume', out])).rejects.toThrow(/ledger is malformed/);
   });
 
   test('option errors name the option', async () => {

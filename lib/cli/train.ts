@@ -18,6 +18,7 @@ import { Adam } from '../optim/adam';
 import { PrivacyEngine } from '../privacy/privacy_engine';
 import type { PrivacyEngineState } from '../privacy/privacy_engine';
 import { PrivacyBudgetExceededError } from '../privacy/errors';
+import { accountantFromJSON } from '../accounting';
 import { atomicWriteFile } from '../io/atomic';
 import { saveCheckpoint, loadCheckpoint, hasCheckpoint } from '../io/checkpoint';
 import { saveAdapter, PrivacyReport } from '../io/peft_adapter';
@@ -152,7 +153,8 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   if (io.resume) {
     const ckRoot = path.join(io.resume, 'checkpoints');
     if (!hasCheckpoint(ckRoot)) throw new OptionError(`--resume ${io.resume}: no checkpoint found in ${ckRoot}`);
-    const ck = loadCheckpoint(ckRoot);
+    // The ledger must parse as an accountant ledger, else the checkpoint is refused.
+    const ck = loadCheckpoint(ckRoot, { validateLedger: (l) => void accountantFromJSON(l as Parameters<typeof accountantFromJSON>[0]) });
     const memo = ck.state.run as unknown as RunMemo;
     if (!memo || typeof memo !== 'object' || !memo.config) throw new OptionError(`--resume ${io.resume}: the checkpoint has no run configuration`);
     const engineState = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
