@@ -7,7 +7,7 @@
 import { PldAccountant, RdpAccountant } from './accountant';
 import type { Mechanism } from './events';
 import type { AccountantKind } from './ledger';
-import type { PldParameters } from './pld';
+import { DEFAULT_PLD_PARAMETERS, PldParameters } from './pld';
 
 /** Options of {@link getNoiseMultiplier}. */
 export interface NoiseMultiplierOptions {
@@ -84,9 +84,16 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
   const mechanism = opts.mechanism ?? 'gaussian';
   let evaluations = 0;
 
-  const epsilonOf = (k: 'pld' | 'rdp', z: number): number => {
+  const fineParams = { ...DEFAULT_PLD_PARAMETERS, ...(opts.pldParameters ?? {}) };
+  // The search runs on a grid 10x coarser (nested in the fine one, so its
+  // upper bound is never tighter); only the last steps use the fine grid.
+  const coarseParams = { ...fineParams, gridStep: fineParams.gridStep * 10 };
+  const epsilonOf = (k: 'pld' | 'rdp' | 'pldCoarse', z: number): number => {
     evaluations++;
-    const acc = k === 'rdp' ? new RdpAccountant({ orders: opts.orders }) : new PldAccountant(opts.pldParameters);
+    const acc =
+      k === 'rdp'
+        ? new RdpAccountant({ orders: opts.orders })
+        : new PldAccountant(k === 'pld' ? fineParams : coarseParams);
     acc.step({ noiseMultiplier: z, sampleRate: q, mechanism }, steps);
     try {
       return acc.getEpsilon(delta);
@@ -98,14 +105,14 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
   };
 
   /** Bisection/Illinois in t = ln z on f(t) = ln eps - ln target; lo fails, hi meets. */
-  const solve = (k: 'pld' | 'rdp', zLo: number, fLo: number, zHi: number, fHi: number) => {
+  const solve = (k: 'pld' | 'rdp' | 'pldCoarse', zLo: number, fLo: number, zHi: number, fHi: number, relTol = tol) => {
     let tLo = Math.log(zLo);
     let tHi = Math.log(zHi);
     let gLo = fLo === Infinity ? Infinity : Math.log(fLo / eps);
     let gHi = fHi > 0 ? Math.log(fHi / eps) : -Infinity;
     let epsHi = fHi;
     let side = 0;
-    for (let it = 0; it < 100 && tHi - tLo > Math.log1p(tol); it++) {
+    for (let it = 0; it < 100 && tHi - tLo > Math.log1p(relTol); it++) {
       let t: number;
       if (Number.isFinite(gLo) && Number.isFinite(gHi) && gLo > 0 && gHi <= 0 && gLo - gHi > 0) {
         t = tLo + (gLo * (tHi - tLo)) / (gLo - gHi);
@@ -138,7 +145,7 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
    * zLo failing the target and zHi meeting it, zHi / zLo = factor. zLo is NaN
    * when even Z_MIN meets the target.
    */
-  const bracket = (k: 'pld' | 'rdp', z0: number, e0: number, factor: number) => {
+  const bracket = (k: 'pld' | 'rdp' | 'pldCoarse', z0: number, e0: number, factor: number) => {
     if (e0 > eps) {
       let zLo = z0;
       let eLo = e0;
@@ -176,9 +183,26 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
   const rdp = solve('rdp', rb.zLo, rb.eLo, rb.zHi, rb.eHi);
   if (kind === 'rdp') return finish(rdp.z, rdp.epsilon, 'rdp');
 
-  // PLD: eps_PLD <= eps_RDP, so the RDP answer meets the target; search below it.
-  const eAtRdp = epsilonOf('pld', rdp.z);
-  const pb = bracket('pld', rdp.z, eAtRdp, 1.25);
+  // PLD: eps_PLD <= eps_RDP, so the RDP answer meets the target; search below
+  // it on the coarse grid first (to 1%), then on the fine grid just below the
+  // coarse answer, which meets the target on the fine grid as well.
+  const coarseOk = fineParams.gridStep * 10 < 0.05;
+  let zStart = NaN;
+  let eStart = NaN;
+  if (coarseOk) {
+    const cb = bracket('pldCoarse', rdp.z, epsilonOf('pldCoarse', rdp.z), 1.25);
+    const zc = Number.isNaN(cb.zLo) ? cb.zHi : solve('pldCoarse', cb.zLo, cb.eLo, cb.zHi, cb.eHi, 0.01).z;
+    const e = epsilonOf('pld', zc);
+    if (e <= eps) {
+      zStart = zc;
+      eStart = e;
+    }
+  }
+  if (Number.isNaN(zStart)) {
+    zStart = rdp.z;
+    eStart = epsilonOf('pld', zStart);
+  }
+  const pb = bracket('pld', zStart, eStart, coarseOk ? 1.02 : 1.25);
   if (Number.isNaN(pb.zLo)) return finish(pb.zHi, pb.eHi, 'pld');
   const pld = solve('pld', pb.zLo, pb.eLo, pb.zHi, pb.eHi);
   return finish(pld.z, pld.epsilon, 'pld');
