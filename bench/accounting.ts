@@ -27,6 +27,7 @@ function cpuMedian(fn: () => unknown, n: number): number {
   return median(xs);
 }
 
+/** Runs the accounting benchmarks, prints a table and writes bench/results/accounting.json. */
 export async function run(): Promise<void> {
   // Vary z slightly per call so no cache in the accountants is reused.
   let k = 0;

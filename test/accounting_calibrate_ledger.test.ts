@@ -93,6 +93,11 @@ describe('ledger', () => {
     expect(b).toBeInstanceOf(PldAccountant);
     expect(b.history).toEqual(a.history);
     expect(b.getEpsilon(1e-5)).toBe(a.getEpsilon(1e-5));
+    // a clone is independent of the original
+    const cl = a.clone();
+    cl.step({ sampleRate: 0.5, noiseMultiplier: 1 }, 1);
+    expect(a.history).toHaveLength(3);
+    expect(cl.history).toHaveLength(4);
     // the restored ledger keeps counting
     b.step({ sampleRate: 0.01, noiseMultiplier: 1.1 }, 10);
     expect(b.getEpsilon(1e-5)).toBeGreaterThan(a.getEpsilon(1e-5));

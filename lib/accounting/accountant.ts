@@ -29,6 +29,8 @@ export interface Accountant {
   getEpsilon(delta: number): number;
   /** The ledger (JSON-serializable). */
   toJSON(): LedgerJson;
+  /** An independent copy with the same history and parameters. */
+  clone(): Accountant;
 }
 
 abstract class BaseAccountant {
@@ -149,6 +151,11 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
       history: this.history,
       parameters: { orders: [...this.orders], conversion: this.conversion },
     };
+  }
+
+  /** An independent copy (e.g. to check a planned step without recording it). */
+  clone(): RdpAccountant {
+    return RdpAccountant.fromJSON(this.toJSON());
   }
 
   /**
@@ -283,6 +290,11 @@ export class PldAccountant extends BaseAccountant implements Accountant {
       history: this.history,
       parameters: { ...this.parameters },
     };
+  }
+
+  /** An independent copy (e.g. to check a planned step without recording it). */
+  clone(): PldAccountant {
+    return PldAccountant.fromJSON(this.toJSON());
   }
 
   /**

@@ -140,30 +140,3 @@ export function fft(re: Float64Array, im: Float64Array, inverse = false): void {
     }
   }
 }
-
-/** (re, im) <- (re, im)^power elementwise, by repeated squaring (power integer >= 0). */
-export function complexPowerInPlace(re: Float64Array, im: Float64Array, power: number): void {
-  const n = re.length;
-  for (let i = 0; i < n; i++) {
-    let br = re[i];
-    let bi = im[i];
-    let rr = 1;
-    let ri = 0;
-    let e = power;
-    while (e > 0) {
-      if (e % 2 === 1) {
-        const t = rr * br - ri * bi;
-        ri = rr * bi + ri * br;
-        rr = t;
-      }
-      e = Math.floor(e / 2);
-      if (e > 0) {
-        const t = br * br - bi * bi;
-        bi = 2 * br * bi;
-        br = t;
-      }
-    }
-    re[i] = rr;
-    im[i] = ri;
-  }
-}

@@ -52,7 +52,7 @@ export interface PldParameters {
   tailMass: number;
   /** Chernoff tail bound for each side of the composition window (default 1e-18). */
   windowTail: number;
-  /** Largest FFT length allowed (default 2^23). */
+  /** Largest FFT length allowed (default 2^22). */
   maxFftLength: number;
 }
 
@@ -61,7 +61,7 @@ export const DEFAULT_PLD_PARAMETERS: Readonly<PldParameters> = Object.freeze({
   gridStep: 1e-4,
   tailMass: 1e-20,
   windowTail: 1e-18,
-  maxFftLength: 1 << 23,
+  maxFftLength: 1 << 22,
 });
 
 const pool = new Map<string, Float64Array>();
