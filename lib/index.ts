@@ -16,6 +16,7 @@ export {
   getNoiseMultiplier,
   calibrateNoiseMultiplier,
   adaptiveClippingNoiseMultiplier,
+  discreteGaussianDelta,
   LedgerFormatError,
   DEFAULT_ORDERS,
   DEFAULT_PLD_PARAMETERS,

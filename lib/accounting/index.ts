@@ -16,3 +16,4 @@ export type { LedgerJson, AccountantKind } from './ledger';
 export { getNoiseMultiplier, calibrateNoiseMultiplier } from './calibrate';
 export type { NoiseMultiplierOptions, NoiseCalibration } from './calibrate';
 export { adaptiveClippingNoiseMultiplier } from './adaptive';
+export { discreteGaussianDelta } from './discrete_gaussian';
