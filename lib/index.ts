@@ -15,6 +15,7 @@ export {
   zcdpToDelta,
   getNoiseMultiplier,
   calibrateNoiseMultiplier,
+  maxStepsWithinBudget,
   adaptiveClippingNoiseMultiplier,
   discreteGaussianDelta,
   LedgerFormatError,

@@ -2,7 +2,7 @@
  * Noise calibration (round trips, errors) and the privacy ledger (exact
  * round trips, malformed input).
  */
-import { LedgerFormatError, PldAccountant, RdpAccountant, accountantFromJSON, calibrateNoiseMultiplier, getNoiseMultiplier } from '../lib';
+import { LedgerFormatError, PldAccountant, RdpAccountant, accountantFromJSON, calibrateNoiseMultiplier, getNoiseMultiplier, maxStepsWithinBudget } from '../lib';
 import { expectError } from './helpers/errors';
 
 describe('getNoiseMultiplier', () => {
@@ -57,6 +57,27 @@ describe('getNoiseMultiplier', () => {
     expectError(() => getNoiseMultiplier({ ...ok, accountant: 'moments' as never }), 'RangeError', /accountant/);
     // RDP cannot certify eps 0.001 at delta 1e-10 with any noise (its conversion has a floor)
     expectError(() => getNoiseMultiplier({ ...ok, targetEpsilon: 1e-3, targetDelta: 1e-10 }), 'RangeError', /targetEpsilon.*cannot be reached/);
+  });
+});
+
+describe('maxStepsWithinBudget', () => {
+  test('the answer fits and one more step does not; the accountant is untouched', () => {
+    const acc = new RdpAccountant().step({ sampleRate: 0.01, noiseMultiplier: 1 }, 200);
+    const spec = { sampleRate: 0.01, noiseMultiplier: 1 };
+    const k = maxStepsWithinBudget(acc, spec, { targetEpsilon: 2, targetDelta: 1e-5 });
+    expect(acc.history).toEqual([{ mechanism: 'gaussian', sampleRate: 0.01, noiseMultiplier: 1, steps: 200 }]);
+    const at = (n: number) => acc.clone().step(spec, n).getEpsilon(1e-5);
+    expect(at(k)).toBeLessThanOrEqual(2);
+    expect(at(k + 1)).toBeGreaterThan(2);
+    expect(maxStepsWithinBudget(acc, spec, { targetEpsilon: 0.01, targetDelta: 1e-5 })).toBe(0);
+    expectError(() => maxStepsWithinBudget(acc, spec, { targetEpsilon: 2, targetDelta: 0 }), 'RangeError', /targetDelta/);
+  });
+  test('PLD, coarse grid', () => {
+    const acc = new PldAccountant({ gridStep: 1e-3 });
+    const spec = { sampleRate: 0.02, noiseMultiplier: 1.2 };
+    const k = maxStepsWithinBudget(acc, spec, { targetEpsilon: 1, targetDelta: 1e-5 });
+    expect(acc.clone().step(spec, k).getEpsilon(1e-5)).toBeLessThanOrEqual(1);
+    expect(acc.clone().step(spec, k + 1).getEpsilon(1e-5)).toBeGreaterThan(1);
   });
 });
 

@@ -5,7 +5,7 @@
  * by the chosen accountant) and lies within `tolerance` of the smallest such z.
  */
 import { PldAccountant, RdpAccountant } from './accountant';
-import type { Mechanism } from './events';
+import type { Mechanism, StepSpec } from './events';
 import type { AccountantKind } from './ledger';
 import { DEFAULT_PLD_PARAMETERS, PldParameters } from './pld';
 
@@ -223,4 +223,44 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
  */
 export function getNoiseMultiplier(opts: NoiseMultiplierOptions): number {
   return calibrateNoiseMultiplier(opts).noiseMultiplier;
+}
+
+/**
+ * The largest number of further steps `spec` that `accountant` can record
+ * while its epsilon at `targetDelta` stays <= `targetEpsilon` (0 if not even
+ * one fits). Exponential then binary search on the step count, each probe on
+ * a clone, so the accountant itself is not modified. Lets a training loop
+ * check its budget once instead of composing the history after every step.
+ * @param maxSteps search cap (default 1e9)
+ * @throws RangeError naming the argument for invalid input
+ */
+export function maxStepsWithinBudget(
+  accountant: PldAccountant | RdpAccountant,
+  spec: StepSpec,
+  budget: { targetEpsilon: number; targetDelta: number },
+  maxSteps = 1e9,
+): number {
+  const eps = finite('targetEpsilon', budget?.targetEpsilon);
+  if (!(eps > 0)) throw new RangeError(`targetEpsilon must be > 0, got ${eps}`);
+  const delta = finite('targetDelta', budget.targetDelta);
+  if (!(delta > 0) || !(delta < 1)) throw new RangeError(`targetDelta must be in (0, 1), got ${delta}`);
+  if (!Number.isSafeInteger(maxSteps) || maxSteps < 1) throw new RangeError(`maxSteps must be an integer >= 1, got ${maxSteps}`);
+  const fits = (k: number) => accountant.clone().step(spec, k).getEpsilon(delta) <= eps;
+  if (accountant.getEpsilon(delta) > eps || !fits(1)) return 0;
+  let lo = 1; // fits
+  let hi = 2;
+  while (hi <= maxSteps && fits(hi)) {
+    lo = hi;
+    hi *= 2;
+  }
+  if (hi > maxSteps) {
+    if (fits(maxSteps)) return maxSteps;
+    hi = maxSteps;
+  }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
 }
