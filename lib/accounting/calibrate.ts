@@ -137,7 +137,9 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
         side = -1;
       }
     }
-    return { z: Math.exp(tHi), epsilon: epsHi };
+    // d ln(eps) / d ln(z) from the final bracket (about -1 in the usual regime).
+    const slope = Number.isFinite(gLo) && Number.isFinite(gHi) && tHi > tLo ? (gHi - gLo) / (tHi - tLo) : -1;
+    return { z: Math.exp(tHi), epsilon: epsHi, slope: slope < 0 ? slope : -1 };
   };
 
   /**
@@ -191,18 +193,27 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
   let eStart = NaN;
   if (coarseOk) {
     const cb = bracket('pldCoarse', rdp.z, epsilonOf('pldCoarse', rdp.z), 1.25);
-    const zc = Number.isNaN(cb.zLo) ? cb.zHi : solve('pldCoarse', cb.zLo, cb.eLo, cb.zHi, cb.eHi, 0.01).z;
-    const e = epsilonOf('pld', zc);
+    const coarse = Number.isNaN(cb.zLo) ? { z: cb.zHi, slope: -1 } : solve('pldCoarse', cb.zLo, cb.eLo, cb.zHi, cb.eHi, 0.01);
+    const e = epsilonOf('pld', coarse.z);
     if (e <= eps) {
-      zStart = zc;
-      eStart = e;
+      // Predict where the fine curve crosses the target from the coarse slope
+      // and probe just below the prediction, so the bracket starts narrow.
+      const tPred = Math.log(coarse.z) - Math.log(e / eps) / coarse.slope;
+      const zProbe = Math.exp(tPred - 0.001);
+      const eProbe = zProbe < coarse.z ? epsilonOf('pld', zProbe) : e;
+      if (zProbe < coarse.z && eProbe > eps) {
+        const fine = solve('pld', zProbe, eProbe, coarse.z, e);
+        return finish(fine.z, fine.epsilon, 'pld');
+      }
+      zStart = zProbe < coarse.z ? zProbe : coarse.z;
+      eStart = zProbe < coarse.z ? eProbe : e;
     }
   }
   if (Number.isNaN(zStart)) {
     zStart = rdp.z;
     eStart = epsilonOf('pld', zStart);
   }
-  const pb = bracket('pld', zStart, eStart, coarseOk ? 1.02 : 1.25);
+  const pb = bracket('pld', zStart, eStart, coarseOk ? 1.01 : 1.25);
   if (Number.isNaN(pb.zLo)) return finish(pb.zHi, pb.eHi, 'pld');
   const pld = solve('pld', pb.zLo, pb.eLo, pb.zHi, pb.eHi);
   return finish(pld.z, pld.epsilon, 'pld');
