@@ -208,9 +208,17 @@ describe('discrete Gaussian events and edge cases', () => {
     expect(acc.getEpsilon(1e-10)).toBe(Infinity);
     expect(Number.isFinite(acc.getEpsilon(1e-6))).toBe(true);
   });
-  test('a grid too fine for the noise is refused with a clear error', () => {
-    const acc = new PldAccountant({ gridStep: 1e-6, maxFftLength: 1 << 16 }).step({ sampleRate: 0.5, noiseMultiplier: 0.5 }, 10);
-    expectError(() => acc.getEpsilon(1e-5), 'RangeError', /gridStep/);
+  test('a grid too fine for the history is coarsened automatically (still an upper bound)', () => {
+    const acc = new PldAccountant({ maxFftLength: 1 << 16 }).step({ sampleRate: 1, noiseMultiplier: 2 }, 400);
+    const d = acc.getEpsilonDetails(1e-5);
+    expect(d.gridStep).toBeGreaterThan(1e-4);
+    const exact = gaussianEpsilon(Math.sqrt(400) / 2, 1e-5);
+    expect(d.epsilon).toBeGreaterThanOrEqual(exact);
+    expect(d.epsilon).toBeLessThan(exact * 1.02);
+  });
+  test('the FFT length cap is enforced with a clear error at the lowest level', () => {
+    const p = { ...DEFAULT_PLD_PARAMETERS, gridStep: 1e-6, maxFftLength: 1 << 16 };
+    expectError(() => discretizeSubsampledGaussian(0.5, 0.5, 'remove', p), 'RangeError', /gridStep/);
   });
 });
 

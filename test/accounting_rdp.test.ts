@@ -8,6 +8,7 @@ import {
   RdpAccountant,
   adaptiveClippingNoiseMultiplier,
   computeRdp,
+  discreteGaussianDelta,
   rdpToEpsilon,
   zcdpToDelta,
   zcdpToEpsilon,
@@ -250,3 +251,35 @@ describe('adaptive clipping joint noise (Andrew et al. 2021)', () => {
     expectError(() => adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: -1, countNoiseStd: 5 }), 'RangeError', /targetNoiseMultiplier/);
   });
 });
+
+describe('discrete Gaussian, exact single release', () => {
+  test('sigma^2 = 1, sensitivity 1, eps 1: delta = 0.1413513', () => {
+    oracle(discreteGaussianDelta(1, 1, 1), 0.1413513, 1e-6);
+  });
+  test('close to the continuous Gaussian for large sigma, and decreasing in eps', () => {
+    // continuous: Phi(-eps/mu + mu/2) - e^eps Phi(-eps/mu - mu/2) with mu = D / sigma
+    const sigma = 30;
+    const d = discreteGaussianDelta(sigma * sigma, 20, 0.5);
+    const mu = 20 / sigma;
+    const phi = (x: number) => 0.5 * (1 + erfApprox(x / Math.SQRT2));
+    const cont = phi(-0.5 / mu + mu / 2) - Math.exp(0.5) * phi(-0.5 / mu - mu / 2);
+    expect(Math.abs(d / cont - 1)).toBeLessThan(1e-3);
+    expect(discreteGaussianDelta(1, 1, 2)).toBeLessThan(discreteGaussianDelta(1, 1, 1));
+  });
+  test('bad arguments', () => {
+    expectError(() => discreteGaussianDelta(0, 1, 1), 'RangeError', /sigmaSquared/);
+    expectError(() => discreteGaussianDelta(1, 0.5, 1), 'RangeError', /sensitivity/);
+    expectError(() => discreteGaussianDelta(1, 1, -1), 'RangeError', /epsilon/);
+  });
+});
+
+/** erf by its Maclaurin series (|x| < 3 here), independent of the library. */
+function erfApprox(x: number): number {
+  let sum = 0;
+  let term = x;
+  for (let n = 0; n < 200; n++) {
+    sum += term / (2 * n + 1);
+    term *= (-x * x) / (n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}

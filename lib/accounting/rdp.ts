@@ -53,9 +53,13 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
   const invSqrt2S = 1 / (Math.SQRT2 * sigma);
   const acc = new SignedLogSum();
   // Summands are compared with A - 1 ~ q^2, the part the RDP depends on.
-  const threshold = Math.min(-18, 2 * logQ - 13);
-  // Past this index both erfc factors are in their asymptotic regime and the
-  // summands decay smoothly.
+  // Strict threshold: plain truncation of an alternating series with
+  // decreasing terms (error below the first omitted term).
+  const strict = Math.min(-30, 2 * logQ - 25);
+  // Relaxed threshold: used with the Boole tail correction once the summands
+  // decay smoothly (power law), past this index where both erfc factors are
+  // in their asymptotic regime.
+  const relaxed = Math.min(-18, 2 * logQ - 13);
   const smoothFrom = Math.max(alpha, z0, alpha - z0) + 6 * sigma + 3;
   // Binomial by recurrence: |C(a,i)| = |C(a,i-1)| * |a - i + 1| / i; the sign flips when a - i + 1 < 0.
   let logC = 0;
@@ -78,10 +82,21 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
   };
   let lastLogF = logTerm();
   acc.add(sign, lastLogF);
-  while (!(i > smoothFrom && lastLogF < threshold) && i < 10_000_000) {
+  let boole = false;
+  for (;;) {
+    if (i > alpha + 1 && lastLogF < strict) break;
+    if (i > smoothFrom && lastLogF < relaxed) {
+      boole = true;
+      break;
+    }
+    if (i > 5_000_000) throw new Error(`internal: RDP series did not converge (q=${q}, z=${sigma}, alpha=${alpha})`);
     advance();
     lastLogF = logTerm();
     acc.add(sign, lastLogF);
+  }
+  if (!boole) {
+    if (acc.sign <= 0) throw new Error(`internal: non-positive A_alpha at alpha=${alpha}`);
+    return acc.logAbs;
   }
   // Boole correction with N = i + 1: f(N)/2 - (f(N+1) - f(N-1))/8, with the sign of c_N.
   const fPrev = Math.exp(lastLogF);
