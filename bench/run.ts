@@ -7,6 +7,7 @@ const MODULES: Record<string, string> = {
   noise: './noise',
   accounting: './accounting',
   training: './training',
+  io: './io',
 };
 
 async function main(): Promise<void> {

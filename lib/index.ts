@@ -28,7 +28,9 @@ export {
   zcdpToDelta,
   getNoiseMultiplier,
   calibrateNoiseMultiplier,
+  maxStepsWithinBudget,
   adaptiveClippingNoiseMultiplier,
+  discreteGaussianDelta,
   LedgerFormatError,
   DEFAULT_ORDERS,
   DEFAULT_PLD_PARAMETERS,
@@ -67,3 +69,5 @@ export { featurize, featurizeInto, splitMail, DEFAULT_FEATURIZER, FEATURIZER_VER
 export type { FeaturizerConfig } from './data/featurize';
 export { loadUserData, parseCsv, parseCsvData, parseJsonl, DataFormatError } from './data/user_data';
 export type { LabelledTexts } from './data/user_data';
+export { fixed, fixedClipSum } from './kernels/fixed';
+export type { QuantizeResult, FixedClipSumResult, NoiseResult } from './kernels/fixed';

@@ -9,11 +9,13 @@ import * as os from 'os';
 import * as path from 'path';
 import { buildProgram } from '../lib/cli/main';
 import { loadAdapter, loadPrivacyReport } from '../lib/io/peft_adapter';
-import { loadCheckpoint } from '../lib/io/checkpoint';
+import { ledgerDigest, loadCheckpoint } from '../lib/io/checkpoint';
 import { buildSpamTask } from '../lib/cli/train_task';
-import { accuracy, loadAdapterInto, loraModel, pretrainedBase } from '../lib/cli/train_model';
+import { accuracy, loadAdapterInto, loadBaseWeights, loraModel, pretrainedBase } from '../lib/cli/train_model';
+import { LORA_SEED } from '../lib/cli/train';
+import { LoraLinear } from '../lib/nn/lora_linear';
 
-const SMALL = ['--limit', '1200', '--dim', '512', '--hidden', '32', '--epochs', '8', '--batch-size', '64'];
+const SMALL = ['--accountant', 'rdp', '--limit', '1200', '--dim', '512', '--hidden', '32', '--epochs', '8', '--batch-size', '64'];
 
 let tmp: string;
 let oldCache: string | undefined;
@@ -63,6 +65,7 @@ describe('dp-lora train (end to end)', () => {
       expect(r).toHaveProperty(k);
     }
     expect(r.targetEpsilon).toBe(8);
+    expect(r.accountant).toBe('rdp');
     expect(r.epsilon).toBeGreaterThan(0);
     expect(r.epsilon).toBeLessThanOrEqual(r.targetEpsilon + 1e-9);
     expect(r.delta).toBeLessThan(1 / r.privateSize);
@@ -104,6 +107,14 @@ describe('dp-lora train (end to end)', () => {
     const ck = loadCheckpoint(path.join(out, 'checkpoints'));
     expect(ck.state.step).toBe(r.steps);
     expect(ck.state.ledger).toBeTruthy();
+
+    // Fixed seed = reproducible: the same seed gives a bit-identical adapter; the seed is not in the JSON.
+    const out2 = path.join(tmp, 'run-again');
+    await run([...SMALL, '--seed', '0x5eed', '--no-baseline', '--out', out2]);
+    const w1 = fs.readFileSync(path.join(out, 'adapter', 'adapter_model.safetensors'));
+    const w2 = fs.readFileSync(path.join(out2, 'adapter', 'adapter_model.safetensors'));
+    expect(w2.equals(w1)).toBe(true);
+    expect(fs.readFileSync(json, 'utf8')).not.toMatch(/5eed/i);
   });
 
   test('--max-steps then --resume continues the same ledger to the same budget', async () => {
@@ -116,10 +127,12 @@ describe('dp-lora train (end to end)', () => {
     expect(r1.incomplete).toBe(true);
     expect(r1.epsilon).toBeLessThan(r1.targetEpsilon);
     expect(r1.seedMode).toBe('os-entropy');
+    expect(r1.accountant).toBe('rdp');
     expect(loadCheckpoint(path.join(out, 'checkpoints')).state.step).toBe(20);
 
     const { stderr } = await run(['--resume', out, '--json', j2]);
     expect(stderr).toMatch(/resuming the run .* at step 20/);
+    expect(stderr).toMatch(/base model loaded from .*base_model\.safetensors/);
     const r2 = JSON.parse(fs.readFileSync(j2, 'utf8'));
     expect(r2.resumed).toBe(true);
     expect(r2.steps).toBe(r1.plannedSteps);
@@ -132,9 +145,14 @@ describe('dp-lora train (end to end)', () => {
     const ckDir = loadCheckpoint(path.join(out, 'checkpoints')).dir;
     const sp = path.join(ckDir, 'state.json');
     const doc = JSON.parse(fs.readFileSync(sp, 'utf8'));
+    const goodLedger = doc.state.ledger;
     delete doc.state.ledger;
     fs.writeFileSync(sp, JSON.stringify(doc));
     await expect(run(['--resume', out])).rejects.toThrow(/ledger is missing/);
+    // A ledger with a matching checksum but not a valid accountant ledger is refused too.
+    const bad = { ...goodLedger, accountant: 'magic' };
+    fs.writeFileSync(sp, JSON.stringify({ ...doc, ledgerSha256: ledgerDigest(bad), state: { ...doc.state, ledger: bad } }));
+    await expect(run(['--resume', out])).rejects.toThrow(/ledger is malformed/);
   });
 
   test('option errors name the option', async () => {
@@ -143,5 +161,68 @@ describe('dp-lora train (end to end)', () => {
     await expect(run(['--resume', path.join(tmp, 'nothing')])).rejects.toThrow(/no checkpoint/);
     await expect(run(['--resume', path.join(tmp, 'run'), '--epsilon', '3'])).rejects.toThrow(/drop --epsilon/);
     await expect(run(['--method', 'bad'])).rejects.toThrow(/Allowed choices are ffa, vanilla/);
+  });
+});
+
+describe('dp-lora train --data', () => {
+  /** Synthetic labelled texts: class words plus shared filler, deterministic. */
+  function synth(n: number, seed: number): Array<{ text: string; label: string }> {
+    const words: Record<string, string[]> = {
+      good: ['great', 'excellent', 'lovely', 'superb', 'delight', 'wonderful'],
+      bad: ['awful', 'terrible', 'broken', 'refund', 'worst', 'horrible'],
+    };
+    const filler = ['the', 'item', 'arrived', 'today', 'and', 'it', 'was', 'quite', 'really', 'box', 'price', 'shop'];
+    let s = seed;
+    const r = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0), s / 2 ** 32);
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const label = r() < 0.5 ? 'good' : 'bad';
+      const w: string[] = [];
+      for (let k = 0; k < 12; k++) w.push(r() < 0.25 ? words[label][Math.floor(r() * 6)] : filler[Math.floor(r() * filler.length)]);
+      out.push({ text: `${w.join(' ')}, "quoted" ${i}`, label });
+    }
+    return out;
+  }
+  const csv = (rows: Array<{ text: string; label: string }>) =>
+    'label,review\n' + rows.map((x) => `${x.label},"${x.text.replace(/"/g, '""')}"`).join('\r\n') + '\n';
+  const TINY = ['--accountant', 'rdp', '--dim', '256', '--hidden', '16', '--epochs', '10', '--batch-size', '32', '--text-field', 'review'];
+
+  test('CSV with a public file: pretrained base, private adapter above chance', async () => {
+    const data = path.join(tmp, 'reviews.csv');
+    const pub = path.join(tmp, 'public.csv');
+    fs.writeFileSync(data, csv(synth(400, 1)));
+    fs.writeFileSync(pub, csv(synth(300, 2)));
+    const json = path.join(tmp, 'user.json');
+    await run([...TINY, '--data', data, '--public-data', pub, '--json', json, '--no-baseline']);
+    const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(r.classes).toEqual(['bad', 'good']);
+    expect(r.base.source).toBe('public-pretrained');
+    expect(r.privateSize + r.heldoutSize).toBe(400);
+    expect(r.accuracy.nonPrivateLora).toBeNull();
+    expect(r.epsilon).toBeLessThanOrEqual(8 + 1e-9);
+    // ~100 heldout examples, classes near 50/50: 0.7 is > 4 sd above chance.
+    expect(r.accuracy.privateLora).toBeGreaterThan(0.7);
+  });
+
+  test('JSONL without public data: random frozen base, said so; bad fields are clear errors', async () => {
+    const data = path.join(tmp, 'reviews.jsonl');
+    fs.writeFileSync(data, synth(300, 3).map((x) => JSON.stringify({ review: x.text, label: x.label })).join('\n'));
+    const json = path.join(tmp, 'user2.json');
+    const out = path.join(tmp, 'ffa-run');
+    const { stderr } = await run([...TINY, '--data', data, '--json', json, '--no-baseline', '--method', 'ffa', '--out', out]);
+    const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(r.base.source).toBe('random');
+    expect(r.method).toBe('ffa');
+    // FFA: A stays at its (public) initialization, B and the head were trained.
+    const a = loadAdapter(path.join(out, 'adapter'));
+    expect(a.config.dplora?.method).toBe('ffa');
+    const fresh = loraModel(loadBaseWeights(path.join(out, 'base_model.safetensors'), { dim: 256, hidden: 16, classes: 2 }), { rank: 8, alpha: 16, method: 'ffa', seed: LORA_SEED });
+    const fc1 = fresh.fc1 as LoraLinear;
+    expect(Buffer.from(a.loras[0].loraA.buffer).equals(Buffer.from(fc1.loraA.buffer))).toBe(true);
+    expect(a.loras[0].loraB.some((v) => v !== 0)).toBe(true);
+    expect(stderr).not.toMatch(/private LoRA \[/); // no progress bar when output is not a terminal
+    expect(stderr).toMatch(/randomly initialized and frozen/);
+    expect(r.warnings.join('\n')).toMatch(/no public data/);
+    await expect(run([...TINY, '--data', data, '--label-field', 'stars'])).rejects.toThrow(/no field "stars".*--label-field/);
   });
 });

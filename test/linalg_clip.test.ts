@@ -23,6 +23,9 @@ describe('clippedSum', () => {
     { batch: 4, seq: 7, inDim: 33, outDim: 17 },
     { batch: 5, seq: 20, inDim: 8, outDim: 40 },
     { batch: 6, seq: 30, inDim: 70, outDim: 8 },
+    // > 2048 rows with a narrow side: split into fixed row pieces
+    { batch: 5, seq: 500, inDim: 24, outDim: 3 },
+    { batch: 4, seq: 600, inDim: 2, outDim: 21 },
   ];
 
   it('matches the reference (overwrite and accumulate) under every ISA and thread count', () => {
@@ -32,6 +35,7 @@ describe('clippedSum', () => {
         const a = offsetView(randomF32(rand, s.batch * s.seq * s.inDim), 1);
         const g = offsetView(randomF32(rand, s.batch * s.seq * s.outDim), 2);
         const f = new Float32Array(s.batch).map(() => rand());
+        if (s.batch >= 4) f[2] = 0; // a dropped sample splits the rows into two runs
         const k = s.batch * s.seq;
         checkSum(clippedSum(a, g, s, f), refClippedSum(a, g, s, f), k, `${isa} ${JSON.stringify(s)}`);
         const out = offsetView(randomF32(rand, s.outDim * s.inDim), 3);

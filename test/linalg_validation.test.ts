@@ -105,6 +105,29 @@ describe('linalg argument validation', () => {
     expectError(() => clipRows(f32(4), 2, 2, undefined as any), 'TypeError', /maxNorm/);
   });
 
+  it('checks lengths after every getter ran (a getter that detaches an input cannot cause a bad read)', () => {
+    const detach = (x: Float32Array) => structuredClone(x.buffer, { transfer: [x.buffer as ArrayBuffer] });
+    const a = f32(24);
+    const shapeA = { batch: 2, seq: 3, inDim: 4, get outDim() { detach(a); return 5; } };
+    expectError(() => perSampleGradNormSq(a, G, shapeA), 'RangeError', /^a has length 0/);
+    const g = f32(30);
+    const opts = { get accumulate() { detach(g); return true; } };
+    expectError(() => clippedSum(A, g, shape, new Float32Array([1, 1]), f32(20), opts), 'RangeError', /^g has length 0/);
+    const b = f32(12);
+    const o = { m: 2, n: 3, k: 4, get ldc() { detach(b); return 3; } };
+    expectError(() => sgemm(f32(8), b, f32(6), o), 'RangeError', /^b has length 0/);
+  });
+
+  it('accepts SharedArrayBuffer views and still detects overlap in them', () => {
+    const sab = new SharedArrayBuffer(4 * 32);
+    const a = new Float32Array(sab, 0, 8).fill(1);
+    const b = new Float32Array(sab, 32, 12).fill(1);
+    const c = new Float32Array(sab, 80, 6);
+    sgemm(a, b, c, { m: 2, n: 3, k: 4 });
+    expect(Array.from(c)).toEqual([4, 4, 4, 4, 4, 4]);
+    expectError(() => sgemm(a, b, new Float32Array(sab, 60, 6), { m: 2, n: 3, k: 4 }), 'RangeError', /c must not share memory with b/);
+  });
+
   it('async variants reject (never throw synchronously) with the same errors', async () => {
     await expectRejection(sgemmAsync(f32(7), f32(12), f32(6), { m: 2, n: 3, k: 4 }), 'RangeError', /^a has length/);
     await expectRejection(sgemmAsync(f32(8), f32(12), f32(6), null as any), 'TypeError', /opts/);

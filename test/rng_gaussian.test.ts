@@ -10,6 +10,7 @@
 import { Rng } from '../lib/kernels/rng';
 import { capabilities, setIsa } from '../lib/native';
 import { ksCritical, ksStatistic, meanVar, normalCdf } from './helpers/stats';
+import { expectRejection } from './helpers/errors';
 
 const SEED = 'a5'.repeat(32);
 
@@ -72,6 +73,14 @@ describe('Rng.gaussian (float32, vectorized Box-Muller)', () => {
       expect(added[i]).toBeCloseTo(base[i] + 2 * noise[i], 4);
       expect(asyncAdded[i]).toBe(added[i]);
     }
+  });
+
+  test('async validation rejects without advancing the stream', async () => {
+    const rng = new Rng({ seed: SEED });
+    await expectRejection(rng.addGaussianNoiseAsync(new Float32Array(4), -1), 'RangeError', /std/);
+    await expectRejection(rng.addGaussianNoiseAsync(new Float32Array(4), 1e39), 'RangeError', /std/);
+    await expectRejection(rng.addGaussianNoiseAsync(new Float64Array(4) as unknown as Float32Array, 1), 'TypeError', /buf/);
+    expect(rng.getState().position).toBe('0');
   });
 
   test('async calls reserve their words at the call', async () => {

@@ -7,6 +7,7 @@ import * as crypto from 'crypto';
 import { Rng, chacha20Block } from '../lib/kernels/rng';
 import { capabilities, setIsa, setThreads } from '../lib/native';
 import { expectError, expectRejection } from './helpers/errors';
+import { ksCritical, ksStatistic } from './helpers/stats';
 
 const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -122,6 +123,15 @@ describe('Rng stream', () => {
     }
   });
 
+  test('uniform passes Kolmogorov-Smirnov against U(0, 1) (false-alarm rate 1e-4)', () => {
+    const n = 200_000;
+    const u = new Rng({ seed: SEED }).uniform(new Float64Array(n));
+    expect(ksStatistic(u, (x) => Math.min(1, Math.max(0, x)))).toBeLessThan(ksCritical(n, 1e-4));
+    // and detects a skewed one
+    const skew = u.map((x) => x * x);
+    expect(ksStatistic(skew, (x) => Math.min(1, Math.max(0, x)))).toBeGreaterThan(ksCritical(n, 1e-4));
+  });
+
   test('output does not depend on the thread count or the ISA path', () => {
     const caps = capabilities();
     const n = 70001;
@@ -139,6 +149,8 @@ describe('Rng stream', () => {
             g32: digest(rng.gaussian(new Float32Array(n), 2.5)),
             g64: digest(rng.gaussian(new Float64Array(n), 2.5)),
             add: digest(rng.addGaussianNoise(new Float32Array(n).fill(1), 0.5)),
+            dg: digest(rng.discreteGaussian(new BigInt64Array(3001), 2 ** 32)),
+            pos: rng.getState().position,
           };
           for (const [k, v] of Object.entries(got)) {
             if (ref[k] === undefined) ref[k] = v;
@@ -165,6 +177,8 @@ describe('Rng stream', () => {
     expectError(() => rng.gaussian(new Float32Array(4), NaN), 'RangeError', /std/);
     expectError(() => rng.gaussian(new Float32Array(4), -1), 'RangeError', /std/);
     expectError(() => rng.gaussian(new Float32Array(4), Infinity), 'RangeError', /std/);
+    expectError(() => rng.gaussian(new Float32Array(4), 1e39), 'RangeError', /std/);
+    expect(new Rng({ seed: SEED }).gaussian(new Float64Array(4), 1e39).every((v) => Number.isFinite(v))).toBe(true);
     expectError(() => rng.gaussian(new Float32Array(4), '1' as unknown as number), 'TypeError', /std/);
     expectError(() => rng.addGaussianNoise(new Float64Array(4) as unknown as Float32Array, 1), 'TypeError', /buf/);
     // A failed call does not advance the stream.

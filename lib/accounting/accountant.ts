@@ -29,6 +29,8 @@ export interface Accountant {
   getEpsilon(delta: number): number;
   /** The ledger (JSON-serializable). */
   toJSON(): LedgerJson;
+  /** An independent copy with the same history and parameters. */
+  clone(): Accountant;
 }
 
 abstract class BaseAccountant {
@@ -108,6 +110,7 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
   /** Epsilon and the optimal order at `delta`. */
   getEpsilonAndOrder(delta: number): { epsilon: number; order: number } {
     checkDelta(delta);
+    if (this.events.length === 0) return { epsilon: 0, order: NaN };
     return rdpToEpsilon(this.orders, this.getRdp(), delta, { conversion: this.conversion });
   }
 
@@ -124,6 +127,7 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
     if (typeof epsilon !== 'number' || Number.isNaN(epsilon) || epsilon < 0) {
       throw new RangeError(`epsilon must be a number >= 0, got ${epsilon}`);
     }
+    if (this.events.length === 0) return 0;
     const rdp = this.getRdp();
     let best = Infinity;
     for (let i = 0; i < this.orders.length; i++) {
@@ -147,6 +151,11 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
       history: this.history,
       parameters: { orders: [...this.orders], conversion: this.conversion },
     };
+  }
+
+  /** An independent copy (e.g. to check a planned step without recording it). */
+  clone(): RdpAccountant {
+    return RdpAccountant.fromJSON(this.toJSON());
   }
 
   /**
@@ -180,7 +189,12 @@ export interface PldEpsilonDetails {
   remove?: number;
   /** Epsilon under the add relation (PLD only). */
   add?: number;
+  /** Grid step actually used (PLD only; larger than requested when the grid had to be coarsened). */
+  gridStep?: number;
 }
+
+/** Largest grid step the PLD accountant falls back to automatically. */
+const MAX_AUTO_GRID_STEP = 0.2;
 
 /** Integer orders of the default list, used for the discrete-Gaussian fallback. */
 export const INTEGER_ORDERS: readonly number[] = Object.freeze(DEFAULT_ORDERS.filter((a) => Number.isInteger(a)));
@@ -201,7 +215,7 @@ export const INTEGER_ORDERS: readonly number[] = Object.freeze(DEFAULT_ORDERS.fi
 export class PldAccountant extends BaseAccountant implements Accountant {
   readonly kind = 'pld' as const;
   readonly parameters: Readonly<PldParameters>;
-  private cache: { version: number; remove: ComposedPld; add: ComposedPld } | null = null;
+  private cache: { version: number; remove: ComposedPld; add: ComposedPld; gridStep: number } | null = null;
 
   constructor(options: Partial<PldParameters> = {}) {
     super();
@@ -225,14 +239,29 @@ export class PldAccountant extends BaseAccountant implements Accountant {
     return this.events.some((e) => e.mechanism === 'discreteGaussian');
   }
 
-  private composed(): { remove: ComposedPld; add: ComposedPld } {
+  /**
+   * Composes the history. When the grid would need more than maxFftLength
+   * points (very large epsilons, or tiny noise), the grid step is doubled
+   * until it fits (up to MAX_AUTO_GRID_STEP): coarser grids nest the finer
+   * ones, so the answer is still an upper bound, only less tight; the step
+   * used is reported by getEpsilonDetails.
+   */
+  private composed(): { remove: ComposedPld; add: ComposedPld; gridStep: number } {
     if (this.cache && this.cache.version === this.version) return this.cache;
     const groups = groupEvents(this.events);
-    const remove = groups.map((e) => ({ pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'remove', this.parameters), count: e.steps }));
-    const add = groups.map((e) => ({ pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'add', this.parameters), count: e.steps }));
-    const [r, a] = composePlds([remove, add], this.parameters);
-    this.cache = { version: this.version, remove: r, add: a };
-    return this.cache;
+    let params: PldParameters = { ...this.parameters };
+    for (;;) {
+      try {
+        const remove = groups.map((e) => ({ pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'remove', params), count: e.steps }));
+        const add = groups.map((e) => ({ pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'add', params), count: e.steps }));
+        const [r, a] = composePlds([remove, add], params);
+        this.cache = { version: this.version, remove: r, add: a, gridStep: params.gridStep };
+        return this.cache;
+      } catch (e) {
+        if (!(e instanceof RangeError) || params.gridStep * 2 > MAX_AUTO_GRID_STEP) throw e;
+        params = { ...params, gridStep: params.gridStep * 2 };
+      }
+    }
   }
 
   private rdpFallback(): RdpAccountant {
@@ -244,12 +273,12 @@ export class PldAccountant extends BaseAccountant implements Accountant {
   /** Epsilon with the method used and, for PLD, both relations. */
   getEpsilonDetails(delta: number): PldEpsilonDetails {
     checkDelta(delta);
-    if (this.events.length === 0) return { epsilon: 0, method: 'pld', remove: 0, add: 0 };
+    if (this.events.length === 0) return { epsilon: 0, method: 'pld', remove: 0, add: 0, gridStep: this.parameters.gridStep };
     if (this.hasDiscrete()) return { epsilon: this.rdpFallback().getEpsilon(delta), method: 'rdp-fallback' };
-    const { remove, add } = this.composed();
+    const { remove, add, gridStep } = this.composed();
     const er = composedEpsilon(remove, delta);
     const ea = composedEpsilon(add, delta);
-    return { epsilon: Math.max(er, ea), method: 'pld', remove: er, add: ea };
+    return { epsilon: Math.max(er, ea), method: 'pld', remove: er, add: ea, gridStep };
   }
 
   /**
@@ -281,6 +310,11 @@ export class PldAccountant extends BaseAccountant implements Accountant {
       history: this.history,
       parameters: { ...this.parameters },
     };
+  }
+
+  /** An independent copy (e.g. to check a planned step without recording it). */
+  clone(): PldAccountant {
+    return PldAccountant.fromJSON(this.toJSON());
   }
 
   /**

@@ -5,9 +5,9 @@
  * by the chosen accountant) and lies within `tolerance` of the smallest such z.
  */
 import { PldAccountant, RdpAccountant } from './accountant';
-import type { Mechanism } from './events';
+import type { Mechanism, StepSpec } from './events';
 import type { AccountantKind } from './ledger';
-import type { PldParameters } from './pld';
+import { DEFAULT_PLD_PARAMETERS, PldParameters } from './pld';
 
 /** Options of {@link getNoiseMultiplier}. */
 export interface NoiseMultiplierOptions {
@@ -84,9 +84,16 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
   const mechanism = opts.mechanism ?? 'gaussian';
   let evaluations = 0;
 
-  const epsilonOf = (k: 'pld' | 'rdp', z: number): number => {
+  const fineParams = { ...DEFAULT_PLD_PARAMETERS, ...(opts.pldParameters ?? {}) };
+  // The search runs on a grid 10x coarser (nested in the fine one, so its
+  // upper bound is never tighter); only the last steps use the fine grid.
+  const coarseParams = { ...fineParams, gridStep: fineParams.gridStep * 10 };
+  const epsilonOf = (k: 'pld' | 'rdp' | 'pldCoarse', z: number): number => {
     evaluations++;
-    const acc = k === 'rdp' ? new RdpAccountant({ orders: opts.orders }) : new PldAccountant(opts.pldParameters);
+    const acc =
+      k === 'rdp'
+        ? new RdpAccountant({ orders: opts.orders })
+        : new PldAccountant(k === 'pld' ? fineParams : coarseParams);
     acc.step({ noiseMultiplier: z, sampleRate: q, mechanism }, steps);
     try {
       return acc.getEpsilon(delta);
@@ -98,14 +105,14 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
   };
 
   /** Bisection/Illinois in t = ln z on f(t) = ln eps - ln target; lo fails, hi meets. */
-  const solve = (k: 'pld' | 'rdp', zLo: number, fLo: number, zHi: number, fHi: number) => {
+  const solve = (k: 'pld' | 'rdp' | 'pldCoarse', zLo: number, fLo: number, zHi: number, fHi: number, relTol = tol) => {
     let tLo = Math.log(zLo);
     let tHi = Math.log(zHi);
     let gLo = fLo === Infinity ? Infinity : Math.log(fLo / eps);
     let gHi = fHi > 0 ? Math.log(fHi / eps) : -Infinity;
     let epsHi = fHi;
     let side = 0;
-    for (let it = 0; it < 100 && tHi - tLo > Math.log1p(tol); it++) {
+    for (let it = 0; it < 100 && tHi - tLo > Math.log1p(relTol); it++) {
       let t: number;
       if (Number.isFinite(gLo) && Number.isFinite(gHi) && gLo > 0 && gHi <= 0 && gLo - gHi > 0) {
         t = tLo + (gLo * (tHi - tLo)) / (gLo - gHi);
@@ -130,7 +137,9 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
         side = -1;
       }
     }
-    return { z: Math.exp(tHi), epsilon: epsHi };
+    // d ln(eps) / d ln(z) from the final bracket (about -1 in the usual regime).
+    const slope = Number.isFinite(gLo) && Number.isFinite(gHi) && tHi > tLo ? (gHi - gLo) / (tHi - tLo) : -1;
+    return { z: Math.exp(tHi), epsilon: epsHi, slope: slope < 0 ? slope : -1 };
   };
 
   /**
@@ -138,7 +147,7 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
    * zLo failing the target and zHi meeting it, zHi / zLo = factor. zLo is NaN
    * when even Z_MIN meets the target.
    */
-  const bracket = (k: 'pld' | 'rdp', z0: number, e0: number, factor: number) => {
+  const bracket = (k: 'pld' | 'rdp' | 'pldCoarse', z0: number, e0: number, factor: number) => {
     if (e0 > eps) {
       let zLo = z0;
       let eLo = e0;
@@ -176,9 +185,35 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
   const rdp = solve('rdp', rb.zLo, rb.eLo, rb.zHi, rb.eHi);
   if (kind === 'rdp') return finish(rdp.z, rdp.epsilon, 'rdp');
 
-  // PLD: eps_PLD <= eps_RDP, so the RDP answer meets the target; search below it.
-  const eAtRdp = epsilonOf('pld', rdp.z);
-  const pb = bracket('pld', rdp.z, eAtRdp, 1.25);
+  // PLD: eps_PLD <= eps_RDP, so the RDP answer meets the target; search below
+  // it on the coarse grid first (to 1%), then on the fine grid just below the
+  // coarse answer, which meets the target on the fine grid as well.
+  const coarseOk = fineParams.gridStep * 10 < 0.05;
+  let zStart = NaN;
+  let eStart = NaN;
+  if (coarseOk) {
+    const cb = bracket('pldCoarse', rdp.z, epsilonOf('pldCoarse', rdp.z), 1.25);
+    const coarse = Number.isNaN(cb.zLo) ? { z: cb.zHi, slope: -1 } : solve('pldCoarse', cb.zLo, cb.eLo, cb.zHi, cb.eHi, 0.01);
+    const e = epsilonOf('pld', coarse.z);
+    if (e <= eps) {
+      // Predict where the fine curve crosses the target from the coarse slope
+      // and probe just below the prediction, so the bracket starts narrow.
+      const tPred = Math.log(coarse.z) - Math.log(e / eps) / coarse.slope;
+      const zProbe = Math.exp(tPred - 0.001);
+      const eProbe = zProbe < coarse.z ? epsilonOf('pld', zProbe) : e;
+      if (zProbe < coarse.z && eProbe > eps) {
+        const fine = solve('pld', zProbe, eProbe, coarse.z, e);
+        return finish(fine.z, fine.epsilon, 'pld');
+      }
+      zStart = zProbe < coarse.z ? zProbe : coarse.z;
+      eStart = zProbe < coarse.z ? eProbe : e;
+    }
+  }
+  if (Number.isNaN(zStart)) {
+    zStart = rdp.z;
+    eStart = epsilonOf('pld', zStart);
+  }
+  const pb = bracket('pld', zStart, eStart, coarseOk ? 1.01 : 1.25);
   if (Number.isNaN(pb.zLo)) return finish(pb.zHi, pb.eHi, 'pld');
   const pld = solve('pld', pb.zLo, pb.eLo, pb.zHi, pb.eHi);
   return finish(pld.z, pld.epsilon, 'pld');
@@ -199,4 +234,44 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
  */
 export function getNoiseMultiplier(opts: NoiseMultiplierOptions): number {
   return calibrateNoiseMultiplier(opts).noiseMultiplier;
+}
+
+/**
+ * The largest number of further steps `spec` that `accountant` can record
+ * while its epsilon at `targetDelta` stays <= `targetEpsilon` (0 if not even
+ * one fits). Exponential then binary search on the step count, each probe on
+ * a clone, so the accountant itself is not modified. Lets a training loop
+ * check its budget once instead of composing the history after every step.
+ * @param maxSteps search cap (default 1e9)
+ * @throws RangeError naming the argument for invalid input
+ */
+export function maxStepsWithinBudget(
+  accountant: PldAccountant | RdpAccountant,
+  spec: StepSpec,
+  budget: { targetEpsilon: number; targetDelta: number },
+  maxSteps = 1e9,
+): number {
+  const eps = finite('targetEpsilon', budget?.targetEpsilon);
+  if (!(eps > 0)) throw new RangeError(`targetEpsilon must be > 0, got ${eps}`);
+  const delta = finite('targetDelta', budget.targetDelta);
+  if (!(delta > 0) || !(delta < 1)) throw new RangeError(`targetDelta must be in (0, 1), got ${delta}`);
+  if (!Number.isSafeInteger(maxSteps) || maxSteps < 1) throw new RangeError(`maxSteps must be an integer >= 1, got ${maxSteps}`);
+  const fits = (k: number) => accountant.clone().step(spec, k).getEpsilon(delta) <= eps;
+  if (accountant.getEpsilon(delta) > eps || !fits(1)) return 0;
+  let lo = 1; // fits
+  let hi = 2;
+  while (hi <= maxSteps && fits(hi)) {
+    lo = hi;
+    hi *= 2;
+  }
+  if (hi > maxSteps) {
+    if (fits(maxSteps)) return maxSteps;
+    hi = maxSteps;
+  }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
 }

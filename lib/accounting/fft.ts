@@ -72,21 +72,63 @@ export function fft(re: Float64Array, im: Float64Array, inverse = false): void {
     }
   }
   const sgn = inverse ? 1 : -1;
-  for (let size = 2; size <= n; size <<= 1) {
-    const half = size >> 1;
-    const step = n / size;
-    for (let start = 0; start < n; start += size) {
-      for (let k = 0, t = 0; k < half; k++, t += step) {
-        const wr = cos[t];
-        const wi = sgn * sin[t];
-        const a = start + k;
-        const b = a + half;
-        const xr = re[b] * wr - im[b] * wi;
-        const xi = re[b] * wi + im[b] * wr;
-        re[b] = re[a] - xr;
-        im[b] = im[a] - xi;
-        re[a] += xr;
-        im[a] += xi;
+  const bits = Math.round(Math.log2(n));
+  let q = 1; // half-size of the current radix-2 stage
+  if (bits % 2 === 1) {
+    // One plain radix-2 stage of size 2 (twiddle 1) so the rest pairs up.
+    for (let a = 0; a < n; a += 2) {
+      const xr = re[a + 1];
+      const xi = im[a + 1];
+      re[a + 1] = re[a] - xr;
+      im[a + 1] = im[a] - xi;
+      re[a] += xr;
+      im[a] += xi;
+    }
+    q = 2;
+  }
+  // Two radix-2 stages at a time (sizes 2q and 4q): half the passes over memory.
+  for (; q < n; q *= 4) {
+    const size = 4 * q;
+    const step2 = n / (2 * q); // twiddle stride of the size-2q stage
+    const step4 = n / size; // twiddle stride of the size-4q stage
+    for (let j = 0; j < q; j++) {
+      const wr = cos[j * step2];
+      const wi = sgn * sin[j * step2];
+      const ur = cos[j * step4];
+      const ui = sgn * sin[j * step4];
+      // v = u * W_4^{1} = u * (sgn * i)
+      const vr = -sgn * ui;
+      const vi = sgn * ur;
+      for (let a = j; a < n; a += size) {
+        const b = a + q;
+        const c = b + q;
+        const d = c + q;
+        // size-2q stage on (a, b) and (c, d) with twiddle w
+        let tr = re[b] * wr - im[b] * wi;
+        let ti = re[b] * wi + im[b] * wr;
+        const y0r = re[a] + tr;
+        const y0i = im[a] + ti;
+        const y1r = re[a] - tr;
+        const y1i = im[a] - ti;
+        tr = re[d] * wr - im[d] * wi;
+        ti = re[d] * wi + im[d] * wr;
+        const y2r = re[c] + tr;
+        const y2i = im[c] + ti;
+        const y3r = re[c] - tr;
+        const y3i = im[c] - ti;
+        // size-4q stage: (y0, y2) with u, (y1, y3) with v
+        tr = y2r * ur - y2i * ui;
+        ti = y2r * ui + y2i * ur;
+        re[a] = y0r + tr;
+        im[a] = y0i + ti;
+        re[c] = y0r - tr;
+        im[c] = y0i - ti;
+        tr = y3r * vr - y3i * vi;
+        ti = y3r * vi + y3i * vr;
+        re[b] = y1r + tr;
+        im[b] = y1i + ti;
+        re[d] = y1r - tr;
+        im[d] = y1i - ti;
       }
     }
   }
@@ -96,32 +138,5 @@ export function fft(re: Float64Array, im: Float64Array, inverse = false): void {
       re[i] *= s;
       im[i] *= s;
     }
-  }
-}
-
-/** (re, im) <- (re, im)^power elementwise, by repeated squaring (power integer >= 0). */
-export function complexPowerInPlace(re: Float64Array, im: Float64Array, power: number): void {
-  const n = re.length;
-  for (let i = 0; i < n; i++) {
-    let br = re[i];
-    let bi = im[i];
-    let rr = 1;
-    let ri = 0;
-    let e = power;
-    while (e > 0) {
-      if (e % 2 === 1) {
-        const t = rr * br - ri * bi;
-        ri = rr * bi + ri * br;
-        rr = t;
-      }
-      e = Math.floor(e / 2);
-      if (e > 0) {
-        const t = br * br - bi * bi;
-        bi = 2 * br * bi;
-        br = t;
-      }
-    }
-    re[i] = rr;
-    im[i] = ri;
   }
 }

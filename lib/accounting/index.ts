@@ -13,6 +13,7 @@ export type { PldParameters } from './pld';
 export type { PrivacyEvent, StepSpec, Mechanism } from './events';
 export { LedgerFormatError, LEDGER_FORMAT_VERSION } from './ledger';
 export type { LedgerJson, AccountantKind } from './ledger';
-export { getNoiseMultiplier, calibrateNoiseMultiplier } from './calibrate';
+export { getNoiseMultiplier, calibrateNoiseMultiplier, maxStepsWithinBudget } from './calibrate';
 export type { NoiseMultiplierOptions, NoiseCalibration } from './calibrate';
 export { adaptiveClippingNoiseMultiplier } from './adaptive';
+export { discreteGaussianDelta } from './discrete_gaussian';

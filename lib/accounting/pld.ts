@@ -52,7 +52,7 @@ export interface PldParameters {
   tailMass: number;
   /** Chernoff tail bound for each side of the composition window (default 1e-18). */
   windowTail: number;
-  /** Largest FFT length allowed (default 2^23). */
+  /** Largest FFT length allowed (default 2^22). */
   maxFftLength: number;
 }
 
@@ -61,8 +61,27 @@ export const DEFAULT_PLD_PARAMETERS: Readonly<PldParameters> = Object.freeze({
   gridStep: 1e-4,
   tailMass: 1e-20,
   windowTail: 1e-18,
-  maxFftLength: 1 << 23,
+  maxFftLength: 1 << 22,
 });
+
+const pool = new Map<string, Float64Array>();
+
+/**
+ * A reusable zero-filled scratch array (one per name), so repeated
+ * evaluations (calibration) do not churn the garbage collector with
+ * megabyte-sized arrays. Callers must not keep the result.
+ */
+function scratch(name: string, length: number): Float64Array {
+  let buf = pool.get(name);
+  if (!buf || buf.length < length || buf.length > 4 * length) {
+    buf = new Float64Array(length);
+    pool.set(name, buf);
+    return buf;
+  }
+  const view = buf.subarray(0, length);
+  view.fill(0);
+  return view;
+}
 
 /** Gaussian quantile c with P(N(0,1) > c) = tail (bisection; tail in (0, 0.5)). */
 function upperQuantile(tail: number): number {
@@ -144,16 +163,18 @@ export function discretizeSubsampledGaussian(q: number, s: number, rel: Relation
       `gridStep ${h} is too fine for noiseMultiplier ${s}: one step needs ${n + 1} grid points (more than ${params.maxFftLength}); use a larger gridStep or the RDP accountant`,
     );
   }
-  const pt = new Float64Array(n + 1);
-  const qt = new Float64Array(n + 1);
+  const pt = scratch('pt', n + 1);
+  const qt = scratch('qt', n + 1);
   tails(q, s, rel, k0, n, h, pt, qt);
-  const qm = new Float64Array(n + 1); // Q-mass at each grid point
+  const qm = scratch('qm', n + 1); // Q-mass at each grid point
+  const ys = scratch('y', n + 1); // e^{l_i}
+  for (let i = 0; i <= n; i++) ys[i] = Math.exp((k0 + i) * h);
   const em1h = Math.expm1(h);
   for (let i = 0; i < n; i++) {
     const pb = Math.max(0, pt[i] - pt[i + 1]);
     const qb = Math.max(0, qt[i] - qt[i + 1]);
     if (pb === 0 && qb === 0) continue;
-    const y = Math.exp((k0 + i) * h);
+    const y = ys[i];
     const dy = y * em1h;
     if (qb === 0) {
       // Only rounding can produce this; keep it pessimistic: all at the upper endpoint.
@@ -167,7 +188,7 @@ export function discretizeSubsampledGaussian(q: number, s: number, rel: Relation
   }
   qm[n] += qt[n];
   const mass = new Float64Array(n + 1);
-  for (let i = 0; i <= n; i++) mass[i] = Math.exp((k0 + i) * h) * qm[i];
+  for (let i = 0; i <= n; i++) mass[i] = ys[i] * qm[i];
   mass[0] += Math.max(0, 1 - pt[0]);
   const yTop = Math.exp(k1 * h);
   const infMass = Math.max(0, pt[n] - yTop * qt[n]);
@@ -184,13 +205,12 @@ function trimZeros(p: DiscretePld): DiscretePld {
 }
 
 /**
- * ln sum_i mass_i e^{lambda l_i} for the finite part of a discrete PLD, by a
- * Horner recurrence with rescaling (no exp per element, no overflow).
+ * ln sum_i m_i e^{lambda (l0 + i step)}, by a Horner recurrence with
+ * rescaling (no exp per element, no overflow).
  */
-export function logMgf(p: DiscretePld, lambda: number, h: number): number {
-  const m = p.mass;
+function logMgfGrid(m: Float64Array, l0: number, step: number, lambda: number): number {
   const n = m.length;
-  const r = Math.exp(Math.abs(lambda) * h);
+  const r = Math.exp(Math.abs(lambda) * step);
   let s = 0;
   let invScale = 1;
   let logScale = 0;
@@ -204,9 +224,9 @@ export function logMgf(p: DiscretePld, lambda: number, h: number): number {
         logScale += 200 * Math.LN10;
       }
     }
-    return Math.log(s) + logScale + lambda * p.offset * h;
+    return Math.log(s) + logScale + lambda * l0;
   }
-  // s = sum_i m_i r^(n-1-i) = sum_i m_i e^{lambda h (i - (n-1))}: Horner from the bottom.
+  // s = sum_i m_i r^(n-1-i) = sum_i m_i e^{lambda step (i - (n-1))}: Horner from the bottom.
   for (let i = 0; i < n; i++) {
     s = s * r + m[i] * invScale;
     if (s > 1e200) {
@@ -215,7 +235,26 @@ export function logMgf(p: DiscretePld, lambda: number, h: number): number {
       logScale += 200 * Math.LN10;
     }
   }
-  return Math.log(s) + logScale + lambda * (p.offset + n - 1) * h;
+  return Math.log(s) + logScale + lambda * (l0 + (n - 1) * step);
+}
+
+/** ln E[e^{lambda L}] over the finite part of a discrete PLD. */
+export function logMgf(p: DiscretePld, lambda: number, h: number): number {
+  return logMgfGrid(p.mass, p.offset * h, h, lambda);
+}
+
+/**
+ * A coarse copy of a PLD for Chernoff bounds: blocks of `factor` grid points,
+ * each block's mass placed at its upper end (side +1, for lambda > 0) or lower
+ * end (side -1, for lambda < 0). Moving mass that way can only increase
+ * E[e^{lambda L}], so tail bounds computed from the copy remain valid.
+ */
+function coarsen(p: DiscretePld, h: number, factor: number, side: 1 | -1): { m: Float64Array; l0: number; step: number } {
+  const nb = Math.ceil(p.mass.length / factor);
+  const m = new Float64Array(nb);
+  for (let i = 0; i < p.mass.length; i++) m[Math.floor(i / factor)] += p.mass[i];
+  const l0 = (p.offset + (side > 0 ? factor - 1 : 0)) * h;
+  return { m, l0, step: factor * h };
 }
 
 /** One component of a composition: a per-step PLD and how often it is applied. */
@@ -269,9 +308,29 @@ function minimizeScalar(f: (t: number) => number, lo: number, hi: number, iters:
 function chernoffWindow(components: readonly PldComponent[], params: PldParameters): { A: number; B: number; minSum: number; maxSum: number } {
   const h = params.gridStep;
   const logTau = Math.log(params.windowTail);
+  // Coarse copies make each bound evaluation cheaper. Moving every step's mass
+  // up (down) by less than `factor` grid points shifts the composed bound by
+  // at most count * factor * h, so the factor is kept to a 1/8 of a standard
+  // deviation of the composition.
+  const factorOf = (c: PldComponent) => {
+    let m1 = 0;
+    let m2 = 0;
+    const { mass, offset } = c.pld;
+    for (let i = 0; i < mass.length; i++) {
+      const l = (offset + i) * h;
+      m1 += mass[i] * l;
+      m2 += mass[i] * l * l;
+    }
+    const sd = Math.sqrt(Math.max(0, m2 - m1 * m1) * c.count);
+    return Math.max(1, Math.min(Math.floor(mass.length / 256), Math.floor((0.125 * sd) / (c.count * h))));
+  };
+  const factors = components.map(factorOf);
+  const up = components.map((c, i) => coarsen(c.pld, h, factors[i], 1));
+  const down = components.map((c, i) => coarsen(c.pld, h, factors[i], -1));
   const K = (lambda: number) => {
+    const cs = lambda >= 0 ? up : down;
     let s = 0;
-    for (const c of components) s += c.count * logMgf(c.pld, lambda, h);
+    for (let i = 0; i < components.length; i++) s += components[i].count * logMgfGrid(cs[i].m, cs[i].l0, cs[i].step, lambda);
     return s;
   };
   let minSum = 0;
@@ -285,8 +344,8 @@ function chernoffWindow(components: readonly PldComponent[], params: PldParamete
   // Any lam gives a valid bound; golden-section search in ln(lam) finds a good one.
   const lo = Math.log(1e-3);
   const hi = Math.log(1e4);
-  const bHi = minimizeScalar((t) => (K(Math.exp(t)) - logTau) / Math.exp(t), lo, hi, 28);
-  const aLo = -minimizeScalar((t) => -(logTau - K(-Math.exp(t))) / Math.exp(t), lo, hi, 28);
+  const bHi = minimizeScalar((t) => (K(Math.exp(t)) - logTau) / Math.exp(t), lo, hi, 16);
+  const aLo = -minimizeScalar((t) => -(logTau - K(-Math.exp(t))) / Math.exp(t), lo, hi, 16);
   const A = Math.max(minSum, Math.floor(aLo / h));
   const B = Math.min(maxSum, Math.max(A, Math.ceil(bHi / h)));
   return { A, B, minSum, maxSum };
@@ -301,27 +360,6 @@ function placeCyclic(pld: DiscretePld, out: Float64Array): void {
     out[k] += mass[i];
     k = k + 1 === N ? 0 : k + 1;
   }
-}
-
-function complexPow(re: number, im: number, e: number): [number, number] {
-  let rr = 1;
-  let ri = 0;
-  let br = re;
-  let bi = im;
-  while (e > 0) {
-    if (e % 2 === 1) {
-      const t = rr * br - ri * bi;
-      ri = rr * bi + ri * br;
-      rr = t;
-    }
-    e = Math.floor(e / 2);
-    if (e > 0) {
-      const t = br * br - bi * bi;
-      bi = 2 * br * bi;
-      br = t;
-    }
-  }
-  return [rr, ri];
 }
 
 /**
@@ -349,10 +387,10 @@ export function composePlds(channels: readonly (readonly PldComponent[])[], para
   }
   const half = N >> 1;
   // Half spectra (k = 0..N/2) of the running products, per channel.
-  const accRe = channels.map(() => new Float64Array(half + 1).fill(1));
-  const accIm = channels.map(() => new Float64Array(half + 1));
-  const re = new Float64Array(N);
-  const im = new Float64Array(N);
+  const accRe = channels.map((_, c) => scratch(`accRe${c}`, half + 1).fill(1));
+  const accIm = channels.map((_, c) => scratch(`accIm${c}`, half + 1));
+  const re = scratch('re', N);
+  const im = scratch('im', N);
   for (let g = 0; g < G; g++) {
     re.fill(0);
     im.fill(0);
@@ -363,22 +401,58 @@ export function composePlds(channels: readonly (readonly PldComponent[])[], para
     }
     fft(re, im, false);
     const count = channels[0][g].count;
+    const xr = accRe[0];
+    const xi = accIm[0];
+    const yr = accRe[channels.length - 1];
+    const yi = accIm[channels.length - 1];
+    const two = channels.length === 2;
     for (let k = 0; k <= half; k++) {
       const nk = k === 0 ? 0 : N - k;
       const a = re[k];
       const b = im[k];
       const c = re[nk];
       const d = im[nk];
-      // X = FFT of the real part, Y = FFT of the imaginary part.
-      const xs = complexPow((a + c) / 2, (b - d) / 2, count);
-      let r = accRe[0][k] * xs[0] - accIm[0][k] * xs[1];
-      accIm[0][k] = accRe[0][k] * xs[1] + accIm[0][k] * xs[0];
-      accRe[0][k] = r;
-      if (channels.length === 2) {
-        const ys = complexPow((b + d) / 2, (c - a) / 2, count);
-        r = accRe[1][k] * ys[0] - accIm[1][k] * ys[1];
-        accIm[1][k] = accRe[1][k] * ys[1] + accIm[1][k] * ys[0];
-        accRe[1][k] = r;
+      // X = FFT of the real part, Y = FFT of the imaginary part; raise each
+      // to `count` by repeated squaring and multiply into the running products.
+      let br = (a + c) / 2;
+      let bi = (b - d) / 2;
+      let pr = xr[k];
+      let pi = xi[k];
+      let e = count;
+      for (;;) {
+        if (e % 2 === 1) {
+          const t = pr * br - pi * bi;
+          pi = pr * bi + pi * br;
+          pr = t;
+        }
+        e = Math.floor(e / 2);
+        if (e === 0) break;
+        const t = br * br - bi * bi;
+        bi = 2 * br * bi;
+        br = t;
+      }
+      xr[k] = pr;
+      xi[k] = pi;
+      if (two) {
+        br = (b + d) / 2;
+        bi = (c - a) / 2;
+        pr = yr[k];
+        pi = yi[k];
+        e = count;
+        for (;;) {
+          if (e % 2 === 1) {
+            const t = pr * br - pi * bi;
+            pi = pr * bi + pi * br;
+            pr = t;
+          }
+          e = Math.floor(e / 2);
+          if (e === 0) break;
+          const t = br * br - bi * bi;
+          bi = 2 * br * bi;
+          br = t;
+        }
+        yr[k] = pr;
+        yi[k] = pi;
       }
     }
   }
@@ -399,13 +473,15 @@ export function composePlds(channels: readonly (readonly PldComponent[])[], para
   channels.forEach((ch, c) => {
     const src = c === 0 ? re : im;
     const { A, minSum, maxSum } = windows[c];
-    const mass = new Float64Array(N);
+    // Only losses > 0 matter for delta(eps) at eps >= 0: keep t >= t0.
+    const t0 = Math.min(N - 1, Math.max(0, 1 - A));
+    const mass = new Float64Array(N - t0);
     let negative = 0;
     let j = ((A % N) + N) % N;
     for (let t = 0; t < N; t++) {
       const v = src[j];
       if (v < 0) negative -= v;
-      mass[t] = v > 0 ? v : 0;
+      if (t >= t0) mass[t - t0] = v > 0 ? v : 0;
       j = j + 1 === N ? 0 : j + 1;
     }
     const aliasMass = (A > minSum ? params.windowTail : 0) + (A + N - 1 < maxSum ? params.windowTail : 0);
@@ -415,7 +491,7 @@ export function composePlds(channels: readonly (readonly PldComponent[])[], para
     // u log2(N) times a small fraction (inputs have unit mass); the clipped
     // negative entries show its actual size and are charged as well.
     const roundingAllowance = N * Math.log2(N) * 2 ** -52 * 1e-2 + negative;
-    out.push({ gridStep: h, start: A, mass, infMass: -Math.expm1(logNoInf), aliasMass, roundingAllowance });
+    out.push({ gridStep: h, start: A + t0, mass, infMass: -Math.expm1(logNoInf), aliasMass, roundingAllowance });
   });
   return out;
 }

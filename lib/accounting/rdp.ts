@@ -3,7 +3,7 @@
  * Zhang 2019, "Renyi Differential Privacy of the Sampled Gaussian Mechanism",
  * section 3.3), for integer and fractional orders, computed in log space.
  */
-import { SignedLogSum, logAbsBinomial, logErfc, logSumExp } from './log_math';
+import { SignedLogSum, logAbsBinomial, logAdd, logErfc, logSumExp } from './log_math';
 
 /** The default Renyi orders: 1 + x/10 (x = 1..99), 11..63, 128, 256, 512, 1024. */
 export const DEFAULT_ORDERS: readonly number[] = Object.freeze([
@@ -36,9 +36,14 @@ function logAInteger(q: number, sigma: number, alpha: number): number {
  *   A0 = sum_i C(alpha,i) q^i (1-q)^(alpha-i) e^{(i^2-i)/(2s^2)} erfc((i - z0)/(sqrt2 s))/2
  *   A1 = sum_i C(alpha,i) q^(alpha-i) (1-q)^i e^{(j^2-j)/(2s^2)} erfc((z0 - j)/(sqrt2 s))/2, j = alpha - i,
  * and A = A0 + A1. The generalized binomials alternate in sign once i > alpha;
- * the signs are kept (no absolute values). Past i > alpha the summands
- * alternate with decreasing magnitude, so the truncation error is below the
- * first omitted term, which the stopping rule keeps under e^{threshold}.
+ * the signs are kept (no absolute values).
+ *
+ * Tail: past i > alpha the summands c_i = s0(i) + s1(i) alternate in sign with
+ * smoothly decaying magnitude f(i). After stopping at n, the remainder
+ * sum_{i > n} c_i is estimated by Boole's summation for alternating series,
+ * (-1)^N [f(N)/2 - f'(N)/4 + ...] with N = n + 1 and f' by a central
+ * difference, which leaves an error of order f'''(N)/48 (tiny), so the loop
+ * can stop once the summands are below ~e^-18 instead of ~e^-30.
  */
 function logAFractional(q: number, sigma: number, alpha: number): number {
   const logQ = Math.log(q);
@@ -46,33 +51,65 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
   const s2 = sigma * sigma;
   const z0 = s2 * Math.log(1 / q - 1) + 0.5;
   const invSqrt2S = 1 / (Math.SQRT2 * sigma);
-  const a0 = new SignedLogSum();
-  const a1 = new SignedLogSum();
-  // Stop once both summands are negligible next to A - 1 ~ q^2 (the part the RDP depends on).
-  const threshold = Math.min(-30, 2 * logQ - 25);
-  // Binomial by recurrence: |C(a,i)| = |C(a,i-1)| * |a - i + 1| / i, sign flips when a - i + 1 < 0.
+  const acc = new SignedLogSum();
+  // Summands are compared with A - 1 ~ q^2, the part the RDP depends on.
+  // Strict threshold: plain truncation of an alternating series with
+  // decreasing terms (error below the first omitted term).
+  const strict = Math.min(-30, 2 * logQ - 25);
+  // Relaxed threshold: used with the Boole tail correction once the summands
+  // decay smoothly (power law), past this index where both erfc factors are
+  // in their asymptotic regime.
+  const relaxed = Math.min(-18, 2 * logQ - 13);
+  const smoothFrom = Math.max(alpha, z0, alpha - z0) + 6 * sigma + 3;
+  // Binomial by recurrence: |C(a,i)| = |C(a,i-1)| * |a - i + 1| / i; the sign flips when a - i + 1 < 0.
   let logC = 0;
   let sign = 1;
-  for (let i = 0; i < 1_000_000; i++) {
-    if (i > 0) {
-      const f = alpha - i + 1;
-      logC += Math.log(Math.abs(f)) - Math.log(i);
-      if (f < 0) sign = -sign;
-    }
+  let i = 0;
+  const advance = () => {
+    i++;
+    const f = alpha - i + 1;
+    logC += Math.log(Math.abs(f)) - Math.log(i);
+    if (f < 0) sign = -sign;
+  };
+  // log f(i) = log |c_i| at the current i.
+  const logTerm = (): number => {
     const j = alpha - i;
     const logE0 = -Math.LN2 + logErfc((i - z0) * invSqrt2S);
     const logE1 = -Math.LN2 + logErfc((z0 - j) * invSqrt2S);
-    const logS0 = logC + i * logQ + j * log1mQ + ((i * i - i) / 2) / s2 + logE0;
-    const logS1 = logC + j * logQ + i * log1mQ + ((j * j - j) / 2) / s2 + logE1;
-    a0.add(sign, logS0);
-    a1.add(sign, logS1);
-    if (i > alpha + 1 && Math.max(logS0, logS1) < threshold) break;
+    const logS0 = logC + i * logQ + j * log1mQ + (i * i - i) / (2 * s2) + logE0;
+    const logS1 = logC + j * logQ + i * log1mQ + (j * j - j) / (2 * s2) + logE1;
+    return logAdd(logS0, logS1);
+  };
+  let lastLogF = logTerm();
+  acc.add(sign, lastLogF);
+  let boole = false;
+  for (;;) {
+    if (i > alpha + 1 && lastLogF < strict) break;
+    if (i > smoothFrom && lastLogF < relaxed) {
+      boole = true;
+      break;
+    }
+    if (i > 5_000_000) throw new Error(`internal: RDP series did not converge (q=${q}, z=${sigma}, alpha=${alpha})`);
+    advance();
+    lastLogF = logTerm();
+    acc.add(sign, lastLogF);
   }
-  const total = new SignedLogSum();
-  total.add(a0.sign, a0.logAbs);
-  total.add(a1.sign, a1.logAbs);
-  if (total.sign <= 0) throw new Error(`internal: non-positive A_alpha at alpha=${alpha}`);
-  return total.logAbs;
+  if (!boole) {
+    if (acc.sign <= 0) throw new Error(`internal: non-positive A_alpha at alpha=${alpha}`);
+    return acc.logAbs;
+  }
+  // Boole correction with N = i + 1: f(N)/2 - (f(N+1) - f(N-1))/8, with the sign of c_N.
+  const fPrev = Math.exp(lastLogF);
+  advance();
+  const signN = sign;
+  const fN = Math.exp(logTerm());
+  advance();
+  const fNext = Math.exp(logTerm());
+  const correction = fN / 2 - (fNext - fPrev) / 8;
+  if (correction > 0) acc.add(signN, Math.log(correction));
+  else if (correction < 0) acc.add(-signN, Math.log(-correction));
+  if (acc.sign <= 0) throw new Error(`internal: non-positive A_alpha at alpha=${alpha}`);
+  return acc.logAbs;
 }
 
 /**

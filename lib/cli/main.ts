@@ -4,9 +4,9 @@
  * Each subcommand lives in its own file and registers itself here.
  */
 import { Command } from 'commander';
+import { registerTrainCommand } from './train';
 import { registerEpsilonCommand } from './epsilon';
 import { registerNoiseCommand } from './noise';
-import { registerTrainCommand } from './train';
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
@@ -14,9 +14,9 @@ export function buildProgram(): Command {
   program
     .name('dp-lora')
     .description('Differentially private LoRA fine-tuning, privacy accounting and noise calibration');
+  registerTrainCommand(program);
   registerEpsilonCommand(program);
   registerNoiseCommand(program);
-  registerTrainCommand(program);
   return program;
 }
 

@@ -18,7 +18,7 @@ import { Adam } from '../optim/adam';
 import { PrivacyEngine } from '../privacy/privacy_engine';
 import type { PrivacyEngineState } from '../privacy/privacy_engine';
 import { PrivacyBudgetExceededError } from '../privacy/errors';
-import { getNoiseMultiplier } from '../accounting';
+import { accountantFromJSON } from '../accounting';
 import { atomicWriteFile } from '../io/atomic';
 import { saveCheckpoint, loadCheckpoint, hasCheckpoint } from '../io/checkpoint';
 import { saveAdapter, PrivacyReport } from '../io/peft_adapter';
@@ -36,9 +36,15 @@ import {
   trainNonPrivate,
   adapterOf,
   pretrainEpochs,
+  loadBaseWeights,
+  saveBaseWeights,
 } from './train_model';
 import { defaultDelta, OptionError, positiveInt, RawTrainOptions, resolveTrainConfig, TrainConfig } from './train_options';
 import { extractTensors, restoreTensors } from './train_state';
+import { FEATURIZER_VERSION } from '../data/featurize';
+
+/** The frozen base model of a run, saved in --out so that the adapter can be used and resumed. */
+export const BASE_FILE = 'base_model.safetensors';
 
 /** The machine-readable result (also written by --json). */
 export interface TrainResult {
@@ -101,14 +107,14 @@ export interface TrainIo {
   print?: (text: string) => void;
 }
 
-const LORA_SEED = 4242;
-/** Relative margin below --epsilon used when calibrating the noise multiplier. */
-const CALIBRATION_MARGIN = 1e-6;
+/** Seed of the LoRA A initialization (public randomness, the same in every mode). */
+export const LORA_SEED = 4242;
 const BASELINE_SEED = 99;
 /** The non-private LoRA reference: Adam lr 5e-3, batches of 64, >= epochs and >= 300 steps. */
 const BASELINE = { lr: 5e-3, batchSize: 64, minSteps: 300 };
 
 interface RunMemo {
+  featurizer: string;
   config: TrainConfig;
   baseAccuracy: number;
   nonPrivateAccuracy: number | null;
@@ -147,11 +153,12 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   if (io.resume) {
     const ckRoot = path.join(io.resume, 'checkpoints');
     if (!hasCheckpoint(ckRoot)) throw new OptionError(`--resume ${io.resume}: no checkpoint found in ${ckRoot}`);
-    const ck = loadCheckpoint(ckRoot);
+    // The ledger must parse as an accountant ledger, else the checkpoint is refused.
+    const ck = loadCheckpoint(ckRoot, { validateLedger: (l) => void accountantFromJSON(l as Parameters<typeof accountantFromJSON>[0]) });
     const memo = ck.state.run as unknown as RunMemo;
     if (!memo || typeof memo !== 'object' || !memo.config) throw new OptionError(`--resume ${io.resume}: the checkpoint has no run configuration`);
     const engineState = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
-    engineState.accountant = ck.state.ledger;
+    engineState.accountant = ck.state.ledger as PrivacyEngineState['accountant'];
     resumed = { engine: engineState, memo };
     if (outDir && path.resolve(outDir) !== path.resolve(io.resume)) throw new OptionError('--resume continues a run in its own directory; drop --out or give the same directory');
     outDir = io.resume;
@@ -182,7 +189,16 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   let base: BaseWeights;
   let baseCached = false;
   let baseSource: RunMemo['baseSource'];
-  if (task.public) {
+  if (resumed && resumed.memo.featurizer !== FEATURIZER_VERSION) {
+    throw new OptionError(`--resume: the run used featurizer ${resumed.memo.featurizer}, this dp-lora has ${FEATURIZER_VERSION}`);
+  }
+  const savedBase = outDir ? path.join(outDir, BASE_FILE) : undefined;
+  if (resumed && savedBase && fs.existsSync(savedBase)) {
+    // A resumed run continues on exactly the base it started from.
+    base = loadBaseWeights(savedBase, shape);
+    baseSource = resumed.memo.baseSource;
+    log(`base model loaded from ${savedBase}`);
+  } else if (task.public) {
     const dataId = cfg.data ? `user:${path.basename(cfg.publicData ?? '')}` : `spam:${cfg.limit ?? 'all'}`;
     const r = pretrainedBase(shape, task.public, dataId, log);
     base = r.base;
@@ -211,24 +227,16 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   const model = loraModel(base, loraSettings(cfg));
   const engine = new PrivacyEngine();
   const plannedSteps = Math.ceil((cfg.epochs * N) / cfg.batchSize);
-  // Calibrate z for a target a hair below the budget (relative 1e-6) so that floating-point
-  // differences between the calibration and the step-by-step ledger can never refuse the last
-  // planned step; the hard budget itself stays exactly --epsilon.
-  const noiseMultiplier = getNoiseMultiplier({
-    targetEpsilon: cfg.targetEpsilon * (1 - CALIBRATION_MARGIN),
-    targetDelta: delta,
-    sampleRate: cfg.batchSize / N,
-    steps: plannedSteps,
-    accountant: cfg.accountant,
-  });
-  const { optimizer } = engine.makePrivate({
+  // The engine calibrates z so that exactly the planned steps spend at most --epsilon (same
+  // formula for the steps), and verifies every step against that hard budget.
+  const { optimizer } = engine.makePrivateWithEpsilon({
     model,
     optimizer: new Adam(model.trainableParameters(), { lr: cfg.lr }),
     dataset: N,
     batchSize: cfg.batchSize,
-    noiseMultiplier,
     targetEpsilon: cfg.targetEpsilon,
-    delta,
+    targetDelta: delta,
+    epochs: cfg.epochs,
     maxGradNorm: cfg.clip,
     maxPhysicalBatchSize: cfg.physicalBatchSize,
     accountant: cfg.accountant,
@@ -242,7 +250,12 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
       `noise multiplier ${pc.noiseMultiplier.toPrecision(4)}, clip ${cfg.clip}, target eps ${cfg.targetEpsilon} at delta ${delta.toExponential(2)} (${cfg.accountant})`,
   );
 
+  if (savedBase && !fs.existsSync(savedBase)) {
+    fs.mkdirSync(outDir!, { recursive: true });
+    saveBaseWeights(savedBase, base, { source: baseSource });
+  }
   const memoBase = {
+    featurizer: FEATURIZER_VERSION,
     config: cfg,
     baseAccuracy,
     nonPrivateAccuracy,
@@ -261,6 +274,7 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     saveCheckpoint(ckRoot, { step: st.step, ledger: accountant, engine: engineJson, run: memo as unknown as Record<string, unknown> }, tensors);
   };
 
+  engine.remainingSteps(); // first budget verification (accountant work) before the clock starts
   const showBar = io.progress ?? (!!process.stdout.isTTY && !!process.stderr.isTTY);
   const bar = showBar
     ? new cliProgress.SingleBar(
@@ -274,13 +288,23 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     : null;
   bar?.start(plannedSteps, engine.steps, { loss: '-', eps: engine.getEpsilon().toFixed(3), rate: '-' });
   let stoppedByBudget = false;
-  let lastEpsAt = 0;
+  let lastEpsAt = Date.now();
+  let epsCostMs = 0;
   let lossEma = NaN;
   const tTrain = Date.now();
   const samplesAtStart = samplesSeen;
   const stepLimit = io.maxSteps !== undefined ? Math.min(plannedSteps, engine.steps + io.maxSteps) : plannedSteps;
+  // Ctrl-C: finish the current step, then checkpoint and report (resume later with --resume).
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log('\ninterrupted: finishing the current step, then saving (Ctrl-C again to abort without saving)');
+  };
+  process.on('SIGINT', onSigint);
   try {
-    while (engine.steps < stepLimit) {
+    while (engine.steps < stepLimit && !interrupted) {
+      await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) through between steps
       let batch;
       try {
         batch = engine.nextBatch();
@@ -313,9 +337,12 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
           loss: Number.isNaN(lossEma) ? '-' : lossEma.toFixed(4),
           rate: ((samplesSeen - samplesAtStart) / Math.max(1e-3, (now - tTrain) / 1000)).toFixed(0),
         };
-        if (now - lastEpsAt > 1000 || engine.steps === plannedSteps) {
+        // epsilon for display: at most every max(1 s, 5x its own cost) (PLD is not free)
+        if (now - lastEpsAt > Math.max(1000, 5 * epsCostMs)) {
+          const t = Date.now();
           payload.eps = engine.getEpsilon().toFixed(3);
-          lastEpsAt = now;
+          epsCostMs = Date.now() - t;
+          lastEpsAt = Date.now();
         }
         bar.update(engine.steps, payload);
       }
@@ -326,9 +353,13 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
       }
     }
   } finally {
-    bar?.stop();
+    process.removeListener('SIGINT', onSigint);
+    trainSeconds += (Date.now() - tTrain) / 1000;
+    if (bar) {
+      bar.update(engine.steps, { eps: engine.getEpsilon().toFixed(3) });
+      bar.stop();
+    }
   }
-  trainSeconds += (Date.now() - tTrain) / 1000;
   const epsilon = engine.getEpsilon();
   const privateAccuracy = accuracy(model, task.heldout, dim);
 
@@ -412,7 +443,7 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
       ['noise multiplier', pc.noiseMultiplier.toPrecision(4)],
       ['clipping norm', String(pc.maxGradNorm)],
       ['sampling', `Poisson, q = ${pc.sampleRate.toPrecision(4)} (expected batch ${pc.expectedBatchSize} of ${N})`],
-      ['steps', `${engine.steps} of ${plannedSteps}${stoppedByBudget ? ' (stopped: budget exhausted)' : engine.steps < plannedSteps ? ' (stopped by --max-steps; continue with --resume)' : ''}`],
+      ['steps', `${engine.steps} of ${plannedSteps}${stoppedByBudget ? ' (stopped: budget exhausted)' : engine.steps < plannedSteps ? ' (stopped early; continue with --resume)' : ''}`],
       ['randomness', reproducible ? 'FIXED SEED (reproducible, not secure if the seed is known)' : 'OS entropy (secure)'],
     ]),
     '',
@@ -445,10 +476,10 @@ export function registerTrainCommand(program: Command): void {
     .option('--physical-batch-size <n>', 'largest micro-batch run at once (memory only; default 256)')
     .option('--rank <r>', 'LoRA rank (default 8)')
     .option('--alpha <a>', 'LoRA alpha; scaling alpha/rank (default 2*rank)')
-    .addOption(new Option('--method <m>', 'ffa (A frozen, train B) or vanilla (train A and B)').choices(['ffa', 'vanilla']))
+    .addOption(new Option('--method <m>', 'ffa (A frozen, train B) or vanilla (train A and B); default vanilla').choices(['ffa', 'vanilla']))
     .option('--lr <lr>', 'Adam learning rate of the private training (default 0.01)')
     .option('--clip <C>', 'per-sample gradient clipping norm (default 1)')
-    .addOption(new Option('--accountant <a>', 'privacy accountant').choices(['pld', 'rdp']))
+    .addOption(new Option('--accountant <a>', 'privacy accountant (default pld)').choices(['pld', 'rdp']))
     .option('--hidden <n>', 'hidden width of the base MLP (default 256)')
     .option('--dim <n>', 'hashed feature dimension (default 4096)')
     .option('--data <file>', 'your labelled data (.jsonl or .csv) instead of the built-in task')

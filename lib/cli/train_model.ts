@@ -223,14 +223,7 @@ export function pretrainedBase(shape: MlpShape, publicPart: DataPart, dataId: st
   const file = path.join(cacheDir(), `base-${key}.safetensors`);
   if (fs.existsSync(file)) {
     try {
-      const st = readSafetensors(file);
-      const tensors: Record<string, Float32Array> = {};
-      for (const k of BASE_KEYS) {
-        const t = st.tensors.get(k);
-        if (!t || !(t.data instanceof Float32Array)) throw new Error(`missing ${k}`);
-        tensors[k] = t.data;
-      }
-      return { base: { shape, tensors }, cached: true, file };
+      return { base: loadBaseWeights(file, shape), cached: true, file };
     } catch (e) {
       log(`ignoring unreadable cached base ${file}: ${(e as Error).message}`);
     }
@@ -244,11 +237,34 @@ export function pretrainedBase(shape: MlpShape, publicPart: DataPart, dataId: st
   const out: BaseWeights = { shape, tensors };
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    writeSafetensors(file, Object.fromEntries(BASE_KEYS.map((k) => [k, { data: tensors[k], shape: shapeOf(k, shape) }])), { dplora: 'base-mlp', key });
+    saveBaseWeights(file, out, { key });
   } catch (e) {
     log(`could not cache the base model in ${path.dirname(file)}: ${(e as Error).message}`);
   }
   return { base: out, cached: false, file };
+}
+
+/** Writes base weights as a safetensors file (atomic). */
+export function saveBaseWeights(file: string, base: BaseWeights, metadata: Record<string, string> = {}): void {
+  writeSafetensors(
+    file,
+    Object.fromEntries(BASE_KEYS.map((k) => [k, { data: base.tensors[k], shape: shapeOf(k, base.shape) }])),
+    { dplora: 'base-mlp', shape: JSON.stringify(base.shape), ...metadata },
+  );
+}
+
+/** Reads base weights written by {@link saveBaseWeights}, checking every shape. */
+export function loadBaseWeights(file: string, shape: MlpShape): BaseWeights {
+  const st = readSafetensors(file);
+  const tensors: Record<string, Float32Array> = {};
+  for (const k of BASE_KEYS) {
+    const t = st.tensors.get(k);
+    if (!t || !(t.data instanceof Float32Array)) throw new Error(`${file}: missing F32 tensor ${k}`);
+    const want = shapeOf(k, shape);
+    if (JSON.stringify(t.shape) !== JSON.stringify(want)) throw new Error(`${file}: ${k} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(want)}`);
+    tensors[k] = t.data;
+  }
+  return { shape, tensors };
 }
 
 function shapeOf(key: string, s: MlpShape): number[] {

@@ -27,6 +27,11 @@ export const DEFAULT_FEATURIZER: FeaturizerConfig = { dim: 4096, stripHeaders: t
 /** Version tag of the feature definition: bump when the hashing changes. */
 export const FEATURIZER_VERSION = 'hash-v1';
 
+// Module-level aliases: under jest (vm contexts) every global lookup in a hot loop is slow.
+const imul = Math.imul;
+const log1p = Math.log1p;
+const sqrt = Math.sqrt;
+
 const SEED_WORD = 0x9e3779b1;
 const SEED_BIGRAM = 0x85ebca77;
 const SEED_SUBJECT = 0xc2b2ae3d;
@@ -36,9 +41,9 @@ const SEED_CHAR5 = 0x165667b1;
 /** 32-bit finalizer (murmur3 fmix32). */
 function fmix(h: number): number {
   h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
+  h = imul(h, 0x85ebca6b);
   h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
+  h = imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
 }
@@ -80,7 +85,7 @@ function addCounts(text: string, counts: Float32Array, dim: number, wordSeed: nu
   const endWord = () => {
     const h = fmix(wordHash ^ wordSeed);
     counts[bucket(h)] += 1;
-    if (havePrev) counts[bucket(fmix(Math.imul(prevWord, 31) ^ h ^ SEED_BIGRAM))] += 1;
+    if (havePrev) counts[bucket(fmix(imul(prevWord, 31) ^ h ^ SEED_BIGRAM))] += 1;
     prevWord = h;
     havePrev = true;
     inWord = false;
@@ -94,12 +99,12 @@ function addCounts(text: string, counts: Float32Array, dim: number, wordSeed: nu
         inWord = true;
         wordHash = 0x811c9dc5;
       }
-      wordHash = Math.imul(wordHash ^ c, 0x01000193);
+      wordHash = imul(wordHash ^ c, 0x01000193);
     } else {
       if (inWord) endWord();
       if (c === 36 || c === 33) {
         // '$' and '!' are words of their own
-        wordHash = Math.imul(0x811c9dc5 ^ c, 0x01000193);
+        wordHash = imul(0x811c9dc5 ^ c, 0x01000193);
         inWord = true;
         endWord();
       }
@@ -115,9 +120,9 @@ function addCounts(text: string, counts: Float32Array, dim: number, wordSeed: nu
     }
     lastWasSpace = nc === 32;
     nChars++;
-    if (nChars >= 3) counts[bucket(fmix(((c2 << 16) ^ (c1 << 8) ^ nc ^ Math.imul(c2 ^ c1, 0x2c1b3c6d)) + SEED_CHAR3))] += 1;
+    if (nChars >= 3) counts[bucket(fmix(((c2 << 16) ^ (c1 << 8) ^ nc ^ imul(c2 ^ c1, 0x2c1b3c6d)) + SEED_CHAR3))] += 1;
     if (nChars >= 5) {
-      const h5 = Math.imul(Math.imul(Math.imul(Math.imul(c4 + SEED_CHAR5, 0x01000193) ^ c3, 0x01000193) ^ c2, 0x01000193) ^ c1, 0x01000193) ^ nc;
+      const h5 = imul(imul(imul(imul(c4 + SEED_CHAR5, 0x01000193) ^ c3, 0x01000193) ^ c2, 0x01000193) ^ c1, 0x01000193) ^ nc;
       counts[bucket(fmix(h5))] += 1;
     }
     c4 = c3;
@@ -145,13 +150,13 @@ export function featurizeInto(text: string, out: Float32Array, config: Featurize
   for (let j = 0; j < dim; j++) {
     const v = out[j];
     if (v !== 0) {
-      const t = Math.log1p(v);
+      const t = log1p(v);
       out[j] = t;
       ss += t * t;
     }
   }
   if (ss > 0) {
-    const inv = 1 / Math.sqrt(ss);
+    const inv = 1 / sqrt(ss);
     for (let j = 0; j < dim; j++) out[j] *= inv;
   }
 }

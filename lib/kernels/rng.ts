@@ -230,8 +230,12 @@ export class Rng {
     try {
       if (Object.prototype.toString.call(buf) !== '[object Float32Array]') throw new TypeError('buf must be a Float32Array');
       checkStd(std);
-      const pos = this.reserve(gaussianF32Words(buf.length));
-      return addon().rngAddGaussianAsync(this.key, this.nonce, pos, buf, std);
+      const words = gaussianF32Words(buf.length);
+      if (this.position + words >= U64_LIMIT) throw new RangeError('the random stream is exhausted (position would pass 2^64)');
+      // The addon validates synchronously before queuing: reserve only once it accepted.
+      const p = addon().rngAddGaussianAsync(this.key, this.nonce, this.position, buf, std);
+      this.reserve(words);
+      return p;
     } catch (e) {
       return Promise.reject(e);
     }
@@ -283,6 +287,14 @@ export class Rng {
     rng.nonce.set(nonce);
     rng.position = position;
     return rng;
+  }
+
+  /** @internal Runs `fn` on the stream at the current position; advances to the position it returns. */
+  static useStream<R>(rng: Rng, fn: (key: Uint8Array, nonce: Uint8Array, position: bigint) => { result: R; next: bigint }): R {
+    if (!(rng instanceof Rng)) throw new TypeError('rng must be an Rng');
+    const { result, next } = fn(rng.key, rng.nonce, rng.position);
+    rng.reserve(next - rng.position);
+    return result;
   }
 
   private gaussianWords(out: unknown, name: string): bigint {

@@ -11,11 +11,21 @@
 namespace dplora_binding {
 namespace {
 
+// First byte of a typed array's elements (works for SharedArrayBuffer too).
+const uint8_t *Bytes(const Napi::TypedArray &x) {
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void *data = nullptr;
+  napi_value buffer;
+  if (napi_get_typedarray_info(x.Env(), x, &type, &length, &data, &buffer, &offset) != napi_ok) return nullptr;
+  return static_cast<const uint8_t *>(data);  // already includes the byte offset
+}
+
 // True if the byte ranges of two typed arrays intersect.
 bool Overlaps(const Napi::TypedArray &x, const Napi::TypedArray &y) {
-  const uint8_t *xb = static_cast<const uint8_t *>(x.ArrayBuffer().Data()) + x.ByteOffset();
-  const uint8_t *yb = static_cast<const uint8_t *>(y.ArrayBuffer().Data()) + y.ByteOffset();
   if (x.ByteLength() == 0 || y.ByteLength() == 0) return false;
+  const uint8_t *xb = Bytes(x), *yb = Bytes(y);
+  if (xb == nullptr || yb == nullptr) return false;
   return xb < yb + y.ByteLength() && yb < xb + x.ByteLength();
 }
 
@@ -91,6 +101,11 @@ SgemmArgs ParseSgemm(const Napi::CallbackInfo &info) {
   s.lda = ld("lda", wa);
   s.ldb = ld("ldb", wb);
   s.ldc = ld("ldc", s.n);
+  // Re-read the arrays: a getter above may have detached or shrunk one, and
+  // the wrappers cache length and data pointer.
+  s.a = F32(env, Arg(info, 0), "a");
+  s.b = F32(env, Arg(info, 1), "b");
+  s.c = F32(env, Arg(info, 2), "c");
   CheckAtLeast(env, s.a, Span(env, ra, wa, s.lda, "a"), "a");
   CheckAtLeast(env, s.b, Span(env, rb, wb, s.ldb, "b"), "b");
   CheckAtLeast(env, s.c, Span(env, s.m, s.n, s.ldc, "c"), "c");
@@ -173,6 +188,8 @@ NormArgs ParseNorms(const Napi::CallbackInfo &info) {
   n.g = F32(env, Arg(info, 1), "g");
   n.s = ParseShape(env, Arg(info, 2));
   n.method = ParseMethod(env, Arg(info, 2).As<Napi::Object>());
+  n.a = F32(env, Arg(info, 0), "a");  // re-read after the getters (see ParseSgemm)
+  n.g = F32(env, Arg(info, 1), "g");
   CheckActivations(env, n.s, n.a, n.g);
   Napi::Value out = Arg(info, 3);
   if (out.IsUndefined()) {
@@ -223,8 +240,19 @@ SumArgs ParseSum(const Napi::CallbackInfo &info) {
   r.a = F32(env, Arg(info, 0), "a");
   r.g = F32(env, Arg(info, 1), "g");
   r.s = ParseShape(env, Arg(info, 2));
-  CheckActivations(env, r.s, r.a, r.g);
   r.factors = F32(env, Arg(info, 3), "factors");
+  // Every JS getter (shape, opts) runs before any length is checked and the
+  // arrays are re-read after them, so a getter cannot shrink or detach an
+  // array behind a check.
+  r.accumulate = false;
+  Napi::Value opts = Arg(info, 5);
+  if (!opts.IsUndefined()) {
+    r.accumulate = OptBool(env, Obj(env, opts, "opts"), "accumulate", false);
+  }
+  r.a = F32(env, Arg(info, 0), "a");  // re-read after the getters (see ParseSgemm)
+  r.g = F32(env, Arg(info, 1), "g");
+  r.factors = F32(env, Arg(info, 3), "factors");
+  CheckActivations(env, r.s, r.a, r.g);
   CheckLength(env, r.factors, r.s.batch, "factors");
   const float *f = r.factors.Data();
   for (int64_t i = 0; i < r.s.batch; ++i) {
@@ -232,11 +260,6 @@ SumArgs ParseSum(const Napi::CallbackInfo &info) {
   }
   const int64_t n_out = MulSize(env, r.s.out_dim, r.s.in_dim, "shape");
   Napi::Value out = Arg(info, 4);
-  r.accumulate = false;
-  Napi::Value opts = Arg(info, 5);
-  if (!opts.IsUndefined()) {
-    r.accumulate = OptBool(env, Obj(env, opts, "opts"), "accumulate", false);
-  }
   if (out.IsUndefined()) {
     if (r.accumulate) ThrowType(env, "out is required when accumulate is true");
     r.out = Napi::Float32Array::New(env, static_cast<size_t>(n_out));

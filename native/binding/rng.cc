@@ -1,8 +1,10 @@
 // Glue for the rng kernels.  The stream state (key, nonce, position) lives
 // in JavaScript (lib/kernels/rng.ts); these functions are stateless and take
 // the position as a BigInt.
+#include <cfloat>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "args.h"
 #include "register.h"
@@ -61,6 +63,11 @@ double StdArg(Napi::Env env, Napi::Value v) {
   return sd;
 }
 
+// Single-precision paths scale by float(std): it must not round to infinity.
+void CheckStdF32(Napi::Env env, double sd) {
+  if (sd > double(FLT_MAX)) ThrowRange(env, "std must be <= 3.4028234663852886e38 (float32 range) for a Float32Array");
+}
+
 // (key, nonce, position, out: Float32Array | Float64Array, std, add)
 Napi::Value RngGaussian(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -81,6 +88,7 @@ Napi::Value RngGaussian(const Napi::CallbackInfo &info) {
     ThrowType(env, "out must be a Float32Array or Float64Array");
   }
   Napi::Float32Array out = ov.As<Napi::Float32Array>();
+  CheckStdF32(env, sd);
   CheckStatus(env, dplora_rng_gaussian_f32(key.Data(), nonce.Data(), pos, out.Data(),
                                            int64_t(out.ElementLength()), sd, add),
               "gaussian");
@@ -95,6 +103,7 @@ Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
   uint64_t pos = PositionArg(env, Arg(info, 2));
   Napi::Float32Array buf = F32(env, Arg(info, 3), "buf");
   double sd = StdArg(env, Arg(info, 4));
+  CheckStdF32(env, sd);
   struct Job {
     uint8_t key[32], nonce[12];
   };
@@ -112,6 +121,40 @@ Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
       [ref](Napi::Env) -> Napi::Value { return ref->Value(); }, {buf});
 }
 
+// (key, nonce, position, out: Int32Array | BigInt64Array, num, den) -> next position
+Napi::Value RngDiscreteGaussian(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
+  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
+  uint64_t pos = PositionArg(env, Arg(info, 2));
+  Napi::Value ov = Arg(info, 3);
+  uint64_t num = U64BigInt(env, Arg(info, 4), "sigmaSq.num");
+  uint64_t den = U64BigInt(env, Arg(info, 5), "sigmaSq.den");
+  if (num == 0 || den == 0) ThrowRange(env, "sigmaSq must be > 0");
+  if (ov.IsTypedArray() && ov.As<Napi::TypedArray>().TypedArrayType() == napi_bigint64_array) {
+    Napi::BigInt64Array out = ov.As<Napi::BigInt64Array>();
+    CheckStatus(env, dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, out.Data(),
+                                                  int64_t(out.ElementLength())),
+                "discreteGaussian");
+    return U64ToBigInt(env, pos);
+  }
+  if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowType(env, "out must be an Int32Array or BigInt64Array");
+  }
+  Napi::Int32Array out = ov.As<Napi::Int32Array>();
+  std::vector<int64_t> tmp(out.ElementLength());
+  CheckStatus(env, dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, tmp.data(),
+                                                int64_t(tmp.size())),
+              "discreteGaussian");
+  for (size_t i = 0; i < tmp.size(); ++i) {
+    if (tmp[i] < INT32_MIN || tmp[i] > INT32_MAX) {
+      ThrowRange(env, "discreteGaussian: a sample does not fit an Int32Array (use a BigInt64Array)");
+    }
+    out[i] = int32_t(tmp[i]);
+  }
+  return U64ToBigInt(env, pos);
+}
+
 }  // namespace
 
 void RegisterRng(Napi::Env env, Napi::Object exports) {
@@ -120,6 +163,7 @@ void RegisterRng(Napi::Env env, Napi::Object exports) {
   exports.Set("rngFillU32", Napi::Function::New(env, RngFillU32, "rngFillU32"));
   exports.Set("rngUniform", Napi::Function::New(env, RngUniform, "rngUniform"));
   exports.Set("rngGaussian", Napi::Function::New(env, RngGaussian, "rngGaussian"));
+  exports.Set("rngDiscreteGaussian", Napi::Function::New(env, RngDiscreteGaussian, "rngDiscreteGaussian"));
   exports.Set("rngAddGaussianAsync", Napi::Function::New(env, RngAddGaussianAsync, "rngAddGaussianAsync"));
 }
 

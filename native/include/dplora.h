@@ -71,6 +71,12 @@ typedef enum {
 /**
  * Squared Frobenius norm of G_i = sum_t g_{i,t} a_{i,t}^T for each sample i.
  * a: [batch, seq, in_dim], g: [batch, seq, out_dim], out: [batch] doubles.
+ * Products and sums are in double (direct and ghost agree to ~1e-13 of the
+ * bound even on cancelling tokens).  AUTO runs DIRECT when
+ * T*d*p <= T(T+1)/2*(d+p) (the multiply-adds of the two kernels), else GHOST.
+ * Samples are split over the pool; each sample is computed by one thread, so
+ * results do not depend on the thread count.  A NaN/Inf input makes that
+ * sample's norm non-finite.
  */
 int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch,
                         int64_t seq, int64_t in_dim, int64_t out_dim,
@@ -79,6 +85,8 @@ int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch,
 /**
  * out[out_dim, in_dim] (+)= sum_{i,t} factors_i g_{i,t} a_{i,t}^T as one
  * blocked matrix product.  accumulate != 0 adds to out, else overwrites.
+ * Samples whose factor is 0 (or not finite) are skipped entirely: NaN/Inf in
+ * their a or g rows never reaches out.
  */
 int dplora_clipped_sum(const float *a, const float *g, int64_t batch,
                        int64_t seq, int64_t in_dim, int64_t out_dim,
@@ -89,11 +97,19 @@ typedef struct {
   int64_t nonfinite; /* samples with NaN/Inf norm: factor 0 */
 } dplora_clip_stats;
 
-/** factors_i = min(1, C / (sqrt(norms_sq_i) + 1e-6)); non-finite -> 0. */
+/**
+ * factors_i = min(1, C / (sqrt(norms_sq_i) + 1e-6)), rounded toward zero to
+ * float; a NaN, infinite or negative norms_sq_i gives 0 (counted in
+ * stats->nonfinite).  stats may be null.  C must be finite and > 0.
+ */
 int dplora_clip_factors(const double *norms_sq, int64_t batch, double max_norm,
                         float *factors, dplora_clip_stats *stats);
 
-/** Clip each row of x[batch, dim] in place to L2 norm <= max_norm. */
+/**
+ * Clip each row of x[batch, dim] in place to L2 norm <= max_norm (norms in
+ * double); a row holding NaN/Inf is zeroed (factor 0, counted).  factors
+ * (length batch) and stats may be null.
+ */
 int dplora_clip_rows(float *x, int64_t batch, int64_t dim, double max_norm,
                      float *factors, dplora_clip_stats *stats);
 
@@ -128,7 +144,8 @@ double dplora_bench_fma_peak(int64_t iters, double *checksum);
  *   uniform_f64:       2n   (element i: words 2i, 2i+1)
  *   gaussian_f32:      16 * ceil(n / 16)  (see dplora_rng_gaussian_f32)
  *   gaussian_f64:      4 * ceil(n / 2)
- *   discrete_gaussian: variable; the function returns the new position.
+ *   discrete_gaussian: 2^26 * ceil(n / 64) (the function stores the new
+ *                      position).
  * A call whose words would pass position 2^64 - 1 returns DPLORA_EOVERFLOW.
  */
 
@@ -164,7 +181,7 @@ uint64_t dplora_rng_gaussian_f64_words(int64_t n);
  * theta = 2 pi w / 2^32.  add != 0 adds the noise to out in place
  * (out[i] = fma(z, (float) std, out[i])), else writes z * (float) std.
  * The result is bitwise identical on every ISA path and thread count.
- * std must be finite and >= 0.
+ * std must be finite, >= 0 and at most FLT_MAX.
  */
 int dplora_rng_gaussian_f32(const uint8_t key[32], const uint8_t nonce[12],
                             uint64_t position, float *out, int64_t n,
@@ -182,11 +199,13 @@ int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12],
 /**
  * Exact discrete Gaussian N_Z(0, sigma^2), sigma^2 = num / den > 0
  * (Canonne, Kamath and Steinke 2020, Algorithms 1-3), integer arithmetic
- * only.  Reads the stream sequentially from *position (bits are taken
- * most-significant first from each word; a partly used word is dropped at
- * the end of the call) and stores the next unused word position back.  An
- * intermediate that would not fit 128 bits, or a sample that does not fit
- * int64, gives DPLORA_EOVERFLOW (the output is then unspecified).
+ * only.  Samples come in groups of 64; group g reads the stream
+ * sequentially from its own region of 2^26 words starting at
+ * *position + g * 2^26, so groups run in parallel and the output does not
+ * depend on the thread count.  *position advances by ceil(n / 64) * 2^26.
+ * An intermediate that would not fit 128 bits, a sample that does not fit
+ * int64, or a group needing more than 2^26 words (expected: about 600)
+ * gives DPLORA_EOVERFLOW (the output is then unspecified, *position kept).
  */
 int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
                                  uint64_t *position, uint64_t sigma_sq_num,

@@ -32,29 +32,53 @@ BlocksFn active_blocks();
 // blocks and the scalar block function for partial ones (single thread).
 void words(const Stream &s, uint64_t pos, uint32_t *out, int64_t n, BlocksFn blocks);
 
+// Thrown by Reader when its word range (at most the 64-bit position space)
+// runs out.
+struct StreamExhausted {};
+
 // Sequential reader over the stream (integer only), used by the discrete
 // Gaussian sampler: whole words or bits, most significant bit first.
 class Reader {
  public:
-  Reader(const Stream &s, uint64_t pos) : s_(s), pos_(pos) {}
-  uint32_t word();
+  // Reads words [pos, limit); asking for the word at `limit` throws
+  // StreamExhausted (the default limit 2^64 - 1 is the end of the space).
+  Reader(const Stream &s, uint64_t pos, uint64_t limit = ~uint64_t(0))
+      : s_(s), pos_(pos), limit_(limit) {}
+  uint32_t word() {
+    if (pos_ >= limit_) throw StreamExhausted();
+    if (buf_at_ >= 16) refill();
+    ++pos_;
+    return buf_[buf_at_++];
+  }
   // The next `n` (1..64) bits as an integer.
-  uint64_t bits(int n);
-  uint64_t bit() { return bits(1); }
+  uint64_t bits(int n) {
+    if (n <= bitcount_) {  // fast path: inside the current word
+      bitcount_ -= n;
+      return (uint64_t(bitbuf_) >> bitcount_) & ((uint64_t(1) << n) - 1);
+    }
+    return bits_slow(n);
+  }
+  uint32_t bit() {
+    if (bitcount_ == 0) {
+      bitbuf_ = word();
+      bitcount_ = 32;
+    }
+    --bitcount_;
+    return (bitbuf_ >> bitcount_) & 1u;
+  }
   // Position of the next word not yet (even partly) used.
   uint64_t position() const { return pos_; }
-  // True when position would pass 2^64 - 1.
-  bool exhausted() const { return exhausted_; }
 
  private:
   void refill();
+  uint64_t bits_slow(int n);
   const Stream &s_;
-  uint64_t pos_;            // next word to fetch from the stream
+  uint64_t pos_;            // next word to hand out
+  uint64_t limit_;          // first word not available
   uint32_t buf_[16];
-  int buf_len_ = 0, buf_at_ = 0;
-  uint64_t bitbuf_ = 0;     // pending bits, most significant first
+  int buf_at_ = 16;         // index in buf_ of the word at pos_
+  uint32_t bitbuf_ = 0;     // current word, its low `bitcount_` bits unused
   int bitcount_ = 0;
-  bool exhausted_ = false;
 };
 
 }  // namespace chacha

@@ -16,6 +16,18 @@ namespace dplora {
 namespace linalg {
 namespace {
 
+// Per-thread scratch for the direct kernels, grown on demand (a fresh
+// allocation per call would pay page faults on every first touch).
+double *scratch(size_t n) {
+  thread_local std::unique_ptr<double[]> buf;
+  thread_local size_t cap = 0;
+  if (n > cap) {
+    buf.reset(new (std::nothrow) double[n]);
+    cap = buf ? n : 0;
+  }
+  return buf.get();
+}
+
 bool mul_ok(int64_t x, int64_t y, int64_t *r) { return !__builtin_mul_overflow(x, y, r); }
 
 double bound_sample(const LinalgKernels &K, const float *a, const float *g, int64_t T, int64_t d,
@@ -65,10 +77,10 @@ extern "C" int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch
   const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(1.0e5 / std::max(cost, 1.0)));
   std::atomic<bool> ok{true};
   dplora::parallel_for(batch, grain, [&](int64_t b0, int64_t b1) {
-    std::unique_ptr<double[]> gbuf;
+    double *gbuf = nullptr;
     if (T > 1 && method == DPLORA_NORM_DIRECT) {
-      gbuf.reset(new (std::nothrow) double[static_cast<size_t>(T) * 8]);
-      if (!gbuf) {
+      gbuf = scratch(static_cast<size_t>(kNormScratch(T, std::max(d, p))));
+      if (gbuf == nullptr) {
         ok = false;
         return;
       }
@@ -81,9 +93,12 @@ extern "C" int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch
       } else if (T == 1) {
         v = K.sumsq(ai, d) * K.sumsq(gi, p);
       } else if (method == DPLORA_NORM_DIRECT) {
-        v = K.direct(ai, gi, T, d, p, gbuf.get());
+        // ||g^T a|| = ||a^T g||: vectorize over the wider of the two.
+        const bool swap = p > d;
+        const float *pf = i + 1 < b1 ? (swap ? gi + T * p : ai + T * d) : nullptr;
+        v = swap ? K.direct(gi, ai, T, p, d, gbuf, pf, T * p) : K.direct(ai, gi, T, d, p, gbuf, pf, T * d);
       } else {
-        v = K.ghost(ai, gi, T, d, p, nullptr);
+        v = K.ghost(ai, gi, T, d, p, nullptr, nullptr, 0);
       }
       out[i] = v;
     }

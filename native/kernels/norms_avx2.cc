@@ -30,12 +30,13 @@ inline __m128i lane_mask4(int64_t n) {
 // times 8 columns of a starting at `a`; adds the squares to sq0/sq1.
 template <bool MASK>
 inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T, __m256i mask,
-                         __m256d &sq0, __m256d &sq1) {
+                         int64_t ahead, __m256d &sq0, __m256d &sq1) {
   __m256d r00 = _mm256_setzero_pd(), r01 = _mm256_setzero_pd();
   __m256d r10 = _mm256_setzero_pd(), r11 = _mm256_setzero_pd();
   __m256d r20 = _mm256_setzero_pd(), r21 = _mm256_setzero_pd();
   __m256d r30 = _mm256_setzero_pd(), r31 = _mm256_setzero_pd();
   for (int64_t t = 0; t < T; ++t) {
+    if (ahead) _mm_prefetch(reinterpret_cast<const char *>(a + t * d + ahead), _MM_HINT_T0);
     const __m256 av = MASK ? _mm256_maskload_ps(a + t * d, mask) : _mm256_loadu_ps(a + t * d);
     const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(av));
     const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(av, 1));
@@ -101,6 +102,76 @@ inline void dot_block(const float *const *tr, const float *const *sr, int64_t n,
   out[3][1] = hsum(a31);
 }
 
+// Narrow G (p <= 8, the LoRA case): a is streamed in blocks of 16 rows, all
+// 8-column blocks of a row block in turn, so memory is read almost
+// sequentially (16 row streams) instead of one column chunk at a time; the
+// partial G (p x d, double) lives in scratch, one 4 x 8 tile per j-block and
+// column block.  Same products and the same t order as the chunked loop.
+double direct_narrow(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *gbuf) {
+  constexpr int64_t TB = 16;
+  const int64_t nblk = (p + 3) / 4;
+  const int64_t ncb = (d + 7) / 8;
+  for (int64_t b = 0; b < nblk; ++b) g_block_to_double<4>(g, T, p, b * 4, gbuf + b * T * 4);
+  double *G = gbuf + T * 8;
+  for (int64_t x = 0; x < nblk * ncb * 32; ++x) G[x] = 0.0;
+  for (int64_t t0 = 0; t0 < T; t0 += TB) {
+    const int64_t t1 = std::min(T, t0 + TB);
+    for (int64_t cb = 0; cb < ncb; ++cb) {
+      const int64_t k = cb * 8;
+      const bool masked = k + 8 > d;
+      const __m256i mask = lane_mask8(d - k);
+      for (int64_t b = 0; b < nblk; ++b) {
+        double *tile = G + (b * ncb + cb) * 32;
+        __m256d r00 = _mm256_loadu_pd(tile), r01 = _mm256_loadu_pd(tile + 4);
+        __m256d r10 = _mm256_loadu_pd(tile + 8), r11 = _mm256_loadu_pd(tile + 12);
+        __m256d r20 = _mm256_loadu_pd(tile + 16), r21 = _mm256_loadu_pd(tile + 20);
+        __m256d r30 = _mm256_loadu_pd(tile + 24), r31 = _mm256_loadu_pd(tile + 28);
+        const double *gb = gbuf + b * T * 4;
+        // Hardware prefetchers do not keep up with 16 row streams: fetch the
+        // same line of the next row block into L2 (once per line, first
+        // j-block; past the last block that is the next sample's first rows,
+        // which follow in memory, and prefetches never fault).
+        const bool pf = b == 0 && (cb & 1) == 0;
+        for (int64_t t = t0; t < t1; ++t) {
+          const float *ar = a + t * d + k;
+          if (pf) _mm_prefetch(reinterpret_cast<const char *>(ar + TB * d), _MM_HINT_T1);
+          const __m256 av = masked ? _mm256_maskload_ps(ar, mask) : _mm256_loadu_ps(ar);
+          const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(av));
+          const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(av, 1));
+          const double *gr = gb + t * 4;
+          __m256d x = _mm256_broadcast_sd(gr + 0);
+          r00 = _mm256_fmadd_pd(x, lo, r00);
+          r01 = _mm256_fmadd_pd(x, hi, r01);
+          x = _mm256_broadcast_sd(gr + 1);
+          r10 = _mm256_fmadd_pd(x, lo, r10);
+          r11 = _mm256_fmadd_pd(x, hi, r11);
+          x = _mm256_broadcast_sd(gr + 2);
+          r20 = _mm256_fmadd_pd(x, lo, r20);
+          r21 = _mm256_fmadd_pd(x, hi, r21);
+          x = _mm256_broadcast_sd(gr + 3);
+          r30 = _mm256_fmadd_pd(x, lo, r30);
+          r31 = _mm256_fmadd_pd(x, hi, r31);
+        }
+        _mm256_storeu_pd(tile, r00);
+        _mm256_storeu_pd(tile + 4, r01);
+        _mm256_storeu_pd(tile + 8, r10);
+        _mm256_storeu_pd(tile + 12, r11);
+        _mm256_storeu_pd(tile + 16, r20);
+        _mm256_storeu_pd(tile + 20, r21);
+        _mm256_storeu_pd(tile + 24, r30);
+        _mm256_storeu_pd(tile + 28, r31);
+      }
+    }
+  }
+  __m256d sq0 = _mm256_setzero_pd(), sq1 = _mm256_setzero_pd();
+  for (int64_t x = 0; x < nblk * ncb * 32; x += 8) {
+    const __m256d u = _mm256_loadu_pd(G + x), v = _mm256_loadu_pd(G + x + 4);
+    sq0 = _mm256_fmadd_pd(u, u, sq0);
+    sq1 = _mm256_fmadd_pd(v, v, sq1);
+  }
+  return hsum(_mm256_add_pd(sq0, sq1));
+}
+
 }  // namespace
 
 double sumsq_avx2(const float *x, int64_t n) {
@@ -126,28 +197,20 @@ double sumsq_avx2(const float *x, int64_t n) {
 }
 
 double norm_direct_avx2(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
-                        double *gbuf) {
-  constexpr int R = 4, C = 8;
-  // a columns in chunks of about 64 KiB, reused for every 4 rows of G.
-  const int64_t chunk = std::max<int64_t>(C, (16384 / std::max<int64_t>(T, 1)) / C * C);
+                        double *gbuf, const float *pf, int64_t pf_n) {
+  if (p <= 8) return direct_narrow(a, g, T, d, p, gbuf);
   __m256d sq0 = _mm256_setzero_pd(), sq1 = _mm256_setzero_pd();
-  for (int64_t k0 = 0; k0 < d; k0 += chunk) {
-    const int64_t k1 = std::min(d, k0 + chunk);
-    for (int64_t j0 = 0; j0 < p; j0 += R) {
-      const int64_t rows = std::min<int64_t>(R, p - j0);
-      for (int64_t t = 0; t < T; ++t) {
-        const float *gr = g + t * p + j0;
-        for (int r = 0; r < R; ++r) gbuf[t * R + r] = r < rows ? static_cast<double>(gr[r]) : 0.0;
-      }
-      int64_t k = k0;
-      for (; k + C <= k1; k += C) direct_block<false>(a + k, d, gbuf, T, _mm256_setzero_si256(), sq0, sq1);
-      if (k < k1) direct_block<true>(a + k, d, gbuf, T, lane_mask8(k1 - k), sq0, sq1);
+  direct_norm_loop<4, 8>(a, g, T, d, p, gbuf, pf, pf_n, [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
+    if (cols == 8) {
+      direct_block<false>(ak, d, gb, T, _mm256_setzero_si256(), ahead, sq0, sq1);
+    } else {
+      direct_block<true>(ak, d, gb, T, lane_mask8(cols), ahead, sq0, sq1);
     }
-  }
+  });
   return hsum(_mm256_add_pd(sq0, sq1));
 }
 
-double norm_ghost_avx2(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *) {
+double norm_ghost_avx2(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *, const float *, int64_t) {
   double total = 0;
   for (int64_t t0 = 0; t0 < T; t0 += 4) {
     const float *ta[4], *tg[4];

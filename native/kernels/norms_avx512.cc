@@ -23,11 +23,12 @@ inline __mmask8 mask8(int64_t n) {
 // 8 rows of G (g columns pre-converted in gb[t*8+r]) times 16 columns of a.
 template <bool MASK>
 inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T, __mmask16 mask,
-                         __m512d &sq0, __m512d &sq1) {
+                         int64_t ahead, __m512d &sq0, __m512d &sq1) {
 #define DPL_DECL(r) __m512d acc##r##0 = _mm512_setzero_pd(), acc##r##1 = _mm512_setzero_pd();
   DPL_DECL(0) DPL_DECL(1) DPL_DECL(2) DPL_DECL(3) DPL_DECL(4) DPL_DECL(5) DPL_DECL(6) DPL_DECL(7)
 #undef DPL_DECL
   for (int64_t t = 0; t < T; ++t) {
+    if (ahead) _mm_prefetch(reinterpret_cast<const char *>(a + t * d + ahead), _MM_HINT_T0);
     const __m512 av = MASK ? _mm512_maskz_loadu_ps(mask, a + t * d) : _mm512_loadu_ps(a + t * d);
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(av));
     const __m512d hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(av, 1));
@@ -99,27 +100,19 @@ double sumsq_avx512(const float *x, int64_t n) {
 }
 
 double norm_direct_avx512(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
-                          double *gbuf) {
-  constexpr int R = 8, C = 16;
-  const int64_t chunk = std::max<int64_t>(C, (16384 / std::max<int64_t>(T, 1)) / C * C);
+                          double *gbuf, const float *pf, int64_t pf_n) {
   __m512d sq0 = _mm512_setzero_pd(), sq1 = _mm512_setzero_pd();
-  for (int64_t k0 = 0; k0 < d; k0 += chunk) {
-    const int64_t k1 = std::min(d, k0 + chunk);
-    for (int64_t j0 = 0; j0 < p; j0 += R) {
-      const int64_t rows = std::min<int64_t>(R, p - j0);
-      for (int64_t t = 0; t < T; ++t) {
-        const float *gr = g + t * p + j0;
-        for (int r = 0; r < R; ++r) gbuf[t * R + r] = r < rows ? static_cast<double>(gr[r]) : 0.0;
-      }
-      int64_t k = k0;
-      for (; k + C <= k1; k += C) direct_block<false>(a + k, d, gbuf, T, 0, sq0, sq1);
-      if (k < k1) direct_block<true>(a + k, d, gbuf, T, mask16(k1 - k), sq0, sq1);
+  direct_norm_loop<8, 16>(a, g, T, d, p, gbuf, pf, pf_n, [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
+    if (cols == 16) {
+      direct_block<false>(ak, d, gb, T, 0, ahead, sq0, sq1);
+    } else {
+      direct_block<true>(ak, d, gb, T, mask16(cols), ahead, sq0, sq1);
     }
-  }
+  });
   return _mm512_reduce_add_pd(_mm512_add_pd(sq0, sq1));
 }
 
-double norm_ghost_avx512(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *) {
+double norm_ghost_avx512(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *, const float *, int64_t) {
   double total = 0;
   for (int64_t t0 = 0; t0 < T; t0 += 4) {
     const float *ta[4], *tg[4];

@@ -20,38 +20,26 @@ double sumsq_scalar(const float *x, int64_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
-// ||g^T a||_F^2: G is formed in 4 x 4 double register blocks, the a columns
-// in cache-sized chunks, g's 4 rows converted to double once per chunk.
+// ||g^T a||_F^2: G is formed in 4 x 4 double register blocks.
 double norm_direct_scalar(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
-                          double *gbuf) {
+                          double *gbuf, const float *pf, int64_t pf_n) {
   constexpr int R = 4, C = 4;
-  const int64_t chunk = std::max<int64_t>(C, (16384 / std::max<int64_t>(T, 1)) / C * C);
   double sq = 0;
-  for (int64_t k0 = 0; k0 < d; k0 += chunk) {
-    const int64_t k1 = std::min(d, k0 + chunk);
-    for (int64_t j0 = 0; j0 < p; j0 += R) {
-      const int64_t rows = std::min<int64_t>(R, p - j0);
-      for (int64_t t = 0; t < T; ++t) {
-        for (int r = 0; r < R; ++r) gbuf[t * R + r] = r < rows ? static_cast<double>(g[t * p + j0 + r]) : 0.0;
-      }
-      for (int64_t k = k0; k < k1; k += C) {
-        const int64_t cols = std::min<int64_t>(C, k1 - k);
-        double acc[R][C] = {};
-        for (int64_t t = 0; t < T; ++t) {
-          const float *ar = a + t * d + k;
-          double av[C];
-          for (int q = 0; q < C; ++q) av[q] = q < cols ? static_cast<double>(ar[q]) : 0.0;
-          const double *gr = gbuf + t * R;
-          for (int r = 0; r < R; ++r) {
-            for (int q = 0; q < C; ++q) acc[r][q] += gr[r] * av[q];
-          }
-        }
-        for (int r = 0; r < R; ++r) {
-          for (int q = 0; q < C; ++q) sq += acc[r][q] * acc[r][q];
-        }
+  direct_norm_loop<R, C>(a, g, T, d, p, gbuf, pf, pf_n, [&](const float *ak, const double *gb, int64_t cols, int64_t) {
+    double acc[R][C] = {};
+    for (int64_t t = 0; t < T; ++t) {
+      const float *ar = ak + t * d;
+      double av[C];
+      for (int q = 0; q < C; ++q) av[q] = q < cols ? static_cast<double>(ar[q]) : 0.0;
+      const double *gr = gb + t * R;
+      for (int r = 0; r < R; ++r) {
+        for (int q = 0; q < C; ++q) acc[r][q] += gr[r] * av[q];
       }
     }
-  }
+    for (int r = 0; r < R; ++r) {
+      for (int q = 0; q < C; ++q) sq += acc[r][q] * acc[r][q];
+    }
+  });
   return sq;
 }
 
@@ -70,7 +58,7 @@ double dot_f64(const float *x, const float *y, int64_t n) {
 
 // <a a^T, g g^T> over the lower triangle (off-diagonal terms twice).
 double norm_ghost_scalar(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
-                         double *) {
+                         double *, const float *, int64_t) {
   double diag = 0, off = 0;
   for (int64_t t = 0; t < T; ++t) {
     const float *at = a + t * d, *gt = g + t * p;

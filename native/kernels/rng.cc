@@ -2,6 +2,7 @@
 // (split over the thread pool by element index, so the output never depends
 // on the thread count) and the ISA dispatch of the keystream and Gaussian.
 #include <cerrno>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 
@@ -131,7 +132,7 @@ uint64_t dplora_rng_gaussian_f64_words(int64_t n) {
 int dplora_rng_gaussian_f32(const uint8_t key[32], const uint8_t nonce[12], uint64_t position,
                             float *out, int64_t n, double std_dev, int add) {
   if (key == nullptr || nonce == nullptr || n < 0 || (out == nullptr && n > 0)) return DPLORA_EINVAL;
-  if (!std::isfinite(std_dev) || std_dev < 0) return DPLORA_EINVAL;
+  if (!std::isfinite(std_dev) || std_dev < 0 || std_dev > double(FLT_MAX)) return DPLORA_EINVAL;
   if (n > (int64_t(1) << 58) || !dplora::fits(position, dplora_rng_gaussian_f32_words(n))) {
     return DPLORA_EOVERFLOW;
   }

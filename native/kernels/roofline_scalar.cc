@@ -14,11 +14,15 @@ float read_probe_scalar(const float *x, int64_t n) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+// 32 independent multiply-add chains: the baseline compiler turns them into
+// SSE mulps/addps, as it does the portable SGEMM micro-kernel, so this is the
+// scalar path's compute roof.
 double fma_probe_scalar(int64_t iters) {
-  float acc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  float acc[32];
+  for (int q = 0; q < 32; ++q) acc[q] = static_cast<float>(q + 1);
   const float m = 0.9999f, add = 1e-3f;
   for (int64_t i = 0; i < iters; ++i) {
-    for (int q = 0; q < 8; ++q) acc[q] = acc[q] * m + add;
+    for (int q = 0; q < 32; ++q) acc[q] = acc[q] * m + add;
   }
   double s = 0;
   for (float v : acc) s += v;

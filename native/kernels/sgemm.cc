@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include "dplora.h"
@@ -18,17 +19,28 @@ namespace dplora {
 namespace linalg {
 namespace {
 
-struct AlignedBuf {
-  float *p = nullptr;
-  explicit AlignedBuf(size_t n) {
-    if (n > 0) p = static_cast<float *>(::operator new(n * sizeof(float), std::align_val_t(64), std::nothrow));
-  }
-  ~AlignedBuf() {
-    if (p) ::operator delete(p, std::align_val_t(64));
-  }
-  AlignedBuf(const AlignedBuf &) = delete;
-  AlignedBuf &operator=(const AlignedBuf &) = delete;
+// Packing buffers, kept per thread and grown on demand: a fresh allocation
+// per call would pay page faults on every first touch (pool threads live for
+// the whole process, so each holds at most one buffer pair).
+struct AlignedDelete {
+  void operator()(float *p) const { ::operator delete(p, std::align_val_t(64)); }
 };
+struct ThreadBuf {
+  std::unique_ptr<float, AlignedDelete> p;
+  size_t cap = 0;
+  float *get(size_t n) {
+    if (n > cap) {
+      p.reset();
+      cap = 0;
+      float *q = static_cast<float *>(::operator new(n * sizeof(float), std::align_val_t(64), std::nothrow));
+      if (q == nullptr) return nullptr;
+      p.reset(q);
+      cap = n;
+    }
+    return p.get();
+  }
+};
+thread_local ThreadBuf tls_abuf, tls_bbuf;
 
 struct Problem {
   const GemmKernel *kern;
@@ -57,14 +69,21 @@ void pack_a(const Problem &P, int64_t i0, int64_t mc, int64_t p0, int64_t kc, fl
     const int64_t rows = std::min<int64_t>(mr, mc - ip);
     const int64_t i = i0 + ip;
     if (!P.ta && P.kscale == nullptr) {
-      for (int64_t r = 0; r < rows; ++r) {
-        const float *src = P.a + (i + r) * P.lda + p0;
-        for (int64_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = src[kk];
+      const float *src[32];
+      for (int64_t r = 0; r < rows; ++r) src[r] = P.a + (i + r) * P.lda + p0;
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        for (int64_t r = 0; r < rows; ++r) dst[kk * mr + r] = src[r][kk];
       }
     } else if (P.ta && P.kscale == nullptr) {
       for (int64_t kk = 0; kk < kc; ++kk) {
         const float *src = P.a + (p0 + kk) * P.lda + i;
         for (int64_t r = 0; r < rows; ++r) dst[kk * mr + r] = src[r];
+      }
+    } else if (P.ta) {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const float s = P.kscale[p0 + kk];
+        const float *src = P.a + (p0 + kk) * P.lda + i;
+        for (int64_t r = 0; r < rows; ++r) dst[kk * mr + r] = s == 0.0f ? 0.0f : s * src[r];
       }
     } else {
       for (int64_t kk = 0; kk < kc; ++kk) {
@@ -89,11 +108,6 @@ void pack_b(const Problem &P, int64_t p0, int64_t kc, int64_t j0, int64_t nc, fl
     const int64_t j = j0 + jp;
     for (int64_t kk = 0; kk < kc; ++kk) {
       float *d = dst + kk * nr;
-      const bool drop = P.kscale != nullptr && P.kscale[p0 + kk] == 0.0f;
-      if (drop) {
-        for (int64_t q = 0; q < nr; ++q) d[q] = 0.0f;
-        continue;
-      }
       if (!P.tb) {
         const float *src = P.b + (p0 + kk) * P.ldb + j;
         for (int64_t q = 0; q < cols; ++q) d[q] = src[q];
@@ -126,30 +140,92 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
   if (P.k == 0 || P.alpha == 0.0f || m1 <= m0 || n1 <= n0) return true;
   const GemmKernel &K = *P.kern;
   const int64_t mr = K.mr, nr = K.nr;
+  // Few rows of op(A): read B in place (full NR-wide tiles only).
+  const bool direct_b = !P.tb && (m1 - m0) <= 2 * mr;
   const int64_t kc_max = std::min(K.kc, P.k);
   const int64_t mc_max = std::min(K.mc, (m1 - m0 + mr - 1) / mr * mr);
-  const int64_t nc_max = std::min(K.nc, (n1 - n0 + nr - 1) / nr * nr);
-  AlignedBuf abuf(static_cast<size_t>(mc_max * kc_max));
-  AlignedBuf bbuf(static_cast<size_t>(nc_max * kc_max));
-  if (abuf.p == nullptr || bbuf.p == nullptr) return false;
+  const int64_t nc_max = direct_b ? nr : std::min(K.nc, (n1 - n0 + nr - 1) / nr * nr);
+  float *abuf = tls_abuf.get(static_cast<size_t>(mc_max * kc_max));
+  float *bbuf = tls_bbuf.get(static_cast<size_t>(nc_max * kc_max));
+  if (abuf == nullptr || bbuf == nullptr) return false;
   for (int64_t jc = n0; jc < n1; jc += K.nc) {
     const int64_t nc = std::min(K.nc, n1 - jc);
     for (int64_t pc = 0; pc < P.k; pc += K.kc) {
       const int64_t kc = std::min(K.kc, P.k - pc);
-      pack_b(P, pc, kc, jc, nc, bbuf.p);
+      if (!direct_b) pack_b(P, pc, kc, jc, nc, bbuf);
       for (int64_t ic = m0; ic < m1; ic += K.mc) {
         const int64_t mc = std::min(K.mc, m1 - ic);
-        pack_a(P, ic, mc, pc, kc, abuf.p);
+        pack_a(P, ic, mc, pc, kc, abuf);
         for (int64_t jr = 0; jr < nc; jr += nr) {
-          const float *bp = bbuf.p + (jr / nr) * kc * nr;
           const int64_t nn = std::min(nr, nc - jr);
+          const float *bp;
+          int64_t ldbp = nr;
+          if (!direct_b) {
+            bp = bbuf + (jr / nr) * kc * nr;
+          } else if (nn == nr) {
+            bp = P.b + pc * P.ldb + jc + jr;
+            ldbp = P.ldb;
+          } else {
+            pack_b(P, pc, kc, jc + jr, nn, bbuf);
+            bp = bbuf;
+          }
           for (int64_t ir = 0; ir < mc; ir += mr) {
-            const float *ap = abuf.p + (ir / mr) * kc * mr;
+            const float *ap = abuf + (ir / mr) * kc * mr;
             float *cp = P.c + (ic + ir) * P.ldc + (jc + jr);
-            K.micro(kc, ap, bp, cp, P.ldc, std::min(mr, mc - ir), nn, P.alpha);
+            K.micro(kc, ap, bp, ldbp, cp, P.ldc, std::min(mr, mc - ir), nn, P.alpha);
           }
         }
       }
+    }
+  }
+  return true;
+}
+
+// Parallel version for large m and n: each KC x NC panel of op(B) is packed
+// once (panels split over the pool) into a shared buffer, then the rows of C
+// are split over the pool by whole micro-tiles, each thread packing its own
+// rows of op(A).  The k order of every element is that of run_block.
+bool run_shared(const Problem &P, int64_t grain_tiles) {
+  const GemmKernel &K = *P.kern;
+  const int64_t mr = K.mr, nr = K.nr;
+  const int64_t tiles_m = (P.m + mr - 1) / mr;
+  std::atomic<bool> ok{true};
+  parallel_for(P.m, std::max<int64_t>(1, 65536 / std::max<int64_t>(P.n, 1)),
+               [&](int64_t i0, int64_t i1) { scale_c(P, i0, i1, 0, P.n); });
+  if (P.k == 0 || P.alpha == 0.0f) return true;
+  const int64_t kc_max = std::min(K.kc, P.k);
+  const int64_t nc_max = std::min(K.nc, (P.n + nr - 1) / nr * nr);
+  float *bbuf = tls_bbuf.get(static_cast<size_t>(nc_max * kc_max));
+  if (bbuf == nullptr) return false;
+  for (int64_t jc = 0; jc < P.n; jc += K.nc) {
+    const int64_t nc = std::min(K.nc, P.n - jc);
+    const int64_t panels = (nc + nr - 1) / nr;
+    for (int64_t pc = 0; pc < P.k; pc += K.kc) {
+      const int64_t kc = std::min(K.kc, P.k - pc);
+      parallel_for(panels, 4, [&](int64_t q0, int64_t q1) {
+        pack_b(P, pc, kc, jc + q0 * nr, std::min(nc, q1 * nr) - q0 * nr, bbuf + q0 * kc * nr);
+      });
+      parallel_for(tiles_m, grain_tiles, [&](int64_t t0, int64_t t1) {
+        const int64_t m0 = t0 * mr, m1 = std::min(P.m, t1 * mr);
+        float *abuf = tls_abuf.get(static_cast<size_t>(std::min(K.mc, m1 - m0 + mr) * kc));
+        if (abuf == nullptr) {
+          ok = false;
+          return;
+        }
+        for (int64_t ic = m0; ic < m1; ic += K.mc) {
+          const int64_t mc = std::min(K.mc, m1 - ic);
+          pack_a(P, ic, mc, pc, kc, abuf);
+          for (int64_t jr = 0; jr < nc; jr += nr) {
+            const float *bp = bbuf + (jr / nr) * kc * nr;
+            const int64_t nn = std::min(nr, nc - jr);
+            for (int64_t ir = 0; ir < mc; ir += mr) {
+              K.micro(kc, abuf + (ir / mr) * kc * mr, bp, nr, P.c + (ic + ir) * P.ldc + (jc + jr), P.ldc,
+                      std::min(mr, mc - ir), nn, P.alpha);
+            }
+          }
+        }
+      });
+      if (!ok) return false;
     }
   }
   return true;
@@ -177,7 +253,14 @@ int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t 
     return run_block(P, 0, m, 0, n) ? DPLORA_OK : DPLORA_ENOMEM;
   }
   std::atomic<bool> ok{true};
-  // At least ~256K multiply-adds per chunk.
+  // Chunks of at least ~256K multiply-adds.  Few rows: split the columns
+  // (op(A) is small, B is read in place or packed per chunk); few columns:
+  // split the rows; otherwise share the packed B panels.
+  if (tiles_m > 2 && tiles_n > 2) {
+    const double per_tile = static_cast<double>(kern.mr) * n * std::max<int64_t>(k, 1);
+    const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.6e5 / per_tile));
+    return run_shared(P, grain) ? DPLORA_OK : DPLORA_ENOMEM;
+  }
   if (tiles_n >= tiles_m) {
     const double per_tile = static_cast<double>(kern.nr) * m * std::max<int64_t>(k, 1);
     const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.6e5 / per_tile));

@@ -9,8 +9,8 @@
 namespace dplora {
 namespace linalg {
 
-void gemm_micro_avx2(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
-                     int64_t m, int64_t n, float alpha) {
+void gemm_micro_avx2(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
+                     float *c, int64_t ldc, int64_t m, int64_t n, float alpha) {
   constexpr int MR = 6, NR = 16;
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -39,7 +39,7 @@ void gemm_micro_avx2(int64_t kc, const float *ap, const float *bp, float *c, int
     c50 = _mm256_fmadd_ps(x, b0, c50);
     c51 = _mm256_fmadd_ps(x, b1, c51);
     ap += MR;
-    bp += NR;
+    bp += ldbp;
   }
   const __m256 al = _mm256_set1_ps(alpha);
   __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};

@@ -13,8 +13,8 @@
 namespace dplora {
 namespace linalg {
 
-void gemm_micro_avx512(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
-                       int64_t m, int64_t n, float alpha) {
+void gemm_micro_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
+                       float *c, int64_t ldc, int64_t m, int64_t n, float alpha) {
   constexpr int MR = 12, NR = 32;
 #define DPL_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps();
   DPL_DECL(0) DPL_DECL(1) DPL_DECL(2) DPL_DECL(3) DPL_DECL(4) DPL_DECL(5)
@@ -32,7 +32,7 @@ void gemm_micro_avx512(int64_t kc, const float *ap, const float *bp, float *c, i
     DPL_ROW(6) DPL_ROW(7) DPL_ROW(8) DPL_ROW(9) DPL_ROW(10) DPL_ROW(11)
 #undef DPL_ROW
     ap += MR;
-    bp += NR;
+    bp += ldbp;
   }
   const __m512 al = _mm512_set1_ps(alpha);
   if (m == MR && n == NR) {

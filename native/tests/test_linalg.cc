@@ -138,7 +138,11 @@ void test_norms() {
 }
 
 void test_clipped_sum() {
-  const int64_t shapes[][4] = {{0, 3, 4, 5}, {1, 1, 1, 1}, {3, 5, 9, 3}, {4, 7, 33, 17}, {5, 20, 8, 40}, {6, 64, 70, 8}};
+  // The last three have more than 2048 rows with a narrow side: the
+  // fixed-size row pieces path (with a dropped sample splitting the runs).
+  const int64_t shapes[][4] = {{0, 3, 4, 5},    {1, 1, 1, 1},   {3, 5, 9, 3},   {4, 7, 33, 17},
+                               {5, 20, 8, 40},  {6, 64, 70, 8}, {9, 300, 40, 5}, {7, 700, 3, 30},
+                               {3, 2100, 17, 16}};
   for (auto &s : shapes) {
     const int64_t B = s[0], T = s[1], d = s[2], p = s[3];
     std::vector<float> a = rvec(B * T * d), g = rvec(B * T * p), f(B);
@@ -208,6 +212,23 @@ void test_clip() {
   }
 }
 
+void test_thread_invariance_sum() {
+  const int64_t B = 10, T = 500, d = 37, p = 6;
+  std::vector<float> a = rvec(B * T * d), g = rvec(B * T * p), f(B, 0.5f), o1(p * d), o2(p * d);
+  f[4] = 0;
+  dplora_set_num_threads(1);
+  CHECK(dplora_clipped_sum(a.data(), g.data(), B, T, d, p, f.data(), o1.data(), 0) == DPLORA_OK);
+  dplora_set_num_threads(2);
+  CHECK(dplora_clipped_sum(a.data(), g.data(), B, T, d, p, f.data(), o2.data(), 0) == DPLORA_OK);
+  CHECK(std::memcmp(o1.data(), o2.data(), o1.size() * sizeof(float)) == 0);
+  std::vector<double> n1(B), n2(B);
+  dplora_set_num_threads(1);
+  CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_DIRECT, n1.data()) == DPLORA_OK);
+  dplora_set_num_threads(2);
+  CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_DIRECT, n2.data()) == DPLORA_OK);
+  CHECK(std::memcmp(n1.data(), n2.data(), n1.size() * sizeof(double)) == 0);
+}
+
 void test_thread_invariance() {
   const int64_t m = 130, n = 150, k = 700;
   std::vector<float> A = rvec(m * k), B = rvec(k * n), C1(m * n), C2(m * n);
@@ -233,6 +254,7 @@ int main() {
       test_clip();
     }
     test_thread_invariance();
+    test_thread_invariance_sum();
     double cs = 0;
     std::vector<float> x = rvec(10000);
     CHECK(dplora_bench_read_bandwidth(x.data(), 10000, 2, &cs) > 0);

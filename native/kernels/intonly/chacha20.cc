@@ -88,37 +88,21 @@ void words(const Stream &s, uint64_t pos, uint32_t *out, int64_t n, BlocksFn blo
 }
 
 void Reader::refill() {
-  if (pos_ == ~uint64_t(0)) {  // the last word of the stream space is never used
-    exhausted_ = true;
-    buf_len_ = 16;
-    buf_at_ = 0;
-    for (int i = 0; i < 16; ++i) buf_[i] = 0;
-    return;
-  }
-  // Fetch up to the end of the current block.
-  uint64_t off = pos_ & 15;
+  // The block holding pos_; buf_at_ then indexes pos_ within it.
   block_words(s_, pos_ >> 4, buf_);
-  buf_at_ = int(off);
-  buf_len_ = 16;
+  buf_at_ = int(pos_ & 15);
 }
 
-uint32_t Reader::word() {
-  if (buf_at_ >= buf_len_) refill();
-  uint32_t w = buf_[buf_at_++];
-  if (!exhausted_) ++pos_;
-  return w;
-}
-
-uint64_t Reader::bits(int n) {
+uint64_t Reader::bits_slow(int n) {
   uint64_t r = 0;
   while (n > 0) {
     if (bitcount_ == 0) {
-      bitbuf_ = uint64_t(word()) << 32;
+      bitbuf_ = word();
       bitcount_ = 32;
     }
     int take = n < bitcount_ ? n : bitcount_;
-    r = (take == 64 ? 0 : r << take) | (bitbuf_ >> (64 - take));
-    bitbuf_ = take == 64 ? 0 : bitbuf_ << take;
+    uint32_t chunk = uint32_t(bitbuf_ >> (bitcount_ - take)) & uint32_t((uint64_t(1) << take) - 1);
+    r = (r << take) | chunk;
     bitcount_ -= take;
     n -= take;
   }

@@ -1,0 +1,36 @@
+/**
+ * Exact privacy curve of one release of the discrete Gaussian mechanism
+ * (Canonne, Kamath, Steinke 2020) on an integer query.
+ */
+
+/**
+ * delta(eps) of one discrete Gaussian release N_Z(0, sigma^2) on an integer
+ * query with sensitivity `sensitivity`: sum_x max(0, p(x) - e^eps p(x - D)),
+ * with p the discrete Gaussian pmf (summed exactly over the integers where it
+ * is not negligible). The two directions are symmetric.
+ * @throws RangeError naming the argument for invalid input
+ */
+export function discreteGaussianDelta(sigmaSquared: number, sensitivity: number, epsilon: number): number {
+  if (typeof sigmaSquared !== 'number' || !Number.isFinite(sigmaSquared) || !(sigmaSquared > 0)) {
+    throw new RangeError(`sigmaSquared must be a finite number > 0, got ${sigmaSquared}`);
+  }
+  if (!Number.isSafeInteger(sensitivity) || sensitivity < 1) {
+    throw new RangeError(`sensitivity must be an integer >= 1, got ${sensitivity}`);
+  }
+  if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || !(epsilon >= 0)) {
+    throw new RangeError(`epsilon must be a finite number >= 0, got ${epsilon}`);
+  }
+  const sigma = Math.sqrt(sigmaSquared);
+  const R = Math.ceil(40 * sigma) + sensitivity + 2; // e^{-800}: nothing beyond matters
+  if (R > 5e7) throw new RangeError(`sigmaSquared ${sigmaSquared} is too large for the exact sum; use the continuous Gaussian bound`);
+  const w = (x: number) => Math.exp(-(x * x) / (2 * sigmaSquared));
+  let norm = 0;
+  for (let x = -R; x <= R; x++) norm += w(x);
+  let d = 0;
+  const e = Math.exp(epsilon);
+  for (let x = -R; x <= R + sensitivity; x++) {
+    const v = w(x) - e * w(x - sensitivity);
+    if (v > 0) d += v;
+  }
+  return Math.min(1, d / norm);
+}

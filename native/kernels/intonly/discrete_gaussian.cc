@@ -1,0 +1,301 @@
+// Exact discrete Gaussian sampler (Canonne, Kamath and Steinke, "The
+// Discrete Gaussian for Differential Privacy", 2020, Algorithms 1-3) in
+// integer arithmetic only.  Integer-only translation unit (compiled with
+// -mgeneral-regs-only): no floating point exists here to attack.
+//
+// Every probability is a ratio of integers; Bernoulli(n/d) compares a
+// uniform U in [0, d) against n.  U is exact (no modulo bias): for d a power
+// of two up to 256 its log2(d) bits; other d <= 256 by Lemire's
+// multiply-and-reject on 16 bits, d <= 2^32 the same on a 32-bit word;
+// above that U is drawn 32 bits
+// at a time, most significant first, with rejection of U >= d, deciding as
+// soon as the prefix settles the comparison.  Intermediates are 128-bit (the BernExp argument of
+// DGauss is squared into 256 bits and divided exactly); a value that does
+// not fit is refused with DPLORA_EOVERFLOW, never wrapped.
+#include "chacha20.h"
+#include "discrete_gaussian.h"
+#include "dplora.h"
+
+namespace dplora {
+namespace dgauss {
+namespace {
+
+using u128 = unsigned __int128;
+using chacha::Reader;
+
+inline int bitlen128(u128 x) {
+  const uint64_t hi = uint64_t(x >> 64), lo = uint64_t(x);
+  if (hi != 0) return 128 - __builtin_clzll(hi);
+  if (lo != 0) return 64 - __builtin_clzll(lo);
+  return 0;
+}
+
+inline uint64_t isqrt64(uint64_t n) {
+  uint64_t r = 0, bit = uint64_t(1) << 62;
+  while (bit > n) bit >>= 2;
+  while (bit != 0) {
+    if (n >= r + bit) {
+      n -= r + bit;
+      r = (r >> 1) + bit;
+    } else {
+      r >>= 1;
+    }
+    bit >>= 2;
+  }
+  return r;
+}
+
+// Thrown when an intermediate would not fit its integer type.
+struct Overflow {};
+
+struct Sampler {
+  Reader rd;
+
+  Sampler(const chacha::Stream &s, uint64_t pos, uint64_t limit) : rd(s, pos, limit) {}
+
+  // Bernoulli(n / d), 0 < n < d, d > 2^32: U uniform in [0, d) drawn most
+  // significant chunk first (the top chunk holds len mod 32 bits, then
+  // whole 32-bit words), with rejection of U >= d; returns U < n as soon as
+  // the prefix decides it.  Same distribution as drawing all of U at once.
+  template <typename U>
+  bool bern_chunks(U n, U d) {
+    const int len = bitlen128(d - 1);  // U has `len` bits; d <= 2^len
+    const bool d_above = len == int(8 * sizeof(U)) ? false : (d >> len) != 0;
+    const int first = len - 32 * ((len - 1) / 32);  // 1..32
+    for (;;) {
+      int vs_n = 0;                 // 0: prefix equal to n's, 1: U > n
+      int vs_d = d_above ? -1 : 0;  // 0: equal to d's, -1: U < d
+      bool reject = false;
+      for (int rem = len, c = first; rem > 0; rem -= c, c = 32) {
+        const uint32_t mask = c == 32 ? ~uint32_t(0) : (uint32_t(1) << c) - 1;
+        const uint32_t u = c == 32 ? rd.word() : uint32_t(rd.bits(c));
+        const uint32_t nc = uint32_t(n >> (rem - c)) & mask, dc = uint32_t(d >> (rem - c)) & mask;
+        if (vs_n == 0) {
+          if (u < nc) return true;  // U < n < d
+          if (u > nc) vs_n = 1;
+        }
+        if (vs_d == 0) {
+          if (u < dc) {
+            vs_d = -1;
+          } else if (u > dc) {  // U > d
+            reject = true;
+            break;
+          }
+        }
+        if (vs_n == 1 && vs_d == -1) return false;  // n < U < d
+      }
+      if (reject || vs_d == 0) continue;  // U >= d: draw again
+      return false;                       // U == n < d
+    }
+  }
+
+  // Bernoulli(n / d), d >= 1, 64-bit operands.
+  bool bern64(uint64_t n, uint64_t d) {
+    if (n == 0) return false;
+    if (n >= d) return true;
+    if (d <= 256) {
+      // Small denominators (the Bern(1/k) of BernExp(1)) take fewer bits: a
+      // power of two exactly its log2 bits, others Lemire on 16 bits.
+      if ((d & (d - 1)) == 0) return rd.bits(__builtin_ctzll(d)) < n;
+      return uniform_lemire<16>(d) < n;
+    }
+    if (d <= (uint64_t(1) << 32)) return uniform32(d) < n;
+    return bern_chunks<uint64_t>(n, d);
+  }
+
+  bool bern(u128 n, u128 d) {
+    if ((d >> 64) == 0) return bern64(uint64_t(n), uint64_t(d));
+    if (n == 0) return false;
+    if (n >= d) return true;
+    return bern_chunks<u128>(n, d);
+  }
+
+  // Bernoulli(exp(-n/d)) for 0 <= n <= d (Algorithm 1, gamma in [0, 1]).
+  bool bern_exp1(u128 n, u128 d) {
+    if ((d >> 64) == 0) {  // 64-bit fast path while d k fits
+      const uint64_t n64 = uint64_t(n), d64 = uint64_t(d);
+      uint64_t k = 1, dk = d64;
+      for (;;) {
+        if (!bern64(n64, dk)) return (k & 1) != 0;
+        ++k;
+        if (__builtin_mul_overflow(d64, k, &dk)) break;  // continue in 128 bits
+      }
+      u128 k128 = k;
+      for (;;) {
+        u128 dk128;
+        if (__builtin_mul_overflow(d, k128, &dk128)) throw Overflow();
+        if (!bern(n, dk128)) break;
+        ++k128;
+      }
+      return (k128 & 1) != 0;
+    }
+    u128 k = 1;
+    for (;;) {
+      u128 dk;
+      if (__builtin_mul_overflow(d, k, &dk)) throw Overflow();
+      if (!bern(n, dk)) break;
+      ++k;
+    }
+    return (k & 1) != 0;
+  }
+
+  // Bernoulli(exp(-(q + r/d))), r < d: q factors exp(-1), then exp(-r/d).
+  bool bern_exp(u128 q, u128 r, u128 d) {
+    for (u128 i = 0; i < q; ++i) {
+      if (!bern_exp1(1, 1)) return false;
+    }
+    return bern_exp1(r, d);
+  }
+
+  // Uniform in [0, t), 1 <= t <= 2^B, by Lemire's multiply-and-reject on
+  // B-bit draws w: m = w t; m >> B is uniform once the low halves below
+  // 2^B mod t are rejected (exact, no modulo bias).
+  template <int B>
+  uint64_t uniform_lemire(uint64_t t) {
+    constexpr uint64_t kMask = (uint64_t(1) << B) - 1;
+    auto draw = [this]() -> uint64_t { return B == 32 ? rd.word() : rd.bits(B); };
+    uint64_t m = draw() * t;
+    if ((m & kMask) < t) {
+      const uint64_t thresh = ((uint64_t(1) << B) - t) % t;  // 2^B mod t
+      while ((m & kMask) < thresh) m = draw() * t;
+    }
+    return m >> B;
+  }
+
+  uint64_t uniform32(uint64_t t) {
+    if (t == 1) return 0;
+    return uniform_lemire<32>(t);
+  }
+
+  // Uniform in [0, t), 1 <= t < 2^64 (the same with 64-bit draws).
+  uint64_t uniform(uint64_t t) {
+    if (t <= (uint64_t(1) << 32)) return uniform32(t);
+    auto draw = [this]() { return (uint64_t(rd.word()) << 32) | rd.word(); };
+    u128 m = u128(draw()) * t;
+    uint64_t low = uint64_t(m);
+    if (low < t) {
+      const uint64_t thresh = (uint64_t(0) - t) % t;  // 2^64 mod t
+      while (low < thresh) {
+        m = u128(draw()) * t;
+        low = uint64_t(m);
+      }
+    }
+    return uint64_t(m >> 64);
+  }
+
+  // Discrete Laplace with scale t (Algorithm 2 with s = 1): P(y) ~ exp(-|y|/t).
+  int64_t dlap(uint64_t t) {
+    for (;;) {
+      const uint64_t u = uniform(t);
+      if (!bern_exp1(u, t)) continue;
+      uint64_t v = 0;
+      while (bern_exp1(1, 1)) ++v;
+      const u128 x = u128(u) + u128(t) * v;
+      if (x >> 63) throw Overflow();
+      const uint32_t neg = rd.bit();
+      if (neg && x == 0) continue;
+      return neg ? -int64_t(x) : int64_t(x);
+    }
+  }
+};
+
+// 256-bit (hi, lo) / d -> quotient capped at 2^128 - 1, exact remainder.
+void divmod256(u128 hi, u128 lo, u128 d, u128 &q, u128 &r) {
+  r = 0;
+  u128 qlo = 0;
+  bool q_big = false;
+  for (int i = 255; i >= 0; --i) {
+    const u128 bit = i >= 128 ? (hi >> (i - 128)) & 1 : (lo >> i) & 1;
+    const bool carry = (r >> 127) != 0;
+    r = (r << 1) | bit;
+    if (carry || r >= d) {
+      r -= d;
+      if (i >= 128) q_big = true;
+      else qlo |= u128(1) << i;
+    }
+  }
+  q = q_big ? ~u128(0) : qlo;  // beyond 2^128 exp(-1) trials all succeeding is impossible in practice
+}
+
+// x^2 as 256 bits.
+void square128(u128 x, u128 &hi, u128 &lo) {
+  const u128 x0 = uint64_t(x), x1 = x >> 64;
+  const u128 p00 = x0 * x0, p01 = x0 * x1, p11 = x1 * x1;
+  // x^2 = p11 2^128 + 2 p01 2^64 + p00
+  const u128 mid_lo = p01 << 65;           // low 128 bits of 2 p01 2^64
+  const u128 mid_hi = p01 >> 63;           // the rest
+  lo = p00 + mid_lo;
+  hi = p11 + mid_hi + (lo < p00 ? 1 : 0);
+}
+
+// One DGauss(sigma^2 = a / b) sample (Algorithm 3), t = floor(sigma) + 1,
+// den = 2 a b t^2 precomputed.
+int64_t dgauss(Sampler &s, uint64_t a, uint64_t b, uint64_t t, u128 den) {
+  for (;;) {
+    const int64_t y = s.dlap(t);
+    const uint64_t ay = y < 0 ? uint64_t(0) - uint64_t(y) : uint64_t(y);
+    // (|y| b t - a)^2 / (2 a b t^2) = exp argument.
+    u128 ybt;
+    if (__builtin_mul_overflow(u128(ay) * b, u128(t), &ybt)) throw Overflow();  // |y| b < 2^127
+    const u128 diff = ybt >= a ? ybt - a : u128(a) - ybt;
+    u128 q, r;
+    if ((diff >> 64) == 0) {
+      const u128 num = diff * diff;
+      q = num / den;
+      r = num % den;
+    } else {
+      u128 hi, lo;
+      square128(diff, hi, lo);
+      divmod256(hi, lo, den, q, r);
+    }
+    if (s.bern_exp(q, r, den)) return y;
+  }
+}
+
+}  // namespace
+
+bool setup(uint64_t a, uint64_t b, Params &p) {
+  if (a == 0 || b == 0) return false;
+  p.a = a;
+  p.b = b;
+  p.t = isqrt64(a / b) + 1;
+  u128 x = u128(a) * b;  // < 2^128
+  if (__builtin_mul_overflow(x, u128(p.t), &x)) return false;
+  if (__builtin_mul_overflow(x, u128(p.t), &x)) return false;
+  if (__builtin_mul_overflow(x, u128(2), &x)) return false;
+  p.den = x;
+  return true;
+}
+
+int sample_groups(const chacha::Stream &s, uint64_t base, const Params &p, int64_t g0, int64_t g1,
+                  int64_t *out, int64_t n) {
+  try {
+    for (int64_t g = g0; g < g1; ++g) {
+      const uint64_t start = base + (uint64_t(g) << kRegionLog2);
+      Sampler smp(s, start, start + (uint64_t(1) << kRegionLog2));
+      const int64_t end = (g + 1) * kGroup < n ? (g + 1) * kGroup : n;
+      for (int64_t i = g * kGroup; i < end; ++i) out[i] = dgauss(smp, p.a, p.b, p.t, p.den);
+    }
+  } catch (const Overflow &) {
+    return DPLORA_EOVERFLOW;
+  } catch (const chacha::StreamExhausted &) {
+    return DPLORA_EOVERFLOW;
+  }
+  return DPLORA_OK;
+}
+
+int64_t add_saturating(int64_t *sum, const int64_t *noise, int64_t n) {
+  int64_t sat = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t v;
+    if (__builtin_add_overflow(sum[i], noise[i], &v)) {
+      v = noise[i] > 0 ? INT64_MAX : INT64_MIN;  // saturate only after the exact sum
+      ++sat;
+    }
+    sum[i] = v;
+  }
+  return sat;
+}
+
+}  // namespace dgauss
+}  // namespace dplora
