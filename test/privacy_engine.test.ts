@@ -196,6 +196,38 @@ describe('state', () => {
     expect(c.engine.getEpsilon(1e-7)).toBeCloseTo(a.engine.getEpsilon(1e-7), 12);
   });
 
+  test('a resumed run keeps its spent budget: it stops after the same total number of steps', () => {
+    const d = makeData(40, 1, 47);
+    const mk = () => {
+      const model = makeModel(1);
+      const engine = new PrivacyEngine();
+      engine.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }), dataset: 40, batchSize: 8, noiseMultiplier: 2.0, maxGradNorm: 1, targetEpsilon: 1.5, delta: 1e-5, accountant: 'rdp', ...quiet() });
+      return { model, engine };
+    };
+    const runToRefusal = (e: PrivacyEngine, m: ReturnType<typeof makeModel>): number => {
+      let n = 0;
+      for (;;) {
+        try {
+          trainStep(e, m, d);
+          n++;
+        } catch (err) {
+          expect((err as Error).name).toBe('PrivacyBudgetExceededError');
+          return n;
+        }
+      }
+    };
+    const a = mk();
+    const total = runToRefusal(a.engine, a.model);
+    expect(total).toBeGreaterThan(3);
+    const b = mk();
+    for (let s = 0; s < 3; s++) trainStep(b.engine, b.model, d);
+    const c = mk();
+    c.engine.loadStateDict(structuredClone(b.engine.stateDict()));
+    expect(c.engine.steps + runToRefusal(c.engine, c.model)).toBe(total);
+    expect(c.engine.getEpsilon()).toBeCloseTo(a.engine.getEpsilon(), 12);
+    expect(c.engine.getEpsilon()).toBeLessThanOrEqual(1.5);
+  });
+
   test('a state without its ledger is refused', () => {
     const b = make(5, 1);
     const state = b.engine.stateDict() as Partial<PrivacyEngineState>;
