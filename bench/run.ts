@@ -10,6 +10,25 @@ const MODULES: Record<string, string> = {
   io: './io',
 };
 
+/**
+ * bench/results/kernels.json: the linalg and noise kernel results side by side
+ * (each module also keeps its own file).
+ */
+function combineKernelResults(): void {
+  const fs = require('fs') as typeof import('fs');
+  const path = require('path') as typeof import('path');
+  const { RESULTS_DIR } = require('./util') as typeof import('./util');
+  const read = (name: string): unknown => {
+    const f = path.join(RESULTS_DIR, `${name}.json`);
+    return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')) : null;
+  };
+  const linalg = read('kernels-linalg');
+  const noise = read('kernels-noise');
+  if (!linalg && !noise) return;
+  fs.writeFileSync(path.join(RESULTS_DIR, 'kernels.json'), JSON.stringify({ linalg, noise }, null, 2) + '\n');
+  console.log('wrote bench/results/kernels.json (linalg + noise)');
+}
+
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   const names = wanted.length ? wanted : Object.keys(MODULES);
@@ -25,6 +44,7 @@ async function main(): Promise<void> {
     }
     await m.run();
   }
+  if (names.includes('kernels') || names.includes('noise')) combineKernelResults();
 }
 
 main().catch((e) => {

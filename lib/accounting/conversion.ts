@@ -2,6 +2,7 @@
  * Conversions from Renyi DP and zero-concentrated DP to (epsilon, delta)-DP.
  */
 import { checkOrders } from './rdp';
+import { goldenSectionMin } from './golden_section';
 
 /** Which RDP -> (eps, delta) conversion to use. */
 export type RdpConversion = 'improved' | 'classic';
@@ -71,33 +72,6 @@ export function rdpToEpsilon(
   return { epsilon: Math.max(0, best), order: bestOrder };
 }
 
-/** Minimizes a unimodal function on [lo, hi] by golden-section search. */
-function goldenMin(f: (x: number) => number, lo: number, hi: number, iters = 200): { x: number; f: number } {
-  const g = (Math.sqrt(5) - 1) / 2;
-  let a = lo;
-  let b = hi;
-  let c = b - g * (b - a);
-  let d = a + g * (b - a);
-  let fc = f(c);
-  let fd = f(d);
-  for (let i = 0; i < iters && b - a > 1e-13 * Math.max(1, Math.abs(a)); i++) {
-    if (fc < fd) {
-      b = d;
-      d = c;
-      fd = fc;
-      c = b - g * (b - a);
-      fc = f(c);
-    } else {
-      a = c;
-      c = d;
-      fc = fd;
-      d = a + g * (b - a);
-      fd = f(d);
-    }
-  }
-  return fc < fd ? { x: c, f: fc } : { x: d, f: fd };
-}
-
 function checkRho(rho: number): void {
   if (typeof rho !== 'number' || !Number.isFinite(rho) || !(rho >= 0)) {
     throw new RangeError(`rho must be a finite number >= 0, got ${rho}`);
@@ -117,7 +91,7 @@ export function zcdpToEpsilon(rho: number, delta: number): number {
   // The optimum is near 1 + sqrt(ln(1/delta)/rho); search a generous bracket in log(alpha - 1).
   const h = (t: number) => f(1 + Math.exp(t));
   const centre = Math.log(Math.sqrt(Math.log(1 / delta) / rho));
-  const r = goldenMin(h, centre - 12, centre + 6);
+  const r = goldenSectionMin(h, centre - 12, centre + 6, 200, 1e-13);
   return Math.max(0, r.f);
 }
 
@@ -134,6 +108,6 @@ export function zcdpToDelta(rho: number, epsilon: number): number {
   const logDelta = (a: number) => (a - 1) * (a * rho - epsilon) - Math.log(a - 1) + a * Math.log1p(-1 / a);
   const h = (t: number) => logDelta(1 + Math.exp(t));
   const centre = Math.log(Math.max(1e-6, (epsilon + rho) / (2 * rho)));
-  const r = goldenMin(h, centre - 20, centre + 6);
+  const r = goldenSectionMin(h, centre - 20, centre + 6, 200, 1e-13);
   return Math.min(1, Math.exp(r.f));
 }

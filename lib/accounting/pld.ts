@@ -30,6 +30,7 @@
  */
 import { fft, nextPowerOfTwo } from './fft';
 import { logAdd, normalCdf, normalSf } from './log_math';
+import { goldenSectionMin } from './golden_section';
 
 /** The neighbouring relation of a dominating pair. */
 export type Relation = 'add' | 'remove';
@@ -276,34 +277,6 @@ export interface ComposedPld {
   roundingAllowance: number;
 }
 
-function minimizeScalar(f: (t: number) => number, lo: number, hi: number, iters: number): number {
-  const g = (Math.sqrt(5) - 1) / 2;
-  let a = lo;
-  let b = hi;
-  let c = b - g * (b - a);
-  let d = a + g * (b - a);
-  let fc = f(c);
-  let fd = f(d);
-  let best = Math.min(fc, fd);
-  for (let i = 0; i < iters; i++) {
-    if (fc < fd) {
-      b = d;
-      d = c;
-      fd = fc;
-      c = b - g * (b - a);
-      fc = f(c);
-    } else {
-      a = c;
-      c = d;
-      fc = fd;
-      d = a + g * (b - a);
-      fd = f(d);
-    }
-    best = Math.min(best, fc, fd);
-  }
-  return best;
-}
-
 /** Chernoff window [A, A + N) (grid indices) of one channel, before rounding N up. */
 function chernoffWindow(components: readonly PldComponent[], params: PldParameters): { A: number; B: number; minSum: number; maxSum: number } {
   const h = params.gridStep;
@@ -344,8 +317,8 @@ function chernoffWindow(components: readonly PldComponent[], params: PldParamete
   // Any lam gives a valid bound; golden-section search in ln(lam) finds a good one.
   const lo = Math.log(1e-3);
   const hi = Math.log(1e4);
-  const bHi = minimizeScalar((t) => (K(Math.exp(t)) - logTau) / Math.exp(t), lo, hi, 16);
-  const aLo = -minimizeScalar((t) => -(logTau - K(-Math.exp(t))) / Math.exp(t), lo, hi, 16);
+  const bHi = goldenSectionMin((t) => (K(Math.exp(t)) - logTau) / Math.exp(t), lo, hi, 16).f;
+  const aLo = -goldenSectionMin((t) => -(logTau - K(-Math.exp(t))) / Math.exp(t), lo, hi, 16).f;
   const A = Math.max(minSum, Math.floor(aLo / h));
   const B = Math.min(maxSum, Math.max(A, Math.ceil(bHi / h)));
   return { A, B, minSum, maxSum };

@@ -44,7 +44,7 @@ export interface SessionOptions {
   maxSteps?: number;
 }
 
-/** Defaults of the built-in task (documented in docs/readme/train-cli.md). */
+/** Defaults of the built-in task (documented in README.md, "dp-lora train"). */
 export const TRAIN_DEFAULTS = {
   targetEpsilon: 8,
   epochs: 10,

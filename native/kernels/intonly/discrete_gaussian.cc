@@ -15,6 +15,7 @@
 #include "chacha20.h"
 #include "discrete_gaussian.h"
 #include "dplora.h"
+#include "int_math.h"
 
 namespace dplora {
 namespace dgauss {
@@ -30,20 +31,6 @@ inline int bitlen128(u128 x) {
   return 0;
 }
 
-inline uint64_t isqrt64(uint64_t n) {
-  uint64_t r = 0, bit = uint64_t(1) << 62;
-  while (bit > n) bit >>= 2;
-  while (bit != 0) {
-    if (n >= r + bit) {
-      n -= r + bit;
-      r = (r >> 1) + bit;
-    } else {
-      r >>= 1;
-    }
-    bit >>= 2;
-  }
-  return r;
-}
 
 // Thrown when an intermediate would not fit its integer type.
 struct Overflow {};
@@ -258,7 +245,7 @@ bool setup(uint64_t a, uint64_t b, Params &p) {
   if (a == 0 || b == 0) return false;
   p.a = a;
   p.b = b;
-  p.t = isqrt64(a / b) + 1;
+  p.t = intmath::isqrt_floor<uint64_t>(a / b) + 1;
   u128 x = u128(a) * b;  // < 2^128
   if (__builtin_mul_overflow(x, u128(p.t), &x)) return false;
   if (__builtin_mul_overflow(x, u128(p.t), &x)) return false;

@@ -8,32 +8,18 @@
 // Magnitudes are truncated (never a right shift of a negative number, which
 // would round away from zero).
 #include "fixed_point.h"
+#include "int_math.h"
 
 namespace dplora {
 namespace fixedpt {
 
 using u128 = unsigned __int128;
 
-u128 isqrt128(u128 n) {
-  u128 r = 0;
-  u128 bit = u128(1) << 126;
-  while (bit > n) bit >>= 2;
-  while (bit != 0) {
-    if (n >= r + bit) {
-      n -= r + bit;
-      r = (r >> 1) + bit;
-    } else {
-      r >>= 1;
-    }
-    bit >>= 2;
-  }
-  return r;
-}
 
 namespace {
 
 inline u128 ceil_isqrt128(u128 n) {
-  const u128 r = isqrt128(n);
+  const u128 r = intmath::isqrt_floor<u128>(n);
   return r * r == n ? r : r + 1;
 }
 
