@@ -22,8 +22,5 @@ int64_t clip_scales(const int32_t *grads, int64_t b0, int64_t b1, int64_t dim, i
 void column_sums(const int32_t *grads, const int64_t *scale, int64_t batch, int64_t dim,
                  int64_t j0, int64_t j1, int64_t *sum);
 
-// Exported for the native tests.
-unsigned __int128 isqrt128(unsigned __int128 n);
-
 }  // namespace fixedpt
 }  // namespace dplora

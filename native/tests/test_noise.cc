@@ -6,6 +6,7 @@
 
 #include "chacha20.h"
 #include "check.h"
+#include "intonly/int_math.h"
 #include "dplora.h"
 #include "fixed_point.h"
 
@@ -180,8 +181,8 @@ void check_row(const std::vector<int32_t> &row, int64_t c) {
 }
 
 void test_fixed() {
-  using dplora::fixedpt::isqrt128;
   typedef unsigned __int128 u128;
+  const auto isqrt128 = [](u128 n) { return dplora::intmath::isqrt_floor<u128>(n); };
   CHECK(isqrt128(0) == 0 && isqrt128(1) == 1 && isqrt128(3) == 1 && isqrt128(4) == 2);
   const u128 big = (u128(1) << 116) - 1;
   const u128 r = isqrt128(big);
