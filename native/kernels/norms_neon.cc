@@ -83,6 +83,68 @@ inline void dot_block(const float *const *tr, const float *const *sr, int64_t n,
   }
 }
 
+// Narrow G (p <= 8, the LoRA case), as in the AVX2 kernel: a is streamed
+// in blocks of 16 rows, all 8-column blocks of a row block in turn (16
+// nearly sequential row streams instead of one column chunk at a time); the
+// partial G (double) lives in scratch, one 4 x 8 tile per j-block and column
+// block.  Same products and the same t order as the chunked loop.
+double direct_narrow(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *gbuf) {
+  constexpr int64_t TB = 16;
+  const int64_t nblk = (p + 3) / 4;
+  const int64_t ncb = (d + 7) / 8;
+  for (int64_t b = 0; b < nblk; ++b) g_block_to_double<4>(g, T, p, b * 4, gbuf + b * T * 4);
+  double *G = gbuf + T * 8;
+  for (int64_t x = 0; x < nblk * ncb * 32; ++x) G[x] = 0.0;
+  for (int64_t t0 = 0; t0 < T; t0 += TB) {
+    const int64_t t1 = std::min(T, t0 + TB);
+    for (int64_t cb = 0; cb < ncb; ++cb) {
+      const int64_t k = cb * 8, cols = std::min<int64_t>(8, d - k);
+      for (int64_t b = 0; b < nblk; ++b) {
+        double *tile = G + (b * ncb + cb) * 32;
+        float64x2_t acc[4][4];
+        for (int r = 0; r < 4; ++r) {
+          for (int q = 0; q < 4; ++q) acc[r][q] = vld1q_f64(tile + 8 * r + 2 * q);
+        }
+        const double *gb = gbuf + b * T * 4;
+        // Fetch the same line of the next row block into L2 once per line
+        // (past the last block: the next sample's first rows; prefetches
+        // never fault).
+        const bool pf = b == 0 && (cb & 1) == 0;
+        for (int64_t t = t0; t < t1; ++t) {
+          const float *ar = a + t * d + k;
+          if (pf) __builtin_prefetch(ar + TB * d, 0, 2);
+          float32x4_t u, v;
+          if (cols == 8) {
+            u = vld1q_f32(ar);
+            v = vld1q_f32(ar + 4);
+          } else {
+            u = load_partial(ar, cols);
+            v = load_partial(ar + 4, cols - 4);
+          }
+          const float64x2_t x[4] = {lo_f64(u), hi_f64(u), lo_f64(v), hi_f64(v)};
+          const float64x2_t g01 = vld1q_f64(gb + t * 4), g23 = vld1q_f64(gb + t * 4 + 2);
+          for (int q = 0; q < 4; ++q) {
+            acc[0][q] = vfmaq_laneq_f64(acc[0][q], x[q], g01, 0);
+            acc[1][q] = vfmaq_laneq_f64(acc[1][q], x[q], g01, 1);
+            acc[2][q] = vfmaq_laneq_f64(acc[2][q], x[q], g23, 0);
+            acc[3][q] = vfmaq_laneq_f64(acc[3][q], x[q], g23, 1);
+          }
+        }
+        for (int r = 0; r < 4; ++r) {
+          for (int q = 0; q < 4; ++q) vst1q_f64(tile + 8 * r + 2 * q, acc[r][q]);
+        }
+      }
+    }
+  }
+  float64x2_t sq0 = vdupq_n_f64(0.0), sq1 = sq0;
+  for (int64_t x = 0; x < nblk * ncb * 32; x += 4) {
+    const float64x2_t u = vld1q_f64(G + x), v = vld1q_f64(G + x + 2);
+    sq0 = vfmaq_f64(sq0, u, u);
+    sq1 = vfmaq_f64(sq1, v, v);
+  }
+  return vaddvq_f64(vaddq_f64(sq0, sq1));
+}
+
 }  // namespace
 
 double sumsq_neon(const float *x, int64_t n) {
@@ -107,6 +169,7 @@ double sumsq_neon(const float *x, int64_t n) {
 
 double norm_direct_neon(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
                         double *gbuf, const float *pf, int64_t pf_n) {
+  if (p <= 8) return direct_narrow(a, g, T, d, p, gbuf);
   float64x2_t sq[4] = {vdupq_n_f64(0.0), vdupq_n_f64(0.0), vdupq_n_f64(0.0), vdupq_n_f64(0.0)};
   direct_norm_loop<4, 8>(a, g, T, d, p, gbuf, pf, pf_n, [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
     direct_block(ak, d, gb, T, cols, ahead, sq);

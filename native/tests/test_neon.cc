@@ -2,7 +2,9 @@
 // only reports that it was skipped).  Run under qemu by scripts/arm64-tests.sh.
 // SGEMM and the norm kernels agree with scalar within float/double rounding
 // on odd sizes (0, 1, non-multiples of the 8 x 12 tile, the in-place B
-// path); the Gaussian and the ChaCha20 keystream are bitwise identical.
+// path; norms: narrow p <= 8 and chunked paths, swapped p > d, several
+// L1 chunks, g too large to convert at once); the Gaussian and the ChaCha20
+// keystream are bitwise identical to scalar.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -93,7 +95,8 @@ void test_norms_vs_scalar() {
   }
   const int64_t shapes[][4] = {{2, 1, 7, 5},  {3, 2, 1, 1},  {2, 3, 8, 4},  {2, 5, 9, 3},
                                {3, 7, 17, 9}, {2, 16, 33, 8}, {2, 9, 8, 40}, {2, 33, 70, 13},
-                               {1, 40, 3, 100}, {2, 6, 12, 12}};
+                               {1, 40, 3, 100}, {2, 6, 12, 12}, {2, 37, 21, 7},  {2, 20, 300, 8},
+                               {2, 40, 300, 11}, {1, 300, 70, 60}};
   for (auto &s : shapes) {
     const int64_t B = s[0], T = s[1], d = s[2], p = s[3];
     const std::vector<float> a = rvec(B * T * d), g = rvec(B * T * p);
