@@ -24,6 +24,7 @@ using BlocksFn = void (*)(const Stream &s, uint64_t b0, int64_t nb, uint32_t *ou
 void blocks_scalar(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out);
 void blocks_avx2(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out);
 void blocks_avx512(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out);
+void blocks_neon(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out);
 
 // Blocks function of the active ISA.
 BlocksFn active_blocks();

@@ -35,6 +35,7 @@ using GroupsFn = void (*)(const uint32_t *words, int64_t ngroups, float *out, fl
 void groups_scalar(const uint32_t *words, int64_t ngroups, float *out, float stdf, int add);
 void groups_avx2(const uint32_t *words, int64_t ngroups, float *out, float stdf, int add);
 void groups_avx512(const uint32_t *words, int64_t ngroups, float *out, float stdf, int add);
+void groups_neon(const uint32_t *words, int64_t ngroups, float *out, float stdf, int add);
 
 }  // namespace gauss
 }  // namespace dplora

@@ -26,6 +26,14 @@ const LinalgKernels kAvx512 = {
 };
 #endif
 
+#if defined(__aarch64__)
+const LinalgKernels kNeon = {
+    {8, 12, 128, 256, 960, gemm_micro_neon},
+    norm_direct_neon, norm_ghost_neon, sumsq_neon,
+    read_probe_neon,  fma_probe_neon,  kFmaProbeFlopsNeon,
+};
+#endif
+
 }  // namespace
 
 const LinalgKernels &kernels_for(int isa) {
@@ -33,8 +41,11 @@ const LinalgKernels &kernels_for(int isa) {
   if (isa == DPLORA_ISA_AVX512) return kAvx512;
   if (isa == DPLORA_ISA_AVX2) return kAvx2;
 #endif
+#if defined(__aarch64__)
+  if (isa == DPLORA_ISA_NEON) return kNeon;
+#endif
   (void)isa;
-  return kScalar;  // NEON has no dedicated linalg kernels yet
+  return kScalar;
 }
 
 const LinalgKernels &active_kernels() { return kernels_for(active_isa()); }

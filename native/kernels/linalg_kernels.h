@@ -116,7 +116,8 @@ int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t 
          int64_t k, float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
          float beta, float *c, int64_t ldc, const float *kscale, bool parallel);
 
-// Per-ISA kernels (defined in the *_scalar.cc, *_avx2.cc, *_avx512.cc files).
+// Per-ISA kernels (defined in the *_scalar.cc, *_avx2.cc, *_avx512.cc and
+// *_neon.cc files).
 void gemm_micro_scalar(int64_t, const float *, const float *, int64_t, float *, int64_t,
                        int64_t, int64_t, float);
 double norm_direct_scalar(const float *, const float *, int64_t, int64_t, int64_t, double *,
@@ -153,6 +154,20 @@ float read_probe_avx512(const float *, int64_t);
 double fma_probe_avx512(int64_t);
 // 24 zmm FMAs per iteration: 24 * 16 lanes * 2 flops.
 constexpr double kFmaProbeFlopsAvx512 = 768.0;
+#endif
+
+#if defined(__aarch64__)
+void gemm_micro_neon(int64_t, const float *, const float *, int64_t, float *, int64_t,
+                     int64_t, int64_t, float);
+double norm_direct_neon(const float *, const float *, int64_t, int64_t, int64_t, double *,
+                        const float *, int64_t);
+double norm_ghost_neon(const float *, const float *, int64_t, int64_t, int64_t, double *,
+                       const float *, int64_t);
+double sumsq_neon(const float *, int64_t);
+float read_probe_neon(const float *, int64_t);
+double fma_probe_neon(int64_t);
+// 16 q-register FMAs per iteration: 16 * 4 lanes * 2 flops.
+constexpr double kFmaProbeFlopsNeon = 128.0;
 #endif
 
 }  // namespace linalg

@@ -30,6 +30,9 @@ BlocksFn active_blocks() {
     default: break;
   }
 #endif
+#if defined(__aarch64__)
+  if (active_isa() == DPLORA_ISA_NEON) return blocks_neon;
+#endif
   return blocks_scalar;
 }
 
@@ -44,6 +47,9 @@ gauss::GroupsFn active_groups() {
     case DPLORA_ISA_AVX2: return gauss::groups_avx2;
     default: break;
   }
+#endif
+#if defined(__aarch64__)
+  if (active_isa() == DPLORA_ISA_NEON) return gauss::groups_neon;
 #endif
   return gauss::groups_scalar;
 }

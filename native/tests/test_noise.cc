@@ -56,6 +56,13 @@ void test_keystream_isas() {
         CHECK(ref == got);
       }
 #endif
+#if defined(__aarch64__)
+      if (first_isa_supported(DPLORA_ISA_NEON)) {
+        std::fill(got.begin(), got.end(), 0u);
+        dplora::chacha::blocks_neon(s, b0, nb, got.data());
+        CHECK(ref == got);
+      }
+#endif
     }
   }
   // Unaligned word ranges equal the matching slice of whole blocks.
