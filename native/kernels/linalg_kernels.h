@@ -42,6 +42,42 @@ inline void g_block_to_double(const float *g, int64_t T, int64_t p, int64_t j0, 
   }
 }
 
+// Ghost-norm driver shared by the ISAs: <a a^T, g g^T> over the lower
+// triangle (off-diagonal terms twice), token rows in blocks of 4 x S.
+// `dot(x_rows, y_rows, n, out)` fills out[r][q] = x_rows[r] . y_rows[q] in
+// double for 4 x S rows of length n (each ISA passes its own SIMD kernel).
+template <int S, typename Dot>
+inline double ghost_norm_loop(const float *a, const float *g, int64_t T, int64_t d, int64_t p, Dot dot) {
+  double total = 0;
+  for (int64_t t0 = 0; t0 < T; t0 += 4) {
+    const float *ta[4], *tg[4];
+    for (int r = 0; r < 4; ++r) {
+      const int64_t t = std::min(T - 1, t0 + r);
+      ta[r] = a + t * d;
+      tg[r] = g + t * p;
+    }
+    for (int64_t s0 = 0; s0 < std::min(T, t0 + 4); s0 += S) {
+      const float *sa[S], *sg[S];
+      for (int q = 0; q < S; ++q) {
+        const int64_t s = std::min(T - 1, s0 + q);
+        sa[q] = a + s * d;
+        sg[q] = g + s * p;
+      }
+      double da[4][S], dg[4][S];
+      dot(ta, sa, d, da);
+      dot(tg, sg, p, dg);
+      for (int r = 0; r < 4; ++r) {
+        for (int q = 0; q < S; ++q) {
+          const int64_t t = t0 + r, s = s0 + q;
+          if (t >= T || s >= T || s > t) continue;
+          total += (s == t ? 1.0 : 2.0) * (da[r][q] * dg[r][q]);
+        }
+      }
+    }
+  }
+  return total;
+}
+
 // Direct-norm driver shared by the ISAs: a's columns in L1-sized chunks of
 // width `chunk` (multiple of C); for each block of R columns of g (converted
 // to double once per sample when all of them fit in the scratch), `block`

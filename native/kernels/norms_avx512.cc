@@ -112,35 +112,10 @@ double norm_direct_avx512(const float *a, const float *g, int64_t T, int64_t d, 
   return _mm512_reduce_add_pd(_mm512_add_pd(sq0, sq1));
 }
 
-double norm_ghost_avx512(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *, const float *, int64_t) {
-  double total = 0;
-  for (int64_t t0 = 0; t0 < T; t0 += 4) {
-    const float *ta[4], *tg[4];
-    for (int r = 0; r < 4; ++r) {
-      const int64_t t = std::min(T - 1, t0 + r);
-      ta[r] = a + t * d;
-      tg[r] = g + t * p;
-    }
-    for (int64_t s0 = 0; s0 < std::min(T, t0 + 4); s0 += 4) {
-      const float *sa[4], *sg[4];
-      for (int q = 0; q < 4; ++q) {
-        const int64_t s = std::min(T - 1, s0 + q);
-        sa[q] = a + s * d;
-        sg[q] = g + s * p;
-      }
-      double da[4][4], dg[4][4];
-      dot_block(ta, sa, d, da);
-      dot_block(tg, sg, p, dg);
-      for (int r = 0; r < 4; ++r) {
-        for (int q = 0; q < 4; ++q) {
-          const int64_t t = t0 + r, s = s0 + q;
-          if (t >= T || s >= T || s > t) continue;
-          total += (s == t ? 1.0 : 2.0) * (da[r][q] * dg[r][q]);
-        }
-      }
-    }
-  }
-  return total;
+double norm_ghost_avx512(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *, const float *,
+                         int64_t) {
+  return ghost_norm_loop<4>(a, g, T, d, p, [](const float *const *x, const float *const *y, int64_t n,
+                                             double (&out)[4][4]) { dot_block(x, y, n, out); });
 }
 
 }  // namespace linalg
