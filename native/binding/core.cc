@@ -44,9 +44,9 @@ Napi::Value SetThreads(const Napi::CallbackInfo &info) {
 }  // namespace
 
 void RegisterCore(Napi::Env env, Napi::Object exports) {
-  exports.Set("isaInfo", Napi::Function::New(env, IsaInfo, "isaInfo"));
-  exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
-  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  Export(env, exports, "isaInfo", IsaInfo);
+  Export(env, exports, "setIsa", SetIsa);
+  Export(env, exports, "setThreads", SetThreads);
 }
 
 }  // namespace dplora_binding

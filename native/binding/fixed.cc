@@ -93,10 +93,10 @@ Napi::Value FixedAddDiscreteGaussian(const Napi::CallbackInfo &info) {
 }  // namespace
 
 void RegisterFixed(Napi::Env env, Napi::Object exports) {
-  exports.Set("fixedQuantize", Napi::Function::New(env, FixedQuantize, "fixedQuantize"));
-  exports.Set("fixedDequantize", Napi::Function::New(env, FixedDequantize, "fixedDequantize"));
-  exports.Set("fixedClipSum", Napi::Function::New(env, FixedClipSum, "fixedClipSum"));
-  exports.Set("fixedAddDiscreteGaussian", Napi::Function::New(env, FixedAddDiscreteGaussian, "fixedAddDiscreteGaussian"));
+  Export(env, exports, "fixedQuantize", FixedQuantize);
+  Export(env, exports, "fixedDequantize", FixedDequantize);
+  Export(env, exports, "fixedClipSum", FixedClipSum);
+  Export(env, exports, "fixedAddDiscreteGaussian", FixedAddDiscreteGaussian);
 }
 
 }  // namespace dplora_binding

@@ -368,16 +368,16 @@ Napi::Value BenchFmaPeak(const Napi::CallbackInfo &info) {
 }  // namespace
 
 void RegisterLinalg(Napi::Env env, Napi::Object exports) {
-  exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
-  exports.Set("sgemmAsync", Napi::Function::New(env, SgemmAsync, "sgemmAsync"));
-  exports.Set("gradNormSq", Napi::Function::New(env, GradNormSq, "gradNormSq"));
-  exports.Set("gradNormSqAsync", Napi::Function::New(env, GradNormSqAsync, "gradNormSqAsync"));
-  exports.Set("clippedSum", Napi::Function::New(env, ClippedSum, "clippedSum"));
-  exports.Set("clippedSumAsync", Napi::Function::New(env, ClippedSumAsync, "clippedSumAsync"));
-  exports.Set("clipFactors", Napi::Function::New(env, ClipFactors, "clipFactors"));
-  exports.Set("clipRows", Napi::Function::New(env, ClipRows, "clipRows"));
-  exports.Set("benchReadBandwidth", Napi::Function::New(env, BenchReadBandwidth, "benchReadBandwidth"));
-  exports.Set("benchFmaPeak", Napi::Function::New(env, BenchFmaPeak, "benchFmaPeak"));
+  Export(env, exports, "sgemm", Sgemm);
+  Export(env, exports, "sgemmAsync", SgemmAsync);
+  Export(env, exports, "gradNormSq", GradNormSq);
+  Export(env, exports, "gradNormSqAsync", GradNormSqAsync);
+  Export(env, exports, "clippedSum", ClippedSum);
+  Export(env, exports, "clippedSumAsync", ClippedSumAsync);
+  Export(env, exports, "clipFactors", ClipFactors);
+  Export(env, exports, "clipRows", ClipRows);
+  Export(env, exports, "benchReadBandwidth", BenchReadBandwidth);
+  Export(env, exports, "benchFmaPeak", BenchFmaPeak);
 }
 
 }  // namespace dplora_binding

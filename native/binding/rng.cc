@@ -158,13 +158,13 @@ Napi::Value RngDiscreteGaussian(const Napi::CallbackInfo &info) {
 }  // namespace
 
 void RegisterRng(Napi::Env env, Napi::Object exports) {
-  exports.Set("chacha20Block", Napi::Function::New(env, Chacha20Block, "chacha20Block"));
-  exports.Set("osEntropy", Napi::Function::New(env, OsEntropy, "osEntropy"));
-  exports.Set("rngFillU32", Napi::Function::New(env, RngFillU32, "rngFillU32"));
-  exports.Set("rngUniform", Napi::Function::New(env, RngUniform, "rngUniform"));
-  exports.Set("rngGaussian", Napi::Function::New(env, RngGaussian, "rngGaussian"));
-  exports.Set("rngDiscreteGaussian", Napi::Function::New(env, RngDiscreteGaussian, "rngDiscreteGaussian"));
-  exports.Set("rngAddGaussianAsync", Napi::Function::New(env, RngAddGaussianAsync, "rngAddGaussianAsync"));
+  Export(env, exports, "chacha20Block", Chacha20Block);
+  Export(env, exports, "osEntropy", OsEntropy);
+  Export(env, exports, "rngFillU32", RngFillU32);
+  Export(env, exports, "rngUniform", RngUniform);
+  Export(env, exports, "rngGaussian", RngGaussian);
+  Export(env, exports, "rngDiscreteGaussian", RngDiscreteGaussian);
+  Export(env, exports, "rngAddGaussianAsync", RngAddGaussianAsync);
 }
 
 }  // namespace dplora_binding
