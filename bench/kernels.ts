@@ -52,7 +52,7 @@ function filled(n: number, seed: number): Float32Array {
  * may be shared, and the minimum is the least disturbed estimate.
  */
 async function timeIt(name: string, fn: () => void, slow: boolean): Promise<number> {
-  const bench = new Bench({ time: slow ? 0 : 300, iterations: slow ? 2 : 5, warmup: true, warmupIterations: 1, warmupTime: 0 } as never);
+  const bench = new Bench({ time: slow ? 0 : 300, iterations: slow ? 2 : 5, warmup: true, warmupIterations: 1, warmupTime: 0 });
   bench.add(name, fn);
   await bench.run();
   const r = bench.tasks[0].result as { state: string; latency?: { min: number } };

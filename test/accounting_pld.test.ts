@@ -12,7 +12,7 @@ import { gaussianDelta, gaussianEpsilon, naiveDft, normalTail, seededUniform } f
 
 let worstOracle = 0;
 afterAll(() => {
-  // eslint-disable-next-line no-console
+   
   console.log(`largest relative deviation of PLD from the PLD/PRV oracles: ${worstOracle.toExponential(2)}`);
 });
 

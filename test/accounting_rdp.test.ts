@@ -25,7 +25,7 @@ const oracle = (got: number, want: number, tol: number) => {
   expect(rel(got, want)).toBeLessThan(tol);
 };
 afterAll(() => {
-  // eslint-disable-next-line no-console
+   
   console.log(`largest relative deviation from the RDP/conversion oracles: ${worstOracle.toExponential(2)}`);
 });
 

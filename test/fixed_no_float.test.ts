@@ -13,7 +13,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+ 
 const { scanObject, scanDisassembly, scanUndefined } = require('../scripts/fp-scan.js') as {
   scanObject(file: string): string[];
   scanDisassembly(text: string): string[];

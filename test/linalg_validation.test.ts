@@ -10,7 +10,7 @@ import {
 } from '../lib';
 import { expectError, expectRejection } from './helpers/errors';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 const f32 = (n: number) => new Float32Array(n);
 const shape = { batch: 2, seq: 3, inDim: 4, outDim: 5 };
 const A = f32(24);

@@ -49,6 +49,6 @@ export function registerNoiseCommand(program: Command): Command {
         noiseMultiplier: r.noiseMultiplier,
         epsilon: r.epsilon,
       };
-      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatTable(Object.entries(report) as [string, string | number][]));
+      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatTable(Object.entries(report)));
     });
 }

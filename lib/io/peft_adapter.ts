@@ -188,7 +188,7 @@ export function parseAdapterConfig(text: string, source = ADAPTER_CONFIG_FILE): 
   if (typeof raw.lora_alpha !== 'number' || !Number.isFinite(raw.lora_alpha)) throw new AdapterFormatError(`${source}: lora_alpha must be a number`);
   let targets: string[] = [];
   if (typeof raw.target_modules === 'string') targets = [raw.target_modules];
-  else if (Array.isArray(raw.target_modules) && raw.target_modules.every((x) => typeof x === 'string')) targets = raw.target_modules as string[];
+  else if (Array.isArray(raw.target_modules) && raw.target_modules.every((x) => typeof x === 'string')) targets = raw.target_modules;
   else if (raw.target_modules !== undefined && raw.target_modules !== null) throw new AdapterFormatError(`${source}: target_modules must be a string or a list of strings`);
   const other: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) if (!KNOWN_CONFIG_KEYS.has(k)) other[k] = v;

@@ -112,7 +112,7 @@ export class Linear extends Module implements PerSampleModule {
         this.capture = { x: x.data, g, batch, seq, normsSq };
       } else {
         if (trainW) addOuterGrad(g, x.data, rows, this.inFeatures, this.outFeatures, this.weight.rawGradBuffer());
-        if (trainB) addColumnSums(g, rows, this.outFeatures, this.bias!.rawGradBuffer());
+        if (trainB) addColumnSums(g, rows, this.outFeatures, this.bias.rawGradBuffer());
       }
     }
     const gi = matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures);

@@ -136,7 +136,7 @@ function newAccountant(kind: AccountantKind, pld?: Partial<PldParameters>): Acco
 }
 
 function cloneAccountant(a: Accountant): Accountant {
-  return accountantFromJSON(JSON.parse(JSON.stringify(a.toJSON()))) as Accountant;
+  return accountantFromJSON(JSON.parse(JSON.stringify(a.toJSON())));
 }
 
 /** Owns the privacy machinery of one training run. */
@@ -499,7 +499,7 @@ export class PrivacyEngine {
     if (state.accountant === undefined || state.accountant === null) throw new TypeError('loadStateDict: the state has no privacy ledger (accountant); refusing to resume without it');
     if (!Number.isInteger(state.step) || state.step < 0) throw new RangeError('loadStateDict: step must be an integer >= 0');
     if (!Number.isInteger(state.noiselessSteps) || state.noiselessSteps < 0) throw new TypeError('loadStateDict: noiselessSteps must be an integer >= 0 (part of the privacy record)');
-    const acc = accountantFromJSON(state.accountant as LedgerJson) as Accountant;
+    const acc = accountantFromJSON(state.accountant);
     if (state.privacy.accountant !== cfg.accountant) this.warn(`resuming a '${state.privacy.accountant}' ledger with a '${cfg.accountant}' engine; the saved ledger is kept`);
     for (const k of ['noiseMultiplier', 'maxGradNorm', 'sampleRate', 'datasetSize', 'expectedBatchSize', 'clipping', 'sampling'] as const) {
       if (state.privacy[k] !== cfg[k]) this.warn(`resume: ${k} was ${state.privacy[k]}, is now ${cfg[k]}; the ledger records both`);
