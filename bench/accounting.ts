@@ -37,23 +37,38 @@ export async function run(): Promise<void> {
       name: 'RDP eps, 1e5 steps, 156 default orders (q=0.01)',
       target: '< 5 ms',
       iterations: 30,
-      fn: () => new RdpAccountant().step({ sampleRate: 0.01, noiseMultiplier: nextZ() }, 100000).getEpsilon(1e-5),
+      fn: () =>
+        new RdpAccountant()
+          .step({ sampleRate: 0.01, noiseMultiplier: nextZ() }, 100000)
+          .getEpsilon(1e-5),
     },
     {
       name: 'PLD eps, 1000 steps (q=0.01, grid 1e-4)',
       iterations: 8,
-      fn: () => new PldAccountant().step({ sampleRate: 0.01, noiseMultiplier: nextZ() }, 1000).getEpsilon(1e-5),
+      fn: () =>
+        new PldAccountant()
+          .step({ sampleRate: 0.01, noiseMultiplier: nextZ() }, 1000)
+          .getEpsilon(1e-5),
     },
     {
       name: 'PLD eps, 10000 steps (q=0.01, grid 1e-4)',
       iterations: 5,
-      fn: () => new PldAccountant().step({ sampleRate: 0.01, noiseMultiplier: nextZ() }, 10000).getEpsilon(1e-5),
+      fn: () =>
+        new PldAccountant()
+          .step({ sampleRate: 0.01, noiseMultiplier: nextZ() }, 10000)
+          .getEpsilon(1e-5),
     },
     {
       name: 'PLD calibration, 1000 steps (eps 2, delta 1e-5, q=0.01)',
       target: '< 500 ms',
       iterations: 4,
-      fn: () => calibrateNoiseMultiplier({ targetEpsilon: 2 + 1e-6 * (k++ % 1000), targetDelta: 1e-5, sampleRate: 0.01, steps: 1000 }),
+      fn: () =>
+        calibrateNoiseMultiplier({
+          targetEpsilon: 2 + 1e-6 * (k++ % 1000),
+          targetDelta: 1e-5,
+          sampleRate: 0.01,
+          steps: 1000,
+        }),
     },
   ];
   const rows: Record<string, unknown>[] = [];
@@ -66,9 +81,16 @@ export async function run(): Promise<void> {
     const cpu = cpuMedian(c.fn, Math.min(c.iterations, 5));
     rows.push({ case: c.name, 'wall p50 ms': wall, 'cpu p50 ms': cpu, target: c.target ?? '' });
   }
-  const cal = calibrateNoiseMultiplier({ targetEpsilon: 2, targetDelta: 1e-5, sampleRate: 0.01, steps: 1000 });
+  const cal = calibrateNoiseMultiplier({
+    targetEpsilon: 2,
+    targetDelta: 1e-5,
+    sampleRate: 0.01,
+    steps: 1000,
+  });
   printTable('accounting', rows);
-  console.log(`calibration example: z = ${cal.noiseMultiplier.toFixed(5)} (eps ${cal.epsilon.toFixed(5)}, ${cal.evaluations} evaluations)`);
+  console.log(
+    `calibration example: z = ${cal.noiseMultiplier.toFixed(5)} (eps ${cal.epsilon.toFixed(5)}, ${cal.evaluations} evaluations)`,
+  );
   writeResults('accounting', { rows, calibration: cal });
 }
 

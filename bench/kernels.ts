@@ -52,7 +52,13 @@ function filled(n: number, seed: number): Float32Array {
  * may be shared, and the minimum is the least disturbed estimate.
  */
 async function timeIt(name: string, fn: () => void, slow: boolean): Promise<number> {
-  const bench = new Bench({ time: slow ? 0 : 300, iterations: slow ? 2 : 5, warmup: true, warmupIterations: 1, warmupTime: 0 });
+  const bench = new Bench({
+    time: slow ? 0 : 300,
+    iterations: slow ? 2 : 5,
+    warmup: true,
+    warmupIterations: 1,
+    warmupTime: 0,
+  });
   bench.add(name, fn);
   await bench.run();
   const r = bench.tasks[0].result as { state: string; latency?: { min: number } };
@@ -68,7 +74,13 @@ function normCase(name: string, s: GradShape, method: NormMethod, skipScalar = f
   const direct = T * d * p;
   const ghost = 0.5 * T * (T + 1) * (d + p);
   const macs =
-    method === 'direct' ? direct : method === 'ghost' ? ghost : method === 'bound' ? T * (d + p) : Math.min(direct, ghost);
+    method === 'direct'
+      ? direct
+      : method === 'ghost'
+        ? ghost
+        : method === 'bound'
+          ? T * (d + p)
+          : Math.min(direct, ghost);
   return {
     name: `norms ${method} ${name}`,
     bytes: 4 * B * T * (d + p),

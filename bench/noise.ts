@@ -20,7 +20,11 @@ async function secondsPerCall(name: string, fn: () => void, time = 400): Promise
   const bench = new Bench({ time, iterations: 5, warmupTime: 50, warmupIterations: 2 });
   bench.add(name, fn);
   await bench.run();
-  const r = bench.tasks[0].result as unknown as { latency?: { mean: number }; mean?: number; error?: unknown };
+  const r = bench.tasks[0].result as unknown as {
+    latency?: { mean: number };
+    mean?: number;
+    error?: unknown;
+  };
   if (r.error) throw r.error;
   const ms = r.latency?.mean ?? r.mean;
   if (ms === undefined) throw new Error(`no timing for ${name}`);
@@ -41,7 +45,8 @@ function cpuSecondsPerCall(fn: () => void, reps: number): number {
 
 /** Box-Muller in JavaScript over crypto.getRandomValues (the baseline). */
 function jsBoxMuller(out: Float32Array, words: Uint32Array): void {
-  for (let off = 0; off < words.length; off += 16384) webcrypto.getRandomValues(words.subarray(off, off + 16384));
+  for (let off = 0; off < words.length; off += 16384)
+    webcrypto.getRandomValues(words.subarray(off, off + 16384));
   for (let i = 0; i + 1 < out.length; i += 2) {
     const u1 = (words[i] + 1) / 4294967296;
     const th = (2 * Math.PI * words[i + 1]) / 4294967296;
@@ -66,7 +71,9 @@ export async function run(): Promise<void> {
       for (const threads of [...new Set([1, allThreads])]) {
         setThreads(threads);
         const s = await secondsPerCall(`gaussian ${isa} ${threads}`, () => rng.gaussian(buf, 1));
-        const a = await secondsPerCall(`add ${isa} ${threads}`, () => rng.addGaussianNoise(buf, 1e-3));
+        const a = await secondsPerCall(`add ${isa} ${threads}`, () =>
+          rng.addGaussianNoise(buf, 1e-3),
+        );
         const cpu = cpuSecondsPerCall(() => rng.gaussian(buf, 1), 20);
         gaussian.push({
           impl: `native ${isa}`,
@@ -78,7 +85,12 @@ export async function run(): Promise<void> {
         const words = new Uint32Array(n);
         const c = await secondsPerCall(`chacha ${isa} ${threads}`, () => rng.fillUint32(words));
         const cc = cpuSecondsPerCall(() => rng.fillUint32(words), 20);
-        chacha.push({ isa, threads, 'GB/s': (4 * n) / c / 1e9, 'GB per CPU-s': (4 * n) / cc / 1e9 });
+        chacha.push({
+          isa,
+          threads,
+          'GB/s': (4 * n) / c / 1e9,
+          'GB per CPU-s': (4 * n) / cc / 1e9,
+        });
       }
     }
   } finally {
@@ -106,9 +118,18 @@ export async function run(): Promise<void> {
       setThreads(threads);
       const m = 1 << 17;
       const out = new BigInt64Array(m);
-      const s = await secondsPerCall(`dgauss ${sigma}`, () => rng.discreteGaussian(out, sigma * sigma), 800);
+      const s = await secondsPerCall(
+        `dgauss ${sigma}`,
+        () => rng.discreteGaussian(out, sigma * sigma),
+        800,
+      );
       const cpu = cpuSecondsPerCall(() => rng.discreteGaussian(out, sigma * sigma), 5);
-      discrete.push({ sigma, threads, 'Msamples/s': m / s / 1e6, 'Msamples per CPU-s': m / cpu / 1e6 });
+      discrete.push({
+        sigma,
+        threads,
+        'Msamples/s': m / s / 1e6,
+        'Msamples per CPU-s': m / cpu / 1e6,
+      });
     }
   }
   setThreads(caps.threads);
@@ -124,9 +145,18 @@ export async function run(): Promise<void> {
     const out = new BigInt64Array(dim);
     for (const threads of [...new Set([1, allThreads])]) {
       setThreads(threads);
-      const s = await secondsPerCall(`fixedClipSum ${threads}`, () => fixedClipSum(g, batch, dim, 1 << 24, out));
+      const s = await secondsPerCall(`fixedClipSum ${threads}`, () =>
+        fixedClipSum(g, batch, dim, 1 << 24, out),
+      );
       const cpu = cpuSecondsPerCall(() => fixedClipSum(g, batch, dim, 1 << 24, out), 10);
-      fixedRows.push({ kernel: 'fixedClipSum', batch, dim, threads, 'Gelem/s': (batch * dim) / s / 1e9, 'Gelem per CPU-s': (batch * dim) / cpu / 1e9 });
+      fixedRows.push({
+        kernel: 'fixedClipSum',
+        batch,
+        dim,
+        threads,
+        'Gelem/s': (batch * dim) / s / 1e9,
+        'Gelem per CPU-s': (batch * dim) / cpu / 1e9,
+      });
     }
     setThreads(caps.threads);
   }
@@ -142,7 +172,8 @@ export async function run(): Promise<void> {
   });
 }
 
-if (require.main === module) run().catch((e) => {
-  console.error(e);
-  process.exitCode = 1;
-});
+if (require.main === module)
+  run().catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });

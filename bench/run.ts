@@ -25,7 +25,10 @@ function combineKernelResults(): void {
   const linalg = read('kernels-linalg');
   const noise = read('kernels-noise');
   if (!linalg && !noise) return;
-  fs.writeFileSync(path.join(RESULTS_DIR, 'kernels.json'), JSON.stringify({ linalg, noise }, null, 2) + '\n');
+  fs.writeFileSync(
+    path.join(RESULTS_DIR, 'kernels.json'),
+    JSON.stringify({ linalg, noise }, null, 2) + '\n',
+  );
   console.log('wrote bench/results/kernels.json (linalg + noise)');
 }
 
@@ -34,7 +37,8 @@ async function main(): Promise<void> {
   const names = wanted.length ? wanted : Object.keys(MODULES);
   for (const name of names) {
     const mod = MODULES[name];
-    if (!mod) throw new Error(`unknown benchmark '${name}' (have: ${Object.keys(MODULES).join(', ')})`);
+    if (!mod)
+      throw new Error(`unknown benchmark '${name}' (have: ${Object.keys(MODULES).join(', ')})`);
     let m: { run: () => Promise<void> };
     try {
       m = require(mod);

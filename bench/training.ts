@@ -35,7 +35,12 @@ interface Shape {
 function buildModel(method: 'vanilla' | 'ffa', r: number): Sequential {
   const layers = [];
   for (let l = 0; l < LAYERS; l++) {
-    const lora = new LoraLinear(new Linear(D, D, { trainable: false, seed: 100 + l }), { r, alpha: 2 * r, method, seed: 200 + l });
+    const lora = new LoraLinear(new Linear(D, D, { trainable: false, seed: 100 + l }), {
+      r,
+      alpha: 2 * r,
+      method,
+      seed: 200 + l,
+    });
     // Nonzero B so every gradient path does real work.
     for (let i = 0; i < lora.loraB.length; i++) lora.loraB[i] = 0.01 * Math.sin(i + l);
     layers.push(lora);
@@ -59,7 +64,8 @@ function stepFlops(shape: Shape, r: number, method: 'vanilla' | 'ffa'): number {
   const base = 2 * rows * D * D; // one dense product
   const lora = 2 * rows * r * D; // one rank-r product with a D side
   const perLayer =
-    base + 2 * lora + // forward: x W0^T, h = x A^T, h B^T
+    base +
+    2 * lora + // forward: x W0^T, h = x A^T, h B^T
     base + // gradIn = g W0
     2 * lora + // g_h = s g B, g_h A
     lora + // grad B = g^T h
@@ -102,7 +108,12 @@ function measurePair(reps: number, a: () => void, b: () => void): [Measured, Mea
       ab[k] = Math.max(ab[k], m.arrayBuffers);
     }
   }
-  return [0, 1].map((k) => ({ ms: median(times[k]), cpuMs: median(cpu[k]), rssMiB: rss[k] / 2 ** 20, arrayBuffersMiB: ab[k] / 2 ** 20 })) as [Measured, Measured];
+  return [0, 1].map((k) => ({
+    ms: median(times[k]),
+    cpuMs: median(cpu[k]),
+    rssMiB: rss[k] / 2 ** 20,
+    arrayBuffersMiB: ab[k] / 2 ** 20,
+  })) as [Measured, Measured];
 }
 
 /** Runs the benchmark and writes bench/results/training.json. */
@@ -171,7 +182,9 @@ export async function run(): Promise<void> {
           reps,
           loadAvg1m: Number(os.loadavg()[0].toFixed(2)),
         });
-        printTable(`training step: ${method} r=${r} batch=${shape.batch} seq=${shape.seq}`, [rows[rows.length - 1]]);
+        printTable(`training step: ${method} r=${r} batch=${shape.batch} seq=${shape.seq}`, [
+          rows[rows.length - 1],
+        ]);
       }
     }
   }

@@ -53,21 +53,49 @@ export * from './nn';
 export * from './optim';
 export * from './privacy';
 export {
-  parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors, SafetensorsError,
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  writeSafetensors,
+  SafetensorsError,
 } from './io/safetensors';
 export type { SafetensorsDtype, StTensor, StTensorInput, SafetensorsFile } from './io/safetensors';
 export {
-  saveAdapter, loadAdapter, loadPrivacyReport, defaultAdapterConfig, encodeAdapter, decodeAdapter, AdapterFormatError,
+  saveAdapter,
+  loadAdapter,
+  loadPrivacyReport,
+  defaultAdapterConfig,
+  encodeAdapter,
+  decodeAdapter,
+  AdapterFormatError,
 } from './io/peft_adapter';
 export type { AdapterConfig, AdapterData, LoraTensors, PrivacyReport } from './io/peft_adapter';
 export { saveCheckpoint, loadCheckpoint, hasCheckpoint, CheckpointError } from './io/checkpoint';
 export type { CheckpointState } from './io/checkpoint';
 export { atomicWriteFile, atomicWriteDir } from './io/atomic';
-export { loadSpamCorpus, splitSpamCorpus, keyFraction, PUBLIC_GROUPS, PRIVATE_GROUPS } from './data/spam_corpus';
+export {
+  loadSpamCorpus,
+  splitSpamCorpus,
+  keyFraction,
+  PUBLIC_GROUPS,
+  PRIVATE_GROUPS,
+} from './data/spam_corpus';
 export type { Mail, SpamSplit } from './data/spam_corpus';
-export { featurize, featurizeInto, splitMail, DEFAULT_FEATURIZER, FEATURIZER_VERSION } from './data/featurize';
+export {
+  featurize,
+  featurizeInto,
+  splitMail,
+  DEFAULT_FEATURIZER,
+  FEATURIZER_VERSION,
+} from './data/featurize';
 export type { FeaturizerConfig } from './data/featurize';
-export { loadUserData, parseCsv, parseCsvData, parseJsonl, DataFormatError } from './data/user_data';
+export {
+  loadUserData,
+  parseCsv,
+  parseCsvData,
+  parseJsonl,
+  DataFormatError,
+} from './data/user_data';
 export type { LabelledTexts } from './data/user_data';
 export { fixed, fixedClipSum } from './kernels/fixed';
 export type { QuantizeResult, FixedClipSumResult, NoiseResult } from './kernels/fixed';

@@ -64,7 +64,10 @@ function describeFailure(tried: string[], failures: string[]): string {
  * search of `root`.  Returns the addon and its path, or throws a
  * {@link NativeLoadError} listing every path tried and how to fix it.
  */
-export function loadAddonFrom(root: string, explicitPath?: string): { addon: RawAddon; path: string } {
+export function loadAddonFrom(
+  root: string,
+  explicitPath?: string,
+): { addon: RawAddon; path: string } {
   const tried: string[] = [];
   const failures: string[] = [];
   if (explicitPath) {
@@ -76,7 +79,9 @@ export function loadAddonFrom(root: string, explicitPath?: string): { addon: Raw
       failures.push((e as Error).message.split('\n')[0]);
     }
   }
-  tried.push(`node-gyp-build(${root}) [build/Release, build/Debug, prebuilds/${process.platform}-${process.arch}]`);
+  tried.push(
+    `node-gyp-build(${root}) [build/Release, build/Debug, prebuilds/${process.platform}-${process.arch}]`,
+  );
   try {
     const ngb = require('node-gyp-build') as { resolve(dir: string): string };
     const resolved = ngb.resolve(root);

@@ -16,7 +16,24 @@ const FP_MNEMONIC =
 const FP_SYMBOL =
   /^(?:__(?:add|sub|mul|div|neg|cmp|eq|ne|lt|le|gt|ge|unord|float(?:un)?|fix(?:uns)?|extend|trunc|pow[a-z]*)[a-z]*(?:sf|df|tf|xf|hf|bf)\d?(?:i\d)?|(?:sqrt|cbrt|exp|exp2|expm1|log|log2|log10|log1p|pow|sin|cos|tan|asin|acos|atan|atan2|sinh|cosh|tanh|floor|ceil|round|lround|llround|rint|lrint|nearbyint|trunc|fma|fmod|frexp|ldexp|hypot|erf|erfc|lgamma|tgamma)[fl]?)(?:@.*)?$/;
 
-const PREFIXES = new Set(['rep', 'repz', 'repnz', 'repe', 'repne', 'lock', 'notrack', 'bnd', 'data16', 'addr32', 'cs', 'ds', 'es', 'ss', 'fs', 'gs']);
+const PREFIXES = new Set([
+  'rep',
+  'repz',
+  'repnz',
+  'repe',
+  'repne',
+  'lock',
+  'notrack',
+  'bnd',
+  'data16',
+  'addr32',
+  'cs',
+  'ds',
+  'es',
+  'ss',
+  'fs',
+  'gs',
+]);
 
 /** Floating-point hits in `objdump -d` text: one string per offending line. */
 function scanDisassembly(text) {
@@ -46,9 +63,15 @@ function scanUndefined(text) {
 
 /** All hits in one object file (objdump and nm must be on PATH). */
 function scanObject(file) {
-  const dis = execFileSync('objdump', ['-d', '--no-show-raw-insn', file], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const dis = execFileSync('objdump', ['-d', '--no-show-raw-insn', file], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  });
   const und = execFileSync('nm', ['-u', file], { encoding: 'utf8' });
-  return [...scanDisassembly(dis).map((h) => `insn: ${h}`), ...scanUndefined(und).map((s) => `symbol: ${s}`)];
+  return [
+    ...scanDisassembly(dis).map((h) => `insn: ${h}`),
+    ...scanUndefined(und).map((s) => `symbol: ${s}`),
+  ];
 }
 
 module.exports = { scanDisassembly, scanUndefined, scanObject };

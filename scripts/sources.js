@@ -9,10 +9,19 @@ const path = require('path');
 const root = path.join(__dirname, '..', 'native', 'kernels');
 const kind = process.argv[2];
 const list = (dir) =>
-  fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.cc')).sort() : [];
+  fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith('.cc'))
+        .sort()
+    : [];
 const isaOf = (f) => (/_(avx2|avx512|neon)\.cc$/.exec(f) || [null, 'base'])[1];
 
 let files;
-if (kind === 'intonly') files = list(path.join(root, 'intonly')).map((f) => `native/kernels/intonly/${f}`);
-else files = list(root).filter((f) => isaOf(f) === kind).map((f) => `native/kernels/${f}`);
+if (kind === 'intonly')
+  files = list(path.join(root, 'intonly')).map((f) => `native/kernels/intonly/${f}`);
+else
+  files = list(root)
+    .filter((f) => isaOf(f) === kind)
+    .map((f) => `native/kernels/${f}`);
 process.stdout.write(files.join(' '));

@@ -2,14 +2,33 @@
  * Noise calibration (round trips, errors) and the privacy ledger (exact
  * round trips, malformed input).
  */
-import { LedgerFormatError, PldAccountant, RdpAccountant, accountantFromJSON, calibrateNoiseMultiplier, getNoiseMultiplier, maxStepsWithinBudget } from '../lib';
+import {
+  LedgerFormatError,
+  PldAccountant,
+  RdpAccountant,
+  accountantFromJSON,
+  calibrateNoiseMultiplier,
+  getNoiseMultiplier,
+  maxStepsWithinBudget,
+} from '../lib';
 import { expectError } from './helpers/errors';
 
 describe('getNoiseMultiplier', () => {
   test('RDP: the returned z meets the target and 0.5% less noise does not', () => {
-    for (const [eps, delta, q, steps] of [[1, 1e-5, 0.01, 1000], [8, 1e-6, 0.05, 3000], [0.5, 1e-5, 1, 10]] as const) {
-      const z = getNoiseMultiplier({ targetEpsilon: eps, targetDelta: delta, sampleRate: q, steps, accountant: 'rdp' });
-      const at = (zz: number) => new RdpAccountant().step({ sampleRate: q, noiseMultiplier: zz }, steps).getEpsilon(delta);
+    for (const [eps, delta, q, steps] of [
+      [1, 1e-5, 0.01, 1000],
+      [8, 1e-6, 0.05, 3000],
+      [0.5, 1e-5, 1, 10],
+    ] as const) {
+      const z = getNoiseMultiplier({
+        targetEpsilon: eps,
+        targetDelta: delta,
+        sampleRate: q,
+        steps,
+        accountant: 'rdp',
+      });
+      const at = (zz: number) =>
+        new RdpAccountant().step({ sampleRate: q, noiseMultiplier: zz }, steps).getEpsilon(delta);
       expect(at(z)).toBeLessThanOrEqual(eps);
       expect(at(z / 1.005)).toBeGreaterThan(eps);
     }
@@ -19,7 +38,8 @@ describe('getNoiseMultiplier', () => {
     const opts = { targetEpsilon: 2, targetDelta: 1e-5, sampleRate: 0.01, steps: 1000 };
     const r = calibrateNoiseMultiplier(opts);
     expect(r.accountant).toBe('pld');
-    const at = (zz: number) => new PldAccountant().step({ sampleRate: 0.01, noiseMultiplier: zz }, 1000).getEpsilon(1e-5);
+    const at = (zz: number) =>
+      new PldAccountant().step({ sampleRate: 0.01, noiseMultiplier: zz }, 1000).getEpsilon(1e-5);
     expect(at(r.noiseMultiplier)).toBeLessThanOrEqual(2);
     expect(at(r.noiseMultiplier / 1.005)).toBeGreaterThan(2);
     // less noise than the RDP calibration needs
@@ -29,37 +49,87 @@ describe('getNoiseMultiplier', () => {
   test('the oracle setting round trips: eps 1.828 at q = 0.01, 1000 steps needs z close to 1', () => {
     // eps(1.0) = 1.82824 <= 1.8283, so the smallest z is just under 1 and the
     // answer lies within 0.5% above it.
-    const z = getNoiseMultiplier({ targetEpsilon: 1.8283, targetDelta: 1e-5, sampleRate: 0.01, steps: 1000, pldParameters: { gridStep: 1e-4 } });
+    const z = getNoiseMultiplier({
+      targetEpsilon: 1.8283,
+      targetDelta: 1e-5,
+      sampleRate: 0.01,
+      steps: 1000,
+      pldParameters: { gridStep: 1e-4 },
+    });
     expect(z).toBeLessThanOrEqual(1.005);
     expect(z).toBeGreaterThan(0.995);
-    expect(new PldAccountant().step({ sampleRate: 0.01, noiseMultiplier: z }, 1000).getEpsilon(1e-5)).toBeLessThanOrEqual(1.8283);
+    expect(
+      new PldAccountant().step({ sampleRate: 0.01, noiseMultiplier: z }, 1000).getEpsilon(1e-5),
+    ).toBeLessThanOrEqual(1.8283);
   });
 
   test('epochs are converted to ceil(epochs / q) steps', () => {
-    const r = calibrateNoiseMultiplier({ targetEpsilon: 3, targetDelta: 1e-5, sampleRate: 0.0025, epochs: 15, accountant: 'rdp' });
+    const r = calibrateNoiseMultiplier({
+      targetEpsilon: 3,
+      targetDelta: 1e-5,
+      sampleRate: 0.0025,
+      epochs: 15,
+      accountant: 'rdp',
+    });
     expect(r.steps).toBe(6000);
-    const r2 = calibrateNoiseMultiplier({ targetEpsilon: 3, targetDelta: 1e-5, sampleRate: 0.3, epochs: 1, accountant: 'rdp' });
+    const r2 = calibrateNoiseMultiplier({
+      targetEpsilon: 3,
+      targetDelta: 1e-5,
+      sampleRate: 0.3,
+      epochs: 1,
+      accountant: 'rdp',
+    });
     expect(r2.steps).toBe(4);
   });
 
   test('impossible or malformed requests name the argument', () => {
-    const ok = { targetEpsilon: 1, targetDelta: 1e-5, sampleRate: 0.01, steps: 100, accountant: 'rdp' as const };
+    const ok = {
+      targetEpsilon: 1,
+      targetDelta: 1e-5,
+      sampleRate: 0.01,
+      steps: 100,
+      accountant: 'rdp' as const,
+    };
     expectError(() => getNoiseMultiplier({ ...ok, targetDelta: 1 }), 'RangeError', /targetDelta/);
     expectError(() => getNoiseMultiplier({ ...ok, targetDelta: 0 }), 'RangeError', /targetDelta/);
     expectError(() => getNoiseMultiplier({ ...ok, targetDelta: 1.5 }), 'RangeError', /targetDelta/);
-    expectError(() => getNoiseMultiplier({ ...ok, targetEpsilon: 0 }), 'RangeError', /targetEpsilon/);
-    expectError(() => getNoiseMultiplier({ ...ok, targetEpsilon: -1 }), 'RangeError', /targetEpsilon/);
-    expectError(() => getNoiseMultiplier({ ...ok, targetEpsilon: Infinity }), 'RangeError', /targetEpsilon/);
-    expectError(() => getNoiseMultiplier({ ...ok, targetEpsilon: NaN }), 'RangeError', /targetEpsilon/);
+    expectError(
+      () => getNoiseMultiplier({ ...ok, targetEpsilon: 0 }),
+      'RangeError',
+      /targetEpsilon/,
+    );
+    expectError(
+      () => getNoiseMultiplier({ ...ok, targetEpsilon: -1 }),
+      'RangeError',
+      /targetEpsilon/,
+    );
+    expectError(
+      () => getNoiseMultiplier({ ...ok, targetEpsilon: Infinity }),
+      'RangeError',
+      /targetEpsilon/,
+    );
+    expectError(
+      () => getNoiseMultiplier({ ...ok, targetEpsilon: NaN }),
+      'RangeError',
+      /targetEpsilon/,
+    );
     expectError(() => getNoiseMultiplier({ ...ok, sampleRate: 0 }), 'RangeError', /sampleRate/);
     expectError(() => getNoiseMultiplier({ ...ok, sampleRate: 1.01 }), 'RangeError', /sampleRate/);
     expectError(() => getNoiseMultiplier({ ...ok, steps: 0 }), 'RangeError', /steps/);
     expectError(() => getNoiseMultiplier({ ...ok, steps: 2.5 }), 'RangeError', /steps/);
     expectError(() => getNoiseMultiplier({ ...ok, steps: undefined }), 'RangeError', /steps/);
     expectError(() => getNoiseMultiplier({ ...ok, epochs: 2 }), 'RangeError', /steps or epochs/);
-    expectError(() => getNoiseMultiplier({ ...ok, accountant: 'moments' as never }), 'RangeError', /accountant/);
+    expectError(
+      () => getNoiseMultiplier({ ...ok, accountant: 'moments' as never }),
+      'RangeError',
+      /accountant/,
+    );
     // RDP cannot certify eps 0.001 at delta 1e-10 with any noise (its conversion has a floor)
-    expectError(() => getNoiseMultiplier({ ...ok, targetEpsilon: 1e-3, targetDelta: 1e-10 }), 'RangeError', /targetEpsilon.*cannot be reached/);
+    expectError(
+      () => getNoiseMultiplier({ ...ok, targetEpsilon: 1e-3, targetDelta: 1e-10 }),
+      'RangeError',
+      /targetEpsilon.*cannot be reached/,
+    );
   });
 });
 
@@ -68,19 +138,30 @@ describe('maxStepsWithinBudget', () => {
     const acc = new RdpAccountant().step({ sampleRate: 0.01, noiseMultiplier: 1 }, 200);
     const spec = { sampleRate: 0.01, noiseMultiplier: 1 };
     const k = maxStepsWithinBudget(acc, spec, { targetEpsilon: 2, targetDelta: 1e-5 });
-    expect(acc.history).toEqual([{ mechanism: 'gaussian', sampleRate: 0.01, noiseMultiplier: 1, steps: 200 }]);
+    expect(acc.history).toEqual([
+      { mechanism: 'gaussian', sampleRate: 0.01, noiseMultiplier: 1, steps: 200 },
+    ]);
     const at = (n: number) => acc.clone().step(spec, n).getEpsilon(1e-5);
     expect(at(k)).toBeLessThanOrEqual(2);
     expect(at(k + 1)).toBeGreaterThan(2);
     expect(maxStepsWithinBudget(acc, spec, { targetEpsilon: 0.01, targetDelta: 1e-5 })).toBe(0);
-    expectError(() => maxStepsWithinBudget(acc, spec, { targetEpsilon: 2, targetDelta: 0 }), 'RangeError', /targetDelta/);
+    expectError(
+      () => maxStepsWithinBudget(acc, spec, { targetEpsilon: 2, targetDelta: 0 }),
+      'RangeError',
+      /targetDelta/,
+    );
   });
   test('PLD, coarse grid', () => {
     const acc = new PldAccountant({ gridStep: 1e-3 });
     const spec = { sampleRate: 0.02, noiseMultiplier: 1.2 };
     const k = maxStepsWithinBudget(acc, spec, { targetEpsilon: 1, targetDelta: 1e-5 });
     expect(acc.clone().step(spec, k).getEpsilon(1e-5)).toBeLessThanOrEqual(1);
-    expect(acc.clone().step(spec, k + 1).getEpsilon(1e-5)).toBeGreaterThan(1);
+    expect(
+      acc
+        .clone()
+        .step(spec, k + 1)
+        .getEpsilon(1e-5),
+    ).toBeGreaterThan(1);
   });
 });
 

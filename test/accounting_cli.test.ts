@@ -31,16 +31,49 @@ async function run(args: string[]): Promise<string> {
 
 describe('dp-lora epsilon', () => {
   test('--json with the RDP accountant matches the library', async () => {
-    const out = JSON.parse(await run(['epsilon', '--sample-rate', '0.01', '--noise', '1', '--steps', '1000', '--delta', '1e-5', '--accountant', 'rdp', '--json']));
-    const lib = new RdpAccountant().step({ sampleRate: 0.01, noiseMultiplier: 1 }, 1000).getEpsilonAndOrder(1e-5);
-    expect(out).toMatchObject({ accountant: 'rdp', sampleRate: 0.01, noiseMultiplier: 1, steps: 1000, delta: 1e-5 });
+    const out = JSON.parse(
+      await run([
+        'epsilon',
+        '--sample-rate',
+        '0.01',
+        '--noise',
+        '1',
+        '--steps',
+        '1000',
+        '--delta',
+        '1e-5',
+        '--accountant',
+        'rdp',
+        '--json',
+      ]),
+    );
+    const lib = new RdpAccountant()
+      .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 1000)
+      .getEpsilonAndOrder(1e-5);
+    expect(out).toMatchObject({
+      accountant: 'rdp',
+      sampleRate: 0.01,
+      noiseMultiplier: 1,
+      steps: 1000,
+      delta: 1e-5,
+    });
     expect(out.epsilon).toBeCloseTo(lib.epsilon, 12);
     expect(out.optimalOrder).toBe(lib.order);
     expect(out.epsilon).toBeCloseTo(2.101, 3);
   });
 
   test('default PLD accountant prints a table with both relations', async () => {
-    const out = await run(['epsilon', '--sample-rate', '0.01', '--noise', '1', '--steps', '1000', '--delta', '1e-5']);
+    const out = await run([
+      'epsilon',
+      '--sample-rate',
+      '0.01',
+      '--noise',
+      '1',
+      '--steps',
+      '1000',
+      '--delta',
+      '1e-5',
+    ]);
     expect(out).toMatch(/accountant\s+pld/);
     const eps = Number(/^epsilon\s+([\d.]+)/m.exec(out)![1]);
     expect(eps).toBeGreaterThanOrEqual(1.828);
@@ -50,33 +83,116 @@ describe('dp-lora epsilon', () => {
   });
 
   test('bad values name the option', async () => {
-    await expect(run(['epsilon', '--sample-rate', 'abc', '--noise', '1', '--steps', '10', '--delta', '1e-5'])).rejects.toThrow(/--sample-rate/);
-    await expect(run(['epsilon', '--sample-rate', '0.1', '--noise', '1', '--steps', '10'])).rejects.toThrow(/--delta/);
-    await expect(run(['epsilon', '--sample-rate', '0.1', '--noise', '1', '--steps', '10', '--delta', '2', '--accountant', 'rdp'])).rejects.toThrow(/delta/);
-    await expect(run(['epsilon', '--sample-rate', '0.1', '--noise', '1', '--steps', '10', '--delta', '1e-5', '--accountant', 'x'])).rejects.toThrow(/--accountant/);
+    await expect(
+      run(['epsilon', '--sample-rate', 'abc', '--noise', '1', '--steps', '10', '--delta', '1e-5']),
+    ).rejects.toThrow(/--sample-rate/);
+    await expect(
+      run(['epsilon', '--sample-rate', '0.1', '--noise', '1', '--steps', '10']),
+    ).rejects.toThrow(/--delta/);
+    await expect(
+      run([
+        'epsilon',
+        '--sample-rate',
+        '0.1',
+        '--noise',
+        '1',
+        '--steps',
+        '10',
+        '--delta',
+        '2',
+        '--accountant',
+        'rdp',
+      ]),
+    ).rejects.toThrow(/delta/);
+    await expect(
+      run([
+        'epsilon',
+        '--sample-rate',
+        '0.1',
+        '--noise',
+        '1',
+        '--steps',
+        '10',
+        '--delta',
+        '1e-5',
+        '--accountant',
+        'x',
+      ]),
+    ).rejects.toThrow(/--accountant/);
   });
 });
 
 describe('dp-lora noise', () => {
   test('--epochs with the RDP accountant round trips through epsilon', async () => {
-    const out = JSON.parse(await run(['noise', '--epsilon', '3', '--delta', '1e-5', '--sample-rate', '0.0025', '--epochs', '15', '--accountant', 'rdp', '--json']));
+    const out = JSON.parse(
+      await run([
+        'noise',
+        '--epsilon',
+        '3',
+        '--delta',
+        '1e-5',
+        '--sample-rate',
+        '0.0025',
+        '--epochs',
+        '15',
+        '--accountant',
+        'rdp',
+        '--json',
+      ]),
+    );
     expect(out.steps).toBe(6000);
     expect(out.epsilon).toBeLessThanOrEqual(3);
-    const back = new RdpAccountant().step({ sampleRate: 0.0025, noiseMultiplier: out.noiseMultiplier }, 6000).getEpsilon(1e-5);
+    const back = new RdpAccountant()
+      .step({ sampleRate: 0.0025, noiseMultiplier: out.noiseMultiplier }, 6000)
+      .getEpsilon(1e-5);
     expect(back).toBeLessThanOrEqual(3);
     expect(back).toBeGreaterThan(2.98);
   });
 
   test('exactly one of --epochs and --steps', async () => {
-    await expect(run(['noise', '--epsilon', '3', '--delta', '1e-5', '--sample-rate', '0.01'])).rejects.toThrow(/--epochs and --steps/);
-    await expect(run(['noise', '--epsilon', '3', '--delta', '1e-5', '--sample-rate', '0.01', '--steps', '5', '--epochs', '1'])).rejects.toThrow(/--epochs and --steps/);
-    await expect(run(['noise', '--epsilon', '-3', '--delta', '1e-5', '--sample-rate', '0.01', '--steps', '5'])).rejects.toThrow(/targetEpsilon/);
+    await expect(
+      run(['noise', '--epsilon', '3', '--delta', '1e-5', '--sample-rate', '0.01']),
+    ).rejects.toThrow(/--epochs and --steps/);
+    await expect(
+      run([
+        'noise',
+        '--epsilon',
+        '3',
+        '--delta',
+        '1e-5',
+        '--sample-rate',
+        '0.01',
+        '--steps',
+        '5',
+        '--epochs',
+        '1',
+      ]),
+    ).rejects.toThrow(/--epochs and --steps/);
+    await expect(
+      run(['noise', '--epsilon', '-3', '--delta', '1e-5', '--sample-rate', '0.01', '--steps', '5']),
+    ).rejects.toThrow(/targetEpsilon/);
   });
 });
 
 const bin = path.join(__dirname, '..', 'dist', 'lib', 'cli', 'main.js');
 (fs.existsSync(bin) ? test : test.skip)('compiled binary: dp-lora noise --json (PLD)', () => {
-  const out = execFileSync(process.execPath, [bin, 'noise', '--epsilon', '2', '--delta', '1e-5', '--sample-rate', '0.01', '--steps', '1000', '--json'], { encoding: 'utf8' });
+  const out = execFileSync(
+    process.execPath,
+    [
+      bin,
+      'noise',
+      '--epsilon',
+      '2',
+      '--delta',
+      '1e-5',
+      '--sample-rate',
+      '0.01',
+      '--steps',
+      '1000',
+      '--json',
+    ],
+    { encoding: 'utf8' },
+  );
   const r = JSON.parse(out);
   expect(r.accountant).toBe('pld');
   expect(r.epsilon).toBeLessThanOrEqual(2);

@@ -6,14 +6,27 @@
 import { PldAccountant, RdpAccountant } from '../lib';
 import { fft } from '../lib/accounting/fft';
 import { SignedLogSum, erfc, logAdd, logErfc, logGamma, logSub } from '../lib/accounting/log_math';
-import { composePlds, composedDelta, composedEpsilon, discretizeSubsampledGaussian, DEFAULT_PLD_PARAMETERS } from '../lib/accounting/pld';
+import {
+  composePlds,
+  composedDelta,
+  composedEpsilon,
+  discretizeSubsampledGaussian,
+  DEFAULT_PLD_PARAMETERS,
+} from '../lib/accounting/pld';
 import { expectError } from './helpers/errors';
-import { gaussianDelta, gaussianEpsilon, naiveDft, normalTail, seededUniform } from './helpers/accounting_reference';
+import {
+  gaussianDelta,
+  gaussianEpsilon,
+  naiveDft,
+  normalTail,
+  seededUniform,
+} from './helpers/accounting_reference';
 
 let worstOracle = 0;
 afterAll(() => {
-   
-  console.log(`largest relative deviation of PLD from the PLD/PRV oracles: ${worstOracle.toExponential(2)}`);
+  console.log(
+    `largest relative deviation of PLD from the PLD/PRV oracles: ${worstOracle.toExponential(2)}`,
+  );
 });
 
 describe('PLD oracle values (PLD / PRV column)', () => {
@@ -35,7 +48,9 @@ describe('PLD oracle values (PLD / PRV column)', () => {
     // the worse relation is reported
     expect(d.epsilon).toBe(Math.max(d.add!, d.remove!));
     // tighter than RDP (improved conversion)
-    expect(d.epsilon).toBeLessThan(new RdpAccountant().step({ sampleRate: q, noiseMultiplier: z }, steps).getEpsilon(delta));
+    expect(d.epsilon).toBeLessThan(
+      new RdpAccountant().step({ sampleRate: q, noiseMultiplier: z }, steps).getEpsilon(delta),
+    );
   });
 });
 
@@ -68,8 +83,10 @@ describe('upper bound against the exact Gaussian (q = 1)', () => {
 describe('PLD against RDP and monotonicity', () => {
   // A coarser grid keeps this fast; PLD stays an upper bound at any grid step.
   const params = { gridStep: 1e-3 };
-  const pld = (q: number, z: number, steps: number) => new PldAccountant(params).step({ sampleRate: q, noiseMultiplier: z }, steps).getEpsilon(1e-5);
-  const rdp = (q: number, z: number, steps: number) => new RdpAccountant().step({ sampleRate: q, noiseMultiplier: z }, steps).getEpsilon(1e-5);
+  const pld = (q: number, z: number, steps: number) =>
+    new PldAccountant(params).step({ sampleRate: q, noiseMultiplier: z }, steps).getEpsilon(1e-5);
+  const rdp = (q: number, z: number, steps: number) =>
+    new RdpAccountant().step({ sampleRate: q, noiseMultiplier: z }, steps).getEpsilon(1e-5);
   test('PLD <= RDP on a grid of (q, z, steps)', () => {
     for (const q of [0.001, 0.02, 0.2]) {
       for (const z of [0.8, 1.5]) {
@@ -86,8 +103,12 @@ describe('PLD against RDP and monotonicity', () => {
     expect(pld(0.01, 1.2, 300)).toBeLessThan(base);
   });
   test('a finer grid gives a tighter (smaller) upper bound', () => {
-    const coarse = new PldAccountant({ gridStep: 2e-3 }).step({ sampleRate: 0.01, noiseMultiplier: 1 }, 300).getEpsilon(1e-5);
-    const fine = new PldAccountant({ gridStep: 2e-4 }).step({ sampleRate: 0.01, noiseMultiplier: 1 }, 300).getEpsilon(1e-5);
+    const coarse = new PldAccountant({ gridStep: 2e-3 })
+      .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 300)
+      .getEpsilon(1e-5);
+    const fine = new PldAccountant({ gridStep: 2e-4 })
+      .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 300)
+      .getEpsilon(1e-5);
     expect(fine).toBeLessThanOrEqual(coarse);
     expect(coarse / fine - 1).toBeLessThan(0.02);
   });
@@ -96,8 +117,12 @@ describe('PLD against RDP and monotonicity', () => {
 describe('composition', () => {
   const params = { ...DEFAULT_PLD_PARAMETERS, gridStep: 1e-3 };
   test('heterogeneous history equals the product of its parts, in any order', () => {
-    const a = new PldAccountant(params).step({ sampleRate: 0.01, noiseMultiplier: 1 }, 200).step({ sampleRate: 0.05, noiseMultiplier: 2 }, 50);
-    const b = new PldAccountant(params).step({ sampleRate: 0.05, noiseMultiplier: 2 }, 50).step({ sampleRate: 0.01, noiseMultiplier: 1 }, 200);
+    const a = new PldAccountant(params)
+      .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 200)
+      .step({ sampleRate: 0.05, noiseMultiplier: 2 }, 50);
+    const b = new PldAccountant(params)
+      .step({ sampleRate: 0.05, noiseMultiplier: 2 }, 50)
+      .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 200);
     expect(a.getEpsilon(1e-6)).toBeCloseTo(b.getEpsilon(1e-6), 9);
     // splitting steps into separate calls merges into one entry and gives the same answer
     const c = new PldAccountant(params);
@@ -109,7 +134,9 @@ describe('composition', () => {
     ]);
     expect(c.getEpsilon(1e-6)).toBeCloseTo(a.getEpsilon(1e-6), 9);
     // each part alone is cheaper than the whole
-    const part = new PldAccountant(params).step({ sampleRate: 0.01, noiseMultiplier: 1 }, 200).getEpsilon(1e-6);
+    const part = new PldAccountant(params)
+      .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 200)
+      .getEpsilon(1e-6);
     expect(part).toBeLessThan(a.getEpsilon(1e-6));
   });
 
@@ -185,10 +212,15 @@ function exactOneStepDelta(q: number, s: number, rel: 'add' | 'remove', eps: num
 
 describe('discrete Gaussian events and edge cases', () => {
   test('discrete-Gaussian histories fall back to RDP at integer orders', () => {
-    const acc = new PldAccountant().step({ sampleRate: 0.01, noiseMultiplier: 1, mechanism: 'discreteGaussian' }, 1000);
+    const acc = new PldAccountant().step(
+      { sampleRate: 0.01, noiseMultiplier: 1, mechanism: 'discreteGaussian' },
+      1000,
+    );
     const d = acc.getEpsilonDetails(1e-5);
     expect(d.method).toBe('rdp-fallback');
-    const r = new RdpAccountant({ orders: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 20, 32, 64, 128, 256, 512, 1024] })
+    const r = new RdpAccountant({
+      orders: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 20, 32, 64, 128, 256, 512, 1024],
+    })
       .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 1000)
       .getEpsilon(1e-5);
     expect(d.epsilon).toBeLessThanOrEqual(r + 1e-12);
@@ -204,12 +236,18 @@ describe('discrete Gaussian events and edge cases', () => {
     expectError(() => new PldAccountant({ gridStep: 0 }), 'RangeError', /gridStep/);
   });
   test('a delta below the truncation charges gives Infinity, not a wrong number', () => {
-    const acc = new PldAccountant({ gridStep: 1e-3, windowTail: 1e-9 }).step({ sampleRate: 0.01, noiseMultiplier: 1 }, 100);
+    const acc = new PldAccountant({ gridStep: 1e-3, windowTail: 1e-9 }).step(
+      { sampleRate: 0.01, noiseMultiplier: 1 },
+      100,
+    );
     expect(acc.getEpsilon(1e-10)).toBe(Infinity);
     expect(Number.isFinite(acc.getEpsilon(1e-6))).toBe(true);
   });
   test('a grid too fine for the history is coarsened automatically (still an upper bound)', () => {
-    const acc = new PldAccountant({ maxFftLength: 1 << 16 }).step({ sampleRate: 1, noiseMultiplier: 2 }, 400);
+    const acc = new PldAccountant({ maxFftLength: 1 << 16 }).step(
+      { sampleRate: 1, noiseMultiplier: 2 },
+      400,
+    );
     const d = acc.getEpsilonDetails(1e-5);
     expect(d.gridStep).toBeGreaterThan(1e-4);
     const exact = gaussianEpsilon(Math.sqrt(400) / 2, 1e-5);
@@ -218,7 +256,11 @@ describe('discrete Gaussian events and edge cases', () => {
   });
   test('the FFT length cap is enforced with a clear error at the lowest level', () => {
     const p = { ...DEFAULT_PLD_PARAMETERS, gridStep: 1e-6, maxFftLength: 1 << 16 };
-    expectError(() => discretizeSubsampledGaussian(0.5, 0.5, 'remove', p), 'RangeError', /gridStep/);
+    expectError(
+      () => discretizeSubsampledGaussian(0.5, 0.5, 'remove', p),
+      'RangeError',
+      /gridStep/,
+    );
   });
 });
 
@@ -254,7 +296,8 @@ describe('numerical building blocks', () => {
     // far tail: log erfc(x) = -x^2 - ln(x sqrt(pi)) + ln(1 - 1/(2x^2) + 3/(4x^4) - ...)
     for (const x of [30, 100, 1e4]) {
       const u = 1 / (2 * x * x);
-      const want = -x * x - Math.log(x * Math.sqrt(Math.PI)) + Math.log(1 - u + 3 * u * u - 15 * u ** 3);
+      const want =
+        -x * x - Math.log(x * Math.sqrt(Math.PI)) + Math.log(1 - u + 3 * u * u - 15 * u ** 3);
       expect(Math.abs(logErfc(x) - want)).toBeLessThan(1e-12 * x * x);
     }
     // continuity across the method switches
@@ -267,7 +310,9 @@ describe('numerical building blocks', () => {
     let fact = 1;
     for (let n = 1; n < 25; n++) {
       fact *= n;
-      expect(Math.abs(logGamma(n + 1) - Math.log(fact))).toBeLessThan(1e-12 * Math.max(1, Math.log(fact)));
+      expect(Math.abs(logGamma(n + 1) - Math.log(fact))).toBeLessThan(
+        1e-12 * Math.max(1, Math.log(fact)),
+      );
     }
     expect(logGamma(0.5)).toBeCloseTo(0.5 * Math.log(Math.PI), 14);
     expect(logGamma(-0.5)).toBeCloseTo(Math.log(2 * Math.sqrt(Math.PI)), 13); // |Gamma(-1/2)| = 2 sqrt(pi)
@@ -281,7 +326,10 @@ describe('numerical building blocks', () => {
 });
 
 test('composedEpsilon and composedDelta are consistent', () => {
-  const acc = new PldAccountant({ gridStep: 5e-4 }).step({ sampleRate: 0.02, noiseMultiplier: 0.9 }, 500);
+  const acc = new PldAccountant({ gridStep: 5e-4 }).step(
+    { sampleRate: 0.02, noiseMultiplier: 0.9 },
+    500,
+  );
   const e = acc.getEpsilon(1e-6);
   expect(Math.abs(acc.getDelta(e) / 1e-6 - 1)).toBeLessThan(1e-6);
   expect(composedEpsilon).toBeDefined();

@@ -25,8 +25,9 @@ const oracle = (got: number, want: number, tol: number) => {
   expect(rel(got, want)).toBeLessThan(tol);
 };
 afterAll(() => {
-   
-  console.log(`largest relative deviation from the RDP/conversion oracles: ${worstOracle.toExponential(2)}`);
+  console.log(
+    `largest relative deviation from the RDP/conversion oracles: ${worstOracle.toExponential(2)}`,
+  );
 });
 
 describe('RDP oracle table (MTZ 2019)', () => {
@@ -48,7 +49,13 @@ describe('RDP oracle table (MTZ 2019)', () => {
   });
 
   test('the subsampled discrete Gaussian equals the continuous one at integer orders', () => {
-    const d = computeRdp({ sampleRate: 0.1, noiseMultiplier: 1, steps: 1, orders: [3, 3.5], mechanism: 'discreteGaussian' });
+    const d = computeRdp({
+      sampleRate: 0.1,
+      noiseMultiplier: 1,
+      steps: 1,
+      orders: [3, 3.5],
+      mechanism: 'discreteGaussian',
+    });
     oracle(d[0], 0.0317123003033764, 1e-12);
     expect(d[1]).toBe(Infinity);
   });
@@ -65,7 +72,12 @@ describe('RDP oracle table (MTZ 2019)', () => {
 describe('RDP against independent references', () => {
   test('integer orders match a direct sum in ordinary arithmetic', () => {
     // (z = 0.8 stops at alpha 12: the plain-arithmetic reference overflows beyond.)
-    for (const [q, z, maxA] of [[0.001, 0.8, 12], [0.02, 1.1, 40], [0.3, 2, 40], [0.9, 5, 40]]) {
+    for (const [q, z, maxA] of [
+      [0.001, 0.8, 12],
+      [0.02, 1.1, 40],
+      [0.3, 2, 40],
+      [0.9, 5, 40],
+    ]) {
       for (const a of [2, 3, 5, 12, 40].filter((x) => x <= maxA)) {
         const want = Math.log(integerA(q, z, a)) / (a - 1);
         expect(rel(rdpPerStep(q, z, a), want)).toBeLessThan(1e-7);
@@ -76,7 +88,13 @@ describe('RDP against independent references', () => {
   test('fractional orders match numerical quadrature of E[(P/Q)^alpha]', () => {
     // The quadrature is a different method; signed generalized binomials are
     // what makes the series agree with it (absolute values would overshoot).
-    for (const [q, z] of [[0.01, 1], [0.1, 1], [0.1, 2], [0.05, 0.8], [0.5, 1.5]]) {
+    for (const [q, z] of [
+      [0.01, 1],
+      [0.1, 1],
+      [0.1, 2],
+      [0.05, 0.8],
+      [0.5, 1.5],
+    ]) {
       for (const a of [1.1, 1.5, 2.5, 4.3, 7.7]) {
         const want = quadratureRdp(q, z, a);
         expect(rel(rdpPerStep(q, z, a), want)).toBeLessThan(1e-7);
@@ -92,11 +110,31 @@ describe('RDP against independent references', () => {
 });
 
 describe('conversions', () => {
-  const orders2 = [1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4, 4.5, ...Array.from({ length: 59 }, (_, i) => 5 + i), 128, 256, 512];
+  const orders2 = [
+    1.25,
+    1.5,
+    1.75,
+    2,
+    2.25,
+    2.5,
+    3,
+    3.5,
+    4,
+    4.5,
+    ...Array.from({ length: 59 }, (_, i) => 5 + i),
+    128,
+    256,
+    512,
+  ];
 
   test('constant RDP 1.1 on orders 2..32, delta 1e-5, improved: 1.32783806176 at alpha 32', () => {
     const orders = Array.from({ length: 31 }, (_, i) => 2 + i);
-    const r = rdpToEpsilon(orders, orders.map(() => 1.1), 1e-5, { conversion: 'improved' });
+    const r = rdpToEpsilon(
+      orders,
+      orders.map(() => 1.1),
+      1e-5,
+      { conversion: 'improved' },
+    );
     oracle(r.epsilon, 1.32783806176, 1e-10);
     expect(r.order).toBe(32);
   });
@@ -106,7 +144,12 @@ describe('conversions', () => {
   // accountants table lists 0.942 as classic and 0.7242 as improved for the
   // first setting). We test them as improved and pin the classic values too.
   test('MNIST-like setting (q = 0.0025, z = 1.3, 6000 steps, delta 1e-5): 0.7242234026109595 at alpha 19', () => {
-    const rdp = computeRdp({ sampleRate: 150 / 60000, noiseMultiplier: 1.3, steps: 6000, orders: orders2 });
+    const rdp = computeRdp({
+      sampleRate: 150 / 60000,
+      noiseMultiplier: 1.3,
+      steps: 6000,
+      orders: orders2,
+    });
     const imp = rdpToEpsilon(orders2, rdp, 1e-5);
     oracle(imp.epsilon, 0.7242234026109595, 1e-9);
     expect(imp.order).toBe(19);
@@ -116,7 +159,12 @@ describe('conversions', () => {
   });
 
   test('q = 0.001, z = 1, 30000 steps, delta 1e-7: 1.4154988495444842', () => {
-    const rdp = computeRdp({ sampleRate: 100 / 100000, noiseMultiplier: 1.0, steps: 30000, orders: orders2 });
+    const rdp = computeRdp({
+      sampleRate: 100 / 100000,
+      noiseMultiplier: 1.0,
+      steps: 30000,
+      orders: orders2,
+    });
     oracle(rdpToEpsilon(orders2, rdp, 1e-7).epsilon, 1.4154988495444842, 1e-9);
   });
 
@@ -130,7 +178,9 @@ describe('conversions', () => {
   test('improved is never worse than classic', () => {
     const rdp = computeRdp({ sampleRate: 0.02, noiseMultiplier: 0.9, steps: 500 });
     for (const d of [1e-3, 1e-6, 1e-9]) {
-      expect(rdpToEpsilon(DEFAULT_ORDERS, rdp, d).epsilon).toBeLessThanOrEqual(rdpToEpsilon(DEFAULT_ORDERS, rdp, d, { conversion: 'classic' }).epsilon);
+      expect(rdpToEpsilon(DEFAULT_ORDERS, rdp, d).epsilon).toBeLessThanOrEqual(
+        rdpToEpsilon(DEFAULT_ORDERS, rdp, d, { conversion: 'classic' }).epsilon,
+      );
     }
   });
 
@@ -140,10 +190,26 @@ describe('conversions', () => {
     expectError(() => rdpToEpsilon([2], [0.1], NaN), 'RangeError', /delta/);
     expectError(() => rdpToEpsilon([1], [0.1], 1e-5), 'RangeError', /orders/);
     expectError(() => rdpToEpsilon([2, 3], [0.1], 1e-5), 'RangeError', /rdp/);
-    expectError(() => rdpToEpsilon([2], [0.1], 1e-5, { conversion: 'x' as never }), 'RangeError', /conversion/);
-    expectError(() => computeRdp({ sampleRate: 1.5, noiseMultiplier: 1, steps: 1 }), 'RangeError', /sampleRate/);
-    expectError(() => computeRdp({ sampleRate: 0.1, noiseMultiplier: 0, steps: 1 }), 'RangeError', /noiseMultiplier/);
-    expectError(() => computeRdp({ sampleRate: 0.1, noiseMultiplier: 1, steps: -1 }), 'RangeError', /steps/);
+    expectError(
+      () => rdpToEpsilon([2], [0.1], 1e-5, { conversion: 'x' as never }),
+      'RangeError',
+      /conversion/,
+    );
+    expectError(
+      () => computeRdp({ sampleRate: 1.5, noiseMultiplier: 1, steps: 1 }),
+      'RangeError',
+      /sampleRate/,
+    );
+    expectError(
+      () => computeRdp({ sampleRate: 0.1, noiseMultiplier: 0, steps: 1 }),
+      'RangeError',
+      /noiseMultiplier/,
+    );
+    expectError(
+      () => computeRdp({ sampleRate: 0.1, noiseMultiplier: 1, steps: -1 }),
+      'RangeError',
+      /steps/,
+    );
   });
 });
 
@@ -155,17 +221,22 @@ describe('accountants table, RDP columns', () => {
   ];
   test.each(cases)('q=%p z=%p steps=%p delta=%p', (q, z, steps, delta, classic, improved) => {
     const digits = (v: number) => (String(v).split('.')[1] ?? '').length;
-    const imp = new RdpAccountant().step({ sampleRate: q, noiseMultiplier: z }, steps).getEpsilon(delta);
+    const imp = new RdpAccountant()
+      .step({ sampleRate: q, noiseMultiplier: z }, steps)
+      .getEpsilon(delta);
     expect(Math.abs(imp - improved)).toBeLessThanOrEqual(0.5 * 10 ** -digits(improved) + 1e-12);
     if (classic !== null) {
-      const cls = new RdpAccountant({ conversion: 'classic' }).step({ sampleRate: q, noiseMultiplier: z }, steps).getEpsilon(delta);
+      const cls = new RdpAccountant({ conversion: 'classic' })
+        .step({ sampleRate: q, noiseMultiplier: z }, steps)
+        .getEpsilon(delta);
       expect(Math.abs(cls - classic)).toBeLessThanOrEqual(0.5 * 10 ** -digits(classic) + 1e-12);
     }
   });
 });
 
 describe('RDP accountant properties', () => {
-  const eps = (q: number, z: number, steps: number) => new RdpAccountant().step({ sampleRate: q, noiseMultiplier: z }, steps).getEpsilon(1e-5);
+  const eps = (q: number, z: number, steps: number) =>
+    new RdpAccountant().step({ sampleRate: q, noiseMultiplier: z }, steps).getEpsilon(1e-5);
   test('epsilon grows with steps and q, falls with z', () => {
     for (const q of [0.001, 0.01, 0.1]) {
       for (const z of [0.7, 1, 2]) {
@@ -177,21 +248,30 @@ describe('RDP accountant properties', () => {
   });
 
   test('heterogeneous histories add RDP order by order', () => {
-    const a = new RdpAccountant().step({ sampleRate: 0.01, noiseMultiplier: 1 }, 300).step({ sampleRate: 0.05, noiseMultiplier: 2 }, 100);
+    const a = new RdpAccountant()
+      .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 300)
+      .step({ sampleRate: 0.05, noiseMultiplier: 2 }, 100);
     const r1 = computeRdp({ sampleRate: 0.01, noiseMultiplier: 1, steps: 300 });
     const r2 = computeRdp({ sampleRate: 0.05, noiseMultiplier: 2, steps: 100 });
     const sum = r1.map((v, i) => v + r2[i]);
     expect(a.getEpsilon(1e-6)).toBeCloseTo(rdpToEpsilon(DEFAULT_ORDERS, sum, 1e-6).epsilon, 12);
     // order of events does not matter
-    const b = new RdpAccountant().step({ sampleRate: 0.05, noiseMultiplier: 2 }, 100).step({ sampleRate: 0.01, noiseMultiplier: 1 }, 300);
+    const b = new RdpAccountant()
+      .step({ sampleRate: 0.05, noiseMultiplier: 2 }, 100)
+      .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 300);
     expect(b.getEpsilon(1e-6)).toBeCloseTo(a.getEpsilon(1e-6), 12);
   });
 
   test('discrete-Gaussian events use integer orders only', () => {
-    const a = new RdpAccountant().step({ sampleRate: 0.01, noiseMultiplier: 1, mechanism: 'discreteGaussian' }, 1000);
+    const a = new RdpAccountant().step(
+      { sampleRate: 0.01, noiseMultiplier: 1, mechanism: 'discreteGaussian' },
+      1000,
+    );
     const { order } = a.getEpsilonAndOrder(1e-5);
     expect(Number.isInteger(order)).toBe(true);
-    const cont = new RdpAccountant().step({ sampleRate: 0.01, noiseMultiplier: 1 }, 1000).getEpsilon(1e-5);
+    const cont = new RdpAccountant()
+      .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 1000)
+      .getEpsilon(1e-5);
     expect(a.getEpsilon(1e-5)).toBeGreaterThanOrEqual(cont);
     expect(a.getEpsilon(1e-5)).toBeLessThan(cont * 1.02);
   });
@@ -205,10 +285,18 @@ describe('RDP accountant properties', () => {
   test('step validates its arguments', () => {
     const a = new RdpAccountant();
     expectError(() => a.step({ sampleRate: 0, noiseMultiplier: 1 }), 'RangeError', /sampleRate/);
-    expectError(() => a.step({ sampleRate: 0.1, noiseMultiplier: NaN }), 'RangeError', /noiseMultiplier/);
+    expectError(
+      () => a.step({ sampleRate: 0.1, noiseMultiplier: NaN }),
+      'RangeError',
+      /noiseMultiplier/,
+    );
     expectError(() => a.step({ sampleRate: 0.1, noiseMultiplier: 1 }, 0), 'RangeError', /count/);
     expectError(() => a.step({ sampleRate: 0.1, noiseMultiplier: 1 }, 1.5), 'RangeError', /count/);
-    expectError(() => a.step({ sampleRate: 0.1, noiseMultiplier: 1, mechanism: 'laplace' as never }), 'RangeError', /mechanism/);
+    expectError(
+      () => a.step({ sampleRate: 0.1, noiseMultiplier: 1, mechanism: 'laplace' as never }),
+      'RangeError',
+      /mechanism/,
+    );
     expect(a.history).toEqual([]);
     expect(a.getEpsilon(1e-5)).toBe(0);
   });
@@ -230,7 +318,11 @@ describe('zCDP conversions (Canonne, Kamath, Steinke 2020)', () => {
   test('zCDP conversion matches the RDP improved conversion on a dense order grid', () => {
     const orders = Array.from({ length: 4000 }, (_, i) => 1.01 + i * 0.01);
     const rho = 0.3;
-    const viaRdp = rdpToEpsilon(orders, orders.map((a) => a * rho), 1e-5).epsilon;
+    const viaRdp = rdpToEpsilon(
+      orders,
+      orders.map((a) => a * rho),
+      1e-5,
+    ).epsilon;
     expect(zcdpToEpsilon(rho, 1e-5)).toBeLessThanOrEqual(viaRdp + 1e-12);
     expect(viaRdp - zcdpToEpsilon(rho, 1e-5)).toBeLessThan(1e-5);
   });
@@ -243,12 +335,28 @@ describe('zCDP conversions (Canonne, Kamath, Steinke 2020)', () => {
 
 describe('adaptive clipping joint noise (Andrew et al. 2021)', () => {
   test('target z = 1 with sigma_b = E[B]/20', () => {
-    oracle(adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: 1, countNoiseStd: 256 / 20 }), 1.000764, 1e-6);
-    oracle(adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: 1, countNoiseStd: 16 / 20 }), 1.281025, 1e-6);
+    oracle(
+      adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: 1, countNoiseStd: 256 / 20 }),
+      1.000764,
+      1e-6,
+    );
+    oracle(
+      adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: 1, countNoiseStd: 16 / 20 }),
+      1.281025,
+      1e-6,
+    );
   });
   test('the count alone cannot exceed the budget', () => {
-    expectError(() => adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: 1, countNoiseStd: 0.5 }), 'RangeError', /countNoiseStd/);
-    expectError(() => adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: -1, countNoiseStd: 5 }), 'RangeError', /targetNoiseMultiplier/);
+    expectError(
+      () => adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: 1, countNoiseStd: 0.5 }),
+      'RangeError',
+      /countNoiseStd/,
+    );
+    expectError(
+      () => adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: -1, countNoiseStd: 5 }),
+      'RangeError',
+      /targetNoiseMultiplier/,
+    );
   });
 });
 

@@ -11,11 +11,30 @@ import { buildProgram } from '../lib/cli/main';
 import { loadAdapter, loadPrivacyReport } from '../lib/io/peft_adapter';
 import { ledgerDigest, loadCheckpoint } from '../lib/io/checkpoint';
 import { buildSpamTask } from '../lib/cli/train_task';
-import { accuracy, loadAdapterInto, loadBaseWeights, loraModel, pretrainedBase } from '../lib/cli/train_model';
+import {
+  accuracy,
+  loadAdapterInto,
+  loadBaseWeights,
+  loraModel,
+  pretrainedBase,
+} from '../lib/cli/train_model';
 import { LORA_SEED } from '../lib/cli/train';
 import { LoraLinear } from '../lib/nn/lora_linear';
 
-const SMALL = ['--accountant', 'rdp', '--limit', '1200', '--dim', '512', '--hidden', '32', '--epochs', '8', '--batch-size', '64'];
+const SMALL = [
+  '--accountant',
+  'rdp',
+  '--limit',
+  '1200',
+  '--dim',
+  '512',
+  '--hidden',
+  '32',
+  '--epochs',
+  '8',
+  '--batch-size',
+  '64',
+];
 
 let tmp: string;
 let oldCache: string | undefined;
@@ -33,8 +52,12 @@ afterAll(() => {
 async function run(args: string[]): Promise<{ stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const o = jest.spyOn(process.stdout, 'write').mockImplementation((s: any) => ((stdout += String(s)), true));
-  const e = jest.spyOn(process.stderr, 'write').mockImplementation((s: any) => ((stderr += String(s)), true));
+  const o = jest
+    .spyOn(process.stdout, 'write')
+    .mockImplementation((s: any) => ((stdout += String(s)), true));
+  const e = jest
+    .spyOn(process.stderr, 'write')
+    .mockImplementation((s: any) => ((stderr += String(s)), true));
   try {
     const program = buildProgram();
     for (const c of [program, ...program.commands]) {
@@ -59,9 +82,31 @@ describe('dp-lora train (end to end)', () => {
   test('trains privately within budget, beats chance, writes a loadable adapter and JSON', async () => {
     const out = path.join(tmp, 'run');
     const json = path.join(tmp, 'result.json');
-    const { stdout, stderr } = await run([...SMALL, '--seed', '0x5eed', '--out', out, '--json', json]);
+    const { stdout, stderr } = await run([
+      ...SMALL,
+      '--seed',
+      '0x5eed',
+      '--out',
+      out,
+      '--json',
+      json,
+    ]);
     const r = JSON.parse(fs.readFileSync(json, 'utf8'));
-    for (const k of ['targetEpsilon', 'epsilon', 'delta', 'noiseMultiplier', 'maxGradNorm', 'sampleRate', 'steps', 'accountant', 'accuracy', 'seedMode', 'reproducible', 'wallTimeSeconds', 'samplesPerSecond']) {
+    for (const k of [
+      'targetEpsilon',
+      'epsilon',
+      'delta',
+      'noiseMultiplier',
+      'maxGradNorm',
+      'sampleRate',
+      'steps',
+      'accountant',
+      'accuracy',
+      'seedMode',
+      'reproducible',
+      'wallTimeSeconds',
+      'samplesPerSecond',
+    ]) {
       expect(r).toHaveProperty(k);
     }
     expect(r.targetEpsilon).toBe(8);
@@ -97,7 +142,11 @@ describe('dp-lora train (end to end)', () => {
     expect(rep.epsilon).toBe(r.epsilon);
     expect(rep.steps).toBe(r.steps);
     expect(rep.reproducibleSeed).toBe(true);
-    const { base, cached } = pretrainedBase({ dim: 512, hidden: 32, classes: 2 }, task.public!, 'spam:1200');
+    const { base, cached } = pretrainedBase(
+      { dim: 512, hidden: 32, classes: 2 },
+      task.public!,
+      'spam:1200',
+    );
     expect(cached).toBe(true);
     const m = loraModel(base, { rank: 8, alpha: 16, method: 'vanilla', seed: 1 });
     loadAdapterInto(m, a);
@@ -121,7 +170,18 @@ describe('dp-lora train (end to end)', () => {
     const out = path.join(tmp, 'resumable');
     const j1 = path.join(tmp, 'r1.json');
     const j2 = path.join(tmp, 'r2.json');
-    await run([...SMALL, '--no-baseline', '--out', out, '--json', j1, '--max-steps', '20', '--checkpoint-every', '7']);
+    await run([
+      ...SMALL,
+      '--no-baseline',
+      '--out',
+      out,
+      '--json',
+      j1,
+      '--max-steps',
+      '20',
+      '--checkpoint-every',
+      '7',
+    ]);
     const r1 = JSON.parse(fs.readFileSync(j1, 'utf8'));
     expect(r1.steps).toBe(20);
     expect(r1.incomplete).toBe(true);
@@ -151,7 +211,14 @@ describe('dp-lora train (end to end)', () => {
     await expect(run(['--resume', out])).rejects.toThrow(/ledger is missing/);
     // A ledger with a matching checksum but not a valid accountant ledger is refused too.
     const bad = { ...goodLedger, accountant: 'magic' };
-    fs.writeFileSync(sp, JSON.stringify({ ...doc, ledgerSha256: ledgerDigest(bad), state: { ...doc.state, ledger: bad } }));
+    fs.writeFileSync(
+      sp,
+      JSON.stringify({
+        ...doc,
+        ledgerSha256: ledgerDigest(bad),
+        state: { ...doc.state, ledger: bad },
+      }),
+    );
     await expect(run(['--resume', out])).rejects.toThrow(/ledger is malformed/);
   });
 
@@ -159,7 +226,9 @@ describe('dp-lora train (end to end)', () => {
     await expect(run(['--epsilon', '-1'])).rejects.toThrow(/--epsilon must be a positive number/);
     await expect(run(['--seed', 'xyz'])).rejects.toThrow(/--seed must be/);
     await expect(run(['--resume', path.join(tmp, 'nothing')])).rejects.toThrow(/no checkpoint/);
-    await expect(run(['--resume', path.join(tmp, 'run'), '--epsilon', '3'])).rejects.toThrow(/drop --epsilon/);
+    await expect(run(['--resume', path.join(tmp, 'run'), '--epsilon', '3'])).rejects.toThrow(
+      /drop --epsilon/,
+    );
     await expect(run(['--method', 'bad'])).rejects.toThrow(/Allowed choices are ffa, vanilla/);
   });
 });
@@ -171,21 +240,52 @@ describe('dp-lora train --data', () => {
       good: ['great', 'excellent', 'lovely', 'superb', 'delight', 'wonderful'],
       bad: ['awful', 'terrible', 'broken', 'refund', 'worst', 'horrible'],
     };
-    const filler = ['the', 'item', 'arrived', 'today', 'and', 'it', 'was', 'quite', 'really', 'box', 'price', 'shop'];
+    const filler = [
+      'the',
+      'item',
+      'arrived',
+      'today',
+      'and',
+      'it',
+      'was',
+      'quite',
+      'really',
+      'box',
+      'price',
+      'shop',
+    ];
     let s = seed;
     const r = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0), s / 2 ** 32);
     const out = [];
     for (let i = 0; i < n; i++) {
       const label = r() < 0.5 ? 'good' : 'bad';
       const w: string[] = [];
-      for (let k = 0; k < 12; k++) w.push(r() < 0.25 ? words[label][Math.floor(r() * 6)] : filler[Math.floor(r() * filler.length)]);
+      for (let k = 0; k < 12; k++)
+        w.push(
+          r() < 0.25 ? words[label][Math.floor(r() * 6)] : filler[Math.floor(r() * filler.length)],
+        );
       out.push({ text: `${w.join(' ')}, "quoted" ${i}`, label });
     }
     return out;
   }
   const csv = (rows: Array<{ text: string; label: string }>) =>
-    'label,review\n' + rows.map((x) => `${x.label},"${x.text.replace(/"/g, '""')}"`).join('\r\n') + '\n';
-  const TINY = ['--accountant', 'rdp', '--dim', '256', '--hidden', '16', '--epochs', '10', '--batch-size', '32', '--text-field', 'review'];
+    'label,review\n' +
+    rows.map((x) => `${x.label},"${x.text.replace(/"/g, '""')}"`).join('\r\n') +
+    '\n';
+  const TINY = [
+    '--accountant',
+    'rdp',
+    '--dim',
+    '256',
+    '--hidden',
+    '16',
+    '--epochs',
+    '10',
+    '--batch-size',
+    '32',
+    '--text-field',
+    'review',
+  ];
 
   test('CSV with a public file: pretrained base, private adapter above chance', async () => {
     const data = path.join(tmp, 'reviews.csv');
@@ -206,23 +306,48 @@ describe('dp-lora train --data', () => {
 
   test('JSONL without public data: random frozen base, said so; bad fields are clear errors', async () => {
     const data = path.join(tmp, 'reviews.jsonl');
-    fs.writeFileSync(data, synth(300, 3).map((x) => JSON.stringify({ review: x.text, label: x.label })).join('\n'));
+    fs.writeFileSync(
+      data,
+      synth(300, 3)
+        .map((x) => JSON.stringify({ review: x.text, label: x.label }))
+        .join('\n'),
+    );
     const json = path.join(tmp, 'user2.json');
     const out = path.join(tmp, 'ffa-run');
-    const { stderr } = await run([...TINY, '--data', data, '--json', json, '--no-baseline', '--method', 'ffa', '--out', out]);
+    const { stderr } = await run([
+      ...TINY,
+      '--data',
+      data,
+      '--json',
+      json,
+      '--no-baseline',
+      '--method',
+      'ffa',
+      '--out',
+      out,
+    ]);
     const r = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(r.base.source).toBe('random');
     expect(r.method).toBe('ffa');
     // FFA: A stays at its (public) initialization, B and the head were trained.
     const a = loadAdapter(path.join(out, 'adapter'));
     expect(a.config.dplora?.method).toBe('ffa');
-    const fresh = loraModel(loadBaseWeights(path.join(out, 'base_model.safetensors'), { dim: 256, hidden: 16, classes: 2 }), { rank: 8, alpha: 16, method: 'ffa', seed: LORA_SEED });
+    const fresh = loraModel(
+      loadBaseWeights(path.join(out, 'base_model.safetensors'), {
+        dim: 256,
+        hidden: 16,
+        classes: 2,
+      }),
+      { rank: 8, alpha: 16, method: 'ffa', seed: LORA_SEED },
+    );
     const fc1 = fresh.fc1 as LoraLinear;
     expect(Buffer.from(a.loras[0].loraA.buffer).equals(Buffer.from(fc1.loraA.buffer))).toBe(true);
     expect(a.loras[0].loraB.some((v) => v !== 0)).toBe(true);
     expect(stderr).not.toMatch(/private LoRA \[/); // no progress bar when output is not a terminal
     expect(stderr).toMatch(/randomly initialized and frozen/);
     expect(r.warnings.join('\n')).toMatch(/no public data/);
-    await expect(run([...TINY, '--data', data, '--label-field', 'stars'])).rejects.toThrow(/no field "stars".*--label-field/);
+    await expect(run([...TINY, '--data', data, '--label-field', 'stars'])).rejects.toThrow(
+      /no field "stars".*--label-field/,
+    );
   });
 });

@@ -1,11 +1,27 @@
-import { parseSeed, resolveTrainConfig, defaultDelta, OptionError, TRAIN_DEFAULTS } from '../lib/cli/train_options';
+import {
+  parseSeed,
+  resolveTrainConfig,
+  defaultDelta,
+  OptionError,
+  TRAIN_DEFAULTS,
+} from '../lib/cli/train_options';
 import { extractTensors, restoreTensors } from '../lib/cli/train_state';
 import { parseSafetensors, serializeSafetensors, StTensorInput } from '../lib/io/safetensors';
 
 describe('train options', () => {
   test('defaults', () => {
     const c = resolveTrainConfig({});
-    expect(c).toMatchObject({ targetEpsilon: 8, epochs: 10, batchSize: 128, rank: 8, alpha: 16, method: 'vanilla', accountant: 'pld', clip: 1, baseline: true });
+    expect(c).toMatchObject({
+      targetEpsilon: 8,
+      epochs: 10,
+      batchSize: 128,
+      rank: 8,
+      alpha: 16,
+      method: 'vanilla',
+      accountant: 'pld',
+      clip: 1,
+      baseline: true,
+    });
     expect(c.seed).toBeUndefined();
     expect(c.delta).toBeUndefined();
     expect(TRAIN_DEFAULTS.dim).toBe(4096);
@@ -49,15 +65,30 @@ describe('engine state <-> checkpoint tensors', () => {
     const state = {
       step: 3,
       params: { 'fc1.lora_A': { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, -0]) } },
-      optimizer: { slots: { 'fc1.lora_A': { m: new Float32Array([0.5, 0, 0, 0, 0, 1]), v: new Float32Array(6) } } },
+      optimizer: {
+        slots: {
+          'fc1.lora_A': { m: new Float32Array([0.5, 0, 0, 0, 0, 1]), v: new Float32Array(6) },
+        },
+      },
       list: [new Float32Array([7]), { x: 1 }],
       skip: undefined,
     };
     const tensors: Record<string, StTensorInput> = {};
     const json = JSON.parse(JSON.stringify(extractTensors(state, tensors)));
-    expect(Object.keys(tensors).sort()).toEqual(['list.0', 'optimizer.slots.fc1.lora_A.m', 'optimizer.slots.fc1.lora_A.v', 'params.fc1.lora_A.data']);
-    expect(json.params['fc1.lora_A']).toEqual({ shape: [2, 3], data: { $tensor: 'params.fc1.lora_A.data' } });
-    const back = restoreTensors(json, parseSafetensors(serializeSafetensors(tensors)).tensors) as any;
+    expect(Object.keys(tensors).sort()).toEqual([
+      'list.0',
+      'optimizer.slots.fc1.lora_A.m',
+      'optimizer.slots.fc1.lora_A.v',
+      'params.fc1.lora_A.data',
+    ]);
+    expect(json.params['fc1.lora_A']).toEqual({
+      shape: [2, 3],
+      data: { $tensor: 'params.fc1.lora_A.data' },
+    });
+    const back = restoreTensors(
+      json,
+      parseSafetensors(serializeSafetensors(tensors)).tensors,
+    ) as any;
     expect(Array.from(back.params['fc1.lora_A'].data)).toEqual([1, 2, 3, 4, 5, -0]);
     expect(Object.is(back.params['fc1.lora_A'].data[5], -0)).toBe(true);
     expect(back.optimizer.slots['fc1.lora_A'].m).toBeInstanceOf(Float32Array);

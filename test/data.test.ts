@@ -1,9 +1,21 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadSpamCorpus, splitSpamCorpus, keyFraction, PUBLIC_GROUPS, PRIVATE_GROUPS } from '../lib/data/spam_corpus';
+import {
+  loadSpamCorpus,
+  splitSpamCorpus,
+  keyFraction,
+  PUBLIC_GROUPS,
+  PRIVATE_GROUPS,
+} from '../lib/data/spam_corpus';
 import { featurize, splitMail, DEFAULT_FEATURIZER } from '../lib/data/featurize';
-import { parseCsv, parseCsvData, parseJsonl, loadUserData, DataFormatError } from '../lib/data/user_data';
+import {
+  parseCsv,
+  parseCsvData,
+  parseJsonl,
+  loadUserData,
+  DataFormatError,
+} from '../lib/data/user_data';
 
 describe('spam corpus split', () => {
   const mails = loadSpamCorpus();
@@ -46,13 +58,20 @@ describe('spam corpus split', () => {
 });
 
 describe('featurizer', () => {
-  const mail = (headers: string, subject: string, body: string) => `From a@b  Mon\nReceived: ${headers}\nSubject: ${subject}\nX-Other: 1\n\n${body}`;
+  const mail = (headers: string, subject: string, body: string) =>
+    `From a@b  Mon\nReceived: ${headers}\nSubject: ${subject}\nX-Other: 1\n\n${body}`;
   const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
   const D = DEFAULT_FEATURIZER.dim;
 
   test('split keeps Subject, drops other headers', () => {
-    expect(splitMail(mail('relay.example.com', 'Cheap meds', 'Hello there'))).toEqual({ subject: 'Cheap meds', body: 'Hello there' });
-    expect(splitMail('just text\n\nwith a blank line')).toEqual({ subject: '', body: 'just text\n\nwith a blank line' });
+    expect(splitMail(mail('relay.example.com', 'Cheap meds', 'Hello there'))).toEqual({
+      subject: 'Cheap meds',
+      body: 'Hello there',
+    });
+    expect(splitMail('just text\n\nwith a blank line')).toEqual({
+      subject: '',
+      body: 'just text\n\nwith a blank line',
+    });
     expect(splitMail('Subject: multi\n  line\nX: y\n\nb').subject).toBe('multi line');
   });
 
@@ -94,7 +113,8 @@ describe('featurizer', () => {
 
 describe('user data', () => {
   test('CSV: quotes, escaped quotes, newlines in quotes, CRLF, BOM, empty fields', () => {
-    const text = '\ufefftext,label\r\n"hello, world",spam\r\n"say ""hi""\nnext line",ham\r\nplain,ham\n,spam\n';
+    const text =
+      '\ufefftext,label\r\n"hello, world",spam\r\n"say ""hi""\nnext line",ham\r\nplain,ham\n,spam\n';
     expect(parseCsv(text)).toEqual([
       ['text', 'label'],
       ['hello, world', 'spam'],
@@ -103,7 +123,10 @@ describe('user data', () => {
       ['', 'spam'],
     ]);
     expect(parseCsv('a,"",b')).toEqual([['a', '', 'b']]);
-    expect(parseCsv('a,b\n\n\nc,d')).toEqual([['a', 'b'], ['c', 'd']]);
+    expect(parseCsv('a,b\n\n\nc,d')).toEqual([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
     const d = parseCsvData(text, 'text', 'label');
     expect(d.classes).toEqual(['ham', 'spam']);
     expect(Array.from(d.labels)).toEqual([1, 0, 0, 1]);
@@ -113,7 +136,9 @@ describe('user data', () => {
     expect(() => parseCsv('a,"unterminated\nb')).toThrow(/not closed/);
     expect(() => parseCsv('a,"x"y')).toThrow(/after a closing quote/);
     expect(() => parseCsv('a,b"c')).toThrow(/quote inside an unquoted field/);
-    expect(() => parseCsvData('t,l\nx,1,extra\n', 't', 'l')).toThrow(/3 fields but the header has 2/);
+    expect(() => parseCsvData('t,l\nx,1,extra\n', 't', 'l')).toThrow(
+      /3 fields but the header has 2/,
+    );
     expect(() => parseCsvData('t,l\n', 't', 'l')).toThrow(/only a header/);
     expect(() => parseCsvData('t,l\nx,1\n', 'text', 'l')).toThrow(/no column "text".*--text-field/);
     expect(() => parseCsvData('t,l\nx,1\ny,1\n', 't', 'l')).toThrow(/at least two classes/);
@@ -123,8 +148,12 @@ describe('user data', () => {
     const d = parseJsonl('{"t":"a","y":10}\n\n{"t":"b","y":2}\n{"t":"c","y":"10"}\n', 't', 'y');
     expect(d.classes).toEqual(['2', '10']);
     expect(Array.from(d.labels)).toEqual([1, 0, 1]);
-    expect(() => parseJsonl('{"t":"a","y":1}\n{"t":"b"}\n', 't', 'y')).toThrow(/line 2: no field "y"/);
-    expect(() => parseJsonl('{"t":"a","y":1}\nnot json\n', 't', 'y')).toThrow(/line 2: not valid JSON/);
+    expect(() => parseJsonl('{"t":"a","y":1}\n{"t":"b"}\n', 't', 'y')).toThrow(
+      /line 2: no field "y"/,
+    );
+    expect(() => parseJsonl('{"t":"a","y":1}\nnot json\n', 't', 'y')).toThrow(
+      /line 2: not valid JSON/,
+    );
     expect(() => parseJsonl('{"t":1,"y":1}\n', 't', 'y')).toThrow(/must be a string/);
     expect(() => parseJsonl('{"t":"a","y":null}\n', 't', 'y')).toThrow(/label field "y" must be/);
     expect(() => parseJsonl('\n\n', 't', 'y')).toThrow(DataFormatError);
@@ -133,7 +162,10 @@ describe('user data', () => {
   test('loadUserData by extension; empty file and unknown extension', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dplora-data-'));
     try {
-      fs.writeFileSync(path.join(dir, 'a.jsonl'), '{"text":"x","label":true}\n{"text":"y","label":false}\n');
+      fs.writeFileSync(
+        path.join(dir, 'a.jsonl'),
+        '{"text":"x","label":true}\n{"text":"y","label":false}\n',
+      );
       expect(loadUserData(path.join(dir, 'a.jsonl')).classes).toEqual(['false', 'true']);
       fs.writeFileSync(path.join(dir, 'e.csv'), '');
       expect(() => loadUserData(path.join(dir, 'e.csv'))).toThrow(/empty/);

@@ -32,13 +32,32 @@ function normSq(v: bigint[]): bigint {
 
 describe('fixed.quantize / dequantize', () => {
   test('round half to even, saturation and NaN are counted', () => {
-    const x = Float32Array.from([0.5, 1.5, 2.5, -0.5, -1.5, 0.25, 1e10, -1e10, Infinity, -Infinity, NaN, 3.75]);
+    const x = Float32Array.from([
+      0.5,
+      1.5,
+      2.5,
+      -0.5,
+      -1.5,
+      0.25,
+      1e10,
+      -1e10,
+      Infinity,
+      -Infinity,
+      NaN,
+      3.75,
+    ]);
     const r = fixed.quantize(x, 0);
-    expect(Array.from(r.values)).toEqual([0, 2, 2, -0, -2, 0, I32_MAX, -I32_MAX, I32_MAX, -I32_MAX, 0, 4].map((v) => v | 0));
+    expect(Array.from(r.values)).toEqual(
+      [0, 2, 2, -0, -2, 0, I32_MAX, -I32_MAX, I32_MAX, -I32_MAX, 0, 4].map((v) => v | 0),
+    );
     expect(r.saturated).toBe(4);
     expect(r.nan).toBe(1);
     const q = fixed.quantize(Float32Array.from([0.1, -0.1, 1 / 3]), 16);
-    expect(Array.from(q.values)).toEqual([Math.round(Math.fround(0.1) * 65536), -Math.round(Math.fround(0.1) * 65536), Math.round(Math.fround(1 / 3) * 65536)]);
+    expect(Array.from(q.values)).toEqual([
+      Math.round(Math.fround(0.1) * 65536),
+      -Math.round(Math.fround(0.1) * 65536),
+      Math.round(Math.fround(1 / 3) * 65536),
+    ]);
     expect(q.saturated).toBe(0);
   });
 
@@ -48,20 +67,41 @@ describe('fixed.quantize / dequantize', () => {
     const f = 20;
     const q = fixed.quantize(x, f);
     const back = fixed.dequantize(q.values, f);
-    for (let i = 0; i < x.length; i++) expect(Math.abs(back[i] - x[i])).toBeLessThanOrEqual(2 ** -(f + 1) + 1e-7);
+    for (let i = 0; i < x.length; i++)
+      expect(Math.abs(back[i] - x[i])).toBeLessThanOrEqual(2 ** -(f + 1) + 1e-7);
     const wide = fixed.dequantize(BigInt64Array.from([3n, -(2n ** 40n)]), 2);
     expect(Array.from(wide)).toEqual([0.75, -(2 ** 38)]);
   });
 
   test('validation', () => {
-    expectError(() => fixed.quantize(new Float64Array(2) as unknown as Float32Array, 4), 'TypeError', /x/);
+    expectError(
+      () => fixed.quantize(new Float64Array(2) as unknown as Float32Array, 4),
+      'TypeError',
+      /x/,
+    );
     expectError(() => fixed.quantize(new Float32Array(2), 31), 'RangeError', /fracBits/);
     expectError(() => fixed.quantize(new Float32Array(2), 1.5), 'RangeError', /fracBits/);
     expectError(() => fixed.quantize(new Float32Array(2), -1), 'RangeError', /fracBits/);
-    expectError(() => fixed.quantize(new Float32Array(2), 4, new Int32Array(3)), 'RangeError', /out/);
-    expectError(() => fixed.quantize(new Float32Array(2), 4, new Uint32Array(2) as unknown as Int32Array), 'TypeError', /out/);
-    expectError(() => fixed.dequantize(new Float32Array(2) as unknown as Int32Array, 4), 'TypeError', /q/);
-    expectError(() => fixed.dequantize(new Int32Array(2), 4, new Float32Array(1)), 'RangeError', /out/);
+    expectError(
+      () => fixed.quantize(new Float32Array(2), 4, new Int32Array(3)),
+      'RangeError',
+      /out/,
+    );
+    expectError(
+      () => fixed.quantize(new Float32Array(2), 4, new Uint32Array(2) as unknown as Int32Array),
+      'TypeError',
+      /out/,
+    );
+    expectError(
+      () => fixed.dequantize(new Float32Array(2) as unknown as Int32Array, 4),
+      'TypeError',
+      /q/,
+    );
+    expectError(
+      () => fixed.dequantize(new Int32Array(2), 4, new Float32Array(1)),
+      'RangeError',
+      /out/,
+    );
     expectError(() => fixed.clipIntFor(0, 4), 'RangeError', /maxGradNorm/);
     expectError(() => fixed.clipIntFor(2 ** 20, 12), 'RangeError', /2\^31/);
     expect(fixed.clipIntFor(1.5, 16)).toBe(98304);
@@ -75,7 +115,7 @@ describe('fixedClipSum', () => {
     const dim = 301;
     const grads = new Int32Array(batch * dim);
     // Row i has magnitudes below 2^(31 - i % 24), both signs: some rows are clipped, some not.
-    for (let i = 0; i < grads.length; i++) grads[i] = (rnd() | 0) >> Math.floor(i / dim) % 24;
+    for (let i = 0; i < grads.length; i++) grads[i] = (rnd() | 0) >> (Math.floor(i / dim) % 24);
     const clipInt = 2 ** 20;
     const ref = clipSumRef(grads, batch, dim, clipInt);
     const caps = capabilities();
@@ -96,7 +136,8 @@ describe('fixedClipSum', () => {
   test('clipped rows never exceed clipInt^2 on adversarial inputs', () => {
     const rows: { row: number[]; c: number }[] = [];
     // n2 = C^2 + 1 for several C (C^2 + 1 = a^2 + b^2 with a = C, b = 1).
-    for (const c of [1, 2, 3, 5, 7, 1000, 65535, 46341, 2 ** 30, I32_MAX]) rows.push({ row: [c, 1], c }, { row: [-c, -1], c });
+    for (const c of [1, 2, 3, 5, 7, 1000, 65535, 46341, 2 ** 30, I32_MAX])
+      rows.push({ row: [c, 1], c }, { row: [-c, -1], c });
     // All negative, extremes, one huge coordinate among small ones.
     rows.push({ row: [I32_MIN, I32_MIN, I32_MIN], c: 1 });
     rows.push({ row: [I32_MIN, I32_MAX, I32_MIN, I32_MAX], c: I32_MAX });
@@ -120,7 +161,9 @@ describe('fixedClipSum', () => {
       expect(Array.from(got.sum)).toEqual(want);
       expect(normSq(want) <= BigInt(c) ** 2n).toBe(true);
       // Never grows a magnitude, never flips a sign.
-      const bad = Array.from(got.sum).findIndex((v, j) => (v < 0n ? -v : v) > BigInt(Math.abs(g[j])) || (v !== 0n && v < 0n !== g[j] < 0));
+      const bad = Array.from(got.sum).findIndex(
+        (v, j) => (v < 0n ? -v : v) > BigInt(Math.abs(g[j])) || (v !== 0n && v < 0n !== g[j] < 0),
+      );
       expect(bad).toBe(-1);
     }
   });
@@ -134,23 +177,46 @@ describe('fixedClipSum', () => {
   });
 
   test('refuses inputs whose sum could overflow; validation', () => {
-    expectError(() => fixedClipSum(new Int32Array(0), 2 ** 31 + 2, 0, I32_MAX), 'RangeError', /2\^62/);
+    expectError(
+      () => fixedClipSum(new Int32Array(0), 2 ** 31 + 2, 0, I32_MAX),
+      'RangeError',
+      /2\^62/,
+    );
     expect(fixedClipSum(new Int32Array(0), 2 ** 31 + 1, 0, I32_MAX).sum.length).toBe(0); // (2^31 + 1)(2^31 - 1) < 2^62
     expectError(() => fixedClipSum(new Int32Array(6), 2, 4, 10), 'RangeError', /grads/);
-    expectError(() => fixedClipSum(new Float32Array(6) as unknown as Int32Array, 2, 3, 10), 'TypeError', /grads/);
+    expectError(
+      () => fixedClipSum(new Float32Array(6) as unknown as Int32Array, 2, 3, 10),
+      'TypeError',
+      /grads/,
+    );
     expectError(() => fixedClipSum(new Int32Array(6), 2, 3, 0), 'RangeError', /clipInt/);
     expectError(() => fixedClipSum(new Int32Array(6), 2, 3, 2 ** 31), 'RangeError', /clipInt/);
     expectError(() => fixedClipSum(new Int32Array(6), 2, 3, 1.5), 'RangeError', /clipInt/);
     expectError(() => fixedClipSum(new Int32Array(6), -2, -3, 1), 'RangeError', /dim|batch/);
-    expectError(() => fixedClipSum(new Int32Array(6), 2, 3, 5, new BigInt64Array(2)), 'RangeError', /out/);
-    expectError(() => fixedClipSum(new Int32Array(6), 2, 3, 5, new Int32Array(3) as unknown as BigInt64Array), 'TypeError', /out/);
+    expectError(
+      () => fixedClipSum(new Int32Array(6), 2, 3, 5, new BigInt64Array(2)),
+      'RangeError',
+      /out/,
+    );
+    expectError(
+      () => fixedClipSum(new Int32Array(6), 2, 3, 5, new Int32Array(3) as unknown as BigInt64Array),
+      'TypeError',
+      /out/,
+    );
   });
 });
 
 describe('fixed.addDiscreteGaussianNoise', () => {
   test('adds exactly the discrete Gaussian samples, saturating only after the sum', () => {
     const big = 2n ** 63n - 1n;
-    const sum = BigInt64Array.from([0n, 5n, big - 3n, -big, ...new Array(10).fill(big), ...new Array(10).fill(-big - 1n)]);
+    const sum = BigInt64Array.from([
+      0n,
+      5n,
+      big - 3n,
+      -big,
+      ...new Array(10).fill(big),
+      ...new Array(10).fill(-big - 1n),
+    ]);
     const sigmaSq = 1e6;
     const noise = new Rng({ seed: SEED }).discreteGaussian(new BigInt64Array(sum.length), sigmaSq);
     const rng = new Rng({ seed: SEED });
@@ -191,11 +257,27 @@ describe('fixed.addDiscreteGaussianNoise', () => {
 
   test('validation', () => {
     const rng = new Rng({ seed: SEED });
-    expectError(() => fixed.addDiscreteGaussianNoise(new Int32Array(2) as unknown as BigInt64Array, 1, rng), 'TypeError', /sum/);
-    expectError(() => fixed.addDiscreteGaussianNoise(new BigInt64Array(2), 0, rng), 'RangeError', /sigmaSq/);
-    expectError(() => fixed.addDiscreteGaussianNoise(new BigInt64Array(2), 1, {} as Rng), 'TypeError', /rng/);
+    expectError(
+      () => fixed.addDiscreteGaussianNoise(new Int32Array(2) as unknown as BigInt64Array, 1, rng),
+      'TypeError',
+      /sum/,
+    );
+    expectError(
+      () => fixed.addDiscreteGaussianNoise(new BigInt64Array(2), 0, rng),
+      'RangeError',
+      /sigmaSq/,
+    );
+    expectError(
+      () => fixed.addDiscreteGaussianNoise(new BigInt64Array(2), 1, {} as Rng),
+      'TypeError',
+      /rng/,
+    );
     const s = BigInt64Array.from([1n, 2n]);
-    expectError(() => fixed.addDiscreteGaussianNoise(s, { num: 2n ** 63n + 1n, den: 2n ** 63n - 1n }, rng), 'RangeError', /overflow/);
+    expectError(
+      () => fixed.addDiscreteGaussianNoise(s, { num: 2n ** 63n + 1n, den: 2n ** 63n - 1n }, rng),
+      'RangeError',
+      /overflow/,
+    );
     expect(Array.from(s)).toEqual([1n, 2n]); // a refusal leaves the sum untouched
   });
 });

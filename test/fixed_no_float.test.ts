@@ -13,7 +13,6 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
- 
 const { scanObject, scanDisassembly, scanUndefined } = require('../scripts/fp-scan.js') as {
   scanObject(file: string): string[];
   scanDisassembly(text: string): string[];
@@ -28,12 +27,30 @@ function has(cmd: string, args: string[]): boolean {
   return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
 }
 
-const supported = process.platform === 'linux' && process.arch === 'x64' && has(CXX, ['--version']) && has('objdump', ['--version']) && has('nm', ['--version']);
+const supported =
+  process.platform === 'linux' &&
+  process.arch === 'x64' &&
+  has(CXX, ['--version']) &&
+  has('objdump', ['--version']) &&
+  has('nm', ['--version']);
 const maybe = supported ? describe : describe.skip;
 if (!supported) console.warn('fixed_no_float: needs linux-x64 with g++, objdump and nm; skipped');
 
 function compile(src: string, out: string, flags: string[]): { ok: boolean; stderr: string } {
-  const r = spawnSync(CXX, ['-std=c++17', ...flags, `-I${path.join(ROOT, 'native', 'include')}`, `-I${path.join(ROOT, 'native', 'kernels')}`, '-c', src, '-o', out], { encoding: 'utf8' });
+  const r = spawnSync(
+    CXX,
+    [
+      '-std=c++17',
+      ...flags,
+      `-I${path.join(ROOT, 'native', 'include')}`,
+      `-I${path.join(ROOT, 'native', 'kernels')}`,
+      '-c',
+      src,
+      '-o',
+      out,
+    ],
+    { encoding: 'utf8' },
+  );
   return { ok: r.status === 0, stderr: r.stderr };
 }
 
@@ -46,10 +63,17 @@ maybe('integer-only translation units contain no floating point', () => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  const sources = fs.existsSync(INTONLY) ? fs.readdirSync(INTONLY).filter((f) => f.endsWith('.cc')).sort() : [];
+  const sources = fs.existsSync(INTONLY)
+    ? fs
+        .readdirSync(INTONLY)
+        .filter((f) => f.endsWith('.cc'))
+        .sort()
+    : [];
 
   test('the integer-only sources are the noise and fixed-point kernels', () => {
-    expect(sources).toEqual(expect.arrayContaining(['chacha20.cc', 'discrete_gaussian.cc', 'fixed_clip.cc']));
+    expect(sources).toEqual(
+      expect.arrayContaining(['chacha20.cc', 'discrete_gaussian.cc', 'fixed_clip.cc']),
+    );
   });
 
   for (const opt of ['-O2', '-O3']) {
@@ -67,7 +91,12 @@ maybe('integer-only translation units contain no floating point', () => {
   }
 
   test('the objects in build/ (if built) pass the scan', () => {
-    const dirs = [path.join(ROOT, 'build', 'Release', 'obj.target', 'dplora_intonly'), path.join(ROOT, 'build-native'), path.join(ROOT, 'build-asan'), path.join(ROOT, 'build-nofloat')];
+    const dirs = [
+      path.join(ROOT, 'build', 'Release', 'obj.target', 'dplora_intonly'),
+      path.join(ROOT, 'build-native'),
+      path.join(ROOT, 'build-asan'),
+      path.join(ROOT, 'build-nofloat'),
+    ];
     const objs: string[] = [];
     const walk = (d: string) => {
       if (!fs.existsSync(d)) return;
@@ -90,7 +119,10 @@ maybe('integer-only translation units contain no floating point', () => {
 
   test('control: the scan detects floating point in an ordinary object', () => {
     const src = path.join(tmp, 'float_control.cc');
-    fs.writeFileSync(src, 'extern "C" int scaled(int a, float s) { return (int)(a * s); }\nextern "C" double root(double x) { return __builtin_sqrt(x) + 1.0; }\n');
+    fs.writeFileSync(
+      src,
+      'extern "C" int scaled(int a, float s) { return (int)(a * s); }\nextern "C" double root(double x) { return __builtin_sqrt(x) + 1.0; }\n',
+    );
     const obj = path.join(tmp, 'float_control.o');
     const r = compile(src, obj, ['-O2']);
     expect(r.ok).toBe(true);
@@ -101,7 +133,10 @@ maybe('integer-only translation units contain no floating point', () => {
 
   test('control: -mgeneral-regs-only refuses floating point at compile time', () => {
     const src = path.join(tmp, 'float_refused.cc');
-    fs.writeFileSync(src, 'extern "C" int scaled(int a) { float s = 1.5f; return (int)(a * s); }\n');
+    fs.writeFileSync(
+      src,
+      'extern "C" int scaled(int a) { float s = 1.5f; return (int)(a * s); }\n',
+    );
     const r = compile(src, path.join(tmp, 'float_refused.o'), ['-O2', '-mgeneral-regs-only']);
     expect(r.ok).toBe(false);
     expect(r.stderr).toMatch(/SSE|x87|floating/i);
@@ -111,11 +146,22 @@ maybe('integer-only translation units contain no floating point', () => {
     expect(scanDisassembly('   0:\tfldl   0x8(%rsp)\n   4:\tmov    %rax,%rbx')).toHaveLength(1);
     expect(scanDisassembly('   0:\tkmovw  %k1,%eax')).toHaveLength(1);
     expect(scanDisassembly('   0:\tvpaddd %ymm1,%ymm2,%ymm3')).toHaveLength(1);
-    expect(scanDisassembly('   0:\trep stos %rax,%es:(%rdi)\n   3:\tmovsl  %ds:(%rsi),%es:(%rdi)\n   5:\timul   %rdx,%rax')).toHaveLength(0);
-    expect(scanUndefined('                 U __mulsf3\n                 U memcpy\n                 U sqrt\n                 U __udivti3')).toEqual(['__mulsf3', 'sqrt']);
+    expect(
+      scanDisassembly(
+        '   0:\trep stos %rax,%es:(%rdi)\n   3:\tmovsl  %ds:(%rsi),%es:(%rdi)\n   5:\timul   %rdx,%rax',
+      ),
+    ).toHaveLength(0);
+    expect(
+      scanUndefined(
+        '                 U __mulsf3\n                 U memcpy\n                 U sqrt\n                 U __udivti3',
+      ),
+    ).toEqual(['__mulsf3', 'sqrt']);
     // A real disassembly of integer code is clean.
     const intSrc = path.join(tmp, 'int_control.cc');
-    fs.writeFileSync(intSrc, 'extern "C" unsigned long mix(unsigned long a, unsigned long b) { return (a * b) ^ (a >> 7); }\n');
+    fs.writeFileSync(
+      intSrc,
+      'extern "C" unsigned long mix(unsigned long a, unsigned long b) { return (a * b) ^ (a >> 7); }\n',
+    );
     const obj = path.join(tmp, 'int_control.o');
     expect(compile(intSrc, obj, ['-O2']).ok).toBe(true);
     expect(scanObject(obj)).toEqual([]);

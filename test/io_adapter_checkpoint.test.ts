@@ -11,7 +11,12 @@ import {
   AdapterFormatError,
   PrivacyReport,
 } from '../lib/io/peft_adapter';
-import { CheckpointError, loadCheckpoint, saveCheckpoint, hasCheckpoint } from '../lib/io/checkpoint';
+import {
+  CheckpointError,
+  loadCheckpoint,
+  saveCheckpoint,
+  hasCheckpoint,
+} from '../lib/io/checkpoint';
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -24,7 +29,12 @@ function rand(n: number, seed: number): Float32Array {
 }
 
 function sameBits(a: Float32Array, b: Float32Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  return (
+    a.length === b.length &&
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    )
+  );
 }
 
 /** Independent header decode: length prefix + JSON. */
@@ -42,17 +52,35 @@ afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function sampleAdapter(): AdapterData {
   return {
-    config: defaultAdapterConfig({ r: 4, lora_alpha: 8, target_modules: ['layers.0', 'layers.1'], task_type: 'SEQ_CLS', modules_to_save: ['head'], dplora: { method: 'ffa' } }),
+    config: defaultAdapterConfig({
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ['layers.0', 'layers.1'],
+      task_type: 'SEQ_CLS',
+      modules_to_save: ['head'],
+      dplora: { method: 'ffa' },
+    }),
     loras: [
       { path: 'layers.0', r: 4, inDim: 6, outDim: 5, loraA: rand(24, 1), loraB: rand(20, 2) },
       { path: 'layers.1', r: 4, inDim: 5, outDim: 3, loraA: rand(20, 3), loraB: rand(12, 4) },
     ],
-    extra: { 'head.weight': { data: rand(6, 5), shape: [2, 3] }, 'head.bias': { data: rand(2, 6), shape: [2] } },
+    extra: {
+      'head.weight': { data: rand(6, 5), shape: [2, 3] },
+      'head.bias': { data: rand(2, 6), shape: [2] },
+    },
   };
 }
 
 const report: PrivacyReport = {
-  epsilon: 7.9, delta: 1e-5, targetEpsilon: 8, noiseMultiplier: 0.9, maxGradNorm: 1, sampleRate: 0.01, steps: 300, accountant: 'rdp', reproducibleSeed: false,
+  epsilon: 7.9,
+  delta: 1e-5,
+  targetEpsilon: 8,
+  noiseMultiplier: 0.9,
+  maxGradNorm: 1,
+  sampleRate: 0.01,
+  steps: 300,
+  accountant: 'rdp',
+  reproducibleSeed: false,
 };
 
 describe('PEFT adapter', () => {
@@ -60,14 +88,33 @@ describe('PEFT adapter', () => {
     const a = sampleAdapter();
     const dir = path.join(tmp, 'adapter');
     saveAdapter(dir, a, report);
-    expect(fs.readdirSync(dir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'privacy_report.json']);
+    expect(fs.readdirSync(dir).sort()).toEqual([
+      'adapter_config.json',
+      'adapter_model.safetensors',
+      'privacy_report.json',
+    ]);
     const h = headerOf(path.join(dir, 'adapter_model.safetensors'));
-    expect(h['base_model.model.layers.0.lora_A.weight']).toMatchObject({ dtype: 'F32', shape: [4, 6] });
-    expect(h['base_model.model.layers.0.lora_B.weight']).toMatchObject({ dtype: 'F32', shape: [5, 4] });
+    expect(h['base_model.model.layers.0.lora_A.weight']).toMatchObject({
+      dtype: 'F32',
+      shape: [4, 6],
+    });
+    expect(h['base_model.model.layers.0.lora_B.weight']).toMatchObject({
+      dtype: 'F32',
+      shape: [5, 4],
+    });
     expect(h['base_model.model.head.weight']).toMatchObject({ dtype: 'F32', shape: [2, 3] });
     expect(h['base_model.model.head.bias']).toMatchObject({ dtype: 'F32', shape: [2] });
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
-    expect(cfg).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['layers.0', 'layers.1'], use_rslora: false, lora_dropout: 0, bias: 'none', dplora: { method: 'ffa' } });
+    expect(cfg).toMatchObject({
+      peft_type: 'LORA',
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ['layers.0', 'layers.1'],
+      use_rslora: false,
+      lora_dropout: 0,
+      bias: 'none',
+      dplora: { method: 'ffa' },
+    });
 
     const b = loadAdapter(dir);
     expect(b.config).toEqual(a.config);
@@ -75,7 +122,11 @@ describe('PEFT adapter', () => {
     for (let i = 0; i < 2; i++) {
       expect(sameBits(b.loras[i].loraA, a.loras[i].loraA)).toBe(true);
       expect(sameBits(b.loras[i].loraB, a.loras[i].loraB)).toBe(true);
-      expect([b.loras[i].r, b.loras[i].inDim, b.loras[i].outDim]).toEqual([a.loras[i].r, a.loras[i].inDim, a.loras[i].outDim]);
+      expect([b.loras[i].r, b.loras[i].inDim, b.loras[i].outDim]).toEqual([
+        a.loras[i].r,
+        a.loras[i].inDim,
+        a.loras[i].outDim,
+      ]);
     }
     expect(sameBits(b.extra['head.weight'].data, a.extra['head.weight'].data)).toBe(true);
     expect(b.extra['head.weight'].shape).toEqual([2, 3]);
@@ -100,7 +151,9 @@ describe('PEFT adapter', () => {
   test('rejects inconsistent adapters', () => {
     const a = sampleAdapter();
     a.loras[0].loraA = new Float32Array(3);
-    expect(() => saveAdapter(path.join(tmp, 'x'), a)).toThrow(/loraA must be a Float32Array of r\*inDim = 24/);
+    expect(() => saveAdapter(path.join(tmp, 'x'), a)).toThrow(
+      /loraA must be a Float32Array of r\*inDim = 24/,
+    );
     const b = sampleAdapter();
     b.loras[1].r = 2;
     expect(() => saveAdapter(path.join(tmp, 'x'), b)).toThrow(/rank 2 differs/);
@@ -154,14 +207,26 @@ describe('atomic writes', () => {
 });
 
 describe('checkpoints', () => {
-  const ledger = { events: [{ type: 'poisson_gaussian', sampleRate: 0.01, noiseMultiplier: 1.1, steps: 10 }] };
+  const ledger = {
+    events: [{ type: 'poisson_gaussian', sampleRate: 0.01, noiseMultiplier: 1.1, steps: 10 }],
+  };
 
   test('round trip of state, ledger and tensors; latest wins; old ones pruned', () => {
     const root = path.join(tmp, 'ck');
     expect(hasCheckpoint(root)).toBe(false);
     const w = rand(12, 9);
     for (const step of [10, 20, 30]) {
-      saveCheckpoint(root, { step, ledger: { ...ledger, steps: step }, engine: { z: 1.1 }, rng: { counter: step }, run: { epoch: 1 } }, { w: { data: w, shape: [3, 4] } });
+      saveCheckpoint(
+        root,
+        {
+          step,
+          ledger: { ...ledger, steps: step },
+          engine: { z: 1.1 },
+          rng: { counter: step },
+          run: { epoch: 1 },
+        },
+        { w: { data: w, shape: [3, 4] } },
+      );
     }
     expect(hasCheckpoint(root)).toBe(true);
     const ck = loadCheckpoint(root);
@@ -174,7 +239,9 @@ describe('checkpoints', () => {
 
   test('refuses to save or load without a valid ledger', () => {
     const root = path.join(tmp, 'ck');
-    expect(() => saveCheckpoint(root, { step: 1, ledger: undefined })).toThrow(/ledger is required/);
+    expect(() => saveCheckpoint(root, { step: 1, ledger: undefined })).toThrow(
+      /ledger is required/,
+    );
     const dir = saveCheckpoint(root, { step: 5, ledger });
     const sp = path.join(dir, 'state.json');
     const doc = JSON.parse(fs.readFileSync(sp, 'utf8'));
@@ -187,12 +254,21 @@ describe('checkpoints', () => {
     expect(() => loadCheckpoint(root)).toThrow(/malformed/);
 
     // An edited ledger (fewer events = a silent reset) fails the checksum.
-    fs.writeFileSync(sp, JSON.stringify({ ...doc, state: { ...doc.state, ledger: { events: [] } } }));
+    fs.writeFileSync(
+      sp,
+      JSON.stringify({ ...doc, state: { ...doc.state, ledger: { events: [] } } }),
+    );
     expect(() => loadCheckpoint(root)).toThrow(/checksum/);
 
     fs.writeFileSync(sp, JSON.stringify(doc));
     expect(loadCheckpoint(root).state.step).toBe(5);
-    expect(() => loadCheckpoint(root, { validateLedger: () => { throw new Error('no events of known type'); } })).toThrow(/malformed: no events/);
+    expect(() =>
+      loadCheckpoint(root, {
+        validateLedger: () => {
+          throw new Error('no events of known type');
+        },
+      }),
+    ).toThrow(/malformed: no events/);
 
     fs.writeFileSync(sp, '{not json');
     expect(() => loadCheckpoint(root)).toThrow(/not valid JSON/);

@@ -67,7 +67,16 @@ describe('safetensors', () => {
     const c = new Int32Array([-(2 ** 31), 2 ** 31 - 1, 0]);
     const d = new BigInt64Array([-(2n ** 63n), 2n ** 63n - 1n]);
     const file = path.join(tmp, 'x.safetensors');
-    writeSafetensors(file, { 'z.a': { data: a, shape: [3, 5] }, b: { data: b, shape: [2, 2] }, c: { data: c, shape: [3] }, d: { data: d, shape: [2] } }, { format: 'pt', note: 'hi' });
+    writeSafetensors(
+      file,
+      {
+        'z.a': { data: a, shape: [3, 5] },
+        b: { data: b, shape: [2, 2] },
+        c: { data: c, shape: [3] },
+        d: { data: d, shape: [2] },
+      },
+      { format: 'pt', note: 'hi' },
+    );
     const back = readSafetensors(file);
     expect(back.metadata).toEqual({ format: 'pt', note: 'hi' });
     const ta = back.tensors.get('z.a')!;
@@ -105,7 +114,10 @@ describe('safetensors', () => {
 
   test('reads F16 and BF16 (widened to F32), and a hand-built file', () => {
     // Hand-built: header {"h":{"dtype":"F16","shape":[3],"data_offsets":[0,6]},"g":{"dtype":"BF16","shape":[2],"data_offsets":[6,10]}}
-    const hdr = JSON.stringify({ h: { dtype: 'F16', shape: [3], data_offsets: [0, 6] }, g: { dtype: 'BF16', shape: [2], data_offsets: [6, 10] } });
+    const hdr = JSON.stringify({
+      h: { dtype: 'F16', shape: [3], data_offsets: [0, 6] },
+      g: { dtype: 'BF16', shape: [2], data_offsets: [6, 10] },
+    });
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(hdr.length));
     const data = Buffer.alloc(10);
@@ -130,27 +142,75 @@ describe('safetensors', () => {
     ['too short', Buffer.alloc(4), /too short/],
     ['header past end', build({}, 0, 1000n), /past the end/],
     ['huge header', build({}, 0, 2n ** 40n), /exceeds the limit/],
-    ['bad json', Buffer.concat([Buffer.from([3, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{x}')]), /not valid JSON/],
+    [
+      'bad json',
+      Buffer.concat([Buffer.from([3, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{x}')]),
+      /not valid JSON/,
+    ],
     ['array header', build([] as any, 0), /JSON object/],
-    ['unknown dtype', build({ a: { dtype: 'F8', shape: [1], data_offsets: [0, 1] } }, 1), /unsupported dtype/],
-    ['negative shape', build({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, 4), /non-negative integers/],
-    ['offsets past data', build({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, 4), /run past/],
-    ['size mismatch', build({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8), /needs 12/],
-    ['reversed offsets', build({ a: { dtype: 'F32', shape: [0], data_offsets: [4, 0] } }, 4), /end 0 < begin 4/],
-    ['overlap', build({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12), /overlap/],
+    [
+      'unknown dtype',
+      build({ a: { dtype: 'F8', shape: [1], data_offsets: [0, 1] } }, 1),
+      /unsupported dtype/,
+    ],
+    [
+      'negative shape',
+      build({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, 4),
+      /non-negative integers/,
+    ],
+    [
+      'offsets past data',
+      build({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, 4),
+      /run past/,
+    ],
+    [
+      'size mismatch',
+      build({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8),
+      /needs 12/,
+    ],
+    [
+      'reversed offsets',
+      build({ a: { dtype: 'F32', shape: [0], data_offsets: [4, 0] } }, 4),
+      /end 0 < begin 4/,
+    ],
+    [
+      'overlap',
+      build(
+        {
+          a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+          b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+        },
+        12,
+      ),
+      /overlap/,
+    ],
     ['hole', build({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, 8), /hole/],
-    ['trailing bytes', build({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, 8), /not belonging/],
+    [
+      'trailing bytes',
+      build({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, 8),
+      /not belonging/,
+    ],
     ['non-string metadata', build({ __metadata__: { a: 1 } }, 0), /must be a string/],
-    ['offsets not integers', build({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 'x'] } }, 4), /data_offsets/],
+    [
+      'offsets not integers',
+      build({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 'x'] } }, 4),
+      /data_offsets/,
+    ],
   ])('rejects %s', (_name, buf, re) => {
     expect(() => parseSafetensors(buf)).toThrow(SafetensorsError);
     expect(() => parseSafetensors(buf)).toThrow(re);
   });
 
   test('writer rejects shape/data mismatch and reserved names', () => {
-    expect(() => serializeSafetensors({ a: { data: new Float32Array(3), shape: [2, 2] } })).toThrow(/holds 4 elements but data has 3/);
-    expect(() => serializeSafetensors({ __metadata__: { data: new Float32Array(1), shape: [1] } })).toThrow(/reserved/);
-    expect(() => serializeSafetensors({ a: { data: [1, 2] as any, shape: [2] } })).toThrow(/typed array/);
+    expect(() => serializeSafetensors({ a: { data: new Float32Array(3), shape: [2, 2] } })).toThrow(
+      /holds 4 elements but data has 3/,
+    );
+    expect(() =>
+      serializeSafetensors({ __metadata__: { data: new Float32Array(1), shape: [1] } }),
+    ).toThrow(/reserved/);
+    expect(() => serializeSafetensors({ a: { data: [1, 2] as any, shape: [2] } })).toThrow(
+      /typed array/,
+    );
   });
 
   test('empty tensors and empty files round trip', () => {

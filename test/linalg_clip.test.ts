@@ -5,11 +5,17 @@ import { offsetView, randomF32, refClipFactor, refClippedSum, rng } from './refe
 
 const EPS = 2 ** -24;
 
-function checkSum(got: Float32Array, ref: { out: Float64Array; scale: Float64Array }, k: number, what: string): void {
+function checkSum(
+  got: Float32Array,
+  ref: { out: Float64Array; scale: Float64Array },
+  k: number,
+  what: string,
+): void {
   expect(got.length).toBe(ref.out.length);
   for (let x = 0; x < got.length; x++) {
     const tol = (k + 4) * EPS * ref.scale[x] + 1e-30;
-    if (!(Math.abs(got[x] - ref.out[x]) <= tol)) throw new Error(`${what} [${x}]: ${got[x]} vs ${ref.out[x]}`);
+    if (!(Math.abs(got[x] - ref.out[x]) <= tol))
+      throw new Error(`${what} [${x}]: ${got[x]} vs ${ref.out[x]}`);
   }
 }
 
@@ -37,13 +43,23 @@ describe('clippedSum', () => {
         const f = new Float32Array(s.batch).map(() => rand());
         if (s.batch >= 4) f[2] = 0; // a dropped sample splits the rows into two runs
         const k = s.batch * s.seq;
-        checkSum(clippedSum(a, g, s, f), refClippedSum(a, g, s, f), k, `${isa} ${JSON.stringify(s)}`);
+        checkSum(
+          clippedSum(a, g, s, f),
+          refClippedSum(a, g, s, f),
+          k,
+          `${isa} ${JSON.stringify(s)}`,
+        );
         const out = offsetView(randomF32(rand, s.outDim * s.inDim), 3);
         const ref = refClippedSum(a, g, s, f, out);
         expect(clippedSum(a, g, s, f, out, { accumulate: true })).toBe(out);
         checkSum(out, ref, k + 1, `${isa} accumulate ${JSON.stringify(s)}`);
         const out2 = new Float32Array(s.outDim * s.inDim).fill(Number.NaN);
-        checkSum(clippedSum(a, g, s, f, out2, { accumulate: false }), refClippedSum(a, g, s, f), k, `${isa} overwrite`);
+        checkSum(
+          clippedSum(a, g, s, f, out2, { accumulate: false }),
+          refClippedSum(a, g, s, f),
+          k,
+          `${isa} overwrite`,
+        );
       }
     });
   });
@@ -100,7 +116,18 @@ describe('clippedSum', () => {
 
 describe('clipFactors', () => {
   it('computes min(1, C/(norm + 1e-6)) rounded down, with counts', () => {
-    const n2 = new Float64Array([0, 0.25, 1, 4, 100, 1e30, Number.NaN, Number.POSITIVE_INFINITY, -1, Number.NEGATIVE_INFINITY]);
+    const n2 = new Float64Array([
+      0,
+      0.25,
+      1,
+      4,
+      100,
+      1e30,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      -1,
+      Number.NEGATIVE_INFINITY,
+    ]);
     const r = clipFactors(n2, 1.5);
     expect(Object.prototype.toString.call(r.factors)).toBe('[object Float32Array]'); // created in another realm
     expect(r.factors.length).toBe(n2.length);
@@ -108,7 +135,8 @@ describe('clipFactors', () => {
       const want = refClipFactor(n2[i], 1.5);
       expect(r.factors[i]).toBeLessThanOrEqual(want);
       expect(r.factors[i]).toBeCloseTo(want, 6);
-      if (Number.isFinite(n2[i]) && n2[i] >= 0) expect(r.factors[i] * Math.sqrt(n2[i])).toBeLessThanOrEqual(1.5);
+      if (Number.isFinite(n2[i]) && n2[i] >= 0)
+        expect(r.factors[i] * Math.sqrt(n2[i])).toBeLessThanOrEqual(1.5);
     }
     expect(r.clipped).toBe(3); // 4, 100, 1e30
     expect(r.nonfinite).toBe(4);
@@ -122,7 +150,8 @@ describe('clipFactors', () => {
     const n2 = new Float64Array(2000).map(() => 10 ** (8 * rand() - 4));
     for (const c of [0.1, 1, 3.7]) {
       const { factors } = clipFactors(n2, c);
-      for (let i = 0; i < n2.length; i++) expect(factors[i] * Math.sqrt(n2[i])).toBeLessThanOrEqual(c);
+      for (let i = 0; i < n2.length; i++)
+        expect(factors[i] * Math.sqrt(n2[i])).toBeLessThanOrEqual(c);
     }
   });
 });
@@ -144,13 +173,15 @@ describe('clipRows', () => {
       for (let i = 0; i < B; i++) {
         let s = 0;
         let s0 = 0;
-        for (let j = 0; j < D; j++) (s += x[i * D + j] ** 2), (s0 += orig[i * D + j] ** 2);
+        for (let j = 0; j < D; j++) ((s += x[i * D + j] ** 2), (s0 += orig[i * D + j] ** 2));
         if (i === 3 || i === 5) {
           expect(s).toBe(0);
           expect(r.factors[i]).toBe(0);
         } else if (i === 2) {
           expect(r.factors[i]).toBe(1);
-          expect(Array.from(x.subarray(i * D, (i + 1) * D))).toEqual(Array.from(orig.subarray(i * D, (i + 1) * D)));
+          expect(Array.from(x.subarray(i * D, (i + 1) * D))).toEqual(
+            Array.from(orig.subarray(i * D, (i + 1) * D)),
+          );
         } else {
           expect(Math.sqrt(s)).toBeCloseTo(1, 5);
           expect(r.factors[i]).toBeCloseTo(refClipFactor(s0, 1), 6);

@@ -24,7 +24,8 @@ function cancelling(a: Float32Array, g: Float32Array, s: GradShape): void {
   for (let i = 0; i < B; i++) {
     for (let t = 0; t + 1 < T; t += 2) {
       for (let k = 0; k < d; k++) a[(i * T + t + 1) * d + k] = a[(i * T + t) * d + k];
-      for (let j = 0; j < p; j++) g[(i * T + t + 1) * p + j] = -g[(i * T + t) * p + j] * (1 - 2 ** -10);
+      for (let j = 0; j < p; j++)
+        g[(i * T + t + 1) * p + j] = -g[(i * T + t) * p + j] * (1 - 2 ** -10);
     }
   }
 }
@@ -55,9 +56,12 @@ describe('perSampleGradNormSq', () => {
             // The reference is itself float64; allow its rounding (~eps * bound).
             const tol = 1e-9 * ref[i] + 1e-13 * bound[i];
             for (const m of ['direct', 'ghost', 'auto']) {
-              if (!(Math.abs(got[m][i] - ref[i]) <= tol)) throw new Error(`${m} ${what}: ${got[m][i]} vs ${ref[i]}`);
+              if (!(Math.abs(got[m][i] - ref[i]) <= tol))
+                throw new Error(`${m} ${what}: ${got[m][i]} vs ${ref[i]}`);
             }
-            expect(Math.abs(got.direct[i] - got.ghost[i])).toBeLessThanOrEqual(1e-5 * Math.max(got.direct[i], 1e-300) + 1e-13 * bound[i]);
+            expect(Math.abs(got.direct[i] - got.ghost[i])).toBeLessThanOrEqual(
+              1e-5 * Math.max(got.direct[i], 1e-300) + 1e-13 * bound[i],
+            );
             expect(got.bound[i]).toBeCloseTo(bound[i], 6);
             expect(ref[i]).toBeLessThanOrEqual(got.bound[i] * (1 + 1e-12));
           }
@@ -76,7 +80,9 @@ describe('perSampleGradNormSq', () => {
     const a1 = new Float32Array([3, 4]);
     const g1 = new Float32Array([1, 2, 2]);
     for (const method of ['direct', 'ghost', 'auto', 'bound'] as NormMethod[]) {
-      expect(perSampleGradNormSq(a1, g1, { batch: 1, seq: 1, inDim: 2, outDim: 3, method })[0]).toBe(225);
+      expect(
+        perSampleGradNormSq(a1, g1, { batch: 1, seq: 1, inDim: 2, outDim: 3, method })[0],
+      ).toBe(225);
     }
   });
 

@@ -49,7 +49,9 @@ function check(cs: GemmCase, what: string): Float32Array {
       const x = i * ldc + j;
       const tol = (o.k + 4) * EPS * ref.scale[x] + 1e-30;
       if (!(Math.abs(got[x] - ref.c[x]) <= tol)) {
-        throw new Error(`sgemm ${what} ${JSON.stringify(o)} at (${i},${j}): ${got[x]} vs ${ref.c[x]}`);
+        throw new Error(
+          `sgemm ${what} ${JSON.stringify(o)} at (${i},${j}): ${got[x]} vs ${ref.c[x]}`,
+        );
       }
     }
   }
@@ -59,8 +61,22 @@ function check(cs: GemmCase, what: string): Float32Array {
 describe('sgemm', () => {
   it('matches the reference for all shapes, transposes, alpha/beta, strides, ISAs and thread counts', () => {
     const shapes: [number, number, number][] = [
-      [0, 0, 0], [0, 5, 3], [4, 0, 3], [3, 4, 0], [1, 1, 1], [1, 9, 1], [7, 1, 3], [2, 3, 1],
-      [5, 17, 9], [6, 16, 8], [12, 32, 5], [13, 33, 31], [31, 47, 70], [65, 18, 257], [25, 100, 40], [70, 90, 50],
+      [0, 0, 0],
+      [0, 5, 3],
+      [4, 0, 3],
+      [3, 4, 0],
+      [1, 1, 1],
+      [1, 9, 1],
+      [7, 1, 3],
+      [2, 3, 1],
+      [5, 17, 9],
+      [6, 16, 8],
+      [12, 32, 5],
+      [13, 33, 31],
+      [31, 47, 70],
+      [65, 18, 257],
+      [25, 100, 40],
+      [70, 90, 50],
     ];
     const rand = rng(1234);
     const cases: GemmCase[] = [];
@@ -71,7 +87,18 @@ describe('sgemm', () => {
           cases.push(makeCase({ m, n, k, transA, transB, alpha: -0.5, beta: 0.25 }, rand));
           cases.push(
             makeCase(
-              { m, n, k, transA, transB, alpha: 2, beta: 1, lda: (transA ? m : k) + 3, ldb: (transB ? k : n) + 1, ldc: n + 2 },
+              {
+                m,
+                n,
+                k,
+                transA,
+                transB,
+                alpha: 2,
+                beta: 1,
+                lda: (transA ? m : k) + 3,
+                ldb: (transB ? k : n) + 1,
+                ldc: n + 2,
+              },
               rand,
               [7, 0, 1],
             ),
@@ -92,7 +119,8 @@ describe('sgemm', () => {
     const c = randomF32(rand, 8 * 17 + 13);
     const before = c.slice();
     sgemm(a, b, c, o);
-    for (let i = 0; i < 8; i++) for (let j = 13; j < 17; j++) expect(c[i * 17 + j]).toBe(before[i * 17 + j]);
+    for (let i = 0; i < 8; i++)
+      for (let j = 13; j < 17; j++) expect(c[i * 17 + j]).toBe(before[i * 17 + j]);
   });
 
   it('gives bit-identical results with 1 and 2 threads', () => {
@@ -104,7 +132,10 @@ describe('sgemm', () => {
     forEachConfig((_isa, threads) => {
       const c = sgemm(a, b, new Float32Array(150 * 130), o);
       if (threads === 1) results.push(c);
-      else expect(Buffer.from(c.buffer).equals(Buffer.from(results[results.length - 1].buffer))).toBe(true);
+      else
+        expect(Buffer.from(c.buffer).equals(Buffer.from(results[results.length - 1].buffer))).toBe(
+          true,
+        );
     });
   });
 
@@ -113,7 +144,11 @@ describe('sgemm', () => {
     sgemm(new Float32Array([1]), new Float32Array([1, 1]), c, { m: 1, n: 2, k: 1, beta: 1 });
     expect(Number.isNaN(c[0])).toBe(true);
     expect(c[1]).toBe(2);
-    const d = sgemm(new Float32Array([Number.NaN]), new Float32Array([1, 1]), new Float32Array(2), { m: 1, n: 2, k: 1 });
+    const d = sgemm(new Float32Array([Number.NaN]), new Float32Array([1, 1]), new Float32Array(2), {
+      m: 1,
+      n: 2,
+      k: 1,
+    });
     expect(Number.isNaN(d[0]) && Number.isNaN(d[1])).toBe(true);
   });
 

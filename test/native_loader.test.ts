@@ -36,9 +36,17 @@ describe('DPLORA_ISA environment override', () => {
   const path = require('path') as typeof import('path');
   const probe = (env: Record<string, string>) =>
     JSON.parse(
-      execFileSync(process.execPath, ['-e', "process.stdout.write(JSON.stringify(require('node-gyp-build')(process.argv[1]).isaInfo()))", path.resolve(__dirname, '..')], {
-        env: { ...process.env, ...env },
-      }).toString(),
+      execFileSync(
+        process.execPath,
+        [
+          '-e',
+          "process.stdout.write(JSON.stringify(require('node-gyp-build')(process.argv[1]).isaInfo()))",
+          path.resolve(__dirname, '..'),
+        ],
+        {
+          env: { ...process.env, ...env },
+        },
+      ).toString(),
     ) as { active: string; supported: string[] };
 
   it('forces the scalar path in a fresh process', () => {
@@ -74,7 +82,8 @@ describe('loader diagnostics', () => {
   });
 
   it('loads an explicit DPLORA_ADDON_PATH first', () => {
-    const { loadAddonFrom, capabilities } = require('../lib/native') as typeof import('../lib/native');
+    const { loadAddonFrom, capabilities } =
+      require('../lib/native') as typeof import('../lib/native');
     const real = capabilities().addonPath;
     expect(loadAddonFrom('/nonexistent-root', real).path).toBe(real);
   });

@@ -3,8 +3,31 @@
  * finite differences, and the per-sample hooks (norms and clipped sums)
  * against one-sample-at-a-time gradients, for seq 1 and seq > 1.
  */
-import { GELU, LayerNorm, Linear, LoraLinear, Module, Parameter, ReLU, Sequential, Tanh, Tensor, crossEntropyLoss, mseLoss, loraModules, trainableParameters } from '../lib/nn';
-import { LossFn, lcg, perSampleViaHooks, randArray, rawGrad, relErr, sliceBatch } from './helpers/nn_ref';
+import {
+  GELU,
+  LayerNorm,
+  Linear,
+  LoraLinear,
+  Module,
+  Parameter,
+  ReLU,
+  Sequential,
+  Tanh,
+  Tensor,
+  crossEntropyLoss,
+  mseLoss,
+  loraModules,
+  trainableParameters,
+} from '../lib/nn';
+import {
+  LossFn,
+  lcg,
+  perSampleViaHooks,
+  randArray,
+  rawGrad,
+  relErr,
+  sliceBatch,
+} from './helpers/nn_ref';
 
 const IN = 6;
 const HID = 5;
@@ -13,12 +36,23 @@ const OUT = 4;
 /** A model with every trainable layer type. */
 function buildModel(method: 'vanilla' | 'ffa', seed: number): Sequential {
   const rnd = lcg(seed);
-  const lora1 = new LoraLinear(new Linear(IN, HID, { seed: seed + 1 }), { r: 3, alpha: 6, method, seed: seed + 2 });
+  const lora1 = new LoraLinear(new Linear(IN, HID, { seed: seed + 1 }), {
+    r: 3,
+    alpha: 6,
+    method,
+    seed: seed + 2,
+  });
   lora1.loraB = randArray(HID * 3, rnd, 0.5); // B = 0 at init would hide A's gradient
   const ln = new LayerNorm(HID);
   ln.weight.data.set(randArray(HID, rnd, 1).map((v) => 1 + 0.3 * v));
   ln.bias.data.set(randArray(HID, rnd, 0.2));
-  const lora2 = new LoraLinear(new Linear(HID, HID, { seed: seed + 3, bias: false }), { r: 2, alpha: 4, rslora: true, method, seed: seed + 4 });
+  const lora2 = new LoraLinear(new Linear(HID, HID, { seed: seed + 3, bias: false }), {
+    r: 2,
+    alpha: 4,
+    rslora: true,
+    method,
+    seed: seed + 4,
+  });
   lora2.loraB = randArray(HID * 2, rnd, 0.5);
   const head = new Linear(HID, OUT, { seed: seed + 5 });
   return new Sequential(lora1, new GELU(), ln, new Tanh(), lora2, new ReLU(), head);
@@ -83,8 +117,22 @@ describe('forward references', () => {
     const m = buildModel('vanilla', 10);
     expect(loraModules(m).map((e) => e.path)).toEqual(['0', '4']);
     const paths = trainableParameters(m).map((e) => e.path);
-    expect(paths).toEqual(['0.lora_A', '0.lora_B', '2.weight', '2.bias', '4.lora_A', '4.lora_B', '6.weight', '6.bias']);
-    expect(trainableParameters(m, { excludeLora: true }).map((e) => e.path)).toEqual(['2.weight', '2.bias', '6.weight', '6.bias']);
+    expect(paths).toEqual([
+      '0.lora_A',
+      '0.lora_B',
+      '2.weight',
+      '2.bias',
+      '4.lora_A',
+      '4.lora_B',
+      '6.weight',
+      '6.bias',
+    ]);
+    expect(trainableParameters(m, { excludeLora: true }).map((e) => e.path)).toEqual([
+      '2.weight',
+      '2.bias',
+      '6.weight',
+      '6.bias',
+    ]);
   });
 });
 
@@ -94,7 +142,10 @@ describe('non-private backward matches finite differences', () => {
       const model = buildModel('vanilla', 20 + seq);
       const rnd = lcg(7 + seq);
       const batch = 2;
-      const x = new Tensor(randArray(batch * seq * IN, rnd), seq === 1 ? [batch, IN] : [batch, seq, IN]);
+      const x = new Tensor(
+        randArray(batch * seq * IN, rnd),
+        seq === 1 ? [batch, IN] : [batch, seq, IN],
+      );
       const labels = Int32Array.from({ length: batch * seq }, () => Math.floor(rnd() * OUT));
       const loss = ceLoss(labels, seq);
       const params = model.trainableParameters();
@@ -142,7 +193,10 @@ describe('per-sample hooks equal one-sample-at-a-time gradients', () => {
         const model = buildModel(method, 30 + seq);
         const rnd = lcg(40 + seq);
         const batch = 5;
-        const x = new Tensor(randArray(batch * seq * IN, rnd, 2), seq === 1 ? [batch, IN] : [batch, seq, IN]);
+        const x = new Tensor(
+          randArray(batch * seq * IN, rnd, 2),
+          seq === 1 ? [batch, IN] : [batch, seq, IN],
+        );
         const labels = Int32Array.from({ length: batch * seq }, () => Math.floor(rnd() * OUT));
         const loss = ceLoss(labels, seq);
         const params = model.trainableParameters();
@@ -169,12 +223,22 @@ describe('per-sample hooks equal one-sample-at-a-time gradients', () => {
       const results: Float64Array[] = [];
       for (const method of ['direct', 'ghost', 'auto'] as const) {
         const model = buildModel('vanilla', 50);
-        for (const [, m] of model.namedModules()) if (m instanceof Linear || m instanceof LoraLinear) m.normMethod = method;
+        for (const [, m] of model.namedModules())
+          if (m instanceof Linear || m instanceof LoraLinear) m.normMethod = method;
         const rnd = lcg(51);
         const x = new Tensor(randArray(3 * seq * IN, rnd), [3, seq, IN]);
         const target = randArray(3 * seq * OUT, rnd);
-        const loss: LossFn = (y, i0, i1) => mseLoss(y, target.subarray(i0 * seq * OUT, i1 * seq * OUT));
-        results.push(perSampleViaHooks(model, model.trainableParameters(), x, loss, new Float32Array(3).fill(1)).normsSq);
+        const loss: LossFn = (y, i0, i1) =>
+          mseLoss(y, target.subarray(i0 * seq * OUT, i1 * seq * OUT));
+        results.push(
+          perSampleViaHooks(
+            model,
+            model.trainableParameters(),
+            x,
+            loss,
+            new Float32Array(3).fill(1),
+          ).normsSq,
+        );
       }
       expect(relErr(results[1], results[0])).toBeLessThan(1e-5);
       expect(relErr(results[2], results[0])).toBeLessThan(1e-5);
@@ -235,15 +299,25 @@ test('LoRA dropout: per-sample norms match the clipped sums; factors 1 give the 
 describe('errors', () => {
   test('shape and argument checks', () => {
     const l = new Linear(3, 2);
-    expect(() => l.forward(new Tensor(new Float32Array(8), [2, 4]))).toThrow(/4 features, expected 3/);
-    expect(() => l.backward(new Tensor(new Float32Array(4), [2, 2]))).toThrow(/without a preceding forward/);
+    expect(() => l.forward(new Tensor(new Float32Array(8), [2, 4]))).toThrow(
+      /4 features, expected 3/,
+    );
+    expect(() => l.backward(new Tensor(new Float32Array(4), [2, 2]))).toThrow(
+      /without a preceding forward/,
+    );
     l.forward(new Tensor(new Float32Array(6), [2, 3]));
     expect(() => l.backward(new Tensor(new Float32Array(6), [3, 2]))).toThrow(/does not match/);
     expect(() => new LoraLinear(new Linear(3, 2), { r: 0 })).toThrow(/r must be/);
-    expect(() => crossEntropyLoss(new Tensor(new Float32Array(4), [2, 2]), [0, 2])).toThrow(/label 2/);
+    expect(() => crossEntropyLoss(new Tensor(new Float32Array(4), [2, 2]), [0, 2])).toThrow(
+      /label 2/,
+    );
     expect(() => new Tensor(new Float32Array(3), [2, 2])).toThrow(/needs 4/);
-    expect(() => new Tensor(new Float64Array(4) as unknown as Float32Array, [2, 2])).toThrow(/must be a Float32Array/);
-    expect(() => new Tensor([1, 2, 3, 4] as unknown as Float32Array, [2, 2])).toThrow(/must be a Float32Array/);
+    expect(() => new Tensor(new Float64Array(4) as unknown as Float32Array, [2, 2])).toThrow(
+      /must be a Float32Array/,
+    );
+    expect(() => new Tensor([1, 2, 3, 4] as unknown as Float32Array, [2, 2])).toThrow(
+      /must be a Float32Array/,
+    );
   });
 
   test('a pending capture is not silently overwritten', () => {
@@ -272,6 +346,8 @@ describe('errors', () => {
     expect(s.namedParameters().map(([k]) => k)).toEqual(['0.p', '1.0.p']);
     s.eval();
     expect(s.namedModules().every(([, m]) => !m.training)).toBe(true);
-    expect(sliceBatch(new Tensor(Float32Array.from([1, 2, 3, 4]), [2, 2]), 1, 2).data).toEqual(Float32Array.from([3, 4]));
+    expect(sliceBatch(new Tensor(Float32Array.from([1, 2, 3, 4]), [2, 2]), 1, 2).data).toEqual(
+      Float32Array.from([3, 4]),
+    );
   });
 });

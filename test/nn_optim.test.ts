@@ -2,7 +2,15 @@
  * Optimizers and schedules against hand-computed updates.
  */
 import { Parameter } from '../lib/nn';
-import { Adam, AdamW, LRScheduler, SGD, constantSchedule, cosineSchedule, linearSchedule } from '../lib/optim';
+import {
+  Adam,
+  AdamW,
+  LRScheduler,
+  SGD,
+  constantSchedule,
+  cosineSchedule,
+  linearSchedule,
+} from '../lib/optim';
 
 function param(values: number[], grad: number[]): Parameter {
   const p = new Parameter(Float32Array.from(values), [values.length]);

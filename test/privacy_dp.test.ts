@@ -7,7 +7,17 @@
 import { Linear, Module, Parameter, Sequential, Tensor } from '../lib/nn';
 import { SGD } from '../lib/optim';
 import { PerSampleGradError, PrivacyEngine } from '../lib/privacy';
-import { Data, IN, OUT, gather, makeData, makeModel, quiet, snapshot, trainStep } from './helpers/dp_setup';
+import {
+  Data,
+  IN,
+  OUT,
+  gather,
+  makeData,
+  makeModel,
+  quiet,
+  snapshot,
+  trainStep,
+} from './helpers/dp_setup';
 import { rawGrad, relErr } from './helpers/nn_ref';
 import { mseLoss } from '../lib/nn';
 import { expectError } from './helpers/errors';
@@ -54,7 +64,8 @@ test('sensitivity: adding one sample changes the summed update by at most C (rep
   // summed clipped gradients of D and D + {outlier} differ by exactly the
   // outlier's clipped gradient.
   const C = 0.5;
-  const dist = (a: Float64Array, b: Float64Array) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
+  const dist = (a: Float64Array, b: Float64Array) =>
+    Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
   for (const method of ['vanilla', 'ffa'] as const) {
     const d1 = makeData(20, 3, 5);
     const dAdd = makeData(21, 3, 5);
@@ -87,7 +98,9 @@ test('virtual batching: physical sizes 1, 7 and all give the same update (with n
   const finals = [1, 7, undefined].map((physical) => {
     const { model, engine } = setup({ data: d, batchSize: 12, z: 1.1, C: 0.8, physical });
     const sizes = [trainStep(engine, model, d), trainStep(engine, model, d)];
-    expect(engine.optimizer.lastStepStats!.microBatches).toBe(physical === undefined ? (sizes[1] > 0 ? 1 : 0) : Math.ceil(sizes[1] / physical));
+    expect(engine.optimizer.lastStepStats!.microBatches).toBe(
+      physical === undefined ? (sizes[1] > 0 ? 1 : 0) : Math.ceil(sizes[1] / physical),
+    );
     return snapshot(model);
   });
   expect(relErr(finals[0], finals[2])).toBeLessThan(1e-5);
@@ -105,7 +118,16 @@ test('the noisy sum is divided by the EXPECTED batch size q*N, not the realized 
   // Reference: replay the same Poisson draw with the same seed.
   const e2 = new PrivacyEngine();
   const m2 = makeModel(1);
-  e2.makePrivate({ model: m2, optimizer: new SGD(m2.trainableParameters(), { lr: 1 }), dataset: 20, batchSize: 10, noiseMultiplier: 0, maxGradNorm: 1, seed: 1234, ...quiet() });
+  e2.makePrivate({
+    model: m2,
+    optimizer: new SGD(m2.trainableParameters(), { lr: 1 }),
+    dataset: 20,
+    batchSize: 10,
+    noiseMultiplier: 0,
+    maxGradNorm: 1,
+    seed: 1234,
+    ...quiet(),
+  });
   const { indices } = e2.nextBatch();
   expect(indices.length).toBe(n);
   const { x, y } = gather(d, indices);
@@ -122,7 +144,16 @@ test('noise: zero gradients, update std = z C / (q N)', () => {
   const C = 0.7;
   const model = makeModel(2, 'vanilla', 48, 8);
   const engine = new PrivacyEngine();
-  engine.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 1 }), dataset: 50, batchSize: 10, noiseMultiplier: z, maxGradNorm: C, seed: 77, ...quiet() });
+  engine.makePrivate({
+    model,
+    optimizer: new SGD(model.trainableParameters(), { lr: 1 }),
+    dataset: 50,
+    batchSize: 10,
+    noiseMultiplier: z,
+    maxGradNorm: C,
+    seed: 77,
+    ...quiet(),
+  });
   const values: number[] = [];
   for (let s = 0; s < 8; s++) {
     const w0 = snapshot(model);
@@ -144,7 +175,15 @@ test('per-layer clipping: each layer clipped to C_k, noise std z*sqrt(sum C_k^2)
   const d = makeData(1, 2, 17);
   for (let j = 0; j < d.y.length; j++) d.y[j] = 30;
   const thresholds = { '0': 0.3, '2': 0.4 };
-  const { model, engine } = setup({ data: d, batchSize: 1, z: 0, C: 1, clipping: 'perLayer', perLayer: thresholds, delta: 1e-5 });
+  const { model, engine } = setup({
+    data: d,
+    batchSize: 1,
+    z: 0,
+    C: 1,
+    clipping: 'perLayer',
+    perLayer: thresholds,
+    delta: 1e-5,
+  });
   const w0 = snapshot(model);
   trainStep(engine, model, d);
   const sum = summed(w0, snapshot(model), 1);
@@ -157,10 +196,21 @@ test('per-layer clipping: each layer clipped to C_k, noise std z*sqrt(sum C_k^2)
   expect(n0).toBeGreaterThan(0.3 * 0.999);
   expect(n1).toBeLessThanOrEqual(0.4 * (1 + 1e-5));
   expect(n1).toBeGreaterThan(0.4 * 0.999);
-  const e2 = setup({ data: d, batchSize: 1, z: 2, C: 1, clipping: 'perLayer', perLayer: thresholds, delta: 1e-5 }).engine;
+  const e2 = setup({
+    data: d,
+    batchSize: 1,
+    z: 2,
+    C: 1,
+    clipping: 'perLayer',
+    perLayer: thresholds,
+    delta: 1e-5,
+  }).engine;
   expect(e2.optimizer.noiseStd).toBeCloseTo(2 * 0.5, 12);
   const e3 = setup({ data: d, batchSize: 1, z: 2, C: 1, clipping: 'perLayer', delta: 1e-5 }).engine; // default C/sqrt(K)
-  expect(e3.optimizer.tracked.map((t) => t.maxGradNorm)).toEqual([1 / Math.sqrt(2), 1 / Math.sqrt(2)]);
+  expect(e3.optimizer.tracked.map((t) => t.maxGradNorm)).toEqual([
+    1 / Math.sqrt(2),
+    1 / Math.sqrt(2),
+  ]);
   expect(e3.optimizer.noiseStd).toBeCloseTo(2, 12);
 });
 
@@ -179,7 +229,14 @@ test('NaN/Inf samples get factor 0 and never reach the weights', () => {
     const good = [0, 1, 2, 4, 6, 7, 9, 10, 11];
     const ref = makeModel(1);
     const { x, y } = gather(d, good);
-    const expected = rawGrad(ref, ref.trainableParameters(), x, (out) => mseLoss(out, y), 0, good.length);
+    const expected = rawGrad(
+      ref,
+      ref.trainableParameters(),
+      x,
+      (out) => mseLoss(out, y),
+      0,
+      good.length,
+    );
     expect(relErr(summed(w0, w1, 12), expected)).toBeLessThan(1e-4);
   }
   // With noise on, a NaN sample still leaves the weights finite.
@@ -223,7 +280,10 @@ describe('refusals', () => {
         return [['w', this.w]];
       }
       forward(x: Tensor): Tensor {
-        return new Tensor(x.data.map((v) => v * this.w.data[0]), x.shape);
+        return new Tensor(
+          x.data.map((v) => v * this.w.data[0]),
+          x.shape,
+        );
       }
       backward(g: Tensor): Tensor {
         return g;
@@ -232,12 +292,31 @@ describe('refusals', () => {
     const model = new Sequential(new Linear(IN, OUT), new Scale());
     const engine = new PrivacyEngine();
     expectError(
-      () => engine.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 1 }), dataset: 10, batchSize: 2, noiseMultiplier: 1, maxGradNorm: 1, ...quiet() }),
+      () =>
+        engine.makePrivate({
+          model,
+          optimizer: new SGD(model.trainableParameters(), { lr: 1 }),
+          dataset: 10,
+          batchSize: 2,
+          noiseMultiplier: 1,
+          maxGradNorm: 1,
+          ...quiet(),
+        }),
       'PerSampleGradError',
       /'1'.*1\.w.*no per-sample/,
     );
     (model.layers[1] as Scale).w.requiresGrad = false; // frozen: fine
-    expect(() => new PrivacyEngine().makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 1 }), dataset: 10, batchSize: 2, noiseMultiplier: 1, maxGradNorm: 1, ...quiet() })).not.toThrow();
+    expect(() =>
+      new PrivacyEngine().makePrivate({
+        model,
+        optimizer: new SGD(model.trainableParameters(), { lr: 1 }),
+        dataset: 10,
+        batchSize: 2,
+        noiseMultiplier: 1,
+        maxGradNorm: 1,
+        ...quiet(),
+      }),
+    ).not.toThrow();
   });
 
   test('a non-finite noisy gradient is never applied', () => {
@@ -271,9 +350,21 @@ describe('refusals', () => {
     }
     const model = new Faulty();
     const engine = new PrivacyEngine();
-    engine.makePrivate({ model, optimizer: new SGD([model.w], { lr: 1 }), dataset: 4, batchSize: 4, noiseMultiplier: 1, maxGradNorm: 1, seed: 3, delta: 1e-3, ...quiet() });
+    engine.makePrivate({
+      model,
+      optimizer: new SGD([model.w], { lr: 1 }),
+      dataset: 4,
+      batchSize: 4,
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      seed: 3,
+      delta: 1e-3,
+      ...quiet(),
+    });
     const { indices } = engine.nextBatch();
-    model.backward(model.forward(new Tensor(new Float32Array(indices.length), [indices.length, 1])));
+    model.backward(
+      model.forward(new Tensor(new Float32Array(indices.length), [indices.length, 1])),
+    );
     engine.optimizer.accumulate();
     expectError(() => engine.optimizer.step(), 'PerSampleGradError', /non-finite/);
     expect(Array.from(model.w.data)).toEqual([1, 2]);
@@ -282,7 +373,16 @@ describe('refusals', () => {
   test('optimizer must cover exactly the trainable parameters', () => {
     const model = makeModel(1);
     expectError(
-      () => new PrivacyEngine().makePrivate({ model, optimizer: new SGD(model.trainableParameters().slice(1), { lr: 1 }), dataset: 10, batchSize: 2, noiseMultiplier: 1, maxGradNorm: 1, ...quiet() }),
+      () =>
+        new PrivacyEngine().makePrivate({
+          model,
+          optimizer: new SGD(model.trainableParameters().slice(1), { lr: 1 }),
+          dataset: 10,
+          batchSize: 2,
+          noiseMultiplier: 1,
+          maxGradNorm: 1,
+          ...quiet(),
+        }),
       'PerSampleGradError',
       /0\.lora_A.*not in the optimizer/,
     );
@@ -298,15 +398,23 @@ describe('refusals', () => {
       model.setGradMode('sum');
       const { x, y } = gather(d, microBatches[0]);
       model.backward(mseLoss(model.forward(x), y).grad);
-      expectError(() => engine.optimizer.step(), 'PerSampleGradError', /raw \(non-private\) gradient/);
+      expectError(
+        () => engine.optimizer.step(),
+        'PerSampleGradError',
+        /raw \(non-private\) gradient/,
+      );
       expect(Array.from(snapshot(model))).toEqual(Array.from(w0));
       expect(engine.steps).toBe(0);
     }
     // (b) a parameter unfrozen after makePrivate
     {
       const { model, engine } = setup({ data: d, batchSize: 5, z: 1, C: 1 });
-      ((model.layers[0] as unknown as { base: Linear }).base.weight.requiresGrad = true);
-      expectError(() => trainStep(engine, model, d), 'PerSampleGradError', /0\.base\.weight.*became trainable/);
+      (model.layers[0] as unknown as { base: Linear }).base.weight.requiresGrad = true;
+      expectError(
+        () => trainStep(engine, model, d),
+        'PerSampleGradError',
+        /0\.base\.weight.*became trainable/,
+      );
     }
     // (c) no logical batch drawn from the engine
     {
@@ -317,7 +425,8 @@ describe('refusals', () => {
     {
       const { model, engine } = setup({ data: d, batchSize: 5, z: 1, C: 1, physical: 1 });
       let { microBatches } = engine.nextBatch();
-      for (let k = 0; k < 50 && microBatches.length < 2; k++) microBatches = engine.nextBatch().microBatches;
+      for (let k = 0; k < 50 && microBatches.length < 2; k++)
+        microBatches = engine.nextBatch().microBatches;
       expect(microBatches.length).toBeGreaterThan(1);
       const { x, y } = gather(d, microBatches[0]);
       model.backward(mseLoss(model.forward(x), y).grad);
@@ -338,7 +447,11 @@ describe('refusals', () => {
       const h = model.layers[1].forward(model.layers[0].forward(x));
       const out = head.forward(h);
       head.backward(mseLoss(out, new Float32Array(out.size)).grad);
-      expectError(() => engine.optimizer.accumulate(), 'PerSampleGradError', /no per-sample information for trainable module\(s\) 0/);
+      expectError(
+        () => engine.optimizer.accumulate(),
+        'PerSampleGradError',
+        /no per-sample information for trainable module\(s\) 0/,
+      );
     }
   });
 });

@@ -5,7 +5,14 @@
  */
 import { Rng } from '../lib/kernels/rng';
 import { Adam, SGD } from '../lib/optim';
-import { PoissonSampler, PrivacyEngine, PrivacyEngineState, ShuffleSampler, seedToKey, splitMicroBatches } from '../lib/privacy';
+import {
+  PoissonSampler,
+  PrivacyEngine,
+  PrivacyEngineState,
+  ShuffleSampler,
+  seedToKey,
+  splitMicroBatches,
+} from '../lib/privacy';
 import { makeData, makeModel, quiet, snapshot, trainStep } from './helpers/dp_setup';
 
 // PLD with the default 1e-4 grid is slow under jest's VM; the tests use a
@@ -15,7 +22,11 @@ import { expectError } from './helpers/errors';
 
 describe('samplers', () => {
   test('Poisson: sorted distinct indices, mean size q*N, possibly empty', () => {
-    const s = new PoissonSampler({ datasetSize: 500, sampleRate: 0.02, rng: new Rng({ seed: seedToKey(3) }) });
+    const s = new PoissonSampler({
+      datasetSize: 500,
+      sampleRate: 0.02,
+      rng: new Rng({ seed: seedToKey(3) }),
+    });
     const sizes: number[] = [];
     for (let k = 0; k < 400; k++) {
       const b = s.sample();
@@ -27,16 +38,31 @@ describe('samplers', () => {
     // draws has sd 0.157; 5 sd bounds false-alarm with probability ~6e-7.
     const mean = sizes.reduce((a, b) => a + b, 0) / sizes.length;
     expect(Math.abs(mean - 10)).toBeLessThan(5 * Math.sqrt(9.8 / 400));
-    const tiny = new PoissonSampler({ datasetSize: 10, sampleRate: 0.01, rng: new Rng({ seed: seedToKey(4) }) });
+    const tiny = new PoissonSampler({
+      datasetSize: 10,
+      sampleRate: 0.01,
+      rng: new Rng({ seed: seedToKey(4) }),
+    });
     let empty = 0;
     for (let k = 0; k < 50; k++) if (tiny.sample().length === 0) empty++;
     expect(empty).toBeGreaterThan(20); // P(empty) = 0.99^10 ~ 0.90
-    expect(s.stateDict()).toEqual({ kind: 'poisson', datasetSize: 500, sampleRate: 0.02, batchesDrawn: 400 });
-    expect(() => new PoissonSampler({ datasetSize: 10, sampleRate: 0, rng: new Rng() })).toThrow(/sampleRate/);
+    expect(s.stateDict()).toEqual({
+      kind: 'poisson',
+      datasetSize: 500,
+      sampleRate: 0.02,
+      batchesDrawn: 400,
+    });
+    expect(() => new PoissonSampler({ datasetSize: 10, sampleRate: 0, rng: new Rng() })).toThrow(
+      /sampleRate/,
+    );
   });
 
   test('shuffle: every epoch is a permutation; micro-batches split a batch', () => {
-    const s = new ShuffleSampler({ datasetSize: 12, batchSize: 4, rng: new Rng({ seed: seedToKey(9) }) });
+    const s = new ShuffleSampler({
+      datasetSize: 12,
+      batchSize: 4,
+      rng: new Rng({ seed: seedToKey(9) }),
+    });
     const seen = [...s.sample(), ...s.sample(), ...s.sample()].sort((a, b) => a - b);
     expect(seen).toEqual(Array.from({ length: 12 }, (_, i) => i));
     expect(s.accountingSampleRate).toBe(1);
@@ -50,7 +76,15 @@ describe('engine defaults', () => {
     const model = makeModel(1);
     const q = quiet();
     const e = new PrivacyEngine();
-    e.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }), dataset: { length: 1000 }, batchSize: 10, noiseMultiplier: 1, maxGradNorm: 1, ...q });
+    e.makePrivate({
+      model,
+      optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+      dataset: { length: 1000 },
+      batchSize: 10,
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      ...q,
+    });
     expect(e.config.delta).toBeCloseTo(1 / Math.pow(1000, 1.1), 15);
     expect(e.config.sampleRate).toBeCloseTo(0.01, 15);
     expect(e.config.accountant).toBe('pld');
@@ -60,20 +94,60 @@ describe('engine defaults', () => {
     const m2 = makeModel(1);
     const q2 = quiet();
     const e2 = new PrivacyEngine();
-    e2.makePrivate({ model: m2, optimizer: new SGD(m2.trainableParameters(), { lr: 0.1 }), dataset: 100, batchSize: 10, noiseMultiplier: 0, maxGradNorm: 1, delta: 0.02, seed: 42, ...q2 });
+    e2.makePrivate({
+      model: m2,
+      optimizer: new SGD(m2.trainableParameters(), { lr: 0.1 }),
+      dataset: 100,
+      batchSize: 10,
+      noiseMultiplier: 0,
+      maxGradNorm: 1,
+      delta: 0.02,
+      seed: 42,
+      ...q2,
+    });
     expect(q2.warnings.some((w) => /delta = 0.02 >= 1\/N/.test(w))).toBe(true);
-    expect(q2.warnings.some((w) => /fixed seed/.test(w) && w.includes(e2.describeRng()))).toBe(true);
+    expect(q2.warnings.some((w) => /fixed seed/.test(w) && w.includes(e2.describeRng()))).toBe(
+      true,
+    );
     expect(q2.warnings.some((w) => /NOT differentially private/.test(w))).toBe(true);
   });
 
   test('argument errors name the argument', () => {
     const model = makeModel(1);
-    const base = { model, optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }), dataset: 100, batchSize: 10, noiseMultiplier: 1, maxGradNorm: 1, ...quiet() };
-    expectError(() => new PrivacyEngine().makePrivate({ ...base, batchSize: 200 }), 'RangeError', /batchSize/);
-    expectError(() => new PrivacyEngine().makePrivate({ ...base, maxGradNorm: 0 }), 'RangeError', /maxGradNorm/);
-    expectError(() => new PrivacyEngine().makePrivate({ ...base, noiseMultiplier: NaN }), 'RangeError', /noiseMultiplier/);
-    expectError(() => new PrivacyEngine().makePrivate({ ...base, dataset: { length: 0 } }), 'RangeError', /dataset/);
-    expectError(() => new PrivacyEngine().makePrivate({ ...base, maxPhysicalBatchSize: 0 }), 'RangeError', /maxPhysicalBatchSize/);
+    const base = {
+      model,
+      optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+      dataset: 100,
+      batchSize: 10,
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      ...quiet(),
+    };
+    expectError(
+      () => new PrivacyEngine().makePrivate({ ...base, batchSize: 200 }),
+      'RangeError',
+      /batchSize/,
+    );
+    expectError(
+      () => new PrivacyEngine().makePrivate({ ...base, maxGradNorm: 0 }),
+      'RangeError',
+      /maxGradNorm/,
+    );
+    expectError(
+      () => new PrivacyEngine().makePrivate({ ...base, noiseMultiplier: NaN }),
+      'RangeError',
+      /noiseMultiplier/,
+    );
+    expectError(
+      () => new PrivacyEngine().makePrivate({ ...base, dataset: { length: 0 } }),
+      'RangeError',
+      /dataset/,
+    );
+    expectError(
+      () => new PrivacyEngine().makePrivate({ ...base, maxPhysicalBatchSize: 0 }),
+      'RangeError',
+      /maxPhysicalBatchSize/,
+    );
     const e = new PrivacyEngine();
     e.makePrivate(base);
     expectError(() => e.makePrivate(base), 'Error', /already in use/);
@@ -129,7 +203,17 @@ describe('budget', () => {
   test('an impossible budget refuses the first step', () => {
     const model = makeModel(1);
     const engine = new PrivacyEngine();
-    engine.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }), dataset: 100, batchSize: 50, noiseMultiplier: 0.3, maxGradNorm: 1, targetEpsilon: 0.01, pldParameters, ...quiet() });
+    engine.makePrivate({
+      model,
+      optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+      dataset: 100,
+      batchSize: 50,
+      noiseMultiplier: 0.3,
+      maxGradNorm: 1,
+      targetEpsilon: 0.01,
+      pldParameters,
+      ...quiet(),
+    });
     expect(engine.remainingSteps()).toBe(0);
     expectError(() => engine.nextBatch(), 'PrivacyBudgetExceededError');
   });
@@ -166,7 +250,12 @@ describe('state', () => {
     expect(state.step).toBe(3);
     expect(state.rng.reproducible).toBe(true);
     expect(Object.keys(state.params)).toEqual(['0.lora_A', '0.lora_B', '2.weight', '2.bias']);
-    expect(Object.keys(state.optimizer.slots)).toEqual(['0.lora_A', '0.lora_B', '2.weight', '2.bias']);
+    expect(Object.keys(state.optimizer.slots)).toEqual([
+      '0.lora_A',
+      '0.lora_B',
+      '2.weight',
+      '2.bias',
+    ]);
     const c = make(99, 1); // same frozen base weights (they are not in the state) ...
     for (const p of c.model.trainableParameters()) p.data.fill(0.123); // ... trainable ones must come from the state
     c.engine.loadStateDict(state);
@@ -201,7 +290,18 @@ describe('state', () => {
     const mk = () => {
       const model = makeModel(1);
       const engine = new PrivacyEngine();
-      engine.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }), dataset: 40, batchSize: 8, noiseMultiplier: 2.0, maxGradNorm: 1, targetEpsilon: 1.5, delta: 1e-5, accountant: 'rdp', ...quiet() });
+      engine.makePrivate({
+        model,
+        optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+        dataset: 40,
+        batchSize: 8,
+        noiseMultiplier: 2.0,
+        maxGradNorm: 1,
+        targetEpsilon: 1.5,
+        delta: 1e-5,
+        accountant: 'rdp',
+        ...quiet(),
+      });
       return { model, engine };
     };
     const runToRefusal = (e: PrivacyEngine, m: ReturnType<typeof makeModel>): number => {
@@ -232,7 +332,11 @@ describe('state', () => {
     const b = make(5, 1);
     const state = b.engine.stateDict() as Partial<PrivacyEngineState>;
     delete state.accountant;
-    expectError(() => make(5, 1).engine.loadStateDict(state as PrivacyEngineState), 'TypeError', /ledger/);
+    expectError(
+      () => make(5, 1).engine.loadStateDict(state as PrivacyEngineState),
+      'TypeError',
+      /ledger/,
+    );
     const s2 = b.engine.stateDict();
     delete (s2.params as Record<string, unknown>)['2.bias'];
     expectError(() => make(5, 1).engine.loadStateDict(s2), 'RangeError', /2\.bias/);
@@ -243,14 +347,35 @@ test('shuffle sampling is accounted with sampleRate 1', () => {
   const model = makeModel(1);
   const q = quiet();
   const e = new PrivacyEngine();
-  e.makePrivate({ model, optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }), dataset: 40, batchSize: 8, noiseMultiplier: 2, maxGradNorm: 1, sampling: 'shuffle', seed: 1, accountant: 'rdp', ...q });
+  e.makePrivate({
+    model,
+    optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+    dataset: 40,
+    batchSize: 8,
+    noiseMultiplier: 2,
+    maxGradNorm: 1,
+    sampling: 'shuffle',
+    seed: 1,
+    accountant: 'rdp',
+    ...q,
+  });
   expect(e.config.sampleRate).toBe(1);
   expect(q.warnings.some((w) => /no amplification/.test(w))).toBe(true);
   const d = makeData(40, 1, 43);
   expect(trainStep(e, model, d)).toBe(8);
   const poisson = new PrivacyEngine();
   const m2 = makeModel(1);
-  poisson.makePrivate({ model: m2, optimizer: new SGD(m2.trainableParameters(), { lr: 0.1 }), dataset: 40, batchSize: 8, noiseMultiplier: 2, maxGradNorm: 1, seed: 1, accountant: 'rdp', ...quiet() });
+  poisson.makePrivate({
+    model: m2,
+    optimizer: new SGD(m2.trainableParameters(), { lr: 0.1 }),
+    dataset: 40,
+    batchSize: 8,
+    noiseMultiplier: 2,
+    maxGradNorm: 1,
+    seed: 1,
+    accountant: 'rdp',
+    ...quiet(),
+  });
   trainStep(poisson, m2, d);
   expect(e.getEpsilon(1e-5)).toBeGreaterThan(poisson.getEpsilon(1e-5));
 });

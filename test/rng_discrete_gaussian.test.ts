@@ -60,7 +60,8 @@ function chiSquare(samples: Int32Array, sigmaSq: number): { stat: number; dof: n
     }
   }
   if (edges[edges.length - 1] !== p.length) {
-    if (edges.length > 1) edges[edges.length - 1] = p.length; // merge the right tail into the last bin
+    if (edges.length > 1)
+      edges[edges.length - 1] = p.length; // merge the right tail into the last bin
     else edges.push(p.length);
   }
   const nb = edges.length - 1;
@@ -126,7 +127,9 @@ describe('Rng.discreteGaussian', () => {
     expect(Array.from(y, Number)).toEqual(Array.from(x));
     expect(a.getState().position).toBe(b.getState().position);
     const c = Rng.fromState(a.getState());
-    expect(Array.from(c.discreteGaussian(new Int32Array(50), 2.25))).toEqual(Array.from(a.discreteGaussian(new Int32Array(50), 2.25)));
+    expect(Array.from(c.discreteGaussian(new Int32Array(50), 2.25))).toEqual(
+      Array.from(a.discreteGaussian(new Int32Array(50), 2.25)),
+    );
     // Mean zero and symmetric: samples are integers.
     expect(x.every((v) => Number.isInteger(v))).toBe(true);
   });
@@ -141,24 +144,48 @@ describe('Rng.discreteGaussian', () => {
   test('refuses what would overflow 128-bit intermediates or the output', () => {
     const rng = new Rng({ seed: SEED });
     // 2 a b t^2 > 2^128.
-    expectError(() => rng.discreteGaussian(new Int32Array(4), { num: 2n ** 63n + 1n, den: 2n ** 63n - 1n }), 'RangeError', /overflow/);
+    expectError(
+      () => rng.discreteGaussian(new Int32Array(4), { num: 2n ** 63n + 1n, den: 2n ** 63n - 1n }),
+      'RangeError',
+      /overflow/,
+    );
     // Too fine a binary fraction or too large a value for 64-bit num/den.
     expectError(() => rng.discreteGaussian(new Int32Array(4), 1e-300), 'RangeError', /2\^64/);
     expectError(() => rng.discreteGaussian(new Int32Array(4), 2 ** 70), 'RangeError', /2\^64/);
     // Samples beyond int32 for an Int32Array.
-    expectError(() => rng.discreteGaussian(new Int32Array(64), 2 ** 62), 'RangeError', /Int32Array|overflow/);
+    expectError(
+      () => rng.discreteGaussian(new Int32Array(64), 2 ** 62),
+      'RangeError',
+      /Int32Array|overflow/,
+    );
     expect(rng.getState().position).toBe('0'); // failures do not advance the stream
   });
 
   test('validation', () => {
     const rng = new Rng({ seed: SEED });
-    expectError(() => rng.discreteGaussian(new Float32Array(4) as unknown as Int32Array, 1), 'TypeError', /out/);
+    expectError(
+      () => rng.discreteGaussian(new Float32Array(4) as unknown as Int32Array, 1),
+      'TypeError',
+      /out/,
+    );
     expectError(() => rng.discreteGaussian(new Int32Array(4), 0), 'RangeError', /sigmaSq/);
     expectError(() => rng.discreteGaussian(new Int32Array(4), -1), 'RangeError', /sigmaSq/);
     expectError(() => rng.discreteGaussian(new Int32Array(4), NaN), 'RangeError', /sigmaSq/);
     expectError(() => rng.discreteGaussian(new Int32Array(4), Infinity), 'RangeError', /sigmaSq/);
-    expectError(() => rng.discreteGaussian(new Int32Array(4), '1' as unknown as number), 'TypeError', /sigmaSq/);
-    expectError(() => rng.discreteGaussian(new Int32Array(4), { num: 0n, den: 1n }), 'RangeError', /sigmaSq/);
-    expectError(() => rng.discreteGaussian(new Int32Array(4), { num: 1, den: 1 } as never), 'TypeError', /sigmaSq/);
+    expectError(
+      () => rng.discreteGaussian(new Int32Array(4), '1' as unknown as number),
+      'TypeError',
+      /sigmaSq/,
+    );
+    expectError(
+      () => rng.discreteGaussian(new Int32Array(4), { num: 0n, den: 1n }),
+      'RangeError',
+      /sigmaSq/,
+    );
+    expectError(
+      () => rng.discreteGaussian(new Int32Array(4), { num: 1, den: 1 } as never),
+      'TypeError',
+      /sigmaSq/,
+    );
   });
 });

@@ -55,7 +55,9 @@ describe('Rng.gaussian (float32, vectorized Box-Muller)', () => {
     const a = new Rng({ seed: SEED }).gaussian(new Float32Array(37), 1);
     const b = new Rng({ seed: SEED }).gaussian(new Float32Array(37), 3);
     for (let i = 0; i < 37; i++) expect(b[i]).toBeCloseTo(3 * a[i], 5);
-    expect(Array.from(new Rng({ seed: SEED }).gaussian(new Float32Array(5), 0)).every((v) => v === 0)).toBe(true);
+    expect(
+      Array.from(new Rng({ seed: SEED }).gaussian(new Float32Array(5), 0)).every((v) => v === 0),
+    ).toBe(true);
     const rng = new Rng({ seed: SEED });
     rng.gaussian(new Float32Array(37), 1);
     expect(rng.getState().position).toBe('48');
@@ -78,8 +80,16 @@ describe('Rng.gaussian (float32, vectorized Box-Muller)', () => {
   test('async validation rejects without advancing the stream', async () => {
     const rng = new Rng({ seed: SEED });
     await expectRejection(rng.addGaussianNoiseAsync(new Float32Array(4), -1), 'RangeError', /std/);
-    await expectRejection(rng.addGaussianNoiseAsync(new Float32Array(4), 1e39), 'RangeError', /std/);
-    await expectRejection(rng.addGaussianNoiseAsync(new Float64Array(4) as unknown as Float32Array, 1), 'TypeError', /buf/);
+    await expectRejection(
+      rng.addGaussianNoiseAsync(new Float32Array(4), 1e39),
+      'RangeError',
+      /std/,
+    );
+    await expectRejection(
+      rng.addGaussianNoiseAsync(new Float64Array(4) as unknown as Float32Array, 1),
+      'TypeError',
+      /buf/,
+    );
     expect(rng.getState().position).toBe('0');
   });
 

@@ -14,7 +14,12 @@ const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const SEED = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
 
 /** OpenSSL's ChaCha20: IV = 4-byte little-endian counter + 12-byte nonce. */
-function opensslKeystream(key: Uint8Array, counter: number, nonce: Uint8Array, bytes: number): Buffer {
+function opensslKeystream(
+  key: Uint8Array,
+  counter: number,
+  nonce: Uint8Array,
+  bytes: number,
+): Buffer {
   const iv = Buffer.alloc(16);
   iv.writeUInt32LE(counter, 0);
   Buffer.from(nonce).copy(iv, 4);
@@ -41,21 +46,67 @@ describe('chacha20Block (RFC 8439)', () => {
     const n2 = new Uint8Array(12);
     n2[11] = 2;
     const cases: [Uint8Array, number, Uint8Array, string][] = [
-      [zero, 0, zn, '76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586'],
-      [zero, 1, zn, '9f07e7be5551387a98ba977c732d080dcb0f29a048e3656912c6533e32ee7aed29b721769ce64e43d57133b074d839d531ed1f28510afb45ace10a1f4b794d6f'],
-      [k1, 1, zn, '3aeb5224ecf849929b9d828db1ced4dd832025e8018b8160b82284f3c949aa5a8eca00bbb4a73bdad192b5c42f73f2fd4e273644c8b36125a64addeb006c13a0'],
-      [kff, 2, zn, '72d54dfbf12ec44b362692df94137f328fea8da73990265ec1bbbea1ae9af0ca13b25aa26cb4a648cb9b9d1be65b2c0924a66c54d545ec1b7374f4872e99f096'],
-      [zero, 0, n2, 'c2c64d378cd536374ae204b9ef933fcd1a8b2288b3dfa49672ab765b54ee27c78a970e0e955c14f3a88e741b97c286f75f8fc299e8148362fa198a39531bed6d'],
+      [
+        zero,
+        0,
+        zn,
+        '76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586',
+      ],
+      [
+        zero,
+        1,
+        zn,
+        '9f07e7be5551387a98ba977c732d080dcb0f29a048e3656912c6533e32ee7aed29b721769ce64e43d57133b074d839d531ed1f28510afb45ace10a1f4b794d6f',
+      ],
+      [
+        k1,
+        1,
+        zn,
+        '3aeb5224ecf849929b9d828db1ced4dd832025e8018b8160b82284f3c949aa5a8eca00bbb4a73bdad192b5c42f73f2fd4e273644c8b36125a64addeb006c13a0',
+      ],
+      [
+        kff,
+        2,
+        zn,
+        '72d54dfbf12ec44b362692df94137f328fea8da73990265ec1bbbea1ae9af0ca13b25aa26cb4a648cb9b9d1be65b2c0924a66c54d545ec1b7374f4872e99f096',
+      ],
+      [
+        zero,
+        0,
+        n2,
+        'c2c64d378cd536374ae204b9ef933fcd1a8b2288b3dfa49672ab765b54ee27c78a970e0e955c14f3a88e741b97c286f75f8fc299e8148362fa198a39531bed6d',
+      ],
     ];
-    for (const [key, counter, nonce, want] of cases) expect(toHex(chacha20Block(key, counter, nonce))).toBe(want);
+    for (const [key, counter, nonce, want] of cases)
+      expect(toHex(chacha20Block(key, counter, nonce))).toBe(want);
   });
 
   test('validates its arguments', () => {
-    expectError(() => chacha20Block(new Uint8Array(31), 0, new Uint8Array(12)), 'RangeError', /key/);
-    expectError(() => chacha20Block(new Uint8Array(32), 0, new Uint8Array(11)), 'RangeError', /nonce/);
-    expectError(() => chacha20Block(new Uint8Array(32), -1, new Uint8Array(12)), 'RangeError', /counter/);
-    expectError(() => chacha20Block(new Uint8Array(32), 2 ** 32, new Uint8Array(12)), 'RangeError', /counter/);
-    expectError(() => chacha20Block([] as unknown as Uint8Array, 0, new Uint8Array(12)), 'TypeError', /key/);
+    expectError(
+      () => chacha20Block(new Uint8Array(31), 0, new Uint8Array(12)),
+      'RangeError',
+      /key/,
+    );
+    expectError(
+      () => chacha20Block(new Uint8Array(32), 0, new Uint8Array(11)),
+      'RangeError',
+      /nonce/,
+    );
+    expectError(
+      () => chacha20Block(new Uint8Array(32), -1, new Uint8Array(12)),
+      'RangeError',
+      /counter/,
+    );
+    expectError(
+      () => chacha20Block(new Uint8Array(32), 2 ** 32, new Uint8Array(12)),
+      'RangeError',
+      /counter/,
+    );
+    expectError(
+      () => chacha20Block([] as unknown as Uint8Array, 0, new Uint8Array(12)),
+      'TypeError',
+      /key/,
+    );
   });
 });
 
@@ -72,7 +123,13 @@ describe('Rng stream', () => {
 
   test('the 64-bit position carries into nonce word 0 past block 2^32', () => {
     const key = hex(SEED);
-    const state = { version: 1 as const, reproducible: true, key: SEED, nonce: '07000000' + '00'.repeat(8), position: (16n * (2n ** 32n + 5n)).toString() };
+    const state = {
+      version: 1 as const,
+      reproducible: true,
+      key: SEED,
+      nonce: '07000000' + '00'.repeat(8),
+      position: (16n * (2n ** 32n + 5n)).toString(),
+    };
     const got = Rng.fromState(state).fillUint32(new Uint32Array(16));
     const n = new Uint8Array(12);
     n[0] = 8; // nonce word 0 + 1
@@ -129,20 +186,32 @@ describe('Rng stream', () => {
     expect(ksStatistic(u, (x) => Math.min(1, Math.max(0, x)))).toBeLessThan(ksCritical(n, 1e-4));
     // and detects a skewed one
     const skew = u.map((x) => x * x);
-    expect(ksStatistic(skew, (x) => Math.min(1, Math.max(0, x)))).toBeGreaterThan(ksCritical(n, 1e-4));
+    expect(ksStatistic(skew, (x) => Math.min(1, Math.max(0, x)))).toBeGreaterThan(
+      ksCritical(n, 1e-4),
+    );
   });
 
   test('output does not depend on the thread count or the ISA path', () => {
     const caps = capabilities();
     const n = 70001;
     const ref: Record<string, string> = {};
-    const digest = (a: ArrayBufferView) => crypto.createHash('sha256').update(Buffer.from(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+    const digest = (a: ArrayBufferView) =>
+      crypto
+        .createHash('sha256')
+        .update(Buffer.from(a.buffer, a.byteOffset, a.byteLength))
+        .digest('hex');
     try {
       for (const isa of caps.supportedIsas) {
         setIsa(isa);
         for (const threads of [1, 2, 3]) {
           setThreads(threads);
-          const rng = Rng.fromState({ version: 1, reproducible: true, key: SEED, nonce: '00'.repeat(12), position: '13' });
+          const rng = Rng.fromState({
+            version: 1,
+            reproducible: true,
+            key: SEED,
+            nonce: '00'.repeat(12),
+            position: '13',
+          });
           const got = {
             u32: digest(rng.fillUint32(new Uint32Array(n))),
             uni: digest(rng.uniform(new Float64Array(n))),
@@ -171,32 +240,69 @@ describe('Rng stream', () => {
     expectError(() => new Rng({ seed: 5 as unknown as string }), 'TypeError', /seed/);
     expectError(() => new Rng(5 as unknown as object), 'TypeError', /opts/);
     const rng = new Rng({ seed: SEED });
-    expectError(() => rng.fillUint32(new Int32Array(4) as unknown as Uint32Array), 'TypeError', /out/);
-    expectError(() => rng.uniform(new Float32Array(4) as unknown as Float64Array), 'TypeError', /out/);
-    expectError(() => rng.gaussian(new Int32Array(4) as unknown as Float32Array, 1), 'TypeError', /out/);
+    expectError(
+      () => rng.fillUint32(new Int32Array(4) as unknown as Uint32Array),
+      'TypeError',
+      /out/,
+    );
+    expectError(
+      () => rng.uniform(new Float32Array(4) as unknown as Float64Array),
+      'TypeError',
+      /out/,
+    );
+    expectError(
+      () => rng.gaussian(new Int32Array(4) as unknown as Float32Array, 1),
+      'TypeError',
+      /out/,
+    );
     expectError(() => rng.gaussian(new Float32Array(4), NaN), 'RangeError', /std/);
     expectError(() => rng.gaussian(new Float32Array(4), -1), 'RangeError', /std/);
     expectError(() => rng.gaussian(new Float32Array(4), Infinity), 'RangeError', /std/);
     expectError(() => rng.gaussian(new Float32Array(4), 1e39), 'RangeError', /std/);
-    expect(new Rng({ seed: SEED }).gaussian(new Float64Array(4), 1e39).every((v) => Number.isFinite(v))).toBe(true);
-    expectError(() => rng.gaussian(new Float32Array(4), '1' as unknown as number), 'TypeError', /std/);
-    expectError(() => rng.addGaussianNoise(new Float64Array(4) as unknown as Float32Array, 1), 'TypeError', /buf/);
+    expect(
+      new Rng({ seed: SEED }).gaussian(new Float64Array(4), 1e39).every((v) => Number.isFinite(v)),
+    ).toBe(true);
+    expectError(
+      () => rng.gaussian(new Float32Array(4), '1' as unknown as number),
+      'TypeError',
+      /std/,
+    );
+    expectError(
+      () => rng.addGaussianNoise(new Float64Array(4) as unknown as Float32Array, 1),
+      'TypeError',
+      /buf/,
+    );
     // A failed call does not advance the stream.
     expect(rng.getState().position).toBe('0');
-    const bad = (patch: Record<string, unknown>) => ({ ...new Rng({ seed: SEED }).getState(), ...patch }) as never;
+    const bad = (patch: Record<string, unknown>) =>
+      ({ ...new Rng({ seed: SEED }).getState(), ...patch }) as never;
     expectError(() => Rng.fromState(bad({ version: 2 })), 'RangeError', /version/);
     expectError(() => Rng.fromState(bad({ key: 'ab' })), 'RangeError', /state\.key/);
     expectError(() => Rng.fromState(bad({ nonce: 'xx'.repeat(12) })), 'RangeError', /state\.nonce/);
     expectError(() => Rng.fromState(bad({ position: '-1' })), 'TypeError', /position/);
-    expectError(() => Rng.fromState(bad({ position: (2n ** 64n).toString() })), 'RangeError', /position/);
+    expectError(
+      () => Rng.fromState(bad({ position: (2n ** 64n).toString() })),
+      'RangeError',
+      /position/,
+    );
     expectError(() => Rng.fromState(null as never), 'TypeError', /state/);
   });
 
   test('the stream refuses to run past position 2^64', async () => {
-    const end = Rng.fromState({ version: 1, reproducible: true, key: SEED, nonce: '00'.repeat(12), position: (2n ** 64n - 10n).toString() });
+    const end = Rng.fromState({
+      version: 1,
+      reproducible: true,
+      key: SEED,
+      nonce: '00'.repeat(12),
+      position: (2n ** 64n - 10n).toString(),
+    });
     expectError(() => end.fillUint32(new Uint32Array(10)), 'RangeError', /overflow|exhausted/);
     expectError(() => end.gaussian(new Float32Array(1), 1), 'RangeError', /overflow|exhausted/);
-    await expectRejection(end.addGaussianNoiseAsync(new Float32Array(1), 1), 'RangeError', /exhausted/);
+    await expectRejection(
+      end.addGaussianNoiseAsync(new Float32Array(1), 1),
+      'RangeError',
+      /exhausted/,
+    );
     expect(end.fillUint32(new Uint32Array(9)).length).toBe(9);
   });
 });

@@ -6,7 +6,15 @@
  */
 import { RdpConversion, checkDelta, rdpToEpsilon } from './conversion';
 import { PrivacyEvent, StepSpec, appendEvent, groupEvents, validateStep } from './events';
-import { AccountantKind, LEDGER_FORMAT_VERSION, LEDGER_TYPE, LedgerFormatError, LedgerJson, numberParam, parseLedger } from './ledger';
+import {
+  AccountantKind,
+  LEDGER_FORMAT_VERSION,
+  LEDGER_TYPE,
+  LedgerFormatError,
+  LedgerJson,
+  numberParam,
+  parseLedger,
+} from './ledger';
 import {
   ComposedPld,
   DEFAULT_PLD_PARAMETERS,
@@ -100,7 +108,13 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
     if (this.cache && this.cache.version === this.version) return this.cache.rdp;
     const total = new Float64Array(this.orders.length);
     for (const e of groupEvents(this.events)) {
-      const r = computeRdp({ sampleRate: e.sampleRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps, orders: this.orders, mechanism: e.mechanism });
+      const r = computeRdp({
+        sampleRate: e.sampleRate,
+        noiseMultiplier: e.noiseMultiplier,
+        steps: e.steps,
+        orders: this.orders,
+        mechanism: e.mechanism,
+      });
       for (let i = 0; i < total.length; i++) total[i] += r[i];
     }
     this.cache = { version: this.version, rdp: total };
@@ -165,9 +179,12 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
   static fromJSON(json: unknown): RdpAccountant {
     const led = parseLedger(json, 'rdp');
     const p = led.parameters;
-    if (!Array.isArray(p.orders)) throw new LedgerFormatError('parameters.orders must be an array of numbers > 1');
+    if (!Array.isArray(p.orders))
+      throw new LedgerFormatError('parameters.orders must be an array of numbers > 1');
     if (p.conversion !== 'improved' && p.conversion !== 'classic') {
-      throw new LedgerFormatError(`parameters.conversion must be 'improved' or 'classic', got ${JSON.stringify(p.conversion)}`);
+      throw new LedgerFormatError(
+        `parameters.conversion must be 'improved' or 'classic', got ${JSON.stringify(p.conversion)}`,
+      );
     }
     let acc: RdpAccountant;
     try {
@@ -197,7 +214,9 @@ export interface PldEpsilonDetails {
 const MAX_AUTO_GRID_STEP = 0.2;
 
 /** Integer orders of the default list, used for the discrete-Gaussian fallback. */
-export const INTEGER_ORDERS: readonly number[] = Object.freeze(DEFAULT_ORDERS.filter((a) => Number.isInteger(a)));
+export const INTEGER_ORDERS: readonly number[] = Object.freeze(
+  DEFAULT_ORDERS.filter((a) => Number.isInteger(a)),
+);
 
 /**
  * Privacy-loss-distribution accountant (the default). Each event's privacy
@@ -215,7 +234,12 @@ export const INTEGER_ORDERS: readonly number[] = Object.freeze(DEFAULT_ORDERS.fi
 export class PldAccountant extends BaseAccountant implements Accountant {
   readonly kind = 'pld' as const;
   readonly parameters: Readonly<PldParameters>;
-  private cache: { version: number; remove: ComposedPld; add: ComposedPld; gridStep: number } | null = null;
+  private cache: {
+    version: number;
+    remove: ComposedPld;
+    add: ComposedPld;
+    gridStep: number;
+  } | null = null;
 
   constructor(options: Partial<PldParameters> = {}) {
     super();
@@ -252,8 +276,14 @@ export class PldAccountant extends BaseAccountant implements Accountant {
     let params: PldParameters = { ...this.parameters };
     for (;;) {
       try {
-        const remove = groups.map((e) => ({ pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'remove', params), count: e.steps }));
-        const add = groups.map((e) => ({ pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'add', params), count: e.steps }));
+        const remove = groups.map((e) => ({
+          pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'remove', params),
+          count: e.steps,
+        }));
+        const add = groups.map((e) => ({
+          pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'add', params),
+          count: e.steps,
+        }));
         const [r, a] = composePlds([remove, add], params);
         this.cache = { version: this.version, remove: r, add: a, gridStep: params.gridStep };
         return this.cache;
@@ -273,8 +303,10 @@ export class PldAccountant extends BaseAccountant implements Accountant {
   /** Epsilon with the method used and, for PLD, both relations. */
   getEpsilonDetails(delta: number): PldEpsilonDetails {
     checkDelta(delta);
-    if (this.events.length === 0) return { epsilon: 0, method: 'pld', remove: 0, add: 0, gridStep: this.parameters.gridStep };
-    if (this.hasDiscrete()) return { epsilon: this.rdpFallback().getEpsilon(delta), method: 'rdp-fallback' };
+    if (this.events.length === 0)
+      return { epsilon: 0, method: 'pld', remove: 0, add: 0, gridStep: this.parameters.gridStep };
+    if (this.hasDiscrete())
+      return { epsilon: this.rdpFallback().getEpsilon(delta), method: 'rdp-fallback' };
     const { remove, add, gridStep } = this.composed();
     const er = composedEpsilon(remove, delta);
     const ea = composedEpsilon(add, delta);
@@ -326,13 +358,20 @@ export class PldAccountant extends BaseAccountant implements Accountant {
     const p = led.parameters;
     const keys = Object.keys(p).sort().join(',');
     if (keys !== 'gridStep,maxFftLength,tailMass,windowTail') {
-      throw new LedgerFormatError(`parameters must have exactly gridStep, maxFftLength, tailMass, windowTail (got ${keys})`);
+      throw new LedgerFormatError(
+        `parameters must have exactly gridStep, maxFftLength, tailMass, windowTail (got ${keys})`,
+      );
     }
     const params: PldParameters = {
       gridStep: numberParam(p, 'gridStep', (v) => v > 0 && v < 1, 'a number in (0, 1)'),
       tailMass: numberParam(p, 'tailMass', (v) => v > 0 && v < 1e-6, 'a number in (0, 1e-6)'),
       windowTail: numberParam(p, 'windowTail', (v) => v > 0 && v < 1e-6, 'a number in (0, 1e-6)'),
-      maxFftLength: numberParam(p, 'maxFftLength', (v) => Number.isInteger(v) && v >= 2 && v <= 2 ** 26, 'an integer in [2, 2^26]'),
+      maxFftLength: numberParam(
+        p,
+        'maxFftLength',
+        (v) => Number.isInteger(v) && v >= 2 && v <= 2 ** 26,
+        'an integer in [2, 2^26]',
+      ),
     };
     const acc = new PldAccountant(params);
     acc.restore(led.history);

@@ -11,7 +11,10 @@
  * for sigma_D.
  * @throws RangeError when 2 * countNoiseStd <= targetNoiseMultiplier (the count alone would exceed the budget)
  */
-export function adaptiveClippingNoiseMultiplier(opts: { targetNoiseMultiplier: number; countNoiseStd: number }): number {
+export function adaptiveClippingNoiseMultiplier(opts: {
+  targetNoiseMultiplier: number;
+  countNoiseStd: number;
+}): number {
   const { targetNoiseMultiplier: z, countNoiseStd: sb } = opts ?? ({} as never);
   if (typeof z !== 'number' || !Number.isFinite(z) || !(z > 0)) {
     throw new RangeError(`targetNoiseMultiplier must be a finite number > 0, got ${z}`);

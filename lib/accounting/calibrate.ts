@@ -45,23 +45,27 @@ const Z_MIN = 1e-3;
 const Z_MAX = 1e6;
 
 function finite(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new RangeError(`${name} must be a finite number, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new RangeError(`${name} must be a finite number, got ${String(v)}`);
   return v;
 }
 
 /** Resolves `steps` / `epochs` to a step count. */
 export function resolveSteps(sampleRate: number, steps?: number, epochs?: number): number {
-  if (steps !== undefined && epochs !== undefined) throw new RangeError('give either steps or epochs, not both');
+  if (steps !== undefined && epochs !== undefined)
+    throw new RangeError('give either steps or epochs, not both');
   if (steps !== undefined) {
     finite('steps', steps);
-    if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`steps must be an integer >= 1, got ${steps}`);
+    if (!Number.isInteger(steps) || steps < 1)
+      throw new RangeError(`steps must be an integer >= 1, got ${steps}`);
     return steps;
   }
   if (epochs !== undefined) {
     finite('epochs', epochs);
     if (!(epochs > 0)) throw new RangeError(`epochs must be > 0, got ${epochs}`);
     const s = Math.ceil(epochs / sampleRate - 1e-9);
-    if (!Number.isSafeInteger(s)) throw new RangeError(`epochs / sampleRate is too large (${s} steps)`);
+    if (!Number.isSafeInteger(s))
+      throw new RangeError(`epochs / sampleRate is too large (${s} steps)`);
     return Math.max(1, s);
   }
   throw new RangeError('steps (or epochs) is required');
@@ -69,16 +73,19 @@ export function resolveSteps(sampleRate: number, steps?: number, epochs?: number
 
 /** Like {@link getNoiseMultiplier}, with diagnostics. */
 export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCalibration {
-  if (opts === null || typeof opts !== 'object') throw new TypeError('getNoiseMultiplier expects an options object');
+  if (opts === null || typeof opts !== 'object')
+    throw new TypeError('getNoiseMultiplier expects an options object');
   const eps = finite('targetEpsilon', opts.targetEpsilon);
   if (!(eps > 0)) throw new RangeError(`targetEpsilon must be > 0, got ${eps}`);
   const delta = finite('targetDelta', opts.targetDelta);
-  if (!(delta > 0) || !(delta < 1)) throw new RangeError(`targetDelta must be in (0, 1), got ${delta}`);
+  if (!(delta > 0) || !(delta < 1))
+    throw new RangeError(`targetDelta must be in (0, 1), got ${delta}`);
   const q = finite('sampleRate', opts.sampleRate);
   if (!(q > 0) || q > 1) throw new RangeError(`sampleRate must be in (0, 1], got ${q}`);
   const steps = resolveSteps(q, opts.steps, opts.epochs);
   const kind = opts.accountant ?? 'pld';
-  if (kind !== 'pld' && kind !== 'rdp') throw new RangeError(`accountant must be 'pld' or 'rdp', got ${String(kind)}`);
+  if (kind !== 'pld' && kind !== 'rdp')
+    throw new RangeError(`accountant must be 'pld' or 'rdp', got ${String(kind)}`);
   const tol = opts.tolerance ?? 0.002;
   if (!(tol > 0 && tol <= 0.1)) throw new RangeError(`tolerance must be in (0, 0.1], got ${tol}`);
   const mechanism = opts.mechanism ?? 'gaussian';
@@ -105,7 +112,14 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
   };
 
   /** Bisection/Illinois in t = ln z on f(t) = ln eps - ln target; lo fails, hi meets. */
-  const solve = (k: 'pld' | 'rdp' | 'pldCoarse', zLo: number, fLo: number, zHi: number, fHi: number, relTol = tol) => {
+  const solve = (
+    k: 'pld' | 'rdp' | 'pldCoarse',
+    zLo: number,
+    fLo: number,
+    zHi: number,
+    fHi: number,
+    relTol = tol,
+  ) => {
     let tLo = Math.log(zLo);
     let tHi = Math.log(zHi);
     let gLo = fLo === Infinity ? Infinity : Math.log(fLo / eps);
@@ -138,7 +152,8 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
       }
     }
     // d ln(eps) / d ln(z) from the final bracket (about -1 in the usual regime).
-    const slope = Number.isFinite(gLo) && Number.isFinite(gHi) && tHi > tLo ? (gHi - gLo) / (tHi - tLo) : -1;
+    const slope =
+      Number.isFinite(gLo) && Number.isFinite(gHi) && tHi > tLo ? (gHi - gLo) / (tHi - tLo) : -1;
     return { z: Math.exp(tHi), epsilon: epsHi, slope: slope < 0 ? slope : -1 };
   };
 
@@ -193,7 +208,9 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
   let eStart = NaN;
   if (coarseOk) {
     const cb = bracket('pldCoarse', rdp.z, epsilonOf('pldCoarse', rdp.z), 1.25);
-    const coarse = Number.isNaN(cb.zLo) ? { z: cb.zHi, slope: -1 } : solve('pldCoarse', cb.zLo, cb.eLo, cb.zHi, cb.eHi, 0.01);
+    const coarse = Number.isNaN(cb.zLo)
+      ? { z: cb.zHi, slope: -1 }
+      : solve('pldCoarse', cb.zLo, cb.eLo, cb.zHi, cb.eHi, 0.01);
     const e = epsilonOf('pld', coarse.z);
     if (e <= eps) {
       // Predict where the fine curve crosses the target from the coarse slope
@@ -220,7 +237,8 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
 
   function finish(z: number, e: number, k: AccountantKind): NoiseCalibration {
     // Verify: e was computed by the chosen accountant at exactly this z.
-    if (!(e <= eps)) throw new Error(`internal: calibrated noise multiplier ${z} gives epsilon ${e} > ${eps}`);
+    if (!(e <= eps))
+      throw new Error(`internal: calibrated noise multiplier ${z} gives epsilon ${e} > ${eps}`);
     return { noiseMultiplier: z, epsilon: e, steps, accountant: k, evaluations };
   }
 }
@@ -254,8 +272,10 @@ export function maxStepsWithinBudget(
   const eps = finite('targetEpsilon', budget?.targetEpsilon);
   if (!(eps > 0)) throw new RangeError(`targetEpsilon must be > 0, got ${eps}`);
   const delta = finite('targetDelta', budget.targetDelta);
-  if (!(delta > 0) || !(delta < 1)) throw new RangeError(`targetDelta must be in (0, 1), got ${delta}`);
-  if (!Number.isSafeInteger(maxSteps) || maxSteps < 1) throw new RangeError(`maxSteps must be an integer >= 1, got ${maxSteps}`);
+  if (!(delta > 0) || !(delta < 1))
+    throw new RangeError(`targetDelta must be in (0, 1), got ${delta}`);
+  if (!Number.isSafeInteger(maxSteps) || maxSteps < 1)
+    throw new RangeError(`maxSteps must be an integer >= 1, got ${maxSteps}`);
   const fits = (k: number) => accountant.clone().step(spec, k).getEpsilon(delta) <= eps;
   if (accountant.getEpsilon(delta) > eps || !fits(1)) return 0;
   let lo = 1; // fits

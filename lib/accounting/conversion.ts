@@ -28,7 +28,12 @@ export function checkDelta(delta: number, name = 'delta'): void {
  *   rdp + ln((a-1)/a) - (ln delta + ln a)/(a-1);
  * classic (Mironov 2017): rdp + ln(1/delta)/(a-1).
  */
-export function epsilonAtOrder(order: number, rdp: number, delta: number, conversion: RdpConversion = 'improved'): number {
+export function epsilonAtOrder(
+  order: number,
+  rdp: number,
+  delta: number,
+  conversion: RdpConversion = 'improved',
+): number {
   if (Number.isNaN(rdp)) return Infinity;
   const logDelta = Math.log(delta);
   if (conversion === 'classic') return rdp - logDelta / (order - 1);
@@ -51,7 +56,9 @@ export function rdpToEpsilon(
 ): RdpEpsilon {
   checkOrders(orders);
   if (!rdp || rdp.length !== orders.length) {
-    throw new RangeError(`rdp must have one value per order (${orders.length}), got ${rdp ? rdp.length : rdp}`);
+    throw new RangeError(
+      `rdp must have one value per order (${orders.length}), got ${rdp ? rdp.length : rdp}`,
+    );
   }
   checkDelta(delta);
   const conversion = options.conversion ?? 'improved';
@@ -105,7 +112,8 @@ export function zcdpToDelta(rho: number, epsilon: number): number {
     throw new RangeError(`epsilon must be a finite number >= 0, got ${epsilon}`);
   }
   if (rho === 0) return 0;
-  const logDelta = (a: number) => (a - 1) * (a * rho - epsilon) - Math.log(a - 1) + a * Math.log1p(-1 / a);
+  const logDelta = (a: number) =>
+    (a - 1) * (a * rho - epsilon) - Math.log(a - 1) + a * Math.log1p(-1 / a);
   const h = (t: number) => logDelta(1 + Math.exp(t));
   const centre = Math.log(Math.max(1e-6, (epsilon + rho) / (2 * rho)));
   const r = goldenSectionMin(h, centre - 20, centre + 6, 200, 1e-13);

@@ -10,7 +10,11 @@
  * is not negligible). The two directions are symmetric.
  * @throws RangeError naming the argument for invalid input
  */
-export function discreteGaussianDelta(sigmaSquared: number, sensitivity: number, epsilon: number): number {
+export function discreteGaussianDelta(
+  sigmaSquared: number,
+  sensitivity: number,
+  epsilon: number,
+): number {
   if (typeof sigmaSquared !== 'number' || !Number.isFinite(sigmaSquared) || !(sigmaSquared > 0)) {
     throw new RangeError(`sigmaSquared must be a finite number > 0, got ${sigmaSquared}`);
   }
@@ -22,7 +26,10 @@ export function discreteGaussianDelta(sigmaSquared: number, sensitivity: number,
   }
   const sigma = Math.sqrt(sigmaSquared);
   const R = Math.ceil(40 * sigma) + sensitivity + 2; // e^{-800}: nothing beyond matters
-  if (R > 5e7) throw new RangeError(`sigmaSquared ${sigmaSquared} is too large for the exact sum; use the continuous Gaussian bound`);
+  if (R > 5e7)
+    throw new RangeError(
+      `sigmaSquared ${sigmaSquared} is too large for the exact sum; use the continuous Gaussian bound`,
+    );
   const w = (x: number) => Math.exp(-(x * x) / (2 * sigmaSquared));
   let norm = 0;
   for (let x = -R; x <= R; x++) norm += w(x);

@@ -27,19 +27,40 @@ export interface StepSpec {
 
 /** Throws a RangeError/TypeError naming the offending field of a step spec. */
 export function validateStep(spec: StepSpec, count: number, where = 'step'): PrivacyEvent {
-  if (spec === null || typeof spec !== 'object') throw new TypeError(`${where}: expected an object {noiseMultiplier, sampleRate, mechanism?}`);
+  if (spec === null || typeof spec !== 'object')
+    throw new TypeError(`${where}: expected an object {noiseMultiplier, sampleRate, mechanism?}`);
   const { noiseMultiplier, sampleRate } = spec;
   const mechanism = spec.mechanism ?? 'gaussian';
   if (mechanism !== 'gaussian' && mechanism !== 'discreteGaussian') {
-    throw new RangeError(`${where}: mechanism must be 'gaussian' or 'discreteGaussian', got ${String(mechanism)}`);
+    throw new RangeError(
+      `${where}: mechanism must be 'gaussian' or 'discreteGaussian', got ${String(mechanism)}`,
+    );
   }
-  if (typeof noiseMultiplier !== 'number' || !Number.isFinite(noiseMultiplier) || !(noiseMultiplier > 0)) {
-    throw new RangeError(`${where}: noiseMultiplier must be a finite number > 0, got ${noiseMultiplier}`);
+  if (
+    typeof noiseMultiplier !== 'number' ||
+    !Number.isFinite(noiseMultiplier) ||
+    !(noiseMultiplier > 0)
+  ) {
+    throw new RangeError(
+      `${where}: noiseMultiplier must be a finite number > 0, got ${noiseMultiplier}`,
+    );
   }
-  if (typeof sampleRate !== 'number' || !Number.isFinite(sampleRate) || !(sampleRate > 0) || sampleRate > 1) {
-    throw new RangeError(`${where}: sampleRate must be a number in (0, 1] (use 1 for non-Poisson sampling), got ${sampleRate}`);
+  if (
+    typeof sampleRate !== 'number' ||
+    !Number.isFinite(sampleRate) ||
+    !(sampleRate > 0) ||
+    sampleRate > 1
+  ) {
+    throw new RangeError(
+      `${where}: sampleRate must be a number in (0, 1] (use 1 for non-Poisson sampling), got ${sampleRate}`,
+    );
   }
-  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || !Number.isSafeInteger(count)) {
+  if (
+    typeof count !== 'number' ||
+    !Number.isInteger(count) ||
+    count < 1 ||
+    !Number.isSafeInteger(count)
+  ) {
     throw new RangeError(`${where}: count (steps) must be an integer >= 1, got ${count}`);
   }
   return { mechanism, noiseMultiplier, sampleRate, steps: count };

@@ -56,7 +56,8 @@ export function nextPowerOfTwo(n: number): number {
  */
 export function fft(re: Float64Array, im: Float64Array, inverse = false): void {
   const n = re.length;
-  if (im.length !== n) throw new RangeError(`im must have the length of re (${n}), got ${im.length}`);
+  if (im.length !== n)
+    throw new RangeError(`im must have the length of re (${n}), got ${im.length}`);
   if (!isPowerOfTwo(n)) throw new RangeError(`FFT length must be a power of two, got ${n}`);
   if (n === 1) return;
   const { cos, sin, rev } = plan(n);

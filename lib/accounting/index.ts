@@ -6,7 +6,13 @@ export { DEFAULT_ORDERS, computeRdp } from './rdp';
 export type { ComputeRdpOptions } from './rdp';
 export { rdpToEpsilon, zcdpToEpsilon, zcdpToDelta } from './conversion';
 export type { RdpConversion, RdpEpsilon } from './conversion';
-export { RdpAccountant, PldAccountant, accountantFromJSON, createAccountant, INTEGER_ORDERS } from './accountant';
+export {
+  RdpAccountant,
+  PldAccountant,
+  accountantFromJSON,
+  createAccountant,
+  INTEGER_ORDERS,
+} from './accountant';
 export type { Accountant, RdpAccountantOptions, PldEpsilonDetails } from './accountant';
 export { DEFAULT_PLD_PARAMETERS } from './pld';
 export type { PldParameters } from './pld';

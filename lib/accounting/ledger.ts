@@ -50,27 +50,43 @@ export function parseLedger(input: unknown, expected?: AccountantKind): LedgerJs
     throw new LedgerFormatError('expected a JSON object');
   }
   const o = obj as Record<string, unknown>;
-  if (o.type !== LEDGER_TYPE) throw new LedgerFormatError(`field 'type' must be '${LEDGER_TYPE}', got ${JSON.stringify(o.type)}`);
+  if (o.type !== LEDGER_TYPE)
+    throw new LedgerFormatError(
+      `field 'type' must be '${LEDGER_TYPE}', got ${JSON.stringify(o.type)}`,
+    );
   if (o.formatVersion !== LEDGER_FORMAT_VERSION) {
-    throw new LedgerFormatError(`unsupported formatVersion ${JSON.stringify(o.formatVersion)} (this version reads ${LEDGER_FORMAT_VERSION})`);
+    throw new LedgerFormatError(
+      `unsupported formatVersion ${JSON.stringify(o.formatVersion)} (this version reads ${LEDGER_FORMAT_VERSION})`,
+    );
   }
   if (o.accountant !== 'rdp' && o.accountant !== 'pld') {
-    throw new LedgerFormatError(`field 'accountant' must be 'rdp' or 'pld', got ${JSON.stringify(o.accountant)}`);
+    throw new LedgerFormatError(
+      `field 'accountant' must be 'rdp' or 'pld', got ${JSON.stringify(o.accountant)}`,
+    );
   }
   if (expected && o.accountant !== expected) {
-    throw new LedgerFormatError(`this ledger belongs to a '${o.accountant}' accountant, not '${expected}'`);
+    throw new LedgerFormatError(
+      `this ledger belongs to a '${o.accountant}' accountant, not '${expected}'`,
+    );
   }
   if (!Array.isArray(o.history)) throw new LedgerFormatError("field 'history' must be an array");
   const history: PrivacyEvent[] = o.history.map((e: unknown, i: number) => {
-    if (e === null || typeof e !== 'object') throw new LedgerFormatError(`history[${i}] must be an object`);
+    if (e === null || typeof e !== 'object')
+      throw new LedgerFormatError(`history[${i}] must be an object`);
     const r = e as Record<string, unknown>;
     const keys = Object.keys(r).sort().join(',');
     if (keys !== 'mechanism,noiseMultiplier,sampleRate,steps') {
-      throw new LedgerFormatError(`history[${i}] must have exactly mechanism, noiseMultiplier, sampleRate, steps (got ${keys})`);
+      throw new LedgerFormatError(
+        `history[${i}] must have exactly mechanism, noiseMultiplier, sampleRate, steps (got ${keys})`,
+      );
     }
     try {
       return validateStep(
-        { mechanism: r.mechanism as PrivacyEvent['mechanism'], noiseMultiplier: r.noiseMultiplier as number, sampleRate: r.sampleRate as number },
+        {
+          mechanism: r.mechanism as PrivacyEvent['mechanism'],
+          noiseMultiplier: r.noiseMultiplier as number,
+          sampleRate: r.sampleRate as number,
+        },
         r.steps as number,
         `history[${i}]`,
       );
@@ -91,7 +107,12 @@ export function parseLedger(input: unknown, expected?: AccountantKind): LedgerJs
 }
 
 /** Reads a required finite number parameter. */
-export function numberParam(params: Record<string, unknown>, name: string, check: (v: number) => boolean, what: string): number {
+export function numberParam(
+  params: Record<string, unknown>,
+  name: string,
+  check: (v: number) => boolean,
+  what: string,
+): number {
   const v = params[name];
   if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) {
     throw new LedgerFormatError(`parameters.${name} must be ${what}, got ${JSON.stringify(v)}`);

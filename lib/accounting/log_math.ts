@@ -66,7 +66,14 @@ export class SignedLogSum {
 
 // Stirling series coefficients B_{2k} / (2k (2k-1)) for k = 1..8.
 const STIRLING = [
-  1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156, -3617 / 122400,
+  1 / 12,
+  -1 / 360,
+  1 / 1260,
+  -1 / 1680,
+  1 / 1188,
+  -691 / 360360,
+  1 / 156,
+  -3617 / 122400,
 ];
 
 /**
@@ -217,7 +224,8 @@ const chebCoefs: Float64Array = (() => {
       const t = Math.cos((Math.PI * (j + 0.5)) / m);
       const x = a + (t + 1) * 0.5 * CHEB_WIDTH;
       // erfcx via the reference, in a form that avoids underflow.
-      f[j] = x < 1.5 ? Math.exp(x * x) * erfcReference(x) : 1 / (Math.sqrt(Math.PI) * erfcFraction(x));
+      f[j] =
+        x < 1.5 ? Math.exp(x * x) * erfcReference(x) : 1 / (Math.sqrt(Math.PI) * erfcFraction(x));
     }
     const c = new Float64Array(m);
     for (let k = 0; k < m; k++) {
@@ -267,7 +275,8 @@ export function logErfc(x: number): number {
   if (x < ERFC_SERIES_MAX) return Math.log(erfc(x));
   if (x < CHEB_HI) return -x * x + Math.log(erfcxCheb(x));
   if (x === Infinity) return -Infinity;
-  if (x >= ERFC_ASYMPTOTIC_MIN) return -x * x - Math.log(x) - LOG_SQRT_PI + logErfcAsymptoticCorrection(x);
+  if (x >= ERFC_ASYMPTOTIC_MIN)
+    return -x * x - Math.log(x) - LOG_SQRT_PI + logErfcAsymptoticCorrection(x);
   return -x * x - LOG_SQRT_PI - Math.log(erfcFraction(x));
 }
 

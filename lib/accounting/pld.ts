@@ -105,7 +105,16 @@ function logMixtureRatio(q: number, u: number): number {
  * Tails (P(L > l), Q(L > l)) of the subsampled Gaussian pair, written into
  * pt[i], qt[i] for l = (k0 + i) h, i = 0..n.
  */
-function tails(q: number, s: number, rel: Relation, k0: number, n: number, h: number, pt: Float64Array, qt: Float64Array): void {
+function tails(
+  q: number,
+  s: number,
+  rel: Relation,
+  k0: number,
+  n: number,
+  h: number,
+  pt: Float64Array,
+  qt: Float64Array,
+): void {
   const s2 = s * s;
   for (let i = 0; i <= n; i++) {
     const l = (k0 + i) * h;
@@ -141,7 +150,12 @@ function tails(q: number, s: number, rel: Relation, k0: number, n: number, h: nu
  * Pessimistic ("connect the dots") discretization of one step of the
  * Poisson-subsampled Gaussian with sampling rate q and noise multiplier s.
  */
-export function discretizeSubsampledGaussian(q: number, s: number, rel: Relation, params: PldParameters): DiscretePld {
+export function discretizeSubsampledGaussian(
+  q: number,
+  s: number,
+  rel: Relation,
+  params: PldParameters,
+): DiscretePld {
   const h = params.gridStep;
   const c = upperQuantile(params.tailMass);
   const u = (x: number) => (2 * x - 1) / (2 * s * s);
@@ -250,7 +264,12 @@ export function logMgf(p: DiscretePld, lambda: number, h: number): number {
  * end (side -1, for lambda < 0). Moving mass that way can only increase
  * E[e^{lambda L}], so tail bounds computed from the copy remain valid.
  */
-function coarsen(p: DiscretePld, h: number, factor: number, side: 1 | -1): { m: Float64Array; l0: number; step: number } {
+function coarsen(
+  p: DiscretePld,
+  h: number,
+  factor: number,
+  side: 1 | -1,
+): { m: Float64Array; l0: number; step: number } {
   const nb = Math.ceil(p.mass.length / factor);
   const m = new Float64Array(nb);
   for (let i = 0; i < p.mass.length; i++) m[Math.floor(i / factor)] += p.mass[i];
@@ -278,7 +297,10 @@ export interface ComposedPld {
 }
 
 /** Chernoff window [A, A + N) (grid indices) of one channel, before rounding N up. */
-function chernoffWindow(components: readonly PldComponent[], params: PldParameters): { A: number; B: number; minSum: number; maxSum: number } {
+function chernoffWindow(
+  components: readonly PldComponent[],
+  params: PldParameters,
+): { A: number; B: number; minSum: number; maxSum: number } {
   const h = params.gridStep;
   const logTau = Math.log(params.windowTail);
   // Coarse copies make each bound evaluation cheaper. Moving every step's mass
@@ -295,7 +317,10 @@ function chernoffWindow(components: readonly PldComponent[], params: PldParamete
       m2 += mass[i] * l * l;
     }
     const sd = Math.sqrt(Math.max(0, m2 - m1 * m1) * c.count);
-    return Math.max(1, Math.min(Math.floor(mass.length / 256), Math.floor((0.125 * sd) / (c.count * h))));
+    return Math.max(
+      1,
+      Math.min(Math.floor(mass.length / 256), Math.floor((0.125 * sd) / (c.count * h))),
+    );
   };
   const factors = components.map(factorOf);
   const up = components.map((c, i) => coarsen(c.pld, h, factors[i], 1));
@@ -303,7 +328,8 @@ function chernoffWindow(components: readonly PldComponent[], params: PldParamete
   const K = (lambda: number) => {
     const cs = lambda >= 0 ? up : down;
     let s = 0;
-    for (let i = 0; i < components.length; i++) s += components[i].count * logMgfGrid(cs[i].m, cs[i].l0, cs[i].step, lambda);
+    for (let i = 0; i < components.length; i++)
+      s += components[i].count * logMgfGrid(cs[i].m, cs[i].l0, cs[i].step, lambda);
     return s;
   };
   let minSum = 0;
@@ -343,8 +369,12 @@ function placeCyclic(pld: DiscretePld, out: Float64Array): void {
  * inverse transform in all.
  * @throws RangeError when the window would exceed params.maxFftLength
  */
-export function composePlds(channels: readonly (readonly PldComponent[])[], params: PldParameters): ComposedPld[] {
-  if (channels.length < 1 || channels.length > 2) throw new RangeError('composePlds takes one or two channels');
+export function composePlds(
+  channels: readonly (readonly PldComponent[])[],
+  params: PldParameters,
+): ComposedPld[] {
+  if (channels.length < 1 || channels.length > 2)
+    throw new RangeError('composePlds takes one or two channels');
   const h = params.gridStep;
   const windows = channels.map((ch) => chernoffWindow(ch, params));
   let N = 2;
@@ -356,7 +386,8 @@ export function composePlds(channels: readonly (readonly PldComponent[])[], para
   }
   const G = channels[0].length;
   for (const ch of channels) {
-    if (ch.length !== G) throw new RangeError('composePlds: channels must have the same components');
+    if (ch.length !== G)
+      throw new RangeError('composePlds: channels must have the same components');
   }
   const half = N >> 1;
   // Half spectra (k = 0..N/2) of the running products, per channel.
@@ -369,7 +400,8 @@ export function composePlds(channels: readonly (readonly PldComponent[])[], para
     im.fill(0);
     placeCyclic(channels[0][g].pld, re);
     if (channels.length === 2) {
-      if (channels[1][g].count !== channels[0][g].count) throw new RangeError('composePlds: channel counts differ');
+      if (channels[1][g].count !== channels[0][g].count)
+        throw new RangeError('composePlds: channel counts differ');
       placeCyclic(channels[1][g].pld, im);
     }
     fft(re, im, false);
@@ -457,14 +489,22 @@ export function composePlds(channels: readonly (readonly PldComponent[])[], para
       if (t >= t0) mass[t - t0] = v > 0 ? v : 0;
       j = j + 1 === N ? 0 : j + 1;
     }
-    const aliasMass = (A > minSum ? params.windowTail : 0) + (A + N - 1 < maxSum ? params.windowTail : 0);
+    const aliasMass =
+      (A > minSum ? params.windowTail : 0) + (A + N - 1 < maxSum ? params.windowTail : 0);
     let logNoInf = 0;
     for (const comp of ch) logNoInf += comp.count * Math.log1p(-comp.pld.infMass);
     // Rounding allowance: the FFT's absolute error per entry is of the order of
     // u log2(N) times a small fraction (inputs have unit mass); the clipped
     // negative entries show its actual size and are charged as well.
     const roundingAllowance = N * Math.log2(N) * 2 ** -52 * 1e-2 + negative;
-    out.push({ gridStep: h, start: A + t0, mass, infMass: -Math.expm1(logNoInf), aliasMass, roundingAllowance });
+    out.push({
+      gridStep: h,
+      start: A + t0,
+      mass,
+      infMass: -Math.expm1(logNoInf),
+      aliasMass,
+      roundingAllowance,
+    });
   });
   return out;
 }

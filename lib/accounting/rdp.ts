@@ -25,7 +25,8 @@ function logAInteger(q: number, sigma: number, alpha: number): number {
   const inv2s2 = 1 / (2 * sigma * sigma);
   const terms = new Float64Array(alpha + 1);
   for (let k = 0; k <= alpha; k++) {
-    terms[k] = logAbsBinomial(alpha, k).logAbs + k * logQ + (alpha - k) * log1mQ + (k * k - k) * inv2s2;
+    terms[k] =
+      logAbsBinomial(alpha, k).logAbs + k * logQ + (alpha - k) * log1mQ + (k * k - k) * inv2s2;
   }
   return logSumExp(terms);
 }
@@ -89,7 +90,8 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
       boole = true;
       break;
     }
-    if (i > 5_000_000) throw new Error(`internal: RDP series did not converge (q=${q}, z=${sigma}, alpha=${alpha})`);
+    if (i > 5_000_000)
+      throw new Error(`internal: RDP series did not converge (q=${q}, z=${sigma}, alpha=${alpha})`);
     advance();
     lastLogF = logTerm();
     acc.add(sign, lastLogF);
@@ -119,7 +121,12 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
  * @param order alpha > 1
  * @param integerOnly true for the discrete Gaussian: fractional orders give Infinity
  */
-export function rdpPerStep(sampleRate: number, noiseMultiplier: number, order: number, integerOnly = false): number {
+export function rdpPerStep(
+  sampleRate: number,
+  noiseMultiplier: number,
+  order: number,
+  integerOnly = false,
+): number {
   const isInt = Number.isInteger(order);
   if (integerOnly && !isInt) return Infinity;
   if (sampleRate === 0) return 0;
@@ -127,7 +134,9 @@ export function rdpPerStep(sampleRate: number, noiseMultiplier: number, order: n
   if (noiseMultiplier === 0) return Infinity;
   if (order === Infinity) return Infinity;
   if (sampleRate === 1) return order / (2 * noiseMultiplier * noiseMultiplier);
-  const logA = isInt ? logAInteger(sampleRate, noiseMultiplier, order) : logAFractional(sampleRate, noiseMultiplier, order);
+  const logA = isInt
+    ? logAInteger(sampleRate, noiseMultiplier, order)
+    : logAFractional(sampleRate, noiseMultiplier, order);
   return Math.max(0, logA / (order - 1));
 }
 
@@ -184,8 +193,22 @@ export function checkOrders(orders: readonly number[]): void {
   }
 }
 
-function checkNumber(name: string, v: number, lo: number, hi: number, loIncl: boolean, hiIncl: boolean): void {
-  if (typeof v !== 'number' || !Number.isFinite(v) || (loIncl ? v < lo : v <= lo) || (hiIncl ? v > hi : v >= hi)) {
-    throw new RangeError(`${name} must be a number in ${loIncl ? '[' : '('}${lo}, ${hi}${hiIncl ? ']' : ')'}, got ${v}`);
+function checkNumber(
+  name: string,
+  v: number,
+  lo: number,
+  hi: number,
+  loIncl: boolean,
+  hiIncl: boolean,
+): void {
+  if (
+    typeof v !== 'number' ||
+    !Number.isFinite(v) ||
+    (loIncl ? v < lo : v <= lo) ||
+    (hiIncl ? v > hi : v >= hi)
+  ) {
+    throw new RangeError(
+      `${name} must be a number in ${loIncl ? '[' : '('}${lo}, ${hi}${hiIncl ? ']' : ')'}, got ${v}`,
+    );
   }
 }

@@ -20,22 +20,40 @@ export function registerEpsilonCommand(program: Command): Command {
   return program
     .command('epsilon')
     .description('epsilon spent by K steps of the Poisson-subsampled Gaussian mechanism')
-    .requiredOption('--sample-rate <q>', 'Poisson sampling rate in (0, 1] (1 for non-Poisson sampling)', numberOption('--sample-rate'))
-    .requiredOption('--noise <z>', 'noise multiplier (noise std / clipping norm)', numberOption('--noise'))
+    .requiredOption(
+      '--sample-rate <q>',
+      'Poisson sampling rate in (0, 1] (1 for non-Poisson sampling)',
+      numberOption('--sample-rate'),
+    )
+    .requiredOption(
+      '--noise <z>',
+      'noise multiplier (noise std / clipping norm)',
+      numberOption('--noise'),
+    )
     .requiredOption('--steps <k>', 'number of steps', integerOption('--steps'))
     .requiredOption('--delta <d>', 'target delta in (0, 1)', numberOption('--delta'))
     .option('--accountant <kind>', "'pld' (default, tighter) or 'rdp'", accountantOption, 'pld')
     .option('--json', 'print JSON instead of a table')
     .action((opts: EpsilonCliOptions) => {
       const report = epsilonReport(opts);
-      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatTable(Object.entries(report) as [string, string | number][]));
+      process.stdout.write(
+        opts.json
+          ? JSON.stringify(report) + '\n'
+          : formatTable(Object.entries(report) as [string, string | number][]),
+      );
     });
 }
 
 /** Computes what `dp-lora epsilon` prints. */
 export function epsilonReport(opts: EpsilonCliOptions): Record<string, string | number> {
   const spec = { noiseMultiplier: opts.noise, sampleRate: opts.sampleRate };
-  const base = { accountant: opts.accountant, sampleRate: opts.sampleRate, noiseMultiplier: opts.noise, steps: opts.steps, delta: opts.delta };
+  const base = {
+    accountant: opts.accountant,
+    sampleRate: opts.sampleRate,
+    noiseMultiplier: opts.noise,
+    steps: opts.steps,
+    delta: opts.delta,
+  };
   if (opts.accountant === 'rdp') {
     const acc = new RdpAccountant().step(spec, opts.steps);
     const r = acc.getEpsilonAndOrder(opts.delta);

@@ -28,14 +28,19 @@ export function integerOption(name: string): (value: string) => number {
 
 /** Parses an accountant kind. */
 export function accountantOption(value: string): 'rdp' | 'pld' {
-  if (value !== 'rdp' && value !== 'pld') throw new InvalidArgumentError(`--accountant must be 'rdp' or 'pld', got '${value}'`);
+  if (value !== 'rdp' && value !== 'pld')
+    throw new InvalidArgumentError(`--accountant must be 'rdp' or 'pld', got '${value}'`);
   return value;
 }
 
 /** Formats [label, value] rows as an aligned two-column table. */
 export function formatTable(rows: [string, string | number][]): string {
   const w = Math.max(...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `${k.padEnd(w)}  ${typeof v === 'number' ? formatNumber(v) : v}`).join('\n') + '\n';
+  return (
+    rows
+      .map(([k, v]) => `${k.padEnd(w)}  ${typeof v === 'number' ? formatNumber(v) : v}`)
+      .join('\n') + '\n'
+  );
 }
 
 /** Numbers with 7 significant digits (integers as they are). */

@@ -13,7 +13,9 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name('dp-lora')
-    .description('Differentially private LoRA fine-tuning, privacy accounting and noise calibration');
+    .description(
+      'Differentially private LoRA fine-tuning, privacy accounting and noise calibration',
+    );
   registerTrainCommand(program);
   registerEpsilonCommand(program);
   registerNoiseCommand(program);

@@ -23,8 +23,16 @@ export function registerNoiseCommand(program: Command): Command {
     .description('smallest noise multiplier meeting a target (epsilon, delta)')
     .requiredOption('--epsilon <e>', 'target epsilon (> 0)', numberOption('--epsilon'))
     .requiredOption('--delta <d>', 'target delta in (0, 1)', numberOption('--delta'))
-    .requiredOption('--sample-rate <q>', 'Poisson sampling rate in (0, 1] (1 for non-Poisson sampling)', numberOption('--sample-rate'))
-    .option('--epochs <e>', 'training epochs (steps = ceil(epochs / sample rate))', numberOption('--epochs'))
+    .requiredOption(
+      '--sample-rate <q>',
+      'Poisson sampling rate in (0, 1] (1 for non-Poisson sampling)',
+      numberOption('--sample-rate'),
+    )
+    .option(
+      '--epochs <e>',
+      'training epochs (steps = ceil(epochs / sample rate))',
+      numberOption('--epochs'),
+    )
     .option('--steps <k>', 'number of steps', integerOption('--steps'))
     .option('--accountant <kind>', "'pld' (default, tighter) or 'rdp'", accountantOption, 'pld')
     .option('--json', 'print JSON instead of a table')
@@ -49,6 +57,8 @@ export function registerNoiseCommand(program: Command): Command {
         noiseMultiplier: r.noiseMultiplier,
         epsilon: r.epsilon,
       };
-      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatTable(Object.entries(report)));
+      process.stdout.write(
+        opts.json ? JSON.stringify(report) + '\n' : formatTable(Object.entries(report)),
+      );
     });
 }

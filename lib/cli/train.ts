@@ -39,7 +39,14 @@ import {
   loadBaseWeights,
   saveBaseWeights,
 } from './train_model';
-import { defaultDelta, OptionError, positiveInt, RawTrainOptions, resolveTrainConfig, TrainConfig } from './train_options';
+import {
+  defaultDelta,
+  OptionError,
+  positiveInt,
+  RawTrainOptions,
+  resolveTrainConfig,
+  TrainConfig,
+} from './train_options';
 import { extractTensors, restoreTensors } from './train_state';
 import { FEATURIZER_VERSION } from '../data/featurize';
 
@@ -137,7 +144,10 @@ function loraSettings(cfg: TrainConfig): LoraSettings {
 }
 
 /** Runs `dp-lora train` with a resolved configuration; returns the result. */
-export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {}): Promise<TrainResult> {
+export async function runTrain(
+  cfgIn: TrainConfig | undefined,
+  io: TrainIo = {},
+): Promise<TrainResult> {
   const t0 = Date.now();
   const log = io.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const print = io.print ?? ((s: string) => process.stdout.write(s + '\n'));
@@ -152,17 +162,24 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   let outDir = io.out;
   if (io.resume) {
     const ckRoot = path.join(io.resume, 'checkpoints');
-    if (!hasCheckpoint(ckRoot)) throw new OptionError(`--resume ${io.resume}: no checkpoint found in ${ckRoot}`);
+    if (!hasCheckpoint(ckRoot))
+      throw new OptionError(`--resume ${io.resume}: no checkpoint found in ${ckRoot}`);
     // The ledger must parse as an accountant ledger, else the checkpoint is refused.
     const ck = loadCheckpoint(ckRoot, { validateLedger: (l) => void accountantFromJSON(l) });
     const memo = ck.state.run as unknown as RunMemo;
-    if (!memo || typeof memo !== 'object' || !memo.config) throw new OptionError(`--resume ${io.resume}: the checkpoint has no run configuration`);
+    if (!memo || typeof memo !== 'object' || !memo.config)
+      throw new OptionError(`--resume ${io.resume}: the checkpoint has no run configuration`);
     const engineState = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
     engineState.accountant = ck.state.ledger;
     resumed = { engine: engineState, memo };
-    if (outDir && path.resolve(outDir) !== path.resolve(io.resume)) throw new OptionError('--resume continues a run in its own directory; drop --out or give the same directory');
+    if (outDir && path.resolve(outDir) !== path.resolve(io.resume))
+      throw new OptionError(
+        '--resume continues a run in its own directory; drop --out or give the same directory',
+      );
     outDir = io.resume;
-    log(`resuming the run in ${io.resume} at step ${ck.state.step} (ledger restored: it cannot be reset)`);
+    log(
+      `resuming the run in ${io.resume} at step ${ck.state.step} (ledger restored: it cannot be reset)`,
+    );
   }
   const cfg: TrainConfig = resumed ? resumed.memo.config : cfgIn!;
   if (!cfg) throw new OptionError('no configuration');
@@ -182,7 +199,8 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   const dim = task.dim;
   const N = task.private.n;
   const delta = cfg.delta ?? defaultDelta(N);
-  if (cfg.batchSize > N) throw new OptionError(`--batch-size ${cfg.batchSize} exceeds the ${N} private examples`);
+  if (cfg.batchSize > N)
+    throw new OptionError(`--batch-size ${cfg.batchSize} exceeds the ${N} private examples`);
 
   // --- base model
   const shape = { dim, hidden: cfg.hidden, classes: task.classes.length };
@@ -190,7 +208,9 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   let baseCached = false;
   let baseSource: RunMemo['baseSource'];
   if (resumed && resumed.memo.featurizer !== FEATURIZER_VERSION) {
-    throw new OptionError(`--resume: the run used featurizer ${resumed.memo.featurizer}, this dp-lora has ${FEATURIZER_VERSION}`);
+    throw new OptionError(
+      `--resume: the run used featurizer ${resumed.memo.featurizer}, this dp-lora has ${FEATURIZER_VERSION}`,
+    );
   }
   const savedBase = outDir ? path.join(outDir, BASE_FILE) : undefined;
   if (resumed && savedBase && fs.existsSync(savedBase)) {
@@ -199,18 +219,28 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     baseSource = resumed.memo.baseSource;
     log(`base model loaded from ${savedBase}`);
   } else if (task.public) {
-    const dataId = cfg.data ? `user:${path.basename(cfg.publicData ?? '')}` : `spam:${cfg.limit ?? 'all'}`;
+    const dataId = cfg.data
+      ? `user:${path.basename(cfg.publicData ?? '')}`
+      : `spam:${cfg.limit ?? 'all'}`;
     const r = pretrainedBase(shape, task.public, dataId, log);
     base = r.base;
     baseCached = r.cached;
     baseSource = 'public-pretrained';
-    log(r.cached ? `base model loaded from cache ${r.file}` : `base model pretrained on public data (${pretrainEpochs(task.public.n)} epochs, no privacy) and cached in ${r.file}`);
+    log(
+      r.cached
+        ? `base model loaded from cache ${r.file}`
+        : `base model pretrained on public data (${pretrainEpochs(task.public.n)} epochs, no privacy) and cached in ${r.file}`,
+    );
   } else {
     base = randomBase(shape, 1234);
     baseSource = 'random';
-    warn('no public data: the base MLP is randomly initialized and frozen; only the LoRA adapters and the head learn (give --public-data to pretrain it)');
+    warn(
+      'no public data: the base MLP is randomly initialized and frozen; only the LoRA adapters and the head learn (give --public-data to pretrain it)',
+    );
   }
-  const baseAccuracy = resumed ? resumed.memo.baseAccuracy : accuracy(baseModel(base, false), task.heldout, dim);
+  const baseAccuracy = resumed
+    ? resumed.memo.baseAccuracy
+    : accuracy(baseModel(base, false), task.heldout, dim);
 
   // --- non-private LoRA baseline (comparison only; never saved)
   let nonPrivateAccuracy: number | null = null;
@@ -218,8 +248,16 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   else if (cfg.baseline) {
     log('training the non-private LoRA baseline (comparison only, not saved) ...');
     const m = loraModel(base, loraSettings(cfg));
-    const epochs = Math.max(Math.ceil(cfg.epochs), Math.ceil((BASELINE.minSteps * BASELINE.batchSize) / N));
-    trainNonPrivate(m, task.private, dim, { epochs, batchSize: BASELINE.batchSize, lr: BASELINE.lr, seed: BASELINE_SEED });
+    const epochs = Math.max(
+      Math.ceil(cfg.epochs),
+      Math.ceil((BASELINE.minSteps * BASELINE.batchSize) / N),
+    );
+    trainNonPrivate(m, task.private, dim, {
+      epochs,
+      batchSize: BASELINE.batchSize,
+      lr: BASELINE.lr,
+      seed: BASELINE_SEED,
+    });
     nonPrivateAccuracy = accuracy(m, task.heldout, dim);
   }
 
@@ -271,7 +309,16 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     const { accountant, ...rest } = st;
     const engineJson = extractTensors(rest, tensors);
     const memo: RunMemo = { ...memoBase, privateTrainingSeconds: trainSeconds, samplesSeen };
-    saveCheckpoint(ckRoot, { step: st.step, ledger: accountant, engine: engineJson, run: memo as unknown as Record<string, unknown> }, tensors);
+    saveCheckpoint(
+      ckRoot,
+      {
+        step: st.step,
+        ledger: accountant,
+        engine: engineJson,
+        run: memo as unknown as Record<string, unknown>,
+      },
+      tensors,
+    );
   };
 
   engine.remainingSteps(); // first budget verification (accountant work) before the clock starts
@@ -279,27 +326,35 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
   const bar = showBar
     ? new cliProgress.SingleBar(
         {
-          format: 'private LoRA [{bar}] {value}/{total} steps | loss {loss} | eps {eps} | {rate} samples/s | ETA {eta_formatted}',
+          format:
+            'private LoRA [{bar}] {value}/{total} steps | loss {loss} | eps {eps} | {rate} samples/s | ETA {eta_formatted}',
           hideCursor: true,
           etaBuffer: 50,
         },
         cliProgress.Presets.shades_classic,
       )
     : null;
-  bar?.start(plannedSteps, engine.steps, { loss: '-', eps: engine.getEpsilon().toFixed(3), rate: '-' });
+  bar?.start(plannedSteps, engine.steps, {
+    loss: '-',
+    eps: engine.getEpsilon().toFixed(3),
+    rate: '-',
+  });
   let stoppedByBudget = false;
   let lastEpsAt = Date.now();
   let epsCostMs = 0;
   let lossEma = NaN;
   const tTrain = Date.now();
   const samplesAtStart = samplesSeen;
-  const stepLimit = io.maxSteps !== undefined ? Math.min(plannedSteps, engine.steps + io.maxSteps) : plannedSteps;
+  const stepLimit =
+    io.maxSteps !== undefined ? Math.min(plannedSteps, engine.steps + io.maxSteps) : plannedSteps;
   // Ctrl-C: finish the current step, then checkpoint and report (resume later with --resume).
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
-    log('\ninterrupted: finishing the current step, then saving (Ctrl-C again to abort without saving)');
+    log(
+      '\ninterrupted: finishing the current step, then saving (Ctrl-C again to abort without saving)',
+    );
   };
   process.on('SIGINT', onSigint);
   try {
@@ -378,14 +433,21 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     datasetSize: N,
     expectedBatchSize: pc.expectedBatchSize,
     sampling: pc.sampling,
-    trainedParameters: 'LoRA B (and A unless ffa) of fc1, fc2; head weight and bias: all clipped and noised',
+    trainedParameters:
+      'LoRA B (and A unless ffa) of fc1, fc2; head weight and bias: all clipped and noised',
   };
   let adapterDir: string | null = null;
   if (outDir) {
     checkpoint();
     adapterDir = path.join(outDir, 'adapter');
-    const baseName = task.public ? `dp-lora/mlp-${task.name === 'spam' ? 'spamassassin-public' : 'user-public'}-${shape.dim}-${shape.hidden}` : `dp-lora/mlp-random-${shape.dim}-${shape.hidden}`;
-    saveAdapter(adapterDir, adapterOf(model, loraSettings(cfg), baseName, { classes: task.classes, featurizer: { dim } }), report);
+    const baseName = task.public
+      ? `dp-lora/mlp-${task.name === 'spam' ? 'spamassassin-public' : 'user-public'}-${shape.dim}-${shape.hidden}`
+      : `dp-lora/mlp-random-${shape.dim}-${shape.hidden}`;
+    saveAdapter(
+      adapterDir,
+      adapterOf(model, loraSettings(cfg), baseName, { classes: task.classes, featurizer: { dim } }),
+      report,
+    );
   }
   const wall = (Date.now() - t0) / 1000;
   const result: TrainResult = {
@@ -412,7 +474,11 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     privateSize: N,
     heldoutSize: task.heldout.n,
     classes: task.classes,
-    accuracy: { base: baseAccuracy, nonPrivateLora: nonPrivateAccuracy, privateLora: privateAccuracy },
+    accuracy: {
+      base: baseAccuracy,
+      nonPrivateLora: nonPrivateAccuracy,
+      privateLora: privateAccuracy,
+    },
     seedMode: reproducible ? 'fixed-seed' : 'os-entropy',
     reproducible,
     rng: engine.describeRng(),
@@ -439,18 +505,38 @@ export async function runTrain(cfgIn: TrainConfig | undefined, io: TrainIo = {})
     '',
     '  privacy',
     table([
-      ['epsilon spent / target', `${epsilon.toFixed(3)} / ${cfg.targetEpsilon} at delta ${delta.toExponential(2)} (${pc.accountant.toUpperCase()} accountant)`],
+      [
+        'epsilon spent / target',
+        `${epsilon.toFixed(3)} / ${cfg.targetEpsilon} at delta ${delta.toExponential(2)} (${pc.accountant.toUpperCase()} accountant)`,
+      ],
       ['noise multiplier', pc.noiseMultiplier.toPrecision(4)],
       ['clipping norm', String(pc.maxGradNorm)],
-      ['sampling', `Poisson, q = ${pc.sampleRate.toPrecision(4)} (expected batch ${pc.expectedBatchSize} of ${N})`],
-      ['steps', `${engine.steps} of ${plannedSteps}${stoppedByBudget ? ' (stopped: budget exhausted)' : engine.steps < plannedSteps ? ' (stopped early; continue with --resume)' : ''}`],
-      ['randomness', reproducible ? 'FIXED SEED (reproducible, not secure if the seed is known)' : 'OS entropy (secure)'],
+      [
+        'sampling',
+        `Poisson, q = ${pc.sampleRate.toPrecision(4)} (expected batch ${pc.expectedBatchSize} of ${N})`,
+      ],
+      [
+        'steps',
+        `${engine.steps} of ${plannedSteps}${stoppedByBudget ? ' (stopped: budget exhausted)' : engine.steps < plannedSteps ? ' (stopped early; continue with --resume)' : ''}`,
+      ],
+      [
+        'randomness',
+        reproducible
+          ? 'FIXED SEED (reproducible, not secure if the seed is known)'
+          : 'OS entropy (secure)',
+      ],
     ]),
     '',
     '  run',
     table([
-      ['LoRA', `${cfg.method}, rank ${cfg.rank}, alpha ${cfg.alpha}, lr ${cfg.lr}, ${cfg.epochs} epochs`],
-      ['throughput', `${result.samplesPerSecond.toFixed(0)} samples/s (private training ${trainSeconds.toFixed(1)} s)`],
+      [
+        'LoRA',
+        `${cfg.method}, rank ${cfg.rank}, alpha ${cfg.alpha}, lr ${cfg.lr}, ${cfg.epochs} epochs`,
+      ],
+      [
+        'throughput',
+        `${result.samplesPerSecond.toFixed(0)} samples/s (private training ${trainSeconds.toFixed(1)} s)`,
+      ],
       ['wall time', `${wall.toFixed(1)} s`],
       ...(adapterDir ? ([['adapter', adapterDir]] as Array<[string, string]>) : []),
       ...(io.json ? ([['json', io.json]] as Array<[string, string]>) : []),
@@ -469,42 +555,104 @@ export function registerTrainCommand(program: Command): void {
       'Privately fine-tune a LoRA adapter (DP-SGD with Poisson sampling, per-sample clipping and calibrated Gaussian noise). ' +
         'Without --data: the built-in SpamAssassin task (base pretrained on public mail, adapted privately to other mail).',
     )
-    .option('--epsilon <eps>', 'target epsilon: the noise is calibrated so the planned steps spend at most this (default 8)')
+    .option(
+      '--epsilon <eps>',
+      'target epsilon: the noise is calibrated so the planned steps spend at most this (default 8)',
+    )
     .option('--delta <delta>', 'delta (default min(1e-5, 1/(10 N)))')
     .option('--epochs <n>', 'planned passes over the private data (default 10)')
-    .option('--batch-size <n>', 'EXPECTED logical batch size; sampling rate q = batch-size / N (default 128)')
-    .option('--physical-batch-size <n>', 'largest micro-batch run at once (memory only; default 256)')
+    .option(
+      '--batch-size <n>',
+      'EXPECTED logical batch size; sampling rate q = batch-size / N (default 128)',
+    )
+    .option(
+      '--physical-batch-size <n>',
+      'largest micro-batch run at once (memory only; default 256)',
+    )
     .option('--rank <r>', 'LoRA rank (default 8)')
     .option('--alpha <a>', 'LoRA alpha; scaling alpha/rank (default 2*rank)')
-    .addOption(new Option('--method <m>', 'ffa (A frozen, train B) or vanilla (train A and B); default vanilla').choices(['ffa', 'vanilla']))
+    .addOption(
+      new Option(
+        '--method <m>',
+        'ffa (A frozen, train B) or vanilla (train A and B); default vanilla',
+      ).choices(['ffa', 'vanilla']),
+    )
     .option('--lr <lr>', 'Adam learning rate of the private training (default 0.01)')
     .option('--clip <C>', 'per-sample gradient clipping norm (default 1)')
-    .addOption(new Option('--accountant <a>', 'privacy accountant (default pld)').choices(['pld', 'rdp']))
+    .addOption(
+      new Option('--accountant <a>', 'privacy accountant (default pld)').choices(['pld', 'rdp']),
+    )
     .option('--hidden <n>', 'hidden width of the base MLP (default 256)')
     .option('--dim <n>', 'hashed feature dimension (default 4096)')
     .option('--data <file>', 'your labelled data (.jsonl or .csv) instead of the built-in task')
     .option('--text-field <name>', 'text field/column of --data (default text)')
     .option('--label-field <name>', 'label field/column of --data (default label)')
-    .option('--public-data <file>', 'public data (same fields) to pretrain the base for --data (else the base is random)')
+    .option(
+      '--public-data <file>',
+      'public data (same fields) to pretrain the base for --data (else the base is random)',
+    )
     .option('--limit <n>', 'use only N examples (quick runs and tests)')
     .option('--no-baseline', 'skip the non-private LoRA reference')
     .option('--checkpoint-every <n>', 'steps between checkpoints with --out (default 50)')
-    .option('--out <dir>', 'write the adapter (PEFT layout), privacy_report.json and checkpoints (with the ledger) here')
+    .option(
+      '--out <dir>',
+      'write the adapter (PEFT layout), privacy_report.json and checkpoints (with the ledger) here',
+    )
     .option('--resume <dir>', 'continue the run saved in <dir> (same configuration and ledger)')
-    .option('--seed <seed>', 'REPRODUCIBLE MODE: fixed seed (decimal or hex) for noise and sampling; not secure if the seed is known')
-    .option('--max-steps <n>', 'stop after this many private steps in this session (continue later with --resume)')
+    .option(
+      '--seed <seed>',
+      'REPRODUCIBLE MODE: fixed seed (decimal or hex) for noise and sampling; not secure if the seed is known',
+    )
+    .option(
+      '--max-steps <n>',
+      'stop after this many private steps in this session (continue later with --resume)',
+    )
     .option('--json <file>', 'write the result as JSON')
     .option('--no-progress', 'no progress bar')
-    .action(async (opts: RawTrainOptions & { out?: string; resume?: string; json?: string; progress?: boolean; maxSteps?: string }) => {
-      const maxSteps = opts.maxSteps !== undefined ? positiveInt('max-steps', opts.maxSteps) : undefined;
-      const cfg = opts.resume ? undefined : resolveTrainConfig(opts);
-      if (opts.resume) {
-        const given = ['epsilon', 'delta', 'epochs', 'batchSize', 'rank', 'alpha', 'method', 'lr', 'clip', 'accountant', 'data', 'seed', 'limit'] as const;
-        const conflicting = given.filter((k) => opts[k] !== undefined);
-        if (conflicting.length) throw new OptionError(`--resume takes the configuration from the checkpoint; drop ${conflicting.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`);
-      }
-      await runTrain(cfg, { out: opts.out, resume: opts.resume, json: opts.json, maxSteps, progress: opts.progress === false ? false : undefined });
-    });
+    .action(
+      async (
+        opts: RawTrainOptions & {
+          out?: string;
+          resume?: string;
+          json?: string;
+          progress?: boolean;
+          maxSteps?: string;
+        },
+      ) => {
+        const maxSteps =
+          opts.maxSteps !== undefined ? positiveInt('max-steps', opts.maxSteps) : undefined;
+        const cfg = opts.resume ? undefined : resolveTrainConfig(opts);
+        if (opts.resume) {
+          const given = [
+            'epsilon',
+            'delta',
+            'epochs',
+            'batchSize',
+            'rank',
+            'alpha',
+            'method',
+            'lr',
+            'clip',
+            'accountant',
+            'data',
+            'seed',
+            'limit',
+          ] as const;
+          const conflicting = given.filter((k) => opts[k] !== undefined);
+          if (conflicting.length)
+            throw new OptionError(
+              `--resume takes the configuration from the checkpoint; drop ${conflicting.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`,
+            );
+        }
+        await runTrain(cfg, {
+          out: opts.out,
+          resume: opts.resume,
+          json: opts.json,
+          maxSteps,
+          progress: opts.progress === false ? false : undefined,
+        });
+      },
+    );
 }
 
 /** Exists for tests: whether a directory holds a finished adapter. */

@@ -45,15 +45,25 @@ export class MlpClassifier extends Module {
   }
 
   children(): Array<[string, Module]> {
-    return [['fc1', this.fc1], ['act1', this.act1], ['fc2', this.fc2], ['act2', this.act2], ['head', this.head]];
+    return [
+      ['fc1', this.fc1],
+      ['act1', this.act1],
+      ['fc2', this.fc2],
+      ['act2', this.act2],
+      ['head', this.head],
+    ];
   }
 
   forward(x: Tensor): Tensor {
-    return this.head.forward(this.act2.forward(this.fc2.forward(this.act1.forward(this.fc1.forward(x)))));
+    return this.head.forward(
+      this.act2.forward(this.fc2.forward(this.act1.forward(this.fc1.forward(x)))),
+    );
   }
 
   backward(g: Tensor): Tensor {
-    return this.fc1.backward(this.act1.backward(this.fc2.backward(this.act2.backward(this.head.backward(g)))));
+    return this.fc1.backward(
+      this.act1.backward(this.fc2.backward(this.act2.backward(this.head.backward(g)))),
+    );
   }
 }
 
@@ -65,8 +75,18 @@ export interface BaseWeights {
 
 const BASE_KEYS = ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias', 'head.weight', 'head.bias'];
 
-function baseLinear(base: BaseWeights, name: string, inF: number, outF: number, trainable: boolean): Linear {
-  return new Linear(inF, outF, { weight: base.tensors[`${name}.weight`], biasData: base.tensors[`${name}.bias`], trainable });
+function baseLinear(
+  base: BaseWeights,
+  name: string,
+  inF: number,
+  outF: number,
+  trainable: boolean,
+): Linear {
+  return new Linear(inF, outF, {
+    weight: base.tensors[`${name}.weight`],
+    biasData: base.tensors[`${name}.bias`],
+    trainable,
+  });
 }
 
 /** A fresh randomly initialized base (public randomness from `seed`). */
@@ -77,9 +97,12 @@ export function randomBase(shape: MlpShape, seed: number): BaseWeights {
   return {
     shape,
     tensors: {
-      'fc1.weight': l1.weight.data, 'fc1.bias': l1.bias!.data,
-      'fc2.weight': l2.weight.data, 'fc2.bias': l2.bias!.data,
-      'head.weight': l3.weight.data, 'head.bias': l3.bias!.data,
+      'fc1.weight': l1.weight.data,
+      'fc1.bias': l1.bias!.data,
+      'fc2.weight': l2.weight.data,
+      'fc2.bias': l2.bias!.data,
+      'head.weight': l3.weight.data,
+      'head.bias': l3.bias!.data,
     },
   };
 }
@@ -106,7 +129,12 @@ export interface LoraSettings {
 /** The base with LoRA on fc1 and fc2 and a trainable copy of the head. */
 export function loraModel(base: BaseWeights, lora: LoraSettings): MlpClassifier {
   const { dim, hidden, classes } = base.shape;
-  const opts = (k: number) => ({ r: lora.rank, alpha: lora.alpha, method: lora.method, seed: lora.seed + k });
+  const opts = (k: number) => ({
+    r: lora.rank,
+    alpha: lora.alpha,
+    method: lora.method,
+    seed: lora.seed + k,
+  });
   return new MlpClassifier(
     new LoraLinear(baseLinear(base, 'fc1', dim, hidden, false), opts(0)),
     new LoraLinear(baseLinear(base, 'fc2', hidden, hidden, false), opts(1)),
@@ -115,7 +143,11 @@ export function loraModel(base: BaseWeights, lora: LoraSettings): MlpClassifier 
 }
 
 /** Rows `idx` of a part as a [idx.length, dim] tensor and labels. */
-export function gather(part: DataPart, idx: ArrayLike<number>, dim: number): { x: Tensor; y: Int32Array } {
+export function gather(
+  part: DataPart,
+  idx: ArrayLike<number>,
+  dim: number,
+): { x: Tensor; y: Int32Array } {
   const x = new Float32Array(idx.length * dim);
   const y = new Int32Array(idx.length);
   for (let i = 0; i < idx.length; i++) {
@@ -164,7 +196,12 @@ export function permutation(n: number, rnd: InitRandom): Int32Array {
  * passes over `part` in shuffled batches. Used for the base pretraining on PUBLIC data and
  * for the non-private LoRA baseline (a comparison only: its weights are never saved).
  */
-export function trainNonPrivate(model: Module, part: DataPart, dim: number, o: { epochs: number; batchSize: number; lr: number; seed: number; onEpoch?: (e: number) => void }): void {
+export function trainNonPrivate(
+  model: Module,
+  part: DataPart,
+  dim: number,
+  o: { epochs: number; batchSize: number; lr: number; seed: number; onEpoch?: (e: number) => void },
+): void {
   model.train();
   model.setGradMode('sum');
   const params = model.trainableParameters();
@@ -197,7 +234,10 @@ export const PRETRAIN = { minEpochs: 6, minSteps: 300, batchSize: 64, lr: 2e-3, 
 
 /** Epochs of the base pretraining on `n` public examples. */
 export function pretrainEpochs(n: number): number {
-  return Math.max(PRETRAIN.minEpochs, Math.ceil((PRETRAIN.minSteps * PRETRAIN.batchSize) / Math.max(1, n)));
+  return Math.max(
+    PRETRAIN.minEpochs,
+    Math.ceil((PRETRAIN.minSteps * PRETRAIN.batchSize) / Math.max(1, n)),
+  );
 }
 
 /** Directory of cached base models: $DPLORA_CACHE_DIR, else ./.dplora-cache. */
@@ -208,7 +248,16 @@ export function cacheDir(): string {
 /** Cache key of a pretrained base: hash of everything that determines its weights. */
 export function baseCacheKey(shape: MlpShape, dataId: string, publicPart: DataPart): string {
   const h = crypto.createHash('sha256');
-  h.update(JSON.stringify({ v: 1, featurizer: FEATURIZER_VERSION, shape, dataId, pretrain: PRETRAIN, n: publicPart.n }));
+  h.update(
+    JSON.stringify({
+      v: 1,
+      featurizer: FEATURIZER_VERSION,
+      shape,
+      dataId,
+      pretrain: PRETRAIN,
+      n: publicPart.n,
+    }),
+  );
   h.update(Buffer.from(publicPart.X.buffer, publicPart.X.byteOffset, publicPart.X.byteLength));
   h.update(Buffer.from(publicPart.y.buffer, publicPart.y.byteOffset, publicPart.y.byteLength));
   return h.digest('hex').slice(0, 24);
@@ -218,7 +267,12 @@ export function baseCacheKey(shape: MlpShape, dataId: string, publicPart: DataPa
  * The pretrained base: loaded from the cache when present, else trained on the public part
  * (no privacy: public data) and cached. Returns the weights and whether the cache was hit.
  */
-export function pretrainedBase(shape: MlpShape, publicPart: DataPart, dataId: string, log: (s: string) => void = () => {}): { base: BaseWeights; cached: boolean; file: string } {
+export function pretrainedBase(
+  shape: MlpShape,
+  publicPart: DataPart,
+  dataId: string,
+  log: (s: string) => void = () => {},
+): { base: BaseWeights; cached: boolean; file: string } {
   const key = baseCacheKey(shape, dataId, publicPart);
   const file = path.join(cacheDir(), `base-${key}.safetensors`);
   if (fs.existsSync(file)) {
@@ -231,7 +285,11 @@ export function pretrainedBase(shape: MlpShape, publicPart: DataPart, dataId: st
   const base = randomBase(shape, PRETRAIN.seed);
   const model = baseModel(base, true);
   const epochs = pretrainEpochs(publicPart.n);
-  trainNonPrivate(model, publicPart, shape.dim, { ...PRETRAIN, epochs, onEpoch: (e) => log(`pretraining base on public data: epoch ${e + 1}/${epochs}`) });
+  trainNonPrivate(model, publicPart, shape.dim, {
+    ...PRETRAIN,
+    epochs,
+    onEpoch: (e) => log(`pretraining base on public data: epoch ${e + 1}/${epochs}`),
+  });
   const tensors: Record<string, Float32Array> = {};
   for (const [name, p] of model.namedParameters()) tensors[name] = p.data;
   const out: BaseWeights = { shape, tensors };
@@ -245,10 +303,16 @@ export function pretrainedBase(shape: MlpShape, publicPart: DataPart, dataId: st
 }
 
 /** Writes base weights as a safetensors file (atomic). */
-export function saveBaseWeights(file: string, base: BaseWeights, metadata: Record<string, string> = {}): void {
+export function saveBaseWeights(
+  file: string,
+  base: BaseWeights,
+  metadata: Record<string, string> = {},
+): void {
   writeSafetensors(
     file,
-    Object.fromEntries(BASE_KEYS.map((k) => [k, { data: base.tensors[k], shape: shapeOf(k, base.shape) }])),
+    Object.fromEntries(
+      BASE_KEYS.map((k) => [k, { data: base.tensors[k], shape: shapeOf(k, base.shape) }]),
+    ),
     { dplora: 'base-mlp', shape: JSON.stringify(base.shape), ...metadata },
   );
 }
@@ -259,9 +323,13 @@ export function loadBaseWeights(file: string, shape: MlpShape): BaseWeights {
   const tensors: Record<string, Float32Array> = {};
   for (const k of BASE_KEYS) {
     const t = st.tensors.get(k);
-    if (!t || !(t.data instanceof Float32Array)) throw new Error(`${file}: missing F32 tensor ${k}`);
+    if (!t || !(t.data instanceof Float32Array))
+      throw new Error(`${file}: missing F32 tensor ${k}`);
     const want = shapeOf(k, shape);
-    if (JSON.stringify(t.shape) !== JSON.stringify(want)) throw new Error(`${file}: ${k} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(want)}`);
+    if (JSON.stringify(t.shape) !== JSON.stringify(want))
+      throw new Error(
+        `${file}: ${k} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(want)}`,
+      );
     tensors[k] = t.data;
   }
   return { shape, tensors };
@@ -269,20 +337,37 @@ export function loadBaseWeights(file: string, shape: MlpShape): BaseWeights {
 
 function shapeOf(key: string, s: MlpShape): number[] {
   switch (key) {
-    case 'fc1.weight': return [s.hidden, s.dim];
-    case 'fc2.weight': return [s.hidden, s.hidden];
-    case 'head.weight': return [s.classes, s.hidden];
-    case 'head.bias': return [s.classes];
-    default: return [s.hidden];
+    case 'fc1.weight':
+      return [s.hidden, s.dim];
+    case 'fc2.weight':
+      return [s.hidden, s.hidden];
+    case 'head.weight':
+      return [s.classes, s.hidden];
+    case 'head.bias':
+      return [s.classes];
+    default:
+      return [s.hidden];
   }
 }
 
 /** The adapter of a LoRA model as plain data (PEFT layout; see lib/io/peft_adapter.ts). */
-export function adapterOf(model: MlpClassifier, lora: LoraSettings, baseName: string, extraConfig: Record<string, unknown> = {}): AdapterData {
+export function adapterOf(
+  model: MlpClassifier,
+  lora: LoraSettings,
+  baseName: string,
+  extraConfig: Record<string, unknown> = {},
+): AdapterData {
   const loras = (['fc1', 'fc2'] as const).map((p) => {
     const m = model[p];
     if (!(m instanceof LoraLinear)) throw new TypeError(`adapterOf: ${p} is not a LoRA layer`);
-    return { path: p, loraA: m.loraA.slice(), loraB: m.loraB.slice(), r: m.r, inDim: m.inFeatures, outDim: m.outFeatures };
+    return {
+      path: p,
+      loraA: m.loraA.slice(),
+      loraB: m.loraB.slice(),
+      r: m.r,
+      inDim: m.inFeatures,
+      outDim: m.outFeatures,
+    };
   });
   const head = model.head;
   return {
@@ -307,7 +392,8 @@ export function adapterOf(model: MlpClassifier, lora: LoraSettings, baseName: st
 export function loadAdapterInto(model: MlpClassifier, a: AdapterData): void {
   for (const l of a.loras) {
     const m = (model as unknown as Record<string, unknown>)[l.path];
-    if (!(m instanceof LoraLinear)) throw new RangeError(`adapter module "${l.path}" is not a LoRA layer of this model`);
+    if (!(m instanceof LoraLinear))
+      throw new RangeError(`adapter module "${l.path}" is not a LoRA layer of this model`);
     m.loraA = l.loraA;
     m.loraB = l.loraB;
   }

@@ -79,14 +79,16 @@ export class OptionError extends Error {
 export function positiveNumber(name: string, v: string | number): number {
   const x = typeof v === 'number' ? v : Number(v);
   if (typeof v === 'string' && v.trim() === '') throw new OptionError(`--${name} needs a number`);
-  if (!Number.isFinite(x) || x <= 0) throw new OptionError(`--${name} must be a positive number, got ${JSON.stringify(v)}`);
+  if (!Number.isFinite(x) || x <= 0)
+    throw new OptionError(`--${name} must be a positive number, got ${JSON.stringify(v)}`);
   return x;
 }
 
 /** Parses a positive integer for `--name`. */
 export function positiveInt(name: string, v: string | number): number {
   const x = positiveNumber(name, v);
-  if (!Number.isSafeInteger(x)) throw new OptionError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  if (!Number.isSafeInteger(x))
+    throw new OptionError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
   return x;
 }
 
@@ -101,7 +103,10 @@ export function parseSeed(v: string): { value: bigint; text: string } {
   if (/^[0-9]+$/.test(s)) value = BigInt(s);
   else if (/^0x[0-9a-f]+$/.test(s)) value = BigInt(s);
   else if (/^[0-9a-f]+$/.test(s)) value = BigInt('0x' + s);
-  else throw new OptionError(`--seed must be a decimal number or hex (e.g. 42 or 0xc0ffee), got ${JSON.stringify(v)}`);
+  else
+    throw new OptionError(
+      `--seed must be a decimal number or hex (e.g. 42 or 0xc0ffee), got ${JSON.stringify(v)}`,
+    );
   if (value >= 1n << 256n) throw new OptionError('--seed must fit in 256 bits');
   return { value, text: '0x' + value.toString(16) };
 }
@@ -136,9 +141,11 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
   const d = TRAIN_DEFAULTS;
   const rank = o.rank !== undefined ? positiveInt('rank', o.rank) : d.rank;
   const method = (o.method ?? d.method) as LoraMethodName;
-  if (method !== 'ffa' && method !== 'vanilla') throw new OptionError(`--method must be ffa or vanilla, got ${JSON.stringify(o.method)}`);
+  if (method !== 'ffa' && method !== 'vanilla')
+    throw new OptionError(`--method must be ffa or vanilla, got ${JSON.stringify(o.method)}`);
   const accountant = (o.accountant ?? d.accountant) as AccountantName;
-  if (accountant !== 'pld' && accountant !== 'rdp') throw new OptionError(`--accountant must be pld or rdp, got ${JSON.stringify(o.accountant)}`);
+  if (accountant !== 'pld' && accountant !== 'rdp')
+    throw new OptionError(`--accountant must be pld or rdp, got ${JSON.stringify(o.accountant)}`);
   let delta: number | undefined;
   if (o.delta !== undefined) {
     delta = positiveNumber('delta', o.delta);
@@ -149,7 +156,10 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
     delta,
     epochs: o.epochs !== undefined ? positiveNumber('epochs', o.epochs) : d.epochs,
     batchSize: o.batchSize !== undefined ? positiveInt('batch-size', o.batchSize) : d.batchSize,
-    physicalBatchSize: o.physicalBatchSize !== undefined ? positiveInt('physical-batch-size', o.physicalBatchSize) : d.physicalBatchSize,
+    physicalBatchSize:
+      o.physicalBatchSize !== undefined
+        ? positiveInt('physical-batch-size', o.physicalBatchSize)
+        : d.physicalBatchSize,
     rank,
     alpha: o.alpha !== undefined ? positiveNumber('alpha', o.alpha) : 2 * rank,
     method,
@@ -165,10 +175,15 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
     labelField: o.labelField ?? d.labelField,
     baseline: o.baseline !== false,
     seed: o.seed !== undefined ? parseSeed(o.seed).text : undefined,
-    checkpointEvery: o.checkpointEvery !== undefined ? positiveInt('checkpoint-every', o.checkpointEvery) : d.checkpointEvery,
+    checkpointEvery:
+      o.checkpointEvery !== undefined
+        ? positiveInt('checkpoint-every', o.checkpointEvery)
+        : d.checkpointEvery,
   };
-  if (cfg.publicData && !cfg.data) throw new OptionError('--public-data needs --data (the built-in task has its own public part)');
-  if (cfg.limit !== undefined && cfg.limit < 20) throw new OptionError(`--limit must be at least 20, got ${cfg.limit}`);
+  if (cfg.publicData && !cfg.data)
+    throw new OptionError('--public-data needs --data (the built-in task has its own public part)');
+  if (cfg.limit !== undefined && cfg.limit < 20)
+    throw new OptionError(`--limit must be at least 20, got ${cfg.limit}`);
   if (cfg.dim < 2) throw new OptionError('--dim must be at least 2');
   return cfg;
 }

@@ -6,16 +6,22 @@
 import { StTensor, StTensorInput } from '../io/safetensors';
 
 /** Replaces every Float32Array in `value` by a `{$tensor: key}` reference, collecting them. */
-export function extractTensors(value: unknown, tensors: Record<string, StTensorInput>, prefix = ''): unknown {
+export function extractTensors(
+  value: unknown,
+  tensors: Record<string, StTensorInput>,
+  prefix = '',
+): unknown {
   if (value instanceof Float32Array) {
     const key = prefix || 'tensor';
     if (key in tensors) throw new Error(`extractTensors: duplicate key ${key}`);
     tensors[key] = { data: value, shape: [value.length] };
     return { $tensor: key };
   }
-  if (Array.isArray(value)) return value.map((v, i) => extractTensors(v, tensors, prefix ? `${prefix}.${i}` : String(i)));
+  if (Array.isArray(value))
+    return value.map((v, i) => extractTensors(v, tensors, prefix ? `${prefix}.${i}` : String(i)));
   if (value && typeof value === 'object') {
-    if (ArrayBuffer.isView(value)) throw new TypeError(`extractTensors: ${prefix}: only Float32Array tensors are supported`);
+    if (ArrayBuffer.isView(value))
+      throw new TypeError(`extractTensors: ${prefix}: only Float32Array tensors are supported`);
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       if (v === undefined) continue;
@@ -34,7 +40,8 @@ export function restoreTensors(value: unknown, tensors: Map<string, StTensor>): 
     if (typeof o.$tensor === 'string' && Object.keys(o).length === 1) {
       const t = tensors.get(o.$tensor);
       if (!t) throw new Error(`checkpoint: tensor "${o.$tensor}" is missing from the tensor file`);
-      if (!(t.data instanceof Float32Array)) throw new Error(`checkpoint: tensor "${o.$tensor}" must be F32`);
+      if (!(t.data instanceof Float32Array))
+        throw new Error(`checkpoint: tensor "${o.$tensor}" must be F32`);
       return t.data;
     }
     const out: Record<string, unknown> = {};

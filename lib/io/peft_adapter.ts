@@ -94,7 +94,9 @@ export class AdapterFormatError extends Error {
 }
 
 /** A default PEFT LoRA config; fields given override the defaults. */
-export function defaultAdapterConfig(fields: Partial<AdapterConfig> & { r: number; lora_alpha: number }): AdapterConfig {
+export function defaultAdapterConfig(
+  fields: Partial<AdapterConfig> & { r: number; lora_alpha: number },
+): AdapterConfig {
   return {
     peft_type: 'LORA',
     target_modules: [],
@@ -110,7 +112,13 @@ export function defaultAdapterConfig(fields: Partial<AdapterConfig> & { r: numbe
 }
 
 function checkPath(p: string, what: string): void {
-  if (typeof p !== 'string' || p.length === 0 || p.startsWith('.') || p.endsWith('.') || p.includes('..')) {
+  if (
+    typeof p !== 'string' ||
+    p.length === 0 ||
+    p.startsWith('.') ||
+    p.endsWith('.') ||
+    p.includes('..')
+  ) {
     throw new AdapterFormatError(`${what} "${p}" must be a non-empty dotted module path`);
   }
 }
@@ -118,21 +126,35 @@ function checkPath(p: string, what: string): void {
 /** Builds the safetensors tensors and config JSON of an adapter (validating shapes). */
 export function encodeAdapter(adapter: AdapterData): { configJson: string; weights: Buffer } {
   const { config, loras, extra } = adapter;
-  if (config.peft_type !== 'LORA') throw new AdapterFormatError(`config.peft_type must be "LORA", got ${JSON.stringify(config.peft_type)}`);
-  if (!Number.isInteger(config.r) || config.r < 1) throw new AdapterFormatError(`config.r must be a positive integer, got ${config.r}`);
-  if (!Number.isFinite(config.lora_alpha)) throw new AdapterFormatError(`config.lora_alpha must be a finite number, got ${config.lora_alpha}`);
+  if (config.peft_type !== 'LORA')
+    throw new AdapterFormatError(
+      `config.peft_type must be "LORA", got ${JSON.stringify(config.peft_type)}`,
+    );
+  if (!Number.isInteger(config.r) || config.r < 1)
+    throw new AdapterFormatError(`config.r must be a positive integer, got ${config.r}`);
+  if (!Number.isFinite(config.lora_alpha))
+    throw new AdapterFormatError(
+      `config.lora_alpha must be a finite number, got ${config.lora_alpha}`,
+    );
   const tensors: Record<string, StTensorInput> = {};
   for (const l of loras) {
     checkPath(l.path, 'lora path');
-    if (l.r !== config.r) throw new AdapterFormatError(`lora "${l.path}": rank ${l.r} differs from config.r ${config.r}`);
+    if (l.r !== config.r)
+      throw new AdapterFormatError(
+        `lora "${l.path}": rank ${l.r} differs from config.r ${config.r}`,
+      );
     if (!Number.isInteger(l.inDim) || l.inDim < 1 || !Number.isInteger(l.outDim) || l.outDim < 1) {
       throw new AdapterFormatError(`lora "${l.path}": inDim and outDim must be positive integers`);
     }
     if (!(l.loraA instanceof Float32Array) || l.loraA.length !== l.r * l.inDim) {
-      throw new AdapterFormatError(`lora "${l.path}": loraA must be a Float32Array of r*inDim = ${l.r * l.inDim} values`);
+      throw new AdapterFormatError(
+        `lora "${l.path}": loraA must be a Float32Array of r*inDim = ${l.r * l.inDim} values`,
+      );
     }
     if (!(l.loraB instanceof Float32Array) || l.loraB.length !== l.outDim * l.r) {
-      throw new AdapterFormatError(`lora "${l.path}": loraB must be a Float32Array of outDim*r = ${l.outDim * l.r} values`);
+      throw new AdapterFormatError(
+        `lora "${l.path}": loraB must be a Float32Array of outDim*r = ${l.outDim * l.r} values`,
+      );
     }
     const a = `${PEFT_PREFIX}${l.path}.lora_A.weight`;
     const b = `${PEFT_PREFIX}${l.path}.lora_B.weight`;
@@ -142,10 +164,15 @@ export function encodeAdapter(adapter: AdapterData): { configJson: string; weigh
   }
   for (const [key, t] of Object.entries(extra)) {
     checkPath(key, 'extra tensor key');
-    if (/\.lora_[AB]\.weight$/.test(key)) throw new AdapterFormatError(`extra tensor key "${key}" looks like a LoRA key; put it in loras`);
-    if (!(t.data instanceof Float32Array)) throw new AdapterFormatError(`extra tensor "${key}" must be a Float32Array`);
+    if (/\.lora_[AB]\.weight$/.test(key))
+      throw new AdapterFormatError(
+        `extra tensor key "${key}" looks like a LoRA key; put it in loras`,
+      );
+    if (!(t.data instanceof Float32Array))
+      throw new AdapterFormatError(`extra tensor "${key}" must be a Float32Array`);
     const full = PEFT_PREFIX + key;
-    if (full in tensors) throw new AdapterFormatError(`extra tensor "${key}" collides with another key`);
+    if (full in tensors)
+      throw new AdapterFormatError(`extra tensor "${key}" collides with another key`);
     tensors[full] = { data: t.data, shape: t.shape };
   }
   const { other, ...known } = config;
@@ -159,7 +186,11 @@ export function encodeAdapter(adapter: AdapterData): { configJson: string; weigh
  * adapter_model.safetensors and, if given, privacy_report.json. An existing directory is
  * replaced.
  */
-export function saveAdapter(dir: string, adapter: AdapterData, privacyReport?: PrivacyReport): void {
+export function saveAdapter(
+  dir: string,
+  adapter: AdapterData,
+  privacyReport?: PrivacyReport,
+): void {
   const { configJson, weights } = encodeAdapter(adapter);
   const files: Record<string, string | Buffer> = {
     [ADAPTER_CONFIG_FILE]: configJson,
@@ -170,8 +201,18 @@ export function saveAdapter(dir: string, adapter: AdapterData, privacyReport?: P
 }
 
 const KNOWN_CONFIG_KEYS = new Set([
-  'peft_type', 'r', 'lora_alpha', 'target_modules', 'use_rslora', 'lora_dropout', 'bias', 'task_type',
-  'base_model_name_or_path', 'modules_to_save', 'inference_mode', 'dplora',
+  'peft_type',
+  'r',
+  'lora_alpha',
+  'target_modules',
+  'use_rslora',
+  'lora_dropout',
+  'bias',
+  'task_type',
+  'base_model_name_or_path',
+  'modules_to_save',
+  'inference_mode',
+  'dplora',
 ]);
 
 /** Parses and validates adapter_config.json text. */
@@ -182,22 +223,39 @@ export function parseAdapterConfig(text: string, source = ADAPTER_CONFIG_FILE): 
   } catch (e) {
     throw new AdapterFormatError(`${source}: not valid JSON (${(e as Error).message})`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new AdapterFormatError(`${source}: must be a JSON object`);
-  if (raw.peft_type !== 'LORA') throw new AdapterFormatError(`${source}: peft_type must be "LORA", got ${JSON.stringify(raw.peft_type)}`);
-  if (typeof raw.r !== 'number' || !Number.isInteger(raw.r) || raw.r < 1) throw new AdapterFormatError(`${source}: r must be a positive integer`);
-  if (typeof raw.lora_alpha !== 'number' || !Number.isFinite(raw.lora_alpha)) throw new AdapterFormatError(`${source}: lora_alpha must be a number`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new AdapterFormatError(`${source}: must be a JSON object`);
+  if (raw.peft_type !== 'LORA')
+    throw new AdapterFormatError(
+      `${source}: peft_type must be "LORA", got ${JSON.stringify(raw.peft_type)}`,
+    );
+  if (typeof raw.r !== 'number' || !Number.isInteger(raw.r) || raw.r < 1)
+    throw new AdapterFormatError(`${source}: r must be a positive integer`);
+  if (typeof raw.lora_alpha !== 'number' || !Number.isFinite(raw.lora_alpha))
+    throw new AdapterFormatError(`${source}: lora_alpha must be a number`);
   let targets: string[] = [];
   if (typeof raw.target_modules === 'string') targets = [raw.target_modules];
-  else if (Array.isArray(raw.target_modules) && raw.target_modules.every((x) => typeof x === 'string')) targets = raw.target_modules;
-  else if (raw.target_modules !== undefined && raw.target_modules !== null) throw new AdapterFormatError(`${source}: target_modules must be a string or a list of strings`);
+  else if (
+    Array.isArray(raw.target_modules) &&
+    raw.target_modules.every((x) => typeof x === 'string')
+  )
+    targets = raw.target_modules;
+  else if (raw.target_modules !== undefined && raw.target_modules !== null)
+    throw new AdapterFormatError(`${source}: target_modules must be a string or a list of strings`);
   const other: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) if (!KNOWN_CONFIG_KEYS.has(k)) other[k] = v;
   const dplora = raw.dplora as AdapterConfig['dplora'];
-  if (dplora !== undefined && (typeof dplora !== 'object' || dplora === null || (dplora.method !== 'ffa' && dplora.method !== 'vanilla'))) {
+  if (
+    dplora !== undefined &&
+    (typeof dplora !== 'object' ||
+      dplora === null ||
+      (dplora.method !== 'ffa' && dplora.method !== 'vanilla'))
+  ) {
     throw new AdapterFormatError(`${source}: dplora.method must be "ffa" or "vanilla"`);
   }
   const bias = (raw.bias ?? 'none') as AdapterConfig['bias'];
-  if (!['none', 'all', 'lora_only'].includes(bias)) throw new AdapterFormatError(`${source}: bias must be none, all or lora_only`);
+  if (!['none', 'all', 'lora_only'].includes(bias))
+    throw new AdapterFormatError(`${source}: bias must be none, all or lora_only`);
   return {
     peft_type: 'LORA',
     r: raw.r,
@@ -207,7 +265,8 @@ export function parseAdapterConfig(text: string, source = ADAPTER_CONFIG_FILE): 
     lora_dropout: typeof raw.lora_dropout === 'number' ? raw.lora_dropout : 0,
     bias,
     task_type: typeof raw.task_type === 'string' ? raw.task_type : null,
-    base_model_name_or_path: typeof raw.base_model_name_or_path === 'string' ? raw.base_model_name_or_path : null,
+    base_model_name_or_path:
+      typeof raw.base_model_name_or_path === 'string' ? raw.base_model_name_or_path : null,
     modules_to_save: Array.isArray(raw.modules_to_save) ? (raw.modules_to_save as string[]) : null,
     inference_mode: raw.inference_mode !== false,
     ...(dplora ? { dplora } : {}),
@@ -218,18 +277,25 @@ export function parseAdapterConfig(text: string, source = ADAPTER_CONFIG_FILE): 
 function toF32(data: unknown, key: string, source: string): Float32Array {
   if (data instanceof Float32Array) return data;
   if (data instanceof Float64Array) return Float32Array.from(data);
-  throw new AdapterFormatError(`${source}: tensor "${key}" must be floating point (F32, F64, F16 or BF16)`);
+  throw new AdapterFormatError(
+    `${source}: tensor "${key}" must be floating point (F32, F64, F16 or BF16)`,
+  );
 }
 
 /** Decodes an adapter from its config text and safetensors bytes, validating shapes and ranks. */
-export function decodeAdapter(configText: string, weights: Buffer, source = 'adapter'): AdapterData {
+export function decodeAdapter(
+  configText: string,
+  weights: Buffer,
+  source = 'adapter',
+): AdapterData {
   const config = parseAdapterConfig(configText, `${source}/${ADAPTER_CONFIG_FILE}`);
   const wsrc = `${source}/${ADAPTER_WEIGHTS_FILE}`;
   const st = parseSafetensors(weights, wsrc);
   const loraKeys = new Map<string, { a?: string; b?: string }>();
   const extra: AdapterData['extra'] = {};
   for (const key of st.tensors.keys()) {
-    if (!key.startsWith(PEFT_PREFIX)) throw new AdapterFormatError(`${wsrc}: key "${key}" lacks the "${PEFT_PREFIX}" prefix`);
+    if (!key.startsWith(PEFT_PREFIX))
+      throw new AdapterFormatError(`${wsrc}: key "${key}" lacks the "${PEFT_PREFIX}" prefix`);
     const m = /^(.*)\.lora_([AB])\.weight$/.exec(key.slice(PEFT_PREFIX.length));
     if (m) {
       const entry = loraKeys.get(m[1]) ?? {};
@@ -243,15 +309,30 @@ export function decodeAdapter(configText: string, weights: Buffer, source = 'ada
   }
   const loras: LoraTensors[] = [];
   for (const [p, { a, b }] of loraKeys) {
-    if (!a || !b) throw new AdapterFormatError(`${wsrc}: module "${p}" has lora_${a ? 'A' : 'B'} but no lora_${a ? 'B' : 'A'}`);
+    if (!a || !b)
+      throw new AdapterFormatError(
+        `${wsrc}: module "${p}" has lora_${a ? 'A' : 'B'} but no lora_${a ? 'B' : 'A'}`,
+      );
     const ta = st.tensors.get(a)!;
     const tb = st.tensors.get(b)!;
-    if (ta.shape.length !== 2 || tb.shape.length !== 2) throw new AdapterFormatError(`${wsrc}: module "${p}": LoRA tensors must be 2-D`);
+    if (ta.shape.length !== 2 || tb.shape.length !== 2)
+      throw new AdapterFormatError(`${wsrc}: module "${p}": LoRA tensors must be 2-D`);
     const [r, inDim] = ta.shape;
     const [outDim, rb] = tb.shape;
-    if (rb !== r) throw new AdapterFormatError(`${wsrc}: module "${p}": lora_A rank ${r} != lora_B rank ${rb}`);
-    if (r !== config.r) throw new AdapterFormatError(`${wsrc}: module "${p}": rank ${r} differs from adapter_config r ${config.r}`);
-    loras.push({ path: p, loraA: toF32(ta.data, a, wsrc), loraB: toF32(tb.data, b, wsrc), r, inDim, outDim });
+    if (rb !== r)
+      throw new AdapterFormatError(`${wsrc}: module "${p}": lora_A rank ${r} != lora_B rank ${rb}`);
+    if (r !== config.r)
+      throw new AdapterFormatError(
+        `${wsrc}: module "${p}": rank ${r} differs from adapter_config r ${config.r}`,
+      );
+    loras.push({
+      path: p,
+      loraA: toF32(ta.data, a, wsrc),
+      loraB: toF32(tb.data, b, wsrc),
+      r,
+      inDim,
+      outDim,
+    });
   }
   loras.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
   return { config, loras, extra };
@@ -271,7 +352,14 @@ export function loadPrivacyReport(dir: string): PrivacyReport | undefined {
   const f = path.join(dir, PRIVACY_REPORT_FILE);
   if (!fs.existsSync(f)) return undefined;
   const r = JSON.parse(fs.readFileSync(f, 'utf8')) as PrivacyReport;
-  for (const k of ['epsilon', 'delta', 'noiseMultiplier', 'maxGradNorm', 'sampleRate', 'steps'] as const) {
+  for (const k of [
+    'epsilon',
+    'delta',
+    'noiseMultiplier',
+    'maxGradNorm',
+    'sampleRate',
+    'steps',
+  ] as const) {
     if (typeof r[k] !== 'number') throw new AdapterFormatError(`${f}: "${k}" must be a number`);
   }
   return r;

@@ -16,11 +16,21 @@ import * as os from 'os';
 import { atomicWriteFile } from './atomic';
 
 /** Element types this module understands. */
-export type SafetensorsDtype = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'I16' | 'I8' | 'U8' | 'BOOL';
+export type SafetensorsDtype =
+  'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 /** Bytes per element for each dtype. */
 export const DTYPE_SIZE: Record<SafetensorsDtype, number> = {
-  F32: 4, F64: 8, F16: 2, BF16: 2, I32: 4, I64: 8, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F32: 4,
+  F64: 8,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  I64: 8,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 /** A tensor as read from or written to a safetensors file. */
@@ -31,12 +41,14 @@ export interface StTensor {
    * Decoded values: Float32Array for F32/F16/BF16 (half types are widened), Float64Array for
    * F64, Int32Array for I32, BigInt64Array for I64, Int16Array, Int8Array, Uint8Array.
    */
-  data: Float32Array | Float64Array | Int32Array | BigInt64Array | Int16Array | Int8Array | Uint8Array;
+  data:
+    Float32Array | Float64Array | Int32Array | BigInt64Array | Int16Array | Int8Array | Uint8Array;
 }
 
 /** Tensors to write: name -> tensor. Data type decides the dtype unless `dtype` is given. */
 export type StTensorInput = {
-  data: Float32Array | Float64Array | Int32Array | BigInt64Array | Int16Array | Int8Array | Uint8Array;
+  data:
+    Float32Array | Float64Array | Int32Array | BigInt64Array | Int16Array | Int8Array | Uint8Array;
   shape: number[];
   dtype?: SafetensorsDtype;
 };
@@ -61,12 +73,24 @@ export const MAX_HEADER_BYTES = 100_000_000;
 function dtypeOf(t: StTensorInput, name: string): SafetensorsDtype {
   if (t.dtype) {
     const expected: Partial<Record<SafetensorsDtype, Function>> = {
-      F32: Float32Array, F64: Float64Array, I32: Int32Array, I64: BigInt64Array,
-      I16: Int16Array, I8: Int8Array, U8: Uint8Array, BOOL: Uint8Array,
+      F32: Float32Array,
+      F64: Float64Array,
+      I32: Int32Array,
+      I64: BigInt64Array,
+      I16: Int16Array,
+      I8: Int8Array,
+      U8: Uint8Array,
+      BOOL: Uint8Array,
     };
     const ctor = expected[t.dtype];
-    if (!ctor) throw new SafetensorsError(`tensor "${name}": writing dtype ${t.dtype} is not supported (use F32, F64, I32, I64, I16, I8, U8, BOOL)`);
-    if (!(t.data instanceof ctor)) throw new SafetensorsError(`tensor "${name}": dtype ${t.dtype} needs a ${ctor.name}, got ${t.data?.constructor?.name}`);
+    if (!ctor)
+      throw new SafetensorsError(
+        `tensor "${name}": writing dtype ${t.dtype} is not supported (use F32, F64, I32, I64, I16, I8, U8, BOOL)`,
+      );
+    if (!(t.data instanceof ctor))
+      throw new SafetensorsError(
+        `tensor "${name}": dtype ${t.dtype} needs a ${ctor.name}, got ${t.data?.constructor?.name}`,
+      );
     return t.dtype;
   }
   if (t.data instanceof Float32Array) return 'F32';
@@ -76,18 +100,24 @@ function dtypeOf(t: StTensorInput, name: string): SafetensorsDtype {
   if (t.data instanceof Int16Array) return 'I16';
   if (t.data instanceof Int8Array) return 'I8';
   if (t.data instanceof Uint8Array) return 'U8';
-  throw new SafetensorsError(`tensor "${name}": data must be a typed array (Float32Array, Float64Array, Int32Array, BigInt64Array, Int16Array, Int8Array or Uint8Array)`);
+  throw new SafetensorsError(
+    `tensor "${name}": data must be a typed array (Float32Array, Float64Array, Int32Array, BigInt64Array, Int16Array, Int8Array or Uint8Array)`,
+  );
 }
 
 function checkShape(shape: unknown, name: string): number {
-  if (!Array.isArray(shape)) throw new SafetensorsError(`tensor "${name}": shape must be an array of non-negative integers`);
+  if (!Array.isArray(shape))
+    throw new SafetensorsError(`tensor "${name}": shape must be an array of non-negative integers`);
   let n = 1;
   for (const d of shape) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw new SafetensorsError(`tensor "${name}": shape ${JSON.stringify(shape)} must hold non-negative integers`);
+      throw new SafetensorsError(
+        `tensor "${name}": shape ${JSON.stringify(shape)} must hold non-negative integers`,
+      );
     }
     n *= d;
-    if (!Number.isSafeInteger(n)) throw new SafetensorsError(`tensor "${name}": shape ${JSON.stringify(shape)} is too large`);
+    if (!Number.isSafeInteger(n))
+      throw new SafetensorsError(`tensor "${name}": shape ${JSON.stringify(shape)} is too large`);
   }
   return n;
 }
@@ -100,15 +130,16 @@ export function serializeSafetensors(
   tensors: Record<string, StTensorInput> | Map<string, StTensorInput>,
   metadata: Record<string, string> = {},
 ): Buffer {
-  const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort((a, b) =>
-    a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0,
+  const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort(
+    (a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0),
   );
   const header: Record<string, unknown> = {};
   const metaKeys = Object.keys(metadata);
   if (metaKeys.length > 0) {
     const meta: Record<string, string> = {};
     for (const k of metaKeys) {
-      if (typeof metadata[k] !== 'string') throw new SafetensorsError(`metadata "${k}" must be a string`);
+      if (typeof metadata[k] !== 'string')
+        throw new SafetensorsError(`metadata "${k}" must be a string`);
       meta[k] = metadata[k];
     }
     header.__metadata__ = meta;
@@ -116,12 +147,15 @@ export function serializeSafetensors(
   let offset = 0;
   const parts: Buffer[] = [];
   for (const [name, t] of entries) {
-    if (name === '__metadata__') throw new SafetensorsError('"__metadata__" is reserved and cannot name a tensor');
+    if (name === '__metadata__')
+      throw new SafetensorsError('"__metadata__" is reserved and cannot name a tensor');
     if (name.length === 0) throw new SafetensorsError('tensor names must be non-empty');
     const dtype = dtypeOf(t, name);
     const n = checkShape(t.shape, name);
     if (n !== t.data.length) {
-      throw new SafetensorsError(`tensor "${name}": shape ${JSON.stringify(t.shape)} holds ${n} elements but data has ${t.data.length}`);
+      throw new SafetensorsError(
+        `tensor "${name}": shape ${JSON.stringify(t.shape)} holds ${n} elements but data has ${t.data.length}`,
+      );
     }
     const bytes = n * DTYPE_SIZE[dtype];
     header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
@@ -147,14 +181,30 @@ function toLittleEndian(data: StTensorInput['data'], dtype: SafetensorsDtype): B
   }
   const out = Buffer.alloc(n * size);
   switch (dtype) {
-    case 'F32': for (let i = 0; i < n; i++) out.writeFloatLE((data as Float32Array)[i], i * 4); break;
-    case 'F64': for (let i = 0; i < n; i++) out.writeDoubleLE((data as Float64Array)[i], i * 8); break;
-    case 'I32': for (let i = 0; i < n; i++) out.writeInt32LE((data as Int32Array)[i], i * 4); break;
-    case 'I64': for (let i = 0; i < n; i++) out.writeBigInt64LE((data as BigInt64Array)[i], i * 8); break;
-    case 'I16': for (let i = 0; i < n; i++) out.writeInt16LE((data as Int16Array)[i], i * 2); break;
-    case 'I8': for (let i = 0; i < n; i++) out.writeInt8((data as Int8Array)[i], i); break;
-    case 'U8': case 'BOOL': out.set(data as Uint8Array); break;
-    default: throw new SafetensorsError(`writing dtype ${dtype} is not supported`);
+    case 'F32':
+      for (let i = 0; i < n; i++) out.writeFloatLE((data as Float32Array)[i], i * 4);
+      break;
+    case 'F64':
+      for (let i = 0; i < n; i++) out.writeDoubleLE((data as Float64Array)[i], i * 8);
+      break;
+    case 'I32':
+      for (let i = 0; i < n; i++) out.writeInt32LE((data as Int32Array)[i], i * 4);
+      break;
+    case 'I64':
+      for (let i = 0; i < n; i++) out.writeBigInt64LE((data as BigInt64Array)[i], i * 8);
+      break;
+    case 'I16':
+      for (let i = 0; i < n; i++) out.writeInt16LE((data as Int16Array)[i], i * 2);
+      break;
+    case 'I8':
+      for (let i = 0; i < n; i++) out.writeInt8((data as Int8Array)[i], i);
+      break;
+    case 'U8':
+    case 'BOOL':
+      out.set(data as Uint8Array);
+      break;
+    default:
+      throw new SafetensorsError(`writing dtype ${dtype} is not supported`);
   }
   return out;
 }
@@ -176,25 +226,64 @@ function decode(buf: Buffer, start: number, n: number, dtype: SafetensorsDtype):
     const bytes = new Uint8Array(n * DTYPE_SIZE[dtype]);
     bytes.set(buf.subarray(start, start + bytes.length));
     switch (dtype) {
-      case 'F32': return new Float32Array(bytes.buffer);
-      case 'F64': return new Float64Array(bytes.buffer);
-      case 'I32': return new Int32Array(bytes.buffer);
-      case 'I64': return new BigInt64Array(bytes.buffer);
-      case 'I16': return new Int16Array(bytes.buffer);
-      case 'I8': return new Int8Array(bytes.buffer);
-      case 'U8': case 'BOOL': return bytes;
-      default: break; // half types are widened below
+      case 'F32':
+        return new Float32Array(bytes.buffer);
+      case 'F64':
+        return new Float64Array(bytes.buffer);
+      case 'I32':
+        return new Int32Array(bytes.buffer);
+      case 'I64':
+        return new BigInt64Array(bytes.buffer);
+      case 'I16':
+        return new Int16Array(bytes.buffer);
+      case 'I8':
+        return new Int8Array(bytes.buffer);
+      case 'U8':
+      case 'BOOL':
+        return bytes;
+      default:
+        break; // half types are widened below
     }
   }
   switch (dtype) {
-    case 'F32': { const a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = buf.readFloatLE(start + 4 * i); return a; }
-    case 'F64': { const a = new Float64Array(n); for (let i = 0; i < n; i++) a[i] = buf.readDoubleLE(start + 8 * i); return a; }
-    case 'I32': { const a = new Int32Array(n); for (let i = 0; i < n; i++) a[i] = buf.readInt32LE(start + 4 * i); return a; }
-    case 'I64': { const a = new BigInt64Array(n); for (let i = 0; i < n; i++) a[i] = buf.readBigInt64LE(start + 8 * i); return a; }
-    case 'I16': { const a = new Int16Array(n); for (let i = 0; i < n; i++) a[i] = buf.readInt16LE(start + 2 * i); return a; }
-    case 'I8': { const a = new Int8Array(n); for (let i = 0; i < n; i++) a[i] = buf.readInt8(start + i); return a; }
-    case 'U8': case 'BOOL': return Uint8Array.from(buf.subarray(start, start + n));
-    case 'F16': { const a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = halfToFloat(buf.readUInt16LE(start + 2 * i)); return a; }
+    case 'F32': {
+      const a = new Float32Array(n);
+      for (let i = 0; i < n; i++) a[i] = buf.readFloatLE(start + 4 * i);
+      return a;
+    }
+    case 'F64': {
+      const a = new Float64Array(n);
+      for (let i = 0; i < n; i++) a[i] = buf.readDoubleLE(start + 8 * i);
+      return a;
+    }
+    case 'I32': {
+      const a = new Int32Array(n);
+      for (let i = 0; i < n; i++) a[i] = buf.readInt32LE(start + 4 * i);
+      return a;
+    }
+    case 'I64': {
+      const a = new BigInt64Array(n);
+      for (let i = 0; i < n; i++) a[i] = buf.readBigInt64LE(start + 8 * i);
+      return a;
+    }
+    case 'I16': {
+      const a = new Int16Array(n);
+      for (let i = 0; i < n; i++) a[i] = buf.readInt16LE(start + 2 * i);
+      return a;
+    }
+    case 'I8': {
+      const a = new Int8Array(n);
+      for (let i = 0; i < n; i++) a[i] = buf.readInt8(start + i);
+      return a;
+    }
+    case 'U8':
+    case 'BOOL':
+      return Uint8Array.from(buf.subarray(start, start + n));
+    case 'F16': {
+      const a = new Float32Array(n);
+      for (let i = 0; i < n; i++) a[i] = halfToFloat(buf.readUInt16LE(start + 2 * i));
+      return a;
+    }
     case 'BF16': {
       const a = new Float32Array(n);
       const u = new Uint32Array(a.buffer);
@@ -209,14 +298,29 @@ function decode(buf: Buffer, start: number, n: number, dtype: SafetensorsDtype):
  * (inside the data section, matching the shape, not overlapping) and metadata (strings only);
  * throws {@link SafetensorsError} with the reason otherwise.
  */
-export function parseSafetensors(buf: Buffer | Uint8Array, source = 'safetensors data'): SafetensorsFile {
+export function parseSafetensors(
+  buf: Buffer | Uint8Array,
+  source = 'safetensors data',
+): SafetensorsFile {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (b.length < 8) throw new SafetensorsError(`${source}: file is ${b.length} bytes, too short for the 8-byte header length`);
+  if (b.length < 8)
+    throw new SafetensorsError(
+      `${source}: file is ${b.length} bytes, too short for the 8-byte header length`,
+    );
   const hlen = b.readBigUInt64LE(0);
-  if (hlen > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(`${source}: header length ${hlen} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
+  if (hlen > BigInt(MAX_HEADER_BYTES))
+    throw new SafetensorsError(
+      `${source}: header length ${hlen} exceeds the limit of ${MAX_HEADER_BYTES} bytes`,
+    );
   const headerLen = Number(hlen);
-  if (8 + headerLen > b.length) throw new SafetensorsError(`${source}: header length ${headerLen} runs past the end of the file (${b.length} bytes)`);
-  if (headerLen < 2) throw new SafetensorsError(`${source}: header length ${headerLen} is too small for a JSON object`);
+  if (8 + headerLen > b.length)
+    throw new SafetensorsError(
+      `${source}: header length ${headerLen} runs past the end of the file (${b.length} bytes)`,
+    );
+  if (headerLen < 2)
+    throw new SafetensorsError(
+      `${source}: header length ${headerLen} is too small for a JSON object`,
+    );
   let header: unknown;
   try {
     header = JSON.parse(b.subarray(8, 8 + headerLen).toString('utf8'));
@@ -233,32 +337,55 @@ export function parseSafetensors(buf: Buffer | Uint8Array, source = 'safetensors
   const ranges: Array<[number, number, string]> = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError(`${source}: __metadata__ must be an object of strings`);
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+        throw new SafetensorsError(`${source}: __metadata__ must be an object of strings`);
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw new SafetensorsError(`${source}: __metadata__ value for "${k}" must be a string`);
+        if (typeof v !== 'string')
+          throw new SafetensorsError(`${source}: __metadata__ value for "${k}" must be a string`);
         metadata[k] = v;
       }
       continue;
     }
-    if (typeof raw !== 'object' || raw === null) throw new SafetensorsError(`${source}: entry "${name}" must be an object`);
+    if (typeof raw !== 'object' || raw === null)
+      throw new SafetensorsError(`${source}: entry "${name}" must be an object`);
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof info.dtype !== 'string' || !(info.dtype in DTYPE_SIZE)) {
-      throw new SafetensorsError(`${source}: tensor "${name}" has unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`);
+      throw new SafetensorsError(
+        `${source}: tensor "${name}" has unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`,
+      );
     }
     const dtype = info.dtype as SafetensorsDtype;
     const n = checkShapeRead(info.shape, name, source);
     const off = info.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
-      throw new SafetensorsError(`${source}: tensor "${name}" needs data_offsets [begin, end] of non-negative integers`);
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)
+    ) {
+      throw new SafetensorsError(
+        `${source}: tensor "${name}" needs data_offsets [begin, end] of non-negative integers`,
+      );
     }
     const [begin, end] = off as [number, number];
-    if (end < begin) throw new SafetensorsError(`${source}: tensor "${name}" has data_offsets end ${end} < begin ${begin}`);
-    if (end > dataLen) throw new SafetensorsError(`${source}: tensor "${name}" data_offsets [${begin}, ${end}] run past the data section (${dataLen} bytes)`);
+    if (end < begin)
+      throw new SafetensorsError(
+        `${source}: tensor "${name}" has data_offsets end ${end} < begin ${begin}`,
+      );
+    if (end > dataLen)
+      throw new SafetensorsError(
+        `${source}: tensor "${name}" data_offsets [${begin}, ${end}] run past the data section (${dataLen} bytes)`,
+      );
     if (end - begin !== n * DTYPE_SIZE[dtype]) {
-      throw new SafetensorsError(`${source}: tensor "${name}" has ${end - begin} bytes but shape ${JSON.stringify(info.shape)} of ${dtype} needs ${n * DTYPE_SIZE[dtype]}`);
+      throw new SafetensorsError(
+        `${source}: tensor "${name}" has ${end - begin} bytes but shape ${JSON.stringify(info.shape)} of ${dtype} needs ${n * DTYPE_SIZE[dtype]}`,
+      );
     }
     ranges.push([begin, end, name]);
-    tensors.set(name, { dtype, shape: [...(info.shape as number[])], data: decode(b, dataStart + begin, n, dtype) });
+    tensors.set(name, {
+      dtype,
+      shape: [...(info.shape as number[])],
+      data: decode(b, dataStart + begin, n, dtype),
+    });
   }
   // Tensors must tile the data section exactly: no overlaps, no holes, no trailing bytes
   // (the same rule the reference implementation enforces).
@@ -267,12 +394,19 @@ export function parseSafetensors(buf: Buffer | Uint8Array, source = 'safetensors
   let lastName = '';
   for (const [begin, end, name] of ranges) {
     if (begin === end) continue;
-    if (begin < covered) throw new SafetensorsError(`${source}: tensors "${lastName}" and "${name}" overlap`);
-    if (begin > covered) throw new SafetensorsError(`${source}: data section has a hole of ${begin - covered} bytes before tensor "${name}"`);
+    if (begin < covered)
+      throw new SafetensorsError(`${source}: tensors "${lastName}" and "${name}" overlap`);
+    if (begin > covered)
+      throw new SafetensorsError(
+        `${source}: data section has a hole of ${begin - covered} bytes before tensor "${name}"`,
+      );
     covered = end;
     lastName = name;
   }
-  if (covered !== dataLen) throw new SafetensorsError(`${source}: data section has ${dataLen - covered} bytes not belonging to any tensor`);
+  if (covered !== dataLen)
+    throw new SafetensorsError(
+      `${source}: data section has ${dataLen - covered} bytes not belonging to any tensor`,
+    );
   return { tensors, metadata };
 }
 

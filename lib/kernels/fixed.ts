@@ -13,10 +13,31 @@ import { loadAddon } from '../native';
 import { Rng, RationalSigmaSq, sigmaSqRational } from './rng';
 
 interface FixedAddon {
-  fixedQuantize(x: Float32Array, fracBits: number, out: Int32Array): { saturated: number; nan: number };
-  fixedDequantize(q: Int32Array | BigInt64Array, fracBits: number, out: Float32Array | Float64Array): Float32Array | Float64Array;
-  fixedClipSum(grads: Int32Array, batch: number, dim: number, clipInt: number, out: BigInt64Array): number;
-  fixedAddDiscreteGaussian(key: Uint8Array, nonce: Uint8Array, position: bigint, sum: BigInt64Array, num: bigint, den: bigint): { position: bigint; saturated: number };
+  fixedQuantize(
+    x: Float32Array,
+    fracBits: number,
+    out: Int32Array,
+  ): { saturated: number; nan: number };
+  fixedDequantize(
+    q: Int32Array | BigInt64Array,
+    fracBits: number,
+    out: Float32Array | Float64Array,
+  ): Float32Array | Float64Array;
+  fixedClipSum(
+    grads: Int32Array,
+    batch: number,
+    dim: number,
+    clipInt: number,
+    out: BigInt64Array,
+  ): number;
+  fixedAddDiscreteGaussian(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    position: bigint,
+    sum: BigInt64Array,
+    num: bigint,
+    den: bigint,
+  ): { position: bigint; saturated: number };
 }
 
 const addon = (): FixedAddon => loadAddon() as unknown as FixedAddon;
@@ -79,7 +100,11 @@ export function quantize(x: Float32Array, fracBits: number, out?: Int32Array): Q
 /** q * 2^-fracBits: Int32Array -> Float32Array, BigInt64Array -> Float64Array. */
 export function dequantize(q: Int32Array, fracBits: number, out?: Float32Array): Float32Array;
 export function dequantize(q: BigInt64Array, fracBits: number, out?: Float64Array): Float64Array;
-export function dequantize(q: Int32Array | BigInt64Array, fracBits: number, out?: Float32Array | Float64Array): Float32Array | Float64Array {
+export function dequantize(
+  q: Int32Array | BigInt64Array,
+  fracBits: number,
+  out?: Float32Array | Float64Array,
+): Float32Array | Float64Array {
   checkFracBits(fracBits);
   if (tag(q) === '[object Int32Array]') {
     return addon().fixedDequantize(q, fracBits, out ?? new Float32Array(q.length));
@@ -94,9 +119,11 @@ export function dequantize(q: Int32Array | BigInt64Array, fracBits: number, out?
 export function clipIntFor(maxGradNorm: number, fracBits: number): number {
   checkFracBits(fracBits);
   if (typeof maxGradNorm !== 'number') throw new TypeError('maxGradNorm must be a number');
-  if (!Number.isFinite(maxGradNorm) || !(maxGradNorm > 0)) throw new RangeError('maxGradNorm must be finite and > 0');
+  if (!Number.isFinite(maxGradNorm) || !(maxGradNorm > 0))
+    throw new RangeError('maxGradNorm must be finite and > 0');
   const c = Math.floor(maxGradNorm * 2 ** fracBits);
-  if (c < 1 || c > QMAX) throw new RangeError(`maxGradNorm * 2^fracBits must be in [1, 2^31 - 1] (got ${c})`);
+  if (c < 1 || c > QMAX)
+    throw new RangeError(`maxGradNorm * 2^fracBits must be in [1, 2^31 - 1] (got ${c})`);
   return c;
 }
 
@@ -107,11 +134,23 @@ export function clipIntFor(maxGradNorm: number, fracBits: number): number {
  * truncated toward zero, so every clipped row has sum v^2 <= clipInt^2.
  * Refuses (RangeError) batch * clipInt > 2^62, which keeps |sum| <= 2^62.
  */
-export function fixedClipSum(grads: Int32Array, batch: number, dim: number, clipInt: number, out?: BigInt64Array): FixedClipSumResult {
+export function fixedClipSum(
+  grads: Int32Array,
+  batch: number,
+  dim: number,
+  clipInt: number,
+  out?: BigInt64Array,
+): FixedClipSumResult {
   if (tag(grads) !== '[object Int32Array]') throw new TypeError('grads must be an Int32Array');
   if (out === undefined) {
-    if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 0) throw new RangeError('dim must be a non-negative integer');
-    if (typeof batch === 'number' && Number.isInteger(batch) && batch > 0 && batch * dim !== grads.length) {
+    if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 0)
+      throw new RangeError('dim must be a non-negative integer');
+    if (
+      typeof batch === 'number' &&
+      Number.isInteger(batch) &&
+      batch > 0 &&
+      batch * dim !== grads.length
+    ) {
       throw new RangeError(`grads has length ${grads.length} but the shape needs ${batch * dim}`);
     }
     out = new BigInt64Array(dim);
@@ -127,7 +166,11 @@ export function fixedClipSum(grads: Int32Array, batch: number, dim: number, clip
  * integer sum in place (for DP-SGD sigmaSq = (z * clipInt)^2). The addition
  * is exact and then saturated to the int64 range (counted). Draws from `rng`.
  */
-export function addDiscreteGaussianNoise(sum: BigInt64Array, sigmaSq: number | RationalSigmaSq, rng: Rng): NoiseResult {
+export function addDiscreteGaussianNoise(
+  sum: BigInt64Array,
+  sigmaSq: number | RationalSigmaSq,
+  rng: Rng,
+): NoiseResult {
   if (tag(sum) !== '[object BigInt64Array]') throw new TypeError('sum must be a BigInt64Array');
   const { num, den } = sigmaSqRational(sigmaSq);
   if (!(rng instanceof Rng)) throw new TypeError('rng must be an Rng');

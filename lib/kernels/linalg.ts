@@ -67,14 +67,41 @@ export interface ClipResult {
 
 interface LinalgAddon {
   sgemm(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Float32Array;
-  sgemmAsync(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Promise<Float32Array>;
+  sgemmAsync(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    opts: SgemmOptions,
+  ): Promise<Float32Array>;
   gradNormSq(a: Float32Array, g: Float32Array, shape: GradShape, out?: Float64Array): Float64Array;
-  gradNormSqAsync(a: Float32Array, g: Float32Array, shape: GradShape, out?: Float64Array): Promise<Float64Array>;
-  clippedSum(a: Float32Array, g: Float32Array, shape: GradShape, factors: Float32Array, out?: Float32Array, opts?: { accumulate?: boolean }): Float32Array;
-  clippedSumAsync(a: Float32Array, g: Float32Array, shape: GradShape, factors: Float32Array, out?: Float32Array, opts?: { accumulate?: boolean }): Promise<Float32Array>;
+  gradNormSqAsync(
+    a: Float32Array,
+    g: Float32Array,
+    shape: GradShape,
+    out?: Float64Array,
+  ): Promise<Float64Array>;
+  clippedSum(
+    a: Float32Array,
+    g: Float32Array,
+    shape: GradShape,
+    factors: Float32Array,
+    out?: Float32Array,
+    opts?: { accumulate?: boolean },
+  ): Float32Array;
+  clippedSumAsync(
+    a: Float32Array,
+    g: Float32Array,
+    shape: GradShape,
+    factors: Float32Array,
+    out?: Float32Array,
+    opts?: { accumulate?: boolean },
+  ): Promise<Float32Array>;
   clipFactors(normsSq: Float64Array, maxNorm: number, out?: Float32Array): ClipResult;
   clipRows(x: Float32Array, batch: number, dim: number, maxNorm: number): ClipResult;
-  benchReadBandwidth(x: Float32Array, repeats: number): { bytesPerSecond: number; checksum: number };
+  benchReadBandwidth(
+    x: Float32Array,
+    repeats: number,
+  ): { bytesPerSecond: number; checksum: number };
   benchFmaPeak(iters: number): { flopsPerSecond: number; checksum: number };
 }
 
@@ -172,12 +199,22 @@ export function clippedSumAsync(
  *
  * @returns `c`
  */
-export function sgemm(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Float32Array {
+export function sgemm(
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  opts: SgemmOptions,
+): Float32Array {
   return addon().sgemm(a, b, c, opts);
 }
 
 /** {@link sgemm} on a worker thread. Validation errors reject the promise. */
-export function sgemmAsync(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Promise<Float32Array> {
+export function sgemmAsync(
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  opts: SgemmOptions,
+): Promise<Float32Array> {
   return settle(() => addon().sgemmAsync(a, b, c, opts));
 }
 
@@ -191,7 +228,11 @@ export function sgemmAsync(a: Float32Array, b: Float32Array, c: Float32Array, op
  * @param maxNorm clipping threshold C (finite, > 0)
  * @param out optional `Float32Array(normsSq.length)` for the factors
  */
-export function clipFactors(normsSq: Float64Array, maxNorm: number, out?: Float32Array): ClipResult {
+export function clipFactors(
+  normsSq: Float64Array,
+  maxNorm: number,
+  out?: Float32Array,
+): ClipResult {
   return addon().clipFactors(normsSq, maxNorm, out);
 }
 

@@ -45,9 +45,29 @@ interface RngAddon {
   osEntropy(bytes: number): Uint8Array;
   rngFillU32(key: Uint8Array, nonce: Uint8Array, position: bigint, out: Uint32Array): Uint32Array;
   rngUniform(key: Uint8Array, nonce: Uint8Array, position: bigint, out: Float64Array): Float64Array;
-  rngGaussian(key: Uint8Array, nonce: Uint8Array, position: bigint, out: Float32Array | Float64Array, std: number, add: boolean): unknown;
-  rngAddGaussianAsync(key: Uint8Array, nonce: Uint8Array, position: bigint, buf: Float32Array, std: number): Promise<Float32Array>;
-  rngDiscreteGaussian(key: Uint8Array, nonce: Uint8Array, position: bigint, out: Int32Array | BigInt64Array, num: bigint, den: bigint): bigint;
+  rngGaussian(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    position: bigint,
+    out: Float32Array | Float64Array,
+    std: number,
+    add: boolean,
+  ): unknown;
+  rngAddGaussianAsync(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    position: bigint,
+    buf: Float32Array,
+    std: number,
+  ): Promise<Float32Array>;
+  rngDiscreteGaussian(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    position: bigint,
+    out: Int32Array | BigInt64Array,
+    num: bigint,
+    den: bigint,
+  ): bigint;
 }
 
 const addon = (): RngAddon => loadAddon() as unknown as RngAddon;
@@ -60,9 +80,12 @@ function toHex(b: Uint8Array): string {
 }
 
 function fromHex(s: string, bytes: number, name: string): Uint8Array {
-  if (typeof s !== 'string') throw new TypeError(`${name} must be a string of ${2 * bytes} hex characters`);
+  if (typeof s !== 'string')
+    throw new TypeError(`${name} must be a string of ${2 * bytes} hex characters`);
   if (s.length !== 2 * bytes || !HEX_RE.test(s)) {
-    throw new RangeError(`${name} must be exactly ${2 * bytes} hexadecimal characters (${bytes} bytes)`);
+    throw new RangeError(
+      `${name} must be exactly ${2 * bytes} hexadecimal characters (${bytes} bytes)`,
+    );
   }
   return Uint8Array.from(Buffer.from(s, 'hex'));
 }
@@ -92,11 +115,15 @@ function gcd(a: bigint, b: bigint): bigint {
  * sigma^2 as a reduced rational with numerator and denominator below 2^64.
  * A number is taken as its exact binary value (0.1 is 0x1.999999999999ap-4).
  */
-export function sigmaSqRational(sigmaSq: number | RationalSigmaSq, name = 'sigmaSq'): RationalSigmaSq {
+export function sigmaSqRational(
+  sigmaSq: number | RationalSigmaSq,
+  name = 'sigmaSq',
+): RationalSigmaSq {
   let num: bigint;
   let den: bigint;
   if (typeof sigmaSq === 'number') {
-    if (!Number.isFinite(sigmaSq) || !(sigmaSq > 0)) throw new RangeError(`${name} must be a finite number > 0`);
+    if (!Number.isFinite(sigmaSq) || !(sigmaSq > 0))
+      throw new RangeError(`${name} must be a finite number > 0`);
     // Exact decomposition sigmaSq = m * 2^e with integer m.
     const buf = new DataView(new ArrayBuffer(8));
     buf.setFloat64(0, sigmaSq);
@@ -116,7 +143,12 @@ export function sigmaSqRational(sigmaSq: number | RationalSigmaSq, name = 'sigma
       num = mant;
       den = 1n << BigInt(-e);
     }
-  } else if (sigmaSq !== null && typeof sigmaSq === 'object' && typeof sigmaSq.num === 'bigint' && typeof sigmaSq.den === 'bigint') {
+  } else if (
+    sigmaSq !== null &&
+    typeof sigmaSq === 'object' &&
+    typeof sigmaSq.num === 'bigint' &&
+    typeof sigmaSq.den === 'bigint'
+  ) {
     num = sigmaSq.num;
     den = sigmaSq.den;
     if (num <= 0n || den <= 0n) throw new RangeError(`${name}.num and ${name}.den must be > 0`);
@@ -127,7 +159,9 @@ export function sigmaSqRational(sigmaSq: number | RationalSigmaSq, name = 'sigma
   num /= g;
   den /= g;
   if (num >= U64_LIMIT || den >= U64_LIMIT) {
-    throw new RangeError(`${name}: numerator and denominator must be < 2^64 after reduction (got ${num}/${den})`);
+    throw new RangeError(
+      `${name}: numerator and denominator must be < 2^64 after reduction (got ${num}/${den})`,
+    );
   }
   return { num, den };
 }
@@ -146,7 +180,8 @@ export class Rng {
 
   /** Keys the stream from OS entropy, or from `opts.seed` (fixed-seed mode). */
   constructor(opts?: RngOptions) {
-    if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw new TypeError('opts must be an object');
+    if (opts !== undefined && (opts === null || typeof opts !== 'object'))
+      throw new TypeError('opts must be an object');
     const seed = opts?.seed;
     this.nonce = new Uint8Array(12);
     this.position = 0n;
@@ -168,8 +203,10 @@ export class Rng {
   /** One line saying where the key came from; warns loudly in fixed-seed mode. */
   describe(): string {
     if (this.reproducible) {
-      return 'WARNING: FIXED SEED (reproducible mode): ChaCha20 keyed by a caller-supplied seed. The noise is ' +
-        'predictable to anyone who knows the seed, so it gives NO privacy protection; use it only for tests and debugging.';
+      return (
+        'WARNING: FIXED SEED (reproducible mode): ChaCha20 keyed by a caller-supplied seed. The noise is ' +
+        'predictable to anyone who knows the seed, so it gives NO privacy protection; use it only for tests and debugging.'
+      );
     }
     return 'ChaCha20 keyed from OS entropy (getrandom/getentropy), RFC 8439 block function';
   }
@@ -178,14 +215,16 @@ export class Rng {
   private reserve(words: bigint): bigint {
     const start = this.position;
     const next = start + words;
-    if (next >= U64_LIMIT) throw new RangeError('the random stream is exhausted (position would pass 2^64)');
+    if (next >= U64_LIMIT)
+      throw new RangeError('the random stream is exhausted (position would pass 2^64)');
     this.position = next;
     return start;
   }
 
   /** Fills `out` with uniform 32-bit words (one stream word each). */
   fillUint32(out: Uint32Array): Uint32Array {
-    if (Object.prototype.toString.call(out) !== '[object Uint32Array]') throw new TypeError('out must be a Uint32Array');
+    if (Object.prototype.toString.call(out) !== '[object Uint32Array]')
+      throw new TypeError('out must be a Uint32Array');
     const pos = this.position;
     addon().rngFillU32(this.key, this.nonce, pos, out);
     this.reserve(BigInt(out.length));
@@ -194,7 +233,8 @@ export class Rng {
 
   /** Fills `out` with 53-bit uniforms in [0, 1) (two stream words each). */
   uniform(out: Float64Array): Float64Array {
-    if (Object.prototype.toString.call(out) !== '[object Float64Array]') throw new TypeError('out must be a Float64Array');
+    if (Object.prototype.toString.call(out) !== '[object Float64Array]')
+      throw new TypeError('out must be a Float64Array');
     addon().rngUniform(this.key, this.nonce, this.position, out);
     this.reserve(2n * BigInt(out.length));
     return out;
@@ -214,7 +254,8 @@ export class Rng {
 
   /** Adds N(0, std^2) noise to every element of `buf` in place. */
   addGaussianNoise(buf: Float32Array, std: number): Float32Array {
-    if (Object.prototype.toString.call(buf) !== '[object Float32Array]') throw new TypeError('buf must be a Float32Array');
+    if (Object.prototype.toString.call(buf) !== '[object Float32Array]')
+      throw new TypeError('buf must be a Float32Array');
     checkStd(std);
     addon().rngGaussian(this.key, this.nonce, this.position, buf, std, true);
     this.reserve(gaussianF32Words(buf.length));
@@ -228,10 +269,12 @@ export class Rng {
    */
   addGaussianNoiseAsync(buf: Float32Array, std: number): Promise<Float32Array> {
     try {
-      if (Object.prototype.toString.call(buf) !== '[object Float32Array]') throw new TypeError('buf must be a Float32Array');
+      if (Object.prototype.toString.call(buf) !== '[object Float32Array]')
+        throw new TypeError('buf must be a Float32Array');
       checkStd(std);
       const words = gaussianF32Words(buf.length);
-      if (this.position + words >= U64_LIMIT) throw new RangeError('the random stream is exhausted (position would pass 2^64)');
+      if (this.position + words >= U64_LIMIT)
+        throw new RangeError('the random stream is exhausted (position would pass 2^64)');
       // The addon validates synchronously before queuing: reserve only once it accepted.
       const p = addon().rngAddGaussianAsync(this.key, this.nonce, this.position, buf, std);
       this.reserve(words);
@@ -248,7 +291,10 @@ export class Rng {
    * Throws a RangeError when an intermediate would overflow 128 bits (or a
    * sample int64 / int32 for Int32Array output) instead of wrapping.
    */
-  discreteGaussian<T extends Int32Array | BigInt64Array>(out: T, sigmaSq: number | RationalSigmaSq): T {
+  discreteGaussian<T extends Int32Array | BigInt64Array>(
+    out: T,
+    sigmaSq: number | RationalSigmaSq,
+  ): T {
     const tag = Object.prototype.toString.call(out);
     if (tag !== '[object Int32Array]' && tag !== '[object BigInt64Array]') {
       throw new TypeError('out must be an Int32Array or BigInt64Array');
@@ -272,9 +318,12 @@ export class Rng {
 
   /** Restores a stream saved by {@link getState}; it continues exactly where it stopped. */
   static fromState(state: RngState): Rng {
-    if (state === null || typeof state !== 'object') throw new TypeError('state must be an RngState object');
-    if (state.version !== 1) throw new RangeError(`state.version must be 1 (got ${String(state.version)})`);
-    if (typeof state.reproducible !== 'boolean') throw new TypeError('state.reproducible must be a boolean');
+    if (state === null || typeof state !== 'object')
+      throw new TypeError('state must be an RngState object');
+    if (state.version !== 1)
+      throw new RangeError(`state.version must be 1 (got ${String(state.version)})`);
+    if (typeof state.reproducible !== 'boolean')
+      throw new TypeError('state.reproducible must be a boolean');
     const key = fromHex(state.key, 32, 'state.key');
     const nonce = fromHex(state.nonce, 12, 'state.nonce');
     if (typeof state.position !== 'string' || !/^[0-9]{1,20}$/.test(state.position)) {
@@ -290,7 +339,10 @@ export class Rng {
   }
 
   /** @internal Runs `fn` on the stream at the current position; advances to the position it returns. */
-  static useStream<R>(rng: Rng, fn: (key: Uint8Array, nonce: Uint8Array, position: bigint) => { result: R; next: bigint }): R {
+  static useStream<R>(
+    rng: Rng,
+    fn: (key: Uint8Array, nonce: Uint8Array, position: bigint) => { result: R; next: bigint },
+  ): R {
     if (!(rng instanceof Rng)) throw new TypeError('rng must be an Rng');
     const { result, next } = fn(rng.key, rng.nonce, rng.position);
     rng.reserve(next - rng.position);

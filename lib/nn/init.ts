@@ -42,7 +42,12 @@ export function normalFill(out: Float32Array, std: number, rnd: InitRandom): Flo
  * Kaiming-uniform with negative slope `a` (PyTorch's `kaiming_uniform_`):
  * bound = sqrt(6 / ((1 + a^2) fanIn)); a = sqrt(5) gives 1/sqrt(fanIn).
  */
-export function kaimingUniform(out: Float32Array, fanIn: number, a: number, rnd: InitRandom): Float32Array {
+export function kaimingUniform(
+  out: Float32Array,
+  fanIn: number,
+  a: number,
+  rnd: InitRandom,
+): Float32Array {
   const bound = fanIn > 0 ? Math.sqrt(6 / ((1 + a * a) * fanIn)) : 0;
   return uniformFill(out, bound, rnd);
 }

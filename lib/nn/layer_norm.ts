@@ -21,12 +21,19 @@ export class LayerNorm extends Module implements PerSampleModule {
   readonly eps: number;
   readonly weight: Parameter;
   readonly bias: Parameter;
-  private saved: { shape: number[]; xhat: Float32Array; invStd: Float32Array; batch: number; seq: number } | null = null;
+  private saved: {
+    shape: number[];
+    xhat: Float32Array;
+    invStd: Float32Array;
+    batch: number;
+    seq: number;
+  } | null = null;
   private capture: { gw: Float32Array; gb: Float32Array; batch: number } | null = null;
 
   constructor(features: number, options: LayerNormOptions = {}) {
     super();
-    if (!Number.isInteger(features) || features < 1) throw new RangeError(`LayerNorm: features must be a positive integer, got ${features}`);
+    if (!Number.isInteger(features) || features < 1)
+      throw new RangeError(`LayerNorm: features must be a positive integer, got ${features}`);
     this.features = features;
     this.eps = options.eps ?? 1e-5;
     const trainable = options.trainable ?? true;
@@ -106,7 +113,10 @@ export class LayerNorm extends Module implements PerSampleModule {
     }
     if (trainW || trainB) {
       if (this.gradMode === 'perSample') {
-        if (this.capture) throw new Error('LayerNorm.backward: a per-sample capture is still pending; call the DP optimizer\'s accumulate() after each micro-batch');
+        if (this.capture)
+          throw new Error(
+            "LayerNorm.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch",
+          );
         this.capture = { gw, gb, batch };
       } else {
         const sum = (src: Float32Array, dst: Float32Array) => {
@@ -130,8 +140,10 @@ export class LayerNorm extends Module implements PerSampleModule {
     const d = this.features;
     for (let i = 0; i < c.batch; i++) {
       let s = 0;
-      if (this.weight.requiresGrad) for (let j = 0; j < d; j++) s += c.gw[i * d + j] * c.gw[i * d + j];
-      if (this.bias.requiresGrad) for (let j = 0; j < d; j++) s += c.gb[i * d + j] * c.gb[i * d + j];
+      if (this.weight.requiresGrad)
+        for (let j = 0; j < d; j++) s += c.gw[i * d + j] * c.gw[i * d + j];
+      if (this.bias.requiresGrad)
+        for (let j = 0; j < d; j++) s += c.gb[i * d + j] * c.gb[i * d + j];
       out[i] += s;
     }
   }

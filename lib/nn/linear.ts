@@ -5,7 +5,17 @@
  */
 import { InitRandom, kaimingUniform, uniformFill } from './init';
 import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
-import { addBiasClippedSum, addBiasNormsSq, addClippedSum, addColumnSums, addNormsSq, addOuterGrad, linearForward, matmul, NormMethod } from './ops';
+import {
+  addBiasClippedSum,
+  addBiasNormsSq,
+  addClippedSum,
+  addColumnSums,
+  addNormsSq,
+  addOuterGrad,
+  linearForward,
+  matmul,
+  NormMethod,
+} from './ops';
 import { Parameter, Tensor } from './tensor';
 
 /** Options of {@link Linear}. */
@@ -46,15 +56,20 @@ export class Linear extends Module implements PerSampleModule {
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
-    if (!Number.isInteger(inFeatures) || inFeatures < 1) throw new RangeError(`Linear: inFeatures must be a positive integer, got ${inFeatures}`);
-    if (!Number.isInteger(outFeatures) || outFeatures < 1) throw new RangeError(`Linear: outFeatures must be a positive integer, got ${outFeatures}`);
+    if (!Number.isInteger(inFeatures) || inFeatures < 1)
+      throw new RangeError(`Linear: inFeatures must be a positive integer, got ${inFeatures}`);
+    if (!Number.isInteger(outFeatures) || outFeatures < 1)
+      throw new RangeError(`Linear: outFeatures must be a positive integer, got ${outFeatures}`);
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
     const trainable = options.trainable ?? true;
     const rnd = new InitRandom(options.seed);
     let w: Float32Array;
     if (options.weight) {
-      if (options.weight.length !== inFeatures * outFeatures) throw new RangeError(`Linear: weight must have ${outFeatures}x${inFeatures} elements, got ${options.weight.length}`);
+      if (options.weight.length !== inFeatures * outFeatures)
+        throw new RangeError(
+          `Linear: weight must have ${outFeatures}x${inFeatures} elements, got ${options.weight.length}`,
+        );
       w = Float32Array.from(options.weight);
     } else {
       w = kaimingUniform(new Float32Array(inFeatures * outFeatures), inFeatures, Math.sqrt(5), rnd);
@@ -63,7 +78,10 @@ export class Linear extends Module implements PerSampleModule {
     if (options.bias ?? true) {
       let b: Float32Array;
       if (options.biasData) {
-        if (options.biasData.length !== outFeatures) throw new RangeError(`Linear: biasData must have ${outFeatures} elements, got ${options.biasData.length}`);
+        if (options.biasData.length !== outFeatures)
+          throw new RangeError(
+            `Linear: biasData must have ${outFeatures} elements, got ${options.biasData.length}`,
+          );
         b = Float32Array.from(options.biasData);
       } else {
         b = uniformFill(new Float32Array(outFeatures), 1 / Math.sqrt(inFeatures), rnd);
@@ -84,7 +102,14 @@ export class Linear extends Module implements PerSampleModule {
   forward(x: Tensor): Tensor {
     const { batch, seq } = bsf(x, 'Linear.forward', this.inFeatures);
     const rows = batch * seq;
-    const y = linearForward(x.data, this.weight.data, this.bias ? this.bias.data : null, rows, this.inFeatures, this.outFeatures);
+    const y = linearForward(
+      x.data,
+      this.weight.data,
+      this.bias ? this.bias.data : null,
+      rows,
+      this.inFeatures,
+      this.outFeatures,
+    );
     this.input = this.training ? x : null;
     const shape = [...x.shape];
     shape[shape.length - 1] = this.outFeatures;
@@ -104,14 +129,36 @@ export class Linear extends Module implements PerSampleModule {
     const trainB = !!this.bias && this.bias.requiresGrad;
     if (trainW || trainB) {
       if (this.gradMode === 'perSample') {
-        if (this.capture) throw new Error('Linear.backward: a per-sample capture is still pending; call the DP optimizer\'s accumulate() after each micro-batch');
+        if (this.capture)
+          throw new Error(
+            "Linear.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch",
+          );
         // Norms now, while g and x are hot in cache; clipped sums once the factors are known.
         const normsSq = new Float64Array(batch);
-        if (trainW) addNormsSq(x.data, g, batch, seq, this.inFeatures, this.outFeatures, normsSq, 1, this.normMethod);
+        if (trainW)
+          addNormsSq(
+            x.data,
+            g,
+            batch,
+            seq,
+            this.inFeatures,
+            this.outFeatures,
+            normsSq,
+            1,
+            this.normMethod,
+          );
         if (trainB) addBiasNormsSq(g, batch, seq, this.outFeatures, normsSq);
         this.capture = { x: x.data, g, batch, seq, normsSq };
       } else {
-        if (trainW) addOuterGrad(g, x.data, rows, this.inFeatures, this.outFeatures, this.weight.rawGradBuffer());
+        if (trainW)
+          addOuterGrad(
+            g,
+            x.data,
+            rows,
+            this.inFeatures,
+            this.outFeatures,
+            this.weight.rawGradBuffer(),
+          );
         if (trainB) addColumnSums(g, rows, this.outFeatures, this.bias.rawGradBuffer());
       }
     }
@@ -126,15 +173,32 @@ export class Linear extends Module implements PerSampleModule {
 
   addPerSampleNormsSq(out: Float64Array): void {
     const c = this.capture;
-    if (!c) throw new Error('Linear: no per-sample capture pending (run forward/backward in perSample mode first)');
+    if (!c)
+      throw new Error(
+        'Linear: no per-sample capture pending (run forward/backward in perSample mode first)',
+      );
     for (let i = 0; i < c.batch; i++) out[i] += c.normsSq[i];
   }
 
   accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
     const c = this.capture;
-    if (!c) throw new Error('Linear: no per-sample capture pending (run forward/backward in perSample mode first)');
-    if (this.weight.requiresGrad) addClippedSum(c.x, c.g, c.batch, c.seq, this.inFeatures, this.outFeatures, factors, sink(this.weight));
-    if (this.bias && this.bias.requiresGrad) addBiasClippedSum(c.g, c.batch, c.seq, this.outFeatures, factors, sink(this.bias));
+    if (!c)
+      throw new Error(
+        'Linear: no per-sample capture pending (run forward/backward in perSample mode first)',
+      );
+    if (this.weight.requiresGrad)
+      addClippedSum(
+        c.x,
+        c.g,
+        c.batch,
+        c.seq,
+        this.inFeatures,
+        this.outFeatures,
+        factors,
+        sink(this.weight),
+      );
+    if (this.bias && this.bias.requiresGrad)
+      addBiasClippedSum(c.g, c.batch, c.seq, this.outFeatures, factors, sink(this.bias));
   }
 
   releaseCapture(): void {

@@ -61,20 +61,29 @@ export class LoraLinear extends Module implements PerSampleModule {
   normMethod: NormMethod;
   private merged = false;
   private rnd: InitRandom;
-  private saved: { x: Tensor; xd: Float32Array; h: Float32Array; mask: Float32Array | null } | null = null;
+  private saved: {
+    x: Tensor;
+    xd: Float32Array;
+    h: Float32Array;
+    mask: Float32Array | null;
+  } | null = null;
   private capture: Capture | null = null;
 
   constructor(base: Linear, options: LoraOptions) {
     super();
     if (!(base instanceof Linear)) throw new TypeError('LoraLinear: base must be a Linear');
     const r = options.r;
-    if (!Number.isInteger(r) || r < 1) throw new RangeError(`LoraLinear: r must be a positive integer, got ${r}`);
+    if (!Number.isInteger(r) || r < 1)
+      throw new RangeError(`LoraLinear: r must be a positive integer, got ${r}`);
     const alpha = options.alpha ?? r;
-    if (!Number.isFinite(alpha)) throw new RangeError(`LoraLinear: alpha must be finite, got ${alpha}`);
+    if (!Number.isFinite(alpha))
+      throw new RangeError(`LoraLinear: alpha must be finite, got ${alpha}`);
     const dropout = options.dropout ?? 0;
-    if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`LoraLinear: dropout must be in [0, 1), got ${dropout}`);
+    if (!(dropout >= 0 && dropout < 1))
+      throw new RangeError(`LoraLinear: dropout must be in [0, 1), got ${dropout}`);
     const method = options.method ?? 'vanilla';
-    if (method !== 'vanilla' && method !== 'ffa') throw new RangeError(`LoraLinear: method must be 'vanilla' or 'ffa', got ${String(method)}`);
+    if (method !== 'vanilla' && method !== 'ffa')
+      throw new RangeError(`LoraLinear: method must be 'vanilla' or 'ffa', got ${String(method)}`);
     this.base = base;
     base.weight.requiresGrad = false;
     if (base.bias) base.bias.requiresGrad = false;
@@ -89,7 +98,11 @@ export class LoraLinear extends Module implements PerSampleModule {
     if (method === 'vanilla') kaimingUniform(a, base.inFeatures, Math.sqrt(5), this.rnd);
     else normalFill(a, 1 / Math.sqrt(base.inFeatures), this.rnd);
     this.loraAParam = new Parameter(a, [r, base.inFeatures], method === 'vanilla');
-    this.loraBParam = new Parameter(new Float32Array(base.outFeatures * r), [base.outFeatures, r], true);
+    this.loraBParam = new Parameter(
+      new Float32Array(base.outFeatures * r),
+      [base.outFeatures, r],
+      true,
+    );
     this.normMethod = options.normMethod ?? 'auto';
   }
 
@@ -98,7 +111,10 @@ export class LoraLinear extends Module implements PerSampleModule {
     return this.loraAParam.data;
   }
   set loraA(v: Float32Array) {
-    if (v.length !== this.loraAParam.size) throw new RangeError(`LoraLinear.loraA: expected ${this.loraAParam.size} elements, got ${v.length}`);
+    if (v.length !== this.loraAParam.size)
+      throw new RangeError(
+        `LoraLinear.loraA: expected ${this.loraAParam.size} elements, got ${v.length}`,
+      );
     this.loraAParam.data.set(v);
   }
   /** B [out, r], row-major. */
@@ -106,7 +122,10 @@ export class LoraLinear extends Module implements PerSampleModule {
     return this.loraBParam.data;
   }
   set loraB(v: Float32Array) {
-    if (v.length !== this.loraBParam.size) throw new RangeError(`LoraLinear.loraB: expected ${this.loraBParam.size} elements, got ${v.length}`);
+    if (v.length !== this.loraBParam.size)
+      throw new RangeError(
+        `LoraLinear.loraB: expected ${this.loraBParam.size} elements, got ${v.length}`,
+      );
     this.loraBParam.data.set(v);
   }
   get inFeatures(): number {
@@ -134,14 +153,32 @@ export class LoraLinear extends Module implements PerSampleModule {
   /** Folds s * B A into the base weight (inference); forward then skips the adapter. */
   merge(): void {
     if (this.merged) return;
-    matmul(this.loraB, this.loraA, this.outFeatures, this.r, this.inFeatures, this.scaling, this.base.weight.data, 1);
+    matmul(
+      this.loraB,
+      this.loraA,
+      this.outFeatures,
+      this.r,
+      this.inFeatures,
+      this.scaling,
+      this.base.weight.data,
+      1,
+    );
     this.merged = true;
   }
 
   /** Removes s * B A from the base weight again. */
   unmerge(): void {
     if (!this.merged) return;
-    matmul(this.loraB, this.loraA, this.outFeatures, this.r, this.inFeatures, -this.scaling, this.base.weight.data, 1);
+    matmul(
+      this.loraB,
+      this.loraA,
+      this.outFeatures,
+      this.r,
+      this.inFeatures,
+      -this.scaling,
+      this.base.weight.data,
+      1,
+    );
     this.merged = false;
   }
 
@@ -171,7 +208,8 @@ export class LoraLinear extends Module implements PerSampleModule {
   }
 
   backward(gradOut: Tensor): Tensor {
-    if (this.merged) throw new Error('LoraLinear.backward: the adapter is merged; unmerge() before training');
+    if (this.merged)
+      throw new Error('LoraLinear.backward: the adapter is merged; unmerge() before training');
     const sv = this.saved;
     if (!sv) throw noForward('LoraLinear.backward');
     const outShape = [...sv.x.shape];
@@ -186,17 +224,42 @@ export class LoraLinear extends Module implements PerSampleModule {
     const trainB = this.loraBParam.requiresGrad;
     if (trainA || trainB) {
       if (this.gradMode === 'perSample') {
-        if (this.capture) throw new Error('LoraLinear.backward: a per-sample capture is still pending; call the DP optimizer\'s accumulate() after each micro-batch');
+        if (this.capture)
+          throw new Error(
+            "LoraLinear.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch",
+          );
         // Norms now, while g and the activations are hot in cache; clipped sums
         // later, once the factors of the whole model are known.
         const normsSq = new Float64Array(batch);
         const s = this.scaling;
-        if (trainB) addNormsSq(sv.h, g, batch, seq, this.r, this.outFeatures, normsSq, s * s, this.normMethod);
-        if (trainA) addNormsSq(sv.xd, gh, batch, seq, this.inFeatures, this.r, normsSq, 1, this.normMethod);
+        if (trainB)
+          addNormsSq(
+            sv.h,
+            g,
+            batch,
+            seq,
+            this.r,
+            this.outFeatures,
+            normsSq,
+            s * s,
+            this.normMethod,
+          );
+        if (trainA)
+          addNormsSq(sv.xd, gh, batch, seq, this.inFeatures, this.r, normsSq, 1, this.normMethod);
         this.capture = { xd: sv.xd, h: sv.h, g, gh, batch, seq, normsSq };
       } else {
-        if (trainB) addOuterGrad(g, sv.h, rows, this.r, this.outFeatures, this.loraBParam.rawGradBuffer(), this.scaling);
-        if (trainA) addOuterGrad(gh, sv.xd, rows, this.inFeatures, this.r, this.loraAParam.rawGradBuffer());
+        if (trainB)
+          addOuterGrad(
+            g,
+            sv.h,
+            rows,
+            this.r,
+            this.outFeatures,
+            this.loraBParam.rawGradBuffer(),
+            this.scaling,
+          );
+        if (trainA)
+          addOuterGrad(gh, sv.xd, rows, this.inFeatures, this.r, this.loraAParam.rawGradBuffer());
       }
     }
     const gi = this.base.backward(gradOut);
@@ -218,15 +281,42 @@ export class LoraLinear extends Module implements PerSampleModule {
 
   addPerSampleNormsSq(out: Float64Array): void {
     const c = this.capture;
-    if (!c) throw new Error('LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)');
+    if (!c)
+      throw new Error(
+        'LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)',
+      );
     for (let i = 0; i < c.batch; i++) out[i] += c.normsSq[i];
   }
 
   accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
     const c = this.capture;
-    if (!c) throw new Error('LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)');
-    if (this.loraBParam.requiresGrad) addClippedSum(c.h, c.g, c.batch, c.seq, this.r, this.outFeatures, factors, sink(this.loraBParam), this.scaling);
-    if (this.loraAParam.requiresGrad) addClippedSum(c.xd, c.gh, c.batch, c.seq, this.inFeatures, this.r, factors, sink(this.loraAParam));
+    if (!c)
+      throw new Error(
+        'LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)',
+      );
+    if (this.loraBParam.requiresGrad)
+      addClippedSum(
+        c.h,
+        c.g,
+        c.batch,
+        c.seq,
+        this.r,
+        this.outFeatures,
+        factors,
+        sink(this.loraBParam),
+        this.scaling,
+      );
+    if (this.loraAParam.requiresGrad)
+      addClippedSum(
+        c.xd,
+        c.gh,
+        c.batch,
+        c.seq,
+        this.inFeatures,
+        this.r,
+        factors,
+        sink(this.loraAParam),
+      );
   }
 
   releaseCapture(): void {

@@ -17,9 +17,14 @@ export function loraModules(model: Module): Array<{ path: string; module: LoraLi
  * Trainable parameters by dotted path (`layers.3.lora_A`, `head.weight`, ...).
  * With `excludeLora`, LoRA A/B are left out (leaving, e.g., a classifier head).
  */
-export function trainableParameters(model: Module, options: { excludeLora?: boolean } = {}): Array<{ path: string; param: Parameter }> {
+export function trainableParameters(
+  model: Module,
+  options: { excludeLora?: boolean } = {},
+): Array<{ path: string; param: Parameter }> {
   const loraParams = new Set<Parameter>();
-  if (options.excludeLora) for (const { module } of loraModules(model)) loraParams.add(module.loraAParam).add(module.loraBParam);
+  if (options.excludeLora)
+    for (const { module } of loraModules(model))
+      loraParams.add(module.loraAParam).add(module.loraBParam);
   return model
     .namedParameters()
     .filter(([, p]) => p.requiresGrad && !loraParams.has(p))

@@ -20,12 +20,22 @@ export interface LossResult {
  * `[batch, seq, classes]` with labels `[batch * seq]` (a sample's loss is the
  * mean over its tokens whose label is not `ignoreIndex`).
  */
-export function crossEntropyLoss(logits: Tensor, labels: ArrayLike<number>, ignoreIndex = -100): LossResult {
-  if (logits.shape.length < 2 || logits.shape.length > 3) throw new RangeError(`crossEntropyLoss: logits must be [batch, classes] or [batch, seq, classes], got ${JSON.stringify(logits.shape)}`);
+export function crossEntropyLoss(
+  logits: Tensor,
+  labels: ArrayLike<number>,
+  ignoreIndex = -100,
+): LossResult {
+  if (logits.shape.length < 2 || logits.shape.length > 3)
+    throw new RangeError(
+      `crossEntropyLoss: logits must be [batch, classes] or [batch, seq, classes], got ${JSON.stringify(logits.shape)}`,
+    );
   const batch = logits.shape[0];
   const seq = logits.seq;
   const k = logits.features;
-  if (labels.length !== batch * seq) throw new RangeError(`crossEntropyLoss: labels must have ${batch * seq} entries (batch*seq), got ${labels.length}`);
+  if (labels.length !== batch * seq)
+    throw new RangeError(
+      `crossEntropyLoss: labels must have ${batch * seq} entries (batch*seq), got ${labels.length}`,
+    );
   const losses = new Float32Array(batch);
   const grad = new Float32Array(logits.size);
   const z = logits.data;
@@ -37,7 +47,8 @@ export function crossEntropyLoss(logits: Tensor, labels: ArrayLike<number>, igno
     for (let t = 0; t < seq; t++) {
       const lab = labels[i * seq + t];
       if (lab === ignoreIndex) continue;
-      if (!Number.isInteger(lab) || lab < 0 || lab >= k) throw new RangeError(`crossEntropyLoss: label ${lab} at sample ${i} is not in [0, ${k})`);
+      if (!Number.isInteger(lab) || lab < 0 || lab >= k)
+        throw new RangeError(`crossEntropyLoss: label ${lab} at sample ${i} is not in [0, ${k})`);
       const o = (i * seq + t) * k;
       let mx = -Infinity;
       for (let j = 0; j < k; j++) if (z[o + j] > mx) mx = z[o + j];
@@ -58,7 +69,8 @@ export function crossEntropyLoss(logits: Tensor, labels: ArrayLike<number>, igno
 /** Mean squared error per sample: mean over the sample's elements of (pred - target)^2. */
 export function mseLoss(pred: Tensor, target: Tensor | Float32Array): LossResult {
   const t = target instanceof Tensor ? target.data : target;
-  if (t.length !== pred.size) throw new RangeError(`mseLoss: target has ${t.length} elements, pred has ${pred.size}`);
+  if (t.length !== pred.size)
+    throw new RangeError(`mseLoss: target has ${t.length} elements, pred has ${pred.size}`);
   const batch = pred.shape[0];
   const per = batch > 0 ? pred.size / batch : 0;
   const losses = new Float32Array(batch);

@@ -126,9 +126,15 @@ export function isPerSampleModule(m: Module): m is PerSampleModule {
 }
 
 /** Shape helper: [batch, seq, features] view of a 2-D or 3-D tensor. */
-export function bsf(x: Tensor, who: string, features?: number): { batch: number; seq: number; feat: number } {
+export function bsf(
+  x: Tensor,
+  who: string,
+  features?: number,
+): { batch: number; seq: number; feat: number } {
   if (x.shape.length < 2 || x.shape.length > 3) {
-    throw new RangeError(`${who}: input must be [batch, features] or [batch, seq, features], got ${JSON.stringify(x.shape)}`);
+    throw new RangeError(
+      `${who}: input must be [batch, features] or [batch, seq, features], got ${JSON.stringify(x.shape)}`,
+    );
   }
   const feat = x.features;
   if (features !== undefined && feat !== features) {
@@ -140,7 +146,9 @@ export function bsf(x: Tensor, who: string, features?: number): { batch: number;
 /** Checks that backward's gradient matches the shape the forward produced. */
 export function checkGradShape(g: Tensor, shape: readonly number[], who: string): void {
   if (g.shape.length !== shape.length || g.shape.some((d, i) => d !== shape[i])) {
-    throw new RangeError(`${who}: gradOut shape ${JSON.stringify(g.shape)} does not match the output shape ${JSON.stringify(shape)}`);
+    throw new RangeError(
+      `${who}: gradOut shape ${JSON.stringify(g.shape)} does not match the output shape ${JSON.stringify(shape)}`,
+    );
   }
 }
 

@@ -20,7 +20,14 @@ export function ones(n: number): Float32Array {
 }
 
 /** y[rows, out] = x[rows, in] W[out, in]^T + bias (bias broadcast by a rank-1 product). */
-export function linearForward(x: Float32Array, w: Float32Array, bias: Float32Array | null, rows: number, inDim: number, outDim: number): Float32Array {
+export function linearForward(
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | null,
+  rows: number,
+  inDim: number,
+  outDim: number,
+): Float32Array {
   const y = new Float32Array(rows * outDim);
   if (rows === 0 || outDim === 0) return y;
   let beta = 0;
@@ -33,7 +40,16 @@ export function linearForward(x: Float32Array, w: Float32Array, bias: Float32Arr
 }
 
 /** out[rows, n] (+)= alpha * a[rows, k] b[k, n]. */
-export function matmul(a: Float32Array, b: Float32Array, rows: number, k: number, n: number, alpha = 1, out?: Float32Array, beta = 0): Float32Array {
+export function matmul(
+  a: Float32Array,
+  b: Float32Array,
+  rows: number,
+  k: number,
+  n: number,
+  alpha = 1,
+  out?: Float32Array,
+  beta = 0,
+): Float32Array {
   const y = out ?? new Float32Array(rows * n);
   if (rows === 0 || n === 0) return y;
   if (k === 0) {
@@ -45,7 +61,16 @@ export function matmul(a: Float32Array, b: Float32Array, rows: number, k: number
 }
 
 /** out[rows, n] (+)= alpha * a[rows, k] b[n, k]^T. */
-export function matmulBT(a: Float32Array, b: Float32Array, rows: number, k: number, n: number, alpha = 1, out?: Float32Array, beta = 0): Float32Array {
+export function matmulBT(
+  a: Float32Array,
+  b: Float32Array,
+  rows: number,
+  k: number,
+  n: number,
+  alpha = 1,
+  out?: Float32Array,
+  beta = 0,
+): Float32Array {
   const y = out ?? new Float32Array(rows * n);
   if (rows === 0 || n === 0) return y;
   if (k === 0) {
@@ -57,13 +82,27 @@ export function matmulBT(a: Float32Array, b: Float32Array, rows: number, k: numb
 }
 
 /** dW[out, in] += alpha * g[rows, out]^T a[rows, in] (raw gradient of a linear map). */
-export function addOuterGrad(g: Float32Array, a: Float32Array, rows: number, inDim: number, outDim: number, dW: Float32Array, alpha = 1): void {
+export function addOuterGrad(
+  g: Float32Array,
+  a: Float32Array,
+  rows: number,
+  inDim: number,
+  outDim: number,
+  dW: Float32Array,
+  alpha = 1,
+): void {
   if (rows === 0 || inDim === 0 || outDim === 0) return;
   sgemm(g, a, dW, { m: outDim, n: inDim, k: rows, transA: true, alpha, beta: 1 });
 }
 
 /** db[out] += alpha * sum over rows of g[rows, out]. */
-export function addColumnSums(g: Float32Array, rows: number, outDim: number, db: Float32Array, alpha = 1): void {
+export function addColumnSums(
+  g: Float32Array,
+  rows: number,
+  outDim: number,
+  db: Float32Array,
+  alpha = 1,
+): void {
   if (rows === 0 || outDim === 0) return;
   sgemm(ones(rows), g, db, { m: 1, n: outDim, k: rows, alpha, beta: 1 });
 }
@@ -90,7 +129,14 @@ export function addNormsSq(
 }
 
 /** Bias contribution: out[i] += scale * ||sum_t g_{i,t}||^2 (the kernel with a = ones). */
-export function addBiasNormsSq(g: Float32Array, batch: number, seq: number, outDim: number, out: Float64Array, scale = 1): void {
+export function addBiasNormsSq(
+  g: Float32Array,
+  batch: number,
+  seq: number,
+  outDim: number,
+  out: Float64Array,
+  scale = 1,
+): void {
   addNormsSq(ones(batch * seq), g, batch, seq, 1, outDim, out, scale, 'direct');
 }
 
@@ -132,6 +178,14 @@ export function addClippedSum(
 }
 
 /** Bias clipped sum: out[outDim] += sum_{i,t} scale * factors_i g_{i,t}. */
-export function addBiasClippedSum(g: Float32Array, batch: number, seq: number, outDim: number, factors: Float32Array, out: Float32Array, scale = 1): void {
+export function addBiasClippedSum(
+  g: Float32Array,
+  batch: number,
+  seq: number,
+  outDim: number,
+  factors: Float32Array,
+  out: Float32Array,
+  scale = 1,
+): void {
   addClippedSum(ones(batch * seq), g, batch, seq, 1, outDim, factors, out, scale);
 }

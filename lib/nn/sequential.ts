@@ -11,7 +11,8 @@ export class Sequential extends Module {
 
   constructor(...layers: Module[]) {
     super();
-    for (const l of layers) if (!(l instanceof Module)) throw new TypeError('Sequential: every layer must be a Module');
+    for (const l of layers)
+      if (!(l instanceof Module)) throw new TypeError('Sequential: every layer must be a Module');
     this.layers = layers;
   }
 

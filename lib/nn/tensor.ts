@@ -17,10 +17,15 @@ export class Tensor {
   constructor(data: Float32Array, shape: readonly number[]) {
     if (!isFloat32Array(data)) throw new TypeError('Tensor: data must be a Float32Array');
     for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0) throw new RangeError(`Tensor: shape ${JSON.stringify(shape)} must hold non-negative integers`);
+      if (!Number.isInteger(d) || d < 0)
+        throw new RangeError(
+          `Tensor: shape ${JSON.stringify(shape)} must hold non-negative integers`,
+        );
     }
     if (shapeSize(shape) !== data.length) {
-      throw new RangeError(`Tensor: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`);
+      throw new RangeError(
+        `Tensor: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`,
+      );
     }
     this.data = data;
     this.shape = [...shape];
@@ -88,7 +93,9 @@ export class Parameter {
   constructor(data: Float32Array, shape: readonly number[], requiresGrad = true) {
     if (!isFloat32Array(data)) throw new TypeError('Parameter: data must be a Float32Array');
     if (shapeSize(shape) !== data.length) {
-      throw new RangeError(`Parameter: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`);
+      throw new RangeError(
+        `Parameter: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`,
+      );
     }
     this.data = data;
     this.shape = [...shape];

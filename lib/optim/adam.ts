@@ -25,10 +25,13 @@ abstract class AdamBase extends Optimizer {
     this.beta2 = options.beta2 ?? 0.999;
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? defaultDecay;
-    if (!(this.beta1 >= 0 && this.beta1 < 1)) throw new RangeError(`Adam: beta1 must be in [0, 1), got ${this.beta1}`);
-    if (!(this.beta2 >= 0 && this.beta2 < 1)) throw new RangeError(`Adam: beta2 must be in [0, 1), got ${this.beta2}`);
+    if (!(this.beta1 >= 0 && this.beta1 < 1))
+      throw new RangeError(`Adam: beta1 must be in [0, 1), got ${this.beta1}`);
+    if (!(this.beta2 >= 0 && this.beta2 < 1))
+      throw new RangeError(`Adam: beta2 must be in [0, 1), got ${this.beta2}`);
     if (!(this.eps > 0)) throw new RangeError(`Adam: eps must be > 0, got ${this.eps}`);
-    if (!(this.weightDecay >= 0)) throw new RangeError(`Adam: weightDecay must be >= 0, got ${this.weightDecay}`);
+    if (!(this.weightDecay >= 0))
+      throw new RangeError(`Adam: weightDecay must be >= 0, got ${this.weightDecay}`);
   }
 
   protected hyper() {

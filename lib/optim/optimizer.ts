@@ -27,9 +27,12 @@ export abstract class Optimizer {
   abstract readonly kind: string;
 
   constructor(params: Parameter[], lr: number) {
-    if (!Array.isArray(params) || params.some((p) => !(p instanceof Parameter))) throw new TypeError('Optimizer: params must be an array of Parameter');
-    if (!(Number.isFinite(lr) && lr >= 0)) throw new RangeError(`Optimizer: lr must be a finite number >= 0, got ${lr}`);
-    if (new Set(params).size !== params.length) throw new RangeError('Optimizer: params contains duplicates');
+    if (!Array.isArray(params) || params.some((p) => !(p instanceof Parameter)))
+      throw new TypeError('Optimizer: params must be an array of Parameter');
+    if (!(Number.isFinite(lr) && lr >= 0))
+      throw new RangeError(`Optimizer: lr must be a finite number >= 0, got ${lr}`);
+    if (new Set(params).size !== params.length)
+      throw new RangeError('Optimizer: params contains duplicates');
     this.params = params;
     this.lr = lr;
     this.slots = params.map(() => ({}));
@@ -71,21 +74,30 @@ export abstract class Optimizer {
       lr: this.lr,
       hyper: this.hyper(),
       step: this.stepCount,
-      slots: this.slots.map((s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v.slice()]))),
+      slots: this.slots.map((s) =>
+        Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v.slice()])),
+      ),
     };
   }
 
   /** Restores a state from {@link stateDict} (same kind and parameter sizes). */
   loadStateDict(state: OptimizerState): void {
-    if (!state || state.kind !== this.kind) throw new TypeError(`${this.kind}.loadStateDict: state is for '${state?.kind}', not '${this.kind}'`);
+    if (!state || state.kind !== this.kind)
+      throw new TypeError(
+        `${this.kind}.loadStateDict: state is for '${state?.kind}', not '${this.kind}'`,
+      );
     if (!Array.isArray(state.slots) || state.slots.length !== this.params.length) {
-      throw new RangeError(`${this.kind}.loadStateDict: state has ${state.slots?.length} parameter slots, optimizer has ${this.params.length}`);
+      throw new RangeError(
+        `${this.kind}.loadStateDict: state has ${state.slots?.length} parameter slots, optimizer has ${this.params.length}`,
+      );
     }
     const slots = state.slots.map((s, i) =>
       Object.fromEntries(
         Object.entries(s).map(([k, v]) => {
           if (!isFloat32Array(v) || v.length !== this.params[i].size) {
-            throw new RangeError(`${this.kind}.loadStateDict: slot '${k}' of parameter ${i} must be a Float32Array of ${this.params[i].size}`);
+            throw new RangeError(
+              `${this.kind}.loadStateDict: slot '${k}' of parameter ${i} must be a Float32Array of ${this.params[i].size}`,
+            );
           }
           return [k, v.slice()];
         }),

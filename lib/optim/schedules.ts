@@ -13,13 +13,20 @@ export function constantSchedule(): Schedule {
 }
 
 function checkSteps(warmupSteps: number, totalSteps: number, who: string): void {
-  if (!Number.isInteger(warmupSteps) || warmupSteps < 0) throw new RangeError(`${who}: warmupSteps must be an integer >= 0, got ${warmupSteps}`);
-  if (!Number.isInteger(totalSteps) || totalSteps < 1) throw new RangeError(`${who}: totalSteps must be a positive integer, got ${totalSteps}`);
-  if (warmupSteps > totalSteps) throw new RangeError(`${who}: warmupSteps (${warmupSteps}) exceeds totalSteps (${totalSteps})`);
+  if (!Number.isInteger(warmupSteps) || warmupSteps < 0)
+    throw new RangeError(`${who}: warmupSteps must be an integer >= 0, got ${warmupSteps}`);
+  if (!Number.isInteger(totalSteps) || totalSteps < 1)
+    throw new RangeError(`${who}: totalSteps must be a positive integer, got ${totalSteps}`);
+  if (warmupSteps > totalSteps)
+    throw new RangeError(`${who}: warmupSteps (${warmupSteps}) exceeds totalSteps (${totalSteps})`);
 }
 
 /** Linear warmup from 0 over `warmupSteps`, then linear decay to `finalFraction` at `totalSteps`. */
-export function linearSchedule(o: { warmupSteps?: number; totalSteps: number; finalFraction?: number }): Schedule {
+export function linearSchedule(o: {
+  warmupSteps?: number;
+  totalSteps: number;
+  finalFraction?: number;
+}): Schedule {
   const w = o.warmupSteps ?? 0;
   const f = o.finalFraction ?? 0;
   checkSteps(w, o.totalSteps, 'linearSchedule');
@@ -32,7 +39,11 @@ export function linearSchedule(o: { warmupSteps?: number; totalSteps: number; fi
 }
 
 /** Linear warmup, then cosine decay from 1 to `minFraction` at `totalSteps`. */
-export function cosineSchedule(o: { warmupSteps?: number; totalSteps: number; minFraction?: number }): Schedule {
+export function cosineSchedule(o: {
+  warmupSteps?: number;
+  totalSteps: number;
+  minFraction?: number;
+}): Schedule {
   const w = o.warmupSteps ?? 0;
   const mn = o.minFraction ?? 0;
   checkSteps(w, o.totalSteps, 'cosineSchedule');
@@ -76,7 +87,8 @@ export class LRScheduler {
 
   /** Restores the step (and the optimizer's lr) from {@link stateDict}. */
   loadStateDict(s: { step: number }): void {
-    if (!Number.isInteger(s?.step) || s.step < 0) throw new RangeError('LRScheduler.loadStateDict: step must be an integer >= 0');
+    if (!Number.isInteger(s?.step) || s.step < 0)
+      throw new RangeError('LRScheduler.loadStateDict: step must be an integer >= 0');
     this.stepNum = s.step;
     this.optimizer.lr = this.baseLr * this.schedule(this.stepNum);
   }

@@ -25,8 +25,10 @@ export class SGD extends Optimizer {
     this.momentum = options.momentum ?? 0;
     this.weightDecay = options.weightDecay ?? 0;
     this.nesterov = !!options.nesterov;
-    if (!(this.momentum >= 0 && this.momentum < 1)) throw new RangeError(`SGD: momentum must be in [0, 1), got ${this.momentum}`);
-    if (!(this.weightDecay >= 0)) throw new RangeError(`SGD: weightDecay must be >= 0, got ${this.weightDecay}`);
+    if (!(this.momentum >= 0 && this.momentum < 1))
+      throw new RangeError(`SGD: momentum must be in [0, 1), got ${this.momentum}`);
+    if (!(this.weightDecay >= 0))
+      throw new RangeError(`SGD: weightDecay must be >= 0, got ${this.weightDecay}`);
   }
 
   protected hyper() {

@@ -57,7 +57,9 @@ export interface DPStepStats {
 }
 
 /** Finds every module with own trainable parameters; throws if one lacks per-sample support. */
-export function trackModules(model: Module): Array<{ path: string; module: PerSampleModule; params: Parameter[] }> {
+export function trackModules(
+  model: Module,
+): Array<{ path: string; module: PerSampleModule; params: Parameter[] }> {
   const out: Array<{ path: string; module: PerSampleModule; params: Parameter[] }> = [];
   for (const [path, m] of model.namedModules()) {
     const own = m.ownParameters().filter(([, p]) => p.requiresGrad);
@@ -98,51 +100,88 @@ export class DPOptimizer {
 
   constructor(model: Module, inner: Optimizer, o: DPOptimizerOptions) {
     if (!(model instanceof Module)) throw new TypeError('DPOptimizer: model must be a Module');
-    if (!(inner instanceof Optimizer)) throw new TypeError('DPOptimizer: optimizer must be an Optimizer (SGD, Adam, AdamW, ...)');
-    if (!(Number.isFinite(o.noiseMultiplier) && o.noiseMultiplier >= 0)) throw new RangeError(`DPOptimizer: noiseMultiplier must be finite and >= 0, got ${o.noiseMultiplier}`);
-    if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm > 0)) throw new RangeError(`DPOptimizer: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`);
-    if (!(Number.isFinite(o.expectedBatchSize) && o.expectedBatchSize > 0)) throw new RangeError(`DPOptimizer: expectedBatchSize must be > 0, got ${o.expectedBatchSize}`);
+    if (!(inner instanceof Optimizer))
+      throw new TypeError('DPOptimizer: optimizer must be an Optimizer (SGD, Adam, AdamW, ...)');
+    if (!(Number.isFinite(o.noiseMultiplier) && o.noiseMultiplier >= 0))
+      throw new RangeError(
+        `DPOptimizer: noiseMultiplier must be finite and >= 0, got ${o.noiseMultiplier}`,
+      );
+    if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm > 0))
+      throw new RangeError(`DPOptimizer: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`);
+    if (!(Number.isFinite(o.expectedBatchSize) && o.expectedBatchSize > 0))
+      throw new RangeError(
+        `DPOptimizer: expectedBatchSize must be > 0, got ${o.expectedBatchSize}`,
+      );
     this.model = model;
     this.inner = inner;
     this.noiseMultiplier = o.noiseMultiplier;
     this.maxGradNorm = o.maxGradNorm;
     this.expectedBatchSize = o.expectedBatchSize;
     this.clipping = o.clipping ?? 'flat';
-    if (this.clipping !== 'flat' && this.clipping !== 'perLayer') throw new RangeError(`DPOptimizer: clipping must be 'flat' or 'perLayer', got ${String(this.clipping)}`);
+    if (this.clipping !== 'flat' && this.clipping !== 'perLayer')
+      throw new RangeError(
+        `DPOptimizer: clipping must be 'flat' or 'perLayer', got ${String(this.clipping)}`,
+      );
     this.rng = o.rng;
     this.hooks = o.hooks ?? {};
     const found = trackModules(model);
-    if (found.length === 0) throw new PerSampleGradError('DPOptimizer: the model has no trainable parameters');
-    this.tracked = found.map((t, k) => ({ ...t, maxGradNorm: this.thresholdFor(t.path, k, found.length, o.perLayerMaxGradNorm) }));
+    if (found.length === 0)
+      throw new PerSampleGradError('DPOptimizer: the model has no trainable parameters');
+    this.tracked = found.map((t, k) => ({
+      ...t,
+      maxGradNorm: this.thresholdFor(t.path, k, found.length, o.perLayerMaxGradNorm),
+    }));
     this.trackedParams = new Set(this.tracked.flatMap((t) => t.params));
     for (const p of inner.params) {
-      if (p.requiresGrad && !this.trackedParams.has(p)) throw new PerSampleGradError('DPOptimizer: the optimizer holds a trainable parameter that is not part of the model');
+      if (p.requiresGrad && !this.trackedParams.has(p))
+        throw new PerSampleGradError(
+          'DPOptimizer: the optimizer holds a trainable parameter that is not part of the model',
+        );
     }
     for (const p of this.trackedParams) {
       if (!inner.params.includes(p)) {
         const path = model.namedParameters().find(([, q]) => q === p)?.[0];
-        throw new PerSampleGradError(`DPOptimizer: trainable parameter '${path}' is not in the optimizer; give the optimizer model.trainableParameters() or freeze it`);
+        throw new PerSampleGradError(
+          `DPOptimizer: trainable parameter '${path}' is not in the optimizer; give the optimizer model.trainableParameters() or freeze it`,
+        );
       }
     }
-    const sumSq = this.clipping === 'flat' ? this.maxGradNorm ** 2 : this.tracked.reduce((s, t) => s + t.maxGradNorm ** 2, 0);
+    const sumSq =
+      this.clipping === 'flat'
+        ? this.maxGradNorm ** 2
+        : this.tracked.reduce((s, t) => s + t.maxGradNorm ** 2, 0);
     this.noiseStd = this.noiseMultiplier * Math.sqrt(sumSq);
     model.zeroGrad();
     model.setGradMode('perSample');
   }
 
-  private thresholdFor(path: string, k: number, count: number, given?: Record<string, number> | number[]): number {
+  private thresholdFor(
+    path: string,
+    k: number,
+    count: number,
+    given?: Record<string, number> | number[],
+  ): number {
     if (this.clipping === 'flat') return this.maxGradNorm;
     let c: number | undefined;
     if (Array.isArray(given)) {
-      if (given.length !== count) throw new RangeError(`DPOptimizer: perLayerMaxGradNorm has ${given.length} entries, the model has ${count} clipped modules`);
+      if (given.length !== count)
+        throw new RangeError(
+          `DPOptimizer: perLayerMaxGradNorm has ${given.length} entries, the model has ${count} clipped modules`,
+        );
       c = given[k];
     } else if (given) {
       c = given[path];
-      if (c === undefined) throw new RangeError(`DPOptimizer: perLayerMaxGradNorm has no threshold for module '${path}'`);
+      if (c === undefined)
+        throw new RangeError(
+          `DPOptimizer: perLayerMaxGradNorm has no threshold for module '${path}'`,
+        );
     } else {
       c = this.maxGradNorm / Math.sqrt(count);
     }
-    if (!(Number.isFinite(c) && c > 0)) throw new RangeError(`DPOptimizer: per-layer threshold for '${path}' must be finite and > 0, got ${c}`);
+    if (!(Number.isFinite(c) && c > 0))
+      throw new RangeError(
+        `DPOptimizer: per-layer threshold for '${path}' must be finite and > 0, got ${c}`,
+      );
     return c;
   }
 
@@ -163,10 +202,14 @@ export class DPOptimizer {
   private checkTrainableSet(): void {
     for (const [path, p] of this.model.namedParameters()) {
       if (p.requiresGrad && !this.trackedParams.has(p)) {
-        throw new PerSampleGradError(`parameter '${path}' became trainable after makePrivate; it would get an unclipped update. Re-run makePrivate with it trainable from the start, or freeze it`);
+        throw new PerSampleGradError(
+          `parameter '${path}' became trainable after makePrivate; it would get an unclipped update. Re-run makePrivate with it trainable from the start, or freeze it`,
+        );
       }
       if (p.gradSource === 'raw') {
-        throw new PerSampleGradError(`parameter '${path}' holds a raw (non-private) gradient; a DP step needs per-sample information. Do not switch the model back to gradMode 'sum' during private training`);
+        throw new PerSampleGradError(
+          `parameter '${path}' holds a raw (non-private) gradient; a DP step needs per-sample information. Do not switch the model back to gradMode 'sum' during private training`,
+        );
       }
     }
   }
@@ -190,15 +233,22 @@ export class DPOptimizer {
     this.checkTrainableSet();
     const batches = this.tracked.map((t) => t.module.captureBatch());
     const missing = this.tracked.filter((_, k) => batches[k] < 0).map((t) => t.path || '<root>');
-    if (missing.length === this.tracked.length) throw new PerSampleGradError('accumulate(): no per-sample information pending; run forward and backward on the micro-batch first');
+    if (missing.length === this.tracked.length)
+      throw new PerSampleGradError(
+        'accumulate(): no per-sample information pending; run forward and backward on the micro-batch first',
+      );
     if (missing.length > 0) {
       for (const t of this.tracked) t.module.releaseCapture();
-      throw new PerSampleGradError(`accumulate(): no per-sample information for trainable module(s) ${missing.join(', ')}; every trainable parameter must take part in each backward pass`);
+      throw new PerSampleGradError(
+        `accumulate(): no per-sample information for trainable module(s) ${missing.join(', ')}; every trainable parameter must take part in each backward pass`,
+      );
     }
     const batch = batches[0];
     if (batches.some((b) => b !== batch)) {
       for (const t of this.tracked) t.module.releaseCapture();
-      throw new PerSampleGradError(`accumulate(): modules captured different batch sizes (${batches.join(', ')})`);
+      throw new PerSampleGradError(
+        `accumulate(): modules captured different batch sizes (${batches.join(', ')})`,
+      );
     }
     if (batch > 0) {
       let factorsPer: Float32Array[];
@@ -266,14 +316,21 @@ export class DPOptimizer {
     if (this.hooks.afterNoise) this.hooks.afterNoise();
     if (!finite) {
       this.resetAccumulation();
-      throw new PerSampleGradError('DP step produced a non-finite gradient; the update was not applied');
+      throw new PerSampleGradError(
+        'DP step produced a non-finite gradient; the update was not applied',
+      );
     }
     for (const [p, g] of this.acc) {
       p.grad = g;
       p.gradSource = 'private';
     }
     this.inner.step();
-    this.lastStepStats = { samples: this.samples, clipped: this.clipped, nonfinite: this.nonfinite, microBatches: this.micro };
+    this.lastStepStats = {
+      samples: this.samples,
+      clipped: this.clipped,
+      nonfinite: this.nonfinite,
+      microBatches: this.micro,
+    };
     this.resetAccumulation();
     if (this.hooks.afterStep) this.hooks.afterStep();
   }

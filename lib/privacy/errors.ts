@@ -10,7 +10,12 @@ export class PrivacyBudgetExceededError extends Error {
   /** Steps taken before the refusal. */
   readonly stepsTaken: number;
 
-  constructor(o: { epsilonSpent: number; targetEpsilon: number; delta: number; stepsTaken: number }) {
+  constructor(o: {
+    epsilonSpent: number;
+    targetEpsilon: number;
+    delta: number;
+    stepsTaken: number;
+  }) {
     super(
       `privacy budget exhausted: another step would take epsilon past the target ${o.targetEpsilon} ` +
         `(delta ${o.delta}); spent ${o.epsilonSpent.toPrecision(6)} in ${o.stepsTaken} steps. ` +

@@ -8,7 +8,12 @@
  *   for (...) { const { microBatches } = engine.nextBatch(); for (const idx of microBatches) { ...forward, loss, backward...; optimizer.accumulate(); } optimizer.step(); }
  *   engine.getEpsilon();
  */
-import { PldAccountant, RdpAccountant, accountantFromJSON, getNoiseMultiplier } from '../accounting';
+import {
+  PldAccountant,
+  RdpAccountant,
+  accountantFromJSON,
+  getNoiseMultiplier,
+} from '../accounting';
 import { Rng } from '../kernels/rng';
 import type { RngState } from '../kernels/rng';
 import { Module } from '../nn/module';
@@ -17,7 +22,13 @@ import { Optimizer } from '../optim/optimizer';
 import { ClippingMode, DPOptimizer } from './dp_optimizer';
 import { PerSampleGradError, PrivacyBudgetExceededError } from './errors';
 import { SeedLike, seedToKey } from './seed';
-import { BatchSampler, PoissonSampler, SamplerState, ShuffleSampler, splitMicroBatches } from './samplers';
+import {
+  BatchSampler,
+  PoissonSampler,
+  SamplerState,
+  ShuffleSampler,
+  splitMicroBatches,
+} from './samplers';
 
 import type { AccountantKind, LedgerJson, PldParameters } from '../accounting';
 
@@ -61,7 +72,10 @@ export interface MakePrivateOptions {
 }
 
 /** Options of {@link PrivacyEngine.makePrivateWithEpsilon}: noiseMultiplier is calibrated. */
-export interface MakePrivateWithEpsilonOptions extends Omit<MakePrivateOptions, 'noiseMultiplier' | 'targetEpsilon' | 'delta'> {
+export interface MakePrivateWithEpsilonOptions extends Omit<
+  MakePrivateOptions,
+  'noiseMultiplier' | 'targetEpsilon' | 'delta'
+> {
   targetEpsilon: number;
   targetDelta: number;
   /** Planned epochs: steps = ceil(epochs * N / batchSize). */
@@ -174,38 +188,74 @@ export class PrivacyEngine {
    * model to per-sample mode and returns the DP optimizer and sampler.
    */
   makePrivate(o: MakePrivateOptions): PrivateTraining {
-    if (this.cfg) throw new Error('PrivacyEngine.makePrivate: this engine is already in use; create a new PrivacyEngine per training run');
+    if (this.cfg)
+      throw new Error(
+        'PrivacyEngine.makePrivate: this engine is already in use; create a new PrivacyEngine per training run',
+      );
     if (o.onWarning) this.warnFn = o.onWarning;
     const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
-    if (!Number.isInteger(N) || N < 1) throw new RangeError(`makePrivate: dataset must have a positive integer length, got ${N}`);
-    if (!(Number.isFinite(o.batchSize) && o.batchSize > 0 && o.batchSize <= N)) throw new RangeError(`makePrivate: batchSize (expected batch size) must be in (0, N=${N}], got ${o.batchSize}`);
-    if (!(Number.isFinite(o.noiseMultiplier) && o.noiseMultiplier >= 0)) throw new RangeError(`makePrivate: noiseMultiplier must be finite and >= 0, got ${o.noiseMultiplier}`);
-    if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm > 0)) throw new RangeError(`makePrivate: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`);
-    if (o.maxPhysicalBatchSize !== undefined && (!Number.isInteger(o.maxPhysicalBatchSize) || o.maxPhysicalBatchSize < 1)) {
-      throw new RangeError(`makePrivate: maxPhysicalBatchSize must be a positive integer, got ${o.maxPhysicalBatchSize}`);
+    if (!Number.isInteger(N) || N < 1)
+      throw new RangeError(`makePrivate: dataset must have a positive integer length, got ${N}`);
+    if (!(Number.isFinite(o.batchSize) && o.batchSize > 0 && o.batchSize <= N))
+      throw new RangeError(
+        `makePrivate: batchSize (expected batch size) must be in (0, N=${N}], got ${o.batchSize}`,
+      );
+    if (!(Number.isFinite(o.noiseMultiplier) && o.noiseMultiplier >= 0))
+      throw new RangeError(
+        `makePrivate: noiseMultiplier must be finite and >= 0, got ${o.noiseMultiplier}`,
+      );
+    if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm > 0))
+      throw new RangeError(`makePrivate: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`);
+    if (
+      o.maxPhysicalBatchSize !== undefined &&
+      (!Number.isInteger(o.maxPhysicalBatchSize) || o.maxPhysicalBatchSize < 1)
+    ) {
+      throw new RangeError(
+        `makePrivate: maxPhysicalBatchSize must be a positive integer, got ${o.maxPhysicalBatchSize}`,
+      );
     }
     const delta = o.delta ?? 1 / Math.pow(N, 1.1);
-    if (!(delta > 0 && delta < 1)) throw new RangeError(`makePrivate: delta must be in (0, 1), got ${delta}`);
-    if (delta >= 1 / N) this.warn(`delta = ${delta} >= 1/N = ${1 / N}: such a delta allows leaking a whole record; use delta << 1/N (default 1/N^1.1)`);
-    if (o.targetEpsilon !== undefined && !(o.targetEpsilon > 0)) throw new RangeError(`makePrivate: targetEpsilon must be > 0, got ${o.targetEpsilon}`);
+    if (!(delta > 0 && delta < 1))
+      throw new RangeError(`makePrivate: delta must be in (0, 1), got ${delta}`);
+    if (delta >= 1 / N)
+      this.warn(
+        `delta = ${delta} >= 1/N = ${1 / N}: such a delta allows leaking a whole record; use delta << 1/N (default 1/N^1.1)`,
+      );
+    if (o.targetEpsilon !== undefined && !(o.targetEpsilon > 0))
+      throw new RangeError(`makePrivate: targetEpsilon must be > 0, got ${o.targetEpsilon}`);
     if (o.noiseMultiplier === 0) {
-      if (o.targetEpsilon !== undefined) throw new RangeError('makePrivate: noiseMultiplier = 0 gives infinite epsilon, which no targetEpsilon allows');
-      this.warn('noiseMultiplier = 0: no noise, training is NOT differentially private (epsilon is infinite)');
+      if (o.targetEpsilon !== undefined)
+        throw new RangeError(
+          'makePrivate: noiseMultiplier = 0 gives infinite epsilon, which no targetEpsilon allows',
+        );
+      this.warn(
+        'noiseMultiplier = 0: no noise, training is NOT differentially private (epsilon is infinite)',
+      );
     }
     const accountantKind = o.accountant ?? 'pld';
     const sampling = o.sampling ?? 'poisson';
-    if (sampling !== 'poisson' && sampling !== 'shuffle') throw new RangeError(`makePrivate: sampling must be 'poisson' or 'shuffle', got ${String(sampling)}`);
-    if (sampling === 'shuffle' && !Number.isInteger(o.batchSize)) throw new RangeError('makePrivate: shuffle sampling needs an integer batchSize');
+    if (sampling !== 'poisson' && sampling !== 'shuffle')
+      throw new RangeError(
+        `makePrivate: sampling must be 'poisson' or 'shuffle', got ${String(sampling)}`,
+      );
+    if (sampling === 'shuffle' && !Number.isInteger(o.batchSize))
+      throw new RangeError('makePrivate: shuffle sampling needs an integer batchSize');
 
     this.seeded = o.seed !== undefined;
     this.rng = this.seeded ? new Rng({ seed: seedToKey(o.seed!) }) : new Rng();
-    if (this.seeded) this.warn(`fixed seed: noise and sampling are reproducible and NOT secure if the seed is known (${this.rng.describe()})`);
+    if (this.seeded)
+      this.warn(
+        `fixed seed: noise and sampling are reproducible and NOT secure if the seed is known (${this.rng.describe()})`,
+      );
 
     const sampler: BatchSampler =
       sampling === 'poisson'
         ? new PoissonSampler({ datasetSize: N, sampleRate: o.batchSize / N, rng: this.rng })
         : new ShuffleSampler({ datasetSize: N, batchSize: o.batchSize, rng: this.rng });
-    if (sampling === 'shuffle') this.warn("sampling 'shuffle' gets no amplification by subsampling: it is accounted with sampleRate 1");
+    if (sampling === 'shuffle')
+      this.warn(
+        "sampling 'shuffle' gets no amplification by subsampling: it is accounted with sampleRate 1",
+      );
 
     const dp = new DPOptimizer(o.model, o.optimizer, {
       noiseMultiplier: o.noiseMultiplier,
@@ -236,7 +286,10 @@ export class PrivacyEngine {
       delta,
       targetEpsilon: o.targetEpsilon ?? null,
       clipping: dp.clipping,
-      perLayerMaxGradNorm: dp.clipping === 'perLayer' ? Object.fromEntries(dp.tracked.map((t) => [t.path, t.maxGradNorm])) : null,
+      perLayerMaxGradNorm:
+        dp.clipping === 'perLayer'
+          ? Object.fromEntries(dp.tracked.map((t) => [t.path, t.maxGradNorm]))
+          : null,
       sampling,
       maxPhysicalBatchSize: o.maxPhysicalBatchSize ?? null,
     };
@@ -250,11 +303,26 @@ export class PrivacyEngine {
    */
   makePrivateWithEpsilon(o: MakePrivateWithEpsilonOptions): PrivateTraining {
     const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
-    if (!Number.isInteger(N) || N < 1) throw new RangeError(`makePrivateWithEpsilon: dataset must have a positive integer length, got ${N}`);
-    if (!(o.targetEpsilon > 0 && Number.isFinite(o.targetEpsilon))) throw new RangeError(`makePrivateWithEpsilon: targetEpsilon must be finite and > 0, got ${o.targetEpsilon}`);
-    if (!(o.targetDelta > 0 && o.targetDelta < 1)) throw new RangeError(`makePrivateWithEpsilon: targetDelta must be in (0, 1), got ${o.targetDelta}`);
-    if (!(o.epochs > 0 && Number.isFinite(o.epochs))) throw new RangeError(`makePrivateWithEpsilon: epochs must be finite and > 0, got ${o.epochs}`);
-    if (!(o.batchSize > 0 && o.batchSize <= N)) throw new RangeError(`makePrivateWithEpsilon: batchSize must be in (0, N=${N}], got ${o.batchSize}`);
+    if (!Number.isInteger(N) || N < 1)
+      throw new RangeError(
+        `makePrivateWithEpsilon: dataset must have a positive integer length, got ${N}`,
+      );
+    if (!(o.targetEpsilon > 0 && Number.isFinite(o.targetEpsilon)))
+      throw new RangeError(
+        `makePrivateWithEpsilon: targetEpsilon must be finite and > 0, got ${o.targetEpsilon}`,
+      );
+    if (!(o.targetDelta > 0 && o.targetDelta < 1))
+      throw new RangeError(
+        `makePrivateWithEpsilon: targetDelta must be in (0, 1), got ${o.targetDelta}`,
+      );
+    if (!(o.epochs > 0 && Number.isFinite(o.epochs)))
+      throw new RangeError(
+        `makePrivateWithEpsilon: epochs must be finite and > 0, got ${o.epochs}`,
+      );
+    if (!(o.batchSize > 0 && o.batchSize <= N))
+      throw new RangeError(
+        `makePrivateWithEpsilon: batchSize must be in (0, N=${N}], got ${o.batchSize}`,
+      );
     const sampleRate = (o.sampling ?? 'poisson') === 'poisson' ? o.batchSize / N : 1;
     const steps = Math.ceil((o.epochs * N) / o.batchSize);
     const noiseMultiplier = getNoiseMultiplier({
@@ -265,14 +333,34 @@ export class PrivacyEngine {
       accountant: o.accountant ?? 'pld',
       pldParameters: o.pldParameters,
     });
-    const out = this.makePrivate({ ...o, noiseMultiplier, targetEpsilon: o.targetEpsilon, delta: o.targetDelta });
+    const out = this.makePrivate({
+      ...o,
+      noiseMultiplier,
+      targetEpsilon: o.targetEpsilon,
+      delta: o.targetDelta,
+    });
     this.plannedSteps = steps;
     return out;
   }
 
-  private need(): { cfg: PrivacyConfig; dp: DPOptimizer; sampler: BatchSampler; accountant: Accountant; model: Module; rng: Rng } {
-    if (!this.cfg || !this.dp || !this.sampler_ || !this.accountant || !this.model || !this.rng) throw new Error('PrivacyEngine: call makePrivate first');
-    return { cfg: this.cfg, dp: this.dp, sampler: this.sampler_, accountant: this.accountant, model: this.model, rng: this.rng };
+  private need(): {
+    cfg: PrivacyConfig;
+    dp: DPOptimizer;
+    sampler: BatchSampler;
+    accountant: Accountant;
+    model: Module;
+    rng: Rng;
+  } {
+    if (!this.cfg || !this.dp || !this.sampler_ || !this.accountant || !this.model || !this.rng)
+      throw new Error('PrivacyEngine: call makePrivate first');
+    return {
+      cfg: this.cfg,
+      dp: this.dp,
+      sampler: this.sampler_,
+      accountant: this.accountant,
+      model: this.model,
+      rng: this.rng,
+    };
   }
 
   /** The privacy configuration in force. */
@@ -330,7 +418,11 @@ export class PrivacyEngine {
   private guessRemaining(): number {
     const { cfg, accountant } = this.need();
     const rdp = new RdpAccountant();
-    for (const ev of accountant.history) rdp.step({ noiseMultiplier: ev.noiseMultiplier, sampleRate: ev.sampleRate, mechanism: ev.mechanism }, ev.steps);
+    for (const ev of accountant.history)
+      rdp.step(
+        { noiseMultiplier: ev.noiseMultiplier, sampleRate: ev.sampleRate, mechanism: ev.mechanism },
+        ev.steps,
+      );
     const target = cfg.targetEpsilon!;
     const fits = (k: number): boolean => {
       const r = RdpAccountant.fromJSON(rdp.toJSON());
@@ -351,7 +443,8 @@ export class PrivacyEngine {
         else hi = mid;
       }
     }
-    const planned = this.plannedSteps !== null ? Math.max(0, this.plannedSteps - this.stepCount) : 0;
+    const planned =
+      this.plannedSteps !== null ? Math.max(0, this.plannedSteps - this.stepCount) : 0;
     return Math.max(lo, planned);
   }
 
@@ -387,7 +480,12 @@ export class PrivacyEngine {
     if (cfg.targetEpsilon === null) return;
     this.ensureVerified();
     if (this.verifiedSteps < 1) {
-      throw new PrivacyBudgetExceededError({ epsilonSpent: this.getEpsilon(), targetEpsilon: cfg.targetEpsilon, delta: cfg.delta, stepsTaken: this.stepCount });
+      throw new PrivacyBudgetExceededError({
+        epsilonSpent: this.getEpsilon(),
+        targetEpsilon: cfg.targetEpsilon,
+        delta: cfg.delta,
+        stepsTaken: this.stepCount,
+      });
     }
   }
 
@@ -395,8 +493,14 @@ export class PrivacyEngine {
     const { dp } = this.need();
     this.refuseIfExhausted();
     const b = this.batchPending;
-    if (!b) throw new PerSampleGradError('step(): no logical batch was drawn; call engine.nextBatch() once per step so the accountant records the sampling that ran');
-    if (dp.accumulatedSamples + (dp.hasPendingCapture() ? this.pendingBatchSize() : 0) !== b.indices.length) {
+    if (!b)
+      throw new PerSampleGradError(
+        'step(): no logical batch was drawn; call engine.nextBatch() once per step so the accountant records the sampling that ran',
+      );
+    if (
+      dp.accumulatedSamples + (dp.hasPendingCapture() ? this.pendingBatchSize() : 0) !==
+      b.indices.length
+    ) {
       throw new PerSampleGradError(
         `step(): the logical batch has ${b.indices.length} samples but ${dp.accumulatedSamples} were accumulated; run forward/backward and optimizer.accumulate() on every micro-batch of engine.nextBatch()`,
       );
@@ -425,10 +529,15 @@ export class PrivacyEngine {
     const { sampler, cfg, dp } = this.need();
     this.refuseIfExhausted();
     if (dp.accumulatedSamples > 0 || dp.hasPendingCapture()) {
-      throw new Error('nextBatch(): the previous logical batch has accumulated gradients but no step; call optimizer.step(), or optimizer.zeroGrad() to abandon it explicitly');
+      throw new Error(
+        'nextBatch(): the previous logical batch has accumulated gradients but no step; call optimizer.step(), or optimizer.zeroGrad() to abandon it explicitly',
+      );
     }
     const indices = sampler.sample();
-    const micro = indices.length === 0 ? [] : splitMicroBatches(indices, cfg.maxPhysicalBatchSize ?? indices.length);
+    const micro =
+      indices.length === 0
+        ? []
+        : splitMicroBatches(indices, cfg.maxPhysicalBatchSize ?? indices.length);
     this.batchPending = { indices, microBatches: micro };
     return this.batchPending;
   }
@@ -456,7 +565,11 @@ export class PrivacyEngine {
   }
 
   private paramPaths(): Map<Parameter, string> {
-    return new Map(this.need().model.namedParameters().map(([path, p]) => [p, path]));
+    return new Map(
+      this.need()
+        .model.namedParameters()
+        .map(([path, p]) => [p, path]),
+    );
   }
 
   /** Everything needed to resume (see {@link PrivacyEngineState}); tensors are copies. */
@@ -464,12 +577,14 @@ export class PrivacyEngine {
     const { cfg, dp, sampler, accountant, model, rng } = this.need();
     const paths = this.paramPaths();
     const params: PrivacyEngineState['params'] = {};
-    for (const [path, p] of model.namedParameters()) if (p.requiresGrad) params[path] = { shape: [...p.shape], data: p.data.slice() };
+    for (const [path, p] of model.namedParameters())
+      if (p.requiresGrad) params[path] = { shape: [...p.shape], data: p.data.slice() };
     const os = dp.inner.stateDict();
     const slots: Record<string, Record<string, Float32Array>> = {};
     dp.inner.params.forEach((p, i) => {
       const path = paths.get(p);
-      if (path === undefined) throw new Error('stateDict: optimizer parameter not found in the model');
+      if (path === undefined)
+        throw new Error('stateDict: optimizer parameter not found in the model');
       slots[path] = os.slots[i];
     });
     return {
@@ -479,9 +594,16 @@ export class PrivacyEngine {
       params,
       optimizer: { kind: os.kind, lr: os.lr, hyper: os.hyper, step: os.step, slots },
       sampler: sampler.stateDict(),
-      rng: { reproducible: rng.reproducible, description: rng.describe(), state: rng.reproducible ? rng.getState() : undefined },
+      rng: {
+        reproducible: rng.reproducible,
+        description: rng.describe(),
+        state: rng.reproducible ? rng.getState() : undefined,
+      },
       accountant: JSON.parse(JSON.stringify(accountant.toJSON())) as LedgerJson,
-      privacy: { ...cfg, perLayerMaxGradNorm: cfg.perLayerMaxGradNorm ? { ...cfg.perLayerMaxGradNorm } : null },
+      privacy: {
+        ...cfg,
+        perLayerMaxGradNorm: cfg.perLayerMaxGradNorm ? { ...cfg.perLayerMaxGradNorm } : null,
+      },
       noiselessSteps: this.noiselessSteps,
       epsilon: this.getEpsilon(),
     };
@@ -495,25 +617,55 @@ export class PrivacyEngine {
    */
   loadStateDict(state: PrivacyEngineState): void {
     const { cfg, dp, sampler, model } = this.need();
-    if (!state || state.format !== 'dp-lora.privacy-engine' || state.version !== 1) throw new TypeError('loadStateDict: not a dp-lora privacy-engine state (format/version)');
-    if (state.accountant === undefined || state.accountant === null) throw new TypeError('loadStateDict: the state has no privacy ledger (accountant); refusing to resume without it');
-    if (!Number.isInteger(state.step) || state.step < 0) throw new RangeError('loadStateDict: step must be an integer >= 0');
-    if (!Number.isInteger(state.noiselessSteps) || state.noiselessSteps < 0) throw new TypeError('loadStateDict: noiselessSteps must be an integer >= 0 (part of the privacy record)');
+    if (!state || state.format !== 'dp-lora.privacy-engine' || state.version !== 1)
+      throw new TypeError('loadStateDict: not a dp-lora privacy-engine state (format/version)');
+    if (state.accountant === undefined || state.accountant === null)
+      throw new TypeError(
+        'loadStateDict: the state has no privacy ledger (accountant); refusing to resume without it',
+      );
+    if (!Number.isInteger(state.step) || state.step < 0)
+      throw new RangeError('loadStateDict: step must be an integer >= 0');
+    if (!Number.isInteger(state.noiselessSteps) || state.noiselessSteps < 0)
+      throw new TypeError(
+        'loadStateDict: noiselessSteps must be an integer >= 0 (part of the privacy record)',
+      );
     const acc = accountantFromJSON(state.accountant);
-    if (state.privacy.accountant !== cfg.accountant) this.warn(`resuming a '${state.privacy.accountant}' ledger with a '${cfg.accountant}' engine; the saved ledger is kept`);
-    for (const k of ['noiseMultiplier', 'maxGradNorm', 'sampleRate', 'datasetSize', 'expectedBatchSize', 'clipping', 'sampling'] as const) {
-      if (state.privacy[k] !== cfg[k]) this.warn(`resume: ${k} was ${state.privacy[k]}, is now ${cfg[k]}; the ledger records both`);
+    if (state.privacy.accountant !== cfg.accountant)
+      this.warn(
+        `resuming a '${state.privacy.accountant}' ledger with a '${cfg.accountant}' engine; the saved ledger is kept`,
+      );
+    for (const k of [
+      'noiseMultiplier',
+      'maxGradNorm',
+      'sampleRate',
+      'datasetSize',
+      'expectedBatchSize',
+      'clipping',
+      'sampling',
+    ] as const) {
+      if (state.privacy[k] !== cfg[k])
+        this.warn(
+          `resume: ${k} was ${state.privacy[k]}, is now ${cfg[k]}; the ledger records both`,
+        );
     }
     // Parameters.
     const named = new Map(model.namedParameters());
     const trainable = [...named].filter(([, p]) => p.requiresGrad).map(([path]) => path);
     for (const path of trainable) {
       const s = state.params[path];
-      if (!s) throw new RangeError(`loadStateDict: no saved value for trainable parameter '${path}'`);
+      if (!s)
+        throw new RangeError(`loadStateDict: no saved value for trainable parameter '${path}'`);
       const p = named.get(path)!;
-      if (!isFloat32Array(s.data) || s.data.length !== p.size) throw new RangeError(`loadStateDict: '${path}' must be a Float32Array of ${p.size} elements`);
+      if (!isFloat32Array(s.data) || s.data.length !== p.size)
+        throw new RangeError(
+          `loadStateDict: '${path}' must be a Float32Array of ${p.size} elements`,
+        );
     }
-    for (const path of Object.keys(state.params)) if (!named.get(path)?.requiresGrad) throw new RangeError(`loadStateDict: saved parameter '${path}' is not a trainable parameter of this model`);
+    for (const path of Object.keys(state.params))
+      if (!named.get(path)?.requiresGrad)
+        throw new RangeError(
+          `loadStateDict: saved parameter '${path}' is not a trainable parameter of this model`,
+        );
     // Optimizer.
     const paths = this.paramPaths();
     const slots = dp.inner.params.map((p) => {
@@ -521,7 +673,13 @@ export class PrivacyEngine {
       if (!s) throw new RangeError(`loadStateDict: no optimizer state for '${paths.get(p)}'`);
       return s;
     });
-    dp.inner.loadStateDict({ kind: state.optimizer.kind, lr: state.optimizer.lr, hyper: state.optimizer.hyper, step: state.optimizer.step, slots });
+    dp.inner.loadStateDict({
+      kind: state.optimizer.kind,
+      lr: state.optimizer.lr,
+      hyper: state.optimizer.hyper,
+      step: state.optimizer.step,
+      slots,
+    });
     for (const path of trainable) named.get(path)!.data.set(state.params[path].data);
     sampler.loadStateDict(state.sampler);
     // RNG: exact stream only in seeded mode.
@@ -530,7 +688,10 @@ export class PrivacyEngine {
       rng = Rng.fromState(state.rng.state);
     } else {
       rng = new Rng();
-      if (this.seeded) this.warn('resume: the saved state has no reproducible RNG state; re-keyed from the OS (the run is no longer reproducible)');
+      if (this.seeded)
+        this.warn(
+          'resume: the saved state has no reproducible RNG state; re-keyed from the OS (the run is no longer reproducible)',
+        );
     }
     this.rng = rng;
     sampler.setRng(rng);

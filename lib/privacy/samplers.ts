@@ -35,7 +35,10 @@ export interface BatchSampler {
 }
 
 function checkN(datasetSize: number, who: string): void {
-  if (!Number.isInteger(datasetSize) || datasetSize < 1 || datasetSize > 2 ** 31 - 1) throw new RangeError(`${who}: datasetSize must be a positive integer < 2^31, got ${datasetSize}`);
+  if (!Number.isInteger(datasetSize) || datasetSize < 1 || datasetSize > 2 ** 31 - 1)
+    throw new RangeError(
+      `${who}: datasetSize must be a positive integer < 2^31, got ${datasetSize}`,
+    );
 }
 
 /** Poisson sampler: each index in [0, N) joins the batch independently with probability q. */
@@ -49,7 +52,8 @@ export class PoissonSampler implements BatchSampler {
 
   constructor(o: { datasetSize: number; sampleRate: number; rng: Rng }) {
     checkN(o.datasetSize, 'PoissonSampler');
-    if (!(o.sampleRate > 0 && o.sampleRate <= 1)) throw new RangeError(`PoissonSampler: sampleRate must be in (0, 1], got ${o.sampleRate}`);
+    if (!(o.sampleRate > 0 && o.sampleRate <= 1))
+      throw new RangeError(`PoissonSampler: sampleRate must be in (0, 1], got ${o.sampleRate}`);
     this.datasetSize = o.datasetSize;
     this.sampleRate = o.sampleRate;
     this.rng = o.rng;
@@ -78,12 +82,23 @@ export class PoissonSampler implements BatchSampler {
   }
 
   stateDict(): SamplerState {
-    return { kind: 'poisson', datasetSize: this.datasetSize, sampleRate: this.sampleRate, batchesDrawn: this.batchesDrawn };
+    return {
+      kind: 'poisson',
+      datasetSize: this.datasetSize,
+      sampleRate: this.sampleRate,
+      batchesDrawn: this.batchesDrawn,
+    };
   }
 
   loadStateDict(s: SamplerState): void {
-    if (s?.kind !== 'poisson' || s.datasetSize !== this.datasetSize || s.sampleRate !== this.sampleRate) {
-      throw new RangeError(`PoissonSampler.loadStateDict: state (${s?.kind}, N=${s?.datasetSize}, q=${s?.sampleRate}) does not match this sampler (poisson, N=${this.datasetSize}, q=${this.sampleRate})`);
+    if (
+      s?.kind !== 'poisson' ||
+      s.datasetSize !== this.datasetSize ||
+      s.sampleRate !== this.sampleRate
+    ) {
+      throw new RangeError(
+        `PoissonSampler.loadStateDict: state (${s?.kind}, N=${s?.datasetSize}, q=${s?.sampleRate}) does not match this sampler (poisson, N=${this.datasetSize}, q=${this.sampleRate})`,
+      );
     }
     this.batchesDrawn = s.batchesDrawn;
   }
@@ -114,7 +129,10 @@ export class ShuffleSampler implements BatchSampler {
 
   constructor(o: { datasetSize: number; batchSize: number; rng: Rng }) {
     checkN(o.datasetSize, 'ShuffleSampler');
-    if (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > o.datasetSize) throw new RangeError(`ShuffleSampler: batchSize must be an integer in [1, ${o.datasetSize}], got ${o.batchSize}`);
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > o.datasetSize)
+      throw new RangeError(
+        `ShuffleSampler: batchSize must be an integer in [1, ${o.datasetSize}], got ${o.batchSize}`,
+      );
     this.datasetSize = o.datasetSize;
     this.batchSize = o.batchSize;
     this.rng = o.rng;
@@ -160,8 +178,14 @@ export class ShuffleSampler implements BatchSampler {
   }
 
   loadStateDict(s: SamplerState): void {
-    if (s?.kind !== 'shuffle' || s.datasetSize !== this.datasetSize || s.batchSize !== this.batchSize) {
-      throw new RangeError('ShuffleSampler.loadStateDict: state does not match this sampler (kind, datasetSize, batchSize)');
+    if (
+      s?.kind !== 'shuffle' ||
+      s.datasetSize !== this.datasetSize ||
+      s.batchSize !== this.batchSize
+    ) {
+      throw new RangeError(
+        'ShuffleSampler.loadStateDict: state does not match this sampler (kind, datasetSize, batchSize)',
+      );
     }
     this.perm = s.permutation ? Int32Array.from(s.permutation) : null;
     this.pos = s.position ?? 0;
@@ -171,8 +195,12 @@ export class ShuffleSampler implements BatchSampler {
 
 /** Splits a logical batch into micro-batches of at most `maxPhysicalBatchSize` (views, no copy). */
 export function splitMicroBatches(indices: Int32Array, maxPhysicalBatchSize: number): Int32Array[] {
-  if (!Number.isInteger(maxPhysicalBatchSize) || maxPhysicalBatchSize < 1) throw new RangeError(`maxPhysicalBatchSize must be a positive integer, got ${maxPhysicalBatchSize}`);
+  if (!Number.isInteger(maxPhysicalBatchSize) || maxPhysicalBatchSize < 1)
+    throw new RangeError(
+      `maxPhysicalBatchSize must be a positive integer, got ${maxPhysicalBatchSize}`,
+    );
   const out: Int32Array[] = [];
-  for (let i = 0; i < indices.length; i += maxPhysicalBatchSize) out.push(indices.subarray(i, Math.min(indices.length, i + maxPhysicalBatchSize)));
+  for (let i = 0; i < indices.length; i += maxPhysicalBatchSize)
+    out.push(indices.subarray(i, Math.min(indices.length, i + maxPhysicalBatchSize)));
   return out;
 }

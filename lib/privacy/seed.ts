@@ -17,8 +17,15 @@ export function seedToKey(seed: SeedLike): Uint8Array {
     if (u.length === 32) return Uint8Array.from(u);
     return Uint8Array.from(createHash('sha256').update('dp-lora seed bytes:').update(u).digest());
   }
-  if (typeof seed === 'string' && /^[0-9a-fA-F]{64}$/.test(seed)) return Uint8Array.from(Buffer.from(seed, 'hex'));
-  if (typeof seed === 'number' && !Number.isFinite(seed)) throw new RangeError(`seed must be finite, got ${seed}`);
-  if (typeof seed !== 'number' && typeof seed !== 'bigint' && typeof seed !== 'string') throw new TypeError('seed must be a number, bigint, string or Uint8Array');
-  return Uint8Array.from(createHash('sha256').update(`dp-lora seed ${typeof seed}:${String(seed)}`).digest());
+  if (typeof seed === 'string' && /^[0-9a-fA-F]{64}$/.test(seed))
+    return Uint8Array.from(Buffer.from(seed, 'hex'));
+  if (typeof seed === 'number' && !Number.isFinite(seed))
+    throw new RangeError(`seed must be finite, got ${seed}`);
+  if (typeof seed !== 'number' && typeof seed !== 'bigint' && typeof seed !== 'string')
+    throw new TypeError('seed must be a number, bigint, string or Uint8Array');
+  return Uint8Array.from(
+    createHash('sha256')
+      .update(`dp-lora seed ${typeof seed}:${String(seed)}`)
+      .digest(),
+  );
 }

@@ -12,7 +12,9 @@
 
 namespace dplora_binding {
 
-inline std::string Str(const char *s) { return std::string(s); }
+inline std::string Str(const char *s) {
+  return std::string(s);
+}
 
 [[noreturn]] inline void ThrowType(Napi::Env env, const std::string &msg) {
   throw Napi::TypeError::New(env, msg);
@@ -26,11 +28,16 @@ inline void CheckStatus(Napi::Env env, int rc, const char *what) {
   if (rc == DPLORA_OK) return;
   std::string w(what);
   switch (rc) {
-    case DPLORA_EINVAL: ThrowRange(env, w + ": invalid argument");
-    case DPLORA_EOVERFLOW: ThrowRange(env, w + ": input could overflow the integer accumulator");
-    case DPLORA_ENOMEM: throw Napi::Error::New(env, w + ": out of memory");
-    case DPLORA_EENTROPY: throw Napi::Error::New(env, w + ": the OS entropy source failed");
-    default: throw Napi::Error::New(env, w + ": failed with code " + std::to_string(rc));
+    case DPLORA_EINVAL:
+      ThrowRange(env, w + ": invalid argument");
+    case DPLORA_EOVERFLOW:
+      ThrowRange(env, w + ": input could overflow the integer accumulator");
+    case DPLORA_ENOMEM:
+      throw Napi::Error::New(env, w + ": out of memory");
+    case DPLORA_EENTROPY:
+      throw Napi::Error::New(env, w + ": the OS entropy source failed");
+    default:
+      throw Napi::Error::New(env, w + ": failed with code " + std::to_string(rc));
   }
 }
 
@@ -39,8 +46,8 @@ inline Napi::Value Arg(const Napi::CallbackInfo &info, size_t i) {
 }
 
 template <typename T>
-inline T TypedArg(Napi::Env env, Napi::Value v, napi_typedarray_type type,
-                  const char *type_name, const char *name) {
+inline T TypedArg(Napi::Env env, Napi::Value v, napi_typedarray_type type, const char *type_name,
+                  const char *name) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
     ThrowType(env, Str(name) + " must be a " + type_name);
   }
@@ -67,7 +74,8 @@ inline Napi::Uint32Array U32(Napi::Env env, Napi::Value v, const char *name) {
 }
 
 inline Napi::Object Obj(Napi::Env env, Napi::Value v, const char *name) {
-  if (!v.IsObject() || v.IsTypedArray() || v.IsArray()) ThrowType(env, Str(name) + " must be an object");
+  if (!v.IsObject() || v.IsTypedArray() || v.IsArray())
+    ThrowType(env, Str(name) + " must be an object");
   return v.As<Napi::Object>();
 }
 
@@ -75,7 +83,8 @@ inline Napi::Object Obj(Napi::Env env, Napi::Value v, const char *name) {
 inline int64_t IntValue(Napi::Env env, Napi::Value v, const char *name, int64_t min_value = 0) {
   if (!v.IsNumber()) ThrowType(env, Str(name) + " must be an integer number");
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d) ThrowRange(env, Str(name) + " must be a finite integer");
+  if (!std::isfinite(d) || std::floor(d) != d)
+    ThrowRange(env, Str(name) + " must be a finite integer");
   if (d < static_cast<double>(min_value)) {
     ThrowRange(env, Str(name) + " must be >= " + std::to_string(min_value));
   }
@@ -149,8 +158,11 @@ class PromiseWorker : public Napi::AsyncWorker {
 
  private:
   PromiseWorker(Napi::Env env, const char *what, Work work, Done done)
-      : Napi::AsyncWorker(env, what), deferred_(Napi::Promise::Deferred::New(env)),
-        what_(what), work_(std::move(work)), done_(std::move(done)) {}
+      : Napi::AsyncWorker(env, what),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        what_(what),
+        work_(std::move(work)),
+        done_(std::move(done)) {}
 
   Napi::Promise::Deferred deferred_;
   std::string what_;

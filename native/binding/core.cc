@@ -26,7 +26,8 @@ Napi::Value SetIsa(const Napi::CallbackInfo &info) {
   std::string name = v.As<Napi::String>();
   for (int isa = DPLORA_ISA_SCALAR; isa <= DPLORA_ISA_AVX512; ++isa) {
     if (name == dplora_isa_name(isa)) {
-      if (dplora_set_isa(isa) != DPLORA_OK) ThrowRange(env, "isa '" + name + "' is not supported on this CPU");
+      if (dplora_set_isa(isa) != DPLORA_OK)
+        ThrowRange(env, "isa '" + name + "' is not supported on this CPU");
       return env.Undefined();
     }
   }

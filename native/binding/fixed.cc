@@ -21,7 +21,8 @@ Napi::Value FixedQuantize(const Napi::CallbackInfo &info) {
   Napi::Int32Array out = I32(env, Arg(info, 2), "out");
   CheckLength(env, out, int64_t(x.ElementLength()), "out");
   dplora_quantize_stats st{0, 0};
-  CheckStatus(env, dplora_fixed_quantize(x.Data(), int64_t(x.ElementLength()), f, out.Data(), &st), "quantize");
+  CheckStatus(env, dplora_fixed_quantize(x.Data(), int64_t(x.ElementLength()), f, out.Data(), &st),
+              "quantize");
   Napi::Object r = Napi::Object::New(env);
   r.Set("saturated", Napi::Number::New(env, double(st.saturated)));
   r.Set("nan", Napi::Number::New(env, double(st.nan)));
@@ -38,14 +39,18 @@ Napi::Value FixedDequantize(const Napi::CallbackInfo &info) {
     Napi::Int32Array q = qv.As<Napi::Int32Array>();
     Napi::Float32Array out = F32(env, ov, "out");
     CheckLength(env, out, int64_t(q.ElementLength()), "out");
-    CheckStatus(env, dplora_fixed_dequantize_i32(q.Data(), int64_t(q.ElementLength()), f, out.Data()), "dequantize");
+    CheckStatus(env,
+                dplora_fixed_dequantize_i32(q.Data(), int64_t(q.ElementLength()), f, out.Data()),
+                "dequantize");
     return out;
   }
   if (qv.IsTypedArray() && qv.As<Napi::TypedArray>().TypedArrayType() == napi_bigint64_array) {
     Napi::BigInt64Array q = qv.As<Napi::BigInt64Array>();
     Napi::Float64Array out = F64(env, ov, "out");
     CheckLength(env, out, int64_t(q.ElementLength()), "out");
-    CheckStatus(env, dplora_fixed_dequantize_i64(q.Data(), int64_t(q.ElementLength()), f, out.Data()), "dequantize");
+    CheckStatus(env,
+                dplora_fixed_dequantize_i64(q.Data(), int64_t(q.ElementLength()), f, out.Data()),
+                "dequantize");
     return out;
   }
   ThrowType(env, "q must be an Int32Array or BigInt64Array");
@@ -63,10 +68,13 @@ Napi::Value FixedClipSum(const Napi::CallbackInfo &info) {
   CheckLength(env, g, MulSize(env, batch, dim, "grads"), "grads");
   CheckLength(env, out, dim, "out");
   if (clip > 0 && batch > DPLORA_FIXED_SUM_BOUND / clip) {
-    ThrowRange(env, "batch * clipInt must be <= 2^62 (the int64 sum keeps 2^62 of headroom for the noise)");
+    ThrowRange(
+        env,
+        "batch * clipInt must be <= 2^62 (the int64 sum keeps 2^62 of headroom for the noise)");
   }
   int64_t clipped = 0;
-  CheckStatus(env, dplora_fixed_clip_sum(g.Data(), batch, dim, clip, out.Data(), &clipped), "fixedClipSum");
+  CheckStatus(env, dplora_fixed_clip_sum(g.Data(), batch, dim, clip, out.Data(), &clipped),
+              "fixedClipSum");
   return Napi::Number::New(env, double(clipped));
 }
 
@@ -81,8 +89,9 @@ Napi::Value FixedAddDiscreteGaussian(const Napi::CallbackInfo &info) {
   uint64_t den = U64BigInt(env, Arg(info, 5), "sigmaSq.den");
   if (num == 0 || den == 0) ThrowRange(env, "sigmaSq must be > 0");
   int64_t sat = 0;
-  CheckStatus(env, dplora_fixed_add_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, sum.Data(),
-                                                      int64_t(sum.ElementLength()), &sat),
+  CheckStatus(env,
+              dplora_fixed_add_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den,
+                                                 sum.Data(), int64_t(sum.ElementLength()), &sat),
               "addDiscreteGaussianNoise");
   Napi::Object r = Napi::Object::New(env);
   r.Set("position", U64ToBigInt(env, pos));

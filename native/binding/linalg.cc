@@ -17,7 +17,8 @@ const uint8_t *Bytes(const Napi::TypedArray &x) {
   size_t length = 0, offset = 0;
   void *data = nullptr;
   napi_value buffer;
-  if (napi_get_typedarray_info(x.Env(), x, &type, &length, &data, &buffer, &offset) != napi_ok) return nullptr;
+  if (napi_get_typedarray_info(x.Env(), x, &type, &length, &data, &buffer, &offset) != napi_ok)
+    return nullptr;
   return static_cast<const uint8_t *>(data);  // already includes the byte offset
 }
 
@@ -95,7 +96,8 @@ SgemmArgs ParseSgemm(const Napi::CallbackInfo &info) {
     const int64_t minimum = std::max<int64_t>(1, width);
     if (v.IsUndefined()) return minimum;
     const int64_t x = IntValue(env, v, key, 1);
-    if (x < width) ThrowRange(env, Str(key) + " must be >= the stored row width " + std::to_string(width));
+    if (x < width)
+      ThrowRange(env, Str(key) + " must be >= the stored row width " + std::to_string(width));
     return x;
   };
   s.lda = ld("lda", wa);
@@ -156,7 +158,8 @@ Shape ParseShape(Napi::Env env, Napi::Value v) {
 int ParseMethod(Napi::Env env, Napi::Object o) {
   Napi::Value v = o.Get("method");
   if (v.IsUndefined()) return DPLORA_NORM_AUTO;
-  if (!v.IsString()) ThrowType(env, "method must be a string ('auto', 'direct', 'ghost' or 'bound')");
+  if (!v.IsString())
+    ThrowType(env, "method must be a string ('auto', 'direct', 'ghost' or 'bound')");
   const std::string m = v.As<Napi::String>();
   if (m == "auto") return DPLORA_NORM_AUTO;
   if (m == "direct") return DPLORA_NORM_DIRECT;

@@ -5,7 +5,8 @@
 namespace dplora_binding {
 
 // exports[name] = a JS function called `name` that runs fn.
-inline void Export(Napi::Env env, Napi::Object exports, const char *name, Napi::Function::Callback fn) {
+inline void Export(Napi::Env env, Napi::Object exports, const char *name,
+                   Napi::Function::Callback fn) {
   exports.Set(name, Napi::Function::New(env, fn, name));
 }
 

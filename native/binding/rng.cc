@@ -41,8 +41,10 @@ Napi::Value RngFillU32(const Napi::CallbackInfo &info) {
   Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
   uint64_t pos = PositionArg(env, Arg(info, 2));
   Napi::Uint32Array out = U32(env, Arg(info, 3), "out");
-  CheckStatus(env, dplora_rng_fill_u32(key.Data(), nonce.Data(), pos, out.Data(), int64_t(out.ElementLength())),
-              "fillUint32");
+  CheckStatus(
+      env,
+      dplora_rng_fill_u32(key.Data(), nonce.Data(), pos, out.Data(), int64_t(out.ElementLength())),
+      "fillUint32");
   return out;
 }
 
@@ -52,7 +54,9 @@ Napi::Value RngUniform(const Napi::CallbackInfo &info) {
   Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
   uint64_t pos = PositionArg(env, Arg(info, 2));
   Napi::Float64Array out = F64(env, Arg(info, 3), "out");
-  CheckStatus(env, dplora_rng_uniform_f64(key.Data(), nonce.Data(), pos, out.Data(), int64_t(out.ElementLength())),
+  CheckStatus(env,
+              dplora_rng_uniform_f64(key.Data(), nonce.Data(), pos, out.Data(),
+                                     int64_t(out.ElementLength())),
               "uniform");
   return out;
 }
@@ -65,7 +69,8 @@ double StdArg(Napi::Env env, Napi::Value v) {
 
 // Single-precision paths scale by float(std): it must not round to infinity.
 void CheckStdF32(Napi::Env env, double sd) {
-  if (sd > double(FLT_MAX)) ThrowRange(env, "std must be <= 3.4028234663852886e38 (float32 range) for a Float32Array");
+  if (sd > double(FLT_MAX))
+    ThrowRange(env, "std must be <= 3.4028234663852886e38 (float32 range) for a Float32Array");
 }
 
 // (key, nonce, position, out: Float32Array | Float64Array, std, add)
@@ -79,8 +84,9 @@ Napi::Value RngGaussian(const Napi::CallbackInfo &info) {
   int add = Arg(info, 5).ToBoolean().Value() ? 1 : 0;
   if (ov.IsTypedArray() && ov.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
     Napi::Float64Array out = ov.As<Napi::Float64Array>();
-    CheckStatus(env, dplora_rng_gaussian_f64(key.Data(), nonce.Data(), pos, out.Data(),
-                                             int64_t(out.ElementLength()), sd, add),
+    CheckStatus(env,
+                dplora_rng_gaussian_f64(key.Data(), nonce.Data(), pos, out.Data(),
+                                        int64_t(out.ElementLength()), sd, add),
                 "gaussian");
     return out;
   }
@@ -89,8 +95,9 @@ Napi::Value RngGaussian(const Napi::CallbackInfo &info) {
   }
   Napi::Float32Array out = ov.As<Napi::Float32Array>();
   CheckStdF32(env, sd);
-  CheckStatus(env, dplora_rng_gaussian_f32(key.Data(), nonce.Data(), pos, out.Data(),
-                                           int64_t(out.ElementLength()), sd, add),
+  CheckStatus(env,
+              dplora_rng_gaussian_f32(key.Data(), nonce.Data(), pos, out.Data(),
+                                      int64_t(out.ElementLength()), sd, add),
               "gaussian");
   return out;
 }
@@ -117,7 +124,9 @@ Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
   auto ref = std::make_shared<Napi::Reference<Napi::Float32Array>>(Napi::Persistent(buf));
   return PromiseWorker::Start(
       env, "addGaussianNoiseAsync",
-      [job, pos, data, n, sd]() { return dplora_rng_gaussian_f32(job->key, job->nonce, pos, data, n, sd, 1); },
+      [job, pos, data, n, sd]() {
+        return dplora_rng_gaussian_f32(job->key, job->nonce, pos, data, n, sd, 1);
+      },
       [ref](Napi::Env) -> Napi::Value { return ref->Value(); }, {buf});
 }
 
@@ -133,8 +142,9 @@ Napi::Value RngDiscreteGaussian(const Napi::CallbackInfo &info) {
   if (num == 0 || den == 0) ThrowRange(env, "sigmaSq must be > 0");
   if (ov.IsTypedArray() && ov.As<Napi::TypedArray>().TypedArrayType() == napi_bigint64_array) {
     Napi::BigInt64Array out = ov.As<Napi::BigInt64Array>();
-    CheckStatus(env, dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, out.Data(),
-                                                  int64_t(out.ElementLength())),
+    CheckStatus(env,
+                dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, out.Data(),
+                                             int64_t(out.ElementLength())),
                 "discreteGaussian");
     return U64ToBigInt(env, pos);
   }
@@ -143,12 +153,14 @@ Napi::Value RngDiscreteGaussian(const Napi::CallbackInfo &info) {
   }
   Napi::Int32Array out = ov.As<Napi::Int32Array>();
   std::vector<int64_t> tmp(out.ElementLength());
-  CheckStatus(env, dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, tmp.data(),
-                                                int64_t(tmp.size())),
+  CheckStatus(env,
+              dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, tmp.data(),
+                                           int64_t(tmp.size())),
               "discreteGaussian");
   for (size_t i = 0; i < tmp.size(); ++i) {
     if (tmp[i] < INT32_MIN || tmp[i] > INT32_MAX) {
-      ThrowRange(env, "discreteGaussian: a sample does not fit an Int32Array (use a BigInt64Array)");
+      ThrowRange(env,
+                 "discreteGaussian: a sample does not fit an Int32Array (use a BigInt64Array)");
     }
     out[i] = int32_t(tmp[i]);
   }

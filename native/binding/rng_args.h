@@ -29,8 +29,12 @@ inline uint64_t U64BigInt(Napi::Env env, Napi::Value v, const char *name) {
   return count == 0 ? 0 : words[0];
 }
 
-inline uint64_t PositionArg(Napi::Env env, Napi::Value v) { return U64BigInt(env, v, "position"); }
+inline uint64_t PositionArg(Napi::Env env, Napi::Value v) {
+  return U64BigInt(env, v, "position");
+}
 
-inline Napi::Value U64ToBigInt(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
+inline Napi::Value U64ToBigInt(Napi::Env env, uint64_t v) {
+  return Napi::BigInt::New(env, v);
+}
 
 }  // namespace dplora_binding

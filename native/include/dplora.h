@@ -30,8 +30,8 @@ extern "C" {
 typedef enum {
   DPLORA_ISA_SCALAR = 0,
   DPLORA_ISA_NEON = 1,
-  DPLORA_ISA_AVX2 = 2,   /* AVX2 + FMA */
-  DPLORA_ISA_AVX512 = 3  /* AVX-512 F/BW/DQ/VL */
+  DPLORA_ISA_AVX2 = 2,  /* AVX2 + FMA */
+  DPLORA_ISA_AVX512 = 3 /* AVX-512 F/BW/DQ/VL */
 } dplora_isa;
 
 /** Name of an ISA ("scalar", "neon", "avx2", "avx512"), or "unknown". */
@@ -57,9 +57,9 @@ int dplora_set_num_threads(int n);
  * op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides.
  * beta == 0 means C is write-only (NaN in C is not propagated).
  */
-int dplora_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                 float alpha, const float *a, int64_t lda, const float *b,
-                 int64_t ldb, float beta, float *c, int64_t ldc);
+int dplora_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                 int64_t ldc);
 
 typedef enum {
   DPLORA_NORM_AUTO = 0,   /* cheaper exact method by flop count */
@@ -78,9 +78,8 @@ typedef enum {
  * results do not depend on the thread count.  A NaN/Inf input makes that
  * sample's norm non-finite.
  */
-int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch,
-                        int64_t seq, int64_t in_dim, int64_t out_dim,
-                        int method, double *out);
+int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch, int64_t seq, int64_t in_dim,
+                        int64_t out_dim, int method, double *out);
 
 /**
  * out[out_dim, in_dim] (+)= sum_{i,t} factors_i g_{i,t} a_{i,t}^T as one
@@ -88,9 +87,8 @@ int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch,
  * Samples whose factor is 0 (or not finite) are skipped entirely: NaN/Inf in
  * their a or g rows never reaches out.
  */
-int dplora_clipped_sum(const float *a, const float *g, int64_t batch,
-                       int64_t seq, int64_t in_dim, int64_t out_dim,
-                       const float *factors, float *out, int accumulate);
+int dplora_clipped_sum(const float *a, const float *g, int64_t batch, int64_t seq, int64_t in_dim,
+                       int64_t out_dim, const float *factors, float *out, int accumulate);
 
 typedef struct {
   int64_t clipped;   /* samples whose factor is < 1        */
@@ -102,16 +100,16 @@ typedef struct {
  * float; a NaN, infinite or negative norms_sq_i gives 0 (counted in
  * stats->nonfinite).  stats may be null.  C must be finite and > 0.
  */
-int dplora_clip_factors(const double *norms_sq, int64_t batch, double max_norm,
-                        float *factors, dplora_clip_stats *stats);
+int dplora_clip_factors(const double *norms_sq, int64_t batch, double max_norm, float *factors,
+                        dplora_clip_stats *stats);
 
 /**
  * Clip each row of x[batch, dim] in place to L2 norm <= max_norm (norms in
  * double); a row holding NaN/Inf is zeroed (factor 0, counted).  factors
  * (length batch) and stats may be null.
  */
-int dplora_clip_rows(float *x, int64_t batch, int64_t dim, double max_norm,
-                     float *factors, dplora_clip_stats *stats);
+int dplora_clip_rows(float *x, int64_t batch, int64_t dim, double max_norm, float *factors,
+                     dplora_clip_stats *stats);
 
 /**
  * Roofline probes for benchmarks, run over all pool threads with the active
@@ -150,22 +148,22 @@ double dplora_bench_fma_peak(int64_t iters, double *checksum);
  */
 
 /** One RFC 8439 ChaCha20 block (section 2.3): 64 bytes into out. */
-int dplora_chacha20_block(const uint8_t key[32], uint32_t counter,
-                          const uint8_t nonce[12], uint8_t out[64]);
+int dplora_chacha20_block(const uint8_t key[32], uint32_t counter, const uint8_t nonce[12],
+                          uint8_t out[64]);
 
 /** Fills buf with n bytes from the OS entropy source (getrandom/getentropy). */
 int dplora_os_entropy(uint8_t *buf, size_t n);
 
 /** Stream words [position, position + n) into out. */
-int dplora_rng_fill_u32(const uint8_t key[32], const uint8_t nonce[12],
-                        uint64_t position, uint32_t *out, int64_t n);
+int dplora_rng_fill_u32(const uint8_t key[32], const uint8_t nonce[12], uint64_t position,
+                        uint32_t *out, int64_t n);
 
 /**
  * 53-bit uniforms in [0, 1): out[i] = ((w0 >> 5) * 2^26 + (w1 >> 6)) / 2^53
  * with w0, w1 the words position + 2i, position + 2i + 1.
  */
-int dplora_rng_uniform_f64(const uint8_t key[32], const uint8_t nonce[12],
-                           uint64_t position, double *out, int64_t n);
+int dplora_rng_uniform_f64(const uint8_t key[32], const uint8_t nonce[12], uint64_t position,
+                           double *out, int64_t n);
 
 /** Words one Gaussian call of n elements consumes. */
 uint64_t dplora_rng_gaussian_f32_words(int64_t n);
@@ -183,18 +181,16 @@ uint64_t dplora_rng_gaussian_f64_words(int64_t n);
  * The result is bitwise identical on every ISA path and thread count.
  * std must be finite, >= 0 and at most FLT_MAX.
  */
-int dplora_rng_gaussian_f32(const uint8_t key[32], const uint8_t nonce[12],
-                            uint64_t position, float *out, int64_t n,
-                            double std_dev, int add);
+int dplora_rng_gaussian_f32(const uint8_t key[32], const uint8_t nonce[12], uint64_t position,
+                            float *out, int64_t n, double std_dev, int add);
 
 /**
  * Double-precision Box-Muller with the C library's log/sin/cos: pair p uses
  * words position + 4p .. + 4p + 3 (u1 = 1 - U53(w0, w1), theta = 2 pi
  * U53(w2, w3)), out[2p] = r cos, out[2p + 1] = r sin, times std.
  */
-int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12],
-                            uint64_t position, double *out, int64_t n,
-                            double std_dev, int add);
+int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12], uint64_t position,
+                            double *out, int64_t n, double std_dev, int add);
 
 /**
  * Exact discrete Gaussian N_Z(0, sigma^2), sigma^2 = num / den > 0
@@ -207,9 +203,9 @@ int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12],
  * int64, or a group needing more than 2^26 words (expected: about 600)
  * gives DPLORA_EOVERFLOW (the output is then unspecified, *position kept).
  */
-int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
-                                 uint64_t *position, uint64_t sigma_sq_num,
-                                 uint64_t sigma_sq_den, int64_t *out, int64_t n);
+int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12], uint64_t *position,
+                                 uint64_t sigma_sq_num, uint64_t sigma_sq_den, int64_t *out,
+                                 int64_t n);
 
 /* ------------------------------------------------------------- fixed -- */
 /*
@@ -234,14 +230,12 @@ typedef struct {
  * out[i] = round-half-even(x[i] * 2^frac_bits), clamped to
  * [-QMAX, QMAX]; NaN -> 0.  0 <= frac_bits <= 30.
  */
-int dplora_fixed_quantize(const float *x, int64_t n, int frac_bits,
-                          int32_t *out, dplora_quantize_stats *stats);
+int dplora_fixed_quantize(const float *x, int64_t n, int frac_bits, int32_t *out,
+                          dplora_quantize_stats *stats);
 /** out[i] = q[i] * 2^-frac_bits (exact for float when |q| < 2^24). */
-int dplora_fixed_dequantize_i32(const int32_t *q, int64_t n, int frac_bits,
-                                float *out);
+int dplora_fixed_dequantize_i32(const int32_t *q, int64_t n, int frac_bits, float *out);
 /** out[i] = q[i] * 2^-frac_bits, rounded to double. */
-int dplora_fixed_dequantize_i64(const int64_t *q, int64_t n, int frac_bits,
-                                double *out);
+int dplora_fixed_dequantize_i64(const int64_t *q, int64_t n, int frac_bits, double *out);
 
 /**
  * Clipped sum in integers.  grads is [batch, dim] row-major; for each sample
@@ -253,19 +247,17 @@ int dplora_fixed_dequantize_i64(const int64_t *q, int64_t n, int frac_bits,
  * DPLORA_EOVERFLOW), so |sum| <= 2^62 whatever the input.
  * clipped (may be NULL) receives the number of rows that were scaled.
  */
-int dplora_fixed_clip_sum(const int32_t *grads, int64_t batch, int64_t dim,
-                          int64_t clip_int, int64_t *sum, int64_t *clipped);
+int dplora_fixed_clip_sum(const int32_t *grads, int64_t batch, int64_t dim, int64_t clip_int,
+                          int64_t *sum, int64_t *clipped);
 
 /**
  * sum[i] += DGauss(sigma^2 = num/den), the noise drawn as by
  * dplora_rng_discrete_gaussian from *position (advanced); the addition is
  * exact and then saturated to [INT64_MIN, INT64_MAX] (saturated counts it).
  */
-int dplora_fixed_add_discrete_gaussian(const uint8_t key[32],
-                                       const uint8_t nonce[12],
-                                       uint64_t *position, uint64_t num,
-                                       uint64_t den, int64_t *sum, int64_t n,
-                                       int64_t *saturated);
+int dplora_fixed_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
+                                       uint64_t *position, uint64_t num, uint64_t den, int64_t *sum,
+                                       int64_t n, int64_t *saturated);
 
 #ifdef __cplusplus
 }

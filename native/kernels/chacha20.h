@@ -74,11 +74,11 @@ class Reader {
   void refill();
   uint64_t bits_slow(int n);
   const Stream &s_;
-  uint64_t pos_;            // next word to hand out
-  uint64_t limit_;          // first word not available
+  uint64_t pos_;    // next word to hand out
+  uint64_t limit_;  // first word not available
   uint32_t buf_[16];
-  int buf_at_ = 16;         // index in buf_ of the word at pos_
-  uint32_t bitbuf_ = 0;     // current word, its low `bitcount_` bits unused
+  int buf_at_ = 16;      // index in buf_ of the word at pos_
+  uint32_t bitbuf_ = 0;  // current word, its low `bitcount_` bits unused
   int bitcount_ = 0;
 };
 

@@ -14,21 +14,25 @@ inline __m256i rotl(__m256i x) {
   return _mm256_or_si256(_mm256_slli_epi32(x, N), _mm256_srli_epi32(x, 32 - N));
 }
 inline __m256i rotl16(__m256i x) {
-  const __m256i m = _mm256_setr_epi8(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13,
-                                     2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  const __m256i m = _mm256_setr_epi8(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0,
+                                     1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
   return _mm256_shuffle_epi8(x, m);
 }
 inline __m256i rotl8(__m256i x) {
-  const __m256i m = _mm256_setr_epi8(3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14,
-                                     3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14);
+  const __m256i m = _mm256_setr_epi8(3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14, 3, 0, 1,
+                                     2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14);
   return _mm256_shuffle_epi8(x, m);
 }
 
-#define DPLORA_QR(a, b, c, d)                                   \
-  a = _mm256_add_epi32(a, b); d = rotl16(_mm256_xor_si256(d, a)); \
-  c = _mm256_add_epi32(c, d); b = rotl<12>(_mm256_xor_si256(b, c)); \
-  a = _mm256_add_epi32(a, b); d = rotl8(_mm256_xor_si256(d, a));  \
-  c = _mm256_add_epi32(c, d); b = rotl<7>(_mm256_xor_si256(b, c));
+#define DPLORA_QR(a, b, c, d)           \
+  a = _mm256_add_epi32(a, b);           \
+  d = rotl16(_mm256_xor_si256(d, a));   \
+  c = _mm256_add_epi32(c, d);           \
+  b = rotl<12>(_mm256_xor_si256(b, c)); \
+  a = _mm256_add_epi32(a, b);           \
+  d = rotl8(_mm256_xor_si256(d, a));    \
+  c = _mm256_add_epi32(c, d);           \
+  b = rotl<7>(_mm256_xor_si256(b, c));
 
 }  // namespace
 
@@ -60,14 +64,14 @@ void blocks_avx2(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out) {
       DPLORA_QR(x2, x7, x8, x13)
       DPLORA_QR(x3, x4, x9, x14)
     }
-    const __m256i lo8[8] = {_mm256_add_epi32(x0, c0), _mm256_add_epi32(x1, c1),
-                            _mm256_add_epi32(x2, c2), _mm256_add_epi32(x3, c3),
+    const __m256i lo8[8] = {_mm256_add_epi32(x0, c0),   _mm256_add_epi32(x1, c1),
+                            _mm256_add_epi32(x2, c2),   _mm256_add_epi32(x3, c3),
                             _mm256_add_epi32(x4, k[0]), _mm256_add_epi32(x5, k[1]),
                             _mm256_add_epi32(x6, k[2]), _mm256_add_epi32(x7, k[3])};
-    const __m256i hi8[8] = {_mm256_add_epi32(x8, k[4]), _mm256_add_epi32(x9, k[5]),
+    const __m256i hi8[8] = {_mm256_add_epi32(x8, k[4]),  _mm256_add_epi32(x9, k[5]),
                             _mm256_add_epi32(x10, k[6]), _mm256_add_epi32(x11, k[7]),
-                            _mm256_add_epi32(x12, ctr), _mm256_add_epi32(x13, n0),
-                            _mm256_add_epi32(x14, n1), _mm256_add_epi32(x15, n2)};
+                            _mm256_add_epi32(x12, ctr),  _mm256_add_epi32(x13, n0),
+                            _mm256_add_epi32(x14, n1),   _mm256_add_epi32(x15, n2)};
     store8x8(lo8, out + 16 * i);
     store8x8(hi8, out + 16 * i + 8);
   }

@@ -14,11 +14,15 @@
 namespace dplora {
 namespace chacha {
 
-#define DPLORA_QR16(a, b, c, d)                                                    \
-  a = _mm512_add_epi32(a, b); d = _mm512_rol_epi32(_mm512_xor_si512(d, a), 16);  \
-  c = _mm512_add_epi32(c, d); b = _mm512_rol_epi32(_mm512_xor_si512(b, c), 12);  \
-  a = _mm512_add_epi32(a, b); d = _mm512_rol_epi32(_mm512_xor_si512(d, a), 8);   \
-  c = _mm512_add_epi32(c, d); b = _mm512_rol_epi32(_mm512_xor_si512(b, c), 7);
+#define DPLORA_QR16(a, b, c, d)                     \
+  a = _mm512_add_epi32(a, b);                       \
+  d = _mm512_rol_epi32(_mm512_xor_si512(d, a), 16); \
+  c = _mm512_add_epi32(c, d);                       \
+  b = _mm512_rol_epi32(_mm512_xor_si512(b, c), 12); \
+  a = _mm512_add_epi32(a, b);                       \
+  d = _mm512_rol_epi32(_mm512_xor_si512(d, a), 8);  \
+  c = _mm512_add_epi32(c, d);                       \
+  b = _mm512_rol_epi32(_mm512_xor_si512(b, c), 7);
 
 void blocks_avx512(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out) {
   const __m512i c0 = _mm512_set1_epi32(0x61707865), c1 = _mm512_set1_epi32(0x3320646e),
@@ -36,7 +40,8 @@ void blocks_avx512(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out) {
     }
     const __m512i ctr = _mm512_load_si512(lo);
     const __m512i n0 = _mm512_load_si512(hi);
-    __m512i x[16] = {c0, c1, c2, c3, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], ctr, n0, n1, n2};
+    __m512i x[16] = {c0,   c1,   c2,   c3,   k[0], k[1], k[2], k[3],
+                     k[4], k[5], k[6], k[7], ctr,  n0,   n1,   n2};
     for (int r = 0; r < 10; ++r) {
       DPLORA_QR16(x[0], x[4], x[8], x[12])
       DPLORA_QR16(x[1], x[5], x[9], x[13])
@@ -47,7 +52,8 @@ void blocks_avx512(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out) {
       DPLORA_QR16(x[2], x[7], x[8], x[13])
       DPLORA_QR16(x[3], x[4], x[9], x[14])
     }
-    const __m512i in[16] = {c0, c1, c2, c3, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], ctr, n0, n1, n2};
+    const __m512i in[16] = {c0,   c1,   c2,   c3,   k[0], k[1], k[2], k[3],
+                            k[4], k[5], k[6], k[7], ctr,  n0,   n1,   n2};
     for (int w = 0; w < 16; ++w) x[w] = _mm512_add_epi32(x[w], in[w]);
     // Blocks 0-7 are the low 256 bits of every word vector, 8-15 the high.
     for (int half = 0; half < 2; ++half) {

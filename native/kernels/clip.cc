@@ -26,7 +26,9 @@ float clip_factor(double n2, double max_norm, bool *clipped, bool *nonfinite) {
   return ff;
 }
 
-bool valid_max_norm(double c) { return std::isfinite(c) && c > 0; }
+bool valid_max_norm(double c) {
+  return std::isfinite(c) && c > 0;
+}
 
 }  // namespace
 

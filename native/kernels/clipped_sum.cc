@@ -17,8 +17,8 @@
 #include "thread_pool.h"
 
 extern "C" int dplora_clipped_sum(const float *a, const float *g, int64_t batch, int64_t seq,
-                                  int64_t in_dim, int64_t out_dim, const float *factors,
-                                  float *out, int accumulate) {
+                                  int64_t in_dim, int64_t out_dim, const float *factors, float *out,
+                                  int accumulate) {
   using namespace dplora::linalg;
   if (batch < 0 || seq < 0 || in_dim < 0 || out_dim < 0) return DPLORA_EINVAL;
   int64_t bt = 0, tmp = 0;
@@ -90,7 +90,8 @@ extern "C" int dplora_clipped_sum(const float *a, const float *g, int64_t batch,
     std::atomic<int> err{DPLORA_OK};
     dplora::parallel_for(static_cast<int64_t>(pieces.size()), 1, [&](int64_t q0, int64_t q1) {
       for (int64_t q = q0; q < q1; ++q) {
-        const int e = piece_gemm(pieces[q].first, pieces[q].second, 0.0f, part.data() + q * M * N, false);
+        const int e =
+            piece_gemm(pieces[q].first, pieces[q].second, 0.0f, part.data() + q * M * N, false);
         if (e != DPLORA_OK) err = e;
       }
     });

@@ -18,10 +18,8 @@ bool cpu_has(int isa) {
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case DPLORA_ISA_AVX512:
       __builtin_cpu_init();
-      return __builtin_cpu_supports("avx512f") &&
-             __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("avx512vl");
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 #endif
 #if defined(__aarch64__)
     case DPLORA_ISA_NEON:
@@ -58,8 +56,12 @@ std::atomic<int> &isa_slot() {
 
 }  // namespace
 
-int active_isa() { return isa_slot().load(std::memory_order_relaxed); }
-bool isa_supported(int isa) { return cpu_has(isa); }
+int active_isa() {
+  return isa_slot().load(std::memory_order_relaxed);
+}
+bool isa_supported(int isa) {
+  return cpu_has(isa);
+}
 bool set_isa(int isa) {
   if (!cpu_has(isa)) return false;
   isa_slot().store(isa, std::memory_order_relaxed);
@@ -72,15 +74,26 @@ extern "C" {
 
 const char *dplora_isa_name(int isa) {
   switch (isa) {
-    case DPLORA_ISA_SCALAR: return "scalar";
-    case DPLORA_ISA_NEON: return "neon";
-    case DPLORA_ISA_AVX2: return "avx2";
-    case DPLORA_ISA_AVX512: return "avx512";
-    default: return "unknown";
+    case DPLORA_ISA_SCALAR:
+      return "scalar";
+    case DPLORA_ISA_NEON:
+      return "neon";
+    case DPLORA_ISA_AVX2:
+      return "avx2";
+    case DPLORA_ISA_AVX512:
+      return "avx512";
+    default:
+      return "unknown";
   }
 }
-int dplora_isa_supported(int isa) { return dplora::isa_supported(isa) ? 1 : 0; }
-int dplora_active_isa(void) { return dplora::active_isa(); }
-int dplora_set_isa(int isa) { return dplora::set_isa(isa) ? DPLORA_OK : DPLORA_EINVAL; }
+int dplora_isa_supported(int isa) {
+  return dplora::isa_supported(isa) ? 1 : 0;
+}
+int dplora_active_isa(void) {
+  return dplora::active_isa();
+}
+int dplora_set_isa(int isa) {
+  return dplora::set_isa(isa) ? DPLORA_OK : DPLORA_EINVAL;
+}
 
 }  // extern "C"

@@ -18,9 +18,9 @@ constexpr int64_t kGroup = 64;
 constexpr int kRegionLog2 = 26;
 
 struct Params {
-  uint64_t a, b;         // sigma^2 = a / b
-  uint64_t t;            // floor(sigma) + 1
-  unsigned __int128 den; // 2 a b t^2
+  uint64_t a, b;          // sigma^2 = a / b
+  uint64_t t;             // floor(sigma) + 1
+  unsigned __int128 den;  // 2 a b t^2
 };
 
 // False when the parameters overflow 128 bits (or a or b is 0).

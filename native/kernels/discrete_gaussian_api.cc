@@ -12,9 +12,8 @@
 
 extern "C" {
 
-int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
-                                 uint64_t *position, uint64_t num, uint64_t den,
-                                 int64_t *out, int64_t n) {
+int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12], uint64_t *position,
+                                 uint64_t num, uint64_t den, int64_t *out, int64_t n) {
   using namespace dplora::dgauss;
   if (key == nullptr || nonce == nullptr || position == nullptr || n < 0 ||
       (out == nullptr && n > 0) || num == 0 || den == 0) {
@@ -38,8 +37,8 @@ int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
 }
 
 int dplora_fixed_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
-                                       uint64_t *position, uint64_t num, uint64_t den,
-                                       int64_t *sum, int64_t n, int64_t *saturated) {
+                                       uint64_t *position, uint64_t num, uint64_t den, int64_t *sum,
+                                       int64_t n, int64_t *saturated) {
   if (key == nullptr || nonce == nullptr || position == nullptr || n < 0 ||
       (sum == nullptr && n > 0) || num == 0 || den == 0) {
     return DPLORA_EINVAL;

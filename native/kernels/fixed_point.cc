@@ -66,7 +66,8 @@ int dplora_fixed_dequantize_i64(const int64_t *q, int64_t n, int frac_bits, doub
 
 int dplora_fixed_clip_sum(const int32_t *grads, int64_t batch, int64_t dim, int64_t clip_int,
                           int64_t *sum, int64_t *clipped) {
-  if (batch < 0 || dim < 0 || ((grads == nullptr && batch > 0 && dim > 0) || (sum == nullptr && dim > 0))) {
+  if (batch < 0 || dim < 0 ||
+      ((grads == nullptr && batch > 0 && dim > 0) || (sum == nullptr && dim > 0))) {
     return DPLORA_EINVAL;
   }
   if (clip_int < 1 || clip_int > DPLORA_FIXED_QMAX) return DPLORA_EINVAL;
@@ -88,10 +89,11 @@ int dplora_fixed_clip_sum(const int32_t *grads, int64_t batch, int64_t dim, int6
   // Pass 1: per-sample scales (rows split over threads).
   {
     std::atomic_int64_t total{0};
-    dplora::parallel_for(batch, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(dim, 1)),
-                         [&](int64_t b, int64_t e) {
-                           total += dplora::fixedpt::clip_scales(grads, b, e, dim, clip_int, scale.data());
-                         });
+    dplora::parallel_for(
+        batch, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(dim, 1)),
+        [&](int64_t b, int64_t e) {
+          total += dplora::fixedpt::clip_scales(grads, b, e, dim, clip_int, scale.data());
+        });
     nclipped = total.load();
   }
   // Pass 2: column sums (columns split over threads; each column is summed

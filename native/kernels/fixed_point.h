@@ -19,8 +19,8 @@ int64_t clip_scales(const int32_t *grads, int64_t b0, int64_t b1, int64_t dim, i
 
 // sum[j] = sum_i v_ij for columns [j0, j1), v = g (unclipped rows) or
 // sign(g) ((|g| k) >> 32).
-void column_sums(const int32_t *grads, const int64_t *scale, int64_t batch, int64_t dim,
-                 int64_t j0, int64_t j1, int64_t *sum);
+void column_sums(const int32_t *grads, const int64_t *scale, int64_t batch, int64_t dim, int64_t j0,
+                 int64_t j1, int64_t *sum);
 
 }  // namespace fixedpt
 }  // namespace dplora

@@ -8,19 +8,23 @@ namespace dplora {
 namespace gauss {
 namespace {
 
-inline __m256 fma8(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
-inline __m256 set(float v) { return _mm256_set1_ps(v); }
+inline __m256 fma8(__m256 a, __m256 b, __m256 c) {
+  return _mm256_fmadd_ps(a, b, c);
+}
+inline __m256 set(float v) {
+  return _mm256_set1_ps(v);
+}
 
 inline void pair8(__m256i wa, __m256i wb, __m256 &zc, __m256 &zs) {
   const __m256i one = _mm256_set1_epi32(1);
-  const __m256 u1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_or_si256(_mm256_srli_epi32(wa, 1), one)),
-                                  set(0x1p-31f));
+  const __m256 u1 = _mm256_mul_ps(
+      _mm256_cvtepi32_ps(_mm256_or_si256(_mm256_srli_epi32(wa, 1), one)), set(0x1p-31f));
   const __m256i bits = _mm256_castps_si256(u1);
   __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));
   __m256i mb = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffff));
   const __m256i big = _mm256_cmpgt_epi32(mb, _mm256_set1_epi32(int(kSqrt2Mant)));
-  mb = _mm256_or_si256(mb, _mm256_blendv_epi8(_mm256_set1_epi32(0x3f800000),
-                                              _mm256_set1_epi32(0x3f000000), big));
+  mb = _mm256_or_si256(
+      mb, _mm256_blendv_epi8(_mm256_set1_epi32(0x3f800000), _mm256_set1_epi32(0x3f000000), big));
   e = _mm256_sub_epi32(e, big);  // big is -1 where m was halved
   const __m256 m = _mm256_castsi256_ps(mb);
   const __m256 s = _mm256_div_ps(_mm256_sub_ps(m, set(1.0f)), _mm256_add_ps(m, set(1.0f)));
@@ -47,7 +51,8 @@ inline void pair8(__m256i wa, __m256i wb, __m256 &zc, __m256 &zs) {
   __m256 c = _mm256_blendv_ps(cp, sp, odd);
   __m256 sn = _mm256_blendv_ps(sp, cp, odd);
   const __m256i two = _mm256_set1_epi32(2);
-  c = _mm256_xor_ps(c, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(_mm256_add_epi32(q, one), two), 30)));
+  c = _mm256_xor_ps(c, _mm256_castsi256_ps(
+                           _mm256_slli_epi32(_mm256_and_si256(_mm256_add_epi32(q, one), two), 30)));
   sn = _mm256_xor_ps(sn, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(q, two), 30)));
   zc = _mm256_mul_ps(r, c);
   zs = _mm256_mul_ps(r, sn);

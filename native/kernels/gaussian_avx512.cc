@@ -14,13 +14,17 @@ namespace dplora {
 namespace gauss {
 namespace {
 
-inline __m512 fma16(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
-inline __m512 set(float v) { return _mm512_set1_ps(v); }
+inline __m512 fma16(__m512 a, __m512 b, __m512 c) {
+  return _mm512_fmadd_ps(a, b, c);
+}
+inline __m512 set(float v) {
+  return _mm512_set1_ps(v);
+}
 
 inline void pair16(__m512i wa, __m512i wb, __m512 &zc, __m512 &zs) {
   const __m512i one = _mm512_set1_epi32(1);
-  const __m512 u1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_or_si512(_mm512_srli_epi32(wa, 1), one)),
-                                  set(0x1p-31f));
+  const __m512 u1 = _mm512_mul_ps(
+      _mm512_cvtepi32_ps(_mm512_or_si512(_mm512_srli_epi32(wa, 1), one)), set(0x1p-31f));
   const __m512i bits = _mm512_castps_si512(u1);
   __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127));
   __m512i mb = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffff));
@@ -45,16 +49,19 @@ inline void pair16(__m512i wa, __m512i wb, __m512 &zc, __m512 &zs) {
   const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(xi), set(0x1p-30f));
   const __m512 x2 = _mm512_mul_ps(x, x);
   const __m512 sp = _mm512_mul_ps(
-      x, fma16(x2, fma16(x2, fma16(x2, fma16(x2, set(kS9), set(kS7)), set(kS5)), set(kS3)), set(kS1)));
+      x,
+      fma16(x2, fma16(x2, fma16(x2, fma16(x2, set(kS9), set(kS7)), set(kS5)), set(kS3)), set(kS1)));
   const __m512 cp = fma16(
-      x2, fma16(x2, fma16(x2, fma16(x2, fma16(x2, set(kC10), set(kC8)), set(kC6)), set(kC4)), set(kC2)),
+      x2,
+      fma16(x2, fma16(x2, fma16(x2, fma16(x2, set(kC10), set(kC8)), set(kC6)), set(kC4)), set(kC2)),
       set(1.0f));
   const __mmask16 odd = _mm512_test_epi32_mask(q, one);
   __m512 c = _mm512_mask_blend_ps(odd, cp, sp);
   __m512 sn = _mm512_mask_blend_ps(odd, sp, cp);
   const __m512i two = _mm512_set1_epi32(2);
-  c = _mm512_castsi512_ps(_mm512_xor_si512(
-      _mm512_castps_si512(c), _mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(q, one), two), 30)));
+  c = _mm512_castsi512_ps(
+      _mm512_xor_si512(_mm512_castps_si512(c),
+                       _mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(q, one), two), 30)));
   sn = _mm512_castsi512_ps(
       _mm512_xor_si512(_mm512_castps_si512(sn), _mm512_slli_epi32(_mm512_and_si512(q, two), 30)));
   zc = _mm512_mul_ps(r, c);
@@ -67,7 +74,8 @@ void groups_avx512(const uint32_t *words, int64_t ngroups, float *out, float std
   const __m512 sd = _mm512_set1_ps(stdf);
   // Lanes 0-7 come from group g, 8-15 from group g + 1.
   const __m512i lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
-  const __m512i hi_idx = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  const __m512i hi_idx =
+      _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
   int64_t g = 0;
   for (; g + 2 <= ngroups; g += 2) {
     const __m512i v0 = _mm512_loadu_si512(words + 16 * g);

@@ -11,15 +11,21 @@ namespace dplora {
 namespace gauss {
 namespace {
 
-inline float32x4_t set(float v) { return vdupq_n_f32(v); }
-inline uint32x4_t setu(uint32_t v) { return vdupq_n_u32(v); }
+inline float32x4_t set(float v) {
+  return vdupq_n_f32(v);
+}
+inline uint32x4_t setu(uint32_t v) {
+  return vdupq_n_u32(v);
+}
 // std::fma(a, b, c)
-inline float32x4_t fma4(float32x4_t a, float32x4_t b, float32x4_t c) { return vfmaq_f32(c, a, b); }
+inline float32x4_t fma4(float32x4_t a, float32x4_t b, float32x4_t c) {
+  return vfmaq_f32(c, a, b);
+}
 
 inline void pair4(uint32x4_t wa, uint32x4_t wb, float32x4_t &zc, float32x4_t &zs) {
   const uint32x4_t one = setu(1);
-  const float32x4_t u1 =
-      vmulq_f32(vcvtq_f32_s32(vreinterpretq_s32_u32(vorrq_u32(vshrq_n_u32(wa, 1), one))), set(0x1p-31f));
+  const float32x4_t u1 = vmulq_f32(
+      vcvtq_f32_s32(vreinterpretq_s32_u32(vorrq_u32(vshrq_n_u32(wa, 1), one))), set(0x1p-31f));
   const uint32x4_t bits = vreinterpretq_u32_f32(u1);
   int32x4_t e = vsubq_s32(vreinterpretq_s32_u32(vshrq_n_u32(bits, 23)), vdupq_n_s32(127));
   uint32x4_t mb = vandq_u32(bits, setu(0x7fffffu));
@@ -42,8 +48,8 @@ inline void pair4(uint32x4_t wa, uint32x4_t wb, float32x4_t &zc, float32x4_t &zs
   const int32x4_t xi = vreinterpretq_s32_u32(vsubq_u32(wb, vshlq_n_u32(q, 30)));
   const float32x4_t x = vmulq_f32(vcvtq_f32_s32(xi), set(0x1p-30f));
   const float32x4_t x2 = vmulq_f32(x, x);
-  const float32x4_t sp =
-      vmulq_f32(x, fma4(x2, fma4(x2, fma4(x2, fma4(x2, set(kS9), set(kS7)), set(kS5)), set(kS3)), set(kS1)));
+  const float32x4_t sp = vmulq_f32(
+      x, fma4(x2, fma4(x2, fma4(x2, fma4(x2, set(kS9), set(kS7)), set(kS5)), set(kS3)), set(kS1)));
   const float32x4_t cp = fma4(
       x2, fma4(x2, fma4(x2, fma4(x2, fma4(x2, set(kC10), set(kC8)), set(kC6)), set(kC4)), set(kC2)),
       set(1.0f));
@@ -51,8 +57,10 @@ inline void pair4(uint32x4_t wa, uint32x4_t wb, float32x4_t &zc, float32x4_t &zs
   const uint32x4_t two = setu(2);
   const uint32x4_t csign = vshlq_n_u32(vandq_u32(vaddq_u32(q, one), two), 30);
   const uint32x4_t ssign = vshlq_n_u32(vandq_u32(q, two), 30);
-  const float32x4_t c = vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(vbslq_f32(odd, sp, cp)), csign));
-  const float32x4_t sn = vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(vbslq_f32(odd, cp, sp)), ssign));
+  const float32x4_t c =
+      vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(vbslq_f32(odd, sp, cp)), csign));
+  const float32x4_t sn =
+      vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(vbslq_f32(odd, cp, sp)), ssign));
   zc = vmulq_f32(r, c);
   zs = vmulq_f32(r, sn);
 }

@@ -50,8 +50,10 @@ inline void pair(uint32_t wa, uint32_t wb, float &zc, float &zs) {
   const int32_t xi = int32_t(wb - (q << 30));
   const float x = float(xi) * 0x1p-30f;
   const float x2 = x * x;
-  const float sp = x * std::fma(x2, std::fma(x2, std::fma(x2, std::fma(x2, kS9, kS7), kS5), kS3), kS1);
-  const float cp = std::fma(x2, std::fma(x2, std::fma(x2, std::fma(x2, std::fma(x2, kC10, kC8), kC6), kC4), kC2), 1.0f);
+  const float sp =
+      x * std::fma(x2, std::fma(x2, std::fma(x2, std::fma(x2, kS9, kS7), kS5), kS3), kS1);
+  const float cp = std::fma(
+      x2, std::fma(x2, std::fma(x2, std::fma(x2, std::fma(x2, kC10, kC8), kC6), kC4), kC2), 1.0f);
   float c = (q & 1u) ? sp : cp;
   float sn = (q & 1u) ? cp : sp;
   c = from_bits(to_bits(c) ^ (((q + 1u) & 2u) << 30));

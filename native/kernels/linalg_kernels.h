@@ -13,12 +13,12 @@ namespace linalg {
 // floats apart (NR for a packed panel; the row stride of B when B is read in
 // place).  m <= MR and n <= NR select the edge-tile path (only the first n
 // values of a B row are then meaningful, but all NR are read).
-using GemmMicroFn = void (*)(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
-                             float *c, int64_t ldc, int64_t m, int64_t n, float alpha);
+using GemmMicroFn = void (*)(int64_t kc, const float *ap, const float *bp, int64_t ldbp, float *c,
+                             int64_t ldc, int64_t m, int64_t n, float alpha);
 
 struct GemmKernel {
-  int mr, nr;              // register tile
-  int64_t mc, kc, nc;      // cache blocks (mc % mr == 0, nc % nr == 0)
+  int mr, nr;          // register tile
+  int64_t mc, kc, nc;  // cache blocks (mc % mr == 0, nc % nr == 0)
   GemmMicroFn micro;
 };
 
@@ -29,7 +29,9 @@ struct GemmKernel {
 // `pf` (may be null) sequentially while it computes.
 constexpr int64_t kGAllDoubles = 16384;  // g of one sample converted at once if it fits
 // Scratch (doubles) the direct kernels need for T tokens and wide dimension w.
-inline int64_t kNormScratch(int64_t T, int64_t w) { return T * 8 + kGAllDoubles + 8 * (w + 16); }
+inline int64_t kNormScratch(int64_t T, int64_t w) {
+  return T * 8 + kGAllDoubles + 8 * (w + 16);
+}
 
 // Column block j0..j0+R-1 of g (T x p) as doubles, row-major T x R, zero
 // padded past column p.
@@ -47,7 +49,8 @@ inline void g_block_to_double(const float *g, int64_t T, int64_t p, int64_t j0, 
 // `dot(x_rows, y_rows, n, out)` fills out[r][q] = x_rows[r] . y_rows[q] in
 // double for 4 x S rows of length n (each ISA passes its own SIMD kernel).
 template <int S, typename Dot>
-inline double ghost_norm_loop(const float *a, const float *g, int64_t T, int64_t d, int64_t p, Dot dot) {
+inline double ghost_norm_loop(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
+                              Dot dot) {
   double total = 0;
   for (int64_t t0 = 0; t0 < T; t0 += 4) {
     const float *ta[4], *tg[4];
@@ -118,8 +121,8 @@ inline void direct_norm_loop(const float *a, const float *g, int64_t T, int64_t 
   }
 }
 
-using SampleNormFn = double (*)(const float *a, const float *g, int64_t t, int64_t d,
-                                int64_t p, double *gbuf, const float *pf, int64_t pf_n);
+using SampleNormFn = double (*)(const float *a, const float *g, int64_t t, int64_t d, int64_t p,
+                                double *gbuf, const float *pf, int64_t pf_n);
 // Sum of squares of x[0..n) accumulated in double.
 using SumSqFn = double (*)(const float *x, int64_t n);
 // Roofline probes: a float sum-of-squares read loop, and an FMA loop with
@@ -148,14 +151,14 @@ const LinalgKernels &active_kernels();
 // transposed, B is read in place instead of being packed (each B value is
 // used by at most two micro-panels, so a packed copy would cost more than it
 // saves).  parallel: split over the pool.  Returns a DPLORA_* status.
-int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t n,
-         int64_t k, float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
-         float beta, float *c, int64_t ldc, const float *kscale, bool parallel);
+int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+         float *c, int64_t ldc, const float *kscale, bool parallel);
 
 // Per-ISA kernels (defined in the *_scalar.cc, *_avx2.cc, *_avx512.cc and
 // *_neon.cc files).
-void gemm_micro_scalar(int64_t, const float *, const float *, int64_t, float *, int64_t,
-                       int64_t, int64_t, float);
+void gemm_micro_scalar(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
+                       int64_t, float);
 double norm_direct_scalar(const float *, const float *, int64_t, int64_t, int64_t, double *,
                           const float *, int64_t);
 double norm_ghost_scalar(const float *, const float *, int64_t, int64_t, int64_t, double *,
@@ -167,20 +170,20 @@ double fma_probe_scalar(int64_t);
 constexpr double kFmaProbeFlopsScalar = 64.0;
 
 #if defined(__x86_64__) || defined(_M_X64)
-void gemm_micro_avx2(int64_t, const float *, const float *, int64_t, float *, int64_t,
-                       int64_t, int64_t, float);
+void gemm_micro_avx2(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
+                     int64_t, float);
 double norm_direct_avx2(const float *, const float *, int64_t, int64_t, int64_t, double *,
-                          const float *, int64_t);
+                        const float *, int64_t);
 double norm_ghost_avx2(const float *, const float *, int64_t, int64_t, int64_t, double *,
-                         const float *, int64_t);
+                       const float *, int64_t);
 double sumsq_avx2(const float *, int64_t);
 float read_probe_avx2(const float *, int64_t);
 double fma_probe_avx2(int64_t);
 // 12 ymm FMAs per iteration: 12 * 8 lanes * 2 flops.
 constexpr double kFmaProbeFlopsAvx2 = 192.0;
 
-void gemm_micro_avx512(int64_t, const float *, const float *, int64_t, float *, int64_t,
-                       int64_t, int64_t, float);
+void gemm_micro_avx512(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
+                       int64_t, float);
 double norm_direct_avx512(const float *, const float *, int64_t, int64_t, int64_t, double *,
                           const float *, int64_t);
 double norm_ghost_avx512(const float *, const float *, int64_t, int64_t, int64_t, double *,
@@ -193,8 +196,8 @@ constexpr double kFmaProbeFlopsAvx512 = 768.0;
 #endif
 
 #if defined(__aarch64__)
-void gemm_micro_neon(int64_t, const float *, const float *, int64_t, float *, int64_t,
-                     int64_t, int64_t, float);
+void gemm_micro_neon(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
+                     int64_t, float);
 double norm_direct_neon(const float *, const float *, int64_t, int64_t, int64_t, double *,
                         const float *, int64_t);
 double norm_ghost_neon(const float *, const float *, int64_t, int64_t, int64_t, double *,

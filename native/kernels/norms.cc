@@ -28,12 +28,15 @@ double *scratch(size_t n) {
   return buf.get();
 }
 
-bool mul_ok(int64_t x, int64_t y, int64_t *r) { return !__builtin_mul_overflow(x, y, r); }
+bool mul_ok(int64_t x, int64_t y, int64_t *r) {
+  return !__builtin_mul_overflow(x, y, r);
+}
 
 double bound_sample(const LinalgKernels &K, const float *a, const float *g, int64_t T, int64_t d,
                     int64_t p) {
   double s = 0;
-  for (int64_t t = 0; t < T; ++t) s += std::sqrt(K.sumsq(a + t * d, d)) * std::sqrt(K.sumsq(g + t * p, p));
+  for (int64_t t = 0; t < T; ++t)
+    s += std::sqrt(K.sumsq(a + t * d, d)) * std::sqrt(K.sumsq(g + t * p, p));
   return s * s;
 }
 
@@ -56,7 +59,8 @@ extern "C" int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch
   if (batch < 0 || seq < 0 || in_dim < 0 || out_dim < 0) return DPLORA_EINVAL;
   if (method < DPLORA_NORM_AUTO || method > DPLORA_NORM_BOUND) return DPLORA_EINVAL;
   int64_t bt = 0, na = 0, ng = 0;
-  if (!mul_ok(batch, seq, &bt) || !mul_ok(bt, in_dim, &na) || !mul_ok(bt, out_dim, &ng)) return DPLORA_EINVAL;
+  if (!mul_ok(batch, seq, &bt) || !mul_ok(bt, in_dim, &na) || !mul_ok(bt, out_dim, &ng))
+    return DPLORA_EINVAL;
   if (batch == 0) return DPLORA_OK;
   if (out == nullptr || (na > 0 && a == nullptr) || (ng > 0 && g == nullptr)) return DPLORA_EINVAL;
   const int64_t T = seq, d = in_dim, p = out_dim;
@@ -96,7 +100,8 @@ extern "C" int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch
         // ||g^T a|| = ||a^T g||: vectorize over the wider of the two.
         const bool swap = p > d;
         const float *pf = i + 1 < b1 ? (swap ? gi + T * p : ai + T * d) : nullptr;
-        v = swap ? K.direct(gi, ai, T, p, d, gbuf, pf, T * p) : K.direct(ai, gi, T, d, p, gbuf, pf, T * d);
+        v = swap ? K.direct(gi, ai, T, p, d, gbuf, pf, T * p)
+                 : K.direct(ai, gi, T, d, p, gbuf, pf, T * d);
       } else {
         v = K.ghost(ai, gi, T, d, p, nullptr, nullptr, 0);
       }

@@ -88,9 +88,12 @@ inline void dot_block(const float *const *tr, const float *const *sr, int64_t n,
   }
   if (k < n) {
     const __m128i m = lane_mask4(n - k);
-    step(_mm256_cvtps_pd(_mm_maskload_ps(sr[0] + k, m)), _mm256_cvtps_pd(_mm_maskload_ps(sr[1] + k, m)),
-         _mm256_cvtps_pd(_mm_maskload_ps(tr[0] + k, m)), _mm256_cvtps_pd(_mm_maskload_ps(tr[1] + k, m)),
-         _mm256_cvtps_pd(_mm_maskload_ps(tr[2] + k, m)), _mm256_cvtps_pd(_mm_maskload_ps(tr[3] + k, m)));
+    step(_mm256_cvtps_pd(_mm_maskload_ps(sr[0] + k, m)),
+         _mm256_cvtps_pd(_mm_maskload_ps(sr[1] + k, m)),
+         _mm256_cvtps_pd(_mm_maskload_ps(tr[0] + k, m)),
+         _mm256_cvtps_pd(_mm_maskload_ps(tr[1] + k, m)),
+         _mm256_cvtps_pd(_mm_maskload_ps(tr[2] + k, m)),
+         _mm256_cvtps_pd(_mm_maskload_ps(tr[3] + k, m)));
   }
   out[0][0] = hsum(a00);
   out[0][1] = hsum(a01);
@@ -107,7 +110,8 @@ inline void dot_block(const float *const *tr, const float *const *sr, int64_t n,
 // sequentially (16 row streams) instead of one column chunk at a time; the
 // partial G (p x d, double) lives in scratch, one 4 x 8 tile per j-block and
 // column block.  Same products and the same t order as the chunked loop.
-double direct_narrow(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *gbuf) {
+double direct_narrow(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
+                     double *gbuf) {
   constexpr int64_t TB = 16;
   const int64_t nblk = (p + 3) / 4;
   const int64_t ncb = (d + 7) / 8;
@@ -200,20 +204,23 @@ double norm_direct_avx2(const float *a, const float *g, int64_t T, int64_t d, in
                         double *gbuf, const float *pf, int64_t pf_n) {
   if (p <= 8) return direct_narrow(a, g, T, d, p, gbuf);
   __m256d sq0 = _mm256_setzero_pd(), sq1 = _mm256_setzero_pd();
-  direct_norm_loop<4, 8>(a, g, T, d, p, gbuf, pf, pf_n, [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
-    if (cols == 8) {
-      direct_block<false>(ak, d, gb, T, _mm256_setzero_si256(), ahead, sq0, sq1);
-    } else {
-      direct_block<true>(ak, d, gb, T, lane_mask8(cols), ahead, sq0, sq1);
-    }
-  });
+  direct_norm_loop<4, 8>(a, g, T, d, p, gbuf, pf, pf_n,
+                         [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
+                           if (cols == 8) {
+                             direct_block<false>(ak, d, gb, T, _mm256_setzero_si256(), ahead, sq0,
+                                                 sq1);
+                           } else {
+                             direct_block<true>(ak, d, gb, T, lane_mask8(cols), ahead, sq0, sq1);
+                           }
+                         });
   return hsum(_mm256_add_pd(sq0, sq1));
 }
 
-double norm_ghost_avx2(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *, const float *,
-                       int64_t) {
-  return ghost_norm_loop<2>(a, g, T, d, p, [](const float *const *x, const float *const *y, int64_t n,
-                                             double (&out)[4][2]) { dot_block(x, y, n, out); });
+double norm_ghost_avx2(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *,
+                       const float *, int64_t) {
+  return ghost_norm_loop<2>(a, g, T, d, p,
+                            [](const float *const *x, const float *const *y, int64_t n,
+                               double(&out)[4][2]) { dot_block(x, y, n, out); });
 }
 
 }  // namespace linalg

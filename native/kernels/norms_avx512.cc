@@ -25,25 +25,26 @@ template <bool MASK>
 inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T, __mmask16 mask,
                          int64_t ahead, __m512d &sq0, __m512d &sq1) {
 #define DPL_DECL(r) __m512d acc##r##0 = _mm512_setzero_pd(), acc##r##1 = _mm512_setzero_pd();
-  DPL_DECL(0) DPL_DECL(1) DPL_DECL(2) DPL_DECL(3) DPL_DECL(4) DPL_DECL(5) DPL_DECL(6) DPL_DECL(7)
+  DPL_DECL(0)
+  DPL_DECL(1) DPL_DECL(2) DPL_DECL(3) DPL_DECL(4) DPL_DECL(5) DPL_DECL(6) DPL_DECL(7)
 #undef DPL_DECL
-  for (int64_t t = 0; t < T; ++t) {
+      for (int64_t t = 0; t < T; ++t) {
     if (ahead) _mm_prefetch(reinterpret_cast<const char *>(a + t * d + ahead), _MM_HINT_T0);
     const __m512 av = MASK ? _mm512_maskz_loadu_ps(mask, a + t * d) : _mm512_loadu_ps(a + t * d);
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(av));
     const __m512d hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(av, 1));
     const double *gr = gb + t * 8;
-#define DPL_ROW(r)                                \
-  {                                               \
-    const __m512d x = _mm512_set1_pd(gr[r]);      \
-    acc##r##0 = _mm512_fmadd_pd(x, lo, acc##r##0);    \
-    acc##r##1 = _mm512_fmadd_pd(x, hi, acc##r##1);    \
+#define DPL_ROW(r)                                 \
+  {                                                \
+    const __m512d x = _mm512_set1_pd(gr[r]);       \
+    acc##r##0 = _mm512_fmadd_pd(x, lo, acc##r##0); \
+    acc##r##1 = _mm512_fmadd_pd(x, hi, acc##r##1); \
   }
     DPL_ROW(0) DPL_ROW(1) DPL_ROW(2) DPL_ROW(3) DPL_ROW(4) DPL_ROW(5) DPL_ROW(6) DPL_ROW(7)
 #undef DPL_ROW
   }
-#define DPL_SQ(r)                                  \
-  sq0 = _mm512_fmadd_pd(acc##r##0, acc##r##0, sq0);     \
+#define DPL_SQ(r)                                   \
+  sq0 = _mm512_fmadd_pd(acc##r##0, acc##r##0, sq0); \
   sq1 = _mm512_fmadd_pd(acc##r##1, acc##r##1, sq1);
   DPL_SQ(0) DPL_SQ(1) DPL_SQ(2) DPL_SQ(3) DPL_SQ(4) DPL_SQ(5) DPL_SQ(6) DPL_SQ(7)
 #undef DPL_SQ
@@ -102,20 +103,22 @@ double sumsq_avx512(const float *x, int64_t n) {
 double norm_direct_avx512(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
                           double *gbuf, const float *pf, int64_t pf_n) {
   __m512d sq0 = _mm512_setzero_pd(), sq1 = _mm512_setzero_pd();
-  direct_norm_loop<8, 16>(a, g, T, d, p, gbuf, pf, pf_n, [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
-    if (cols == 16) {
-      direct_block<false>(ak, d, gb, T, 0, ahead, sq0, sq1);
-    } else {
-      direct_block<true>(ak, d, gb, T, mask16(cols), ahead, sq0, sq1);
-    }
-  });
+  direct_norm_loop<8, 16>(a, g, T, d, p, gbuf, pf, pf_n,
+                          [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
+                            if (cols == 16) {
+                              direct_block<false>(ak, d, gb, T, 0, ahead, sq0, sq1);
+                            } else {
+                              direct_block<true>(ak, d, gb, T, mask16(cols), ahead, sq0, sq1);
+                            }
+                          });
   return _mm512_reduce_add_pd(_mm512_add_pd(sq0, sq1));
 }
 
-double norm_ghost_avx512(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *, const float *,
-                         int64_t) {
-  return ghost_norm_loop<4>(a, g, T, d, p, [](const float *const *x, const float *const *y, int64_t n,
-                                             double (&out)[4][4]) { dot_block(x, y, n, out); });
+double norm_ghost_avx512(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *,
+                         const float *, int64_t) {
+  return ghost_norm_loop<4>(a, g, T, d, p,
+                            [](const float *const *x, const float *const *y, int64_t n,
+                               double(&out)[4][4]) { dot_block(x, y, n, out); });
 }
 
 }  // namespace linalg

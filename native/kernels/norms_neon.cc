@@ -10,8 +10,12 @@ namespace dplora {
 namespace linalg {
 namespace {
 
-inline float64x2_t lo_f64(float32x4_t v) { return vcvt_f64_f32(vget_low_f32(v)); }
-inline float64x2_t hi_f64(float32x4_t v) { return vcvt_high_f64_f32(v); }
+inline float64x2_t lo_f64(float32x4_t v) {
+  return vcvt_f64_f32(vget_low_f32(v));
+}
+inline float64x2_t hi_f64(float32x4_t v) {
+  return vcvt_high_f64_f32(v);
+}
 
 // Up to 4 floats from x (n of them, 0..4), zero padded.
 inline float32x4_t load_partial(const float *x, int64_t n) {
@@ -88,7 +92,8 @@ inline void dot_block(const float *const *tr, const float *const *sr, int64_t n,
 // nearly sequential row streams instead of one column chunk at a time); the
 // partial G (double) lives in scratch, one 4 x 8 tile per j-block and column
 // block.  Same products and the same t order as the chunked loop.
-double direct_narrow(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *gbuf) {
+double direct_narrow(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
+                     double *gbuf) {
   constexpr int64_t TB = 16;
   const int64_t nblk = (p + 3) / 4;
   const int64_t ncb = (d + 7) / 8;
@@ -171,18 +176,20 @@ double norm_direct_neon(const float *a, const float *g, int64_t T, int64_t d, in
                         double *gbuf, const float *pf, int64_t pf_n) {
   if (p <= 8) return direct_narrow(a, g, T, d, p, gbuf);
   float64x2_t sq[4] = {vdupq_n_f64(0.0), vdupq_n_f64(0.0), vdupq_n_f64(0.0), vdupq_n_f64(0.0)};
-  direct_norm_loop<4, 8>(a, g, T, d, p, gbuf, pf, pf_n, [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
-    direct_block(ak, d, gb, T, cols, ahead, sq);
-  });
+  direct_norm_loop<4, 8>(a, g, T, d, p, gbuf, pf, pf_n,
+                         [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
+                           direct_block(ak, d, gb, T, cols, ahead, sq);
+                         });
   return vaddvq_f64(vaddq_f64(vaddq_f64(sq[0], sq[1]), vaddq_f64(sq[2], sq[3])));
 }
 
 // <a a^T, g g^T> over the lower triangle (off-diagonal terms twice), rows
 // in blocks of 4 x 2.
-double norm_ghost_neon(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *, const float *,
-                       int64_t) {
-  return ghost_norm_loop<2>(a, g, T, d, p, [](const float *const *x, const float *const *y, int64_t n,
-                                             double (&out)[4][2]) { dot_block(x, y, n, out); });
+double norm_ghost_neon(const float *a, const float *g, int64_t T, int64_t d, int64_t p, double *,
+                       const float *, int64_t) {
+  return ghost_norm_loop<2>(a, g, T, d, p,
+                            [](const float *const *x, const float *const *y, int64_t n,
+                               double(&out)[4][2]) { dot_block(x, y, n, out); });
 }
 
 }  // namespace linalg

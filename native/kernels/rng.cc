@@ -25,9 +25,12 @@ namespace chacha {
 BlocksFn active_blocks() {
 #if defined(__x86_64__) || defined(_M_X64)
   switch (active_isa()) {
-    case DPLORA_ISA_AVX512: return blocks_avx512;
-    case DPLORA_ISA_AVX2: return blocks_avx2;
-    default: break;
+    case DPLORA_ISA_AVX512:
+      return blocks_avx512;
+    case DPLORA_ISA_AVX2:
+      return blocks_avx2;
+    default:
+      break;
   }
 #endif
 #if defined(__aarch64__)
@@ -43,9 +46,12 @@ namespace {
 gauss::GroupsFn active_groups() {
 #if defined(__x86_64__) || defined(_M_X64)
   switch (active_isa()) {
-    case DPLORA_ISA_AVX512: return gauss::groups_avx512;
-    case DPLORA_ISA_AVX2: return gauss::groups_avx2;
-    default: break;
+    case DPLORA_ISA_AVX512:
+      return gauss::groups_avx512;
+    case DPLORA_ISA_AVX2:
+      return gauss::groups_avx2;
+    default:
+      break;
   }
 #endif
 #if defined(__aarch64__)
@@ -55,7 +61,9 @@ gauss::GroupsFn active_groups() {
 }
 
 // True when words [pos, pos + words) stay inside the 64-bit position space.
-bool fits(uint64_t pos, uint64_t words) { return words <= ~uint64_t(0) - pos; }
+bool fits(uint64_t pos, uint64_t words) {
+  return words <= ~uint64_t(0) - pos;
+}
 
 constexpr int64_t kChunkWords = 1024;  // stack buffer per worker step
 
@@ -100,7 +108,8 @@ int dplora_os_entropy(uint8_t *buf, size_t n) {
 
 int dplora_rng_fill_u32(const uint8_t key[32], const uint8_t nonce[12], uint64_t position,
                         uint32_t *out, int64_t n) {
-  if (key == nullptr || nonce == nullptr || n < 0 || (out == nullptr && n > 0)) return DPLORA_EINVAL;
+  if (key == nullptr || nonce == nullptr || n < 0 || (out == nullptr && n > 0))
+    return DPLORA_EINVAL;
   if (!dplora::fits(position, uint64_t(n))) return DPLORA_EOVERFLOW;
   const Stream s = dplora::chacha::make_stream(key, nonce);
   const dplora::chacha::BlocksFn blocks = dplora::chacha::active_blocks();
@@ -112,7 +121,8 @@ int dplora_rng_fill_u32(const uint8_t key[32], const uint8_t nonce[12], uint64_t
 
 int dplora_rng_uniform_f64(const uint8_t key[32], const uint8_t nonce[12], uint64_t position,
                            double *out, int64_t n) {
-  if (key == nullptr || nonce == nullptr || n < 0 || (out == nullptr && n > 0)) return DPLORA_EINVAL;
+  if (key == nullptr || nonce == nullptr || n < 0 || (out == nullptr && n > 0))
+    return DPLORA_EINVAL;
   if (n > (int64_t(1) << 62) || !dplora::fits(position, 2 * uint64_t(n))) return DPLORA_EOVERFLOW;
   const Stream s = dplora::chacha::make_stream(key, nonce);
   const dplora::chacha::BlocksFn blocks = dplora::chacha::active_blocks();
@@ -137,7 +147,8 @@ uint64_t dplora_rng_gaussian_f64_words(int64_t n) {
 
 int dplora_rng_gaussian_f32(const uint8_t key[32], const uint8_t nonce[12], uint64_t position,
                             float *out, int64_t n, double std_dev, int add) {
-  if (key == nullptr || nonce == nullptr || n < 0 || (out == nullptr && n > 0)) return DPLORA_EINVAL;
+  if (key == nullptr || nonce == nullptr || n < 0 || (out == nullptr && n > 0))
+    return DPLORA_EINVAL;
   if (!std::isfinite(std_dev) || std_dev < 0 || std_dev > double(FLT_MAX)) return DPLORA_EINVAL;
   if (n > (int64_t(1) << 58) || !dplora::fits(position, dplora_rng_gaussian_f32_words(n))) {
     return DPLORA_EOVERFLOW;
@@ -171,7 +182,8 @@ int dplora_rng_gaussian_f32(const uint8_t key[32], const uint8_t nonce[12], uint
 
 int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12], uint64_t position,
                             double *out, int64_t n, double std_dev, int add) {
-  if (key == nullptr || nonce == nullptr || n < 0 || (out == nullptr && n > 0)) return DPLORA_EINVAL;
+  if (key == nullptr || nonce == nullptr || n < 0 || (out == nullptr && n > 0))
+    return DPLORA_EINVAL;
   if (!std::isfinite(std_dev) || std_dev < 0) return DPLORA_EINVAL;
   if (n > (int64_t(1) << 58) || !dplora::fits(position, dplora_rng_gaussian_f64_words(n))) {
     return DPLORA_EOVERFLOW;
@@ -193,10 +205,16 @@ int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12], uint
         const double r = std::sqrt(-2.0 * std::log(u1)) * std_dev;
         const int64_t i = 2 * (p + j);
         const double zc = r * std::cos(th);
-        if (add) out[i] += zc; else out[i] = zc;
+        if (add)
+          out[i] += zc;
+        else
+          out[i] = zc;
         if (i + 1 < n) {
           const double zs = r * std::sin(th);
-          if (add) out[i + 1] += zs; else out[i + 1] = zs;
+          if (add)
+            out[i + 1] += zs;
+          else
+            out[i + 1] = zs;
         }
       }
       p += cnt;

@@ -15,7 +15,8 @@ double now_s() {
 }
 }  // namespace
 
-extern "C" double dplora_bench_read_bandwidth(const float *x, int64_t n, int repeats, double *checksum) {
+extern "C" double dplora_bench_read_bandwidth(const float *x, int64_t n, int repeats,
+                                              double *checksum) {
   if (x == nullptr || n <= 0 || repeats <= 0) return 0.0;
   const auto &K = dplora::linalg::active_kernels();
   std::mutex mu;

@@ -32,7 +32,8 @@ struct ThreadBuf {
     if (n > cap) {
       p.reset();
       cap = 0;
-      float *q = static_cast<float *>(::operator new(n * sizeof(float), std::align_val_t(64), std::nothrow));
+      float *q = static_cast<float *>(
+          ::operator new(n * sizeof(float), std::align_val_t(64), std::nothrow));
       if (q == nullptr) return nullptr;
       p.reset(q);
       cap = n;
@@ -219,8 +220,8 @@ bool run_shared(const Problem &P, int64_t grain_tiles) {
             const float *bp = bbuf + (jr / nr) * kc * nr;
             const int64_t nn = std::min(nr, nc - jr);
             for (int64_t ir = 0; ir < mc; ir += mr) {
-              K.micro(kc, abuf + (ir / mr) * kc * mr, bp, nr, P.c + (ic + ir) * P.ldc + (jc + jr), P.ldc,
-                      std::min(mr, mc - ir), nn, P.alpha);
+              K.micro(kc, abuf + (ir / mr) * kc * mr, bp, nr, P.c + (ic + ir) * P.ldc + (jc + jr),
+                      P.ldc, std::min(mr, mc - ir), nn, P.alpha);
             }
           }
         }
@@ -239,7 +240,8 @@ int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t 
   if (m < 0 || n < 0 || k < 0) return DPLORA_EINVAL;
   if (m == 0 || n == 0) return DPLORA_OK;
   const int64_t wa = trans_a ? m : k, wb = trans_b ? k : n;
-  if (lda < std::max<int64_t>(1, wa) || ldb < std::max<int64_t>(1, wb) || ldc < std::max<int64_t>(1, n)) {
+  if (lda < std::max<int64_t>(1, wa) || ldb < std::max<int64_t>(1, wb) ||
+      ldc < std::max<int64_t>(1, n)) {
     return DPLORA_EINVAL;
   }
   if (c == nullptr) return DPLORA_EINVAL;
@@ -248,7 +250,8 @@ int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t 
 
   const int64_t tiles_m = (m + kern.mr - 1) / kern.mr;
   const int64_t tiles_n = (n + kern.nr - 1) / kern.nr;
-  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(std::max<int64_t>(k, 1));
+  const double work = static_cast<double>(m) * static_cast<double>(n) *
+                      static_cast<double>(std::max<int64_t>(k, 1));
   if (!parallel || work < 2.0e5 || (tiles_m < 2 && tiles_n < 2)) {
     return run_block(P, 0, m, 0, n) ? DPLORA_OK : DPLORA_ENOMEM;
   }

@@ -9,8 +9,8 @@
 namespace dplora {
 namespace linalg {
 
-void gemm_micro_avx2(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
-                     float *c, int64_t ldc, int64_t m, int64_t n, float alpha) {
+void gemm_micro_avx2(int64_t kc, const float *ap, const float *bp, int64_t ldbp, float *c,
+                     int64_t ldc, int64_t m, int64_t n, float alpha) {
   constexpr int MR = 6, NR = 16;
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();

@@ -10,8 +10,8 @@
 namespace dplora {
 namespace linalg {
 
-void gemm_micro_neon(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
-                     float *c, int64_t ldc, int64_t m, int64_t n, float alpha) {
+void gemm_micro_neon(int64_t kc, const float *ap, const float *bp, int64_t ldbp, float *c,
+                     int64_t ldc, int64_t m, int64_t n, float alpha) {
   constexpr int MR = 8, NR = 12;
   float32x4_t acc[MR][3];
   for (int r = 0; r < MR; ++r) {
@@ -20,9 +20,9 @@ void gemm_micro_neon(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
   for (int64_t kk = 0; kk < kc; ++kk) {
     const float32x4_t a0 = vld1q_f32(ap), a1 = vld1q_f32(ap + 4);
     const float32x4_t b0 = vld1q_f32(bp), b1 = vld1q_f32(bp + 4), b2 = vld1q_f32(bp + 8);
-#define DPLORA_ROW(r, av, lane)                              \
-  acc[r][0] = vfmaq_laneq_f32(acc[r][0], b0, av, lane);      \
-  acc[r][1] = vfmaq_laneq_f32(acc[r][1], b1, av, lane);      \
+#define DPLORA_ROW(r, av, lane)                         \
+  acc[r][0] = vfmaq_laneq_f32(acc[r][0], b0, av, lane); \
+  acc[r][1] = vfmaq_laneq_f32(acc[r][1], b1, av, lane); \
   acc[r][2] = vfmaq_laneq_f32(acc[r][2], b2, av, lane);
     DPLORA_ROW(0, a0, 0)
     DPLORA_ROW(1, a0, 1)
@@ -40,7 +40,8 @@ void gemm_micro_neon(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
   if (m == MR && n == NR) {
     for (int r = 0; r < MR; ++r) {
       float *row = c + r * ldc;
-      for (int q = 0; q < 3; ++q) vst1q_f32(row + 4 * q, vfmaq_f32(vld1q_f32(row + 4 * q), al, acc[r][q]));
+      for (int q = 0; q < 3; ++q)
+        vst1q_f32(row + 4 * q, vfmaq_f32(vld1q_f32(row + 4 * q), al, acc[r][q]));
     }
     return;
   }

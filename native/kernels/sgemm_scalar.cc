@@ -6,8 +6,8 @@
 namespace dplora {
 namespace linalg {
 
-void gemm_micro_scalar(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
-                       float *c, int64_t ldc, int64_t m, int64_t n, float alpha) {
+void gemm_micro_scalar(int64_t kc, const float *ap, const float *bp, int64_t ldbp, float *c,
+                       int64_t ldc, int64_t m, int64_t n, float alpha) {
   constexpr int MR = 4, NR = 8;
   float acc[MR][NR] = {};
   for (int64_t kk = 0; kk < kc; ++kk) {

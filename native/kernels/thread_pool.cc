@@ -135,14 +135,22 @@ Pool &pool() {
 
 }  // namespace
 
-void parallel_for(int64_t n, int64_t grain, const RangeFn &fn) { pool().run(n, grain, fn); }
-int pool_threads() { return pool().threads(); }
-void set_pool_threads(int n) { pool().resize(n); }
+void parallel_for(int64_t n, int64_t grain, const RangeFn &fn) {
+  pool().run(n, grain, fn);
+}
+int pool_threads() {
+  return pool().threads();
+}
+void set_pool_threads(int n) {
+  pool().resize(n);
+}
 
 }  // namespace dplora
 
 extern "C" {
-int dplora_num_threads(void) { return dplora::pool_threads(); }
+int dplora_num_threads(void) {
+  return dplora::pool_threads();
+}
 int dplora_set_num_threads(int n) {
   if (n < 1 || n > 1024) return DPLORA_EINVAL;
   dplora::set_pool_threads(n);

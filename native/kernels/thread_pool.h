@@ -19,7 +19,7 @@ using RangeFn = std::function<void(int64_t begin, int64_t end)>;
 
 void parallel_for(int64_t n, int64_t grain, const RangeFn &fn);
 
-int pool_threads();          // threads that may run a job, caller included
+int pool_threads();  // threads that may run a job, caller included
 void set_pool_threads(int n);
 
 }  // namespace dplora

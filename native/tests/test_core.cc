@@ -24,7 +24,8 @@ int main() {
         for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
         // A nested call must run inline and still cover its range.
         std::atomic<int> inner{0};
-        dplora::parallel_for(10, 1, [&](int64_t ib, int64_t ie) { inner += static_cast<int>(ie - ib); });
+        dplora::parallel_for(10, 1,
+                             [&](int64_t ib, int64_t ie) { inner += static_cast<int>(ie - ib); });
         if (inner.load() != 10) std::abort();
       });
       for (auto &h : hits) CHECK(h.load() == 1);

@@ -18,7 +18,9 @@ double urand() {  // [0, 1)
   g_state = g_state * 6364136223846793005ull + 1442695040888963407ull;
   return static_cast<double>(g_state >> 11) * (1.0 / 9007199254740992.0);
 }
-float frand() { return static_cast<float>(2.0 * urand() - 1.0); }
+float frand() {
+  return static_cast<float>(2.0 * urand() - 1.0);
+}
 std::vector<float> rvec(int64_t n) {
   std::vector<float> v(static_cast<size_t>(n));
   for (auto &x : v) x = frand();
@@ -26,16 +28,18 @@ std::vector<float> rvec(int64_t n) {
 }
 
 void test_sgemm() {
-  const int64_t sizes[][3] = {{0, 0, 0}, {1, 1, 1}, {0, 3, 2}, {3, 0, 2}, {3, 4, 0}, {1, 17, 5},
-                              {7, 1, 9},  {5, 5, 1}, {13, 33, 7}, {6, 16, 256}, {25, 40, 300},
-                              {97, 70, 513}, {150, 31, 64}, {12, 32, 3}, {73, 129, 260}};
+  const int64_t sizes[][3] = {{0, 0, 0},     {1, 1, 1},    {0, 3, 2},     {3, 0, 2},
+                              {3, 4, 0},     {1, 17, 5},   {7, 1, 9},     {5, 5, 1},
+                              {13, 33, 7},   {6, 16, 256}, {25, 40, 300}, {97, 70, 513},
+                              {150, 31, 64}, {12, 32, 3},  {73, 129, 260}};
   for (auto &s : sizes) {
     const int64_t m = s[0], n = s[1], k = s[2];
     for (int ta = 0; ta < 2; ++ta) {
       for (int tb = 0; tb < 2; ++tb) {
         const int64_t ra = ta ? k : m, wa = ta ? m : k, rb = tb ? n : k, wb = tb ? k : n;
         const int64_t lda = wa + (ta ? 3 : 1), ldb = wb + 2, ldc = n + 5;
-        std::vector<float> A = rvec(std::max<int64_t>(ra * lda, 1)), B = rvec(std::max<int64_t>(rb * ldb, 1));
+        std::vector<float> A = rvec(std::max<int64_t>(ra * lda, 1)),
+                           B = rvec(std::max<int64_t>(rb * ldb, 1));
         std::vector<float> C0 = rvec(std::max<int64_t>(m * ldc, 1));
         for (float beta : {0.0f, 1.0f, -0.5f}) {
           const float alpha = beta == 1.0f ? 1.0f : 0.75f;
@@ -44,7 +48,8 @@ void test_sgemm() {
             for (auto &x : C) x = std::numeric_limits<float>::quiet_NaN();
           }
           std::vector<float> Cpad = C;
-          CHECK(dplora_sgemm(ta, tb, m, n, k, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc) == DPLORA_OK);
+          CHECK(dplora_sgemm(ta, tb, m, n, k, alpha, A.data(), lda, B.data(), ldb, beta, C.data(),
+                             ldc) == DPLORA_OK);
           for (int64_t i = 0; i < m; ++i) {
             for (int64_t j = 0; j < n; ++j) {
               double ref = 0, mag = 0;
@@ -59,8 +64,11 @@ void test_sgemm() {
               const double got = C[i * ldc + j];
               const double tol = 1e-6 * (std::fabs(alpha) * mag + std::fabs(beta * c0)) + 1e-7;
               if (!(std::fabs(got - ref) <= tol)) {
-                std::fprintf(stderr, "sgemm m=%lld n=%lld k=%lld ta=%d tb=%d beta=%g (%lld,%lld): %g vs %g\n",
-                             (long long)m, (long long)n, (long long)k, ta, tb, beta, (long long)i, (long long)j, got, ref);
+                std::fprintf(
+                    stderr,
+                    "sgemm m=%lld n=%lld k=%lld ta=%d tb=%d beta=%g (%lld,%lld): %g vs %g\n",
+                    (long long)m, (long long)n, (long long)k, ta, tb, beta, (long long)i,
+                    (long long)j, got, ref);
                 ++g_failures;
                 return;
               }
@@ -96,8 +104,9 @@ double ref_norm(const float *a, const float *g, int64_t T, int64_t d, int64_t p)
 }
 
 void test_norms() {
-  const int64_t shapes[][4] = {{0, 3, 4, 5}, {2, 0, 4, 5}, {2, 3, 0, 5}, {3, 1, 7, 5},   {2, 2, 1, 1},
-                               {3, 5, 9, 3}, {2, 7, 17, 9}, {4, 16, 33, 8}, {2, 9, 8, 40}, {3, 33, 70, 13}};
+  const int64_t shapes[][4] = {{0, 3, 4, 5},  {2, 0, 4, 5},   {2, 3, 0, 5},  {3, 1, 7, 5},
+                               {2, 2, 1, 1},  {3, 5, 9, 3},   {2, 7, 17, 9}, {4, 16, 33, 8},
+                               {2, 9, 8, 40}, {3, 33, 70, 13}};
   for (auto &s : shapes) {
     const int64_t B = s[0], T = s[1], d = s[2], p = s[3];
     for (int adversarial = 0; adversarial < 2; ++adversarial) {
@@ -113,16 +122,23 @@ void test_norms() {
         }
       }
       std::vector<double> direct(B), ghost(B), bound(B), autom(B);
-      CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_DIRECT, direct.data()) == DPLORA_OK);
-      CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_GHOST, ghost.data()) == DPLORA_OK);
-      CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_BOUND, bound.data()) == DPLORA_OK);
-      CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_AUTO, autom.data()) == DPLORA_OK);
+      CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_DIRECT,
+                                direct.data()) == DPLORA_OK);
+      CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_GHOST, ghost.data()) ==
+            DPLORA_OK);
+      CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_BOUND, bound.data()) ==
+            DPLORA_OK);
+      CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_AUTO, autom.data()) ==
+            DPLORA_OK);
       for (int64_t i = 0; i < B; ++i) {
         const double ref = ref_norm(a.data() + i * T * d, g.data() + i * T * p, T, d, p);
         CHECK(std::fabs(direct[i] - ref) <= 1e-9 * ref + 1e-300);
-        if (!(std::fabs(ghost[i] - ref) <= 1e-9 * ref + 1e-14 * bound[i])) {  // ghost error ~ eps * bound
-          std::fprintf(stderr, "ghost B=%lld T=%lld d=%lld p=%lld adv=%d: %.17g vs %.17g (bound %.17g)\n", (long long)B,
-                       (long long)T, (long long)d, (long long)p, adversarial, ghost[i], ref, bound[i]);
+        if (!(std::fabs(ghost[i] - ref) <=
+              1e-9 * ref + 1e-14 * bound[i])) {  // ghost error ~ eps * bound
+          std::fprintf(stderr,
+                       "ghost B=%lld T=%lld d=%lld p=%lld adv=%d: %.17g vs %.17g (bound %.17g)\n",
+                       (long long)B, (long long)T, (long long)d, (long long)p, adversarial,
+                       ghost[i], ref, bound[i]);
           ++g_failures;
         }
         CHECK(std::fabs(autom[i] - ref) <= 1e-9 * ref + 1e-300);
@@ -140,9 +156,9 @@ void test_norms() {
 void test_clipped_sum() {
   // The last three have more than 2048 rows with a narrow side: the
   // fixed-size row pieces path (with a dropped sample splitting the runs).
-  const int64_t shapes[][4] = {{0, 3, 4, 5},    {1, 1, 1, 1},   {3, 5, 9, 3},   {4, 7, 33, 17},
-                               {5, 20, 8, 40},  {6, 64, 70, 8}, {9, 300, 40, 5}, {7, 700, 3, 30},
-                               {3, 2100, 17, 16}};
+  const int64_t shapes[][4] = {{0, 3, 4, 5},    {1, 1, 1, 1},    {3, 5, 9, 3},
+                               {4, 7, 33, 17},  {5, 20, 8, 40},  {6, 64, 70, 8},
+                               {9, 300, 40, 5}, {7, 700, 3, 30}, {3, 2100, 17, 16}};
   for (auto &s : shapes) {
     const int64_t B = s[0], T = s[1], d = s[2], p = s[3];
     std::vector<float> a = rvec(B * T * d), g = rvec(B * T * p), f(B);
@@ -156,14 +172,16 @@ void test_clipped_sum() {
     }
     for (int acc = 0; acc < 2; ++acc) {
       std::vector<float> out = rvec(std::max<int64_t>(p * d, 1)), out0 = out;
-      CHECK(dplora_clipped_sum(a.data(), g.data(), B, T, d, p, f.data(), out.data(), acc) == DPLORA_OK);
+      CHECK(dplora_clipped_sum(a.data(), g.data(), B, T, d, p, f.data(), out.data(), acc) ==
+            DPLORA_OK);
       for (int64_t j = 0; j < p; ++j) {
         for (int64_t k = 0; k < d; ++k) {
           double ref = acc ? out0[j * d + k] : 0.0, mag = std::fabs(ref);
           for (int64_t i = 0; i < B; ++i) {
             if (f[i] == 0) continue;
             for (int64_t t = 0; t < T; ++t) {
-              const double v = static_cast<double>(f[i] * g[(i * T + t) * p + j]) * a[(i * T + t) * d + k];
+              const double v =
+                  static_cast<double>(f[i] * g[(i * T + t) * p + j]) * a[(i * T + t) * d + k];
               ref += v;
               mag += std::fabs(v);
             }
@@ -223,9 +241,11 @@ void test_thread_invariance_sum() {
   CHECK(std::memcmp(o1.data(), o2.data(), o1.size() * sizeof(float)) == 0);
   std::vector<double> n1(B), n2(B);
   dplora_set_num_threads(1);
-  CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_DIRECT, n1.data()) == DPLORA_OK);
+  CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_DIRECT, n1.data()) ==
+        DPLORA_OK);
   dplora_set_num_threads(2);
-  CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_DIRECT, n2.data()) == DPLORA_OK);
+  CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, DPLORA_NORM_DIRECT, n2.data()) ==
+        DPLORA_OK);
   CHECK(std::memcmp(n1.data(), n2.data(), n1.size() * sizeof(double)) == 0);
 }
 

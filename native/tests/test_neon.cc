@@ -59,22 +59,24 @@ uint64_t next_u64() {
   g_state = g_state * 6364136223846793005ull + 1442695040888963407ull;
   return g_state;
 }
-float frand() { return static_cast<float>(static_cast<double>(next_u64() >> 11) * 0x1p-52 - 1.0); }
+float frand() {
+  return static_cast<float>(static_cast<double>(next_u64() >> 11) * 0x1p-52 - 1.0);
+}
 std::vector<float> rvec(int64_t n) {
   std::vector<float> v(static_cast<size_t>(std::max<int64_t>(n, 1)));
   for (auto &x : v) x = frand();
   return v;
 }
 
-const uint8_t kKey[32] = {7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+const uint8_t kKey[32] = {7,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
                           16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 99};
 const uint8_t kNonce[12] = {0, 0, 0, 9, 0, 0, 0, 0x4a, 0, 0, 0, 0};
 
 void test_sgemm_vs_scalar() {
-  const int64_t sizes[][3] = {{0, 0, 0},   {1, 1, 1},    {0, 5, 3},    {4, 0, 3},    {3, 4, 0},
-                              {1, 12, 1},  {8, 12, 1},   {8, 12, 7},   {9, 13, 5},   {7, 11, 33},
-                              {16, 24, 9}, {17, 25, 10}, {5, 36, 40},  {23, 1, 17},  {1, 29, 300},
-                              {40, 50, 257}, {129, 97, 70}, {200, 130, 300}};
+  const int64_t sizes[][3] = {
+      {0, 0, 0},   {1, 1, 1},   {0, 5, 3},    {4, 0, 3},     {3, 4, 0},     {1, 12, 1},
+      {8, 12, 1},  {8, 12, 7},  {9, 13, 5},   {7, 11, 33},   {16, 24, 9},   {17, 25, 10},
+      {5, 36, 40}, {23, 1, 17}, {1, 29, 300}, {40, 50, 257}, {129, 97, 70}, {200, 130, 300}};
   for (auto &s : sizes) {
     const int64_t m = s[0], n = s[1], k = s[2];
     for (int ta = 0; ta < 2; ++ta) {
@@ -86,9 +88,11 @@ void test_sgemm_vs_scalar() {
           const float alpha = 0.75f;
           std::vector<float> cs = C0, cn = C0;
           CHECK(dplora_set_isa(DPLORA_ISA_SCALAR) == DPLORA_OK);
-          CHECK(dplora_sgemm(ta, tb, m, n, k, alpha, A.data(), lda, B.data(), ldb, beta, cs.data(), ldc) == DPLORA_OK);
+          CHECK(dplora_sgemm(ta, tb, m, n, k, alpha, A.data(), lda, B.data(), ldb, beta, cs.data(),
+                             ldc) == DPLORA_OK);
           CHECK(dplora_set_isa(DPLORA_ISA_NEON) == DPLORA_OK);
-          CHECK(dplora_sgemm(ta, tb, m, n, k, alpha, A.data(), lda, B.data(), ldb, beta, cn.data(), ldc) == DPLORA_OK);
+          CHECK(dplora_sgemm(ta, tb, m, n, k, alpha, A.data(), lda, B.data(), ldb, beta, cn.data(),
+                             ldc) == DPLORA_OK);
           for (int64_t i = 0; i < m; ++i) {
             for (int64_t j = 0; j < ldc && i * ldc + j < static_cast<int64_t>(cn.size()); ++j) {
               const size_t at = static_cast<size_t>(i * ldc + j);
@@ -103,9 +107,11 @@ void test_sgemm_vs_scalar() {
                 mag += std::fabs(alpha * x * y);
               }
               if (!(std::fabs(double(cn[at]) - cs[at]) <= 2e-6 * mag + 1e-7)) {
-                std::fprintf(stderr, "sgemm m=%lld n=%lld k=%lld ta=%d tb=%d beta=%g (%lld,%lld): neon %g scalar %g\n",
-                             (long long)m, (long long)n, (long long)k, ta, tb, beta, (long long)i, (long long)j,
-                             cn[at], cs[at]);
+                std::fprintf(stderr,
+                             "sgemm m=%lld n=%lld k=%lld ta=%d tb=%d beta=%g (%lld,%lld): neon %g "
+                             "scalar %g\n",
+                             (long long)m, (long long)n, (long long)k, ta, tb, beta, (long long)i,
+                             (long long)j, cn[at], cs[at]);
                 ++g_failures;
                 return;
               }
@@ -126,9 +132,9 @@ void test_norms_vs_scalar() {
     const double a = S.sumsq(x.data() + 1, n), b = N.sumsq(x.data() + 1, n);
     CHECK(std::fabs(a - b) <= 1e-14 * a);
   }
-  const int64_t shapes[][4] = {{2, 1, 7, 5},  {3, 2, 1, 1},  {2, 3, 8, 4},  {2, 5, 9, 3},
-                               {3, 7, 17, 9}, {2, 16, 33, 8}, {2, 9, 8, 40}, {2, 33, 70, 13},
-                               {1, 40, 3, 100}, {2, 6, 12, 12}, {2, 37, 21, 7},  {2, 20, 300, 8},
+  const int64_t shapes[][4] = {{2, 1, 7, 5},     {3, 2, 1, 1},    {2, 3, 8, 4},   {2, 5, 9, 3},
+                               {3, 7, 17, 9},    {2, 16, 33, 8},  {2, 9, 8, 40},  {2, 33, 70, 13},
+                               {1, 40, 3, 100},  {2, 6, 12, 12},  {2, 37, 21, 7}, {2, 20, 300, 8},
                                {2, 40, 300, 11}, {1, 300, 70, 60}};
   for (auto &s : shapes) {
     const int64_t B = s[0], T = s[1], d = s[2], p = s[3];
@@ -141,8 +147,9 @@ void test_norms_vs_scalar() {
       CHECK(dplora_grad_norm_sq(a.data(), g.data(), B, T, d, p, method, rn.data()) == DPLORA_OK);
       for (int64_t i = 0; i < B; ++i) {
         if (!(std::fabs(rs[i] - rn[i]) <= 1e-11 * rs[i])) {
-          std::fprintf(stderr, "norm method=%d B=%lld T=%lld d=%lld p=%lld: neon %.17g scalar %.17g\n", method,
-                       (long long)B, (long long)T, (long long)d, (long long)p, rn[i], rs[i]);
+          std::fprintf(
+              stderr, "norm method=%d B=%lld T=%lld d=%lld p=%lld: neon %.17g scalar %.17g\n",
+              method, (long long)B, (long long)T, (long long)d, (long long)p, rn[i], rs[i]);
           ++g_failures;
         }
       }
@@ -153,12 +160,14 @@ void test_norms_vs_scalar() {
 void test_gaussian_bitwise() {
   // The group transform on edge words (radius word 0, 1, all ones; angle
   // words at every quadrant boundary) and random ones.
-  const uint32_t edges[] = {0u, 1u, 2u, 0x7fffffffu, 0x80000000u, 0xffffffffu, 0xfffffffeu,
-                            0x20000000u, 0x1fffffffu, 0x40000000u, 0x60000000u, 0x5fffffffu,
+  const uint32_t edges[] = {0u,          1u,          2u,          0x7fffffffu,
+                            0x80000000u, 0xffffffffu, 0xfffffffeu, 0x20000000u,
+                            0x1fffffffu, 0x40000000u, 0x60000000u, 0x5fffffffu,
                             0xa0000000u, 0xe0000000u, 0xdfffffffu, 0x3504f3u << 1};
   const int64_t ng = 64;
   std::vector<uint32_t> w(16 * ng);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = i < 256 ? edges[(i * 7 + i / 16) % 16] : uint32_t(next_u64() >> 13);
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = i < 256 ? edges[(i * 7 + i / 16) % 16] : uint32_t(next_u64() >> 13);
   for (int add = 0; add < 2; ++add) {
     std::vector<float> os(16 * ng), on(16 * ng);
     for (size_t i = 0; i < os.size(); ++i) os[i] = on[i] = frand();
@@ -176,7 +185,8 @@ void test_gaussian_bitwise() {
         CHECK(dplora_set_isa(DPLORA_ISA_NEON) == DPLORA_OK);
         CHECK(dplora_rng_gaussian_f32(kKey, kNonce, pos, on.data(), n, 1.5, add) == DPLORA_OK);
         CHECK(std::memcmp(os.data(), on.data(), os.size() * sizeof(float)) == 0);
-        if (n > 0) CHECK(std::memcmp(os.data(), base.data(), sizeof(float)) != 0);  // something was written
+        if (n > 0)
+          CHECK(std::memcmp(os.data(), base.data(), sizeof(float)) != 0);  // something was written
       }
     }
   }
@@ -187,7 +197,8 @@ void test_chacha_bitwise() {
   for (uint64_t b0 : {uint64_t(0), uint64_t(3), (uint64_t(1) << 32) - 2, (uint64_t(1) << 32) - 5}) {
     for (int64_t nb = 1; nb <= 13; ++nb) {
       std::vector<uint32_t> ref(16 * size_t(nb)), got(16 * size_t(nb), 0u);
-      for (int64_t i = 0; i < nb; ++i) dplora::chacha::block_words(s, b0 + uint64_t(i), ref.data() + 16 * i);
+      for (int64_t i = 0; i < nb; ++i)
+        dplora::chacha::block_words(s, b0 + uint64_t(i), ref.data() + 16 * i);
       dplora::chacha::blocks_neon(s, b0, nb, got.data());
       CHECK(ref == got);
     }

@@ -33,7 +33,9 @@ void test_block() {
   CHECK(std::memcmp(w.data(), kRfcBlock, 64) == 0);  // little-endian host
 }
 
-int first_isa_supported(int isa) { return dplora_isa_supported(isa); }
+int first_isa_supported(int isa) {
+  return dplora_isa_supported(isa);
+}
 
 void test_keystream_isas() {
   const dplora::chacha::Stream s = dplora::chacha::make_stream(kRfcKey, kRfcNonce);
@@ -41,7 +43,8 @@ void test_keystream_isas() {
   for (uint64_t b0 : {uint64_t(0), uint64_t(5), (uint64_t(1) << 32) - 7}) {
     for (int64_t nb : {1, 7, 8, 9, 16, 17, 40}) {
       std::vector<uint32_t> ref(16 * size_t(nb)), got(16 * size_t(nb));
-      for (int64_t i = 0; i < nb; ++i) dplora::chacha::block_words(s, b0 + uint64_t(i), ref.data() + 16 * i);
+      for (int64_t i = 0; i < nb; ++i)
+        dplora::chacha::block_words(s, b0 + uint64_t(i), ref.data() + 16 * i);
       dplora::chacha::blocks_scalar(s, b0, nb, got.data());
       CHECK(ref == got);
 #if defined(__x86_64__)
@@ -148,24 +151,27 @@ void test_discrete_gaussian() {
   for (int i = 0; i < 50; ++i) CHECK(a[size_t(i)] == b[size_t(i)]);
   // Large sigma: sigma = 2^16.
   pos = 0;
-  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, uint64_t(1) << 32, 1, z.data(), 20000) == DPLORA_OK);
+  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, uint64_t(1) << 32, 1, z.data(),
+                                     20000) == DPLORA_OK);
   s2 = 0;
   for (int i = 0; i < 20000; ++i) s2 += double(z[size_t(i)]) * double(z[size_t(i)]);
   CHECK(std::fabs(s2 / 20000 / 4294967296.0 - 1) < 5 * std::sqrt(2.0 / 20000));
   // Refusals.
   pos = 0;
-  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, (uint64_t(1) << 63) + 1, (uint64_t(1) << 63) - 1,
-                                     z.data(), 4) == DPLORA_EOVERFLOW);
+  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, (uint64_t(1) << 63) + 1,
+                                     (uint64_t(1) << 63) - 1, z.data(), 4) == DPLORA_EOVERFLOW);
   CHECK(pos == 0);
   CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 0, 1, z.data(), 4) == DPLORA_EINVAL);
   CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 1, 0, z.data(), 4) == DPLORA_EINVAL);
   pos = ~uint64_t(0) - 1;  // the stream ends after one word
-  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 1, 1, z.data(), 100) == DPLORA_EOVERFLOW);
+  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 1, 1, z.data(), 100) ==
+        DPLORA_EOVERFLOW);
   // Saturating noise on a sum.
   int64_t sum[4] = {INT64_MAX, INT64_MIN, 0, 7};
   int64_t sat = -1;
   pos = 0;
-  CHECK(dplora_fixed_add_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 1000000, 1, sum, 4, &sat) == DPLORA_OK);
+  CHECK(dplora_fixed_add_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 1000000, 1, sum, 4, &sat) ==
+        DPLORA_OK);
   CHECK(sat >= 0 && sat <= 2);
 }
 
@@ -173,7 +179,8 @@ void test_discrete_gaussian() {
 void check_row(const std::vector<int32_t> &row, int64_t c) {
   std::vector<int64_t> sum(row.size());
   int64_t clipped = 0;
-  CHECK(dplora_fixed_clip_sum(row.data(), 1, int64_t(row.size()), c, sum.data(), &clipped) == DPLORA_OK);
+  CHECK(dplora_fixed_clip_sum(row.data(), 1, int64_t(row.size()), c, sum.data(), &clipped) ==
+        DPLORA_OK);
   unsigned __int128 n2 = 0, v2 = 0;
   for (size_t j = 0; j < row.size(); ++j) {
     n2 += (unsigned __int128)(int64_t(row[j]) * int64_t(row[j]));
@@ -195,7 +202,8 @@ void test_fixed() {
   const u128 r = isqrt128(big);
   CHECK(r * r <= big && (r + 1) * (r + 1) > big);
   const int32_t mn = INT32_MIN, mx = INT32_MAX;
-  for (int64_t c : {int64_t(1), int64_t(2), int64_t(3), int64_t(5), int64_t(1000), int64_t(46341), int64_t(mx)}) {
+  for (int64_t c : {int64_t(1), int64_t(2), int64_t(3), int64_t(5), int64_t(1000), int64_t(46341),
+                    int64_t(mx)}) {
     check_row({int32_t(c), 1}, c);  // n2 = c^2 + 1
     check_row({-int32_t(c), -1}, c);
   }
@@ -212,16 +220,19 @@ void test_fixed() {
     st = st * 1664525u + 1013904223u;
     v = int32_t(st) >> (st % 23);
   }
-  std::vector<int64_t> total(static_cast<size_t>(dim)), one(static_cast<size_t>(dim)), acc(static_cast<size_t>(dim), 0);
+  std::vector<int64_t> total(static_cast<size_t>(dim)), one(static_cast<size_t>(dim)),
+      acc(static_cast<size_t>(dim), 0);
   CHECK(dplora_fixed_clip_sum(g.data(), batch, dim, 1 << 24, total.data(), nullptr) == DPLORA_OK);
   for (int64_t i = 0; i < batch; ++i) {
-    CHECK(dplora_fixed_clip_sum(g.data() + i * dim, 1, dim, 1 << 24, one.data(), nullptr) == DPLORA_OK);
+    CHECK(dplora_fixed_clip_sum(g.data() + i * dim, 1, dim, 1 << 24, one.data(), nullptr) ==
+          DPLORA_OK);
     for (int64_t j = 0; j < dim; ++j) acc[size_t(j)] += one[size_t(j)];
   }
   CHECK(acc == total);
   // Overflow refusal and bad arguments.
   int64_t s1[1];
-  CHECK(dplora_fixed_clip_sum(g.data(), (int64_t(1) << 31) + 2, 0, mx, s1, nullptr) == DPLORA_EOVERFLOW);
+  CHECK(dplora_fixed_clip_sum(g.data(), (int64_t(1) << 31) + 2, 0, mx, s1, nullptr) ==
+        DPLORA_EOVERFLOW);
   CHECK(dplora_fixed_clip_sum(g.data(), 1, 1, 0, s1, nullptr) == DPLORA_EINVAL);
   CHECK(dplora_fixed_clip_sum(g.data(), 1, 1, int64_t(mx) + 1, s1, nullptr) == DPLORA_EINVAL);
   // Quantizer.
@@ -229,7 +240,8 @@ void test_fixed() {
   int32_t q[8];
   dplora_quantize_stats qs;
   CHECK(dplora_fixed_quantize(x, 8, 0, q, &qs) == DPLORA_OK);
-  CHECK(q[0] == 0 && q[1] == 2 && q[2] == 2 && q[3] == -2 && q[4] == mx && q[5] == -mx && q[6] == 0 && q[7] == 0);
+  CHECK(q[0] == 0 && q[1] == 2 && q[2] == 2 && q[3] == -2 && q[4] == mx && q[5] == -mx &&
+        q[6] == 0 && q[7] == 0);
   CHECK(qs.saturated == 2 && qs.nan == 1);
   CHECK(dplora_fixed_quantize(x, 8, 31, q, &qs) == DPLORA_EINVAL);
   float back[8];

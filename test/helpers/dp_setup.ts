@@ -33,9 +33,19 @@ export function gather(d: Data, idx: ArrayLike<number>): { x: Tensor; y: Float32
 }
 
 /** LoRA (vanilla or FFA) on a frozen layer, then a trainable head. Same seed -> same weights. */
-export function makeModel(seed = 1, method: 'vanilla' | 'ffa' = 'vanilla', hidden = 16, r = 4): Sequential {
+export function makeModel(
+  seed = 1,
+  method: 'vanilla' | 'ffa' = 'vanilla',
+  hidden = 16,
+  r = 4,
+): Sequential {
   const rnd = lcg(seed + 100);
-  const lora = new LoraLinear(new Linear(IN, hidden, { seed }), { r, alpha: 2 * r, method, seed: seed + 1 });
+  const lora = new LoraLinear(new Linear(IN, hidden, { seed }), {
+    r,
+    alpha: 2 * r,
+    method,
+    seed: seed + 1,
+  });
   lora.loraB = randArray(hidden * r, rnd, 0.3);
   return new Sequential(lora, new Tanh(), new Linear(hidden, OUT, { seed: seed + 2 }));
 }
@@ -53,7 +63,12 @@ export function snapshot(model: Module): Float64Array {
 }
 
 /** One logical step through the engine: every micro-batch forward, backward, accumulate; then step. */
-export function trainStep(engine: PrivacyEngine, model: Module, d: Data, opts: { zeroGrad?: boolean } = {}): number {
+export function trainStep(
+  engine: PrivacyEngine,
+  model: Module,
+  d: Data,
+  opts: { zeroGrad?: boolean } = {},
+): number {
   const { indices, microBatches } = engine.nextBatch();
   for (const idx of microBatches) {
     const { x, y } = gather(d, idx);

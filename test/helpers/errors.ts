@@ -3,7 +3,11 @@
  * jest runs tests in a separate vm context, so `toThrow(RangeError)` fails on
  * them.  Compare the error's name (and message) instead.
  */
-export function expectError(fn: () => unknown, name: 'TypeError' | 'RangeError' | 'Error' | string, message?: RegExp): void {
+export function expectError(
+  fn: () => unknown,
+  name: 'TypeError' | 'RangeError' | 'Error' | string,
+  message?: RegExp,
+): void {
   let thrown: unknown;
   try {
     fn();
@@ -19,7 +23,11 @@ export function expectError(fn: () => unknown, name: 'TypeError' | 'RangeError' 
 }
 
 /** Async form of {@link expectError} for promise-returning calls. */
-export async function expectRejection(p: Promise<unknown>, name: string, message?: RegExp): Promise<void> {
+export async function expectRejection(
+  p: Promise<unknown>,
+  name: string,
+  message?: RegExp,
+): Promise<void> {
   let thrown: unknown;
   try {
     await p;
@@ -29,5 +37,6 @@ export async function expectRejection(p: Promise<unknown>, name: string, message
   if (thrown === undefined) throw new Error(`expected ${name} rejection but the promise resolved`);
   const err = thrown as Error;
   if (err.name !== name) throw new Error(`expected ${name} but got ${err.name}: ${err.message}`);
-  if (message && !message.test(err.message)) throw new Error(`expected ${name} matching ${message} but got: ${err.message}`);
+  if (message && !message.test(err.message))
+    throw new Error(`expected ${name} matching ${message} but got: ${err.message}`);
 }

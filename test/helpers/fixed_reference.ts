@@ -31,7 +31,12 @@ export function clipRow(row: ArrayLike<number>, clipInt: number): bigint[] {
 }
 
 /** Reference clipped sum over a [batch, dim] matrix. */
-export function clipSumRef(grads: Int32Array, batch: number, dim: number, clipInt: number): { sum: bigint[]; clipped: number } {
+export function clipSumRef(
+  grads: Int32Array,
+  batch: number,
+  dim: number,
+  clipInt: number,
+): { sum: bigint[]; clipped: number } {
   const sum = new Array<bigint>(dim).fill(0n);
   let clipped = 0;
   const c2 = BigInt(clipInt) ** 2n;

@@ -32,7 +32,14 @@ export function sliceBatch(x: Tensor, i0: number, i1: number): Tensor {
 export type LossFn = (y: Tensor, i0: number, i1: number) => { total: number; grad: Tensor };
 
 /** Raw gradient of the summed loss over samples [i0, i1) via the 'sum' backward, flattened over `params`. */
-export function rawGrad(model: Module, params: Parameter[], x: Tensor, loss: LossFn, i0: number, i1: number): Float64Array {
+export function rawGrad(
+  model: Module,
+  params: Parameter[],
+  x: Tensor,
+  loss: LossFn,
+  i0: number,
+  i1: number,
+): Float64Array {
   model.setGradMode('sum');
   model.zeroGrad();
   const y = model.forward(sliceBatch(x, i0, i1));

@@ -9,13 +9,23 @@ namespace dplora {
 namespace chacha {
 namespace {
 
-inline uint32_t rotl(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+inline uint32_t rotl(uint32_t x, int n) {
+  return (x << n) | (x >> (32 - n));
+}
 
 inline void quarter(uint32_t *x, int a, int b, int c, int d) {
-  x[a] += x[b]; x[d] ^= x[a]; x[d] = rotl(x[d], 16);
-  x[c] += x[d]; x[b] ^= x[c]; x[b] = rotl(x[b], 12);
-  x[a] += x[b]; x[d] ^= x[a]; x[d] = rotl(x[d], 8);
-  x[c] += x[d]; x[b] ^= x[c]; x[b] = rotl(x[b], 7);
+  x[a] += x[b];
+  x[d] ^= x[a];
+  x[d] = rotl(x[d], 16);
+  x[c] += x[d];
+  x[b] ^= x[c];
+  x[b] = rotl(x[b], 12);
+  x[a] += x[b];
+  x[d] ^= x[a];
+  x[d] = rotl(x[d], 8);
+  x[c] += x[d];
+  x[b] ^= x[c];
+  x[b] = rotl(x[b], 7);
 }
 
 inline uint32_t load_le(const uint8_t *p) {
@@ -25,9 +35,9 @@ inline uint32_t load_le(const uint8_t *p) {
 // RFC 8439 state: constants, key, counter, nonce.
 void core(const uint32_t key[8], uint32_t counter, uint32_t n0, uint32_t n1, uint32_t n2,
           uint32_t out[16]) {
-  uint32_t in[16] = {0x61707865u, 0x3320646eu, 0x79622d32u, 0x6b206574u,
-                     key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
-                     counter, n0, n1, n2};
+  uint32_t in[16] = {0x61707865u, 0x3320646eu, 0x79622d32u, 0x6b206574u, key[0], key[1],
+                     key[2],      key[3],      key[4],      key[5],      key[6], key[7],
+                     counter,     n0,          n1,          n2};
   uint32_t x[16];
   for (int i = 0; i < 16; ++i) x[i] = in[i];
   for (int r = 0; r < 10; ++r) {

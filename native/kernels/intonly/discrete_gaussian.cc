@@ -31,7 +31,6 @@ inline int bitlen128(u128 x) {
   return 0;
 }
 
-
 // Thrown when an intermediate would not fit its integer type.
 struct Overflow {};
 
@@ -197,11 +196,14 @@ void divmod256(u128 hi, u128 lo, u128 d, u128 &q, u128 &r) {
     r = (r << 1) | bit;
     if (carry || r >= d) {
       r -= d;
-      if (i >= 128) q_big = true;
-      else qlo |= u128(1) << i;
+      if (i >= 128)
+        q_big = true;
+      else
+        qlo |= u128(1) << i;
     }
   }
-  q = q_big ? ~u128(0) : qlo;  // beyond 2^128 exp(-1) trials all succeeding is impossible in practice
+  q = q_big ? ~u128(0)
+            : qlo;  // beyond 2^128 exp(-1) trials all succeeding is impossible in practice
 }
 
 // x^2 as 256 bits.
@@ -209,8 +211,8 @@ void square128(u128 x, u128 &hi, u128 &lo) {
   const u128 x0 = uint64_t(x), x1 = x >> 64;
   const u128 p00 = x0 * x0, p01 = x0 * x1, p11 = x1 * x1;
   // x^2 = p11 2^128 + 2 p01 2^64 + p00
-  const u128 mid_lo = p01 << 65;           // low 128 bits of 2 p01 2^64
-  const u128 mid_hi = p01 >> 63;           // the rest
+  const u128 mid_lo = p01 << 65;  // low 128 bits of 2 p01 2^64
+  const u128 mid_hi = p01 >> 63;  // the rest
   lo = p00 + mid_lo;
   hi = p11 + mid_hi + (lo < p00 ? 1 : 0);
 }

@@ -15,7 +15,6 @@ namespace fixedpt {
 
 using u128 = unsigned __int128;
 
-
 namespace {
 
 inline u128 ceil_isqrt128(u128 n) {
@@ -49,8 +48,8 @@ int64_t clip_scales(const int32_t *grads, int64_t b0, int64_t b1, int64_t dim, i
   return clipped;
 }
 
-void column_sums(const int32_t *grads, const int64_t *scale, int64_t batch, int64_t dim,
-                 int64_t j0, int64_t j1, int64_t *sum) {
+void column_sums(const int32_t *grads, const int64_t *scale, int64_t batch, int64_t dim, int64_t j0,
+                 int64_t j1, int64_t *sum) {
   for (int64_t j = j0; j < j1; ++j) sum[j] = 0;
   for (int64_t i = 0; i < batch; ++i) {
     const int32_t *row = grads + i * dim;
