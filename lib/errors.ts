@@ -1,0 +1,94 @@
+/**
+ * The one error hierarchy of dp-lora.
+ *
+ * Every error the library throws on purpose is a {@link DpLoraError} with a stable
+ * {@link DpLoraError.code | code} (a Node-style string a program can branch on) and, where one
+ * argument is at fault, its {@link DpLoraError.argument | name}. Messages may improve between
+ * releases; codes do not change.
+ *
+ * ```ts
+ * try {
+ *   engine.step();
+ * } catch (e) {
+ *   if (e instanceof DpLoraError && e.code === ErrorCode.BudgetExceeded) stopTraining();
+ *   else throw e;
+ * }
+ * ```
+ */
+
+/** The stable error codes (the README lists them with their meaning). */
+export const ErrorCode = {
+  /** An argument has the wrong type, is out of range, or is malformed. */
+  InvalidArgument: 'ERR_DPLORA_INVALID_ARGUMENT',
+  /** The API was used out of order (e.g. a step with no batch drawn, a second batch without a step). */
+  InvalidState: 'ERR_DPLORA_INVALID_STATE',
+  /** A step would take epsilon past the target; refused before any update. */
+  BudgetExceeded: 'ERR_DPLORA_BUDGET_EXCEEDED',
+  /** A trainable parameter lacks the per-sample information a private step needs. */
+  PerSampleGrad: 'ERR_DPLORA_PER_SAMPLE_GRAD',
+  /** A checkpoint or run directory is missing, inconsistent or tampered with. */
+  Checkpoint: 'ERR_DPLORA_CHECKPOINT',
+  /** A privacy ledger is malformed, tampered with or does not belong to the state it came with. */
+  Ledger: 'ERR_DPLORA_LEDGER',
+  /** The native addon could not be loaded. */
+  NativeLoad: 'ERR_DPLORA_NATIVE_LOAD',
+  /** A native kernel failed at run time (entropy source, memory). */
+  Native: 'ERR_DPLORA_NATIVE',
+  /** User data (CSV/JSONL, labels) is malformed. */
+  DataFormat: 'ERR_DPLORA_DATA_FORMAT',
+  /** A file (safetensors, adapter, model weights) is malformed or too large. */
+  FileFormat: 'ERR_DPLORA_FILE_FORMAT',
+} as const;
+
+/** One of the values of {@link ErrorCode}. */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Options shared by every {@link DpLoraError} constructor. */
+export interface DpLoraErrorOptions {
+  /** The argument (or CLI option, or file) at fault, where there is one. */
+  argument?: string;
+  /** The underlying error, if this one wraps another. */
+  cause?: unknown;
+}
+
+/** Base class of every error dp-lora throws on purpose. */
+export class DpLoraError extends Error {
+  /** Stable machine-readable code, one of {@link ErrorCode}. */
+  readonly code: ErrorCodeValue;
+  /** The argument (or CLI option, or file) at fault, where there is one. */
+  readonly argument?: string;
+
+  /**
+   * @param code - one of {@link ErrorCode}
+   * @param message - a sentence for people; it should name the argument and say what to do
+   * @param options - the argument at fault and an underlying cause
+   */
+  constructor(code: ErrorCodeValue, message: string, options: DpLoraErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    if (options.argument !== undefined) this.argument = options.argument;
+  }
+}
+
+/** A bad argument: wrong type, out of range, non-finite or malformed. Always names it. */
+export class InvalidArgumentError extends DpLoraError {
+  declare readonly argument: string;
+
+  /**
+   * @param argument - the argument's name as the caller wrote it (e.g. `maxGradNorm`, `--rank`)
+   * @param message - what is wrong and what is accepted; the argument's name is prefixed
+   * @param cause - an underlying error, if any
+   */
+  constructor(argument: string, message: string, cause?: unknown) {
+    super(ErrorCode.InvalidArgument, `${argument}: ${message}`, { argument, cause });
+  }
+}
+
+/** The API was used out of order (e.g. a step with no batch drawn). */
+export class InvalidStateError extends DpLoraError {
+  /** @param message - what was called out of order and what to call first */
+  constructor(message: string) {
+    super(ErrorCode.InvalidState, message);
+  }
+}
