@@ -278,6 +278,7 @@ export function maxStepsWithinBudget(
     throw new RangeError(`maxSteps must be an integer >= 1, got ${maxSteps}`);
   const fits = (k: number) => accountant.clone().step(spec, k).getEpsilon(delta) <= eps;
   if (accountant.getEpsilon(delta) > eps || !fits(1)) return 0;
+  if (maxSteps === 1 || fits(maxSteps)) return maxSteps; // the whole horizon fits: one evaluation
   let lo = 1; // fits
   let hi = 2;
   while (hi <= maxSteps && fits(hi)) {

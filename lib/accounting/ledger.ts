@@ -5,6 +5,7 @@
  */
 import type { PrivacyEvent } from './events';
 import { validateStep } from './events';
+import { DpLoraError, ErrorCode } from '../errors';
 
 /** Current ledger format version. */
 export const LEDGER_FORMAT_VERSION = 1;
@@ -25,10 +26,10 @@ export interface LedgerJson {
 }
 
 /** Thrown for a ledger that cannot be parsed or fails validation. */
-export class LedgerFormatError extends Error {
+export class LedgerFormatError extends DpLoraError {
+  /** @param message - what is wrong with the ledger */
   constructor(message: string) {
-    super(`invalid privacy ledger: ${message}`);
-    this.name = 'LedgerFormatError';
+    super(ErrorCode.Ledger, `invalid privacy ledger: ${message}`);
   }
 }
 

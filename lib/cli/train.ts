@@ -18,7 +18,7 @@ import { Adam } from '../optim/adam';
 import { PrivacyEngine } from '../privacy/privacy_engine';
 import type { PrivacyEngineState } from '../privacy/privacy_engine';
 import { PrivacyBudgetExceededError } from '../privacy/errors';
-import { accountantFromJSON } from '../accounting';
+import { PrivacyLedger } from '../accounting/privacy_ledger';
 import { atomicWriteFile } from '../io/atomic';
 import { saveCheckpoint, loadCheckpoint, hasCheckpoint } from '../io/checkpoint';
 import { saveAdapter, PrivacyReport } from '../io/peft_adapter';
@@ -165,12 +165,12 @@ export async function runTrain(
     if (!hasCheckpoint(ckRoot))
       throw new OptionError(`--resume ${io.resume}: no checkpoint found in ${ckRoot}`);
     // The ledger must parse as an accountant ledger, else the checkpoint is refused.
-    const ck = loadCheckpoint(ckRoot, { validateLedger: (l) => void accountantFromJSON(l) });
+    const ck = loadCheckpoint(ckRoot, { validateLedger: (l) => void PrivacyLedger.fromJSON(l) });
     const memo = ck.state.run as unknown as RunMemo;
     if (!memo || typeof memo !== 'object' || !memo.config)
       throw new OptionError(`--resume ${io.resume}: the checkpoint has no run configuration`);
     const engineState = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
-    engineState.accountant = ck.state.ledger;
+    engineState.ledger = ck.state.ledger as PrivacyEngineState['ledger'];
     resumed = { engine: engineState, memo };
     if (outDir && path.resolve(outDir) !== path.resolve(io.resume))
       throw new OptionError(
@@ -306,7 +306,7 @@ export async function runTrain(
     if (!ckRoot) return;
     const st = engine.stateDict();
     const tensors: Record<string, StTensorInput> = {};
-    const { accountant, ...rest } = st;
+    const { ledger: accountant, ...rest } = st;
     const engineJson = extractTensors(rest, tensors);
     const memo: RunMemo = { ...memoBase, privateTrainingSeconds: trainSeconds, samplesSeen };
     saveCheckpoint(
