@@ -38,6 +38,8 @@ export const ErrorCode = {
   DataFormat: 'ERR_DPLORA_DATA_FORMAT',
   /** A file (safetensors, adapter, model weights) is malformed or too large. */
   FileFormat: 'ERR_DPLORA_FILE_FORMAT',
+  /** A run directory is locked by another live training process. */
+  RunLocked: 'ERR_DPLORA_RUN_LOCKED',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */

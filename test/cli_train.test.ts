@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { buildProgram } from '../lib/cli/main';
 import { loadAdapter, loadPrivacyReport } from '../lib/io/peft_adapter';
-import { ledgerDigest, loadCheckpoint } from '../lib/io/checkpoint';
+import { loadCheckpoint } from '../lib/io/checkpoint';
 import { buildSpamTask } from '../lib/cli/train_task';
 import {
   accuracy,
@@ -130,7 +130,8 @@ describe('dp-lora train (end to end)', () => {
     // Heldout has ~160 mails: 0.08 above the majority rate is > 2.5 binomial sd.
     expect(r.accuracy.privateLora).toBeGreaterThan(chance + 0.08);
     expect(r.accuracy.nonPrivateLora).toBeGreaterThan(chance + 0.08);
-    for (const v of Object.values(r.accuracy) as number[]) expect(v).toBeLessThanOrEqual(1);
+    for (const v of Object.values(r.accuracy as Record<string, number>))
+      expect(v).toBeLessThanOrEqual(1);
 
     // The adapter is loadable and reproduces the reported private accuracy exactly.
     const a = loadAdapter(path.join(out, 'adapter'));
@@ -201,31 +202,56 @@ describe('dp-lora train (end to end)', () => {
     expect(r2.epsilon).toBeGreaterThan(r1.epsilon);
     expect(r2.epsilon).toBeLessThanOrEqual(r2.targetEpsilon + 1e-9);
 
-    // A checkpoint whose ledger was removed cannot be resumed.
+    // A checkpoint whose ledger was removed, or edited, cannot be resumed.
     const ckDir = loadCheckpoint(path.join(out, 'checkpoints')).dir;
-    const sp = path.join(ckDir, 'state.json');
-    const doc = JSON.parse(fs.readFileSync(sp, 'utf8'));
-    const goodLedger = doc.state.ledger;
-    delete doc.state.ledger;
-    fs.writeFileSync(sp, JSON.stringify(doc));
-    await expect(run(['--resume', out])).rejects.toThrow(/ledger is missing/);
-    // A ledger with a matching checksum but not a valid accountant ledger is refused too.
-    const bad = { ...goodLedger, accountant: 'magic' };
+    const lp = path.join(ckDir, 'ledger.json');
+    const good = fs.readFileSync(lp);
+    fs.rmSync(lp);
+    await expect(run(['--resume', out])).rejects.toThrow(/missing ledger\.json/);
+    const edited = JSON.parse(good.toString());
+    edited.records[2].noiseMultiplier *= 2;
+    fs.writeFileSync(lp, JSON.stringify(edited));
+    await expect(run(['--resume', out])).rejects.toThrow(/ledger/);
+    fs.writeFileSync(lp, good);
+  });
+
+  test('steps charged after the last checkpoint stay charged on resume (journal)', async () => {
+    const out = path.join(tmp, 'killed');
+    await run([
+      ...SMALL,
+      '--no-baseline',
+      '--out',
+      out,
+      '--max-steps',
+      '20',
+      '--checkpoint-every',
+      '7',
+    ]);
+    // As if killed after step 20 was charged and applied but before its checkpoint: the latest
+    // checkpoint is step 14, the journal holds 20 steps.
     fs.writeFileSync(
-      sp,
-      JSON.stringify({
-        ...doc,
-        ledgerSha256: ledgerDigest(bad),
-        state: { ...doc.state, ledger: bad },
-      }),
+      path.join(out, 'checkpoints', 'latest.json'),
+      JSON.stringify({ dir: 'step-00000014', step: 14 }),
     );
-    await expect(run(['--resume', out])).rejects.toThrow(/ledger is malformed/);
+    const j = path.join(tmp, 'killed.json');
+    const { stderr } = await run(['--resume', out, '--json', j, '--max-steps', '5']);
+    expect(stderr).toMatch(/at step 14/);
+    expect(stderr).toMatch(/ledger holds 20 charged steps/);
+    const r = JSON.parse(fs.readFileSync(j, 'utf8'));
+    expect(r.steps).toBe(25);
+    const journal = fs
+      .readFileSync(path.join(out, 'ledger.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(journal.filter((x) => x.kind === 'step')).toHaveLength(25);
   });
 
   test('option errors name the option', async () => {
     await expect(run(['--epsilon', '-1'])).rejects.toThrow(/--epsilon must be a positive number/);
     await expect(run(['--seed', 'xyz'])).rejects.toThrow(/--seed must be/);
     await expect(run(['--resume', path.join(tmp, 'nothing')])).rejects.toThrow(/no checkpoint/);
+    expect(fs.existsSync(path.join(tmp, 'nothing'))).toBe(false);
     await expect(run(['--resume', path.join(tmp, 'run'), '--epsilon', '3'])).rejects.toThrow(
       /drop --epsilon/,
     );

@@ -75,6 +75,8 @@ export interface MakePrivateOptions {
    * directory's journal does): if it throws, the step is refused and nothing is updated.
    */
   onLedgerRecord?: (record: LedgerRecord) => void;
+  /** Steps the run plans in all (the budget guard verifies that far ahead at once). */
+  plannedSteps?: number;
 }
 
 /** Options of {@link PrivacyEngine.makePrivateWithEpsilon}: noiseMultiplier is calibrated. */
@@ -308,6 +310,14 @@ export class PrivacyEngine {
       maxPhysicalBatchSize: o.maxPhysicalBatchSize ?? null,
     };
     const cfg = this.cfg;
+    if (o.plannedSteps !== undefined) {
+      if (!Number.isSafeInteger(o.plannedSteps) || o.plannedSteps < 1)
+        throw new InvalidArgumentError(
+          'plannedSteps',
+          `must be an integer >= 1, got ${o.plannedSteps}`,
+        );
+      this.plannedSteps = o.plannedSteps;
+    }
     if (cfg.targetEpsilon !== null)
       this.guard = new BudgetGuard(
         { targetEpsilon: cfg.targetEpsilon, targetDelta: cfg.delta },
