@@ -227,6 +227,9 @@ export function parseCsvData(
   return { texts, ...mapLabels(raw, source) };
 }
 
+/** Largest user data file read (bytes): 512 MiB. */
+export const MAX_USER_DATA_BYTES = 512 * 1024 * 1024;
+
 /** Loads `.jsonl`/`.ndjson` or `.csv` user data (see the module comment). */
 export function loadUserData(
   file: string,
@@ -235,6 +238,13 @@ export function loadUserData(
 ): LabelledTexts {
   if (!fs.existsSync(file)) throw new DataFormatError(`${file}: no such file`);
   const ext = path.extname(file).toLowerCase();
+  // Bounded before reading: a link to /dev/zero or a FIFO would otherwise be read forever.
+  const st = fs.statSync(file);
+  if (!st.isFile()) throw new DataFormatError(`${file}: not a regular file`);
+  if (st.size > MAX_USER_DATA_BYTES)
+    throw new DataFormatError(
+      `${file}: ${st.size} bytes, more than the ${MAX_USER_DATA_BYTES} a data file may have`,
+    );
   const text = fs.readFileSync(file, 'utf8');
   if (text.trim() === '') throw new DataFormatError(`${file}: the file is empty`);
   if (ext === '.jsonl' || ext === '.ndjson') return parseJsonl(text, textField, labelField, file);

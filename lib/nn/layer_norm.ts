@@ -3,6 +3,7 @@
  * gamma/beta may be trainable or frozen.  Per-sample gradients of gamma and
  * beta are small ([batch, features]) and formed directly in backward.
  */
+import { InvalidArgumentError } from '../errors';
 import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
 import { Parameter, Tensor } from './tensor';
 
@@ -32,8 +33,11 @@ export class LayerNorm extends Module implements PerSampleModule {
 
   constructor(features: number, options: LayerNormOptions = {}) {
     super();
-    if (!Number.isInteger(features) || features < 1)
-      throw new RangeError(`LayerNorm: features must be a positive integer, got ${features}`);
+    if (!Number.isInteger(features) || features < 1 || features > 2 ** 24)
+      throw new InvalidArgumentError(
+        'features',
+        `LayerNorm: must be an integer in [1, 2^24], got ${features}`,
+      );
     this.features = features;
     this.eps = options.eps ?? 1e-5;
     const trainable = options.trainable ?? true;

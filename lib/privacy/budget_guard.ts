@@ -9,6 +9,8 @@ import type { PrivacyLedger } from '../accounting/privacy_ledger';
 
 /** How far ahead one verification looks when the run has no planned length. */
 export const DEFAULT_GUARD_HORIZON = 1024;
+/** The farthest one verification looks (steps); more are verified when these are used. */
+export const MAX_GUARD_HORIZON = 2 ** 16;
 
 /** Hands out steps verified (by the accountant) to keep epsilon within the target. */
 export class BudgetGuard {
@@ -31,7 +33,7 @@ export class BudgetGuard {
    */
   remaining(ledger: PrivacyLedger): number {
     if (this.verified >= 1) return this.verified;
-    let h = Math.max(1, Math.min(2 ** 30, Math.floor(this.horizon())));
+    let h = Math.max(1, Math.min(MAX_GUARD_HORIZON, Math.floor(this.horizon())));
     for (;;) {
       try {
         this.verified = maxStepsWithinBudget(ledger.accountant(), this.spec, this.budget, h);

@@ -8,7 +8,7 @@
  *   for (...) { const { microBatches } = engine.nextBatch(); for (const idx of microBatches) { ...forward, loss, backward...; optimizer.accumulate(); } optimizer.step(); }
  *   engine.getEpsilon();
  */
-import { PldAccountant, RdpAccountant, getNoiseMultiplier } from '../accounting';
+import { PldAccountant, RdpAccountant, calibrateNoiseMultiplier } from '../accounting';
 import { PrivacyLedger } from '../accounting/privacy_ledger';
 import type { LedgerChainJson, LedgerRecord, LedgerReport } from '../accounting/privacy_ledger';
 import { DEFAULT_PLD_PARAMETERS } from '../accounting/pld';
@@ -359,7 +359,7 @@ export class PrivacyEngine {
       );
     const sampleRate = (o.sampling ?? 'poisson') === 'poisson' ? o.batchSize / N : 1;
     const steps = Math.ceil((o.epochs * N) / o.batchSize);
-    const noiseMultiplier = getNoiseMultiplier({
+    const cal = calibrateNoiseMultiplier({
       targetEpsilon: o.targetEpsilon,
       targetDelta: o.targetDelta,
       sampleRate,
@@ -367,9 +367,16 @@ export class PrivacyEngine {
       accountant: o.accountant ?? 'pld',
       pldParameters: o.pldParameters,
     });
+    // The run is accounted by the accountant that calibrated it (PLD falls back to RDP for
+    // very little noise, and says so).
+    if (cal.fallback) {
+      if (o.onWarning) this.warnFn = o.onWarning;
+      this.warn(`ACCOUNTANT FALLBACK: ${cal.fallback}`);
+    }
     const out = this.makePrivate({
       ...o,
-      noiseMultiplier,
+      accountant: cal.accountant,
+      noiseMultiplier: cal.noiseMultiplier,
       targetEpsilon: o.targetEpsilon,
       delta: o.targetDelta,
     });
