@@ -376,4 +376,43 @@ describe('dp-lora train --data', () => {
       /no field "stars".*--label-field/,
     );
   });
+
+  test('labels are public: a rare undeclared label is refused, never written out', async () => {
+    const rows = synth(300, 5);
+    rows[7].label = 'patient-4711-diagnosis';
+    const data = path.join(tmp, 'rare.csv');
+    fs.writeFileSync(data, csv(rows));
+    const out = path.join(tmp, 'rare-run');
+    let err: Error | undefined;
+    try {
+      await run([...TINY, '--data', data, '--out', out, '--no-baseline']);
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.message).toMatch(/fewer than 20 times.*--labels/);
+    expect(err?.message).not.toMatch(/4711/);
+    expect(fs.existsSync(path.join(out, 'adapter'))).toBe(false);
+    // Declared labels: the rare value is accepted only if declared, in the declared order.
+    await expect(
+      run([...TINY, '--data', data, '--labels', 'good,bad', '--no-baseline']),
+    ).rejects.toThrow(/not among the declared labels/);
+    const json = path.join(tmp, 'declared.json');
+    await run([
+      ...TINY,
+      '--data',
+      data,
+      '--labels',
+      'good,bad,patient-4711-diagnosis',
+      '--no-baseline',
+      '--json',
+      json,
+      '--epochs',
+      '1',
+    ]);
+    expect(JSON.parse(fs.readFileSync(json, 'utf8')).classes).toEqual([
+      'good',
+      'bad',
+      'patient-4711-diagnosis',
+    ]);
+  });
 });

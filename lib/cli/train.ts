@@ -628,6 +628,14 @@ export function registerTrainCommand(program: Command): void {
     .option('--text-field <name>', 'text field/column of --data (default text)')
     .option('--label-field <name>', 'label field/column of --data (default label)')
     .option(
+      '--labels <a,b,c>',
+      'the label set of --data, declared (it is written in the clear into the adapter); default: the --public-data labels',
+    )
+    .option(
+      '--min-label-count <k>',
+      'without --labels or --public-data, refuse labels that occur fewer than k times (default 20)',
+    )
+    .option(
       '--public-data <file>',
       'public data (same fields) to pretrain the base for --data (else the base is random)',
     )
