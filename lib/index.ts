@@ -70,8 +70,37 @@ export {
   AdapterFormatError,
 } from './io/peft_adapter';
 export type { AdapterConfig, AdapterData, LoraTensors, PrivacyReport } from './io/peft_adapter';
-export { saveCheckpoint, loadCheckpoint, hasCheckpoint, CheckpointError } from './io/checkpoint';
-export type { CheckpointState } from './io/checkpoint';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  hasCheckpoint,
+  CheckpointError,
+  fileSha256,
+} from './io/checkpoint';
+export type { CheckpointState, CheckpointManifest, CheckpointPart } from './io/checkpoint';
+export { PrivacyLedger } from './accounting/privacy_ledger';
+export type {
+  LedgerRecord,
+  LedgerChainJson,
+  LedgerReport,
+  KeySource,
+} from './accounting/privacy_ledger';
+export { PrivateTrainer, arrayDataset } from './trainer/private_trainer';
+export type {
+  TrainerDataset,
+  TrainerPrivacy,
+  TrainerProgress,
+  PrivateTrainerOptions,
+  ResumeTrainerOptions,
+  FitResult,
+} from './trainer/private_trainer';
+export {
+  RunDirectory,
+  RunLockedError,
+  validateOutputDir,
+  validateOutputFile,
+} from './trainer/run_dir';
+export { BudgetGuard } from './privacy/budget_guard';
 export { atomicWriteFile, atomicWriteDir } from './io/atomic';
 export {
   loadSpamCorpus,

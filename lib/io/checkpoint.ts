@@ -96,6 +96,7 @@ export function sha256(data: Uint8Array | string): string {
 
 /** SHA-256 (hex) of a file's content, read in chunks. */
 export function fileSha256(file: string): string {
+  if (!fs.statSync(file).isFile()) throw new CheckpointError(`${file}: not a regular file`, 'file');
   const h = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
   try {
