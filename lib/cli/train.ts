@@ -168,6 +168,7 @@ export async function runTrain(
         mode: io.resume ? 'resume' : 'new',
         overwrite: io.overwrite,
         log,
+        argument: io.resume ? '--resume' : '--out',
       })
     : null;
   try {

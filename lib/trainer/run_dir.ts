@@ -115,14 +115,21 @@ export class RunDirectory {
    */
   static open(
     dir: string,
-    o: { mode: 'new' | 'resume'; overwrite?: boolean; log?: (line: string) => void },
+    o: {
+      mode: 'new' | 'resume';
+      overwrite?: boolean;
+      log?: (line: string) => void;
+      /** How errors name the directory (default 'runDir' / 'resume'; the CLI: --out / --resume). */
+      argument?: string;
+    },
   ): RunDirectory {
+    const arg = o.argument ?? (o.mode === 'resume' ? 'resume' : 'runDir');
     if (o.mode === 'resume' && (typeof dir !== 'string' || !fs.existsSync(dir)))
       throw new InvalidArgumentError(
-        'resume',
+        arg,
         `${String(dir)}: no such run directory (no checkpoint to resume)`,
       );
-    const abs = validateOutputDir(dir, o.mode === 'resume' ? 'resume' : 'runDir');
+    const abs = validateOutputDir(dir, arg);
     const rd = new RunDirectory(abs);
     rd.lock(o.log ?? (() => undefined));
     try {
@@ -130,13 +137,13 @@ export class RunDirectory {
       const holds = rd.holdsRun();
       if (o.mode === 'resume' && !holds)
         throw new InvalidArgumentError(
-          'resume',
+          arg,
           `${abs} holds no run to resume (no ${JOURNAL_FILE}, no checkpoint)`,
         );
       if (o.mode === 'new' && holds) {
         if (!o.overwrite)
           throw new InvalidArgumentError(
-            'runDir',
+            arg,
             `${abs} already holds a run; resume it, choose another directory, or pass overwrite (--overwrite) to archive it and start over`,
           );
         const to = rd.archive();

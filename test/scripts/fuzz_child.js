@@ -8,18 +8,9 @@
  * Prints one JSON line: {calls, threw, rejected}.
  */
 'use strict';
-const fs = require('fs');
 const path = require('path');
 const root = process.argv[2];
-const ts = require(path.join(root, 'node_modules', 'typescript'));
-require.extensions['.ts'] = (module, filename) => {
-  const src = fs.readFileSync(filename, 'utf8');
-  const out = ts.transpileModule(src, {
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
-    fileName: filename,
-  });
-  module._compile(out.outputText, filename);
-};
+require('./ts_hook')(root);
 // I/O of hostile calls lands in a scratch folder (the parent makes cwd a temp dir).
 const lib = require(path.join(root, 'lib', 'index.ts'));
 
