@@ -17,8 +17,11 @@ import {
   loadBaseWeights,
   loraModel,
   pretrainedBase,
+  saveBaseWeights,
+  randomBase,
+  adapterOf,
 } from '../lib/cli/train_model';
-import { LORA_SEED } from '../lib/cli/train';
+import { LORA_SEED, publishAdapter } from '../lib/cli/train';
 import { LoraLinear } from '../lib/nn/lora_linear';
 
 const SMALL = [
@@ -213,6 +216,23 @@ describe('dp-lora train (end to end)', () => {
     fs.writeFileSync(lp, JSON.stringify(edited));
     await expect(run(['--resume', out])).rejects.toThrow(/ledger/);
     fs.writeFileSync(lp, good);
+    // A different base model next to the checkpoint (a stale one in a reused folder) is refused.
+    const basePath = path.join(out, 'base_model.safetensors');
+    const goodBase = fs.readFileSync(basePath);
+    const other = loadBaseWeights(basePath, { dim: 512, hidden: 32, classes: 2 });
+    other.tensors['fc1.weight'][0] += 1;
+    saveBaseWeights(basePath, other);
+    await expect(run(['--resume', out])).rejects.toThrow(/base model is not the one/);
+    fs.writeFileSync(basePath, goodBase);
+    // A run directory in use by another live training is refused.
+    fs.writeFileSync(
+      path.join(out, 'run.lock'),
+      JSON.stringify({ pid: process.pid, host: os.hostname() }),
+    );
+    await expect(run(['--resume', out])).rejects.toThrow(/in use by another training/);
+    fs.rmSync(path.join(out, 'run.lock'));
+    // Starting a new run there is refused without --overwrite.
+    await expect(run([...SMALL, '--out', out])).rejects.toThrow(/already holds a run/);
   });
 
   test('steps charged after the last checkpoint stay charged on resume (journal)', async () => {
@@ -254,6 +274,13 @@ describe('dp-lora train (end to end)', () => {
     expect(fs.existsSync(path.join(tmp, 'nothing'))).toBe(false);
     await expect(run(['--resume', path.join(tmp, 'run'), '--epsilon', '3'])).rejects.toThrow(
       /drop --epsilon/,
+    );
+    // Options --resume cannot honour are refused, not ignored.
+    await expect(
+      run(['--resume', path.join(tmp, 'run'), '--hidden', '64', '--checkpoint-every', '3']),
+    ).rejects.toThrow(/drop --hidden, --checkpoint-every/);
+    await expect(run(['--resume', path.join(tmp, 'run'), '--overwrite'])).rejects.toThrow(
+      /--overwrite/,
     );
     await expect(run(['--method', 'bad'])).rejects.toThrow(/Allowed choices are ffa, vanilla/);
   });
@@ -415,4 +442,36 @@ describe('dp-lora train --data', () => {
       'patient-4711-diagnosis',
     ]);
   });
+});
+
+test('the adapter is a link switched atomically to the newest complete adapter', () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'publish-'));
+  const m = loraModel(
+    {
+      shape: { dim: 8, hidden: 4, classes: 2 },
+      tensors: randomBase({ dim: 8, hidden: 4, classes: 2 }, 1).tensors,
+    },
+    { rank: 2, alpha: 4, method: 'vanilla', seed: 1 },
+  );
+  const data = adapterOf(m, { rank: 2, alpha: 4, method: 'vanilla', seed: 1 }, 'base', {});
+  const report = {
+    epsilon: 1,
+    delta: 1e-5,
+    noiseMultiplier: 1,
+    maxGradNorm: 1,
+    sampleRate: 0.1,
+    steps: 1,
+    accountant: 'rdp',
+    reproducibleSeed: false,
+  };
+  for (const step of [1, 2, 3]) publishAdapter(dir, step, data, { ...report, steps: step });
+  const link = path.join(dir, 'adapter');
+  expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+  expect(fs.readlinkSync(link)).toBe(path.join('adapters', 'step-00000003'));
+  expect(loadPrivacyReport(link)!.steps).toBe(3);
+  expect(fs.readdirSync(path.join(dir, 'adapters')).sort()).toEqual([
+    'step-00000002',
+    'step-00000003',
+  ]);
+  expect(fs.readdirSync(dir).filter((d) => d.includes('.tmp-'))).toEqual([]);
 });
