@@ -550,6 +550,19 @@ export class PrivacyEngine {
     return this.batchPending;
   }
 
+  /**
+   * Drops the batch drawn by {@link nextBatch} without an update. It is charged to the ledger
+   * like a step: a choice to abandon could depend on the batch's records, so abandoning and
+   * drawing again is never a free way to pick batches.
+   */
+  abandonBatch(): void {
+    const { dp } = this.need();
+    if (!this.batchPending) throw new InvalidStateError('abandonBatch(): no batch is pending');
+    this.refuseIfExhausted();
+    dp.zeroGrad();
+    this.charge();
+  }
+
   /** epsilon spent so far at `delta` (default: the engine's delta). */
   getEpsilon(delta?: number): number {
     const { cfg, ledger } = this.need();
@@ -679,7 +692,7 @@ export class PrivacyEngine {
         );
       ledger = journal;
     }
-    if (state.privacy?.accountant !== cfg.accountant) {
+    if (g.accountant !== cfg.accountant) {
       this.warn(
         `resuming a '${g.accountant}' ledger with a '${cfg.accountant}' engine; the ledger's accountant is used`,
       );
