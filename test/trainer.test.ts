@@ -120,6 +120,11 @@ test('fit stops on abort and maxSteps; resume continues the same ledger; progres
   const ledger = PrivacyLedger.fromJSON(journal);
   expect(ledger.steps).toBe(r3.plannedSteps);
   expect(r3.epsilon).toBe(ledger.epsilon());
+  // Without its journal (steps charged after the checkpoint could be lost) a run is not resumed.
+  fs.renameSync(path.join(dir, 'ledger.jsonl'), path.join(dir, 'gone.jsonl'));
+  expect(() =>
+    PrivateTrainer.resume(dir, { model: t.model(), loss: crossEntropyLoss, data: t.data }),
+  ).toThrow(/journal .* is missing/);
 });
 
 describe('run directories', () => {

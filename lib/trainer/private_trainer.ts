@@ -28,8 +28,8 @@ import type { Parameter } from '../nn/tensor';
 import { saveCheckpoint, loadCheckpoint, hasCheckpoint, fileSha256 } from '../io/checkpoint';
 import type { StTensorInput } from '../io/safetensors';
 import { extractTensors, restoreTensors } from './state';
-import { CHECKPOINTS_DIR, RunDirectory } from './run_dir';
-import { InvalidArgumentError, InvalidStateError } from '../errors';
+import { CHECKPOINTS_DIR, JOURNAL_FILE, RunDirectory } from './run_dir';
+import { DpLoraError, ErrorCode, InvalidArgumentError, InvalidStateError } from '../errors';
 import * as path from 'path';
 
 /** The training data: its size and how to build the inputs and targets of some rows. */
@@ -359,8 +359,13 @@ export class PrivateTrainer<T> {
     try {
       const journal = run.readJournal();
       const ckRoot = path.join(run.dir, CHECKPOINTS_DIR);
-      if (!journal || !hasCheckpoint(ckRoot))
+      if (!hasCheckpoint(ckRoot))
         throw new InvalidArgumentError('resume', `${run.dir} holds no checkpoint to resume from`);
+      if (!journal)
+        throw new DpLoraError(
+          ErrorCode.Ledger,
+          `${run.dir}: the privacy journal (${JOURNAL_FILE}) is missing; refusing to resume without the run's full ledger`,
+        );
       const ck = loadCheckpoint(ckRoot, { baseModelFile: o.baseModelFile });
       const saved = (ck.state.run as { trainer?: SavedTrainer }).trainer;
       if (!saved || typeof saved !== 'object' || !saved.privacy)
