@@ -173,7 +173,10 @@ describe('clipRows', () => {
       for (let i = 0; i < B; i++) {
         let s = 0;
         let s0 = 0;
-        for (let j = 0; j < D; j++) ((s += x[i * D + j] ** 2), (s0 += orig[i * D + j] ** 2));
+        for (let j = 0; j < D; j++) {
+          s += x[i * D + j] ** 2;
+          s0 += orig[i * D + j] ** 2;
+        }
         if (i === 3 || i === 5) {
           expect(s).toBe(0);
           expect(r.factors[i]).toBe(0);

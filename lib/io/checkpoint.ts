@@ -121,7 +121,7 @@ export function loadCheckpoint(
     throw new CheckpointError(`${root}: no checkpoint (missing ${LATEST_FILE})`);
   let latest: { dir?: unknown };
   try {
-    latest = JSON.parse(fs.readFileSync(latestPath, 'utf8'));
+    latest = JSON.parse(fs.readFileSync(latestPath, 'utf8')) as typeof latest;
   } catch (e) {
     throw new CheckpointError(`${latestPath}: not valid JSON (${(e as Error).message})`);
   }
@@ -138,7 +138,7 @@ export function loadCheckpoint(
     state?: CheckpointState;
   };
   try {
-    doc = JSON.parse(fs.readFileSync(statePath, 'utf8'));
+    doc = JSON.parse(fs.readFileSync(statePath, 'utf8')) as typeof doc;
   } catch (e) {
     throw new CheckpointError(`${statePath}: not valid JSON (${(e as Error).message})`);
   }

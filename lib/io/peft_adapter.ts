@@ -219,7 +219,7 @@ const KNOWN_CONFIG_KEYS = new Set([
 export function parseAdapterConfig(text: string, source = ADAPTER_CONFIG_FILE): AdapterConfig {
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(text) as Record<string, unknown>;
   } catch (e) {
     throw new AdapterFormatError(`${source}: not valid JSON (${(e as Error).message})`);
   }

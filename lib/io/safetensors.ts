@@ -72,16 +72,17 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 function dtypeOf(t: StTensorInput, name: string): SafetensorsDtype {
   if (t.dtype) {
-    const expected: Partial<Record<SafetensorsDtype, Function>> = {
-      F32: Float32Array,
-      F64: Float64Array,
-      I32: Int32Array,
-      I64: BigInt64Array,
-      I16: Int16Array,
-      I8: Int8Array,
-      U8: Uint8Array,
-      BOOL: Uint8Array,
-    };
+    const expected: Partial<Record<SafetensorsDtype, abstract new (...args: never[]) => unknown>> =
+      {
+        F32: Float32Array,
+        F64: Float64Array,
+        I32: Int32Array,
+        I64: BigInt64Array,
+        I16: Int16Array,
+        I8: Int8Array,
+        U8: Uint8Array,
+        BOOL: Uint8Array,
+      };
     const ctor = expected[t.dtype];
     if (!ctor)
       throw new SafetensorsError(

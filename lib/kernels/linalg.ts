@@ -114,7 +114,7 @@ function settle<T>(start: () => Promise<T>): Promise<T> {
   try {
     return start();
   } catch (e) {
-    return Promise.reject(e);
+    return Promise.reject(e instanceof Error ? e : new Error(String(e)));
   }
 }
 

@@ -280,7 +280,7 @@ export class Rng {
       this.reserve(words);
       return p;
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
   }
 
