@@ -12,8 +12,8 @@ import {
   rdpToEpsilon,
   zcdpToDelta,
   zcdpToEpsilon,
-} from '../lib';
-import { rdpPerStep } from '../lib/accounting/rdp';
+} from '../lib/api/accounting';
+import { rdpPerStep } from '../lib/api/accounting';
 import { expectError } from './helpers/errors';
 import { integerA, quadratureRdp } from './helpers/accounting_reference';
 

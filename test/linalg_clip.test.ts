@@ -1,5 +1,5 @@
-import { clipFactors, clipRows, clippedSum, clippedSumAsync } from '../lib';
-import type { GradShape } from '../lib';
+import { clipFactors, clipRows, clippedSum, clippedSumAsync } from '../lib/api/kernels';
+import type { GradShape } from '../lib/api/kernels';
 import { forEachConfig } from './reference/linalg_configs';
 import { offsetView, randomF32, refClipFactor, refClippedSum, rng } from './reference/linalg_ref';
 
