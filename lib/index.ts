@@ -10,6 +10,7 @@
  * imports, and test/api_report.test.ts fails when a public name appears or disappears.
  *
  * @packageDocumentation
+ * @module dp-lora
  */
 
 // Errors: one hierarchy with stable codes, plus the module-specific classes.

@@ -5,6 +5,7 @@
  * format. The accountants themselves and noise calibration are also on the root entry point.
  *
  * @packageDocumentation
+ * @module dp-lora/accounting
  */
 export * from '../accounting';
 export { rdpPerStep } from '../accounting/rdp';

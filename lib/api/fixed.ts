@@ -3,6 +3,7 @@
  * clipped, summed and noised with the exact discrete Gaussian entirely in integer arithmetic.
  *
  * @packageDocumentation
+ * @module dp-lora/fixed
  */
 export {
   fixed,

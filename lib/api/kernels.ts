@@ -4,6 +4,7 @@
  * sampling, and control of the addon's ISA path and threads.
  *
  * @packageDocumentation
+ * @module dp-lora/kernels
  */
 export { capabilities, setIsa, setThreads } from '../native';
 export type { Capabilities } from '../native';

@@ -186,9 +186,14 @@ export const fixed = {
   MAX_FRAC_BITS,
   QMAX,
   SUM_BOUND,
+  /** {@inheritDoc quantize} */
   quantize,
+  /** Converts fixed-point integers back to floats (see {@link dequantize}). */
   dequantize,
+  /** {@inheritDoc clipIntFor} */
   clipIntFor,
+  /** {@inheritDoc fixedClipSum} */
   clipSum: fixedClipSum,
+  /** {@inheritDoc addDiscreteGaussianNoise} */
   addDiscreteGaussianNoise,
 };

@@ -110,6 +110,7 @@ export class LoraLinear extends Module implements PerSampleModule {
   get loraA(): Float32Array {
     return this.loraAParam.data;
   }
+  /** Overwrites A [r, in] (row-major) with `v`, which must have r * in elements. */
   set loraA(v: Float32Array) {
     if (v.length !== this.loraAParam.size)
       throw new RangeError(
@@ -121,6 +122,7 @@ export class LoraLinear extends Module implements PerSampleModule {
   get loraB(): Float32Array {
     return this.loraBParam.data;
   }
+  /** Overwrites B [out, r] (row-major) with `v`, which must have out * r elements. */
   set loraB(v: Float32Array) {
     if (v.length !== this.loraBParam.size)
       throw new RangeError(
@@ -128,9 +130,11 @@ export class LoraLinear extends Module implements PerSampleModule {
       );
     this.loraBParam.data.set(v);
   }
+  /** Input width (that of the wrapped base layer). */
   get inFeatures(): number {
     return this.base.inFeatures;
   }
+  /** Output width (that of the wrapped base layer). */
   get outFeatures(): number {
     return this.base.outFeatures;
   }

@@ -354,6 +354,7 @@ export class DPOptimizer {
   get lr(): number {
     return this.inner.lr;
   }
+  /** Sets the wrapped optimizer's learning rate. */
   set lr(v: number) {
     this.inner.lr = v;
   }

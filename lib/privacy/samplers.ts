@@ -30,7 +30,9 @@ export interface BatchSampler {
   sample(): Int32Array;
   /** Replaces the random source (e.g. re-keyed after a resume). */
   setRng(rng: Rng): void;
+  /** The sampler's position as plain JSON data (saved with a checkpoint). */
   stateDict(): SamplerState;
+  /** Restores a position saved by {@link BatchSampler.stateDict}; throws if it is another sampler's. */
   loadStateDict(s: SamplerState): void;
 }
 
@@ -81,6 +83,7 @@ export class PoissonSampler implements BatchSampler {
     this.rng = rng;
   }
 
+  /** {@inheritDoc BatchSampler.stateDict} */
   stateDict(): SamplerState {
     return {
       kind: 'poisson',
@@ -90,6 +93,7 @@ export class PoissonSampler implements BatchSampler {
     };
   }
 
+  /** {@inheritDoc BatchSampler.loadStateDict} */
   loadStateDict(s: SamplerState): void {
     if (
       s?.kind !== 'poisson' ||
@@ -165,6 +169,7 @@ export class ShuffleSampler implements BatchSampler {
     this.rng = rng;
   }
 
+  /** {@inheritDoc BatchSampler.stateDict} */
   stateDict(): SamplerState {
     return {
       kind: 'shuffle',
@@ -177,6 +182,7 @@ export class ShuffleSampler implements BatchSampler {
     };
   }
 
+  /** {@inheritDoc BatchSampler.loadStateDict} */
   loadStateDict(s: SamplerState): void {
     if (
       s?.kind !== 'shuffle' ||
