@@ -29,6 +29,11 @@ async function run(args: string[]): Promise<string> {
   return chunks.join('');
 }
 
+/** Runs `dp-lora epsilon` with the options given as { name: value } (without the dashes). */
+function epsilon(options: Record<string, string>): Promise<string> {
+  return run(['epsilon', ...Object.entries(options).flatMap(([k, v]) => [`--${k}`, v])]);
+}
+
 describe('dp-lora epsilon', () => {
   test('--json with the RDP accountant matches the library', async () => {
     const out = JSON.parse(
@@ -90,34 +95,10 @@ describe('dp-lora epsilon', () => {
       run(['epsilon', '--sample-rate', '0.1', '--noise', '1', '--steps', '10']),
     ).rejects.toThrow(/--delta/);
     await expect(
-      run([
-        'epsilon',
-        '--sample-rate',
-        '0.1',
-        '--noise',
-        '1',
-        '--steps',
-        '10',
-        '--delta',
-        '2',
-        '--accountant',
-        'rdp',
-      ]),
+      epsilon({ 'sample-rate': '0.1', noise: '1', steps: '10', delta: '2', accountant: 'rdp' }),
     ).rejects.toThrow(/delta/);
     await expect(
-      run([
-        'epsilon',
-        '--sample-rate',
-        '0.1',
-        '--noise',
-        '1',
-        '--steps',
-        '10',
-        '--delta',
-        '1e-5',
-        '--accountant',
-        'x',
-      ]),
+      epsilon({ 'sample-rate': '0.1', noise: '1', steps: '10', delta: '1e-5', accountant: 'x' }),
     ).rejects.toThrow(/--accountant/);
   });
 });
