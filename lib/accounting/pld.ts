@@ -279,14 +279,19 @@ function coarsen(
 
 /** One component of a composition: a per-step PLD and how often it is applied. */
 export interface PldComponent {
+  /** The per-step PLD. */
   pld: DiscretePld;
+  /** How many times it is composed. */
   count: number;
 }
 
 /** The composed PLD: masses at grid indices start .. start + N - 1, plus delta charges. */
 export interface ComposedPld {
+  /** Spacing of the privacy-loss grid. */
   gridStep: number;
+  /** Grid index of mass[0]. */
   start: number;
+  /** P-masses at consecutive grid points. */
   mass: Float64Array;
   /** P-mass at +infinity of the composition. */
   infMass: number;

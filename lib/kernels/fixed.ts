@@ -70,6 +70,7 @@ export interface FixedClipSumResult {
 
 /** Result of {@link addDiscreteGaussianNoise}. */
 export interface NoiseResult {
+  /** The noisy sum (the input array, noised in place). */
   sum: BigInt64Array;
   /** Elements whose noisy value left the int64 range and was saturated. */
   saturated: number;

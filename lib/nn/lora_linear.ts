@@ -47,17 +47,25 @@ interface Capture {
 /** A frozen linear layer plus a trainable low-rank update. */
 export class LoraLinear extends Module implements PerSampleModule {
   readonly perSample = true as const;
+  /** The wrapped base layer (frozen). */
   readonly base: Linear;
+  /** Rank. */
   readonly r: number;
+  /** Scaling numerator. */
   readonly alpha: number;
+  /** Applied scale: alpha / r, or alpha / sqrt(r) with rsLoRA. */
   readonly scaling: number;
+  /** LoRA variant: `'ffa'` (A frozen) or `'vanilla'` (A and B trained). */
   readonly method: LoraMethod;
+  /** Rank-stabilized scaling. */
   readonly rslora: boolean;
+  /** Dropout probability on the LoRA input during training. */
   readonly dropout: number;
   /** Parameter holding A [r, in]. */
   readonly loraAParam: Parameter;
   /** Parameter holding B [out, r]. */
   readonly loraBParam: Parameter;
+  /** How per-sample gradient norms are computed (`'auto'` picks ghost or direct by cost). */
   normMethod: NormMethod;
   private merged = false;
   private rnd: InitRandom;
