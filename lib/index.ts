@@ -17,61 +17,16 @@
 export * from './errors';
 export { NativeLoadError } from './native';
 export { LedgerFormatError } from './accounting/ledger';
-export { PrivacyBudgetExceededError, PerSampleGradError } from './privacy/errors';
 export { SafetensorsError } from './io/safetensors';
 export { AdapterFormatError } from './io/peft_adapter';
 export { CheckpointError } from './io/checkpoint';
 export { DataFormatError } from './data/user_data';
 
-// Layers and models with per-sample gradient support.
-export { Tensor, Parameter } from './nn/tensor';
-export type { GradSource } from './nn/tensor';
-export { Module, isPerSampleModule } from './nn/module';
-export type { GradMode, PerSampleModule, ClippedSink } from './nn/module';
-export { Linear } from './nn/linear';
-export type { LinearOptions } from './nn/linear';
-export { LoraLinear } from './nn/lora_linear';
-export type { LoraOptions, LoraMethod } from './nn/lora_linear';
-export { ReLU, GELU, Tanh } from './nn/activations';
-export { LayerNorm } from './nn/layer_norm';
-export type { LayerNormOptions } from './nn/layer_norm';
-export { Dropout } from './nn/dropout';
-export { Sequential } from './nn/sequential';
-export { crossEntropyLoss, mseLoss } from './nn/losses';
-export type { LossResult } from './nn/losses';
-export { loraModules, trainableParameters } from './nn/lora_modules';
-
-// Optimizers and learning-rate schedules.
-export { Optimizer } from './optim/optimizer';
-export type { OptimizerState } from './optim/optimizer';
-export { SGD } from './optim/sgd';
-export type { SGDOptions } from './optim/sgd';
-export { Adam, AdamW } from './optim/adam';
-export type { AdamOptions } from './optim/adam';
-export { constantSchedule, linearSchedule, cosineSchedule, LRScheduler } from './optim/schedules';
-export type { Schedule } from './optim/schedules';
-
-// The private training engine.
-export { PoissonSampler, ShuffleSampler } from './privacy/samplers';
-export type { BatchSampler, SamplerState } from './privacy/samplers';
-export { DPOptimizer } from './privacy/dp_optimizer';
-export type {
-  ClippingMode,
-  DPOptimizerOptions,
-  DPStepHooks,
-  DPStepStats,
-  TrackedModule,
-} from './privacy/dp_optimizer';
-export { PrivacyEngine } from './privacy/privacy_engine';
-export type {
-  MakePrivateOptions,
-  MakePrivateWithEpsilonOptions,
-  PrivateTraining,
-  LogicalBatch,
-  PrivacyConfig,
-  PrivacyEngineState,
-} from './privacy/privacy_engine';
-export type { SeedLike } from './privacy/seed';
+// Layers and models with per-sample gradient support, optimizers and learning-rate schedules,
+// the private training engine (each folder's index lists its public names).
+export * from './nn';
+export * from './optim';
+export * from './privacy';
 
 // Accountants and noise calibration (details: dp-lora/accounting).
 export {

@@ -5,14 +5,9 @@
  */
 import { Rng } from '../lib/kernels/rng';
 import { Adam, SGD } from '../lib/optim';
-import {
-  PoissonSampler,
-  PrivacyEngine,
-  PrivacyEngineState,
-  ShuffleSampler,
-  seedToKey,
-  splitMicroBatches,
-} from '../lib/privacy';
+import { PoissonSampler, PrivacyEngine, PrivacyEngineState, ShuffleSampler } from '../lib/privacy';
+import { splitMicroBatches } from '../lib/privacy/samplers';
+import { seedToKey } from '../lib/privacy/seed';
 import { makeData, makeModel, quiet, snapshot, trainStep } from './helpers/dp_setup';
 
 // PLD with the default 1e-4 grid is slow under jest's VM; the tests use a

@@ -49,7 +49,7 @@ export interface MakePrivateOptions {
     | number;
   /** EXPECTED logical batch size q*N (Poisson batches have random size). */
   batchSize: number;
-  /** Noise standard deviation over the clipping norm (0 only for testing: epsilon is then infinite). */
+  /** Noise standard deviation over the clipping norm (0 makes epsilon infinite: tests only). */
   noiseMultiplier: number;
   /** Clipping norm C of each sample's whole gradient (perLayer: sqrt(sum C_k^2) by default). */
   maxGradNorm: number;

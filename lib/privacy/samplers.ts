@@ -38,7 +38,7 @@ export interface BatchSampler {
   setRng(rng: Rng): void;
   /** The sampler's position as plain JSON data (saved with a checkpoint). */
   stateDict(): SamplerState;
-  /** Restores a position saved by {@link BatchSampler.stateDict}; throws if it is another sampler's. */
+  /** Restores a position saved by {@link BatchSampler.stateDict} (throws if another sampler's). */
   loadStateDict(s: SamplerState): void;
 }
 
