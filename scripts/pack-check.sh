@@ -17,6 +17,8 @@ repo="$PWD"
 work="$(mktemp -d "${TMPDIR:-/tmp}/dplora-pack-XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 host="$(node -p process.arch)"
+# node-gyp (run by node-gyp-build on a source install) builds with $JOBS parallel jobs.
+export JOBS="${JOBS:-$(nproc 2> /dev/null || echo 2)}"
 npm_quiet=(--no-audit --no-fund --prefer-offline --loglevel=error)
 
 # --- 1. prebuilds and the tarball -------------------------------------------------------------
