@@ -283,7 +283,9 @@ export class Rng {
       this.reserve(words);
       return p;
     } catch (e) {
-      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      // Validation throws Errors (from the addon's realm, so `instanceof Error` can fail).
+      const err = e as Error;
+      return Promise.reject(err);
     }
   }
 
