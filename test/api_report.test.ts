@@ -31,6 +31,14 @@ describe('API report', () => {
     for (const key of Object.keys(pkg.exports)) expect(key).not.toMatch(/\*/);
   });
 
+  it('documents exactly the entry points of the exports map (typedoc.json)', () => {
+    const typedoc = JSON.parse(fs.readFileSync(path.join(ROOT, 'typedoc.json'), 'utf8')) as {
+      entryPoints: string[];
+    };
+    const fromExports = Object.values(entryPoints()).map((f) => path.relative(ROOT, f));
+    expect([...typedoc.entryPoints].sort()).toEqual(fromExports.sort());
+  });
+
   it('matches etc/api-report.json', () => {
     if (UPDATE) {
       fs.mkdirSync(path.dirname(REPORT_FILE), { recursive: true });
