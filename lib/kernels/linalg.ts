@@ -114,7 +114,9 @@ function settle<T>(start: () => Promise<T>): Promise<T> {
   try {
     return start();
   } catch (e) {
-    return Promise.reject(e);
+    // Validation throws Errors (from the addon's realm, so `instanceof Error` can fail).
+    const err = e as Error;
+    return Promise.reject(err);
   }
 }
 

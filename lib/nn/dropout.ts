@@ -9,6 +9,7 @@ import { Tensor } from './tensor';
 
 /** Dropout layer. */
 export class Dropout extends Module {
+  /** Drop probability in [0, 1). */
   readonly p: number;
   private rnd: InitRandom;
   private mask: Float32Array | null = null;

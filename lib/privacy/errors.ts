@@ -7,6 +7,7 @@ export class PrivacyBudgetExceededError extends DpLoraError {
   readonly epsilonSpent: number;
   /** The budget. */
   readonly targetEpsilon: number;
+  /** The delta at which epsilon is reported. */
   readonly delta: number;
   /** Steps taken before the refusal. */
   readonly stepsTaken: number;
