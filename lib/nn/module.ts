@@ -13,8 +13,12 @@ import { Parameter, Tensor } from './tensor';
  */
 export type GradMode = 'sum' | 'perSample';
 
-/** Receives a parameter and returns the buffer its clipped sum accumulates into. */
-export type ClippedSink = (p: Parameter) => Float32Array;
+/**
+ * Receives a parameter and returns the double-precision buffer its clipped sum
+ * accumulates into (double, so that one record's contribution stays within C
+ * through the rounding of the sum; see lib/nn/per_sample.ts).
+ */
+export type ClippedSink = (p: Parameter) => Float64Array;
 
 /**
  * Base class of every layer.  Subclasses implement `forward`/`backward` and

@@ -89,7 +89,8 @@ export class DPOptimizer {
   readonly noiseStd: number;
   hooks: DPStepHooks;
   private rng: Rng;
-  private acc = new Map<Parameter, Float32Array>();
+  /** Clipped sums of the current logical batch, in double (see lib/nn/per_sample.ts). */
+  private acc = new Map<Parameter, Float64Array>();
   private trackedParams: Set<Parameter>;
   private samples = 0;
   private clipped = 0;
@@ -190,10 +191,10 @@ export class DPOptimizer {
     this.rng = rng;
   }
 
-  private sink = (p: Parameter): Float32Array => {
+  private sink = (p: Parameter): Float64Array => {
     let b = this.acc.get(p);
     if (!b) {
-      b = new Float32Array(p.size);
+      b = new Float64Array(p.size);
       this.acc.set(p, b);
     }
     return b;
@@ -300,17 +301,21 @@ export class DPOptimizer {
     if (this.hasPendingCapture()) this.accumulate();
     const scale = 1 / this.expectedBatchSize;
     let finite = true;
+    const grads = new Map<Parameter, Float32Array>();
     for (const t of this.tracked) {
       for (const p of t.params) {
-        const g = this.sink(p);
+        // Noise is added to the double-precision clipped sum; rounding the
+        // noisy sum to float afterwards is post-processing.
+        const sum = this.sink(p);
+        const g = new Float32Array(p.size);
         if (this.noiseStd > 0) this.rng.addGaussianNoise(g, this.noiseStd);
         let bad = 0;
         for (let j = 0; j < g.length; j++) {
-          const v = g[j] * scale;
-          g[j] = v;
-          bad += v - v; // NaN unless v is finite
+          g[j] = (sum[j] + g[j]) * scale;
+          bad += g[j] - g[j]; // NaN unless the float value is finite
         }
         if (bad !== 0) finite = false;
+        grads.set(p, g);
       }
     }
     if (this.hooks.afterNoise) this.hooks.afterNoise();
@@ -320,7 +325,7 @@ export class DPOptimizer {
         'DP step produced a non-finite gradient; the update was not applied',
       );
     }
-    for (const [p, g] of this.acc) {
+    for (const [p, g] of grads) {
       p.grad = g;
       p.gradSource = 'private';
     }
