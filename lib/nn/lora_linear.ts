@@ -11,6 +11,7 @@ import { Linear } from './linear';
 import { Module, bsf, checkGradShape, noForward } from './module';
 import { addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
 import { PerSampleLayer } from './per_sample';
+import { dropoutMask } from './dropout';
 import { Parameter, Tensor } from './tensor';
 
 /** LoRA variant. */
@@ -28,7 +29,11 @@ export interface LoraOptions {
   rslora?: boolean;
   /** Dropout probability on the LoRA input (default 0). */
   dropout?: number;
-  /** Seed for A's initialization and the dropout masks (public randomness). */
+  /**
+   * Seed for A's initialization and, outside private training, the dropout
+   * masks (public randomness); in private training masks are keyed by record
+   * (see {@link Module.setRecordContext}).
+   */
   seed?: number;
   /** Per-sample norm method (default 'auto'). */
   normMethod?: NormMethod;
@@ -181,13 +186,9 @@ export class LoraLinear extends PerSampleLayer {
     let xd = x.data;
     let mask: Float32Array | null = null;
     if (this.training && this.dropout > 0) {
-      mask = new Float32Array(x.size);
-      const keep = 1 / (1 - this.dropout);
+      mask = dropoutMask(this, x, this.dropout, this.rnd, 'LoraLinear');
       xd = new Float32Array(x.size);
-      for (let i = 0; i < mask.length; i++) {
-        mask[i] = this.rnd.next() >= this.dropout ? keep : 0;
-        xd[i] = x.data[i] * mask[i];
-      }
+      for (let i = 0; i < mask.length; i++) xd[i] = x.data[i] * mask[i];
     }
     const h = matmulBT(xd, this.loraA, rows, this.inFeatures, this.r);
     matmulBT(h, this.loraB, rows, this.r, this.outFeatures, this.scaling, y.data, 1);
