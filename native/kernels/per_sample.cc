@@ -3,6 +3,7 @@
 // its squared norm in double, and add the clipped tensors in double.  Every
 // result is independent of the thread count (each output element is reduced
 // by one thread in a fixed order).
+#include <algorithm>
 #include <cmath>
 
 #include "dplora.h"
@@ -16,6 +17,13 @@ bool bad_dims(int64_t a, int64_t b, int64_t *prod) {
 
 bool kept(float f) {
   return std::isfinite(f) && f != 0.0f;
+}
+
+// Items per chunk so that each chunk has at least ~2^17 multiply-adds: small
+// calls (LoRA at one token per sample) run on the calling thread alone.
+int64_t grain_for(int64_t work_per_item) {
+  const int64_t w = work_per_item < 1 ? 1 : work_per_item;
+  return (int64_t{1} << 17) / w + 1;
 }
 
 }  // namespace
@@ -48,7 +56,7 @@ extern "C" int dplora_rows_sumsq_f64(const float *x, int64_t rows, int64_t n, do
   if (bad_dims(rows, n, &total)) return DPLORA_EINVAL;
   if (rows == 0) return DPLORA_OK;
   if (out == nullptr || (total > 0 && x == nullptr)) return DPLORA_EINVAL;
-  dplora::parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
+  dplora::parallel_for(rows, grain_for(n), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float *row = x + r * n;
       // Four partial sums (exact squares of floats in double), fixed order.
@@ -74,7 +82,7 @@ extern "C" int dplora_rows_scaled_sum_f64(const float *x, int64_t rows, int64_t 
   if (bad_dims(rows, n, &total)) return DPLORA_EINVAL;
   if (rows == 0 || n == 0) return DPLORA_OK;
   if (out == nullptr || x == nullptr || factors == nullptr) return DPLORA_EINVAL;
-  dplora::parallel_for(n, 1024, [&](int64_t j0, int64_t j1) {
+  dplora::parallel_for(n, std::max<int64_t>(256, grain_for(rows)), [&](int64_t j0, int64_t j1) {
     for (int64_t r = 0; r < rows; ++r) {
       if (!kept(factors[r])) continue;
       const double f = factors[r];
@@ -94,7 +102,7 @@ extern "C" int dplora_outer_scaled_sum_f64(const float *a, const float *g, int64
   if (!std::isfinite(scale)) return DPLORA_EINVAL;
   if (rows == 0 || in_dim == 0 || out_dim == 0) return DPLORA_OK;
   if (out == nullptr || a == nullptr || g == nullptr || factors == nullptr) return DPLORA_EINVAL;
-  dplora::parallel_for(out_dim, 1, [&](int64_t j0, int64_t j1) {
+  dplora::parallel_for(out_dim, grain_for(rows * in_dim), [&](int64_t j0, int64_t j1) {
     for (int64_t j = j0; j < j1; ++j) {
       double *o = out + j * in_dim;
       for (int64_t r = 0; r < rows; ++r) {
