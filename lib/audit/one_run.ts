@@ -130,6 +130,24 @@ export function builtinAuditData(limit?: number, dim = 4096): AuditData {
   };
 }
 
+const calibrated = new Map<string, number>();
+
+/** The noise multiplier of the claim (PLD accountant), remembered per claim. */
+function noiseFor(eps: number, delta: number, q: number, steps: number): number {
+  const key = `${eps}|${delta}|${q}|${steps}`;
+  let z = calibrated.get(key);
+  if (z === undefined) {
+    z = calibrateNoiseMultiplier({
+      targetEpsilon: eps,
+      targetDelta: delta,
+      sampleRate: q,
+      steps,
+    }).noiseMultiplier;
+    calibrated.set(key, z);
+  }
+  return z;
+}
+
 function positive(name: string, v: number | undefined, dflt: number, integer = false): number {
   const x = v ?? dflt;
   if (!Number.isFinite(x) || x <= 0 || (integer && !Number.isInteger(x)))
@@ -225,12 +243,7 @@ export function runAudit(o: AuditOptions): AuditResult {
   // Dirac canary c: coordinate (c % RANK, data.dim + floor(c / RANK)) of LoRA A.
   const coord = (c: number) => (c % RANK) * dimX + data.dim + Math.floor(c / RANK);
 
-  const z = calibrateNoiseMultiplier({
-    targetEpsilon: eps,
-    targetDelta: delta,
-    sampleRate: expectedBatch / nTotal,
-    steps,
-  }).noiseMultiplier;
+  const z = noiseFor(eps, delta, expectedBatch / nTotal, steps);
   const engine = new PrivacyEngine();
   const { optimizer: dp } = engine.makePrivate({
     model,
