@@ -50,6 +50,8 @@ export type {
 } from './accounting';
 // Training core: layers with per-sample support, optimizers, the privacy engine.
 export * from './nn';
+export { runAudit, builtinAuditData, auditPValue, epsilonLowerBound } from './audit';
+export type { AuditOptions, AuditResult, AuditData, AuditPlant, CanaryKind } from './audit';
 export * from './optim';
 export * from './privacy';
 export {
