@@ -10,6 +10,7 @@
  * clipped-sum product did not cancel).
  */
 import { capabilities, setIsa } from '../lib/native';
+import { PER_SAMPLE_BUDGET } from '../lib/nn';
 import {
   LAYER_KINDS,
   NORM_METHODS,
@@ -140,3 +141,30 @@ function cancellingPairPadded(kind: (typeof LAYER_KINDS)[number], seq: number): 
   y.set(r.y);
   return { x, y, seq };
 }
+
+describe('per-sample tensors too large to keep', () => {
+  test('chunked re-materialization gives bit-identical norms and sums', () => {
+    const recs = [0, 1, 2, 3, 4].map((s) => craftedRecord('linear', 100 + s, 16));
+    const seq = 16;
+    for (const r of recs) {
+      const x = new Float32Array(seq * 6);
+      const y = new Float32Array(seq * 4);
+      x.set(r.x.subarray(0, Math.min(r.x.length, x.length)));
+      y.set(r.y.subarray(0, Math.min(r.y.length, y.length)));
+      r.x = x;
+      r.y = y;
+      r.seq = seq;
+    }
+    for (const kind of ['lora', 'linear'] as const) {
+      const kept = dpGradient(kind, 'auto', recs, C, 5);
+      const saved = PER_SAMPLE_BUDGET.floats;
+      try {
+        PER_SAMPLE_BUDGET.floats = 30; // fewer floats than 2 samples' gradients: chunks of 1
+        const chunked = dpGradient(kind, 'auto', recs, C, 5);
+        expect(Array.from(chunked)).toEqual(Array.from(kept));
+      } finally {
+        PER_SAMPLE_BUDGET.floats = saved;
+      }
+    }
+  });
+});

@@ -32,7 +32,7 @@
  * sum to float afterwards is post-processing.
  *
  * Tensors too large to keep (`batch * size` over {@link PER_SAMPLE_BUDGET}
- * floats) are materialized twice, in chunks: once for the norms, once for the
+ * `.floats`) are materialized twice, in chunks: once for the norms, once for the
  * sums; the SGEMM is deterministic, so both passes see bit-identical tensors.
  */
 import {
@@ -47,8 +47,12 @@ import { ClippedSink, Module, PerSampleModule } from './module';
 import { ones } from './ops';
 import { Parameter } from './tensor';
 
-/** Floats a layer keeps per parameter for materialized per-sample gradients (64 MiB). */
-export const PER_SAMPLE_BUDGET = 16 * 2 ** 20;
+/**
+ * Floats a layer keeps per parameter for materialized per-sample gradients
+ * (default 16 Mi floats = 64 MiB); larger ones are materialized twice, in
+ * chunks of this size.  Mutable (tests lower it to exercise that path).
+ */
+export const PER_SAMPLE_BUDGET = { floats: 16 * 2 ** 20 };
 
 type Entry =
   | { kind: 'rows'; param: Parameter; rows: Float32Array }
@@ -135,7 +139,7 @@ export class PerSampleCapture {
       for (let i = 0; i < batch; i++) own[i] = s2 * ga[i] * aa[i];
       this.entries.push({ kind: 'outer', param, a, g, inDim, outDim, scale });
     } else {
-      const chunk = Math.max(1, Math.min(batch, Math.floor(PER_SAMPLE_BUDGET / size)));
+      const chunk = Math.max(1, Math.min(batch, Math.floor(PER_SAMPLE_BUDGET.floats / size)));
       if (chunk >= batch) {
         const rows = perSampleGrads(
           a,
