@@ -9,9 +9,9 @@
  *
  * Let `G_i` be the tensor that is actually summed for sample `i`:
  * - for a linear map with one token per sample, the real tensor
- *   `s * g_i a_i^T` (the sum takes each element as `((s f_i) g_ij) a_ik` in
- *   double from float inputs: three double roundings, relative error
- *   `<= 3u`, `u = 2^-53`);
+ *   `s * g_i a_i^T` (the sum takes each term `s f_i g_ij a_ik` in double from
+ *   float inputs: three double roundings, relative error `<= 3u`,
+ *   `u = 2^-53`);
  * - otherwise the float tensor materialized by one deterministic SGEMM per
  *   sample (`alpha * g_i^T a_i` with its float rounding and cancellation
  *   included), or a float tensor the layer formed itself (LayerNorm).

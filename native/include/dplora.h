@@ -121,8 +121,9 @@ int dplora_clip_rows(float *x, int64_t batch, int64_t dim, double max_norm, floa
  * dplora_rows_sumsq_f64: out[r] = sum_j x[r, j]^2 in double.
  * dplora_rows_scaled_sum_f64: out[j] += sum_r factors_r * x[r, j] in double;
  *   rows with a zero or non-finite factor are skipped (never read).
- * dplora_outer_scaled_sum_f64: out[j, k] += sum_r (scale * factors_r * g[r, j])
- *   * a[r, k] in double (one token per sample); same skipping rule.
+ * dplora_outer_scaled_sum_f64: out[j, k] += sum_r scale * factors_r * g[r, j]
+ *   * a[r, k] in double (one token per sample; each term takes three double
+ *   roundings, the sum a fixed order); same skipping rule.
  */
 int dplora_per_sample_grads(const float *a, const float *g, int64_t batch, int64_t seq,
                             int64_t in_dim, int64_t out_dim, float alpha, float *out);

@@ -5,6 +5,7 @@
 // by one thread in a fixed order).
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "dplora.h"
 #include "thread_pool.h"
@@ -102,6 +103,24 @@ extern "C" int dplora_outer_scaled_sum_f64(const float *a, const float *g, int64
   if (!std::isfinite(scale)) return DPLORA_EINVAL;
   if (rows == 0 || in_dim == 0 || out_dim == 0) return DPLORA_OK;
   if (out == nullptr || a == nullptr || g == nullptr || factors == nullptr) return DPLORA_EINVAL;
+  if (in_dim < out_dim) {
+    // Narrow input (LoRA's B: in_dim = r): one column k of out at a time, the
+    // inner loop running along g's rows (contiguous), into a double buffer.
+    dplora::parallel_for(in_dim, grain_for(rows * out_dim), [&](int64_t k0, int64_t k1) {
+      std::vector<double> col(static_cast<size_t>(out_dim));
+      for (int64_t k = k0; k < k1; ++k) {
+        std::fill(col.begin(), col.end(), 0.0);
+        for (int64_t r = 0; r < rows; ++r) {
+          if (!kept(factors[r])) continue;
+          const double c = (scale * factors[r]) * a[r * in_dim + k];
+          const float *gr = g + r * out_dim;
+          for (int64_t j = 0; j < out_dim; ++j) col[j] += c * static_cast<double>(gr[j]);
+        }
+        for (int64_t j = 0; j < out_dim; ++j) out[j * in_dim + k] += col[j];
+      }
+    });
+    return DPLORA_OK;
+  }
   dplora::parallel_for(out_dim, grain_for(rows * in_dim), [&](int64_t j0, int64_t j1) {
     for (int64_t j = j0; j < j1; ++j) {
       double *o = out + j * in_dim;
