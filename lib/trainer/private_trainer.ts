@@ -458,6 +458,7 @@ export class PrivateTrainer<T> {
       }
       let lossSum = 0;
       for (const idx of batch.microBatches) {
+        engine.useRecords(idx); // per-record randomness is keyed by these records' indices
         const { input, target } = this.o.data.batch(idx);
         const out = this.o.model.forward(input);
         const l = this.o.loss(out, target);
