@@ -150,8 +150,17 @@ void test_clip() {
 void nofpu_step_tests(void (*chk)(bool, const char *), void (*dig)(const char *, uint64_t));
 #endif
 
+#ifdef NOFPU_INJECT_FLOAT
+extern "C" uint64_t nofpu_control_float(uint64_t v);
+#endif
+
 int nofpu_main() {
   nofpu::put("dp-lora integer mode known-answer tests\n");
+#ifdef NOFPU_INJECT_FLOAT
+  nofpu::put("control: ");
+  nofpu::put_hex(nofpu_control_float(7));
+  nofpu::put("\n");
+#endif
   test_chacha();
   test_u128();
   test_dgauss();

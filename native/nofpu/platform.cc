@@ -42,7 +42,7 @@ void write_out(const char *s, size_t n) {
 [[noreturn]] void do_exit(int status) {
   for (;;) sys3(93, status, 0, 0);
 }
-#elif defined(__arm__) && defined(__linux__)
+#elif defined(__arm__) && (defined(__linux__) || defined(NOFPU_LINUX_ARM))
 long sys3(long nr, long a0, long a1, long a2) {
   register long r0 __asm__("r0") = a0;
   register long r1 __asm__("r1") = a1;
@@ -133,7 +133,7 @@ int memcmp(const void *a, const void *b, size_t n) {
   return 0;
 }
 
-#if defined(__arm__) && !defined(__linux__)
+#if defined(__arm__) && !defined(__linux__) && !defined(NOFPU_LINUX_ARM)
 // Bare Cortex-M: vector table (initial stack, reset) and reset handler.
 extern char __bss_start__[], __bss_end__[];
 static uint64_t stack_area[4096];  // 32 KiB
