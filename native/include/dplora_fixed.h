@@ -43,6 +43,66 @@ int dplora_fx_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[1
                                     uint64_t *position, uint64_t num, uint64_t den, int64_t *sum,
                                     int64_t n, int64_t *saturated, int64_t *scratch);
 
+/* ------------------------------------------------- integer LoRA step -- */
+/*
+ * One private LoRA step in integers (fixed/step.cc).  Model: a frozen int8
+ * base W0 [hidden][d_in] requantized per output channel (acc * mult >>
+ * shift, rounded, as TFLite Micro / CMSIS-NN), LoRA A [rank][d_in] and
+ * B [hidden][rank] and a head [classes][hidden] in fixed point with
+ * frac_bits fraction bits:
+ *   z = A x,  h = W0q(x) + (B z) >> f,  a = relu(h),  s = (head a) >> f,
+ * loss = squared error of s against the one-hot target 2^f (an
+ * integer-friendly loss; no exp).  Per record the LoRA and head gradients
+ * are materialized as one int32 row (saturated), clipped exactly to
+ * clip_int (integer norm, dplora_fixed_clip_sum's rule), summed in int64;
+ * discrete Gaussian noise N_Z(0, sigma2_num / sigma2_den) is added once per
+ * step; the update is  param -= (noisy_sum * lr_num) / (lr_den *
+ * expected_batch)  (truncated toward zero).  Records are Poisson-sampled
+ * with exact Bernoulli(sample_num / sample_den) on the ChaCha20 stream.
+ * The state's step counter refuses a step past max_steps (DPLORA_EBUDGET)
+ * before any update.  Stream use per step: words [position, position +
+ * 2^26) for sampling, then the noise (advances position).
+ */
+#define DPLORA_EBUDGET (-16) /* the planned privacy budget is spent */
+
+typedef struct {
+  int32_t d_in, hidden, rank, classes;
+  const int8_t *w0;       /* [hidden][d_in] frozen base                  */
+  const int32_t *w0_mult; /* [hidden] requantization multipliers (> 0)   */
+  const int8_t *w0_shift; /* [hidden] right shifts, 0..62                */
+  int32_t frac_bits;      /* 1..24                                       */
+  int64_t clip_int;       /* C_int, 1..2^31-1                            */
+  uint64_t sigma2_num, sigma2_den;
+  uint64_t sample_num, sample_den; /* Poisson rate, den <= 2^32         */
+  int64_t lr_num, lr_den;          /* learning rate as a rational > 0   */
+  int64_t expected_batch;          /* sample rate * dataset size, >= 1  */
+  uint64_t max_steps;              /* the planned step budget           */
+} dplora_fx_step_config;
+
+typedef struct {
+  int32_t *a;    /* [rank][d_in]      */
+  int32_t *b;    /* [hidden][rank]    */
+  int32_t *head; /* [classes][hidden] */
+  uint64_t steps;
+  uint64_t position;
+} dplora_fx_step_state;
+
+/** Scratch bytes dplora_fx_step needs (0 for a bad configuration). */
+size_t dplora_fx_step_scratch_bytes(const dplora_fx_step_config *cfg);
+
+/**
+ * One step over the dataset x [n][d_in] (int8), labels y [n] in
+ * [0, classes).  batch (may be NULL) receives the number of records sampled.
+ */
+int dplora_fx_step(const dplora_fx_step_config *cfg, dplora_fx_step_state *st,
+                   const uint8_t key[32], const uint8_t nonce[12], const int8_t *x,
+                   const int32_t *y, int64_t n, void *scratch, size_t scratch_bytes,
+                   int64_t *batch);
+
+/** Predicted class of one record (argmax of the scores). */
+int32_t dplora_fx_predict(const dplora_fx_step_config *cfg, const dplora_fx_step_state *st,
+                          const int8_t *x, void *scratch, size_t scratch_bytes);
+
 #ifdef __cplusplus
 }
 #endif
