@@ -11,6 +11,15 @@
  */
 import { loadAddon } from '../native';
 import { Rng, RationalSigmaSq, sigmaSqRational } from './rng';
+import { IntegerLora, planIntegerLora, quantizeInput } from './fixed_lora';
+
+export { IntegerLora, planIntegerLora, quantizeInput } from './fixed_lora';
+export type {
+  IntegerLoraConfig,
+  IntegerLoraState,
+  IntegerLoraPlan,
+  IntegerLoraPlanOptions,
+} from './fixed_lora';
 
 interface FixedAddon {
   fixedQuantize(
@@ -191,4 +200,7 @@ export const fixed = {
   clipIntFor,
   clipSum: fixedClipSum,
   addDiscreteGaussianNoise,
+  planIntegerLora,
+  IntegerLora,
+  quantizeInput,
 };
