@@ -156,6 +156,50 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     expect(() => m.step(x, train.y, rng)).toThrow(DpLoraError);
   });
 
+  test('sign-momentum update: every parameter moves by exactly +-lr 2^f or 0 per step', () => {
+    const p = planIntegerLora({
+      baseWeight: randomBase(hidden, dIn),
+      dIn,
+      hidden,
+      classes: 2,
+      rank: 4,
+      inputScale,
+      clipNorm: 1,
+      targetEpsilon: 8,
+      targetDelta: 1e-5,
+      datasetSize: 1000,
+      sampleRate: 0.064,
+      steps: 3,
+      learningRate: 1 / 256,
+      optimizer: 'signMomentum',
+    });
+    expect(p.config.update).toBe(1);
+    const m = new IntegerLora(p);
+    const train = task(1000, dIn, 4);
+    const head0 = Array.from(m.state.head);
+    m.step(quantizeInput(train.x, inputScale), train.y, new Rng({ seed: new Uint8Array(32) }));
+    const step = 2 ** p.config.fracBits / 256;
+    let moved = 0;
+    m.state.head.forEach((v, i) => {
+      const d = Math.abs(v - head0[i]);
+      expect(d === 0 || d === step).toBe(true);
+      moved += d === step ? 1 : 0;
+      // the step's sign is that of the momentum
+      if (d === step)
+        expect(Math.sign(head0[i] - v)).toBe(
+          Math.sign(m.state.m![m.state.m!.length - head0.length + i]),
+        );
+    });
+    expect(moved).toBeGreaterThan(head0.length / 2);
+    expect(() =>
+      new IntegerLora({ config: p.config, state: { ...p.state, m: undefined } }).step(
+        quantizeInput(train.x, inputScale),
+        train.y,
+        new Rng({ seed: new Uint8Array(32) }),
+      ),
+    ).toThrow(/state\.m/);
+  });
+
   test('bad arguments get typed errors naming them', () => {
     const p = plan();
     const m = new IntegerLora(p);

@@ -41,6 +41,11 @@ export interface IntegerLoraConfig {
   expectedBatch: number;
   /** Planned step budget: the device refuses step maxSteps + 1. */
   maxSteps: bigint;
+  /** 0: SGD (param -= g lr); 1: sign descent with momentum (param -= sign(m) lr 2^f). */
+  update: 0 | 1;
+  /** Momentum betaNum / betaDen (sign-momentum only). */
+  betaNum: number;
+  betaDen: number;
 }
 
 /** Trainable integer state (dplora_fx_step_state). */
@@ -51,6 +56,8 @@ export interface IntegerLoraState {
   b: Int32Array;
   /** Head, [classes][hidden], Q fracBits. */
   head: Int32Array;
+  /** Momentum per parameter (A, B, head order), for the sign-momentum update. */
+  m?: Int32Array;
   steps: bigint;
   position: bigint;
 }
@@ -77,6 +84,12 @@ export interface IntegerLoraPlanOptions {
   /** Planned number of steps (the device's budget). */
   steps: number;
   learningRate: number;
+  /**
+   * 'sgd' (default): param -= learningRate * noisySum / expectedBatch;
+   * 'signMomentum': momentum m (beta 0.9) of noisySum / expectedBatch, then
+   * param -= learningRate * sign(m) (an integer stand-in for Adam).
+   */
+  optimizer?: 'sgd' | 'signMomentum';
   accountant?: AccountantKind;
   /** Public randomness for A and the head initialization. */
   initSeed?: number;
@@ -216,6 +229,9 @@ export function planIntegerLora(opts: IntegerLoraPlanOptions): IntegerLoraPlan {
     w0Mult[h] = r.mult;
     w0Shift[h] = r.shift;
   }
+  const optimizer = opts.optimizer ?? 'sgd';
+  if (optimizer !== 'sgd' && optimizer !== 'signMomentum')
+    throw new InvalidArgumentError('optimizer', `must be 'sgd' or 'signMomentum'`);
   const lrDen = 1 << 16;
   const lrNum = Math.max(1, Math.round(lr * lrDen));
   const expectedBatch = Math.max(1, Math.round(sampleRate * datasetSize));
@@ -247,8 +263,18 @@ export function planIntegerLora(opts: IntegerLoraPlanOptions): IntegerLoraPlan {
       lrDen,
       expectedBatch,
       maxSteps: BigInt(steps),
+      update: optimizer === 'sgd' ? 0 : 1,
+      betaNum: optimizer === 'sgd' ? 0 : 58982, // 0.9 * 2^16
+      betaDen: optimizer === 'sgd' ? 1 : 65536,
     },
-    state: { a, b: new Int32Array(hidden * rank), head, steps: 0n, position: 0n },
+    state: {
+      a,
+      b: new Int32Array(hidden * rank),
+      head,
+      m: optimizer === 'sgd' ? undefined : new Int32Array(a.length + hidden * rank + head.length),
+      steps: 0n,
+      position: 0n,
+    },
     noiseMultiplier: cal.noiseMultiplier,
     epsilon: cal.epsilon,
     sampleRate,

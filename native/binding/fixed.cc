@@ -134,6 +134,9 @@ dplora_fx_step_config StepConfig(Napi::Env env, Napi::Value v) {
   c.lr_den = IntField(env, o, "lrDen", 1);
   c.expected_batch = IntField(env, o, "expectedBatch", 1);
   c.max_steps = U64BigInt(env, o.Get("maxSteps"), "config.maxSteps");
+  c.update = int32_t(IntField(env, o, "update", 0));
+  c.beta_num = int32_t(IntField(env, o, "betaNum", 0));
+  c.beta_den = int32_t(IntField(env, o, "betaDen", 1));
   if (dplora_fx_step_scratch_bytes(&c) == 0)
     ThrowRange(env, "config: invalid integer LoRA configuration");
   return c;
@@ -141,7 +144,7 @@ dplora_fx_step_config StepConfig(Napi::Env env, Napi::Value v) {
 
 struct StepState {
   dplora_fx_step_state st;
-  Napi::Int32Array a, b, head;
+  Napi::Int32Array a, b, head, m;
 };
 
 StepState StateArg(Napi::Env env, const dplora_fx_step_config &c, Napi::Value v) {
@@ -156,6 +159,13 @@ StepState StateArg(Napi::Env env, const dplora_fx_step_config &c, Napi::Value v)
   s.st.a = s.a.Data();
   s.st.b = s.b.Data();
   s.st.head = s.head.Data();
+  s.st.m = nullptr;
+  if (c.update == DPLORA_FX_SIGN_MOMENTUM) {
+    s.m = I32(env, o.Get("m"), "state.m");
+    CheckLength(env, s.m, s.a.ElementLength() + s.b.ElementLength() + s.head.ElementLength(),
+                "state.m");
+    s.st.m = s.m.Data();
+  }
   s.st.steps = U64BigInt(env, o.Get("steps"), "state.steps");
   s.st.position = U64BigInt(env, o.Get("position"), "state.position");
   return s;

@@ -56,14 +56,19 @@ int dplora_fx_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[1
  * are materialized as one int32 row (saturated), clipped exactly to
  * clip_int (integer norm, dplora_fixed_clip_sum's rule), summed in int64;
  * discrete Gaussian noise N_Z(0, sigma2_num / sigma2_den) is added once per
- * step; the update is  param -= (noisy_sum * lr_num) / (lr_den *
- * expected_batch)  (truncated toward zero).  Records are Poisson-sampled
- * with exact Bernoulli(sample_num / sample_den) on the ChaCha20 stream.
- * The state's step counter refuses a step past max_steps (DPLORA_EBUDGET)
- * before any update.  Stream use per step: words [position, position +
- * 2^26) for sampling, then the noise (advances position).
+ * step.  Update (post-processing of the noisy sum; g = noisy_sum /
+ * expected_batch, truncated toward zero):
+ *   DPLORA_FX_SGD:       param -= g * lr_num / lr_den (truncated);
+ *   DPLORA_FX_SIGN_MOMENTUM: m = (m * beta_num + g * (beta_den - beta_num)) /
+ *     beta_den (truncated; state.m), param -= sign(m) * floor(lr_num 2^f /
+ *     lr_den)  (sign descent with momentum, an integer stand-in for Adam).  Records are
+ * Poisson-sampled with exact Bernoulli(sample_num / sample_den) on the ChaCha20 stream. The state's
+ * step counter refuses a step past max_steps (DPLORA_EBUDGET) before any update.  Stream use per
+ * step: words [position, position + 2^26) for sampling, then the noise (advances position).
  */
 #define DPLORA_EBUDGET (-16) /* the planned privacy budget is spent */
+#define DPLORA_FX_SGD 0
+#define DPLORA_FX_SIGN_MOMENTUM 1
 
 typedef struct {
   int32_t d_in, hidden, rank, classes;
@@ -77,12 +82,15 @@ typedef struct {
   int64_t lr_num, lr_den;          /* learning rate as a rational > 0   */
   int64_t expected_batch;          /* sample rate * dataset size, >= 1  */
   uint64_t max_steps;              /* the planned step budget           */
+  int32_t update;                  /* DPLORA_FX_SGD or _SIGN_MOMENTUM   */
+  int32_t beta_num, beta_den;      /* momentum, 0 <= num < den <= 2^16  */
 } dplora_fx_step_config;
 
 typedef struct {
   int32_t *a;    /* [rank][d_in]      */
   int32_t *b;    /* [hidden][rank]    */
   int32_t *head; /* [classes][hidden] */
+  int32_t *m;    /* momentum, one per parameter (A, B, head order); NULL for SGD */
   uint64_t steps;
   uint64_t position;
 } dplora_fx_step_state;

@@ -79,7 +79,10 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   c.lr_den = 1;
   c.expected_batch = kN / 2;
   c.max_steps = kSteps;
-  dplora_fx_step_state st = {pa, pb, ph, 0, 0};
+  c.update = DPLORA_FX_SGD;
+  c.beta_num = 0;
+  c.beta_den = 1;
+  dplora_fx_step_state st = {pa, pb, ph, nullptr, 0, 0};
   check(dplora_fx_step_scratch_bytes(&c) <= sizeof(scratch), "step: scratch fits");
   const int acc0 = accuracy(c, st);
   bool all_ok = true;

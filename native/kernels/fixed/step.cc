@@ -55,6 +55,10 @@ bool valid(const dplora_fx_step_config *c) {
     return false;
   if (c->lr_num < 1 || c->lr_den < 1 || c->lr_num > kQ || c->lr_den > kQ) return false;
   if (c->expected_batch < 1 || c->expected_batch > kQ) return false;
+  if (c->update != DPLORA_FX_SGD && c->update != DPLORA_FX_SIGN_MOMENTUM) return false;
+  if (c->update == DPLORA_FX_SIGN_MOMENTUM &&
+      (c->beta_num < 0 || c->beta_den < 1 || c->beta_num >= c->beta_den || c->beta_den > 65536))
+    return false;
   for (int32_t i = 0; i < c->hidden; ++i) {
     if (c->w0_mult[i] <= 0 || c->w0_shift[i] < 0 || c->w0_shift[i] > 62) return false;
   }
@@ -158,17 +162,33 @@ bool bernoulli(dplora::chacha::Reader &rd, uint64_t num, uint64_t den) {
   return (m >> 32) < num;
 }
 
-void update(int32_t *w, const int64_t *noisy, int64_t n, const dplora_fx_step_config *c) {
-  const int64_t den = c->lr_den * c->expected_batch;  // < 2^62
+// noisy * num / den, exact in 128 bits, truncated toward zero, saturated
+// to +-2^62.
+int64_t mul_div(int64_t v, int64_t num, int64_t den) {
+  const uint64_t mag = v < 0 ? uint64_t(0) - uint64_t(v) : uint64_t(v);
+  const dplora::u128 q = dplora::mul64x64(mag, uint64_t(num)) / dplora::u128(uint64_t(den));
+  const uint64_t lim = uint64_t(1) << 62;
+  const int64_t d = dplora::u128_hi(q) != 0 || dplora::u128_lo(q) > lim
+                        ? int64_t(lim)
+                        : int64_t(dplora::u128_lo(q));
+  return v < 0 ? -d : d;
+}
+
+void update(int32_t *w, int32_t *m, const int64_t *noisy, int64_t n,
+            const dplora_fx_step_config *c) {
+  if (c->update == DPLORA_FX_SGD) {
+    const int64_t den = c->lr_den * c->expected_batch;  // < 2^62
+    for (int64_t i = 0; i < n; ++i)
+      w[i] = int32_t(clamp32(int64_t(w[i]) - mul_div(noisy[i], c->lr_num, den)));
+    return;
+  }
+  const int64_t step = (c->lr_num << c->frac_bits) / c->lr_den;
   for (int64_t i = 0; i < n; ++i) {
-    // delta = noisy lr_num / den, exact in 128 bits, truncated toward zero.
-    const int64_t v = noisy[i];
-    const uint64_t mag = v < 0 ? uint64_t(0) - uint64_t(v) : uint64_t(v);
-    const dplora::u128 q = dplora::mul64x64(mag, uint64_t(c->lr_num)) / dplora::u128(uint64_t(den));
-    const int64_t d = dplora::u128_hi(q) != 0 || dplora::u128_lo(q) > uint64_t(2 * kQ)
-                          ? 2 * kQ
-                          : int64_t(dplora::u128_lo(q));
-    w[i] = int32_t(clamp32(int64_t(w[i]) - (v < 0 ? -d : d)));
+    const int64_t g = clamp32(mul_div(noisy[i], 1, c->expected_batch));
+    const int64_t mm = int64_t(m[i]) * c->beta_num + g * (c->beta_den - c->beta_num);
+    m[i] = int32_t(clamp32(mm / c->beta_den));
+    const int64_t d = m[i] > 0 ? step : m[i] < 0 ? -step : 0;
+    w[i] = int32_t(clamp32(int64_t(w[i]) - d));
   }
 }
 
@@ -245,9 +265,11 @@ int dplora_fx_step(const dplora_fx_step_config *c, dplora_fx_step_state *st, con
                                                  l.sum, l.p, &sat, l.noise);
   if (rc != DPLORA_OK) return rc;
   const int64_t na = int64_t(c->rank) * c->d_in, nb = int64_t(c->hidden) * c->rank;
-  update(st->a, l.sum, na, c);
-  update(st->b, l.sum + na, nb, c);
-  update(st->head, l.sum + na + nb, int64_t(c->classes) * c->hidden, c);
+  int32_t *m = st->m;
+  update(st->a, m, l.sum, na, c);
+  update(st->b, m == nullptr ? m : m + na, l.sum + na, nb, c);
+  update(st->head, m == nullptr ? m : m + na + nb, l.sum + na + nb, int64_t(c->classes) * c->hidden,
+         c);
   st->position = pos;
   ++st->steps;
   if (batch != nullptr) *batch = taken;
