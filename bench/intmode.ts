@@ -116,14 +116,13 @@ export async function run(): Promise<void> {
   const rows: Record<string, string | number>[] = [];
   let best = { acc: 0, lr: 0, clip: 0, optimizer: 'sgd', seconds: 0, epsilon: 0, z: 0 };
   // A small grid (chosen on held-out accuracy; the float path runs its defaults).
-  const grid: Array<[number, number, 'sgd' | 'signMomentum']> = [
-    [1, 0.1, 'sgd'],
-    [0.5, 0.05, 'sgd'],
-    [1, 0.01, 'signMomentum'],
-    [1, 0.003, 'signMomentum'],
-    [0.25, 0.003, 'signMomentum'],
+  const grid: Array<[number, number, 'sgd' | 'signMomentum', 'squared' | 'crossEntropy']> = [
+    [1, 0.1, 'sgd', 'squared'],
+    [0.5, 0.05, 'sgd', 'squared'],
+    [0.25, 0.003, 'signMomentum', 'squared'],
+    [1, 0.1, 'sgd', 'crossEntropy'],
   ];
-  for (const [clip, lr, optimizer] of grid) {
+  for (const [clip, lr, optimizer, loss] of grid) {
     const plan = planIntegerLora({
       baseWeight,
       dIn,
@@ -139,6 +138,7 @@ export async function run(): Promise<void> {
       steps,
       learningRate: lr,
       optimizer,
+      loss,
     });
     const model = new IntegerLora(plan);
     // Head: least squares on the public data's hidden activations (no privacy).
@@ -158,7 +158,7 @@ export async function run(): Promise<void> {
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const acc = accuracyOf(model, xHeld, task.heldout.y);
     rows.push({
-      path: `integer ${optimizer} (C ${clip}, lr ${lr}; before ${(100 * before).toFixed(2)}%)`,
+      path: `integer ${optimizer} ${loss} (C ${clip}, lr ${lr}; before ${(100 * before).toFixed(2)}%)`,
       epsilon: plan.epsilon.toFixed(3),
       z: plan.noiseMultiplier.toFixed(3),
       steps,

@@ -41,6 +41,8 @@ export interface IntegerLoraConfig {
   expectedBatch: number;
   /** Planned step budget: the device refuses step maxSteps + 1. */
   maxSteps: bigint;
+  /** 0: squared error on the scores; 1: softmax cross-entropy. */
+  loss: 0 | 1;
   /** 0: SGD (param -= g lr); 1: sign descent with momentum (param -= sign(m) lr 2^f). */
   update: 0 | 1;
   /** Momentum betaNum / betaDen (sign-momentum only). */
@@ -90,6 +92,8 @@ export interface IntegerLoraPlanOptions {
    * param -= learningRate * sign(m) (an integer stand-in for Adam).
    */
   optimizer?: 'sgd' | 'signMomentum';
+  /** 'squared' (default) error on the scores or softmax 'crossEntropy'. */
+  loss?: 'squared' | 'crossEntropy';
   accountant?: AccountantKind;
   /** Public randomness for A and the head initialization. */
   initSeed?: number;
@@ -230,6 +234,8 @@ export function planIntegerLora(opts: IntegerLoraPlanOptions): IntegerLoraPlan {
     w0Shift[h] = r.shift;
   }
   const optimizer = opts.optimizer ?? 'sgd';
+  if (opts.loss !== undefined && opts.loss !== 'squared' && opts.loss !== 'crossEntropy')
+    throw new InvalidArgumentError('loss', `must be 'squared' or 'crossEntropy'`);
   if (optimizer !== 'sgd' && optimizer !== 'signMomentum')
     throw new InvalidArgumentError('optimizer', `must be 'sgd' or 'signMomentum'`);
   const lrDen = 1 << 16;
@@ -263,6 +269,7 @@ export function planIntegerLora(opts: IntegerLoraPlanOptions): IntegerLoraPlan {
       lrDen,
       expectedBatch,
       maxSteps: BigInt(steps),
+      loss: opts.loss === 'crossEntropy' ? 1 : 0,
       update: optimizer === 'sgd' ? 0 : 1,
       betaNum: optimizer === 'sgd' ? 0 : 58982, // 0.9 * 2^16
       betaDen: optimizer === 'sgd' ? 1 : 65536,

@@ -134,6 +134,7 @@ dplora_fx_step_config StepConfig(Napi::Env env, Napi::Value v) {
   c.lr_den = IntField(env, o, "lrDen", 1);
   c.expected_batch = IntField(env, o, "expectedBatch", 1);
   c.max_steps = U64BigInt(env, o.Get("maxSteps"), "config.maxSteps");
+  c.loss = int32_t(IntField(env, o, "loss", 0));
   c.update = int32_t(IntField(env, o, "update", 0));
   c.beta_num = int32_t(IntField(env, o, "betaNum", 0));
   c.beta_den = int32_t(IntField(env, o, "betaDen", 1));

@@ -51,8 +51,9 @@ int dplora_fx_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[1
  * B [hidden][rank] and a head [classes][hidden] in fixed point with
  * frac_bits fraction bits:
  *   z = A x,  h = W0q(x) + (B z) >> f,  a = relu(h),  s = (head a) >> f,
- * loss = squared error of s against the one-hot target 2^f (an
- * integer-friendly loss; no exp).  Per record the LoRA and head gradients
+ * loss = squared error of s against the one-hot target 2^f
+ * (DPLORA_FX_SQUARED) or softmax cross-entropy (DPLORA_FX_CROSS_ENTROPY,
+ * exp by an integer polynomial and squaring).  Per record the LoRA and head gradients
  * are materialized as one int32 row (saturated), clipped exactly to
  * clip_int (integer norm, dplora_fixed_clip_sum's rule), summed in int64;
  * discrete Gaussian noise N_Z(0, sigma2_num / sigma2_den) is added once per
@@ -67,6 +68,8 @@ int dplora_fx_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[1
  * step: words [position, position + 2^26) for sampling, then the noise (advances position).
  */
 #define DPLORA_EBUDGET (-16) /* the planned privacy budget is spent */
+#define DPLORA_FX_SQUARED 0
+#define DPLORA_FX_CROSS_ENTROPY 1
 #define DPLORA_FX_SGD 0
 #define DPLORA_FX_SIGN_MOMENTUM 1
 
@@ -82,6 +85,7 @@ typedef struct {
   int64_t lr_num, lr_den;          /* learning rate as a rational > 0   */
   int64_t expected_batch;          /* sample rate * dataset size, >= 1  */
   uint64_t max_steps;              /* the planned step budget           */
+  int32_t loss;                    /* DPLORA_FX_SQUARED or _CROSS_ENTROPY */
   int32_t update;                  /* DPLORA_FX_SGD or _SIGN_MOMENTUM   */
   int32_t beta_num, beta_den;      /* momentum, 0 <= num < den <= 2^16  */
 } dplora_fx_step_config;

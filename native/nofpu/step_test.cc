@@ -57,9 +57,14 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
     w0_mult[i] = 1 << 20;
     w0_shift[i] = 18;  // base ~ acc * 4 in Q8
   }
-  for (int i = 0; i < kRank * kDin; ++i) pa[i] = int32_t(w[at++] & 1023) - 512;
-  for (int i = 0; i < kHidden * kRank; ++i) pb[i] = 0;
-  for (int i = 0; i < kClasses * kHidden; ++i) ph[i] = int32_t(w[at++] & 2047) - 1024;
+  const int at_params = at;
+  auto init_params = [&]() {
+    int k = at_params;
+    for (int i = 0; i < kRank * kDin; ++i) pa[i] = int32_t(w[k++] & 1023) - 512;
+    for (int i = 0; i < kHidden * kRank; ++i) pb[i] = 0;
+    for (int i = 0; i < kClasses * kHidden; ++i) ph[i] = int32_t(w[k++] & 2047) - 1024;
+  };
+  init_params();
 
   dplora_fx_step_config c;
   c.d_in = kDin;
@@ -79,6 +84,7 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   c.lr_den = 1;
   c.expected_batch = kN / 2;
   c.max_steps = kSteps;
+  c.loss = DPLORA_FX_SQUARED;
   c.update = DPLORA_FX_SGD;
   c.beta_num = 0;
   c.beta_den = 1;
@@ -109,4 +115,26 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
                 DPLORA_EBUDGET &&
             st.steps == kSteps && st.position == pos && pa[0] == a0,
         "step: refuses past the planned budget, state untouched");
+
+  // Cross-entropy (integer exp) and the sign-momentum update, a few steps.
+  init_params();
+  static int32_t mom[kRank * kDin + kHidden * kRank + kClasses * kHidden];
+  c.loss = DPLORA_FX_CROSS_ENTROPY;
+  c.update = DPLORA_FX_SIGN_MOMENTUM;
+  c.beta_num = 58982;
+  c.beta_den = 65536;
+  c.lr_num = 1;
+  c.lr_den = 256;
+  dplora_fx_step_state st2 = {pa, pb, ph, mom, 0, 0};
+  bool ok2 = true;
+  for (int t = 0; t < 4; ++t)
+    ok2 = ok2 && dplora_fx_step(&c, &st2, key, nonce, xs, ys, kN, scratch, sizeof(scratch),
+                                nullptr) == DPLORA_OK;
+  uint64_t h2 = 0xcbf29ce484222325ull;
+  h2 = digest(h2, pa, kRank * kDin);
+  h2 = digest(h2, pb, kHidden * kRank);
+  h2 = digest(h2, ph, kClasses * kHidden);
+  h2 = digest(h2, mom, int(sizeof(mom) / 4));
+  dig("step cross-entropy sign-momentum", h2);
+  check(ok2, "step: cross-entropy + sign-momentum steps run");
 }

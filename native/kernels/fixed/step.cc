@@ -27,6 +27,31 @@ inline int64_t shr(int64_t v, int s) {
   return v >= 0 ? v >> s : -((-v - 1) >> s) - 1;
 }
 
+// exp(-u / 2^f) in Q30 for u >= 0: exp(-v) with v = u / 2^(f + 8) by a
+// third-order Taylor polynomial (v <= 2^-8 once u < 2^(f+8)... larger u is
+// split off as exp(-1)^k), then squared 8 times.  Deterministic integer
+// arithmetic; the relative error (< 1e-6) only perturbs the gradient, which
+// is clipped afterwards whatever its value.
+int64_t exp_neg_q30(int64_t u, int f) {
+  constexpr int64_t kOne = int64_t(1) << 30;
+  constexpr int64_t kInvE = 395007542;  // round(2^30 / e)
+  if (u <= 0) return kOne;
+  int64_t r = kOne;
+  const int64_t unit = int64_t(1) << f;
+  while (u > unit) {  // exp(-1) factors
+    r = (r * kInvE) >> 30;
+    u -= unit;
+    if (r == 0) return 1;  // never 0: the softmax total stays >= 2^30
+  }
+  // v = u / 2^(f+8) in Q30 (u <= 2^f so v <= 2^-8).
+  const int64_t v = f + 8 >= 30 ? u >> (f + 8 - 30) : u << (30 - f - 8);
+  const int64_t v2 = (v * v) >> 30, v3 = (v2 * v) >> 30;
+  int64_t e = kOne - v + v2 / 2 - v3 / 6;
+  for (int i = 0; i < 8; ++i) e = (e * e) >> 30;
+  const int64_t out = (r * e) >> 30;
+  return out > 0 ? out : 1;
+}
+
 struct Layout {
   int64_t p;  // parameters trained: rank d_in + hidden rank + classes hidden
   int32_t *grad;
@@ -56,6 +81,7 @@ bool valid(const dplora_fx_step_config *c) {
   if (c->lr_num < 1 || c->lr_den < 1 || c->lr_num > kQ || c->lr_den > kQ) return false;
   if (c->expected_batch < 1 || c->expected_batch > kQ) return false;
   if (c->update != DPLORA_FX_SGD && c->update != DPLORA_FX_SIGN_MOMENTUM) return false;
+  if (c->loss != DPLORA_FX_SQUARED && c->loss != DPLORA_FX_CROSS_ENTROPY) return false;
   if (c->update == DPLORA_FX_SIGN_MOMENTUM &&
       (c->beta_num < 0 || c->beta_den < 1 || c->beta_num >= c->beta_den || c->beta_den > 65536))
     return false;
@@ -120,8 +146,23 @@ void forward(const dplora_fx_step_config *c, const dplora_fx_step_state *st, con
 void backward(const dplora_fx_step_config *c, const dplora_fx_step_state *st, const int8_t *x,
               int32_t y, const Layout &l) {
   const int f = c->frac_bits;
-  for (int32_t o = 0; o < c->classes; ++o)
-    l.dlog[o] = clamp32(l.s[o] - (o == y ? (int64_t(1) << f) : 0));
+  if (c->loss == DPLORA_FX_CROSS_ENTROPY) {
+    // softmax(s) - onehot(y), in Q f: e_o = exp(s_o - max) in Q30.
+    int64_t mx = l.s[0];
+    for (int32_t o = 1; o < c->classes; ++o) mx = l.s[o] > mx ? l.s[o] : mx;
+    int64_t total = 0;
+    for (int32_t o = 0; o < c->classes; ++o) {
+      l.dlog[o] = exp_neg_q30(mx - l.s[o], f);
+      total += l.dlog[o];
+    }
+    for (int32_t o = 0; o < c->classes; ++o) {
+      const int64_t p = (l.dlog[o] << f) / total;  // Q f, total >= 2^30
+      l.dlog[o] = p - (o == y ? (int64_t(1) << f) : 0);
+    }
+  } else {
+    for (int32_t o = 0; o < c->classes; ++o)
+      l.dlog[o] = clamp32(l.s[o] - (o == y ? (int64_t(1) << f) : 0));
+  }
   int32_t *ga = l.grad, *gb = ga + int64_t(c->rank) * c->d_in,
           *gh = gb + int64_t(c->hidden) * c->rank;
   for (int32_t o = 0; o < c->classes; ++o) {
