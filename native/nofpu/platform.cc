@@ -142,6 +142,7 @@ void reset_handler() {
   nofpu::finish(nofpu_main());
 }
 void fault_handler() {
+  nofpu::put("FAULT\n");  // e.g. an FP instruction on a core without an FPU
   nofpu::finish(3);
 }
 __attribute__((section(".vectors"), used)) void *const vectors[16] = {
