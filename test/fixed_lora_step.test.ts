@@ -200,6 +200,38 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     ).toThrow(/state\.m/);
   });
 
+  test('adversary: one record moves the parameters by at most lr * clipInt / expectedBatch', () => {
+    // Noise made negligible (sigma^2 = 1/1000: P(sample != 0) < e^-400) so the update is the
+    // clipped gradient itself; sampling rate 1 so the record is always in the batch.
+    const p = plan();
+    p.config.sigmaSqNum = 1n;
+    p.config.sigmaSqDen = 1000n;
+    p.config.sampleNum = 2n ** 32n;
+    p.config.expectedBatch = 1;
+    p.config.lrNum = 1 << 16; // lr = 1
+    const lrReal = p.config.lrNum / p.config.lrDen;
+    for (const fill of [127, -128, 1]) {
+      const m = new IntegerLora({
+        config: p.config,
+        state: {
+          ...p.state,
+          a: p.state.a.slice(),
+          b: p.state.b.map((_, i) => (i % 3) * 9000),
+          head: p.state.head.map((v) => v * 50),
+        },
+      });
+      const before = [...m.state.a, ...m.state.b, ...m.state.head];
+      const x = new Int8Array(dIn).fill(fill);
+      m.step(x, Int32Array.of(fill > 0 ? 1 : 0), new Rng({ seed: new Uint8Array(32).fill(9) }));
+      const after = [...m.state.a, ...m.state.b, ...m.state.head];
+      let n2 = 0n;
+      for (let i = 0; i < after.length; i++) n2 += BigInt(after[i] - before[i]) ** 2n;
+      const bound = BigInt(Math.floor(lrReal * p.config.clipInt));
+      expect(n2).toBeLessThanOrEqual(bound * bound);
+      expect(n2).toBeGreaterThan(0n); // the record did move the model (the test can fail)
+    }
+  });
+
   test('bad arguments get typed errors naming them', () => {
     const p = plan();
     const m = new IntegerLora(p);
