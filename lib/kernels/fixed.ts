@@ -206,7 +206,10 @@ export const fixed = {
   clipSum: fixedClipSum,
   /** {@inheritDoc addDiscreteGaussianNoise} */
   addDiscreteGaussianNoise,
+  /** Plans an integer-only private LoRA run for an FPU-less device (see {@link planIntegerLora}). */
   planIntegerLora,
+  /** The integer-only private LoRA step on the host (see {@link IntegerLora}). */
   IntegerLora,
+  /** Features to the device int8 input (see {@link quantizeInput}). */
   quantizeInput,
 };

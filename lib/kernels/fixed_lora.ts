@@ -16,26 +16,35 @@ import { Rng, sigmaSqRational } from './rng';
 
 /** Integer configuration of the device step (dplora_fx_step_config). */
 export interface IntegerLoraConfig {
+  /** Input width (int8 features per record). */
   dIn: number;
+  /** Hidden width of the base layer. */
   hidden: number;
+  /** LoRA rank. */
   rank: number;
+  /** Number of classes (>= 2). */
   classes: number;
   /** Frozen base, int8, [hidden][dIn]. */
   w0: Int8Array;
   /** Per-channel requantization: base_h = round(acc * w0Mult[h] / 2^w0Shift[h]) (Q fracBits). */
   w0Mult: Int32Array;
+  /** Per-channel right shifts (0..62) of the requantization. */
   w0Shift: Int8Array;
+  /** Fraction bits of A, B, the head and the activations. */
   fracBits: number;
   /** Clipping norm in fixed point, floor(C * 2^fracBits). */
   clipInt: number;
   /** Noise variance (z * clipInt)^2 as an exact rational. */
   sigmaSqNum: bigint;
+  /** Denominator of the noise variance. */
   sigmaSqDen: bigint;
   /** Poisson sampling rate sampleNum / sampleDen (sampleDen = 2^32). */
   sampleNum: bigint;
+  /** Denominator of the sampling rate (2^32). */
   sampleDen: bigint;
   /** Learning rate lrNum / lrDen. */
   lrNum: number;
+  /** Denominator of the learning rate. */
   lrDen: number;
   /** round(sampleRate * datasetSize), the divisor of the noisy sum. */
   expectedBatch: number;
@@ -47,6 +56,7 @@ export interface IntegerLoraConfig {
   update: 0 | 1;
   /** Momentum betaNum / betaDen (sign-momentum only). */
   betaNum: number;
+  /** Denominator of the momentum. */
   betaDen: number;
 }
 
@@ -60,7 +70,9 @@ export interface IntegerLoraState {
   head: Int32Array;
   /** Momentum per parameter (A, B, head order), for the sign-momentum update. */
   m?: Int32Array;
+  /** Steps taken (the device refuses step maxSteps + 1). */
   steps: bigint;
+  /** ChaCha20 stream position of the next step. */
   position: bigint;
 }
 
@@ -68,9 +80,13 @@ export interface IntegerLoraState {
 export interface IntegerLoraPlanOptions {
   /** Frozen base weights (float), [hidden][dIn] row-major. */
   baseWeight: Float32Array;
+  /** Input width (int8 features per record). */
   dIn: number;
+  /** Hidden width of the base layer. */
   hidden: number;
+  /** Number of classes (>= 2). */
   classes: number;
+  /** LoRA rank (1..256). */
   rank: number;
   /** Real value of one unit of the int8 input (features are round(x / inputScale)). */
   inputScale: number;
@@ -78,13 +94,17 @@ export interface IntegerLoraPlanOptions {
   fracBits?: number;
   /** Clipping norm C in real units (clipInt = floor(C 2^fracBits)). */
   clipNorm: number;
+  /** Privacy target: epsilon of the whole budget. */
   targetEpsilon: number;
+  /** Privacy target: delta. */
   targetDelta: number;
+  /** Private records (for the expected batch size). */
   datasetSize: number;
   /** Poisson sampling rate in (0, 1]; rounded to a multiple of 2^-32 (the accounted rate). */
   sampleRate: number;
   /** Planned number of steps (the device's budget). */
   steps: number;
+  /** Learning rate (a rational with denominator 2^16 on the device). */
   learningRate: number;
   /**
    * 'sgd' (default): param -= learningRate * noisySum / expectedBatch;
@@ -94,6 +114,7 @@ export interface IntegerLoraPlanOptions {
   optimizer?: 'sgd' | 'signMomentum';
   /** 'squared' (default) error on the scores or softmax 'crossEntropy'. */
   loss?: 'squared' | 'crossEntropy';
+  /** Accountant of the calibration ('rdp' by default). */
   accountant?: AccountantKind;
   /** Public randomness for A and the head initialization. */
   initSeed?: number;
@@ -101,8 +122,11 @@ export interface IntegerLoraPlanOptions {
 
 /** The plan: device configuration, initial state and the accounting. */
 export interface IntegerLoraPlan {
+  /** The device configuration. */
   config: IntegerLoraConfig;
+  /** The initial trainable state. */
   state: IntegerLoraState;
+  /** Calibrated noise multiplier z (sigma = z clipInt). */
   noiseMultiplier: number;
   /** Epsilon of the full budget at targetDelta (<= targetEpsilon). */
   epsilon: number;
@@ -293,7 +317,9 @@ export function planIntegerLora(opts: IntegerLoraPlanOptions): IntegerLoraPlan {
  * C code, bit for bit, as on the FPU-less devices.
  */
 export class IntegerLora {
+  /** The device configuration (shared with the plan). */
   readonly config: IntegerLoraConfig;
+  /** The trainable state, updated in place by each step. */
   readonly state: IntegerLoraState;
 
   /** @param plan - from {@link planIntegerLora} (the state is used and updated in place) */
