@@ -12,6 +12,7 @@ const MODULES: Record<string, string> = {
   accounting: './accounting',
   training: './training',
   io: './io',
+  intmode: './intmode',
 };
 
 /**

@@ -19,7 +19,9 @@ const isaOf = (f) => (/_(avx2|avx512|neon)\.cc$/.exec(f) || [null, 'base'])[1];
 
 let files;
 if (kind === 'intonly')
-  files = list(path.join(root, 'intonly')).map((f) => `native/kernels/intonly/${f}`);
+  files = ['intonly', 'fixed'].flatMap((d) =>
+    list(path.join(root, d)).map((f) => `native/kernels/${d}/${f}`),
+  );
 else
   files = list(root)
     .filter((f) => isaOf(f) === kind)

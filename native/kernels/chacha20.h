@@ -2,7 +2,7 @@
 // keystream generators.  See the "rng" section of dplora.h for the stream
 // layout (64-bit position, block counter extended into nonce word 0).
 #pragma once
-#include <cstdint>
+#include <stdint.h>
 
 namespace dplora {
 namespace chacha {
@@ -33,20 +33,22 @@ BlocksFn active_blocks();
 // blocks and the scalar block function for partial ones (single thread).
 void words(const Stream &s, uint64_t pos, uint32_t *out, int64_t n, BlocksFn blocks);
 
-// Thrown by Reader when its word range (at most the 64-bit position space)
-// runs out.
-struct StreamExhausted {};
-
-// Sequential reader over the stream (integer only), used by the discrete
-// Gaussian sampler: whole words or bits, most significant bit first.
+// Sequential reader over the stream (integer only, no exceptions), used by
+// the discrete Gaussian sampler: whole words or bits, most significant bit
+// first.
 class Reader {
  public:
-  // Reads words [pos, limit); asking for the word at `limit` throws
-  // StreamExhausted (the default limit 2^64 - 1 is the end of the space).
+  // Reads words [pos, limit); asking for the word at `limit` sets the sticky
+  // failed() flag and returns 0 (the default limit 2^64 - 1 is the end of
+  // the space).  Callers must check failed() in every loop.
   Reader(const Stream &s, uint64_t pos, uint64_t limit = ~uint64_t(0))
       : s_(s), pos_(pos), limit_(limit) {}
+  bool failed() const { return failed_; }
   uint32_t word() {
-    if (pos_ >= limit_) throw StreamExhausted();
+    if (pos_ >= limit_) {
+      failed_ = true;
+      return 0;
+    }
     if (buf_at_ >= 16) refill();
     ++pos_;
     return buf_[buf_at_++];
@@ -80,6 +82,7 @@ class Reader {
   int buf_at_ = 16;      // index in buf_ of the word at pos_
   uint32_t bitbuf_ = 0;  // current word, its low `bitcount_` bits unused
   int bitcount_ = 0;
+  bool failed_ = false;
 };
 
 }  // namespace chacha
