@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "linalg_kernels.h"
+#include "gemm.h"
 
 namespace dplora {
 namespace linalg {

@@ -6,7 +6,7 @@
 #include <mutex>
 
 #include "dplora.h"
-#include "linalg_kernels.h"
+#include "kernels.h"
 #include "thread_pool.h"
 
 namespace {
@@ -18,7 +18,7 @@ double now_s() {
 extern "C" double dplora_bench_read_bandwidth(const float *x, int64_t n, int repeats,
                                               double *checksum) {
   if (x == nullptr || n <= 0 || repeats <= 0) return 0.0;
-  const auto &K = dplora::linalg::active_kernels();
+  const auto &K = dplora::kernels();
   std::mutex mu;
   double sum = 0;
   const int64_t grain = std::max<int64_t>(4096, n / (4 * std::max(1, dplora_num_threads())));
@@ -37,7 +37,7 @@ extern "C" double dplora_bench_read_bandwidth(const float *x, int64_t n, int rep
 
 extern "C" double dplora_bench_fma_peak(int64_t iters, double *checksum) {
   if (iters <= 0) return 0.0;
-  const auto &K = dplora::linalg::active_kernels();
+  const auto &K = dplora::kernels();
   const int threads = dplora_num_threads();
   std::mutex mu;
   double sum = 0;

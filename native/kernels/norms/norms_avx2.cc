@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "linalg_kernels.h"
+#include "norms.h"
 
 namespace dplora {
 namespace linalg {

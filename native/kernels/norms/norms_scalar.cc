@@ -1,7 +1,7 @@
 // Portable per-sample norm kernels (double accumulation throughout).
 #include <algorithm>
 
-#include "linalg_kernels.h"
+#include "norms.h"
 
 namespace dplora {
 namespace linalg {

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "dplora.h"
-#include "linalg_kernels.h"
+#include "kernels.h"
 #include "thread_pool.h"
 
 namespace {
@@ -53,7 +53,7 @@ extern "C" int dplora_clip_rows(float *x, int64_t batch, int64_t dim, double max
   int64_t total = 0;
   if (__builtin_mul_overflow(batch, dim, &total)) return DPLORA_EINVAL;
   if (total > 0 && x == nullptr) return DPLORA_EINVAL;
-  const auto &K = dplora::linalg::active_kernels();
+  const auto &K = dplora::kernels();
   dplora_clip_stats s{0, 0};
   for (int64_t i = 0; i < batch; ++i) {
     float *row = x + i * dim;

@@ -1,7 +1,7 @@
 // Portable SGEMM micro-kernel: a 4 x 8 register tile in plain C++.
 #include <algorithm>
 
-#include "linalg_kernels.h"
+#include "gemm.h"
 
 namespace dplora {
 namespace linalg {

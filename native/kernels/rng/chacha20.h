@@ -26,9 +26,6 @@ void blocks_avx2(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out);
 void blocks_avx512(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out);
 void blocks_neon(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out);
 
-// Blocks function of the active ISA.
-BlocksFn active_blocks();
-
 // Words [pos, pos + n) of the stream into out using `blocks` for whole
 // blocks and the scalar block function for partial ones (single thread).
 void words(const Stream &s, uint64_t pos, uint32_t *out, int64_t n, BlocksFn blocks);

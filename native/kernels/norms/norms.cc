@@ -9,7 +9,7 @@
 #include <new>
 
 #include "dplora.h"
-#include "linalg_kernels.h"
+#include "kernels.h"
 #include "thread_pool.h"
 
 namespace dplora {
@@ -32,7 +32,7 @@ bool mul_ok(int64_t x, int64_t y, int64_t *r) {
   return !__builtin_mul_overflow(x, y, r);
 }
 
-double bound_sample(const LinalgKernels &K, const float *a, const float *g, int64_t T, int64_t d,
+double bound_sample(const Kernels &K, const float *a, const float *g, int64_t T, int64_t d,
                     int64_t p) {
   double s = 0;
   for (int64_t t = 0; t < T; ++t)
@@ -68,7 +68,7 @@ extern "C" int dplora_grad_norm_sq(const float *a, const float *g, int64_t batch
     for (int64_t i = 0; i < batch; ++i) out[i] = 0.0;
     return DPLORA_OK;
   }
-  const LinalgKernels &K = active_kernels();
+  const dplora::Kernels &K = dplora::kernels();
   if (method == DPLORA_NORM_AUTO) method = choose_norm_method(T, d, p);
   double cost;  // multiply-adds per sample
   if (T == 1 || method == DPLORA_NORM_BOUND) {

@@ -1,7 +1,7 @@
-// Runtime ISA detection (once, at first use) with the DPLORA_ISA override.
+// Runtime ISA detection with the DPLORA_ISA override (the dispatch table in
+// dispatch.cc reads it once at load).
 #include "cpu.h"
 
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -37,6 +37,11 @@ int best_isa() {
   return DPLORA_ISA_SCALAR;
 }
 
+}  // namespace
+
+bool isa_supported(int isa) {
+  return cpu_has(isa);
+}
 int initial_isa() {
   const char *env = std::getenv("DPLORA_ISA");
   if (env != nullptr && *env != '\0') {
@@ -47,25 +52,6 @@ int initial_isa() {
     // Node loader reports the mismatch (capabilities().isaRequested).
   }
   return best_isa();
-}
-
-std::atomic<int> &isa_slot() {
-  static std::atomic<int> slot{initial_isa()};
-  return slot;
-}
-
-}  // namespace
-
-int active_isa() {
-  return isa_slot().load(std::memory_order_relaxed);
-}
-bool isa_supported(int isa) {
-  return cpu_has(isa);
-}
-bool set_isa(int isa) {
-  if (!cpu_has(isa)) return false;
-  isa_slot().store(isa, std::memory_order_relaxed);
-  return true;
 }
 
 }  // namespace dplora
@@ -89,11 +75,4 @@ const char *dplora_isa_name(int isa) {
 int dplora_isa_supported(int isa) {
   return dplora::isa_supported(isa) ? 1 : 0;
 }
-int dplora_active_isa(void) {
-  return dplora::active_isa();
-}
-int dplora_set_isa(int isa) {
-  return dplora::set_isa(isa) ? DPLORA_OK : DPLORA_EINVAL;
-}
-
 }  // extern "C"

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "dplora.h"
-#include "linalg_kernels.h"
+#include "kernels.h"
 #include "thread_pool.h"
 
 extern "C" int dplora_clipped_sum(const float *a, const float *g, int64_t batch, int64_t seq,
@@ -43,7 +43,7 @@ extern "C" int dplora_clipped_sum(const float *a, const float *g, int64_t batch,
     const float f = keep(i) ? factors[i] : 0.0f;
     std::fill(kscale.begin() + i * seq, kscale.begin() + (i + 1) * seq, f);
   }
-  const LinalgKernels &K = active_kernels();
+  const dplora::Kernels &K = dplora::kernels();
   float *c = transposed ? t_out.data() : out;
   const int64_t M = transposed ? d : p, N = transposed ? p : d;
   // Runs of kept samples as row ranges [k0, k0 + kn).

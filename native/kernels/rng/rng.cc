@@ -1,15 +1,14 @@
 // C API of the noise kernels: OS entropy, the bulk stream functions
 // (split over the thread pool by element index, so the output never depends
-// on the thread count) and the ISA dispatch of the keystream and Gaussian.
+// on the thread count); the ISA paths come from the dispatch table.
 #include <cerrno>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
 
 #include "chacha20.h"
-#include "cpu.h"
 #include "dplora.h"
-#include "gaussian.h"
+#include "kernels.h"
 #include "thread_pool.h"
 
 #if defined(__linux__)
@@ -20,45 +19,7 @@
 #endif
 
 namespace dplora {
-namespace chacha {
-
-BlocksFn active_blocks() {
-#if defined(__x86_64__) || defined(_M_X64)
-  switch (active_isa()) {
-    case DPLORA_ISA_AVX512:
-      return blocks_avx512;
-    case DPLORA_ISA_AVX2:
-      return blocks_avx2;
-    default:
-      break;
-  }
-#endif
-#if defined(__aarch64__)
-  if (active_isa() == DPLORA_ISA_NEON) return blocks_neon;
-#endif
-  return blocks_scalar;
-}
-
-}  // namespace chacha
-
 namespace {
-
-gauss::GroupsFn active_groups() {
-#if defined(__x86_64__) || defined(_M_X64)
-  switch (active_isa()) {
-    case DPLORA_ISA_AVX512:
-      return gauss::groups_avx512;
-    case DPLORA_ISA_AVX2:
-      return gauss::groups_avx2;
-    default:
-      break;
-  }
-#endif
-#if defined(__aarch64__)
-  if (active_isa() == DPLORA_ISA_NEON) return gauss::groups_neon;
-#endif
-  return gauss::groups_scalar;
-}
 
 // True when words [pos, pos + words) stay inside the 64-bit position space.
 bool fits(uint64_t pos, uint64_t words) {
@@ -112,7 +73,7 @@ int dplora_rng_fill_u32(const uint8_t key[32], const uint8_t nonce[12], uint64_t
     return DPLORA_EINVAL;
   if (!dplora::fits(position, uint64_t(n))) return DPLORA_EOVERFLOW;
   const Stream s = dplora::chacha::make_stream(key, nonce);
-  const dplora::chacha::BlocksFn blocks = dplora::chacha::active_blocks();
+  const dplora::chacha::BlocksFn blocks = dplora::kernels().chacha_blocks;
   dplora::parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
     dplora::chacha::words(s, position + uint64_t(b), out + b, e - b, blocks);
   });
@@ -125,7 +86,7 @@ int dplora_rng_uniform_f64(const uint8_t key[32], const uint8_t nonce[12], uint6
     return DPLORA_EINVAL;
   if (n > (int64_t(1) << 62) || !dplora::fits(position, 2 * uint64_t(n))) return DPLORA_EOVERFLOW;
   const Stream s = dplora::chacha::make_stream(key, nonce);
-  const dplora::chacha::BlocksFn blocks = dplora::chacha::active_blocks();
+  const dplora::chacha::BlocksFn blocks = dplora::kernels().chacha_blocks;
   dplora::parallel_for(n, 1 << 13, [&](int64_t b, int64_t e) {
     uint32_t buf[dplora::kChunkWords];
     for (int64_t i = b; i < e;) {
@@ -155,8 +116,9 @@ int dplora_rng_gaussian_f32(const uint8_t key[32], const uint8_t nonce[12], uint
   }
   const float stdf = float(std_dev);
   const Stream s = dplora::chacha::make_stream(key, nonce);
-  const dplora::chacha::BlocksFn blocks = dplora::chacha::active_blocks();
-  const dplora::gauss::GroupsFn groups = dplora::active_groups();
+  const dplora::Kernels &K = dplora::kernels();  // one table for the whole call
+  const dplora::chacha::BlocksFn blocks = K.chacha_blocks;
+  const dplora::gauss::GroupsFn groups = K.gauss_groups;
   const int64_t ngroups = (n + 15) / 16;
   const int64_t full = n / 16;  // groups entirely inside out
   constexpr int64_t kGroups = dplora::kChunkWords / 16;
@@ -189,7 +151,7 @@ int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12], uint
     return DPLORA_EOVERFLOW;
   }
   const Stream s = dplora::chacha::make_stream(key, nonce);
-  const dplora::chacha::BlocksFn blocks = dplora::chacha::active_blocks();
+  const dplora::chacha::BlocksFn blocks = dplora::kernels().chacha_blocks;
   const int64_t npairs = (n + 1) / 2;
   constexpr int64_t kPairs = dplora::kChunkWords / 4;
   const double two_pi = 6.283185307179586476925286766559;

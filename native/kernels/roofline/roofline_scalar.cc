@@ -1,5 +1,5 @@
 // Portable roofline probes: a float read loop and a multiply-add loop.
-#include "linalg_kernels.h"
+#include "roofline.h"
 
 namespace dplora {
 namespace linalg {

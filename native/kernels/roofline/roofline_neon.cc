@@ -2,7 +2,7 @@
 // with 16 independent q-register chains.
 #include <arm_neon.h>
 
-#include "linalg_kernels.h"
+#include "roofline.h"
 
 namespace dplora {
 namespace linalg {

@@ -12,7 +12,7 @@
 #include <new>
 
 #include "dplora.h"
-#include "linalg_kernels.h"
+#include "kernels.h"
 #include "thread_pool.h"
 
 namespace dplora {
@@ -286,7 +286,7 @@ int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t 
 extern "C" int dplora_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                             const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                             float *c, int64_t ldc) {
-  const auto &K = dplora::linalg::active_kernels();
+  const auto &K = dplora::kernels();
   return dplora::linalg::gemm(K.gemm, trans_a != 0, trans_b != 0, m, n, k, alpha, a, lda, b, ldb,
                               beta, c, ldc, nullptr, true);
 }

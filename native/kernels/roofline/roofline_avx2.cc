@@ -1,7 +1,7 @@
 // AVX2 + FMA roofline probes.
 #include <immintrin.h>
 
-#include "linalg_kernels.h"
+#include "roofline.h"
 
 namespace dplora {
 namespace linalg {
