@@ -31,6 +31,17 @@ int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t 
          float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
          float *c, int64_t ldc, const float *kscale, bool parallel);
 
+// op(B) (k x n; B stored k x n, or n x k when trans_b) packed once for
+// gemm_prepacked: NR-column panels over the whole of k, zero padded, the
+// layout that gemm packs per cache block (so products are bitwise equal).
+int64_t packed_b_floats(const GemmKernel &kern, int64_t k, int64_t n);
+void pack_b_whole(const GemmKernel &kern, bool trans_b, int64_t k, int64_t n, const float *b,
+                  int64_t ldb, float *dst, bool parallel);
+// gemm with op(B) from pack_b_whole (same kernel): C = alpha op(A) B + beta C.
+int gemm_prepacked(const GemmKernel &kern, bool trans_a, int64_t m, int64_t n, int64_t k,
+                   float alpha, const float *a, int64_t lda, const float *bpacked, float beta,
+                   float *c, int64_t ldc, bool parallel);
+
 // Per-ISA kernels (the *_scalar.cc, *_avx2.cc, *_avx512.cc and *_neon.cc files).
 void gemm_micro_scalar(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
                        int64_t, float);

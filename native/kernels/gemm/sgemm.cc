@@ -56,7 +56,18 @@ struct Problem {
   float *c;
   int64_t ldc;
   const float *kscale;
+  // op(B) already packed (PackedB layout, for this kernel), or null.
+  const float *bpacked = nullptr;
 };
+
+// op(B) as NR-column panels over the whole of k: panel q (columns q*NR ..)
+// holds k rows of NR floats (zero padded past n), so the KC slice starting
+// at row pc of the panel holding column j is at bpacked + (j / NR) * k * NR +
+// pc * NR.  The layout depends only on NR, never on the cache blocking.
+inline const float *packed_panel(const Problem &P, int64_t j, int64_t pc) {
+  const int64_t nr = P.kern->nr;
+  return P.bpacked + (j / nr) * P.k * nr + pc * nr;
+}
 
 // op(A)(i, kk) for the stored A.
 inline float op_a(const Problem &P, int64_t i, int64_t kk) {
@@ -142,18 +153,19 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
   const GemmKernel &K = *P.kern;
   const int64_t mr = K.mr, nr = K.nr;
   // Few rows of op(A): read B in place (full NR-wide tiles only).
-  const bool direct_b = !P.tb && (m1 - m0) <= 2 * mr;
+  const bool prepacked = P.bpacked != nullptr;
+  const bool direct_b = !prepacked && !P.tb && (m1 - m0) <= 2 * mr;
   const int64_t kc_max = std::min(K.kc, P.k);
   const int64_t mc_max = std::min(K.mc, (m1 - m0 + mr - 1) / mr * mr);
   const int64_t nc_max = direct_b ? nr : std::min(K.nc, (n1 - n0 + nr - 1) / nr * nr);
   float *abuf = tls_abuf.get(static_cast<size_t>(mc_max * kc_max));
-  float *bbuf = tls_bbuf.get(static_cast<size_t>(nc_max * kc_max));
-  if (abuf == nullptr || bbuf == nullptr) return false;
+  float *bbuf = prepacked ? nullptr : tls_bbuf.get(static_cast<size_t>(nc_max * kc_max));
+  if (abuf == nullptr || (!prepacked && bbuf == nullptr)) return false;
   for (int64_t jc = n0; jc < n1; jc += K.nc) {
     const int64_t nc = std::min(K.nc, n1 - jc);
     for (int64_t pc = 0; pc < P.k; pc += K.kc) {
       const int64_t kc = std::min(K.kc, P.k - pc);
-      if (!direct_b) pack_b(P, pc, kc, jc, nc, bbuf);
+      if (!direct_b && !prepacked) pack_b(P, pc, kc, jc, nc, bbuf);
       for (int64_t ic = m0; ic < m1; ic += K.mc) {
         const int64_t mc = std::min(K.mc, m1 - ic);
         pack_a(P, ic, mc, pc, kc, abuf);
@@ -161,7 +173,9 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
           const int64_t nn = std::min(nr, nc - jr);
           const float *bp;
           int64_t ldbp = nr;
-          if (!direct_b) {
+          if (prepacked) {
+            bp = packed_panel(P, jc + jr, pc);
+          } else if (!direct_b) {
             bp = bbuf + (jr / nr) * kc * nr;
           } else if (nn == nr) {
             bp = P.b + pc * P.ldb + jc + jr;
@@ -196,16 +210,19 @@ bool run_shared(const Problem &P, int64_t grain_tiles) {
   if (P.k == 0 || P.alpha == 0.0f) return true;
   const int64_t kc_max = std::min(K.kc, P.k);
   const int64_t nc_max = std::min(K.nc, (P.n + nr - 1) / nr * nr);
-  float *bbuf = tls_bbuf.get(static_cast<size_t>(nc_max * kc_max));
-  if (bbuf == nullptr) return false;
+  const bool prepacked = P.bpacked != nullptr;
+  float *bbuf = prepacked ? nullptr : tls_bbuf.get(static_cast<size_t>(nc_max * kc_max));
+  if (!prepacked && bbuf == nullptr) return false;
   for (int64_t jc = 0; jc < P.n; jc += K.nc) {
     const int64_t nc = std::min(K.nc, P.n - jc);
     const int64_t panels = (nc + nr - 1) / nr;
     for (int64_t pc = 0; pc < P.k; pc += K.kc) {
       const int64_t kc = std::min(K.kc, P.k - pc);
-      parallel_for(panels, 4, [&](int64_t q0, int64_t q1) {
-        pack_b(P, pc, kc, jc + q0 * nr, std::min(nc, q1 * nr) - q0 * nr, bbuf + q0 * kc * nr);
-      });
+      if (!prepacked) {
+        parallel_for(panels, 4, [&](int64_t q0, int64_t q1) {
+          pack_b(P, pc, kc, jc + q0 * nr, std::min(nc, q1 * nr) - q0 * nr, bbuf + q0 * kc * nr);
+        });
+      }
       parallel_for(tiles_m, grain_tiles, [&](int64_t t0, int64_t t1) {
         const int64_t m0 = t0 * mr, m1 = std::min(P.m, t1 * mr);
         float *abuf = tls_abuf.get(static_cast<size_t>(std::min(K.mc, m1 - m0 + mr) * kc));
@@ -217,7 +234,7 @@ bool run_shared(const Problem &P, int64_t grain_tiles) {
           const int64_t mc = std::min(K.mc, m1 - ic);
           pack_a(P, ic, mc, pc, kc, abuf);
           for (int64_t jr = 0; jr < nc; jr += nr) {
-            const float *bp = bbuf + (jr / nr) * kc * nr;
+            const float *bp = prepacked ? packed_panel(P, jc + jr, pc) : bbuf + (jr / nr) * kc * nr;
             const int64_t nn = std::min(nr, nc - jr);
             for (int64_t ir = 0; ir < mc; ir += mr) {
               K.micro(kc, abuf + (ir / mr) * kc * mr, bp, nr, P.c + (ic + ir) * P.ldc + (jc + jr),
@@ -234,20 +251,12 @@ bool run_shared(const Problem &P, int64_t grain_tiles) {
 
 }  // namespace
 
-int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-         float *c, int64_t ldc, const float *kscale, bool parallel) {
-  if (m < 0 || n < 0 || k < 0) return DPLORA_EINVAL;
-  if (m == 0 || n == 0) return DPLORA_OK;
-  const int64_t wa = trans_a ? m : k, wb = trans_b ? k : n;
-  if (lda < std::max<int64_t>(1, wa) || ldb < std::max<int64_t>(1, wb) ||
-      ldc < std::max<int64_t>(1, n)) {
-    return DPLORA_EINVAL;
-  }
-  if (c == nullptr) return DPLORA_EINVAL;
-  if (k > 0 && alpha != 0.0f && (a == nullptr || b == nullptr)) return DPLORA_EINVAL;
-  Problem P{&kern, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, kscale};
+namespace {
 
+// Runs a validated problem, splitting it over the pool when `parallel`.
+int run(const Problem &P, bool parallel) {
+  const GemmKernel &kern = *P.kern;
+  const int64_t m = P.m, n = P.n, k = P.k;
   const int64_t tiles_m = (m + kern.mr - 1) / kern.mr;
   const int64_t tiles_n = (n + kern.nr - 1) / kern.nr;
   const double work = static_cast<double>(m) * static_cast<double>(n) *
@@ -280,6 +289,56 @@ int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t 
   return ok ? DPLORA_OK : DPLORA_ENOMEM;
 }
 
+}  // namespace
+
+int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+         float *c, int64_t ldc, const float *kscale, bool parallel) {
+  if (m < 0 || n < 0 || k < 0) return DPLORA_EINVAL;
+  if (m == 0 || n == 0) return DPLORA_OK;
+  const int64_t wa = trans_a ? m : k, wb = trans_b ? k : n;
+  if (lda < std::max<int64_t>(1, wa) || ldb < std::max<int64_t>(1, wb) ||
+      ldc < std::max<int64_t>(1, n)) {
+    return DPLORA_EINVAL;
+  }
+  if (c == nullptr) return DPLORA_EINVAL;
+  if (k > 0 && alpha != 0.0f && (a == nullptr || b == nullptr)) return DPLORA_EINVAL;
+  const Problem P{&kern, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, kscale};
+  return run(P, parallel);
+}
+
+int64_t packed_b_floats(const GemmKernel &kern, int64_t k, int64_t n) {
+  return (n + kern.nr - 1) / kern.nr * kern.nr * k;
+}
+
+void pack_b_whole(const GemmKernel &kern, bool trans_b, int64_t k, int64_t n, const float *b,
+                  int64_t ldb, float *dst, bool parallel) {
+  Problem P{&kern, false, trans_b, 0, n, k, 1.0f, nullptr, 1, b, ldb, 0.0f, nullptr, 1, nullptr};
+  const int64_t nr = kern.nr, panels = (n + nr - 1) / nr;
+  auto body = [&](int64_t q0, int64_t q1) {
+    pack_b(P, 0, k, q0 * nr, std::min(n, q1 * nr) - q0 * nr, dst + q0 * k * nr);
+  };
+  if (parallel && static_cast<double>(k) * n > 2.0e5) {
+    parallel_for(panels, 4, body);
+  } else {
+    body(0, panels);
+  }
+}
+
+int gemm_prepacked(const GemmKernel &kern, bool trans_a, int64_t m, int64_t n, int64_t k,
+                   float alpha, const float *a, int64_t lda, const float *bpacked, float beta,
+                   float *c, int64_t ldc, bool parallel) {
+  if (m < 0 || n < 0 || k < 0) return DPLORA_EINVAL;
+  if (m == 0 || n == 0) return DPLORA_OK;
+  const int64_t wa = trans_a ? m : k;
+  if (lda < std::max<int64_t>(1, wa) || ldc < std::max<int64_t>(1, n)) return DPLORA_EINVAL;
+  if (c == nullptr) return DPLORA_EINVAL;
+  if (k > 0 && alpha != 0.0f && (a == nullptr || bpacked == nullptr)) return DPLORA_EINVAL;
+  Problem P{&kern, trans_a, false, m, n, k, alpha, a, lda, nullptr, 1, beta, c, ldc, nullptr};
+  P.bpacked = bpacked;
+  return run(P, parallel);
+}
+
 }  // namespace linalg
 }  // namespace dplora
 
@@ -289,4 +348,66 @@ extern "C" int dplora_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int6
   const auto &K = dplora::kernels();
   return dplora::linalg::gemm(K.gemm, trans_a != 0, trans_b != 0, m, n, k, alpha, a, lda, b, ldb,
                               beta, c, ldc, nullptr, true);
+}
+
+struct dplora_packed_b {
+  int isa;  // the dispatch table the panels were packed for
+  int64_t k, n;
+  float *data;  // 64-byte aligned, packed_b_floats(k, n) floats
+};
+
+extern "C" int dplora_sgemm_pack_b(int trans_b, int64_t k, int64_t n, const float *b, int64_t ldb,
+                                   dplora_packed_b **out) {
+  if (out == nullptr) return DPLORA_EINVAL;
+  *out = nullptr;
+  if (k < 0 || n < 0) return DPLORA_EINVAL;
+  const int64_t wb = trans_b ? k : n;
+  if (ldb < std::max<int64_t>(1, wb)) return DPLORA_EINVAL;
+  if (k > 0 && n > 0 && b == nullptr) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  const int64_t floats = dplora::linalg::packed_b_floats(K.gemm, k, n);
+  if (floats > (int64_t(1) << 40)) return DPLORA_EINVAL;
+  auto *p = new (std::nothrow) dplora_packed_b{K.isa, k, n, nullptr};
+  if (p == nullptr) return DPLORA_ENOMEM;
+  if (floats > 0) {
+    p->data = static_cast<float *>(::operator new(static_cast<size_t>(floats) * sizeof(float),
+                                                  std::align_val_t(64), std::nothrow));
+    if (p->data == nullptr) {
+      delete p;
+      return DPLORA_ENOMEM;
+    }
+    dplora::linalg::pack_b_whole(K.gemm, trans_b != 0, k, n, b, ldb, p->data, true);
+  }
+  *out = p;
+  return DPLORA_OK;
+}
+
+extern "C" void dplora_packed_b_free(dplora_packed_b *p) {
+  if (p == nullptr) return;
+  if (p->data != nullptr) ::operator delete(p->data, std::align_val_t(64));
+  delete p;
+}
+
+extern "C" int dplora_packed_b_isa(const dplora_packed_b *p) {
+  return p == nullptr ? -1 : p->isa;
+}
+
+extern "C" void dplora_packed_b_dims(const dplora_packed_b *p, int64_t *k, int64_t *n) {
+  if (k) *k = p ? p->k : 0;
+  if (n) *n = p ? p->n : 0;
+}
+
+extern "C" int64_t dplora_packed_b_bytes(const dplora_packed_b *p) {
+  if (p == nullptr || p->data == nullptr) return 0;
+  return dplora::linalg::packed_b_floats(dplora::kernels_for(p->isa).gemm, p->k, p->n) *
+         static_cast<int64_t>(sizeof(float));
+}
+
+extern "C" int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const float *a, int64_t lda,
+                                   const dplora_packed_b *pb, float beta, float *c, int64_t ldc) {
+  if (pb == nullptr) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  if (K.isa != pb->isa) return DPLORA_ESTALE;
+  return dplora::linalg::gemm_prepacked(K.gemm, trans_a != 0, m, pb->n, pb->k, alpha, a, lda,
+                                        pb->data, beta, c, ldc, true);
 }
