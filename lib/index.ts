@@ -13,8 +13,16 @@ export {
   sgemmAsync,
   clipFactors,
   clipRows,
+  PackedMatrix,
 } from './kernels/linalg';
-export type { NormMethod, GradShape, SgemmOptions, ClipResult } from './kernels/linalg';
+export type {
+  NormMethod,
+  GradShape,
+  SgemmOptions,
+  ClipResult,
+  PackOptions,
+  PackedGemmOptions,
+} from './kernels/linalg';
 export { Rng, chacha20Block, sigmaSqRational } from './kernels/rng';
 export type { RngOptions, RngState, RationalSigmaSq } from './kernels/rng';
 export {

@@ -14,8 +14,10 @@ import {
   addOuterGrad,
   linearForward,
   matmul,
+  matmulPacked,
   NormMethod,
 } from './ops';
+import { PackedWeight } from './packed_weight';
 import { Parameter, Tensor } from './tensor';
 
 /** Options of {@link Linear}. */
@@ -53,6 +55,8 @@ export class Linear extends Module implements PerSampleModule {
   normMethod: NormMethod;
   private input: Tensor | null = null;
   private capture: Capture | null = null;
+  /** The weight packed for the GEMM kernel while it is frozen. */
+  private readonly packed: PackedWeight;
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
@@ -91,6 +95,7 @@ export class Linear extends Module implements PerSampleModule {
       this.bias = null;
     }
     this.normMethod = options.normMethod ?? 'auto';
+    this.packed = new PackedWeight(this.weight, outFeatures, inFeatures);
   }
 
   ownParameters(): Array<[string, Parameter]> {
@@ -109,6 +114,7 @@ export class Linear extends Module implements PerSampleModule {
       rows,
       this.inFeatures,
       this.outFeatures,
+      this.packed.forward(),
     );
     this.input = this.training ? x : null;
     const shape = [...x.shape];
@@ -162,7 +168,10 @@ export class Linear extends Module implements PerSampleModule {
         if (trainB) addColumnSums(g, rows, this.outFeatures, this.bias.rawGradBuffer());
       }
     }
-    const gi = matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures);
+    const wp = this.packed.backward();
+    const gi = wp
+      ? matmulPacked(g, wp, rows, this.outFeatures, this.inFeatures)
+      : matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures);
     this.input = null;
     return new Tensor(gi, x.shape);
   }

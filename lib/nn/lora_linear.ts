@@ -163,6 +163,7 @@ export class LoraLinear extends Module implements PerSampleModule {
       this.base.weight.data,
       1,
     );
+    this.base.weight.markChanged();
     this.merged = true;
   }
 
@@ -179,6 +180,7 @@ export class LoraLinear extends Module implements PerSampleModule {
       this.base.weight.data,
       1,
     );
+    this.base.weight.markChanged();
     this.merged = false;
   }
 
