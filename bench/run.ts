@@ -8,6 +8,7 @@ const MODULES: Record<string, string> = {
   accounting: './accounting',
   training: './training',
   io: './io',
+  phases: './phases',
 };
 
 /**

@@ -61,7 +61,8 @@ export class PackedWeight {
 
   private usable(): boolean {
     const p = this.param;
-    if (!packingEnabled || p.requiresGrad) {
+    if (!packingEnabled) return false;
+    if (p.requiresGrad) {
       this.drop();
       return false;
     }
