@@ -7,7 +7,8 @@
  * SGD as in ../shared/bench/side_by_side) with frozen-weight packing off and on,
  * alternating step by step so both see the same machine load.
  *
- * `DPLORA_PHASES_SHAPES="64x128x8 32x1x8"` picks the (B x T x r) shapes.
+ * `DPLORA_PHASES_SHAPES="64x128x8 32x1x8"` picks the (B x T x r) shapes;
+ * `DPLORA_PHASES_STEP=0` skips the whole-step timing.
  */
 import * as os from 'os';
 import { performance } from 'perf_hooks';
@@ -161,6 +162,7 @@ export async function run(): Promise<void> {
       });
     }
     // Whole step, packing off / on alternating; non-private and DP.
+    if (process.env.DPLORA_PHASES_STEP === '0') continue;
     const m = model(r);
     m.train();
     const xt = new Tensor(x, [B, T, D]);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "dplora.h"
 #include "kernels.h"
@@ -253,9 +254,76 @@ bool run_shared(const Problem &P, int64_t grain_tiles) {
 
 namespace {
 
+int run(const Problem &P, bool parallel);
+
+// Few output columns, op(A) = A read in place: n dot products per row of A
+// with the rows of op(B)^T (copied contiguous: n x k floats), rows split over
+// the pool.  Each element is one dot product, so the thread count never
+// changes a result.
+int run_skinny(const Problem &P, bool parallel) {
+  const int64_t m = P.m, n = P.n, k = P.k;
+  std::vector<float> yt;
+  try {
+    yt.resize(static_cast<size_t>(n * k));
+  } catch (const std::bad_alloc &) {
+    return DPLORA_ENOMEM;
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    float *row = yt.data() + j * k;
+    if (P.tb) {
+      std::memcpy(row, P.b + j * P.ldb, static_cast<size_t>(k) * sizeof(float));
+    } else {
+      for (int64_t kk = 0; kk < k; ++kk) row[kk] = P.b[kk * P.ldb + j];
+    }
+  }
+  const GemmSkinnyFn fn = P.kern->skinny;
+  auto body = [&](int64_t i0, int64_t i1) {
+    fn(i1 - i0, n, k, P.alpha, P.a + i0 * P.lda, P.lda, yt.data(), P.beta, P.c + i0 * P.ldc, P.ldc);
+  };
+  const int64_t grain = std::max<int64_t>(2, static_cast<int64_t>(2.6e5 / (n * k)) / 2 * 2);
+  if (parallel) {
+    parallel_for(m, grain, body);
+  } else {
+    body(0, m);
+  }
+  return DPLORA_OK;
+}
+
+// Few output columns, op(A) = A^T (a weight gradient g^T h): the transposed
+// product C^T = op(B)^T A (few rows, A read in place as the B operand) into a
+// scratch, then C = beta C + scratch^T.
+int run_swapped(const Problem &P, bool parallel) {
+  std::vector<float> t;
+  try {
+    t.resize(static_cast<size_t>(P.n * P.m));
+  } catch (const std::bad_alloc &) {
+    return DPLORA_ENOMEM;
+  }
+  // op(B)^T: B stored k x n (tb = 0) is read transposed; B stored n x k as is.
+  Problem S{P.kern, !P.tb, false, P.n,  P.m,      P.k, P.alpha, P.b,
+            P.ldb,  P.a,   P.lda, 0.0f, t.data(), P.m, nullptr};
+  const int rc = run(S, parallel);
+  if (rc != DPLORA_OK) return rc;
+  for (int64_t i = 0; i < P.m; ++i) {
+    float *row = P.c + i * P.ldc;
+    for (int64_t j = 0; j < P.n; ++j) {
+      const float v = t[static_cast<size_t>(j * P.m + i)];
+      row[j] = P.beta == 0.0f ? v : v + P.beta * row[j];
+    }
+  }
+  return DPLORA_OK;
+}
+
 // Runs a validated problem, splitting it over the pool when `parallel`.
 int run(const Problem &P, bool parallel) {
   const GemmKernel &kern = *P.kern;
+  // Narrow products (a LoRA rank as n): the blocked kernel would use a
+  // fraction of its NR-wide tile and pack the large operand.
+  const bool plain = P.kscale == nullptr && P.bpacked == nullptr && P.alpha != 0.0f;
+  if (plain && P.n <= kSkinnyMaxN && P.k >= 16 && P.m >= 4 * kern.mr) {
+    if (!P.ta && kern.skinny != nullptr) return run_skinny(P, parallel);
+    if (P.ta && 2 * P.n <= kern.nr) return run_swapped(P, parallel);
+  }
   const int64_t m = P.m, n = P.n, k = P.k;
   const int64_t tiles_m = (m + kern.mr - 1) / kern.mr;
   const int64_t tiles_n = (n + kern.nr - 1) / kern.nr;
