@@ -377,7 +377,7 @@ export async function runTrain(
         const out = model.forward(x);
         const loss = crossEntropyLoss(out, y);
         lossSum += loss.total;
-        model.backward(loss.grad);
+        model.backward(loss.grad, false); // the input is data: no gradient needed
         optimizer.accumulate();
       }
       optimizer.step();

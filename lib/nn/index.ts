@@ -1,7 +1,7 @@
 /** Neural-network layers with per-sample gradient support. */
 export { Tensor, Parameter, shapeSize, isFloat32Array } from './tensor';
 export type { GradSource } from './tensor';
-export { Module, isPerSampleModule } from './module';
+export { Module, isPerSampleModule, noInputGrad } from './module';
 export type { GradMode, PerSampleModule, ClippedSink } from './module';
 export { Linear } from './linear';
 export type { LinearOptions } from './linear';

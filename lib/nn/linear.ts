@@ -4,7 +4,15 @@
  * a = the layer input and g = the output gradient.
  */
 import { InitRandom, kaimingUniform, uniformFill } from './init';
-import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
+import {
+  ClippedSink,
+  Module,
+  PerSampleModule,
+  bsf,
+  checkGradShape,
+  noForward,
+  noInputGrad,
+} from './module';
 import {
   addBiasClippedSum,
   addBiasNormsSq,
@@ -122,7 +130,7 @@ export class Linear extends Module implements PerSampleModule {
     return new Tensor(y, shape);
   }
 
-  backward(gradOut: Tensor): Tensor {
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     const x = this.input;
     if (!x) throw noForward('Linear.backward');
     const outShape = [...x.shape];
@@ -167,6 +175,10 @@ export class Linear extends Module implements PerSampleModule {
           );
         if (trainB) addColumnSums(g, rows, this.outFeatures, this.bias.rawGradBuffer());
       }
+    }
+    if (!inputGrad) {
+      this.input = null;
+      return noInputGrad();
     }
     const wp = this.packed.backward();
     const gi = wp

@@ -8,7 +8,15 @@
  */
 import { InitRandom, kaimingUniform, normalFill } from './init';
 import { Linear } from './linear';
-import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
+import {
+  ClippedSink,
+  Module,
+  PerSampleModule,
+  bsf,
+  checkGradShape,
+  noForward,
+  noInputGrad,
+} from './module';
 import { addClippedSum, addNormsSq, addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
 import { Parameter, Tensor } from './tensor';
 
@@ -209,7 +217,7 @@ export class LoraLinear extends Module implements PerSampleModule {
     return y;
   }
 
-  backward(gradOut: Tensor): Tensor {
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     if (this.merged)
       throw new Error('LoraLinear.backward: the adapter is merged; unmerge() before training');
     const sv = this.saved;
@@ -264,7 +272,11 @@ export class LoraLinear extends Module implements PerSampleModule {
           addOuterGrad(gh, sv.xd, rows, this.inFeatures, this.r, this.loraAParam.rawGradBuffer());
       }
     }
-    const gi = this.base.backward(gradOut);
+    const gi = this.base.backward(gradOut, inputGrad);
+    if (!inputGrad) {
+      this.saved = null;
+      return noInputGrad();
+    }
     if (sv.mask) {
       const t = matmul(gh, this.loraA, rows, this.r, this.inFeatures);
       const m = sv.mask;
