@@ -269,13 +269,27 @@ void test_thread_invariance_sum() {
 }
 
 void test_thread_invariance() {
-  const int64_t m = 130, n = 150, k = 700;
-  std::vector<float> A = rvec(m * k), B = rvec(k * n), C1(m * n), C2(m * n);
-  dplora_set_num_threads(1);
-  CHECK(dplora_sgemm(0, 0, m, n, k, 1, A.data(), k, B.data(), n, 0, C1.data(), n) == DPLORA_OK);
+  // Shapes whose split (shared panels, row or column split) changes with the
+  // thread count: m = 40 / 60 rows are 4-5 row tiles (shared panels on 1 and
+  // 2 threads vs a column split on 2 and 4).
+  const int64_t shapes[][3] = {{130, 150, 700}, {40, 300, 260}, {60, 200, 300}, {30, 500, 100}};
+  for (auto &s : shapes) {
+    const int64_t m = s[0], n = s[1], k = s[2];
+    for (int tb = 0; tb < 2; ++tb) {
+      std::vector<float> A = rvec(m * k), B = rvec(k * n), C1(m * n), C2(m * n);
+      const int64_t ldb = tb ? k : n;
+      dplora_set_num_threads(1);
+      CHECK(dplora_sgemm(0, tb, m, n, k, 1, A.data(), k, B.data(), ldb, 0, C1.data(), n) ==
+            DPLORA_OK);
+      for (int threads : {2, 4}) {
+        dplora_set_num_threads(threads);
+        CHECK(dplora_sgemm(0, tb, m, n, k, 1, A.data(), k, B.data(), ldb, 0, C2.data(), n) ==
+              DPLORA_OK);
+        CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
+      }
+    }
+  }
   dplora_set_num_threads(2);
-  CHECK(dplora_sgemm(0, 0, m, n, k, 1, A.data(), k, B.data(), n, 0, C2.data(), n) == DPLORA_OK);
-  CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
 }
 
 // The packed-operand product is bitwise equal to dplora_sgemm (itself checked

@@ -334,9 +334,14 @@ int run(const Problem &P, bool parallel) {
   }
   std::atomic<bool> ok{true};
   // Chunks of at least ~256K multiply-adds.  Few rows: split the columns
-  // (op(A) is small, B is read in place or packed per chunk); few columns:
-  // split the rows; otherwise share the packed B panels.
-  if (tiles_m > 2 && tiles_n > 2) {
+  // (op(A) is small, B is read in place, pre-packed or packed per chunk); few
+  // columns: split the rows; otherwise share the packed B panels.
+  // Few row tiles per thread (a small batch): a row split would leave threads
+  // idle (3 tiles on 2 threads: one third of the time), so split the columns;
+  // every path sums each element in the same order, so the choice never
+  // changes a result.
+  const bool few_rows = tiles_m < 4 * static_cast<int64_t>(pool_threads()) && tiles_n >= tiles_m;
+  if (tiles_m > 2 && tiles_n > 2 && !few_rows) {
     const double per_tile = static_cast<double>(kern.mr) * n * std::max<int64_t>(k, 1);
     const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.6e5 / per_tile));
     return run_shared(P, grain) ? DPLORA_OK : DPLORA_ENOMEM;
