@@ -40,8 +40,19 @@ function data(n: number, seed: number): Float32Array {
   return out;
 }
 
-/** Median ms of `fn` over enough repetitions for about `budgetMs` (at least 3). */
+/** CPU time (user + system, all threads) in ms since `c0`. */
+function cpuMs(c0: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+}
+
+/**
+ * Median ms of `fn` over enough repetitions for about `budgetMs` (at least 3): wall time,
+ * or with `DPLORA_PHASES_CPU=1` the process CPU time (robust on a loaded machine when
+ * DPLORA_THREADS=1; with more threads it also counts the pool's waiting).
+ */
 function time(fn: () => void, budgetMs = 400): number {
+  const useCpu = process.env.DPLORA_PHASES_CPU === '1';
   fn();
   const t0 = performance.now();
   fn();
@@ -50,15 +61,24 @@ function time(fn: () => void, budgetMs = 400): number {
   const ts: number[] = [];
   for (let i = 0; i < reps; i++) {
     const a = performance.now();
+    const c = process.cpuUsage();
     fn();
-    ts.push(performance.now() - a);
+    ts.push(useCpu ? cpuMs(c) : performance.now() - a);
   }
   return median(ts);
 }
 
+/** FMA peak in flop/s (per CPU-second with DPLORA_PHASES_CPU=1). */
 function peak(): number {
+  const useCpu = process.env.DPLORA_PHASES_CPU === '1';
   let best = 0;
-  for (let i = 0; i < 3; i++) best = Math.max(best, benchFmaPeak(2_000_000));
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    const c = process.cpuUsage();
+    const rate = benchFmaPeak(4_000_000);
+    const wall = performance.now() - t0;
+    best = Math.max(best, useCpu ? (rate * wall) / cpuMs(c) : rate);
+  }
   return best;
 }
 
