@@ -26,8 +26,7 @@ inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T,
                          int64_t ahead, __m512d &sq0, __m512d &sq1) {
 #define DPL_DECL(r) __m512d acc##r##0 = _mm512_setzero_pd(), acc##r##1 = _mm512_setzero_pd();
   DPL_DECL(0)
-  DPL_DECL(1)
-  DPL_DECL(2) DPL_DECL(3) DPL_DECL(4) DPL_DECL(5) DPL_DECL(6) DPL_DECL(7)
+  DPL_DECL(1) DPL_DECL(2) DPL_DECL(3) DPL_DECL(4) DPL_DECL(5) DPL_DECL(6) DPL_DECL(7)
 #undef DPL_DECL
       for (int64_t t = 0; t < T; ++t) {
     if (ahead) _mm_prefetch(reinterpret_cast<const char *>(a + t * d + ahead), _MM_HINT_T0);
