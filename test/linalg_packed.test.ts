@@ -4,16 +4,8 @@
  * layers that reuse packed frozen weights give exactly the unpacked results, also after
  * the weight is reloaded, replaced, merged or unfrozen.
  */
-import {
-  capabilities,
-  Linear,
-  LoraLinear,
-  PackedMatrix,
-  Parameter,
-  setIsa,
-  sgemm,
-  Tensor,
-} from '../lib';
+import { Linear, LoraLinear, Parameter, Tensor } from '../lib';
+import { capabilities, PackedMatrix, setIsa, sgemm } from '../lib/api/kernels';
 import { SGD } from '../lib/optim';
 import { setFrozenWeightPacking } from '../lib/nn/packed_weight';
 import { randomF32, rng } from './reference/linalg_ref';
