@@ -13,6 +13,7 @@ const MODULES: Record<string, string> = {
   training: './training',
   io: './io',
   intmode: './intmode',
+  phases: './phases',
 };
 
 /**

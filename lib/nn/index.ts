@@ -1,7 +1,7 @@
 /** Neural-network layers with per-sample gradient support (all public: the root re-exports them). */
 export { Tensor, Parameter } from './tensor';
 export type { GradSource } from './tensor';
-export { Module, isPerSampleModule } from './module';
+export { Module, isPerSampleModule, noInputGrad } from './module';
 export type { GradMode, PerSampleModule, ClippedSink } from './module';
 export { PerSampleCapture, PerSampleLayer, PER_SAMPLE_BUDGET } from './per_sample';
 export type { LinearGradOptions } from './per_sample';

@@ -8,7 +8,7 @@
  */
 import { InitRandom, kaimingUniform, normalFill } from './init';
 import { Linear } from './linear';
-import { Module, bsf, checkGradShape, noForward } from './module';
+import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
 import { addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
 import { PerSampleLayer } from './per_sample';
 import { dropoutMask } from './dropout';
@@ -168,6 +168,7 @@ export class LoraLinear extends PerSampleLayer {
       this.base.weight.data,
       1,
     );
+    this.base.weight.markChanged();
     this.merged = true;
   }
 
@@ -184,6 +185,7 @@ export class LoraLinear extends PerSampleLayer {
       this.base.weight.data,
       1,
     );
+    this.base.weight.markChanged();
     this.merged = false;
   }
 
@@ -208,7 +210,7 @@ export class LoraLinear extends PerSampleLayer {
     return y;
   }
 
-  backward(gradOut: Tensor): Tensor {
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     if (this.merged)
       throw new Error('LoraLinear.backward: the adapter is merged; unmerge() before training');
     const sv = this.saved;
@@ -250,7 +252,11 @@ export class LoraLinear extends PerSampleLayer {
           addOuterGrad(gh, sv.xd, rows, this.inFeatures, this.r, this.loraAParam.rawGradBuffer());
       }
     }
-    const gi = this.base.backward(gradOut);
+    const gi = this.base.backward(gradOut, inputGrad);
+    if (!inputGrad) {
+      this.saved = null;
+      return noInputGrad();
+    }
     if (sv.mask) {
       const t = matmul(gh, this.loraA, rows, this.r, this.inFeatures);
       const m = sv.mask;
