@@ -29,6 +29,8 @@ export interface MultiHeadAttentionOptions {
   heads: number;
   /** Multiplier of the scores (default 1/sqrt(dAttn/heads)). */
   scale?: number;
+  /** Seed of the default projections' initialization (public randomness; q, k, v, o get seed, +1, +2, +3). */
+  seed?: number;
   /** Optional ready-made projections (e.g. loaded weights). */
   q?: Projection;
   k?: Projection;
@@ -211,10 +213,11 @@ export class MultiHeadAttention extends Module {
     this.heads = heads;
     this.dHead = dAttn / heads;
     this.scale = options.scale ?? 1 / Math.sqrt(this.dHead);
-    this.q = options.q ?? new Linear(dIn, dAttn);
-    this.k = options.k ?? new Linear(dIn, dAttn);
-    this.v = options.v ?? new Linear(dIn, dAttn);
-    this.o = options.o ?? new Linear(dAttn, dOut);
+    const seed = (i: number) => (options.seed === undefined ? undefined : options.seed + i);
+    this.q = options.q ?? new Linear(dIn, dAttn, { seed: seed(0) });
+    this.k = options.k ?? new Linear(dIn, dAttn, { seed: seed(1) });
+    this.v = options.v ?? new Linear(dIn, dAttn, { seed: seed(2) });
+    this.o = options.o ?? new Linear(dAttn, dOut, { seed: seed(3) });
     const want: Array<[string, Projection, number, number]> = [
       ['q', this.q, dIn, dAttn],
       ['k', this.k, dIn, dAttn],

@@ -107,6 +107,8 @@ export interface TransformerLayerOptions {
   activation?: 'relu' | 'gelu';
   /** LayerNorm epsilon (default 1e-6). */
   lnEps?: number;
+  /** Seed of the default sub-blocks' initialization (public randomness). */
+  seed?: number;
   /** Ready-made sub-blocks (loaded weights); defaults are freshly initialized. */
   attention?: MultiHeadAttention;
   ffn?: FeedForward;
@@ -148,12 +150,19 @@ export class TransformerLayer extends Module {
       );
     const eps = o.lnEps ?? 1e-6;
     const dAttn = o.dAttn ?? o.dIn;
+    const seed = (i: number) => (o.seed === undefined ? undefined : o.seed + i);
     this.attention =
-      o.attention ?? new MultiHeadAttention({ dIn: o.dIn, dAttn, dOut: o.dModel, heads: o.heads });
+      o.attention ??
+      new MultiHeadAttention({ dIn: o.dIn, dAttn, dOut: o.dModel, heads: o.heads, seed: seed(0) });
     this.ffn =
       o.ffn ??
-      new FeedForward(new Linear(o.dModel, o.dFF), new Linear(o.dFF, o.dModel), o.activation);
-    this.residual = o.dIn !== o.dModel ? (o.residual ?? new Linear(o.dIn, o.dModel)) : null;
+      new FeedForward(
+        new Linear(o.dModel, o.dFF, { seed: seed(4) }),
+        new Linear(o.dFF, o.dModel, { seed: seed(5) }),
+        o.activation,
+      );
+    this.residual =
+      o.dIn !== o.dModel ? (o.residual ?? new Linear(o.dIn, o.dModel, { seed: seed(6) })) : null;
     const lnAttnWidth = this.norm === 'pre' ? o.dIn : o.dModel;
     this.ln1 = o.ln1 ?? new LayerNorm(lnAttnWidth, { eps });
     this.ln2 = o.ln2 ?? new LayerNorm(o.dModel, { eps });
