@@ -383,9 +383,23 @@ export function embedTexts(
   const ids = texts.map((t, i) => {
     if (typeof t !== 'string')
       throw new InvalidArgumentError(`texts[${i}]`, `must be a string, got ${typeof t}`);
-    return tokenizer.encode(t).slice(0, USE_LITE_MAX_TOKENS);
+    return tokenizer.encode(t);
   });
-  const out = new Float32Array(texts.length * USE_LITE_DIM);
+  return embedTokenLists(encoder, ids, batchSize);
+}
+
+/**
+ * Embeds token-id lists (each cut to 128) in batches of similar length (eval mode).
+ *
+ * @returns `lists.length x 512` row-major
+ */
+export function embedTokenLists(
+  encoder: UseLiteEncoder,
+  lists: number[][],
+  batchSize = 32,
+): Float32Array {
+  const ids = lists.map((l) => l.slice(0, USE_LITE_MAX_TOKENS));
+  const out = new Float32Array(ids.length * USE_LITE_DIM);
   const order = ids.map((_, i) => i).sort((a, b) => ids[a].length - ids[b].length);
   const wasTraining = encoder.training;
   encoder.eval();
