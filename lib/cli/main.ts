@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
- * The `dp-lora` command line: `train` (the main job), `epsilon`, `noise`.
+ * The `dp-lora` command line: `train` (the main job), `predict`, `epsilon`, `noise`.
  * Each subcommand lives in its own file and registers itself here.
  */
 import { Command } from 'commander';
 import { registerTrainCommand } from './train';
 import { registerEpsilonCommand } from './epsilon';
 import { registerNoiseCommand } from './noise';
+import { registerPredictCommand } from './predict';
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerEpsilonCommand(program);
   registerNoiseCommand(program);
+  registerPredictCommand(program);
   return program;
 }
 
