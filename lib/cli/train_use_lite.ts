@@ -302,6 +302,10 @@ export async function runUseLiteTrain(
   const task = buildTextTask(cfg);
   log(task.description);
   const classes = task.classes.length;
+  if (cfg.batchSize > task.private.texts.length)
+    throw new OptionError(
+      `--batch-size ${cfg.batchSize} exceeds the ${task.private.texts.length} private examples`,
+    );
   const tok = (p: TextPart) => p.texts.map((t) => tokenizer.encode(t).slice(0, ul.maxTokens));
 
   // --- base head on the frozen encoder (public data, no privacy)
@@ -340,8 +344,6 @@ export async function runUseLiteTrain(
   const baseAccuracy = head ? accuracyOf(prefixModel, held) : null;
   const tPrep = (Date.now() - t0) / 1000;
   const delta = cfg.delta ?? defaultDelta(N);
-  if (cfg.batchSize > N)
-    throw new OptionError(`--batch-size ${cfg.batchSize} exceeds the ${N} private examples`);
 
   // --- non-private LoRA reference (comparison only, never saved)
   let nonPrivateAccuracy: number | null = null;
