@@ -177,6 +177,19 @@ export async function run(): Promise<void> {
     seconds: number[];
   }> = [];
   const table: Record<string, unknown>[] = [];
+  const save = () => {
+    printTable(
+      `USE-Lite utility (T = ${T}, ${epochs} epochs, load ${os.loadavg()[0].toFixed(1)})`,
+      table,
+    );
+    writeResults('use-lite-utility', {
+      settings: { nTrain, nTest, epochs, maxTokens: T, lora, delta: 1e-5, batchSize: 64, clip: 1 },
+      results,
+    });
+    fs.mkdirSync(RESULTS_DIR, { recursive: true });
+    fs.writeFileSync(path.join(RESULTS_DIR, 'use-lite-utility.svg'), svg(results));
+    console.log('wrote bench/results/use-lite-utility.svg');
+  };
   for (const name of datasets) {
     const t0 = Date.now();
     const d = name === 'imdb' ? imdb(nTrain, nTest) : spam();
@@ -241,18 +254,8 @@ export async function run(): Promise<void> {
       });
     }
     results.push({ dataset: name, baseline, points, seconds });
+    save(); // after each data set, so that a long run keeps what it finished
   }
-  printTable(
-    `USE-Lite utility (T = ${T}, ${epochs} epochs, load ${os.loadavg()[0].toFixed(1)})`,
-    table,
-  );
-  writeResults('use-lite-utility', {
-    settings: { nTrain, nTest, epochs, maxTokens: T, lora, delta: 1e-5, batchSize: 64, clip: 1 },
-    results,
-  });
-  fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  fs.writeFileSync(path.join(RESULTS_DIR, 'use-lite-utility.svg'), svg(results));
-  console.log('wrote bench/results/use-lite-utility.svg');
   await Promise.resolve();
 }
 
