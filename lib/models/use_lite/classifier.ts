@@ -5,7 +5,7 @@
  * once per text and cached ({@link UseLiteClassifier.encodePrefix}); training
  * then starts from those hidden states.
  */
-import { InvalidArgumentError } from '../../errors';
+import { InvalidArgumentError, InvalidStateError } from '../../errors';
 import { Linear } from '../../nn/linear';
 import { Module } from '../../nn/module';
 import { SequenceMask, maskFromLengths } from '../../nn/sequence_mask';
@@ -74,8 +74,7 @@ export class UseLiteClassifier extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (!this.mask)
-      throw new InvalidArgumentError('mask', 'UseLiteClassifier: call setMask() first');
+    if (!this.mask) throw new InvalidStateError('UseLiteClassifier.forward: call setMask() first');
     const enc = this.encoder;
     const h0 = this.startLayer === 0 ? enc.embedTokens(x) : x;
     return this.head.forward(enc.head(enc.runLayers(h0, this.startLayer)));

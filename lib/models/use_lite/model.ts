@@ -14,7 +14,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { DpLoraError, ErrorCode, InvalidArgumentError } from '../../errors';
+import { DpLoraError, ErrorCode, InvalidArgumentError, InvalidStateError } from '../../errors';
 import { Tanh } from '../../nn/activations';
 import { MultiHeadAttention } from '../../nn/attention';
 import { Embedding } from '../../nn/embedding';
@@ -129,7 +129,7 @@ export class UseLiteEncoder extends Module {
   }
 
   forward(ids: Tensor): Tensor {
-    if (!this.mask) throw new InvalidArgumentError('mask', 'UseLiteEncoder: call setMask() first');
+    if (!this.mask) throw new InvalidStateError('UseLiteEncoder.forward: call setMask() first');
     return this.head(this.runLayers(this.embedTokens(ids)));
   }
 
