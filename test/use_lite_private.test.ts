@@ -6,11 +6,18 @@
  * repeated piece, unknown characters only, empty text, random ids).
  */
 import * as path from 'path';
-import { Parameter } from '../lib/nn';
+import { Parameter, Tensor } from '../lib/nn';
+import { InvalidStateError } from '../lib/errors';
+import { applyLora } from '../lib/nn/lora_targets';
+import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
 import { isPerSampleModule } from '../lib/nn/module';
 import { SGD } from '../lib/optim';
 import { PrivacyEngine } from '../lib/privacy';
-import { defaultUseLiteDir, loadUseLiteSync } from '../lib/models/use_lite/model';
+import {
+  buildUseLiteEncoder,
+  defaultUseLiteDir,
+  loadUseLiteSync,
+} from '../lib/models/use_lite/model';
 import { readTfjsWeights } from '../lib/models/use_lite/weights';
 import {
   CachedPart,
@@ -176,4 +183,19 @@ describe('sensitivity on USE-Lite: one record moves the summed update by at most
       expect(dist).toBeGreaterThan(0.99 * C);
     });
   }
+});
+
+describe('misuse is refused with typed errors', () => {
+  test('forward without a mask; adapters below the cached prefix', () => {
+    const clf = loraClassifier(weights, 2, lora([1]));
+    expect(() => clf.forward(new Tensor(new Float32Array(2 * 512), [1, 2, 512]))).toThrow(
+      InvalidStateError,
+    );
+    const bad = new UseLiteClassifier(buildUseLiteEncoder(weights), { classes: 2, startLayer: 1 });
+    applyLora(bad, ['q_proj'], { r: 2 }, (p) => p.startsWith('encoder.layers.0.'));
+    expect(() => bad.checkFrozenPrefix()).toThrow(/startLayer/);
+    expect(() => loraClassifier(weights, 2, { ...lora([1]), targets: ['query'] })).toThrow(
+      /no projection matches/,
+    );
+  });
 });
