@@ -121,6 +121,7 @@ export async function run(): Promise<void> {
     }
     const fwdFlops = 2 * forwardMacs(T, [0, 1]) * B;
     rows.push({
+      'examples/s': (B / ours).toFixed(1),
       what: `forward, T = ${T}, batch ${B}`,
       'dp-lora ms/example': ((1000 * ours) / B).toFixed(2),
       'runtime ms/example': ((1000 * theirs) / B).toFixed(2),
@@ -170,8 +171,11 @@ export async function run(): Promise<void> {
             opt.step();
           };
         }
-        const t = timeIt(step, 3);
+        const t = timeIt(step, 2);
         rows.push({
+          'dp-lora ms/example': ((1000 * t) / B).toFixed(1),
+          'runtime ms/example': '',
+          speedup: '',
           what: `train step, T = ${T}, batch ${B}, LoRA layer(s) ${layers.join('+')}, ${dp ? 'DP' : 'non-private'}`,
           'examples/s': (B / t).toFixed(1),
           'GFLOP/s': ((trainFlops(T, layers, 8) * B) / t / 1e9).toFixed(1),
