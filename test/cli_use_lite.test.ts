@@ -10,6 +10,7 @@ import { runUseLiteTrain, mailText, useLiteRawOptions } from '../lib/cli/train_u
 import { resolveTrainConfig } from '../lib/cli/train_options';
 import { predictWithAdapter } from '../lib/cli/predict';
 import { splitSpamCorpus } from '../lib/data/spam_corpus';
+import { loadCheckpoint } from '../lib/io/checkpoint';
 
 jest.setTimeout(600000);
 
@@ -41,6 +42,10 @@ test('built-in task: base / non-private / private accuracy, budget respected, ad
   ) as { epsilon: number; steps: number };
   expect(report.epsilon).toBe(r.epsilon);
   expect(report.steps).toBe(r.steps);
+  // the ledger is saved with the checkpoint and matches the report
+  const ck = loadCheckpoint(path.join(out, 'checkpoints'));
+  expect(ck.state.step).toBe(r.steps);
+  expect(ck.state.ledger).toBeTruthy();
   // predict with the saved adapter on the same held-out mails
   const held = splitSpamCorpus(undefined, { limit: 160 }).heldout;
   const preds = predictWithAdapter(

@@ -14,6 +14,9 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { atomicWriteFile } from '../io/atomic';
+import { saveCheckpoint } from '../io/checkpoint';
+import { StTensorInput } from '../io/safetensors';
+import { extractTensors } from './train_state';
 import { PrivacyReport, saveAdapter } from '../io/peft_adapter';
 import { Adam } from '../optim/adam';
 import { PrivacyEngine } from '../privacy/privacy_engine';
@@ -379,6 +382,24 @@ export async function runUseLiteTrain(
   log(
     `private training: ${N} examples, q = ${pc.sampleRate.toPrecision(4)}, ${plannedSteps} steps, noise multiplier ${pc.noiseMultiplier.toPrecision(4)}, clip ${cfg.clip}, target eps ${cfg.targetEpsilon} at delta ${delta.toExponential(2)}`,
   );
+  // With --out, the engine state and its privacy ledger are saved (checksummed) every
+  // --checkpoint-every steps and at the end, as for the MLP task.
+  const ckRoot = io.out ? path.join(io.out, 'checkpoints') : undefined;
+  const checkpoint = () => {
+    if (!ckRoot) return;
+    const { accountant, ...rest } = engine.stateDict();
+    const tensors: Record<string, StTensorInput> = {};
+    saveCheckpoint(
+      ckRoot,
+      {
+        step: engine.steps,
+        ledger: accountant,
+        engine: extractTensors(rest, tensors),
+        run: { model: 'use-lite', config: cfg, useLite: ul },
+      },
+      tensors,
+    );
+  };
   model.setGradMode('perSample');
   const tp = Date.now();
   let stoppedByBudget = false;
@@ -395,6 +416,7 @@ export async function runUseLiteTrain(
       }
       throw e;
     }
+    if (engine.steps % cfg.checkpointEvery === 0) checkpoint();
     if (Date.now() - lastLog > 10000) {
       lastLog = Date.now();
       log(`  step ${engine.steps}/${plannedSteps}, eps ${engine.getEpsilon().toFixed(3)}`);
@@ -422,6 +444,7 @@ export async function runUseLiteTrain(
   };
   let adapterDir: string | null = null;
   if (io.out) {
+    checkpoint();
     adapterDir = path.join(io.out, 'adapter');
     saveAdapter(
       adapterDir,
