@@ -333,13 +333,13 @@ describe('LoRA on the attention and feed-forward projections', () => {
     m.backward(new Tensor(w.slice(), y.shape));
     const normsSq = new Float64Array(batch);
     const factors = Float32Array.from([0.5, 1, 0, 2, 0.25]);
-    const acc = new Map<Parameter, Float32Array>();
+    const acc = new Map<Parameter, Float64Array>();
     for (const [, mod] of m.namedModules()) {
       if (!isPerSampleModule(mod) || !mod.ownParameters().some(([, p]) => p.requiresGrad)) continue;
       mod.addPerSampleNormsSq(normsSq);
       mod.accumulateClippedGrads(factors, (p) => {
         let b = acc.get(p);
-        if (!b) acc.set(p, (b = new Float32Array(p.size)));
+        if (!b) acc.set(p, (b = new Float64Array(p.size)));
         return b;
       });
       mod.releaseCapture();

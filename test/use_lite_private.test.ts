@@ -101,13 +101,13 @@ describe('per-sample gradients on USE-Lite equal a one-example loop', () => {
       clf.backward(crossEntropyLoss(out, Array.from(data.y)).grad);
       const normsSq = new Float64Array(texts.length);
       const factors = Float32Array.from([1, 0.5, 2, 0, 0.25, 1]);
-      const acc = new Map<Parameter, Float32Array>();
+      const acc = new Map<Parameter, Float64Array>();
       for (const [, m] of clf.namedModules()) {
         if (!isPerSampleModule(m) || !m.ownParameters().some(([, p]) => p.requiresGrad)) continue;
         m.addPerSampleNormsSq(normsSq);
         m.accumulateClippedGrads(factors, (p) => {
           let b = acc.get(p);
-          if (!b) acc.set(p, (b = new Float32Array(p.size)));
+          if (!b) acc.set(p, (b = new Float64Array(p.size)));
           return b;
         });
         m.releaseCapture();

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `dp-lora` command line: `train` (the main job), `predict`, `epsilon`, `noise`.
+ * The `dp-lora` command line: `train` (the main job), `predict`, `epsilon`, `noise`, `audit`.
  * Each subcommand lives in its own file and registers itself here.
  */
 import { Command } from 'commander';
@@ -8,6 +8,7 @@ import { registerTrainCommand } from './train';
 import { registerEpsilonCommand } from './epsilon';
 import { registerNoiseCommand } from './noise';
 import { registerPredictCommand } from './predict';
+import { registerAuditCommand } from './audit';
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerEpsilonCommand(program);
   registerNoiseCommand(program);
   registerPredictCommand(program);
+  registerAuditCommand(program);
   return program;
 }
 

@@ -23,6 +23,7 @@ export interface RngOptions {
 
 /** Serializable stream state. Contains the key: treat it as a secret. */
 export interface RngState {
+  /** State format version. */
   version: 1;
   /** True when the key was an explicit seed (fixed-seed mode). */
   reproducible: boolean;
@@ -36,7 +37,9 @@ export interface RngState {
 
 /** A rational sigma^2 = num / den (both positive). */
 export interface RationalSigmaSq {
+  /** Numerator (> 0). */
   num: bigint;
+  /** Denominator (> 0). */
   den: bigint;
 }
 
@@ -280,7 +283,9 @@ export class Rng {
       this.reserve(words);
       return p;
     } catch (e) {
-      return Promise.reject(e);
+      // Validation throws Errors (from the addon's realm, so `instanceof Error` can fail).
+      const err = e as Error;
+      return Promise.reject(err);
     }
   }
 

@@ -1,8 +1,12 @@
-/** Neural-network layers with per-sample gradient support. */
-export { Tensor, Parameter, shapeSize, isFloat32Array } from './tensor';
+/** Neural-network layers with per-sample gradient support (all public: the root re-exports them). */
+export { Tensor, Parameter } from './tensor';
 export type { GradSource } from './tensor';
 export { Module, isPerSampleModule } from './module';
 export type { GradMode, PerSampleModule, ClippedSink } from './module';
+export { PerSampleCapture, PerSampleLayer, PER_SAMPLE_BUDGET } from './per_sample';
+export type { LinearGradOptions } from './per_sample';
+export { recordKeyFromBytes, layerKey, recordStream, recordDropoutMask } from './record_random';
+export type { RecordContext, LayerRecordContext } from './record_random';
 export { Linear } from './linear';
 export type { LinearOptions } from './linear';
 export { LoraLinear } from './lora_linear';

@@ -7,6 +7,7 @@ import { Tensor } from './tensor';
 
 /** Runs its children in order; backward in reverse. */
 export class Sequential extends Module {
+  /** The layers, applied in order. */
   readonly layers: Module[];
 
   constructor(...layers: Module[]) {

@@ -6,6 +6,7 @@ export class PrivacyBudgetExceededError extends Error {
   readonly epsilonSpent: number;
   /** The budget. */
   readonly targetEpsilon: number;
+  /** The delta at which epsilon is reported. */
   readonly delta: number;
   /** Steps taken before the refusal. */
   readonly stepsTaken: number;
