@@ -82,7 +82,12 @@ export type {
 } from './trainer/private_trainer';
 export { RunDirectory, RunLockedError } from './trainer/run_dir';
 export { PrivacyLedger } from './accounting/privacy_ledger';
-export type { LedgerRecord, LedgerChainJson, LedgerReport, KeySource } from './accounting/privacy_ledger';
+export type {
+  LedgerRecord,
+  LedgerChainJson,
+  LedgerReport,
+  KeySource,
+} from './accounting/privacy_ledger';
 export type { LabelledTexts } from './data/user_data';
 export { featurize, DEFAULT_FEATURIZER, FEATURIZER_VERSION } from './data/featurize';
 export type { FeaturizerConfig } from './data/featurize';

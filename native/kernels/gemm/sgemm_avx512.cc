@@ -17,9 +17,11 @@ void gemm_micro_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldb
                        int64_t ldc, int64_t m, int64_t n, float alpha) {
   constexpr int MR = 12, NR = 32;
 #define DPL_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps();
+  // clang-format off
   DPL_DECL(0)
   DPL_DECL(1) DPL_DECL(2) DPL_DECL(3) DPL_DECL(4) DPL_DECL(5) DPL_DECL(6) DPL_DECL(7) DPL_DECL(8)
       DPL_DECL(9) DPL_DECL(10) DPL_DECL(11)
+  // clang-format on
 #undef DPL_DECL
           for (int64_t kk = 0; kk < kc; ++kk) {
     const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
@@ -29,9 +31,11 @@ void gemm_micro_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldb
     c##r##0 = _mm512_fmadd_ps(x, b0, c##r##0); \
     c##r##1 = _mm512_fmadd_ps(x, b1, c##r##1); \
   }
+    // clang-format off
     DPL_ROW(0)
     DPL_ROW(1) DPL_ROW(2) DPL_ROW(3) DPL_ROW(4) DPL_ROW(5) DPL_ROW(6) DPL_ROW(7) DPL_ROW(8)
         DPL_ROW(9) DPL_ROW(10) DPL_ROW(11)
+    // clang-format on
 #undef DPL_ROW
             ap += MR;
     bp += ldbp;
@@ -44,9 +48,11 @@ void gemm_micro_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldb
     _mm512_storeu_ps(row, _mm512_fmadd_ps(al, c##r##0, _mm512_loadu_ps(row)));           \
     _mm512_storeu_ps(row + 16, _mm512_fmadd_ps(al, c##r##1, _mm512_loadu_ps(row + 16))); \
   }
+    // clang-format off
     DPL_STORE(0)
     DPL_STORE(1) DPL_STORE(2) DPL_STORE(3) DPL_STORE(4) DPL_STORE(5) DPL_STORE(6) DPL_STORE(7)
         DPL_STORE(8) DPL_STORE(9) DPL_STORE(10) DPL_STORE(11)
+    // clang-format on
 #undef DPL_STORE
             return;
   }
@@ -54,9 +60,11 @@ void gemm_micro_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldb
 #define DPL_SPILL(r)                \
   _mm512_store_ps(tmp[r], c##r##0); \
   _mm512_store_ps(tmp[r] + 16, c##r##1);
+  // clang-format off
   DPL_SPILL(0)
   DPL_SPILL(1) DPL_SPILL(2) DPL_SPILL(3) DPL_SPILL(4) DPL_SPILL(5) DPL_SPILL(6) DPL_SPILL(7)
       DPL_SPILL(8) DPL_SPILL(9) DPL_SPILL(10) DPL_SPILL(11)
+  // clang-format on
 #undef DPL_SPILL
           const int64_t mm = std::min<int64_t>(m, MR),
                         nn = std::min<int64_t>(n, NR);

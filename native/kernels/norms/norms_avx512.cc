@@ -25,8 +25,10 @@ template <bool MASK>
 inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T, __mmask16 mask,
                          int64_t ahead, __m512d &sq0, __m512d &sq1) {
 #define DPL_DECL(r) __m512d acc##r##0 = _mm512_setzero_pd(), acc##r##1 = _mm512_setzero_pd();
+  // clang-format off
   DPL_DECL(0)
   DPL_DECL(1) DPL_DECL(2) DPL_DECL(3) DPL_DECL(4) DPL_DECL(5) DPL_DECL(6) DPL_DECL(7)
+  // clang-format on
 #undef DPL_DECL
       for (int64_t t = 0; t < T; ++t) {
     if (ahead) _mm_prefetch(reinterpret_cast<const char *>(a + t * d + ahead), _MM_HINT_T0);
@@ -40,13 +42,17 @@ inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T,
     acc##r##0 = _mm512_fmadd_pd(x, lo, acc##r##0); \
     acc##r##1 = _mm512_fmadd_pd(x, hi, acc##r##1); \
   }
+    // clang-format off
     DPL_ROW(0) DPL_ROW(1) DPL_ROW(2) DPL_ROW(3) DPL_ROW(4) DPL_ROW(5) DPL_ROW(6) DPL_ROW(7)
+    // clang-format on
 #undef DPL_ROW
   }
 #define DPL_SQ(r)                                   \
   sq0 = _mm512_fmadd_pd(acc##r##0, acc##r##0, sq0); \
   sq1 = _mm512_fmadd_pd(acc##r##1, acc##r##1, sq1);
+  // clang-format off
   DPL_SQ(0) DPL_SQ(1) DPL_SQ(2) DPL_SQ(3) DPL_SQ(4) DPL_SQ(5) DPL_SQ(6) DPL_SQ(7)
+  // clang-format on
 #undef DPL_SQ
 }
 

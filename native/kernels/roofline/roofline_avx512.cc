@@ -33,10 +33,12 @@ double fma_probe_avx512(int64_t iters) {
   for (int q = 0; q < 24; ++q) v[q] = _mm512_set1_ps(static_cast<float>(q + 1));
   for (int64_t i = 0; i < iters; ++i) {
 #define DPL_F(q) v[q] = _mm512_fmadd_ps(v[q], m, add);
+    // clang-format off
     DPL_F(0)
     DPL_F(1) DPL_F(2) DPL_F(3) DPL_F(4) DPL_F(5) DPL_F(6) DPL_F(7) DPL_F(8) DPL_F(9) DPL_F(10)
         DPL_F(11) DPL_F(12) DPL_F(13) DPL_F(14) DPL_F(15) DPL_F(16) DPL_F(17) DPL_F(18) DPL_F(19)
             DPL_F(20) DPL_F(21) DPL_F(22) DPL_F(23)
+    // clang-format on
 #undef DPL_F
   }
   __m512 s = v[0];
