@@ -3,6 +3,7 @@
  * (`dp-lora train --model use-lite --out DIR` writes DIR/adapter).
  */
 import * as path from 'path';
+import { readRegularFile } from '../io/files';
 import { Command } from 'commander';
 import { AdapterData, loadAdapter } from '../io/peft_adapter';
 import { atomicWriteFile } from '../io/atomic';
@@ -20,7 +21,6 @@ import {
   loraClassifier,
 } from '../models/use_lite/finetune';
 import { OptionError } from './train_options';
-import * as fs from 'fs';
 
 /** One prediction. */
 export interface Prediction {
@@ -74,7 +74,9 @@ export function predictWithAdapter(adapterDir: string, texts: string[]): Predict
   const { lora, classes, maxTokens } = adapterSettings(a, adapterDir);
   const dir = defaultUseLiteDir();
   const weights = readTfjsWeights(path.join(dir, 'model.json'));
-  const vocab = JSON.parse(fs.readFileSync(path.join(dir, 'vocab.json'), 'utf8')) as VocabEntry[];
+  const vocab = JSON.parse(
+    readRegularFile('modelDir', path.join(dir, 'vocab.json'), 16 << 20).toString('utf8'),
+  ) as VocabEntry[];
   const tok = new UseLiteTokenizer(vocab);
   const clf = loraClassifier(weights, classes.length, lora);
   loadUseLiteAdapter(clf, a);

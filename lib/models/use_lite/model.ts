@@ -12,9 +12,10 @@
  * - mean pooling over real tokens, dense 512 -> 512 with tanh, L2 normalization.
  * At most 128 tokens per text (longer inputs are truncated, as the runtime does).
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import { DpLoraError, ErrorCode, InvalidArgumentError, InvalidStateError } from '../../errors';
+import { readRegularFile } from '../../io/files';
+import { requireString } from '../../validate';
 import { Tanh } from '../../nn/activations';
 import { MultiHeadAttention } from '../../nn/attention';
 import { Embedding } from '../../nn/embedding';
@@ -347,11 +348,15 @@ export async function loadUseLite(options: LoadUseLiteOptions = {}): Promise<Use
 
 /** Synchronous {@link loadUseLite}. */
 export function loadUseLiteSync(options: LoadUseLiteOptions = {}): UseLite {
-  const dir = options.modelDir ?? defaultUseLiteDir();
+  const dir =
+    options.modelDir === undefined
+      ? defaultUseLiteDir()
+      : requireString('modelDir', options.modelDir);
   const vocabPath = path.join(dir, 'vocab.json');
+  const vocabText = readRegularFile('modelDir', vocabPath, 16 << 20).toString('utf8');
   let vocab: VocabEntry[];
   try {
-    vocab = JSON.parse(fs.readFileSync(vocabPath, 'utf8')) as VocabEntry[];
+    vocab = JSON.parse(vocabText) as VocabEntry[];
   } catch (e) {
     throw new DpLoraError(ErrorCode.FileFormat, `${vocabPath}: cannot read the vocabulary`, {
       argument: 'modelDir',

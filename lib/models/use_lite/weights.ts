@@ -3,9 +3,14 @@
  * without TF.js: the weights manifest lists each tensor's name, shape and dtype
  * in the order the shards hold them, concatenated.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import { DpLoraError, ErrorCode } from '../../errors';
+import { readRegularFile } from '../../io/files';
+
+/** Largest model.json accepted (bytes). */
+const MAX_MANIFEST_BYTES = 16 << 20;
+/** Largest weight shard accepted (bytes). */
+const MAX_SHARD_BYTES = 512 << 20;
 
 /** One tensor read from the shards. */
 export interface TfjsTensor {
@@ -30,9 +35,10 @@ function formatError(file: string, msg: string): DpLoraError {
  * @returns a map from weight name to tensor (float32 or int32, no quantization)
  */
 export function readTfjsWeights(modelJsonPath: string): Map<string, TfjsTensor> {
+  const text = readRegularFile('modelJsonPath', modelJsonPath, MAX_MANIFEST_BYTES).toString('utf8');
   let manifest: ManifestGroup[];
   try {
-    const json = JSON.parse(fs.readFileSync(modelJsonPath, 'utf8')) as {
+    const json = JSON.parse(text) as {
       weightsManifest?: ManifestGroup[];
     };
     if (!Array.isArray(json.weightsManifest)) throw new Error('no weightsManifest');
@@ -46,7 +52,11 @@ export function readTfjsWeights(modelJsonPath: string): Map<string, TfjsTensor> 
   const dir = path.dirname(modelJsonPath);
   const out = new Map<string, TfjsTensor>();
   for (const group of manifest) {
-    const buf = Buffer.concat(group.paths.map((p) => fs.readFileSync(path.join(dir, p))));
+    const buf = Buffer.concat(
+      group.paths.map((p) =>
+        readRegularFile('modelJsonPath', path.join(dir, String(p)), MAX_SHARD_BYTES),
+      ),
+    );
     let off = 0;
     for (const w of group.weights) {
       if (w.quantization !== undefined)
