@@ -92,3 +92,109 @@ export class InvalidStateError extends DpLoraError {
     super(ErrorCode.InvalidState, message);
   }
 }
+
+/** The native addon (dplora.node) could not be loaded; the message lists every path tried. */
+export class NativeLoadError extends DpLoraError {
+  /** @param message - what was tried, each failure, and how to fix it */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.NativeLoad, message, options);
+  }
+}
+
+/** A native kernel failed at run time (the OS entropy source, memory). */
+export class NativeError extends DpLoraError {
+  /** @param message - the call that failed and why */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.Native, message, options);
+  }
+}
+
+/** A privacy ledger that cannot be parsed or fails validation. */
+export class LedgerFormatError extends DpLoraError {
+  /** @param message - what is wrong (prefixed with "invalid privacy ledger: ") */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.Ledger, `invalid privacy ledger: ${message}`, options);
+  }
+}
+
+/** A missing, malformed or tampered checkpoint (or run directory). */
+export class CheckpointError extends DpLoraError {
+  /** @param message - what is wrong and where */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.Checkpoint, message, options);
+  }
+}
+
+/** Unusable user data (CSV/JSONL, labels); the message names the file, line and fix. */
+export class DataFormatError extends DpLoraError {
+  /** @param message - the file, the line and what to fix */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.DataFormat, message, options);
+  }
+}
+
+/** A malformed or inconsistent LoRA adapter (PEFT format). */
+export class AdapterFormatError extends DpLoraError {
+  /** @param message - what is wrong */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.FileFormat, message, options);
+  }
+}
+
+/** A malformed safetensors file, or bad input to the safetensors writer. */
+export class SafetensorsError extends DpLoraError {
+  /** @param message - what is wrong */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.FileFormat, message, options);
+  }
+}
+
+/** Thrown BEFORE a step (or batch draw) that would take epsilon past the target. */
+export class PrivacyBudgetExceededError extends DpLoraError {
+  /** Epsilon spent so far (at `delta`). */
+  readonly epsilonSpent: number;
+  /** The budget. */
+  readonly targetEpsilon: number;
+  /** The delta at which epsilon is reported. */
+  readonly delta: number;
+  /** Steps taken before the refusal. */
+  readonly stepsTaken: number;
+
+  /** @param o - the spent and target epsilon, delta and the steps taken */
+  constructor(o: {
+    epsilonSpent: number;
+    targetEpsilon: number;
+    delta: number;
+    stepsTaken: number;
+  }) {
+    super(
+      ErrorCode.BudgetExceeded,
+      `privacy budget exhausted: another step would take epsilon past the target ${o.targetEpsilon} ` +
+        `(delta ${o.delta}); spent ${o.epsilonSpent.toPrecision(6)} in ${o.stepsTaken} steps. ` +
+        'Stop training, or start a new run with a larger budget (the ledger cannot be reset).',
+    );
+    this.epsilonSpent = o.epsilonSpent;
+    this.targetEpsilon = o.targetEpsilon;
+    this.delta = o.delta;
+    this.stepsTaken = o.stepsTaken;
+  }
+}
+
+/** A trainable parameter lacks per-sample gradient support or information. */
+export class PerSampleGradError extends DpLoraError {
+  /** @param message - the parameter and what it lacks */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.PerSampleGrad, message, options);
+  }
+}
+
+/** A bad command-line option value; {@link DpLoraError.argument} is the option, e.g. `--rank`. */
+export class OptionError extends InvalidArgumentError {
+  /**
+   * @param option - the option as typed, with its dashes (e.g. `--rank`)
+   * @param message - what is wrong and what is accepted (the option is prefixed)
+   */
+  constructor(option: string, message: string, cause?: unknown) {
+    super(option, message, cause);
+  }
+}

@@ -8,6 +8,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { NativeLoadError } from './errors';
+export { NativeLoadError };
 
 /** Raw addon object: each kernel module casts it to the functions it uses. */
 export type RawAddon = Record<string, (...args: any[]) => any>;
@@ -33,14 +35,6 @@ function findPackageRoot(start: string): string {
 }
 
 let cached: { addon: RawAddon; path: string } | undefined;
-
-/** Error thrown when the native addon cannot be loaded. */
-export class NativeLoadError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'NativeLoadError';
-  }
-}
 
 function describeFailure(tried: string[], failures: string[]): string {
   const lines = [

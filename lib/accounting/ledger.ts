@@ -5,6 +5,8 @@
  */
 import type { PrivacyEvent } from './events';
 import { validateStep } from './events';
+import { LedgerFormatError } from '../errors';
+export { LedgerFormatError };
 
 /** Current ledger format version. */
 export const LEDGER_FORMAT_VERSION = 1;
@@ -22,14 +24,6 @@ export interface LedgerJson {
   accountant: AccountantKind;
   history: PrivacyEvent[];
   parameters: Record<string, unknown>;
-}
-
-/** Thrown for a ledger that cannot be parsed or fails validation. */
-export class LedgerFormatError extends Error {
-  constructor(message: string) {
-    super(`invalid privacy ledger: ${message}`);
-    this.name = 'LedgerFormatError';
-  }
 }
 
 /**

@@ -253,11 +253,6 @@ function logMgfGrid(m: Float64Array, l0: number, step: number, lambda: number): 
   return Math.log(s) + logScale + lambda * (l0 + (n - 1) * step);
 }
 
-/** ln E[e^{lambda L}] over the finite part of a discrete PLD. */
-export function logMgf(p: DiscretePld, lambda: number, h: number): number {
-  return logMgfGrid(p.mass, p.offset * h, h, lambda);
-}
-
 /**
  * A coarse copy of a PLD for Chernoff bounds: blocks of `factor` grid points,
  * each block's mass placed at its upper end (side +1, for lambda > 0) or lower

@@ -654,8 +654,3 @@ export function registerTrainCommand(program: Command): void {
       },
     );
 }
-
-/** Exists for tests: whether a directory holds a finished adapter. */
-export function adapterExists(dir: string): boolean {
-  return fs.existsSync(path.join(dir, 'adapter', 'adapter_model.safetensors'));
-}

@@ -6,13 +6,12 @@
  */
 import * as crypto from 'crypto';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { Linear } from '../nn/linear';
 import { LoraLinear } from '../nn/lora_linear';
 import { ReLU } from '../nn/activations';
 import { Module } from '../nn/module';
-import { Parameter, Tensor } from '../nn/tensor';
+import { Tensor } from '../nn/tensor';
 import { crossEntropyLoss } from '../nn/losses';
 import { InitRandom } from '../nn/init';
 import { Adam } from '../optim/adam';
@@ -399,14 +398,4 @@ export function loadAdapterInto(model: MlpClassifier, a: AdapterData): void {
   }
   model.head.weight.data.set(a.extra['head.weight'].data);
   model.head.bias!.data.set(a.extra['head.bias'].data);
-}
-
-/** Trainable parameters by dotted path (for checkpoints). */
-export function trainableByName(model: Module): Array<[string, Parameter]> {
-  return model.namedParameters().filter(([, p]) => p.requiresGrad);
-}
-
-/** A CPU description for the report. */
-export function cpuName(): string {
-  return os.cpus()[0]?.model ?? 'unknown CPU';
 }

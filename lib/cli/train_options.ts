@@ -38,12 +38,6 @@ export interface TrainConfig {
   checkpointEvery: number;
 }
 
-/** Per-session settings that are not part of the run (not saved in checkpoints). */
-export interface SessionOptions {
-  /** Stop after this many private steps in this session (resume later with --resume). */
-  maxSteps?: number;
-}
-
 /** Defaults of the built-in task (documented in README.md, "dp-lora train"). */
 export const TRAIN_DEFAULTS = {
   targetEpsilon: 8,

@@ -9,6 +9,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { DataFormatError } from '../errors';
+export { DataFormatError };
 
 /** Labelled texts with class ids. */
 export interface LabelledTexts {
@@ -17,14 +19,6 @@ export interface LabelledTexts {
   labels: Int32Array;
   /** Original label value of each class id, sorted. */
   classes: string[];
-}
-
-/** Error for unusable user data; the message names the file, line and fix. */
-export class DataFormatError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DataFormatError';
-  }
 }
 
 /**

@@ -19,6 +19,8 @@ import * as path from 'path';
 import * as crypto from 'crypto';
 import { atomicWriteDir, atomicWriteFile } from './atomic';
 import { parseSafetensors, serializeSafetensors, StTensor, StTensorInput } from './safetensors';
+import { CheckpointError } from '../errors';
+export { CheckpointError };
 
 /** What a checkpoint holds besides tensors. */
 export interface CheckpointState {
@@ -33,14 +35,6 @@ export interface CheckpointState {
   rng?: unknown;
   /** Anything else the caller needs to resume (config, epoch, ...). */
   run?: Record<string, unknown>;
-}
-
-/** Error for a missing, malformed or tampered checkpoint. */
-export class CheckpointError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CheckpointError';
-  }
 }
 
 const FORMAT = 'dplora-checkpoint';

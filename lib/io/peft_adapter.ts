@@ -21,6 +21,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { atomicWriteDir } from './atomic';
 import { parseSafetensors, serializeSafetensors, StTensorInput } from './safetensors';
+import { AdapterFormatError } from '../errors';
+export { AdapterFormatError };
 
 /** File names inside an adapter directory. */
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -83,14 +85,6 @@ export interface PrivacyReport {
   datasetSize?: number;
   expectedBatchSize?: number;
   [key: string]: unknown;
-}
-
-/** Error for a malformed or inconsistent adapter. */
-export class AdapterFormatError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AdapterFormatError';
-  }
 }
 
 /** A default PEFT LoRA config; fields given override the defaults. */

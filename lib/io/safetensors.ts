@@ -14,6 +14,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import { atomicWriteFile } from './atomic';
+import { SafetensorsError } from '../errors';
+export { SafetensorsError };
 
 /** Element types this module understands. */
 export type SafetensorsDtype =
@@ -57,14 +59,6 @@ export type StTensorInput = {
 export interface SafetensorsFile {
   tensors: Map<string, StTensor>;
   metadata: Record<string, string>;
-}
-
-/** Error for a malformed safetensors file or bad input to the writer. */
-export class SafetensorsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SafetensorsError';
-  }
 }
 
 /** Largest header we accept (100 MB, the same bound the reference library uses). */
