@@ -45,15 +45,15 @@ describe('train options', () => {
   });
 
   test.each([
-    [{ epsilon: '0' }, /--epsilon must be a positive number/],
+    [{ epsilon: '0' }, /--epsilon: must be a positive number/],
     [{ epsilon: 'abc' }, /--epsilon/],
-    [{ delta: '1' }, /--delta must be in \(0, 1\)/],
-    [{ batchSize: '2.5' }, /--batch-size must be a positive integer/],
+    [{ delta: '1' }, /--delta: must be in \(0, 1\)/],
+    [{ batchSize: '2.5' }, /--batch-size: must be a positive integer/],
     [{ rank: '-3' }, /--rank/],
-    [{ method: 'lora' }, /--method must be ffa or vanilla/],
-    [{ accountant: 'gdp' }, /--accountant must be pld or rdp/],
-    [{ publicData: 'x.csv' }, /--public-data needs --data/],
-    [{ limit: '5' }, /--limit must be at least 20/],
+    [{ method: 'lora' }, /--method: must be ffa or vanilla/],
+    [{ accountant: 'gdp' }, /--accountant: must be pld or rdp/],
+    [{ publicData: 'x.csv' }, /--public-data: needs --data/],
+    [{ limit: '5' }, /--limit: must be at least 20/],
     [{ lr: 'Infinity' }, /--lr/],
   ])('rejects %p', (raw, re) => {
     expect(() => resolveTrainConfig(raw as any)).toThrow(re);

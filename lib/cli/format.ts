@@ -2,14 +2,14 @@
  * Small helpers shared by the accounting subcommands: strict number parsing
  * for options and a plain two-column table.
  */
-import { InvalidArgumentError } from 'commander';
+import { OptionError } from '../errors';
 
 /** Parses a finite number option value, naming the option in the error. */
 export function numberOption(name: string): (value: string) => number {
   return (value: string) => {
     const v = Number(value);
     if (value.trim() === '' || !Number.isFinite(v)) {
-      throw new InvalidArgumentError(`${name} must be a finite number, got '${value}'`);
+      throw new OptionError(name, `must be a finite number, got '${value}'`);
     }
     return v;
   };
@@ -20,7 +20,7 @@ export function integerOption(name: string): (value: string) => number {
   return (value: string) => {
     const v = Number(value);
     if (value.trim() === '' || !Number.isSafeInteger(v)) {
-      throw new InvalidArgumentError(`${name} must be an integer, got '${value}'`);
+      throw new OptionError(name, `must be an integer, got '${value}'`);
     }
     return v;
   };
@@ -29,7 +29,7 @@ export function integerOption(name: string): (value: string) => number {
 /** Parses an accountant kind. */
 export function accountantOption(value: string): 'rdp' | 'pld' {
   if (value !== 'rdp' && value !== 'pld')
-    throw new InvalidArgumentError(`--accountant must be 'rdp' or 'pld', got '${value}'`);
+    throw new OptionError('--accountant', `must be 'rdp' or 'pld', got '${value}'`);
   return value;
 }
 

@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { calibrateNoiseMultiplier } from '../accounting';
+import { OptionError } from '../errors';
 import { accountantOption, formatTable, integerOption, numberOption } from './format';
 
 interface NoiseCliOptions {
@@ -38,7 +39,7 @@ export function registerNoiseCommand(program: Command): Command {
     .option('--json', 'print JSON instead of a table')
     .action((opts: NoiseCliOptions) => {
       if ((opts.epochs === undefined) === (opts.steps === undefined)) {
-        throw new RangeError('give exactly one of --epochs and --steps');
+        throw new OptionError('--steps', 'give exactly one of --epochs and --steps');
       }
       const r = calibrateNoiseMultiplier({
         targetEpsilon: opts.epsilon,

@@ -18,6 +18,7 @@ import { Adam } from '../optim/adam';
 import { PrivacyEngine } from '../privacy/privacy_engine';
 import type { PrivacyEngineState } from '../privacy/privacy_engine';
 import { PrivacyBudgetExceededError } from '../privacy/errors';
+import { InvalidStateError } from '../errors';
 import { accountantFromJSON } from '../accounting';
 import { atomicWriteFile } from '../io/atomic';
 import { saveCheckpoint, loadCheckpoint, hasCheckpoint } from '../io/checkpoint';
@@ -163,18 +164,19 @@ export async function runTrain(
   if (io.resume) {
     const ckRoot = path.join(io.resume, 'checkpoints');
     if (!hasCheckpoint(ckRoot))
-      throw new OptionError(`--resume ${io.resume}: no checkpoint found in ${ckRoot}`);
+      throw new OptionError('--resume', `${io.resume}: no checkpoint found in ${ckRoot}`);
     // The ledger must parse as an accountant ledger, else the checkpoint is refused.
     const ck = loadCheckpoint(ckRoot, { validateLedger: (l) => void accountantFromJSON(l) });
     const memo = ck.state.run as unknown as RunMemo;
     if (!memo || typeof memo !== 'object' || !memo.config)
-      throw new OptionError(`--resume ${io.resume}: the checkpoint has no run configuration`);
+      throw new OptionError('--resume', `${io.resume}: the checkpoint has no run configuration`);
     const engineState = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
     engineState.accountant = ck.state.ledger;
     resumed = { engine: engineState, memo };
     if (outDir && path.resolve(outDir) !== path.resolve(io.resume))
       throw new OptionError(
-        '--resume continues a run in its own directory; drop --out or give the same directory',
+        '--resume',
+        'continues a run in its own directory; drop --out or give the same directory',
       );
     outDir = io.resume;
     log(
@@ -182,7 +184,7 @@ export async function runTrain(
     );
   }
   const cfg: TrainConfig = resumed ? resumed.memo.config : cfgIn!;
-  if (!cfg) throw new OptionError('no configuration');
+  if (!cfg) throw new InvalidStateError('internal: runTrain needs a configuration or --resume');
 
   if (cfg.seed) {
     const banner = `REPRODUCIBLE MODE (--seed): noise and sampling come from a FIXED seed. Anyone who learns the seed can recompute and remove the noise; use it for experiments and tests only, never to release a model trained on real private data.`;
@@ -200,7 +202,7 @@ export async function runTrain(
   const N = task.private.n;
   const delta = cfg.delta ?? defaultDelta(N);
   if (cfg.batchSize > N)
-    throw new OptionError(`--batch-size ${cfg.batchSize} exceeds the ${N} private examples`);
+    throw new OptionError('--batch-size', `${cfg.batchSize} exceeds the ${N} private examples`);
 
   // --- base model
   const shape = { dim, hidden: cfg.hidden, classes: task.classes.length };
@@ -209,7 +211,8 @@ export async function runTrain(
   let baseSource: RunMemo['baseSource'];
   if (resumed && resumed.memo.featurizer !== FEATURIZER_VERSION) {
     throw new OptionError(
-      `--resume: the run used featurizer ${resumed.memo.featurizer}, this dp-lora has ${FEATURIZER_VERSION}`,
+      '--resume',
+      `the run used featurizer ${resumed.memo.featurizer}, this dp-lora has ${FEATURIZER_VERSION}`,
     );
   }
   const savedBase = outDir ? path.join(outDir, BASE_FILE) : undefined;
@@ -641,7 +644,8 @@ export function registerTrainCommand(program: Command): void {
           const conflicting = given.filter((k) => opts[k] !== undefined);
           if (conflicting.length)
             throw new OptionError(
-              `--resume takes the configuration from the checkpoint; drop ${conflicting.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`,
+              '--resume',
+              `takes the configuration from the checkpoint; drop ${conflicting.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`,
             );
         }
         await runTrain(cfg, {
