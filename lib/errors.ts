@@ -78,10 +78,15 @@ export class InvalidArgumentError extends DpLoraError {
   /**
    * @param argument - the argument's name as the caller wrote it (e.g. `maxGradNorm`, `--rank`)
    * @param message - what is wrong and what is accepted; the argument's name is prefixed
+   *   (`"rank: must be ..."`) unless the message already starts with it (`"rank must be ..."`)
    * @param cause - an underlying error, if any
    */
   constructor(argument: string, message: string, cause?: unknown) {
-    super(ErrorCode.InvalidArgument, `${argument}: ${message}`, { argument, cause });
+    const named =
+      message.startsWith(argument) && /^[ :]/.test(message.slice(argument.length))
+        ? message
+        : `${argument}: ${message}`;
+    super(ErrorCode.InvalidArgument, named, { argument, cause });
   }
 }
 

@@ -12,35 +12,7 @@
 import { loadAddon } from '../native';
 import { Rng, RationalSigmaSq, sigmaSqRational } from './rng';
 
-interface FixedAddon {
-  fixedQuantize(
-    x: Float32Array,
-    fracBits: number,
-    out: Int32Array,
-  ): { saturated: number; nan: number };
-  fixedDequantize(
-    q: Int32Array | BigInt64Array,
-    fracBits: number,
-    out: Float32Array | Float64Array,
-  ): Float32Array | Float64Array;
-  fixedClipSum(
-    grads: Int32Array,
-    batch: number,
-    dim: number,
-    clipInt: number,
-    out: BigInt64Array,
-  ): number;
-  fixedAddDiscreteGaussian(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    position: bigint,
-    sum: BigInt64Array,
-    num: bigint,
-    den: bigint,
-  ): { position: bigint; saturated: number };
-}
-
-const addon = (): FixedAddon => loadAddon() as unknown as FixedAddon;
+const addon = loadAddon;
 const tag = (v: unknown): string => Object.prototype.toString.call(v);
 
 /** Largest fracBits accepted. */
@@ -107,10 +79,18 @@ export function dequantize(
 ): Float32Array | Float64Array {
   checkFracBits(fracBits);
   if (tag(q) === '[object Int32Array]') {
-    return addon().fixedDequantize(q, fracBits, out ?? new Float32Array(q.length));
+    return addon().fixedDequantize(
+      q as Int32Array,
+      fracBits,
+      (out as Float32Array | undefined) ?? new Float32Array(q.length),
+    );
   }
   if (tag(q) === '[object BigInt64Array]') {
-    return addon().fixedDequantize(q, fracBits, out ?? new Float64Array(q.length));
+    return addon().fixedDequantize(
+      q as BigInt64Array,
+      fracBits,
+      (out as Float64Array | undefined) ?? new Float64Array(q.length),
+    );
   }
   throw new TypeError('q must be an Int32Array or BigInt64Array');
 }

@@ -65,49 +65,7 @@ export interface ClipResult {
   nonfinite: number;
 }
 
-interface LinalgAddon {
-  sgemm(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Float32Array;
-  sgemmAsync(
-    a: Float32Array,
-    b: Float32Array,
-    c: Float32Array,
-    opts: SgemmOptions,
-  ): Promise<Float32Array>;
-  gradNormSq(a: Float32Array, g: Float32Array, shape: GradShape, out?: Float64Array): Float64Array;
-  gradNormSqAsync(
-    a: Float32Array,
-    g: Float32Array,
-    shape: GradShape,
-    out?: Float64Array,
-  ): Promise<Float64Array>;
-  clippedSum(
-    a: Float32Array,
-    g: Float32Array,
-    shape: GradShape,
-    factors: Float32Array,
-    out?: Float32Array,
-    opts?: { accumulate?: boolean },
-  ): Float32Array;
-  clippedSumAsync(
-    a: Float32Array,
-    g: Float32Array,
-    shape: GradShape,
-    factors: Float32Array,
-    out?: Float32Array,
-    opts?: { accumulate?: boolean },
-  ): Promise<Float32Array>;
-  clipFactors(normsSq: Float64Array, maxNorm: number, out?: Float32Array): ClipResult;
-  clipRows(x: Float32Array, batch: number, dim: number, maxNorm: number): ClipResult;
-  benchReadBandwidth(
-    x: Float32Array,
-    repeats: number,
-  ): { bytesPerSecond: number; checksum: number };
-  benchFmaPeak(iters: number): { flopsPerSecond: number; checksum: number };
-}
-
-function addon(): LinalgAddon {
-  return loadAddon() as unknown as LinalgAddon;
-}
+const addon = loadAddon;
 
 /** Runs `start` and turns a synchronous validation error into a rejection. */
 function settle<T>(start: () => Promise<T>): Promise<T> {

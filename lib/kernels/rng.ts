@@ -40,37 +40,7 @@ export interface RationalSigmaSq {
   den: bigint;
 }
 
-interface RngAddon {
-  chacha20Block(key: Uint8Array, counter: number, nonce: Uint8Array): Uint8Array;
-  osEntropy(bytes: number): Uint8Array;
-  rngFillU32(key: Uint8Array, nonce: Uint8Array, position: bigint, out: Uint32Array): Uint32Array;
-  rngUniform(key: Uint8Array, nonce: Uint8Array, position: bigint, out: Float64Array): Float64Array;
-  rngGaussian(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    position: bigint,
-    out: Float32Array | Float64Array,
-    std: number,
-    add: boolean,
-  ): unknown;
-  rngAddGaussianAsync(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    position: bigint,
-    buf: Float32Array,
-    std: number,
-  ): Promise<Float32Array>;
-  rngDiscreteGaussian(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    position: bigint,
-    out: Int32Array | BigInt64Array,
-    num: bigint,
-    den: bigint,
-  ): bigint;
-}
-
-const addon = (): RngAddon => loadAddon() as unknown as RngAddon;
+const addon = loadAddon;
 
 const U64_LIMIT = 1n << 64n;
 const HEX_RE = /^[0-9a-fA-F]*$/;
