@@ -24,7 +24,8 @@ function findPackageRoot(start: string): string {
     const pkg = path.join(dir, 'package.json');
     if (fs.existsSync(pkg)) {
       try {
-        if (JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'dp-lora') return dir;
+        const meta = JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: unknown };
+        if (meta.name === 'dp-lora') return dir;
       } catch {
         /* keep looking */
       }
@@ -91,17 +92,17 @@ function wrapAddon(raw: Record<string, unknown>, file: string): NativeAddon {
           try {
             p = call(...args) as Promise<unknown>;
           } catch (e) {
-            return Promise.reject(translateNativeError(e, name));
+            return Promise.reject(translateNativeError(e, name) as Error);
           }
           return p.then(undefined, (e: unknown) => {
-            throw translateNativeError(e, name);
+            throw translateNativeError(e, name) as Error;
           });
         }
       : (...args: unknown[]): unknown => {
           try {
             return call(...args);
           } catch (e) {
-            throw translateNativeError(e, name);
+            throw translateNativeError(e, name) as Error;
           }
         };
   }
@@ -109,6 +110,7 @@ function wrapAddon(raw: Record<string, unknown>, file: string): NativeAddon {
 }
 
 function requireAddon(file: string): NativeAddon {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the .node addon
   return wrapAddon(require(file) as Record<string, unknown>, file);
 }
 
@@ -137,6 +139,7 @@ export function loadAddonFrom(
     `node-gyp-build(${root}) [build/Release, build/Debug, prebuilds/${process.platform}-${process.arch}]`,
   );
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- no type declarations
     const ngb = require('node-gyp-build') as { resolve(dir: string): string };
     const resolved = ngb.resolve(root);
     return { addon: requireAddon(resolved), path: resolved };
@@ -162,6 +165,7 @@ export function loadAddon(): NativeAddon {
  */
 export function rawAddonFunctionNames(): string[] {
   loadAddon();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the .node addon
   const raw = require(cached!.path) as Record<string, unknown>;
   return Object.keys(raw)
     .filter((k) => typeof raw[k] === 'function')

@@ -71,7 +71,7 @@ describe('typed native addon', () => {
     expect(translateNativeError(other, 'x')).toBe(other);
     expectCode(
       () => {
-        throw t(new TypeError('x must be a number'));
+        throw t(new TypeError('x must be a number')) as unknown as Error;
       },
       'ERR_DPLORA_INVALID_ARGUMENT',
       { argument: 'x', message: /^x must be a number$/ },

@@ -72,7 +72,7 @@ function settle<T>(start: () => Promise<T>): Promise<T> {
   try {
     return start();
   } catch (e) {
-    return Promise.reject(e);
+    return Promise.reject(e as Error);
   }
 }
 

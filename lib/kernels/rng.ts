@@ -250,7 +250,7 @@ export class Rng {
       this.reserve(words);
       return p;
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(e as Error);
     }
   }
 
