@@ -92,7 +92,8 @@ function wrapAddon(raw: Record<string, unknown>, file: string): NativeAddon {
           try {
             p = call(...args) as Promise<unknown>;
           } catch (e) {
-            return Promise.reject(translateNativeError(e, name) as Error);
+            // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the thrown value on
+            return Promise.reject(translateNativeError(e, name));
           }
           return p.then(undefined, (e: unknown) => {
             throw translateNativeError(e, name) as Error;

@@ -72,7 +72,8 @@ function settle<T>(start: () => Promise<T>): Promise<T> {
   try {
     return start();
   } catch (e) {
-    return Promise.reject(e as Error);
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the thrown value on
+    return Promise.reject(e);
   }
 }
 

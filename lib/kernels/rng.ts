@@ -250,7 +250,8 @@ export class Rng {
       this.reserve(words);
       return p;
     } catch (e) {
-      return Promise.reject(e as Error);
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the thrown value on
+      return Promise.reject(e);
     }
   }
 
