@@ -4,6 +4,7 @@
  * section 3.3), for integer and fractional orders, computed in log space.
  */
 import { SignedLogSum, logAbsBinomial, logAdd, logErfc, logSumExp } from './log_math';
+import { InvalidArgumentError } from '../errors';
 
 /** The default Renyi orders: 1 + x/10 (x = 1..99), 11..63, 128, 256, 512, 1024. */
 export const DEFAULT_ORDERS: readonly number[] = Object.freeze([
@@ -165,10 +166,13 @@ export function computeRdp(opts: ComputeRdpOptions): Float64Array {
   const orders = opts.orders ?? DEFAULT_ORDERS;
   checkNumber('sampleRate', q, 0, 1, true, true);
   if (typeof z !== 'number' || Number.isNaN(z) || !(z > 0)) {
-    throw new RangeError(`noiseMultiplier must be a positive number, got ${z}`);
+    throw new InvalidArgumentError(
+      'noiseMultiplier',
+      `noiseMultiplier must be a positive number, got ${z}`,
+    );
   }
   if (typeof steps !== 'number' || !Number.isFinite(steps) || steps < 0) {
-    throw new RangeError(`steps must be a finite number >= 0, got ${steps}`);
+    throw new InvalidArgumentError('steps', `steps must be a finite number >= 0, got ${steps}`);
   }
   checkOrders(orders);
   const integerOnly = opts.mechanism === 'discreteGaussian';
@@ -183,12 +187,12 @@ export function computeRdp(opts: ComputeRdpOptions): Float64Array {
 /** Throws a RangeError naming `orders` unless every order is a finite number > 1. */
 export function checkOrders(orders: readonly number[]): void {
   if (!Array.isArray(orders) && !(orders instanceof Float64Array)) {
-    throw new TypeError('orders must be an array of numbers > 1');
+    throw new InvalidArgumentError('orders', 'orders must be an array of numbers > 1');
   }
-  if (orders.length === 0) throw new RangeError('orders must not be empty');
+  if (orders.length === 0) throw new InvalidArgumentError('orders', 'orders must not be empty');
   for (const a of orders) {
     if (typeof a !== 'number' || !Number.isFinite(a) || !(a > 1)) {
-      throw new RangeError(`orders must be finite numbers > 1, got ${a}`);
+      throw new InvalidArgumentError('orders', `orders must be finite numbers > 1, got ${a}`);
     }
   }
 }
@@ -207,7 +211,8 @@ function checkNumber(
     (loIncl ? v < lo : v <= lo) ||
     (hiIncl ? v > hi : v >= hi)
   ) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      name,
       `${name} must be a number in ${loIncl ? '[' : '('}${lo}, ${hi}${hiIncl ? ']' : ')'}, got ${v}`,
     );
   }

@@ -20,6 +20,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { AdapterData, defaultAdapterConfig } from '../io/peft_adapter';
 import type { DataPart } from './train_task';
 import type { LoraMethodName } from './train_options';
+import { InvalidArgumentError, AdapterFormatError, DpLoraError, ErrorCode } from '../errors';
 
 /** Dimensions of the MLP. */
 export interface MlpShape {
@@ -323,10 +324,11 @@ export function loadBaseWeights(file: string, shape: MlpShape): BaseWeights {
   for (const k of BASE_KEYS) {
     const t = st.tensors.get(k);
     if (!t || !(t.data instanceof Float32Array))
-      throw new Error(`${file}: missing F32 tensor ${k}`);
+      throw new DpLoraError(ErrorCode.FileFormat, `${file}: missing F32 tensor ${k}`);
     const want = shapeOf(k, shape);
     if (JSON.stringify(t.shape) !== JSON.stringify(want))
-      throw new Error(
+      throw new DpLoraError(
+        ErrorCode.FileFormat,
         `${file}: ${k} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(want)}`,
       );
     tensors[k] = t.data;
@@ -358,7 +360,8 @@ export function adapterOf(
 ): AdapterData {
   const loras = (['fc1', 'fc2'] as const).map((p) => {
     const m = model[p];
-    if (!(m instanceof LoraLinear)) throw new TypeError(`adapterOf: ${p} is not a LoRA layer`);
+    if (!(m instanceof LoraLinear))
+      throw new Error(`internal: adapterOf: ${p} is not a LoRA layer`);
     return {
       path: p,
       loraA: m.loraA.slice(),
@@ -392,7 +395,7 @@ export function loadAdapterInto(model: MlpClassifier, a: AdapterData): void {
   for (const l of a.loras) {
     const m = (model as unknown as Record<string, unknown>)[l.path];
     if (!(m instanceof LoraLinear))
-      throw new RangeError(`adapter module "${l.path}" is not a LoRA layer of this model`);
+      throw new AdapterFormatError(`adapter module "${l.path}" is not a LoRA layer of this model`);
     m.loraA = l.loraA;
     m.loraB = l.loraB;
   }

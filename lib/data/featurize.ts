@@ -10,6 +10,7 @@
  * Character n-grams run over the text with every non-word run collapsed to one space.
  * Only the first `maxChars` characters of the body are used (bounds time on huge mails).
  */
+import { InvalidArgumentError } from '../errors';
 
 /** Featurizer settings (part of the base-model cache key). */
 export interface FeaturizerConfig {
@@ -160,7 +161,7 @@ export function featurizeInto(
 ): void {
   const { dim } = config;
   if (out.length !== dim)
-    throw new RangeError(`out must have length dim = ${dim}, got ${out.length}`);
+    throw new InvalidArgumentError('out', `out must have length dim = ${dim}, got ${out.length}`);
   out.fill(0);
   let subject = '';
   let body = text;
@@ -190,12 +191,16 @@ export function featurizeInto(
 export function featurize(texts: string[], config: Partial<FeaturizerConfig> = {}): Float32Array {
   const cfg = { ...DEFAULT_FEATURIZER, ...config };
   if (!Number.isInteger(cfg.dim) || cfg.dim < 2)
-    throw new RangeError(`dim must be an integer >= 2, got ${cfg.dim}`);
+    throw new InvalidArgumentError('dim', `dim must be an integer >= 2, got ${cfg.dim}`);
   if (!Number.isInteger(cfg.maxChars) || cfg.maxChars < 1)
-    throw new RangeError(`maxChars must be a positive integer, got ${cfg.maxChars}`);
+    throw new InvalidArgumentError(
+      'maxChars',
+      `maxChars must be a positive integer, got ${cfg.maxChars}`,
+    );
   const out = new Float32Array(texts.length * cfg.dim);
   for (let i = 0; i < texts.length; i++) {
-    if (typeof texts[i] !== 'string') throw new TypeError(`texts[${i}] must be a string`);
+    if (typeof texts[i] !== 'string')
+      throw new InvalidArgumentError(`texts[${i}]`, `texts[${i}] must be a string`);
     featurizeInto(texts[i], out.subarray(i * cfg.dim, (i + 1) * cfg.dim), cfg);
   }
   return out;

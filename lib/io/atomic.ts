@@ -10,6 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
+import { InvalidArgumentError } from '../errors';
 
 /** Content for an atomic write: bytes, a string (UTF-8), or chunks produced one by one. */
 export type WriteContent = string | Uint8Array | Iterable<Uint8Array | string>;
@@ -84,7 +85,8 @@ export function atomicWriteDir(targetDir: string, files: Record<string, WriteCon
     fs.mkdirSync(tmp);
     for (const [name, content] of Object.entries(files)) {
       if (name !== path.basename(name) || name === '.' || name === '..' || name.length === 0) {
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'files',
           `atomicWriteDir: file name "${name}" must be a plain name without directories`,
         );
       }

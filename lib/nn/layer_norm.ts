@@ -5,6 +5,7 @@
  */
 import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
 import { Parameter, Tensor } from './tensor';
+import { InvalidArgumentError, InvalidStateError } from '../errors';
 
 /** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
@@ -33,7 +34,10 @@ export class LayerNorm extends Module implements PerSampleModule {
   constructor(features: number, options: LayerNormOptions = {}) {
     super();
     if (!Number.isInteger(features) || features < 1)
-      throw new RangeError(`LayerNorm: features must be a positive integer, got ${features}`);
+      throw new InvalidArgumentError(
+        'features',
+        `LayerNorm: features must be a positive integer, got ${features}`,
+      );
     this.features = features;
     this.eps = options.eps ?? 1e-5;
     const trainable = options.trainable ?? true;
@@ -114,7 +118,7 @@ export class LayerNorm extends Module implements PerSampleModule {
     if (trainW || trainB) {
       if (this.gradMode === 'perSample') {
         if (this.capture)
-          throw new Error(
+          throw new InvalidStateError(
             "LayerNorm.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch",
           );
         this.capture = { gw, gb, batch };
@@ -136,7 +140,7 @@ export class LayerNorm extends Module implements PerSampleModule {
 
   addPerSampleNormsSq(out: Float64Array): void {
     const c = this.capture;
-    if (!c) throw new Error('LayerNorm: no per-sample capture pending');
+    if (!c) throw new InvalidStateError('LayerNorm: no per-sample capture pending');
     const d = this.features;
     for (let i = 0; i < c.batch; i++) {
       let s = 0;
@@ -150,7 +154,7 @@ export class LayerNorm extends Module implements PerSampleModule {
 
   accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
     const c = this.capture;
-    if (!c) throw new Error('LayerNorm: no per-sample capture pending');
+    if (!c) throw new InvalidStateError('LayerNorm: no per-sample capture pending');
     const d = this.features;
     const add = (src: Float32Array, dst: Float32Array) => {
       for (let i = 0; i < c.batch; i++) {

@@ -17,6 +17,7 @@ import {
   NormMethod,
 } from './ops';
 import { Parameter, Tensor } from './tensor';
+import { InvalidArgumentError, InvalidStateError } from '../errors';
 
 /** Options of {@link Linear}. */
 export interface LinearOptions {
@@ -57,9 +58,15 @@ export class Linear extends Module implements PerSampleModule {
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
     if (!Number.isInteger(inFeatures) || inFeatures < 1)
-      throw new RangeError(`Linear: inFeatures must be a positive integer, got ${inFeatures}`);
+      throw new InvalidArgumentError(
+        'inFeatures',
+        `Linear: inFeatures must be a positive integer, got ${inFeatures}`,
+      );
     if (!Number.isInteger(outFeatures) || outFeatures < 1)
-      throw new RangeError(`Linear: outFeatures must be a positive integer, got ${outFeatures}`);
+      throw new InvalidArgumentError(
+        'outFeatures',
+        `Linear: outFeatures must be a positive integer, got ${outFeatures}`,
+      );
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
     const trainable = options.trainable ?? true;
@@ -67,7 +74,8 @@ export class Linear extends Module implements PerSampleModule {
     let w: Float32Array;
     if (options.weight) {
       if (options.weight.length !== inFeatures * outFeatures)
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'weight',
           `Linear: weight must have ${outFeatures}x${inFeatures} elements, got ${options.weight.length}`,
         );
       w = Float32Array.from(options.weight);
@@ -79,7 +87,8 @@ export class Linear extends Module implements PerSampleModule {
       let b: Float32Array;
       if (options.biasData) {
         if (options.biasData.length !== outFeatures)
-          throw new RangeError(
+          throw new InvalidArgumentError(
+            'biasData',
             `Linear: biasData must have ${outFeatures} elements, got ${options.biasData.length}`,
           );
         b = Float32Array.from(options.biasData);
@@ -130,7 +139,7 @@ export class Linear extends Module implements PerSampleModule {
     if (trainW || trainB) {
       if (this.gradMode === 'perSample') {
         if (this.capture)
-          throw new Error(
+          throw new InvalidStateError(
             "Linear.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch",
           );
         // Norms now, while g and x are hot in cache; clipped sums once the factors are known.
@@ -174,7 +183,7 @@ export class Linear extends Module implements PerSampleModule {
   addPerSampleNormsSq(out: Float64Array): void {
     const c = this.capture;
     if (!c)
-      throw new Error(
+      throw new InvalidStateError(
         'Linear: no per-sample capture pending (run forward/backward in perSample mode first)',
       );
     for (let i = 0; i < c.batch; i++) out[i] += c.normsSq[i];
@@ -183,7 +192,7 @@ export class Linear extends Module implements PerSampleModule {
   accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
     const c = this.capture;
     if (!c)
-      throw new Error(
+      throw new InvalidStateError(
         'Linear: no per-sample capture pending (run forward/backward in perSample mode first)',
       );
     if (this.weight.requiresGrad)

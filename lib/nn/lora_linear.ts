@@ -11,6 +11,7 @@ import { Linear } from './linear';
 import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
 import { addClippedSum, addNormsSq, addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
 import { Parameter, Tensor } from './tensor';
+import { InvalidArgumentError, InvalidStateError } from '../errors';
 
 /** LoRA variant. */
 export type LoraMethod = 'vanilla' | 'ffa';
@@ -71,19 +72,26 @@ export class LoraLinear extends Module implements PerSampleModule {
 
   constructor(base: Linear, options: LoraOptions) {
     super();
-    if (!(base instanceof Linear)) throw new TypeError('LoraLinear: base must be a Linear');
+    if (!(base instanceof Linear))
+      throw new InvalidArgumentError('base', 'LoraLinear: base must be a Linear');
     const r = options.r;
     if (!Number.isInteger(r) || r < 1)
-      throw new RangeError(`LoraLinear: r must be a positive integer, got ${r}`);
+      throw new InvalidArgumentError('r', `LoraLinear: r must be a positive integer, got ${r}`);
     const alpha = options.alpha ?? r;
     if (!Number.isFinite(alpha))
-      throw new RangeError(`LoraLinear: alpha must be finite, got ${alpha}`);
+      throw new InvalidArgumentError('alpha', `LoraLinear: alpha must be finite, got ${alpha}`);
     const dropout = options.dropout ?? 0;
     if (!(dropout >= 0 && dropout < 1))
-      throw new RangeError(`LoraLinear: dropout must be in [0, 1), got ${dropout}`);
+      throw new InvalidArgumentError(
+        'dropout',
+        `LoraLinear: dropout must be in [0, 1), got ${dropout}`,
+      );
     const method = options.method ?? 'vanilla';
     if (method !== 'vanilla' && method !== 'ffa')
-      throw new RangeError(`LoraLinear: method must be 'vanilla' or 'ffa', got ${String(method)}`);
+      throw new InvalidArgumentError(
+        'method',
+        `LoraLinear: method must be 'vanilla' or 'ffa', got ${String(method)}`,
+      );
     this.base = base;
     base.weight.requiresGrad = false;
     if (base.bias) base.bias.requiresGrad = false;
@@ -112,7 +120,8 @@ export class LoraLinear extends Module implements PerSampleModule {
   }
   set loraA(v: Float32Array) {
     if (v.length !== this.loraAParam.size)
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'loraA',
         `LoraLinear.loraA: expected ${this.loraAParam.size} elements, got ${v.length}`,
       );
     this.loraAParam.data.set(v);
@@ -123,7 +132,8 @@ export class LoraLinear extends Module implements PerSampleModule {
   }
   set loraB(v: Float32Array) {
     if (v.length !== this.loraBParam.size)
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'loraB',
         `LoraLinear.loraB: expected ${this.loraBParam.size} elements, got ${v.length}`,
       );
     this.loraBParam.data.set(v);
@@ -209,7 +219,9 @@ export class LoraLinear extends Module implements PerSampleModule {
 
   backward(gradOut: Tensor): Tensor {
     if (this.merged)
-      throw new Error('LoraLinear.backward: the adapter is merged; unmerge() before training');
+      throw new InvalidStateError(
+        'LoraLinear.backward: the adapter is merged; unmerge() before training',
+      );
     const sv = this.saved;
     if (!sv) throw noForward('LoraLinear.backward');
     const outShape = [...sv.x.shape];
@@ -225,7 +237,7 @@ export class LoraLinear extends Module implements PerSampleModule {
     if (trainA || trainB) {
       if (this.gradMode === 'perSample') {
         if (this.capture)
-          throw new Error(
+          throw new InvalidStateError(
             "LoraLinear.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch",
           );
         // Norms now, while g and the activations are hot in cache; clipped sums
@@ -282,7 +294,7 @@ export class LoraLinear extends Module implements PerSampleModule {
   addPerSampleNormsSq(out: Float64Array): void {
     const c = this.capture;
     if (!c)
-      throw new Error(
+      throw new InvalidStateError(
         'LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)',
       );
     for (let i = 0; i < c.batch; i++) out[i] += c.normsSq[i];
@@ -291,7 +303,7 @@ export class LoraLinear extends Module implements PerSampleModule {
   accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
     const c = this.capture;
     if (!c)
-      throw new Error(
+      throw new InvalidStateError(
         'LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)',
       );
     if (this.loraBParam.requiresGrad)

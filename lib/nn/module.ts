@@ -3,6 +3,7 @@
  * train/eval, and the per-sample gradient hooks the DP optimizer relies on.
  */
 import { Parameter, Tensor } from './tensor';
+import { InvalidArgumentError, InvalidStateError } from '../errors';
 
 /**
  * How backward treats parameter gradients.
@@ -132,13 +133,17 @@ export function bsf(
   features?: number,
 ): { batch: number; seq: number; feat: number } {
   if (x.shape.length < 2 || x.shape.length > 3) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'input',
       `${who}: input must be [batch, features] or [batch, seq, features], got ${JSON.stringify(x.shape)}`,
     );
   }
   const feat = x.features;
   if (features !== undefined && feat !== features) {
-    throw new RangeError(`${who}: input has ${feat} features, expected ${features}`);
+    throw new InvalidArgumentError(
+      'input',
+      `${who}: input has ${feat} features, expected ${features}`,
+    );
   }
   return { batch: x.shape[0], seq: x.seq, feat };
 }
@@ -146,7 +151,8 @@ export function bsf(
 /** Checks that backward's gradient matches the shape the forward produced. */
 export function checkGradShape(g: Tensor, shape: readonly number[], who: string): void {
   if (g.shape.length !== shape.length || g.shape.some((d, i) => d !== shape[i])) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'gradOut',
       `${who}: gradOut shape ${JSON.stringify(g.shape)} does not match the output shape ${JSON.stringify(shape)}`,
     );
   }
@@ -154,5 +160,7 @@ export function checkGradShape(g: Tensor, shape: readonly number[], who: string)
 
 /** Error for calling backward without a matching forward. */
 export function noForward(who: string): Error {
-  return new Error(`${who}: backward called without a preceding forward in training mode`);
+  return new InvalidStateError(
+    `${who}: backward called without a preceding forward in training mode`,
+  );
 }

@@ -1,6 +1,7 @@
 /** Stochastic gradient descent with momentum and (L2) weight decay. */
 import { Parameter } from '../nn/tensor';
 import { Optimizer } from './optimizer';
+import { InvalidArgumentError } from '../errors';
 
 /** Options of {@link SGD}. */
 export interface SGDOptions {
@@ -26,9 +27,15 @@ export class SGD extends Optimizer {
     this.weightDecay = options.weightDecay ?? 0;
     this.nesterov = !!options.nesterov;
     if (!(this.momentum >= 0 && this.momentum < 1))
-      throw new RangeError(`SGD: momentum must be in [0, 1), got ${this.momentum}`);
+      throw new InvalidArgumentError(
+        'momentum',
+        `SGD: momentum must be in [0, 1), got ${this.momentum}`,
+      );
     if (!(this.weightDecay >= 0))
-      throw new RangeError(`SGD: weightDecay must be >= 0, got ${this.weightDecay}`);
+      throw new InvalidArgumentError(
+        'weightDecay',
+        `SGD: weightDecay must be >= 0, got ${this.weightDecay}`,
+      );
   }
 
   protected hyper() {

@@ -31,6 +31,7 @@ import {
 } from './samplers';
 
 import type { AccountantKind, LedgerJson, PldParameters } from '../accounting';
+import { InvalidArgumentError, InvalidStateError } from '../errors';
 
 type Accountant = PldAccountant | RdpAccountant;
 
@@ -146,7 +147,10 @@ export interface PrivacyEngineState {
 function newAccountant(kind: AccountantKind, pld?: Partial<PldParameters>): Accountant {
   if (kind === 'pld') return new PldAccountant(pld ?? {});
   if (kind === 'rdp') return new RdpAccountant();
-  throw new RangeError(`accountant must be 'pld' or 'rdp', got ${String(kind)}`);
+  throw new InvalidArgumentError(
+    'accountant',
+    `accountant must be 'pld' or 'rdp', got ${String(kind)}`,
+  );
 }
 
 function cloneAccountant(a: Accountant): Accountant {
@@ -189,43 +193,56 @@ export class PrivacyEngine {
    */
   makePrivate(o: MakePrivateOptions): PrivateTraining {
     if (this.cfg)
-      throw new Error(
+      throw new InvalidStateError(
         'PrivacyEngine.makePrivate: this engine is already in use; create a new PrivacyEngine per training run',
       );
     if (o.onWarning) this.warnFn = o.onWarning;
     const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
     if (!Number.isInteger(N) || N < 1)
-      throw new RangeError(`makePrivate: dataset must have a positive integer length, got ${N}`);
+      throw new InvalidArgumentError(
+        'dataset',
+        `makePrivate: dataset must have a positive integer length, got ${N}`,
+      );
     if (!(Number.isFinite(o.batchSize) && o.batchSize > 0 && o.batchSize <= N))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'batchSize',
         `makePrivate: batchSize (expected batch size) must be in (0, N=${N}], got ${o.batchSize}`,
       );
     if (!(Number.isFinite(o.noiseMultiplier) && o.noiseMultiplier >= 0))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'noiseMultiplier',
         `makePrivate: noiseMultiplier must be finite and >= 0, got ${o.noiseMultiplier}`,
       );
     if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm > 0))
-      throw new RangeError(`makePrivate: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`);
+      throw new InvalidArgumentError(
+        'maxGradNorm',
+        `makePrivate: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`,
+      );
     if (
       o.maxPhysicalBatchSize !== undefined &&
       (!Number.isInteger(o.maxPhysicalBatchSize) || o.maxPhysicalBatchSize < 1)
     ) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'maxPhysicalBatchSize',
         `makePrivate: maxPhysicalBatchSize must be a positive integer, got ${o.maxPhysicalBatchSize}`,
       );
     }
     const delta = o.delta ?? 1 / Math.pow(N, 1.1);
     if (!(delta > 0 && delta < 1))
-      throw new RangeError(`makePrivate: delta must be in (0, 1), got ${delta}`);
+      throw new InvalidArgumentError('delta', `makePrivate: delta must be in (0, 1), got ${delta}`);
     if (delta >= 1 / N)
       this.warn(
         `delta = ${delta} >= 1/N = ${1 / N}: such a delta allows leaking a whole record; use delta << 1/N (default 1/N^1.1)`,
       );
     if (o.targetEpsilon !== undefined && !(o.targetEpsilon > 0))
-      throw new RangeError(`makePrivate: targetEpsilon must be > 0, got ${o.targetEpsilon}`);
+      throw new InvalidArgumentError(
+        'targetEpsilon',
+        `makePrivate: targetEpsilon must be > 0, got ${o.targetEpsilon}`,
+      );
     if (o.noiseMultiplier === 0) {
       if (o.targetEpsilon !== undefined)
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'noiseMultiplier',
           'makePrivate: noiseMultiplier = 0 gives infinite epsilon, which no targetEpsilon allows',
         );
       this.warn(
@@ -235,11 +252,15 @@ export class PrivacyEngine {
     const accountantKind = o.accountant ?? 'pld';
     const sampling = o.sampling ?? 'poisson';
     if (sampling !== 'poisson' && sampling !== 'shuffle')
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'sampling',
         `makePrivate: sampling must be 'poisson' or 'shuffle', got ${String(sampling)}`,
       );
     if (sampling === 'shuffle' && !Number.isInteger(o.batchSize))
-      throw new RangeError('makePrivate: shuffle sampling needs an integer batchSize');
+      throw new InvalidArgumentError(
+        'batchSize',
+        'makePrivate: shuffle sampling needs an integer batchSize',
+      );
 
     this.seeded = o.seed !== undefined;
     this.rng = this.seeded ? new Rng({ seed: seedToKey(o.seed!) }) : new Rng();
@@ -304,23 +325,28 @@ export class PrivacyEngine {
   makePrivateWithEpsilon(o: MakePrivateWithEpsilonOptions): PrivateTraining {
     const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
     if (!Number.isInteger(N) || N < 1)
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'dataset',
         `makePrivateWithEpsilon: dataset must have a positive integer length, got ${N}`,
       );
     if (!(o.targetEpsilon > 0 && Number.isFinite(o.targetEpsilon)))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'targetEpsilon',
         `makePrivateWithEpsilon: targetEpsilon must be finite and > 0, got ${o.targetEpsilon}`,
       );
     if (!(o.targetDelta > 0 && o.targetDelta < 1))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'targetDelta',
         `makePrivateWithEpsilon: targetDelta must be in (0, 1), got ${o.targetDelta}`,
       );
     if (!(o.epochs > 0 && Number.isFinite(o.epochs)))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'epochs',
         `makePrivateWithEpsilon: epochs must be finite and > 0, got ${o.epochs}`,
       );
     if (!(o.batchSize > 0 && o.batchSize <= N))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'batchSize',
         `makePrivateWithEpsilon: batchSize must be in (0, N=${N}], got ${o.batchSize}`,
       );
     const sampleRate = (o.sampling ?? 'poisson') === 'poisson' ? o.batchSize / N : 1;
@@ -352,7 +378,7 @@ export class PrivacyEngine {
     rng: Rng;
   } {
     if (!this.cfg || !this.dp || !this.sampler_ || !this.accountant || !this.model || !this.rng)
-      throw new Error('PrivacyEngine: call makePrivate first');
+      throw new InvalidStateError('PrivacyEngine: call makePrivate first');
     return {
       cfg: this.cfg,
       dp: this.dp,
@@ -529,7 +555,7 @@ export class PrivacyEngine {
     const { sampler, cfg, dp } = this.need();
     this.refuseIfExhausted();
     if (dp.accumulatedSamples > 0 || dp.hasPendingCapture()) {
-      throw new Error(
+      throw new InvalidStateError(
         'nextBatch(): the previous logical batch has accumulated gradients but no step; call optimizer.step(), or optimizer.zeroGrad() to abandon it explicitly',
       );
     }
@@ -546,7 +572,8 @@ export class PrivacyEngine {
   getEpsilon(delta?: number): number {
     const { cfg, accountant } = this.need();
     const d = delta ?? cfg.delta;
-    if (!(d > 0 && d < 1)) throw new RangeError(`getEpsilon: delta must be in (0, 1), got ${d}`);
+    if (!(d > 0 && d < 1))
+      throw new InvalidArgumentError('delta', `getEpsilon: delta must be in (0, 1), got ${d}`);
     if (this.noiselessSteps > 0) return Infinity;
     if (accountantIsEmpty(accountant)) return 0;
     // PLD composition is costly: remember answers until the ledger changes.
@@ -584,7 +611,7 @@ export class PrivacyEngine {
     dp.inner.params.forEach((p, i) => {
       const path = paths.get(p);
       if (path === undefined)
-        throw new Error('stateDict: optimizer parameter not found in the model');
+        throw new Error('internal: stateDict: optimizer parameter not found in the model');
       slots[path] = os.slots[i];
     });
     return {
@@ -618,15 +645,20 @@ export class PrivacyEngine {
   loadStateDict(state: PrivacyEngineState): void {
     const { cfg, dp, sampler, model } = this.need();
     if (!state || state.format !== 'dp-lora.privacy-engine' || state.version !== 1)
-      throw new TypeError('loadStateDict: not a dp-lora privacy-engine state (format/version)');
+      throw new InvalidArgumentError(
+        'state',
+        'loadStateDict: not a dp-lora privacy-engine state (format/version)',
+      );
     if (state.accountant === undefined || state.accountant === null)
-      throw new TypeError(
+      throw new InvalidArgumentError(
+        'state',
         'loadStateDict: the state has no privacy ledger (accountant); refusing to resume without it',
       );
     if (!Number.isInteger(state.step) || state.step < 0)
-      throw new RangeError('loadStateDict: step must be an integer >= 0');
+      throw new InvalidArgumentError('step', 'loadStateDict: step must be an integer >= 0');
     if (!Number.isInteger(state.noiselessSteps) || state.noiselessSteps < 0)
-      throw new TypeError(
+      throw new InvalidArgumentError(
+        'noiselessSteps',
         'loadStateDict: noiselessSteps must be an integer >= 0 (part of the privacy record)',
       );
     const acc = accountantFromJSON(state.accountant);
@@ -654,23 +686,32 @@ export class PrivacyEngine {
     for (const path of trainable) {
       const s = state.params[path];
       if (!s)
-        throw new RangeError(`loadStateDict: no saved value for trainable parameter '${path}'`);
+        throw new InvalidArgumentError(
+          'state',
+          `loadStateDict: no saved value for trainable parameter '${path}'`,
+        );
       const p = named.get(path)!;
       if (!isFloat32Array(s.data) || s.data.length !== p.size)
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'state',
           `loadStateDict: '${path}' must be a Float32Array of ${p.size} elements`,
         );
     }
     for (const path of Object.keys(state.params))
       if (!named.get(path)?.requiresGrad)
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'state',
           `loadStateDict: saved parameter '${path}' is not a trainable parameter of this model`,
         );
     // Optimizer.
     const paths = this.paramPaths();
     const slots = dp.inner.params.map((p) => {
       const s = state.optimizer.slots[paths.get(p)!];
-      if (!s) throw new RangeError(`loadStateDict: no optimizer state for '${paths.get(p)}'`);
+      if (!s)
+        throw new InvalidArgumentError(
+          'state',
+          `loadStateDict: no optimizer state for '${paths.get(p)}'`,
+        );
       return s;
     });
     dp.inner.loadStateDict({
