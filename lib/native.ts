@@ -86,14 +86,15 @@ function wrapAddon(raw: Record<string, unknown>, file: string): NativeAddon {
           'version of dp-lora; rebuild it (`npm rebuild dp-lora` or `npx node-gyp rebuild`).',
       );
     const call = fn as (...args: unknown[]) => unknown;
+    // Async functions validate synchronously (a sync throw means nothing was queued, which
+    // callers rely on), then settle; both paths are translated.
     out[name] = name.endsWith('Async')
       ? (...args: unknown[]): unknown => {
           let p: Promise<unknown>;
           try {
             p = call(...args) as Promise<unknown>;
           } catch (e) {
-            // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the thrown value on
-            return Promise.reject(translateNativeError(e, name));
+            throw translateNativeError(e, name) as Error;
           }
           return p.then(undefined, (e: unknown) => {
             throw translateNativeError(e, name) as Error;

@@ -433,7 +433,7 @@ describe('refusals', () => {
       engine.optimizer.accumulate();
       expectError(() => engine.optimizer.step(), 'PerSampleGradError', /were accumulated/);
       // A half-done batch is not silently dropped by drawing the next one ...
-      expectError(() => engine.nextBatch(), 'Error', /abandon it explicitly/);
+      expectError(() => engine.nextBatch(), 'InvalidStateError', /abandon it explicitly/);
       // ... only explicitly.
       engine.optimizer.zeroGrad();
       expect(() => engine.nextBatch()).not.toThrow();

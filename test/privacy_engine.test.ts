@@ -125,33 +125,33 @@ describe('engine defaults', () => {
     };
     expectError(
       () => new PrivacyEngine().makePrivate({ ...base, batchSize: 200 }),
-      'RangeError',
+      'InvalidArgumentError',
       /batchSize/,
     );
     expectError(
       () => new PrivacyEngine().makePrivate({ ...base, maxGradNorm: 0 }),
-      'RangeError',
+      'InvalidArgumentError',
       /maxGradNorm/,
     );
     expectError(
       () => new PrivacyEngine().makePrivate({ ...base, noiseMultiplier: NaN }),
-      'RangeError',
+      'InvalidArgumentError',
       /noiseMultiplier/,
     );
     expectError(
       () => new PrivacyEngine().makePrivate({ ...base, dataset: { length: 0 } }),
-      'RangeError',
+      'InvalidArgumentError',
       /dataset/,
     );
     expectError(
       () => new PrivacyEngine().makePrivate({ ...base, maxPhysicalBatchSize: 0 }),
-      'RangeError',
+      'InvalidArgumentError',
       /maxPhysicalBatchSize/,
     );
     const e = new PrivacyEngine();
     e.makePrivate(base);
-    expectError(() => e.makePrivate(base), 'Error', /already in use/);
-    expectError(() => new PrivacyEngine().getEpsilon(), 'Error', /makePrivate first/);
+    expectError(() => e.makePrivate(base), 'InvalidStateError', /already in use/);
+    expectError(() => new PrivacyEngine().getEpsilon(), 'InvalidStateError', /makePrivate first/);
   });
 });
 
@@ -334,12 +334,12 @@ describe('state', () => {
     delete state.accountant;
     expectError(
       () => make(5, 1).engine.loadStateDict(state as PrivacyEngineState),
-      'TypeError',
+      'InvalidArgumentError',
       /ledger/,
     );
     const s2 = b.engine.stateDict();
     delete (s2.params as Record<string, unknown>)['2.bias'];
-    expectError(() => make(5, 1).engine.loadStateDict(s2), 'RangeError', /2\.bias/);
+    expectError(() => make(5, 1).engine.loadStateDict(s2), 'InvalidArgumentError', /2\.bias/);
   });
 });
 

@@ -298,7 +298,8 @@ export class PldAccountant extends BaseAccountant implements Accountant {
         this.cache = { version: this.version, remove: r, add: a, gridStep: params.gridStep };
         return this.cache;
       } catch (e) {
-        if (!(e instanceof RangeError) || params.gridStep * 2 > MAX_AUTO_GRID_STEP) throw e;
+        if (!(e instanceof InvalidArgumentError && e.argument === 'gridStep')) throw e;
+        if (params.gridStep * 2 > MAX_AUTO_GRID_STEP) throw e;
         params = { ...params, gridStep: params.gridStep * 2 };
       }
     }

@@ -117,7 +117,7 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
       return acc.getEpsilon(delta);
     } catch (e) {
       // Grid too fine for a very small z: treat as "does not meet the target".
-      if (e instanceof RangeError && /FFT|grid points/.test(e.message)) return Infinity;
+      if (e instanceof InvalidArgumentError && e.argument === 'gridStep') return Infinity;
       throw e;
     }
   };

@@ -3,11 +3,7 @@
  * jest runs tests in a separate vm context, so `toThrow(RangeError)` fails on
  * them.  Compare the error's name (and message) instead.
  */
-export function expectError(
-  fn: () => unknown,
-  name: string,
-  message?: RegExp,
-): void {
+export function expectError(fn: () => unknown, name: string, message?: RegExp): void {
   let thrown: unknown;
   try {
     fn();
