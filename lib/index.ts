@@ -2,7 +2,16 @@
  * dp-lora: differentially private LoRA fine-tuning for Node.js.
  * Every public name is exported from here.
  */
+export {
+  DpLoraError,
+  ErrorCode,
+  InvalidArgumentError,
+  InvalidStateError,
+  NativeError,
+} from './errors';
+export type { ErrorCodeValue, DpLoraErrorOptions } from './errors';
 export { capabilities, setIsa, setThreads, loadAddon, NativeLoadError } from './native';
+export type { NativeAddon } from './native_types';
 export type { Capabilities } from './native';
 export {
   perSampleGradNormSq,

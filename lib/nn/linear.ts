@@ -17,6 +17,7 @@ import {
   NormMethod,
 } from './ops';
 import { Parameter, Tensor } from './tensor';
+import { requireElementCount } from '../validate';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
 
 /** Options of {@link Linear}. */
@@ -67,6 +68,7 @@ export class Linear extends Module implements PerSampleModule {
         'outFeatures',
         `Linear: outFeatures must be a positive integer, got ${outFeatures}`,
       );
+    requireElementCount('outFeatures', [outFeatures, inFeatures]);
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
     const trainable = options.trainable ?? true;

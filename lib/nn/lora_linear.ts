@@ -77,6 +77,14 @@ export class LoraLinear extends Module implements PerSampleModule {
     const r = options.r;
     if (!Number.isInteger(r) || r < 1)
       throw new InvalidArgumentError('r', `LoraLinear: r must be a positive integer, got ${r}`);
+    // A rank above min(in, out) adds parameters without adding expressiveness, and bounds
+    // every allocation of A [r, in] and B [out, r] by the base layer's size.
+    const maxRank = Math.min(base.inFeatures, base.outFeatures);
+    if (r > maxRank)
+      throw new InvalidArgumentError(
+        'r',
+        `LoraLinear: r must be <= min(inFeatures, outFeatures) = ${maxRank}, got ${r}`,
+      );
     const alpha = options.alpha ?? r;
     if (!Number.isFinite(alpha))
       throw new InvalidArgumentError('alpha', `LoraLinear: alpha must be finite, got ${alpha}`);
