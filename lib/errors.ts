@@ -71,6 +71,12 @@ export class DpLoraError extends Error {
   }
 }
 
+function namesArgument(message: string, argument: string): boolean {
+  const escaped = argument.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // "rank must be ...", "LoraLinear: r must be ...", "state.position: ..." name it already.
+  return new RegExp(`(^|: )${escaped}([ :.[]|$)`).test(message);
+}
+
 /** A bad argument: wrong type, out of range, non-finite or malformed. Always names it. */
 export class InvalidArgumentError extends DpLoraError {
   declare readonly argument: string;
@@ -78,15 +84,19 @@ export class InvalidArgumentError extends DpLoraError {
   /**
    * @param argument - the argument's name as the caller wrote it (e.g. `maxGradNorm`, `--rank`)
    * @param message - what is wrong and what is accepted; the argument's name is prefixed
-   *   (`"rank: must be ..."`) unless the message already starts with it (`"rank must be ..."`)
+   *   (`"rank: must be ..."`) unless the message already starts with it, alone or after a
+   *   `"Caller: "` prefix (`"rank must be ..."`, `"LoraLinear: r must be ..."`)
    * @param cause - an underlying error, if any
    */
   constructor(argument: string, message: string, cause?: unknown) {
-    const named =
-      message.startsWith(argument) && /^[ :]/.test(message.slice(argument.length))
-        ? message
-        : `${argument}: ${message}`;
-    super(ErrorCode.InvalidArgument, named, { argument, cause });
+    super(
+      ErrorCode.InvalidArgument,
+      namesArgument(message, argument) ? message : `${argument}: ${message}`,
+      {
+        argument,
+        cause,
+      },
+    );
   }
 }
 

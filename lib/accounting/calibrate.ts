@@ -76,10 +76,7 @@ export function resolveSteps(sampleRate: number, steps?: number, epochs?: number
 /** Like {@link getNoiseMultiplier}, with diagnostics. */
 export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCalibration {
   if (opts === null || typeof opts !== 'object')
-    throw new InvalidArgumentError(
-      'getNoiseMultiplier',
-      'getNoiseMultiplier expects an options object',
-    );
+    throw new InvalidArgumentError('opts', 'getNoiseMultiplier expects an options object');
   const eps = finite('targetEpsilon', opts.targetEpsilon);
   if (!(eps > 0))
     throw new InvalidArgumentError('targetEpsilon', `targetEpsilon must be > 0, got ${eps}`);

@@ -11,6 +11,7 @@
  * Only the first `maxChars` characters of the body are used (bounds time on huge mails).
  */
 import { InvalidArgumentError } from '../errors';
+import { MAX_ELEMENTS, requireElementCount } from '../validate';
 
 /** Featurizer settings (part of the base-model cache key). */
 export interface FeaturizerConfig {
@@ -197,6 +198,11 @@ export function featurize(texts: string[], config: Partial<FeaturizerConfig> = {
       'maxChars',
       `maxChars must be a positive integer, got ${cfg.maxChars}`,
     );
+  if (!Array.isArray(texts))
+    throw new InvalidArgumentError('texts', `must be an array of strings, got ${typeof texts}`);
+  if (cfg.dim > MAX_ELEMENTS)
+    throw new InvalidArgumentError('dim', `dim must be <= ${MAX_ELEMENTS}, got ${cfg.dim}`);
+  requireElementCount('dim', [texts.length, cfg.dim]);
   const out = new Float32Array(texts.length * cfg.dim);
   for (let i = 0; i < texts.length; i++) {
     if (typeof texts[i] !== 'string')

@@ -17,7 +17,7 @@ import {
   NormMethod,
 } from './ops';
 import { Parameter, Tensor } from './tensor';
-import { requireElementCount } from '../validate';
+import { MAX_ELEMENTS, requireElementCount, requireInt } from '../validate';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
 
 /** Options of {@link Linear}. */
@@ -68,6 +68,8 @@ export class Linear extends Module implements PerSampleModule {
         'outFeatures',
         `Linear: outFeatures must be a positive integer, got ${outFeatures}`,
       );
+    requireInt('inFeatures', inFeatures, { max: MAX_ELEMENTS });
+    requireInt('outFeatures', outFeatures, { max: MAX_ELEMENTS });
     requireElementCount('outFeatures', [outFeatures, inFeatures]);
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
