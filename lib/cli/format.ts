@@ -4,27 +4,58 @@
  */
 import { OptionError } from '../errors';
 
-/** Parses a finite number option value, naming the option in the error. */
-export function numberOption(name: string): (value: string) => number {
+/** Bounds of a numeric option: `[min, max]`, with `min` optionally exclusive. */
+export interface OptionBounds {
+  min?: number;
+  /** `min` itself is refused (e.g. `> 0`). */
+  minExclusive?: boolean;
+  max?: number;
+  /** `max` itself is refused (e.g. `< 1`). */
+  maxExclusive?: boolean;
+}
+
+function checkOptionBounds(name: string, v: number, value: string, b: OptionBounds): number {
+  const lo = b.min === undefined ? '' : `${b.minExclusive ? '>' : '>='} ${b.min}`;
+  const hi = b.max === undefined ? '' : `${b.maxExclusive ? '<' : '<='} ${b.max}`;
+  const want = [lo, hi].filter(Boolean).join(' and ');
+  const belowMin = b.min !== undefined && (b.minExclusive ? v <= b.min : v < b.min);
+  const aboveMax = b.max !== undefined && (b.maxExclusive ? v >= b.max : v > b.max);
+  if (belowMin || aboveMax) throw new OptionError(name, `must be ${want}, got '${value}'`);
+  return v;
+}
+
+/** Parses a finite number option value within `bounds`, naming the option in the error. */
+export function numberOption(name: string, bounds: OptionBounds = {}): (value: string) => number {
   return (value: string) => {
     const v = Number(value);
     if (value.trim() === '' || !Number.isFinite(v)) {
       throw new OptionError(name, `must be a finite number, got '${value}'`);
     }
-    return v;
+    return checkOptionBounds(name, v, value, bounds);
   };
 }
 
-/** Parses an integer option value, naming the option in the error. */
-export function integerOption(name: string): (value: string) => number {
+/** Parses an integer option value within `bounds`, naming the option in the error. */
+export function integerOption(name: string, bounds: OptionBounds = {}): (value: string) => number {
   return (value: string) => {
     const v = Number(value);
     if (value.trim() === '' || !Number.isSafeInteger(v)) {
       throw new OptionError(name, `must be an integer, got '${value}'`);
     }
-    return v;
+    return checkOptionBounds(name, v, value, bounds);
   };
 }
+
+/** Bounds shared by the accounting subcommands' options. */
+export const ACCOUNTING_OPTION_BOUNDS = {
+  sampleRate: { min: 0, minExclusive: true, max: 1 },
+  noise: { min: 0, minExclusive: true },
+  delta: { min: 0, minExclusive: true, max: 1, maxExclusive: true },
+  epsilon: { min: 0, minExclusive: true },
+  epochs: { min: 0, minExclusive: true },
+  /** Up to 2^31 - 1 steps. */
+  steps: { min: 1, max: 2 ** 31 - 1 },
+} satisfies Record<string, OptionBounds>;
 
 /** Parses an accountant kind. */
 export function accountantOption(value: string): 'rdp' | 'pld' {
