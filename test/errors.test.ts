@@ -16,6 +16,7 @@ import {
   InvalidStateError,
   LedgerFormatError,
   Linear,
+  LayerNorm,
   LoraLinear,
   Module,
   Parameter,
@@ -316,6 +317,15 @@ cases.push(
   ],
   ['saveAdapter dir not a string', () => saveAdapter(42 as unknown as string, adapter()), 'dir'],
   ['Rng seed too short', () => new Rng({ seed: new Uint8Array(3) }), 'seed'],
+  ['LayerNorm features huge', () => new LayerNorm(2 ** 31), 'features'],
+  ['Tensor.zeros shape huge', () => Tensor.zeros([2 ** 20, 2 ** 20]), 'shape'],
+  ['Tensor.zeros shape NaN', () => Tensor.zeros([Number.NaN]), 'shape'],
+  ['fixed.clipSum dim huge', () => fixed.clipSum(new Int32Array(0), 0, 1e12, 1), 'dim'],
+  [
+    'computeRdp orders huge',
+    () => computeRdp({ sampleRate: 0.1, noiseMultiplier: 1, steps: 1, orders: [1e12] }),
+    'orders',
+  ],
 );
 
 describe('bad arguments are InvalidArgumentErrors naming the argument', () => {

@@ -184,7 +184,10 @@ export function computeRdp(opts: ComputeRdpOptions): Float64Array {
   return out;
 }
 
-/** Throws a RangeError naming `orders` unless every order is a finite number > 1. */
+/** Largest Renyi order accepted (an integer order alpha costs alpha + 1 terms). */
+export const MAX_ORDER = 1e6;
+
+/** Throws an InvalidArgumentError naming `orders` unless every order is a finite number > 1. */
 export function checkOrders(orders: readonly number[]): void {
   if (!Array.isArray(orders) && !(orders instanceof Float64Array)) {
     throw new InvalidArgumentError('orders', 'orders must be an array of numbers > 1');
@@ -193,6 +196,10 @@ export function checkOrders(orders: readonly number[]): void {
   for (const a of orders) {
     if (typeof a !== 'number' || !Number.isFinite(a) || !(a > 1)) {
       throw new InvalidArgumentError('orders', `orders must be finite numbers > 1, got ${a}`);
+    }
+    // An integer order alpha sums alpha + 1 terms: bound the work and the allocation.
+    if (a > MAX_ORDER) {
+      throw new InvalidArgumentError('orders', `orders must be <= ${MAX_ORDER}, got ${a}`);
     }
   }
 }

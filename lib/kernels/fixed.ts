@@ -10,6 +10,7 @@
  * `update = fixed.dequantize(s, f)` divided by the expected batch size.
  */
 import { loadAddon } from '../native';
+import { MAX_ELEMENTS } from '../validate';
 import { Rng, RationalSigmaSq, sigmaSqRational } from './rng';
 import { InvalidArgumentError } from '../errors';
 
@@ -137,6 +138,8 @@ export function fixedClipSum(
   if (out === undefined) {
     if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 0)
       throw new InvalidArgumentError('dim', 'dim must be a non-negative integer');
+    if (dim > MAX_ELEMENTS)
+      throw new InvalidArgumentError('dim', `dim must be <= ${MAX_ELEMENTS}, got ${dim}`);
     if (
       typeof batch === 'number' &&
       Number.isInteger(batch) &&

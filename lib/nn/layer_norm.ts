@@ -6,6 +6,7 @@
 import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
 import { Parameter, Tensor } from './tensor';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
+import { MAX_ELEMENTS } from '../validate';
 
 /** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
@@ -38,6 +39,8 @@ export class LayerNorm extends Module implements PerSampleModule {
         'features',
         `LayerNorm: features must be a positive integer, got ${features}`,
       );
+    if (features > MAX_ELEMENTS)
+      throw new InvalidArgumentError('features', `LayerNorm: features must be <= ${MAX_ELEMENTS}`);
     this.features = features;
     this.eps = options.eps ?? 1e-5;
     const trainable = options.trainable ?? true;

@@ -2,6 +2,7 @@
  * Tensors and parameters: dense row-major Float32Array data with a shape.
  */
 import { InvalidArgumentError } from '../errors';
+import { requireElementCount } from '../validate';
 
 /** Number of elements of a shape. */
 export function shapeSize(shape: readonly number[]): number {
@@ -37,6 +38,15 @@ export class Tensor {
 
   /** A zero tensor of the given shape. */
   static zeros(shape: readonly number[]): Tensor {
+    if (!Array.isArray(shape))
+      throw new InvalidArgumentError('shape', 'Tensor.zeros: shape must be an array');
+    for (const d of shape)
+      if (!Number.isInteger(d) || d < 0)
+        throw new InvalidArgumentError(
+          'shape',
+          `Tensor.zeros: shape ${JSON.stringify(shape)} must hold non-negative integers`,
+        );
+    requireElementCount('shape', shape);
     return new Tensor(new Float32Array(shapeSize(shape)), shape);
   }
 
