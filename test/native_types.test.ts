@@ -3,7 +3,15 @@
  * same functions, and native argument errors reach users as InvalidArgumentError naming the
  * argument.
  */
-import { loadAddon, rawAddonFunctionNames, translateNativeError } from '../lib/native';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import {
+  loadAddon,
+  loadAddonFrom,
+  rawAddonFunctionNames,
+  translateNativeError,
+} from '../lib/native';
 import { NATIVE_FUNCTION_NAMES } from '../lib/native_types';
 import { sgemm, sgemmAsync, clipFactors, perSampleGradNormSq } from '../lib/kernels/linalg';
 import { expectCode, expectCodeAsync, expectInvalidArgument } from './helpers/errors';
@@ -13,6 +21,19 @@ describe('typed native addon', () => {
     // A native function added without a type (or a type left after its function is gone) fails.
     expect([...NATIVE_FUNCTION_NAMES]).toEqual(rawAddonFunctionNames());
     expect(NATIVE_FUNCTION_NAMES.length).toBeGreaterThanOrEqual(24);
+  });
+
+  test('an addon file lacking a typed function is refused, naming the function', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dplora-partial-'));
+    try {
+      const fake = path.join(dir, 'partial.js');
+      fs.writeFileSync(fake, 'module.exports = { isaInfo() { return {}; } };\n');
+      expectCode(() => loadAddonFrom(dir, fake), 'ERR_DPLORA_NATIVE_LOAD', {
+        message: /has no function \w+/,
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('loadAddon returns every listed function and nothing else', () => {
