@@ -15,9 +15,13 @@ export type NativeIsaName = 'scalar' | 'neon' | 'avx2' | 'avx512';
 
 /** `shape` argument of the per-sample norm and clipped-sum kernels. */
 export interface NativeGradShape {
+  /** Samples in the batch. */
   batch: number;
+  /** Rows per sample. */
   seq: number;
+  /** Input width (columns of `a`). */
   inDim: number;
+  /** Output width (columns of `g`). */
   outDim: number;
   /** Norm method (gradNormSq only); default 'auto'. */
   method?: 'auto' | 'direct' | 'ghost' | 'bound';
@@ -25,22 +29,35 @@ export interface NativeGradShape {
 
 /** `opts` argument of sgemm: `C = alpha * op(A) * op(B) + beta * C`. */
 export interface NativeSgemmOptions {
+  /** Rows of op(A) and C. */
   m: number;
+  /** Columns of op(B) and C. */
   n: number;
+  /** Columns of op(A), rows of op(B). */
   k: number;
+  /** op(A) = A^T. */
   transA?: boolean;
+  /** op(B) = B^T. */
   transB?: boolean;
+  /** Scale of the product (default 1). */
   alpha?: number;
+  /** Scale of C (default 0: C is write-only). */
   beta?: number;
+  /** Row stride of A. */
   lda?: number;
+  /** Row stride of B. */
   ldb?: number;
+  /** Row stride of C. */
   ldc?: number;
 }
 
 /** Result of clipFactors and clipRows. */
 export interface NativeClipResult {
+  /** Per-sample clipping factors. */
   factors: Float32Array;
+  /** Samples whose factor is below 1. */
   clipped: number;
+  /** Samples with a non-finite norm (factor 0). */
   nonfinite: number;
 }
 

@@ -6,9 +6,11 @@ import { OptionError } from '../errors';
 
 /** Bounds of a numeric option: `[min, max]`, with `min` optionally exclusive. */
 export interface OptionBounds {
+  /** Smallest accepted value. */
   min?: number;
   /** `min` itself is refused (e.g. `> 0`). */
   minExclusive?: boolean;
+  /** Largest accepted value. */
   max?: number;
   /** `max` itself is refused (e.g. `< 1`). */
   maxExclusive?: boolean;
