@@ -37,6 +37,12 @@ import {
   featurize,
   fixed,
   loadCheckpoint,
+  hasCheckpoint,
+  saveCheckpoint,
+  loadAdapter,
+  loadUserData,
+  readSafetensors,
+  atomicWriteFile,
   loadPrivacyReport,
   parseCsv,
   parseSafetensors,
@@ -44,7 +50,7 @@ import {
   setThreads,
   defaultAdapterConfig,
 } from '../lib';
-import type { AdapterData, PrivacyReport } from '../lib';
+import type { AdapterData, CheckpointState, PrivacyReport } from '../lib';
 import { loadAddonFrom } from '../lib/native';
 import { MAX_ELEMENTS } from '../lib/validate';
 import { makeModel, quiet } from './helpers/dp_setup';
@@ -316,6 +322,23 @@ cases.push(
     'data',
   ],
   ['saveAdapter dir not a string', () => saveAdapter(42 as unknown as string, adapter()), 'dir'],
+  ['loadAdapter dir not a string', () => loadAdapter(7 as unknown as string), 'dir'],
+  ['loadCheckpoint root not a string', () => loadCheckpoint({} as unknown as string), 'root'],
+  ['hasCheckpoint root not a string', () => hasCheckpoint(null as unknown as string), 'root'],
+  [
+    'saveCheckpoint state not an object',
+    () => saveCheckpoint(path.join(tmp, 'ck'), 'x' as unknown as CheckpointState),
+    'state',
+  ],
+  ['loadUserData file not a string', () => loadUserData(1 as unknown as string), 'file'],
+  ['parseCsv text not a string', () => parseCsv(undefined as unknown as string), 'text'],
+  ['parseSafetensors buf not bytes', () => parseSafetensors('x' as unknown as Buffer), 'buf'],
+  ['readSafetensors file not a string', () => readSafetensors(3 as unknown as string), 'file'],
+  [
+    'atomicWriteFile target not a string',
+    () => atomicWriteFile(3 as unknown as string, 'x'),
+    'target',
+  ],
   ['Rng seed too short', () => new Rng({ seed: new Uint8Array(3) }), 'seed'],
   ['LayerNorm features huge', () => new LayerNorm(2 ** 31), 'features'],
   ['Tensor.zeros shape huge', () => Tensor.zeros([2 ** 20, 2 ** 20]), 'shape'],

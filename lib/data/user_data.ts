@@ -10,6 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DataFormatError } from '../errors';
+import { requireString } from '../validate';
 export { DataFormatError };
 
 /** Labelled texts with class ids. */
@@ -26,6 +27,7 @@ export interface LabelledTexts {
  * unterminated quoted field or a stray quote inside an unquoted field.
  */
 export function parseCsv(text: string, source = 'CSV'): string[][] {
+  requireString('text', text, false);
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const rows: string[][] = [];
   let row: string[] = [];
@@ -227,6 +229,9 @@ export function loadUserData(
   textField = 'text',
   labelField = 'label',
 ): LabelledTexts {
+  requireString('file', file);
+  requireString('textField', textField);
+  requireString('labelField', labelField);
   if (!fs.existsSync(file)) throw new DataFormatError(`${file}: no such file`);
   const ext = path.extname(file).toLowerCase();
   const text = fs.readFileSync(file, 'utf8');

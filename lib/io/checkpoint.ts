@@ -20,6 +20,7 @@ import * as crypto from 'crypto';
 import { atomicWriteDir, atomicWriteFile } from './atomic';
 import { parseSafetensors, serializeSafetensors, StTensor, StTensorInput } from './safetensors';
 import { CheckpointError } from '../errors';
+import { requireObject, requireString } from '../validate';
 export { CheckpointError };
 
 /** What a checkpoint holds besides tensors. */
@@ -62,6 +63,8 @@ export function saveCheckpoint(
   tensors: Record<string, StTensorInput> = {},
   options: { keep?: number } = {},
 ): string {
+  requireString('root', root);
+  requireObject('state', state);
   if (!Number.isSafeInteger(state.step) || state.step < 0)
     throw new CheckpointError(`state.step must be a non-negative integer, got ${state.step}`);
   if (state.ledger === undefined || state.ledger === null || typeof state.ledger !== 'object') {
@@ -99,6 +102,7 @@ export function saveCheckpoint(
 
 /** Whether `root` holds a checkpoint (a latest.json). */
 export function hasCheckpoint(root: string): boolean {
+  requireString('root', root);
   return fs.existsSync(path.join(root, LATEST_FILE));
 }
 
@@ -110,6 +114,7 @@ export function loadCheckpoint(
   root: string,
   options: { validateLedger?: (ledger: unknown) => void } = {},
 ): { state: CheckpointState; tensors: Map<string, StTensor>; dir: string } {
+  requireString('root', root);
   const latestPath = path.join(root, LATEST_FILE);
   if (!fs.existsSync(latestPath))
     throw new CheckpointError(`${root}: no checkpoint (missing ${LATEST_FILE})`);

@@ -367,6 +367,7 @@ export function decodeAdapter(
 
 /** Loads an adapter directory written by {@link saveAdapter} (or by PEFT, for LoRA adapters). */
 export function loadAdapter(dir: string): AdapterData {
+  requireString('dir', dir);
   const cfg = path.join(dir, ADAPTER_CONFIG_FILE);
   const w = path.join(dir, ADAPTER_WEIGHTS_FILE);
   if (!fs.existsSync(cfg)) throw new AdapterFormatError(`${dir}: no ${ADAPTER_CONFIG_FILE}`);

@@ -14,7 +14,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import { atomicWriteFile } from './atomic';
-import { SafetensorsError } from '../errors';
+import { InvalidArgumentError, SafetensorsError } from '../errors';
+import { requireString } from '../validate';
 export { SafetensorsError };
 
 /** Element types this module understands. */
@@ -296,6 +297,8 @@ export function parseSafetensors(
   buf: Buffer | Uint8Array,
   source = 'safetensors data',
 ): SafetensorsFile {
+  if (Object.prototype.toString.call(buf) !== '[object Uint8Array]')
+    throw new InvalidArgumentError('buf', 'must be a Buffer or Uint8Array');
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (b.length < 8)
     throw new SafetensorsError(
@@ -414,6 +417,7 @@ function checkShapeRead(shape: unknown, name: string, source: string): number {
 
 /** Reads and parses a safetensors file (see {@link parseSafetensors}). */
 export function readSafetensors(file: string): SafetensorsFile {
+  requireString('file', file);
   return parseSafetensors(fs.readFileSync(file), file);
 }
 
@@ -423,5 +427,6 @@ export function writeSafetensors(
   tensors: Record<string, StTensorInput> | Map<string, StTensorInput>,
   metadata: Record<string, string> = {},
 ): void {
+  requireString('file', file);
   atomicWriteFile(file, serializeSafetensors(tensors, metadata));
 }
