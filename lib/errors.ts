@@ -56,7 +56,7 @@ export class DpLoraError extends Error {
   /** Stable machine-readable code, one of {@link ErrorCode}. */
   readonly code: ErrorCodeValue;
   /** The argument (or CLI option, or file) at fault, where there is one. */
-  readonly argument?: string;
+  declare readonly argument?: string;
 
   /**
    * @param code - one of {@link ErrorCode}
