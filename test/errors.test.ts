@@ -19,6 +19,14 @@ import {
   LayerNorm,
   LoraLinear,
   Module,
+  Adam,
+  ShuffleSampler,
+  splitMicroBatches,
+  parseJsonl,
+  crossEntropyLoss,
+  mseLoss,
+  LRScheduler,
+  decodeAdapter,
   Parameter,
   Sequential,
   NativeLoadError,
@@ -256,6 +264,7 @@ const bad = {
   huge: 1e12,
 };
 const cases: Case[] = [];
+const u = (): never => undefined as never;
 for (const [kind, v] of Object.entries(bad)) {
   cases.push(
     [`Linear inFeatures ${kind}`, () => new Linear(v, 3), 'inFeatures'],
@@ -339,6 +348,26 @@ cases.push(
     () => atomicWriteFile(3 as unknown as string, 'x'),
     'target',
   ],
+  // Options objects of the wrong type.
+  ['makePrivate options', () => new PrivacyEngine().makePrivate(u()), 'options'],
+  [
+    'makePrivateWithEpsilon options',
+    () => new PrivacyEngine().makePrivateWithEpsilon(u()),
+    'options',
+  ],
+  ['SGD options', () => new SGD([], u()), 'options'],
+  ['Adam options', () => new Adam([], u()), 'options'],
+  ['PoissonSampler options', () => new PoissonSampler(u()), 'options'],
+  ['ShuffleSampler options', () => new ShuffleSampler(u()), 'options'],
+  ['computeRdp opts', () => computeRdp(u()), 'opts'],
+  ['LoraLinear options', () => new LoraLinear(base(), u()), 'options'],
+  ['Linear options', () => new Linear(2, 2, 'x' as never), 'options'],
+  ['splitMicroBatches indices', () => splitMicroBatches(u(), 2), 'indices'],
+  ['parseJsonl text', () => parseJsonl(u(), 'a', 'b'), 'text'],
+  ['crossEntropyLoss logits', () => crossEntropyLoss(u(), u()), 'logits'],
+  ['mseLoss pred', () => mseLoss(u(), u()), 'pred'],
+  ['LRScheduler optimizer', () => new LRScheduler(u(), u()), 'optimizer'],
+  ['decodeAdapter configText', () => decodeAdapter(u(), u()), 'configText'],
   ['Rng seed too short', () => new Rng({ seed: new Uint8Array(3) }), 'seed'],
   ['LayerNorm features huge', () => new LayerNorm(2 ** 31), 'features'],
   ['Tensor.zeros shape huge', () => Tensor.zeros([2 ** 20, 2 ** 20]), 'shape'],

@@ -5,6 +5,7 @@
  */
 import { SignedLogSum, logAbsBinomial, logAdd, logErfc, logSumExp } from './log_math';
 import { InvalidArgumentError } from '../errors';
+import { requireObject } from '../validate';
 
 /** The default Renyi orders: 1 + x/10 (x = 1..99), 11..63, 128, 256, 512, 1024. */
 export const DEFAULT_ORDERS: readonly number[] = Object.freeze([
@@ -162,6 +163,7 @@ export interface ComputeRdpOptions {
  * @returns a Float64Array aligned with `orders`
  */
 export function computeRdp(opts: ComputeRdpOptions): Float64Array {
+  requireObject('opts', opts);
   const { sampleRate: q, noiseMultiplier: z, steps } = opts;
   const orders = opts.orders ?? DEFAULT_ORDERS;
   checkNumber('sampleRate', q, 0, 1, true, true);

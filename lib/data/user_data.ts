@@ -154,6 +154,9 @@ export function parseJsonl(
   labelField: string,
   source = 'JSONL',
 ): LabelledTexts {
+  requireString('text', text, false);
+  requireString('textField', textField);
+  requireString('labelField', labelField);
   const texts: string[] = [];
   const raw: unknown[] = [];
   const lines = text.split(/\r?\n/);
@@ -194,6 +197,9 @@ export function parseCsvData(
   labelField: string,
   source = 'CSV',
 ): LabelledTexts {
+  requireString('text', text, false);
+  requireString('textField', textField);
+  requireString('labelField', labelField);
   const rows = parseCsv(text, source);
   if (rows.length === 0) throw new DataFormatError(`${source}: the file is empty`);
   const header = rows[0].map((h) => h.trim());

@@ -315,6 +315,9 @@ export function decodeAdapter(
   weights: Buffer,
   source = 'adapter',
 ): AdapterData {
+  requireString('configText', configText, false);
+  if (Object.prototype.toString.call(weights) !== '[object Uint8Array]')
+    throw new InvalidArgumentError('weights', 'must be a Buffer');
   const config = parseAdapterConfig(configText, `${source}/${ADAPTER_CONFIG_FILE}`);
   const wsrc = `${source}/${ADAPTER_WEIGHTS_FILE}`;
   const st = parseSafetensors(weights, wsrc);

@@ -17,7 +17,7 @@ import {
   NormMethod,
 } from './ops';
 import { Parameter, Tensor } from './tensor';
-import { MAX_ELEMENTS, requireElementCount, requireInt } from '../validate';
+import { MAX_ELEMENTS, requireElementCount, requireInt, requireObject } from '../validate';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
 
 /** Options of {@link Linear}. */
@@ -58,6 +58,7 @@ export class Linear extends Module implements PerSampleModule {
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
+    requireObject('options', options);
     if (!Number.isInteger(inFeatures) || inFeatures < 1)
       throw new InvalidArgumentError(
         'inFeatures',

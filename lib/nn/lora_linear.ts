@@ -12,6 +12,7 @@ import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } 
 import { addClippedSum, addNormsSq, addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
 import { Parameter, Tensor } from './tensor';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
+import { requireObject } from '../validate';
 
 /** LoRA variant. */
 export type LoraMethod = 'vanilla' | 'ffa';
@@ -74,6 +75,7 @@ export class LoraLinear extends Module implements PerSampleModule {
     super();
     if (!(base instanceof Linear))
       throw new InvalidArgumentError('base', 'LoraLinear: base must be a Linear');
+    requireObject('options', options);
     const r = options.r;
     if (!Number.isInteger(r) || r < 1)
       throw new InvalidArgumentError('r', `LoraLinear: r must be a positive integer, got ${r}`);

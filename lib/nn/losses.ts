@@ -26,6 +26,9 @@ export function crossEntropyLoss(
   labels: ArrayLike<number>,
   ignoreIndex = -100,
 ): LossResult {
+  if (!(logits instanceof Tensor)) throw new InvalidArgumentError('logits', 'must be a Tensor');
+  if (labels === null || typeof labels !== 'object' || typeof labels.length !== 'number')
+    throw new InvalidArgumentError('labels', 'must be an array of class ids');
   if (logits.shape.length < 2 || logits.shape.length > 3)
     throw new InvalidArgumentError(
       'logits',
@@ -74,6 +77,12 @@ export function crossEntropyLoss(
 
 /** Mean squared error per sample: mean over the sample's elements of (pred - target)^2. */
 export function mseLoss(pred: Tensor, target: Tensor | Float32Array): LossResult {
+  if (!(pred instanceof Tensor)) throw new InvalidArgumentError('pred', 'must be a Tensor');
+  if (
+    !(target instanceof Tensor) &&
+    Object.prototype.toString.call(target) !== '[object Float32Array]'
+  )
+    throw new InvalidArgumentError('target', 'must be a Tensor or a Float32Array');
   const t = target instanceof Tensor ? target.data : target;
   if (t.length !== pred.size)
     throw new InvalidArgumentError(

@@ -14,7 +14,7 @@ export class Sequential extends Module {
     super();
     for (const l of layers)
       if (!(l instanceof Module))
-        throw new InvalidArgumentError('layers', 'Sequential: every layer must be a Module');
+        throw new InvalidArgumentError('layers', 'Sequential: layers must all be Modules');
     this.layers = layers;
   }
 

@@ -2,6 +2,7 @@
 import { Parameter } from '../nn/tensor';
 import { Optimizer } from './optimizer';
 import { InvalidArgumentError } from '../errors';
+import { requireObject } from '../validate';
 
 /** Options of {@link Adam} and {@link AdamW}. */
 export interface AdamOptions {
@@ -21,6 +22,7 @@ abstract class AdamBase extends Optimizer {
   protected abstract readonly decoupled: boolean;
 
   constructor(params: Parameter[], options: AdamOptions, defaultDecay: number) {
+    requireObject('options', options);
     super(params, options.lr);
     this.beta1 = options.beta1 ?? 0.9;
     this.beta2 = options.beta2 ?? 0.999;

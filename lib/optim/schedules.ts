@@ -75,6 +75,13 @@ export class LRScheduler {
     readonly optimizer: Optimizer,
     readonly schedule: Schedule,
   ) {
+    if (!(optimizer instanceof Optimizer))
+      throw new InvalidArgumentError('optimizer', 'LRScheduler: optimizer must be an Optimizer');
+    if (typeof schedule !== 'function')
+      throw new InvalidArgumentError(
+        'schedule',
+        'LRScheduler: schedule must be a function of the step',
+      );
     this.baseLr = optimizer.lr;
     optimizer.lr = this.baseLr * schedule(0);
   }

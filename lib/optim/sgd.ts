@@ -2,6 +2,7 @@
 import { Parameter } from '../nn/tensor';
 import { Optimizer } from './optimizer';
 import { InvalidArgumentError } from '../errors';
+import { requireObject } from '../validate';
 
 /** Options of {@link SGD}. */
 export interface SGDOptions {
@@ -22,6 +23,7 @@ export class SGD extends Optimizer {
   readonly nesterov: boolean;
 
   constructor(params: Parameter[], options: SGDOptions) {
+    requireObject('options', options);
     super(params, options.lr);
     this.momentum = options.momentum ?? 0;
     this.weightDecay = options.weightDecay ?? 0;

@@ -32,6 +32,7 @@ import {
 
 import type { AccountantKind, LedgerJson, PldParameters } from '../accounting';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
+import { requireObject } from '../validate';
 
 type Accountant = PldAccountant | RdpAccountant;
 
@@ -192,6 +193,7 @@ export class PrivacyEngine {
    * model to per-sample mode and returns the DP optimizer and sampler.
    */
   makePrivate(o: MakePrivateOptions): PrivateTraining {
+    requireObject('options', o);
     if (this.cfg)
       throw new InvalidStateError(
         'PrivacyEngine.makePrivate: this engine is already in use; create a new PrivacyEngine per training run',
@@ -323,6 +325,7 @@ export class PrivacyEngine {
    * at `targetDelta`; the target also becomes the hard budget.
    */
   makePrivateWithEpsilon(o: MakePrivateWithEpsilonOptions): PrivateTraining {
+    requireObject('options', o);
     const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
     if (!Number.isInteger(N) || N < 1)
       throw new InvalidArgumentError(

@@ -6,6 +6,7 @@
  */
 import type { Rng } from '../kernels/rng';
 import { InvalidArgumentError } from '../errors';
+import { requireObject } from '../validate';
 
 /** Serializable sampler state (the RNG state is saved by the engine). */
 export interface SamplerState {
@@ -53,6 +54,7 @@ export class PoissonSampler implements BatchSampler {
   batchesDrawn = 0;
 
   constructor(o: { datasetSize: number; sampleRate: number; rng: Rng }) {
+    requireObject('options', o);
     checkN(o.datasetSize, 'PoissonSampler');
     if (!(o.sampleRate > 0 && o.sampleRate <= 1))
       throw new InvalidArgumentError(
@@ -134,6 +136,7 @@ export class ShuffleSampler implements BatchSampler {
   batchesDrawn = 0;
 
   constructor(o: { datasetSize: number; batchSize: number; rng: Rng }) {
+    requireObject('options', o);
     checkN(o.datasetSize, 'ShuffleSampler');
     if (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > o.datasetSize)
       throw new InvalidArgumentError(
@@ -203,6 +206,8 @@ export class ShuffleSampler implements BatchSampler {
 
 /** Splits a logical batch into micro-batches of at most `maxPhysicalBatchSize` (views, no copy). */
 export function splitMicroBatches(indices: Int32Array, maxPhysicalBatchSize: number): Int32Array[] {
+  if (Object.prototype.toString.call(indices) !== '[object Int32Array]')
+    throw new InvalidArgumentError('indices', 'must be an Int32Array');
   if (!Number.isInteger(maxPhysicalBatchSize) || maxPhysicalBatchSize < 1)
     throw new InvalidArgumentError(
       'maxPhysicalBatchSize',
