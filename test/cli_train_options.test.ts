@@ -6,6 +6,7 @@ import {
   TRAIN_DEFAULTS,
 } from '../lib/cli/train_options';
 import { extractTensors, restoreTensors } from '../lib/cli/train_state';
+import { formatCliError } from '../lib/cli/main';
 import { parseSafetensors, serializeSafetensors, StTensorInput } from '../lib/io/safetensors';
 
 describe('train options', () => {
@@ -96,5 +97,21 @@ describe('engine state <-> checkpoint tensors', () => {
     expect('skip' in back).toBe(false);
     expect(() => restoreTensors({ a: { $tensor: 'missing' } }, new Map())).toThrow(/missing/);
     expect(() => extractTensors({ a: new Float64Array(1) }, {})).toThrow(/only Float32Array/);
+  });
+});
+
+describe('CLI error line', () => {
+  test('a dp-lora error prints its message and code; others their message', () => {
+    let err: unknown;
+    try {
+      resolveTrainConfig({ rank: '1e9' });
+    } catch (e) {
+      err = e;
+    }
+    expect(formatCliError(err)).toBe(
+      'dp-lora: --rank: must be at most 256, got "1e9" [ERR_DPLORA_INVALID_ARGUMENT]',
+    );
+    expect(formatCliError(new Error('boom'))).toBe('dp-lora: boom');
+    expect(formatCliError('odd')).toBe('dp-lora: odd');
   });
 });
