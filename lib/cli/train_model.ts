@@ -20,7 +20,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { AdapterData, defaultAdapterConfig } from '../io/peft_adapter';
 import type { DataPart } from './train_task';
 import type { LoraMethodName } from './train_options';
-import { InvalidArgumentError, AdapterFormatError, DpLoraError, ErrorCode } from '../errors';
+import { AdapterFormatError, DpLoraError, ErrorCode } from '../errors';
 
 /** Dimensions of the MLP. */
 export interface MlpShape {

@@ -4,7 +4,7 @@
  * becomes the checkpoint's mandatory, checksummed `ledger`.
  */
 import { StTensor, StTensorInput } from '../io/safetensors';
-import { InvalidArgumentError, CheckpointError } from '../errors';
+import { CheckpointError } from '../errors';
 
 /** Replaces every Float32Array in `value` by a `{$tensor: key}` reference, collecting them. */
 export function extractTensors(
