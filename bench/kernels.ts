@@ -13,7 +13,7 @@
  * are measured under the same conditions as far as possible.
  */
 import { Bench } from 'tinybench';
-import { capabilities, setIsa, setThreads } from '../lib';
+import { capabilities, setIsa, setThreads } from '../lib/api/kernels';
 import {
   benchFmaPeak,
   benchReadBandwidth,

@@ -25,7 +25,10 @@ async function secondsPerCall(name: string, fn: () => void, time = 400): Promise
     mean?: number;
     error?: unknown;
   };
-  if (r.error) throw r.error;
+  if (r.error)
+    throw r.error instanceof Error
+      ? r.error
+      : new Error('benchmark task failed', { cause: r.error });
   const ms = r.latency?.mean ?? r.mean;
   if (ms === undefined) throw new Error(`no timing for ${name}`);
   return ms / 1000;

@@ -2,6 +2,10 @@
  * `npm run bench`: runs every benchmark module (or those named on the command
  * line: `npm run bench -- kernels accounting`).  Each module exports `run()`.
  */
+import * as fs from 'fs';
+import * as path from 'path';
+import { RESULTS_DIR } from './util';
+
 const MODULES: Record<string, string> = {
   kernels: './kernels',
   noise: './noise',
@@ -15,9 +19,6 @@ const MODULES: Record<string, string> = {
  * (each module also keeps its own file).
  */
 function combineKernelResults(): void {
-  const fs = require('fs') as typeof import('fs');
-  const path = require('path') as typeof import('path');
-  const { RESULTS_DIR } = require('./util') as typeof import('./util');
   const read = (name: string): unknown => {
     const f = path.join(RESULTS_DIR, `${name}.json`);
     return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')) : null;
@@ -32,26 +33,33 @@ function combineKernelResults(): void {
   console.log('wrote bench/results/kernels.json (linalg + noise)');
 }
 
+/**
+ * Runs the named modules in turn.  A module that fails to load or throws is
+ * reported and the others still run; the process then exits non-zero.
+ */
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   const names = wanted.length ? wanted : Object.keys(MODULES);
+  const unknown = names.filter((n) => !MODULES[n]);
+  if (unknown.length)
+    throw new Error(
+      `unknown benchmark '${unknown.join("', '")}' (have: ${Object.keys(MODULES).join(', ')})`,
+    );
+  const failed: string[] = [];
   for (const name of names) {
-    const mod = MODULES[name];
-    if (!mod)
-      throw new Error(`unknown benchmark '${name}' (have: ${Object.keys(MODULES).join(', ')})`);
-    let m: { run: () => Promise<void> };
     try {
-      m = require(mod);
+      const m = (await import(MODULES[name])) as { run: () => Promise<void> };
+      await m.run();
     } catch (e) {
-      console.log(`skipping ${name}: ${(e as Error).message.split('\n')[0]}`);
-      continue;
+      failed.push(name);
+      console.error(`benchmark '${name}' failed:`, e);
     }
-    await m.run();
   }
   if (names.includes('kernels') || names.includes('noise')) combineKernelResults();
+  if (failed.length) throw new Error(`benchmark module(s) failed: ${failed.join(', ')}`);
 }
 
 main().catch((e) => {
-  console.error(e);
+  console.error(e instanceof Error ? e.message : e);
   process.exitCode = 1;
 });

@@ -18,7 +18,15 @@ export function printTable(title: string, rows: Record<string, unknown>[]): void
   }
   const cols = Object.keys(rows[0]);
   const fmt = (v: unknown): string =>
-    typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v ?? '');
+    typeof v === 'number'
+      ? Number.isInteger(v)
+        ? String(v)
+        : v.toPrecision(4)
+      : v === undefined || v === null
+        ? ''
+        : typeof v === 'string'
+          ? v
+          : JSON.stringify(v);
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => fmt(r[c]).length)));
   const line = (cells: string[]) => cells.map((s, i) => s.padStart(widths[i])).join('  ');
   console.log(line(cols));

@@ -202,14 +202,3 @@ export class PerSampleGradError extends DpLoraError {
     super(ErrorCode.PerSampleGrad, message, options);
   }
 }
-
-/** A bad command-line option value; {@link DpLoraError.argument} is the option, e.g. `--rank`. */
-export class OptionError extends InvalidArgumentError {
-  /**
-   * @param option - the option as typed, with its dashes (e.g. `--rank`)
-   * @param message - what is wrong and what is accepted (the option is prefixed)
-   */
-  constructor(option: string, message: string, cause?: unknown) {
-    super(option, message, cause);
-  }
-}

@@ -1,72 +1,57 @@
 /**
  * dp-lora: differentially private LoRA fine-tuning for Node.js.
- * Every public name is exported from here.
+ *
+ * The root entry point (`import ... from 'dp-lora'`) holds what a user fine-tuning a model
+ * needs: layers and models with LoRA, optimizers, the privacy engine, accountants and noise
+ * calibration, adapters, checkpoints and safetensors files, user data loading and the errors.
+ * Specialist layers have their own entry points: `dp-lora/kernels` (native kernels, RNG, ISA and
+ * thread control), `dp-lora/fixed` (integer-only mode) and `dp-lora/accounting` (the
+ * accountants' details). Nothing else is public: the package's `exports` map forbids deep
+ * imports, and test/api_report.test.ts fails when a public name appears or disappears.
+ *
+ * @packageDocumentation
+ * @module dp-lora
  */
-export {
-  DpLoraError,
-  ErrorCode,
-  InvalidArgumentError,
-  InvalidStateError,
-  NativeError,
-} from './errors';
-export type { ErrorCodeValue, DpLoraErrorOptions } from './errors';
-export { capabilities, setIsa, setThreads, loadAddon, NativeLoadError } from './native';
-export type { NativeAddon } from './native_types';
-export type { Capabilities } from './native';
-export {
-  perSampleGradNormSq,
-  perSampleGradNormSqAsync,
-  clippedSum,
-  clippedSumAsync,
-  sgemm,
-  sgemmAsync,
-  clipFactors,
-  clipRows,
-} from './kernels/linalg';
-export type { NormMethod, GradShape, SgemmOptions, ClipResult } from './kernels/linalg';
-export { Rng, chacha20Block, sigmaSqRational } from './kernels/rng';
-export type { RngOptions, RngState, RationalSigmaSq } from './kernels/rng';
+
+// Errors: one hierarchy with stable codes, plus the module-specific classes.
+export * from './errors';
+export { NativeLoadError } from './native';
+export { LedgerFormatError } from './accounting/ledger';
+export { SafetensorsError } from './io/safetensors';
+export { AdapterFormatError } from './io/peft_adapter';
+export { CheckpointError } from './io/checkpoint';
+export { DataFormatError } from './data/user_data';
+
+// Layers and models with per-sample gradient support, optimizers and learning-rate schedules,
+// the private training engine (each folder's index lists its public names).
+export * from './nn';
+export * from './optim';
+export * from './privacy';
+
+// Accountants and noise calibration (details: dp-lora/accounting).
 export {
   RdpAccountant,
   PldAccountant,
   accountantFromJSON,
   createAccountant,
-  computeRdp,
-  rdpToEpsilon,
-  zcdpToEpsilon,
-  zcdpToDelta,
+} from './accounting/accountant';
+export type { Accountant, RdpAccountantOptions } from './accounting/accountant';
+export type { PldParameters } from './accounting/pld';
+export type { PrivacyEvent, StepSpec, Mechanism } from './accounting/events';
+export type { LedgerJson, AccountantKind } from './accounting/ledger';
+export {
   getNoiseMultiplier,
   calibrateNoiseMultiplier,
   maxStepsWithinBudget,
-  adaptiveClippingNoiseMultiplier,
-  discreteGaussianDelta,
-  LedgerFormatError,
-  DEFAULT_ORDERS,
-  DEFAULT_PLD_PARAMETERS,
-} from './accounting';
-export type {
-  Accountant,
-  AccountantKind,
-  ComputeRdpOptions,
-  LedgerJson,
-  Mechanism,
-  NoiseCalibration,
-  NoiseMultiplierOptions,
-  PldParameters,
-  PrivacyEvent,
-  RdpConversion,
-  StepSpec,
-} from './accounting';
-// Training core: layers with per-sample support, optimizers, the privacy engine.
-export * from './nn';
-export * from './optim';
-export * from './privacy';
+} from './accounting/calibrate';
+export type { NoiseMultiplierOptions, NoiseCalibration } from './accounting/calibrate';
+
+// Adapters, checkpoints and safetensors files.
 export {
   parseSafetensors,
   readSafetensors,
   serializeSafetensors,
   writeSafetensors,
-  SafetensorsError,
 } from './io/safetensors';
 export type { SafetensorsDtype, StTensor, StTensorInput, SafetensorsFile } from './io/safetensors';
 export {
@@ -74,37 +59,13 @@ export {
   loadAdapter,
   loadPrivacyReport,
   defaultAdapterConfig,
-  encodeAdapter,
-  decodeAdapter,
-  AdapterFormatError,
 } from './io/peft_adapter';
 export type { AdapterConfig, AdapterData, LoraTensors, PrivacyReport } from './io/peft_adapter';
-export { saveCheckpoint, loadCheckpoint, hasCheckpoint, CheckpointError } from './io/checkpoint';
+export { saveCheckpoint, loadCheckpoint, hasCheckpoint } from './io/checkpoint';
 export type { CheckpointState } from './io/checkpoint';
-export { atomicWriteFile, atomicWriteDir } from './io/atomic';
-export {
-  loadSpamCorpus,
-  splitSpamCorpus,
-  keyFraction,
-  PUBLIC_GROUPS,
-  PRIVATE_GROUPS,
-} from './data/spam_corpus';
-export type { Mail, SpamSplit } from './data/spam_corpus';
-export {
-  featurize,
-  featurizeInto,
-  splitMail,
-  DEFAULT_FEATURIZER,
-  FEATURIZER_VERSION,
-} from './data/featurize';
-export type { FeaturizerConfig } from './data/featurize';
-export {
-  loadUserData,
-  parseCsv,
-  parseCsvData,
-  parseJsonl,
-  DataFormatError,
-} from './data/user_data';
+
+// Loading and featurizing the user's own data (CSV / JSONL).
+export { loadUserData, parseCsv, parseCsvData, parseJsonl } from './data/user_data';
 export type { LabelledTexts } from './data/user_data';
-export { fixed, fixedClipSum } from './kernels/fixed';
-export type { QuantizeResult, FixedClipSumResult, NoiseResult } from './kernels/fixed';
+export { featurize, DEFAULT_FEATURIZER, FEATURIZER_VERSION } from './data/featurize';
+export type { FeaturizerConfig } from './data/featurize';

@@ -181,7 +181,12 @@ export interface Capabilities {
   /** ISA paths this build and CPU support. */
   supportedIsas: string[];
   /** The DPLORA_ISA request, if any, and whether it was honoured. */
-  isaRequested?: { name: string; honoured: boolean };
+  isaRequested?: {
+    /** The requested ISA name. */
+    name: string;
+    /** Whether the active path is the one requested. */
+    honoured: boolean;
+  };
   /** Native pool threads (DPLORA_THREADS). */
   threads: number;
   /** Path of the loaded .node file. */

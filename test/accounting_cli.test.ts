@@ -30,23 +30,28 @@ async function run(args: string[]): Promise<string> {
   return chunks.join('');
 }
 
+/** Command-line words for options given as { name: value } (names without the dashes). */
+function args(command: string, options: Record<string, string>, ...flags: string[]): string[] {
+  return [command, ...Object.entries(options).flatMap(([k, v]) => [`--${k}`, v]), ...flags];
+}
+
+/** Runs `dp-lora epsilon` with the options given as { name: value }, then any flags. */
+function epsilon(options: Record<string, string>, ...flags: string[]): Promise<string> {
+  return run(args('epsilon', options, ...flags));
+}
+
+/** Runs `dp-lora noise` with the options given as { name: value }, then any flags. */
+function noise(options: Record<string, string>, ...flags: string[]): Promise<string> {
+  return run(args('noise', options, ...flags));
+}
+
 describe('dp-lora epsilon', () => {
   test('--json with the RDP accountant matches the library', async () => {
     const out = JSON.parse(
-      await run([
-        'epsilon',
-        '--sample-rate',
-        '0.01',
-        '--noise',
-        '1',
-        '--steps',
-        '1000',
-        '--delta',
-        '1e-5',
-        '--accountant',
-        'rdp',
+      await epsilon(
+        { 'sample-rate': '0.01', noise: '1', steps: '1000', delta: '1e-5', accountant: 'rdp' },
         '--json',
-      ]),
+      ),
     );
     const lib = new RdpAccountant()
       .step({ sampleRate: 0.01, noiseMultiplier: 1 }, 1000)
@@ -64,17 +69,7 @@ describe('dp-lora epsilon', () => {
   });
 
   test('default PLD accountant prints a table with both relations', async () => {
-    const out = await run([
-      'epsilon',
-      '--sample-rate',
-      '0.01',
-      '--noise',
-      '1',
-      '--steps',
-      '1000',
-      '--delta',
-      '1e-5',
-    ]);
+    const out = await epsilon({ 'sample-rate': '0.01', noise: '1', steps: '1000', delta: '1e-5' });
     expect(out).toMatch(/accountant\s+pld/);
     const eps = Number(/^epsilon\s+([\d.]+)/m.exec(out)![1]);
     expect(eps).toBeGreaterThanOrEqual(1.828);
@@ -91,34 +86,10 @@ describe('dp-lora epsilon', () => {
       run(['epsilon', '--sample-rate', '0.1', '--noise', '1', '--steps', '10']),
     ).rejects.toThrow(/--delta/);
     await expect(
-      run([
-        'epsilon',
-        '--sample-rate',
-        '0.1',
-        '--noise',
-        '1',
-        '--steps',
-        '10',
-        '--delta',
-        '2',
-        '--accountant',
-        'rdp',
-      ]),
+      epsilon({ 'sample-rate': '0.1', noise: '1', steps: '10', delta: '2', accountant: 'rdp' }),
     ).rejects.toThrow(/delta/);
     await expect(
-      run([
-        'epsilon',
-        '--sample-rate',
-        '0.1',
-        '--noise',
-        '1',
-        '--steps',
-        '10',
-        '--delta',
-        '1e-5',
-        '--accountant',
-        'x',
-      ]),
+      epsilon({ 'sample-rate': '0.1', noise: '1', steps: '10', delta: '1e-5', accountant: 'x' }),
     ).rejects.toThrow(/--accountant/);
   });
 });
@@ -126,20 +97,10 @@ describe('dp-lora epsilon', () => {
 describe('dp-lora noise', () => {
   test('--epochs with the RDP accountant round trips through epsilon', async () => {
     const out = JSON.parse(
-      await run([
-        'noise',
-        '--epsilon',
-        '3',
-        '--delta',
-        '1e-5',
-        '--sample-rate',
-        '0.0025',
-        '--epochs',
-        '15',
-        '--accountant',
-        'rdp',
+      await noise(
+        { epsilon: '3', delta: '1e-5', 'sample-rate': '0.0025', epochs: '15', accountant: 'rdp' },
         '--json',
-      ]),
+      ),
     );
     expect(out.steps).toBe(6000);
     expect(out.epsilon).toBeLessThanOrEqual(3);
@@ -155,19 +116,7 @@ describe('dp-lora noise', () => {
       run(['noise', '--epsilon', '3', '--delta', '1e-5', '--sample-rate', '0.01']),
     ).rejects.toThrow(/--epochs and --steps/);
     await expect(
-      run([
-        'noise',
-        '--epsilon',
-        '3',
-        '--delta',
-        '1e-5',
-        '--sample-rate',
-        '0.01',
-        '--steps',
-        '5',
-        '--epochs',
-        '1',
-      ]),
+      noise({ epsilon: '3', delta: '1e-5', 'sample-rate': '0.01', steps: '5', epochs: '1' }),
     ).rejects.toThrow(/--epochs and --steps/);
     await expect(
       run(['noise', '--epsilon', '-3', '--delta', '1e-5', '--sample-rate', '0.01', '--steps', '5']),
@@ -181,16 +130,11 @@ const bin = path.join(__dirname, '..', 'dist', 'lib', 'cli', 'main.js');
     process.execPath,
     [
       bin,
-      'noise',
-      '--epsilon',
-      '2',
-      '--delta',
-      '1e-5',
-      '--sample-rate',
-      '0.01',
-      '--steps',
-      '1000',
-      '--json',
+      ...args(
+        'noise',
+        { epsilon: '2', delta: '1e-5', 'sample-rate': '0.01', steps: '1000' },
+        '--json',
+      ),
     ],
     { encoding: 'utf8' },
   );

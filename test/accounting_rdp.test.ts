@@ -1,6 +1,7 @@
 /**
  * RDP of the Poisson-subsampled Gaussian, its conversions, zCDP conversions
- * and adaptive-clipping noise: published oracle values (shared/docs/oracles.md)
+ * and adaptive-clipping noise: published values (Mironov, Talwar, Zhang 2019; Canonne,
+ * Kamath, Steinke 2020; Andrew et al. 2021), each written in the test that uses it,
  * and independent references (direct sums, quadrature).
  */
 import {
@@ -12,8 +13,8 @@ import {
   rdpToEpsilon,
   zcdpToDelta,
   zcdpToEpsilon,
-} from '../lib';
-import { rdpPerStep } from '../lib/accounting/rdp';
+} from '../lib/api/accounting';
+import { rdpPerStep } from '../lib/api/accounting';
 import { expectError } from './helpers/errors';
 import { integerA, quadratureRdp } from './helpers/accounting_reference';
 
@@ -139,7 +140,7 @@ describe('conversions', () => {
     expect(r.order).toBe(32);
   });
 
-  // oracles.md labels the next two values "classic", but both are what the
+  // The oracle list these come from labels the next two values "classic", but both are what the
   // improved conversion gives (the classic one gives 0.9419 and 1.709, and the
   // accountants table lists 0.942 as classic and 0.7242 as improved for the
   // first setting). We test them as improved and pin the classic values too.

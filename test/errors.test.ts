@@ -21,12 +21,10 @@ import {
   Module,
   Adam,
   ShuffleSampler,
-  splitMicroBatches,
   parseJsonl,
   crossEntropyLoss,
   mseLoss,
   LRScheduler,
-  decodeAdapter,
   Parameter,
   Sequential,
   NativeLoadError,
@@ -34,30 +32,30 @@ import {
   PoissonSampler,
   PrivacyBudgetExceededError,
   PrivacyEngine,
-  Rng,
   SGD,
   SafetensorsError,
   Tensor,
   accountantFromJSON,
   calibrateNoiseMultiplier,
-  clipFactors,
-  computeRdp,
   featurize,
-  fixed,
   loadCheckpoint,
   hasCheckpoint,
   saveCheckpoint,
   loadAdapter,
   loadUserData,
   readSafetensors,
-  atomicWriteFile,
   loadPrivacyReport,
   parseCsv,
   parseSafetensors,
   saveAdapter,
-  setThreads,
   defaultAdapterConfig,
 } from '../lib';
+import { splitMicroBatches } from '../lib/privacy/samplers';
+import { decodeAdapter } from '../lib/io/peft_adapter';
+import { Rng, clipFactors, setThreads } from '../lib/api/kernels';
+import { computeRdp } from '../lib/api/accounting';
+import { fixed } from '../lib/api/fixed';
+import { atomicWriteFile } from '../lib/io/atomic';
 import type { AdapterData, CheckpointState, PrivacyReport } from '../lib';
 import { loadAddonFrom } from '../lib/native';
 import { MAX_ELEMENTS } from '../lib/validate';

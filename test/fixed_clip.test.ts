@@ -7,24 +7,12 @@ import { Rng } from '../lib/kernels/rng';
 import { fixed, fixedClipSum } from '../lib/kernels/fixed';
 import { setThreads, capabilities } from '../lib/native';
 import { expectError } from './helpers/errors';
+import { xorshift32 } from './helpers/accounting_reference';
 import { clipRow, clipSumRef } from './helpers/fixed_reference';
 
 const SEED = '5e'.repeat(32);
 const I32_MIN = -2147483648;
 const I32_MAX = 2147483647;
-
-/** Deterministic xorshift for test inputs (not for noise). */
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 function normSq(v: bigint[]): bigint {
   return v.reduce((a, x) => a + x * x, 0n);
@@ -62,7 +50,7 @@ describe('fixed.quantize / dequantize', () => {
   });
 
   test('dequantize inverts quantize to within half a step', () => {
-    const rnd = xorshift(7);
+    const rnd = xorshift32(7);
     const x = Float32Array.from({ length: 1000 }, () => (rnd() / 2 ** 32 - 0.5) * 8);
     const f = 20;
     const q = fixed.quantize(x, f);
@@ -110,7 +98,7 @@ describe('fixed.quantize / dequantize', () => {
 
 describe('fixedClipSum', () => {
   test('matches the BigInt reference on random rows (thread counts 1 and 3)', () => {
-    const rnd = xorshift(42);
+    const rnd = xorshift32(42);
     const batch = 37;
     const dim = 301;
     const grads = new Int32Array(batch * dim);
@@ -145,7 +133,7 @@ describe('fixedClipSum', () => {
     rows.push({ row: [I32_MAX, 1, 1, 1, 1, 1], c: 3 });
     rows.push({ row: [...new Array(1000).fill(-1), I32_MIN], c: 31 });
     rows.push({ row: new Array(4096).fill(-46341), c: 46341 });
-    const rnd = xorshift(99);
+    const rnd = xorshift32(99);
     for (let t = 0; t < 300; t++) {
       const dim = 1 + (rnd() % 50);
       const c = 1 + (rnd() % 100000);
@@ -256,7 +244,7 @@ describe('fixed.addDiscreteGaussianNoise', () => {
     const clipInt = fixed.clipIntFor(1.0, f);
     const batch = 8;
     const dim = 5;
-    const rnd = xorshift(3);
+    const rnd = xorshift32(3);
     const x = Float32Array.from({ length: batch * dim }, () => (rnd() / 2 ** 32 - 0.5) * 2);
     const q = fixed.quantize(x, f);
     const { sum } = fixed.clipSum(q.values, batch, dim, clipInt);

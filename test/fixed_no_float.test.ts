@@ -13,6 +13,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+// A plain CommonJS script (also run by hand), without type declarations.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { scanObject, scanDisassembly, scanUndefined } = require('../scripts/fp-scan.js') as {
   scanObject(file: string): string[];
   scanDisassembly(text: string): string[];

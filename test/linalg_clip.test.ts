@@ -1,5 +1,5 @@
-import { clipFactors, clipRows, clippedSum, clippedSumAsync } from '../lib';
-import type { GradShape } from '../lib';
+import { clipFactors, clipRows, clippedSum, clippedSumAsync } from '../lib/api/kernels';
+import type { GradShape } from '../lib/api/kernels';
 import { forEachConfig } from './reference/linalg_configs';
 import { offsetView, randomF32, refClipFactor, refClippedSum, rng } from './reference/linalg_ref';
 
@@ -173,7 +173,10 @@ describe('clipRows', () => {
       for (let i = 0; i < B; i++) {
         let s = 0;
         let s0 = 0;
-        for (let j = 0; j < D; j++) ((s += x[i * D + j] ** 2), (s0 += orig[i * D + j] ** 2));
+        for (let j = 0; j < D; j++) {
+          s += x[i * D + j] ** 2;
+          s0 += orig[i * D + j] ** 2;
+        }
         if (i === 3 || i === 5) {
           expect(s).toBe(0);
           expect(r.factors[i]).toBe(0);

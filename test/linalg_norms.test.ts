@@ -1,5 +1,5 @@
-import { perSampleGradNormSq, perSampleGradNormSqAsync } from '../lib';
-import type { GradShape, NormMethod } from '../lib';
+import { perSampleGradNormSq, perSampleGradNormSqAsync } from '../lib/api/kernels';
+import type { GradShape, NormMethod } from '../lib/api/kernels';
 import { forEachConfig } from './reference/linalg_configs';
 import { offsetView, randomF32, refBoundSq, refNormSq, rng } from './reference/linalg_ref';
 

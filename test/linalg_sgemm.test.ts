@@ -1,5 +1,5 @@
-import { sgemm, sgemmAsync } from '../lib';
-import type { SgemmOptions } from '../lib';
+import { sgemm, sgemmAsync } from '../lib/api/kernels';
+import type { SgemmOptions } from '../lib/api/kernels';
 import { forEachConfig } from './reference/linalg_configs';
 import { offsetView, randomF32, refSgemm, rng } from './reference/linalg_ref';
 

@@ -7,7 +7,7 @@ import {
   perSampleGradNormSqAsync,
   sgemm,
   sgemmAsync,
-} from '../lib';
+} from '../lib/api/kernels';
 import { expectError, expectRejection } from './helpers/errors';
 
 const f32 = (n: number) => new Float32Array(n);

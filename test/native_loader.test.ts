@@ -1,4 +1,8 @@
-import { capabilities, setIsa, setThreads } from '../lib';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { capabilities, loadAddonFrom, setIsa, setThreads } from '../lib/native';
 import { expectError } from './helpers/errors';
 
 describe('native loader', () => {
@@ -32,8 +36,6 @@ describe('native loader', () => {
 });
 
 describe('DPLORA_ISA environment override', () => {
-  const { execFileSync } = require('child_process') as typeof import('child_process');
-  const path = require('path') as typeof import('path');
   const probe = (env: Record<string, string>) =>
     JSON.parse(
       execFileSync(
@@ -62,10 +64,6 @@ describe('DPLORA_ISA environment override', () => {
 
 describe('loader diagnostics', () => {
   it('says what it tried and how to fix it when no addon can be loaded', () => {
-    const fs = require('fs') as typeof import('fs');
-    const os = require('os') as typeof import('os');
-    const path = require('path') as typeof import('path');
-    const { loadAddonFrom } = require('../lib/native') as typeof import('../lib/native');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dplora-noaddon-'));
     const bogus = path.join(dir, 'missing.node');
     let err: Error | undefined;
@@ -82,8 +80,6 @@ describe('loader diagnostics', () => {
   });
 
   it('loads an explicit DPLORA_ADDON_PATH first', () => {
-    const { loadAddonFrom, capabilities } =
-      require('../lib/native') as typeof import('../lib/native');
     const real = capabilities().addonPath;
     expect(loadAddonFrom('/nonexistent-root', real).path).toBe(real);
   });

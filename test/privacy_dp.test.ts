@@ -6,7 +6,7 @@
  */
 import { Linear, Module, Parameter, Sequential, Tensor } from '../lib/nn';
 import { SGD } from '../lib/optim';
-import { PerSampleGradError, PrivacyEngine } from '../lib/privacy';
+import { PrivacyEngine } from '../lib/privacy';
 import {
   Data,
   IN,

@@ -5,14 +5,9 @@
  */
 import { Rng } from '../lib/kernels/rng';
 import { Adam, SGD } from '../lib/optim';
-import {
-  PoissonSampler,
-  PrivacyEngine,
-  PrivacyEngineState,
-  ShuffleSampler,
-  seedToKey,
-  splitMicroBatches,
-} from '../lib/privacy';
+import { PoissonSampler, PrivacyEngine, PrivacyEngineState, ShuffleSampler } from '../lib/privacy';
+import { splitMicroBatches } from '../lib/privacy/samplers';
+import { seedToKey } from '../lib/privacy/seed';
 import { makeData, makeModel, quiet, snapshot, trainStep } from './helpers/dp_setup';
 
 // PLD with the default 1e-4 grid is slow under jest's VM; the tests use a
@@ -246,7 +241,7 @@ describe('state', () => {
     for (let s = 0; s < 6; s++) trainStep(a.engine, a.model, d);
     const b = make(99, 1);
     for (let s = 0; s < 3; s++) trainStep(b.engine, b.model, d);
-    const state = structuredClone(b.engine.stateDict()) as PrivacyEngineState;
+    const state = structuredClone<PrivacyEngineState>(b.engine.stateDict());
     expect(state.step).toBe(3);
     expect(state.rng.reproducible).toBe(true);
     expect(Object.keys(state.params)).toEqual(['0.lora_A', '0.lora_B', '2.weight', '2.bias']);
@@ -275,7 +270,7 @@ describe('state', () => {
     for (let s = 0; s < 4; s++) trainStep(a.engine, a.model, d);
     const b = make(undefined, 1);
     for (let s = 0; s < 2; s++) trainStep(b.engine, b.model, d);
-    const state = structuredClone(b.engine.stateDict()) as PrivacyEngineState;
+    const state = structuredClone<PrivacyEngineState>(b.engine.stateDict());
     expect(state.rng.reproducible).toBe(false);
     expect(state.rng.state).toBeUndefined();
     const c = make(undefined, 3);

@@ -1,7 +1,7 @@
 /**
  * Exact discrete Gaussian N_Z(0, sigma^2): chi-square goodness of fit
  * against the exact pmf, the published variances (Canonne, Kamath, Steinke
- * 2020; docs/oracles.md), determinism, and overflow refusal.
+ * 2020; written in the test), determinism, and overflow refusal.
  *
  * Seeds are fixed (deterministic tests); thresholds are set for a
  * false-alarm rate of 1e-4 per check under a random seed.

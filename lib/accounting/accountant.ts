@@ -29,6 +29,7 @@ import { InvalidArgumentError } from '../errors';
 
 /** Common interface of the accountants. */
 export interface Accountant {
+  /** Which accountant this is (`rdp` or `pld`). */
   readonly kind: AccountantKind;
   /** A copy of the recorded events. */
   readonly history: PrivacyEvent[];
@@ -87,8 +88,11 @@ export interface RdpAccountantOptions {
  * discrete; the discrete Gaussian counts at integer orders only).
  */
 export class RdpAccountant extends BaseAccountant implements Accountant {
+  /** Always `rdp`. */
   readonly kind = 'rdp' as const;
+  /** The RDP orders alpha tracked. */
   readonly orders: readonly number[];
+  /** RDP-to-(epsilon, delta) conversion in use. */
   readonly conversion: RdpConversion;
   private cache: { version: number; rdp: Float64Array } | null = null;
 
@@ -126,7 +130,12 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
   }
 
   /** Epsilon and the optimal order at `delta`. */
-  getEpsilonAndOrder(delta: number): { epsilon: number; order: number } {
+  getEpsilonAndOrder(delta: number): {
+    /** The smallest epsilon over the orders. */
+    epsilon: number;
+    /** The order that gives it. */
+    order: number;
+  } {
     checkDelta(delta);
     if (this.events.length === 0) return { epsilon: 0, order: NaN };
     return rdpToEpsilon(this.orders, this.getRdp(), delta, { conversion: this.conversion });
@@ -203,6 +212,7 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
 
 /** Detailed answer of {@link PldAccountant.getEpsilonDetails}. */
 export interface PldEpsilonDetails {
+  /** Epsilon at the requested delta (the larger of the two relations). */
   epsilon: number;
   /** 'pld', or 'rdp-fallback' when the history holds discrete-Gaussian events. */
   method: 'pld' | 'rdp-fallback';
@@ -236,7 +246,9 @@ export const INTEGER_ORDERS: readonly number[] = Object.freeze(
  * stays a valid upper bound; {@link getEpsilonDetails} says which method ran.
  */
 export class PldAccountant extends BaseAccountant implements Accountant {
+  /** Always `pld`. */
   readonly kind = 'pld' as const;
+  /** Grid and tail parameters of the PLD discretization. */
   readonly parameters: Readonly<PldParameters>;
   private cache: {
     version: number;

@@ -12,7 +12,9 @@ import { InvalidArgumentError } from '../errors';
 
 /** Options of {@link getNoiseMultiplier}. */
 export interface NoiseMultiplierOptions {
+  /** Epsilon budget (> 0). */
   targetEpsilon: number;
+  /** Delta of the guarantee, in (0, 1). */
   targetDelta: number;
   /** Poisson sampling rate in (0, 1] (1 for non-Poisson sampling). */
   sampleRate: number;
@@ -22,6 +24,7 @@ export interface NoiseMultiplierOptions {
   epochs?: number;
   /** 'pld' (default) or 'rdp'. */
   accountant?: AccountantKind;
+  /** Noise distribution (default `'gaussian'`). */
   mechanism?: Mechanism;
   /** Relative bracket width at which to stop (default 0.002, i.e. 0.2%). */
   tolerance?: number;
@@ -33,10 +36,13 @@ export interface NoiseMultiplierOptions {
 
 /** Result with diagnostics, from {@link calibrateNoiseMultiplier}. */
 export interface NoiseCalibration {
+  /** The calibrated noise multiplier. */
   noiseMultiplier: number;
   /** Epsilon at the returned noise multiplier (<= targetEpsilon). */
   epsilon: number;
+  /** Number of steps it was calibrated for. */
   steps: number;
+  /** The accountant used. */
   accountant: AccountantKind;
   /** Number of epsilon evaluations made. */
   evaluations: number;

@@ -10,6 +10,7 @@ export type Mechanism = 'gaussian' | 'discreteGaussian';
 
 /** One history entry: `steps` identical compositions. */
 export interface PrivacyEvent {
+  /** Noise distribution: continuous or discrete Gaussian. */
   mechanism: Mechanism;
   /** Noise standard deviation divided by the L2 sensitivity (> 0). */
   noiseMultiplier: number;
@@ -21,8 +22,11 @@ export interface PrivacyEvent {
 
 /** Argument of `step()`. */
 export interface StepSpec {
+  /** Noise standard deviation divided by the L2 sensitivity (> 0). */
   noiseMultiplier: number;
+  /** Poisson sampling rate in (0, 1]; 1 for any sampling that is not Poisson. */
   sampleRate: number;
+  /** Noise distribution (default `'gaussian'`). */
   mechanism?: Mechanism;
 }
 

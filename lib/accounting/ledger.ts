@@ -19,10 +19,15 @@ export type AccountantKind = 'rdp' | 'pld';
 
 /** JSON form of an accountant. */
 export interface LedgerJson {
+  /** Marks the JSON as a dp-lora privacy ledger. */
   type: typeof LEDGER_TYPE;
+  /** Ledger format version. */
   formatVersion: number;
+  /** The accountant that reads it (`rdp` or `pld`). */
   accountant: AccountantKind;
+  /** Every recorded event, in order. */
   history: PrivacyEvent[];
+  /** The accountant's parameters (orders, PLD grid, conversion). */
   parameters: Record<string, unknown>;
 }
 

@@ -276,14 +276,19 @@ function coarsen(
 
 /** One component of a composition: a per-step PLD and how often it is applied. */
 export interface PldComponent {
+  /** The per-step PLD. */
   pld: DiscretePld;
+  /** How many times it is composed. */
   count: number;
 }
 
 /** The composed PLD: masses at grid indices start .. start + N - 1, plus delta charges. */
 export interface ComposedPld {
+  /** Spacing of the privacy-loss grid. */
   gridStep: number;
+  /** Grid index of mass[0]. */
   start: number;
+  /** P-masses at consecutive grid points. */
   mass: Float64Array;
   /** P-mass at +infinity of the composition. */
   infMass: number;
@@ -359,6 +364,36 @@ function placeCyclic(pld: DiscretePld, out: Float64Array): void {
 }
 
 /**
+ * Multiplies `re[k] + i im[k]` in place by `(br + i bi)^count` (count >= 1), raising by
+ * repeated squaring.
+ */
+function mulComplexPow(
+  re: Float64Array,
+  im: Float64Array,
+  k: number,
+  br: number,
+  bi: number,
+  count: number,
+): void {
+  let pr = re[k];
+  let pi = im[k];
+  for (let e = count; ;) {
+    if (e % 2 === 1) {
+      const t = pr * br - pi * bi;
+      pi = pr * bi + pi * br;
+      pr = t;
+    }
+    e = Math.floor(e / 2);
+    if (e === 0) break;
+    const t = br * br - bi * bi;
+    bi = 2 * br * bi;
+    br = t;
+  }
+  re[k] = pr;
+  im[k] = pi;
+}
+
+/**
  * Composes one or two channels of per-step PLDs (channel c, component g
  * applied channels[c][g].count times) by FFT. Two real channels share each
  * complex transform (one in the real part, one in the imaginary part), so the
@@ -420,46 +455,8 @@ export function composePlds(
       const d = im[nk];
       // X = FFT of the real part, Y = FFT of the imaginary part; raise each
       // to `count` by repeated squaring and multiply into the running products.
-      let br = (a + c) / 2;
-      let bi = (b - d) / 2;
-      let pr = xr[k];
-      let pi = xi[k];
-      let e = count;
-      for (;;) {
-        if (e % 2 === 1) {
-          const t = pr * br - pi * bi;
-          pi = pr * bi + pi * br;
-          pr = t;
-        }
-        e = Math.floor(e / 2);
-        if (e === 0) break;
-        const t = br * br - bi * bi;
-        bi = 2 * br * bi;
-        br = t;
-      }
-      xr[k] = pr;
-      xi[k] = pi;
-      if (two) {
-        br = (b + d) / 2;
-        bi = (c - a) / 2;
-        pr = yr[k];
-        pi = yi[k];
-        e = count;
-        for (;;) {
-          if (e % 2 === 1) {
-            const t = pr * br - pi * bi;
-            pi = pr * bi + pi * br;
-            pr = t;
-          }
-          e = Math.floor(e / 2);
-          if (e === 0) break;
-          const t = br * br - bi * bi;
-          bi = 2 * br * bi;
-          br = t;
-        }
-        yr[k] = pr;
-        yi[k] = pi;
-      }
+      mulComplexPow(xr, xi, k, (a + c) / 2, (b - d) / 2, count);
+      if (two) mulComplexPow(yr, yi, k, (b + d) / 2, (c - a) / 2, count);
     }
   }
   // W = X + i Y on the full spectrum, using X_{N-k} = conj(X_k).

@@ -43,9 +43,7 @@ export function registerEpsilonCommand(program: Command): Command {
     .action((opts: EpsilonCliOptions) => {
       const report = epsilonReport(opts);
       process.stdout.write(
-        opts.json
-          ? JSON.stringify(report) + '\n'
-          : formatTable(Object.entries(report) as [string, string | number][]),
+        opts.json ? JSON.stringify(report) + '\n' : formatTable(Object.entries(report)),
       );
     });
 }

@@ -2,7 +2,18 @@
  * Small helpers shared by the accounting subcommands: strict number parsing
  * for options and a plain two-column table.
  */
-import { OptionError } from '../errors';
+import { InvalidArgumentError } from '../errors';
+
+/** A bad command-line option value; {@link DpLoraError.argument} is the option, e.g. `--rank`. */
+export class OptionError extends InvalidArgumentError {
+  /**
+   * @param option - the option as typed, with its dashes (e.g. `--rank`)
+   * @param message - what is wrong and what is accepted (the option is prefixed)
+   */
+  constructor(option: string, message: string, cause?: unknown) {
+    super(option, message, cause);
+  }
+}
 
 /** Bounds of a numeric option: `[min, max]`, with `min` optionally exclusive. */
 export interface OptionBounds {

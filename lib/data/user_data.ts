@@ -15,6 +15,7 @@ export { DataFormatError };
 
 /** Labelled texts with class ids. */
 export interface LabelledTexts {
+  /** The texts, in file order. */
   texts: string[];
   /** Class id per text, in [0, classes.length). */
   labels: Int32Array;

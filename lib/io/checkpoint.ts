@@ -33,6 +33,7 @@ export interface CheckpointState {
   engine?: unknown;
   /** Sampler / RNG state (for seeded, reproducible runs). */
   sampler?: unknown;
+  /** The noise RNG's state, for seeded runs only (an OS-keyed RNG is re-keyed on resume). */
   rng?: unknown;
   /** Anything else the caller needs to resume (config, epoch, ...). */
   run?: Record<string, unknown>;
@@ -112,15 +113,25 @@ export function hasCheckpoint(root: string): boolean {
  */
 export function loadCheckpoint(
   root: string,
-  options: { validateLedger?: (ledger: unknown) => void } = {},
-): { state: CheckpointState; tensors: Map<string, StTensor>; dir: string } {
+  options: {
+    /** Called with the ledger before anything is returned; throws to refuse it. */
+    validateLedger?: (ledger: unknown) => void;
+  } = {},
+): {
+  /** The saved state. */
+  state: CheckpointState;
+  /** The saved tensors by name. */
+  tensors: Map<string, StTensor>;
+  /** The step directory read. */
+  dir: string;
+} {
   requireString('root', root);
   const latestPath = path.join(root, LATEST_FILE);
   if (!fs.existsSync(latestPath))
     throw new CheckpointError(`${root}: no checkpoint (missing ${LATEST_FILE})`);
   let latest: { dir?: unknown };
   try {
-    latest = JSON.parse(fs.readFileSync(latestPath, 'utf8'));
+    latest = JSON.parse(fs.readFileSync(latestPath, 'utf8')) as typeof latest;
   } catch (e) {
     throw new CheckpointError(`${latestPath}: not valid JSON (${(e as Error).message})`);
   }
@@ -137,7 +148,7 @@ export function loadCheckpoint(
     state?: CheckpointState;
   };
   try {
-    doc = JSON.parse(fs.readFileSync(statePath, 'utf8'));
+    doc = JSON.parse(fs.readFileSync(statePath, 'utf8')) as typeof doc;
   } catch (e) {
     throw new CheckpointError(`${statePath}: not valid JSON (${(e as Error).message})`);
   }

@@ -35,19 +35,34 @@ export const PEFT_PREFIX = 'base_model.model.';
 
 /** Contents of adapter_config.json. Unknown keys read from a file are kept in `other`. */
 export interface AdapterConfig {
+  /** Always `LORA`. */
   peft_type: 'LORA';
+  /** LoRA rank. */
   r: number;
+  /** LoRA scaling numerator: the update is (alpha / r) B A, or alpha / sqrt(r) with rsLoRA. */
   lora_alpha: number;
+  /** Module paths that carry a LoRA pair. */
   target_modules: string[];
+  /** Rank-stabilized scaling alpha / sqrt(r). */
   use_rslora: boolean;
+  /** Dropout probability on the LoRA input during training. */
   lora_dropout: number;
+  /** Which biases are trained (dp-lora writes `none`). */
   bias: 'none' | 'all' | 'lora_only';
+  /** PEFT task type, if any. */
   task_type: string | null;
+  /** The base model the adapter applies to, if known. */
   base_model_name_or_path: string | null;
+  /** Fully trained (non-LoRA) modules saved with the adapter. */
   modules_to_save: string[] | null;
+  /** PEFT flag: the adapter is loaded for inference. */
   inference_mode: boolean;
   /** dp-lora's own fields. */
-  dplora?: { method: 'ffa' | 'vanilla'; [key: string]: unknown };
+  dplora?: {
+    /** LoRA variant: `ffa` (A frozen) or `vanilla` (A and B trained). */
+    method: 'ffa' | 'vanilla';
+    [key: string]: unknown;
+  };
   /** Other keys found in a file we read (kept so that a rewrite preserves them). */
   other?: Record<string, unknown>;
 }
@@ -56,34 +71,59 @@ export interface AdapterConfig {
 export interface LoraTensors {
   /** Module path in the model, e.g. `layers.0` (keys become `base_model.model.<path>...`). */
   path: string;
+  /** A [r, inDim], row-major. */
   loraA: Float32Array;
+  /** B [outDim, r], row-major. */
   loraB: Float32Array;
+  /** Rank. */
   r: number;
+  /** Input width of the adapted module. */
   inDim: number;
+  /** Output width of the adapted module. */
   outDim: number;
 }
 
 /** A whole adapter as plain data. */
 export interface AdapterData {
+  /** adapter_config.json. */
   config: AdapterConfig;
+  /** The LoRA pairs, one per adapted module. */
   loras: LoraTensors[];
   /** Other trained tensors by key relative to the model, e.g. `head.weight`. */
-  extra: Record<string, { data: Float32Array; shape: number[] }>;
+  extra: Record<
+    string,
+    {
+      /** Values, row-major. */
+      data: Float32Array;
+      /** Dimensions, outermost first. */
+      shape: number[];
+    }
+  >;
 }
 
 /** The privacy guarantee of a training run, saved next to the adapter. */
 export interface PrivacyReport {
+  /** Spent epsilon at `delta`. */
   epsilon: number;
+  /** The delta of the guarantee. */
   delta: number;
+  /** The epsilon budget the run was calibrated to, if any. */
   targetEpsilon?: number;
+  /** Noise standard deviation over the clipping norm. */
   noiseMultiplier: number;
+  /** Per-sample clipping norm C. */
   maxGradNorm: number;
+  /** Poisson sampling rate q (expected batch size / dataset size). */
   sampleRate: number;
+  /** Noisy steps taken. */
   steps: number;
+  /** Accountant that computed epsilon (`rdp` or `pld`). */
   accountant: string;
   /** True when a fixed seed was used (reproducible noise: an explicit opt-in). */
   reproducibleSeed: boolean;
+  /** Number of private records. */
   datasetSize?: number;
+  /** Expected logical batch size (the noisy sum is divided by it). */
   expectedBatchSize?: number;
   [key: string]: unknown;
 }

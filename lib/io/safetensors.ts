@@ -38,7 +38,9 @@ export const DTYPE_SIZE: Record<SafetensorsDtype, number> = {
 
 /** A tensor as read from or written to a safetensors file. */
 export interface StTensor {
+  /** Element type in the file. */
   dtype: SafetensorsDtype;
+  /** Dimensions, outermost first (row-major). */
   shape: number[];
   /**
    * Decoded values: Float32Array for F32/F16/BF16 (half types are widened), Float64Array for
@@ -50,15 +52,20 @@ export interface StTensor {
 
 /** Tensors to write: name -> tensor. Data type decides the dtype unless `dtype` is given. */
 export type StTensorInput = {
+  /** Values, row-major; a Float32Array is written as F32, a Float64Array as F64, and so on. */
   data:
     Float32Array | Float64Array | Int32Array | BigInt64Array | Int16Array | Int8Array | Uint8Array;
+  /** Dimensions, outermost first (row-major); their product is the number of elements. */
   shape: number[];
+  /** Element type to write (F16/BF16 from a Float32Array); default: from the array type. */
   dtype?: SafetensorsDtype;
 };
 
 /** Result of reading a safetensors file. */
 export interface SafetensorsFile {
+  /** Tensors by name, in file order. */
   tensors: Map<string, StTensor>;
+  /** The `__metadata__` string map of the header (empty if none). */
   metadata: Record<string, string>;
 }
 
@@ -67,16 +74,17 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 function dtypeOf(t: StTensorInput, name: string): SafetensorsDtype {
   if (t.dtype) {
-    const expected: Partial<Record<SafetensorsDtype, Function>> = {
-      F32: Float32Array,
-      F64: Float64Array,
-      I32: Int32Array,
-      I64: BigInt64Array,
-      I16: Int16Array,
-      I8: Int8Array,
-      U8: Uint8Array,
-      BOOL: Uint8Array,
-    };
+    const expected: Partial<Record<SafetensorsDtype, abstract new (...args: never[]) => unknown>> =
+      {
+        F32: Float32Array,
+        F64: Float64Array,
+        I32: Int32Array,
+        I64: BigInt64Array,
+        I16: Int16Array,
+        I8: Int8Array,
+        U8: Uint8Array,
+        BOOL: Uint8Array,
+      };
     const ctor = expected[t.dtype];
     if (!ctor)
       throw new SafetensorsError(

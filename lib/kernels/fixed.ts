@@ -44,6 +44,7 @@ export interface FixedClipSumResult {
 
 /** Result of {@link addDiscreteGaussianNoise}. */
 export interface NoiseResult {
+  /** The noisy sum (the input array, noised in place). */
   sum: BigInt64Array;
   /** Elements whose noisy value left the int64 range and was saturated. */
   saturated: number;
@@ -185,9 +186,14 @@ export const fixed = {
   MAX_FRAC_BITS,
   QMAX,
   SUM_BOUND,
+  /** {@inheritDoc quantize} */
   quantize,
+  /** Converts fixed-point integers back to floats (see {@link dequantize}). */
   dequantize,
+  /** {@inheritDoc clipIntFor} */
   clipIntFor,
+  /** {@inheritDoc fixedClipSum} */
   clipSum: fixedClipSum,
+  /** {@inheritDoc addDiscreteGaussianNoise} */
   addDiscreteGaussianNoise,
 };

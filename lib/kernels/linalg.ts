@@ -72,8 +72,9 @@ function settle<T>(start: () => Promise<T>): Promise<T> {
   try {
     return start();
   } catch (e) {
-    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the thrown value on
-    return Promise.reject(e);
+    // Validation throws Errors (from the addon's realm, so `instanceof Error` can fail).
+    const err = e as Error;
+    return Promise.reject(err);
   }
 }
 

@@ -24,6 +24,7 @@ export interface RngOptions {
 
 /** Serializable stream state. Contains the key: treat it as a secret. */
 export interface RngState {
+  /** State format version. */
   version: 1;
   /** True when the key was an explicit seed (fixed-seed mode). */
   reproducible: boolean;
@@ -37,7 +38,9 @@ export interface RngState {
 
 /** A rational sigma^2 = num / den (both positive). */
 export interface RationalSigmaSq {
+  /** Numerator (> 0). */
   num: bigint;
+  /** Denominator (> 0). */
   den: bigint;
 }
 
@@ -262,8 +265,9 @@ export class Rng {
       this.reserve(words);
       return p;
     } catch (e) {
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the thrown value on
-      return Promise.reject(e);
+      // Validation throws Errors (from the addon's realm, so `instanceof Error` can fail).
+      const err = e as Error;
+      return Promise.reject(err);
     }
   }
 

@@ -10,6 +10,7 @@ import { InvalidArgumentError } from '../errors';
 
 /** Dropout layer. */
 export class Dropout extends Module {
+  /** Drop probability in [0, 1). */
   readonly p: number;
   private rnd: InitRandom;
   private mask: Float32Array | null = null;

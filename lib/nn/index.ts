@@ -1,5 +1,5 @@
-/** Neural-network layers with per-sample gradient support. */
-export { Tensor, Parameter, shapeSize, isFloat32Array } from './tensor';
+/** Neural-network layers with per-sample gradient support (all public: the root re-exports them). */
+export { Tensor, Parameter } from './tensor';
 export type { GradSource } from './tensor';
 export { Module, isPerSampleModule } from './module';
 export type { GradMode, PerSampleModule, ClippedSink } from './module';

@@ -19,9 +19,13 @@ export interface LayerNormOptions {
 /** Layer normalization with optional per-sample gradient support. */
 export class LayerNorm extends Module implements PerSampleModule {
   readonly perSample = true as const;
+  /** Width of the normalized last dimension. */
   readonly features: number;
+  /** Added to the variance before the square root. */
   readonly eps: number;
+  /** Scale gamma [features]. */
   readonly weight: Parameter;
+  /** Shift beta [features]. */
   readonly bias: Parameter;
   private saved: {
     shape: number[];

@@ -48,10 +48,15 @@ interface Capture {
 /** Fully connected layer with optional per-sample gradient support. */
 export class Linear extends Module implements PerSampleModule {
   readonly perSample = true as const;
+  /** Input width. */
   readonly inFeatures: number;
+  /** Output width. */
   readonly outFeatures: number;
+  /** Weight [out, in], row-major. */
   readonly weight: Parameter;
+  /** Bias [out], or null without one. */
   readonly bias: Parameter | null;
+  /** How per-sample gradient norms are computed (`'auto'` picks ghost or direct by cost). */
   normMethod: NormMethod;
   private input: Tensor | null = null;
   private capture: Capture | null = null;

@@ -49,17 +49,25 @@ interface Capture {
 /** A frozen linear layer plus a trainable low-rank update. */
 export class LoraLinear extends Module implements PerSampleModule {
   readonly perSample = true as const;
+  /** The wrapped base layer (frozen). */
   readonly base: Linear;
+  /** Rank. */
   readonly r: number;
+  /** Scaling numerator. */
   readonly alpha: number;
+  /** Applied scale: alpha / r, or alpha / sqrt(r) with rsLoRA. */
   readonly scaling: number;
+  /** LoRA variant: `'ffa'` (A frozen) or `'vanilla'` (A and B trained). */
   readonly method: LoraMethod;
+  /** Rank-stabilized scaling. */
   readonly rslora: boolean;
+  /** Dropout probability on the LoRA input during training. */
   readonly dropout: number;
   /** Parameter holding A [r, in]. */
   readonly loraAParam: Parameter;
   /** Parameter holding B [out, r]. */
   readonly loraBParam: Parameter;
+  /** How per-sample gradient norms are computed (`'auto'` picks ghost or direct by cost). */
   normMethod: NormMethod;
   private merged = false;
   private rnd: InitRandom;
@@ -128,6 +136,7 @@ export class LoraLinear extends Module implements PerSampleModule {
   get loraA(): Float32Array {
     return this.loraAParam.data;
   }
+  /** Overwrites A [r, in] (row-major) with `v`, which must have r * in elements. */
   set loraA(v: Float32Array) {
     if (v.length !== this.loraAParam.size)
       throw new InvalidArgumentError(
@@ -140,6 +149,7 @@ export class LoraLinear extends Module implements PerSampleModule {
   get loraB(): Float32Array {
     return this.loraBParam.data;
   }
+  /** Overwrites B [out, r] (row-major) with `v`, which must have out * r elements. */
   set loraB(v: Float32Array) {
     if (v.length !== this.loraBParam.size)
       throw new InvalidArgumentError(
@@ -148,9 +158,11 @@ export class LoraLinear extends Module implements PerSampleModule {
       );
     this.loraBParam.data.set(v);
   }
+  /** Input width (that of the wrapped base layer). */
   get inFeatures(): number {
     return this.base.inFeatures;
   }
+  /** Output width (that of the wrapped base layer). */
   get outFeatures(): number {
     return this.base.outFeatures;
   }

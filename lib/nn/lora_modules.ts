@@ -6,7 +6,12 @@ import { Module } from './module';
 import { Parameter } from './tensor';
 
 /** Every {@link LoraLinear} in the model with its dotted path (e.g. `layers.3`). */
-export function loraModules(model: Module): Array<{ path: string; module: LoraLinear }> {
+export function loraModules(model: Module): Array<{
+  /** Module path in the model, e.g. `fc1`. */
+  path: string;
+  /** The LoRA layer. */
+  module: LoraLinear;
+}> {
   return model
     .namedModules()
     .filter(([, m]) => m instanceof LoraLinear)
@@ -19,8 +24,16 @@ export function loraModules(model: Module): Array<{ path: string; module: LoraLi
  */
 export function trainableParameters(
   model: Module,
-  options: { excludeLora?: boolean } = {},
-): Array<{ path: string; param: Parameter }> {
+  options: {
+    /** Leave out the LoRA matrices (A and B). */
+    excludeLora?: boolean;
+  } = {},
+): Array<{
+  /** Parameter path in the model, e.g. `fc1.weight`. */
+  path: string;
+  /** The parameter. */
+  param: Parameter;
+}> {
   const loraParams = new Set<Parameter>();
   if (options.excludeLora)
     for (const { module } of loraModules(model))

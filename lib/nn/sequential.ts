@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../errors';
 
 /** Runs its children in order; backward in reverse. */
 export class Sequential extends Module {
+  /** The layers, applied in order. */
   readonly layers: Module[];
 
   constructor(...layers: Module[]) {

@@ -13,7 +13,9 @@ export function shapeSize(shape: readonly number[]): number {
 
 /** A dense row-major float32 tensor. Inputs are `[batch, features]` or `[batch, seq, features]`. */
 export class Tensor {
+  /** Values, row-major. */
   readonly data: Float32Array;
+  /** Dimensions, outermost first. */
   readonly shape: number[];
 
   constructor(data: Float32Array, shape: readonly number[]) {
@@ -98,10 +100,15 @@ export type GradSource = 'none' | 'raw' | 'private';
  * inner optimizer; `gradSource` says which.
  */
 export class Parameter {
+  /** Values, row-major (updated in place by optimizers). */
   data: Float32Array;
+  /** Dimensions, outermost first. */
   readonly shape: number[];
+  /** Whether training changes it (false: frozen). */
   requiresGrad: boolean;
+  /** Gradient of the loss (or the privatized update under DP), or null before backward. */
   grad: Float32Array | null = null;
+  /** Where `grad` came from (plain backward or the DP optimizer). */
   gradSource: GradSource = 'none';
 
   constructor(data: Float32Array, shape: readonly number[], requiresGrad = true) {

@@ -6,18 +6,26 @@ import { requireObject } from '../validate';
 
 /** Options of {@link Adam} and {@link AdamW}. */
 export interface AdamOptions {
+  /** Learning rate. */
   lr: number;
+  /** Decay of the first-moment estimate, in [0, 1) (default 0.9). */
   beta1?: number;
+  /** Decay of the second-moment estimate, in [0, 1) (default 0.999). */
   beta2?: number;
+  /** Added to the denominator for numerical stability, > 0 (default 1e-8). */
   eps?: number;
   /** Adam: L2 penalty added to the gradient; AdamW: decoupled decay (default 0 / 0.01). */
   weightDecay?: number;
 }
 
 abstract class AdamBase extends Optimizer {
+  /** Decay of the first-moment estimate. */
   readonly beta1: number;
+  /** Decay of the second-moment estimate. */
   readonly beta2: number;
+  /** Added to the denominator for numerical stability. */
   readonly eps: number;
+  /** Adam: L2 penalty added to the gradient; AdamW: decoupled decay rate. */
   readonly weightDecay: number;
   protected abstract readonly decoupled: boolean;
 
@@ -69,6 +77,7 @@ abstract class AdamBase extends Optimizer {
 
 /** Adam (Kingma & Ba) with optional L2 weight decay added to the gradient. */
 export class Adam extends AdamBase {
+  /** Always `adam`. */
   readonly kind = 'adam';
   protected readonly decoupled = false;
   constructor(params: Parameter[], options: AdamOptions) {
@@ -78,6 +87,7 @@ export class Adam extends AdamBase {
 
 /** AdamW (Loshchilov & Hutter): weight decay applied to the weights, not the gradient (default 0.01). */
 export class AdamW extends AdamBase {
+  /** Always `adamw`. */
   readonly kind = 'adamw';
   protected readonly decoupled = true;
   constructor(params: Parameter[], options: AdamOptions) {

@@ -1,4 +1,4 @@
-/** Optimizers and learning-rate schedules (privacy-agnostic). */
+/** Optimizers and learning-rate schedules, privacy-agnostic (all public: the root re-exports them). */
 export { Optimizer } from './optimizer';
 export type { OptimizerState } from './optimizer';
 export { SGD } from './sgd';

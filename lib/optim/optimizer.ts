@@ -10,21 +10,28 @@ import { InvalidArgumentError } from '../errors';
  * `params[i]` (e.g. `{ momentum }` or `{ m, v }`), in constructor order.
  */
 export interface OptimizerState {
+  /** The optimizer's {@link Optimizer.kind} (`'sgd'`, `'adam'`, `'adamw'`). */
   kind: string;
+  /** Learning rate at the time of saving. */
   lr: number;
+  /** Hyperparameters (momentum, betas, eps, weight decay, ...), checked on load. */
   hyper: Record<string, number | boolean>;
+  /** Number of steps taken. */
   step: number;
+  /** Per-parameter state buffers, in constructor order. */
   slots: Array<Record<string, Float32Array>>;
 }
 
 /** Common machinery of SGD, Adam and AdamW. */
 export abstract class Optimizer {
+  /** The parameters this optimizer updates, in constructor order. */
   readonly params: Parameter[];
   /** Current learning rate (schedules set it). */
   lr: number;
   /** Number of steps taken. */
   stepCount = 0;
   protected slots: Array<Record<string, Float32Array>>;
+  /** Which optimizer this is (`'sgd'`, `'adam'`, `'adamw'`). */
   abstract readonly kind: string;
 
   constructor(params: Parameter[], lr: number) {

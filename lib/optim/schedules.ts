@@ -68,11 +68,14 @@ export function cosineSchedule(o: {
 
 /** Sets `optimizer.lr = baseLr * schedule(step)`; call {@link step} after each optimizer step. */
 export class LRScheduler {
+  /** The optimizer's learning rate when the scheduler was made; the schedule multiplies it. */
   readonly baseLr: number;
   private stepNum = 0;
 
   constructor(
+    /** The optimizer whose learning rate is set. */
     readonly optimizer: Optimizer,
+    /** Learning-rate multiplier as a function of the step. */
     readonly schedule: Schedule,
   ) {
     if (!(optimizer instanceof Optimizer))
@@ -98,7 +101,12 @@ export class LRScheduler {
   }
 
   /** State for checkpoints. */
-  stateDict(): { step: number; baseLr: number } {
+  stateDict(): {
+    /** Steps taken. */
+    step: number;
+    /** The base learning rate. */
+    baseLr: number;
+  } {
     return { step: this.stepNum, baseLr: this.baseLr };
   }
 

@@ -6,6 +6,7 @@ import { requireObject } from '../validate';
 
 /** Options of {@link SGD}. */
 export interface SGDOptions {
+  /** Learning rate. */
   lr: number;
   /** Momentum factor (default 0). */
   momentum?: number;
@@ -17,9 +18,13 @@ export interface SGDOptions {
 
 /** SGD: v = mu v + (g + wd w); w -= lr * (nesterov ? g + mu v : v). */
 export class SGD extends Optimizer {
+  /** Always `sgd`. */
   readonly kind = 'sgd';
+  /** Momentum factor in [0, 1). */
   readonly momentum: number;
+  /** L2 penalty added to the gradient. */
   readonly weightDecay: number;
+  /** Whether Nesterov momentum is used. */
   readonly nesterov: boolean;
 
   constructor(params: Parameter[], options: SGDOptions) {

@@ -18,8 +18,11 @@ export type ClippingMode = 'flat' | 'perLayer';
 
 /** One module whose own trainable parameters the DP optimizer clips. */
 export interface TrackedModule {
+  /** Module path in the model. */
   path: string;
+  /** The module. */
   module: PerSampleModule;
+  /** Its own trainable parameters. */
   params: Parameter[];
   /** Per-layer threshold C_k (perLayer mode); the flat threshold otherwise. */
   maxGradNorm: number;
@@ -37,23 +40,31 @@ export interface DPStepHooks {
 
 /** Options of {@link DPOptimizer}. */
 export interface DPOptimizerOptions {
+  /** Noise standard deviation over the clipping norm. */
   noiseMultiplier: number;
   /** Flat clipping norm C (perLayer: the overall norm used for default thresholds). */
   maxGradNorm: number;
   /** Expected logical batch size q*N: the noisy sum is divided by it. */
   expectedBatchSize: number;
+  /** Noise source (the OS-keyed CSPRNG unless a seed was an explicit opt-in). */
   rng: Rng;
+  /** Clipping mode (default `'flat'`). */
   clipping?: ClippingMode;
   /** perLayer: thresholds by module path (default C / sqrt(K) each, so sqrt(sum C_k^2) = C). */
   perLayerMaxGradNorm?: Record<string, number> | number[];
+  /** Hooks run around each step. */
   hooks?: DPStepHooks;
 }
 
 /** Non-private diagnostics of the last logical step (do not publish: they depend on the data). */
 export interface DPStepStats {
+  /** Records in the logical batch. */
   samples: number;
+  /** Records whose gradient norm exceeded the bound. */
   clipped: number;
+  /** Records with a non-finite gradient (contributed zero). */
   nonfinite: number;
+  /** Micro-batches the logical batch was split into. */
   microBatches: number;
 }
 
@@ -79,15 +90,23 @@ export function trackModules(
 
 /** Wraps an optimizer with per-sample clipping, noise and expected-batch normalization. */
 export class DPOptimizer {
+  /** The wrapped optimizer that applies the privatized gradient. */
   readonly inner: Optimizer;
+  /** The model being trained. */
   readonly model: Module;
+  /** Noise standard deviation over the clipping norm. */
   readonly noiseMultiplier: number;
+  /** Flat clipping norm C. */
   readonly maxGradNorm: number;
+  /** Expected logical batch size: the noisy sum is divided by it. */
   readonly expectedBatchSize: number;
+  /** Clipping mode. */
   readonly clipping: ClippingMode;
+  /** The modules whose parameters are clipped and noised. */
   readonly tracked: TrackedModule[];
   /** Noise standard deviation on every coordinate of the clipped sum: z * sqrt(sum C_k^2) (flat: z * C). */
   readonly noiseStd: number;
+  /** Hooks run around each step (the privacy engine installs its own). */
   hooks: DPStepHooks;
   private rng: Rng;
   private acc = new Map<Parameter, Float32Array>();
@@ -368,6 +387,7 @@ export class DPOptimizer {
   get lr(): number {
     return this.inner.lr;
   }
+  /** Sets the wrapped optimizer's learning rate. */
   set lr(v: number) {
     this.inner.lr = v;
   }

@@ -1,8 +1,8 @@
-/** The privacy layer: samplers, DP optimizer, engine, errors. */
+/** The privacy layer: samplers, DP optimizer, engine, errors (all public: the root re-exports them). */
 export { PrivacyBudgetExceededError, PerSampleGradError } from './errors';
-export { PoissonSampler, ShuffleSampler, splitMicroBatches } from './samplers';
+export { PoissonSampler, ShuffleSampler } from './samplers';
 export type { BatchSampler, SamplerState } from './samplers';
-export { DPOptimizer, trackModules } from './dp_optimizer';
+export { DPOptimizer } from './dp_optimizer';
 export type {
   ClippingMode,
   DPOptimizerOptions,
@@ -19,5 +19,4 @@ export type {
   PrivacyConfig,
   PrivacyEngineState,
 } from './privacy_engine';
-export { seedToKey } from './seed';
 export type { SeedLike } from './seed';

@@ -38,13 +38,20 @@ type Accountant = PldAccountant | RdpAccountant;
 
 /** Options of {@link PrivacyEngine.makePrivate}. */
 export interface MakePrivateOptions {
+  /** The model to train; every trainable parameter must have per-sample gradient support. */
   model: Module;
   /** Any optimizer over the model's trainable parameters (all of them). */
   optimizer: Optimizer;
   /** The training set (only its size N is used) or N itself. */
-  dataset: { length: number } | number;
+  dataset:
+    | {
+        /** Number of records N. */
+        length: number;
+      }
+    | number;
   /** EXPECTED logical batch size q*N (Poisson batches have random size). */
   batchSize: number;
+  /** Noise standard deviation over the clipping norm (0 makes epsilon infinite: tests only). */
   noiseMultiplier: number;
   /** Clipping norm C of each sample's whole gradient (perLayer: sqrt(sum C_k^2) by default). */
   maxGradNorm: number;
@@ -78,7 +85,9 @@ export interface MakePrivateWithEpsilonOptions extends Omit<
   MakePrivateOptions,
   'noiseMultiplier' | 'targetEpsilon' | 'delta'
 > {
+  /** Epsilon budget to calibrate the noise to (also the hard budget). */
   targetEpsilon: number;
+  /** Delta of the guarantee. */
   targetDelta: number;
   /** Planned epochs: steps = ceil(epochs * N / batchSize). */
   epochs: number;
@@ -86,31 +95,47 @@ export interface MakePrivateWithEpsilonOptions extends Omit<
 
 /** What makePrivate returns. */
 export interface PrivateTraining {
+  /** The model (unchanged object). */
   model: Module;
+  /** The DP optimizer wrapping the given optimizer: call its step() once per logical batch. */
   optimizer: DPOptimizer;
+  /** The batch sampler (Poisson by default). */
   sampler: BatchSampler;
 }
 
 /** One logical batch: its indices and the micro-batches to run. */
 export interface LogicalBatch {
+  /** Indices of the records in the logical batch. */
   indices: Int32Array;
+  /** The same indices split into micro-batches of at most maxPhysicalBatchSize. */
   microBatches: Int32Array[];
 }
 
 /** Privacy configuration recorded in the state. */
 export interface PrivacyConfig {
+  /** Accountant in use. */
   accountant: AccountantKind;
+  /** Noise standard deviation over the clipping norm. */
   noiseMultiplier: number;
+  /** Clipping norm C. */
   maxGradNorm: number;
   /** The rate the accountant uses (Poisson: q; shuffle: 1). */
   sampleRate: number;
+  /** Expected logical batch size: the noisy sum is divided by it. */
   expectedBatchSize: number;
+  /** Number of private records N. */
   datasetSize: number;
+  /** Delta of the reported guarantee. */
   delta: number;
+  /** Hard epsilon budget, or null without one. */
   targetEpsilon: number | null;
+  /** Clipping mode. */
   clipping: ClippingMode;
+  /** Per-layer thresholds by module path (perLayer mode), else null. */
   perLayerMaxGradNorm: Record<string, number> | null;
+  /** Batch sampling scheme. */
   sampling: 'poisson' | 'shuffle';
+  /** Largest micro-batch, or null for whole logical batches. */
   maxPhysicalBatchSize: number | null;
 }
 
@@ -123,21 +148,49 @@ export interface PrivacyConfig {
  *   re-keyed from the OS on resume and no key is ever written.
  */
 export interface PrivacyEngineState {
+  /** Marks the object as privacy-engine state. */
   format: 'dp-lora.privacy-engine';
+  /** State format version. */
   version: 1;
+  /** Logical steps taken. */
   step: number;
-  params: Record<string, { shape: number[]; data: Float32Array }>;
+  /** Every trainable parameter by dotted path. */
+  params: Record<
+    string,
+    {
+      /** Dimensions, outermost first. */
+      shape: number[];
+      /** Values, row-major. */
+      data: Float32Array;
+    }
+  >;
+  /** The wrapped optimizer's state, buffers keyed by parameter path. */
   optimizer: {
+    /** Optimizer kind (`'sgd'`, `'adam'`, `'adamw'`). */
     kind: string;
+    /** Learning rate. */
     lr: number;
+    /** Hyperparameters. */
     hyper: Record<string, number | boolean>;
+    /** Optimizer steps taken. */
     step: number;
+    /** State buffers by parameter path, then by name. */
     slots: Record<string, Record<string, Float32Array>>;
   };
+  /** The sampler's state. */
   sampler: SamplerState;
-  rng: { reproducible: boolean; description: string; state?: RngState };
+  /** The noise RNG: how it was keyed, and its state in seeded mode only. */
+  rng: {
+    /** True in fixed-seed mode. */
+    reproducible: boolean;
+    /** Where the key came from (see {@link Rng.describe}). */
+    description: string;
+    /** The stream state, saved in fixed-seed mode only (it holds the key). */
+    state?: RngState;
+  };
   /** The accountant's ledger: a `LedgerJson` (its toJSON(): kind, full event history, parameters). */
   accountant: unknown;
+  /** The privacy configuration. */
   privacy: PrivacyConfig;
   /** Steps taken without noise (noiseMultiplier 0): any > 0 makes epsilon infinite. */
   noiselessSteps: number;

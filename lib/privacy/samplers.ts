@@ -10,7 +10,9 @@ import { requireObject } from '../validate';
 
 /** Serializable sampler state (the RNG state is saved by the engine). */
 export interface SamplerState {
+  /** Which sampler saved it. */
   kind: 'poisson' | 'shuffle';
+  /** Number of records sampled from. */
   datasetSize: number;
   /** Poisson: q; shuffle: batchSize / datasetSize. */
   sampleRate: number;
@@ -18,13 +20,17 @@ export interface SamplerState {
   batchesDrawn: number;
   /** Shuffle only: the current permutation and position in it. */
   permutation?: number[];
+  /** Shuffle only: position in the permutation. */
   position?: number;
+  /** Shuffle only: the fixed batch size. */
   batchSize?: number;
 }
 
 /** Common sampler interface. */
 export interface BatchSampler {
+  /** Poisson (amplification applies) or shuffled fixed-size batches. */
   readonly kind: 'poisson' | 'shuffle';
+  /** Number of records sampled from. */
   readonly datasetSize: number;
   /** The sampling rate the accountant must use (Poisson: q; others: 1). */
   readonly accountingSampleRate: number;
@@ -32,7 +38,9 @@ export interface BatchSampler {
   sample(): Int32Array;
   /** Replaces the random source (e.g. re-keyed after a resume). */
   setRng(rng: Rng): void;
+  /** The sampler's position as plain JSON data (saved with a checkpoint). */
   stateDict(): SamplerState;
+  /** Restores a position saved by {@link BatchSampler.stateDict} (throws if another sampler's). */
   loadStateDict(s: SamplerState): void;
 }
 
@@ -46,11 +54,15 @@ function checkN(datasetSize: number, who: string): void {
 
 /** Poisson sampler: each index in [0, N) joins the batch independently with probability q. */
 export class PoissonSampler implements BatchSampler {
+  /** Always `poisson`. */
   readonly kind = 'poisson' as const;
+  /** Number of records sampled from. */
   readonly datasetSize: number;
+  /** Probability q that each record is in a batch. */
   readonly sampleRate: number;
   private rng: Rng;
   private u: Float64Array;
+  /** Logical batches drawn so far. */
   batchesDrawn = 0;
 
   constructor(o: { datasetSize: number; sampleRate: number; rng: Rng }) {
@@ -88,6 +100,7 @@ export class PoissonSampler implements BatchSampler {
     this.rng = rng;
   }
 
+  /** {@inheritDoc BatchSampler.stateDict} */
   stateDict(): SamplerState {
     return {
       kind: 'poisson',
@@ -97,6 +110,7 @@ export class PoissonSampler implements BatchSampler {
     };
   }
 
+  /** {@inheritDoc BatchSampler.loadStateDict} */
   loadStateDict(s: SamplerState): void {
     if (
       s?.kind !== 'poisson' ||
@@ -126,13 +140,17 @@ function randomBelow(rng: Rng, n: number, buf: Uint32Array): number {
  * the engine accounts it with sampleRate 1.
  */
 export class ShuffleSampler implements BatchSampler {
+  /** Always `shuffle`. */
   readonly kind = 'shuffle' as const;
+  /** Number of records sampled from. */
   readonly datasetSize: number;
+  /** Records per batch. */
   readonly batchSize: number;
   readonly accountingSampleRate = 1;
   private rng: Rng;
   private perm: Int32Array | null = null;
   private pos = 0;
+  /** Logical batches drawn so far. */
   batchesDrawn = 0;
 
   constructor(o: { datasetSize: number; batchSize: number; rng: Rng }) {
@@ -175,6 +193,7 @@ export class ShuffleSampler implements BatchSampler {
     this.rng = rng;
   }
 
+  /** {@inheritDoc BatchSampler.stateDict} */
   stateDict(): SamplerState {
     return {
       kind: 'shuffle',
@@ -187,6 +206,7 @@ export class ShuffleSampler implements BatchSampler {
     };
   }
 
+  /** {@inheritDoc BatchSampler.loadStateDict} */
   loadStateDict(s: SamplerState): void {
     if (
       s?.kind !== 'shuffle' ||

@@ -91,8 +91,8 @@ export function naiveDft(re: number[], im: number[]): { re: number[]; im: number
   return { re: or, im: oi };
 }
 
-/** Deterministic xorshift32 uniform numbers in [0, 1) for test inputs. */
-export function seededUniform(seed: number): () => number {
+/** Deterministic xorshift32: uint32 words for test inputs (not for noise). */
+export function xorshift32(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
     s ^= s << 13;
@@ -100,6 +100,12 @@ export function seededUniform(seed: number): () => number {
     s ^= s >>> 17;
     s ^= s << 5;
     s >>>= 0;
-    return s / 2 ** 32;
+    return s;
   };
+}
+
+/** Deterministic xorshift32 uniform numbers in [0, 1) for test inputs. */
+export function seededUniform(seed: number): () => number {
+  const next = xorshift32(seed);
+  return () => next() / 2 ** 32;
 }

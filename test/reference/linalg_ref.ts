@@ -119,7 +119,11 @@ export function refClippedSum(
   const { batch: B, seq: T, inDim: d, outDim: p } = s;
   const out = new Float64Array(p * d);
   const scale = new Float64Array(p * d);
-  if (init) for (let x = 0; x < p * d; x++) ((out[x] = init[x]), (scale[x] = Math.abs(init[x])));
+  if (init)
+    for (let x = 0; x < p * d; x++) {
+      out[x] = init[x];
+      scale[x] = Math.abs(init[x]);
+    }
   for (let i = 0; i < B; i++) {
     if (f[i] === 0) continue;
     for (let t = 0; t < T; t++) {
