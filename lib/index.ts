@@ -27,6 +27,9 @@ export { DataFormatError } from './data/user_data';
 export * from './nn';
 export * from './optim';
 export * from './privacy';
+// The one-run empirical privacy audit (Steinke, Nasr, Jagielski 2023).
+export { runAudit, builtinAuditData, auditPValue, epsilonLowerBound } from './audit';
+export type { AuditOptions, AuditResult, AuditData, AuditPlant, CanaryKind } from './audit';
 
 // Accountants and noise calibration (details: dp-lora/accounting).
 export {

@@ -117,6 +117,35 @@ export interface NativeAddon {
   clipFactors(normsSq: Float64Array, maxNorm: number, out?: Float32Array): NativeClipResult;
   /** Clips the rows of `x: [batch, dim]` in place. */
   clipRows(x: Float32Array, batch: number, dim: number, maxNorm: number): NativeClipResult;
+  /** Per-sample weight gradients `alpha * g_i^T a_i` into `out` (`[batch, outDim, inDim]`). */
+  perSampleGrads(
+    a: Float32Array,
+    g: Float32Array,
+    shape: NativeGradShape,
+    alpha: number,
+    out: Float32Array,
+  ): Float32Array;
+  /** Sum of squares of each of `rows` rows of width `n` of `x` (double accumulation) into `out`. */
+  rowsSumSq(x: Float32Array, rows: number, n: number, out: Float64Array): Float64Array;
+  /** `out += sum_r factors[r] * x[r]` over `rows` rows of width `n` (double accumulation). */
+  rowsScaledSum(
+    x: Float32Array,
+    rows: number,
+    n: number,
+    factors: Float32Array,
+    out: Float64Array,
+  ): Float64Array;
+  /** `out += scale * sum_r factors[r] g_r^T a_r` (`[outDim, inDim]`, double accumulation). */
+  outerScaledSum(
+    a: Float32Array,
+    g: Float32Array,
+    rows: number,
+    inDim: number,
+    outDim: number,
+    factors: Float32Array,
+    scale: number,
+    out: Float64Array,
+  ): Float64Array;
   /** Roofline probe: read bandwidth over `x`. */
   benchReadBandwidth(
     x: Float32Array,
@@ -207,6 +236,10 @@ const NAMES: { readonly [K in NativeFunctionName]: true } = {
   clippedSumAsync: true,
   clipFactors: true,
   clipRows: true,
+  perSampleGrads: true,
+  rowsSumSq: true,
+  rowsScaledSum: true,
+  outerScaledSum: true,
   benchReadBandwidth: true,
   benchFmaPeak: true,
   chacha20Block: true,

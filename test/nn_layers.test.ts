@@ -267,11 +267,16 @@ describe('per-sample hooks equal one-sample-at-a-time gradients', () => {
 });
 
 test('LoRA dropout: per-sample norms match the clipped sums; factors 1 give the raw gradient', () => {
-  // Dropout masks differ per forward, so two identically seeded models give the same masks.
+  // Masks are keyed by record, so two models with the same record context draw the same masks.
   const make = () => {
     const l = new LoraLinear(new Linear(IN, OUT, { seed: 70 }), { r: 3, dropout: 0.4, seed: 71 });
     l.loraB = randArray(OUT * 3, lcg(72), 0.5);
-    return l;
+    // Per-record masks (required in perSample mode): same context -> same masks.
+    return l.setRecordContext({
+      key: new Uint32Array([1, 2, 3, 4]),
+      step: 0,
+      records: [0, 1, 2, 3],
+    });
   };
   const rnd = lcg(73);
   const batch = 4;

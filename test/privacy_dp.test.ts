@@ -341,7 +341,7 @@ describe('refusals', () => {
       addPerSampleNormsSq(out: Float64Array): void {
         out.fill(0.25);
       }
-      accumulateClippedGrads(_f: Float32Array, sink: (p: Parameter) => Float32Array): void {
+      accumulateClippedGrads(_f: Float32Array, sink: (p: Parameter) => Float64Array): void {
         sink(this.w)[0] = NaN;
       }
       releaseCapture(): void {

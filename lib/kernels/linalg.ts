@@ -206,6 +206,65 @@ export function clipRows(x: Float32Array, batch: number, dim: number, maxNorm: n
 }
 
 /**
+ * Materializes each sample's weight gradient `G_i = alpha * g_i^T a_i` as a
+ * float tensor (`out: [batch, outDim, inDim]`), each by one deterministic
+ * SGEMM: the same inputs always give bit-identical tensors, on any thread
+ * count.  Used by the floating-point-sound clipping (the tensor whose norm is
+ * clipped is the very tensor that is summed).
+ */
+export function perSampleGrads(
+  a: Float32Array,
+  g: Float32Array,
+  shape: GradShape,
+  alpha: number,
+  out: Float32Array,
+): Float32Array {
+  return addon().perSampleGrads(a, g, shape, alpha, out);
+}
+
+/** `out[r] = sum_j x[r, j]^2` in double (the squares of floats are exact in double). */
+export function rowsSumSq(
+  x: Float32Array,
+  rows: number,
+  n: number,
+  out: Float64Array,
+): Float64Array {
+  return addon().rowsSumSq(x, rows, n, out);
+}
+
+/**
+ * `out[j] += sum_r factors_r * x[r, j]` in double; rows whose factor is 0 or
+ * non-finite are never read.
+ */
+export function rowsScaledSum(
+  x: Float32Array,
+  rows: number,
+  n: number,
+  factors: Float32Array,
+  out: Float64Array,
+): Float64Array {
+  return addon().rowsScaledSum(x, rows, n, factors, out);
+}
+
+/**
+ * `out[j, k] += sum_r (scale * factors_r * g[r, j]) * a[r, k]` in double (the
+ * clipped sum of one-token per-sample gradients `scale * g_r a_r^T`); rows
+ * whose factor is 0 or non-finite are never read.
+ */
+export function outerScaledSum(
+  a: Float32Array,
+  g: Float32Array,
+  rows: number,
+  inDim: number,
+  outDim: number,
+  factors: Float32Array,
+  scale: number,
+  out: Float64Array,
+): Float64Array {
+  return addon().outerScaledSum(a, g, rows, inDim, outDim, factors, scale, out);
+}
+
+/**
  * Roofline probe for benchmarks: read bandwidth (bytes/s) of a float
  * sum-of-squares loop over `x`, `repeats` times, on all pool threads with
  * the active ISA.

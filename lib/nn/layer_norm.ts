@@ -3,9 +3,10 @@
  * gamma/beta may be trainable or frozen.  Per-sample gradients of gamma and
  * beta are small ([batch, features]) and formed directly in backward.
  */
-import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
+import { bsf, checkGradShape, noForward } from './module';
+import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
-import { InvalidArgumentError, InvalidStateError } from '../errors';
+import { InvalidArgumentError } from '../errors';
 import { MAX_ELEMENTS } from '../validate';
 
 /** Options of {@link LayerNorm}. */
@@ -17,8 +18,7 @@ export interface LayerNormOptions {
 }
 
 /** Layer normalization with optional per-sample gradient support. */
-export class LayerNorm extends Module implements PerSampleModule {
-  readonly perSample = true as const;
+export class LayerNorm extends PerSampleLayer {
   /** Width of the normalized last dimension. */
   readonly features: number;
   /** Added to the variance before the square root. */
@@ -34,7 +34,6 @@ export class LayerNorm extends Module implements PerSampleModule {
     batch: number;
     seq: number;
   } | null = null;
-  private capture: { gw: Float32Array; gb: Float32Array; batch: number } | null = null;
 
   constructor(features: number, options: LayerNormOptions = {}) {
     super();
@@ -124,11 +123,9 @@ export class LayerNorm extends Module implements PerSampleModule {
     }
     if (trainW || trainB) {
       if (this.gradMode === 'perSample') {
-        if (this.capture)
-          throw new InvalidStateError(
-            "LayerNorm.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch",
-          );
-        this.capture = { gw, gb, batch };
+        const cap = this.beginCapture(batch);
+        if (trainW) cap.addRows(this.weight, gw);
+        if (trainB) cap.addRows(this.bias, gb);
       } else {
         const sum = (src: Float32Array, dst: Float32Array) => {
           for (let i = 0; i < batch; i++) for (let j = 0; j < d; j++) dst[j] += src[i * d + j];
@@ -139,42 +136,5 @@ export class LayerNorm extends Module implements PerSampleModule {
     }
     this.saved = null;
     return new Tensor(gi, sv.shape);
-  }
-
-  captureBatch(): number {
-    return this.capture ? this.capture.batch : -1;
-  }
-
-  addPerSampleNormsSq(out: Float64Array): void {
-    const c = this.capture;
-    if (!c) throw new InvalidStateError('LayerNorm: no per-sample capture pending');
-    const d = this.features;
-    for (let i = 0; i < c.batch; i++) {
-      let s = 0;
-      if (this.weight.requiresGrad)
-        for (let j = 0; j < d; j++) s += c.gw[i * d + j] * c.gw[i * d + j];
-      if (this.bias.requiresGrad)
-        for (let j = 0; j < d; j++) s += c.gb[i * d + j] * c.gb[i * d + j];
-      out[i] += s;
-    }
-  }
-
-  accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
-    const c = this.capture;
-    if (!c) throw new InvalidStateError('LayerNorm: no per-sample capture pending');
-    const d = this.features;
-    const add = (src: Float32Array, dst: Float32Array) => {
-      for (let i = 0; i < c.batch; i++) {
-        const f = factors[i];
-        if (f === 0) continue;
-        for (let j = 0; j < d; j++) dst[j] += f * src[i * d + j];
-      }
-    };
-    if (this.weight.requiresGrad) add(c.gw, sink(this.weight));
-    if (this.bias.requiresGrad) add(c.gb, sink(this.bias));
-  }
-
-  releaseCapture(): void {
-    this.capture = null;
   }
 }

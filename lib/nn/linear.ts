@@ -1,24 +1,15 @@
 /**
  * Linear layer y = x W^T + b with W [out, in]; weight and bias may be frozen
- * or trainable.  Per-sample norms and clipped sums come from the kernels with
- * a = the layer input and g = the output gradient.
+ * or trainable.  Per-sample gradients (a = the layer input, g = the output
+ * gradient) go through a {@link PerSampleCapture}.
  */
 import { InitRandom, kaimingUniform, uniformFill } from './init';
-import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
-import {
-  addBiasClippedSum,
-  addBiasNormsSq,
-  addClippedSum,
-  addColumnSums,
-  addNormsSq,
-  addOuterGrad,
-  linearForward,
-  matmul,
-  NormMethod,
-} from './ops';
+import { bsf, checkGradShape, noForward } from './module';
+import { addColumnSums, addOuterGrad, linearForward, matmul, NormMethod } from './ops';
+import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
 import { MAX_ELEMENTS, requireElementCount, requireInt, requireObject } from '../validate';
-import { InvalidArgumentError, InvalidStateError } from '../errors';
+import { InvalidArgumentError } from '../errors';
 
 /** Options of {@link Linear}. */
 export interface LinearOptions {
@@ -36,18 +27,8 @@ export interface LinearOptions {
   normMethod?: NormMethod;
 }
 
-interface Capture {
-  x: Float32Array;
-  g: Float32Array;
-  batch: number;
-  seq: number;
-  /** Per-sample squared norms over this layer's trainable parameters, from backward. */
-  normsSq: Float64Array;
-}
-
 /** Fully connected layer with optional per-sample gradient support. */
-export class Linear extends Module implements PerSampleModule {
-  readonly perSample = true as const;
+export class Linear extends PerSampleLayer {
   /** Input width. */
   readonly inFeatures: number;
   /** Output width. */
@@ -59,7 +40,6 @@ export class Linear extends Module implements PerSampleModule {
   /** How per-sample gradient norms are computed (`'auto'` picks ghost or direct by cost). */
   normMethod: NormMethod;
   private input: Tensor | null = null;
-  private capture: Capture | null = null;
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
@@ -148,26 +128,12 @@ export class Linear extends Module implements PerSampleModule {
     const trainB = !!this.bias && this.bias.requiresGrad;
     if (trainW || trainB) {
       if (this.gradMode === 'perSample') {
-        if (this.capture)
-          throw new InvalidStateError(
-            "Linear.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch",
-          );
-        // Norms now, while g and x are hot in cache; clipped sums once the factors are known.
-        const normsSq = new Float64Array(batch);
+        const cap = this.beginCapture(batch);
         if (trainW)
-          addNormsSq(
-            x.data,
-            g,
-            batch,
-            seq,
-            this.inFeatures,
-            this.outFeatures,
-            normsSq,
-            1,
-            this.normMethod,
-          );
-        if (trainB) addBiasNormsSq(g, batch, seq, this.outFeatures, normsSq);
-        this.capture = { x: x.data, g, batch, seq, normsSq };
+          cap.addLinear(this.weight, x.data, g, seq, this.inFeatures, this.outFeatures, {
+            method: this.normMethod,
+          });
+        if (trainB) cap.addBias(this.bias, g, seq, this.outFeatures);
       } else {
         if (trainW)
           addOuterGrad(
@@ -184,43 +150,5 @@ export class Linear extends Module implements PerSampleModule {
     const gi = matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures);
     this.input = null;
     return new Tensor(gi, x.shape);
-  }
-
-  captureBatch(): number {
-    return this.capture ? this.capture.batch : -1;
-  }
-
-  addPerSampleNormsSq(out: Float64Array): void {
-    const c = this.capture;
-    if (!c)
-      throw new InvalidStateError(
-        'Linear: no per-sample capture pending (run forward/backward in perSample mode first)',
-      );
-    for (let i = 0; i < c.batch; i++) out[i] += c.normsSq[i];
-  }
-
-  accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
-    const c = this.capture;
-    if (!c)
-      throw new InvalidStateError(
-        'Linear: no per-sample capture pending (run forward/backward in perSample mode first)',
-      );
-    if (this.weight.requiresGrad)
-      addClippedSum(
-        c.x,
-        c.g,
-        c.batch,
-        c.seq,
-        this.inFeatures,
-        this.outFeatures,
-        factors,
-        sink(this.weight),
-      );
-    if (this.bias && this.bias.requiresGrad)
-      addBiasClippedSum(c.g, c.batch, c.seq, this.outFeatures, factors, sink(this.bias));
-  }
-
-  releaseCapture(): void {
-    this.capture = null;
   }
 }

@@ -8,8 +8,10 @@
  */
 import { InitRandom, kaimingUniform, normalFill } from './init';
 import { Linear } from './linear';
-import { ClippedSink, Module, PerSampleModule, bsf, checkGradShape, noForward } from './module';
-import { addClippedSum, addNormsSq, addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
+import { Module, bsf, checkGradShape, noForward } from './module';
+import { addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
+import { PerSampleLayer } from './per_sample';
+import { dropoutMask } from './dropout';
 import { Parameter, Tensor } from './tensor';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
 import { requireObject } from '../validate';
@@ -29,26 +31,18 @@ export interface LoraOptions {
   rslora?: boolean;
   /** Dropout probability on the LoRA input (default 0). */
   dropout?: number;
-  /** Seed for A's initialization and the dropout masks (public randomness). */
+  /**
+   * Seed for A's initialization and, outside private training, the dropout
+   * masks (public randomness); in private training masks are keyed by record
+   * (see {@link Module.setRecordContext}).
+   */
   seed?: number;
   /** Per-sample norm method (default 'auto'). */
   normMethod?: NormMethod;
 }
 
-interface Capture {
-  xd: Float32Array;
-  h: Float32Array;
-  g: Float32Array;
-  gh: Float32Array;
-  batch: number;
-  seq: number;
-  /** Per-sample squared norms over this module's trainable parameters, from backward. */
-  normsSq: Float64Array;
-}
-
 /** A frozen linear layer plus a trainable low-rank update. */
-export class LoraLinear extends Module implements PerSampleModule {
-  readonly perSample = true as const;
+export class LoraLinear extends PerSampleLayer {
   /** The wrapped base layer (frozen). */
   readonly base: Linear;
   /** Rank. */
@@ -77,7 +71,6 @@ export class LoraLinear extends Module implements PerSampleModule {
     h: Float32Array;
     mask: Float32Array | null;
   } | null = null;
-  private capture: Capture | null = null;
 
   constructor(base: Linear, options: LoraOptions) {
     super();
@@ -225,13 +218,9 @@ export class LoraLinear extends Module implements PerSampleModule {
     let xd = x.data;
     let mask: Float32Array | null = null;
     if (this.training && this.dropout > 0) {
-      mask = new Float32Array(x.size);
-      const keep = 1 / (1 - this.dropout);
+      mask = dropoutMask(this, x, this.dropout, this.rnd, 'LoraLinear');
       xd = new Float32Array(x.size);
-      for (let i = 0; i < mask.length; i++) {
-        mask[i] = this.rnd.next() >= this.dropout ? keep : 0;
-        xd[i] = x.data[i] * mask[i];
-      }
+      for (let i = 0; i < mask.length; i++) xd[i] = x.data[i] * mask[i];
     }
     const h = matmulBT(xd, this.loraA, rows, this.inFeatures, this.r);
     matmulBT(h, this.loraB, rows, this.r, this.outFeatures, this.scaling, y.data, 1);
@@ -258,29 +247,16 @@ export class LoraLinear extends Module implements PerSampleModule {
     const trainB = this.loraBParam.requiresGrad;
     if (trainA || trainB) {
       if (this.gradMode === 'perSample') {
-        if (this.capture)
-          throw new InvalidStateError(
-            "LoraLinear.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch",
-          );
-        // Norms now, while g and the activations are hot in cache; clipped sums
-        // later, once the factors of the whole model are known.
-        const normsSq = new Float64Array(batch);
-        const s = this.scaling;
+        // Per-sample gradients of B (s g^T h) and A (g_h^T drop(x)).
+        const cap = this.beginCapture(batch);
+        const method = this.normMethod;
         if (trainB)
-          addNormsSq(
-            sv.h,
-            g,
-            batch,
-            seq,
-            this.r,
-            this.outFeatures,
-            normsSq,
-            s * s,
-            this.normMethod,
-          );
+          cap.addLinear(this.loraBParam, sv.h, g, seq, this.r, this.outFeatures, {
+            scale: this.scaling,
+            method,
+          });
         if (trainA)
-          addNormsSq(sv.xd, gh, batch, seq, this.inFeatures, this.r, normsSq, 1, this.normMethod);
-        this.capture = { xd: sv.xd, h: sv.h, g, gh, batch, seq, normsSq };
+          cap.addLinear(this.loraAParam, sv.xd, gh, seq, this.inFeatures, this.r, { method });
       } else {
         if (trainB)
           addOuterGrad(
@@ -307,53 +283,5 @@ export class LoraLinear extends Module implements PerSampleModule {
     }
     this.saved = null;
     return gi;
-  }
-
-  captureBatch(): number {
-    return this.capture ? this.capture.batch : -1;
-  }
-
-  addPerSampleNormsSq(out: Float64Array): void {
-    const c = this.capture;
-    if (!c)
-      throw new InvalidStateError(
-        'LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)',
-      );
-    for (let i = 0; i < c.batch; i++) out[i] += c.normsSq[i];
-  }
-
-  accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
-    const c = this.capture;
-    if (!c)
-      throw new InvalidStateError(
-        'LoraLinear: no per-sample capture pending (run forward/backward in perSample mode first)',
-      );
-    if (this.loraBParam.requiresGrad)
-      addClippedSum(
-        c.h,
-        c.g,
-        c.batch,
-        c.seq,
-        this.r,
-        this.outFeatures,
-        factors,
-        sink(this.loraBParam),
-        this.scaling,
-      );
-    if (this.loraAParam.requiresGrad)
-      addClippedSum(
-        c.xd,
-        c.gh,
-        c.batch,
-        c.seq,
-        this.inFeatures,
-        this.r,
-        factors,
-        sink(this.loraAParam),
-      );
-  }
-
-  releaseCapture(): void {
-    this.capture = null;
   }
 }

@@ -2,6 +2,12 @@
  * The module interface: explicit forward/backward, parameters by dotted path,
  * train/eval, and the per-sample gradient hooks the DP optimizer relies on.
  */
+import {
+  LayerRecordContext,
+  RecordContext,
+  layerKey,
+  validateRecordContext,
+} from './record_random';
 import { Parameter, Tensor } from './tensor';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
 
@@ -14,8 +20,12 @@ import { InvalidArgumentError, InvalidStateError } from '../errors';
  */
 export type GradMode = 'sum' | 'perSample';
 
-/** Receives a parameter and returns the buffer its clipped sum accumulates into. */
-export type ClippedSink = (p: Parameter) => Float32Array;
+/**
+ * Receives a parameter and returns the double-precision buffer its clipped sum
+ * accumulates into (double, so that one record's contribution stays within C
+ * through the rounding of the sum; see lib/nn/per_sample.ts).
+ */
+export type ClippedSink = (p: Parameter) => Float64Array;
 
 /**
  * Base class of every layer.  Subclasses implement `forward`/`backward` and
@@ -26,6 +36,8 @@ export abstract class Module {
   training = true;
   /** Gradient mode (see {@link GradMode}); set for the whole tree with {@link Module.setGradMode}. */
   gradMode: GradMode = 'sum';
+  /** Which records the next forward pass holds (see {@link Module.setRecordContext}); null if unset. */
+  recordContext: LayerRecordContext | null = null;
 
   /** Runs the layer; keeps what backward needs. */
   abstract forward(x: Tensor): Tensor;
@@ -86,6 +98,28 @@ export abstract class Module {
     for (const [, m] of this.namedModules()) {
       m.gradMode = mode;
       if (isPerSampleModule(m)) m.releaseCapture();
+    }
+    return this;
+  }
+
+  /**
+   * Says which data-set records the next forward pass holds, for the whole
+   * tree: layers that draw per-record randomness (LoRA dropout, Dropout) then
+   * key each record's draws by (run key, step, record index, layer path), so a
+   * record's mask never depends on the other records of its batch.  Set it
+   * before the forward pass of every micro-batch (the privacy engine does);
+   * `null` clears it.  In `'perSample'` mode an active dropout without a
+   * context throws.
+   *
+   * @param ctx - run key, step and the batch's data-set indices
+   */
+  setRecordContext(ctx: RecordContext | null): this {
+    if (ctx !== null) validateRecordContext(ctx);
+    const records = ctx ? Array.from(ctx.records) : [];
+    for (const [path, m] of this.namedModules()) {
+      m.recordContext = ctx
+        ? { key: ctx.key, step: ctx.step, records, layer: layerKey(path) }
+        : null;
     }
     return this;
   }

@@ -10,8 +10,8 @@ import type { Rng } from '../kernels/rng';
 import { Module, PerSampleModule, isPerSampleModule } from '../nn/module';
 import { Parameter } from '../nn/tensor';
 import { Optimizer } from '../optim/optimizer';
-import { PerSampleGradError } from './errors';
 import { InvalidArgumentError } from '../errors';
+import { PerSampleGradError } from './errors';
 
 /** Flat clipping (one threshold on the whole gradient) or per-layer thresholds. */
 export type ClippingMode = 'flat' | 'perLayer';
@@ -109,7 +109,8 @@ export class DPOptimizer {
   /** Hooks run around each step (the privacy engine installs its own). */
   hooks: DPStepHooks;
   private rng: Rng;
-  private acc = new Map<Parameter, Float32Array>();
+  /** Clipped sums of the current logical batch, in double (see lib/nn/per_sample.ts). */
+  private acc = new Map<Parameter, Float64Array>();
   private trackedParams: Set<Parameter>;
   private samples = 0;
   private clipped = 0;
@@ -223,10 +224,10 @@ export class DPOptimizer {
     this.rng = rng;
   }
 
-  private sink = (p: Parameter): Float32Array => {
+  private sink = (p: Parameter): Float64Array => {
     let b = this.acc.get(p);
     if (!b) {
-      b = new Float32Array(p.size);
+      b = new Float64Array(p.size);
       this.acc.set(p, b);
     }
     return b;
@@ -322,6 +323,68 @@ export class DPOptimizer {
   }
 
   /**
+   * Adds records given directly as per-sample gradients (gradient-space
+   * records, e.g. the audit's Dirac canaries): `rows` holds `count` rows, each
+   * the concatenation of every tracked parameter's gradient in
+   * {@link DPOptimizer.tracked} order.  Each row is clipped exactly like a
+   * model record (its norm taken in double from the float values, the factor
+   * rounded down) and added to the double-precision sums.
+   *
+   * @param rows - `Float32Array(count * total trainable size)`
+   * @param count - number of records in `rows`
+   */
+  accumulateGradients(rows: Float32Array, count: number): void {
+    this.addGradientRows(rows, count, true);
+  }
+
+  /** @internal The audit's `--plant no-clip` test aid goes through here with `clip = false`. */
+  addGradientRows(rows: Float32Array, count: number, clip: boolean): void {
+    const sizes = this.tracked.map((t) => t.params.reduce((a, p) => a + p.size, 0));
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (!Number.isSafeInteger(count) || count < 0)
+      throw new InvalidArgumentError('count', `must be an integer >= 0, got ${count}`);
+    if (!(rows instanceof Float32Array) || rows.length !== count * total)
+      throw new InvalidArgumentError(
+        'rows',
+        `must be a Float32Array of count * ${total} (the trainable size) elements`,
+      );
+    for (let i = 0; i < count; i++) {
+      const row = rows.subarray(i * total, (i + 1) * total);
+      // Squared norm per tracked module, in double.
+      const n2 = sizes.map(() => 0);
+      let o = 0;
+      this.tracked.forEach((_, k) => {
+        for (let j = 0; j < sizes[k]; j++) n2[k] += row[o + j] * row[o + j];
+        o += sizes[k];
+      });
+      let factors: number[];
+      if (!clip) factors = sizes.map(() => 1);
+      else if (this.clipping === 'flat') {
+        const f = clipFactors(Float64Array.of(n2.reduce((a, b) => a + b, 0)), this.maxGradNorm);
+        this.clipped += f.clipped;
+        this.nonfinite += f.nonfinite;
+        factors = sizes.map(() => f.factors[0]);
+      } else {
+        factors = this.tracked.map(
+          (t, k) => clipFactors(Float64Array.of(n2[k]), t.maxGradNorm).factors[0],
+        );
+        if (factors.some((f, k) => f === 0 && Number.isFinite(n2[k]) === false))
+          factors = factors.map(() => 0);
+      }
+      o = 0;
+      this.tracked.forEach((t, k) => {
+        const f = factors[k];
+        for (const p of t.params) {
+          const out = this.sink(p);
+          if (f !== 0) for (let j = 0; j < p.size; j++) out[j] += f * row[o + j];
+          o += p.size;
+        }
+      });
+    }
+    this.samples += count;
+  }
+
+  /**
    * One private step: accumulates a pending micro-batch, adds N(0, noiseStd^2)
    * to every coordinate of the clipped sum (once per logical batch), divides by
    * the expected batch size, and runs the wrapped optimizer.  Throws before
@@ -333,17 +396,21 @@ export class DPOptimizer {
     if (this.hasPendingCapture()) this.accumulate();
     const scale = 1 / this.expectedBatchSize;
     let finite = true;
+    const grads = new Map<Parameter, Float32Array>();
     for (const t of this.tracked) {
       for (const p of t.params) {
-        const g = this.sink(p);
+        // Noise is added to the double-precision clipped sum; rounding the
+        // noisy sum to float afterwards is post-processing.
+        const sum = this.sink(p);
+        const g = new Float32Array(p.size);
         if (this.noiseStd > 0) this.rng.addGaussianNoise(g, this.noiseStd);
         let bad = 0;
         for (let j = 0; j < g.length; j++) {
-          const v = g[j] * scale;
-          g[j] = v;
-          bad += v - v; // NaN unless v is finite
+          g[j] = (sum[j] + g[j]) * scale;
+          bad += g[j] - g[j]; // NaN unless the float value is finite
         }
         if (bad !== 0) finite = false;
+        grads.set(p, g);
       }
     }
     if (this.hooks.afterNoise) this.hooks.afterNoise();
@@ -353,7 +420,7 @@ export class DPOptimizer {
         'DP step produced a non-finite gradient; the update was not applied',
       );
     }
-    for (const [p, g] of this.acc) {
+    for (const [p, g] of grads) {
       p.grad = g;
       p.gradSource = 'private';
     }

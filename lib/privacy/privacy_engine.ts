@@ -16,7 +16,9 @@ import {
 } from '../accounting';
 import { Rng } from '../kernels/rng';
 import type { RngState } from '../kernels/rng';
+import { createHash, randomBytes } from 'crypto';
 import { Module } from '../nn/module';
+import { recordKeyFromBytes } from '../nn/record_random';
 import { Parameter, isFloat32Array } from '../nn/tensor';
 import { Optimizer } from '../optim/optimizer';
 import { ClippingMode, DPOptimizer } from './dp_optimizer';
@@ -220,6 +222,8 @@ export class PrivacyEngine {
   private rng: Rng | null = null;
   private accountant: Accountant | null = null;
   private seeded = false;
+  /** Run key of the per-record randomness (dropout masks); from the seed or the OS. */
+  private recordKey: Uint32Array | null = null;
   private stepCount = 0;
   private epsCache = new Map<string, number>();
   /** Steps taken with noiseMultiplier 0 (not representable in the ledger: epsilon is infinite). */
@@ -323,6 +327,12 @@ export class PrivacyEngine {
       this.warn(
         `fixed seed: noise and sampling are reproducible and NOT secure if the seed is known (${this.rng.describe()})`,
       );
+
+    this.recordKey = recordKeyFromBytes(
+      this.seeded
+        ? createHash('sha256').update('dp-lora record key:').update(seedToKey(o.seed!)).digest()
+        : randomBytes(16),
+    );
 
     const sampler: BatchSampler =
       sampling === 'poisson'
@@ -621,7 +631,24 @@ export class PrivacyEngine {
         ? []
         : splitMicroBatches(indices, cfg.maxPhysicalBatchSize ?? indices.length);
     this.batchPending = { indices, microBatches: micro };
+    // Per-record randomness for the whole batch; with several micro-batches,
+    // useRecords(idx) must name each one (a size mismatch throws in forward).
+    this.useRecords(indices);
     return this.batchPending;
+  }
+
+  /**
+   * Tells the model which data-set records the next forward pass holds, so
+   * that per-record randomness (LoRA dropout, Dropout) is keyed by (run key,
+   * step, record index, layer) and never by a record's position.  nextBatch()
+   * sets the whole logical batch; call this with each micro-batch's indices
+   * before its forward pass when the batch is split.
+   *
+   * @param records - data-set indices of the micro-batch, in batch order
+   */
+  useRecords(records: ArrayLike<number>): void {
+    const { model } = this.need();
+    model.setRecordContext({ key: this.recordKey!, step: this.stepCount, records });
   }
 
   /** epsilon spent so far at `delta` (default: the engine's delta). */

@@ -340,6 +340,88 @@ Napi::Value ClipRows(const Napi::CallbackInfo &info) {
   return ClipResult(env, factors, st);
 }
 
+// -------------------------------------------------- per-sample (sound) ----
+
+// Shape fields batch/seq/inDim/outDim of a per-sample call, with checked sizes.
+struct PsShape {
+  int64_t batch, seq, in_dim, out_dim;
+};
+
+PsShape ParsePsShape(Napi::Env env, Napi::Value v) {
+  Napi::Object o = Obj(env, v, "shape");
+  return {IntField(env, o, "batch"), IntField(env, o, "seq"), IntField(env, o, "inDim"),
+          IntField(env, o, "outDim")};
+}
+
+Napi::Value PerSampleGrads(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array a = F32(env, Arg(info, 0), "a");
+  Napi::Float32Array g = F32(env, Arg(info, 1), "g");
+  const PsShape s = ParsePsShape(env, Arg(info, 2));
+  const double alpha = FiniteValue(env, Arg(info, 3), "alpha", false);
+  Napi::Float32Array out = F32(env, Arg(info, 4), "out");
+  const int64_t bt = MulSize(env, s.batch, s.seq, "batch * seq");
+  CheckLength(env, a, MulSize(env, bt, s.in_dim, "batch * seq * inDim"), "a");
+  CheckLength(env, g, MulSize(env, bt, s.out_dim, "batch * seq * outDim"), "g");
+  const int64_t pd = MulSize(env, s.in_dim, s.out_dim, "inDim * outDim");
+  CheckLength(env, out, MulSize(env, s.batch, pd, "batch * inDim * outDim"), "out");
+  CheckNoOverlap(env, out, "out", a, "a");
+  CheckNoOverlap(env, out, "out", g, "g");
+  CheckStatus(env,
+              dplora_per_sample_grads(a.Data(), g.Data(), s.batch, s.seq, s.in_dim, s.out_dim,
+                                      static_cast<float>(alpha), out.Data()),
+              "perSampleGrads");
+  return out;
+}
+
+Napi::Value RowsSumSq(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array x = F32(env, Arg(info, 0), "x");
+  const int64_t rows = IntValue(env, Arg(info, 1), "rows");
+  const int64_t n = IntValue(env, Arg(info, 2), "n");
+  Napi::Float64Array out = F64(env, Arg(info, 3), "out");
+  CheckLength(env, x, MulSize(env, rows, n, "rows * n"), "x");
+  CheckLength(env, out, rows, "out");
+  CheckStatus(env, dplora_rows_sumsq_f64(x.Data(), rows, n, out.Data()), "rowsSumSq");
+  return out;
+}
+
+Napi::Value RowsScaledSum(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array x = F32(env, Arg(info, 0), "x");
+  const int64_t rows = IntValue(env, Arg(info, 1), "rows");
+  const int64_t n = IntValue(env, Arg(info, 2), "n");
+  Napi::Float32Array f = F32(env, Arg(info, 3), "factors");
+  Napi::Float64Array out = F64(env, Arg(info, 4), "out");
+  CheckLength(env, x, MulSize(env, rows, n, "rows * n"), "x");
+  CheckLength(env, f, rows, "factors");
+  CheckLength(env, out, n, "out");
+  CheckStatus(env, dplora_rows_scaled_sum_f64(x.Data(), rows, n, f.Data(), out.Data()),
+              "rowsScaledSum");
+  return out;
+}
+
+Napi::Value OuterScaledSum(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array a = F32(env, Arg(info, 0), "a");
+  Napi::Float32Array g = F32(env, Arg(info, 1), "g");
+  const int64_t rows = IntValue(env, Arg(info, 2), "rows");
+  const int64_t in_dim = IntValue(env, Arg(info, 3), "inDim");
+  const int64_t out_dim = IntValue(env, Arg(info, 4), "outDim");
+  Napi::Float32Array f = F32(env, Arg(info, 5), "factors");
+  const double scale = FiniteValue(env, Arg(info, 6), "scale", false);
+  Napi::Float64Array out = F64(env, Arg(info, 7), "out");
+  CheckLength(env, a, MulSize(env, rows, in_dim, "rows * inDim"), "a");
+  CheckLength(env, g, MulSize(env, rows, out_dim, "rows * outDim"), "g");
+  CheckLength(env, f, rows, "factors");
+  CheckLength(env, out, MulSize(env, in_dim, out_dim, "inDim * outDim"), "out");
+  CheckStatus(env,
+              dplora_outer_scaled_sum_f64(a.Data(), g.Data(), rows, in_dim, out_dim, f.Data(),
+                                          scale, out.Data()),
+              "outerScaledSum");
+  return out;
+}
+
 // ------------------------------------------------------------ roofline ----
 
 Napi::Value BenchReadBandwidth(const Napi::CallbackInfo &info) {
@@ -379,6 +461,10 @@ void RegisterLinalg(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "clippedSumAsync", ClippedSumAsync);
   Export(env, exports, "clipFactors", ClipFactors);
   Export(env, exports, "clipRows", ClipRows);
+  Export(env, exports, "perSampleGrads", PerSampleGrads);
+  Export(env, exports, "rowsSumSq", RowsSumSq);
+  Export(env, exports, "rowsScaledSum", RowsScaledSum);
+  Export(env, exports, "outerScaledSum", OuterScaledSum);
   Export(env, exports, "benchReadBandwidth", BenchReadBandwidth);
   Export(env, exports, "benchFmaPeak", BenchFmaPeak);
 }

@@ -111,6 +111,28 @@ int dplora_clip_factors(const double *norms_sq, int64_t batch, double max_norm, 
 int dplora_clip_rows(float *x, int64_t batch, int64_t dim, double max_norm, float *factors,
                      dplora_clip_stats *stats);
 
+/*
+ * Floating-point-sound per-sample clipping (the float tensor that is summed is
+ * the one whose norm is clipped; sums of clipped tensors are taken in double).
+ *
+ * dplora_per_sample_grads: out[i] (out_dim x in_dim, row-major) =
+ *   alpha * g_i^T a_i for each sample (a: batch x seq x in_dim, g: batch x seq
+ *   x out_dim), each computed by dplora_sgemm (deterministic).
+ * dplora_rows_sumsq_f64: out[r] = sum_j x[r, j]^2 in double.
+ * dplora_rows_scaled_sum_f64: out[j] += sum_r factors_r * x[r, j] in double;
+ *   rows with a zero or non-finite factor are skipped (never read).
+ * dplora_outer_scaled_sum_f64: out[j, k] += sum_r scale * factors_r * g[r, j]
+ *   * a[r, k] in double (one token per sample; each term takes three double
+ *   roundings, the sum a fixed order); same skipping rule.
+ */
+int dplora_per_sample_grads(const float *a, const float *g, int64_t batch, int64_t seq,
+                            int64_t in_dim, int64_t out_dim, float alpha, float *out);
+int dplora_rows_sumsq_f64(const float *x, int64_t rows, int64_t n, double *out);
+int dplora_rows_scaled_sum_f64(const float *x, int64_t rows, int64_t n, const float *factors,
+                               double *out);
+int dplora_outer_scaled_sum_f64(const float *a, const float *g, int64_t rows, int64_t in_dim,
+                                int64_t out_dim, const float *factors, double scale, double *out);
+
 /**
  * Roofline probes for benchmarks, run over all pool threads with the active
  * ISA.  Read bandwidth: a float sum-of-squares loop over x[0..n), `repeats`

@@ -68,10 +68,10 @@ export function perSampleViaHooks(
   model.backward(loss(y, 0, x.shape[0]).grad);
   const batch = x.shape[0];
   const normsSq = new Float64Array(batch);
-  const acc = new Map<Parameter, Float32Array>();
+  const acc = new Map<Parameter, Float64Array>();
   const sink = (p: Parameter) => {
     let b = acc.get(p);
-    if (!b) acc.set(p, (b = new Float32Array(p.size)));
+    if (!b) acc.set(p, (b = new Float64Array(p.size)));
     return b;
   };
   for (const [, m] of model.namedModules()) {

@@ -1,0 +1,281 @@
+/**
+ * Per-sample gradient capture, written once for every layer (Linear,
+ * LoraLinear, LayerNorm, and any new layer): a layer's backward hands each
+ * trainable parameter's per-sample gradient to a {@link PerSampleCapture};
+ * the DP optimizer reads the norms, computes the clipping factors, and has the
+ * capture add the clipped gradients to its double-precision sums.
+ *
+ * ## Why the clipping holds in floating point
+ *
+ * Let `G_i` be the tensor that is actually summed for sample `i`:
+ * - for a linear map with one token per sample, the real tensor
+ *   `s * g_i a_i^T` (the sum takes each term `s f_i g_ij a_ik` in double from
+ *   float inputs: three double roundings, relative error `<= 3u`,
+ *   `u = 2^-53`);
+ * - otherwise the float tensor materialized by one deterministic SGEMM per
+ *   sample (`alpha * g_i^T a_i` with its float rounding and cancellation
+ *   included), or a float tensor the layer formed itself (LayerNorm).
+ *
+ * Its squared norm is computed in double from exactly those values (squares
+ * of floats are exact in double; a sum of `n` terms has relative error
+ * `<= n u`; for one-token maps `||s g a^T||^2 = s^2 ||g||^2 ||a||^2`, again
+ * in double).  The factor `f_i = min(1, C / (norm_i + 1e-6))` is rounded
+ * down to float so that `f_i * norm_i <= C`; a non-finite norm gives `f_i = 0`
+ * and the sample is never read again.  Hence `||f_i G_i|| <= C (1 + (n+4) u)`
+ * exactly.  The clipped tensors of the whole logical batch (all micro-batches)
+ * are added in double: for `B` samples each coordinate's error is at most
+ * `gamma_B * sum_k |f_k G_k|` (`gamma_B = B u / (1 - B u)`), so the L2
+ * distance between the double sums with and without one record is at most
+ * `C (1 + (n+4) u + 2 (B+1)^2 u / (1 - B u))`, below `C (1 + 1e-9)` for any
+ * `B <= 10^3` and parameter size `n <= 10^7`, and below `C (1 + 1e-5)` up to
+ * `B = 2 * 10^5`.  Noise is added to the double sum, and rounding the noisy
+ * sum to float afterwards is post-processing.
+ *
+ * Tensors too large to keep (`batch * size` over {@link PER_SAMPLE_BUDGET}
+ * `.floats`) are materialized twice, in chunks: once for the norms, once for the
+ * sums; the SGEMM is deterministic, so both passes see bit-identical tensors.
+ */
+import {
+  outerScaledSum,
+  perSampleGradNormSq,
+  perSampleGrads,
+  rowsScaledSum,
+  rowsSumSq,
+} from '../kernels/linalg';
+import type { NormMethod } from '../kernels/linalg';
+import { ClippedSink, Module, PerSampleModule } from './module';
+import { ones } from './ops';
+import { Parameter } from './tensor';
+import { InvalidStateError } from '../errors';
+
+/**
+ * Floats a layer keeps per parameter for materialized per-sample gradients
+ * (default 16 Mi floats = 64 MiB); larger ones are materialized twice, in
+ * chunks of this size.  Mutable (tests lower it to exercise that path).
+ */
+export const PER_SAMPLE_BUDGET = { floats: 16 * 2 ** 20 };
+
+type Entry =
+  | { kind: 'rows'; param: Parameter; rows: Float32Array }
+  | {
+      kind: 'outer';
+      param: Parameter;
+      a: Float32Array;
+      g: Float32Array;
+      inDim: number;
+      outDim: number;
+      scale: number;
+    }
+  | {
+      kind: 'recompute';
+      param: Parameter;
+      a: Float32Array;
+      g: Float32Array;
+      seq: number;
+      inDim: number;
+      outDim: number;
+      scale: number;
+      chunk: number;
+    };
+
+/** Options of {@link PerSampleCapture.addLinear}. */
+export interface LinearGradOptions {
+  /** Multiplies the gradient (LoRA's B: the scaling s). Default 1. */
+  scale?: number;
+  /** 'bound' additionally clips by the upper bound `(sum_t |a_t| |g_t|)^2` (over-clips on purpose). */
+  method?: NormMethod;
+}
+
+/**
+ * The per-sample gradients of one backward pass of one layer: squared norms
+ * (over all its captured parameters) and the clipped sums (see the module
+ * comment for why the clipping holds in floating point).
+ */
+export class PerSampleCapture {
+  /** Samples in the captured micro-batch. */
+  readonly batch: number;
+  /** Per-sample squared norms over every parameter added so far. */
+  readonly normsSq: Float64Array;
+  private readonly entries: Entry[] = [];
+
+  /** @param batch - samples in the micro-batch */
+  constructor(batch: number) {
+    this.batch = batch;
+    this.normsSq = new Float64Array(batch);
+  }
+
+  /** Parameters captured, in order. */
+  get params(): Parameter[] {
+    return this.entries.map((e) => e.param);
+  }
+
+  /**
+   * Adds the per-sample gradient `scale * sum_t g_{i,t}^T a_{i,t}` of a linear
+   * map's weight (`[outDim, inDim]`, the layout of `param`), for
+   * `a: [batch, seq, inDim]` and `g: [batch, seq, outDim]`.  The arrays must
+   * stay unchanged until the capture is accumulated or released.
+   */
+  addLinear(
+    param: Parameter,
+    a: Float32Array,
+    g: Float32Array,
+    seq: number,
+    inDim: number,
+    outDim: number,
+    options: LinearGradOptions = {},
+  ): void {
+    const batch = this.batch;
+    const scale = options.scale ?? 1;
+    const size = inDim * outDim;
+    if (batch === 0 || size === 0) return;
+    const own = new Float64Array(batch);
+    if (seq === 0) {
+      this.entries.push({ kind: 'rows', param, rows: new Float32Array(batch * size) });
+      return;
+    }
+    if (seq === 1) {
+      const ga = rowsSumSq(g, batch, outDim, new Float64Array(batch));
+      const aa = rowsSumSq(a, batch, inDim, new Float64Array(batch));
+      const s2 = scale * scale;
+      for (let i = 0; i < batch; i++) own[i] = s2 * ga[i] * aa[i];
+      this.entries.push({ kind: 'outer', param, a, g, inDim, outDim, scale });
+    } else {
+      const chunk = Math.max(1, Math.min(batch, Math.floor(PER_SAMPLE_BUDGET.floats / size)));
+      if (chunk >= batch) {
+        const rows = perSampleGrads(
+          a,
+          g,
+          { batch, seq, inDim, outDim },
+          scale,
+          new Float32Array(batch * size),
+        );
+        rowsSumSq(rows, batch, size, own);
+        this.entries.push({ kind: 'rows', param, rows });
+      } else {
+        const scratch = new Float32Array(chunk * size);
+        for (let i0 = 0; i0 < batch; i0 += chunk) {
+          const n = Math.min(chunk, batch - i0);
+          this.materialize(a, g, seq, inDim, outDim, scale, i0, n, scratch);
+          rowsSumSq(scratch.subarray(0, n * size), n, size, own.subarray(i0, i0 + n));
+        }
+        this.entries.push({ kind: 'recompute', param, a, g, seq, inDim, outDim, scale, chunk });
+      }
+    }
+    if (options.method === 'bound') {
+      const b = perSampleGradNormSq(a, g, { batch, seq, inDim, outDim, method: 'bound' });
+      for (let i = 0; i < batch; i++) own[i] = Math.max(own[i], scale * scale * b[i]);
+    }
+    for (let i = 0; i < batch; i++) this.normsSq[i] += own[i];
+  }
+
+  /** Adds a bias's per-sample gradient `sum_t g_{i,t}` (`g: [batch, seq, outDim]`). */
+  addBias(param: Parameter, g: Float32Array, seq: number, outDim: number): void {
+    this.addLinear(param, ones(this.batch * seq), g, seq, 1, outDim);
+  }
+
+  /** Adds per-sample gradients the layer materialized itself (`rows: [batch, param.size]`). */
+  addRows(param: Parameter, rows: Float32Array): void {
+    const size = param.size;
+    if (this.batch === 0 || size === 0) return;
+    const own = rowsSumSq(rows, this.batch, size, new Float64Array(this.batch));
+    for (let i = 0; i < this.batch; i++) this.normsSq[i] += own[i];
+    this.entries.push({ kind: 'rows', param, rows });
+  }
+
+  /**
+   * Adds `sum_i factors_i * G_i` for every captured parameter into
+   * `sink(param)` (double).  Samples with factor 0 are never read.
+   */
+  accumulate(factors: Float32Array, sink: ClippedSink): void {
+    const batch = this.batch;
+    for (const e of this.entries) {
+      const out = sink(e.param);
+      const size = e.param.size;
+      if (e.kind === 'rows') rowsScaledSum(e.rows, batch, size, factors, out);
+      else if (e.kind === 'outer')
+        outerScaledSum(e.a, e.g, batch, e.inDim, e.outDim, factors, e.scale, out);
+      else {
+        const scratch = new Float32Array(e.chunk * size);
+        for (let i0 = 0; i0 < batch; i0 += e.chunk) {
+          const n = Math.min(e.chunk, batch - i0);
+          const f = factors.subarray(i0, i0 + n);
+          if (f.every((v) => v === 0)) continue;
+          this.materialize(e.a, e.g, e.seq, e.inDim, e.outDim, e.scale, i0, n, scratch);
+          rowsScaledSum(scratch.subarray(0, n * size), n, size, f, out);
+        }
+      }
+    }
+  }
+
+  private materialize(
+    a: Float32Array,
+    g: Float32Array,
+    seq: number,
+    inDim: number,
+    outDim: number,
+    scale: number,
+    i0: number,
+    n: number,
+    out: Float32Array,
+  ): void {
+    perSampleGrads(
+      a.subarray(i0 * seq * inDim, (i0 + n) * seq * inDim),
+      g.subarray(i0 * seq * outDim, (i0 + n) * seq * outDim),
+      { batch: n, seq, inDim, outDim },
+      scale,
+      out.subarray(0, n * inDim * outDim),
+    );
+  }
+}
+
+/**
+ * Base class of layers with per-sample gradient support: implements the
+ * {@link PerSampleModule} hooks once over a {@link PerSampleCapture}; a
+ * subclass's backward calls {@link PerSampleLayer.beginCapture} in
+ * `'perSample'` mode and adds its trainable parameters' gradients to it.
+ */
+export abstract class PerSampleLayer extends Module implements PerSampleModule {
+  /** Marker: this module implements the per-sample hooks. */
+  readonly perSample = true as const;
+  /** The pending capture, if any. */
+  protected capture: PerSampleCapture | null = null;
+
+  /** Starts a capture for `batch` samples; throws if one is still pending. */
+  protected beginCapture(batch: number): PerSampleCapture {
+    if (this.capture)
+      throw new InvalidStateError(
+        `${this.constructor.name}.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch`,
+      );
+    this.capture = new PerSampleCapture(batch);
+    return this.capture;
+  }
+
+  private pending(): PerSampleCapture {
+    if (!this.capture)
+      throw new InvalidStateError(
+        `${this.constructor.name}: no per-sample capture pending (run forward/backward in perSample mode first)`,
+      );
+    return this.capture;
+  }
+
+  /** Batch size of the pending capture, or -1 when none is pending. */
+  captureBatch(): number {
+    return this.capture ? this.capture.batch : -1;
+  }
+
+  /** Adds each sample's squared gradient norm over this layer's trainable parameters to `out`. */
+  addPerSampleNormsSq(out: Float64Array): void {
+    const c = this.pending();
+    for (let i = 0; i < c.batch; i++) out[i] += c.normsSq[i];
+  }
+
+  /** Adds `sum_i factors_i * grad_i` for each trainable parameter into `sink(param)` (double). */
+  accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
+    this.pending().accumulate(factors, sink);
+  }
+
+  /** Drops the pending capture. */
+  releaseCapture(): void {
+    this.capture = null;
+  }
+}

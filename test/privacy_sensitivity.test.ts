@@ -1,0 +1,170 @@
+/**
+ * Contract item 2 in floating point: one record moves the summed update by at
+ * most C (1 + 1e-5), measured on the float gradient the DP optimizer actually
+ * produces, for adversarial records (cancelling tokens, magnitudes 1e-30 to
+ * 1e30, subnormals, one huge token among tiny ones, T = 4096), every layer
+ * type, norm method, ISA, batch composition and micro-batch split.
+ *
+ * Regression: two tokens with the same input and opposite output gradients of
+ * ~1e8 used to contribute 4.5 C (the norm was exact, ~0, but the float32
+ * clipped-sum product did not cancel).
+ */
+import { capabilities, setIsa } from '../lib/native';
+import { PER_SAMPLE_BUDGET } from '../lib/nn';
+import {
+  LAYER_KINDS,
+  NORM_METHODS,
+  SensRecord,
+  cancellingPair,
+  contribution,
+  craftedRecord,
+  dpGradient,
+  dist,
+} from './helpers/sensitivity';
+
+const TOL = 1 + 1e-5;
+const C = 1;
+const caps = capabilities();
+const ISAS = caps.supportedIsas;
+
+function forEachIsa(body: (isa: string) => void): void {
+  try {
+    for (const isa of ISAS) {
+      setIsa(isa);
+      body(isa);
+    }
+  } finally {
+    setIsa(caps.isa);
+  }
+}
+
+describe('floating-point sensitivity', () => {
+  test('regression: two cancelling tokens (gradients ~ +-1e8) stay within C, every method/ISA/layer', () => {
+    const worst: Record<string, number> = {};
+    forEachIsa((isa) => {
+      for (const kind of LAYER_KINDS) {
+        for (const method of NORM_METHODS) {
+          for (const K of [1e4, 1e8, 1e12]) {
+            const rec = cancellingPair(kind, K);
+            const c = contribution(kind, method, [rec], 0, C);
+            const key = `${isa}/${kind}/${method}`;
+            worst[key] = Math.max(worst[key] ?? 0, c);
+          }
+        }
+      }
+    });
+    if (process.env.DPLORA_SENS_REPORT) console.log(JSON.stringify(worst, null, 1));
+    for (const [k, v] of Object.entries(worst)) expect([k, v <= TOL]).toEqual([k, true]);
+  });
+
+  test('property: thousands of crafted records, alone, every layer/method/ISA', () => {
+    const worst: Record<string, number> = {};
+    let n = 0;
+    forEachIsa((isa) => {
+      for (const kind of LAYER_KINDS) {
+        for (let s = 0; s < 320; s++) {
+          const method = NORM_METHODS[s % NORM_METHODS.length];
+          const rec = craftedRecord(kind, s + 1000 * kind.length);
+          const g = dpGradient(kind, method, [rec], C);
+          const c = Math.hypot(...g) / C;
+          const key = `${isa}/${kind}/${method}`;
+          worst[key] = Math.max(worst[key] ?? 0, Number.isNaN(c) ? Infinity : c);
+          n++;
+        }
+      }
+    });
+    if (process.env.DPLORA_SENS_REPORT) console.log(n, JSON.stringify(worst, null, 1));
+    expect(n).toBeGreaterThanOrEqual(1000);
+    for (const [k, v] of Object.entries(worst)) expect([k, v <= TOL]).toEqual([k, true]);
+  });
+
+  test('property: leave-one-out inside mixed batches, every micro-batch split', () => {
+    let worst = 0;
+    forEachIsa(() => {
+      for (const kind of LAYER_KINDS) {
+        for (let s = 0; s < 6; s++) {
+          const method = NORM_METHODS[s % NORM_METHODS.length];
+          const seq = 8;
+          const recs: SensRecord[] = [];
+          for (let k = 0; k < 5; k++) {
+            const r = craftedRecord(kind, 7 * s + k + 1, seq);
+            // Same seq for the whole batch: pad/trim to `seq` tokens.
+            const x = new Float32Array(seq * 6);
+            const y = new Float32Array(seq * 4);
+            x.set(r.x.subarray(0, Math.min(r.x.length, x.length)));
+            y.set(r.y.subarray(0, Math.min(r.y.length, y.length)));
+            recs.push({ x, y, seq });
+          }
+          recs.push(cancellingPairPadded(kind, seq));
+          for (const micro of [1, 2, 6]) {
+            for (let who = 0; who < recs.length; who++) {
+              worst = Math.max(worst, contribution(kind, method, recs, who, C, micro));
+            }
+          }
+        }
+      }
+    });
+    expect(worst).toBeLessThanOrEqual(TOL);
+  });
+
+  test('T = 4096 tokens: cancelling pairs of varied magnitude', () => {
+    forEachIsa(() => {
+      for (const kind of LAYER_KINDS) {
+        const rec = craftedRecord(kind, 4, 4097);
+        const big: SensRecord = { ...rec };
+        if (big.seq < 4096) {
+          // Family 4 draws a random length: force 4096 by tiling.
+          const x = new Float32Array(4096 * 6);
+          const y = new Float32Array(4096 * 4);
+          for (let t = 0; t < 4096; t += rec.seq) {
+            x.set(rec.x.subarray(0, Math.min(rec.x.length, x.length - t * 6)), t * 6);
+            y.set(rec.y.subarray(0, Math.min(rec.y.length, y.length - t * 4)), t * 4);
+          }
+          big.x = x;
+          big.y = y;
+          big.seq = 4096;
+        }
+        for (const method of NORM_METHODS) {
+          const g = dpGradient(kind, method, [big], C);
+          expect(dist(g, new Float64Array(g.length)) / C).toBeLessThanOrEqual(TOL);
+        }
+      }
+    });
+  });
+});
+
+function cancellingPairPadded(kind: (typeof LAYER_KINDS)[number], seq: number): SensRecord {
+  const r = cancellingPair(kind, 1e8);
+  const x = new Float32Array(seq * 6);
+  const y = new Float32Array(seq * 4);
+  x.set(r.x);
+  y.set(r.y);
+  return { x, y, seq };
+}
+
+describe('per-sample tensors too large to keep', () => {
+  test('chunked re-materialization gives bit-identical norms and sums', () => {
+    const recs = [0, 1, 2, 3, 4].map((s) => craftedRecord('linear', 100 + s, 16));
+    const seq = 16;
+    for (const r of recs) {
+      const x = new Float32Array(seq * 6);
+      const y = new Float32Array(seq * 4);
+      x.set(r.x.subarray(0, Math.min(r.x.length, x.length)));
+      y.set(r.y.subarray(0, Math.min(r.y.length, y.length)));
+      r.x = x;
+      r.y = y;
+      r.seq = seq;
+    }
+    for (const kind of ['lora', 'linear'] as const) {
+      const kept = dpGradient(kind, 'auto', recs, C, 5);
+      const saved = PER_SAMPLE_BUDGET.floats;
+      try {
+        PER_SAMPLE_BUDGET.floats = 30; // fewer floats than 2 samples' gradients: chunks of 1
+        const chunked = dpGradient(kind, 'auto', recs, C, 5);
+        expect(Array.from(chunked)).toEqual(Array.from(kept));
+      } finally {
+        PER_SAMPLE_BUDGET.floats = saved;
+      }
+    }
+  });
+});
