@@ -38,6 +38,8 @@ export const ErrorCode = {
   DataFormat: 'ERR_DPLORA_DATA_FORMAT',
   /** A file (safetensors, adapter, model weights) is malformed or too large. */
   FileFormat: 'ERR_DPLORA_FILE_FORMAT',
+  /** A run directory is locked by another live training process. */
+  RunLocked: 'ERR_DPLORA_RUN_LOCKED',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -132,11 +134,31 @@ export class LedgerFormatError extends DpLoraError {
   }
 }
 
-/** A missing, malformed or tampered checkpoint (or run directory). */
+/** Which part of a checkpoint is missing or disagrees with the others. */
+export type CheckpointPart =
+  | 'missing'
+  | 'manifest'
+  | 'file'
+  | 'ledger'
+  | 'ledger-steps'
+  | 'ledger-head'
+  | 'run-id'
+  | 'step'
+  | 'base-model'
+  | 'tensors'
+  | 'state';
+
+/** A missing, malformed or tampered checkpoint, or one whose parts disagree. */
 export class CheckpointError extends DpLoraError {
-  /** @param message - what is wrong and where */
-  constructor(message: string, options: DpLoraErrorOptions = {}) {
-    super(ErrorCode.Checkpoint, message, options);
+  /** Which part is at fault. */
+  readonly what: CheckpointPart;
+  /**
+   * @param message - what is wrong, naming the file
+   * @param what - which part is at fault
+   */
+  constructor(message: string, what: CheckpointPart = 'state') {
+    super(ErrorCode.Checkpoint, message);
+    this.what = what;
   }
 }
 

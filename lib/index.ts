@@ -69,6 +69,25 @@ export type { CheckpointState } from './io/checkpoint';
 
 // Loading and featurizing the user's own data (CSV / JSONL).
 export { loadUserData, parseCsv, parseCsvData, parseJsonl } from './data/user_data';
+
+// A whole private training run as a library call, and its privacy record.
+export { PrivateTrainer, arrayDataset } from './trainer/private_trainer';
+export type {
+  TrainerDataset,
+  TrainerPrivacy,
+  TrainerProgress,
+  PrivateTrainerOptions,
+  ResumeTrainerOptions,
+  FitResult,
+} from './trainer/private_trainer';
+export { RunDirectory, RunLockedError } from './trainer/run_dir';
+export { PrivacyLedger } from './accounting/privacy_ledger';
+export type {
+  LedgerRecord,
+  LedgerChainJson,
+  LedgerReport,
+  KeySource,
+} from './accounting/privacy_ledger';
 export type { LabelledTexts } from './data/user_data';
 export { featurize, DEFAULT_FEATURIZER, FEATURIZER_VERSION } from './data/featurize';
 export type { FeaturizerConfig } from './data/featurize';

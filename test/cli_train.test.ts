@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { buildProgram } from '../lib/cli/main';
 import { loadAdapter, loadPrivacyReport } from '../lib/io/peft_adapter';
-import { ledgerDigest, loadCheckpoint } from '../lib/io/checkpoint';
+import { loadCheckpoint } from '../lib/io/checkpoint';
 import { buildSpamTask } from '../lib/cli/train_task';
 import {
   accuracy,
@@ -17,8 +17,11 @@ import {
   loadBaseWeights,
   loraModel,
   pretrainedBase,
+  saveBaseWeights,
+  randomBase,
+  adapterOf,
 } from '../lib/cli/train_model';
-import { LORA_SEED } from '../lib/cli/train';
+import { LORA_SEED, publishAdapter } from '../lib/cli/train';
 import { LoraLinear } from '../lib/nn/lora_linear';
 import { expectCodeAsync } from './helpers/errors';
 
@@ -202,33 +205,82 @@ describe('dp-lora train (end to end)', () => {
     expect(r2.epsilon).toBeGreaterThan(r1.epsilon);
     expect(r2.epsilon).toBeLessThanOrEqual(r2.targetEpsilon + 1e-9);
 
-    // A checkpoint whose ledger was removed cannot be resumed.
+    // A checkpoint whose ledger was removed, or edited, cannot be resumed.
     const ckDir = loadCheckpoint(path.join(out, 'checkpoints')).dir;
-    const sp = path.join(ckDir, 'state.json');
-    const doc = JSON.parse(fs.readFileSync(sp, 'utf8'));
-    const goodLedger = doc.state.ledger;
-    delete doc.state.ledger;
-    fs.writeFileSync(sp, JSON.stringify(doc));
-    await expect(run(['--resume', out])).rejects.toThrow(/ledger is missing/);
-    // A ledger with a matching checksum but not a valid accountant ledger is refused too.
-    const bad = { ...goodLedger, accountant: 'magic' };
+    const lp = path.join(ckDir, 'ledger.json');
+    const good = fs.readFileSync(lp);
+    fs.rmSync(lp);
+    await expect(run(['--resume', out])).rejects.toThrow(/missing ledger\.json/);
+    const edited = JSON.parse(good.toString());
+    edited.records[2].noiseMultiplier *= 2;
+    fs.writeFileSync(lp, JSON.stringify(edited));
+    await expect(run(['--resume', out])).rejects.toThrow(/ledger/);
+    fs.writeFileSync(lp, good);
+    // A different base model next to the checkpoint (a stale one in a reused folder) is refused.
+    const basePath = path.join(out, 'base_model.safetensors');
+    const goodBase = fs.readFileSync(basePath);
+    const other = loadBaseWeights(basePath, { dim: 512, hidden: 32, classes: 2 });
+    other.tensors['fc1.weight'][0] += 1;
+    saveBaseWeights(basePath, other);
+    await expect(run(['--resume', out])).rejects.toThrow(/base model is not the one/);
+    fs.writeFileSync(basePath, goodBase);
+    // A run directory in use by another live training is refused.
     fs.writeFileSync(
-      sp,
-      JSON.stringify({
-        ...doc,
-        ledgerSha256: ledgerDigest(bad),
-        state: { ...doc.state, ledger: bad },
-      }),
+      path.join(out, 'run.lock'),
+      JSON.stringify({ pid: process.pid, host: os.hostname() }),
     );
-    await expect(run(['--resume', out])).rejects.toThrow(/ledger is malformed/);
+    await expect(run(['--resume', out])).rejects.toThrow(/in use by another training/);
+    fs.rmSync(path.join(out, 'run.lock'));
+    // Starting a new run there is refused without --overwrite.
+    await expect(run([...SMALL, '--out', out])).rejects.toThrow(/already holds a run/);
+  });
+
+  test('steps charged after the last checkpoint stay charged on resume (journal)', async () => {
+    const out = path.join(tmp, 'killed');
+    await run([
+      ...SMALL,
+      '--no-baseline',
+      '--out',
+      out,
+      '--max-steps',
+      '20',
+      '--checkpoint-every',
+      '7',
+    ]);
+    // As if killed after step 20 was charged and applied but before its checkpoint: the latest
+    // checkpoint is step 14, the journal holds 20 steps.
+    fs.writeFileSync(
+      path.join(out, 'checkpoints', 'latest.json'),
+      JSON.stringify({ dir: 'step-00000014', step: 14 }),
+    );
+    const j = path.join(tmp, 'killed.json');
+    const { stderr } = await run(['--resume', out, '--json', j, '--max-steps', '5']);
+    expect(stderr).toMatch(/at step 14/);
+    expect(stderr).toMatch(/ledger holds 20 charged steps/);
+    const r = JSON.parse(fs.readFileSync(j, 'utf8'));
+    expect(r.steps).toBe(25);
+    const journal = fs
+      .readFileSync(path.join(out, 'ledger.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(journal.filter((x) => x.kind === 'step')).toHaveLength(25);
   });
 
   test('option errors name the option', async () => {
     await expect(run(['--epsilon', '-1'])).rejects.toThrow(/--epsilon: must be a positive number/);
     await expect(run(['--seed', 'xyz'])).rejects.toThrow(/--seed: must be/);
     await expect(run(['--resume', path.join(tmp, 'nothing')])).rejects.toThrow(/no checkpoint/);
+    expect(fs.existsSync(path.join(tmp, 'nothing'))).toBe(false);
     await expect(run(['--resume', path.join(tmp, 'run'), '--epsilon', '3'])).rejects.toThrow(
       /drop --epsilon/,
+    );
+    // Options --resume cannot honour are refused, not ignored.
+    await expect(
+      run(['--resume', path.join(tmp, 'run'), '--hidden', '64', '--checkpoint-every', '3']),
+    ).rejects.toThrow(/drop --hidden, --checkpoint-every/);
+    await expect(run(['--resume', path.join(tmp, 'run'), '--overwrite'])).rejects.toThrow(
+      /--overwrite/,
     );
     await expect(run(['--method', 'bad'])).rejects.toThrow(/Allowed choices are ffa, vanilla/);
   });
@@ -375,4 +427,75 @@ describe('dp-lora train --data', () => {
       /no field "stars".*--label-field/,
     );
   });
+
+  test('labels are public: a rare undeclared label is refused, never written out', async () => {
+    const rows = synth(300, 5);
+    rows[7].label = 'patient-4711-diagnosis';
+    const data = path.join(tmp, 'rare.csv');
+    fs.writeFileSync(data, csv(rows));
+    const out = path.join(tmp, 'rare-run');
+    let err: Error | undefined;
+    try {
+      await run([...TINY, '--data', data, '--out', out, '--no-baseline']);
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.message).toMatch(/fewer than 20 times.*--labels/);
+    expect(err?.message).not.toMatch(/4711/);
+    expect(fs.existsSync(path.join(out, 'adapter'))).toBe(false);
+    // Declared labels: the rare value is accepted only if declared, in the declared order.
+    await expect(
+      run([...TINY, '--data', data, '--labels', 'good,bad', '--no-baseline']),
+    ).rejects.toThrow(/not among the declared labels/);
+    const json = path.join(tmp, 'declared.json');
+    await run([
+      ...TINY,
+      '--data',
+      data,
+      '--labels',
+      'good,bad,patient-4711-diagnosis',
+      '--no-baseline',
+      '--json',
+      json,
+      '--epochs',
+      '1',
+    ]);
+    expect(JSON.parse(fs.readFileSync(json, 'utf8')).classes).toEqual([
+      'good',
+      'bad',
+      'patient-4711-diagnosis',
+    ]);
+  });
+});
+
+test('the adapter is a link switched atomically to the newest complete adapter', () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'publish-'));
+  const m = loraModel(
+    {
+      shape: { dim: 8, hidden: 4, classes: 2 },
+      tensors: randomBase({ dim: 8, hidden: 4, classes: 2 }, 1).tensors,
+    },
+    { rank: 2, alpha: 4, method: 'vanilla', seed: 1 },
+  );
+  const data = adapterOf(m, { rank: 2, alpha: 4, method: 'vanilla', seed: 1 }, 'base', {});
+  const report = {
+    epsilon: 1,
+    delta: 1e-5,
+    noiseMultiplier: 1,
+    maxGradNorm: 1,
+    sampleRate: 0.1,
+    steps: 1,
+    accountant: 'rdp',
+    reproducibleSeed: false,
+  };
+  for (const step of [1, 2, 3]) publishAdapter(dir, step, data, { ...report, steps: step });
+  const link = path.join(dir, 'adapter');
+  expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+  expect(fs.readlinkSync(link)).toBe(path.join('adapters', 'step-00000003'));
+  expect(loadPrivacyReport(link)!.steps).toBe(3);
+  expect(fs.readdirSync(path.join(dir, 'adapters')).sort()).toEqual([
+    'step-00000002',
+    'step-00000003',
+  ]);
+  expect(fs.readdirSync(dir).filter((d) => d.includes('.tmp-'))).toEqual([]);
 });

@@ -5,7 +5,7 @@ import {
   OptionError,
   TRAIN_DEFAULTS,
 } from '../lib/cli/train_options';
-import { extractTensors, restoreTensors } from '../lib/cli/train_state';
+import { extractTensors, restoreTensors } from '../lib/trainer/state';
 import { formatCliError } from '../lib/cli/main';
 import { parseSafetensors, serializeSafetensors, StTensorInput } from '../lib/io/safetensors';
 

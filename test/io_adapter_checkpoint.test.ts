@@ -1,6 +1,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { PrivacyLedger } from '../lib/accounting/privacy_ledger';
+import { RdpAccountant } from '../lib/accounting';
 import { atomicWriteDir, atomicWriteFile } from '../lib/io/atomic';
 import {
   AdapterData,
@@ -12,7 +14,8 @@ import {
   PrivacyReport,
 } from '../lib/io/peft_adapter';
 import {
-  CheckpointError,
+  fileSha256,
+  sha256,
   loadCheckpoint,
   saveCheckpoint,
   hasCheckpoint,
@@ -207,9 +210,26 @@ describe('atomic writes', () => {
 });
 
 describe('checkpoints', () => {
-  const ledger = {
-    events: [{ type: 'poisson_gaussian', sampleRate: 0.01, noiseMultiplier: 1.1, steps: 10 }],
+  const ledgerAt = (steps: number, runId?: string) => {
+    const l = PrivacyLedger.create({
+      accountant: 'rdp',
+      parameters: new RdpAccountant().toJSON().parameters,
+      delta: 1e-5,
+      targetEpsilon: 8,
+      keySource: 'os-entropy',
+      runId,
+    });
+    for (let i = 0; i < steps; i++)
+      l.append({
+        kind: 'step',
+        mechanism: 'gaussian',
+        noiseMultiplier: 1.1,
+        sampleRate: 0.01,
+        maxGradNorm: 1,
+      });
+    return l;
   };
+  const RUN = 'ab'.repeat(16);
 
   test('round trip of state, ledger and tensors; latest wins; old ones pruned', () => {
     const root = path.join(tmp, 'ck');
@@ -220,9 +240,8 @@ describe('checkpoints', () => {
         root,
         {
           step,
-          ledger: { ...ledger, steps: step },
-          engine: { z: 1.1 },
-          rng: { counter: step },
+          ledger: ledgerAt(step, RUN),
+          engine: { z: 1.1, rng: { counter: step } },
           run: { epoch: 1 },
         },
         { w: { data: w, shape: [3, 4] } },
@@ -231,47 +250,100 @@ describe('checkpoints', () => {
     expect(hasCheckpoint(root)).toBe(true);
     const ck = loadCheckpoint(root);
     expect(ck.state.step).toBe(30);
-    expect(ck.state.ledger).toEqual({ ...ledger, steps: 30 });
-    expect(ck.state.rng).toEqual({ counter: 30 });
+    expect(ck.state.ledger.head).toBe(ledgerAt(30, RUN).head);
+    expect(ck.state.engine).toEqual({ z: 1.1, rng: { counter: 30 } });
     expect(sameBits(ck.tensors.get('w')!.data as Float32Array, w)).toBe(true);
     expect(fs.readdirSync(root).sort()).toEqual(['latest.json', 'step-00000020', 'step-00000030']);
   });
 
-  test('refuses to save or load without a valid ledger', () => {
-    const root = path.join(tmp, 'ck');
+  test('refuses to save without a ledger, or with one that disagrees with the step', () => {
+    const root = path.join(tmp, 'ck2');
     expect(() => saveCheckpoint(root, { step: 1, ledger: undefined })).toThrow(
       /ledger is required/,
     );
-    const dir = saveCheckpoint(root, { step: 5, ledger });
-    const sp = path.join(dir, 'state.json');
-    const doc = JSON.parse(fs.readFileSync(sp, 'utf8'));
+    expect(() => saveCheckpoint(root, { step: 4, ledger: ledgerAt(0) })).toThrow(/records 0 steps/);
+  });
 
-    fs.writeFileSync(sp, JSON.stringify({ ...doc, state: { ...doc.state, ledger: undefined } }));
-    expect(() => loadCheckpoint(root)).toThrow(CheckpointError);
-    expect(() => loadCheckpoint(root)).toThrow(/ledger is missing/);
+  const what = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (e) {
+      expect((e as { code: string }).code).toBe('ERR_DPLORA_CHECKPOINT');
+      return (e as { what: string }).what;
+    }
+    throw new Error('expected a CheckpointError');
+  };
 
-    fs.writeFileSync(sp, JSON.stringify({ ...doc, state: { ...doc.state, ledger: 'reset' } }));
-    expect(() => loadCheckpoint(root)).toThrow(/malformed/);
-
-    // An edited ledger (fewer events = a silent reset) fails the checksum.
-    fs.writeFileSync(
-      sp,
-      JSON.stringify({ ...doc, state: { ...doc.state, ledger: { events: [] } } }),
+  test('every part is covered by the manifest: any disagreement is refused and named', () => {
+    const root = path.join(tmp, 'ck3');
+    const base = path.join(tmp, 'base.bin');
+    fs.writeFileSync(base, 'base weights v1');
+    const d100 = saveCheckpoint(
+      root,
+      {
+        step: 100,
+        ledger: ledgerAt(100, RUN),
+        run: { targetEpsilon: 8, at: 100 },
+        baseModelSha256: fileSha256(base),
+      },
+      { w: { data: rand(4, 1), shape: [4] } },
     );
-    expect(() => loadCheckpoint(root)).toThrow(/checksum/);
-
-    fs.writeFileSync(sp, JSON.stringify(doc));
-    expect(loadCheckpoint(root).state.step).toBe(5);
-    expect(() =>
-      loadCheckpoint(root, {
-        validateLedger: () => {
-          throw new Error('no events of known type');
-        },
-      }),
-    ).toThrow(/malformed: no events/);
-
-    fs.writeFileSync(sp, '{not json');
-    expect(() => loadCheckpoint(root)).toThrow(/not valid JSON/);
-    expect(() => loadCheckpoint(path.join(tmp, 'none'))).toThrow(/no checkpoint/);
+    const save100 = fs.mkdtempSync(path.join(tmp, 'keep-'));
+    fs.cpSync(d100, save100, { recursive: true });
+    const d120 = saveCheckpoint(
+      root,
+      {
+        step: 120,
+        ledger: ledgerAt(120, RUN),
+        run: { targetEpsilon: 8, at: 120 },
+        baseModelSha256: fileSha256(base),
+      },
+      { w: { data: rand(4, 2), shape: [4] } },
+    );
+    expect(loadCheckpoint(root, { baseModelFile: base }).state.step).toBe(120);
+    const orig = (f: string) => fs.readFileSync(path.join(d120, f));
+    const restore: Record<string, Buffer> = {};
+    for (const f of fs.readdirSync(d120)) restore[f] = orig(f);
+    const reset = () => {
+      for (const [f, b] of Object.entries(restore)) fs.writeFileSync(path.join(d120, f), b);
+    };
+    // 1. step-100's state (or ledger) copied over step-120's.
+    fs.copyFileSync(path.join(save100, 'state.json'), path.join(d120, 'state.json'));
+    expect(['file', 'state']).toContain(what(() => loadCheckpoint(root)));
+    reset();
+    fs.copyFileSync(path.join(save100, 'ledger.json'), path.join(d120, 'ledger.json'));
+    expect(['file', 'ledger']).toContain(what(() => loadCheckpoint(root)));
+    reset();
+    // 2. The whole step-100 folder under step-120's name.
+    fs.rmSync(d120, { recursive: true });
+    fs.cpSync(save100, d120, { recursive: true });
+    expect(what(() => loadCheckpoint(root))).toBe('step');
+    fs.rmSync(d120, { recursive: true });
+    fs.mkdirSync(d120);
+    reset();
+    // 3. The config edited (target epsilon 8 -> 80), with or without re-hashing that file.
+    const st = JSON.parse(orig('state.json').toString());
+    st.run.targetEpsilon = 80;
+    fs.writeFileSync(path.join(d120, 'state.json'), JSON.stringify(st));
+    expect(['file', 'state']).toContain(what(() => loadCheckpoint(root)));
+    reset();
+    // 4. A flipped byte in the tensors.
+    const t = Buffer.from(orig('tensors.safetensors'));
+    t[t.length - 1] ^= 1;
+    fs.writeFileSync(path.join(d120, 'tensors.safetensors'), t);
+    expect(what(() => loadCheckpoint(root))).toBe('tensors');
+    reset();
+    // 5. Another run's ledger of the same length, with the manifest's file hash updated.
+    const other = Buffer.from(JSON.stringify(ledgerAt(120).toJSON()));
+    const m = JSON.parse(orig('manifest.json').toString());
+    m.files['ledger.json'] = { sha256: sha256(other), bytes: other.length };
+    fs.writeFileSync(path.join(d120, 'ledger.json'), other);
+    fs.writeFileSync(path.join(d120, 'manifest.json'), JSON.stringify(m));
+    expect(what(() => loadCheckpoint(root))).toBe('manifest'); // checksum of the manifest
+    reset();
+    // 6. A different base model next to the checkpoint.
+    fs.writeFileSync(base, 'base weights v2');
+    expect(what(() => loadCheckpoint(root, { baseModelFile: base }))).toBe('base-model');
+    expect(what(() => loadCheckpoint(path.join(tmp, 'none')))).toBe('missing');
   });
 });

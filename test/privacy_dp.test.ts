@@ -425,17 +425,21 @@ describe('refusals', () => {
     {
       const { model, engine } = setup({ data: d, batchSize: 5, z: 1, C: 1, physical: 1 });
       let { microBatches } = engine.nextBatch();
-      for (let k = 0; k < 50 && microBatches.length < 2; k++)
+      for (let k = 0; k < 50 && microBatches.length < 2; k++) {
+        engine.abandonBatch(); // a second nextBatch() without a step is refused; abandoning is charged
         microBatches = engine.nextBatch().microBatches;
+      }
+      const charged = engine.steps;
       expect(microBatches.length).toBeGreaterThan(1);
       const { x, y } = gather(d, microBatches[0]);
       model.backward(mseLoss(model.forward(x), y).grad);
       engine.optimizer.accumulate();
       expectError(() => engine.optimizer.step(), 'PerSampleGradError', /were accumulated/);
       // A half-done batch is not silently dropped by drawing the next one ...
-      expectError(() => engine.nextBatch(), 'InvalidStateError', /abandon it explicitly/);
-      // ... only explicitly.
-      engine.optimizer.zeroGrad();
+      expectError(() => engine.nextBatch(), 'InvalidStateError', /not been stepped/);
+      // ... only explicitly, and the abandoned batch is charged.
+      engine.abandonBatch();
+      expect(engine.steps).toBe(charged + 1);
       expect(() => engine.nextBatch()).not.toThrow();
     }
     // (e) a trainable module left out of the backward pass

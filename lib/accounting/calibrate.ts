@@ -7,7 +7,7 @@
 import { PldAccountant, RdpAccountant } from './accountant';
 import type { Mechanism, StepSpec } from './events';
 import type { AccountantKind } from './ledger';
-import { DEFAULT_PLD_PARAMETERS, PldParameters } from './pld';
+import { DEFAULT_PLD_PARAMETERS, PldParameters, pldStepGridPoints } from './pld';
 import { InvalidArgumentError } from '../errors';
 
 /** Options of {@link getNoiseMultiplier}. */
@@ -46,7 +46,19 @@ export interface NoiseCalibration {
   accountant: AccountantKind;
   /** Number of epsilon evaluations made. */
   evaluations: number;
+  /**
+   * Set when PLD was asked for but the answer is accounted with RDP instead (too little noise
+   * for the PLD grid): says why. The run must then be accounted with RDP (PrivacyEngine does).
+   */
+  fallback?: string;
 }
+
+/**
+ * PLD is used only when one step at the calibrated noise needs at most this fraction of the
+ * largest FFT: this bounds the cost of every evaluation (calibration time) and keeps the
+ * composition inside the FFT; below that much noise the RDP answer is used, and said.
+ */
+export const PLD_FEASIBLE_FRACTION = 1 / 8;
 
 const Z_MIN = 1e-3;
 const Z_MAX = 1e6;
@@ -210,10 +222,21 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
   const rdpStart = 1;
   const rb = bracket('rdp', rdpStart, epsilonOf('rdp', rdpStart), 2);
   if (Number.isNaN(rb.zLo)) {
-    return finish(rb.zHi, rb.eHi, 'rdp');
+    const r = finish(rb.zHi, rb.eHi, 'rdp');
+    if (kind === 'pld')
+      r.fallback = `the target is met by the smallest noise multiplier considered (${Z_MIN}); it is accounted with RDP`;
+    return r;
   }
   const rdp = solve('rdp', rb.zLo, rb.eLo, rb.zHi, rb.eHi);
   if (kind === 'rdp') return finish(rdp.z, rdp.epsilon, 'rdp');
+  // The PLD answer lies below the RDP one (by well under 30% in practice): if PLD at
+  // 0.7 times the RDP noise would need too large a grid, account with RDP, loudly.
+  const points = pldStepGridPoints(q, rdp.z * 0.7, fineParams);
+  if (!(points <= fineParams.maxFftLength * PLD_FEASIBLE_FRACTION)) {
+    const r = finish(rdp.z, rdp.epsilon, 'rdp');
+    r.fallback = `noise multiplier ${rdp.z.toPrecision(4)} is too small for the PLD accountant (one step needs ${points} grid points at gridStep ${fineParams.gridStep}); the RDP accountant is used instead (a looser, valid bound)`;
+    return r;
+  }
 
   // PLD: eps_PLD <= eps_RDP, so the RDP answer meets the target; search below
   // it on the coarse grid first (to 1%), then on the fine grid just below the
@@ -294,6 +317,9 @@ export function maxStepsWithinBudget(
     throw new InvalidArgumentError('maxSteps', `maxSteps must be an integer >= 1, got ${maxSteps}`);
   const fits = (k: number) => accountant.clone().step(spec, k).getEpsilon(delta) <= eps;
   if (accountant.getEpsilon(delta) > eps || !fits(1)) return 0;
+  // A short horizon that fits whole costs one evaluation (very long compositions are left to
+  // the search below).
+  if (maxSteps <= 2 ** 16 && fits(maxSteps)) return maxSteps;
   let lo = 1; // fits
   let hi = 2;
   while (hi <= maxSteps && fits(hi)) {

@@ -23,3 +23,15 @@ export { getNoiseMultiplier, calibrateNoiseMultiplier, maxStepsWithinBudget } fr
 export type { NoiseMultiplierOptions, NoiseCalibration } from './calibrate';
 export { adaptiveClippingNoiseMultiplier } from './adaptive';
 export { discreteGaussianDelta } from './discrete_gaussian';
+export { PrivacyLedger, canonicalJson, LEDGER_CHAIN_TYPE } from './privacy_ledger';
+export type {
+  LedgerRecord,
+  LedgerEntry,
+  LedgerChainJson,
+  LedgerReport,
+  KeySource,
+  GenesisRecord,
+  StepRecord,
+  NoiselessRecord,
+  KeyRecord,
+} from './privacy_ledger';

@@ -148,6 +148,21 @@ function tails(
 }
 
 /**
+ * Grid points one step of the Poisson-subsampled Gaussian (rate q, noise multiplier s) needs on
+ * the grid of `params` (the larger of the two relations), computed without allocating: a cheap
+ * test of whether PLD accounting at this noise is feasible.
+ */
+export function pldStepGridPoints(q: number, s: number, params: PldParameters): number {
+  const h = params.gridStep;
+  const c = upperQuantile(params.tailMass);
+  const u = (x: number) => (2 * x - 1) / (2 * s * s);
+  const a = logMixtureRatio(q, u(-c * s));
+  const b = logMixtureRatio(q, u(1 + c * s));
+  const width = Math.max(b - a, Math.abs(-a - -b));
+  return Math.ceil(width / h) + 2;
+}
+
+/**
  * Pessimistic ("connect the dots") discretization of one step of the
  * Poisson-subsampled Gaussian with sampling rate q and noise multiplier s.
  */

@@ -3,8 +3,8 @@
  * Zhang 2019, "Renyi Differential Privacy of the Sampled Gaussian Mechanism",
  * section 3.3), for integer and fractional orders, computed in log space.
  */
-import { SignedLogSum, logAbsBinomial, logAdd, logErfc, logSumExp } from './log_math';
 import { InvalidArgumentError } from '../errors';
+import { SignedLogSum, logAbsBinomial, logAdd, logErfc, logSumExp } from './log_math';
 import { requireObject } from '../validate';
 
 /** The default Renyi orders: 1 + x/10 (x = 1..99), 11..63, 128, 256, 512, 1024. */
@@ -186,8 +186,10 @@ export function computeRdp(opts: ComputeRdpOptions): Float64Array {
   return out;
 }
 
-/** Largest Renyi order accepted (an integer order alpha costs alpha + 1 terms). */
-export const MAX_ORDER = 1e6;
+/** Largest RDP order accepted (larger orders never give a tighter epsilon in practice). */
+export const MAX_RDP_ORDER = 10000;
+/** Most orders one call accepts. */
+export const MAX_RDP_ORDERS = 4096;
 
 /** Throws an InvalidArgumentError naming `orders` unless every order is a finite number > 1. */
 export function checkOrders(orders: readonly number[]): void {
@@ -195,14 +197,18 @@ export function checkOrders(orders: readonly number[]): void {
     throw new InvalidArgumentError('orders', 'orders must be an array of numbers > 1');
   }
   if (orders.length === 0) throw new InvalidArgumentError('orders', 'orders must not be empty');
+  if (orders.length > MAX_RDP_ORDERS)
+    throw new InvalidArgumentError(
+      'orders',
+      `at most ${MAX_RDP_ORDERS} orders, got ${orders.length}`,
+    );
   for (const a of orders) {
     if (typeof a !== 'number' || !Number.isFinite(a) || !(a > 1)) {
       throw new InvalidArgumentError('orders', `orders must be finite numbers > 1, got ${a}`);
     }
-    // An integer order alpha sums alpha + 1 terms: bound the work and the allocation.
-    if (a > MAX_ORDER) {
-      throw new InvalidArgumentError('orders', `orders must be <= ${MAX_ORDER}, got ${a}`);
-    }
+    // The cost of an order grows with it (integer orders sum alpha terms): bounded.
+    if (a > MAX_RDP_ORDER)
+      throw new InvalidArgumentError('orders', `orders must be <= ${MAX_RDP_ORDER}, got ${a}`);
   }
 }
 

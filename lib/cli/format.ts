@@ -7,11 +7,18 @@ import { InvalidArgumentError } from '../errors';
 /** A bad command-line option value; {@link DpLoraError.argument} is the option, e.g. `--rank`. */
 export class OptionError extends InvalidArgumentError {
   /**
-   * @param option - the option as typed, with its dashes (e.g. `--rank`)
+   * @param option - the option as typed, with its dashes (e.g. `--rank`); or, with no
+   *   `message`, a whole message that starts with the option (`"--resume needs ..."`), from
+   *   which the option is taken
    * @param message - what is wrong and what is accepted (the option is prefixed)
    */
-  constructor(option: string, message: string, cause?: unknown) {
-    super(option, message, cause);
+  constructor(option: string, message?: string, cause?: unknown) {
+    if (message === undefined) {
+      const m = /^(--[a-z][a-z0-9-]*)\b[: ]?\s*(.*)$/s.exec(option);
+      super(m ? m[1] : '(options)', m ? option : option, cause);
+    } else {
+      super(option, message, cause);
+    }
   }
 }
 

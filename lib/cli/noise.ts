@@ -63,7 +63,9 @@ export function registerNoiseCommand(program: Command): Command {
         steps: r.steps,
         noiseMultiplier: r.noiseMultiplier,
         epsilon: r.epsilon,
+        ...(r.fallback ? { fallback: r.fallback } : {}),
       };
+      if (r.fallback) process.stderr.write(`dp-lora: ACCOUNTANT FALLBACK: ${r.fallback}\n`);
       process.stdout.write(
         opts.json ? JSON.stringify(report) + '\n' : formatTable(Object.entries(report)),
       );

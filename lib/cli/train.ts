@@ -14,22 +14,14 @@ import * as path from 'path';
 import { Command, Option } from 'commander';
 import * as cliProgress from 'cli-progress';
 import { crossEntropyLoss } from '../nn/losses';
-import { Adam } from '../optim/adam';
-import { PrivacyEngine } from '../privacy/privacy_engine';
-import type { PrivacyEngineState } from '../privacy/privacy_engine';
-import { PrivacyBudgetExceededError } from '../privacy/errors';
-import { InvalidStateError } from '../errors';
-import { accountantFromJSON } from '../accounting';
 import { atomicWriteFile } from '../io/atomic';
-import { saveCheckpoint, loadCheckpoint, hasCheckpoint } from '../io/checkpoint';
+import { loadCheckpoint } from '../io/checkpoint';
 import { saveAdapter, PrivacyReport } from '../io/peft_adapter';
-import { StTensorInput } from '../io/safetensors';
 import { buildTask, TrainTask } from './train_task';
 import {
   accuracy,
   baseModel,
   BaseWeights,
-  gather,
   loraModel,
   LoraSettings,
   pretrainedBase,
@@ -48,7 +40,9 @@ import {
   resolveTrainConfig,
   TrainConfig,
 } from './train_options';
-import { extractTensors, restoreTensors } from './train_state';
+import { arrayDataset, PrivateTrainer } from '../trainer/private_trainer';
+import { CHECKPOINTS_DIR, RunDirectory, validateOutputFile } from '../trainer/run_dir';
+import { DpLoraError, ErrorCode } from '../errors';
 import { FEATURIZER_VERSION } from '../data/featurize';
 
 /** The frozen base model of a run, saved in --out so that the adapter can be used and resumed. */
@@ -109,6 +103,8 @@ export interface TrainIo {
   progress?: boolean;
   /** Stop after this many private steps in this session (the run can be resumed). */
   maxSteps?: number;
+  /** Start a new run in `out` even if it holds one (the old run is archived, never deleted). */
+  overwrite?: boolean;
   /** Informational lines (default: stderr). */
   log?: (line: string) => void;
   /** Final human-readable output (default: stdout). */
@@ -158,33 +154,59 @@ export async function runTrain(
     log(`warning: ${m}`);
   };
 
-  // --- resume: the saved configuration and ledger win
-  let resumed: { engine: PrivacyEngineState; memo: RunMemo } | undefined;
-  let outDir = io.out;
-  if (io.resume) {
-    const ckRoot = path.join(io.resume, 'checkpoints');
-    if (!hasCheckpoint(ckRoot))
-      throw new OptionError('--resume', `${io.resume}: no checkpoint found in ${ckRoot}`);
-    // The ledger must parse as an accountant ledger, else the checkpoint is refused.
-    const ck = loadCheckpoint(ckRoot, { validateLedger: (l) => void accountantFromJSON(l) });
-    const memo = ck.state.run as unknown as RunMemo;
+  // --- every output path is checked, and the run directory locked, before any work
+  if (io.json) validateOutputFile(io.json, '--json');
+  if (io.resume && io.out && path.resolve(io.out) !== path.resolve(io.resume))
+    throw new OptionError(
+      '--resume continues a run in its own directory; drop --out or give the same directory',
+    );
+  if (io.resume && io.overwrite)
+    throw new OptionError('--overwrite starts a new run; it cannot be combined with --resume');
+  const outDir = io.resume ?? io.out;
+  const run = outDir
+    ? RunDirectory.open(outDir, {
+        mode: io.resume ? 'resume' : 'new',
+        overwrite: io.overwrite,
+        log,
+        argument: io.resume ? '--resume' : '--out',
+      })
+    : null;
+  try {
+    return await trainInRun(cfgIn, io, run, { t0, log, print, warnings, warn });
+  } finally {
+    run?.release();
+  }
+}
+
+async function trainInRun(
+  cfgIn: TrainConfig | undefined,
+  io: TrainIo,
+  run: RunDirectory | null,
+  ctx: {
+    t0: number;
+    log: (s: string) => void;
+    print: (s: string) => void;
+    warnings: string[];
+    warn: (m: string) => void;
+  },
+): Promise<TrainResult> {
+  const { t0, log, print, warnings, warn } = ctx;
+  const savedBase = run ? run.file(BASE_FILE) : undefined;
+  // --- resume: the saved configuration and ledger win (the checkpoint is verified whole,
+  // including the hash of the base model the adapter was trained on)
+  let resumed: RunMemo | undefined;
+  if (io.resume && run) {
+    const ck = loadCheckpoint(path.join(run.dir, CHECKPOINTS_DIR), { baseModelFile: savedBase });
+    const memo = (ck.state.run as { info?: unknown }).info as RunMemo | undefined;
     if (!memo || typeof memo !== 'object' || !memo.config)
-      throw new OptionError('--resume', `${io.resume}: the checkpoint has no run configuration`);
-    const engineState = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
-    engineState.accountant = ck.state.ledger;
-    resumed = { engine: engineState, memo };
-    if (outDir && path.resolve(outDir) !== path.resolve(io.resume))
-      throw new OptionError(
-        '--resume',
-        'continues a run in its own directory; drop --out or give the same directory',
-      );
-    outDir = io.resume;
+      throw new OptionError(`--resume ${io.resume}: the checkpoint has no run configuration`);
+    resumed = memo;
     log(
       `resuming the run in ${io.resume} at step ${ck.state.step} (ledger restored: it cannot be reset)`,
     );
   }
-  const cfg: TrainConfig = resumed ? resumed.memo.config : cfgIn!;
-  if (!cfg) throw new InvalidStateError('internal: runTrain needs a configuration or --resume');
+  const cfg: TrainConfig = resumed ? resumed.config : cfgIn!;
+  if (!cfg) throw new OptionError('no configuration');
 
   if (cfg.seed) {
     const banner = `REPRODUCIBLE MODE (--seed): noise and sampling come from a FIXED seed. Anyone who learns the seed can recompute and remove the noise; use it for experiments and tests only, never to release a model trained on real private data.`;
@@ -209,17 +231,15 @@ export async function runTrain(
   let base: BaseWeights;
   let baseCached = false;
   let baseSource: RunMemo['baseSource'];
-  if (resumed && resumed.memo.featurizer !== FEATURIZER_VERSION) {
+  if (resumed && resumed.featurizer !== FEATURIZER_VERSION) {
     throw new OptionError(
-      '--resume',
-      `the run used featurizer ${resumed.memo.featurizer}, this dp-lora has ${FEATURIZER_VERSION}`,
+      `--resume: the run used featurizer ${resumed.featurizer}, this dp-lora has ${FEATURIZER_VERSION}`,
     );
   }
-  const savedBase = outDir ? path.join(outDir, BASE_FILE) : undefined;
-  if (resumed && savedBase && fs.existsSync(savedBase)) {
-    // A resumed run continues on exactly the base it started from.
+  if (resumed && savedBase) {
+    // A resumed run continues on exactly the base it started from (its hash was checked).
     base = loadBaseWeights(savedBase, shape);
-    baseSource = resumed.memo.baseSource;
+    baseSource = resumed.baseSource;
     log(`base model loaded from ${savedBase}`);
   } else if (task.public) {
     const dataId = cfg.data
@@ -242,12 +262,12 @@ export async function runTrain(
     );
   }
   const baseAccuracy = resumed
-    ? resumed.memo.baseAccuracy
+    ? resumed.baseAccuracy
     : accuracy(baseModel(base, false), task.heldout, dim);
 
   // --- non-private LoRA baseline (comparison only; never saved)
   let nonPrivateAccuracy: number | null = null;
-  if (resumed) nonPrivateAccuracy = resumed.memo.nonPrivateAccuracy;
+  if (resumed) nonPrivateAccuracy = resumed.nonPrivateAccuracy;
   else if (cfg.baseline) {
     log('training the non-private LoRA baseline (comparison only, not saved) ...');
     const m = loraModel(base, loraSettings(cfg));
@@ -264,37 +284,11 @@ export async function runTrain(
     nonPrivateAccuracy = accuracy(m, task.heldout, dim);
   }
 
-  // --- private LoRA
+  // --- private LoRA, through the library's PrivateTrainer
   const model = loraModel(base, loraSettings(cfg));
-  const engine = new PrivacyEngine();
-  const plannedSteps = Math.ceil((cfg.epochs * N) / cfg.batchSize);
-  // The engine calibrates z so that exactly the planned steps spend at most --epsilon (same
-  // formula for the steps), and verifies every step against that hard budget.
-  const { optimizer } = engine.makePrivateWithEpsilon({
-    model,
-    optimizer: new Adam(model.trainableParameters(), { lr: cfg.lr }),
-    dataset: N,
-    batchSize: cfg.batchSize,
-    targetEpsilon: cfg.targetEpsilon,
-    targetDelta: delta,
-    epochs: cfg.epochs,
-    maxGradNorm: cfg.clip,
-    maxPhysicalBatchSize: cfg.physicalBatchSize,
-    accountant: cfg.accountant,
-    seed: cfg.seed !== undefined ? BigInt(cfg.seed) : undefined,
-    onWarning: (m) => warn(m.replace(/^dp-lora: /, '')),
-  });
-  if (resumed) engine.loadStateDict(resumed.engine);
-  const pc = engine.config;
-  log(
-    `private training: ${N} examples, q = ${pc.sampleRate.toPrecision(4)}, expected batch ${cfg.batchSize}, ${plannedSteps} steps, ` +
-      `noise multiplier ${pc.noiseMultiplier.toPrecision(4)}, clip ${cfg.clip}, target eps ${cfg.targetEpsilon} at delta ${delta.toExponential(2)} (${cfg.accountant})`,
-  );
-
-  if (savedBase && !fs.existsSync(savedBase)) {
-    fs.mkdirSync(outDir!, { recursive: true });
-    saveBaseWeights(savedBase, base, { source: baseSource });
-  }
+  // A new run always writes the base it starts from (a stale one was archived with its run).
+  if (savedBase && !resumed) saveBaseWeights(savedBase, base, { source: baseSource });
+  let trainSeconds = resumed ? resumed.privateTrainingSeconds : 0;
   const memoBase = {
     featurizer: FEATURIZER_VERSION,
     config: cfg,
@@ -302,27 +296,51 @@ export async function runTrain(
     nonPrivateAccuracy,
     baseSource,
   };
-  let samplesSeen = resumed ? resumed.memo.samplesSeen : 0;
-  let trainSeconds = resumed ? resumed.memo.privateTrainingSeconds : 0;
-  const ckRoot = outDir ? path.join(outDir, 'checkpoints') : undefined;
-  const checkpoint = () => {
-    if (!ckRoot) return;
-    const st = engine.stateDict();
-    const tensors: Record<string, StTensorInput> = {};
-    const { accountant, ...rest } = st;
-    const engineJson = extractTensors(rest, tensors);
-    const memo: RunMemo = { ...memoBase, privateTrainingSeconds: trainSeconds, samplesSeen };
-    saveCheckpoint(
-      ckRoot,
-      {
-        step: st.step,
-        ledger: accountant,
-        engine: engineJson,
-        run: memo as unknown as Record<string, unknown>,
-      },
-      tensors,
-    );
+  let tTrain = Date.now();
+  const holder: { trainer?: PrivateTrainer<Int32Array> } = {};
+  const runInfo = (): Record<string, unknown> => ({
+    ...memoBase,
+    privateTrainingSeconds: trainSeconds + (Date.now() - tTrain) / 1000,
+    samplesSeen: holder.trainer?.samples ?? 0,
+  });
+  const common = {
+    model,
+    loss: crossEntropyLoss,
+    data: arrayDataset(task.private.X, task.private.y, dim),
+    lr: cfg.lr,
+    checkpointEvery: cfg.checkpointEvery,
+    baseModelFile: savedBase,
+    runInfo,
+    onWarning: (m: string) => warn(m.replace(/^dp-lora: /, '')),
   };
+  const trainer = resumed
+    ? PrivateTrainer.resume(run!, common)
+    : PrivateTrainer.create({
+        ...common,
+        runDir: run ?? undefined,
+        privacy: {
+          targetEpsilon: cfg.targetEpsilon,
+          delta,
+          epochs: cfg.epochs,
+          batchSize: cfg.batchSize,
+          maxGradNorm: cfg.clip,
+          physicalBatchSize: cfg.physicalBatchSize,
+          accountant: cfg.accountant,
+          seed: cfg.seed !== undefined ? BigInt(cfg.seed) : undefined,
+        },
+      });
+  holder.trainer = trainer;
+  const engine = trainer.engine;
+  const plannedSteps = trainer.plannedSteps;
+  if (resumed)
+    log(
+      `the ledger holds ${engine.steps} charged steps (steps charged after the last checkpoint stay charged)`,
+    );
+  const pc = engine.config;
+  log(
+    `private training: ${N} examples, q = ${pc.sampleRate.toPrecision(4)}, expected batch ${cfg.batchSize}, ${plannedSteps} steps, ` +
+      `noise multiplier ${pc.noiseMultiplier.toPrecision(4)}, clip ${cfg.clip}, target eps ${cfg.targetEpsilon} at delta ${delta.toExponential(2)} (${pc.accountant})`,
+  );
 
   engine.remainingSteps(); // first budget verification (accountant work) before the clock starts
   const showBar = io.progress ?? (!!process.stdout.isTTY && !!process.stderr.isTTY);
@@ -342,87 +360,72 @@ export async function runTrain(
     eps: engine.getEpsilon().toFixed(3),
     rate: '-',
   });
-  let stoppedByBudget = false;
   let lastEpsAt = Date.now();
   let epsCostMs = 0;
   let lossEma = NaN;
-  const tTrain = Date.now();
-  const samplesAtStart = samplesSeen;
-  const stepLimit =
-    io.maxSteps !== undefined ? Math.min(plannedSteps, engine.steps + io.maxSteps) : plannedSteps;
-  // Ctrl-C: finish the current step, then checkpoint and report (resume later with --resume).
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log(
-      '\ninterrupted: finishing the current step, then saving (Ctrl-C again to abort without saving)',
-    );
-  };
-  process.on('SIGINT', onSigint);
+  tTrain = Date.now();
+  const samplesAtStart = trainer.samples;
+  // SIGINT (Ctrl-C) and SIGTERM: finish the current step, then checkpoint, write the adapter
+  // and report, and exit with 128 + the signal number (resume later with --resume).
+  const ac = new AbortController();
+  let interrupted: NodeJS.Signals | null = null;
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((sig) => {
+    const h = () => {
+      if (interrupted) process.exit(128 + (interrupted === 'SIGINT' ? 2 : 15));
+      interrupted = sig;
+      log(
+        `\n${sig}: finishing the current step, then saving (send it again to abort without saving)`,
+      );
+      ac.abort();
+    };
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  let fit;
   try {
-    while (engine.steps < stepLimit && !interrupted) {
-      await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) through between steps
-      let batch;
-      try {
-        batch = engine.nextBatch();
-      } catch (e) {
-        if (e instanceof PrivacyBudgetExceededError) {
-          stoppedByBudget = true;
-          warn(e.message);
-          break;
-        }
-        throw e;
-      }
-      let lossSum = 0;
-      for (const idx of batch.microBatches) {
-        const { x, y } = gather(task.private, idx, dim);
-        const out = model.forward(x);
-        const loss = crossEntropyLoss(out, y);
-        lossSum += loss.total;
-        model.backward(loss.grad);
-        optimizer.accumulate();
-      }
-      optimizer.step();
-      samplesSeen += batch.indices.length;
-      if (batch.indices.length > 0) {
-        const l = lossSum / batch.indices.length;
-        lossEma = Number.isNaN(lossEma) ? l : 0.9 * lossEma + 0.1 * l;
-      }
-      const now = Date.now();
-      if (bar) {
+    fit = await trainer.fit({
+      maxSteps: io.maxSteps,
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.batchSize > 0)
+          lossEma = Number.isNaN(lossEma) ? p.loss : 0.9 * lossEma + 0.1 * p.loss;
+        if (!bar) return;
+        const now = Date.now();
         const payload: Record<string, string> = {
           loss: Number.isNaN(lossEma) ? '-' : lossEma.toFixed(4),
-          rate: ((samplesSeen - samplesAtStart) / Math.max(1e-3, (now - tTrain) / 1000)).toFixed(0),
+          rate: (
+            (trainer.samples - samplesAtStart) /
+            Math.max(1e-3, (now - tTrain) / 1000)
+          ).toFixed(0),
         };
         // epsilon for display: at most every max(1 s, 5x its own cost) (PLD is not free)
         if (now - lastEpsAt > Math.max(1000, 5 * epsCostMs)) {
-          const t = Date.now();
-          payload.eps = engine.getEpsilon().toFixed(3);
-          epsCostMs = Date.now() - t;
+          payload.eps = p.epsilon().toFixed(3);
+          epsCostMs = Date.now() - now;
           lastEpsAt = Date.now();
         }
-        bar.update(engine.steps, payload);
-      }
-      if (ckRoot && engine.steps % cfg.checkpointEvery === 0) {
-        trainSeconds += (Date.now() - tTrain) / 1000;
-        checkpoint();
-        trainSeconds -= (Date.now() - tTrain) / 1000; // counted once at the end
-      }
-    }
+        bar.update(p.step, payload);
+      },
+    });
   } finally {
-    process.removeListener('SIGINT', onSigint);
+    for (const [sig, h] of handlers) process.removeListener(sig, h);
     trainSeconds += (Date.now() - tTrain) / 1000;
+    tTrain = Date.now();
     if (bar) {
       bar.update(engine.steps, { eps: engine.getEpsilon().toFixed(3) });
       bar.stop();
     }
   }
-  const epsilon = engine.getEpsilon();
+  const stoppedByBudget = fit.stoppedByBudget;
+  if (stoppedByBudget) warn(`privacy budget exhausted after ${fit.steps} steps`);
+  if (interrupted) process.exitCode = interrupted === 'SIGINT' ? 130 : 143;
+  const samplesSeen = trainer.samples;
+  const ledgerReport = engine.report();
+  const epsilon = ledgerReport.epsilon;
   const privateAccuracy = accuracy(model, task.heldout, dim);
 
-  // --- outputs
-  const reproducible = cfg.seed !== undefined;
+  // --- outputs (the report is derived from the ledger)
+  const reproducible = ledgerReport.reproducible;
   const report: PrivacyReport = {
     epsilon,
     delta,
@@ -430,9 +433,13 @@ export async function runTrain(
     noiseMultiplier: pc.noiseMultiplier,
     maxGradNorm: pc.maxGradNorm,
     sampleRate: pc.sampleRate,
-    steps: engine.steps,
-    accountant: pc.accountant,
+    steps: ledgerReport.steps,
+    accountant: ledgerReport.accountant,
     reproducibleSeed: reproducible,
+    private: ledgerReport.private,
+    statement: ledgerReport.statement,
+    runId: ledgerReport.runId,
+    ledgerHead: ledgerReport.ledgerHead,
     datasetSize: N,
     expectedBatchSize: pc.expectedBatchSize,
     sampling: pc.sampling,
@@ -440,14 +447,13 @@ export async function runTrain(
       'LoRA B (and A unless ffa) of fc1, fc2; head weight and bias: all clipped and noised',
   };
   let adapterDir: string | null = null;
-  if (outDir) {
-    checkpoint();
-    adapterDir = path.join(outDir, 'adapter');
+  if (run) {
     const baseName = task.public
       ? `dp-lora/mlp-${task.name === 'spam' ? 'spamassassin-public' : 'user-public'}-${shape.dim}-${shape.hidden}`
       : `dp-lora/mlp-random-${shape.dim}-${shape.hidden}`;
-    saveAdapter(
-      adapterDir,
+    adapterDir = publishAdapter(
+      run.dir,
+      engine.steps,
       adapterOf(model, loraSettings(cfg), baseName, { classes: task.classes, featurizer: { dim } }),
       report,
     );
@@ -547,7 +553,39 @@ export async function runTrain(
     '',
   ];
   print(lines.join('\n'));
+  if (fit.stepsThisCall === 0 && stoppedByBudget)
+    throw new DpLoraError(
+      ErrorCode.BudgetExceeded,
+      `no private step could run within the budget (epsilon ${cfg.targetEpsilon} at delta ${delta.toExponential(2)}); nothing was trained`,
+    );
   return result;
+}
+
+/**
+ * Writes the adapter of step `step` to `adapters/step-N/` and then points the `adapter` link at
+ * it with one atomic rename, so that `adapter` always names a complete adapter (never a moment
+ * with none). The two newest adapters are kept. Returns the `adapter` path.
+ */
+export function publishAdapter(
+  dir: string,
+  step: number,
+  adapter: Parameters<typeof saveAdapter>[1],
+  report: PrivacyReport,
+): string {
+  const name = `step-${String(step).padStart(8, '0')}`;
+  const store = path.join(dir, 'adapters');
+  saveAdapter(path.join(store, name), adapter, report);
+  const link = path.join(dir, 'adapter');
+  const tmp = path.join(dir, `.adapter.tmp-${process.pid}-${Date.now().toString(16)}`);
+  fs.symlinkSync(path.join('adapters', name), tmp, 'junction');
+  fs.renameSync(tmp, link);
+  const old = fs
+    .readdirSync(store)
+    .filter((d) => /^step-\d{8}$/.test(d))
+    .sort();
+  for (const d of old.slice(0, Math.max(0, old.length - 2)))
+    if (d !== name) fs.rmSync(path.join(store, d), { recursive: true, force: true });
+  return link;
 }
 
 /** Adds `train` to the program. */
@@ -591,6 +629,14 @@ export function registerTrainCommand(program: Command): void {
     .option('--text-field <name>', 'text field/column of --data (default text)')
     .option('--label-field <name>', 'label field/column of --data (default label)')
     .option(
+      '--labels <a,b,c>',
+      'the label set of --data, declared (it is written in the clear into the adapter); default: the --public-data labels',
+    )
+    .option(
+      '--min-label-count <k>',
+      'without --labels or --public-data, refuse labels that occur fewer than k times (default 20)',
+    )
+    .option(
       '--public-data <file>',
       'public data (same fields) to pretrain the base for --data (else the base is random)',
     )
@@ -602,6 +648,10 @@ export function registerTrainCommand(program: Command): void {
       'write the adapter (PEFT layout), privacy_report.json and checkpoints (with the ledger) here',
     )
     .option('--resume <dir>', 'continue the run saved in <dir> (same configuration and ledger)')
+    .option(
+      '--overwrite',
+      'start a new run in --out even if it holds one (the old run is moved to <out>/archive/, never deleted)',
+    )
     .option(
       '--seed <seed>',
       'REPRODUCIBLE MODE: fixed seed (decimal or hex) for noise and sampling; not secure if the seed is known',
@@ -620,39 +670,35 @@ export function registerTrainCommand(program: Command): void {
           json?: string;
           progress?: boolean;
           maxSteps?: string;
+          overwrite?: boolean;
         },
+        cmd: Command,
       ) => {
         const maxSteps =
           opts.maxSteps !== undefined ? positiveInt('max-steps', opts.maxSteps) : undefined;
-        const cfg = opts.resume ? undefined : resolveTrainConfig(opts);
         if (opts.resume) {
-          const given = [
-            'epsilon',
-            'delta',
-            'epochs',
-            'batchSize',
-            'rank',
-            'alpha',
-            'method',
-            'lr',
-            'clip',
-            'accountant',
-            'data',
-            'seed',
-            'limit',
-          ] as const;
-          const conflicting = given.filter((k) => opts[k] !== undefined);
+          // A resumed run keeps its configuration: any option that would change it is refused.
+          const allowed = new Set(['resume', 'out', 'json', 'progress', 'maxSteps', 'baseline']);
+          const conflicting = Object.keys(opts).filter(
+            (k) =>
+              !allowed.has(k) &&
+              (opts as Record<string, unknown>)[k] !== undefined &&
+              cmd.getOptionValueSource(k) !== 'default',
+          );
+          if (opts.baseline === false) conflicting.push('noBaseline');
           if (conflicting.length)
             throw new OptionError(
               '--resume',
               `takes the configuration from the checkpoint; drop ${conflicting.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`,
             );
         }
+        const cfg = opts.resume ? undefined : resolveTrainConfig(opts);
         await runTrain(cfg, {
           out: opts.out,
           resume: opts.resume,
           json: opts.json,
           maxSteps,
+          overwrite: opts.overwrite,
           progress: opts.progress === false ? false : undefined,
         });
       },

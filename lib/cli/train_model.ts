@@ -4,6 +4,8 @@
  * pretrained WITHOUT privacy on public data (cached on disk), then adapted with LoRA on fc1 and
  * fc2 plus a trainable head. Module paths (`fc1`, `fc2`, `head`) are the adapter keys.
  */
+import { fileSha256 } from '../io/checkpoint';
+import { atomicWriteFile } from '../io/atomic';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -275,11 +277,18 @@ export function pretrainedBase(
 ): { base: BaseWeights; cached: boolean; file: string } {
   const key = baseCacheKey(shape, dataId, publicPart);
   const file = path.join(cacheDir(), `base-${key}.safetensors`);
+  const sumFile = `${file}.sha256`;
   if (fs.existsSync(file)) {
     try {
+      // The cache is checked before use: its recorded SHA-256 and finite weights.
+      const want = fs.existsSync(sumFile) ? fs.readFileSync(sumFile, 'utf8').trim() : '';
+      const got = fileSha256(file);
+      if (want !== got) throw new Error('its content does not match its recorded SHA-256');
       return { base: loadBaseWeights(file, shape), cached: true, file };
     } catch (e) {
-      log(`ignoring unreadable cached base ${file}: ${(e as Error).message}`);
+      log(
+        `warning: ignoring the cached base ${file} (${(e as Error).message}); pretraining it again`,
+      );
     }
   }
   const base = randomBase(shape, PRETRAIN.seed);
@@ -296,6 +305,7 @@ export function pretrainedBase(
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     saveBaseWeights(file, out, { key });
+    atomicWriteFile(sumFile, fileSha256(file) + '\n');
   } catch (e) {
     log(`could not cache the base model in ${path.dirname(file)}: ${(e as Error).message}`);
   }
@@ -331,6 +341,13 @@ export function loadBaseWeights(file: string, shape: MlpShape): BaseWeights {
         ErrorCode.FileFormat,
         `${file}: ${k} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(want)}`,
       );
+    for (let i = 0; i < t.data.length; i++)
+      if (!Number.isFinite(t.data[i]))
+        throw new DpLoraError(
+          ErrorCode.FileFormat,
+          `${file}: ${k}[${i}] is ${t.data[i]}; a base model must hold finite weights`,
+          { argument: file },
+        );
     tensors[k] = t.data;
   }
   return { shape, tensors };

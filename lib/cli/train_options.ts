@@ -39,6 +39,10 @@ export interface TrainConfig {
   seed?: string;
   /** Checkpoint every this many steps when --out is given. */
   checkpointEvery: number;
+  /** The declared (public) label set of --data, in class order (--labels). */
+  labels?: string[];
+  /** Without declared labels: each label of --data must occur at least this often. */
+  minLabelCount?: number;
 }
 
 /** Defaults of the built-in task (documented in README.md, "dp-lora train"). */
@@ -168,6 +172,8 @@ export interface RawTrainOptions {
   baseline?: boolean;
   seed?: string;
   checkpointEvery?: string;
+  labels?: string;
+  minLabelCount?: string;
 }
 
 /** Resolves raw option strings into a validated {@link TrainConfig}. */
@@ -232,6 +238,15 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
         ? positiveInt('checkpoint-every', o.checkpointEvery, L.maxCount)
         : d.checkpointEvery,
   };
+  if (o.labels !== undefined) {
+    const l = o.labels.split(',').map((s) => s.trim());
+    if (l.length < 2 || l.some((s) => s === '') || new Set(l).size !== l.length)
+      throw new OptionError('--labels must list at least two distinct, non-empty labels: a,b,c');
+    if (!cfg.data) throw new OptionError('--labels needs --data (the built-in task has its own)');
+    cfg.labels = l;
+  }
+  cfg.minLabelCount =
+    o.minLabelCount !== undefined ? positiveInt('min-label-count', o.minLabelCount) : 20;
   if (cfg.publicData && !cfg.data)
     throw new OptionError(
       '--public-data',

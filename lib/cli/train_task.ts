@@ -12,7 +12,7 @@
 import * as crypto from 'crypto';
 import { featurize } from '../data/featurize';
 import { splitSpamCorpus, Mail } from '../data/spam_corpus';
-import { loadUserData, DataFormatError } from '../data/user_data';
+import { loadUserData, DataFormatError, fixLabelSet } from '../data/user_data';
 import { OptionError, TRAIN_LIMITS } from './train_options';
 import type { TrainConfig } from './train_options';
 
@@ -99,10 +99,27 @@ function textFraction(text: string): number {
 
 /** Builds a task from the user's `--data` file (and `--public-data`, if given). */
 export function buildUserTask(
-  cfg: Pick<TrainConfig, 'dim' | 'limit' | 'data' | 'publicData' | 'textField' | 'labelField'>,
+  cfg: Pick<
+    TrainConfig,
+    | 'dim'
+    | 'limit'
+    | 'data'
+    | 'publicData'
+    | 'textField'
+    | 'labelField'
+    | 'labels'
+    | 'minLabelCount'
+  >,
 ): TrainTask {
   if (!cfg.data) throw new DataFormatError('no --data file given');
-  const d = loadUserData(cfg.data, cfg.textField, cfg.labelField);
+  // The label set is public: declared, or defined by the public file, or common enough.
+  const pubRaw = cfg.publicData
+    ? loadUserData(cfg.publicData, cfg.textField, cfg.labelField)
+    : undefined;
+  const d = fixLabelSet(loadUserData(cfg.data, cfg.textField, cfg.labelField), cfg.data, {
+    declared: cfg.labels ?? pubRaw?.classes,
+    minCount: cfg.minLabelCount ?? 20,
+  });
   let idx = [...d.texts.keys()];
   if (cfg.limit !== undefined && idx.length > cfg.limit) idx = idx.slice(0, cfg.limit);
   const priv: number[] = [];
@@ -122,7 +139,7 @@ export function buildUserTask(
     );
   let pub: DataPart | undefined;
   if (cfg.publicData) {
-    const p = loadUserData(cfg.publicData, cfg.textField, cfg.labelField);
+    const p = pubRaw!;
     const map = p.classes.map((c) => {
       const k = d.classes.indexOf(c);
       if (k < 0)

@@ -11,7 +11,6 @@
  * Only the first `maxChars` characters of the body are used (bounds time on huge mails).
  */
 import { InvalidArgumentError } from '../errors';
-import { MAX_ELEMENTS, requireElementCount } from '../validate';
 
 /** Featurizer settings (part of the base-model cache key). */
 export interface FeaturizerConfig {
@@ -188,21 +187,30 @@ export function featurizeInto(
   }
 }
 
+/** Largest hashed feature dimension. */
+export const MAX_FEATURE_DIM = 2 ** 24;
+/** Largest feature matrix one call builds (numbers; 1 GiB of float32). */
+export const MAX_FEATURE_ELEMENTS = 2 ** 28;
+
 /** Features of many texts: a row-major [texts.length, dim] Float32Array. */
 export function featurize(texts: string[], config: Partial<FeaturizerConfig> = {}): Float32Array {
   const cfg = { ...DEFAULT_FEATURIZER, ...config };
-  if (!Number.isInteger(cfg.dim) || cfg.dim < 2)
-    throw new InvalidArgumentError('dim', `dim must be an integer >= 2, got ${cfg.dim}`);
+  if (!Number.isInteger(cfg.dim) || cfg.dim < 2 || cfg.dim > MAX_FEATURE_DIM)
+    throw new InvalidArgumentError(
+      'dim',
+      `must be an integer in [2, ${MAX_FEATURE_DIM}], got ${cfg.dim}`,
+    );
+  if (!Array.isArray(texts)) throw new InvalidArgumentError('texts', 'must be an array of strings');
+  if (texts.length * cfg.dim > MAX_FEATURE_ELEMENTS)
+    throw new InvalidArgumentError(
+      'dim',
+      `${texts.length} texts x dim ${cfg.dim} needs more than ${MAX_FEATURE_ELEMENTS} numbers; use a smaller dim or fewer texts per call`,
+    );
   if (!Number.isInteger(cfg.maxChars) || cfg.maxChars < 1)
     throw new InvalidArgumentError(
       'maxChars',
       `maxChars must be a positive integer, got ${cfg.maxChars}`,
     );
-  if (!Array.isArray(texts))
-    throw new InvalidArgumentError('texts', `must be an array of strings, got ${typeof texts}`);
-  if (cfg.dim > MAX_ELEMENTS)
-    throw new InvalidArgumentError('dim', `dim must be <= ${MAX_ELEMENTS}, got ${cfg.dim}`);
-  requireElementCount('dim', [texts.length, cfg.dim]);
   const out = new Float32Array(texts.length * cfg.dim);
   for (let i = 0; i < texts.length; i++) {
     if (typeof texts[i] !== 'string')

@@ -230,6 +230,50 @@ export function parseCsvData(
   return { texts, ...mapLabels(raw, source) };
 }
 
+/**
+ * The label set is data too: every label value ends up in the clear in the adapter's config.
+ * It must therefore be public. {@link fixLabelSet} re-maps `d` onto a public label set:
+ * - `declared` (e.g. `--labels a,b,c`, in that order) or a public file's classes: every label
+ *   of `d` must be one of them;
+ * - neither: the set is taken from `d` itself, and refused if any label occurs fewer than
+ *   `minCount` times (a rare label identifies the few records that carry it).
+ * @throws DataFormatError naming the source (never the rare label's value)
+ */
+export function fixLabelSet(
+  d: LabelledTexts,
+  source: string,
+  o: { declared?: readonly string[]; minCount: number },
+): LabelledTexts {
+  if (o.declared) {
+    const set = [...o.declared];
+    if (set.length < 2 || new Set(set).size !== set.length)
+      throw new DataFormatError(
+        `${source}: the declared labels must be at least two distinct values`,
+      );
+    const id = new Map(set.map((k, i) => [k, i]));
+    const map = d.classes.map((c) => {
+      const k = id.get(c);
+      if (k === undefined)
+        throw new DataFormatError(
+          `${source}: a label is not among the declared labels (${set.join(', ')})`,
+        );
+      return k;
+    });
+    return { texts: d.texts, labels: Int32Array.from(d.labels, (l) => map[l]), classes: set };
+  }
+  const counts = new Array<number>(d.classes.length).fill(0);
+  for (const l of d.labels) counts[l]++;
+  const rare = counts.filter((c) => c < o.minCount).length;
+  if (rare > 0)
+    throw new DataFormatError(
+      `${source}: ${rare} label value(s) occur fewer than ${o.minCount} times; the label set is written in the clear into the adapter, so declare it (--labels a,b,c, or --public-data whose labels define it) or remove the rare labels`,
+    );
+  return d;
+}
+
+/** Largest user data file read (bytes): 512 MiB. */
+export const MAX_USER_DATA_BYTES = 512 * 1024 * 1024;
+
 /** Loads `.jsonl`/`.ndjson` or `.csv` user data (see the module comment). */
 export function loadUserData(
   file: string,
@@ -241,6 +285,13 @@ export function loadUserData(
   requireString('labelField', labelField);
   if (!fs.existsSync(file)) throw new DataFormatError(`${file}: no such file`);
   const ext = path.extname(file).toLowerCase();
+  // Bounded before reading: a link to /dev/zero or a FIFO would otherwise be read forever.
+  const st = fs.statSync(file);
+  if (!st.isFile()) throw new DataFormatError(`${file}: not a regular file`);
+  if (st.size > MAX_USER_DATA_BYTES)
+    throw new DataFormatError(
+      `${file}: ${st.size} bytes, more than the ${MAX_USER_DATA_BYTES} a data file may have`,
+    );
   const text = fs.readFileSync(file, 'utf8');
   if (text.trim() === '') throw new DataFormatError(`${file}: the file is empty`);
   if (ext === '.jsonl' || ext === '.ndjson') return parseJsonl(text, textField, labelField, file);

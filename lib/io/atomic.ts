@@ -39,7 +39,12 @@ function writeAll(fd: number, content: WriteContent): void {
   const put = (chunk: Uint8Array | string) => {
     const b = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     let off = 0;
-    while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
+    while (off < b.length) {
+      const n = fs.writeSync(fd, b, off, b.length - off);
+      // A file that accepts nothing (e.g. under /proc) would otherwise loop forever.
+      if (n <= 0) throw new Error(`write accepted no bytes (${b.length - off} left)`);
+      off += n;
+    }
   };
   if (typeof content === 'string' || content instanceof Uint8Array) put(content);
   else for (const chunk of content) put(chunk);

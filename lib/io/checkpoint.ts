@@ -1,57 +1,113 @@
 /**
- * Training checkpoints: JSON state (privacy engine state, the accountant LEDGER, sampler and
- * RNG state, step) plus tensors in a safetensors file, written atomically.
+ * Training checkpoints: one checksummed manifest over every part of the saved state, written
+ * atomically.
  *
  * Layout under a checkpoint root directory:
- *   step-00000120/state.json            {format, version, step, ledgerSha256, state}
- *   step-00000120/tensors.safetensors
+ *   step-00000120/manifest.json         {format, version, step, runId, ledgerHead, ledgerSteps,
+ *                                        baseModelSha256, files: {name: {sha256, bytes}}, checksum}
+ *   step-00000120/ledger.json           the privacy ledger (a PrivacyLedger hash chain)
+ *   step-00000120/state.json            engine state (optimizer, sampler, RNG), run configuration
+ *   step-00000120/tensors.safetensors   weights and optimizer buffers
  *   latest.json                         {"dir": "step-00000120", "step": 120}
  * Each step directory is written with {@link atomicWriteDir}; `latest.json` is then replaced
  * atomically, so a crash leaves the previous checkpoint valid. Older step directories beyond
  * `keep` are removed after the new one is in place.
  *
- * The ledger is mandatory: loading a checkpoint whose ledger is missing, not an object/array,
- * fails its SHA-256 check or is refused by the caller's validator throws
- * {@link CheckpointError}. The ledger can never be silently reset.
+ * Loading verifies the manifest's own checksum, the SHA-256 of every file, the ledger's hash
+ * chain, that the ledger's step count, head and run id are the manifest's, and (when given) the
+ * base model's hash. Any disagreement is a {@link CheckpointError} whose `what` says which part.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { atomicWriteDir, atomicWriteFile } from './atomic';
 import { parseSafetensors, serializeSafetensors, StTensor, StTensorInput } from './safetensors';
-import { CheckpointError } from '../errors';
+import { PrivacyLedger, canonicalJson } from '../accounting/privacy_ledger';
+import { CheckpointError, DpLoraError, ErrorCode } from '../errors';
+import type { CheckpointPart } from '../errors';
 import { requireObject, requireString } from '../validate';
 export { CheckpointError };
+export type { CheckpointPart };
 
 /** What a checkpoint holds besides tensors. */
 export interface CheckpointState {
-  /** Optimizer steps done. */
+  /** Steps charged so far; must equal the ledger's step count. */
   step: number;
-  /** The privacy accountant's ledger (every recorded mechanism event). Required. */
+  /** The privacy ledger (a {@link PrivacyLedger} or its JSON). Required. */
   ledger: unknown;
-  /** The privacy engine's stateDict (may embed the ledger too). */
+  /** The privacy engine's stateDict without its tensors and ledger. */
   engine?: unknown;
-  /** Sampler / RNG state (for seeded, reproducible runs). */
-  sampler?: unknown;
-  /** The noise RNG's state, for seeded runs only (an OS-keyed RNG is re-keyed on resume). */
-  rng?: unknown;
-  /** Anything else the caller needs to resume (config, epoch, ...). */
+  /** Anything else the caller needs to resume (configuration, counters). */
   run?: Record<string, unknown>;
+  /** SHA-256 of the frozen base model the weights belong to, or null/absent for none. */
+  baseModelSha256?: string | null;
 }
 
 const FORMAT = 'dplora-checkpoint';
-const VERSION = 1;
+const VERSION = 2;
+const MANIFEST_FILE = 'manifest.json';
 const STATE_FILE = 'state.json';
+const LEDGER_FILE = 'ledger.json';
 const TENSORS_FILE = 'tensors.safetensors';
 const LATEST_FILE = 'latest.json';
 
-/** SHA-256 of the ledger's JSON text (key order as stored). */
+/** The manifest of one checkpoint. */
+export interface CheckpointManifest {
+  format: typeof FORMAT;
+  version: number;
+  step: number;
+  runId: string;
+  ledgerHead: string;
+  ledgerSteps: number;
+  baseModelSha256: string | null;
+  files: Record<string, { sha256: string; bytes: number }>;
+  /** SHA-256 of the canonical JSON of every other field. */
+  checksum: string;
+}
+
+/** SHA-256 (hex) of bytes or a string. */
+export function sha256(data: Uint8Array | string): string {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+/** SHA-256 (hex) of a file's content, read in chunks. */
+export function fileSha256(file: string): string {
+  if (!fs.statSync(file).isFile()) throw new CheckpointError(`${file}: not a regular file`, 'file');
+  const h = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** SHA-256 of the ledger's JSON text (kept for callers of format 1). */
 export function ledgerDigest(ledger: unknown): string {
-  return crypto.createHash('sha256').update(JSON.stringify(ledger)).digest('hex');
+  return sha256(JSON.stringify(ledger));
 }
 
 function stepDirName(step: number): string {
   return `step-${String(step).padStart(8, '0')}`;
+}
+
+function manifestChecksum(m: Omit<CheckpointManifest, 'checksum'>): string {
+  return sha256(canonicalJson(m));
+}
+
+function toLedger(l: unknown, where: string): PrivacyLedger {
+  if (l instanceof PrivacyLedger) return l;
+  try {
+    return PrivacyLedger.fromJSON(l);
+  } catch (e) {
+    throw new CheckpointError(`${where}: ${(e as Error).message}`, 'ledger');
+  }
 }
 
 /**
@@ -71,21 +127,41 @@ export function saveCheckpoint(
   if (state.ledger === undefined || state.ledger === null || typeof state.ledger !== 'object') {
     throw new CheckpointError(
       'state.ledger is required (the privacy ledger must be saved with every checkpoint)',
+      'ledger',
     );
   }
+  const ledger = toLedger(state.ledger, 'saveCheckpoint');
+  if (ledger.steps !== state.step)
+    throw new CheckpointError(
+      `saveCheckpoint: state.step is ${state.step} but the ledger records ${ledger.steps} steps`,
+      'ledger-steps',
+    );
   const keep = options.keep ?? 2;
   fs.mkdirSync(root, { recursive: true });
   const name = stepDirName(state.step);
-  const doc = {
+  const files: Record<string, Uint8Array> = {
+    [LEDGER_FILE]: Buffer.from(JSON.stringify(ledger.toJSON())),
+    [STATE_FILE]: Buffer.from(
+      JSON.stringify({ engine: state.engine ?? null, run: state.run ?? {} }),
+    ),
+    [TENSORS_FILE]: serializeSafetensors(tensors),
+  };
+  const body: Omit<CheckpointManifest, 'checksum'> = {
     format: FORMAT,
     version: VERSION,
     step: state.step,
-    ledgerSha256: ledgerDigest(state.ledger),
-    state,
+    runId: ledger.runId,
+    ledgerHead: ledger.head,
+    ledgerSteps: ledger.steps,
+    baseModelSha256: state.baseModelSha256 ?? null,
+    files: Object.fromEntries(
+      Object.entries(files).map(([k, v]) => [k, { sha256: sha256(v), bytes: v.length }]),
+    ),
   };
+  const manifest: CheckpointManifest = { ...body, checksum: manifestChecksum(body) };
   atomicWriteDir(path.join(root, name), {
-    [STATE_FILE]: JSON.stringify(doc),
-    [TENSORS_FILE]: serializeSafetensors(tensors),
+    ...files,
+    [MANIFEST_FILE]: JSON.stringify(manifest, null, 1),
   });
   atomicWriteFile(
     path.join(root, LATEST_FILE),
@@ -107,94 +183,139 @@ export function hasCheckpoint(root: string): boolean {
   return fs.existsSync(path.join(root, LATEST_FILE));
 }
 
+/** Largest checkpoint file read (a bound against hostile sizes): 4 GiB. */
+const MAX_FILE_BYTES = 4 * 1024 ** 3;
+
+function readBounded(file: string, expectBytes: number): Buffer {
+  const st = fs.statSync(file);
+  if (!st.isFile()) throw new CheckpointError(`${file}: not a regular file`, 'file');
+  if (st.size !== expectBytes || st.size > MAX_FILE_BYTES)
+    throw new CheckpointError(
+      `${file}: ${st.size} bytes, the manifest says ${expectBytes} (truncated or replaced)`,
+      'file',
+    );
+  return fs.readFileSync(file);
+}
+
+function parseJson(text: string, file: string, what: CheckpointPart): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(`${file}: not valid JSON (${(e as Error).message})`, what);
+  }
+}
+
 /**
- * Loads the latest checkpoint under `root`. `validateLedger` may check the ledger's structure
- * further and throw; any failure raises {@link CheckpointError}.
+ * Loads and verifies the latest checkpoint under `root` (see the module comment). With
+ * `baseModelFile`, that file's SHA-256 must be the one the manifest recorded.
  */
 export function loadCheckpoint(
   root: string,
-  options: {
-    /** Called with the ledger before anything is returned; throws to refuse it. */
-    validateLedger?: (ledger: unknown) => void;
-  } = {},
+  options: { baseModelFile?: string } = {},
 ): {
-  /** The saved state. */
-  state: CheckpointState;
-  /** The saved tensors by name. */
+  state: CheckpointState & { ledger: PrivacyLedger };
   tensors: Map<string, StTensor>;
-  /** The step directory read. */
   dir: string;
+  manifest: CheckpointManifest;
 } {
   requireString('root', root);
   const latestPath = path.join(root, LATEST_FILE);
   if (!fs.existsSync(latestPath))
-    throw new CheckpointError(`${root}: no checkpoint (missing ${LATEST_FILE})`);
-  let latest: { dir?: unknown };
-  try {
-    latest = JSON.parse(fs.readFileSync(latestPath, 'utf8')) as typeof latest;
-  } catch (e) {
-    throw new CheckpointError(`${latestPath}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof latest.dir !== 'string' || !/^step-\d{8}$/.test(latest.dir))
-    throw new CheckpointError(`${latestPath}: "dir" must name a step directory`);
-  const dir = path.join(root, latest.dir);
-  const statePath = path.join(dir, STATE_FILE);
-  if (!fs.existsSync(statePath)) throw new CheckpointError(`${dir}: missing ${STATE_FILE}`);
-  let doc: {
-    format?: unknown;
-    version?: unknown;
+    throw new CheckpointError(`${root}: no checkpoint (missing ${LATEST_FILE})`, 'missing');
+  const latest = parseJson(fs.readFileSync(latestPath, 'utf8'), latestPath, 'manifest') as {
+    dir?: unknown;
     step?: unknown;
-    ledgerSha256?: unknown;
-    state?: CheckpointState;
-  };
-  try {
-    doc = JSON.parse(fs.readFileSync(statePath, 'utf8')) as typeof doc;
-  } catch (e) {
-    throw new CheckpointError(`${statePath}: not valid JSON (${(e as Error).message})`);
-  }
-  if (doc.format !== FORMAT)
+  } | null;
+  if (!latest || typeof latest.dir !== 'string' || !/^step-\d{8}$/.test(latest.dir))
+    throw new CheckpointError(`${latestPath}: "dir" must name a step directory`, 'manifest');
+  const dir = path.join(root, latest.dir);
+  const mpath = path.join(dir, MANIFEST_FILE);
+  if (!fs.existsSync(mpath))
+    throw new CheckpointError(`${dir}: missing ${MANIFEST_FILE}`, 'missing');
+  const m = parseJson(fs.readFileSync(mpath, 'utf8'), mpath, 'manifest') as CheckpointManifest;
+  if (!m || typeof m !== 'object' || m.format !== FORMAT)
+    throw new CheckpointError(`${mpath}: not a dp-lora checkpoint manifest`, 'manifest');
+  if (m.version !== VERSION)
     throw new CheckpointError(
-      `${statePath}: not a dp-lora checkpoint (format ${JSON.stringify(doc.format)})`,
+      `${mpath}: unsupported checkpoint version ${JSON.stringify(m.version)} (this dp-lora reads ${VERSION})`,
+      'manifest',
     );
-  if (doc.version !== VERSION)
+  const { checksum, ...body } = m;
+  if (typeof checksum !== 'string' || checksum !== manifestChecksum(body))
     throw new CheckpointError(
-      `${statePath}: unsupported checkpoint version ${JSON.stringify(doc.version)}`,
+      `${mpath}: the manifest does not match its checksum (corrupted or edited)`,
+      'manifest',
     );
-  const state = doc.state;
-  if (typeof state !== 'object' || state === null)
-    throw new CheckpointError(`${statePath}: missing "state"`);
-  if (typeof state.step !== 'number' || state.step !== doc.step)
-    throw new CheckpointError(`${statePath}: step is missing or inconsistent`);
-  if (state.ledger === undefined || state.ledger === null) {
+  if (latest.dir !== stepDirName(m.step) || latest.step !== m.step)
     throw new CheckpointError(
-      `${statePath}: the privacy ledger is missing; refusing to resume (the ledger cannot be reset)`,
+      `${root}: latest.json points at ${latest.dir} (step ${String(latest.step)}) but its manifest is for step ${m.step}`,
+      'step',
     );
-  }
-  if (typeof state.ledger !== 'object')
-    throw new CheckpointError(
-      `${statePath}: the privacy ledger is malformed (not an object or array)`,
-    );
-  if (typeof doc.ledgerSha256 !== 'string' || doc.ledgerSha256 !== ledgerDigest(state.ledger)) {
-    throw new CheckpointError(
-      `${statePath}: the privacy ledger does not match its checksum (corrupted or edited)`,
-    );
-  }
-  if (options.validateLedger) {
-    try {
-      options.validateLedger(state.ledger);
-    } catch (e) {
+  const bytes: Record<string, Buffer> = {};
+  for (const f of [LEDGER_FILE, STATE_FILE, TENSORS_FILE]) {
+    const entry = m.files?.[f];
+    const file = path.join(dir, f);
+    if (!entry || !fs.existsSync(file))
+      throw new CheckpointError(`${dir}: missing ${f}`, 'missing');
+    const b = readBounded(file, entry.bytes);
+    if (sha256(b) !== entry.sha256)
       throw new CheckpointError(
-        `${statePath}: the privacy ledger is malformed: ${(e as Error).message}`,
+        `${file}: does not match the manifest's SHA-256 (corrupted, edited or from another checkpoint)`,
+        f === TENSORS_FILE ? 'tensors' : f === LEDGER_FILE ? 'ledger' : 'state',
       );
-    }
+    bytes[f] = b;
   }
-  const tpath = path.join(dir, TENSORS_FILE);
-  if (!fs.existsSync(tpath)) throw new CheckpointError(`${dir}: missing ${TENSORS_FILE}`);
+  const ledger = toLedger(
+    parseJson(bytes[LEDGER_FILE].toString('utf8'), path.join(dir, LEDGER_FILE), 'ledger'),
+    path.join(dir, LEDGER_FILE),
+  );
+  if (ledger.steps !== m.step || ledger.steps !== m.ledgerSteps)
+    throw new CheckpointError(
+      `${dir}: the ledger records ${ledger.steps} steps but the checkpoint is for step ${m.step}`,
+      'ledger-steps',
+    );
+  if (ledger.head !== m.ledgerHead)
+    throw new CheckpointError(`${dir}: the ledger's head is not the manifest's`, 'ledger-head');
+  if (ledger.runId !== m.runId)
+    throw new CheckpointError(
+      `${dir}: the ledger belongs to run ${ledger.runId}, the manifest to run ${m.runId}`,
+      'run-id',
+    );
+  if (options.baseModelFile !== undefined) {
+    if (!fs.existsSync(options.baseModelFile))
+      throw new CheckpointError(
+        `${options.baseModelFile}: the base model is missing`,
+        'base-model',
+      );
+    const h = fileSha256(options.baseModelFile);
+    if (h !== m.baseModelSha256)
+      throw new CheckpointError(
+        `${options.baseModelFile}: the base model is not the one this checkpoint was trained on (SHA-256 ${h.slice(0, 12)}..., recorded ${String(m.baseModelSha256).slice(0, 12)}...)`,
+        'base-model',
+      );
+  }
+  const st = parseJson(bytes[STATE_FILE].toString('utf8'), path.join(dir, STATE_FILE), 'state') as {
+    engine?: unknown;
+    run?: Record<string, unknown>;
+  } | null;
+  if (!st || typeof st !== 'object')
+    throw new CheckpointError(`${path.join(dir, STATE_FILE)}: missing state`, 'state');
   let tensors: Map<string, StTensor>;
   try {
-    tensors = parseSafetensors(fs.readFileSync(tpath), tpath).tensors;
+    tensors = parseSafetensors(bytes[TENSORS_FILE], path.join(dir, TENSORS_FILE)).tensors;
   } catch (e) {
-    throw new CheckpointError((e as Error).message);
+    throw new CheckpointError((e as Error).message, 'tensors');
   }
-  return { state, tensors, dir };
+  return {
+    state: {
+      step: m.step,
+      ledger,
+      engine: st.engine ?? undefined,
+      run: st.run ?? {},
+      baseModelSha256: m.baseModelSha256,
+    },
+    tensors,
+    dir,
+    manifest: m,
+  };
 }

@@ -11,6 +11,7 @@
  * non-negative shapes, offsets inside the file, byte length = product(shape) * itemsize, and
  * tensors tiling the data section exactly (no overlaps, holes or trailing bytes).
  */
+import { DpLoraError, ErrorCode } from '../errors';
 import * as fs from 'fs';
 import * as os from 'os';
 import { atomicWriteFile } from './atomic';
@@ -426,8 +427,23 @@ function checkShapeRead(shape: unknown, name: string, source: string): number {
 /** Reads and parses a safetensors file (see {@link parseSafetensors}). */
 export function readSafetensors(file: string): SafetensorsFile {
   requireString('file', file);
+  // Bounded before reading: /dev/zero, a FIFO or a huge file is refused, not read forever.
+  const st = fs.statSync(file);
+  if (!st.isFile())
+    throw new DpLoraError(ErrorCode.FileFormat, `${file}: not a regular file`, {
+      argument: 'file',
+    });
+  if (st.size > MAX_SAFETENSORS_BYTES)
+    throw new DpLoraError(
+      ErrorCode.FileFormat,
+      `${file}: ${st.size} bytes, more than the ${MAX_SAFETENSORS_BYTES} this reader accepts`,
+      { argument: 'file' },
+    );
   return parseSafetensors(fs.readFileSync(file), file);
 }
+
+/** Largest safetensors file read (bytes): 2 GiB. */
+export const MAX_SAFETENSORS_BYTES = 2 * 1024 ** 3;
 
 /** Serializes and writes a safetensors file atomically (temp file, fsync, rename). */
 export function writeSafetensors(

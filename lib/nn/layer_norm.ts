@@ -3,11 +3,10 @@
  * gamma/beta may be trainable or frozen.  Per-sample gradients of gamma and
  * beta are small ([batch, features]) and formed directly in backward.
  */
+import { InvalidArgumentError } from '../errors';
 import { bsf, checkGradShape, noForward } from './module';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
-import { InvalidArgumentError } from '../errors';
-import { MAX_ELEMENTS } from '../validate';
 
 /** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
@@ -37,13 +36,11 @@ export class LayerNorm extends PerSampleLayer {
 
   constructor(features: number, options: LayerNormOptions = {}) {
     super();
-    if (!Number.isInteger(features) || features < 1)
+    if (!Number.isInteger(features) || features < 1 || features > 2 ** 24)
       throw new InvalidArgumentError(
         'features',
-        `LayerNorm: features must be a positive integer, got ${features}`,
+        `LayerNorm: must be an integer in [1, 2^24], got ${features}`,
       );
-    if (features > MAX_ELEMENTS)
-      throw new InvalidArgumentError('features', `LayerNorm: features must be <= ${MAX_ELEMENTS}`);
     this.features = features;
     this.eps = options.eps ?? 1e-5;
     const trainable = options.trainable ?? true;

@@ -10,7 +10,7 @@ export type {
   DPStepStats,
   TrackedModule,
 } from './dp_optimizer';
-export { PrivacyEngine } from './privacy_engine';
+export { PrivacyEngine, LedgerMismatchError } from './privacy_engine';
 export type {
   MakePrivateOptions,
   MakePrivateWithEpsilonOptions,

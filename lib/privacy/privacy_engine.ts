@@ -8,12 +8,12 @@
  *   for (...) { const { microBatches } = engine.nextBatch(); for (const idx of microBatches) { ...forward, loss, backward...; optimizer.accumulate(); } optimizer.step(); }
  *   engine.getEpsilon();
  */
-import {
-  PldAccountant,
-  RdpAccountant,
-  accountantFromJSON,
-  getNoiseMultiplier,
-} from '../accounting';
+import { PldAccountant, RdpAccountant, calibrateNoiseMultiplier } from '../accounting';
+import { PrivacyLedger } from '../accounting/privacy_ledger';
+import type { LedgerChainJson, LedgerRecord, LedgerReport } from '../accounting/privacy_ledger';
+import { DEFAULT_PLD_PARAMETERS } from '../accounting/pld';
+import { DpLoraError, ErrorCode, InvalidArgumentError, InvalidStateError } from '../errors';
+import { BudgetGuard, DEFAULT_GUARD_HORIZON } from './budget_guard';
 import { Rng } from '../kernels/rng';
 import type { RngState } from '../kernels/rng';
 import { createHash, randomBytes } from 'crypto';
@@ -32,8 +32,7 @@ import {
   splitMicroBatches,
 } from './samplers';
 
-import type { AccountantKind, LedgerJson, PldParameters } from '../accounting';
-import { InvalidArgumentError, InvalidStateError } from '../errors';
+import type { AccountantKind, PldParameters } from '../accounting';
 import { requireObject } from '../validate';
 
 type Accountant = PldAccountant | RdpAccountant;
@@ -80,6 +79,14 @@ export interface MakePrivateOptions {
   sampling?: 'poisson' | 'shuffle';
   /** Receives warnings (default console.warn). */
   onWarning?: (message: string) => void;
+  /**
+   * Called with every record appended to the privacy ledger after makePrivate (each charged
+   * step, BEFORE its update is applied; each re-keying on resume). Persist it here (a run
+   * directory's journal does): if it throws, the step is refused and nothing is updated.
+   */
+  onLedgerRecord?: (record: LedgerRecord) => void;
+  /** Steps the run plans in all (the budget guard verifies that far ahead at once). */
+  plannedSteps?: number;
 }
 
 /** Options of {@link PrivacyEngine.makePrivateWithEpsilon}: noiseMultiplier is calibrated. */
@@ -153,8 +160,8 @@ export interface PrivacyEngineState {
   /** Marks the object as privacy-engine state. */
   format: 'dp-lora.privacy-engine';
   /** State format version. */
-  version: 1;
-  /** Logical steps taken. */
+  version: 2;
+  /** Steps charged: must equal the ledger's step count. */
   step: number;
   /** Every trainable parameter by dotted path. */
   params: Record<
@@ -181,36 +188,39 @@ export interface PrivacyEngineState {
   };
   /** The sampler's state. */
   sampler: SamplerState;
-  /** The noise RNG: how it was keyed, and its state in seeded mode only. */
+  /** The noise RNG: how it was keyed, and its state when the ledger says the run is seeded. */
   rng: {
-    /** True in fixed-seed mode. */
-    reproducible: boolean;
     /** Where the key came from (see {@link Rng.describe}). */
     description: string;
     /** The stream state, saved in fixed-seed mode only (it holds the key). */
     state?: RngState;
   };
-  /** The accountant's ledger: a `LedgerJson` (its toJSON(): kind, full event history, parameters). */
-  accountant: unknown;
+  /** The privacy ledger (a {@link PrivacyLedger} chain): the one record of steps and spending. */
+  ledger: LedgerChainJson;
   /** The privacy configuration. */
   privacy: PrivacyConfig;
-  /** Steps taken without noise (noiseMultiplier 0): any > 0 makes epsilon infinite. */
-  noiselessSteps: number;
-  /** epsilon at privacy.delta when saved (informational). */
+  /** epsilon at privacy.delta when saved (informational; derived from the ledger). */
   epsilon: number;
 }
 
-function newAccountant(kind: AccountantKind, pld?: Partial<PldParameters>): Accountant {
-  if (kind === 'pld') return new PldAccountant(pld ?? {});
-  if (kind === 'rdp') return new RdpAccountant();
-  throw new InvalidArgumentError(
-    'accountant',
-    `accountant must be 'pld' or 'rdp', got ${String(kind)}`,
-  );
+/** Thrown when a state's parts disagree (ledger vs step, ledger vs budget, another run's ledger). */
+export class LedgerMismatchError extends DpLoraError {
+  /** Which parts disagree (e.g. 'ledger-steps', 'budget', 'run-id'). */
+  readonly what: string;
+  /**
+   * @param what - a short tag of the disagreement
+   * @param message - a sentence saying what disagrees with what
+   */
+  constructor(what: string, message: string) {
+    super(ErrorCode.Ledger, message);
+    this.what = what;
+  }
 }
 
-function cloneAccountant(a: Accountant): Accountant {
-  return accountantFromJSON(JSON.parse(JSON.stringify(a.toJSON())));
+function newAccountant(kind: AccountantKind, pld?: Partial<PldParameters>): Accountant {
+  if (kind === 'pld') return new PldAccountant({ ...DEFAULT_PLD_PARAMETERS, ...(pld ?? {}) });
+  if (kind === 'rdp') return new RdpAccountant();
+  throw new InvalidArgumentError('accountant', `must be 'pld' or 'rdp', got ${String(kind)}`);
 }
 
 /** Owns the privacy machinery of one training run. */
@@ -220,21 +230,17 @@ export class PrivacyEngine {
   private dp: DPOptimizer | null = null;
   private sampler_: BatchSampler | null = null;
   private rng: Rng | null = null;
-  private accountant: Accountant | null = null;
+  /** The privacy record: steps, noise-free steps, key source and epsilon all derive from it. */
+  private ledger_: PrivacyLedger | null = null;
+  private guard: BudgetGuard | null = null;
   private seeded = false;
   /** Run key of the per-record randomness (dropout masks); from the seed or the OS. */
   private recordKey: Uint32Array | null = null;
-  private stepCount = 0;
   private epsCache = new Map<string, number>();
-  /** Steps taken with noiseMultiplier 0 (not representable in the ledger: epsilon is infinite). */
-  private noiselessSteps = 0;
   private batchPending: LogicalBatch | null = null;
-  /** Steps verified (with the real accountant) to fit in the budget. */
-  private verifiedSteps = 0;
-  /** Next number of steps to try verifying (null: guess from RDP). */
-  private nextGuess: number | null = null;
   /** Steps a calibrated run planned (makePrivateWithEpsilon). */
   private plannedSteps: number | null = null;
+  private onRecord: ((r: LedgerRecord) => void) | null = null;
   private warnFn: (m: string) => void = (m) => console.warn(m);
   /** Warnings issued so far. */
   readonly warnings: string[] = [];
@@ -351,17 +357,19 @@ export class PrivacyEngine {
       clipping: o.clipping,
       perLayerMaxGradNorm: o.perLayerMaxGradNorm,
     });
-    dp.hooks = {
-      beforeStep: () => this.beforeStep(),
-      afterNoise: () => this.record(),
-      afterStep: () => {
-        this.stepCount++;
-      },
-    };
+    // The step is charged to the ledger in beforeStep, before noise is drawn or anything updated.
+    dp.hooks = { beforeStep: () => this.beforeStep() };
     this.model = o.model;
     this.dp = dp;
     this.sampler_ = sampler;
-    this.accountant = newAccountant(accountantKind, o.pldParameters);
+    this.onRecord = o.onLedgerRecord ?? null;
+    this.ledger_ = PrivacyLedger.create({
+      accountant: accountantKind,
+      parameters: newAccountant(accountantKind, o.pldParameters).toJSON().parameters,
+      delta,
+      targetEpsilon: o.targetEpsilon ?? null,
+      keySource: this.seeded ? 'fixed-seed' : 'os-entropy',
+    });
     this.cfg = {
       accountant: accountantKind,
       noiseMultiplier: o.noiseMultiplier,
@@ -379,6 +387,24 @@ export class PrivacyEngine {
       sampling,
       maxPhysicalBatchSize: o.maxPhysicalBatchSize ?? null,
     };
+    const cfg = this.cfg;
+    if (o.plannedSteps !== undefined) {
+      if (!Number.isSafeInteger(o.plannedSteps) || o.plannedSteps < 1)
+        throw new InvalidArgumentError(
+          'plannedSteps',
+          `must be an integer >= 1, got ${o.plannedSteps}`,
+        );
+      this.plannedSteps = o.plannedSteps;
+    }
+    if (cfg.targetEpsilon !== null)
+      this.guard = new BudgetGuard(
+        { targetEpsilon: cfg.targetEpsilon, targetDelta: cfg.delta },
+        { noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate },
+        () =>
+          this.plannedSteps !== null && this.plannedSteps > this.steps
+            ? this.plannedSteps - this.steps
+            : DEFAULT_GUARD_HORIZON,
+      );
     return { model: o.model, optimizer: dp, sampler };
   }
 
@@ -417,7 +443,7 @@ export class PrivacyEngine {
       );
     const sampleRate = (o.sampling ?? 'poisson') === 'poisson' ? o.batchSize / N : 1;
     const steps = Math.ceil((o.epochs * N) / o.batchSize);
-    const noiseMultiplier = getNoiseMultiplier({
+    const cal = calibrateNoiseMultiplier({
       targetEpsilon: o.targetEpsilon,
       targetDelta: o.targetDelta,
       sampleRate,
@@ -425,9 +451,16 @@ export class PrivacyEngine {
       accountant: o.accountant ?? 'pld',
       pldParameters: o.pldParameters,
     });
+    // The run is accounted by the accountant that calibrated it (PLD falls back to RDP for
+    // very little noise, and says so).
+    if (cal.fallback) {
+      if (o.onWarning) this.warnFn = o.onWarning;
+      this.warn(`ACCOUNTANT FALLBACK: ${cal.fallback}`);
+    }
     const out = this.makePrivate({
       ...o,
-      noiseMultiplier,
+      accountant: cal.accountant,
+      noiseMultiplier: cal.noiseMultiplier,
       targetEpsilon: o.targetEpsilon,
       delta: o.targetDelta,
     });
@@ -439,17 +472,17 @@ export class PrivacyEngine {
     cfg: PrivacyConfig;
     dp: DPOptimizer;
     sampler: BatchSampler;
-    accountant: Accountant;
+    ledger: PrivacyLedger;
     model: Module;
     rng: Rng;
   } {
-    if (!this.cfg || !this.dp || !this.sampler_ || !this.accountant || !this.model || !this.rng)
+    if (!this.cfg || !this.dp || !this.sampler_ || !this.ledger_ || !this.model || !this.rng)
       throw new InvalidStateError('PrivacyEngine: call makePrivate first');
     return {
       cfg: this.cfg,
       dp: this.dp,
       sampler: this.sampler_,
-      accountant: this.accountant,
+      ledger: this.ledger_,
       model: this.model,
       rng: this.rng,
     };
@@ -470,9 +503,30 @@ export class PrivacyEngine {
     return this.need().sampler;
   }
 
-  /** Logical steps taken. */
+  /** Steps charged to the ledger (the run's one step count, derived from the ledger). */
   get steps(): number {
-    return this.stepCount;
+    return this.ledger_ ? this.ledger_.steps : 0;
+  }
+
+  /** Whether the run is private (false once any step ran without noise). From the ledger. */
+  get isPrivate(): boolean {
+    return this.need().ledger.isPrivate;
+  }
+
+  /** Whether any key of the run came from a fixed seed (not secure). From the ledger. */
+  get reproducible(): boolean {
+    return this.need().ledger.reproducible;
+  }
+
+  /** The privacy report derived from the ledger (epsilon at `delta`, default the run's). */
+  report(delta?: number): LedgerReport {
+    const r = this.need().ledger.report(delta);
+    return { ...r, epsilon: this.getEpsilon(delta) };
+  }
+
+  /** A copy of the privacy ledger. */
+  get privacyLedger(): PrivacyLedger {
+    return PrivacyLedger.fromJSON(this.need().ledger.toJSON());
   }
 
   /** How the noise/sampling RNG is keyed (says so when a fixed seed is in use). */
@@ -486,97 +540,20 @@ export class PrivacyEngine {
    * so more may fit.  0 means the next step is refused.
    */
   remainingSteps(): number {
-    const { cfg } = this.need();
-    if (cfg.targetEpsilon === null) return Infinity;
-    this.ensureVerified();
-    return this.verifiedSteps;
-  }
-
-  /** epsilon of the current ledger plus k more steps. */
-  private epsWith(k: number): number {
-    const { cfg, accountant } = this.need();
-    const a = cloneAccountant(accountant);
-    if (k > 0) a.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate }, k);
-    return a.getEpsilon(cfg.delta);
-  }
-
-  /**
-   * A cheap guess of how many more steps fit: exact RDP bisection when the
-   * accountant is RDP, else RDP replayed on the same history (usually a
-   * slight under-estimate of PLD's count), never below the planned steps of a
-   * calibrated run.  Only a guess: every step is still verified with the
-   * real accountant before it runs.
-   */
-  private guessRemaining(): number {
-    const { cfg, accountant } = this.need();
-    const rdp = new RdpAccountant();
-    for (const ev of accountant.history)
-      rdp.step(
-        { noiseMultiplier: ev.noiseMultiplier, sampleRate: ev.sampleRate, mechanism: ev.mechanism },
-        ev.steps,
-      );
-    const target = cfg.targetEpsilon!;
-    const fits = (k: number): boolean => {
-      const r = RdpAccountant.fromJSON(rdp.toJSON());
-      r.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate }, k);
-      return r.getEpsilon(cfg.delta) <= target;
-    };
-    let lo = 0;
-    let hi = 1;
-    const cap = 2 ** 30;
-    while (hi <= cap && fits(hi)) {
-      lo = hi;
-      hi *= 2;
-    }
-    if (hi <= cap) {
-      while (hi - lo > 1) {
-        const mid = Math.floor((lo + hi) / 2);
-        if (fits(mid)) lo = mid;
-        else hi = mid;
-      }
-    }
-    const planned =
-      this.plannedSteps !== null ? Math.max(0, this.plannedSteps - this.stepCount) : 0;
-    return Math.max(lo, planned);
-  }
-
-  /** Makes sure at least one step is verified to fit, if any does. */
-  private ensureVerified(): void {
-    if (this.verifiedSteps >= 1) return;
-    const target = this.need().cfg.targetEpsilon!;
-    let k = Math.min(2 ** 20, Math.max(1, this.nextGuess ?? this.guessRemaining()));
-    for (;;) {
-      let fits: boolean;
-      try {
-        fits = this.epsWith(k) <= target;
-      } catch (e) {
-        // A very long composition can exceed the accountant's limits (e.g. the
-        // PLD FFT length): try fewer steps; a single step must evaluate.
-        if (k === 1) throw e;
-        fits = false;
-      }
-      if (fits) {
-        this.verifiedSteps = k;
-        this.nextGuess = 2 * k;
-        return;
-      }
-      if (k === 1) break;
-      k = Math.floor(k / 2);
-    }
-    this.verifiedSteps = 0;
-    this.nextGuess = 1;
+    const { ledger } = this.need();
+    if (!this.guard) return Infinity;
+    return this.guard.remaining(ledger);
   }
 
   private refuseIfExhausted(): void {
-    const { cfg } = this.need();
-    if (cfg.targetEpsilon === null) return;
-    this.ensureVerified();
-    if (this.verifiedSteps < 1) {
+    const { cfg, ledger } = this.need();
+    if (!this.guard || cfg.targetEpsilon === null) return;
+    if (this.guard.remaining(ledger) < 1) {
       throw new PrivacyBudgetExceededError({
         epsilonSpent: this.getEpsilon(),
         targetEpsilon: cfg.targetEpsilon,
         delta: cfg.delta,
-        stepsTaken: this.stepCount,
+        stepsTaken: ledger.steps,
       });
     }
   }
@@ -597,19 +574,38 @@ export class PrivacyEngine {
         `step(): the logical batch has ${b.indices.length} samples but ${dp.accumulatedSamples} were accumulated; run forward/backward and optimizer.accumulate() on every micro-batch of engine.nextBatch()`,
       );
     }
+    this.charge();
+  }
+
+  /**
+   * Charges the step to the ledger and persists the record (onLedgerRecord) BEFORE noise is
+   * drawn or any parameter changes: a step that cannot be recorded does not run, and a step
+   * that fails later (non-finite gradient) stays charged.
+   */
+  private charge(): void {
+    const { cfg, ledger } = this.need();
+    const rec =
+      cfg.noiseMultiplier === 0
+        ? ledger.append({
+            kind: 'noiseless',
+            sampleRate: cfg.sampleRate,
+            maxGradNorm: cfg.maxGradNorm,
+          })
+        : ledger.append({
+            kind: 'step',
+            mechanism: 'gaussian',
+            noiseMultiplier: cfg.noiseMultiplier,
+            sampleRate: cfg.sampleRate,
+            maxGradNorm: cfg.maxGradNorm,
+          });
+    this.guard?.consume();
+    this.batchPending = null;
+    if (this.onRecord) this.onRecord(rec);
   }
 
   private pendingBatchSize(): number {
     const t = this.need().dp.tracked.find((x) => x.module.captureBatch() >= 0);
     return t ? t.module.captureBatch() : 0;
-  }
-
-  private record(): void {
-    const { cfg, accountant } = this.need();
-    if (cfg.noiseMultiplier === 0) this.noiselessSteps++;
-    else accountant.step({ noiseMultiplier: cfg.noiseMultiplier, sampleRate: cfg.sampleRate });
-    if (this.verifiedSteps > 0) this.verifiedSteps--;
-    this.batchPending = null;
   }
 
   /**
@@ -620,6 +616,10 @@ export class PrivacyEngine {
   nextBatch(): LogicalBatch {
     const { sampler, cfg, dp } = this.need();
     this.refuseIfExhausted();
+    if (this.batchPending)
+      throw new InvalidStateError(
+        'nextBatch(): the batch drawn before has not been stepped; call optimizer.step() once per nextBatch() (its sampling is what the ledger records)',
+      );
     if (dp.accumulatedSamples > 0 || dp.hasPendingCapture()) {
       throw new InvalidStateError(
         'nextBatch(): the previous logical batch has accumulated gradients but no step; call optimizer.step(), or optimizer.zeroGrad() to abandon it explicitly',
@@ -638,6 +638,19 @@ export class PrivacyEngine {
   }
 
   /**
+   * Drops the batch drawn by {@link nextBatch} without an update. It is charged to the ledger
+   * like a step: a choice to abandon could depend on the batch's records, so abandoning and
+   * drawing again is never a free way to pick batches.
+   */
+  abandonBatch(): void {
+    const { dp } = this.need();
+    if (!this.batchPending) throw new InvalidStateError('abandonBatch(): no batch is pending');
+    this.refuseIfExhausted();
+    dp.zeroGrad();
+    this.charge();
+  }
+
+  /**
    * Tells the model which data-set records the next forward pass holds, so
    * that per-record randomness (LoRA dropout, Dropout) is keyed by (run key,
    * step, record index, layer) and never by a record's position.  nextBatch()
@@ -648,30 +661,28 @@ export class PrivacyEngine {
    */
   useRecords(records: ArrayLike<number>): void {
     const { model } = this.need();
-    model.setRecordContext({ key: this.recordKey!, step: this.stepCount, records });
+    model.setRecordContext({ key: this.recordKey!, step: this.steps, records });
   }
 
   /** epsilon spent so far at `delta` (default: the engine's delta). */
   getEpsilon(delta?: number): number {
-    const { cfg, accountant } = this.need();
+    const { cfg, ledger } = this.need();
     const d = delta ?? cfg.delta;
-    if (!(d > 0 && d < 1))
-      throw new InvalidArgumentError('delta', `getEpsilon: delta must be in (0, 1), got ${d}`);
-    if (this.noiselessSteps > 0) return Infinity;
-    if (accountantIsEmpty(accountant)) return 0;
+    if (!(typeof d === 'number' && d > 0 && d < 1))
+      throw new InvalidArgumentError('delta', `must be in (0, 1), got ${d}`);
     // PLD composition is costly: remember answers until the ledger changes.
-    const key = `${JSON.stringify(accountant.history)}|${d}`;
+    const key = `${ledger.head}|${d}`;
     const hit = this.epsCache.get(key);
     if (hit !== undefined) return hit;
-    const eps = accountant.getEpsilon(d);
+    const eps = ledger.epsilon(d);
     if (this.epsCache.size > 16) this.epsCache.clear();
     this.epsCache.set(key, eps);
     return eps;
   }
 
-  /** The accountant ledger (its toJSON()). */
-  ledger(): unknown {
-    return this.need().accountant.toJSON();
+  /** The privacy ledger's JSON (a {@link PrivacyLedger} chain). */
+  ledger(): LedgerChainJson {
+    return this.need().ledger.toJSON();
   }
 
   private paramPaths(): Map<Parameter, string> {
@@ -684,7 +695,7 @@ export class PrivacyEngine {
 
   /** Everything needed to resume (see {@link PrivacyEngineState}); tensors are copies. */
   stateDict(): PrivacyEngineState {
-    const { cfg, dp, sampler, accountant, model, rng } = this.need();
+    const { cfg, dp, sampler, ledger, model, rng } = this.need();
     const paths = this.paramPaths();
     const params: PrivacyEngineState['params'] = {};
     for (const [path, p] of model.namedParameters())
@@ -699,56 +710,95 @@ export class PrivacyEngine {
     });
     return {
       format: 'dp-lora.privacy-engine',
-      version: 1,
-      step: this.stepCount,
+      version: 2,
+      step: ledger.steps,
       params,
       optimizer: { kind: os.kind, lr: os.lr, hyper: os.hyper, step: os.step, slots },
       sampler: sampler.stateDict(),
       rng: {
-        reproducible: rng.reproducible,
         description: rng.describe(),
-        state: rng.reproducible ? rng.getState() : undefined,
+        state: this.seeded && rng.reproducible ? rng.getState() : undefined,
       },
-      accountant: JSON.parse(JSON.stringify(accountant.toJSON())) as LedgerJson,
+      ledger: ledger.toJSON(),
       privacy: {
         ...cfg,
         perLayerMaxGradNorm: cfg.perLayerMaxGradNorm ? { ...cfg.perLayerMaxGradNorm } : null,
       },
-      noiselessSteps: this.noiselessSteps,
       epsilon: this.getEpsilon(),
     };
   }
 
   /**
-   * Restores a {@link stateDict} into an engine set up by makePrivate with
-   * the same model structure.  The ledger is restored (never reset); in
-   * seeded mode the exact RNG stream is restored, otherwise the RNG is
-   * re-keyed from the OS.
+   * Restores a {@link stateDict} into an engine set up by makePrivate with the same model
+   * structure. The ledger is restored (never reset) and must agree with the rest of the state:
+   * its step count with `state.step` and the optimizer's, its budget and delta with this
+   * engine's. `options.ledger` is a longer record of the same run (the run directory's journal:
+   * steps charged after the state was saved); it must extend the state's ledger and replaces it,
+   * so that a resumed run never spends less than what was released. In seeded mode the exact
+   * RNG stream is restored (only when the ledger says the run is seeded and nothing was charged
+   * after the state); otherwise the RNG is re-keyed from the OS. Either way a `key` record says
+   * so in the ledger.
+   * @throws LedgerMismatchError when the parts disagree; LedgerFormatError for a broken chain
    */
-  loadStateDict(state: PrivacyEngineState): void {
+  loadStateDict(state: PrivacyEngineState, options: { ledger?: unknown } = {}): void {
     const { cfg, dp, sampler, model } = this.need();
-    if (!state || state.format !== 'dp-lora.privacy-engine' || state.version !== 1)
+    if (
+      !state ||
+      typeof state !== 'object' ||
+      state.format !== 'dp-lora.privacy-engine' ||
+      state.version !== 2
+    )
       throw new InvalidArgumentError(
         'state',
-        'loadStateDict: not a dp-lora privacy-engine state (format/version)',
+        'not a dp-lora privacy-engine state of version 2 (format/version)',
       );
-    if (state.accountant === undefined || state.accountant === null)
-      throw new InvalidArgumentError(
-        'state',
-        'loadStateDict: the state has no privacy ledger (accountant); refusing to resume without it',
+    if (state.ledger === undefined || state.ledger === null)
+      throw new LedgerMismatchError(
+        'ledger-missing',
+        'loadStateDict: the state has no privacy ledger; refusing to resume without it',
       );
-    if (!Number.isInteger(state.step) || state.step < 0)
-      throw new InvalidArgumentError('step', 'loadStateDict: step must be an integer >= 0');
-    if (!Number.isInteger(state.noiselessSteps) || state.noiselessSteps < 0)
-      throw new InvalidArgumentError(
-        'noiselessSteps',
-        'loadStateDict: noiselessSteps must be an integer >= 0 (part of the privacy record)',
+    const saved = PrivacyLedger.fromJSON(state.ledger);
+    if (state.step !== saved.steps)
+      throw new LedgerMismatchError(
+        'ledger-steps',
+        `loadStateDict: the state says step ${String(state.step)} but its ledger records ${saved.steps} steps`,
       );
-    const acc = accountantFromJSON(state.accountant);
-    if (state.privacy.accountant !== cfg.accountant)
+    if (
+      !state.optimizer ||
+      typeof state.optimizer.step !== 'number' ||
+      !(state.optimizer.step >= 0 && state.optimizer.step <= saved.steps)
+    )
+      throw new LedgerMismatchError(
+        'optimizer-steps',
+        `loadStateDict: the optimizer made ${String(state.optimizer?.step)} updates but the ledger charged ${saved.steps} steps`,
+      );
+    const g = saved.genesis;
+    if (g.delta !== cfg.delta || g.targetEpsilon !== cfg.targetEpsilon)
+      throw new LedgerMismatchError(
+        'budget',
+        `loadStateDict: the ledger's budget is epsilon ${g.targetEpsilon} at delta ${g.delta}, this engine's is ${cfg.targetEpsilon} at ${cfg.delta}; a resumed run keeps its budget`,
+      );
+    let ledger = saved;
+    if (options.ledger !== undefined) {
+      const journal =
+        options.ledger instanceof PrivacyLedger
+          ? PrivacyLedger.fromJSON(options.ledger.toJSON())
+          : PrivacyLedger.fromJSON(options.ledger);
+      if (!saved.isPrefixOf(journal))
+        throw new LedgerMismatchError(
+          journal.runId !== saved.runId ? 'run-id' : 'ledger-rewound',
+          journal.runId !== saved.runId
+            ? `loadStateDict: the ledger belongs to run ${journal.runId}, the state to run ${saved.runId}`
+            : `loadStateDict: the state's ledger (${saved.steps} steps) is not a prefix of the run's ledger (${journal.steps} steps): edited or rewound`,
+        );
+      ledger = journal;
+    }
+    if (g.accountant !== cfg.accountant) {
       this.warn(
-        `resuming a '${state.privacy.accountant}' ledger with a '${cfg.accountant}' engine; the saved ledger is kept`,
+        `resuming a '${g.accountant}' ledger with a '${cfg.accountant}' engine; the ledger's accountant is used`,
       );
+      cfg.accountant = g.accountant;
+    }
     for (const k of [
       'noiseMultiplier',
       'maxGradNorm',
@@ -770,21 +820,21 @@ export class PrivacyEngine {
       const s = state.params[path];
       if (!s)
         throw new InvalidArgumentError(
-          'state',
-          `loadStateDict: no saved value for trainable parameter '${path}'`,
+          'state.params',
+          `no saved value for trainable parameter '${path}'`,
         );
       const p = named.get(path)!;
       if (!isFloat32Array(s.data) || s.data.length !== p.size)
         throw new InvalidArgumentError(
-          'state',
-          `loadStateDict: '${path}' must be a Float32Array of ${p.size} elements`,
+          'state.params',
+          `'${path}' must be a Float32Array of ${p.size} elements`,
         );
     }
     for (const path of Object.keys(state.params))
       if (!named.get(path)?.requiresGrad)
         throw new InvalidArgumentError(
-          'state',
-          `loadStateDict: saved parameter '${path}' is not a trainable parameter of this model`,
+          'state.params',
+          `saved parameter '${path}' is not a trainable parameter of this model`,
         );
     // Optimizer.
     const paths = this.paramPaths();
@@ -792,8 +842,8 @@ export class PrivacyEngine {
       const s = state.optimizer.slots[paths.get(p)!];
       if (!s)
         throw new InvalidArgumentError(
-          'state',
-          `loadStateDict: no optimizer state for '${paths.get(p)}'`,
+          'state.optimizer',
+          `no optimizer state for '${paths.get(p)}'`,
         );
       return s;
     });
@@ -806,30 +856,35 @@ export class PrivacyEngine {
     });
     for (const path of trainable) named.get(path)!.data.set(state.params[path].data);
     sampler.loadStateDict(state.sampler);
-    // RNG: exact stream only in seeded mode.
+    // RNG: the exact stream only when the ledger says the run is seeded, this engine is seeded,
+    // and no step was charged after the state (else its noise would be drawn a second time).
     let rng: Rng;
-    if (this.seeded && state.rng?.reproducible && state.rng.state !== undefined) {
-      rng = Rng.fromState(state.rng.state);
+    const exact =
+      this.seeded &&
+      saved.reproducible &&
+      state.rng?.state !== undefined &&
+      ledger.steps === saved.steps;
+    if (exact) {
+      rng = Rng.fromState({ ...state.rng.state!, reproducible: true });
     } else {
       rng = new Rng();
       if (this.seeded)
         this.warn(
-          'resume: the saved state has no reproducible RNG state; re-keyed from the OS (the run is no longer reproducible)',
+          'resume: no reproducible RNG stream can be restored (none saved, or steps were charged after the checkpoint); re-keyed from the OS (the run is no longer reproducible)',
         );
     }
     this.rng = rng;
     sampler.setRng(rng);
     dp.setRng(rng);
     dp.zeroGrad();
-    this.accountant = acc;
-    this.noiselessSteps = state.noiselessSteps;
-    this.stepCount = state.step;
-    this.verifiedSteps = 0;
-    this.nextGuess = null;
+    this.ledger_ = ledger;
+    this.guard?.reset();
     this.batchPending = null;
+    const rec = ledger.append({
+      kind: 'key',
+      source: exact ? 'fixed-seed' : 'os-entropy',
+      fromStep: ledger.steps,
+    });
+    if (this.onRecord) this.onRecord(rec);
   }
-}
-
-function accountantIsEmpty(a: Accountant): boolean {
-  return a.history.length === 0;
 }

@@ -6,7 +6,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "dplora.h"
 
@@ -117,6 +121,31 @@ inline void CheckLength(Napi::Env env, const TA &arr, int64_t expected, const ch
     ThrowRange(env, Str(name) + " has length " + std::to_string(arr.ElementLength()) +
                         " but the shape needs " + std::to_string(expected));
   }
+}
+
+// Async kernels never read or write JS memory off the main thread: a caller may transfer
+// (detach) the ArrayBuffer or shrink a resizable one while the promise is pending. Inputs are
+// copied into native memory before the work is queued (CopyIn); outputs are computed into a
+// native copy and written back on the main thread when the work is done (CopyOut), after
+// checking that the array still has its length; otherwise the promise is rejected.
+template <typename T, typename TA>
+std::shared_ptr<std::vector<T>> CopyIn(const TA &arr) {
+  const T *p = arr.Data();
+  const size_t n = arr.ElementLength();
+  return std::make_shared<std::vector<T>>(p, p + n);
+}
+
+template <typename T>
+Napi::Value CopyOut(Napi::Env env, const Napi::ObjectReference &ref, const std::vector<T> &v,
+                    const char *what) {
+  Napi::TypedArrayOf<T> ta = ref.Value().As<Napi::TypedArrayOf<T>>();
+  if (ta.ElementLength() != v.size()) {
+    ThrowRange(env, Str(what) +
+                        ": the output array was detached, transferred or resized while the call "
+                        "was pending; its result was discarded");
+  }
+  if (!v.empty()) std::memcpy(ta.Data(), v.data(), v.size() * sizeof(T));
+  return ta;
 }
 
 // Runs `work` (no JS access) on a libuv worker thread and resolves a Promise

@@ -130,13 +130,15 @@ Napi::Value Sgemm(const Napi::CallbackInfo &info) {
 Napi::Value SgemmAsync(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   SgemmArgs s = ParseSgemm(info);
-  const float *a = s.a.Data(), *b = s.b.Data();
-  float *c = s.c.Data();
+  auto a = CopyIn<float>(s.a);
+  auto b = CopyIn<float>(s.b);
+  auto c = CopyIn<float>(s.c);
   auto cref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(s.c.As<Napi::Object>()));
   const SgemmDims plain = s;
   return PromiseWorker::Start(
-      env, "sgemmAsync", [plain, a, b, c]() { return RunSgemm(plain, a, b, c); },
-      [cref](Napi::Env) -> Napi::Value { return cref->Value(); }, {s.a, s.b, s.c});
+      env, "sgemmAsync",
+      [plain, a, b, c]() { return RunSgemm(plain, a->data(), b->data(), c->data()); },
+      [cref, c](Napi::Env e) { return CopyOut<float>(e, *cref, *c, "sgemmAsync"); }, {});
 }
 
 // ------------------------------------------------------------ grad shapes --
@@ -218,15 +220,22 @@ Napi::Value GradNormSq(const Napi::CallbackInfo &info) {
 Napi::Value GradNormSqAsync(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   NormArgs n = ParseNorms(info);
-  const float *a = n.a.Data(), *g = n.g.Data();
-  double *out = n.out.Data();
+  auto a = CopyIn<float>(n.a);
+  auto g = CopyIn<float>(n.g);
+  auto out = CopyIn<double>(n.out);
   const Shape s = n.s;
   const int method = n.method;
   auto ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(n.out.As<Napi::Object>()));
   return PromiseWorker::Start(
       env, "perSampleGradNormSqAsync",
-      [=]() { return dplora_grad_norm_sq(a, g, s.batch, s.seq, s.in_dim, s.out_dim, method, out); },
-      [ref](Napi::Env) -> Napi::Value { return ref->Value(); }, {n.a, n.g, n.out});
+      [=]() {
+        return dplora_grad_norm_sq(a->data(), g->data(), s.batch, s.seq, s.in_dim, s.out_dim,
+                                   method, out->data());
+      },
+      [ref, out](Napi::Env e) {
+        return CopyOut<double>(e, *ref, *out, "perSampleGradNormSqAsync");
+      },
+      {});
 }
 
 // ------------------------------------------------------------ clipped sum --
@@ -288,15 +297,20 @@ Napi::Value ClippedSum(const Napi::CallbackInfo &info) {
 Napi::Value ClippedSumAsync(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   SumArgs r = ParseSum(info);
-  const float *a = r.a.Data(), *g = r.g.Data(), *f = r.factors.Data();
-  float *out = r.out.Data();
+  auto a = CopyIn<float>(r.a);
+  auto g = CopyIn<float>(r.g);
+  auto f = CopyIn<float>(r.factors);
+  auto out = CopyIn<float>(r.out);
   const Shape s = r.s;
   const int acc = r.accumulate ? 1 : 0;
   auto ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(r.out.As<Napi::Object>()));
   return PromiseWorker::Start(
       env, "clippedSumAsync",
-      [=]() { return dplora_clipped_sum(a, g, s.batch, s.seq, s.in_dim, s.out_dim, f, out, acc); },
-      [ref](Napi::Env) -> Napi::Value { return ref->Value(); }, {r.a, r.g, r.factors, r.out});
+      [=]() {
+        return dplora_clipped_sum(a->data(), g->data(), s.batch, s.seq, s.in_dim, s.out_dim,
+                                  f->data(), out->data(), acc);
+      },
+      [ref, out](Napi::Env e) { return CopyOut<float>(e, *ref, *out, "clippedSumAsync"); }, {});
 }
 
 // ------------------------------------------------------------ clipping ----

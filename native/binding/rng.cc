@@ -117,17 +117,17 @@ Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
   auto job = std::make_shared<Job>();
   std::memcpy(job->key, key.Data(), 32);
   std::memcpy(job->nonce, nonce.Data(), 12);
-  float *data = buf.Data();
-  int64_t n = int64_t(buf.ElementLength());
-  // The result is returned through a persistent reference (handles do not
-  // outlive this call); the worker releases it on the main thread.
-  auto ref = std::make_shared<Napi::Reference<Napi::Float32Array>>(Napi::Persistent(buf));
+  // Noise is added to a native copy, written back on the main thread (see CopyIn/CopyOut).
+  auto data = CopyIn<float>(buf);
+  auto ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(buf.As<Napi::Object>()));
   return PromiseWorker::Start(
       env, "addGaussianNoiseAsync",
-      [job, pos, data, n, sd]() {
-        return dplora_rng_gaussian_f32(job->key, job->nonce, pos, data, n, sd, 1);
+      [job, pos, data, sd]() {
+        return dplora_rng_gaussian_f32(job->key, job->nonce, pos, data->data(),
+                                       int64_t(data->size()), sd, 1);
       },
-      [ref](Napi::Env) -> Napi::Value { return ref->Value(); }, {buf});
+      [ref, data](Napi::Env e) { return CopyOut<float>(e, *ref, *data, "addGaussianNoiseAsync"); },
+      {});
 }
 
 // (key, nonce, position, out: Int32Array | BigInt64Array, num, den) -> next position

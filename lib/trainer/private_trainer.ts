@@ -1,0 +1,567 @@
+/**
+ * PrivateTrainer: a whole private training run as a library call, on the caller's own model,
+ * loss and arrays: Poisson sampling, per-sample clipping and noise (PrivacyEngine), the hard
+ * budget, the privacy ledger, checkpoints in a locked run directory, resume, progress and
+ * cancellation.
+ *
+ * ```ts
+ * const trainer = PrivateTrainer.create({
+ *   model, loss: crossEntropyLoss, data: arrayDataset(x, y, features),
+ *   privacy: { targetEpsilon: 8, epochs: 5, batchSize: 64, maxGradNorm: 1 },
+ *   runDir: 'runs/a',
+ * });
+ * const result = await trainer.fit({ signal, onProgress: (p) => console.log(p.step) });
+ * trainer.close();
+ * ```
+ */
+import { PrivacyEngine } from '../privacy/privacy_engine';
+import type { PrivacyEngineState } from '../privacy/privacy_engine';
+import { PrivacyBudgetExceededError } from '../privacy/errors';
+import type { SeedLike } from '../privacy/seed';
+import type { LedgerReport } from '../accounting/privacy_ledger';
+import type { AccountantKind, PldParameters } from '../accounting';
+import { Adam } from '../optim/adam';
+import type { Optimizer } from '../optim/optimizer';
+import type { Module } from '../nn/module';
+import { Tensor } from '../nn/tensor';
+import type { Parameter } from '../nn/tensor';
+import { saveCheckpoint, loadCheckpoint, hasCheckpoint, fileSha256 } from '../io/checkpoint';
+import type { StTensorInput } from '../io/safetensors';
+import { extractTensors, restoreTensors } from './state';
+import { CHECKPOINTS_DIR, JOURNAL_FILE, RunDirectory } from './run_dir';
+import { DpLoraError, ErrorCode, InvalidArgumentError, InvalidStateError } from '../errors';
+import * as path from 'path';
+
+/** The training data: its size and how to build the inputs and targets of some rows. */
+export interface TrainerDataset<T> {
+  /** Number of records N. */
+  readonly size: number;
+  /** The model input and loss target of the records `indices` (in that order). */
+  batch(indices: Int32Array): { input: Tensor; target: T };
+}
+
+/**
+ * A {@link TrainerDataset} over row-major arrays: `x` holds `features` numbers per record,
+ * `y` one target per record (class indices for cross-entropy).
+ */
+export function arrayDataset<Y extends Int32Array | Float32Array>(
+  x: Float32Array,
+  y: Y,
+  features: number,
+): TrainerDataset<Y> {
+  if (!(x instanceof Float32Array)) throw new InvalidArgumentError('x', 'must be a Float32Array');
+  if (!(y instanceof Int32Array || y instanceof Float32Array))
+    throw new InvalidArgumentError('y', 'must be an Int32Array or a Float32Array');
+  if (!Number.isSafeInteger(features) || features < 1)
+    throw new InvalidArgumentError('features', `must be an integer >= 1, got ${features}`);
+  if (x.length !== y.length * features)
+    throw new InvalidArgumentError(
+      'x',
+      `must hold y.length * features = ${y.length * features} numbers, got ${x.length}`,
+    );
+  return {
+    size: y.length,
+    batch(indices: Int32Array) {
+      const bx = new Float32Array(indices.length * features);
+      const by = new (y.constructor as { new (n: number): Y })(indices.length);
+      for (let i = 0; i < indices.length; i++) {
+        const r = indices[i];
+        bx.set(x.subarray(r * features, (r + 1) * features), i * features);
+        by[i] = y[r];
+      }
+      return { input: new Tensor(bx, [indices.length, features]), target: by };
+    },
+  };
+}
+
+/** The privacy settings of a run. */
+export interface TrainerPrivacy {
+  /** Hard budget: epsilon at `delta` never exceeds it. */
+  targetEpsilon: number;
+  /** delta (default 1 / N^1.1). */
+  delta?: number;
+  /** Planned passes over the data: steps = ceil(epochs * N / batchSize). */
+  epochs: number;
+  /** EXPECTED logical batch size (Poisson sampling rate batchSize / N). */
+  batchSize: number;
+  /** Per-sample clipping norm C. */
+  maxGradNorm: number;
+  /** Noise multiplier; by default calibrated so the planned steps spend at most the target. */
+  noiseMultiplier?: number;
+  /** Largest micro-batch run at once (memory only). */
+  physicalBatchSize?: number;
+  /** 'pld' (default) or 'rdp'. */
+  accountant?: AccountantKind;
+  /** PLD discretization (default: the accountant's). */
+  pldParameters?: Partial<PldParameters>;
+  /** REPRODUCIBLE MODE (not secure if the seed is known); default: keyed from the OS. */
+  seed?: SeedLike;
+}
+
+/** Progress of {@link PrivateTrainer.fit}, after each step. */
+export interface TrainerProgress {
+  /** Steps charged so far (the ledger's count). */
+  step: number;
+  plannedSteps: number;
+  /** Records in this step's batch. */
+  batchSize: number;
+  /** Mean per-record loss of this step's batch (NaN for an empty batch). */
+  loss: number;
+  /** epsilon spent so far (computed on demand: PLD is not free). */
+  epsilon(): number;
+}
+
+/** Options of {@link PrivateTrainer.create}. */
+export interface PrivateTrainerOptions<T> {
+  /** Any model whose trainable parameters all support per-sample gradients. */
+  model: Module;
+  /** Per-sample loss: its `grad` is the gradient of the SUM of the per-sample losses. */
+  loss: (output: Tensor, target: T) => { total: number; grad: Tensor };
+  data: TrainerDataset<T>;
+  privacy: TrainerPrivacy;
+  /** The optimizer over the trainable parameters (default Adam with `lr`). */
+  optimizer?: (params: Parameter[]) => Optimizer;
+  /** Learning rate of the default optimizer (default 0.01). */
+  lr?: number;
+  /** Run directory (journal, checkpoints, lock); a path or an opened {@link RunDirectory}. */
+  runDir?: string | RunDirectory;
+  /** Start over in a run directory that holds a run, archiving the old one. */
+  overwrite?: boolean;
+  /** Steps between checkpoints (default 50). */
+  checkpointEvery?: number;
+  /** A frozen base model file whose hash every checkpoint records and resume verifies. */
+  baseModelFile?: string;
+  /** Anything the caller wants back on resume (JSON, or a function giving it), saved with every checkpoint. */
+  runInfo?: Record<string, unknown> | (() => Record<string, unknown>);
+  /** Warnings (default console.warn). */
+  onWarning?: (message: string) => void;
+}
+
+/** Options of {@link PrivateTrainer.resume}: the privacy settings come from the run. */
+export type ResumeTrainerOptions<T> = Omit<
+  PrivateTrainerOptions<T>,
+  'privacy' | 'runDir' | 'overwrite'
+> & {
+  /** If given, must equal the saved settings (a resumed run cannot change them). */
+  privacy?: Partial<TrainerPrivacy>;
+};
+
+/** What {@link PrivateTrainer.fit} returns. */
+export interface FitResult {
+  /** Steps charged in all (the ledger's count). */
+  steps: number;
+  /** Steps charged by this call. */
+  stepsThisCall: number;
+  plannedSteps: number;
+  epsilon: number;
+  /** The budget refused a step before the planned steps were done. */
+  stoppedByBudget: boolean;
+  /** The signal aborted the run (a checkpoint was saved when there is a run directory). */
+  aborted: boolean;
+  /** Fewer steps than planned (resume to continue). */
+  incomplete: boolean;
+  report: LedgerReport;
+}
+
+interface SavedTrainer {
+  privacy: Omit<TrainerPrivacy, 'seed'> & { noiseMultiplier: number; delta: number };
+  seed: { type: string; value: string } | null;
+  plannedSteps: number;
+  datasetSize: number;
+  samplesSeen: number;
+}
+
+function encodeSeed(s: SeedLike | undefined): SavedTrainer['seed'] {
+  if (s === undefined) return null;
+  if (s instanceof Uint8Array) return { type: 'bytes', value: Buffer.from(s).toString('hex') };
+  return { type: typeof s, value: String(s) };
+}
+
+function decodeSeed(s: SavedTrainer['seed']): SeedLike | undefined {
+  if (s === null) return undefined;
+  if (s.type === 'bytes') return Uint8Array.from(Buffer.from(s.value, 'hex'));
+  if (s.type === 'bigint') return BigInt(s.value);
+  if (s.type === 'number') return Number(s.value);
+  return s.value;
+}
+
+function showSetting(v: unknown): string {
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('hex');
+  if (typeof v === 'bigint') return v.toString();
+  return JSON.stringify(v) ?? 'undefined';
+}
+
+function positive(name: string, v: unknown, integer = false): number {
+  if (
+    typeof v !== 'number' ||
+    !Number.isFinite(v) ||
+    !(v > 0) ||
+    (integer && !Number.isSafeInteger(v))
+  )
+    throw new InvalidArgumentError(
+      name,
+      `must be a finite number > 0${integer ? ' (an integer)' : ''}, got ${String(v)}`,
+    );
+  return v;
+}
+
+/** A private training run on the caller's model, loss and data. */
+export class PrivateTrainer<T> {
+  /** The privacy engine (its ledger is the run's privacy record). */
+  readonly engine: PrivacyEngine;
+  /** Steps the run plans. */
+  readonly plannedSteps: number;
+  private samplesSeen = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly o: PrivateTrainerOptions<T> | ResumeTrainerOptions<T>,
+    private readonly saved: SavedTrainer,
+    engine: PrivacyEngine,
+    private readonly run: RunDirectory | null,
+  ) {
+    this.engine = engine;
+    this.plannedSteps = saved.plannedSteps;
+    this.samplesSeen = saved.samplesSeen;
+  }
+
+  private static validate<T>(o: ResumeTrainerOptions<T>): void {
+    if (!o || typeof o !== 'object') throw new InvalidArgumentError('options', 'must be an object');
+    if (!o.model || typeof o.model.forward !== 'function')
+      throw new InvalidArgumentError('model', 'must be a dp-lora Module');
+    if (typeof o.loss !== 'function') throw new InvalidArgumentError('loss', 'must be a function');
+    if (!o.data || typeof o.data.batch !== 'function')
+      throw new InvalidArgumentError('data', 'must be a TrainerDataset (see arrayDataset)');
+    positive('data.size', o.data.size, true);
+    if (o.checkpointEvery !== undefined) positive('checkpointEvery', o.checkpointEvery, true);
+    if (o.lr !== undefined) positive('lr', o.lr);
+  }
+
+  private static build<T>(
+    o: ResumeTrainerOptions<T>,
+    p: SavedTrainer['privacy'] & { seed?: SeedLike },
+    calibrate: boolean,
+    plannedSteps: number,
+    run: RunDirectory | null,
+  ): PrivacyEngine {
+    const engine = new PrivacyEngine();
+    const params = o.model.trainableParameters();
+    const optimizer = o.optimizer ? o.optimizer(params) : new Adam(params, { lr: o.lr ?? 0.01 });
+    const common = {
+      model: o.model,
+      optimizer,
+      dataset: o.data.size,
+      batchSize: p.batchSize,
+      maxGradNorm: p.maxGradNorm,
+      maxPhysicalBatchSize: p.physicalBatchSize,
+      accountant: p.accountant,
+      pldParameters: p.pldParameters,
+      seed: p.seed,
+      onWarning: o.onWarning,
+      onLedgerRecord: run
+        ? (r: Parameters<RunDirectory['appendRecord']>[0]) => run.appendRecord(r)
+        : undefined,
+    };
+    if (calibrate)
+      engine.makePrivateWithEpsilon({
+        ...common,
+        targetEpsilon: p.targetEpsilon,
+        targetDelta: p.delta,
+        epochs: p.epochs,
+      });
+    else
+      engine.makePrivate({
+        ...common,
+        noiseMultiplier: p.noiseMultiplier,
+        targetEpsilon: p.targetEpsilon,
+        delta: p.delta,
+        plannedSteps,
+      });
+    return engine;
+  }
+
+  /**
+   * Starts a new run. With `runDir`, the directory is validated and locked first, and the
+   * journal and a step-0 checkpoint are written before this returns.
+   */
+  static create<T>(o: PrivateTrainerOptions<T>): PrivateTrainer<T> {
+    PrivateTrainer.validate(o);
+    const pr = o.privacy;
+    if (!pr || typeof pr !== 'object')
+      throw new InvalidArgumentError('privacy', 'must be an object');
+    const N = o.data.size;
+    positive('privacy.targetEpsilon', pr.targetEpsilon);
+    positive('privacy.epochs', pr.epochs);
+    positive('privacy.batchSize', pr.batchSize);
+    if (pr.batchSize > N)
+      throw new InvalidArgumentError(
+        'privacy.batchSize',
+        `${pr.batchSize} exceeds the ${N} records`,
+      );
+    positive('privacy.maxGradNorm', pr.maxGradNorm);
+    const delta = pr.delta ?? 1 / Math.pow(N, 1.1);
+    const plannedSteps = Math.ceil((pr.epochs * N) / pr.batchSize);
+    if (!Number.isSafeInteger(plannedSteps) || plannedSteps > 2 ** 31)
+      throw new InvalidArgumentError('privacy.epochs', `plans ${plannedSteps} steps, too many`);
+    const run =
+      o.runDir === undefined
+        ? null
+        : o.runDir instanceof RunDirectory
+          ? o.runDir
+          : RunDirectory.open(o.runDir, { mode: 'new', overwrite: o.overwrite });
+    try {
+      const calibrate = pr.noiseMultiplier === undefined;
+      const engine = PrivateTrainer.build(
+        o,
+        { ...pr, delta, noiseMultiplier: pr.noiseMultiplier ?? NaN },
+        calibrate,
+        plannedSteps,
+        run,
+      );
+      const saved: SavedTrainer = {
+        privacy: {
+          targetEpsilon: pr.targetEpsilon,
+          delta,
+          epochs: pr.epochs,
+          batchSize: pr.batchSize,
+          maxGradNorm: pr.maxGradNorm,
+          noiseMultiplier: engine.config.noiseMultiplier,
+          physicalBatchSize: pr.physicalBatchSize,
+          accountant: engine.config.accountant,
+          pldParameters: pr.pldParameters,
+        },
+        seed: encodeSeed(pr.seed),
+        plannedSteps,
+        datasetSize: N,
+        samplesSeen: 0,
+      };
+      const t = new PrivateTrainer<T>(o, saved, engine, run);
+      if (run) {
+        run.startJournal(engine.privacyLedger);
+        t.save();
+      }
+      return t;
+    } catch (e) {
+      if (run && !(o.runDir instanceof RunDirectory)) run.release();
+      throw e;
+    }
+  }
+
+  /**
+   * Resumes the run saved in `runDir` on the same model structure, loss and data. The privacy
+   * settings, the budget and the ledger come from the run; steps charged after the last
+   * checkpoint (in the journal) stay charged. Parts that disagree are refused with a typed error.
+   */
+  static resume<T>(runDir: string | RunDirectory, o: ResumeTrainerOptions<T>): PrivateTrainer<T> {
+    PrivateTrainer.validate(o);
+    const run =
+      runDir instanceof RunDirectory ? runDir : RunDirectory.open(runDir, { mode: 'resume' });
+    try {
+      const journal = run.readJournal();
+      const ckRoot = path.join(run.dir, CHECKPOINTS_DIR);
+      if (!hasCheckpoint(ckRoot))
+        throw new InvalidArgumentError('resume', `${run.dir} holds no checkpoint to resume from`);
+      if (!journal)
+        throw new DpLoraError(
+          ErrorCode.Ledger,
+          `${run.dir}: the privacy journal (${JOURNAL_FILE}) is missing; refusing to resume without the run's full ledger`,
+        );
+      const ck = loadCheckpoint(ckRoot, { baseModelFile: o.baseModelFile });
+      const saved = (ck.state.run as { trainer?: SavedTrainer }).trainer;
+      if (!saved || typeof saved !== 'object' || !saved.privacy)
+        throw new InvalidArgumentError(
+          'resume',
+          `${run.dir}: the checkpoint has no trainer settings`,
+        );
+      if (o.data.size !== saved.datasetSize)
+        throw new InvalidArgumentError(
+          'data',
+          `has ${o.data.size} records, the run was trained on ${saved.datasetSize}`,
+        );
+      for (const [k, v] of Object.entries(o.privacy ?? {})) {
+        if (v === undefined) continue;
+        const was =
+          k === 'seed' ? decodeSeed(saved.seed) : (saved.privacy as Record<string, unknown>)[k];
+        if (showSetting(v) !== showSetting(was))
+          throw new InvalidArgumentError(
+            `privacy.${k}`,
+            `is ${showSetting(v)}, the run being resumed has ${showSetting(was)}; a resumed run keeps its settings`,
+          );
+      }
+      const engine = PrivateTrainer.build(
+        o,
+        { ...saved.privacy, seed: decodeSeed(saved.seed) },
+        false,
+        saved.plannedSteps,
+        run,
+      );
+      const state = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
+      state.ledger = ck.state.ledger.toJSON();
+      run.continueJournal();
+      engine.loadStateDict(state, { ledger: journal });
+      const info = (ck.state.run as { info?: Record<string, unknown> }).info ?? {};
+      return new PrivateTrainer<T>({ ...o, runInfo: o.runInfo ?? info }, saved, engine, run);
+    } catch (e) {
+      if (!(runDir instanceof RunDirectory)) run.release();
+      throw e;
+    }
+  }
+
+  /** The run directory, if any. */
+  get runDirectory(): RunDirectory | null {
+    return this.run;
+  }
+
+  /** Records processed so far (all sessions). */
+  get samples(): number {
+    return this.samplesSeen;
+  }
+
+  /**
+   * Trains until the planned steps are done, the budget refuses a step, `maxSteps` steps were
+   * taken in this call, or `signal` aborts; then saves a checkpoint (with a run directory).
+   * Every step is charged to the ledger (and journaled) before its update is applied.
+   */
+  async fit(
+    opts: {
+      maxSteps?: number;
+      signal?: AbortSignal;
+      onProgress?: (p: TrainerProgress) => void;
+    } = {},
+  ): Promise<FitResult> {
+    if (this.closed) throw new InvalidStateError('fit: the trainer is closed');
+    if (opts.maxSteps !== undefined) positive('maxSteps', opts.maxSteps, true);
+    const engine = this.engine;
+    const every = this.o.checkpointEvery ?? 50;
+    const start = engine.steps;
+    const limit =
+      opts.maxSteps !== undefined
+        ? Math.min(this.plannedSteps, start + opts.maxSteps)
+        : this.plannedSteps;
+    let stoppedByBudget = false;
+    let aborted = false;
+    while (engine.steps < limit) {
+      await new Promise((r) => setImmediate(r)); // let signals and other work through
+      if (opts.signal?.aborted) {
+        aborted = true;
+        break;
+      }
+      let batch;
+      try {
+        batch = engine.nextBatch();
+      } catch (e) {
+        if (e instanceof PrivacyBudgetExceededError) {
+          stoppedByBudget = true;
+          break;
+        }
+        throw e;
+      }
+      let lossSum = 0;
+      for (const idx of batch.microBatches) {
+        engine.useRecords(idx); // per-record randomness is keyed by these records' indices
+        const { input, target } = this.o.data.batch(idx);
+        const out = this.o.model.forward(input);
+        const l = this.o.loss(out, target);
+        lossSum += l.total;
+        this.o.model.backward(l.grad);
+        engine.optimizer.accumulate();
+      }
+      engine.optimizer.step();
+      this.samplesSeen += batch.indices.length;
+      if (opts.onProgress)
+        opts.onProgress({
+          step: engine.steps,
+          plannedSteps: this.plannedSteps,
+          batchSize: batch.indices.length,
+          loss: batch.indices.length ? lossSum / batch.indices.length : NaN,
+          epsilon: () => engine.getEpsilon(),
+        });
+      if (this.run && engine.steps % every === 0) this.save();
+    }
+    if (this.run) this.save();
+    const steps = engine.steps;
+    return {
+      steps,
+      stepsThisCall: steps - start,
+      plannedSteps: this.plannedSteps,
+      epsilon: engine.getEpsilon(),
+      stoppedByBudget,
+      aborted,
+      incomplete: steps < this.plannedSteps && !stoppedByBudget,
+      report: engine.report(),
+    };
+  }
+
+  /**
+   * Mean per-record loss on `data` (eval mode), and the accuracy when the model outputs one
+   * score per class and the targets are class indices.
+   */
+  evaluate(data: TrainerDataset<T>, chunk = 512): { loss: number; accuracy: number | null } {
+    if (!data || typeof data.batch !== 'function')
+      throw new InvalidArgumentError('data', 'must be a TrainerDataset');
+    positive('chunk', chunk, true);
+    const m = this.o.model;
+    const wasTraining = m.training;
+    m.eval();
+    let loss = 0;
+    let correct = 0;
+    let classified = true;
+    try {
+      for (let s = 0; s < data.size; s += chunk) {
+        const idx = new Int32Array(Math.min(chunk, data.size - s)).map((_, i) => s + i);
+        const { input, target } = data.batch(idx);
+        const out = m.forward(input);
+        loss += this.o.loss(out, target).total;
+        const k = out.features;
+        if (!(target instanceof Int32Array) || out.size !== idx.length * k) classified = false;
+        else
+          for (let i = 0; i < idx.length; i++) {
+            let best = 0;
+            for (let j = 1; j < k; j++) if (out.data[i * k + j] > out.data[i * k + best]) best = j;
+            if (best === target[i]) correct++;
+          }
+      }
+    } finally {
+      if (wasTraining) m.train();
+    }
+    return {
+      loss: data.size ? loss / data.size : NaN,
+      accuracy: classified && data.size ? correct / data.size : null,
+    };
+  }
+
+  /** Saves a checkpoint now (needs a run directory); returns its folder. */
+  save(): string {
+    if (!this.run) throw new InvalidStateError('save: this trainer has no run directory');
+    const st = this.engine.stateDict();
+    const tensors: Record<string, StTensorInput> = {};
+    const { ledger, ...rest } = st;
+    const engineJson = extractTensors(rest, tensors);
+    return saveCheckpoint(
+      path.join(this.run.dir, CHECKPOINTS_DIR),
+      {
+        step: st.step,
+        ledger,
+        engine: engineJson,
+        run: {
+          trainer: { ...this.saved, samplesSeen: this.samplesSeen },
+          info: this.runInfo,
+        },
+        baseModelSha256: this.o.baseModelFile ? fileSha256(this.o.baseModelFile) : null,
+      },
+      tensors,
+    );
+  }
+
+  /** The caller's runInfo as saved in the run (after a resume: the saved one). */
+  get runInfo(): Record<string, unknown> {
+    const r = this.o.runInfo;
+    return typeof r === 'function' ? r() : (r ?? {});
+  }
+
+  /** Releases the run directory's lock (the trainer cannot fit afterwards). */
+  close(): void {
+    this.closed = true;
+    this.run?.release();
+  }
+}

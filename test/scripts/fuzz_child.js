@@ -1,0 +1,139 @@
+/*
+ * Hostile-call fuzzing, run by test/fuzz_exports.test.ts in a child process (so that a crash or
+ * a hang fails the test instead of killing jest). Loads the package from its TypeScript sources
+ * (transpiled on require), then calls every exported function, constructor, static method and
+ * instance method with hostile arguments. Any thrown error or rejected promise is fine; what
+ * must not happen is a crash (signal, abort) or a call that never returns. Before each call the
+ * call's name is written to stderr, so that the parent can say which call crashed or hung.
+ * Prints one JSON line: {calls, threw, rejected}.
+ */
+'use strict';
+const path = require('path');
+const root = process.argv[2];
+require('./ts_hook')(root);
+// I/O of hostile calls lands in a scratch folder (the parent makes cwd a temp dir).
+const lib = require(path.join(root, 'lib', 'index.ts'));
+
+const SKIP = new Set([
+  'setThreads', // changes the thread pool of the whole process (valid calls are tested elsewhere)
+  'setIsa',
+  'loadSpamCorpus', // reads the bundled corpus: slow, not hostile-input code
+]);
+const throwing = new Proxy(
+  {},
+  {
+    get() {
+      throw new Error('hostile getter');
+    },
+  },
+);
+const HOSTILE = [
+  [],
+  [undefined],
+  [null],
+  [NaN],
+  [-1],
+  [0],
+  [2 ** 31],
+  [2 ** 53],
+  [1e308],
+  [-Infinity],
+  ['x'],
+  [''],
+  [{}],
+  [[]],
+  [new Float32Array(0)],
+  [new Float32Array(3), new Float32Array(2), new Float32Array(1)],
+  [{ length: 2 ** 40 }],
+  [throwing],
+  [Symbol('s')],
+  [10n ** 30n],
+  [{ m: 2 ** 20, n: 2 ** 20, k: 2 ** 20 }],
+  [new Float32Array(4), { batch: 2 ** 30, seq: 1, inDim: 2, outDim: 2 }],
+  [{ targetEpsilon: 1e-300, targetDelta: 1e-300, sampleRate: 1e-300, steps: 2 ** 52 }],
+  [{ noiseMultiplier: 1e-300, sampleRate: 1, steps: 2 ** 52 }],
+  [-(2 ** 31), 2 ** 31, NaN],
+  // Inputs that hung before issue 10: a device file, order 1e9, a 2^31-wide feature space.
+  ['/dev/zero'],
+  [{ sampleRate: 0.5, noiseMultiplier: 1, steps: 1, orders: [1e9] }],
+  [['a b c'], { dim: 2 ** 31 }],
+];
+
+let calls = 0;
+let threw = 0;
+let rejected = 0;
+const MAX_CALLS = 30000;
+
+async function attempt(name, fn) {
+  if (calls >= MAX_CALLS) return;
+  calls++;
+  process.stderr.write(`call ${name}\n`);
+  let r;
+  try {
+    r = fn();
+  } catch {
+    threw++;
+    return;
+  }
+  let thenable = false;
+  try {
+    thenable = r !== null && typeof r === 'object' && typeof r.then === 'function';
+  } catch {
+    // a hostile object handed back as it came
+  }
+  if (thenable) {
+    const settled = await Promise.race([
+      r.then(
+        () => 'ok',
+        () => 'rejected',
+      ),
+      new Promise((res) => setTimeout(() => res('pending'), 5000).unref()),
+    ]);
+    if (settled === 'rejected') rejected++;
+    if (settled === 'pending') throw new Error(`${name}: promise still pending after 5 s`);
+  }
+}
+
+const isClass = (f) => /^class[\s{]/.test(Function.prototype.toString.call(f));
+
+async function main() {
+  const names = Object.keys(lib).sort();
+  for (const name of names) {
+    const v = lib[name];
+    if (typeof v !== 'function' || SKIP.has(name)) continue;
+    const instances = [];
+    for (const args of HOSTILE) {
+      if (isClass(v)) {
+        await attempt(`new ${name}(${args.length})`, () => {
+          const o = new v(...args);
+          instances.push(o);
+          return undefined;
+        });
+      } else {
+        await attempt(`${name}(${args.length})`, () => v(...args));
+      }
+    }
+    // Static methods.
+    for (const k of Object.getOwnPropertyNames(v)) {
+      if (['length', 'name', 'prototype', 'caller', 'arguments'].includes(k)) continue;
+      const d = Object.getOwnPropertyDescriptor(v, k);
+      if (!d || typeof d.value !== 'function') continue;
+      for (const args of HOSTILE) await attempt(`${name}.${k}`, () => d.value.apply(v, args));
+    }
+    // Methods of the instances that could be built from hostile arguments.
+    for (const o of instances.slice(0, 3)) {
+      const proto = Object.getPrototypeOf(o);
+      for (const k of Object.getOwnPropertyNames(proto)) {
+        if (k === 'constructor') continue;
+        const d = Object.getOwnPropertyDescriptor(proto, k);
+        if (!d || typeof d.value !== 'function') continue;
+        for (const args of HOSTILE) await attempt(`${name}#${k}`, () => d.value.apply(o, args));
+      }
+    }
+  }
+  process.stdout.write(JSON.stringify({ calls, threw, rejected }) + '\n');
+}
+main().catch((e) => {
+  process.stdout.write(JSON.stringify({ error: String(e && e.stack) }) + '\n');
+  process.exitCode = 2;
+});
