@@ -23,7 +23,7 @@ import * as crypto from 'crypto';
 import { atomicWriteDir, atomicWriteFile } from './atomic';
 import { parseSafetensors, serializeSafetensors, StTensor, StTensorInput } from './safetensors';
 import { PrivacyLedger, canonicalJson } from '../accounting/privacy_ledger';
-import { CheckpointError, DpLoraError, ErrorCode } from '../errors';
+import { CheckpointError } from '../errors';
 import type { CheckpointPart } from '../errors';
 import { requireObject, requireString } from '../validate';
 export { CheckpointError };
