@@ -107,7 +107,7 @@ describe('featurizer', () => {
   test('empty text gives a zero vector; bad input throws', () => {
     const X = featurize(['']);
     expect(X.every((x) => x === 0)).toBe(true);
-    expect(() => featurize([5 as any])).toThrow(TypeError);
+    expect(() => featurize([5 as any])).toThrow(InvalidArgumentError);
     expect(() => featurize(['a'], { dim: 1 })).toThrow(/dim/);
   });
 });
