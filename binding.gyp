@@ -3,7 +3,7 @@
     "dplora_common_cflags": ["-O3", "-fno-math-errno", "-Wall", "-Wextra", "-fPIC"]
   },
   "target_defaults": {
-    "include_dirs": ["native/include", "native/kernels"],
+    "include_dirs": ["native/include", "<!@(node scripts/sources.js includes)"],
     "cflags!": ["-fno-exceptions"],
     "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
     "cflags_cc": ["-std=c++17"],

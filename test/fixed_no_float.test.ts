@@ -38,6 +38,13 @@ const supported =
 const maybe = supported ? describe : describe.skip;
 if (!supported) console.warn('fixed_no_float: needs linux-x64 with g++, objdump and nm; skipped');
 
+// Every kernel folder holding a header (one folder per family), as the builds use.
+const KERNEL_INCLUDES = spawnSync('node', [path.join(ROOT, 'scripts', 'sources.js'), 'includes'], {
+  encoding: 'utf8',
+})
+  .stdout.split(/\s+/)
+  .filter(Boolean);
+
 function compile(src: string, out: string, flags: string[]): { ok: boolean; stderr: string } {
   const r = spawnSync(
     CXX,
@@ -45,7 +52,7 @@ function compile(src: string, out: string, flags: string[]): { ok: boolean; stde
       '-std=c++17',
       ...flags,
       `-I${path.join(ROOT, 'native', 'include')}`,
-      `-I${path.join(ROOT, 'native', 'kernels')}`,
+      ...KERNEL_INCLUDES.map((d) => `-I${path.join(ROOT, d)}`),
       '-c',
       src,
       '-o',

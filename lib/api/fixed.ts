@@ -15,5 +15,16 @@ export {
   MAX_FRAC_BITS,
   QMAX,
   SUM_BOUND,
+  planIntegerLora,
+  IntegerLora,
+  quantizeInput,
 } from '../kernels/fixed';
-export type { QuantizeResult, FixedClipSumResult, NoiseResult } from '../kernels/fixed';
+export type {
+  QuantizeResult,
+  FixedClipSumResult,
+  NoiseResult,
+  IntegerLoraConfig,
+  IntegerLoraState,
+  IntegerLoraPlan,
+  IntegerLoraPlanOptions,
+} from '../kernels/fixed';

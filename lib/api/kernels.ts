@@ -17,7 +17,15 @@ export {
   sgemmAsync,
   clipFactors,
   clipRows,
+  PackedMatrix,
 } from '../kernels/linalg';
-export type { NormMethod, GradShape, SgemmOptions, ClipResult } from '../kernels/linalg';
+export type {
+  NormMethod,
+  GradShape,
+  SgemmOptions,
+  ClipResult,
+  PackOptions,
+  PackedGemmOptions,
+} from '../kernels/linalg';
 export { Rng } from '../kernels/rng';
 export type { RngOptions, RngState, RationalSigmaSq } from '../kernels/rng';

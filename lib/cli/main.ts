@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
- * The `dp-lora` command line: `train` (the main job), `epsilon`, `noise`, `audit`.
+ * The `dp-lora` command line: `train` (the main job), `predict`, `epsilon`, `noise`, `audit`.
  * Each subcommand lives in its own file and registers itself here.
  */
 import { Command } from 'commander';
 import { registerTrainCommand } from './train';
 import { registerEpsilonCommand } from './epsilon';
 import { registerNoiseCommand } from './noise';
+import { registerPredictCommand } from './predict';
 import { registerAuditCommand } from './audit';
 import { DpLoraError } from '../errors';
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerEpsilonCommand(program);
   registerNoiseCommand(program);
+  registerPredictCommand(program);
   registerAuditCommand(program);
   return program;
 }

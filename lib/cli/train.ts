@@ -44,6 +44,7 @@ import { arrayDataset, PrivateTrainer } from '../trainer/private_trainer';
 import { CHECKPOINTS_DIR, RunDirectory, validateOutputFile } from '../trainer/run_dir';
 import { DpLoraError, ErrorCode } from '../errors';
 import { FEATURIZER_VERSION } from '../data/featurize';
+import { runUseLiteTrain, useLiteRawOptions } from './train_use_lite';
 
 /** The frozen base model of a run, saved in --out so that the adapter can be used and resumed. */
 export const BASE_FILE = 'base_model.safetensors';
@@ -623,6 +624,23 @@ export function registerTrainCommand(program: Command): void {
     .addOption(
       new Option('--accountant <a>', 'privacy accountant (default pld)').choices(['pld', 'rdp']),
     )
+    .addOption(
+      new Option(
+        '--model <m>',
+        'mlp (hashed n-grams + MLP) or use-lite (Universal Sentence Encoder Lite with LoRA on attention and FFN)',
+      )
+        .choices(['mlp', 'use-lite'])
+        .default('mlp'),
+    )
+    .option(
+      '--target-modules <list>',
+      'use-lite: LoRA targets (PEFT names, comma-separated; default q_proj,k_proj,v_proj,o_proj,fc1,fc2)',
+    )
+    .option(
+      '--lora-layers <list>',
+      'use-lite: layers with adapters, 0 and/or 1 (default 1; layer 0 cached)',
+    )
+    .option('--max-tokens <n>', 'use-lite: tokens per text, at most 128 (default 64)')
     .option('--hidden <n>', 'hidden width of the base MLP (default 256)')
     .option('--dim <n>', 'hashed feature dimension (default 4096)')
     .option('--data <file>', 'your labelled data (.jsonl or .csv) instead of the built-in task')
@@ -671,9 +689,20 @@ export function registerTrainCommand(program: Command): void {
           progress?: boolean;
           maxSteps?: string;
           overwrite?: boolean;
+          model?: string;
+          targetModules?: string;
+          loraLayers?: string;
+          maxTokens?: string;
         },
         cmd: Command,
       ) => {
+        if (opts.model === 'use-lite') {
+          if (opts.resume)
+            throw new OptionError('--resume is not supported with --model use-lite yet');
+          const { raw, ul } = useLiteRawOptions(opts);
+          await runUseLiteTrain(resolveTrainConfig(raw), ul, { out: opts.out, json: opts.json });
+          return;
+        }
         const maxSteps =
           opts.maxSteps !== undefined ? positiveInt('max-steps', opts.maxSteps) : undefined;
         if (opts.resume) {

@@ -62,9 +62,10 @@ export class MlpClassifier extends Module {
     );
   }
 
-  backward(g: Tensor): Tensor {
+  backward(g: Tensor, inputGrad = true): Tensor {
     return this.fc1.backward(
       this.act1.backward(this.fc2.backward(this.act2.backward(this.head.backward(g)))),
+      inputGrad,
     );
   }
 }
@@ -220,7 +221,7 @@ export function trainNonPrivate(
       const g = loss.grad.data;
       const inv = 1 / idx.length;
       for (let i = 0; i < g.length; i++) g[i] *= inv;
-      model.backward(loss.grad);
+      model.backward(loss.grad, false); // the input is data: no gradient needed
       opt.step();
     }
     o.onEpoch?.(e);

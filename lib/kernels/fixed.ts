@@ -13,6 +13,15 @@ import { loadAddon } from '../native';
 import { MAX_ELEMENTS } from '../validate';
 import { Rng, RationalSigmaSq, sigmaSqRational } from './rng';
 import { InvalidArgumentError } from '../errors';
+import { IntegerLora, planIntegerLora, quantizeInput } from './fixed_lora';
+
+export { IntegerLora, planIntegerLora, quantizeInput } from './fixed_lora';
+export type {
+  IntegerLoraConfig,
+  IntegerLoraState,
+  IntegerLoraPlan,
+  IntegerLoraPlanOptions,
+} from './fixed_lora';
 
 const addon = loadAddon;
 const tag = (v: unknown): string => Object.prototype.toString.call(v);
@@ -196,4 +205,10 @@ export const fixed = {
   clipSum: fixedClipSum,
   /** {@inheritDoc addDiscreteGaussianNoise} */
   addDiscreteGaussianNoise,
+  /** Plans an integer-only private LoRA run for an FPU-less device (see {@link planIntegerLora}). */
+  planIntegerLora,
+  /** The integer-only private LoRA step on the host (see {@link IntegerLora}). */
+  IntegerLora,
+  /** Features to the device int8 input (see {@link quantizeInput}). */
+  quantizeInput,
 };

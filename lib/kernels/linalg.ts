@@ -65,7 +65,117 @@ export interface ClipResult {
   nonfinite: number;
 }
 
-const addon = loadAddon;
+/** Opaque native handle of a packed operand (owned by {@link PackedMatrix}). */
+type PackedHandle = { readonly __packed: unique symbol };
+
+/** Options of {@link PackedMatrix.pack}: the operand `op(B)`, `k x n`. */
+export interface PackOptions {
+  /** Rows of op(B) (the shared dimension of the product). */
+  k: number;
+  /** Columns of op(B) (and of the product). */
+  n: number;
+  /** op(B) = B^T (B stored n x k, e.g. a weight [out, in] for `x W^T`). Default false. */
+  transB?: boolean;
+  /** Row stride of the stored B (default: its row width). */
+  ldb?: number;
+}
+
+/** Options of {@link PackedMatrix.multiply}: `C = alpha * op(A) * op(B) + beta * C`. */
+export interface PackedGemmOptions {
+  /** Rows of op(A) and C. */
+  m: number;
+  /** Must equal the packed operand's k (checked). */
+  k: number;
+  /** Must equal the packed operand's n (checked). */
+  n: number;
+  /** op(A) = A^T (A stored k x m). Default false. */
+  transA?: boolean;
+  /** Default 1. */
+  alpha?: number;
+  /** Default 0 (C write-only). */
+  beta?: number;
+  /** Row stride of the stored A. */
+  lda?: number;
+  /** Row stride of C (default n). */
+  ldc?: number;
+}
+
+interface LinalgAddon {
+  sgemm(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Float32Array;
+  sgemmAsync(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    opts: SgemmOptions,
+  ): Promise<Float32Array>;
+  gradNormSq(a: Float32Array, g: Float32Array, shape: GradShape, out?: Float64Array): Float64Array;
+  gradNormSqAsync(
+    a: Float32Array,
+    g: Float32Array,
+    shape: GradShape,
+    out?: Float64Array,
+  ): Promise<Float64Array>;
+  clippedSum(
+    a: Float32Array,
+    g: Float32Array,
+    shape: GradShape,
+    factors: Float32Array,
+    out?: Float32Array,
+    opts?: { accumulate?: boolean },
+  ): Float32Array;
+  clippedSumAsync(
+    a: Float32Array,
+    g: Float32Array,
+    shape: GradShape,
+    factors: Float32Array,
+    out?: Float32Array,
+    opts?: { accumulate?: boolean },
+  ): Promise<Float32Array>;
+  sgemmPackB(b: Float32Array, opts: PackOptions): PackedHandle;
+  sgemmPacked(
+    a: Float32Array,
+    packed: PackedHandle,
+    c: Float32Array,
+    opts: PackedGemmOptions,
+  ): boolean;
+  packedInfo(packed: PackedHandle): { isa: string; bytes: number };
+  clipFactors(normsSq: Float64Array, maxNorm: number, out?: Float32Array): ClipResult;
+  clipRows(x: Float32Array, batch: number, dim: number, maxNorm: number): ClipResult;
+  perSampleGrads(
+    a: Float32Array,
+    g: Float32Array,
+    shape: GradShape,
+    alpha: number,
+    out: Float32Array,
+  ): Float32Array;
+  rowsSumSq(x: Float32Array, rows: number, n: number, out: Float64Array): Float64Array;
+  rowsScaledSum(
+    x: Float32Array,
+    rows: number,
+    n: number,
+    factors: Float32Array,
+    out: Float64Array,
+  ): Float64Array;
+  outerScaledSum(
+    a: Float32Array,
+    g: Float32Array,
+    rows: number,
+    inDim: number,
+    outDim: number,
+    factors: Float32Array,
+    scale: number,
+    out: Float64Array,
+  ): Float64Array;
+  benchReadBandwidth(
+    x: Float32Array,
+    repeats: number,
+  ): { bytesPerSecond: number; checksum: number };
+  benchFmaPeak(iters: number): { flopsPerSecond: number; checksum: number };
+}
+
+function addon(): LinalgAddon {
+  return loadAddon() as unknown as LinalgAddon;
+}
 
 /** Runs `start` and turns a synchronous validation error into a rejection. */
 function settle<T>(start: () => Promise<T>): Promise<T> {
@@ -176,6 +286,75 @@ export function sgemmAsync(
   opts: SgemmOptions,
 ): Promise<Float32Array> {
   return settle(() => addon().sgemmAsync(a, b, c, opts));
+}
+
+/**
+ * A matrix operand packed once for many products `C = alpha * op(A) * op(B) + beta * C`
+ * with the same `op(B)`: a frozen weight, which {@link sgemm} would otherwise pack again on
+ * every call (for a 768x768 weight, 2.4 MB read and written per call). Results are bitwise
+ * equal to {@link sgemm} on the same B.
+ *
+ * The packed copy is a snapshot: after B changes, call {@link PackedMatrix.repack}. When
+ * the active ISA path changes (`setIsa`), the next product repacks from the source array
+ * automatically, so keep the source array unchanged while the handle is used.
+ *
+ * @example
+ * ```ts
+ * const w = new Float32Array(out * inp);                       // weight [out, in]
+ * const wt = PackedMatrix.pack(w, { k: inp, n: out, transB: true }); // op(B) = W^T
+ * wt.multiply(x, y, { m: rows, k: inp, n: out });              // y = x W^T
+ * ```
+ */
+export class PackedMatrix {
+  /** The source array the operand was packed from. */
+  readonly source: Float32Array;
+  /** Rows of op(B). */
+  readonly k: number;
+  /** Columns of op(B). */
+  readonly n: number;
+  private readonly opts: PackOptions;
+  private handle: PackedHandle;
+
+  private constructor(source: Float32Array, opts: PackOptions) {
+    this.source = source;
+    this.opts = { ...opts };
+    this.k = opts.k;
+    this.n = opts.n;
+    this.handle = addon().sgemmPackB(source, this.opts);
+  }
+
+  /**
+   * Packs `op(B)` (`k x n`) of `b` for the active ISA path.
+   *
+   * @throws TypeError / RangeError naming the argument, as {@link sgemm}
+   */
+  static pack(b: Float32Array, opts: PackOptions): PackedMatrix {
+    return new PackedMatrix(b, opts);
+  }
+
+  /** Packs the source array again (after it changed). */
+  repack(): void {
+    this.handle = addon().sgemmPackB(this.source, this.opts);
+  }
+
+  /** Bytes of native memory the packed copy holds, and the ISA path it was packed for. */
+  info(): { isa: string; bytes: number } {
+    return addon().packedInfo(this.handle);
+  }
+
+  /**
+   * `c = alpha * op(a) * op(B) + beta * c` with the packed `op(B)`; `c` must not share
+   * memory with `a`.
+   *
+   * @returns `c`
+   */
+  multiply(a: Float32Array, c: Float32Array, opts: PackedGemmOptions): Float32Array {
+    if (!addon().sgemmPacked(a, this.handle, c, opts)) {
+      this.repack(); // packed for another ISA path
+      addon().sgemmPacked(a, this.handle, c, opts);
+    }
+    return c;
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 /** Neural-network layers with per-sample gradient support (all public: the root re-exports them). */
 export { Tensor, Parameter } from './tensor';
 export type { GradSource } from './tensor';
-export { Module, isPerSampleModule } from './module';
+export { Module, isPerSampleModule, noInputGrad } from './module';
 export type { GradMode, PerSampleModule, ClippedSink } from './module';
 export { PerSampleCapture, PerSampleLayer, PER_SAMPLE_BUDGET } from './per_sample';
 export type { LinearGradOptions } from './per_sample';
@@ -19,3 +19,16 @@ export { Sequential } from './sequential';
 export { crossEntropyLoss, mseLoss } from './losses';
 export type { LossResult } from './losses';
 export { loraModules, trainableParameters } from './lora_modules';
+export { MultiHeadAttention, attentionForward, attentionBackward } from './attention';
+export type { MultiHeadAttentionOptions, Projection } from './attention';
+export { Embedding } from './embedding';
+export type { EmbeddingOptions } from './embedding';
+export { TimingSignal } from './timing_signal';
+export type { TimingSignalOptions } from './timing_signal';
+export { TransformerLayer, FeedForward } from './transformer_layer';
+export type { TransformerLayerOptions } from './transformer_layer';
+export { MeanPooling } from './pooling';
+export { L2Normalize } from './l2norm';
+export { maskFromLengths, isMaskedModule } from './sequence_mask';
+export type { SequenceMask, MaskedModule } from './sequence_mask';
+export { applyLora, matchesTarget } from './lora_targets';

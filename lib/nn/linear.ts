@@ -4,8 +4,16 @@
  * gradient) go through a {@link PerSampleCapture}.
  */
 import { InitRandom, kaimingUniform, uniformFill } from './init';
-import { bsf, checkGradShape, noForward } from './module';
-import { addColumnSums, addOuterGrad, linearForward, matmul, NormMethod } from './ops';
+import { bsf, checkGradShape, noForward, noInputGrad } from './module';
+import {
+  addColumnSums,
+  addOuterGrad,
+  linearForward,
+  matmul,
+  matmulPacked,
+  NormMethod,
+} from './ops';
+import { PackedWeight } from './packed_weight';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
 import { MAX_ELEMENTS, requireElementCount, requireInt, requireObject } from '../validate';
@@ -40,6 +48,8 @@ export class Linear extends PerSampleLayer {
   /** How per-sample gradient norms are computed (`'auto'` picks ghost or direct by cost). */
   normMethod: NormMethod;
   private input: Tensor | null = null;
+  /** The weight packed for the GEMM kernel while it is frozen. */
+  private readonly packed: PackedWeight;
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
@@ -90,6 +100,7 @@ export class Linear extends PerSampleLayer {
       this.bias = null;
     }
     this.normMethod = options.normMethod ?? 'auto';
+    this.packed = new PackedWeight(this.weight, outFeatures, inFeatures);
   }
 
   ownParameters(): Array<[string, Parameter]> {
@@ -108,6 +119,7 @@ export class Linear extends PerSampleLayer {
       rows,
       this.inFeatures,
       this.outFeatures,
+      this.packed.forward(),
     );
     this.input = this.training ? x : null;
     const shape = [...x.shape];
@@ -115,7 +127,7 @@ export class Linear extends PerSampleLayer {
     return new Tensor(y, shape);
   }
 
-  backward(gradOut: Tensor): Tensor {
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     const x = this.input;
     if (!x) throw noForward('Linear.backward');
     const outShape = [...x.shape];
@@ -147,7 +159,14 @@ export class Linear extends PerSampleLayer {
         if (trainB) addColumnSums(g, rows, this.outFeatures, this.bias.rawGradBuffer());
       }
     }
-    const gi = matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures);
+    if (!inputGrad) {
+      this.input = null;
+      return noInputGrad();
+    }
+    const wp = this.packed.backward();
+    const gi = wp
+      ? matmulPacked(g, wp, rows, this.outFeatures, this.inFeatures)
+      : matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures);
     this.input = null;
     return new Tensor(gi, x.shape);
   }

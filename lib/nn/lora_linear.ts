@@ -8,7 +8,7 @@
  */
 import { InitRandom, kaimingUniform, normalFill } from './init';
 import { Linear } from './linear';
-import { Module, bsf, checkGradShape, noForward } from './module';
+import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
 import { addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
 import { PerSampleLayer } from './per_sample';
 import { dropoutMask } from './dropout';
@@ -188,6 +188,7 @@ export class LoraLinear extends PerSampleLayer {
       this.base.weight.data,
       1,
     );
+    this.base.weight.markChanged();
     this.merged = true;
   }
 
@@ -204,6 +205,7 @@ export class LoraLinear extends PerSampleLayer {
       this.base.weight.data,
       1,
     );
+    this.base.weight.markChanged();
     this.merged = false;
   }
 
@@ -228,7 +230,7 @@ export class LoraLinear extends PerSampleLayer {
     return y;
   }
 
-  backward(gradOut: Tensor): Tensor {
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     if (this.merged)
       throw new InvalidStateError(
         'LoraLinear.backward: the adapter is merged; unmerge() before training',
@@ -272,7 +274,11 @@ export class LoraLinear extends PerSampleLayer {
           addOuterGrad(gh, sv.xd, rows, this.inFeatures, this.r, this.loraAParam.rawGradBuffer());
       }
     }
-    const gi = this.base.backward(gradOut);
+    const gi = this.base.backward(gradOut, inputGrad);
+    if (!inputGrad) {
+      this.saved = null;
+      return noInputGrad();
+    }
     if (sv.mask) {
       const t = matmul(gh, this.loraA, rows, this.r, this.inFeatures);
       const m = sv.mask;

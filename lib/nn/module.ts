@@ -41,8 +41,13 @@ export abstract class Module {
 
   /** Runs the layer; keeps what backward needs. */
   abstract forward(x: Tensor): Tensor;
-  /** Given dLoss/dOutput, returns dLoss/dInput and handles parameter gradients per {@link GradMode}. */
-  abstract backward(gradOut: Tensor): Tensor;
+  /**
+   * Given dLoss/dOutput, returns dLoss/dInput and handles parameter gradients per
+   * {@link GradMode}. With `inputGrad = false` (nothing upstream needs dLoss/dInput, as for
+   * the first layer of a model fed with data) a layer may skip that product and return
+   * {@link noInputGrad}'s empty tensor; parameter gradients are unaffected.
+   */
+  abstract backward(gradOut: Tensor, inputGrad?: boolean): Tensor;
 
   /** This module's own parameters (not its children's), by local name. */
   ownParameters(): Array<[string, Parameter]> {
@@ -190,6 +195,11 @@ export function checkGradShape(g: Tensor, shape: readonly number[], who: string)
       `${who}: gradOut shape ${JSON.stringify(g.shape)} does not match the output shape ${JSON.stringify(shape)}`,
     );
   }
+}
+
+/** The empty tensor `backward(g, false)` returns in place of an input gradient not computed. */
+export function noInputGrad(): Tensor {
+  return new Tensor(new Float32Array(0), [0]);
 }
 
 /** Error for calling backward without a matching forward. */

@@ -4,7 +4,7 @@
  * samples of factor 0 skipped.  No per-element JS loops over large tensors.
  */
 import { clippedSum, perSampleGradNormSq, sgemm } from '../kernels/linalg';
-import type { NormMethod } from '../kernels/linalg';
+import type { NormMethod, PackedMatrix } from '../kernels/linalg';
 
 export type { NormMethod };
 
@@ -19,7 +19,10 @@ export function ones(n: number): Float32Array {
   return onesBuf.subarray(0, n);
 }
 
-/** y[rows, out] = x[rows, in] W[out, in]^T + bias (bias broadcast by a rank-1 product). */
+/**
+ * y[rows, out] = x[rows, in] W[out, in]^T + bias (bias broadcast by a rank-1 product);
+ * `wt` is W^T packed once (a frozen weight), else W is packed per call.
+ */
 export function linearForward(
   x: Float32Array,
   w: Float32Array,
@@ -27,6 +30,7 @@ export function linearForward(
   rows: number,
   inDim: number,
   outDim: number,
+  wt: PackedMatrix | null = null,
 ): Float32Array {
   const y = new Float32Array(rows * outDim);
   if (rows === 0 || outDim === 0) return y;
@@ -35,7 +39,10 @@ export function linearForward(
     sgemm(ones(rows), bias, y, { m: rows, n: outDim, k: 1 });
     beta = 1;
   }
-  if (inDim > 0) sgemm(x, w, y, { m: rows, n: outDim, k: inDim, transB: true, beta });
+  if (inDim > 0) {
+    if (wt) wt.multiply(x, y, { m: rows, n: outDim, k: inDim, beta });
+    else sgemm(x, w, y, { m: rows, n: outDim, k: inDim, transB: true, beta });
+  }
   return y;
 }
 
@@ -58,6 +65,19 @@ export function matmul(
   }
   sgemm(a, b, y, { m: rows, n, k, alpha, beta });
   return y;
+}
+
+/** out[rows, n] = a[rows, k] op(B) with op(B) [k, n] packed once. */
+export function matmulPacked(
+  a: Float32Array,
+  b: PackedMatrix,
+  rows: number,
+  k: number,
+  n: number,
+): Float32Array {
+  const y = new Float32Array(rows * n);
+  if (rows === 0 || n === 0 || k === 0) return y;
+  return b.multiply(a, y, { m: rows, k, n });
 }
 
 /** out[rows, n] (+)= alpha * a[rows, k] b[n, k]^T. */

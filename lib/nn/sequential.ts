@@ -29,9 +29,15 @@ export class Sequential extends Module {
     return h;
   }
 
-  backward(gradOut: Tensor): Tensor {
+  /**
+   * Runs the layers' backward in reverse. `inputGrad = false` lets the first layer skip
+   * the gradient with respect to the model input (for a frozen first layer, one full
+   * product per step) and returns an empty tensor instead of it.
+   */
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     let g = gradOut;
-    for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i].backward(g);
+    for (let i = this.layers.length - 1; i >= 0; i--)
+      g = this.layers[i].backward(g, i > 0 || inputGrad);
     return g;
   }
 }

@@ -110,6 +110,11 @@ export class Parameter {
   grad: Float32Array | null = null;
   /** Where `grad` came from (plain backward or the DP optimizer). */
   gradSource: GradSource = 'none';
+  /**
+   * Bumped by {@link Parameter.markChanged}: layers that keep derived copies of a frozen
+   * weight (packed for the GEMM kernel) rebuild them when it moves.
+   */
+  version = 0;
 
   constructor(data: Float32Array, shape: readonly number[], requiresGrad = true) {
     if (!isFloat32Array(data))
@@ -123,6 +128,15 @@ export class Parameter {
     this.data = data;
     this.shape = [...shape];
     this.requiresGrad = requiresGrad;
+  }
+
+  /**
+   * Declares that `data` was changed in place (copies derived from it, such as the packed
+   * form of a frozen weight, are rebuilt at their next use). Library code that writes a
+   * frozen weight calls it; call it after writing into a frozen weight's `data` yourself.
+   */
+  markChanged(): void {
+    this.version++;
   }
 
   /** Number of elements. */

@@ -463,7 +463,7 @@ export class PrivateTrainer<T> {
         const out = this.o.model.forward(input);
         const l = this.o.loss(out, target);
         lossSum += l.total;
-        this.o.model.backward(l.grad);
+        this.o.model.backward(l.grad, false); // the input is data: no gradient needed
         engine.optimizer.accumulate();
       }
       engine.optimizer.step();

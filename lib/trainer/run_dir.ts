@@ -110,8 +110,8 @@ export class RunDirectory {
   /**
    * Opens `dir` for a run: validates it, takes the lock, removes stray temporaries.
    * `mode: 'new'` refuses a directory holding a run unless `overwrite` (the old run is then
-   * archived); `mode: 'resume'` requires one.
-   * @param log - receives one line per notable action (stale lock taken, run archived)
+   * archived); `mode: 'resume'` requires one. `log` receives one line per notable action
+   * (stale lock taken, run archived).
    */
   static open(
     dir: string,

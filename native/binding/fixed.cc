@@ -1,6 +1,9 @@
 // Glue for the fixed-point kernels (quantizer, integer clipped sum,
 // discrete Gaussian noise on the integer sum).
+#include <vector>
+
 #include "args.h"
+#include "dplora_fixed.h"
 #include "register.h"
 #include "rng_args.h"
 
@@ -99,6 +102,122 @@ Napi::Value FixedAddDiscreteGaussian(const Napi::CallbackInfo &info) {
   return r;
 }
 
+Napi::Int8Array I8(Napi::Env env, Napi::Value v, const char *name) {
+  return TypedArg<Napi::Int8Array>(env, v, napi_int8_array, "Int8Array", name);
+}
+
+// The device configuration object of lib/kernels/fixed.ts (IntegerLoraConfig)
+// as the C struct; the typed arrays must outlive the call.
+dplora_fx_step_config StepConfig(Napi::Env env, Napi::Value v) {
+  Napi::Object o = Obj(env, v, "config");
+  dplora_fx_step_config c;
+  c.d_in = int32_t(IntField(env, o, "dIn", 1));
+  c.hidden = int32_t(IntField(env, o, "hidden", 1));
+  c.rank = int32_t(IntField(env, o, "rank", 1));
+  c.classes = int32_t(IntField(env, o, "classes", 2));
+  Napi::Int8Array w0 = I8(env, o.Get("w0"), "config.w0");
+  Napi::Int32Array mult = I32(env, o.Get("w0Mult"), "config.w0Mult");
+  Napi::Int8Array shift = I8(env, o.Get("w0Shift"), "config.w0Shift");
+  CheckLength(env, w0, MulSize(env, c.hidden, c.d_in, "config.w0"), "config.w0");
+  CheckLength(env, mult, c.hidden, "config.w0Mult");
+  CheckLength(env, shift, c.hidden, "config.w0Shift");
+  c.w0 = w0.Data();
+  c.w0_mult = mult.Data();
+  c.w0_shift = shift.Data();
+  c.frac_bits = int32_t(IntField(env, o, "fracBits", 1));
+  c.clip_int = IntField(env, o, "clipInt", 1);
+  c.sigma2_num = U64BigInt(env, o.Get("sigmaSqNum"), "config.sigmaSqNum");
+  c.sigma2_den = U64BigInt(env, o.Get("sigmaSqDen"), "config.sigmaSqDen");
+  c.sample_num = U64BigInt(env, o.Get("sampleNum"), "config.sampleNum");
+  c.sample_den = U64BigInt(env, o.Get("sampleDen"), "config.sampleDen");
+  c.lr_num = IntField(env, o, "lrNum", 1);
+  c.lr_den = IntField(env, o, "lrDen", 1);
+  c.expected_batch = IntField(env, o, "expectedBatch", 1);
+  c.max_steps = U64BigInt(env, o.Get("maxSteps"), "config.maxSteps");
+  c.loss = int32_t(IntField(env, o, "loss", 0));
+  c.update = int32_t(IntField(env, o, "update", 0));
+  c.beta_num = int32_t(IntField(env, o, "betaNum", 0));
+  c.beta_den = int32_t(IntField(env, o, "betaDen", 1));
+  if (dplora_fx_step_scratch_bytes(&c) == 0)
+    ThrowRange(env, "config: invalid integer LoRA configuration");
+  return c;
+}
+
+struct StepState {
+  dplora_fx_step_state st;
+  Napi::Int32Array a, b, head, m;
+};
+
+StepState StateArg(Napi::Env env, const dplora_fx_step_config &c, Napi::Value v) {
+  Napi::Object o = Obj(env, v, "state");
+  StepState s;
+  s.a = I32(env, o.Get("a"), "state.a");
+  s.b = I32(env, o.Get("b"), "state.b");
+  s.head = I32(env, o.Get("head"), "state.head");
+  CheckLength(env, s.a, MulSize(env, c.rank, c.d_in, "state.a"), "state.a");
+  CheckLength(env, s.b, MulSize(env, c.hidden, c.rank, "state.b"), "state.b");
+  CheckLength(env, s.head, MulSize(env, c.classes, c.hidden, "state.head"), "state.head");
+  s.st.a = s.a.Data();
+  s.st.b = s.b.Data();
+  s.st.head = s.head.Data();
+  s.st.m = nullptr;
+  if (c.update == DPLORA_FX_SIGN_MOMENTUM) {
+    s.m = I32(env, o.Get("m"), "state.m");
+    CheckLength(env, s.m, s.a.ElementLength() + s.b.ElementLength() + s.head.ElementLength(),
+                "state.m");
+    s.st.m = s.m.Data();
+  }
+  s.st.steps = U64BigInt(env, o.Get("steps"), "state.steps");
+  s.st.position = U64BigInt(env, o.Get("position"), "state.position");
+  return s;
+}
+
+// (config, state, key, nonce, x: Int8Array, y: Int32Array) -> { steps, position, batch };
+// state.a/b/head are updated in place.
+Napi::Value FixedLoraStep(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const dplora_fx_step_config c = StepConfig(env, Arg(info, 0));
+  StepState s = StateArg(env, c, Arg(info, 1));
+  Napi::Uint8Array key = KeyArg(env, Arg(info, 2));
+  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 3));
+  Napi::Int8Array x = I8(env, Arg(info, 4), "x");
+  Napi::Int32Array y = I32(env, Arg(info, 5), "y");
+  const int64_t n = int64_t(y.ElementLength());
+  CheckLength(env, x, MulSize(env, n, c.d_in, "x"), "x");
+  std::vector<uint64_t> scratch((dplora_fx_step_scratch_bytes(&c) + 7) / 8);
+  int64_t batch = 0;
+  const int rc = dplora_fx_step(&c, &s.st, key.Data(), nonce.Data(), x.Data(), y.Data(), n,
+                                scratch.data(), scratch.size() * 8, &batch);
+  if (rc == DPLORA_EBUDGET)
+    throw Napi::Error::New(env, "fixedLoraStep: the planned step budget is spent");
+  CheckStatus(env, rc, "fixedLoraStep");
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("steps", U64ToBigInt(env, s.st.steps));
+  r.Set("position", U64ToBigInt(env, s.st.position));
+  r.Set("batch", Napi::Number::New(env, double(batch)));
+  return r;
+}
+
+// (config, state, x: Int8Array [n, dIn]) -> Int32Array of predicted classes
+Napi::Value FixedLoraPredict(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const dplora_fx_step_config c = StepConfig(env, Arg(info, 0));
+  StepState s = StateArg(env, c, Arg(info, 1));
+  Napi::Int8Array x = I8(env, Arg(info, 2), "x");
+  if (x.ElementLength() % size_t(c.d_in) != 0)
+    ThrowRange(env, "x: length must be a multiple of dIn");
+  const int64_t n = int64_t(x.ElementLength()) / c.d_in;
+  std::vector<uint64_t> scratch((dplora_fx_step_scratch_bytes(&c) + 7) / 8);
+  Napi::Int32Array out = Napi::Int32Array::New(env, size_t(n));
+  for (int64_t r = 0; r < n; ++r) {
+    const int32_t p =
+        dplora_fx_predict(&c, &s.st, x.Data() + r * c.d_in, scratch.data(), scratch.size() * 8);
+    CheckStatus(env, p < 0 ? p : DPLORA_OK, "fixedLoraPredict");
+    out[size_t(r)] = p;
+  }
+  return out;
+}
+
 }  // namespace
 
 void RegisterFixed(Napi::Env env, Napi::Object exports) {
@@ -106,6 +225,8 @@ void RegisterFixed(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "fixedDequantize", FixedDequantize);
   Export(env, exports, "fixedClipSum", FixedClipSum);
   Export(env, exports, "fixedAddDiscreteGaussian", FixedAddDiscreteGaussian);
+  Export(env, exports, "fixedLoraStep", FixedLoraStep);
+  Export(env, exports, "fixedLoraPredict", FixedLoraPredict);
 }
 
 }  // namespace dplora_binding

@@ -141,6 +141,99 @@ Napi::Value SgemmAsync(const Napi::CallbackInfo &info) {
       [cref, c](Napi::Env e) { return CopyOut<float>(e, *cref, *c, "sgemmAsync"); }, {});
 }
 
+// ------------------------------------------------------- packed operand --
+
+// Tags the externals this file creates, so a foreign External is refused.
+const napi_type_tag kPackedTag = {0x6470c0a5e7b14d2aull, 0x9f3b2c61d8e40a17ull};
+
+// The handle of a packed-matrix external (throws TypeError for anything else).
+dplora_packed_b *PackedArg(Napi::Env env, Napi::Value v) {
+  bool ours = false;
+  if (v.IsExternal()) {
+    if (napi_check_object_type_tag(env, v, &kPackedTag, &ours) != napi_ok) ours = false;
+  }
+  if (!ours) ThrowType(env, "packed must be a handle returned by sgemmPackB");
+  return v.As<Napi::External<dplora_packed_b>>().Data();
+}
+
+// sgemmPackB(b, {k, n, transB?, ldb?}) -> handle owning a packed copy of op(B).
+Napi::Value SgemmPackB(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Obj(env, Arg(info, 1), "opts");
+  const int64_t k = IntField(env, o, "k"), n = IntField(env, o, "n");
+  const bool tb = OptBool(env, o, "transB", false);
+  const int64_t rb = tb ? n : k, wb = tb ? k : n;
+  int64_t ldb = std::max<int64_t>(1, wb);
+  Napi::Value ldv = o.Get("ldb");
+  if (!ldv.IsUndefined()) {
+    ldb = IntValue(env, ldv, "ldb", 1);
+    if (ldb < wb) ThrowRange(env, "ldb must be >= the stored row width " + std::to_string(wb));
+  }
+  Napi::Float32Array b = F32(env, Arg(info, 0), "b");  // read after the getters
+  CheckAtLeast(env, b, Span(env, rb, wb, ldb, "b"), "b");
+  dplora_packed_b *p = nullptr;
+  CheckStatus(env, dplora_sgemm_pack_b(tb, k, n, b.Data(), ldb, &p), "sgemmPackB");
+  const int64_t bytes = dplora_packed_b_bytes(p);
+  auto ext = Napi::External<dplora_packed_b>::New(env, p, [bytes](Napi::Env e, dplora_packed_b *q) {
+    dplora_packed_b_free(q);
+    Napi::MemoryManagement::AdjustExternalMemory(e, -bytes);
+  });
+  if (napi_type_tag_object(env, ext, &kPackedTag) != napi_ok)
+    throw Napi::Error::New(env, "sgemmPackB: could not tag the handle");
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  return ext;
+}
+
+// packedInfo(handle) -> {isa, bytes}
+Napi::Value PackedInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  dplora_packed_b *p = PackedArg(env, Arg(info, 0));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("isa", dplora_isa_name(dplora_packed_b_isa(p)));
+  o.Set("bytes", static_cast<double>(dplora_packed_b_bytes(p)));
+  return o;
+}
+
+// sgemmPacked(a, handle, c, {m, k, n, transA?, alpha?, beta?, lda?, ldc?}) -> true, or false
+// when the handle was packed for another ISA path (pack again).  k and n must match the
+// handle (they are repeated so that the call documents the shapes it assumes).
+Napi::Value SgemmPacked(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  dplora_packed_b *p = PackedArg(env, Arg(info, 1));
+  Napi::Object o = Obj(env, Arg(info, 3), "opts");
+  const int64_t m = IntField(env, o, "m"), k = IntField(env, o, "k"), n = IntField(env, o, "n");
+  int64_t pk = 0, pn = 0;
+  dplora_packed_b_dims(p, &pk, &pn);
+  if (k != pk || n != pn)
+    ThrowRange(env, "k x n = " + std::to_string(k) + " x " + std::to_string(n) +
+                        " does not match the packed matrix " + std::to_string(pk) + " x " +
+                        std::to_string(pn));
+  const bool ta = OptBool(env, o, "transA", false);
+  const double alpha = OptFinite(env, o, "alpha", 1.0), beta = OptFinite(env, o, "beta", 0.0);
+  if (std::fabs(alpha) > 3.4028234663852886e38) ThrowRange(env, "alpha is outside the float range");
+  if (std::fabs(beta) > 3.4028234663852886e38) ThrowRange(env, "beta is outside the float range");
+  const int64_t ra = ta ? k : m, wa = ta ? m : k;
+  auto ld = [&](const char *key, int64_t width) {
+    Napi::Value v = o.Get(key);
+    const int64_t minimum = std::max<int64_t>(1, width);
+    if (v.IsUndefined()) return minimum;
+    const int64_t x = IntValue(env, v, key, 1);
+    if (x < width)
+      ThrowRange(env, Str(key) + " must be >= the stored row width " + std::to_string(width));
+    return x;
+  };
+  const int64_t lda = ld("lda", wa), ldc = ld("ldc", n);
+  Napi::Float32Array a = F32(env, Arg(info, 0), "a"), c = F32(env, Arg(info, 2), "c");
+  CheckAtLeast(env, a, Span(env, ra, wa, lda, "a"), "a");
+  CheckAtLeast(env, c, Span(env, m, n, ldc, "c"), "c");
+  CheckNoOverlap(env, c, "c", a, "a");
+  const int rc = dplora_sgemm_packed(ta, m, static_cast<float>(alpha), a.Data(), lda, p,
+                                     static_cast<float>(beta), c.Data(), ldc);
+  if (rc == DPLORA_ESTALE) return Napi::Boolean::New(env, false);
+  CheckStatus(env, rc, "sgemmPacked");
+  return Napi::Boolean::New(env, true);
+}
+
 // ------------------------------------------------------------ grad shapes --
 
 struct Shape {
@@ -469,6 +562,9 @@ Napi::Value BenchFmaPeak(const Napi::CallbackInfo &info) {
 void RegisterLinalg(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "sgemm", Sgemm);
   Export(env, exports, "sgemmAsync", SgemmAsync);
+  Export(env, exports, "sgemmPackB", SgemmPackB);
+  Export(env, exports, "sgemmPacked", SgemmPacked);
+  Export(env, exports, "packedInfo", PackedInfo);
   Export(env, exports, "gradNormSq", GradNormSq);
   Export(env, exports, "gradNormSqAsync", GradNormSqAsync);
   Export(env, exports, "clippedSum", ClippedSum);

@@ -25,6 +25,7 @@ extern "C" {
 #define DPLORA_EOVERFLOW (-2) /* input could overflow an integer accumulator */
 #define DPLORA_ENOMEM (-3)    /* scratch allocation failed                   */
 #define DPLORA_EENTROPY (-4)  /* the OS entropy source failed                */
+#define DPLORA_ESTALE (-5)    /* a packed operand was made for another ISA path */
 
 /** Instruction-set paths. SCALAR is always built. */
 typedef enum {
@@ -60,6 +61,31 @@ int dplora_set_num_threads(int n);
 int dplora_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                  int64_t ldc);
+
+/**
+ * A matrix op(B) packed once for repeated products with the active ISA's
+ * GEMM kernel (a frozen weight: it never changes, so packing it on every
+ * call, as dplora_sgemm must, is wasted work).  The handle owns a copy: later
+ * changes to B are not seen (pack again).  op(B) is k x n: B is stored k x n
+ * (trans_b = 0) or n x k (trans_b != 0) with row stride ldb.
+ */
+typedef struct dplora_packed_b dplora_packed_b;
+int dplora_sgemm_pack_b(int trans_b, int64_t k, int64_t n, const float *b, int64_t ldb,
+                        dplora_packed_b **out);
+void dplora_packed_b_free(dplora_packed_b *p);
+/** The ISA the handle was packed for (-1 for null). */
+int dplora_packed_b_isa(const dplora_packed_b *p);
+/** op(B)'s shape k x n (0 x 0 for null). */
+void dplora_packed_b_dims(const dplora_packed_b *p, int64_t *k, int64_t *n);
+/** Bytes the packed copy holds. */
+int64_t dplora_packed_b_bytes(const dplora_packed_b *p);
+/**
+ * C = alpha * op(A) * op(B) + beta * C with op(B) from the handle (m x k op(A),
+ * C m x n).  Bitwise equal to dplora_sgemm on the same B.  Returns
+ * DPLORA_ESTALE if the active ISA changed since packing (pack again).
+ */
+int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const float *a, int64_t lda,
+                        const dplora_packed_b *pb, float beta, float *c, int64_t ldc);
 
 typedef enum {
   DPLORA_NORM_AUTO = 0,   /* cheaper exact method by flop count */

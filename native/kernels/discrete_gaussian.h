@@ -7,9 +7,10 @@
 // position by ceil(n / 64) * 2^26.  A group needing more than 2^26 words
 // (expected use: about 600) is refused with DPLORA_EOVERFLOW.
 #pragma once
-#include <cstdint>
+#include <stdint.h>
 
 #include "chacha20.h"
+#include "fixed/u128.h"
 
 namespace dplora {
 namespace dgauss {
@@ -18,9 +19,9 @@ constexpr int64_t kGroup = 64;
 constexpr int kRegionLog2 = 26;
 
 struct Params {
-  uint64_t a, b;          // sigma^2 = a / b
-  uint64_t t;             // floor(sigma) + 1
-  unsigned __int128 den;  // 2 a b t^2
+  uint64_t a, b;  // sigma^2 = a / b
+  uint64_t t;     // floor(sigma) + 1
+  u128 den;       // 2 a b t^2
 };
 
 // False when the parameters overflow 128 bits (or a or b is 0).

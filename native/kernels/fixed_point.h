@@ -2,7 +2,7 @@
 // fixed_clip.cc); the C API wrappers in fixed_point.cc split them over the
 // thread pool.
 #pragma once
-#include <cstdint>
+#include <stdint.h>
 
 namespace dplora {
 namespace fixedpt {

@@ -28,10 +28,29 @@ std::vector<float> rvec(int64_t n) {
 }
 
 void test_sgemm() {
-  const int64_t sizes[][3] = {{0, 0, 0},     {1, 1, 1},    {0, 3, 2},     {3, 0, 2},
-                              {3, 4, 0},     {1, 17, 5},   {7, 1, 9},     {5, 5, 1},
-                              {13, 33, 7},   {6, 16, 256}, {25, 40, 300}, {97, 70, 513},
-                              {150, 31, 64}, {12, 32, 3},  {73, 129, 260}};
+  const int64_t sizes[][3] = {{0, 0, 0},
+                              {1, 1, 1},
+                              {0, 3, 2},
+                              {3, 0, 2},
+                              {3, 4, 0},
+                              {1, 17, 5},
+                              {7, 1, 9},
+                              {5, 5, 1},
+                              {13, 33, 7},
+                              {6, 16, 256},
+                              {25, 40, 300},
+                              {97, 70, 513},
+                              {150, 31, 64},
+                              {12, 32, 3},
+                              {73, 129, 260},
+                              // narrow products (LoRA ranks): the skinny and swapped paths
+                              {100, 8, 768},
+                              {49, 5, 33},
+                              {64, 1, 17},
+                              {50, 16, 40},
+                              {97, 12, 23},
+                              {300, 9, 16},
+                              {72, 3, 100}};
   for (auto &s : sizes) {
     const int64_t m = s[0], n = s[1], k = s[2];
     for (int ta = 0; ta < 2; ++ta) {
@@ -250,13 +269,82 @@ void test_thread_invariance_sum() {
 }
 
 void test_thread_invariance() {
-  const int64_t m = 130, n = 150, k = 700;
-  std::vector<float> A = rvec(m * k), B = rvec(k * n), C1(m * n), C2(m * n);
-  dplora_set_num_threads(1);
-  CHECK(dplora_sgemm(0, 0, m, n, k, 1, A.data(), k, B.data(), n, 0, C1.data(), n) == DPLORA_OK);
+  // Shapes whose split (shared panels, row or column split) changes with the
+  // thread count: m = 40 / 60 rows are 4-5 row tiles (shared panels on 1 and
+  // 2 threads vs a column split on 2 and 4).
+  const int64_t shapes[][3] = {{130, 150, 700}, {40, 300, 260}, {60, 200, 300}, {30, 500, 100}};
+  for (auto &s : shapes) {
+    const int64_t m = s[0], n = s[1], k = s[2];
+    for (int tb = 0; tb < 2; ++tb) {
+      std::vector<float> A = rvec(m * k), B = rvec(k * n), C1(m * n), C2(m * n);
+      const int64_t ldb = tb ? k : n;
+      dplora_set_num_threads(1);
+      CHECK(dplora_sgemm(0, tb, m, n, k, 1, A.data(), k, B.data(), ldb, 0, C1.data(), n) ==
+            DPLORA_OK);
+      for (int threads : {2, 4}) {
+        dplora_set_num_threads(threads);
+        CHECK(dplora_sgemm(0, tb, m, n, k, 1, A.data(), k, B.data(), ldb, 0, C2.data(), n) ==
+              DPLORA_OK);
+        CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
+      }
+    }
+  }
   dplora_set_num_threads(2);
-  CHECK(dplora_sgemm(0, 0, m, n, k, 1, A.data(), k, B.data(), n, 0, C2.data(), n) == DPLORA_OK);
-  CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
+}
+
+// The packed-operand product is bitwise equal to dplora_sgemm (itself checked
+// against a double reference above) on every path: one block, split over
+// columns (few rows), over rows and with shared panels (large), edge panels.
+void test_sgemm_packed() {
+  const int64_t sizes[][3] = {{1, 1, 1},       {3, 17, 5},   {32, 768, 300}, {20, 70, 513},
+                              {300, 200, 300}, {97, 33, 64}, {7, 130, 1},    {500, 40, 260}};
+  for (auto &s : sizes) {
+    const int64_t m = s[0], n = s[1], k = s[2];
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        const int64_t ra = ta ? k : m, wa = ta ? m : k, rb = tb ? n : k, wb = tb ? k : n;
+        const int64_t lda = wa + 1, ldb = wb + 3, ldc = n + 2;
+        const std::vector<float> A = rvec(ra * lda), B = rvec(rb * ldb), C0 = rvec(m * ldc);
+        dplora_packed_b *pb = nullptr;
+        CHECK(dplora_sgemm_pack_b(tb, k, n, B.data(), ldb, &pb) == DPLORA_OK);
+        CHECK(pb != nullptr && dplora_packed_b_isa(pb) == dplora_active_isa());
+        int64_t pk = -1, pn = -1;
+        dplora_packed_b_dims(pb, &pk, &pn);
+        CHECK(pk == k && pn == n && dplora_packed_b_bytes(pb) >= k * n * 4);
+        for (float beta : {0.0f, 1.0f, -0.5f}) {
+          std::vector<float> cu = C0, cp = C0;
+          CHECK(dplora_sgemm(ta, tb, m, n, k, 0.75f, A.data(), lda, B.data(), ldb, beta, cu.data(),
+                             ldc) == DPLORA_OK);
+          CHECK(dplora_sgemm_packed(ta, m, 0.75f, A.data(), lda, pb, beta, cp.data(), ldc) ==
+                DPLORA_OK);
+          CHECK(std::memcmp(cu.data(), cp.data(), cu.size() * sizeof(float)) == 0);
+        }
+        dplora_packed_b_free(pb);
+      }
+    }
+  }
+  // Bad arguments.
+  dplora_packed_b *pb = nullptr;
+  const std::vector<float> B = rvec(12);
+  CHECK(dplora_sgemm_pack_b(0, 3, 4, B.data(), 3, &pb) == DPLORA_EINVAL && pb == nullptr);
+  CHECK(dplora_sgemm_pack_b(0, 3, 4, nullptr, 4, &pb) == DPLORA_EINVAL);
+  CHECK(dplora_sgemm_pack_b(0, 3, 4, B.data(), 4, nullptr) == DPLORA_EINVAL);
+  CHECK(dplora_sgemm_packed(0, 2, 1, B.data(), 3, nullptr, 0, nullptr, 4) == DPLORA_EINVAL);
+  CHECK(dplora_sgemm_pack_b(0, 3, 4, B.data(), 4, &pb) == DPLORA_OK);
+  std::vector<float> c(8);
+  CHECK(dplora_sgemm_packed(0, 2, 1, B.data(), 2, pb, 0, c.data(), 4) == DPLORA_EINVAL);  // lda
+  CHECK(dplora_sgemm_packed(0, 2, 1, B.data(), 3, pb, 0, c.data(), 3) == DPLORA_EINVAL);  // ldc
+  // A handle made for one ISA path is refused under another.
+  const int isa = dplora_active_isa();
+  for (int other = DPLORA_ISA_SCALAR; other <= DPLORA_ISA_AVX512; ++other) {
+    if (other == isa || !dplora_isa_supported(other)) continue;
+    CHECK(dplora_set_isa(other) == DPLORA_OK);
+    CHECK(dplora_sgemm_packed(0, 2, 1, B.data(), 3, pb, 0, c.data(), 4) == DPLORA_ESTALE);
+    CHECK(dplora_set_isa(isa) == DPLORA_OK);
+  }
+  CHECK(dplora_sgemm_packed(0, 2, 1, B.data(), 3, pb, 0, c.data(), 4) == DPLORA_OK);
+  dplora_packed_b_free(pb);
+  dplora_packed_b_free(nullptr);
 }
 
 }  // namespace
@@ -269,6 +357,7 @@ int main() {
     for (int threads : {1, 2}) {
       CHECK(dplora_set_num_threads(threads) == DPLORA_OK);
       test_sgemm();
+      test_sgemm_packed();
       test_norms();
       test_clipped_sum();
       test_clip();

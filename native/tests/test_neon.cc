@@ -50,7 +50,7 @@ void test_gaussian_known_answer() {
 #if defined(__aarch64__)
 #include "chacha20.h"
 #include "gaussian.h"
-#include "linalg_kernels.h"
+#include "kernels.h"
 
 namespace {
 
@@ -124,8 +124,8 @@ void test_sgemm_vs_scalar() {
 }
 
 void test_norms_vs_scalar() {
-  const dplora::linalg::LinalgKernels &S = dplora::linalg::kernels_for(DPLORA_ISA_SCALAR);
-  const dplora::linalg::LinalgKernels &N = dplora::linalg::kernels_for(DPLORA_ISA_NEON);
+  const dplora::Kernels &S = dplora::kernels_for(DPLORA_ISA_SCALAR);
+  const dplora::Kernels &N = dplora::kernels_for(DPLORA_ISA_NEON);
   CHECK(&S != &N);
   for (int64_t n = 0; n <= 41; ++n) {
     const std::vector<float> x = rvec(n + 3);

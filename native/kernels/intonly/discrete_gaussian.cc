@@ -1,7 +1,10 @@
 // Exact discrete Gaussian sampler (Canonne, Kamath and Steinke, "The
 // Discrete Gaussian for Differential Privacy", 2020, Algorithms 1-3) in
-// integer arithmetic only.  Integer-only translation unit (compiled with
-// -mgeneral-regs-only): no floating point exists here to attack.
+// integer arithmetic only.  Float-free translation unit (compiled with
+// -mgeneral-regs-only or the target's soft-float flags): no floating point
+// exists here to attack.  No exceptions, heap or threads: it builds
+// freestanding for 32- and 64-bit soft-float targets (dplora::u128 is the
+// portable 128-bit type of fixed/u128.h).
 //
 // Every probability is a ratio of integers; Bernoulli(n/d) compares a
 // uniform U in [0, d) against n.  U is exact (no modulo bias): for d a power
@@ -11,33 +14,28 @@
 // at a time, most significant first, with rejection of U >= d, deciding as
 // soon as the prefix settles the comparison.  Intermediates are 128-bit (the BernExp argument of
 // DGauss is squared into 256 bits and divided exactly); a value that does
-// not fit is refused with DPLORA_EOVERFLOW, never wrapped.
+// not fit is refused with DPLORA_EOVERFLOW, never wrapped.  An overflow or
+// an exhausted stream region sets a sticky failure flag that every loop
+// checks, so the sampler stops and the caller reports DPLORA_EOVERFLOW.
 #include "chacha20.h"
 #include "discrete_gaussian.h"
 #include "dplora.h"
+#include "fixed/u128.h"
 #include "int_math.h"
 
 namespace dplora {
 namespace dgauss {
 namespace {
 
-using u128 = unsigned __int128;
 using chacha::Reader;
-
-inline int bitlen128(u128 x) {
-  const uint64_t hi = uint64_t(x >> 64), lo = uint64_t(x);
-  if (hi != 0) return 128 - __builtin_clzll(hi);
-  if (lo != 0) return 64 - __builtin_clzll(lo);
-  return 0;
-}
-
-// Thrown when an intermediate would not fit its integer type.
-struct Overflow {};
 
 struct Sampler {
   Reader rd;
+  bool overflow = false;  // an intermediate did not fit its integer type
 
   Sampler(const chacha::Stream &s, uint64_t pos, uint64_t limit) : rd(s, pos, limit) {}
+
+  bool failed() const { return overflow || rd.failed(); }
 
   // Bernoulli(n / d), 0 < n < d, d > 2^32: U uniform in [0, d) drawn most
   // significant chunk first (the top chunk holds len mod 32 bits, then
@@ -45,17 +43,19 @@ struct Sampler {
   // the prefix decides it.  Same distribution as drawing all of U at once.
   template <typename U>
   bool bern_chunks(U n, U d) {
-    const int len = bitlen128(d - 1);  // U has `len` bits; d <= 2^len
+    const int len = u128_bitlen(u128(d - 1));  // U has `len` bits; d <= 2^len
     const bool d_above = len == int(8 * sizeof(U)) ? false : (d >> len) != 0;
     const int first = len - 32 * ((len - 1) / 32);  // 1..32
     for (;;) {
+      if (failed()) return false;
       int vs_n = 0;                 // 0: prefix equal to n's, 1: U > n
       int vs_d = d_above ? -1 : 0;  // 0: equal to d's, -1: U < d
       bool reject = false;
       for (int rem = len, c = first; rem > 0; rem -= c, c = 32) {
         const uint32_t mask = c == 32 ? ~uint32_t(0) : (uint32_t(1) << c) - 1;
         const uint32_t u = c == 32 ? rd.word() : uint32_t(rd.bits(c));
-        const uint32_t nc = uint32_t(n >> (rem - c)) & mask, dc = uint32_t(d >> (rem - c)) & mask;
+        const uint32_t nc = uint32_t(U(n >> (rem - c))) & mask;
+        const uint32_t dc = uint32_t(U(d >> (rem - c))) & mask;
         if (vs_n == 0) {
           if (u < nc) return true;  // U < n < d
           if (u > nc) vs_n = 1;
@@ -90,7 +90,7 @@ struct Sampler {
   }
 
   bool bern(u128 n, u128 d) {
-    if ((d >> 64) == 0) return bern64(uint64_t(n), uint64_t(d));
+    if (u128_hi(d) == 0) return bern64(u128_lo(n), u128_lo(d));
     if (n == 0) return false;
     if (n >= d) return true;
     return bern_chunks<u128>(n, d);
@@ -98,31 +98,39 @@ struct Sampler {
 
   // Bernoulli(exp(-n/d)) for 0 <= n <= d (Algorithm 1, gamma in [0, 1]).
   bool bern_exp1(u128 n, u128 d) {
-    if ((d >> 64) == 0) {  // 64-bit fast path while d k fits
-      const uint64_t n64 = uint64_t(n), d64 = uint64_t(d);
+    if (u128_hi(d) == 0) {  // 64-bit fast path while d k fits
+      const uint64_t n64 = u128_lo(n), d64 = u128_lo(d);
       uint64_t k = 1, dk = d64;
       for (;;) {
+        if (failed()) return false;
         if (!bern64(n64, dk)) return (k & 1) != 0;
         ++k;
         if (__builtin_mul_overflow(d64, k, &dk)) break;  // continue in 128 bits
       }
       u128 k128 = k;
       for (;;) {
+        if (failed()) return false;
         u128 dk128;
-        if (__builtin_mul_overflow(d, k128, &dk128)) throw Overflow();
+        if (!u128_mul_ok(d, k128, dk128)) return fail_overflow();
         if (!bern(n, dk128)) break;
         ++k128;
       }
-      return (k128 & 1) != 0;
+      return (u128_lo(k128) & 1) != 0;
     }
     u128 k = 1;
     for (;;) {
+      if (failed()) return false;
       u128 dk;
-      if (__builtin_mul_overflow(d, k, &dk)) throw Overflow();
+      if (!u128_mul_ok(d, k, dk)) return fail_overflow();
       if (!bern(n, dk)) break;
       ++k;
     }
-    return (k & 1) != 0;
+    return (u128_lo(k) & 1) != 0;
+  }
+
+  bool fail_overflow() {
+    overflow = true;
+    return false;
   }
 
   // Bernoulli(exp(-(q + r/d))), r < d: q factors exp(-1), then exp(-r/d).
@@ -143,7 +151,7 @@ struct Sampler {
     uint64_t m = draw() * t;
     if ((m & kMask) < t) {
       const uint64_t thresh = ((uint64_t(1) << B) - t) % t;  // 2^B mod t
-      while ((m & kMask) < thresh) m = draw() * t;
+      while ((m & kMask) < thresh && !rd.failed()) m = draw() * t;
     }
     return m >> B;
   }
@@ -157,30 +165,32 @@ struct Sampler {
   uint64_t uniform(uint64_t t) {
     if (t <= (uint64_t(1) << 32)) return uniform32(t);
     auto draw = [this]() { return (uint64_t(rd.word()) << 32) | rd.word(); };
-    u128 m = u128(draw()) * t;
-    uint64_t low = uint64_t(m);
+    u128 m = mul64x64(draw(), t);
+    uint64_t low = u128_lo(m);
     if (low < t) {
       const uint64_t thresh = (uint64_t(0) - t) % t;  // 2^64 mod t
-      while (low < thresh) {
-        m = u128(draw()) * t;
-        low = uint64_t(m);
+      while (low < thresh && !rd.failed()) {
+        m = mul64x64(draw(), t);
+        low = u128_lo(m);
       }
     }
-    return uint64_t(m >> 64);
+    return u128_hi(m);
   }
 
   // Discrete Laplace with scale t (Algorithm 2 with s = 1): P(y) ~ exp(-|y|/t).
   int64_t dlap(uint64_t t) {
     for (;;) {
+      if (failed()) return 0;
       const uint64_t u = uniform(t);
       if (!bern_exp1(u, t)) continue;
       uint64_t v = 0;
       while (bern_exp1(1, 1)) ++v;
-      const u128 x = u128(u) + u128(t) * v;
-      if (x >> 63) throw Overflow();
+      const u128 x = u128(u) + mul64x64(t, v);
+      if (u128_hi(x) != 0 || (u128_lo(x) >> 63) != 0) return fail_overflow();
       const uint32_t neg = rd.bit();
-      if (neg && x == 0) continue;
-      return neg ? -int64_t(x) : int64_t(x);
+      const int64_t x64 = int64_t(u128_lo(x));
+      if (neg && x64 == 0) continue;
+      return neg ? -x64 : x64;
     }
   }
 };
@@ -191,7 +201,7 @@ void divmod256(u128 hi, u128 lo, u128 d, u128 &q, u128 &r) {
   u128 qlo = 0;
   bool q_big = false;
   for (int i = 255; i >= 0; --i) {
-    const u128 bit = i >= 128 ? (hi >> (i - 128)) & 1 : (lo >> i) & 1;
+    const u128 bit = i >= 128 ? (hi >> (i - 128)) & u128(1) : (lo >> i) & u128(1);
     const bool carry = (r >> 127) != 0;
     r = (r << 1) | bit;
     if (carry || r >= d) {
@@ -208,8 +218,8 @@ void divmod256(u128 hi, u128 lo, u128 d, u128 &q, u128 &r) {
 
 // x^2 as 256 bits.
 void square128(u128 x, u128 &hi, u128 &lo) {
-  const u128 x0 = uint64_t(x), x1 = x >> 64;
-  const u128 p00 = x0 * x0, p01 = x0 * x1, p11 = x1 * x1;
+  const uint64_t x0 = u128_lo(x), x1 = u128_hi(x);
+  const u128 p00 = mul64x64(x0, x0), p01 = mul64x64(x0, x1), p11 = mul64x64(x1, x1);
   // x^2 = p11 2^128 + 2 p01 2^64 + p00
   const u128 mid_lo = p01 << 65;  // low 128 bits of 2 p01 2^64
   const u128 mid_hi = p01 >> 63;  // the rest
@@ -221,15 +231,16 @@ void square128(u128 x, u128 &hi, u128 &lo) {
 // den = 2 a b t^2 precomputed.
 int64_t dgauss(Sampler &s, uint64_t a, uint64_t b, uint64_t t, u128 den) {
   for (;;) {
+    if (s.failed()) return 0;
     const int64_t y = s.dlap(t);
     const uint64_t ay = y < 0 ? uint64_t(0) - uint64_t(y) : uint64_t(y);
     // (|y| b t - a)^2 / (2 a b t^2) = exp argument.
     u128 ybt;
-    if (__builtin_mul_overflow(u128(ay) * b, u128(t), &ybt)) throw Overflow();  // |y| b < 2^127
-    const u128 diff = ybt >= a ? ybt - a : u128(a) - ybt;
+    if (!u128_mul_ok(mul64x64(ay, b), u128(t), ybt)) return s.fail_overflow();
+    const u128 diff = ybt >= u128(a) ? ybt - u128(a) : u128(a) - ybt;
     u128 q, r;
-    if ((diff >> 64) == 0) {
-      const u128 num = diff * diff;
+    if (u128_hi(diff) == 0) {
+      const u128 num = mul64x64(u128_lo(diff), u128_lo(diff));
       q = num / den;
       r = num % den;
     } else {
@@ -248,27 +259,24 @@ bool setup(uint64_t a, uint64_t b, Params &p) {
   p.a = a;
   p.b = b;
   p.t = intmath::isqrt_floor<uint64_t>(a / b) + 1;
-  u128 x = u128(a) * b;  // < 2^128
-  if (__builtin_mul_overflow(x, u128(p.t), &x)) return false;
-  if (__builtin_mul_overflow(x, u128(p.t), &x)) return false;
-  if (__builtin_mul_overflow(x, u128(2), &x)) return false;
+  u128 x = mul64x64(a, b);  // < 2^128
+  if (!u128_mul_ok(x, u128(p.t), x)) return false;
+  if (!u128_mul_ok(x, u128(p.t), x)) return false;
+  if (!u128_mul_ok(x, u128(2), x)) return false;
   p.den = x;
   return true;
 }
 
 int sample_groups(const chacha::Stream &s, uint64_t base, const Params &p, int64_t g0, int64_t g1,
                   int64_t *out, int64_t n) {
-  try {
-    for (int64_t g = g0; g < g1; ++g) {
-      const uint64_t start = base + (uint64_t(g) << kRegionLog2);
-      Sampler smp(s, start, start + (uint64_t(1) << kRegionLog2));
-      const int64_t end = (g + 1) * kGroup < n ? (g + 1) * kGroup : n;
-      for (int64_t i = g * kGroup; i < end; ++i) out[i] = dgauss(smp, p.a, p.b, p.t, p.den);
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint64_t start = base + (uint64_t(g) << kRegionLog2);
+    Sampler smp(s, start, start + (uint64_t(1) << kRegionLog2));
+    const int64_t end = (g + 1) * kGroup < n ? (g + 1) * kGroup : n;
+    for (int64_t i = g * kGroup; i < end; ++i) {
+      out[i] = dgauss(smp, p.a, p.b, p.t, p.den);
+      if (smp.failed()) return DPLORA_EOVERFLOW;
     }
-  } catch (const Overflow &) {
-    return DPLORA_EOVERFLOW;
-  } catch (const chacha::StreamExhausted &) {
-    return DPLORA_EOVERFLOW;
   }
   return DPLORA_OK;
 }

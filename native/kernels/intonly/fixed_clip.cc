@@ -1,5 +1,6 @@
 // Fixed-point per-sample clipping and summation in integers only
-// (docs: algorithms.md section 4).  Integer-only translation unit.
+// (docs: algorithms.md section 4).  Float-free translation unit (no
+// exceptions, heap or threads; dplora::u128 is the portable 128-bit type).
 //
 // Why sum v^2 <= C^2 always: for a clipped row (n2 > C^2), c =
 // ceil_isqrt(n2) >= sqrt(n2) and k = floor(C 2^32 / c) <= C 2^32 / c, and
@@ -7,13 +8,12 @@
 // sum v_j^2 <= (k / 2^32)^2 n2 <= C^2 n2 / c^2 <= C^2.
 // Magnitudes are truncated (never a right shift of a negative number, which
 // would round away from zero).
+#include "fixed/u128.h"
 #include "fixed_point.h"
 #include "int_math.h"
 
 namespace dplora {
 namespace fixedpt {
-
-using u128 = unsigned __int128;
 
 namespace {
 
@@ -26,7 +26,7 @@ inline u128 ceil_isqrt128(u128 n) {
 
 int64_t clip_scales(const int32_t *grads, int64_t b0, int64_t b1, int64_t dim, int64_t clip,
                     int64_t *scale) {
-  const u128 c2 = u128(uint64_t(clip)) * uint64_t(clip);
+  const u128 c2 = mul64x64(uint64_t(clip), uint64_t(clip));
   int64_t clipped = 0;
   for (int64_t i = b0; i < b1; ++i) {
     const int32_t *row = grads + i * dim;
@@ -41,7 +41,7 @@ int64_t clip_scales(const int32_t *grads, int64_t b0, int64_t b1, int64_t dim, i
       continue;
     }
     // c >= clip + 1 and c < 2^59; clip 2^32 < 2^63.
-    const uint64_t c = uint64_t(ceil_isqrt128(n2));
+    const uint64_t c = u128_lo(ceil_isqrt128(n2));
     scale[i] = int64_t((uint64_t(clip) << kShift) / c);
     ++clipped;
   }

@@ -1,0 +1,254 @@
+/**
+ * Where the training step's time goes, against the FMA peak measured in the same run:
+ * every matrix product of one LoRA layer of the side-by-side workload (frozen 768x768
+ * base, rank r adapter; rows = B * T) timed on its own at its real shape, with the
+ * frozen base products both packed per call (sgemm) and packed once (PackedMatrix), the
+ * per-sample norms and clipped sums of the DP step, and the whole step (12 layers, plain
+ * SGD as in ../shared/bench/side_by_side) with frozen-weight packing off and on,
+ * alternating step by step so both see the same machine load.
+ *
+ * `DPLORA_PHASES_SHAPES="64x128x8 32x1x8"` picks the (B x T x r) shapes;
+ * `DPLORA_PHASES_STEP=0` skips the whole-step timing.
+ */
+import * as os from 'os';
+import { performance } from 'perf_hooks';
+import { capabilities } from '../lib/native';
+import {
+  benchFmaPeak,
+  clippedSum,
+  PackedMatrix,
+  perSampleGradNormSq,
+  sgemm,
+} from '../lib/kernels/linalg';
+import { Rng } from '../lib/kernels/rng';
+import { Linear, LoraLinear, Sequential, Tensor, mseLoss } from '../lib/nn';
+import { setFrozenWeightPacking } from '../lib/nn/packed_weight';
+import { SGD } from '../lib/optim';
+import { DPOptimizer } from '../lib/privacy';
+import { median, printTable, writeResults } from './util';
+
+const D = 768;
+const LAYERS = 12;
+
+function data(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** CPU time (user + system, all threads) in ms since `c0`. */
+function cpuMs(c0: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+}
+
+/**
+ * Median ms of `fn` over enough repetitions for about `budgetMs` (at least 3): wall time,
+ * or with `DPLORA_PHASES_CPU=1` the process CPU time (robust on a loaded machine when
+ * DPLORA_THREADS=1; with more threads it also counts the pool's waiting).
+ */
+function time(fn: () => void, budgetMs = 400): number {
+  const useCpu = process.env.DPLORA_PHASES_CPU === '1';
+  fn();
+  const t0 = performance.now();
+  fn();
+  const once = Math.max(performance.now() - t0, 1e-3);
+  const reps = Math.max(3, Math.min(200, Math.round(budgetMs / once)));
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const a = performance.now();
+    const c = process.cpuUsage();
+    fn();
+    ts.push(useCpu ? cpuMs(c) : performance.now() - a);
+  }
+  return median(ts);
+}
+
+/** FMA peak in flop/s (per CPU-second with DPLORA_PHASES_CPU=1). */
+function peak(): number {
+  const useCpu = process.env.DPLORA_PHASES_CPU === '1';
+  let best = 0;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    const c = process.cpuUsage();
+    const rate = benchFmaPeak(4_000_000);
+    const wall = performance.now() - t0;
+    best = Math.max(best, useCpu ? (rate * wall) / cpuMs(c) : rate);
+  }
+  return best;
+}
+
+function model(r: number): Sequential {
+  const layers = [];
+  for (let l = 0; l < LAYERS; l++) {
+    const lora = new LoraLinear(new Linear(D, D, { trainable: false, seed: 100 + l }), {
+      r,
+      alpha: r,
+      seed: 200 + l,
+    });
+    lora.loraB = data(lora.loraB.length, 300 + l).map((v) => 0.02 * v);
+    layers.push(lora);
+  }
+  return new Sequential(...layers);
+}
+
+/** Nominal flops of one non-private step (every product, layer 0's input gradient included). */
+function stepFlops(rows: number, r: number): number {
+  return LAYERS * (4 * rows * D * D + 12 * rows * D * r);
+}
+
+export async function run(): Promise<void> {
+  const caps = capabilities();
+  const shapes = (process.env.DPLORA_PHASES_SHAPES ?? '64x128x8 32x1x8')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((s) => s.split('x').map(Number));
+  const load0 = os.loadavg();
+  const peak0 = peak();
+  const rows: Record<string, unknown>[] = [];
+  const steps: Record<string, unknown>[] = [];
+  for (const [B, T, r] of shapes) {
+    const n = B * T;
+    const x = data(n * D, 1);
+    const g = data(n * D, 2);
+    const w = data(D * D, 3).map((v) => v * 0.03);
+    const a = data(r * D, 4);
+    const bm = data(D * r, 5);
+    const h = data(n * r, 6);
+    const gh = data(n * r, 7);
+    const y = new Float32Array(n * D);
+    const small = new Float32Array(Math.max(n * r, D * r));
+    const wsmall = new Float32Array(D * r);
+    const wt = PackedMatrix.pack(w, { k: D, n: D, transB: true });
+    const wp = PackedMatrix.pack(w, { k: D, n: D });
+    const f = new Float32Array(B).fill(0.5);
+    const shp = { batch: B, seq: T };
+    const cases: Array<[string, number, () => void]> = [
+      [
+        'base fwd x W^T (sgemm)',
+        2 * n * D * D,
+        () => sgemm(x, w, y, { m: n, n: D, k: D, transB: true }),
+      ],
+      ['base fwd x W^T (packed)', 2 * n * D * D, () => wt.multiply(x, y, { m: n, n: D, k: D })],
+      ['base dgrad g W (sgemm)', 2 * n * D * D, () => sgemm(g, w, y, { m: n, n: D, k: D })],
+      ['base dgrad g W (packed)', 2 * n * D * D, () => wp.multiply(g, y, { m: n, n: D, k: D })],
+      [
+        'lora h = x A^T',
+        2 * n * D * r,
+        () => sgemm(x, a, small, { m: n, n: r, k: D, transB: true }),
+      ],
+      [
+        'lora y += h B^T',
+        2 * n * D * r,
+        () => sgemm(h, bm, y, { m: n, n: D, k: r, transB: true, beta: 1 }),
+      ],
+      ['lora gh = g B', 2 * n * D * r, () => sgemm(g, bm, small, { m: n, n: r, k: D })],
+      ['lora dx += gh A', 2 * n * D * r, () => sgemm(gh, a, y, { m: n, n: D, k: r, beta: 1 })],
+      [
+        'np wgrad B = g^T h',
+        2 * n * D * r,
+        () => sgemm(g, h, small, { m: D, n: r, k: n, transA: true }),
+      ],
+      [
+        'np wgrad A = gh^T x',
+        2 * n * D * r,
+        () => sgemm(gh, x, small, { m: r, n: D, k: n, transA: true }),
+      ],
+      [
+        'dp clipped sum B',
+        2 * n * D * r,
+        () => clippedSum(h, g, { ...shp, inDim: r, outDim: D }, f, wsmall),
+      ],
+      [
+        'dp clipped sum A',
+        2 * n * D * r,
+        () => clippedSum(x, gh, { ...shp, inDim: D, outDim: r }, f, wsmall),
+      ],
+      ['dp norms B', 0, () => perSampleGradNormSq(h, g, { ...shp, inDim: r, outDim: D })],
+      ['dp norms A', 0, () => perSampleGradNormSq(x, gh, { ...shp, inDim: D, outDim: r })],
+    ];
+    for (const [name, flops, fn] of cases) {
+      const ms = time(fn);
+      rows.push({
+        shape: `${B}x${T}x${r}`,
+        phase: name,
+        ms,
+        'GFLOP/s': flops ? flops / ms / 1e6 : '',
+        'of peak': flops ? flops / ms / 1e6 / (peak0 / 1e9) : '',
+      });
+    }
+    // Whole step, packing off / on alternating; non-private and DP.
+    if (process.env.DPLORA_PHASES_STEP === '0') continue;
+    const m = model(r);
+    m.train();
+    const xt = new Tensor(x, [B, T, D]);
+    const target = data(n * D, 9);
+    const opt = new SGD(m.trainableParameters(), { lr: 1e-3 / B });
+    const dpModel = model(r);
+    dpModel.train();
+    const dp = new DPOptimizer(dpModel, new SGD(dpModel.trainableParameters(), { lr: 1e-3 }), {
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      expectedBatchSize: B,
+      rng: new Rng(),
+    });
+    const npStep = () => {
+      opt.zeroGrad();
+      const out = m.forward(xt);
+      m.backward(mseLoss(out, target).grad);
+      opt.step();
+    };
+    const dpStep = () => {
+      const out = dpModel.forward(xt);
+      dpModel.backward(mseLoss(out, target).grad);
+      dp.step();
+    };
+    const reps = T > 1 ? 5 : 20;
+    const t: Record<string, number[]> = { npOff: [], npOn: [], dpOff: [], dpOn: [] };
+    for (let i = 0; i <= reps; i++) {
+      for (const [key, on, fn] of [
+        ['npOff', false, npStep],
+        ['npOn', true, npStep],
+        ['dpOff', false, dpStep],
+        ['dpOn', true, dpStep],
+      ] as Array<[string, boolean, () => void]>) {
+        setFrozenWeightPacking(on);
+        const t0 = performance.now();
+        fn();
+        if (i > 0) t[key].push(performance.now() - t0);
+      }
+    }
+    setFrozenWeightPacking(true);
+    const fl = stepFlops(n, r);
+    for (const key of Object.keys(t)) {
+      const ms = median(t[key]);
+      steps.push({
+        shape: `${B}x${T}x${r}`,
+        step: key,
+        ms,
+        'GFLOP/s': fl / ms / 1e6,
+        'of peak': fl / ms / 1e6 / (peak0 / 1e9),
+      });
+    }
+  }
+  const peak1 = peak();
+  const load1 = os.loadavg();
+  printTable(
+    `Step phases, ISA ${caps.isa}, ${caps.threads} threads; FMA peak ${(peak0 / 1e9).toFixed(0)} GFLOP/s ` +
+      `(end of run: ${(peak1 / 1e9).toFixed(0)}); load ${load0.map((v) => v.toFixed(2)).join(' ')}`,
+    rows,
+  );
+  printTable('Whole step (12 layers, SGD): frozen-weight packing Off / On', steps);
+  writeResults(`phases-${caps.isa}`, {
+    isa: caps.isa,
+    threads: caps.threads,
+    fmaPeak: [peak0, peak1],
+    loadavg: [load0, load1],
+    phases: rows,
+    steps,
+  });
+}

@@ -1,0 +1,389 @@
+/**
+ * The integer-only private LoRA step (native/kernels/fixed/step.cc, C API in
+ * native/include/dplora_fixed.h) from the host: {@link planIntegerLora}
+ * calibrates the noise with the accountant (discrete Gaussian mechanism),
+ * plans the step budget and produces the device's integer configuration
+ * (int8 base with per-channel multiplier and shift, sigma^2 and the sampling
+ * rate and learning rate as rationals, the step budget); {@link IntegerLora}
+ * runs the very same step through the addon (the code that runs on FPU-less
+ * devices, bit for bit) and predicts.
+ */
+import { calibrateNoiseMultiplier } from '../accounting/calibrate';
+import type { AccountantKind } from '../accounting/ledger';
+import { DpLoraError, ErrorCode, InvalidArgumentError } from '../errors';
+import { loadAddon } from '../native';
+import { Rng, sigmaSqRational } from './rng';
+
+/** Integer configuration of the device step (dplora_fx_step_config). */
+export interface IntegerLoraConfig {
+  /** Input width (int8 features per record). */
+  dIn: number;
+  /** Hidden width of the base layer. */
+  hidden: number;
+  /** LoRA rank. */
+  rank: number;
+  /** Number of classes (>= 2). */
+  classes: number;
+  /** Frozen base, int8, [hidden][dIn]. */
+  w0: Int8Array;
+  /** Per-channel requantization: base_h = round(acc * w0Mult[h] / 2^w0Shift[h]) (Q fracBits). */
+  w0Mult: Int32Array;
+  /** Per-channel right shifts (0..62) of the requantization. */
+  w0Shift: Int8Array;
+  /** Fraction bits of A, B, the head and the activations. */
+  fracBits: number;
+  /** Clipping norm in fixed point, floor(C * 2^fracBits). */
+  clipInt: number;
+  /** Noise variance (z * clipInt)^2 as an exact rational. */
+  sigmaSqNum: bigint;
+  /** Denominator of the noise variance. */
+  sigmaSqDen: bigint;
+  /** Poisson sampling rate sampleNum / sampleDen (sampleDen = 2^32). */
+  sampleNum: bigint;
+  /** Denominator of the sampling rate (2^32). */
+  sampleDen: bigint;
+  /** Learning rate lrNum / lrDen. */
+  lrNum: number;
+  /** Denominator of the learning rate. */
+  lrDen: number;
+  /** round(sampleRate * datasetSize), the divisor of the noisy sum. */
+  expectedBatch: number;
+  /** Planned step budget: the device refuses step maxSteps + 1. */
+  maxSteps: bigint;
+  /** 0: squared error on the scores; 1: softmax cross-entropy. */
+  loss: 0 | 1;
+  /** 0: SGD (param -= g lr); 1: sign descent with momentum (param -= sign(m) lr 2^f). */
+  update: 0 | 1;
+  /** Momentum betaNum / betaDen (sign-momentum only). */
+  betaNum: number;
+  /** Denominator of the momentum. */
+  betaDen: number;
+}
+
+/** Trainable integer state (dplora_fx_step_state). */
+export interface IntegerLoraState {
+  /** LoRA A, [rank][dIn], Q fracBits per unit of int8 input. */
+  a: Int32Array;
+  /** LoRA B, [hidden][rank], Q fracBits. */
+  b: Int32Array;
+  /** Head, [classes][hidden], Q fracBits. */
+  head: Int32Array;
+  /** Momentum per parameter (A, B, head order), for the sign-momentum update. */
+  m?: Int32Array;
+  /** Steps taken (the device refuses step maxSteps + 1). */
+  steps: bigint;
+  /** ChaCha20 stream position of the next step. */
+  position: bigint;
+}
+
+/** Options of {@link planIntegerLora}. */
+export interface IntegerLoraPlanOptions {
+  /** Frozen base weights (float), [hidden][dIn] row-major. */
+  baseWeight: Float32Array;
+  /** Input width (int8 features per record). */
+  dIn: number;
+  /** Hidden width of the base layer. */
+  hidden: number;
+  /** Number of classes (>= 2). */
+  classes: number;
+  /** LoRA rank (1..256). */
+  rank: number;
+  /** Real value of one unit of the int8 input (features are round(x / inputScale)). */
+  inputScale: number;
+  /** Fraction bits of A, B, head and activations (default 12). */
+  fracBits?: number;
+  /** Clipping norm C in real units (clipInt = floor(C 2^fracBits)). */
+  clipNorm: number;
+  /** Privacy target: epsilon of the whole budget. */
+  targetEpsilon: number;
+  /** Privacy target: delta. */
+  targetDelta: number;
+  /** Private records (for the expected batch size). */
+  datasetSize: number;
+  /** Poisson sampling rate in (0, 1]; rounded to a multiple of 2^-32 (the accounted rate). */
+  sampleRate: number;
+  /** Planned number of steps (the device's budget). */
+  steps: number;
+  /** Learning rate (a rational with denominator 2^16 on the device). */
+  learningRate: number;
+  /**
+   * 'sgd' (default): param -= learningRate * noisySum / expectedBatch;
+   * 'signMomentum': momentum m (beta 0.9) of noisySum / expectedBatch, then
+   * param -= learningRate * sign(m) (an integer stand-in for Adam).
+   */
+  optimizer?: 'sgd' | 'signMomentum';
+  /** 'squared' (default) error on the scores or softmax 'crossEntropy'. */
+  loss?: 'squared' | 'crossEntropy';
+  /** Accountant of the calibration ('rdp' by default). */
+  accountant?: AccountantKind;
+  /** Public randomness for A and the head initialization. */
+  initSeed?: number;
+}
+
+/** The plan: device configuration, initial state and the accounting. */
+export interface IntegerLoraPlan {
+  /** The device configuration. */
+  config: IntegerLoraConfig;
+  /** The initial trainable state. */
+  state: IntegerLoraState;
+  /** Calibrated noise multiplier z (sigma = z clipInt). */
+  noiseMultiplier: number;
+  /** Epsilon of the full budget at targetDelta (<= targetEpsilon). */
+  epsilon: number;
+  /** The sampling rate accounted (= sampleNum / 2^32 exactly). */
+  sampleRate: number;
+}
+
+interface StepAddon {
+  fixedLoraStep(
+    config: IntegerLoraConfig,
+    state: IntegerLoraState,
+    key: Uint8Array,
+    nonce: Uint8Array,
+    x: Int8Array,
+    y: Int32Array,
+  ): { steps: bigint; position: bigint; batch: number };
+  fixedLoraPredict(config: IntegerLoraConfig, state: IntegerLoraState, x: Int8Array): Int32Array;
+}
+
+const addon = (): StepAddon => loadAddon() as unknown as StepAddon;
+
+function positiveFinite(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0))
+    throw new InvalidArgumentError(name, `must be a finite number > 0, got ${String(v)}`);
+  return v;
+}
+
+function intIn(name: string, v: unknown, lo: number, hi: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
+    throw new InvalidArgumentError(name, `must be an integer in [${lo}, ${hi}], got ${String(v)}`);
+  return v;
+}
+
+// Small deterministic public PRNG (mulberry32) for the initialization.
+function publicRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Quantizes one base row to int8 (symmetric, per channel) and finds the
+ * integer multiplier and shift of its requantization into Q fracBits:
+ * realScale = max|w| / 127 * inputScale * 2^fracBits = mult / 2^shift with
+ * mult in [2^29, 2^30).
+ */
+function quantizeRow(
+  w: Float32Array,
+  inputScale: number,
+  fracBits: number,
+): { q: Int8Array; mult: number; shift: number } {
+  let m = 0;
+  for (const v of w) {
+    if (!Number.isFinite(v)) throw new InvalidArgumentError('baseWeight', 'must be finite');
+    m = Math.max(m, Math.abs(v));
+  }
+  const q = new Int8Array(w.length);
+  if (m === 0) return { q, mult: 1, shift: 62 };
+  const s = m / 127;
+  for (let j = 0; j < w.length; j++) q[j] = Math.max(-127, Math.min(127, Math.round(w[j] / s)));
+  const real = s * inputScale * 2 ** fracBits;
+  let shift = 0;
+  let mult = real;
+  while (mult < 2 ** 29 && shift < 62) {
+    mult *= 2;
+    shift++;
+  }
+  while (mult >= 2 ** 30 && shift > 0) {
+    mult /= 2;
+    shift--;
+  }
+  return { q, mult: Math.max(1, Math.min(2 ** 31 - 1, Math.round(mult))), shift };
+}
+
+/**
+ * Plans an integer-only private LoRA fine-tuning run for a device without an
+ * FPU: calibrates the discrete Gaussian noise multiplier z for
+ * (targetEpsilon, targetDelta) over `steps` Poisson-sampled steps at the
+ * accounted rate sampleNum / 2^32, and returns the device configuration
+ * (sigma^2 = (z clipInt)^2 as an exact rational, step budget = steps), the
+ * initial state (A random from the public seed, B = 0, head random) and the
+ * accounting.
+ */
+export function planIntegerLora(opts: IntegerLoraPlanOptions): IntegerLoraPlan {
+  const dIn = intIn('dIn', opts.dIn, 1, 1 << 20);
+  const hidden = intIn('hidden', opts.hidden, 1, 1 << 16);
+  const classes = intIn('classes', opts.classes, 2, 1 << 16);
+  const rank = intIn('rank', opts.rank, 1, 256);
+  const fracBits = intIn('fracBits', opts.fracBits ?? 12, 1, 24);
+  const inputScale = positiveFinite('inputScale', opts.inputScale);
+  const clipNorm = positiveFinite('clipNorm', opts.clipNorm);
+  const datasetSize = intIn('datasetSize', opts.datasetSize, 1, 1 << 24);
+  const steps = intIn('steps', opts.steps, 1, 2 ** 31 - 1);
+  const lr = positiveFinite('learningRate', opts.learningRate);
+  const q0 = positiveFinite('sampleRate', opts.sampleRate);
+  if (q0 > 1) throw new InvalidArgumentError('sampleRate', `must be <= 1, got ${q0}`);
+  if (!(opts.baseWeight instanceof Float32Array) || opts.baseWeight.length !== hidden * dIn)
+    throw new InvalidArgumentError('baseWeight', `must be a Float32Array of length hidden * dIn`);
+  const clipInt = Math.floor(clipNorm * 2 ** fracBits);
+  if (clipInt < 1 || clipInt > 2 ** 31 - 1)
+    throw new InvalidArgumentError('clipNorm', 'clipNorm * 2^fracBits must be in [1, 2^31 - 1]');
+  const sampleDen = 2n ** 32n;
+  const sampleNum = BigInt(Math.max(1, Math.round(q0 * 2 ** 32)));
+  const sampleRate = Number(sampleNum) / 2 ** 32;
+  const cal = calibrateNoiseMultiplier({
+    targetEpsilon: opts.targetEpsilon,
+    targetDelta: opts.targetDelta,
+    sampleRate,
+    steps,
+    mechanism: 'discreteGaussian',
+    accountant: opts.accountant ?? 'rdp',
+  });
+  const { num: sigmaSqNum, den: sigmaSqDen } = sigmaSqRational(
+    (cal.noiseMultiplier * clipInt) ** 2,
+    'sigmaSq',
+  );
+  const w0 = new Int8Array(hidden * dIn);
+  const w0Mult = new Int32Array(hidden);
+  const w0Shift = new Int8Array(hidden);
+  for (let h = 0; h < hidden; h++) {
+    const r = quantizeRow(opts.baseWeight.subarray(h * dIn, (h + 1) * dIn), inputScale, fracBits);
+    w0.set(r.q, h * dIn);
+    w0Mult[h] = r.mult;
+    w0Shift[h] = r.shift;
+  }
+  const optimizer = opts.optimizer ?? 'sgd';
+  if (opts.loss !== undefined && opts.loss !== 'squared' && opts.loss !== 'crossEntropy')
+    throw new InvalidArgumentError('loss', `must be 'squared' or 'crossEntropy'`);
+  if (optimizer !== 'sgd' && optimizer !== 'signMomentum')
+    throw new InvalidArgumentError('optimizer', `must be 'sgd' or 'signMomentum'`);
+  const lrDen = 1 << 16;
+  const lrNum = Math.max(1, Math.round(lr * lrDen));
+  const expectedBatch = Math.max(1, Math.round(sampleRate * datasetSize));
+  const rnd = publicRandom(opts.initSeed ?? 4242);
+  const one = 2 ** fracBits;
+  // A: uniform +-1/sqrt(dIn) in real units per unit of real input.
+  const aScale = (one * inputScale) / Math.sqrt(dIn);
+  const a = Int32Array.from({ length: rank * dIn }, () => Math.round((2 * rnd() - 1) * aScale));
+  const hScale = one / Math.sqrt(hidden);
+  const head = Int32Array.from({ length: classes * hidden }, () =>
+    Math.round((2 * rnd() - 1) * hScale),
+  );
+  return {
+    config: {
+      dIn,
+      hidden,
+      rank,
+      classes,
+      w0,
+      w0Mult,
+      w0Shift,
+      fracBits,
+      clipInt,
+      sigmaSqNum,
+      sigmaSqDen,
+      sampleNum,
+      sampleDen,
+      lrNum,
+      lrDen,
+      expectedBatch,
+      maxSteps: BigInt(steps),
+      loss: opts.loss === 'crossEntropy' ? 1 : 0,
+      update: optimizer === 'sgd' ? 0 : 1,
+      betaNum: optimizer === 'sgd' ? 0 : 58982, // 0.9 * 2^16
+      betaDen: optimizer === 'sgd' ? 1 : 65536,
+    },
+    state: {
+      a,
+      b: new Int32Array(hidden * rank),
+      head,
+      m: optimizer === 'sgd' ? undefined : new Int32Array(a.length + hidden * rank + head.length),
+      steps: 0n,
+      position: 0n,
+    },
+    noiseMultiplier: cal.noiseMultiplier,
+    epsilon: cal.epsilon,
+    sampleRate,
+  };
+}
+
+/**
+ * Runs the integer step of a plan on the host through the addon: the same
+ * C code, bit for bit, as on the FPU-less devices.
+ */
+export class IntegerLora {
+  /** The device configuration (shared with the plan). */
+  readonly config: IntegerLoraConfig;
+  /** The trainable state, updated in place by each step. */
+  readonly state: IntegerLoraState;
+
+  /** @param plan - from {@link planIntegerLora} (the state is used and updated in place) */
+  constructor(plan: Pick<IntegerLoraPlan, 'config' | 'state'>) {
+    this.config = plan.config;
+    this.state = plan.state;
+  }
+
+  /** Steps left in the planned budget. */
+  get stepsLeft(): bigint {
+    return this.config.maxSteps - this.state.steps;
+  }
+
+  /**
+   * One private step over the whole private dataset x ([n][dIn] int8) with
+   * labels y: Poisson sampling, per-record gradients, clip, noise, update.
+   * Noise and sampling come from `rng`. Returns the sampled batch size.
+   * Throws a BudgetExceeded DpLoraError past the planned budget (nothing is
+   * drawn or changed then).
+   */
+  step(x: Int8Array, y: Int32Array, rng: Rng): number {
+    if (!(rng instanceof Rng)) throw new InvalidArgumentError('rng', 'must be an Rng');
+    if (!(x instanceof Int8Array)) throw new InvalidArgumentError('x', 'must be an Int8Array');
+    if (!(y instanceof Int32Array)) throw new InvalidArgumentError('y', 'must be an Int32Array');
+    if (x.length !== y.length * this.config.dIn)
+      throw new InvalidArgumentError(
+        'x',
+        `length must be y.length * dIn = ${y.length * this.config.dIn}`,
+      );
+    for (let i = 0; i < y.length; i++) {
+      if (y[i] < 0 || y[i] >= this.config.classes)
+        throw new InvalidArgumentError('y', `y[${i}] = ${y[i]} is not a class index`);
+    }
+    if (this.state.steps >= this.config.maxSteps)
+      throw new DpLoraError(
+        ErrorCode.BudgetExceeded,
+        `the planned budget of ${this.config.maxSteps} integer steps is spent`,
+      );
+    return Rng.useStream(rng, (key, nonce, position) => {
+      this.state.position = position;
+      const r = addon().fixedLoraStep(this.config, this.state, key, nonce, x, y);
+      this.state.steps = r.steps;
+      this.state.position = r.position;
+      return { result: r.batch, next: r.position };
+    });
+  }
+
+  /** Predicted classes of x ([n][dIn] int8). */
+  predict(x: Int8Array): Int32Array {
+    if (!(x instanceof Int8Array)) throw new InvalidArgumentError('x', 'must be an Int8Array');
+    return addon().fixedLoraPredict(this.config, this.state, x);
+  }
+}
+
+/**
+ * Quantizes features to the device's int8 input: round(x / inputScale),
+ * saturated to [-127, 127].
+ */
+export function quantizeInput(x: Float32Array, inputScale: number): Int8Array {
+  positiveFinite('inputScale', inputScale);
+  const out = new Int8Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = Math.round(x[i] / inputScale);
+    out[i] = Number.isNaN(v) ? 0 : Math.max(-127, Math.min(127, v));
+  }
+  return out;
+}

@@ -1,0 +1,146 @@
+/**
+ * A text classifier on USE-Lite: the encoder (frozen, optionally with LoRA
+ * adapters) and a trainable linear head on the sentence embedding (the
+ * L2-normalized output).  Layers below `startLayer` are frozen and can be run
+ * once per text and cached ({@link UseLiteClassifier.encodePrefix}); training
+ * then starts from those hidden states.
+ */
+import { InvalidArgumentError, InvalidStateError } from '../../errors';
+import { Linear } from '../../nn/linear';
+import { Module } from '../../nn/module';
+import { SequenceMask, maskFromLengths } from '../../nn/sequence_mask';
+import { Tensor } from '../../nn/tensor';
+import { USE_LITE_DIM, UseLiteEncoder, padTokens } from './model';
+
+/** Options of {@link UseLiteClassifier}. */
+export interface UseLiteClassifierOptions {
+  classes: number;
+  /** First layer that runs in training (default 0: the whole encoder). */
+  startLayer?: number;
+  /** Initial head weight [classes, 512] and bias (default: zeros). */
+  headWeight?: Float32Array;
+  headBias?: Float32Array;
+}
+
+/** Encoder + linear head; forward takes ids `[B, T]` (startLayer 0) or hidden states `[B, T, d]`. */
+export class UseLiteClassifier extends Module {
+  readonly encoder: UseLiteEncoder;
+  readonly head: Linear;
+  readonly startLayer: number;
+  private mask: SequenceMask | null = null;
+
+  constructor(encoder: UseLiteEncoder, options: UseLiteClassifierOptions) {
+    super();
+    const start = options.startLayer ?? 0;
+    if (!Number.isInteger(start) || start < 0 || start > encoder.layers.length)
+      throw new InvalidArgumentError(
+        'startLayer',
+        `must be an integer in [0, ${encoder.layers.length}], got ${start}`,
+      );
+    this.encoder = encoder;
+    this.startLayer = start;
+    this.head = new Linear(USE_LITE_DIM, options.classes, {
+      weight: options.headWeight ?? new Float32Array(options.classes * USE_LITE_DIM),
+      biasData: options.headBias ?? new Float32Array(options.classes),
+    });
+  }
+
+  children(): Array<[string, Module]> {
+    return [
+      ['encoder', this.encoder],
+      ['head', this.head],
+    ];
+  }
+
+  /** Sets the padding mask of the next forward. */
+  setMask(mask: SequenceMask | null): void {
+    this.mask = mask;
+    this.encoder.setMask(mask);
+  }
+
+  /** Checks that nothing below startLayer is trainable (it would get no gradient). */
+  checkFrozenPrefix(): void {
+    const prefix: Module[] = [
+      this.encoder.embedding,
+      ...this.encoder.layers.slice(0, this.startLayer),
+    ];
+    for (const m of prefix)
+      for (const [p, param] of m.namedParameters())
+        if (param.requiresGrad)
+          throw new InvalidArgumentError(
+            'startLayer',
+            `parameter ${p} below startLayer ${this.startLayer} is trainable`,
+          );
+  }
+
+  forward(x: Tensor): Tensor {
+    if (!this.mask) throw new InvalidStateError('UseLiteClassifier.forward: call setMask() first');
+    const enc = this.encoder;
+    const h0 = this.startLayer === 0 ? enc.embedTokens(x) : x;
+    return this.head.forward(enc.head(enc.runLayers(h0, this.startLayer)));
+  }
+
+  backward(gradOut: Tensor): Tensor {
+    const enc = this.encoder;
+    let g = enc.pooling.backward(
+      enc.dense.backward(enc.tanh.backward(enc.l2.backward(this.head.backward(gradOut)))),
+    );
+    for (let i = enc.layers.length - 1; i >= this.startLayer; i--) g = enc.layers[i].backward(g);
+    return g;
+  }
+
+  /**
+   * Runs the frozen prefix (embedding and layers below startLayer) on each
+   * token list in eval mode; returns one `[len, d]` row block per text (real
+   * tokens only), or the ids themselves when startLayer is 0.
+   */
+  encodePrefix(tokenLists: number[][], batchSize = 32): Float32Array[] {
+    const enc = this.encoder;
+    const d = this.startLayer === 0 ? 1 : enc.layers[this.startLayer - 1].dModel;
+    if (this.startLayer === 0) return tokenLists.map((l) => Float32Array.from(l));
+    const out: Float32Array[] = new Array<Float32Array>(tokenLists.length);
+    const order = tokenLists
+      .map((_, i) => i)
+      .sort((a, b) => tokenLists[a].length - tokenLists[b].length);
+    const was = enc.training;
+    enc.eval();
+    try {
+      for (let s = 0; s < order.length; s += batchSize) {
+        const idx = order.slice(s, s + batchSize);
+        const b = padTokens(idx.map((i) => tokenLists[i]));
+        enc.setMask(b.mask);
+        const h = enc.runLayers(enc.embedTokens(b.ids), 0, this.startLayer).data;
+        const seq = b.ids.shape[1];
+        idx.forEach((i, r) => {
+          out[i] = h.slice(r * seq * d, (r * seq + b.lengths[r]) * d);
+        });
+      }
+    } finally {
+      enc.setMask(null);
+      enc.train(was);
+    }
+    return out;
+  }
+
+  /**
+   * The model input for examples whose prefix outputs are `rows` (from
+   * {@link encodePrefix}): padded to the longest, with its mask set on the model.
+   */
+  batchInput(rows: Float32Array[]): Tensor {
+    const enc = this.encoder;
+    const d = this.startLayer === 0 ? 1 : enc.layers[this.startLayer - 1].dModel;
+    const lengths = rows.map((r) => r.length / d);
+    const seq = Math.max(1, ...lengths);
+    const mask = maskFromLengths(lengths, seq);
+    if (this.startLayer === 0) {
+      const ids = new Float32Array(rows.length * seq).fill(-1);
+      rows.forEach((r, b) => ids.set(r, b * seq));
+      this.setMask(mask);
+      return new Tensor(ids, [rows.length, seq]);
+    }
+    const x = new Float32Array(rows.length * seq * d);
+    rows.forEach((r, b) => x.set(r, b * seq * d));
+    this.setMask(mask);
+    return new Tensor(x, [rows.length, seq, d]);
+  }
+}

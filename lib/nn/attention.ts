@@ -1,0 +1,311 @@
+/**
+ * Multi-head scaled dot-product attention with a key padding mask, forward
+ * and backward, over separate query/key/value/output projections (Linear
+ * layers, which LoRA may wrap).  Padding keys get no attention weight; a query
+ * whose sequence has no real key at all attends uniformly (as a finite -1e9
+ * bias does in TF).  Gradients are exact: padding keys and values receive
+ * exactly zero gradient.
+ */
+import { InvalidArgumentError } from '../errors';
+import { Linear } from './linear';
+import { LoraLinear } from './lora_linear';
+import { Module, bsf, checkGradShape, noForward } from './module';
+import { sgemm } from '../kernels/linalg';
+import { SequenceMask, checkMask } from './sequence_mask';
+import { Tensor } from './tensor';
+
+/** A projection: a plain or LoRA-wrapped linear layer. */
+export type Projection = Linear | LoraLinear;
+
+/** Options of {@link MultiHeadAttention}. */
+export interface MultiHeadAttentionOptions {
+  /** Input width. */
+  dIn: number;
+  /** Width of queries, keys and values (split over the heads). */
+  dAttn: number;
+  /** Output width. */
+  dOut: number;
+  /** Number of heads (divides dAttn). */
+  heads: number;
+  /** Multiplier of the scores (default 1/sqrt(dAttn/heads)). */
+  scale?: number;
+  /** Seed of the default projections' initialization (public randomness; q, k, v, o get seed, +1, +2, +3). */
+  seed?: number;
+  /** Optional ready-made projections (e.g. loaded weights). */
+  q?: Projection;
+  k?: Projection;
+  v?: Projection;
+  o?: Projection;
+}
+
+/**
+ * Scaled dot-product attention core: out[b,t,h] = sum_s P[b,h,t,s] v[b,s,h]
+ * with P = softmax over real keys of scale * q.k.  No parameters.
+ */
+export function attentionForward(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  batch: number,
+  seq: number,
+  heads: number,
+  dHead: number,
+  scale: number,
+  mask: SequenceMask | null,
+): { out: Float32Array; probs: Float32Array } {
+  const d = heads * dHead;
+  const out = new Float32Array(batch * seq * d);
+  const probs = new Float32Array(batch * heads * seq * seq);
+  const tt = seq * seq;
+  for (let b = 0; b < batch; b++) {
+    const base = b * seq * d;
+    let anyValid = !mask;
+    if (mask) for (let s = 0; s < seq && !anyValid; s++) anyValid = mask.valid[b * seq + s] === 1;
+    for (let h = 0; h < heads; h++) {
+      const p = probs.subarray((b * heads + h) * tt, (b * heads + h + 1) * tt);
+      // scores = scale * q_h k_h^T   [seq, seq]
+      sgemm(q.subarray(base + h * dHead), k.subarray(base + h * dHead), p, {
+        m: seq,
+        n: seq,
+        k: dHead,
+        transB: true,
+        alpha: scale,
+        lda: d,
+        ldb: d,
+      });
+      for (let t = 0; t < seq; t++) {
+        const row = t * seq;
+        if (!anyValid) {
+          p.fill(1 / seq, row, row + seq);
+          continue;
+        }
+        let mx = -Infinity;
+        for (let s = 0; s < seq; s++)
+          if ((!mask || mask.valid[b * seq + s]) && p[row + s] > mx) mx = p[row + s];
+        let sum = 0;
+        for (let s = 0; s < seq; s++) {
+          if (mask && !mask.valid[b * seq + s]) {
+            p[row + s] = 0;
+            continue;
+          }
+          const e = Math.exp(p[row + s] - mx);
+          p[row + s] = e;
+          sum += e;
+        }
+        const inv = 1 / sum;
+        for (let s = 0; s < seq; s++) p[row + s] *= inv;
+      }
+      // out_h = P v_h   [seq, dHead]
+      sgemm(p, v.subarray(base + h * dHead), out.subarray(base + h * dHead), {
+        m: seq,
+        n: dHead,
+        k: seq,
+        ldb: d,
+        ldc: d,
+      });
+    }
+  }
+  return { out, probs };
+}
+
+/** Backward of {@link attentionForward}: gradients of q, k and v. */
+export function attentionBackward(
+  gOut: Float32Array,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  probs: Float32Array,
+  batch: number,
+  seq: number,
+  heads: number,
+  dHead: number,
+  scale: number,
+): { gq: Float32Array; gk: Float32Array; gv: Float32Array } {
+  const d = heads * dHead;
+  const gq = new Float32Array(batch * seq * d);
+  const gk = new Float32Array(batch * seq * d);
+  const gv = new Float32Array(batch * seq * d);
+  const tt = seq * seq;
+  const dp = new Float32Array(tt);
+  for (let b = 0; b < batch; b++) {
+    const base = b * seq * d;
+    for (let h = 0; h < heads; h++) {
+      const off = base + h * dHead;
+      const p = probs.subarray((b * heads + h) * tt, (b * heads + h + 1) * tt);
+      // gv_h = P^T gOut_h
+      sgemm(p, gOut.subarray(off), gv.subarray(off), {
+        m: seq,
+        n: dHead,
+        k: seq,
+        transA: true,
+        ldb: d,
+        ldc: d,
+      });
+      // dP = gOut_h v_h^T
+      sgemm(gOut.subarray(off), v.subarray(off), dp, {
+        m: seq,
+        n: seq,
+        k: dHead,
+        transB: true,
+        lda: d,
+        ldb: d,
+      });
+      // dS = P * (dP - rowsum(P * dP)), times scale
+      for (let t = 0; t < seq; t++) {
+        const row = t * seq;
+        let dot = 0;
+        for (let s = 0; s < seq; s++) dot += p[row + s] * dp[row + s];
+        for (let s = 0; s < seq; s++) dp[row + s] = scale * p[row + s] * (dp[row + s] - dot);
+      }
+      // gq_h = dS k_h ; gk_h = dS^T q_h
+      sgemm(dp, k.subarray(off), gq.subarray(off), { m: seq, n: dHead, k: seq, ldb: d, ldc: d });
+      sgemm(dp, q.subarray(off), gk.subarray(off), {
+        m: seq,
+        n: dHead,
+        k: seq,
+        transA: true,
+        ldb: d,
+        ldc: d,
+      });
+    }
+  }
+  return { gq, gk, gv };
+}
+
+/** Multi-head attention block: q/k/v projections, masked attention, output projection. */
+export class MultiHeadAttention extends Module {
+  readonly dIn: number;
+  readonly dAttn: number;
+  readonly dOut: number;
+  readonly heads: number;
+  readonly dHead: number;
+  readonly scale: number;
+  /** Query projection (PEFT name `q_proj`). */
+  q: Projection;
+  /** Key projection (`k_proj`). */
+  k: Projection;
+  /** Value projection (`v_proj`). */
+  v: Projection;
+  /** Output projection (`o_proj`). */
+  o: Projection;
+  private mask: SequenceMask | null = null;
+  private saved: {
+    shape: number[];
+    q: Float32Array;
+    k: Float32Array;
+    v: Float32Array;
+    probs: Float32Array;
+    batch: number;
+    seq: number;
+  } | null = null;
+
+  constructor(options: MultiHeadAttentionOptions) {
+    super();
+    const { dIn, dAttn, dOut, heads } = options;
+    for (const [name, v] of Object.entries({ dIn, dAttn, dOut, heads }))
+      if (!Number.isInteger(v) || v < 1)
+        throw new InvalidArgumentError(name, `must be a positive integer, got ${v}`);
+    if (dAttn % heads !== 0)
+      throw new InvalidArgumentError('heads', `must divide dAttn (${dAttn}), got ${heads}`);
+    this.dIn = dIn;
+    this.dAttn = dAttn;
+    this.dOut = dOut;
+    this.heads = heads;
+    this.dHead = dAttn / heads;
+    this.scale = options.scale ?? 1 / Math.sqrt(this.dHead);
+    const seed = (i: number) => (options.seed === undefined ? undefined : options.seed + i);
+    this.q = options.q ?? new Linear(dIn, dAttn, { seed: seed(0) });
+    this.k = options.k ?? new Linear(dIn, dAttn, { seed: seed(1) });
+    this.v = options.v ?? new Linear(dIn, dAttn, { seed: seed(2) });
+    this.o = options.o ?? new Linear(dAttn, dOut, { seed: seed(3) });
+    const want: Array<[string, Projection, number, number]> = [
+      ['q', this.q, dIn, dAttn],
+      ['k', this.k, dIn, dAttn],
+      ['v', this.v, dIn, dAttn],
+      ['o', this.o, dAttn, dOut],
+    ];
+    for (const [name, p, i, o] of want)
+      if (p.inFeatures !== i || p.outFeatures !== o)
+        throw new InvalidArgumentError(
+          name,
+          `must map ${i} -> ${o} features, got ${p.inFeatures} -> ${p.outFeatures}`,
+        );
+  }
+
+  children(): Array<[string, Module]> {
+    return [
+      ['q_proj', this.q],
+      ['k_proj', this.k],
+      ['v_proj', this.v],
+      ['o_proj', this.o],
+    ];
+  }
+
+  /** Replaces a projection by its PEFT name (used to wrap it with LoRA). */
+  setChild(name: string, m: Projection): void {
+    if (name === 'q_proj') this.q = m;
+    else if (name === 'k_proj') this.k = m;
+    else if (name === 'v_proj') this.v = m;
+    else if (name === 'o_proj') this.o = m;
+    else throw new InvalidArgumentError('name', `no projection named ${name}`);
+  }
+
+  /** Sets the key padding mask for the next forward. */
+  setMask(mask: SequenceMask | null): void {
+    this.mask = mask;
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.shape.length !== 3)
+      throw new InvalidArgumentError(
+        'x',
+        `MultiHeadAttention.forward: input must be [batch, seq, features], got ${JSON.stringify(x.shape)}`,
+      );
+    const { batch, seq } = bsf(x, 'MultiHeadAttention.forward', this.dIn);
+    if (this.mask) checkMask(this.mask, batch, seq, 'MultiHeadAttention.forward');
+    const q = this.q.forward(x).data;
+    const k = this.k.forward(x).data;
+    const v = this.v.forward(x).data;
+    const { out, probs } = attentionForward(
+      q,
+      k,
+      v,
+      batch,
+      seq,
+      this.heads,
+      this.dHead,
+      this.scale,
+      this.mask,
+    );
+    const y = this.o.forward(new Tensor(out, [batch, seq, this.dAttn]));
+    this.saved = this.training ? { shape: x.shape, q, k, v, probs, batch, seq } : null;
+    return y;
+  }
+
+  backward(gradOut: Tensor): Tensor {
+    const sv = this.saved;
+    if (!sv) throw noForward('MultiHeadAttention.backward');
+    checkGradShape(gradOut, [sv.batch, sv.seq, this.dOut], 'MultiHeadAttention.backward');
+    const gAttn = this.o.backward(gradOut).data;
+    const { gq, gk, gv } = attentionBackward(
+      gAttn,
+      sv.q,
+      sv.k,
+      sv.v,
+      sv.probs,
+      sv.batch,
+      sv.seq,
+      this.heads,
+      this.dHead,
+      this.scale,
+    );
+    const shape = [sv.batch, sv.seq, this.dAttn];
+    const gx = this.q.backward(new Tensor(gq, shape));
+    const gxk = this.k.backward(new Tensor(gk, shape)).data;
+    const gxv = this.v.backward(new Tensor(gv, shape)).data;
+    const d = gx.data;
+    for (let i = 0; i < d.length; i++) d[i] += gxk[i] + gxv[i];
+    this.saved = null;
+    return gx;
+  }
+}

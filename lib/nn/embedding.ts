@@ -1,0 +1,88 @@
+/**
+ * Token embedding lookup: ids `[batch, seq]` (float-coded integers, -1 for
+ * padding) to `scale * E[id]` rows `[batch, seq, dim]`; padding rows are 0.
+ * The table is frozen (dp-lora adapts the encoder with LoRA, not the table),
+ * so backward only checks shapes and returns a zero gradient for the ids.
+ */
+import { InvalidArgumentError } from '../errors';
+import { Module, checkGradShape, noForward } from './module';
+import { Parameter, Tensor } from './tensor';
+
+/** Options of {@link Embedding}. */
+export interface EmbeddingOptions {
+  /** Initial table [vocab, dim] (copied); default zeros. */
+  weight?: Float32Array;
+  /** Multiplier of the looked-up rows (default 1; USE-Lite uses 2). */
+  scale?: number;
+}
+
+/** A frozen token-embedding table. */
+export class Embedding extends Module {
+  readonly vocabSize: number;
+  readonly dim: number;
+  readonly scale: number;
+  readonly weight: Parameter;
+  private savedShape: number[] | null = null;
+
+  constructor(vocabSize: number, dim: number, options: EmbeddingOptions = {}) {
+    super();
+    if (!Number.isInteger(vocabSize) || vocabSize < 1)
+      throw new InvalidArgumentError('vocabSize', `must be a positive integer, got ${vocabSize}`);
+    if (!Number.isInteger(dim) || dim < 1)
+      throw new InvalidArgumentError('dim', `must be a positive integer, got ${dim}`);
+    this.vocabSize = vocabSize;
+    this.dim = dim;
+    this.scale = options.scale ?? 1;
+    const w = new Float32Array(vocabSize * dim);
+    if (options.weight) {
+      if (options.weight.length !== w.length)
+        throw new InvalidArgumentError(
+          'weight',
+          `must have ${vocabSize}x${dim} elements, got ${options.weight.length}`,
+        );
+      w.set(options.weight);
+    }
+    this.weight = new Parameter(w, [vocabSize, dim], false);
+  }
+
+  ownParameters(): Array<[string, Parameter]> {
+    return [['weight', this.weight]];
+  }
+
+  /** Looks up `ids` ([batch, seq], -1 = padding). */
+  forward(ids: Tensor): Tensor {
+    if (ids.shape.length !== 2)
+      throw new InvalidArgumentError(
+        'ids',
+        `must be [batch, seq], got ${JSON.stringify(ids.shape)}`,
+      );
+    if (this.weight.requiresGrad)
+      throw new InvalidArgumentError('weight', 'Embedding tables are frozen in dp-lora');
+    const [batch, seq] = ids.shape;
+    const d = this.dim;
+    const y = new Float32Array(batch * seq * d);
+    const w = this.weight.data;
+    for (let r = 0; r < batch * seq; r++) {
+      const id = ids.data[r];
+      if (id === -1) continue;
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
+        throw new InvalidArgumentError(
+          `ids[${r}]`,
+          `must be an integer in [0, ${this.vocabSize}) or -1 (padding), got ${id}`,
+        );
+      const src = id * d;
+      const dst = r * d;
+      for (let j = 0; j < d; j++) y[dst + j] = this.scale * w[src + j];
+    }
+    this.savedShape = this.training ? [batch, seq, d] : null;
+    return new Tensor(y, [batch, seq, d]);
+  }
+
+  backward(gradOut: Tensor): Tensor {
+    if (!this.savedShape) throw noForward('Embedding.backward');
+    checkGradShape(gradOut, this.savedShape, 'Embedding.backward');
+    const [batch, seq] = this.savedShape;
+    this.savedShape = null;
+    return Tensor.zeros([batch, seq]);
+  }
+}

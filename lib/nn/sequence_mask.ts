@@ -1,0 +1,63 @@
+/**
+ * Which positions of a `[batch, seq, ...]` tensor hold real tokens.  Sequence
+ * blocks (attention, feed-forward with padding, pooling, timing signal) read
+ * it; a container sets it on its children before the forward pass.
+ */
+import { InvalidArgumentError } from '../errors';
+import { Module } from './module';
+
+/** Per-position validity: `valid[b * seq + t]` is 1 for a real token, 0 for padding. */
+export interface SequenceMask {
+  batch: number;
+  seq: number;
+  valid: Uint8Array;
+}
+
+/** A module whose forward pass depends on the padding mask. */
+export interface MaskedModule extends Module {
+  /** Sets the mask used by the next forward (and its backward). */
+  setMask(mask: SequenceMask | null): void;
+}
+
+/** True if `m` reads a padding mask. */
+export function isMaskedModule(m: Module): m is MaskedModule {
+  return typeof (m as Partial<MaskedModule>).setMask === 'function';
+}
+
+/**
+ * The mask of sequences of the given lengths padded to `seq` (a real token at
+ * t < lengths[b]).
+ *
+ * @param lengths - tokens of each sequence, each in [0, seq]
+ * @param seq - the padded length
+ */
+export function maskFromLengths(lengths: ArrayLike<number>, seq: number): SequenceMask {
+  const batch = lengths.length;
+  const valid = new Uint8Array(batch * seq);
+  for (let b = 0; b < batch; b++) {
+    const n = lengths[b];
+    if (!Number.isInteger(n) || n < 0 || n > seq)
+      throw new InvalidArgumentError(
+        `lengths[${b}]`,
+        `must be an integer in [0, ${seq}], got ${n}`,
+      );
+    valid.fill(1, b * seq, b * seq + n);
+  }
+  return { batch, seq, valid };
+}
+
+/** Checks that `mask` fits a tensor of `batch` x `seq` positions. */
+export function checkMask(mask: SequenceMask, batch: number, seq: number, who: string): void {
+  if (mask.batch !== batch || mask.seq !== seq || mask.valid.length !== batch * seq)
+    throw new InvalidArgumentError(
+      'mask',
+      `${who}: the mask is ${mask.batch}x${mask.seq} but the input has ${batch}x${seq} positions`,
+    );
+}
+
+/** Zeroes the feature rows of padding positions in place (`x`: [batch*seq, feat]). */
+export function zeroPadding(x: Float32Array, mask: SequenceMask | null, feat: number): void {
+  if (!mask) return;
+  const v = mask.valid;
+  for (let r = 0; r < v.length; r++) if (!v[r]) x.fill(0, r * feat, (r + 1) * feat);
+}

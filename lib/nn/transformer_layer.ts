@@ -1,0 +1,257 @@
+/**
+ * Transformer encoder layer over `[batch, seq, d]` with a padding mask:
+ * multi-head attention and a position-wise feed-forward network, each with a
+ * residual connection, in the pre-LN arrangement (USE-Lite, GPT-2:
+ * `h = x + Attn(LN1(x))`, `y = h + FFN(LN2(h))`) or the post-LN one (BERT:
+ * `h = LN1(x + Attn(x))`, `y = LN2(h + FFN(h))`).  When the layer widens
+ * (dIn != dModel) the residual goes through a learned projection.
+ *
+ * Padding rows: the feed-forward output and a projected residual are zero
+ * there (the TF graph of USE-Lite gathers the real rows only), and their
+ * gradients are dropped, so padding contributes nothing to any gradient.
+ */
+import { InvalidArgumentError } from '../errors';
+import { ReLU, GELU } from './activations';
+import { MultiHeadAttention, Projection } from './attention';
+import { LayerNorm } from './layer_norm';
+import { Linear } from './linear';
+import { Module, bsf, checkGradShape, noForward } from './module';
+import { SequenceMask, checkMask, zeroPadding } from './sequence_mask';
+import { Tensor } from './tensor';
+
+/** Position-wise feed-forward: fc2(act(fc1(x))), zero on padding rows. */
+export class FeedForward extends Module {
+  /** First matrix (PEFT name `fc1`). */
+  fc1: Projection;
+  /** Second matrix (`fc2`). */
+  fc2: Projection;
+  readonly act: ReLU | GELU;
+  private mask: SequenceMask | null = null;
+  private savedMask: SequenceMask | null = null;
+  private savedShape: number[] | null = null;
+
+  /**
+   * @param fc1 - d -> dFF
+   * @param fc2 - dFF -> d
+   * @param activation - 'relu' (default) or 'gelu'
+   */
+  constructor(fc1: Projection, fc2: Projection, activation: 'relu' | 'gelu' = 'relu') {
+    super();
+    if (fc1.outFeatures !== fc2.inFeatures)
+      throw new InvalidArgumentError(
+        'fc2',
+        `must take ${fc1.outFeatures} features (fc1's output), got ${fc2.inFeatures}`,
+      );
+    this.fc1 = fc1;
+    this.fc2 = fc2;
+    this.act = activation === 'gelu' ? new GELU() : new ReLU();
+  }
+
+  children(): Array<[string, Module]> {
+    return [
+      ['fc1', this.fc1],
+      ['act', this.act],
+      ['fc2', this.fc2],
+    ];
+  }
+
+  /** Replaces fc1 or fc2 (used to wrap it with LoRA). */
+  setChild(name: string, m: Projection): void {
+    if (name === 'fc1') this.fc1 = m;
+    else if (name === 'fc2') this.fc2 = m;
+    else throw new InvalidArgumentError('name', `no projection named ${name}`);
+  }
+
+  /** Sets the padding mask. */
+  setMask(mask: SequenceMask | null): void {
+    this.mask = mask;
+  }
+
+  forward(x: Tensor): Tensor {
+    const { batch, seq } = bsf(x, 'FeedForward.forward', this.fc1.inFeatures);
+    if (this.mask) checkMask(this.mask, batch, seq, 'FeedForward.forward');
+    const y = this.fc2.forward(this.act.forward(this.fc1.forward(x)));
+    zeroPadding(y.data, this.mask, this.fc2.outFeatures);
+    this.savedMask = this.mask;
+    this.savedShape = this.training ? y.shape : null;
+    return y;
+  }
+
+  backward(gradOut: Tensor): Tensor {
+    if (!this.savedShape) throw noForward('FeedForward.backward');
+    checkGradShape(gradOut, this.savedShape, 'FeedForward.backward');
+    const g = gradOut.clone();
+    zeroPadding(g.data, this.savedMask, this.fc2.outFeatures);
+    const gi = this.fc1.backward(this.act.backward(this.fc2.backward(g)));
+    // fc1's input rows on padding get zero gradient already (zero g through a
+    // linear map and an elementwise activation).
+    this.savedShape = null;
+    return gi;
+  }
+}
+
+/** Options of {@link TransformerLayer}. */
+export interface TransformerLayerOptions {
+  /** Input width. */
+  dIn: number;
+  /** Output (model) width; a residual projection is added when it differs from dIn. */
+  dModel: number;
+  /** Attention width (default dIn for pre-LN, dModel otherwise). */
+  dAttn?: number;
+  heads: number;
+  /** Feed-forward hidden width. */
+  dFF: number;
+  /** 'pre' (default) or 'post' layer normalization. */
+  norm?: 'pre' | 'post';
+  /** Feed-forward activation (default 'relu'). */
+  activation?: 'relu' | 'gelu';
+  /** LayerNorm epsilon (default 1e-6). */
+  lnEps?: number;
+  /** Seed of the default sub-blocks' initialization (public randomness). */
+  seed?: number;
+  /** Ready-made sub-blocks (loaded weights); defaults are freshly initialized. */
+  attention?: MultiHeadAttention;
+  ffn?: FeedForward;
+  residual?: Linear;
+  ln1?: LayerNorm;
+  ln2?: LayerNorm;
+}
+
+/** One transformer encoder layer (see the module comment). */
+export class TransformerLayer extends Module {
+  readonly dIn: number;
+  readonly dModel: number;
+  readonly norm: 'pre' | 'post';
+  readonly attention: MultiHeadAttention;
+  readonly ffn: FeedForward;
+  readonly residual: Linear | null;
+  readonly ln1: LayerNorm;
+  readonly ln2: LayerNorm;
+  private mask: SequenceMask | null = null;
+  private saved: { shape: number[]; mask: SequenceMask | null } | null = null;
+
+  constructor(o: TransformerLayerOptions) {
+    super();
+    for (const [name, v] of Object.entries({
+      dIn: o.dIn,
+      dModel: o.dModel,
+      heads: o.heads,
+      dFF: o.dFF,
+    }))
+      if (!Number.isInteger(v) || v < 1)
+        throw new InvalidArgumentError(name, `must be a positive integer, got ${v}`);
+    this.dIn = o.dIn;
+    this.dModel = o.dModel;
+    this.norm = o.norm ?? 'pre';
+    if (this.norm === 'post' && o.dIn !== o.dModel)
+      throw new InvalidArgumentError(
+        'dModel',
+        'a post-LN layer must keep its width (dIn = dModel)',
+      );
+    const eps = o.lnEps ?? 1e-6;
+    const dAttn = o.dAttn ?? o.dIn;
+    const seed = (i: number) => (o.seed === undefined ? undefined : o.seed + i);
+    this.attention =
+      o.attention ??
+      new MultiHeadAttention({ dIn: o.dIn, dAttn, dOut: o.dModel, heads: o.heads, seed: seed(0) });
+    this.ffn =
+      o.ffn ??
+      new FeedForward(
+        new Linear(o.dModel, o.dFF, { seed: seed(4) }),
+        new Linear(o.dFF, o.dModel, { seed: seed(5) }),
+        o.activation,
+      );
+    this.residual =
+      o.dIn !== o.dModel ? (o.residual ?? new Linear(o.dIn, o.dModel, { seed: seed(6) })) : null;
+    const lnAttnWidth = this.norm === 'pre' ? o.dIn : o.dModel;
+    this.ln1 = o.ln1 ?? new LayerNorm(lnAttnWidth, { eps });
+    this.ln2 = o.ln2 ?? new LayerNorm(o.dModel, { eps });
+  }
+
+  children(): Array<[string, Module]> {
+    const out: Array<[string, Module]> = [
+      ['ln1', this.ln1],
+      ['attention', this.attention],
+    ];
+    if (this.residual) out.push(['residual', this.residual]);
+    out.push(['ln2', this.ln2], ['ffn', this.ffn]);
+    return out;
+  }
+
+  /** Sets the padding mask on this layer and its attention and feed-forward blocks. */
+  setMask(mask: SequenceMask | null): void {
+    this.mask = mask;
+    this.attention.setMask(mask);
+    this.ffn.setMask(mask);
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.shape.length !== 3)
+      throw new InvalidArgumentError(
+        'x',
+        `must be [batch, seq, features], got ${JSON.stringify(x.shape)}`,
+      );
+    const { batch, seq } = bsf(x, 'TransformerLayer.forward', this.dIn);
+    if (this.mask) checkMask(this.mask, batch, seq, 'TransformerLayer.forward');
+    let y: Tensor;
+    if (this.norm === 'pre') {
+      const a = this.attention.forward(this.ln1.forward(x));
+      const h = a.data;
+      if (this.residual) {
+        const r = this.residual.forward(x).data;
+        zeroPadding(r, this.mask, this.dModel);
+        for (let i = 0; i < h.length; i++) h[i] += r[i];
+      } else {
+        for (let i = 0; i < h.length; i++) h[i] += x.data[i];
+      }
+      const f = this.ffn.forward(this.ln2.forward(a)).data;
+      for (let i = 0; i < f.length; i++) f[i] += h[i];
+      y = new Tensor(f, a.shape);
+    } else {
+      const a = this.attention.forward(x).data;
+      for (let i = 0; i < a.length; i++) a[i] += x.data[i];
+      const h = this.ln1.forward(new Tensor(a, x.shape));
+      const f = this.ffn.forward(h).data;
+      for (let i = 0; i < f.length; i++) f[i] += h.data[i];
+      y = this.ln2.forward(new Tensor(f, x.shape));
+    }
+    this.saved = this.training ? { shape: x.shape, mask: this.mask } : null;
+    return y;
+  }
+
+  backward(gradOut: Tensor): Tensor {
+    const sv = this.saved;
+    if (!sv) throw noForward('TransformerLayer.backward');
+    const [batch, seq] = sv.shape;
+    checkGradShape(gradOut, [batch, seq, this.dModel], 'TransformerLayer.backward');
+    let gx: Float32Array;
+    if (this.norm === 'pre') {
+      // y = h + FFN(LN2(h))
+      const gh = this.ln2.backward(this.ffn.backward(gradOut)).data;
+      for (let i = 0; i < gh.length; i++) gh[i] += gradOut.data[i];
+      // h = res(x) + Attn(LN1(x))
+      gx = this.ln1.backward(this.attention.backward(new Tensor(gh, gradOut.shape))).data;
+      if (this.residual) {
+        const gr = gh.slice();
+        zeroPadding(gr, sv.mask, this.dModel);
+        const g2 = this.residual.backward(new Tensor(gr, gradOut.shape)).data;
+        for (let i = 0; i < gx.length; i++) gx[i] += g2[i];
+      } else {
+        for (let i = 0; i < gx.length; i++) gx[i] += gh[i];
+      }
+    } else {
+      const gs = this.ln2.backward(gradOut);
+      const gh = this.ln1.backward(
+        (() => {
+          const t = this.ffn.backward(gs).data;
+          for (let i = 0; i < t.length; i++) t[i] += gs.data[i];
+          return new Tensor(t, gs.shape);
+        })(),
+      );
+      gx = this.attention.backward(gh).data;
+      for (let i = 0; i < gx.length; i++) gx[i] += gh.data[i];
+    }
+    this.saved = null;
+    return new Tensor(gx, sv.shape);
+  }
+}

@@ -1,0 +1,75 @@
+// Blocked SGEMM: the micro-kernel interface each ISA implements, its cache
+// blocking, and the driver that sgemm.cc, clipped_sum.cc and the tests share.
+#pragma once
+#include <cstdint>
+
+namespace dplora {
+namespace linalg {
+
+// SGEMM micro-kernel: C[m x n] += alpha * Ap * Bp, where Ap holds kc steps of
+// MR packed values of op(A) and Bp kc rows of NR values of op(B), rows ldbp
+// floats apart (NR for a packed panel; the row stride of B when B is read in
+// place).  m <= MR and n <= NR select the edge-tile path (only the first n
+// values of a B row are then meaningful, but all NR are read).
+using GemmMicroFn = void (*)(int64_t kc, const float *ap, const float *bp, int64_t ldbp, float *c,
+                             int64_t ldc, int64_t m, int64_t n, float alpha);
+
+// Few output columns (n <= kSkinnyMaxN): C[i, j] = alpha * x_i . yt_j + beta * C[i, j]
+// for rows i < m, x row-major (row stride ldx) read in place, yt = op(B)^T
+// (n x k, contiguous); beta == 0 writes C without reading it.
+using GemmSkinnyFn = void (*)(int64_t m, int64_t n, int64_t k, float alpha, const float *x,
+                              int64_t ldx, const float *yt, float beta, float *c, int64_t ldc);
+constexpr int64_t kSkinnyMaxN = 16;
+
+struct GemmKernel {
+  int mr, nr;          // register tile
+  int64_t mc, kc, nc;  // cache blocks (mc % mr == 0, nc % nr == 0)
+  GemmMicroFn micro;
+  GemmSkinnyFn skinny;  // null: the blocked path handles narrow products too
+};
+
+// C = alpha op(A) op(B) + beta C with the given kernel.  When kscale is not
+// null, column k of op(A) is multiplied by kscale[k] while packing (an exact
+// zero where kscale[k] == 0; op(B) is still read, so callers that must drop
+// rows holding NaN skip them instead).  When op(A) has few rows and B is not
+// transposed, B is read in place instead of being packed (each B value is
+// used by at most two micro-panels, so a packed copy would cost more than it
+// saves).  parallel: split over the pool.  Returns a DPLORA_* status.
+int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+         float *c, int64_t ldc, const float *kscale, bool parallel);
+
+// op(B) (k x n; B stored k x n, or n x k when trans_b) packed once for
+// gemm_prepacked: NR-column panels over the whole of k, zero padded, the
+// layout that gemm packs per cache block (so products are bitwise equal).
+int64_t packed_b_floats(const GemmKernel &kern, int64_t k, int64_t n);
+void pack_b_whole(const GemmKernel &kern, bool trans_b, int64_t k, int64_t n, const float *b,
+                  int64_t ldb, float *dst, bool parallel);
+// gemm with op(B) from pack_b_whole (same kernel): C = alpha op(A) B + beta C.
+int gemm_prepacked(const GemmKernel &kern, bool trans_a, int64_t m, int64_t n, int64_t k,
+                   float alpha, const float *a, int64_t lda, const float *bpacked, float beta,
+                   float *c, int64_t ldc, bool parallel);
+
+// Per-ISA kernels (the *_scalar.cc, *_avx2.cc, *_avx512.cc and *_neon.cc files).
+void gemm_micro_scalar(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
+                       int64_t, float);
+
+#if defined(__x86_64__) || defined(_M_X64)
+void gemm_micro_avx2(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
+                     int64_t, float);
+
+void gemm_micro_avx512(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
+                       int64_t, float);
+void gemm_skinny_avx2(int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
+                      float, float *, int64_t);
+void gemm_skinny_avx512(int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
+                        float, float *, int64_t);
+#endif
+
+#if defined(__aarch64__)
+void gemm_micro_neon(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
+                     int64_t, float);
+#endif
+
+}  // namespace linalg
+}  // namespace dplora

@@ -1,0 +1,486 @@
+// Blocked SGEMM driver: packs op(A) into MR-row panels and op(B) into
+// NR-column panels per cache block (MC x KC, KC x NC) and runs the ISA's
+// register-blocked micro-kernel over them.  Large products are split over
+// the thread pool by whole micro-tiles of the larger dimension of C; every
+// element of C is summed in the same order (KC blocks, then k inside the
+// micro-kernel) whatever the split, so results do not depend on the thread
+// count at all.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "dplora.h"
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace dplora {
+namespace linalg {
+namespace {
+
+// Packing buffers, kept per thread and grown on demand: a fresh allocation
+// per call would pay page faults on every first touch (pool threads live for
+// the whole process, so each holds at most one buffer pair).
+struct AlignedDelete {
+  void operator()(float *p) const { ::operator delete(p, std::align_val_t(64)); }
+};
+struct ThreadBuf {
+  std::unique_ptr<float, AlignedDelete> p;
+  size_t cap = 0;
+  float *get(size_t n) {
+    if (n > cap) {
+      p.reset();
+      cap = 0;
+      float *q = static_cast<float *>(
+          ::operator new(n * sizeof(float), std::align_val_t(64), std::nothrow));
+      if (q == nullptr) return nullptr;
+      p.reset(q);
+      cap = n;
+    }
+    return p.get();
+  }
+};
+thread_local ThreadBuf tls_abuf, tls_bbuf;
+
+struct Problem {
+  const GemmKernel *kern;
+  bool ta, tb;
+  int64_t m, n, k;
+  float alpha;
+  const float *a;
+  int64_t lda;
+  const float *b;
+  int64_t ldb;
+  float beta;
+  float *c;
+  int64_t ldc;
+  const float *kscale;
+  // op(B) already packed (PackedB layout, for this kernel), or null.
+  const float *bpacked = nullptr;
+};
+
+// op(B) as NR-column panels over the whole of k: panel q (columns q*NR ..)
+// holds k rows of NR floats (zero padded past n), so the KC slice starting
+// at row pc of the panel holding column j is at bpacked + (j / NR) * k * NR +
+// pc * NR.  The layout depends only on NR, never on the cache blocking.
+inline const float *packed_panel(const Problem &P, int64_t j, int64_t pc) {
+  const int64_t nr = P.kern->nr;
+  return P.bpacked + (j / nr) * P.k * nr + pc * nr;
+}
+
+// op(A)(i, kk) for the stored A.
+inline float op_a(const Problem &P, int64_t i, int64_t kk) {
+  return P.ta ? P.a[kk * P.lda + i] : P.a[i * P.lda + kk];
+}
+
+// Packs op(A)[i0 : i0+mc, p0 : p0+kc] into panels of MR rows, k-major.
+void pack_a(const Problem &P, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *dst) {
+  const int mr = P.kern->mr;
+  for (int64_t ip = 0; ip < mc; ip += mr) {
+    const int64_t rows = std::min<int64_t>(mr, mc - ip);
+    const int64_t i = i0 + ip;
+    if (!P.ta && P.kscale == nullptr) {
+      const float *src[32];
+      for (int64_t r = 0; r < rows; ++r) src[r] = P.a + (i + r) * P.lda + p0;
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        for (int64_t r = 0; r < rows; ++r) dst[kk * mr + r] = src[r][kk];
+      }
+    } else if (P.ta && P.kscale == nullptr) {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const float *src = P.a + (p0 + kk) * P.lda + i;
+        for (int64_t r = 0; r < rows; ++r) dst[kk * mr + r] = src[r];
+      }
+    } else if (P.ta) {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const float s = P.kscale[p0 + kk];
+        const float *src = P.a + (p0 + kk) * P.lda + i;
+        for (int64_t r = 0; r < rows; ++r) dst[kk * mr + r] = s == 0.0f ? 0.0f : s * src[r];
+      }
+    } else {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const float s = P.kscale[p0 + kk];
+        for (int64_t r = 0; r < rows; ++r) {
+          dst[kk * mr + r] = s == 0.0f ? 0.0f : s * op_a(P, i + r, p0 + kk);
+        }
+      }
+    }
+    for (int64_t r = rows; r < mr; ++r) {
+      for (int64_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = 0.0f;
+    }
+    dst += kc * mr;
+  }
+}
+
+// Packs op(B)[p0 : p0+kc, j0 : j0+nc] into panels of NR columns, k-major.
+void pack_b(const Problem &P, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float *dst) {
+  const int nr = P.kern->nr;
+  for (int64_t jp = 0; jp < nc; jp += nr) {
+    const int64_t cols = std::min<int64_t>(nr, nc - jp);
+    const int64_t j = j0 + jp;
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      float *d = dst + kk * nr;
+      if (!P.tb) {
+        const float *src = P.b + (p0 + kk) * P.ldb + j;
+        for (int64_t q = 0; q < cols; ++q) d[q] = src[q];
+      } else {
+        const float *src = P.b + j * P.ldb + (p0 + kk);
+        for (int64_t q = 0; q < cols; ++q) d[q] = src[q * P.ldb];
+      }
+      for (int64_t q = cols; q < nr; ++q) d[q] = 0.0f;
+    }
+    dst += kc * nr;
+  }
+}
+
+// C[m0:m1, n0:n1] = beta C (beta == 0 writes zeros without reading C).
+void scale_c(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (P.beta == 1.0f) return;
+  for (int64_t i = m0; i < m1; ++i) {
+    float *row = P.c + i * P.ldc;
+    if (P.beta == 0.0f) {
+      std::memset(row + n0, 0, static_cast<size_t>(n1 - n0) * sizeof(float));
+    } else {
+      for (int64_t j = n0; j < n1; ++j) row[j] *= P.beta;
+    }
+  }
+}
+
+// The whole blocked algorithm on the sub-block C[m0:m1, n0:n1].
+bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  scale_c(P, m0, m1, n0, n1);
+  if (P.k == 0 || P.alpha == 0.0f || m1 <= m0 || n1 <= n0) return true;
+  const GemmKernel &K = *P.kern;
+  const int64_t mr = K.mr, nr = K.nr;
+  // Few rows of op(A): read B in place (full NR-wide tiles only).
+  const bool prepacked = P.bpacked != nullptr;
+  const bool direct_b = !prepacked && !P.tb && (m1 - m0) <= 2 * mr;
+  const int64_t kc_max = std::min(K.kc, P.k);
+  const int64_t mc_max = std::min(K.mc, (m1 - m0 + mr - 1) / mr * mr);
+  const int64_t nc_max = direct_b ? nr : std::min(K.nc, (n1 - n0 + nr - 1) / nr * nr);
+  float *abuf = tls_abuf.get(static_cast<size_t>(mc_max * kc_max));
+  float *bbuf = prepacked ? nullptr : tls_bbuf.get(static_cast<size_t>(nc_max * kc_max));
+  if (abuf == nullptr || (!prepacked && bbuf == nullptr)) return false;
+  for (int64_t jc = n0; jc < n1; jc += K.nc) {
+    const int64_t nc = std::min(K.nc, n1 - jc);
+    for (int64_t pc = 0; pc < P.k; pc += K.kc) {
+      const int64_t kc = std::min(K.kc, P.k - pc);
+      if (!direct_b && !prepacked) pack_b(P, pc, kc, jc, nc, bbuf);
+      for (int64_t ic = m0; ic < m1; ic += K.mc) {
+        const int64_t mc = std::min(K.mc, m1 - ic);
+        pack_a(P, ic, mc, pc, kc, abuf);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t nn = std::min(nr, nc - jr);
+          const float *bp;
+          int64_t ldbp = nr;
+          if (prepacked) {
+            bp = packed_panel(P, jc + jr, pc);
+          } else if (!direct_b) {
+            bp = bbuf + (jr / nr) * kc * nr;
+          } else if (nn == nr) {
+            bp = P.b + pc * P.ldb + jc + jr;
+            ldbp = P.ldb;
+          } else {
+            pack_b(P, pc, kc, jc + jr, nn, bbuf);
+            bp = bbuf;
+          }
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const float *ap = abuf + (ir / mr) * kc * mr;
+            float *cp = P.c + (ic + ir) * P.ldc + (jc + jr);
+            K.micro(kc, ap, bp, ldbp, cp, P.ldc, std::min(mr, mc - ir), nn, P.alpha);
+          }
+        }
+      }
+    }
+  }
+  return true;
+}
+
+// Parallel version for large m and n: each KC x NC panel of op(B) is packed
+// once (panels split over the pool) into a shared buffer, then the rows of C
+// are split over the pool by whole micro-tiles, each thread packing its own
+// rows of op(A).  The k order of every element is that of run_block.
+bool run_shared(const Problem &P, int64_t grain_tiles) {
+  const GemmKernel &K = *P.kern;
+  const int64_t mr = K.mr, nr = K.nr;
+  const int64_t tiles_m = (P.m + mr - 1) / mr;
+  std::atomic<bool> ok{true};
+  parallel_for(P.m, std::max<int64_t>(1, 65536 / std::max<int64_t>(P.n, 1)),
+               [&](int64_t i0, int64_t i1) { scale_c(P, i0, i1, 0, P.n); });
+  if (P.k == 0 || P.alpha == 0.0f) return true;
+  const int64_t kc_max = std::min(K.kc, P.k);
+  const int64_t nc_max = std::min(K.nc, (P.n + nr - 1) / nr * nr);
+  const bool prepacked = P.bpacked != nullptr;
+  float *bbuf = prepacked ? nullptr : tls_bbuf.get(static_cast<size_t>(nc_max * kc_max));
+  if (!prepacked && bbuf == nullptr) return false;
+  for (int64_t jc = 0; jc < P.n; jc += K.nc) {
+    const int64_t nc = std::min(K.nc, P.n - jc);
+    const int64_t panels = (nc + nr - 1) / nr;
+    for (int64_t pc = 0; pc < P.k; pc += K.kc) {
+      const int64_t kc = std::min(K.kc, P.k - pc);
+      if (!prepacked) {
+        parallel_for(panels, 4, [&](int64_t q0, int64_t q1) {
+          pack_b(P, pc, kc, jc + q0 * nr, std::min(nc, q1 * nr) - q0 * nr, bbuf + q0 * kc * nr);
+        });
+      }
+      parallel_for(tiles_m, grain_tiles, [&](int64_t t0, int64_t t1) {
+        const int64_t m0 = t0 * mr, m1 = std::min(P.m, t1 * mr);
+        float *abuf = tls_abuf.get(static_cast<size_t>(std::min(K.mc, m1 - m0 + mr) * kc));
+        if (abuf == nullptr) {
+          ok = false;
+          return;
+        }
+        for (int64_t ic = m0; ic < m1; ic += K.mc) {
+          const int64_t mc = std::min(K.mc, m1 - ic);
+          pack_a(P, ic, mc, pc, kc, abuf);
+          for (int64_t jr = 0; jr < nc; jr += nr) {
+            const float *bp = prepacked ? packed_panel(P, jc + jr, pc) : bbuf + (jr / nr) * kc * nr;
+            const int64_t nn = std::min(nr, nc - jr);
+            for (int64_t ir = 0; ir < mc; ir += mr) {
+              K.micro(kc, abuf + (ir / mr) * kc * mr, bp, nr, P.c + (ic + ir) * P.ldc + (jc + jr),
+                      P.ldc, std::min(mr, mc - ir), nn, P.alpha);
+            }
+          }
+        }
+      });
+      if (!ok) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+namespace {
+
+int run(const Problem &P, bool parallel);
+
+// Few output columns, op(A) = A read in place: n dot products per row of A
+// with the rows of op(B)^T (copied contiguous: n x k floats), rows split over
+// the pool.  Each element is one dot product, so the thread count never
+// changes a result.
+int run_skinny(const Problem &P, bool parallel) {
+  const int64_t m = P.m, n = P.n, k = P.k;
+  std::vector<float> yt;
+  try {
+    yt.resize(static_cast<size_t>(n * k));
+  } catch (const std::bad_alloc &) {
+    return DPLORA_ENOMEM;
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    float *row = yt.data() + j * k;
+    if (P.tb) {
+      std::memcpy(row, P.b + j * P.ldb, static_cast<size_t>(k) * sizeof(float));
+    } else {
+      for (int64_t kk = 0; kk < k; ++kk) row[kk] = P.b[kk * P.ldb + j];
+    }
+  }
+  const GemmSkinnyFn fn = P.kern->skinny;
+  auto body = [&](int64_t i0, int64_t i1) {
+    fn(i1 - i0, n, k, P.alpha, P.a + i0 * P.lda, P.lda, yt.data(), P.beta, P.c + i0 * P.ldc, P.ldc);
+  };
+  const int64_t grain = std::max<int64_t>(2, static_cast<int64_t>(2.6e5 / (n * k)) / 2 * 2);
+  if (parallel) {
+    parallel_for(m, grain, body);
+  } else {
+    body(0, m);
+  }
+  return DPLORA_OK;
+}
+
+// Few output columns, op(A) = A^T (a weight gradient g^T h): the transposed
+// product C^T = op(B)^T A (few rows, A read in place as the B operand) into a
+// scratch, then C = beta C + scratch^T.
+int run_swapped(const Problem &P, bool parallel) {
+  std::vector<float> t;
+  try {
+    t.resize(static_cast<size_t>(P.n * P.m));
+  } catch (const std::bad_alloc &) {
+    return DPLORA_ENOMEM;
+  }
+  // op(B)^T: B stored k x n (tb = 0) is read transposed; B stored n x k as is.
+  Problem S{P.kern, !P.tb, false, P.n,  P.m,      P.k, P.alpha, P.b,
+            P.ldb,  P.a,   P.lda, 0.0f, t.data(), P.m, nullptr};
+  const int rc = run(S, parallel);
+  if (rc != DPLORA_OK) return rc;
+  for (int64_t i = 0; i < P.m; ++i) {
+    float *row = P.c + i * P.ldc;
+    for (int64_t j = 0; j < P.n; ++j) {
+      const float v = t[static_cast<size_t>(j * P.m + i)];
+      row[j] = P.beta == 0.0f ? v : v + P.beta * row[j];
+    }
+  }
+  return DPLORA_OK;
+}
+
+// Runs a validated problem, splitting it over the pool when `parallel`.
+int run(const Problem &P, bool parallel) {
+  const GemmKernel &kern = *P.kern;
+  // Narrow products (a LoRA rank as n): the blocked kernel would use a
+  // fraction of its NR-wide tile and pack the large operand.
+  const bool plain = P.kscale == nullptr && P.bpacked == nullptr && P.alpha != 0.0f;
+  if (plain && P.n <= kSkinnyMaxN && P.k >= 16 && P.m >= 4 * kern.mr) {
+    if (!P.ta && kern.skinny != nullptr) return run_skinny(P, parallel);
+    if (P.ta && 2 * P.n <= kern.nr) return run_swapped(P, parallel);
+  }
+  const int64_t m = P.m, n = P.n, k = P.k;
+  const int64_t tiles_m = (m + kern.mr - 1) / kern.mr;
+  const int64_t tiles_n = (n + kern.nr - 1) / kern.nr;
+  const double work = static_cast<double>(m) * static_cast<double>(n) *
+                      static_cast<double>(std::max<int64_t>(k, 1));
+  if (!parallel || work < 2.0e5 || (tiles_m < 2 && tiles_n < 2)) {
+    return run_block(P, 0, m, 0, n) ? DPLORA_OK : DPLORA_ENOMEM;
+  }
+  std::atomic<bool> ok{true};
+  // Chunks of at least ~256K multiply-adds.  Few rows: split the columns
+  // (op(A) is small, B is read in place, pre-packed or packed per chunk); few
+  // columns: split the rows; otherwise share the packed B panels.
+  // Few row tiles per thread (a small batch): a row split would leave threads
+  // idle (3 tiles on 2 threads: one third of the time), so split the columns;
+  // every path sums each element in the same order, so the choice never
+  // changes a result.
+  const bool few_rows = tiles_m < 4 * static_cast<int64_t>(pool_threads()) && tiles_n >= tiles_m;
+  if (tiles_m > 2 && tiles_n > 2 && !few_rows) {
+    const double per_tile = static_cast<double>(kern.mr) * n * std::max<int64_t>(k, 1);
+    const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.6e5 / per_tile));
+    return run_shared(P, grain) ? DPLORA_OK : DPLORA_ENOMEM;
+  }
+  if (tiles_n >= tiles_m) {
+    const double per_tile = static_cast<double>(kern.nr) * m * std::max<int64_t>(k, 1);
+    const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.6e5 / per_tile));
+    parallel_for(tiles_n, grain, [&](int64_t t0, int64_t t1) {
+      if (!run_block(P, 0, m, t0 * kern.nr, std::min(n, t1 * kern.nr))) ok = false;
+    });
+  } else {
+    const double per_tile = static_cast<double>(kern.mr) * n * std::max<int64_t>(k, 1);
+    const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.6e5 / per_tile));
+    parallel_for(tiles_m, grain, [&](int64_t t0, int64_t t1) {
+      if (!run_block(P, t0 * kern.mr, std::min(m, t1 * kern.mr), 0, n)) ok = false;
+    });
+  }
+  return ok ? DPLORA_OK : DPLORA_ENOMEM;
+}
+
+}  // namespace
+
+int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+         float *c, int64_t ldc, const float *kscale, bool parallel) {
+  if (m < 0 || n < 0 || k < 0) return DPLORA_EINVAL;
+  if (m == 0 || n == 0) return DPLORA_OK;
+  const int64_t wa = trans_a ? m : k, wb = trans_b ? k : n;
+  if (lda < std::max<int64_t>(1, wa) || ldb < std::max<int64_t>(1, wb) ||
+      ldc < std::max<int64_t>(1, n)) {
+    return DPLORA_EINVAL;
+  }
+  if (c == nullptr) return DPLORA_EINVAL;
+  if (k > 0 && alpha != 0.0f && (a == nullptr || b == nullptr)) return DPLORA_EINVAL;
+  const Problem P{&kern, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, kscale};
+  return run(P, parallel);
+}
+
+int64_t packed_b_floats(const GemmKernel &kern, int64_t k, int64_t n) {
+  return (n + kern.nr - 1) / kern.nr * kern.nr * k;
+}
+
+void pack_b_whole(const GemmKernel &kern, bool trans_b, int64_t k, int64_t n, const float *b,
+                  int64_t ldb, float *dst, bool parallel) {
+  Problem P{&kern, false, trans_b, 0, n, k, 1.0f, nullptr, 1, b, ldb, 0.0f, nullptr, 1, nullptr};
+  const int64_t nr = kern.nr, panels = (n + nr - 1) / nr;
+  auto body = [&](int64_t q0, int64_t q1) {
+    pack_b(P, 0, k, q0 * nr, std::min(n, q1 * nr) - q0 * nr, dst + q0 * k * nr);
+  };
+  if (parallel && static_cast<double>(k) * n > 2.0e5) {
+    parallel_for(panels, 4, body);
+  } else {
+    body(0, panels);
+  }
+}
+
+int gemm_prepacked(const GemmKernel &kern, bool trans_a, int64_t m, int64_t n, int64_t k,
+                   float alpha, const float *a, int64_t lda, const float *bpacked, float beta,
+                   float *c, int64_t ldc, bool parallel) {
+  if (m < 0 || n < 0 || k < 0) return DPLORA_EINVAL;
+  if (m == 0 || n == 0) return DPLORA_OK;
+  const int64_t wa = trans_a ? m : k;
+  if (lda < std::max<int64_t>(1, wa) || ldc < std::max<int64_t>(1, n)) return DPLORA_EINVAL;
+  if (c == nullptr) return DPLORA_EINVAL;
+  if (k > 0 && alpha != 0.0f && (a == nullptr || bpacked == nullptr)) return DPLORA_EINVAL;
+  Problem P{&kern, trans_a, false, m, n, k, alpha, a, lda, nullptr, 1, beta, c, ldc, nullptr};
+  P.bpacked = bpacked;
+  return run(P, parallel);
+}
+
+}  // namespace linalg
+}  // namespace dplora
+
+extern "C" int dplora_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                            const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                            float *c, int64_t ldc) {
+  const auto &K = dplora::kernels();
+  return dplora::linalg::gemm(K.gemm, trans_a != 0, trans_b != 0, m, n, k, alpha, a, lda, b, ldb,
+                              beta, c, ldc, nullptr, true);
+}
+
+struct dplora_packed_b {
+  int isa;  // the dispatch table the panels were packed for
+  int64_t k, n;
+  float *data;  // 64-byte aligned, packed_b_floats(k, n) floats
+};
+
+extern "C" int dplora_sgemm_pack_b(int trans_b, int64_t k, int64_t n, const float *b, int64_t ldb,
+                                   dplora_packed_b **out) {
+  if (out == nullptr) return DPLORA_EINVAL;
+  *out = nullptr;
+  if (k < 0 || n < 0) return DPLORA_EINVAL;
+  const int64_t wb = trans_b ? k : n;
+  if (ldb < std::max<int64_t>(1, wb)) return DPLORA_EINVAL;
+  if (k > 0 && n > 0 && b == nullptr) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  const int64_t floats = dplora::linalg::packed_b_floats(K.gemm, k, n);
+  if (floats > (int64_t(1) << 40)) return DPLORA_EINVAL;
+  auto *p = new (std::nothrow) dplora_packed_b{K.isa, k, n, nullptr};
+  if (p == nullptr) return DPLORA_ENOMEM;
+  if (floats > 0) {
+    p->data = static_cast<float *>(::operator new(static_cast<size_t>(floats) * sizeof(float),
+                                                  std::align_val_t(64), std::nothrow));
+    if (p->data == nullptr) {
+      delete p;
+      return DPLORA_ENOMEM;
+    }
+    dplora::linalg::pack_b_whole(K.gemm, trans_b != 0, k, n, b, ldb, p->data, true);
+  }
+  *out = p;
+  return DPLORA_OK;
+}
+
+extern "C" void dplora_packed_b_free(dplora_packed_b *p) {
+  if (p == nullptr) return;
+  if (p->data != nullptr) ::operator delete(p->data, std::align_val_t(64));
+  delete p;
+}
+
+extern "C" int dplora_packed_b_isa(const dplora_packed_b *p) {
+  return p == nullptr ? -1 : p->isa;
+}
+
+extern "C" void dplora_packed_b_dims(const dplora_packed_b *p, int64_t *k, int64_t *n) {
+  if (k) *k = p ? p->k : 0;
+  if (n) *n = p ? p->n : 0;
+}
+
+extern "C" int64_t dplora_packed_b_bytes(const dplora_packed_b *p) {
+  if (p == nullptr || p->data == nullptr) return 0;
+  return dplora::linalg::packed_b_floats(dplora::kernels_for(p->isa).gemm, p->k, p->n) *
+         static_cast<int64_t>(sizeof(float));
+}
+
+extern "C" int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const float *a, int64_t lda,
+                                   const dplora_packed_b *pb, float beta, float *c, int64_t ldc) {
+  if (pb == nullptr) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  if (K.isa != pb->isa) return DPLORA_ESTALE;
+  return dplora::linalg::gemm_prepacked(K.gemm, trans_a != 0, m, pb->n, pb->k, alpha, a, lda,
+                                        pb->data, beta, c, ldc, true);
+}

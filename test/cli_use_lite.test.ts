@@ -1,0 +1,99 @@
+/**
+ * `dp-lora train --model use-lite` end to end on a small slice (reproducible
+ * seed), `--data FILE`, and `dp-lora predict` with the saved adapter: the
+ * adapter reproduces the private model's held-out accuracy exactly.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { runUseLiteTrain, mailText, useLiteRawOptions } from '../lib/cli/train_use_lite';
+import { resolveTrainConfig } from '../lib/cli/train_options';
+import { predictWithAdapter } from '../lib/cli/predict';
+import { splitSpamCorpus } from '../lib/data/spam_corpus';
+import { loadCheckpoint } from '../lib/io/checkpoint';
+
+jest.setTimeout(600000);
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dplora-use-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const silent = { log: () => undefined, print: () => undefined };
+
+test('built-in task: base / non-private / private accuracy, budget respected, adapter reproduces accuracy', async () => {
+  const { raw, ul } = useLiteRawOptions({
+    limit: '160',
+    seed: '7',
+    epochs: '1',
+    batchSize: '16',
+    maxTokens: '24',
+  });
+  const out = path.join(tmp, 'spam');
+  const r = await runUseLiteTrain(resolveTrainConfig(raw), ul, { ...silent, out });
+  expect(r.epsilon).toBeLessThanOrEqual(8);
+  expect(r.steps).toBe(r.plannedSteps);
+  expect(r.accuracy.base).toBeGreaterThan(0.5);
+  expect(r.accuracy.nonPrivateLora).not.toBeNull();
+  expect(r.loraLayers).toEqual([1]);
+  const report = JSON.parse(
+    fs.readFileSync(path.join(out, 'adapter', 'privacy_report.json'), 'utf8'),
+  ) as { epsilon: number; steps: number };
+  expect(report.epsilon).toBe(r.epsilon);
+  expect(report.steps).toBe(r.steps);
+  // the ledger is saved with the checkpoint and matches the report
+  const ck = loadCheckpoint(path.join(out, 'checkpoints'));
+  expect(ck.state.step).toBe(r.steps);
+  expect(ck.state.ledger).toBeTruthy();
+  // predict with the saved adapter on the same held-out mails
+  const held = splitSpamCorpus(undefined, { limit: 160 }).heldout;
+  const preds = predictWithAdapter(
+    path.join(out, 'adapter'),
+    held.map((m) => mailText(m.text)),
+  );
+  const acc =
+    preds.filter((p, i) => p.label === ['ham', 'spam'][held[i].label]).length / held.length;
+  expect(acc).toBeCloseTo(r.accuracy.privateLora, 10);
+  for (const p of preds) expect(p.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+});
+
+test('--data FILE with LoRA on both layers and chosen targets', async () => {
+  const file = path.join(tmp, 'd.csv');
+  const rows = ['text,label'];
+  for (let i = 0; i < 60; i++) {
+    rows.push(`"I loved this film, wonderful acting number ${i}",pos`);
+    rows.push(`"Terrible boring movie, waste of time number ${i}",neg`);
+  }
+  fs.writeFileSync(file, rows.join('\n') + '\n');
+  const { raw, ul } = useLiteRawOptions({
+    data: file,
+    seed: '3',
+    epochs: '1',
+    batchSize: '16',
+    loraLayers: '0,1',
+    targetModules: 'q_proj,v_proj',
+    maxTokens: '16',
+    baseline: false,
+  });
+  const out = path.join(tmp, 'user');
+  const r = await runUseLiteTrain(resolveTrainConfig(raw), ul, { ...silent, out });
+  expect(r.accuracy.base).toBeNull(); // no public data: no base head
+  expect(r.accuracy.nonPrivateLora).toBeNull();
+  expect(r.loraLayers).toEqual([0, 1]);
+  const cfg = JSON.parse(
+    fs.readFileSync(path.join(out, 'adapter', 'adapter_config.json'), 'utf8'),
+  ) as { target_modules: string[] };
+  expect(cfg.target_modules).toEqual(['q_proj', 'v_proj']);
+  const preds = predictWithAdapter(path.join(out, 'adapter'), ['great film', 'awful film']);
+  expect(preds.map((p) => ['neg', 'pos'].includes(p.label))).toEqual([true, true]);
+});
+
+test('bad options are errors naming the option', () => {
+  expect(() => useLiteRawOptions({ loraLayers: '2' })).toThrow(/--lora-layers/);
+  expect(() => useLiteRawOptions({ maxTokens: '500' })).toThrow(/--max-tokens/);
+  const { raw, ul } = useLiteRawOptions({ targetModules: 'query' });
+  return expect(runUseLiteTrain(resolveTrainConfig(raw), ul, silent)).rejects.toThrow(
+    /targetModules/,
+  );
+});
