@@ -58,7 +58,7 @@ export class DpLoraError extends Error {
   /** Stable machine-readable code, one of {@link ErrorCode}. */
   readonly code: ErrorCodeValue;
   /** The argument (or CLI option, or file) at fault, where there is one. */
-  readonly argument?: string;
+  declare readonly argument?: string;
 
   /**
    * @param code - one of {@link ErrorCode}
@@ -73,6 +73,12 @@ export class DpLoraError extends Error {
   }
 }
 
+function namesArgument(message: string, argument: string): boolean {
+  const escaped = argument.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // "rank must be ...", "LoraLinear: r must be ...", "state.position: ..." name it already.
+  return new RegExp(`(^|: )${escaped}([ :.[]|$)`).test(message);
+}
+
 /** A bad argument: wrong type, out of range, non-finite or malformed. Always names it. */
 export class InvalidArgumentError extends DpLoraError {
   declare readonly argument: string;
@@ -80,10 +86,19 @@ export class InvalidArgumentError extends DpLoraError {
   /**
    * @param argument - the argument's name as the caller wrote it (e.g. `maxGradNorm`, `--rank`)
    * @param message - what is wrong and what is accepted; the argument's name is prefixed
+   *   (`"rank: must be ..."`) unless the message already starts with it, alone or after a
+   *   `"Caller: "` prefix (`"rank must be ..."`, `"LoraLinear: r must be ..."`)
    * @param cause - an underlying error, if any
    */
   constructor(argument: string, message: string, cause?: unknown) {
-    super(ErrorCode.InvalidArgument, `${argument}: ${message}`, { argument, cause });
+    super(
+      ErrorCode.InvalidArgument,
+      namesArgument(message, argument) ? message : `${argument}: ${message}`,
+      {
+        argument,
+        cause,
+      },
+    );
   }
 }
 
@@ -92,5 +107,120 @@ export class InvalidStateError extends DpLoraError {
   /** @param message - what was called out of order and what to call first */
   constructor(message: string) {
     super(ErrorCode.InvalidState, message);
+  }
+}
+
+/** The native addon (dplora.node) could not be loaded; the message lists every path tried. */
+export class NativeLoadError extends DpLoraError {
+  /** @param message - what was tried, each failure, and how to fix it */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.NativeLoad, message, options);
+  }
+}
+
+/** A native kernel failed at run time (the OS entropy source, memory). */
+export class NativeError extends DpLoraError {
+  /** @param message - the call that failed and why */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.Native, message, options);
+  }
+}
+
+/** A privacy ledger that cannot be parsed or fails validation. */
+export class LedgerFormatError extends DpLoraError {
+  /** @param message - what is wrong (prefixed with "invalid privacy ledger: ") */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.Ledger, `invalid privacy ledger: ${message}`, options);
+  }
+}
+
+/** Which part of a checkpoint is missing or disagrees with the others. */
+export type CheckpointPart =
+  | 'missing'
+  | 'manifest'
+  | 'file'
+  | 'ledger'
+  | 'ledger-steps'
+  | 'ledger-head'
+  | 'run-id'
+  | 'step'
+  | 'base-model'
+  | 'tensors'
+  | 'state';
+
+/** A missing, malformed or tampered checkpoint, or one whose parts disagree. */
+export class CheckpointError extends DpLoraError {
+  /** Which part is at fault. */
+  readonly what: CheckpointPart;
+  /**
+   * @param message - what is wrong, naming the file
+   * @param what - which part is at fault
+   */
+  constructor(message: string, what: CheckpointPart = 'state') {
+    super(ErrorCode.Checkpoint, message);
+    this.what = what;
+  }
+}
+
+/** Unusable user data (CSV/JSONL, labels); the message names the file, line and fix. */
+export class DataFormatError extends DpLoraError {
+  /** @param message - the file, the line and what to fix */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.DataFormat, message, options);
+  }
+}
+
+/** A malformed or inconsistent LoRA adapter (PEFT format). */
+export class AdapterFormatError extends DpLoraError {
+  /** @param message - what is wrong */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.FileFormat, message, options);
+  }
+}
+
+/** A malformed safetensors file, or bad input to the safetensors writer. */
+export class SafetensorsError extends DpLoraError {
+  /** @param message - what is wrong */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.FileFormat, message, options);
+  }
+}
+
+/** Thrown BEFORE a step (or batch draw) that would take epsilon past the target. */
+export class PrivacyBudgetExceededError extends DpLoraError {
+  /** Epsilon spent so far (at `delta`). */
+  readonly epsilonSpent: number;
+  /** The budget. */
+  readonly targetEpsilon: number;
+  /** The delta at which epsilon is reported. */
+  readonly delta: number;
+  /** Steps taken before the refusal. */
+  readonly stepsTaken: number;
+
+  /** @param o - the spent and target epsilon, delta and the steps taken */
+  constructor(o: {
+    epsilonSpent: number;
+    targetEpsilon: number;
+    delta: number;
+    stepsTaken: number;
+  }) {
+    super(
+      ErrorCode.BudgetExceeded,
+      `privacy budget exhausted: another step would take epsilon past the target ${o.targetEpsilon} ` +
+        `(delta ${o.delta}); spent ${o.epsilonSpent.toPrecision(6)} in ${o.stepsTaken} steps. ` +
+        'Stop training, or start a new run with a larger budget (the ledger cannot be reset).',
+    );
+    this.epsilonSpent = o.epsilonSpent;
+    this.targetEpsilon = o.targetEpsilon;
+    this.delta = o.delta;
+    this.stepsTaken = o.stepsTaken;
+  }
+}
+
+/** A trainable parameter lacks per-sample gradient support or information. */
+export class PerSampleGradError extends DpLoraError {
+  /** @param message - the parameter and what it lacks */
+  constructor(message: string, options: DpLoraErrorOptions = {}) {
+    super(ErrorCode.PerSampleGrad, message, options);
   }
 }

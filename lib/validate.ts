@@ -5,6 +5,14 @@
  */
 import { InvalidArgumentError } from './errors';
 
+/**
+ * Largest number of elements one tensor or weight matrix may have (2^30; 4 GiB of float32).
+ * Sizes are checked against it before anything is allocated, so a huge argument is a clear
+ * {@link InvalidArgumentError} rather than a `RangeError: Invalid typed array length` or an
+ * out-of-memory crash.
+ */
+export const MAX_ELEMENTS = 2 ** 30;
+
 /** Bounds for {@link requireNumber} and {@link requireInt}. */
 export interface NumberBounds {
   /** Smallest accepted value (inclusive). */
@@ -60,6 +68,21 @@ export function requirePositiveInt(name: string, value: unknown, max = 2 ** 31 -
   return requireInt(name, value, { min: 1, max });
 }
 
+/**
+ * Checks that a product of dimensions (e.g. `outFeatures * inFeatures`) stays within
+ * {@link MAX_ELEMENTS}; the error names `name` (the dimension to lower). Returns the product.
+ */
+export function requireElementCount(name: string, dims: readonly number[]): number {
+  let n = 1;
+  for (const d of dims) n *= d;
+  if (!(n <= MAX_ELEMENTS))
+    throw new InvalidArgumentError(
+      name,
+      `${dims.join(' * ')} = ${n} elements exceeds the limit of ${MAX_ELEMENTS} per tensor`,
+    );
+  return n;
+}
+
 /** A string, optionally non-empty; returns it. */
 export function requireString(name: string, value: unknown, nonEmpty = true): string {
   if (typeof value !== 'string')
@@ -84,11 +107,13 @@ export function requireOneOf<T extends string>(
 
 /** A Float32Array, optionally of an exact length; returns it. */
 export function requireFloat32Array(name: string, value: unknown, length?: number): Float32Array {
-  if (!(value instanceof Float32Array))
+  // By tag, not instanceof: arrays made in another realm (a vm context, a worker) still count.
+  if (Object.prototype.toString.call(value) !== '[object Float32Array]')
     throw new InvalidArgumentError(name, `must be a Float32Array, got ${describe(value)}`);
-  if (length !== undefined && value.length !== length)
-    throw new InvalidArgumentError(name, `must have length ${length}, got ${value.length}`);
-  return value;
+  const a = value as Float32Array;
+  if (length !== undefined && a.length !== length)
+    throw new InvalidArgumentError(name, `must have length ${length}, got ${a.length}`);
+  return a;
 }
 
 /** A plain object (not null, not an array); returns it. */

@@ -90,44 +90,72 @@ describe('getNoiseMultiplier', () => {
       steps: 100,
       accountant: 'rdp' as const,
     };
-    expectError(() => getNoiseMultiplier({ ...ok, targetDelta: 1 }), 'RangeError', /targetDelta/);
-    expectError(() => getNoiseMultiplier({ ...ok, targetDelta: 0 }), 'RangeError', /targetDelta/);
-    expectError(() => getNoiseMultiplier({ ...ok, targetDelta: 1.5 }), 'RangeError', /targetDelta/);
+    expectError(
+      () => getNoiseMultiplier({ ...ok, targetDelta: 1 }),
+      'InvalidArgumentError',
+      /targetDelta/,
+    );
+    expectError(
+      () => getNoiseMultiplier({ ...ok, targetDelta: 0 }),
+      'InvalidArgumentError',
+      /targetDelta/,
+    );
+    expectError(
+      () => getNoiseMultiplier({ ...ok, targetDelta: 1.5 }),
+      'InvalidArgumentError',
+      /targetDelta/,
+    );
     expectError(
       () => getNoiseMultiplier({ ...ok, targetEpsilon: 0 }),
-      'RangeError',
+      'InvalidArgumentError',
       /targetEpsilon/,
     );
     expectError(
       () => getNoiseMultiplier({ ...ok, targetEpsilon: -1 }),
-      'RangeError',
+      'InvalidArgumentError',
       /targetEpsilon/,
     );
     expectError(
       () => getNoiseMultiplier({ ...ok, targetEpsilon: Infinity }),
-      'RangeError',
+      'InvalidArgumentError',
       /targetEpsilon/,
     );
     expectError(
       () => getNoiseMultiplier({ ...ok, targetEpsilon: NaN }),
-      'RangeError',
+      'InvalidArgumentError',
       /targetEpsilon/,
     );
-    expectError(() => getNoiseMultiplier({ ...ok, sampleRate: 0 }), 'RangeError', /sampleRate/);
-    expectError(() => getNoiseMultiplier({ ...ok, sampleRate: 1.01 }), 'RangeError', /sampleRate/);
-    expectError(() => getNoiseMultiplier({ ...ok, steps: 0 }), 'RangeError', /steps/);
-    expectError(() => getNoiseMultiplier({ ...ok, steps: 2.5 }), 'RangeError', /steps/);
-    expectError(() => getNoiseMultiplier({ ...ok, steps: undefined }), 'RangeError', /steps/);
-    expectError(() => getNoiseMultiplier({ ...ok, epochs: 2 }), 'RangeError', /steps or epochs/);
+    expectError(
+      () => getNoiseMultiplier({ ...ok, sampleRate: 0 }),
+      'InvalidArgumentError',
+      /sampleRate/,
+    );
+    expectError(
+      () => getNoiseMultiplier({ ...ok, sampleRate: 1.01 }),
+      'InvalidArgumentError',
+      /sampleRate/,
+    );
+    expectError(() => getNoiseMultiplier({ ...ok, steps: 0 }), 'InvalidArgumentError', /steps/);
+    expectError(() => getNoiseMultiplier({ ...ok, steps: 2.5 }), 'InvalidArgumentError', /steps/);
+    expectError(
+      () => getNoiseMultiplier({ ...ok, steps: undefined }),
+      'InvalidArgumentError',
+      /steps/,
+    );
+    expectError(
+      () => getNoiseMultiplier({ ...ok, epochs: 2 }),
+      'InvalidArgumentError',
+      /steps or epochs/,
+    );
     expectError(
       () => getNoiseMultiplier({ ...ok, accountant: 'moments' as never }),
-      'RangeError',
+      'InvalidArgumentError',
       /accountant/,
     );
     // RDP cannot certify eps 0.001 at delta 1e-10 with any noise (its conversion has a floor)
     expectError(
       () => getNoiseMultiplier({ ...ok, targetEpsilon: 1e-3, targetDelta: 1e-10 }),
-      'RangeError',
+      'InvalidArgumentError',
       /targetEpsilon.*cannot be reached/,
     );
   });
@@ -147,7 +175,7 @@ describe('maxStepsWithinBudget', () => {
     expect(maxStepsWithinBudget(acc, spec, { targetEpsilon: 0.01, targetDelta: 1e-5 })).toBe(0);
     expectError(
       () => maxStepsWithinBudget(acc, spec, { targetEpsilon: 2, targetDelta: 0 }),
-      'RangeError',
+      'InvalidArgumentError',
       /targetDelta/,
     );
   });

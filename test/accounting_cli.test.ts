@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { buildProgram } from '../lib/cli/main';
 import { RdpAccountant } from '../lib';
+import { expectCodeAsync } from './helpers/errors';
 
 async function run(args: string[]): Promise<string> {
   const chunks: string[] = [];
@@ -119,7 +120,7 @@ describe('dp-lora noise', () => {
     ).rejects.toThrow(/--epochs and --steps/);
     await expect(
       run(['noise', '--epsilon', '-3', '--delta', '1e-5', '--sample-rate', '0.01', '--steps', '5']),
-    ).rejects.toThrow(/targetEpsilon/);
+    ).rejects.toThrow(/--epsilon: must be > 0/);
   });
 });
 
@@ -142,4 +143,42 @@ const bin = path.join(__dirname, '..', 'dist', 'lib', 'cli', 'main.js');
   expect(r.epsilon).toBeLessThanOrEqual(2);
   expect(r.noiseMultiplier).toBeGreaterThan(0.95);
   expect(r.noiseMultiplier).toBeLessThan(0.97);
+});
+
+describe('accounting options are bounded and named', () => {
+  const eps = [
+    'epsilon',
+    '--sample-rate',
+    '0.1',
+    '--noise',
+    '1',
+    '--steps',
+    '10',
+    '--delta',
+    '1e-5',
+  ];
+  const set = (args: string[], opt: string, v: string) => {
+    const out = [...args];
+    out[out.indexOf(opt) + 1] = v;
+    return out;
+  };
+  test.each([
+    [set(eps, '--sample-rate', '0'), '--sample-rate', /must be > 0 and <= 1/],
+    [set(eps, '--sample-rate', '1.5'), '--sample-rate', /<= 1/],
+    [set(eps, '--noise', '-1'), '--noise', /must be > 0/],
+    [set(eps, '--steps', '0'), '--steps', /must be >= 1/],
+    [set(eps, '--steps', '2.5'), '--steps', /must be an integer/],
+    [set(eps, '--steps', '1e12'), '--steps', /<= 2147483647/],
+    [set(eps, '--delta', '1'), '--delta', /< 1/],
+    [
+      ['noise', '--epsilon', '0', '--delta', '1e-5', '--sample-rate', '0.1', '--steps', '10'],
+      '--epsilon',
+      /must be > 0/,
+    ],
+  ])('%p is an InvalidArgumentError naming the option', async (args, option, re) => {
+    await expectCodeAsync(run(args), 'ERR_DPLORA_INVALID_ARGUMENT', {
+      argument: option,
+      message: re,
+    });
+  });
 });

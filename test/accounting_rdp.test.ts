@@ -186,29 +186,29 @@ describe('conversions', () => {
   });
 
   test('invalid arguments name themselves', () => {
-    expectError(() => rdpToEpsilon([2], [0.1], 0), 'RangeError', /delta/);
-    expectError(() => rdpToEpsilon([2], [0.1], 1), 'RangeError', /delta/);
-    expectError(() => rdpToEpsilon([2], [0.1], NaN), 'RangeError', /delta/);
-    expectError(() => rdpToEpsilon([1], [0.1], 1e-5), 'RangeError', /orders/);
-    expectError(() => rdpToEpsilon([2, 3], [0.1], 1e-5), 'RangeError', /rdp/);
+    expectError(() => rdpToEpsilon([2], [0.1], 0), 'InvalidArgumentError', /delta/);
+    expectError(() => rdpToEpsilon([2], [0.1], 1), 'InvalidArgumentError', /delta/);
+    expectError(() => rdpToEpsilon([2], [0.1], NaN), 'InvalidArgumentError', /delta/);
+    expectError(() => rdpToEpsilon([1], [0.1], 1e-5), 'InvalidArgumentError', /orders/);
+    expectError(() => rdpToEpsilon([2, 3], [0.1], 1e-5), 'InvalidArgumentError', /rdp/);
     expectError(
       () => rdpToEpsilon([2], [0.1], 1e-5, { conversion: 'x' as never }),
-      'RangeError',
+      'InvalidArgumentError',
       /conversion/,
     );
     expectError(
       () => computeRdp({ sampleRate: 1.5, noiseMultiplier: 1, steps: 1 }),
-      'RangeError',
+      'InvalidArgumentError',
       /sampleRate/,
     );
     expectError(
       () => computeRdp({ sampleRate: 0.1, noiseMultiplier: 0, steps: 1 }),
-      'RangeError',
+      'InvalidArgumentError',
       /noiseMultiplier/,
     );
     expectError(
       () => computeRdp({ sampleRate: 0.1, noiseMultiplier: 1, steps: -1 }),
-      'RangeError',
+      'InvalidArgumentError',
       /steps/,
     );
   });
@@ -285,17 +285,29 @@ describe('RDP accountant properties', () => {
 
   test('step validates its arguments', () => {
     const a = new RdpAccountant();
-    expectError(() => a.step({ sampleRate: 0, noiseMultiplier: 1 }), 'RangeError', /sampleRate/);
+    expectError(
+      () => a.step({ sampleRate: 0, noiseMultiplier: 1 }),
+      'InvalidArgumentError',
+      /sampleRate/,
+    );
     expectError(
       () => a.step({ sampleRate: 0.1, noiseMultiplier: NaN }),
-      'RangeError',
+      'InvalidArgumentError',
       /noiseMultiplier/,
     );
-    expectError(() => a.step({ sampleRate: 0.1, noiseMultiplier: 1 }, 0), 'RangeError', /count/);
-    expectError(() => a.step({ sampleRate: 0.1, noiseMultiplier: 1 }, 1.5), 'RangeError', /count/);
+    expectError(
+      () => a.step({ sampleRate: 0.1, noiseMultiplier: 1 }, 0),
+      'InvalidArgumentError',
+      /count/,
+    );
+    expectError(
+      () => a.step({ sampleRate: 0.1, noiseMultiplier: 1 }, 1.5),
+      'InvalidArgumentError',
+      /count/,
+    );
     expectError(
       () => a.step({ sampleRate: 0.1, noiseMultiplier: 1, mechanism: 'laplace' as never }),
-      'RangeError',
+      'InvalidArgumentError',
       /mechanism/,
     );
     expect(a.history).toEqual([]);
@@ -328,9 +340,9 @@ describe('zCDP conversions (Canonne, Kamath, Steinke 2020)', () => {
     expect(viaRdp - zcdpToEpsilon(rho, 1e-5)).toBeLessThan(1e-5);
   });
   test('bad arguments', () => {
-    expectError(() => zcdpToEpsilon(-1, 1e-5), 'RangeError', /rho/);
-    expectError(() => zcdpToEpsilon(0.1, 2), 'RangeError', /delta/);
-    expectError(() => zcdpToDelta(0.1, -1), 'RangeError', /epsilon/);
+    expectError(() => zcdpToEpsilon(-1, 1e-5), 'InvalidArgumentError', /rho/);
+    expectError(() => zcdpToEpsilon(0.1, 2), 'InvalidArgumentError', /delta/);
+    expectError(() => zcdpToDelta(0.1, -1), 'InvalidArgumentError', /epsilon/);
   });
 });
 
@@ -350,12 +362,12 @@ describe('adaptive clipping joint noise (Andrew et al. 2021)', () => {
   test('the count alone cannot exceed the budget', () => {
     expectError(
       () => adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: 1, countNoiseStd: 0.5 }),
-      'RangeError',
+      'InvalidArgumentError',
       /countNoiseStd/,
     );
     expectError(
       () => adaptiveClippingNoiseMultiplier({ targetNoiseMultiplier: -1, countNoiseStd: 5 }),
-      'RangeError',
+      'InvalidArgumentError',
       /targetNoiseMultiplier/,
     );
   });
@@ -376,9 +388,9 @@ describe('discrete Gaussian, exact single release', () => {
     expect(discreteGaussianDelta(1, 1, 2)).toBeLessThan(discreteGaussianDelta(1, 1, 1));
   });
   test('bad arguments', () => {
-    expectError(() => discreteGaussianDelta(0, 1, 1), 'RangeError', /sigmaSquared/);
-    expectError(() => discreteGaussianDelta(1, 0.5, 1), 'RangeError', /sensitivity/);
-    expectError(() => discreteGaussianDelta(1, 1, -1), 'RangeError', /epsilon/);
+    expectError(() => discreteGaussianDelta(0, 1, 1), 'InvalidArgumentError', /sigmaSquared/);
+    expectError(() => discreteGaussianDelta(1, 0.5, 1), 'InvalidArgumentError', /sensitivity/);
+    expectError(() => discreteGaussianDelta(1, 1, -1), 'InvalidArgumentError', /epsilon/);
   });
 });
 

@@ -23,6 +23,7 @@ import {
 } from '../lib/cli/train_model';
 import { LORA_SEED, publishAdapter } from '../lib/cli/train';
 import { LoraLinear } from '../lib/nn/lora_linear';
+import { expectCodeAsync } from './helpers/errors';
 
 const SMALL = [
   '--accountant',
@@ -267,8 +268,8 @@ describe('dp-lora train (end to end)', () => {
   });
 
   test('option errors name the option', async () => {
-    await expect(run(['--epsilon', '-1'])).rejects.toThrow(/--epsilon must be a positive number/);
-    await expect(run(['--seed', 'xyz'])).rejects.toThrow(/--seed must be/);
+    await expect(run(['--epsilon', '-1'])).rejects.toThrow(/--epsilon: must be a positive number/);
+    await expect(run(['--seed', 'xyz'])).rejects.toThrow(/--seed: must be/);
     await expect(run(['--resume', path.join(tmp, 'nothing')])).rejects.toThrow(/no checkpoint/);
     expect(fs.existsSync(path.join(tmp, 'nothing'))).toBe(false);
     await expect(run(['--resume', path.join(tmp, 'run'), '--epsilon', '3'])).rejects.toThrow(
@@ -282,6 +283,30 @@ describe('dp-lora train (end to end)', () => {
       /--overwrite/,
     );
     await expect(run(['--method', 'bad'])).rejects.toThrow(/Allowed choices are ffa, vanilla/);
+  });
+
+  // Regression: `--rank 1e9` used to end in "Invalid typed array length"; `--rank 0` said
+  // "positive number" for an integer option. Each now fails before any work, naming the option.
+  test.each([
+    [['--rank', '1e9'], '--rank', /--rank: must be at most 256/],
+    [['--rank', '0'], '--rank', /--rank: must be a positive integer, got "0"/],
+    [['--rank', '2.5'], '--rank', /positive integer/],
+    [['--dim', '64', '--hidden', '32', '--rank', '33'], '--rank', /at most 32/],
+    [['--hidden', '1e6'], '--hidden', /at most 4096/],
+    [['--dim', '65536', '--hidden', '4096'], '--hidden', /at most 16777216 weights/],
+    [['--dim', '1'], '--dim', /at least 2/],
+    [['--batch-size', '1e12'], '--batch-size', /at most/],
+    [['--physical-batch-size', 'NaN'], '--physical-batch-size', /positive integer/],
+    [['--epochs', '1e300'], '--epochs', /at most/],
+    [['--checkpoint-every', '-1'], '--checkpoint-every', /positive integer/],
+    [['--max-steps', '1.5'], '--max-steps', /positive integer/],
+    [['--data', ''], '--data', /non-empty/],
+    [['--limit', '3'], '--limit', /at least 20/],
+  ])('%p is an InvalidArgumentError naming the option', async (args, option, re) => {
+    await expectCodeAsync(run(args), 'ERR_DPLORA_INVALID_ARGUMENT', {
+      argument: option,
+      message: re,
+    });
   });
 });
 

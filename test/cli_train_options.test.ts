@@ -6,6 +6,7 @@ import {
   TRAIN_DEFAULTS,
 } from '../lib/cli/train_options';
 import { extractTensors, restoreTensors } from '../lib/trainer/state';
+import { formatCliError } from '../lib/cli/main';
 import { parseSafetensors, serializeSafetensors, StTensorInput } from '../lib/io/safetensors';
 
 describe('train options', () => {
@@ -45,15 +46,15 @@ describe('train options', () => {
   });
 
   test.each([
-    [{ epsilon: '0' }, /--epsilon must be a positive number/],
+    [{ epsilon: '0' }, /--epsilon: must be a positive number/],
     [{ epsilon: 'abc' }, /--epsilon/],
-    [{ delta: '1' }, /--delta must be in \(0, 1\)/],
-    [{ batchSize: '2.5' }, /--batch-size must be a positive integer/],
+    [{ delta: '1' }, /--delta: must be in \(0, 1\)/],
+    [{ batchSize: '2.5' }, /--batch-size: must be a positive integer/],
     [{ rank: '-3' }, /--rank/],
-    [{ method: 'lora' }, /--method must be ffa or vanilla/],
-    [{ accountant: 'gdp' }, /--accountant must be pld or rdp/],
-    [{ publicData: 'x.csv' }, /--public-data needs --data/],
-    [{ limit: '5' }, /--limit must be at least 20/],
+    [{ method: 'lora' }, /--method: must be ffa or vanilla/],
+    [{ accountant: 'gdp' }, /--accountant: must be pld or rdp/],
+    [{ publicData: 'x.csv' }, /--public-data: needs --data/],
+    [{ limit: '5' }, /--limit: must be at least 20/],
     [{ lr: 'Infinity' }, /--lr/],
   ])('rejects %p', (raw, re) => {
     expect(() => resolveTrainConfig(raw as any)).toThrow(re);
@@ -96,5 +97,21 @@ describe('engine state <-> checkpoint tensors', () => {
     expect('skip' in back).toBe(false);
     expect(() => restoreTensors({ a: { $tensor: 'missing' } }, new Map())).toThrow(/missing/);
     expect(() => extractTensors({ a: new Float64Array(1) }, {})).toThrow(/only Float32Array/);
+  });
+});
+
+describe('CLI error line', () => {
+  test('a dp-lora error prints its message and code; others their message', () => {
+    let err: unknown;
+    try {
+      resolveTrainConfig({ rank: '1e9' });
+    } catch (e) {
+      err = e;
+    }
+    expect(formatCliError(err)).toBe(
+      'dp-lora: --rank: must be at most 256, got "1e9" [ERR_DPLORA_INVALID_ARGUMENT]',
+    );
+    expect(formatCliError(new Error('boom'))).toBe('dp-lora: boom');
+    expect(formatCliError('odd')).toBe('dp-lora: odd');
   });
 });

@@ -16,6 +16,7 @@ import {
   loadUserData,
   DataFormatError,
 } from '../lib/data/user_data';
+import { InvalidArgumentError } from '../lib/errors';
 
 describe('spam corpus split', () => {
   const mails = loadSpamCorpus();
@@ -53,7 +54,7 @@ describe('spam corpus split', () => {
     const b = splitSpamCorpus(mails, { limit: 600 });
     expect(a.public.length + a.private.length + a.heldout.length).toBe(600);
     expect(a.private.map((m) => m.key)).toEqual(b.private.map((m) => m.key));
-    expect(() => splitSpamCorpus(mails, { limit: 3 })).toThrow(RangeError);
+    expect(() => splitSpamCorpus(mails, { limit: 3 })).toThrow(InvalidArgumentError);
   });
 });
 
@@ -106,7 +107,7 @@ describe('featurizer', () => {
   test('empty text gives a zero vector; bad input throws', () => {
     const X = featurize(['']);
     expect(X.every((x) => x === 0)).toBe(true);
-    expect(() => featurize([5 as any])).toThrow(TypeError);
+    expect(() => featurize([5 as any])).toThrow(InvalidArgumentError);
     expect(() => featurize(['a'], { dim: 1 })).toThrow(/dim/);
   });
 });

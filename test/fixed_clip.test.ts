@@ -64,34 +64,34 @@ describe('fixed.quantize / dequantize', () => {
   test('validation', () => {
     expectError(
       () => fixed.quantize(new Float64Array(2) as unknown as Float32Array, 4),
-      'TypeError',
+      'InvalidArgumentError',
       /x/,
     );
-    expectError(() => fixed.quantize(new Float32Array(2), 31), 'RangeError', /fracBits/);
-    expectError(() => fixed.quantize(new Float32Array(2), 1.5), 'RangeError', /fracBits/);
-    expectError(() => fixed.quantize(new Float32Array(2), -1), 'RangeError', /fracBits/);
+    expectError(() => fixed.quantize(new Float32Array(2), 31), 'InvalidArgumentError', /fracBits/);
+    expectError(() => fixed.quantize(new Float32Array(2), 1.5), 'InvalidArgumentError', /fracBits/);
+    expectError(() => fixed.quantize(new Float32Array(2), -1), 'InvalidArgumentError', /fracBits/);
     expectError(
       () => fixed.quantize(new Float32Array(2), 4, new Int32Array(3)),
-      'RangeError',
+      'InvalidArgumentError',
       /out/,
     );
     expectError(
       () => fixed.quantize(new Float32Array(2), 4, new Uint32Array(2) as unknown as Int32Array),
-      'TypeError',
+      'InvalidArgumentError',
       /out/,
     );
     expectError(
       () => fixed.dequantize(new Float32Array(2) as unknown as Int32Array, 4),
-      'TypeError',
+      'InvalidArgumentError',
       /q/,
     );
     expectError(
       () => fixed.dequantize(new Int32Array(2), 4, new Float32Array(1)),
-      'RangeError',
+      'InvalidArgumentError',
       /out/,
     );
-    expectError(() => fixed.clipIntFor(0, 4), 'RangeError', /maxGradNorm/);
-    expectError(() => fixed.clipIntFor(2 ** 20, 12), 'RangeError', /2\^31/);
+    expectError(() => fixed.clipIntFor(0, 4), 'InvalidArgumentError', /maxGradNorm/);
+    expectError(() => fixed.clipIntFor(2 ** 20, 12), 'InvalidArgumentError', /2\^31/);
     expect(fixed.clipIntFor(1.5, 16)).toBe(98304);
   });
 });
@@ -167,28 +167,40 @@ describe('fixedClipSum', () => {
   test('refuses inputs whose sum could overflow; validation', () => {
     expectError(
       () => fixedClipSum(new Int32Array(0), 2 ** 31 + 2, 0, I32_MAX),
-      'RangeError',
+      'InvalidArgumentError',
       /2\^62/,
     );
     expect(fixedClipSum(new Int32Array(0), 2 ** 31 + 1, 0, I32_MAX).sum.length).toBe(0); // (2^31 + 1)(2^31 - 1) < 2^62
-    expectError(() => fixedClipSum(new Int32Array(6), 2, 4, 10), 'RangeError', /grads/);
+    expectError(() => fixedClipSum(new Int32Array(6), 2, 4, 10), 'InvalidArgumentError', /grads/);
     expectError(
       () => fixedClipSum(new Float32Array(6) as unknown as Int32Array, 2, 3, 10),
-      'TypeError',
+      'InvalidArgumentError',
       /grads/,
     );
-    expectError(() => fixedClipSum(new Int32Array(6), 2, 3, 0), 'RangeError', /clipInt/);
-    expectError(() => fixedClipSum(new Int32Array(6), 2, 3, 2 ** 31), 'RangeError', /clipInt/);
-    expectError(() => fixedClipSum(new Int32Array(6), 2, 3, 1.5), 'RangeError', /clipInt/);
-    expectError(() => fixedClipSum(new Int32Array(6), -2, -3, 1), 'RangeError', /dim|batch/);
+    expectError(() => fixedClipSum(new Int32Array(6), 2, 3, 0), 'InvalidArgumentError', /clipInt/);
+    expectError(
+      () => fixedClipSum(new Int32Array(6), 2, 3, 2 ** 31),
+      'InvalidArgumentError',
+      /clipInt/,
+    );
+    expectError(
+      () => fixedClipSum(new Int32Array(6), 2, 3, 1.5),
+      'InvalidArgumentError',
+      /clipInt/,
+    );
+    expectError(
+      () => fixedClipSum(new Int32Array(6), -2, -3, 1),
+      'InvalidArgumentError',
+      /dim|batch/,
+    );
     expectError(
       () => fixedClipSum(new Int32Array(6), 2, 3, 5, new BigInt64Array(2)),
-      'RangeError',
+      'InvalidArgumentError',
       /out/,
     );
     expectError(
       () => fixedClipSum(new Int32Array(6), 2, 3, 5, new Int32Array(3) as unknown as BigInt64Array),
-      'TypeError',
+      'InvalidArgumentError',
       /out/,
     );
   });
@@ -247,23 +259,23 @@ describe('fixed.addDiscreteGaussianNoise', () => {
     const rng = new Rng({ seed: SEED });
     expectError(
       () => fixed.addDiscreteGaussianNoise(new Int32Array(2) as unknown as BigInt64Array, 1, rng),
-      'TypeError',
+      'InvalidArgumentError',
       /sum/,
     );
     expectError(
       () => fixed.addDiscreteGaussianNoise(new BigInt64Array(2), 0, rng),
-      'RangeError',
+      'InvalidArgumentError',
       /sigmaSq/,
     );
     expectError(
       () => fixed.addDiscreteGaussianNoise(new BigInt64Array(2), 1, {} as Rng),
-      'TypeError',
+      'InvalidArgumentError',
       /rng/,
     );
     const s = BigInt64Array.from([1n, 2n]);
     expectError(
       () => fixed.addDiscreteGaussianNoise(s, { num: 2n ** 63n + 1n, den: 2n ** 63n - 1n }, rng),
-      'RangeError',
+      'InvalidArgumentError',
       /overflow/,
     );
     expect(Array.from(s)).toEqual([1n, 2n]); // a refusal leaves the sum untouched

@@ -20,65 +20,113 @@ describe('linalg argument validation', () => {
     const o = { m: 2, n: 3, k: 4 };
     expectError(
       () => sgemm(new Float64Array(8) as any, f32(12), f32(6), o),
-      'TypeError',
+      'InvalidArgumentError',
       /^a must be a Float32Array/,
     );
-    expectError(() => sgemm([1, 2] as any, f32(12), f32(6), o), 'TypeError', /^a /);
-    expectError(() => sgemm(f32(8), 'x' as any, f32(6), o), 'TypeError', /^b /);
-    expectError(() => sgemm(f32(8), f32(12), new Int32Array(6) as any, o), 'TypeError', /^c /);
-    expectError(() => sgemm(f32(8), f32(12), f32(6), undefined as any), 'TypeError', /opts/);
-    expectError(() => sgemm(f32(8), f32(12), f32(6), { n: 3, k: 4 } as any), 'TypeError', /^m /);
-    expectError(() => sgemm(f32(8), f32(12), f32(6), { ...o, m: -1 }), 'RangeError', /^m /);
-    expectError(() => sgemm(f32(8), f32(12), f32(6), { ...o, n: 1.5 }), 'RangeError', /^n /);
-    expectError(() => sgemm(f32(8), f32(12), f32(6), { ...o, k: Infinity }), 'RangeError', /^k /);
+    expectError(() => sgemm([1, 2] as any, f32(12), f32(6), o), 'InvalidArgumentError', /^a /);
+    expectError(() => sgemm(f32(8), 'x' as any, f32(6), o), 'InvalidArgumentError', /^b /);
+    expectError(
+      () => sgemm(f32(8), f32(12), new Int32Array(6) as any, o),
+      'InvalidArgumentError',
+      /^c /,
+    );
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), undefined as any),
+      'InvalidArgumentError',
+      /opts/,
+    );
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), { n: 3, k: 4 } as any),
+      'InvalidArgumentError',
+      /^m /,
+    );
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), { ...o, m: -1 }),
+      'InvalidArgumentError',
+      /^m /,
+    );
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), { ...o, n: 1.5 }),
+      'InvalidArgumentError',
+      /^n /,
+    );
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), { ...o, k: Infinity }),
+      'InvalidArgumentError',
+      /^k /,
+    );
     expectError(
       () => sgemm(f32(8), f32(12), f32(6), { ...o, transA: 1 as any }),
-      'TypeError',
+      'InvalidArgumentError',
       /transA/,
     );
     expectError(
       () => sgemm(f32(8), f32(12), f32(6), { ...o, transB: 'yes' as any }),
-      'TypeError',
+      'InvalidArgumentError',
       /transB/,
     );
-    expectError(() => sgemm(f32(8), f32(12), f32(6), { ...o, alpha: NaN }), 'RangeError', /alpha/);
-    expectError(() => sgemm(f32(8), f32(12), f32(6), { ...o, alpha: 1e39 }), 'RangeError', /alpha/);
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), { ...o, alpha: NaN }),
+      'InvalidArgumentError',
+      /alpha/,
+    );
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), { ...o, alpha: 1e39 }),
+      'InvalidArgumentError',
+      /alpha/,
+    );
     expectError(
       () => sgemm(f32(8), f32(12), f32(6), { ...o, beta: '1' as any }),
-      'TypeError',
+      'InvalidArgumentError',
       /beta/,
     );
-    expectError(() => sgemm(f32(8), f32(12), f32(6), { ...o, lda: 3 }), 'RangeError', /lda/);
-    expectError(() => sgemm(f32(8), f32(12), f32(6), { ...o, ldb: 2 }), 'RangeError', /ldb/);
-    expectError(() => sgemm(f32(8), f32(12), f32(6), { ...o, ldc: 0 }), 'RangeError', /ldc/);
     expectError(
-      () => sgemm(f32(8), f32(12), f32(6), { ...o, transA: true, lda: 1 }),
-      'RangeError',
+      () => sgemm(f32(8), f32(12), f32(6), { ...o, lda: 3 }),
+      'InvalidArgumentError',
       /lda/,
     );
-    expectError(() => sgemm(f32(7), f32(12), f32(6), o), 'RangeError', /^a has length 7/);
-    expectError(() => sgemm(f32(8), f32(11), f32(6), o), 'RangeError', /^b /);
-    expectError(() => sgemm(f32(8), f32(12), f32(5), o), 'RangeError', /^c /);
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), { ...o, ldb: 2 }),
+      'InvalidArgumentError',
+      /ldb/,
+    );
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), { ...o, ldc: 0 }),
+      'InvalidArgumentError',
+      /ldc/,
+    );
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), { ...o, transA: true, lda: 1 }),
+      'InvalidArgumentError',
+      /lda/,
+    );
+    expectError(() => sgemm(f32(7), f32(12), f32(6), o), 'InvalidArgumentError', /^a has length 7/);
+    expectError(() => sgemm(f32(8), f32(11), f32(6), o), 'InvalidArgumentError', /^b /);
+    expectError(() => sgemm(f32(8), f32(12), f32(5), o), 'InvalidArgumentError', /^c /);
     expectError(
       () => sgemm(f32(8), f32(12), f32(6), { ...o, lda: 5 }),
-      'RangeError',
+      'InvalidArgumentError',
       /^a has length 8/,
     );
     const buf = f32(20);
     expectError(
       () => sgemm(buf.subarray(0, 8), f32(12), buf.subarray(4, 10), o),
-      'RangeError',
+      'InvalidArgumentError',
       /c must not share memory with a/,
     );
     expectError(
       () => sgemm(f32(8), buf.subarray(0, 12), buf.subarray(11, 17), o),
-      'RangeError',
+      'InvalidArgumentError',
       /c must not share memory with b/,
     );
-    expectError(() => sgemm(f32(8), f32(12), f32(6), { ...o, m: 2 ** 60 }), 'RangeError', /^m /);
+    expectError(
+      () => sgemm(f32(8), f32(12), f32(6), { ...o, m: 2 ** 60 }),
+      'InvalidArgumentError',
+      /^m /,
+    );
     expectError(
       () => sgemm(f32(8), f32(12), f32(6), { m: 2 ** 40, n: 2 ** 40, k: 1 }),
-      'RangeError',
+      'InvalidArgumentError',
       /size overflows|^a has length/,
     );
     // Larger-than-needed arrays are accepted (extra elements are untouched).
@@ -90,119 +138,159 @@ describe('linalg argument validation', () => {
   it('perSampleGradNormSq', () => {
     expectError(
       () => perSampleGradNormSq(new Float64Array(24) as any, G, shape),
-      'TypeError',
+      'InvalidArgumentError',
       /^a /,
     );
-    expectError(() => perSampleGradNormSq(A, null as any, shape), 'TypeError', /^g /);
-    expectError(() => perSampleGradNormSq(A, G, null as any), 'TypeError', /shape/);
-    expectError(() => perSampleGradNormSq(A, G, [2, 3, 4, 5] as any), 'TypeError', /shape/);
-    expectError(() => perSampleGradNormSq(A, G, { ...shape, batch: 1.5 }), 'RangeError', /batch/);
-    expectError(() => perSampleGradNormSq(A, G, { ...shape, seq: -1 }), 'RangeError', /seq/);
+    expectError(() => perSampleGradNormSq(A, null as any, shape), 'InvalidArgumentError', /^g /);
+    expectError(() => perSampleGradNormSq(A, G, null as any), 'InvalidArgumentError', /shape/);
+    expectError(
+      () => perSampleGradNormSq(A, G, [2, 3, 4, 5] as any),
+      'InvalidArgumentError',
+      /shape/,
+    );
+    expectError(
+      () => perSampleGradNormSq(A, G, { ...shape, batch: 1.5 }),
+      'InvalidArgumentError',
+      /batch/,
+    );
+    expectError(
+      () => perSampleGradNormSq(A, G, { ...shape, seq: -1 }),
+      'InvalidArgumentError',
+      /seq/,
+    );
     expectError(
       () => perSampleGradNormSq(A, G, { ...shape, inDim: '4' as any }),
-      'TypeError',
+      'InvalidArgumentError',
       /inDim/,
     );
     expectError(
       () => perSampleGradNormSq(A, G, { ...shape, outDim: undefined as any }),
-      'TypeError',
+      'InvalidArgumentError',
       /outDim/,
     );
     expectError(
       () => perSampleGradNormSq(A, G, { ...shape, method: 'fast' as any }),
-      'RangeError',
+      'InvalidArgumentError',
       /method/,
     );
     expectError(
       () => perSampleGradNormSq(A, G, { ...shape, method: 1 as any }),
-      'TypeError',
+      'InvalidArgumentError',
       /method/,
     );
     expectError(
       () => perSampleGradNormSq(f32(23), G, shape),
-      'RangeError',
+      'InvalidArgumentError',
       /^a has length 23 but the shape needs 24/,
     );
-    expectError(() => perSampleGradNormSq(A, f32(31), shape), 'RangeError', /^g has length 31/);
-    expectError(() => perSampleGradNormSq(A, G, shape, new Float64Array(3)), 'RangeError', /^out /);
-    expectError(() => perSampleGradNormSq(A, G, shape, f32(2) as any), 'TypeError', /^out /);
+    expectError(
+      () => perSampleGradNormSq(A, f32(31), shape),
+      'InvalidArgumentError',
+      /^g has length 31/,
+    );
+    expectError(
+      () => perSampleGradNormSq(A, G, shape, new Float64Array(3)),
+      'InvalidArgumentError',
+      /^out /,
+    );
+    expectError(
+      () => perSampleGradNormSq(A, G, shape, f32(2) as any),
+      'InvalidArgumentError',
+      /^out /,
+    );
     expectError(
       () => perSampleGradNormSq(A, G, { ...shape, batch: 2 ** 30, seq: 2 ** 30 }),
-      'RangeError',
+      'InvalidArgumentError',
       /size overflows|^a has length/,
     );
     const shared = new Float64Array(13);
     const a = new Float32Array(shared.buffer, 0, 24);
     expectError(
       () => perSampleGradNormSq(a, G, shape, shared.subarray(11, 13)),
-      'RangeError',
+      'InvalidArgumentError',
       /out must not share memory with a/,
     );
   });
 
   it('clippedSum', () => {
     const f = new Float32Array([1, 0.5]);
-    expectError(() => clippedSum(A, G, shape, [1, 1] as any), 'TypeError', /factors/);
-    expectError(() => clippedSum(A, G, shape, f32(3)), 'RangeError', /^factors has length 3/);
+    expectError(() => clippedSum(A, G, shape, [1, 1] as any), 'InvalidArgumentError', /factors/);
+    expectError(
+      () => clippedSum(A, G, shape, f32(3)),
+      'InvalidArgumentError',
+      /^factors has length 3/,
+    );
     expectError(
       () => clippedSum(A, G, shape, new Float32Array([1, NaN])),
-      'RangeError',
+      'InvalidArgumentError',
       /factors\[1\] must be finite/,
     );
     expectError(
       () => clippedSum(A, G, shape, new Float32Array([Infinity, 1])),
-      'RangeError',
+      'InvalidArgumentError',
       /factors\[0\]/,
     );
-    expectError(() => clippedSum(A, f32(29), shape, f), 'RangeError', /^g /);
-    expectError(() => clippedSum(A, G, { ...shape, outDim: -5 }, f), 'RangeError', /outDim/);
+    expectError(() => clippedSum(A, f32(29), shape, f), 'InvalidArgumentError', /^g /);
+    expectError(
+      () => clippedSum(A, G, { ...shape, outDim: -5 }, f),
+      'InvalidArgumentError',
+      /outDim/,
+    );
     expectError(
       () => clippedSum(A, G, shape, f, f32(19)),
-      'RangeError',
+      'InvalidArgumentError',
       /^out has length 19 but the shape needs 20/,
     );
     expectError(
       () => clippedSum(A, G, shape, f, new Float64Array(20) as any),
-      'TypeError',
+      'InvalidArgumentError',
       /^out /,
     );
     expectError(
       () => clippedSum(A, G, shape, f, undefined, { accumulate: true }),
-      'TypeError',
+      'InvalidArgumentError',
       /out is required/,
     );
     expectError(
       () => clippedSum(A, G, shape, f, f32(20), { accumulate: 1 as any }),
-      'TypeError',
+      'InvalidArgumentError',
       /accumulate/,
     );
-    expectError(() => clippedSum(A, G, shape, f, f32(20), 5 as any), 'TypeError', /opts/);
+    expectError(
+      () => clippedSum(A, G, shape, f, f32(20), 5 as any),
+      'InvalidArgumentError',
+      /opts/,
+    );
     const buf = f32(60);
     expectError(
       () => clippedSum(buf.subarray(0, 24), G, shape, f, buf.subarray(20, 40)),
-      'RangeError',
+      'InvalidArgumentError',
       /out must not share memory with a/,
     );
   });
 
   it('clipFactors and clipRows', () => {
     const n2 = new Float64Array([1, 2]);
-    expectError(() => clipFactors(f32(2) as any, 1), 'TypeError', /normsSq/);
+    expectError(() => clipFactors(f32(2) as any, 1), 'InvalidArgumentError', /normsSq/);
     for (const bad of [0, -1, NaN, Infinity])
-      expectError(() => clipFactors(n2, bad), 'RangeError', /maxNorm/);
-    expectError(() => clipFactors(n2, '1' as any), 'TypeError', /maxNorm/);
-    expectError(() => clipFactors(n2, 1, f32(3)), 'RangeError', /^out /);
-    expectError(() => clipFactors(n2, 1, new Float64Array(2) as any), 'TypeError', /^out /);
-    expectError(() => clipRows(new Float64Array(4) as any, 2, 2, 1), 'TypeError', /^x /);
-    expectError(() => clipRows(f32(4), 2.5, 2, 1), 'RangeError', /batch/);
-    expectError(() => clipRows(f32(4), 2, -2, 1), 'RangeError', /dim/);
+      expectError(() => clipFactors(n2, bad), 'InvalidArgumentError', /maxNorm/);
+    expectError(() => clipFactors(n2, '1' as any), 'InvalidArgumentError', /maxNorm/);
+    expectError(() => clipFactors(n2, 1, f32(3)), 'InvalidArgumentError', /^out /);
+    expectError(
+      () => clipFactors(n2, 1, new Float64Array(2) as any),
+      'InvalidArgumentError',
+      /^out /,
+    );
+    expectError(() => clipRows(new Float64Array(4) as any, 2, 2, 1), 'InvalidArgumentError', /^x /);
+    expectError(() => clipRows(f32(4), 2.5, 2, 1), 'InvalidArgumentError', /batch/);
+    expectError(() => clipRows(f32(4), 2, -2, 1), 'InvalidArgumentError', /dim/);
     expectError(
       () => clipRows(f32(4), 2, 3, 1),
-      'RangeError',
+      'InvalidArgumentError',
       /^x has length 4 but the shape needs 6/,
     );
-    expectError(() => clipRows(f32(4), 2, 2, 0), 'RangeError', /maxNorm/);
-    expectError(() => clipRows(f32(4), 2, 2, undefined as any), 'TypeError', /maxNorm/);
+    expectError(() => clipRows(f32(4), 2, 2, 0), 'InvalidArgumentError', /maxNorm/);
+    expectError(() => clipRows(f32(4), 2, 2, undefined as any), 'InvalidArgumentError', /maxNorm/);
   });
 
   it('checks lengths after every getter ran (a getter that detaches an input cannot cause a bad read)', () => {
@@ -218,7 +306,7 @@ describe('linalg argument validation', () => {
         return 5;
       },
     };
-    expectError(() => perSampleGradNormSq(a, G, shapeA), 'RangeError', /^a has length 0/);
+    expectError(() => perSampleGradNormSq(a, G, shapeA), 'InvalidArgumentError', /^a has length 0/);
     const g = f32(30);
     const opts = {
       get accumulate() {
@@ -228,7 +316,7 @@ describe('linalg argument validation', () => {
     };
     expectError(
       () => clippedSum(A, g, shape, new Float32Array([1, 1]), f32(20), opts),
-      'RangeError',
+      'InvalidArgumentError',
       /^g has length 0/,
     );
     const b = f32(12);
@@ -241,7 +329,7 @@ describe('linalg argument validation', () => {
         return 3;
       },
     };
-    expectError(() => sgemm(f32(8), b, f32(6), o), 'RangeError', /^b has length 0/);
+    expectError(() => sgemm(f32(8), b, f32(6), o), 'InvalidArgumentError', /^b has length 0/);
   });
 
   it('accepts SharedArrayBuffer views and still detects overlap in them', () => {
@@ -253,7 +341,7 @@ describe('linalg argument validation', () => {
     expect(Array.from(c)).toEqual([4, 4, 4, 4, 4, 4]);
     expectError(
       () => sgemm(a, b, new Float32Array(sab, 60, 6), { m: 2, n: 3, k: 4 }),
-      'RangeError',
+      'InvalidArgumentError',
       /c must not share memory with b/,
     );
   });
@@ -261,16 +349,24 @@ describe('linalg argument validation', () => {
   it('async variants reject (never throw synchronously) with the same errors', async () => {
     await expectRejection(
       sgemmAsync(f32(7), f32(12), f32(6), { m: 2, n: 3, k: 4 }),
-      'RangeError',
+      'InvalidArgumentError',
       /^a has length/,
     );
-    await expectRejection(sgemmAsync(f32(8), f32(12), f32(6), null as any), 'TypeError', /opts/);
+    await expectRejection(
+      sgemmAsync(f32(8), f32(12), f32(6), null as any),
+      'InvalidArgumentError',
+      /opts/,
+    );
     await expectRejection(
       perSampleGradNormSqAsync(A, G, { ...shape, method: 'x' as any }),
-      'RangeError',
+      'InvalidArgumentError',
       /method/,
     );
-    await expectRejection(perSampleGradNormSqAsync(f32(1), G, shape), 'RangeError', /^a /);
-    await expectRejection(clippedSumAsync(A, G, shape, f32(1)), 'RangeError', /factors/);
+    await expectRejection(
+      perSampleGradNormSqAsync(f32(1), G, shape),
+      'InvalidArgumentError',
+      /^a /,
+    );
+    await expectRejection(clippedSumAsync(A, G, shape, f32(1)), 'InvalidArgumentError', /factors/);
   });
 });

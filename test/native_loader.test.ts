@@ -21,13 +21,13 @@ describe('native loader', () => {
       expect(capabilities().isa).toBe(name);
     }
     setIsa(isa);
-    expectError(() => setIsa('sse9'), 'RangeError', /isa/);
-    expectError(() => setIsa(3 as unknown as string), 'TypeError', /isa/);
+    expectError(() => setIsa('sse9'), 'InvalidArgumentError', /isa/);
+    expectError(() => setIsa(3 as unknown as string), 'InvalidArgumentError', /isa/);
   });
 
   it('validates the thread count', () => {
-    expectError(() => setThreads(0), 'RangeError', /threads/);
-    expectError(() => setThreads(1.5), 'RangeError', /threads/);
+    expectError(() => setThreads(0), 'InvalidArgumentError', /threads/);
+    expectError(() => setThreads(1.5), 'InvalidArgumentError', /threads/);
     const before = capabilities().threads;
     setThreads(3);
     expect(capabilities().threads).toBe(3);

@@ -120,27 +120,27 @@ describe('engine defaults', () => {
     };
     expectError(
       () => new PrivacyEngine().makePrivate({ ...base, batchSize: 200 }),
-      'RangeError',
+      'InvalidArgumentError',
       /batchSize/,
     );
     expectError(
       () => new PrivacyEngine().makePrivate({ ...base, maxGradNorm: 0 }),
-      'RangeError',
+      'InvalidArgumentError',
       /maxGradNorm/,
     );
     expectError(
       () => new PrivacyEngine().makePrivate({ ...base, noiseMultiplier: NaN }),
-      'RangeError',
+      'InvalidArgumentError',
       /noiseMultiplier/,
     );
     expectError(
       () => new PrivacyEngine().makePrivate({ ...base, dataset: { length: 0 } }),
-      'RangeError',
+      'InvalidArgumentError',
       /dataset/,
     );
     expectError(
       () => new PrivacyEngine().makePrivate({ ...base, maxPhysicalBatchSize: 0 }),
-      'RangeError',
+      'InvalidArgumentError',
       /maxPhysicalBatchSize/,
     );
     const e = new PrivacyEngine();

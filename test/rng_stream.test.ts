@@ -84,27 +84,27 @@ describe('chacha20Block (RFC 8439)', () => {
   test('validates its arguments', () => {
     expectError(
       () => chacha20Block(new Uint8Array(31), 0, new Uint8Array(12)),
-      'RangeError',
+      'InvalidArgumentError',
       /key/,
     );
     expectError(
       () => chacha20Block(new Uint8Array(32), 0, new Uint8Array(11)),
-      'RangeError',
+      'InvalidArgumentError',
       /nonce/,
     );
     expectError(
       () => chacha20Block(new Uint8Array(32), -1, new Uint8Array(12)),
-      'RangeError',
+      'InvalidArgumentError',
       /counter/,
     );
     expectError(
       () => chacha20Block(new Uint8Array(32), 2 ** 32, new Uint8Array(12)),
-      'RangeError',
+      'InvalidArgumentError',
       /counter/,
     );
     expectError(
       () => chacha20Block([] as unknown as Uint8Array, 0, new Uint8Array(12)),
-      'TypeError',
+      'InvalidArgumentError',
       /key/,
     );
   });
@@ -234,58 +234,62 @@ describe('Rng stream', () => {
   });
 
   test('validation', () => {
-    expectError(() => new Rng({ seed: 'abc' }), 'RangeError', /seed/);
-    expectError(() => new Rng({ seed: 'zz'.repeat(32) }), 'RangeError', /seed/);
-    expectError(() => new Rng({ seed: new Uint8Array(31) }), 'RangeError', /seed/);
-    expectError(() => new Rng({ seed: 5 as unknown as string }), 'TypeError', /seed/);
-    expectError(() => new Rng(5 as unknown as object), 'TypeError', /opts/);
+    expectError(() => new Rng({ seed: 'abc' }), 'InvalidArgumentError', /seed/);
+    expectError(() => new Rng({ seed: 'zz'.repeat(32) }), 'InvalidArgumentError', /seed/);
+    expectError(() => new Rng({ seed: new Uint8Array(31) }), 'InvalidArgumentError', /seed/);
+    expectError(() => new Rng({ seed: 5 as unknown as string }), 'InvalidArgumentError', /seed/);
+    expectError(() => new Rng(5 as unknown as object), 'InvalidArgumentError', /opts/);
     const rng = new Rng({ seed: SEED });
     expectError(
       () => rng.fillUint32(new Int32Array(4) as unknown as Uint32Array),
-      'TypeError',
+      'InvalidArgumentError',
       /out/,
     );
     expectError(
       () => rng.uniform(new Float32Array(4) as unknown as Float64Array),
-      'TypeError',
+      'InvalidArgumentError',
       /out/,
     );
     expectError(
       () => rng.gaussian(new Int32Array(4) as unknown as Float32Array, 1),
-      'TypeError',
+      'InvalidArgumentError',
       /out/,
     );
-    expectError(() => rng.gaussian(new Float32Array(4), NaN), 'RangeError', /std/);
-    expectError(() => rng.gaussian(new Float32Array(4), -1), 'RangeError', /std/);
-    expectError(() => rng.gaussian(new Float32Array(4), Infinity), 'RangeError', /std/);
-    expectError(() => rng.gaussian(new Float32Array(4), 1e39), 'RangeError', /std/);
+    expectError(() => rng.gaussian(new Float32Array(4), NaN), 'InvalidArgumentError', /std/);
+    expectError(() => rng.gaussian(new Float32Array(4), -1), 'InvalidArgumentError', /std/);
+    expectError(() => rng.gaussian(new Float32Array(4), Infinity), 'InvalidArgumentError', /std/);
+    expectError(() => rng.gaussian(new Float32Array(4), 1e39), 'InvalidArgumentError', /std/);
     expect(
       new Rng({ seed: SEED }).gaussian(new Float64Array(4), 1e39).every((v) => Number.isFinite(v)),
     ).toBe(true);
     expectError(
       () => rng.gaussian(new Float32Array(4), '1' as unknown as number),
-      'TypeError',
+      'InvalidArgumentError',
       /std/,
     );
     expectError(
       () => rng.addGaussianNoise(new Float64Array(4) as unknown as Float32Array, 1),
-      'TypeError',
+      'InvalidArgumentError',
       /buf/,
     );
     // A failed call does not advance the stream.
     expect(rng.getState().position).toBe('0');
     const bad = (patch: Record<string, unknown>) =>
       ({ ...new Rng({ seed: SEED }).getState(), ...patch }) as never;
-    expectError(() => Rng.fromState(bad({ version: 2 })), 'RangeError', /version/);
-    expectError(() => Rng.fromState(bad({ key: 'ab' })), 'RangeError', /state\.key/);
-    expectError(() => Rng.fromState(bad({ nonce: 'xx'.repeat(12) })), 'RangeError', /state\.nonce/);
-    expectError(() => Rng.fromState(bad({ position: '-1' })), 'TypeError', /position/);
+    expectError(() => Rng.fromState(bad({ version: 2 })), 'InvalidArgumentError', /version/);
+    expectError(() => Rng.fromState(bad({ key: 'ab' })), 'InvalidArgumentError', /state\.key/);
+    expectError(
+      () => Rng.fromState(bad({ nonce: 'xx'.repeat(12) })),
+      'InvalidArgumentError',
+      /state\.nonce/,
+    );
+    expectError(() => Rng.fromState(bad({ position: '-1' })), 'InvalidArgumentError', /position/);
     expectError(
       () => Rng.fromState(bad({ position: (2n ** 64n).toString() })),
-      'RangeError',
+      'InvalidArgumentError',
       /position/,
     );
-    expectError(() => Rng.fromState(null as never), 'TypeError', /state/);
+    expectError(() => Rng.fromState(null as never), 'InvalidArgumentError', /state/);
   });
 
   test('the stream refuses to run past position 2^64', async () => {
@@ -296,11 +300,19 @@ describe('Rng stream', () => {
       nonce: '00'.repeat(12),
       position: (2n ** 64n - 10n).toString(),
     });
-    expectError(() => end.fillUint32(new Uint32Array(10)), 'RangeError', /overflow|exhausted/);
-    expectError(() => end.gaussian(new Float32Array(1), 1), 'RangeError', /overflow|exhausted/);
+    expectError(
+      () => end.fillUint32(new Uint32Array(10)),
+      'InvalidArgumentError',
+      /overflow|exhausted/,
+    );
+    expectError(
+      () => end.gaussian(new Float32Array(1), 1),
+      'InvalidArgumentError',
+      /overflow|exhausted/,
+    );
     await expectRejection(
       end.addGaussianNoiseAsync(new Float32Array(1), 1),
-      'RangeError',
+      'InvalidStateError',
       /exhausted/,
     );
     expect(end.fillUint32(new Uint32Array(9)).length).toBe(9);

@@ -25,6 +25,7 @@ import {
   discretizeSubsampledGaussian,
 } from './pld';
 import { DEFAULT_ORDERS, checkOrders, computeRdp } from './rdp';
+import { InvalidArgumentError } from '../errors';
 
 /** Common interface of the accountants. */
 export interface Accountant {
@@ -101,7 +102,10 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
     checkOrders(orders);
     const conversion = options.conversion ?? 'improved';
     if (conversion !== 'improved' && conversion !== 'classic') {
-      throw new RangeError(`conversion must be 'improved' or 'classic', got ${String(conversion)}`);
+      throw new InvalidArgumentError(
+        'conversion',
+        `conversion must be 'improved' or 'classic', got ${String(conversion)}`,
+      );
     }
     this.orders = Object.freeze([...orders]);
     this.conversion = conversion;
@@ -148,7 +152,7 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
   /** The smallest delta over the orders at `epsilon` (same conversion). */
   getDelta(epsilon: number): number {
     if (typeof epsilon !== 'number' || Number.isNaN(epsilon) || epsilon < 0) {
-      throw new RangeError(`epsilon must be a number >= 0, got ${epsilon}`);
+      throw new InvalidArgumentError('epsilon', `epsilon must be a number >= 0, got ${epsilon}`);
     }
     if (this.events.length === 0) return 0;
     const rdp = this.getRdp();
@@ -259,14 +263,20 @@ export class PldAccountant extends BaseAccountant implements Accountant {
     const pos = (name: keyof PldParameters, lo: number, hi: number) => {
       const v = p[name];
       if (typeof v !== 'number' || !Number.isFinite(v) || !(v > lo) || !(v < hi)) {
-        throw new RangeError(`${name} must be a number in (${lo}, ${hi}), got ${v}`);
+        throw new InvalidArgumentError(
+          name,
+          `${name} must be a number in (${lo}, ${hi}), got ${v}`,
+        );
       }
     };
     pos('gridStep', 0, 1);
     pos('tailMass', 0, 1e-6);
     pos('windowTail', 0, 1e-6);
     if (!Number.isInteger(p.maxFftLength) || p.maxFftLength < 2 || p.maxFftLength > 2 ** 26) {
-      throw new RangeError(`maxFftLength must be an integer in [2, 2^26], got ${p.maxFftLength}`);
+      throw new InvalidArgumentError(
+        'maxFftLength',
+        `maxFftLength must be an integer in [2, 2^26], got ${p.maxFftLength}`,
+      );
     }
     this.parameters = Object.freeze(p);
   }
@@ -300,7 +310,8 @@ export class PldAccountant extends BaseAccountant implements Accountant {
         this.cache = { version: this.version, remove: r, add: a, gridStep: params.gridStep };
         return this.cache;
       } catch (e) {
-        if (!(e instanceof RangeError) || params.gridStep * 2 > MAX_AUTO_GRID_STEP) throw e;
+        if (!(e instanceof InvalidArgumentError && e.argument === 'gridStep')) throw e;
+        if (params.gridStep * 2 > MAX_AUTO_GRID_STEP) throw e;
         params = { ...params, gridStep: params.gridStep * 2 };
       }
     }
@@ -337,7 +348,7 @@ export class PldAccountant extends BaseAccountant implements Accountant {
   /** delta at `epsilon` (worse of add and remove; RDP fallback for discrete Gaussians). */
   getDelta(epsilon: number): number {
     if (typeof epsilon !== 'number' || Number.isNaN(epsilon) || epsilon < 0) {
-      throw new RangeError(`epsilon must be a number >= 0, got ${epsilon}`);
+      throw new InvalidArgumentError('epsilon', `epsilon must be a number >= 0, got ${epsilon}`);
     }
     if (this.events.length === 0) return 0;
     if (this.hasDiscrete()) return this.rdpFallback().getDelta(epsilon);
@@ -404,5 +415,8 @@ export function accountantFromJSON(json: unknown): RdpAccountant | PldAccountant
 export function createAccountant(kind: AccountantKind = 'pld'): RdpAccountant | PldAccountant {
   if (kind === 'rdp') return new RdpAccountant();
   if (kind === 'pld') return new PldAccountant();
-  throw new RangeError(`accountant must be 'rdp' or 'pld', got ${String(kind)}`);
+  throw new InvalidArgumentError(
+    'accountant',
+    `accountant must be 'rdp' or 'pld', got ${String(kind)}`,
+  );
 }

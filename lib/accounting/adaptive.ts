@@ -2,6 +2,7 @@
  * Noise for adaptive (quantile) clipping (Andrew et al., NeurIPS 2021): the
  * clipped-count release and the gradient sum share the privacy budget.
  */
+import { InvalidArgumentError } from '../errors';
 
 /**
  * The noise multiplier the gradient sum needs so that, together with the
@@ -17,14 +18,21 @@ export function adaptiveClippingNoiseMultiplier(opts: {
 }): number {
   const { targetNoiseMultiplier: z, countNoiseStd: sb } = opts ?? ({} as never);
   if (typeof z !== 'number' || !Number.isFinite(z) || !(z > 0)) {
-    throw new RangeError(`targetNoiseMultiplier must be a finite number > 0, got ${z}`);
+    throw new InvalidArgumentError(
+      'targetNoiseMultiplier',
+      `targetNoiseMultiplier must be a finite number > 0, got ${z}`,
+    );
   }
   if (typeof sb !== 'number' || !Number.isFinite(sb) || !(sb > 0)) {
-    throw new RangeError(`countNoiseStd must be a finite number > 0, got ${sb}`);
+    throw new InvalidArgumentError(
+      'countNoiseStd',
+      `countNoiseStd must be a finite number > 0, got ${sb}`,
+    );
   }
   const rest = 1 / (z * z) - 1 / (4 * sb * sb);
   if (!(rest > 0)) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'countNoiseStd',
       `countNoiseStd ${sb} is too small for targetNoiseMultiplier ${z}: the count release alone uses the whole budget (need countNoiseStd > ${z / 2})`,
     );
   }

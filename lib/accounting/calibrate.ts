@@ -8,6 +8,7 @@ import { PldAccountant, RdpAccountant } from './accountant';
 import type { Mechanism, StepSpec } from './events';
 import type { AccountantKind } from './ledger';
 import { DEFAULT_PLD_PARAMETERS, PldParameters, pldStepGridPoints } from './pld';
+import { InvalidArgumentError } from '../errors';
 
 /** Options of {@link getNoiseMultiplier}. */
 export interface NoiseMultiplierOptions {
@@ -64,48 +65,55 @@ const Z_MAX = 1e6;
 
 function finite(name: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isFinite(v))
-    throw new RangeError(`${name} must be a finite number, got ${String(v)}`);
+    throw new InvalidArgumentError(name, `${name} must be a finite number, got ${String(v)}`);
   return v;
 }
 
 /** Resolves `steps` / `epochs` to a step count. */
 export function resolveSteps(sampleRate: number, steps?: number, epochs?: number): number {
   if (steps !== undefined && epochs !== undefined)
-    throw new RangeError('give either steps or epochs, not both');
+    throw new InvalidArgumentError('steps', 'give either steps or epochs, not both');
   if (steps !== undefined) {
     finite('steps', steps);
     if (!Number.isInteger(steps) || steps < 1)
-      throw new RangeError(`steps must be an integer >= 1, got ${steps}`);
+      throw new InvalidArgumentError('steps', `steps must be an integer >= 1, got ${steps}`);
     return steps;
   }
   if (epochs !== undefined) {
     finite('epochs', epochs);
-    if (!(epochs > 0)) throw new RangeError(`epochs must be > 0, got ${epochs}`);
+    if (!(epochs > 0))
+      throw new InvalidArgumentError('epochs', `epochs must be > 0, got ${epochs}`);
     const s = Math.ceil(epochs / sampleRate - 1e-9);
     if (!Number.isSafeInteger(s))
-      throw new RangeError(`epochs / sampleRate is too large (${s} steps)`);
+      throw new InvalidArgumentError('epochs', `epochs / sampleRate is too large (${s} steps)`);
     return Math.max(1, s);
   }
-  throw new RangeError('steps (or epochs) is required');
+  throw new InvalidArgumentError('steps', 'steps (or epochs) is required');
 }
 
 /** Like {@link getNoiseMultiplier}, with diagnostics. */
 export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCalibration {
   if (opts === null || typeof opts !== 'object')
-    throw new TypeError('getNoiseMultiplier expects an options object');
+    throw new InvalidArgumentError('opts', 'getNoiseMultiplier expects an options object');
   const eps = finite('targetEpsilon', opts.targetEpsilon);
-  if (!(eps > 0)) throw new RangeError(`targetEpsilon must be > 0, got ${eps}`);
+  if (!(eps > 0))
+    throw new InvalidArgumentError('targetEpsilon', `targetEpsilon must be > 0, got ${eps}`);
   const delta = finite('targetDelta', opts.targetDelta);
   if (!(delta > 0) || !(delta < 1))
-    throw new RangeError(`targetDelta must be in (0, 1), got ${delta}`);
+    throw new InvalidArgumentError('targetDelta', `targetDelta must be in (0, 1), got ${delta}`);
   const q = finite('sampleRate', opts.sampleRate);
-  if (!(q > 0) || q > 1) throw new RangeError(`sampleRate must be in (0, 1], got ${q}`);
+  if (!(q > 0) || q > 1)
+    throw new InvalidArgumentError('sampleRate', `sampleRate must be in (0, 1], got ${q}`);
   const steps = resolveSteps(q, opts.steps, opts.epochs);
   const kind = opts.accountant ?? 'pld';
   if (kind !== 'pld' && kind !== 'rdp')
-    throw new RangeError(`accountant must be 'pld' or 'rdp', got ${String(kind)}`);
+    throw new InvalidArgumentError(
+      'accountant',
+      `accountant must be 'pld' or 'rdp', got ${String(kind)}`,
+    );
   const tol = opts.tolerance ?? 0.002;
-  if (!(tol > 0 && tol <= 0.1)) throw new RangeError(`tolerance must be in (0, 0.1], got ${tol}`);
+  if (!(tol > 0 && tol <= 0.1))
+    throw new InvalidArgumentError('tolerance', `tolerance must be in (0, 0.1], got ${tol}`);
   const mechanism = opts.mechanism ?? 'gaussian';
   let evaluations = 0;
 
@@ -124,7 +132,7 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
       return acc.getEpsilon(delta);
     } catch (e) {
       // Grid too fine for a very small z: treat as "does not meet the target".
-      if (e instanceof RangeError && /FFT|grid points/.test(e.message)) return Infinity;
+      if (e instanceof InvalidArgumentError && e.argument === 'gridStep') return Infinity;
       throw e;
     }
   };
@@ -187,7 +195,8 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
       for (;;) {
         const z = zLo * factor;
         if (z > Z_MAX) {
-          throw new RangeError(
+          throw new InvalidArgumentError(
+            'targetEpsilon',
             `targetEpsilon ${eps} at targetDelta ${delta} cannot be reached with ${steps} steps at sampleRate ${q} by any noiseMultiplier up to ${Z_MAX} (the ${k.toUpperCase()} accountant certifies at best ${eLo}); raise targetEpsilon or targetDelta, or use fewer steps`,
           );
         }
@@ -299,12 +308,13 @@ export function maxStepsWithinBudget(
   maxSteps = 1e9,
 ): number {
   const eps = finite('targetEpsilon', budget?.targetEpsilon);
-  if (!(eps > 0)) throw new RangeError(`targetEpsilon must be > 0, got ${eps}`);
+  if (!(eps > 0))
+    throw new InvalidArgumentError('targetEpsilon', `targetEpsilon must be > 0, got ${eps}`);
   const delta = finite('targetDelta', budget.targetDelta);
   if (!(delta > 0) || !(delta < 1))
-    throw new RangeError(`targetDelta must be in (0, 1), got ${delta}`);
+    throw new InvalidArgumentError('targetDelta', `targetDelta must be in (0, 1), got ${delta}`);
   if (!Number.isSafeInteger(maxSteps) || maxSteps < 1)
-    throw new RangeError(`maxSteps must be an integer >= 1, got ${maxSteps}`);
+    throw new InvalidArgumentError('maxSteps', `maxSteps must be an integer >= 1, got ${maxSteps}`);
   const fits = (k: number) => accountant.clone().step(spec, k).getEpsilon(delta) <= eps;
   if (accountant.getEpsilon(delta) > eps || !fits(1)) return 0;
   // A short horizon that fits whole costs one evaluation (very long compositions are left to

@@ -3,6 +3,7 @@
  */
 import { checkOrders } from './rdp';
 import { goldenSectionMin } from './golden_section';
+import { InvalidArgumentError } from '../errors';
 
 /** Which RDP -> (eps, delta) conversion to use. */
 export type RdpConversion = 'improved' | 'classic';
@@ -18,7 +19,7 @@ export interface RdpEpsilon {
 /** Throws a RangeError naming `delta` unless 0 < delta < 1. */
 export function checkDelta(delta: number, name = 'delta'): void {
   if (typeof delta !== 'number' || !Number.isFinite(delta) || !(delta > 0) || !(delta < 1)) {
-    throw new RangeError(`${name} must be a number in (0, 1), got ${delta}`);
+    throw new InvalidArgumentError(name, `${name} must be a number in (0, 1), got ${delta}`);
   }
 }
 
@@ -56,14 +57,18 @@ export function rdpToEpsilon(
 ): RdpEpsilon {
   checkOrders(orders);
   if (!rdp || rdp.length !== orders.length) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'rdp',
       `rdp must have one value per order (${orders.length}), got ${rdp ? rdp.length : rdp}`,
     );
   }
   checkDelta(delta);
   const conversion = options.conversion ?? 'improved';
   if (conversion !== 'improved' && conversion !== 'classic') {
-    throw new RangeError(`conversion must be 'improved' or 'classic', got ${String(conversion)}`);
+    throw new InvalidArgumentError(
+      'conversion',
+      `conversion must be 'improved' or 'classic', got ${String(conversion)}`,
+    );
   }
   let best = Infinity;
   let bestOrder = NaN;
@@ -81,7 +86,7 @@ export function rdpToEpsilon(
 
 function checkRho(rho: number): void {
   if (typeof rho !== 'number' || !Number.isFinite(rho) || !(rho >= 0)) {
-    throw new RangeError(`rho must be a finite number >= 0, got ${rho}`);
+    throw new InvalidArgumentError('rho', `rho must be a finite number >= 0, got ${rho}`);
   }
 }
 
@@ -109,7 +114,10 @@ export function zcdpToEpsilon(rho: number, delta: number): number {
 export function zcdpToDelta(rho: number, epsilon: number): number {
   checkRho(rho);
   if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || !(epsilon >= 0)) {
-    throw new RangeError(`epsilon must be a finite number >= 0, got ${epsilon}`);
+    throw new InvalidArgumentError(
+      'epsilon',
+      `epsilon must be a finite number >= 0, got ${epsilon}`,
+    );
   }
   if (rho === 0) return 0;
   const logDelta = (a: number) =>

@@ -2,6 +2,7 @@
  * Exact privacy curve of one release of the discrete Gaussian mechanism
  * (Canonne, Kamath, Steinke 2020) on an integer query.
  */
+import { InvalidArgumentError } from '../errors';
 
 /**
  * delta(eps) of one discrete Gaussian release N_Z(0, sigma^2) on an integer
@@ -16,18 +17,28 @@ export function discreteGaussianDelta(
   epsilon: number,
 ): number {
   if (typeof sigmaSquared !== 'number' || !Number.isFinite(sigmaSquared) || !(sigmaSquared > 0)) {
-    throw new RangeError(`sigmaSquared must be a finite number > 0, got ${sigmaSquared}`);
+    throw new InvalidArgumentError(
+      'sigmaSquared',
+      `sigmaSquared must be a finite number > 0, got ${sigmaSquared}`,
+    );
   }
   if (!Number.isSafeInteger(sensitivity) || sensitivity < 1) {
-    throw new RangeError(`sensitivity must be an integer >= 1, got ${sensitivity}`);
+    throw new InvalidArgumentError(
+      'sensitivity',
+      `sensitivity must be an integer >= 1, got ${sensitivity}`,
+    );
   }
   if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || !(epsilon >= 0)) {
-    throw new RangeError(`epsilon must be a finite number >= 0, got ${epsilon}`);
+    throw new InvalidArgumentError(
+      'epsilon',
+      `epsilon must be a finite number >= 0, got ${epsilon}`,
+    );
   }
   const sigma = Math.sqrt(sigmaSquared);
   const R = Math.ceil(40 * sigma) + sensitivity + 2; // e^{-800}: nothing beyond matters
   if (R > 5e7)
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'sigmaSquared',
       `sigmaSquared ${sigmaSquared} is too large for the exact sum; use the continuous Gaussian bound`,
     );
   const w = (x: number) => Math.exp(-(x * x) / (2 * sigmaSquared));

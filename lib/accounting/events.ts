@@ -3,6 +3,7 @@
  * repetitions of a Poisson-subsampled (continuous or discrete) Gaussian
  * mechanism. Non-Poisson sampling must be recorded with sampleRate 1.
  */
+import { InvalidArgumentError } from '../errors';
 
 /** Noise distribution of a recorded step. */
 export type Mechanism = 'gaussian' | 'discreteGaussian';
@@ -32,11 +33,15 @@ export interface StepSpec {
 /** Throws a RangeError/TypeError naming the offending field of a step spec. */
 export function validateStep(spec: StepSpec, count: number, where = 'step'): PrivacyEvent {
   if (spec === null || typeof spec !== 'object')
-    throw new TypeError(`${where}: expected an object {noiseMultiplier, sampleRate, mechanism?}`);
+    throw new InvalidArgumentError(
+      where,
+      `${where}: expected an object {noiseMultiplier, sampleRate, mechanism?}`,
+    );
   const { noiseMultiplier, sampleRate } = spec;
   const mechanism = spec.mechanism ?? 'gaussian';
   if (mechanism !== 'gaussian' && mechanism !== 'discreteGaussian') {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'mechanism',
       `${where}: mechanism must be 'gaussian' or 'discreteGaussian', got ${String(mechanism)}`,
     );
   }
@@ -45,7 +50,8 @@ export function validateStep(spec: StepSpec, count: number, where = 'step'): Pri
     !Number.isFinite(noiseMultiplier) ||
     !(noiseMultiplier > 0)
   ) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'noiseMultiplier',
       `${where}: noiseMultiplier must be a finite number > 0, got ${noiseMultiplier}`,
     );
   }
@@ -55,7 +61,8 @@ export function validateStep(spec: StepSpec, count: number, where = 'step'): Pri
     !(sampleRate > 0) ||
     sampleRate > 1
   ) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'sampleRate',
       `${where}: sampleRate must be a number in (0, 1] (use 1 for non-Poisson sampling), got ${sampleRate}`,
     );
   }
@@ -65,7 +72,10 @@ export function validateStep(spec: StepSpec, count: number, where = 'step'): Pri
     count < 1 ||
     !Number.isSafeInteger(count)
   ) {
-    throw new RangeError(`${where}: count (steps) must be an integer >= 1, got ${count}`);
+    throw new InvalidArgumentError(
+      'count',
+      `${where}: count (steps) must be an integer >= 1, got ${count}`,
+    );
   }
   return { mechanism, noiseMultiplier, sampleRate, steps: count };
 }

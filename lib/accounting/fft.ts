@@ -2,6 +2,7 @@
  * In-place radix-2 complex FFT on split real/imaginary Float64Arrays, used by
  * the PLD accountant to compose privacy loss distributions.
  */
+import { InvalidArgumentError } from '../errors';
 
 interface Plan {
   n: number;
@@ -57,8 +58,8 @@ export function nextPowerOfTwo(n: number): number {
 export function fft(re: Float64Array, im: Float64Array, inverse = false): void {
   const n = re.length;
   if (im.length !== n)
-    throw new RangeError(`im must have the length of re (${n}), got ${im.length}`);
-  if (!isPowerOfTwo(n)) throw new RangeError(`FFT length must be a power of two, got ${n}`);
+    throw new InvalidArgumentError('im', `im must have the length of re (${n}), got ${im.length}`);
+  if (!isPowerOfTwo(n)) throw new Error(`internal: FFT length must be a power of two, got ${n}`);
   if (n === 1) return;
   const { cos, sin, rev } = plan(n);
   for (let i = 0; i < n; i++) {

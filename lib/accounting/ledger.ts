@@ -5,7 +5,8 @@
  */
 import type { PrivacyEvent } from './events';
 import { validateStep } from './events';
-import { DpLoraError, ErrorCode } from '../errors';
+import { LedgerFormatError } from '../errors';
+export { LedgerFormatError };
 
 /** Current ledger format version. */
 export const LEDGER_FORMAT_VERSION = 1;
@@ -28,14 +29,6 @@ export interface LedgerJson {
   history: PrivacyEvent[];
   /** The accountant's parameters (orders, PLD grid, conversion). */
   parameters: Record<string, unknown>;
-}
-
-/** Thrown for a ledger that cannot be parsed or fails validation. */
-export class LedgerFormatError extends DpLoraError {
-  /** @param message - what is wrong with the ledger */
-  constructor(message: string) {
-    super(ErrorCode.Ledger, `invalid privacy ledger: ${message}`);
-  }
 }
 
 /**

@@ -289,8 +289,3 @@ export function normalSf(t: number): number {
 export function normalCdf(t: number): number {
   return 0.5 * erfc(-t * SQRT1_2);
 }
-
-/** log P(N(0,1) > t). */
-export function logNormalSf(t: number): number {
-  return -Math.LN2 + logErfc(t * SQRT1_2);
-}

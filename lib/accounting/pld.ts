@@ -31,6 +31,7 @@
 import { fft, nextPowerOfTwo } from './fft';
 import { logAdd, normalCdf, normalSf } from './log_math';
 import { goldenSectionMin } from './golden_section';
+import { InvalidArgumentError } from '../errors';
 
 /** The neighbouring relation of a dominating pair. */
 export type Relation = 'add' | 'remove';
@@ -189,7 +190,8 @@ export function discretizeSubsampledGaussian(
   const k1 = Math.max(k0 + 1, Math.ceil(lHi / h));
   const n = k1 - k0;
   if (n + 1 > params.maxFftLength) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'gridStep',
       `gridStep ${h} is too fine for noiseMultiplier ${s}: one step needs ${n + 1} grid points (more than ${params.maxFftLength}); use a larger gridStep or the RDP accountant`,
     );
   }
@@ -266,11 +268,6 @@ function logMgfGrid(m: Float64Array, l0: number, step: number, lambda: number): 
     }
   }
   return Math.log(s) + logScale + lambda * (l0 + (n - 1) * step);
-}
-
-/** ln E[e^{lambda L}] over the finite part of a discrete PLD. */
-export function logMgf(p: DiscretePld, lambda: number, h: number): number {
-  return logMgfGrid(p.mass, p.offset * h, h, lambda);
 }
 
 /**
@@ -424,20 +421,24 @@ export function composePlds(
   params: PldParameters,
 ): ComposedPld[] {
   if (channels.length < 1 || channels.length > 2)
-    throw new RangeError('composePlds takes one or two channels');
+    throw new InvalidArgumentError('channels', 'composePlds takes one or two channels');
   const h = params.gridStep;
   const windows = channels.map((ch) => chernoffWindow(ch, params));
   let N = 2;
   for (const w of windows) N = Math.max(N, nextPowerOfTwo(w.B - w.A + 1));
   if (N > params.maxFftLength) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'gridStep',
       `the composed privacy loss needs an FFT of length ${N} (more than ${params.maxFftLength}); use a larger gridStep or the RDP accountant`,
     );
   }
   const G = channels[0].length;
   for (const ch of channels) {
     if (ch.length !== G)
-      throw new RangeError('composePlds: channels must have the same components');
+      throw new InvalidArgumentError(
+        'channels',
+        'composePlds: channels must have the same components',
+      );
   }
   const half = N >> 1;
   // Half spectra (k = 0..N/2) of the running products, per channel.
@@ -451,7 +452,7 @@ export function composePlds(
     placeCyclic(channels[0][g].pld, re);
     if (channels.length === 2) {
       if (channels[1][g].count !== channels[0][g].count)
-        throw new RangeError('composePlds: channel counts differ');
+        throw new InvalidArgumentError('channels', 'composePlds: channel counts differ');
       placeCyclic(channels[1][g].pld, im);
     }
     fft(re, im, false);

@@ -5,6 +5,7 @@
  */
 import { InvalidArgumentError } from '../errors';
 import { SignedLogSum, logAbsBinomial, logAdd, logErfc, logSumExp } from './log_math';
+import { requireObject } from '../validate';
 
 /** The default Renyi orders: 1 + x/10 (x = 1..99), 11..63, 128, 256, 512, 1024. */
 export const DEFAULT_ORDERS: readonly number[] = Object.freeze([
@@ -162,14 +163,18 @@ export interface ComputeRdpOptions {
  * @returns a Float64Array aligned with `orders`
  */
 export function computeRdp(opts: ComputeRdpOptions): Float64Array {
+  requireObject('opts', opts);
   const { sampleRate: q, noiseMultiplier: z, steps } = opts;
   const orders = opts.orders ?? DEFAULT_ORDERS;
   checkNumber('sampleRate', q, 0, 1, true, true);
   if (typeof z !== 'number' || Number.isNaN(z) || !(z > 0)) {
-    throw new RangeError(`noiseMultiplier must be a positive number, got ${z}`);
+    throw new InvalidArgumentError(
+      'noiseMultiplier',
+      `noiseMultiplier must be a positive number, got ${z}`,
+    );
   }
   if (typeof steps !== 'number' || !Number.isFinite(steps) || steps < 0) {
-    throw new RangeError(`steps must be a finite number >= 0, got ${steps}`);
+    throw new InvalidArgumentError('steps', `steps must be a finite number >= 0, got ${steps}`);
   }
   checkOrders(orders);
   const integerOnly = opts.mechanism === 'discreteGaussian';
@@ -186,12 +191,12 @@ export const MAX_RDP_ORDER = 10000;
 /** Most orders one call accepts. */
 export const MAX_RDP_ORDERS = 4096;
 
-/** Throws a RangeError naming `orders` unless every order is a finite number > 1. */
+/** Throws an InvalidArgumentError naming `orders` unless every order is a finite number > 1. */
 export function checkOrders(orders: readonly number[]): void {
   if (!Array.isArray(orders) && !(orders instanceof Float64Array)) {
-    throw new TypeError('orders must be an array of numbers > 1');
+    throw new InvalidArgumentError('orders', 'orders must be an array of numbers > 1');
   }
-  if (orders.length === 0) throw new RangeError('orders must not be empty');
+  if (orders.length === 0) throw new InvalidArgumentError('orders', 'orders must not be empty');
   if (orders.length > MAX_RDP_ORDERS)
     throw new InvalidArgumentError(
       'orders',
@@ -199,7 +204,7 @@ export function checkOrders(orders: readonly number[]): void {
     );
   for (const a of orders) {
     if (typeof a !== 'number' || !Number.isFinite(a) || !(a > 1)) {
-      throw new RangeError(`orders must be finite numbers > 1, got ${a}`);
+      throw new InvalidArgumentError('orders', `orders must be finite numbers > 1, got ${a}`);
     }
     // The cost of an order grows with it (integer orders sum alpha terms): bounded.
     if (a > MAX_RDP_ORDER)
@@ -221,7 +226,8 @@ function checkNumber(
     (loIncl ? v < lo : v <= lo) ||
     (hiIncl ? v > hi : v >= hi)
   ) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      name,
       `${name} must be a number in ${loIncl ? '[' : '('}${lo}, ${hi}${hiIncl ? ']' : ')'}, got ${v}`,
     );
   }

@@ -264,7 +264,7 @@ export function runAudit(o: AuditOptions): AuditResult {
         if (p === fc.loraAParam) return off;
         off += p.size;
       }
-    throw new Error('audit: LoRA A is not tracked');
+    throw new Error('internal: audit: LoRA A is not tracked');
   })();
   const a0 = Float64Array.from(fc.loraA);
 

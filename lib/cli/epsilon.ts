@@ -4,7 +4,13 @@
  */
 import { Command } from 'commander';
 import { PldAccountant, RdpAccountant } from '../accounting';
-import { accountantOption, formatTable, integerOption, numberOption } from './format';
+import {
+  accountantOption,
+  formatTable,
+  integerOption,
+  numberOption,
+  ACCOUNTING_OPTION_BOUNDS as B,
+} from './format';
 
 interface EpsilonCliOptions {
   sampleRate: number;
@@ -23,15 +29,15 @@ export function registerEpsilonCommand(program: Command): Command {
     .requiredOption(
       '--sample-rate <q>',
       'Poisson sampling rate in (0, 1] (1 for non-Poisson sampling)',
-      numberOption('--sample-rate'),
+      numberOption('--sample-rate', B.sampleRate),
     )
     .requiredOption(
       '--noise <z>',
       'noise multiplier (noise std / clipping norm)',
-      numberOption('--noise'),
+      numberOption('--noise', B.noise),
     )
-    .requiredOption('--steps <k>', 'number of steps', integerOption('--steps'))
-    .requiredOption('--delta <d>', 'target delta in (0, 1)', numberOption('--delta'))
+    .requiredOption('--steps <k>', 'number of steps', integerOption('--steps', B.steps))
+    .requiredOption('--delta <d>', 'target delta in (0, 1)', numberOption('--delta', B.delta))
     .option('--accountant <kind>', "'pld' (default, tighter) or 'rdp'", accountantOption, 'pld')
     .option('--json', 'print JSON instead of a table')
     .action((opts: EpsilonCliOptions) => {

@@ -9,6 +9,7 @@ import { registerEpsilonCommand } from './epsilon';
 import { registerNoiseCommand } from './noise';
 import { registerPredictCommand } from './predict';
 import { registerAuditCommand } from './audit';
+import { DpLoraError } from '../errors';
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
@@ -26,11 +27,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * The one line the CLI prints for a failure: the message, and for a dp-lora error its stable
+ * code, e.g. `dp-lora: --rank: must be at most 256, got "1e9" [ERR_DPLORA_INVALID_ARGUMENT]`.
+ */
+export function formatCliError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return err instanceof DpLoraError ? `dp-lora: ${message} [${err.code}]` : `dp-lora: ${message}`;
+}
+
 if (require.main === module) {
   buildProgram()
     .parseAsync(process.argv)
     .catch((err: unknown) => {
-      process.stderr.write(`dp-lora: ${(err as Error).message}\n`);
+      process.stderr.write(formatCliError(err) + '\n');
       process.exitCode = 1;
     });
 }

@@ -4,7 +4,14 @@
  */
 import { Command } from 'commander';
 import { calibrateNoiseMultiplier } from '../accounting';
-import { accountantOption, formatTable, integerOption, numberOption } from './format';
+import { OptionError } from './format';
+import {
+  accountantOption,
+  formatTable,
+  integerOption,
+  numberOption,
+  ACCOUNTING_OPTION_BOUNDS as B,
+} from './format';
 
 interface NoiseCliOptions {
   epsilon: number;
@@ -21,24 +28,24 @@ export function registerNoiseCommand(program: Command): Command {
   return program
     .command('noise')
     .description('smallest noise multiplier meeting a target (epsilon, delta)')
-    .requiredOption('--epsilon <e>', 'target epsilon (> 0)', numberOption('--epsilon'))
-    .requiredOption('--delta <d>', 'target delta in (0, 1)', numberOption('--delta'))
+    .requiredOption('--epsilon <e>', 'target epsilon (> 0)', numberOption('--epsilon', B.epsilon))
+    .requiredOption('--delta <d>', 'target delta in (0, 1)', numberOption('--delta', B.delta))
     .requiredOption(
       '--sample-rate <q>',
       'Poisson sampling rate in (0, 1] (1 for non-Poisson sampling)',
-      numberOption('--sample-rate'),
+      numberOption('--sample-rate', B.sampleRate),
     )
     .option(
       '--epochs <e>',
       'training epochs (steps = ceil(epochs / sample rate))',
-      numberOption('--epochs'),
+      numberOption('--epochs', B.epochs),
     )
-    .option('--steps <k>', 'number of steps', integerOption('--steps'))
+    .option('--steps <k>', 'number of steps', integerOption('--steps', B.steps))
     .option('--accountant <kind>', "'pld' (default, tighter) or 'rdp'", accountantOption, 'pld')
     .option('--json', 'print JSON instead of a table')
     .action((opts: NoiseCliOptions) => {
       if ((opts.epochs === undefined) === (opts.steps === undefined)) {
-        throw new RangeError('give exactly one of --epochs and --steps');
+        throw new OptionError('--steps', 'give exactly one of --epochs and --steps');
       }
       const r = calibrateNoiseMultiplier({
         targetEpsilon: opts.epsilon,

@@ -225,7 +225,7 @@ async function trainInRun(
   const N = task.private.n;
   const delta = cfg.delta ?? defaultDelta(N);
   if (cfg.batchSize > N)
-    throw new OptionError(`--batch-size ${cfg.batchSize} exceeds the ${N} private examples`);
+    throw new OptionError('--batch-size', `${cfg.batchSize} exceeds the ${N} private examples`);
 
   // --- base model
   const shape = { dim, hidden: cfg.hidden, classes: task.classes.length };
@@ -717,7 +717,8 @@ export function registerTrainCommand(program: Command): void {
           if (opts.baseline === false) conflicting.push('noBaseline');
           if (conflicting.length)
             throw new OptionError(
-              `--resume takes the configuration from the checkpoint; drop ${conflicting.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`,
+              '--resume',
+              `takes the configuration from the checkpoint; drop ${conflicting.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`,
             );
         }
         const cfg = opts.resume ? undefined : resolveTrainConfig(opts);
@@ -731,9 +732,4 @@ export function registerTrainCommand(program: Command): void {
         });
       },
     );
-}
-
-/** Exists for tests: whether a directory holds a finished adapter. */
-export function adapterExists(dir: string): boolean {
-  return fs.existsSync(path.join(dir, 'adapter', 'adapter_model.safetensors'));
 }

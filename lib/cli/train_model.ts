@@ -6,16 +6,14 @@
  */
 import { fileSha256 } from '../io/checkpoint';
 import { atomicWriteFile } from '../io/atomic';
-import { DpLoraError, ErrorCode } from '../errors';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { Linear } from '../nn/linear';
 import { LoraLinear } from '../nn/lora_linear';
 import { ReLU } from '../nn/activations';
 import { Module } from '../nn/module';
-import { Parameter, Tensor } from '../nn/tensor';
+import { Tensor } from '../nn/tensor';
 import { crossEntropyLoss } from '../nn/losses';
 import { InitRandom } from '../nn/init';
 import { Adam } from '../optim/adam';
@@ -24,6 +22,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { AdapterData, defaultAdapterConfig } from '../io/peft_adapter';
 import type { DataPart } from './train_task';
 import type { LoraMethodName } from './train_options';
+import { AdapterFormatError, DpLoraError, ErrorCode } from '../errors';
 
 /** Dimensions of the MLP. */
 export interface MlpShape {
@@ -336,10 +335,11 @@ export function loadBaseWeights(file: string, shape: MlpShape): BaseWeights {
   for (const k of BASE_KEYS) {
     const t = st.tensors.get(k);
     if (!t || !(t.data instanceof Float32Array))
-      throw new Error(`${file}: missing F32 tensor ${k}`);
+      throw new DpLoraError(ErrorCode.FileFormat, `${file}: missing F32 tensor ${k}`);
     const want = shapeOf(k, shape);
     if (JSON.stringify(t.shape) !== JSON.stringify(want))
-      throw new Error(
+      throw new DpLoraError(
+        ErrorCode.FileFormat,
         `${file}: ${k} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(want)}`,
       );
     for (let i = 0; i < t.data.length; i++)
@@ -378,7 +378,8 @@ export function adapterOf(
 ): AdapterData {
   const loras = (['fc1', 'fc2'] as const).map((p) => {
     const m = model[p];
-    if (!(m instanceof LoraLinear)) throw new TypeError(`adapterOf: ${p} is not a LoRA layer`);
+    if (!(m instanceof LoraLinear))
+      throw new Error(`internal: adapterOf: ${p} is not a LoRA layer`);
     return {
       path: p,
       loraA: m.loraA.slice(),
@@ -412,20 +413,10 @@ export function loadAdapterInto(model: MlpClassifier, a: AdapterData): void {
   for (const l of a.loras) {
     const m = (model as unknown as Record<string, unknown>)[l.path];
     if (!(m instanceof LoraLinear))
-      throw new RangeError(`adapter module "${l.path}" is not a LoRA layer of this model`);
+      throw new AdapterFormatError(`adapter module "${l.path}" is not a LoRA layer of this model`);
     m.loraA = l.loraA;
     m.loraB = l.loraB;
   }
   model.head.weight.data.set(a.extra['head.weight'].data);
   model.head.bias!.data.set(a.extra['head.bias'].data);
-}
-
-/** Trainable parameters by dotted path (for checkpoints). */
-export function trainableByName(model: Module): Array<[string, Parameter]> {
-  return model.namedParameters().filter(([, p]) => p.requiresGrad);
-}
-
-/** A CPU description for the report. */
-export function cpuName(): string {
-  return os.cpus()[0]?.model ?? 'unknown CPU';
 }

@@ -1,6 +1,9 @@
 /**
  * Options of `dp-lora train`: parsing, defaults and validation (no training here).
  */
+import { OptionError } from './format';
+
+export { OptionError };
 
 /** LoRA variant. */
 export type LoraMethodName = 'ffa' | 'vanilla';
@@ -42,12 +45,6 @@ export interface TrainConfig {
   minLabelCount?: number;
 }
 
-/** Per-session settings that are not part of the run (not saved in checkpoints). */
-export interface SessionOptions {
-  /** Stop after this many private steps in this session (resume later with --resume). */
-  maxSteps?: number;
-}
-
 /** Defaults of the built-in task (documented in README.md, "dp-lora train"). */
 export const TRAIN_DEFAULTS = {
   targetEpsilon: 8,
@@ -71,29 +68,64 @@ export function defaultDelta(privateSize: number): number {
   return Math.min(1e-5, 1 / (10 * privateSize));
 }
 
-/** Error for a bad command-line value; the message names the option. */
-export class OptionError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'OptionError';
-  }
+/**
+ * Size limits of `dp-lora train`, checked before anything is allocated: every weight matrix and
+ * every featurized data set stays well inside memory and inside the length of a typed array.
+ */
+export const TRAIN_LIMITS = {
+  /** Largest `--dim` (hashed features). */
+  maxDim: 1 << 16,
+  /** Largest `--hidden`. */
+  maxHidden: 1 << 12,
+  /** Largest weight matrix (`dim * hidden` entries): 2^24 floats, 64 MiB. */
+  maxWeights: 1 << 24,
+  /** Largest featurized data set (`examples * dim` entries): 2^28 floats, 1 GiB. */
+  maxFeatures: 1 << 28,
+  /** Largest `--batch-size` and `--physical-batch-size`. */
+  maxBatch: 1 << 20,
+  /** Largest `--epochs`. */
+  maxEpochs: 1e6,
+  /** Largest step counts (`--checkpoint-every`, `--max-steps`) and `--limit`. */
+  maxCount: 2 ** 31 - 1,
+};
+
+function optionText(v: string | number): string {
+  return typeof v === 'number' ? String(v) : JSON.stringify(v);
 }
 
-/** Parses a positive finite number for `--name`. */
-export function positiveNumber(name: string, v: string | number): number {
+/**
+ * Parses a positive finite number for `--name` (at most `max`); throws an {@link OptionError}
+ * naming the option.
+ */
+export function positiveNumber(name: string, v: string | number, max = Infinity): number {
   const x = typeof v === 'number' ? v : Number(v);
-  if (typeof v === 'string' && v.trim() === '') throw new OptionError(`--${name} needs a number`);
+  if (typeof v === 'string' && v.trim() === '')
+    throw new OptionError(`--${name}`, 'needs a number');
   if (!Number.isFinite(x) || x <= 0)
-    throw new OptionError(`--${name} must be a positive number, got ${JSON.stringify(v)}`);
+    throw new OptionError(`--${name}`, `must be a positive number, got ${optionText(v)}`);
+  if (x > max) throw new OptionError(`--${name}`, `must be at most ${max}, got ${optionText(v)}`);
   return x;
 }
 
-/** Parses a positive integer for `--name`. */
-export function positiveInt(name: string, v: string | number): number {
-  const x = positiveNumber(name, v);
-  if (!Number.isSafeInteger(x))
-    throw new OptionError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+/**
+ * Parses a positive integer for `--name` (at most `max`, default 2^31 - 1); throws an
+ * {@link OptionError} naming the option.
+ */
+export function positiveInt(name: string, v: string | number, max = 2 ** 31 - 1): number {
+  const x = typeof v === 'number' ? v : Number(v);
+  if (typeof v === 'string' && v.trim() === '')
+    throw new OptionError(`--${name}`, 'needs an integer');
+  if (!Number.isSafeInteger(x) || x <= 0)
+    throw new OptionError(`--${name}`, `must be a positive integer, got ${optionText(v)}`);
+  if (x > max) throw new OptionError(`--${name}`, `must be at most ${max}, got ${optionText(v)}`);
   return x;
+}
+
+/** A non-empty string for `--name` (a path or a field name). */
+export function optionString(name: string, v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0)
+    throw new OptionError(`--${name}`, `needs a non-empty value, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 /**
@@ -102,6 +134,7 @@ export function positiveInt(name: string, v: string | number): number {
  * (`0x...` lower-case hex).
  */
 export function parseSeed(v: string): { value: bigint; text: string } {
+  if (typeof v !== 'string') throw new OptionError('--seed', `must be a string, got ${typeof v}`);
   const s = v.trim().toLowerCase();
   let value: bigint;
   if (/^[0-9]+$/.test(s)) value = BigInt(s);
@@ -109,9 +142,10 @@ export function parseSeed(v: string): { value: bigint; text: string } {
   else if (/^[0-9a-f]+$/.test(s)) value = BigInt('0x' + s);
   else
     throw new OptionError(
-      `--seed must be a decimal number or hex (e.g. 42 or 0xc0ffee), got ${JSON.stringify(v)}`,
+      '--seed',
+      `must be a decimal number or hex (e.g. 42 or 0xc0ffee), got ${JSON.stringify(v)}`,
     );
-  if (value >= 1n << 256n) throw new OptionError('--seed must fit in 256 bits');
+  if (value >= 1n << 256n) throw new OptionError('--seed', 'must fit in 256 bits');
   return { value, text: '0x' + value.toString(16) };
 }
 
@@ -145,26 +179,43 @@ export interface RawTrainOptions {
 /** Resolves raw option strings into a validated {@link TrainConfig}. */
 export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
   const d = TRAIN_DEFAULTS;
-  const rank = o.rank !== undefined ? positiveInt('rank', o.rank) : d.rank;
-  const method = (o.method ?? d.method) as LoraMethodName;
+  const L = TRAIN_LIMITS;
+  const dim = o.dim !== undefined ? positiveInt('dim', o.dim, L.maxDim) : d.dim;
+  if (dim < 2) throw new OptionError('--dim', `must be at least 2, got ${dim}`);
+  const hidden = o.hidden !== undefined ? positiveInt('hidden', o.hidden, L.maxHidden) : d.hidden;
+  if (dim * hidden > L.maxWeights)
+    throw new OptionError(
+      '--hidden',
+      `--dim * --hidden must be at most ${L.maxWeights} weights, got ${dim} * ${hidden}`,
+    );
+  // LoRA adapts fc1 (dim -> hidden) and fc2 (hidden -> hidden): the rank cannot exceed either side.
+  const maxRank = Math.min(dim, hidden);
+  const rank =
+    o.rank !== undefined ? positiveInt('rank', o.rank, maxRank) : Math.min(d.rank, maxRank);
+  const method = o.method ?? d.method;
   if (method !== 'ffa' && method !== 'vanilla')
-    throw new OptionError(`--method must be ffa or vanilla, got ${JSON.stringify(o.method)}`);
-  const accountant = (o.accountant ?? d.accountant) as AccountantName;
+    throw new OptionError('--method', `must be ffa or vanilla, got ${JSON.stringify(o.method)}`);
+  const accountant = o.accountant ?? d.accountant;
   if (accountant !== 'pld' && accountant !== 'rdp')
-    throw new OptionError(`--accountant must be pld or rdp, got ${JSON.stringify(o.accountant)}`);
+    throw new OptionError(
+      '--accountant',
+      `must be pld or rdp, got ${JSON.stringify(o.accountant)}`,
+    );
   let delta: number | undefined;
   if (o.delta !== undefined) {
     delta = positiveNumber('delta', o.delta);
-    if (delta >= 1) throw new OptionError(`--delta must be in (0, 1), got ${o.delta}`);
+    if (delta >= 1) throw new OptionError('--delta', `must be in (0, 1), got ${o.delta}`);
   }
+  const batchSize =
+    o.batchSize !== undefined ? positiveInt('batch-size', o.batchSize, L.maxBatch) : d.batchSize;
   const cfg: TrainConfig = {
     targetEpsilon: o.epsilon !== undefined ? positiveNumber('epsilon', o.epsilon) : d.targetEpsilon,
     delta,
-    epochs: o.epochs !== undefined ? positiveNumber('epochs', o.epochs) : d.epochs,
-    batchSize: o.batchSize !== undefined ? positiveInt('batch-size', o.batchSize) : d.batchSize,
+    epochs: o.epochs !== undefined ? positiveNumber('epochs', o.epochs, L.maxEpochs) : d.epochs,
+    batchSize,
     physicalBatchSize:
       o.physicalBatchSize !== undefined
-        ? positiveInt('physical-batch-size', o.physicalBatchSize)
+        ? positiveInt('physical-batch-size', o.physicalBatchSize, L.maxBatch)
         : d.physicalBatchSize,
     rank,
     alpha: o.alpha !== undefined ? positiveNumber('alpha', o.alpha) : 2 * rank,
@@ -172,18 +223,19 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
     lr: o.lr !== undefined ? positiveNumber('lr', o.lr) : d.lr,
     clip: o.clip !== undefined ? positiveNumber('clip', o.clip) : d.clip,
     accountant,
-    hidden: o.hidden !== undefined ? positiveInt('hidden', o.hidden) : d.hidden,
-    dim: o.dim !== undefined ? positiveInt('dim', o.dim) : d.dim,
-    limit: o.limit !== undefined ? positiveInt('limit', o.limit) : undefined,
-    data: o.data,
-    publicData: o.publicData,
-    textField: o.textField ?? d.textField,
-    labelField: o.labelField ?? d.labelField,
+    hidden,
+    dim,
+    limit: o.limit !== undefined ? positiveInt('limit', o.limit, L.maxCount) : undefined,
+    data: o.data !== undefined ? optionString('data', o.data) : undefined,
+    publicData: o.publicData !== undefined ? optionString('public-data', o.publicData) : undefined,
+    textField: o.textField !== undefined ? optionString('text-field', o.textField) : d.textField,
+    labelField:
+      o.labelField !== undefined ? optionString('label-field', o.labelField) : d.labelField,
     baseline: o.baseline !== false,
     seed: o.seed !== undefined ? parseSeed(o.seed).text : undefined,
     checkpointEvery:
       o.checkpointEvery !== undefined
-        ? positiveInt('checkpoint-every', o.checkpointEvery)
+        ? positiveInt('checkpoint-every', o.checkpointEvery, L.maxCount)
         : d.checkpointEvery,
   };
   if (o.labels !== undefined) {
@@ -196,9 +248,11 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
   cfg.minLabelCount =
     o.minLabelCount !== undefined ? positiveInt('min-label-count', o.minLabelCount) : 20;
   if (cfg.publicData && !cfg.data)
-    throw new OptionError('--public-data needs --data (the built-in task has its own public part)');
+    throw new OptionError(
+      '--public-data',
+      'needs --data (the built-in task has its own public part)',
+    );
   if (cfg.limit !== undefined && cfg.limit < 20)
-    throw new OptionError(`--limit must be at least 20, got ${cfg.limit}`);
-  if (cfg.dim < 2) throw new OptionError('--dim must be at least 2');
+    throw new OptionError('--limit', `must be at least 20, got ${cfg.limit}`);
   return cfg;
 }

@@ -13,6 +13,7 @@ import * as crypto from 'crypto';
 import { featurize } from '../data/featurize';
 import { splitSpamCorpus, Mail } from '../data/spam_corpus';
 import { loadUserData, DataFormatError, fixLabelSet } from '../data/user_data';
+import { OptionError, TRAIN_LIMITS } from './train_options';
 import type { TrainConfig } from './train_options';
 
 /** Features and labels of one part. */
@@ -43,6 +44,11 @@ function part(
   dim: number,
   stripHeaders: boolean,
 ): DataPart {
+  if (texts.length * dim > TRAIN_LIMITS.maxFeatures)
+    throw new OptionError(
+      '--dim',
+      `${texts.length} examples * --dim ${dim} exceeds ${TRAIN_LIMITS.maxFeatures} features; lower --dim or use --limit`,
+    );
   return {
     X: featurize(texts, { dim, stripHeaders }),
     y: Int32Array.from(labels),

@@ -161,7 +161,7 @@ export function featurizeInto(
 ): void {
   const { dim } = config;
   if (out.length !== dim)
-    throw new RangeError(`out must have length dim = ${dim}, got ${out.length}`);
+    throw new InvalidArgumentError('out', `out must have length dim = ${dim}, got ${out.length}`);
   out.fill(0);
   let subject = '';
   let body = text;
@@ -207,10 +207,14 @@ export function featurize(texts: string[], config: Partial<FeaturizerConfig> = {
       `${texts.length} texts x dim ${cfg.dim} needs more than ${MAX_FEATURE_ELEMENTS} numbers; use a smaller dim or fewer texts per call`,
     );
   if (!Number.isInteger(cfg.maxChars) || cfg.maxChars < 1)
-    throw new RangeError(`maxChars must be a positive integer, got ${cfg.maxChars}`);
+    throw new InvalidArgumentError(
+      'maxChars',
+      `maxChars must be a positive integer, got ${cfg.maxChars}`,
+    );
   const out = new Float32Array(texts.length * cfg.dim);
   for (let i = 0; i < texts.length; i++) {
-    if (typeof texts[i] !== 'string') throw new TypeError(`texts[${i}] must be a string`);
+    if (typeof texts[i] !== 'string')
+      throw new InvalidArgumentError(`texts[${i}]`, `texts[${i}] must be a string`);
     featurizeInto(texts[i], out.subarray(i * cfg.dim, (i + 1) * cfg.dim), cfg);
   }
   return out;

@@ -15,6 +15,7 @@
  * between parts.
  */
 import * as crypto from 'crypto';
+import { InvalidArgumentError } from '../errors';
 
 /** One mail with its binary label. */
 export interface Mail {
@@ -76,11 +77,17 @@ export function splitSpamCorpus(
 ): SpamSplit {
   const heldoutFraction = options.heldoutFraction ?? 0.25;
   if (!(heldoutFraction > 0 && heldoutFraction < 1))
-    throw new RangeError(`heldoutFraction must be in (0, 1), got ${heldoutFraction}`);
+    throw new InvalidArgumentError(
+      'heldoutFraction',
+      `heldoutFraction must be in (0, 1), got ${heldoutFraction}`,
+    );
   let pool = mails;
   if (options.limit !== undefined) {
     if (!Number.isInteger(options.limit) || options.limit < 10)
-      throw new RangeError(`limit must be an integer >= 10, got ${options.limit}`);
+      throw new InvalidArgumentError(
+        'limit',
+        `limit must be an integer >= 10, got ${options.limit}`,
+      );
     pool = mails
       .map((m) => ({ m, f: keyFraction(m.key, 'dplora-limit-v1') }))
       .sort((a, b) => a.f - b.f)
@@ -92,7 +99,7 @@ export function splitSpamCorpus(
     if (PUBLIC_GROUPS.includes(m.group)) out.public.push(m);
     else if (PRIVATE_GROUPS.includes(m.group))
       (keyFraction(m.key) < heldoutFraction ? out.heldout : out.private).push(m);
-    else throw new RangeError(`unknown mail group "${m.group}"`);
+    else throw new Error(`internal: unknown mail group "${m.group}"`);
   }
   return out;
 }

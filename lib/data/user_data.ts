@@ -9,6 +9,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { DataFormatError } from '../errors';
+import { requireString } from '../validate';
+export { DataFormatError };
 
 /** Labelled texts with class ids. */
 export interface LabelledTexts {
@@ -20,19 +23,12 @@ export interface LabelledTexts {
   classes: string[];
 }
 
-/** Error for unusable user data; the message names the file, line and fix. */
-export class DataFormatError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DataFormatError';
-  }
-}
-
 /**
  * Parses CSV text into rows of fields (RFC 4180). Throws {@link DataFormatError} on an
  * unterminated quoted field or a stray quote inside an unquoted field.
  */
 export function parseCsv(text: string, source = 'CSV'): string[][] {
+  requireString('text', text, false);
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const rows: string[][] = [];
   let row: string[] = [];
@@ -159,6 +155,9 @@ export function parseJsonl(
   labelField: string,
   source = 'JSONL',
 ): LabelledTexts {
+  requireString('text', text, false);
+  requireString('textField', textField);
+  requireString('labelField', labelField);
   const texts: string[] = [];
   const raw: unknown[] = [];
   const lines = text.split(/\r?\n/);
@@ -199,6 +198,9 @@ export function parseCsvData(
   labelField: string,
   source = 'CSV',
 ): LabelledTexts {
+  requireString('text', text, false);
+  requireString('textField', textField);
+  requireString('labelField', labelField);
   const rows = parseCsv(text, source);
   if (rows.length === 0) throw new DataFormatError(`${source}: the file is empty`);
   const header = rows[0].map((h) => h.trim());
@@ -278,6 +280,9 @@ export function loadUserData(
   textField = 'text',
   labelField = 'label',
 ): LabelledTexts {
+  requireString('file', file);
+  requireString('textField', textField);
+  requireString('labelField', labelField);
   if (!fs.existsSync(file)) throw new DataFormatError(`${file}: no such file`);
   const ext = path.extname(file).toLowerCase();
   // Bounded before reading: a link to /dev/zero or a FIFO would otherwise be read forever.

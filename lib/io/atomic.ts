@@ -10,6 +10,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
+import { InvalidArgumentError } from '../errors';
+import { requireObject, requireString } from '../validate';
 
 /** Content for an atomic write: bytes, a string (UTF-8), or chunks produced one by one. */
 export type WriteContent = string | Uint8Array | Iterable<Uint8Array | string>;
@@ -64,6 +66,7 @@ function writeSynced(file: string, content: WriteContent): void {
  * error is rethrown.
  */
 export function atomicWriteFile(target: string, content: WriteContent): void {
+  requireString('target', target);
   const tmp = tempName(target);
   try {
     writeSynced(tmp, content);
@@ -81,6 +84,8 @@ export function atomicWriteFile(target: string, content: WriteContent): void {
  * is replaced (its old content survives if the write fails).
  */
 export function atomicWriteDir(targetDir: string, files: Record<string, WriteContent>): void {
+  requireString('targetDir', targetDir);
+  requireObject('files', files);
   const abs = path.resolve(targetDir);
   const parent = path.dirname(abs);
   fs.mkdirSync(parent, { recursive: true });
@@ -89,7 +94,8 @@ export function atomicWriteDir(targetDir: string, files: Record<string, WriteCon
     fs.mkdirSync(tmp);
     for (const [name, content] of Object.entries(files)) {
       if (name !== path.basename(name) || name === '.' || name === '..' || name.length === 0) {
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'files',
           `atomicWriteDir: file name "${name}" must be a plain name without directories`,
         );
       }

@@ -23,7 +23,11 @@ import * as crypto from 'crypto';
 import { atomicWriteDir, atomicWriteFile } from './atomic';
 import { parseSafetensors, serializeSafetensors, StTensor, StTensorInput } from './safetensors';
 import { PrivacyLedger, canonicalJson } from '../accounting/privacy_ledger';
-import { DpLoraError, ErrorCode } from '../errors';
+import { CheckpointError } from '../errors';
+import type { CheckpointPart } from '../errors';
+import { requireObject, requireString } from '../validate';
+export { CheckpointError };
+export type { CheckpointPart };
 
 /** What a checkpoint holds besides tensors. */
 export interface CheckpointState {
@@ -37,34 +41,6 @@ export interface CheckpointState {
   run?: Record<string, unknown>;
   /** SHA-256 of the frozen base model the weights belong to, or null/absent for none. */
   baseModelSha256?: string | null;
-}
-
-/** Which part of a checkpoint is missing or disagrees with the others. */
-export type CheckpointPart =
-  | 'missing'
-  | 'manifest'
-  | 'file'
-  | 'ledger'
-  | 'ledger-steps'
-  | 'ledger-head'
-  | 'run-id'
-  | 'step'
-  | 'base-model'
-  | 'tensors'
-  | 'state';
-
-/** A missing, malformed or tampered checkpoint, or one whose parts disagree. */
-export class CheckpointError extends DpLoraError {
-  /** Which part is at fault. */
-  readonly what: CheckpointPart;
-  /**
-   * @param message - what is wrong, naming the file
-   * @param what - which part is at fault
-   */
-  constructor(message: string, what: CheckpointPart = 'state') {
-    super(ErrorCode.Checkpoint, message);
-    this.what = what;
-  }
 }
 
 const FORMAT = 'dplora-checkpoint';
@@ -144,6 +120,8 @@ export function saveCheckpoint(
   tensors: Record<string, StTensorInput> = {},
   options: { keep?: number } = {},
 ): string {
+  requireString('root', root);
+  requireObject('state', state);
   if (!Number.isSafeInteger(state.step) || state.step < 0)
     throw new CheckpointError(`state.step must be a non-negative integer, got ${state.step}`);
   if (state.ledger === undefined || state.ledger === null || typeof state.ledger !== 'object') {
@@ -201,6 +179,7 @@ export function saveCheckpoint(
 
 /** Whether `root` holds a checkpoint (a latest.json). */
 export function hasCheckpoint(root: string): boolean {
+  requireString('root', root);
   return fs.existsSync(path.join(root, LATEST_FILE));
 }
 
@@ -239,6 +218,7 @@ export function loadCheckpoint(
   dir: string;
   manifest: CheckpointManifest;
 } {
+  requireString('root', root);
   const latestPath = path.join(root, LATEST_FILE);
   if (!fs.existsSync(latestPath))
     throw new CheckpointError(`${root}: no checkpoint (missing ${LATEST_FILE})`, 'missing');

@@ -21,6 +21,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { atomicWriteDir } from './atomic';
 import { parseSafetensors, serializeSafetensors, StTensorInput } from './safetensors';
+import { AdapterFormatError, InvalidArgumentError } from '../errors';
+import { requireInt, requireNumber, requireObject, requireString } from '../validate';
+export { AdapterFormatError };
 
 /** File names inside an adapter directory. */
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -125,12 +128,33 @@ export interface PrivacyReport {
   [key: string]: unknown;
 }
 
-/** Error for a malformed or inconsistent adapter. */
-export class AdapterFormatError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AdapterFormatError';
-  }
+/**
+ * Checks that `report` has the shape of a {@link PrivacyReport}: finite epsilon >= 0, delta in
+ * [0, 1), noiseMultiplier >= 0, maxGradNorm > 0, sampleRate in (0, 1], an integer step count,
+ * the accountant's name and the reproducible-seed flag (the optional fields, when present, are
+ * checked too). Throws an {@link InvalidArgumentError} naming the field (e.g.
+ * `privacyReport.epsilon`); returns the report.
+ */
+export function validatePrivacyReport(report: unknown, name = 'privacyReport'): PrivacyReport {
+  const r = requireObject(name, report);
+  requireNumber(`${name}.epsilon`, r.epsilon, { min: 0 });
+  requireNumber(`${name}.delta`, r.delta, { min: 0, lessThan: 1 });
+  requireNumber(`${name}.noiseMultiplier`, r.noiseMultiplier, { min: 0 });
+  requireNumber(`${name}.maxGradNorm`, r.maxGradNorm, { greaterThan: 0 });
+  requireNumber(`${name}.sampleRate`, r.sampleRate, { greaterThan: 0, max: 1 });
+  requireInt(`${name}.steps`, r.steps, { min: 0 });
+  requireString(`${name}.accountant`, r.accountant);
+  if (typeof r.reproducibleSeed !== 'boolean')
+    throw new InvalidArgumentError(
+      `${name}.reproducibleSeed`,
+      `must be a boolean, got ${typeof r.reproducibleSeed}`,
+    );
+  if (r.targetEpsilon !== undefined)
+    requireNumber(`${name}.targetEpsilon`, r.targetEpsilon, { greaterThan: 0 });
+  if (r.datasetSize !== undefined) requireInt(`${name}.datasetSize`, r.datasetSize, { min: 1 });
+  if (r.expectedBatchSize !== undefined)
+    requireNumber(`${name}.expectedBatchSize`, r.expectedBatchSize, { greaterThan: 0 });
+  return r as PrivacyReport;
 }
 
 /** A default PEFT LoRA config; fields given override the defaults. */
@@ -231,6 +255,9 @@ export function saveAdapter(
   adapter: AdapterData,
   privacyReport?: PrivacyReport,
 ): void {
+  requireString('dir', dir);
+  requireObject('adapter', adapter);
+  if (privacyReport !== undefined) validatePrivacyReport(privacyReport);
   const { configJson, weights } = encodeAdapter(adapter);
   const files: Record<string, string | Buffer> = {
     [ADAPTER_CONFIG_FILE]: configJson,
@@ -328,6 +355,9 @@ export function decodeAdapter(
   weights: Buffer,
   source = 'adapter',
 ): AdapterData {
+  requireString('configText', configText, false);
+  if (Object.prototype.toString.call(weights) !== '[object Uint8Array]')
+    throw new InvalidArgumentError('weights', 'must be a Buffer');
   const config = parseAdapterConfig(configText, `${source}/${ADAPTER_CONFIG_FILE}`);
   const wsrc = `${source}/${ADAPTER_WEIGHTS_FILE}`;
   const st = parseSafetensors(weights, wsrc);
@@ -380,6 +410,7 @@ export function decodeAdapter(
 
 /** Loads an adapter directory written by {@link saveAdapter} (or by PEFT, for LoRA adapters). */
 export function loadAdapter(dir: string): AdapterData {
+  requireString('dir', dir);
   const cfg = path.join(dir, ADAPTER_CONFIG_FILE);
   const w = path.join(dir, ADAPTER_WEIGHTS_FILE);
   if (!fs.existsSync(cfg)) throw new AdapterFormatError(`${dir}: no ${ADAPTER_CONFIG_FILE}`);
@@ -391,16 +422,19 @@ export function loadAdapter(dir: string): AdapterData {
 export function loadPrivacyReport(dir: string): PrivacyReport | undefined {
   const f = path.join(dir, PRIVACY_REPORT_FILE);
   if (!fs.existsSync(f)) return undefined;
-  const r = JSON.parse(fs.readFileSync(f, 'utf8')) as PrivacyReport;
-  for (const k of [
-    'epsilon',
-    'delta',
-    'noiseMultiplier',
-    'maxGradNorm',
-    'sampleRate',
-    'steps',
-  ] as const) {
-    if (typeof r[k] !== 'number') throw new AdapterFormatError(`${f}: "${k}" must be a number`);
+  let r: unknown;
+  try {
+    r = JSON.parse(fs.readFileSync(f, 'utf8'));
+  } catch (e) {
+    throw new AdapterFormatError(`${f}: not valid JSON (${(e as Error).message})`, {
+      argument: f,
+      cause: e,
+    });
   }
-  return r;
+  try {
+    return validatePrivacyReport(r, 'report');
+  } catch (e) {
+    if (!(e instanceof InvalidArgumentError)) throw e;
+    throw new AdapterFormatError(`${f}: ${e.message}`, { argument: f, cause: e });
+  }
 }

@@ -15,6 +15,9 @@ import { DpLoraError, ErrorCode } from '../errors';
 import * as fs from 'fs';
 import * as os from 'os';
 import { atomicWriteFile } from './atomic';
+import { InvalidArgumentError, SafetensorsError } from '../errors';
+import { requireString } from '../validate';
+export { SafetensorsError };
 
 /** Element types this module understands. */
 export type SafetensorsDtype =
@@ -65,14 +68,6 @@ export interface SafetensorsFile {
   tensors: Map<string, StTensor>;
   /** The `__metadata__` string map of the header (empty if none). */
   metadata: Record<string, string>;
-}
-
-/** Error for a malformed safetensors file or bad input to the writer. */
-export class SafetensorsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SafetensorsError';
-  }
 }
 
 /** Largest header we accept (100 MB, the same bound the reference library uses). */
@@ -311,6 +306,8 @@ export function parseSafetensors(
   buf: Buffer | Uint8Array,
   source = 'safetensors data',
 ): SafetensorsFile {
+  if (Object.prototype.toString.call(buf) !== '[object Uint8Array]')
+    throw new InvalidArgumentError('buf', 'must be a Buffer or Uint8Array');
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (b.length < 8)
     throw new SafetensorsError(
@@ -429,6 +426,7 @@ function checkShapeRead(shape: unknown, name: string, source: string): number {
 
 /** Reads and parses a safetensors file (see {@link parseSafetensors}). */
 export function readSafetensors(file: string): SafetensorsFile {
+  requireString('file', file);
   // Bounded before reading: /dev/zero, a FIFO or a huge file is refused, not read forever.
   const st = fs.statSync(file);
   if (!st.isFile())
@@ -453,5 +451,6 @@ export function writeSafetensors(
   tensors: Record<string, StTensorInput> | Map<string, StTensorInput>,
   metadata: Record<string, string> = {},
 ): void {
+  requireString('file', file);
   atomicWriteFile(file, serializeSafetensors(tensors, metadata));
 }

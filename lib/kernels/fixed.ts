@@ -10,7 +10,9 @@
  * `update = fixed.dequantize(s, f)` divided by the expected batch size.
  */
 import { loadAddon } from '../native';
+import { MAX_ELEMENTS } from '../validate';
 import { Rng, RationalSigmaSq, sigmaSqRational } from './rng';
+import { InvalidArgumentError } from '../errors';
 import { IntegerLora, planIntegerLora, quantizeInput } from './fixed_lora';
 
 export { IntegerLora, planIntegerLora, quantizeInput } from './fixed_lora';
@@ -21,35 +23,7 @@ export type {
   IntegerLoraPlanOptions,
 } from './fixed_lora';
 
-interface FixedAddon {
-  fixedQuantize(
-    x: Float32Array,
-    fracBits: number,
-    out: Int32Array,
-  ): { saturated: number; nan: number };
-  fixedDequantize(
-    q: Int32Array | BigInt64Array,
-    fracBits: number,
-    out: Float32Array | Float64Array,
-  ): Float32Array | Float64Array;
-  fixedClipSum(
-    grads: Int32Array,
-    batch: number,
-    dim: number,
-    clipInt: number,
-    out: BigInt64Array,
-  ): number;
-  fixedAddDiscreteGaussian(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    position: bigint,
-    sum: BigInt64Array,
-    num: bigint,
-    den: bigint,
-  ): { position: bigint; saturated: number };
-}
-
-const addon = (): FixedAddon => loadAddon() as unknown as FixedAddon;
+const addon = loadAddon;
 const tag = (v: unknown): string => Object.prototype.toString.call(v);
 
 /** Largest fracBits accepted. */
@@ -86,9 +60,13 @@ export interface NoiseResult {
 }
 
 function checkFracBits(fracBits: unknown): number {
-  if (typeof fracBits !== 'number') throw new TypeError('fracBits must be a number');
+  if (typeof fracBits !== 'number')
+    throw new InvalidArgumentError('fracBits', 'fracBits must be a number');
   if (!Number.isInteger(fracBits) || fracBits < 0 || fracBits > MAX_FRAC_BITS) {
-    throw new RangeError(`fracBits must be an integer in [0, ${MAX_FRAC_BITS}]`);
+    throw new InvalidArgumentError(
+      'fracBits',
+      `fracBits must be an integer in [0, ${MAX_FRAC_BITS}]`,
+    );
   }
   return fracBits;
 }
@@ -99,10 +77,12 @@ function checkFracBits(fracBits: unknown): number {
  * counted. This is the only floating-point step of the fixed-point mode.
  */
 export function quantize(x: Float32Array, fracBits: number, out?: Int32Array): QuantizeResult {
-  if (tag(x) !== '[object Float32Array]') throw new TypeError('x must be a Float32Array');
+  if (tag(x) !== '[object Float32Array]')
+    throw new InvalidArgumentError('x', 'x must be a Float32Array');
   checkFracBits(fracBits);
   if (out === undefined) out = new Int32Array(x.length);
-  else if (tag(out) !== '[object Int32Array]') throw new TypeError('out must be an Int32Array');
+  else if (tag(out) !== '[object Int32Array]')
+    throw new InvalidArgumentError('out', 'out must be an Int32Array');
   const r = addon().fixedQuantize(x, fracBits, out);
   return { values: out, saturated: r.saturated, nan: r.nan };
 }
@@ -117,23 +97,35 @@ export function dequantize(
 ): Float32Array | Float64Array {
   checkFracBits(fracBits);
   if (tag(q) === '[object Int32Array]') {
-    return addon().fixedDequantize(q, fracBits, out ?? new Float32Array(q.length));
+    return addon().fixedDequantize(
+      q as Int32Array,
+      fracBits,
+      (out as Float32Array | undefined) ?? new Float32Array(q.length),
+    );
   }
   if (tag(q) === '[object BigInt64Array]') {
-    return addon().fixedDequantize(q, fracBits, out ?? new Float64Array(q.length));
+    return addon().fixedDequantize(
+      q as BigInt64Array,
+      fracBits,
+      (out as Float64Array | undefined) ?? new Float64Array(q.length),
+    );
   }
-  throw new TypeError('q must be an Int32Array or BigInt64Array');
+  throw new InvalidArgumentError('q', 'q must be an Int32Array or BigInt64Array');
 }
 
 /** The integer clipping norm floor(maxGradNorm * 2^fracBits), checked to be in [1, QMAX]. */
 export function clipIntFor(maxGradNorm: number, fracBits: number): number {
   checkFracBits(fracBits);
-  if (typeof maxGradNorm !== 'number') throw new TypeError('maxGradNorm must be a number');
+  if (typeof maxGradNorm !== 'number')
+    throw new InvalidArgumentError('maxGradNorm', 'maxGradNorm must be a number');
   if (!Number.isFinite(maxGradNorm) || !(maxGradNorm > 0))
-    throw new RangeError('maxGradNorm must be finite and > 0');
+    throw new InvalidArgumentError('maxGradNorm', 'maxGradNorm must be finite and > 0');
   const c = Math.floor(maxGradNorm * 2 ** fracBits);
   if (c < 1 || c > QMAX)
-    throw new RangeError(`maxGradNorm * 2^fracBits must be in [1, 2^31 - 1] (got ${c})`);
+    throw new InvalidArgumentError(
+      'maxGradNorm',
+      `maxGradNorm * 2^fracBits must be in [1, 2^31 - 1] (got ${c})`,
+    );
   return c;
 }
 
@@ -151,21 +143,27 @@ export function fixedClipSum(
   clipInt: number,
   out?: BigInt64Array,
 ): FixedClipSumResult {
-  if (tag(grads) !== '[object Int32Array]') throw new TypeError('grads must be an Int32Array');
+  if (tag(grads) !== '[object Int32Array]')
+    throw new InvalidArgumentError('grads', 'grads must be an Int32Array');
   if (out === undefined) {
     if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 0)
-      throw new RangeError('dim must be a non-negative integer');
+      throw new InvalidArgumentError('dim', 'dim must be a non-negative integer');
+    if (dim > MAX_ELEMENTS)
+      throw new InvalidArgumentError('dim', `dim must be <= ${MAX_ELEMENTS}, got ${dim}`);
     if (
       typeof batch === 'number' &&
       Number.isInteger(batch) &&
       batch > 0 &&
       batch * dim !== grads.length
     ) {
-      throw new RangeError(`grads has length ${grads.length} but the shape needs ${batch * dim}`);
+      throw new InvalidArgumentError(
+        'grads',
+        `grads has length ${grads.length} but the shape needs ${batch * dim}`,
+      );
     }
     out = new BigInt64Array(dim);
   } else if (tag(out) !== '[object BigInt64Array]') {
-    throw new TypeError('out must be a BigInt64Array');
+    throw new InvalidArgumentError('out', 'out must be a BigInt64Array');
   }
   const clipped = addon().fixedClipSum(grads, batch, dim, clipInt, out);
   return { sum: out, clipped };
@@ -181,9 +179,10 @@ export function addDiscreteGaussianNoise(
   sigmaSq: number | RationalSigmaSq,
   rng: Rng,
 ): NoiseResult {
-  if (tag(sum) !== '[object BigInt64Array]') throw new TypeError('sum must be a BigInt64Array');
+  if (tag(sum) !== '[object BigInt64Array]')
+    throw new InvalidArgumentError('sum', 'sum must be a BigInt64Array');
   const { num, den } = sigmaSqRational(sigmaSq);
-  if (!(rng instanceof Rng)) throw new TypeError('rng must be an Rng');
+  if (!(rng instanceof Rng)) throw new InvalidArgumentError('rng', 'rng must be an Rng');
   const saturated = Rng.useStream(rng, (key, nonce, position) => {
     const r = addon().fixedAddDiscreteGaussian(key, nonce, position, sum, num, den);
     return { result: r.saturated, next: r.position };

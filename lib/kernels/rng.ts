@@ -10,6 +10,7 @@
  * serializable ({@link Rng.getState} / {@link Rng.fromState}).
  */
 import { loadAddon } from '../native';
+import { InvalidArgumentError, InvalidStateError } from '../errors';
 
 /** Options of {@link Rng}. */
 export interface RngOptions {
@@ -43,37 +44,7 @@ export interface RationalSigmaSq {
   den: bigint;
 }
 
-interface RngAddon {
-  chacha20Block(key: Uint8Array, counter: number, nonce: Uint8Array): Uint8Array;
-  osEntropy(bytes: number): Uint8Array;
-  rngFillU32(key: Uint8Array, nonce: Uint8Array, position: bigint, out: Uint32Array): Uint32Array;
-  rngUniform(key: Uint8Array, nonce: Uint8Array, position: bigint, out: Float64Array): Float64Array;
-  rngGaussian(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    position: bigint,
-    out: Float32Array | Float64Array,
-    std: number,
-    add: boolean,
-  ): unknown;
-  rngAddGaussianAsync(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    position: bigint,
-    buf: Float32Array,
-    std: number,
-  ): Promise<Float32Array>;
-  rngDiscreteGaussian(
-    key: Uint8Array,
-    nonce: Uint8Array,
-    position: bigint,
-    out: Int32Array | BigInt64Array,
-    num: bigint,
-    den: bigint,
-  ): bigint;
-}
-
-const addon = (): RngAddon => loadAddon() as unknown as RngAddon;
+const addon = loadAddon;
 
 const U64_LIMIT = 1n << 64n;
 const HEX_RE = /^[0-9a-fA-F]*$/;
@@ -84,9 +55,10 @@ function toHex(b: Uint8Array): string {
 
 function fromHex(s: string, bytes: number, name: string): Uint8Array {
   if (typeof s !== 'string')
-    throw new TypeError(`${name} must be a string of ${2 * bytes} hex characters`);
+    throw new InvalidArgumentError(name, `${name} must be a string of ${2 * bytes} hex characters`);
   if (s.length !== 2 * bytes || !HEX_RE.test(s)) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      name,
       `${name} must be exactly ${2 * bytes} hexadecimal characters (${bytes} bytes)`,
     );
   }
@@ -94,8 +66,9 @@ function fromHex(s: string, bytes: number, name: string): Uint8Array {
 }
 
 function checkStd(std: unknown): number {
-  if (typeof std !== 'number') throw new TypeError('std must be a number');
-  if (!Number.isFinite(std) || std < 0) throw new RangeError('std must be finite and >= 0');
+  if (typeof std !== 'number') throw new InvalidArgumentError('std', 'std must be a number');
+  if (!Number.isFinite(std) || std < 0)
+    throw new InvalidArgumentError('std', 'std must be finite and >= 0');
   return std;
 }
 
@@ -126,7 +99,7 @@ export function sigmaSqRational(
   let den: bigint;
   if (typeof sigmaSq === 'number') {
     if (!Number.isFinite(sigmaSq) || !(sigmaSq > 0))
-      throw new RangeError(`${name} must be a finite number > 0`);
+      throw new InvalidArgumentError(name, `${name} must be a finite number > 0`);
     // Exact decomposition sigmaSq = m * 2^e with integer m.
     const buf = new DataView(new ArrayBuffer(8));
     buf.setFloat64(0, sigmaSq);
@@ -154,15 +127,20 @@ export function sigmaSqRational(
   ) {
     num = sigmaSq.num;
     den = sigmaSq.den;
-    if (num <= 0n || den <= 0n) throw new RangeError(`${name}.num and ${name}.den must be > 0`);
+    if (num <= 0n || den <= 0n)
+      throw new InvalidArgumentError(name, `${name}.num and ${name}.den must be > 0`);
   } else {
-    throw new TypeError(`${name} must be a number or { num: bigint, den: bigint }`);
+    throw new InvalidArgumentError(
+      name,
+      `${name} must be a number or { num: bigint, den: bigint }`,
+    );
   }
   const g = gcd(num, den);
   num /= g;
   den /= g;
   if (num >= U64_LIMIT || den >= U64_LIMIT) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      name,
       `${name}: numerator and denominator must be < 2^64 after reduction (got ${num}/${den})`,
     );
   }
@@ -184,7 +162,7 @@ export class Rng {
   /** Keys the stream from OS entropy, or from `opts.seed` (fixed-seed mode). */
   constructor(opts?: RngOptions) {
     if (opts !== undefined && (opts === null || typeof opts !== 'object'))
-      throw new TypeError('opts must be an object');
+      throw new InvalidArgumentError('opts', 'opts must be an object');
     const seed = opts?.seed;
     this.nonce = new Uint8Array(12);
     this.position = 0n;
@@ -195,11 +173,15 @@ export class Rng {
       this.key = fromHex(seed, 32, 'seed');
       this.reproducible = true;
     } else if (Object.prototype.toString.call(seed) === '[object Uint8Array]') {
-      if (seed.length !== 32) throw new RangeError(`seed must be 32 bytes (got ${seed.length})`);
+      if (seed.length !== 32)
+        throw new InvalidArgumentError('seed', `seed must be 32 bytes (got ${seed.length})`);
       this.key = Uint8Array.from(seed);
       this.reproducible = true;
     } else {
-      throw new TypeError('seed must be a Uint8Array of 32 bytes or a string of 64 hex characters');
+      throw new InvalidArgumentError(
+        'seed',
+        'seed must be a Uint8Array of 32 bytes or a string of 64 hex characters',
+      );
     }
   }
 
@@ -219,7 +201,7 @@ export class Rng {
     const start = this.position;
     const next = start + words;
     if (next >= U64_LIMIT)
-      throw new RangeError('the random stream is exhausted (position would pass 2^64)');
+      throw new InvalidStateError('the random stream is exhausted (position would pass 2^64)');
     this.position = next;
     return start;
   }
@@ -227,7 +209,7 @@ export class Rng {
   /** Fills `out` with uniform 32-bit words (one stream word each). */
   fillUint32(out: Uint32Array): Uint32Array {
     if (Object.prototype.toString.call(out) !== '[object Uint32Array]')
-      throw new TypeError('out must be a Uint32Array');
+      throw new InvalidArgumentError('out', 'out must be a Uint32Array');
     const pos = this.position;
     addon().rngFillU32(this.key, this.nonce, pos, out);
     this.reserve(BigInt(out.length));
@@ -237,7 +219,7 @@ export class Rng {
   /** Fills `out` with 53-bit uniforms in [0, 1) (two stream words each). */
   uniform(out: Float64Array): Float64Array {
     if (Object.prototype.toString.call(out) !== '[object Float64Array]')
-      throw new TypeError('out must be a Float64Array');
+      throw new InvalidArgumentError('out', 'out must be a Float64Array');
     addon().rngUniform(this.key, this.nonce, this.position, out);
     this.reserve(2n * BigInt(out.length));
     return out;
@@ -258,7 +240,7 @@ export class Rng {
   /** Adds N(0, std^2) noise to every element of `buf` in place. */
   addGaussianNoise(buf: Float32Array, std: number): Float32Array {
     if (Object.prototype.toString.call(buf) !== '[object Float32Array]')
-      throw new TypeError('buf must be a Float32Array');
+      throw new InvalidArgumentError('buf', 'buf must be a Float32Array');
     checkStd(std);
     addon().rngGaussian(this.key, this.nonce, this.position, buf, std, true);
     this.reserve(gaussianF32Words(buf.length));
@@ -273,11 +255,11 @@ export class Rng {
   addGaussianNoiseAsync(buf: Float32Array, std: number): Promise<Float32Array> {
     try {
       if (Object.prototype.toString.call(buf) !== '[object Float32Array]')
-        throw new TypeError('buf must be a Float32Array');
+        throw new InvalidArgumentError('buf', 'buf must be a Float32Array');
       checkStd(std);
       const words = gaussianF32Words(buf.length);
       if (this.position + words >= U64_LIMIT)
-        throw new RangeError('the random stream is exhausted (position would pass 2^64)');
+        throw new InvalidStateError('the random stream is exhausted (position would pass 2^64)');
       // The addon validates synchronously before queuing: reserve only once it accepted.
       const p = addon().rngAddGaussianAsync(this.key, this.nonce, this.position, buf, std);
       this.reserve(words);
@@ -302,7 +284,7 @@ export class Rng {
   ): T {
     const tag = Object.prototype.toString.call(out);
     if (tag !== '[object Int32Array]' && tag !== '[object BigInt64Array]') {
-      throw new TypeError('out must be an Int32Array or BigInt64Array');
+      throw new InvalidArgumentError('out', 'out must be an Int32Array or BigInt64Array');
     }
     const { num, den } = sigmaSqRational(sigmaSq);
     const next = addon().rngDiscreteGaussian(this.key, this.nonce, this.position, out, num, den);
@@ -324,18 +306,25 @@ export class Rng {
   /** Restores a stream saved by {@link getState}; it continues exactly where it stopped. */
   static fromState(state: RngState): Rng {
     if (state === null || typeof state !== 'object')
-      throw new TypeError('state must be an RngState object');
+      throw new InvalidArgumentError('state', 'state must be an RngState object');
     if (state.version !== 1)
-      throw new RangeError(`state.version must be 1 (got ${String(state.version)})`);
+      throw new InvalidArgumentError(
+        'state.version',
+        `state.version must be 1 (got ${String(state.version)})`,
+      );
     if (typeof state.reproducible !== 'boolean')
-      throw new TypeError('state.reproducible must be a boolean');
+      throw new InvalidArgumentError('state.reproducible', 'state.reproducible must be a boolean');
     const key = fromHex(state.key, 32, 'state.key');
     const nonce = fromHex(state.nonce, 12, 'state.nonce');
     if (typeof state.position !== 'string' || !/^[0-9]{1,20}$/.test(state.position)) {
-      throw new TypeError('state.position must be a decimal integer string');
+      throw new InvalidArgumentError(
+        'state.position',
+        'state.position must be a decimal integer string',
+      );
     }
     const position = BigInt(state.position);
-    if (position >= U64_LIMIT) throw new RangeError('state.position must be < 2^64');
+    if (position >= U64_LIMIT)
+      throw new InvalidArgumentError('state.position', 'state.position must be < 2^64');
     const rng = new Rng({ seed: key });
     (rng as unknown as { reproducible: boolean }).reproducible = state.reproducible;
     rng.nonce.set(nonce);
@@ -348,7 +337,7 @@ export class Rng {
     rng: Rng,
     fn: (key: Uint8Array, nonce: Uint8Array, position: bigint) => { result: R; next: bigint },
   ): R {
-    if (!(rng instanceof Rng)) throw new TypeError('rng must be an Rng');
+    if (!(rng instanceof Rng)) throw new InvalidArgumentError('rng', 'rng must be an Rng');
     const { result, next } = fn(rng.key, rng.nonce, rng.position);
     rng.reserve(next - rng.position);
     return result;
@@ -358,7 +347,7 @@ export class Rng {
     const tag = Object.prototype.toString.call(out);
     if (tag === '[object Float32Array]') return gaussianF32Words((out as Float32Array).length);
     if (tag === '[object Float64Array]') return gaussianF64Words((out as Float64Array).length);
-    throw new TypeError(`${name} must be a Float32Array or Float64Array`);
+    throw new InvalidArgumentError(name, `${name} must be a Float32Array or Float64Array`);
   }
 }
 

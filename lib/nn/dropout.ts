@@ -11,6 +11,7 @@ import { InvalidStateError } from '../errors';
 import { Module, checkGradShape, noForward } from './module';
 import { recordDropoutMask } from './record_random';
 import { Tensor } from './tensor';
+import { InvalidArgumentError } from '../errors';
 
 /** Dropout layer. */
 export class Dropout extends Module {
@@ -22,7 +23,8 @@ export class Dropout extends Module {
 
   constructor(p: number, seed?: number) {
     super();
-    if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p must be in [0, 1), got ${p}`);
+    if (!(p >= 0 && p < 1))
+      throw new InvalidArgumentError('p', `Dropout: p must be in [0, 1), got ${p}`);
     this.p = p;
     this.rnd = new InitRandom(seed);
   }

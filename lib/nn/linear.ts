@@ -16,6 +16,8 @@ import {
 import { PackedWeight } from './packed_weight';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
+import { MAX_ELEMENTS, requireElementCount, requireInt, requireObject } from '../validate';
+import { InvalidArgumentError } from '../errors';
 
 /** Options of {@link Linear}. */
 export interface LinearOptions {
@@ -51,10 +53,20 @@ export class Linear extends PerSampleLayer {
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
+    requireObject('options', options);
     if (!Number.isInteger(inFeatures) || inFeatures < 1)
-      throw new RangeError(`Linear: inFeatures must be a positive integer, got ${inFeatures}`);
+      throw new InvalidArgumentError(
+        'inFeatures',
+        `Linear: inFeatures must be a positive integer, got ${inFeatures}`,
+      );
     if (!Number.isInteger(outFeatures) || outFeatures < 1)
-      throw new RangeError(`Linear: outFeatures must be a positive integer, got ${outFeatures}`);
+      throw new InvalidArgumentError(
+        'outFeatures',
+        `Linear: outFeatures must be a positive integer, got ${outFeatures}`,
+      );
+    requireInt('inFeatures', inFeatures, { max: MAX_ELEMENTS });
+    requireInt('outFeatures', outFeatures, { max: MAX_ELEMENTS });
+    requireElementCount('outFeatures', [outFeatures, inFeatures]);
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
     const trainable = options.trainable ?? true;
@@ -62,7 +74,8 @@ export class Linear extends PerSampleLayer {
     let w: Float32Array;
     if (options.weight) {
       if (options.weight.length !== inFeatures * outFeatures)
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'weight',
           `Linear: weight must have ${outFeatures}x${inFeatures} elements, got ${options.weight.length}`,
         );
       w = Float32Array.from(options.weight);
@@ -74,7 +87,8 @@ export class Linear extends PerSampleLayer {
       let b: Float32Array;
       if (options.biasData) {
         if (options.biasData.length !== outFeatures)
-          throw new RangeError(
+          throw new InvalidArgumentError(
+            'biasData',
             `Linear: biasData must have ${outFeatures} elements, got ${options.biasData.length}`,
           );
         b = Float32Array.from(options.biasData);

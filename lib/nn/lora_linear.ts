@@ -13,6 +13,8 @@ import { addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
 import { PerSampleLayer } from './per_sample';
 import { dropoutMask } from './dropout';
 import { Parameter, Tensor } from './tensor';
+import { InvalidArgumentError, InvalidStateError } from '../errors';
+import { requireObject } from '../validate';
 
 /** LoRA variant. */
 export type LoraMethod = 'vanilla' | 'ffa';
@@ -72,19 +74,35 @@ export class LoraLinear extends PerSampleLayer {
 
   constructor(base: Linear, options: LoraOptions) {
     super();
-    if (!(base instanceof Linear)) throw new TypeError('LoraLinear: base must be a Linear');
+    if (!(base instanceof Linear))
+      throw new InvalidArgumentError('base', 'LoraLinear: base must be a Linear');
+    requireObject('options', options);
     const r = options.r;
     if (!Number.isInteger(r) || r < 1)
-      throw new RangeError(`LoraLinear: r must be a positive integer, got ${r}`);
+      throw new InvalidArgumentError('r', `LoraLinear: r must be a positive integer, got ${r}`);
+    // A rank above min(in, out) adds parameters without adding expressiveness, and bounds
+    // every allocation of A [r, in] and B [out, r] by the base layer's size.
+    const maxRank = Math.min(base.inFeatures, base.outFeatures);
+    if (r > maxRank)
+      throw new InvalidArgumentError(
+        'r',
+        `LoraLinear: r must be <= min(inFeatures, outFeatures) = ${maxRank}, got ${r}`,
+      );
     const alpha = options.alpha ?? r;
     if (!Number.isFinite(alpha))
-      throw new RangeError(`LoraLinear: alpha must be finite, got ${alpha}`);
+      throw new InvalidArgumentError('alpha', `LoraLinear: alpha must be finite, got ${alpha}`);
     const dropout = options.dropout ?? 0;
     if (!(dropout >= 0 && dropout < 1))
-      throw new RangeError(`LoraLinear: dropout must be in [0, 1), got ${dropout}`);
+      throw new InvalidArgumentError(
+        'dropout',
+        `LoraLinear: dropout must be in [0, 1), got ${dropout}`,
+      );
     const method = options.method ?? 'vanilla';
     if (method !== 'vanilla' && method !== 'ffa')
-      throw new RangeError(`LoraLinear: method must be 'vanilla' or 'ffa', got ${String(method)}`);
+      throw new InvalidArgumentError(
+        'method',
+        `LoraLinear: method must be 'vanilla' or 'ffa', got ${String(method)}`,
+      );
     this.base = base;
     base.weight.requiresGrad = false;
     if (base.bias) base.bias.requiresGrad = false;
@@ -114,7 +132,8 @@ export class LoraLinear extends PerSampleLayer {
   /** Overwrites A [r, in] (row-major) with `v`, which must have r * in elements. */
   set loraA(v: Float32Array) {
     if (v.length !== this.loraAParam.size)
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'loraA',
         `LoraLinear.loraA: expected ${this.loraAParam.size} elements, got ${v.length}`,
       );
     this.loraAParam.data.set(v);
@@ -126,7 +145,8 @@ export class LoraLinear extends PerSampleLayer {
   /** Overwrites B [out, r] (row-major) with `v`, which must have out * r elements. */
   set loraB(v: Float32Array) {
     if (v.length !== this.loraBParam.size)
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'loraB',
         `LoraLinear.loraB: expected ${this.loraBParam.size} elements, got ${v.length}`,
       );
     this.loraBParam.data.set(v);
@@ -212,7 +232,9 @@ export class LoraLinear extends PerSampleLayer {
 
   backward(gradOut: Tensor, inputGrad = true): Tensor {
     if (this.merged)
-      throw new Error('LoraLinear.backward: the adapter is merged; unmerge() before training');
+      throw new InvalidStateError(
+        'LoraLinear.backward: the adapter is merged; unmerge() before training',
+      );
     const sv = this.saved;
     if (!sv) throw noForward('LoraLinear.backward');
     const outShape = [...sv.x.shape];

@@ -4,6 +4,7 @@
  * divides the noisy sum by the expected batch size itself).
  */
 import { Tensor } from './tensor';
+import { InvalidArgumentError } from '../errors';
 
 /** Result of a per-sample loss. */
 export interface LossResult {
@@ -25,15 +26,20 @@ export function crossEntropyLoss(
   labels: ArrayLike<number>,
   ignoreIndex = -100,
 ): LossResult {
+  if (!(logits instanceof Tensor)) throw new InvalidArgumentError('logits', 'must be a Tensor');
+  if (labels === null || typeof labels !== 'object' || typeof labels.length !== 'number')
+    throw new InvalidArgumentError('labels', 'must be an array of class ids');
   if (logits.shape.length < 2 || logits.shape.length > 3)
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'logits',
       `crossEntropyLoss: logits must be [batch, classes] or [batch, seq, classes], got ${JSON.stringify(logits.shape)}`,
     );
   const batch = logits.shape[0];
   const seq = logits.seq;
   const k = logits.features;
   if (labels.length !== batch * seq)
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'labels',
       `crossEntropyLoss: labels must have ${batch * seq} entries (batch*seq), got ${labels.length}`,
     );
   const losses = new Float32Array(batch);
@@ -48,7 +54,10 @@ export function crossEntropyLoss(
       const lab = labels[i * seq + t];
       if (lab === ignoreIndex) continue;
       if (!Number.isInteger(lab) || lab < 0 || lab >= k)
-        throw new RangeError(`crossEntropyLoss: label ${lab} at sample ${i} is not in [0, ${k})`);
+        throw new InvalidArgumentError(
+          'labels',
+          `crossEntropyLoss: label ${lab} at sample ${i} is not in [0, ${k})`,
+        );
       const o = (i * seq + t) * k;
       let mx = -Infinity;
       for (let j = 0; j < k; j++) if (z[o + j] > mx) mx = z[o + j];
@@ -68,9 +77,18 @@ export function crossEntropyLoss(
 
 /** Mean squared error per sample: mean over the sample's elements of (pred - target)^2. */
 export function mseLoss(pred: Tensor, target: Tensor | Float32Array): LossResult {
+  if (!(pred instanceof Tensor)) throw new InvalidArgumentError('pred', 'must be a Tensor');
+  if (
+    !(target instanceof Tensor) &&
+    Object.prototype.toString.call(target) !== '[object Float32Array]'
+  )
+    throw new InvalidArgumentError('target', 'must be a Tensor or a Float32Array');
   const t = target instanceof Tensor ? target.data : target;
   if (t.length !== pred.size)
-    throw new RangeError(`mseLoss: target has ${t.length} elements, pred has ${pred.size}`);
+    throw new InvalidArgumentError(
+      'target',
+      `mseLoss: target has ${t.length} elements, pred has ${pred.size}`,
+    );
   const batch = pred.shape[0];
   const per = batch > 0 ? pred.size / batch : 0;
   const losses = new Float32Array(batch);

@@ -9,6 +9,7 @@ import {
   validateRecordContext,
 } from './record_random';
 import { Parameter, Tensor } from './tensor';
+import { InvalidArgumentError, InvalidStateError } from '../errors';
 
 /**
  * How backward treats parameter gradients.
@@ -171,13 +172,17 @@ export function bsf(
   features?: number,
 ): { batch: number; seq: number; feat: number } {
   if (x.shape.length < 2 || x.shape.length > 3) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'input',
       `${who}: input must be [batch, features] or [batch, seq, features], got ${JSON.stringify(x.shape)}`,
     );
   }
   const feat = x.features;
   if (features !== undefined && feat !== features) {
-    throw new RangeError(`${who}: input has ${feat} features, expected ${features}`);
+    throw new InvalidArgumentError(
+      'input',
+      `${who}: input has ${feat} features, expected ${features}`,
+    );
   }
   return { batch: x.shape[0], seq: x.seq, feat };
 }
@@ -185,7 +190,8 @@ export function bsf(
 /** Checks that backward's gradient matches the shape the forward produced. */
 export function checkGradShape(g: Tensor, shape: readonly number[], who: string): void {
   if (g.shape.length !== shape.length || g.shape.some((d, i) => d !== shape[i])) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'gradOut',
       `${who}: gradOut shape ${JSON.stringify(g.shape)} does not match the output shape ${JSON.stringify(shape)}`,
     );
   }
@@ -198,5 +204,7 @@ export function noInputGrad(): Tensor {
 
 /** Error for calling backward without a matching forward. */
 export function noForward(who: string): Error {
-  return new Error(`${who}: backward called without a preceding forward in training mode`);
+  return new InvalidStateError(
+    `${who}: backward called without a preceding forward in training mode`,
+  );
 }

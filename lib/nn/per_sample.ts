@@ -46,6 +46,7 @@ import type { NormMethod } from '../kernels/linalg';
 import { ClippedSink, Module, PerSampleModule } from './module';
 import { ones } from './ops';
 import { Parameter } from './tensor';
+import { InvalidStateError } from '../errors';
 
 /**
  * Floats a layer keeps per parameter for materialized per-sample gradients
@@ -242,7 +243,7 @@ export abstract class PerSampleLayer extends Module implements PerSampleModule {
   /** Starts a capture for `batch` samples; throws if one is still pending. */
   protected beginCapture(batch: number): PerSampleCapture {
     if (this.capture)
-      throw new Error(
+      throw new InvalidStateError(
         `${this.constructor.name}.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch`,
       );
     this.capture = new PerSampleCapture(batch);
@@ -251,7 +252,7 @@ export abstract class PerSampleLayer extends Module implements PerSampleModule {
 
   private pending(): PerSampleCapture {
     if (!this.capture)
-      throw new Error(
+      throw new InvalidStateError(
         `${this.constructor.name}: no per-sample capture pending (run forward/backward in perSample mode first)`,
       );
     return this.capture;

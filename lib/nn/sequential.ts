@@ -4,6 +4,7 @@
  */
 import { Module } from './module';
 import { Tensor } from './tensor';
+import { InvalidArgumentError } from '../errors';
 
 /** Runs its children in order; backward in reverse. */
 export class Sequential extends Module {
@@ -13,7 +14,8 @@ export class Sequential extends Module {
   constructor(...layers: Module[]) {
     super();
     for (const l of layers)
-      if (!(l instanceof Module)) throw new TypeError('Sequential: every layer must be a Module');
+      if (!(l instanceof Module))
+        throw new InvalidArgumentError('layers', 'Sequential: layers must all be Modules');
     this.layers = layers;
   }
 

@@ -1,6 +1,8 @@
 /**
  * Tensors and parameters: dense row-major Float32Array data with a shape.
  */
+import { InvalidArgumentError } from '../errors';
+import { requireElementCount } from '../validate';
 
 /** Number of elements of a shape. */
 export function shapeSize(shape: readonly number[]): number {
@@ -17,15 +19,18 @@ export class Tensor {
   readonly shape: number[];
 
   constructor(data: Float32Array, shape: readonly number[]) {
-    if (!isFloat32Array(data)) throw new TypeError('Tensor: data must be a Float32Array');
+    if (!isFloat32Array(data))
+      throw new InvalidArgumentError('data', 'Tensor: data must be a Float32Array');
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0)
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'shape',
           `Tensor: shape ${JSON.stringify(shape)} must hold non-negative integers`,
         );
     }
     if (shapeSize(shape) !== data.length) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'data',
         `Tensor: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`,
       );
     }
@@ -35,6 +40,15 @@ export class Tensor {
 
   /** A zero tensor of the given shape. */
   static zeros(shape: readonly number[]): Tensor {
+    if (!Array.isArray(shape))
+      throw new InvalidArgumentError('shape', 'Tensor.zeros: shape must be an array');
+    for (const d of shape)
+      if (!Number.isInteger(d) || d < 0)
+        throw new InvalidArgumentError(
+          'shape',
+          `Tensor.zeros: shape ${JSON.stringify(shape)} must hold non-negative integers`,
+        );
+    requireElementCount('shape', shape);
     return new Tensor(new Float32Array(shapeSize(shape)), shape);
   }
 
@@ -103,9 +117,11 @@ export class Parameter {
   version = 0;
 
   constructor(data: Float32Array, shape: readonly number[], requiresGrad = true) {
-    if (!isFloat32Array(data)) throw new TypeError('Parameter: data must be a Float32Array');
+    if (!isFloat32Array(data))
+      throw new InvalidArgumentError('data', 'Parameter: data must be a Float32Array');
     if (shapeSize(shape) !== data.length) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'data',
         `Parameter: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`,
       );
     }

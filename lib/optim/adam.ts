@@ -1,6 +1,8 @@
 /** Adam (L2 weight decay in the gradient) and AdamW (decoupled weight decay). */
 import { Parameter } from '../nn/tensor';
 import { Optimizer } from './optimizer';
+import { InvalidArgumentError } from '../errors';
+import { requireObject } from '../validate';
 
 /** Options of {@link Adam} and {@link AdamW}. */
 export interface AdamOptions {
@@ -28,18 +30,23 @@ abstract class AdamBase extends Optimizer {
   protected abstract readonly decoupled: boolean;
 
   constructor(params: Parameter[], options: AdamOptions, defaultDecay: number) {
+    requireObject('options', options);
     super(params, options.lr);
     this.beta1 = options.beta1 ?? 0.9;
     this.beta2 = options.beta2 ?? 0.999;
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? defaultDecay;
     if (!(this.beta1 >= 0 && this.beta1 < 1))
-      throw new RangeError(`Adam: beta1 must be in [0, 1), got ${this.beta1}`);
+      throw new InvalidArgumentError('beta1', `Adam: beta1 must be in [0, 1), got ${this.beta1}`);
     if (!(this.beta2 >= 0 && this.beta2 < 1))
-      throw new RangeError(`Adam: beta2 must be in [0, 1), got ${this.beta2}`);
-    if (!(this.eps > 0)) throw new RangeError(`Adam: eps must be > 0, got ${this.eps}`);
+      throw new InvalidArgumentError('beta2', `Adam: beta2 must be in [0, 1), got ${this.beta2}`);
+    if (!(this.eps > 0))
+      throw new InvalidArgumentError('eps', `Adam: eps must be > 0, got ${this.eps}`);
     if (!(this.weightDecay >= 0))
-      throw new RangeError(`Adam: weightDecay must be >= 0, got ${this.weightDecay}`);
+      throw new InvalidArgumentError(
+        'weightDecay',
+        `Adam: weightDecay must be >= 0, got ${this.weightDecay}`,
+      );
   }
 
   protected hyper() {

@@ -3,6 +3,7 @@
  * `Parameter.grad` and update `Parameter.data`.
  */
 import { Parameter, isFloat32Array } from '../nn/tensor';
+import { InvalidArgumentError } from '../errors';
 
 /**
  * Serializable optimizer state: `slots[i]` holds the named state buffers of
@@ -35,11 +36,11 @@ export abstract class Optimizer {
 
   constructor(params: Parameter[], lr: number) {
     if (!Array.isArray(params) || params.some((p) => !(p instanceof Parameter)))
-      throw new TypeError('Optimizer: params must be an array of Parameter');
+      throw new InvalidArgumentError('params', 'Optimizer: params must be an array of Parameter');
     if (!(Number.isFinite(lr) && lr >= 0))
-      throw new RangeError(`Optimizer: lr must be a finite number >= 0, got ${lr}`);
+      throw new InvalidArgumentError('lr', `Optimizer: lr must be a finite number >= 0, got ${lr}`);
     if (new Set(params).size !== params.length)
-      throw new RangeError('Optimizer: params contains duplicates');
+      throw new InvalidArgumentError('params', 'Optimizer: params contains duplicates');
     this.params = params;
     this.lr = lr;
     this.slots = params.map(() => ({}));
@@ -90,11 +91,13 @@ export abstract class Optimizer {
   /** Restores a state from {@link stateDict} (same kind and parameter sizes). */
   loadStateDict(state: OptimizerState): void {
     if (!state || state.kind !== this.kind)
-      throw new TypeError(
+      throw new InvalidArgumentError(
+        'state',
         `${this.kind}.loadStateDict: state is for '${state?.kind}', not '${this.kind}'`,
       );
     if (!Array.isArray(state.slots) || state.slots.length !== this.params.length) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'state',
         `${this.kind}.loadStateDict: state has ${state.slots?.length} parameter slots, optimizer has ${this.params.length}`,
       );
     }
@@ -102,7 +105,8 @@ export abstract class Optimizer {
       Object.fromEntries(
         Object.entries(s).map(([k, v]) => {
           if (!isFloat32Array(v) || v.length !== this.params[i].size) {
-            throw new RangeError(
+            throw new InvalidArgumentError(
+              'state',
               `${this.kind}.loadStateDict: slot '${k}' of parameter ${i} must be a Float32Array of ${this.params[i].size}`,
             );
           }

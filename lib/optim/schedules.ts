@@ -3,6 +3,7 @@
  * multiplier of the base learning rate; {@link LRScheduler} applies it.
  */
 import { Optimizer } from './optimizer';
+import { InvalidArgumentError } from '../errors';
 
 /** Step (0-based) -> multiplier of the base learning rate. */
 export type Schedule = (step: number) => number;
@@ -14,11 +15,20 @@ export function constantSchedule(): Schedule {
 
 function checkSteps(warmupSteps: number, totalSteps: number, who: string): void {
   if (!Number.isInteger(warmupSteps) || warmupSteps < 0)
-    throw new RangeError(`${who}: warmupSteps must be an integer >= 0, got ${warmupSteps}`);
+    throw new InvalidArgumentError(
+      'warmupSteps',
+      `${who}: warmupSteps must be an integer >= 0, got ${warmupSteps}`,
+    );
   if (!Number.isInteger(totalSteps) || totalSteps < 1)
-    throw new RangeError(`${who}: totalSteps must be a positive integer, got ${totalSteps}`);
+    throw new InvalidArgumentError(
+      'totalSteps',
+      `${who}: totalSteps must be a positive integer, got ${totalSteps}`,
+    );
   if (warmupSteps > totalSteps)
-    throw new RangeError(`${who}: warmupSteps (${warmupSteps}) exceeds totalSteps (${totalSteps})`);
+    throw new InvalidArgumentError(
+      'warmupSteps',
+      `${who}: warmupSteps (${warmupSteps}) exceeds totalSteps (${totalSteps})`,
+    );
 }
 
 /** Linear warmup from 0 over `warmupSteps`, then linear decay to `finalFraction` at `totalSteps`. */
@@ -68,6 +78,13 @@ export class LRScheduler {
     /** Learning-rate multiplier as a function of the step. */
     readonly schedule: Schedule,
   ) {
+    if (!(optimizer instanceof Optimizer))
+      throw new InvalidArgumentError('optimizer', 'LRScheduler: optimizer must be an Optimizer');
+    if (typeof schedule !== 'function')
+      throw new InvalidArgumentError(
+        'schedule',
+        'LRScheduler: schedule must be a function of the step',
+      );
     this.baseLr = optimizer.lr;
     optimizer.lr = this.baseLr * schedule(0);
   }
@@ -96,7 +113,10 @@ export class LRScheduler {
   /** Restores the step (and the optimizer's lr) from {@link stateDict}. */
   loadStateDict(s: { step: number }): void {
     if (!Number.isInteger(s?.step) || s.step < 0)
-      throw new RangeError('LRScheduler.loadStateDict: step must be an integer >= 0');
+      throw new InvalidArgumentError(
+        'step',
+        'LRScheduler.loadStateDict: step must be an integer >= 0',
+      );
     this.stepNum = s.step;
     this.optimizer.lr = this.baseLr * this.schedule(this.stepNum);
   }

@@ -1,6 +1,8 @@
 /** Stochastic gradient descent with momentum and (L2) weight decay. */
 import { Parameter } from '../nn/tensor';
 import { Optimizer } from './optimizer';
+import { InvalidArgumentError } from '../errors';
+import { requireObject } from '../validate';
 
 /** Options of {@link SGD}. */
 export interface SGDOptions {
@@ -26,14 +28,21 @@ export class SGD extends Optimizer {
   readonly nesterov: boolean;
 
   constructor(params: Parameter[], options: SGDOptions) {
+    requireObject('options', options);
     super(params, options.lr);
     this.momentum = options.momentum ?? 0;
     this.weightDecay = options.weightDecay ?? 0;
     this.nesterov = !!options.nesterov;
     if (!(this.momentum >= 0 && this.momentum < 1))
-      throw new RangeError(`SGD: momentum must be in [0, 1), got ${this.momentum}`);
+      throw new InvalidArgumentError(
+        'momentum',
+        `SGD: momentum must be in [0, 1), got ${this.momentum}`,
+      );
     if (!(this.weightDecay >= 0))
-      throw new RangeError(`SGD: weightDecay must be >= 0, got ${this.weightDecay}`);
+      throw new InvalidArgumentError(
+        'weightDecay',
+        `SGD: weightDecay must be >= 0, got ${this.weightDecay}`,
+      );
   }
 
   protected hyper() {

@@ -120,17 +120,26 @@ export class DPOptimizer {
   lastStepStats: DPStepStats | null = null;
 
   constructor(model: Module, inner: Optimizer, o: DPOptimizerOptions) {
-    if (!(model instanceof Module)) throw new TypeError('DPOptimizer: model must be a Module');
+    if (!(model instanceof Module))
+      throw new InvalidArgumentError('model', 'DPOptimizer: model must be a Module');
     if (!(inner instanceof Optimizer))
-      throw new TypeError('DPOptimizer: optimizer must be an Optimizer (SGD, Adam, AdamW, ...)');
+      throw new InvalidArgumentError(
+        'optimizer',
+        'DPOptimizer: optimizer must be an Optimizer (SGD, Adam, AdamW, ...)',
+      );
     if (!(Number.isFinite(o.noiseMultiplier) && o.noiseMultiplier >= 0))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'noiseMultiplier',
         `DPOptimizer: noiseMultiplier must be finite and >= 0, got ${o.noiseMultiplier}`,
       );
     if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm > 0))
-      throw new RangeError(`DPOptimizer: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`);
+      throw new InvalidArgumentError(
+        'maxGradNorm',
+        `DPOptimizer: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`,
+      );
     if (!(Number.isFinite(o.expectedBatchSize) && o.expectedBatchSize > 0))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'expectedBatchSize',
         `DPOptimizer: expectedBatchSize must be > 0, got ${o.expectedBatchSize}`,
       );
     this.model = model;
@@ -140,7 +149,8 @@ export class DPOptimizer {
     this.expectedBatchSize = o.expectedBatchSize;
     this.clipping = o.clipping ?? 'flat';
     if (this.clipping !== 'flat' && this.clipping !== 'perLayer')
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'clipping',
         `DPOptimizer: clipping must be 'flat' or 'perLayer', got ${String(this.clipping)}`,
       );
     this.rng = o.rng;
@@ -186,21 +196,24 @@ export class DPOptimizer {
     let c: number | undefined;
     if (Array.isArray(given)) {
       if (given.length !== count)
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'perLayerMaxGradNorm',
           `DPOptimizer: perLayerMaxGradNorm has ${given.length} entries, the model has ${count} clipped modules`,
         );
       c = given[k];
     } else if (given) {
       c = given[path];
       if (c === undefined)
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'perLayerMaxGradNorm',
           `DPOptimizer: perLayerMaxGradNorm has no threshold for module '${path}'`,
         );
     } else {
       c = this.maxGradNorm / Math.sqrt(count);
     }
     if (!(Number.isFinite(c) && c > 0))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'perLayerMaxGradNorm',
         `DPOptimizer: per-layer threshold for '${path}' must be finite and > 0, got ${c}`,
       );
     return c;

@@ -33,6 +33,7 @@ import {
 } from './samplers';
 
 import type { AccountantKind, PldParameters } from '../accounting';
+import { requireObject } from '../validate';
 
 type Accountant = PldAccountant | RdpAccountant;
 
@@ -255,6 +256,7 @@ export class PrivacyEngine {
    * model to per-sample mode and returns the DP optimizer and sampler.
    */
   makePrivate(o: MakePrivateOptions): PrivateTraining {
+    requireObject('options', o);
     if (this.cfg)
       throw new InvalidStateError(
         'PrivacyEngine.makePrivate: this engine is already in use; create a new PrivacyEngine per training run',
@@ -262,37 +264,50 @@ export class PrivacyEngine {
     if (o.onWarning) this.warnFn = o.onWarning;
     const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
     if (!Number.isInteger(N) || N < 1)
-      throw new RangeError(`makePrivate: dataset must have a positive integer length, got ${N}`);
+      throw new InvalidArgumentError(
+        'dataset',
+        `makePrivate: dataset must have a positive integer length, got ${N}`,
+      );
     if (!(Number.isFinite(o.batchSize) && o.batchSize > 0 && o.batchSize <= N))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'batchSize',
         `makePrivate: batchSize (expected batch size) must be in (0, N=${N}], got ${o.batchSize}`,
       );
     if (!(Number.isFinite(o.noiseMultiplier) && o.noiseMultiplier >= 0))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'noiseMultiplier',
         `makePrivate: noiseMultiplier must be finite and >= 0, got ${o.noiseMultiplier}`,
       );
     if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm > 0))
-      throw new RangeError(`makePrivate: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`);
+      throw new InvalidArgumentError(
+        'maxGradNorm',
+        `makePrivate: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`,
+      );
     if (
       o.maxPhysicalBatchSize !== undefined &&
       (!Number.isInteger(o.maxPhysicalBatchSize) || o.maxPhysicalBatchSize < 1)
     ) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'maxPhysicalBatchSize',
         `makePrivate: maxPhysicalBatchSize must be a positive integer, got ${o.maxPhysicalBatchSize}`,
       );
     }
     const delta = o.delta ?? 1 / Math.pow(N, 1.1);
     if (!(delta > 0 && delta < 1))
-      throw new RangeError(`makePrivate: delta must be in (0, 1), got ${delta}`);
+      throw new InvalidArgumentError('delta', `makePrivate: delta must be in (0, 1), got ${delta}`);
     if (delta >= 1 / N)
       this.warn(
         `delta = ${delta} >= 1/N = ${1 / N}: such a delta allows leaking a whole record; use delta << 1/N (default 1/N^1.1)`,
       );
     if (o.targetEpsilon !== undefined && !(o.targetEpsilon > 0))
-      throw new RangeError(`makePrivate: targetEpsilon must be > 0, got ${o.targetEpsilon}`);
+      throw new InvalidArgumentError(
+        'targetEpsilon',
+        `makePrivate: targetEpsilon must be > 0, got ${o.targetEpsilon}`,
+      );
     if (o.noiseMultiplier === 0) {
       if (o.targetEpsilon !== undefined)
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'noiseMultiplier',
           'makePrivate: noiseMultiplier = 0 gives infinite epsilon, which no targetEpsilon allows',
         );
       this.warn(
@@ -302,11 +317,15 @@ export class PrivacyEngine {
     const accountantKind = o.accountant ?? 'pld';
     const sampling = o.sampling ?? 'poisson';
     if (sampling !== 'poisson' && sampling !== 'shuffle')
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'sampling',
         `makePrivate: sampling must be 'poisson' or 'shuffle', got ${String(sampling)}`,
       );
     if (sampling === 'shuffle' && !Number.isInteger(o.batchSize))
-      throw new RangeError('makePrivate: shuffle sampling needs an integer batchSize');
+      throw new InvalidArgumentError(
+        'batchSize',
+        'makePrivate: shuffle sampling needs an integer batchSize',
+      );
 
     this.seeded = o.seed !== undefined;
     this.rng = this.seeded ? new Rng({ seed: seedToKey(o.seed!) }) : new Rng();
@@ -395,25 +414,31 @@ export class PrivacyEngine {
    * at `targetDelta`; the target also becomes the hard budget.
    */
   makePrivateWithEpsilon(o: MakePrivateWithEpsilonOptions): PrivateTraining {
+    requireObject('options', o);
     const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
     if (!Number.isInteger(N) || N < 1)
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'dataset',
         `makePrivateWithEpsilon: dataset must have a positive integer length, got ${N}`,
       );
     if (!(o.targetEpsilon > 0 && Number.isFinite(o.targetEpsilon)))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'targetEpsilon',
         `makePrivateWithEpsilon: targetEpsilon must be finite and > 0, got ${o.targetEpsilon}`,
       );
     if (!(o.targetDelta > 0 && o.targetDelta < 1))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'targetDelta',
         `makePrivateWithEpsilon: targetDelta must be in (0, 1), got ${o.targetDelta}`,
       );
     if (!(o.epochs > 0 && Number.isFinite(o.epochs)))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'epochs',
         `makePrivateWithEpsilon: epochs must be finite and > 0, got ${o.epochs}`,
       );
     if (!(o.batchSize > 0 && o.batchSize <= N))
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'batchSize',
         `makePrivateWithEpsilon: batchSize must be in (0, N=${N}], got ${o.batchSize}`,
       );
     const sampleRate = (o.sampling ?? 'poisson') === 'poisson' ? o.batchSize / N : 1;
@@ -680,7 +705,7 @@ export class PrivacyEngine {
     dp.inner.params.forEach((p, i) => {
       const path = paths.get(p);
       if (path === undefined)
-        throw new Error('stateDict: optimizer parameter not found in the model');
+        throw new Error('internal: stateDict: optimizer parameter not found in the model');
       slots[path] = os.slots[i];
     });
     return {

@@ -5,6 +5,8 @@
  * batches get no amplification and are accounted with sampleRate 1.
  */
 import type { Rng } from '../kernels/rng';
+import { InvalidArgumentError } from '../errors';
+import { requireObject } from '../validate';
 
 /** Serializable sampler state (the RNG state is saved by the engine). */
 export interface SamplerState {
@@ -44,7 +46,8 @@ export interface BatchSampler {
 
 function checkN(datasetSize: number, who: string): void {
   if (!Number.isInteger(datasetSize) || datasetSize < 1 || datasetSize > 2 ** 31 - 1)
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'datasetSize',
       `${who}: datasetSize must be a positive integer < 2^31, got ${datasetSize}`,
     );
 }
@@ -63,9 +66,13 @@ export class PoissonSampler implements BatchSampler {
   batchesDrawn = 0;
 
   constructor(o: { datasetSize: number; sampleRate: number; rng: Rng }) {
+    requireObject('options', o);
     checkN(o.datasetSize, 'PoissonSampler');
     if (!(o.sampleRate > 0 && o.sampleRate <= 1))
-      throw new RangeError(`PoissonSampler: sampleRate must be in (0, 1], got ${o.sampleRate}`);
+      throw new InvalidArgumentError(
+        'sampleRate',
+        `PoissonSampler: sampleRate must be in (0, 1], got ${o.sampleRate}`,
+      );
     this.datasetSize = o.datasetSize;
     this.sampleRate = o.sampleRate;
     this.rng = o.rng;
@@ -110,7 +117,8 @@ export class PoissonSampler implements BatchSampler {
       s.datasetSize !== this.datasetSize ||
       s.sampleRate !== this.sampleRate
     ) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'state',
         `PoissonSampler.loadStateDict: state (${s?.kind}, N=${s?.datasetSize}, q=${s?.sampleRate}) does not match this sampler (poisson, N=${this.datasetSize}, q=${this.sampleRate})`,
       );
     }
@@ -146,9 +154,11 @@ export class ShuffleSampler implements BatchSampler {
   batchesDrawn = 0;
 
   constructor(o: { datasetSize: number; batchSize: number; rng: Rng }) {
+    requireObject('options', o);
     checkN(o.datasetSize, 'ShuffleSampler');
     if (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > o.datasetSize)
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'batchSize',
         `ShuffleSampler: batchSize must be an integer in [1, ${o.datasetSize}], got ${o.batchSize}`,
       );
     this.datasetSize = o.datasetSize;
@@ -203,7 +213,8 @@ export class ShuffleSampler implements BatchSampler {
       s.datasetSize !== this.datasetSize ||
       s.batchSize !== this.batchSize
     ) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'state',
         'ShuffleSampler.loadStateDict: state does not match this sampler (kind, datasetSize, batchSize)',
       );
     }
@@ -215,8 +226,11 @@ export class ShuffleSampler implements BatchSampler {
 
 /** Splits a logical batch into micro-batches of at most `maxPhysicalBatchSize` (views, no copy). */
 export function splitMicroBatches(indices: Int32Array, maxPhysicalBatchSize: number): Int32Array[] {
+  if (Object.prototype.toString.call(indices) !== '[object Int32Array]')
+    throw new InvalidArgumentError('indices', 'must be an Int32Array');
   if (!Number.isInteger(maxPhysicalBatchSize) || maxPhysicalBatchSize < 1)
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'maxPhysicalBatchSize',
       `maxPhysicalBatchSize must be a positive integer, got ${maxPhysicalBatchSize}`,
     );
   const out: Int32Array[] = [];

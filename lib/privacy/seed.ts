@@ -3,6 +3,7 @@
  * string or 32-byte key becomes the 32-byte ChaCha20 key of the Rng.
  */
 import { createHash } from 'crypto';
+import { InvalidArgumentError } from '../errors';
 
 /** What a caller may pass as a seed. */
 export type SeedLike = number | bigint | string | Uint8Array;
@@ -20,9 +21,9 @@ export function seedToKey(seed: SeedLike): Uint8Array {
   if (typeof seed === 'string' && /^[0-9a-fA-F]{64}$/.test(seed))
     return Uint8Array.from(Buffer.from(seed, 'hex'));
   if (typeof seed === 'number' && !Number.isFinite(seed))
-    throw new RangeError(`seed must be finite, got ${seed}`);
+    throw new InvalidArgumentError('seed', `seed must be finite, got ${seed}`);
   if (typeof seed !== 'number' && typeof seed !== 'bigint' && typeof seed !== 'string')
-    throw new TypeError('seed must be a number, bigint, string or Uint8Array');
+    throw new InvalidArgumentError('seed', 'seed must be a number, bigint, string or Uint8Array');
   return Uint8Array.from(
     createHash('sha256')
       .update(`dp-lora seed ${typeof seed}:${String(seed)}`)

@@ -4,6 +4,7 @@
  * becomes the checkpoint's mandatory, checksummed `ledger`.
  */
 import { StTensor, StTensorInput } from '../io/safetensors';
+import { CheckpointError } from '../errors';
 
 /** Replaces every Float32Array in `value` by a `{$tensor: key}` reference, collecting them. */
 export function extractTensors(
@@ -13,7 +14,7 @@ export function extractTensors(
 ): unknown {
   if (value instanceof Float32Array) {
     const key = prefix || 'tensor';
-    if (key in tensors) throw new Error(`extractTensors: duplicate key ${key}`);
+    if (key in tensors) throw new Error(`internal: extractTensors: duplicate key ${key}`);
     tensors[key] = { data: value, shape: [value.length] };
     return { $tensor: key };
   }
@@ -21,7 +22,9 @@ export function extractTensors(
     return value.map((v, i) => extractTensors(v, tensors, prefix ? `${prefix}.${i}` : String(i)));
   if (value && typeof value === 'object') {
     if (ArrayBuffer.isView(value))
-      throw new TypeError(`extractTensors: ${prefix}: only Float32Array tensors are supported`);
+      throw new Error(
+        `internal: extractTensors: ${prefix}: only Float32Array tensors are supported`,
+      );
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       if (v === undefined) continue;
@@ -39,9 +42,12 @@ export function restoreTensors(value: unknown, tensors: Map<string, StTensor>): 
     const o = value as Record<string, unknown>;
     if (typeof o.$tensor === 'string' && Object.keys(o).length === 1) {
       const t = tensors.get(o.$tensor);
-      if (!t) throw new Error(`checkpoint: tensor "${o.$tensor}" is missing from the tensor file`);
+      if (!t)
+        throw new CheckpointError(
+          `checkpoint: tensor "${o.$tensor}" is missing from the tensor file`,
+        );
       if (!(t.data instanceof Float32Array))
-        throw new Error(`checkpoint: tensor "${o.$tensor}" must be F32`);
+        throw new CheckpointError(`checkpoint: tensor "${o.$tensor}" must be F32`);
       return t.data;
     }
     const out: Record<string, unknown> = {};
