@@ -146,7 +146,7 @@ interface StepAddon {
   fixedLoraPredict(config: IntegerLoraConfig, state: IntegerLoraState, x: Int8Array): Int32Array;
 }
 
-const addon = (): StepAddon => loadAddon() as unknown as StepAddon;
+const addon = (): StepAddon => loadAddon();
 
 function positiveFinite(name: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0))
