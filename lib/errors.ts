@@ -134,7 +134,16 @@ export class LedgerFormatError extends DpLoraError {
   }
 }
 
-/** Which part of a checkpoint is missing or disagrees with the others. */
+/**
+ * Which part of a checkpoint is missing or disagrees with the others: `missing` (no latest.json,
+ * manifest or listed file), `manifest` (latest.json or manifest.json malformed, of another version
+ * or failing its checksum), `file` (not a regular file, or not the size the manifest records),
+ * `ledger` (the ledger is absent, malformed, fails its hash chain or its SHA-256), `ledger-steps`,
+ * `ledger-head` and `run-id` (the ledger disagrees with the step, head or run id of the
+ * manifest), `step` (latest.json and the manifest name different steps), `base-model` (the base
+ * model file is missing or has another SHA-256), `tensors` (the safetensors file is corrupt or
+ * fails its SHA-256) and `state` (state.json, or an invalid argument when saving).
+ */
 export type CheckpointPart =
   | 'missing'
   | 'manifest'

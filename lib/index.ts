@@ -65,7 +65,7 @@ export {
 } from './io/peft_adapter';
 export type { AdapterConfig, AdapterData, LoraTensors, PrivacyReport } from './io/peft_adapter';
 export { saveCheckpoint, loadCheckpoint, hasCheckpoint } from './io/checkpoint';
-export type { CheckpointState } from './io/checkpoint';
+export type { CheckpointState, CheckpointPart, CheckpointManifest } from './io/checkpoint';
 
 // Loading and featurizing the user's own data (CSV / JSONL).
 export { loadUserData, parseCsv, parseCsvData, parseJsonl } from './data/user_data';

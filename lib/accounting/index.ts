@@ -34,4 +34,5 @@ export type {
   StepRecord,
   NoiselessRecord,
   KeyRecord,
+  RecordBase,
 } from './privacy_ledger';

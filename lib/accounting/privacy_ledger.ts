@@ -23,7 +23,7 @@ export const LEDGER_CHAIN_VERSION = 1;
 export type KeySource = 'os-entropy' | 'fixed-seed';
 
 /** Fields shared by every ledger record. */
-interface RecordBase {
+export interface RecordBase {
   /** Position in the chain (0 for the genesis record). */
   seq: number;
   /** Hash of the previous record ('' for the genesis record). */
@@ -34,12 +34,15 @@ interface RecordBase {
 
 /** First record: what the run is and how it is accounted. */
 export interface GenesisRecord extends RecordBase {
+  /** Record tag: always `'genesis'`. */
   kind: 'genesis';
   /** Random id of the run (128 bits, hex); a ledger from another run has another id. */
   runId: string;
+  /** Which accountant the run's epsilon is computed with (`'rdp'` or `'pld'`). */
   accountant: AccountantKind;
   /** The accountant's parameters (its toJSON().parameters). */
   parameters: Record<string, unknown>;
+  /** The run's delta, in (0, 1): the default of {@link PrivacyLedger.epsilon} and the report. */
   delta: number;
   /** The hard budget, or null for none. */
   targetEpsilon: number | null;
@@ -47,7 +50,9 @@ export interface GenesisRecord extends RecordBase {
 
 /** The noise/sampling RNG was keyed (at the start and at every resume). */
 export interface KeyRecord extends RecordBase {
+  /** Record tag: always `'key'`. */
   kind: 'key';
+  /** How the key was made: from OS entropy, or from a fixed seed (reproducible, not secure). */
   source: KeySource;
   /** Which step the key applies from (the number of steps already charged). */
   fromStep: number;
@@ -55,20 +60,29 @@ export interface KeyRecord extends RecordBase {
 
 /** One released update of a private (noised) step, charged before it is applied. */
 export interface StepRecord extends RecordBase {
+  /** Record tag: always `'step'`. */
   kind: 'step';
   /** 1-based index of the step among all charged steps. */
   step: number;
+  /** The noise distribution: `'gaussian'` or `'discreteGaussian'`. */
   mechanism: PrivacyEvent['mechanism'];
+  /** Noise standard deviation divided by the clipping norm (sigma / C), > 0. */
   noiseMultiplier: number;
+  /** Poisson sampling rate of the step's batch, in (0, 1] (1 for non-Poisson sampling). */
   sampleRate: number;
+  /** Per-sample L2 clipping norm C, > 0. */
   maxGradNorm: number;
 }
 
 /** A step that ran WITHOUT noise: the run is no longer private (epsilon infinite). */
 export interface NoiselessRecord extends RecordBase {
+  /** Record tag: always `'noiseless'`. */
   kind: 'noiseless';
+  /** 1-based index of the step among all charged steps (noised and noise-free share one count). */
   step: number;
+  /** Sampling rate of the step's batch, in (0, 1]. */
   sampleRate: number;
+  /** Per-sample L2 clipping norm C, > 0. */
   maxGradNorm: number;
 }
 
@@ -84,8 +98,11 @@ export type LedgerEntry =
 
 /** Serialized form of a {@link PrivacyLedger}. */
 export interface LedgerChainJson {
+  /** Format tag: always {@link LEDGER_CHAIN_TYPE}. */
   type: typeof LEDGER_CHAIN_TYPE;
+  /** Chain format version (currently 1; other versions are rejected on load). */
   formatVersion: number;
+  /** The records in chain order, genesis first, then the first key record. */
   records: LedgerRecord[];
 }
 
@@ -422,16 +439,28 @@ export class PrivacyLedger {
 
 /** What {@link PrivacyLedger.report} returns. */
 export interface LedgerReport {
+  /** The run's id (128 bits, hex), from the genesis record. */
   runId: string;
+  /** Which accountant computed `epsilon` (`'rdp'` or `'pld'`). */
   accountant: AccountantKind;
+  /** Steps charged, noised and noise-free together. */
   steps: number;
+  /** Steps that ran without noise; any makes the run not private. */
   noiselessSteps: number;
+  /** False when any step ran without noise. */
   private: boolean;
+  /** epsilon spent at `delta`: 0 before any step, Infinity when the run is not private. */
   epsilon: number;
+  /** The delta `epsilon` is reported at (the run's delta unless another was asked for). */
   delta: number;
+  /** The run's hard epsilon budget, or null for none. */
   targetEpsilon: number | null;
+  /** True when any key of the run came from a fixed seed (reproducible, NOT secure). */
   reproducible: boolean;
+  /** `'fixed-seed'` when any key of the run came from a fixed seed, else `'os-entropy'`. */
   keySource: KeySource;
+  /** Hash of the ledger's last record, naming the whole history the report was derived from. */
   ledgerHead: string;
+  /** One-line summary: the (epsilon, delta) guarantee, or why the run is NOT PRIVATE. */
   statement: string;
 }

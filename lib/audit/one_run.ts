@@ -42,9 +42,13 @@ export type AuditPlant = 'none' | 'no-noise' | 'no-clip';
 export interface AuditData {
   /** Row-major [n, dim]. */
   X: Float32Array;
+  /** Label of each row, [n], integers in [0, classes). */
   y: Int32Array;
+  /** Number of rows (records). */
   n: number;
+  /** Feature width of each row. */
   dim: number;
+  /** Number of classes. */
   classes: number;
 }
 
@@ -82,10 +86,13 @@ export interface AuditOptions {
 
 /** What {@link runAudit} reports (the JSON of `dp-lora audit`). */
 export interface AuditResult {
+  /** The epsilon the run claimed (the noise was calibrated to it). */
   claimedEpsilon: number;
+  /** delta of the claim and of the lower bound. */
   delta: number;
   /** 95% lower bound on epsilon certified by the audit. */
   epsilonLowerBound: number;
+  /** Confidence level of `epsilonLowerBound` (0.95). */
   confidence: number;
   /** m. */
   canaries: number;
@@ -93,20 +100,29 @@ export interface AuditResult {
   guesses: number;
   /** v. */
   correct: number;
+  /** Guesses "included", made for the canaries with the highest scores. */
   kPlus: number;
+  /** Guesses "excluded", made for the canaries with the lowest scores. */
   kMinus: number;
+  /** The canary kind audited. */
   kind: CanaryKind;
+  /** The deliberate break of the mechanism, or 'none' for an honest audit. */
   plant: AuditPlant;
   /** True when `plant` is not 'none': the run broke the mechanism on purpose. */
   testAid: boolean;
   /** Canaries included by the secure coin flips. */
   included: number;
+  /** Noise multiplier calibrated to the claim (the run used 0 instead under 'no-noise'). */
   noiseMultiplier: number;
+  /** Training steps run. */
   steps: number;
+  /** Poisson sampling rate of each step. */
   sampleRate: number;
+  /** Clipping norm C. */
   maxGradNorm: number;
   /** True in fixed-seed mode (reproducible, not secure). */
   seeded: boolean;
+  /** Wall-clock duration of the audit, in seconds. */
   seconds: number;
 }
 

@@ -24,7 +24,9 @@ import { OptionError } from './train_options';
 
 /** One prediction. */
 export interface Prediction {
+  /** The text classified, as given. */
   text: string;
+  /** The most probable class (its name, from the adapter's class list). */
   label: string;
   /** Class probabilities (softmax of the logits), in the adapter's class order. */
   probabilities: number[];

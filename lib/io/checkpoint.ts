@@ -53,14 +53,30 @@ const LATEST_FILE = 'latest.json';
 
 /** The manifest of one checkpoint. */
 export interface CheckpointManifest {
+  /** Format tag: always `'dplora-checkpoint'`. */
   format: typeof FORMAT;
+  /** Checkpoint format version (currently 2; other versions are rejected on load). */
   version: number;
+  /** Steps charged when the checkpoint was written (the step directory's number). */
   step: number;
+  /** The run's id, from the ledger's genesis record. */
   runId: string;
+  /** Hash of the ledger's last record ({@link PrivacyLedger.head}). */
   ledgerHead: string;
+  /** The ledger's step count; must equal `step`. */
   ledgerSteps: number;
+  /** SHA-256 (hex) of the frozen base model the weights belong to, or null for none. */
   baseModelSha256: string | null;
-  files: Record<string, { sha256: string; bytes: number }>;
+  /** SHA-256 (hex) and size in bytes of each file of the step directory, by file name. */
+  files: Record<
+    string,
+    {
+      /** SHA-256 (hex) of the file's content. */
+      sha256: string;
+      /** Size of the file in bytes. */
+      bytes: number;
+    }
+  >;
   /** SHA-256 of the canonical JSON of every other field. */
   checksum: string;
 }
@@ -213,9 +229,16 @@ export function loadCheckpoint(
   root: string,
   options: { baseModelFile?: string } = {},
 ): {
-  state: CheckpointState & { ledger: PrivacyLedger };
+  /** The saved state, with `engine` and `run` from state.json and the step from the manifest. */
+  state: CheckpointState & {
+    /** The ledger, rebuilt from ledger.json with its hash chain verified. */
+    ledger: PrivacyLedger;
+  };
+  /** The tensors of tensors.safetensors, by name. */
   tensors: Map<string, StTensor>;
+  /** Path of the step directory loaded (e.g. `<root>/step-00000120`). */
   dir: string;
+  /** The verified manifest of that directory. */
   manifest: CheckpointManifest;
 } {
   requireString('root', root);

@@ -338,7 +338,12 @@ export class PackedMatrix {
   }
 
   /** Bytes of native memory the packed copy holds, and the ISA path it was packed for. */
-  info(): { isa: string; bytes: number } {
+  info(): {
+    /** ISA path the copy was packed for: 'scalar' | 'neon' | 'avx2' | 'avx512'. */
+    isa: string;
+    /** Bytes of native memory the packed copy holds. */
+    bytes: number;
+  } {
     return addon().packedInfo(this.handle);
   }
 

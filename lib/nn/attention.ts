@@ -31,10 +31,13 @@ export interface MultiHeadAttentionOptions {
   scale?: number;
   /** Seed of the default projections' initialization (public randomness; q, k, v, o get seed, +1, +2, +3). */
   seed?: number;
-  /** Optional ready-made projections (e.g. loaded weights). */
+  /** Optional ready-made projections (e.g. loaded weights); query: dIn -> dAttn features. */
   q?: Projection;
+  /** Ready-made key projection, dIn -> dAttn features (default: a new {@link Linear}). */
   k?: Projection;
+  /** Ready-made value projection, dIn -> dAttn features (default: a new {@link Linear}). */
   v?: Projection;
+  /** Ready-made output projection, dAttn -> dOut features (default: a new {@link Linear}). */
   o?: Projection;
 }
 
@@ -52,7 +55,12 @@ export function attentionForward(
   dHead: number,
   scale: number,
   mask: SequenceMask | null,
-): { out: Float32Array; probs: Float32Array } {
+): {
+  /** Attention output, [batch, seq, heads * dHead] (heads side by side in the last axis). */
+  out: Float32Array;
+  /** Attention weights, [batch, heads, seq (query), seq (key)]; rows sum to 1, 0 on padding. */
+  probs: Float32Array;
+} {
   const d = heads * dHead;
   const out = new Float32Array(batch * seq * d);
   const probs = new Float32Array(batch * heads * seq * seq);
@@ -120,7 +128,14 @@ export function attentionBackward(
   heads: number,
   dHead: number,
   scale: number,
-): { gq: Float32Array; gk: Float32Array; gv: Float32Array } {
+): {
+  /** Gradient of the loss w.r.t. q, [batch, seq, heads * dHead]. */
+  gq: Float32Array;
+  /** Gradient of the loss w.r.t. k, [batch, seq, heads * dHead] (0 on padding keys). */
+  gk: Float32Array;
+  /** Gradient of the loss w.r.t. v, [batch, seq, heads * dHead] (0 on padding keys). */
+  gv: Float32Array;
+} {
   const d = heads * dHead;
   const gq = new Float32Array(batch * seq * d);
   const gk = new Float32Array(batch * seq * d);
@@ -174,11 +189,17 @@ export function attentionBackward(
 
 /** Multi-head attention block: q/k/v projections, masked attention, output projection. */
 export class MultiHeadAttention extends Module {
+  /** Input width (features of x, [batch, seq, dIn]). */
   readonly dIn: number;
+  /** Width of queries, keys and values over all heads (heads * dHead). */
   readonly dAttn: number;
+  /** Output width (features of the result, [batch, seq, dOut]). */
   readonly dOut: number;
+  /** Number of attention heads. */
   readonly heads: number;
+  /** Width of one head: dAttn / heads. */
   readonly dHead: number;
+  /** Multiplier of the q.k scores before the softmax (default 1/sqrt(dHead)). */
   readonly scale: number;
   /** Query projection (PEFT name `q_proj`). */
   q: Projection;

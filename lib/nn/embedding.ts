@@ -18,9 +18,13 @@ export interface EmbeddingOptions {
 
 /** A frozen token-embedding table. */
 export class Embedding extends Module {
+  /** Number of rows of the table: ids are integers in [0, vocabSize). */
   readonly vocabSize: number;
+  /** Width of each embedding row (the output is [batch, seq, dim]). */
   readonly dim: number;
+  /** Multiplier of the looked-up rows (default 1). */
   readonly scale: number;
+  /** The table, [vocabSize, dim], frozen (requiresGrad false). */
   readonly weight: Parameter;
   private savedShape: number[] | null = null;
 

@@ -7,6 +7,7 @@ import { Tensor } from './tensor';
 
 /** Scales each feature vector to unit length. */
 export class L2Normalize extends Module {
+  /** Lower bound of the squared norm (default 1e-12): smaller rows are scaled by 1/sqrt(eps). */
   readonly eps: number;
   private saved: { x: Tensor; y: Float32Array; inv: Float64Array; clamped: Uint8Array } | null =
     null;

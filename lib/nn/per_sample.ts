@@ -53,7 +53,10 @@ import { InvalidStateError } from '../errors';
  * (default 16 Mi floats = 64 MiB); larger ones are materialized twice, in
  * chunks of this size.  Mutable (tests lower it to exercise that path).
  */
-export const PER_SAMPLE_BUDGET = { floats: 16 * 2 ** 20 };
+export const PER_SAMPLE_BUDGET = {
+  /** Largest per-sample gradient tensor kept whole (`batch * size` floats); default 16 Mi. */
+  floats: 16 * 2 ** 20,
+};
 
 type Entry =
   | { kind: 'rows'; param: Parameter; rows: Float32Array }
@@ -231,7 +234,7 @@ export class PerSampleCapture {
 /**
  * Base class of layers with per-sample gradient support: implements the
  * {@link PerSampleModule} hooks once over a {@link PerSampleCapture}; a
- * subclass's backward calls {@link PerSampleLayer.beginCapture} in
+ * subclass's backward calls the protected `beginCapture(batch)` in
  * `'perSample'` mode and adds its trainable parameters' gradients to it.
  */
 export abstract class PerSampleLayer extends Module implements PerSampleModule {

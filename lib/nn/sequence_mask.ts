@@ -8,8 +8,11 @@ import { Module } from './module';
 
 /** Per-position validity: `valid[b * seq + t]` is 1 for a real token, 0 for padding. */
 export interface SequenceMask {
+  /** Number of sequences (B). */
   batch: number;
+  /** Padded sequence length (T). */
   seq: number;
+  /** Validity flags, [batch, seq] flattened row-major (length batch * seq): 1 real, 0 padding. */
   valid: Uint8Array;
 }
 

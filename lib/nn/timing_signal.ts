@@ -21,7 +21,9 @@ export interface TimingSignalOptions {
 
 /** Adds the timing signal to `[batch, seq, dim]` inputs. */
 export class TimingSignal extends Module {
+  /** Feature width of the inputs (even): dim/2 sine channels, then dim/2 cosine channels. */
   readonly dim: number;
+  /** The dim/2 inverse timescales w_i (angular frequency per position). */
   readonly invTimescales: Float32Array;
   private mask: SequenceMask | null = null;
   private savedShape: number[] | null = null;

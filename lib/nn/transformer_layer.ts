@@ -25,6 +25,7 @@ export class FeedForward extends Module {
   fc1: Projection;
   /** Second matrix (`fc2`). */
   fc2: Projection;
+  /** Activation between fc1 and fc2 (ReLU by default, or GELU). */
   readonly act: ReLU | GELU;
   private mask: SequenceMask | null = null;
   private savedMask: SequenceMask | null = null;
@@ -98,6 +99,7 @@ export interface TransformerLayerOptions {
   dModel: number;
   /** Attention width (default dIn for pre-LN, dModel otherwise). */
   dAttn?: number;
+  /** Number of attention heads (divides the attention width). */
   heads: number;
   /** Feed-forward hidden width. */
   dFF: number;
@@ -111,21 +113,33 @@ export interface TransformerLayerOptions {
   seed?: number;
   /** Ready-made sub-blocks (loaded weights); defaults are freshly initialized. */
   attention?: MultiHeadAttention;
+  /** Ready-made feed-forward block, dModel -> dFF -> dModel. */
   ffn?: FeedForward;
+  /** Ready-made residual projection, dIn -> dModel (used only when dIn differs from dModel). */
   residual?: Linear;
+  /** Ready-made first LayerNorm (width dIn for pre-LN, dModel for post-LN). */
   ln1?: LayerNorm;
+  /** Ready-made second LayerNorm (width dModel). */
   ln2?: LayerNorm;
 }
 
 /** One transformer encoder layer (see the module comment). */
 export class TransformerLayer extends Module {
+  /** Input width (features of x, [batch, seq, dIn]). */
   readonly dIn: number;
+  /** Output (model) width: the result is [batch, seq, dModel]. */
   readonly dModel: number;
+  /** Where the LayerNorms sit: 'pre' (before each sub-block) or 'post' (after each residual). */
   readonly norm: 'pre' | 'post';
+  /** The multi-head attention sub-block, dIn -> dModel. */
   readonly attention: MultiHeadAttention;
+  /** The position-wise feed-forward sub-block, dModel -> dModel. */
   readonly ffn: FeedForward;
+  /** Learned residual projection dIn -> dModel, or null when dIn = dModel (identity residual). */
   readonly residual: Linear | null;
+  /** LayerNorm of the attention sub-block (its input for pre-LN, after the residual for post). */
   readonly ln1: LayerNorm;
+  /** LayerNorm of the feed-forward sub-block (its input for pre-LN, the output for post-LN). */
   readonly ln2: LayerNorm;
   private mask: SequenceMask | null = null;
   private saved: { shape: number[]; mask: SequenceMask | null } | null = null;

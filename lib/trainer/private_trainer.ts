@@ -37,7 +37,12 @@ export interface TrainerDataset<T> {
   /** Number of records N. */
   readonly size: number;
   /** The model input and loss target of the records `indices` (in that order). */
-  batch(indices: Int32Array): { input: Tensor; target: T };
+  batch(indices: Int32Array): {
+    /** The model input of the records, one row per index (e.g. [indices.length, features]). */
+    input: Tensor;
+    /** The loss target of the records, in the same order. */
+    target: T;
+  };
 }
 
 /**
@@ -102,6 +107,7 @@ export interface TrainerPrivacy {
 export interface TrainerProgress {
   /** Steps charged so far (the ledger's count). */
   step: number;
+  /** Steps the run plans in all: ceil(epochs * N / batchSize). */
   plannedSteps: number;
   /** Records in this step's batch. */
   batchSize: number;
@@ -116,8 +122,18 @@ export interface PrivateTrainerOptions<T> {
   /** Any model whose trainable parameters all support per-sample gradients. */
   model: Module;
   /** Per-sample loss: its `grad` is the gradient of the SUM of the per-sample losses. */
-  loss: (output: Tensor, target: T) => { total: number; grad: Tensor };
+  loss: (
+    output: Tensor,
+    target: T,
+  ) => {
+    /** SUM of the per-sample losses of the batch. */
+    total: number;
+    /** Gradient of `total` w.r.t. `output` (same shape as `output`). */
+    grad: Tensor;
+  };
+  /** The training data (its size N sets the sampling rate batchSize / N). */
   data: TrainerDataset<T>;
+  /** The privacy settings: budget, delta, epochs, batch size, clipping norm, noise. */
   privacy: TrainerPrivacy;
   /** The optimizer over the trainable parameters (default Adam with `lr`). */
   optimizer?: (params: Parameter[]) => Optimizer;
@@ -152,7 +168,9 @@ export interface FitResult {
   steps: number;
   /** Steps charged by this call. */
   stepsThisCall: number;
+  /** Steps the run plans in all. */
   plannedSteps: number;
+  /** epsilon spent so far, at the run's delta. */
   epsilon: number;
   /** The budget refused a step before the planned steps were done. */
   stoppedByBudget: boolean;
@@ -160,6 +178,7 @@ export interface FitResult {
   aborted: boolean;
   /** Fewer steps than planned (resume to continue). */
   incomplete: boolean;
+  /** The privacy report derived from the run's ledger. */
   report: LedgerReport;
 }
 
@@ -496,7 +515,15 @@ export class PrivateTrainer<T> {
    * Mean per-record loss on `data` (eval mode), and the accuracy when the model outputs one
    * score per class and the targets are class indices.
    */
-  evaluate(data: TrainerDataset<T>, chunk = 512): { loss: number; accuracy: number | null } {
+  evaluate(
+    data: TrainerDataset<T>,
+    chunk = 512,
+  ): {
+    /** Mean per-record loss (NaN for empty data). */
+    loss: number;
+    /** Fraction in [0, 1] of records whose top score is their class; null if not a classifier. */
+    accuracy: number | null;
+  } {
     if (!data || typeof data.batch !== 'function')
       throw new InvalidArgumentError('data', 'must be a TrainerDataset');
     positive('chunk', chunk, true);

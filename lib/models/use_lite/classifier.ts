@@ -14,18 +14,23 @@ import { USE_LITE_DIM, UseLiteEncoder, padTokens } from './model';
 
 /** Options of {@link UseLiteClassifier}. */
 export interface UseLiteClassifierOptions {
+  /** Number of classes: the head's output width. */
   classes: number;
   /** First layer that runs in training (default 0: the whole encoder). */
   startLayer?: number;
-  /** Initial head weight [classes, 512] and bias (default: zeros). */
+  /** Initial head weight [classes, 512] row-major (default: zeros). */
   headWeight?: Float32Array;
+  /** Initial head bias [classes] (default: zeros). */
   headBias?: Float32Array;
 }
 
 /** Encoder + linear head; forward takes ids `[B, T]` (startLayer 0) or hidden states `[B, T, d]`. */
 export class UseLiteClassifier extends Module {
+  /** The USE-Lite encoder (frozen; its projections may be wrapped with LoRA). */
   readonly encoder: UseLiteEncoder;
+  /** Trainable linear head: sentence embedding (512) -> one logit per class. */
   readonly head: Linear;
+  /** First encoder layer forward runs, in [0, layers.length]; those below are the prefix. */
   readonly startLayer: number;
   private mask: SequenceMask | null = null;
 

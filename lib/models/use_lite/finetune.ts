@@ -25,7 +25,9 @@ export const USE_LITE_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'fc1', 
 
 /** LoRA settings of a USE-Lite classifier. */
 export interface UseLiteLoraSettings {
+  /** LoRA rank r (inner width of A and B). */
   rank: number;
+  /** LoRA scaling numerator: the update is scaled by alpha / rank. */
   alpha: number;
   /** 'vanilla' (train A and B) or 'ffa' (A frozen). */
   method: 'vanilla' | 'ffa';
@@ -98,7 +100,12 @@ export function trainHead(
   y: Int32Array,
   classes: number,
   o: { epochs: number; batchSize: number; lr: number; seed: number },
-): { weight: Float32Array; bias: Float32Array } {
+): {
+  /** Trained head weight, [classes, 512] row-major. */
+  weight: Float32Array;
+  /** Trained head bias, [classes]. */
+  bias: Float32Array;
+} {
   const n = y.length;
   const head = new Linear(USE_LITE_DIM, classes, {
     weight: new Float32Array(classes * USE_LITE_DIM),
@@ -135,8 +142,15 @@ export function trainHead(
 
 /** Cached model inputs of one data part: the frozen prefix output per example, and labels. */
 export interface CachedPart {
+  /**
+   * Per example, the frozen prefix output over its real tokens, [len, d] row-major (the token
+   * ids themselves when the classifier's startLayer is 0): see
+   * {@link UseLiteClassifier.encodePrefix}.
+   */
   rows: Float32Array[];
+  /** Class index of each example, [n]. */
   y: Int32Array;
+  /** Number of examples. */
   n: number;
 }
 
@@ -224,7 +238,12 @@ export function privateStep(
   engine: PrivacyEngine,
   optimizer: DPOptimizer,
   physicalBatch: number,
-): { lossSum: number; size: number } {
+): {
+  /** Sum of the per-example cross-entropy losses of the batch. */
+  lossSum: number;
+  /** Records in the logical batch (may be 0). */
+  size: number;
+} {
   const batch = engine.nextBatch();
   let lossSum = 0;
   for (const idx of lengthBuckets(part, batch.indices, physicalBatch)) {

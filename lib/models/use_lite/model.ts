@@ -41,8 +41,11 @@ const PS = `${P}TransformerStack/`;
 
 /** A batch of token ids padded to a common length (-1 = padding). */
 export interface TokenBatch {
+  /** Token ids, [batch, seq] (float-coded integers, -1 for padding); seq is the longest length. */
   ids: Tensor;
+  /** The padding mask of `ids` (real token at t < lengths[b]). */
   mask: SequenceMask;
+  /** Tokens kept of each list (after truncation to `maxTokens`). */
   lengths: number[];
 }
 
@@ -70,12 +73,19 @@ export function padTokens(lists: number[][], maxTokens = USE_LITE_MAX_TOKENS): T
  * (e.g. cache the frozen layer 0) and wrap projections with LoRA.
  */
 export class UseLiteEncoder extends Module {
+  /** Token embedding table, 8002 x 256, rows scaled by 2 (frozen). */
   readonly embedding: Embedding;
+  /** Sinusoidal timing signal added to the embeddings (width 256). */
   readonly timing: TimingSignal;
+  /** The two pre-LN transformer layers (256 -> 512, then 512 -> 512). */
   readonly layers: TransformerLayer[];
+  /** Mean pooling over the real tokens: [batch, seq, 512] -> [batch, 512]. */
   readonly pooling = new MeanPooling();
+  /** Dense layer 512 -> 512 before the tanh. */
   readonly dense: Linear;
+  /** tanh activation after `dense`. */
   readonly tanh = new Tanh();
+  /** Final L2 normalization of each embedding (eps 1e-12). */
   readonly l2 = new L2Normalize(1e-12);
   private mask: SequenceMask | null = null;
 
@@ -153,7 +163,9 @@ export interface LoadUseLiteOptions {
 
 /** A loaded USE-Lite: tokenizer, encoder module, and the convenience calls. */
 export interface UseLite {
+  /** The model's tokenizer (its vocabulary from vocab.json). */
   readonly tokenizer: UseLiteTokenizer;
+  /** The encoder module, frozen and in eval mode. */
   readonly encoder: UseLiteEncoder;
   /** Token ids of a text (at most 128 are used by the model). */
   tokenize(text: string): number[];

@@ -14,8 +14,11 @@ const MAX_SHARD_BYTES = 512 << 20;
 
 /** One tensor read from the shards. */
 export interface TfjsTensor {
+  /** Dimensions, as the weights manifest lists them. */
   shape: number[];
+  /** Element type (quantized weights are not supported). */
   dtype: 'float32' | 'int32';
+  /** The elements, row-major (a Float32Array for float32, an Int32Array for int32). */
   data: Float32Array | Int32Array;
 }
 
