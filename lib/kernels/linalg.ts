@@ -11,6 +11,7 @@
  * (or transfer/resize their buffers) before the promise settles.
  */
 import { loadAddon } from '../native';
+import type { NativeAddon } from '../native_types';
 
 /** How {@link perSampleGradNormSq} computes the norms. */
 export type NormMethod = 'auto' | 'direct' | 'ghost' | 'bound';
@@ -65,8 +66,8 @@ export interface ClipResult {
   nonfinite: number;
 }
 
-/** Opaque native handle of a packed operand (owned by {@link PackedMatrix}). */
-type PackedHandle = { readonly __packed: unique symbol };
+/** Opaque native handle of a packed operand (see NativeAddon.sgemmPackB). */
+type PackedHandle = object;
 
 /** Options of {@link PackedMatrix.pack}: the operand `op(B)`, `k x n`. */
 export interface PackOptions {
@@ -100,81 +101,9 @@ export interface PackedGemmOptions {
   ldc?: number;
 }
 
-interface LinalgAddon {
-  sgemm(a: Float32Array, b: Float32Array, c: Float32Array, opts: SgemmOptions): Float32Array;
-  sgemmAsync(
-    a: Float32Array,
-    b: Float32Array,
-    c: Float32Array,
-    opts: SgemmOptions,
-  ): Promise<Float32Array>;
-  gradNormSq(a: Float32Array, g: Float32Array, shape: GradShape, out?: Float64Array): Float64Array;
-  gradNormSqAsync(
-    a: Float32Array,
-    g: Float32Array,
-    shape: GradShape,
-    out?: Float64Array,
-  ): Promise<Float64Array>;
-  clippedSum(
-    a: Float32Array,
-    g: Float32Array,
-    shape: GradShape,
-    factors: Float32Array,
-    out?: Float32Array,
-    opts?: { accumulate?: boolean },
-  ): Float32Array;
-  clippedSumAsync(
-    a: Float32Array,
-    g: Float32Array,
-    shape: GradShape,
-    factors: Float32Array,
-    out?: Float32Array,
-    opts?: { accumulate?: boolean },
-  ): Promise<Float32Array>;
-  sgemmPackB(b: Float32Array, opts: PackOptions): PackedHandle;
-  sgemmPacked(
-    a: Float32Array,
-    packed: PackedHandle,
-    c: Float32Array,
-    opts: PackedGemmOptions,
-  ): boolean;
-  packedInfo(packed: PackedHandle): { isa: string; bytes: number };
-  clipFactors(normsSq: Float64Array, maxNorm: number, out?: Float32Array): ClipResult;
-  clipRows(x: Float32Array, batch: number, dim: number, maxNorm: number): ClipResult;
-  perSampleGrads(
-    a: Float32Array,
-    g: Float32Array,
-    shape: GradShape,
-    alpha: number,
-    out: Float32Array,
-  ): Float32Array;
-  rowsSumSq(x: Float32Array, rows: number, n: number, out: Float64Array): Float64Array;
-  rowsScaledSum(
-    x: Float32Array,
-    rows: number,
-    n: number,
-    factors: Float32Array,
-    out: Float64Array,
-  ): Float64Array;
-  outerScaledSum(
-    a: Float32Array,
-    g: Float32Array,
-    rows: number,
-    inDim: number,
-    outDim: number,
-    factors: Float32Array,
-    scale: number,
-    out: Float64Array,
-  ): Float64Array;
-  benchReadBandwidth(
-    x: Float32Array,
-    repeats: number,
-  ): { bytesPerSecond: number; checksum: number };
-  benchFmaPeak(iters: number): { flopsPerSecond: number; checksum: number };
-}
-
-function addon(): LinalgAddon {
-  return loadAddon() as unknown as LinalgAddon;
+/** The typed addon (lib/native_types.ts describes every native function). */
+function addon(): NativeAddon {
+  return loadAddon();
 }
 
 /** Runs `start` and turns a synchronous validation error into a rejection. */
