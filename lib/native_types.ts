@@ -11,57 +11,28 @@
  * memory) into `NativeError`s.
  */
 import type { IntegerLoraConfig, IntegerLoraState } from './kernels/fixed_lora';
+import type {
+  ClipResult,
+  GradShape,
+  PackOptions,
+  PackedGemmOptions,
+  SgemmOptions,
+} from './kernels/linalg';
 
 /** An ISA path name as the addon spells it. */
 export type NativeIsaName = 'scalar' | 'neon' | 'avx2' | 'avx512';
 
-/** `shape` argument of the per-sample norm and clipped-sum kernels. */
-export interface NativeGradShape {
-  /** Samples in the batch. */
-  batch: number;
-  /** Rows per sample. */
-  seq: number;
-  /** Input width (columns of `a`). */
-  inDim: number;
-  /** Output width (columns of `g`). */
-  outDim: number;
+/** `shape` argument of the per-sample norm and clipped-sum kernels (the public shape plus a method). */
+export type NativeGradShape = GradShape & {
   /** Norm method (gradNormSq only); default 'auto'. */
   method?: 'auto' | 'direct' | 'ghost' | 'bound';
-}
+};
 
-/** `opts` argument of sgemm: `C = alpha * op(A) * op(B) + beta * C`. */
-export interface NativeSgemmOptions {
-  /** Rows of op(A) and C. */
-  m: number;
-  /** Columns of op(B) and C. */
-  n: number;
-  /** Columns of op(A), rows of op(B). */
-  k: number;
-  /** op(A) = A^T. */
-  transA?: boolean;
-  /** op(B) = B^T. */
-  transB?: boolean;
-  /** Scale of the product (default 1). */
-  alpha?: number;
-  /** Scale of C (default 0: C is write-only). */
-  beta?: number;
-  /** Row stride of A. */
-  lda?: number;
-  /** Row stride of B. */
-  ldb?: number;
-  /** Row stride of C. */
-  ldc?: number;
-}
+/** `opts` argument of sgemm: the public {@link SgemmOptions}. */
+export type NativeSgemmOptions = SgemmOptions;
 
-/** Result of clipFactors and clipRows. */
-export interface NativeClipResult {
-  /** Per-sample clipping factors. */
-  factors: Float32Array;
-  /** Samples whose factor is below 1. */
-  clipped: number;
-  /** Samples with a non-finite norm (factor 0). */
-  nonfinite: number;
-}
+/** Result of clipFactors and clipRows: the public {@link ClipResult}. */
+export type NativeClipResult = ClipResult;
 
 /** Every function of dplora.node, as the binding exports it. */
 export interface NativeAddon {
@@ -149,26 +120,9 @@ export interface NativeAddon {
     out: Float64Array,
   ): Float64Array;
   /** Packs `op(B)` of `b` for the active ISA path; returns an opaque native handle. */
-  sgemmPackB(
-    b: Float32Array,
-    opts: { k: number; n: number; transB?: boolean; ldb?: number },
-  ): object;
+  sgemmPackB(b: Float32Array, opts: PackOptions): object;
   /** `c = alpha op(a) op(B) + beta c` with a packed `op(B)`; false if the handle is stale. */
-  sgemmPacked(
-    a: Float32Array,
-    packed: object,
-    c: Float32Array,
-    opts: {
-      m: number;
-      k: number;
-      n: number;
-      transA?: boolean;
-      alpha?: number;
-      beta?: number;
-      lda?: number;
-      ldc?: number;
-    },
-  ): boolean;
+  sgemmPacked(a: Float32Array, packed: object, c: Float32Array, opts: PackedGemmOptions): boolean;
   /** The ISA path a packed operand was packed for and the native bytes it holds. */
   packedInfo(packed: object): { isa: string; bytes: number };
   /** Roofline probe: read bandwidth over `x`. */
