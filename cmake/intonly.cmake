@@ -15,7 +15,7 @@ if(DPLORA_FREESTANDING)
   set(DPLORA_FREESTANDING_SRC ${INTONLY_SRC})
   list(FILTER DPLORA_FREESTANDING_SRC EXCLUDE REGEX "_host\\.cc$")
   add_library(dplora_fixed_freestanding STATIC ${DPLORA_FREESTANDING_SRC})
-  target_include_directories(dplora_fixed_freestanding PUBLIC native/include PRIVATE native/kernels)
+  target_include_directories(dplora_fixed_freestanding PUBLIC native/include PRIVATE native/kernels native/kernels/rng)
   target_compile_definitions(dplora_fixed_freestanding PRIVATE DPLORA_FREESTANDING=1)
   target_compile_options(dplora_fixed_freestanding PRIVATE -O2 -ffreestanding -fno-exceptions
     -fno-rtti -fno-asynchronous-unwind-tables ${DPLORA_WARN})

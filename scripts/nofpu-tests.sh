@@ -47,7 +47,7 @@ STEP_DEF=()
 COMMON=(-std=c++17 -O2 -Wall -Wextra -Werror -ffreestanding -fno-builtin -fno-exceptions -fno-rtti
   -fno-threadsafe-statics -fno-asynchronous-unwind-tables -fno-unwind-tables
   -fno-tree-loop-distribute-patterns -DDPLORA_FREESTANDING=1 "${STEP_DEF[@]}"
-  -Inative/include -Inative/kernels -Inative/nofpu)
+  -Inative/include -Inative/kernels -Inative/kernels/rng -Inative/nofpu)
 fail=0
 bad() {
   echo "nofpu: FAIL: $*"
