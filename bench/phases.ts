@@ -25,20 +25,10 @@ import { Linear, LoraLinear, Sequential, Tensor, mseLoss } from '../lib/nn';
 import { setFrozenWeightPacking } from '../lib/nn/packed_weight';
 import { SGD } from '../lib/optim';
 import { DPOptimizer } from '../lib/privacy';
-import { median, printTable, writeResults } from './util';
+import { median, printTable, randomData, writeResults } from './util';
 
 const D = 768;
 const LAYERS = 12;
-
-function data(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 /** CPU time (user + system, all threads) in ms since `c0`. */
 function cpuMs(c0: NodeJS.CpuUsage): number {
@@ -90,7 +80,7 @@ function model(r: number): Sequential {
       alpha: r,
       seed: 200 + l,
     });
-    lora.loraB = data(lora.loraB.length, 300 + l).map((v) => 0.02 * v);
+    lora.loraB = randomData(lora.loraB.length, 300 + l).map((v) => 0.02 * v);
     layers.push(lora);
   }
   return new Sequential(...layers);
@@ -113,13 +103,13 @@ export async function run(): Promise<void> {
   const steps: Record<string, unknown>[] = [];
   for (const [B, T, r] of shapes) {
     const n = B * T;
-    const x = data(n * D, 1);
-    const g = data(n * D, 2);
-    const w = data(D * D, 3).map((v) => v * 0.03);
-    const a = data(r * D, 4);
-    const bm = data(D * r, 5);
-    const h = data(n * r, 6);
-    const gh = data(n * r, 7);
+    const x = randomData(n * D, 1);
+    const g = randomData(n * D, 2);
+    const w = randomData(D * D, 3).map((v) => v * 0.03);
+    const a = randomData(r * D, 4);
+    const bm = randomData(D * r, 5);
+    const h = randomData(n * r, 6);
+    const gh = randomData(n * r, 7);
     const y = new Float32Array(n * D);
     const small = new Float32Array(Math.max(n * r, D * r));
     const wsmall = new Float32Array(D * r);
@@ -186,7 +176,7 @@ export async function run(): Promise<void> {
     const m = model(r);
     m.train();
     const xt = new Tensor(x, [B, T, D]);
-    const target = data(n * D, 9);
+    const target = randomData(n * D, 9);
     const opt = new SGD(m.trainableParameters(), { lr: 1e-3 / B });
     const dpModel = model(r);
     dpModel.train();

@@ -22,7 +22,7 @@ import { Rng } from '../lib/kernels/rng';
 import { Linear, LoraLinear, Sequential, Tensor, mseLoss } from '../lib/nn';
 import { AdamW } from '../lib/optim';
 import { DPOptimizer } from '../lib/privacy';
-import { median, printTable, writeResults } from './util';
+import { median, printTable, randomData, writeResults } from './util';
 
 const D = 768;
 const LAYERS = 12;
@@ -46,16 +46,6 @@ function buildModel(method: 'vanilla' | 'ffa', r: number): Sequential {
     layers.push(lora);
   }
   return new Sequential(...layers);
-}
-
-function randomData(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
 }
 
 /** Nominal flops of one non-private step (forward + backward incl. input gradients). */
