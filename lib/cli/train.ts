@@ -44,6 +44,7 @@ import { arrayDataset, PrivateTrainer } from '../trainer/private_trainer';
 import { CHECKPOINTS_DIR, RunDirectory, validateOutputFile } from '../trainer/run_dir';
 import { DpLoraError, ErrorCode } from '../errors';
 import { FEATURIZER_VERSION } from '../data/featurize';
+import { fmtPct, privacyRows, table } from './summary';
 import { runUseLiteTrain, useLiteRawOptions } from './train_use_lite';
 
 /** The frozen base model of a run, saved in --out so that the adapter can be used and resumed. */
@@ -126,15 +127,6 @@ interface RunMemo {
   baseSource: 'public-pretrained' | 'random';
   privateTrainingSeconds: number;
   samplesSeen: number;
-}
-
-function fmtPct(x: number | null): string {
-  return x === null || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;
-}
-
-function table(rows: Array<[string, string]>): string {
-  const w = Math.max(...rows.map((r) => r[0].length));
-  return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n');
 }
 
 function loraSettings(cfg: TrainConfig): LoraSettings {
@@ -514,28 +506,18 @@ async function trainInRun(
     ]),
     '',
     '  privacy',
-    table([
-      [
-        'epsilon spent / target',
-        `${epsilon.toFixed(3)} / ${cfg.targetEpsilon} at delta ${delta.toExponential(2)} (${pc.accountant.toUpperCase()} accountant)`,
-      ],
-      ['noise multiplier', pc.noiseMultiplier.toPrecision(4)],
-      ['clipping norm', String(pc.maxGradNorm)],
-      [
-        'sampling',
-        `Poisson, q = ${pc.sampleRate.toPrecision(4)} (expected batch ${pc.expectedBatchSize} of ${N})`,
-      ],
-      [
-        'steps',
-        `${engine.steps} of ${plannedSteps}${stoppedByBudget ? ' (stopped: budget exhausted)' : engine.steps < plannedSteps ? ' (stopped early; continue with --resume)' : ''}`,
-      ],
-      [
-        'randomness',
-        reproducible
-          ? 'FIXED SEED (reproducible, not secure if the seed is known)'
-          : 'OS entropy (secure)',
-      ],
-    ]),
+    table(
+      privacyRows({
+        engine,
+        epsilon,
+        targetEpsilon: cfg.targetEpsilon,
+        delta,
+        n: N,
+        plannedSteps,
+        stoppedByBudget,
+        resumable: true,
+      }),
+    ),
     '',
     '  run',
     table([

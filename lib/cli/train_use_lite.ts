@@ -17,6 +17,7 @@ import { atomicWriteFile } from '../io/atomic';
 import { saveCheckpoint } from '../io/checkpoint';
 import { StTensorInput } from '../io/safetensors';
 import { extractTensors } from '../trainer/state';
+import { fmtPct, privacyRows, table } from './summary';
 import { PrivacyReport, saveAdapter } from '../io/peft_adapter';
 import { Adam } from '../optim/adam';
 import { PrivacyEngine } from '../privacy/privacy_engine';
@@ -170,15 +171,6 @@ function buildTextTask(cfg: TrainConfig): TextTask {
         ? `public = ${cfg.publicData} (${pub.texts.length}, base head)`
         : 'no public data: the head starts at zero'),
   };
-}
-
-function fmtPct(x: number | null): string {
-  return x === null || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;
-}
-
-function table(rows: Array<[string, string]>): string {
-  const w = Math.max(...rows.map((r) => r[0].length));
-  return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n');
 }
 
 /** Public embeddings, cached on disk by the texts, the token limit and the model files. */
@@ -488,28 +480,18 @@ export async function runUseLiteTrain(
       ]),
       '',
       '  privacy',
-      table([
-        [
-          'epsilon spent / target',
-          `${epsilon.toFixed(3)} / ${cfg.targetEpsilon} at delta ${delta.toExponential(2)} (${pc.accountant.toUpperCase()} accountant)`,
-        ],
-        ['noise multiplier', pc.noiseMultiplier.toPrecision(4)],
-        ['clipping norm', String(pc.maxGradNorm)],
-        [
-          'sampling',
-          `Poisson, q = ${pc.sampleRate.toPrecision(4)} (expected batch ${pc.expectedBatchSize} of ${N})`,
-        ],
-        [
-          'steps',
-          `${engine.steps} of ${plannedSteps}${stoppedByBudget ? ' (stopped: budget exhausted)' : ''}`,
-        ],
-        [
-          'randomness',
-          cfg.seed !== undefined
-            ? 'FIXED SEED (reproducible, not secure if the seed is known)'
-            : 'OS entropy (secure)',
-        ],
-      ]),
+      table(
+        privacyRows({
+          engine,
+          epsilon,
+          targetEpsilon: cfg.targetEpsilon,
+          delta,
+          n: N,
+          plannedSteps,
+          stoppedByBudget,
+          resumable: false,
+        }),
+      ),
       '',
       '  run',
       table([
