@@ -11,7 +11,6 @@
  */
 import * as path from 'path';
 import { Command, Option } from 'commander';
-import { crossEntropyLoss } from '../nn/losses';
 import { buildTask, TrainTask } from './train_task';
 import {
   accuracy,
@@ -36,19 +35,14 @@ import {
   TrainConfig,
 } from './train_options';
 import { arrayDataset } from '../trainer/private_trainer';
-import type { PrivateTrainer } from '../trainer/private_trainer';
 import type { RunDirectory } from '../trainer/run_dir';
 import { FEATURIZER_VERSION } from '../data/featurize';
 import {
   RunContext,
   TrainClock,
   TrainIo,
-  accuracyRows,
   announceSeed,
-  finishRun,
-  fitWithSignals,
   loadRunMemo,
-  logPrivateStart,
   savedRunModel,
   startTrainer,
   withTrainRun,
@@ -235,51 +229,32 @@ async function trainInRun(
   // A new run always writes the base it starts from (a stale one was archived with its run).
   if (savedBase && !resumed) saveBaseWeights(savedBase, base, { source: baseSource });
   const clock = new TrainClock(resumed ? resumed.privateTrainingSeconds : 0);
-  const memoBase = {
-    model: 'mlp' as const,
-    featurizer: FEATURIZER_VERSION,
-    config: cfg,
-    baseAccuracy,
-    nonPrivateAccuracy,
-    baseSource,
-  };
-  const holder: { trainer?: PrivateTrainer<Int32Array> } = {};
-  const runInfo = (): Record<string, unknown> => ({
-    ...memoBase,
-    privateTrainingSeconds: clock.total(),
-    samplesSeen: holder.trainer?.samples ?? 0,
-  });
-  const trainer = startTrainer(cfg, run, resumed !== undefined, delta, {
-    model,
-    loss: crossEntropyLoss,
-    data: arrayDataset(task.private.X, task.private.y, dim),
-    lr: cfg.lr,
-    checkpointEvery: cfg.checkpointEvery,
-    baseModelFile: savedBase,
-    runInfo,
-    onWarning: (m: string) => warn(m.replace(/^dp-lora: /, '')),
-  });
-  holder.trainer = trainer;
+  const session = startTrainer(
+    { cfg, run, io, ctx, delta, clock, resumed: resumed !== undefined },
+    {
+      model,
+      data: arrayDataset(task.private.X, task.private.y, dim),
+      baseModelFile: savedBase,
+      memo: {
+        model: 'mlp',
+        featurizer: FEATURIZER_VERSION,
+        config: cfg,
+        baseAccuracy,
+        nonPrivateAccuracy,
+        baseSource,
+      },
+    },
+  );
+  const trainer = session.trainer;
   const engine = trainer.engine;
   const plannedSteps = trainer.plannedSteps;
-  logPrivateStart(trainer, log, resumed !== undefined, N, cfg, delta);
-
-  const { fit } = await fitWithSignals(trainer, io, ctx, clock, 'private LoRA');
+  await session.fit('private LoRA');
   const trainSeconds = clock.total();
   const samplesSeen = trainer.samples;
   const privateAccuracy = accuracy(model, task.heldout, dim);
   const pc = engine.config;
-  const epsilon = engine.getEpsilon();
-  return finishRun<TrainResult>(
+  return session.finish<TrainResult>(
     {
-      run,
-      io,
-      ctx,
-      engine,
-      fit,
-      targetEpsilon: cfg.targetEpsilon,
-      delta,
-      n: N,
       trainedParameters:
         'LoRA B (and A unless ffa) of fc1, fc2; head weight and bias: all clipped and noised',
       adapter: () =>
@@ -292,14 +267,8 @@ async function trainInRun(
           { classes: task.classes, featurizer: { dim } },
         ),
       title: `dp-lora train: ${task.name === 'spam' ? 'built-in SpamAssassin task' : task.name}`,
-      accuracyRows: accuracyRows(
-        'base model (no adaptation)',
-        baseAccuracy,
-        nonPrivateAccuracy,
-        cfg.baseline,
-        epsilon,
-        privateAccuracy,
-      ),
+      baseLabel: 'base model (no adaptation)',
+      accuracy: { base: baseAccuracy, nonPrivate: nonPrivateAccuracy, private: privateAccuracy },
     },
     (c) => ({
       command: 'train',

@@ -10,10 +10,12 @@ import * as cliProgress from 'cli-progress';
 import { atomicWriteFile } from '../io/atomic';
 import { loadCheckpoint } from '../io/checkpoint';
 import { AdapterData, PrivacyReport, saveAdapter } from '../io/peft_adapter';
-import type { FitResult, ResumeTrainerOptions } from '../trainer/private_trainer';
-import { PrivateTrainer, baseModelSha256 } from '../trainer/private_trainer';
+import type { FitResult, ResumeTrainerOptions, TrainerDataset } from '../trainer/private_trainer';
+import type { Module } from '../nn/module';
+import { crossEntropyLoss } from '../nn/losses';
+import { PrivateTrainer, loadRunCheckpoint } from '../trainer/private_trainer';
 import { CHECKPOINTS_DIR, RunDirectory, validateOutputFile } from '../trainer/run_dir';
-import { CheckpointError, DpLoraError, ErrorCode } from '../errors';
+import { DpLoraError, ErrorCode } from '../errors';
 import type { PrivacyEngine } from '../privacy/privacy_engine';
 import { fmtPct, privacyRows, table } from './summary';
 import { OptionError } from './train_options';
@@ -99,18 +101,7 @@ export function loadRunMemo(
   baseModelFile: string | readonly string[] | undefined,
   log: (s: string) => void,
 ): { memo: Record<string, unknown>; step: number } {
-  const root = path.join(run.dir, CHECKPOINTS_DIR);
-  const ck = loadCheckpoint(root, {
-    baseModelFile: typeof baseModelFile === 'string' ? baseModelFile : undefined,
-  });
-  if (baseModelFile !== undefined && typeof baseModelFile !== 'string') {
-    const h = baseModelSha256(baseModelFile);
-    if (h !== ck.manifest.baseModelSha256)
-      throw new CheckpointError(
-        `${path.dirname(baseModelFile[0])}: the base model is not the one this checkpoint was trained on (SHA-256 of its files ${h.slice(0, 12)}..., recorded ${String(ck.manifest.baseModelSha256).slice(0, 12)}...)`,
-        'base-model',
-      );
-  }
+  const ck = loadRunCheckpoint(run, baseModelFile);
   const memo = (ck.state.run as { info?: unknown }).info;
   if (!memo || typeof memo !== 'object' || !(memo as { config?: unknown }).config)
     throw new OptionError(`--resume ${run.dir}: the checkpoint has no run configuration`);
@@ -158,7 +149,7 @@ export class TrainClock {
  * Runs `trainer.fit` with a progress bar (on a TTY) and SIGINT/SIGTERM handling: the first
  * signal finishes the current step, then the trainer checkpoints; a second exits at once.
  */
-export async function fitWithSignals<T>(
+async function fitWithSignals<T>(
   trainer: PrivateTrainer<T>,
   io: TrainIo,
   ctx: RunContext,
@@ -309,123 +300,167 @@ export function publishAdapter(
   return link;
 }
 
-/** What {@link finishRun} needs from a model's run. */
-export interface FinishOptions {
+/** The run around a model's private phase (see {@link startTrainer}). */
+export interface SessionContext {
+  cfg: TrainConfig;
   run: RunDirectory | null;
   io: TrainIo;
   ctx: RunContext;
-  engine: PrivacyEngine;
-  fit: FitResult;
-  targetEpsilon: number;
   delta: number;
-  /** Private training set size. */
-  n: number;
+  /** Private training time over all sessions (saved with every checkpoint). */
+  clock: TrainClock;
+  /** Continue the run saved in `run` (else a new run). */
+  resumed: boolean;
+}
+
+/** The model's part of {@link startTrainer}. */
+export interface SessionModel {
+  model: Module;
+  data: TrainerDataset<Int32Array>;
+  /** The frozen base model's file(s), whose hash every checkpoint records. */
+  baseModelFile: string | readonly string[] | undefined;
+  /** What a resume needs besides the trainer's own state (the model's settings, accuracies). */
+  memo: Record<string, unknown>;
+}
+
+/** What {@link TrainSession.finish} needs from a model. */
+export interface FinishSpec {
   /** Which parameters were trained (for the report). */
   trainedParameters: string;
   /** The adapter to publish (called only with a run directory). */
   adapter: () => AdapterData;
   /** Title line of the summary. */
   title: string;
-  /** Base, non-private and private accuracy rows of the summary. */
-  accuracyRows: Array<[string, string]>;
+  /** Label of the base model's accuracy row. */
+  baseLabel: string;
+  /** Held-out accuracy of the base, the non-private reference (null: skipped) and the private model. */
+  accuracy: { base: number | null; nonPrivate: number | null; private: number };
 }
 
-/** The shared closing part of a run: the report, the adapter, --json and the summary. */
-export function finishRun<R>(
-  o: FinishOptions,
-  result: (common: {
-    report: PrivacyReport;
-    adapterDir: string | null;
-    wall: number;
-    stoppedByBudget: boolean;
-    incomplete: boolean;
-  }) => R,
-  runRows: (r: R) => Array<[string, string]>,
-): R {
-  const { engine, fit, ctx, io } = o;
-  const report = privacyReportOf(engine, {
-    delta: o.delta,
-    targetEpsilon: o.targetEpsilon,
-    datasetSize: o.n,
-    trainedParameters: o.trainedParameters,
-  });
-  const adapterDir = o.run ? publishAdapter(o.run.dir, engine.steps, o.adapter(), report) : null;
-  const stoppedByBudget = fit.stoppedByBudget;
-  const r = result({
-    report,
-    adapterDir,
-    wall: (Date.now() - ctx.t0) / 1000,
-    stoppedByBudget,
-    incomplete: engine.steps < fit.plannedSteps && !stoppedByBudget,
-  });
-  if (io.json) atomicWriteFile(io.json, JSON.stringify(r, null, 2) + '\n');
-  ctx.print(
-    [
-      '',
-      o.title,
-      '',
-      '  held-out accuracy',
-      table(o.accuracyRows),
-      '',
-      '  privacy',
-      table(
-        privacyRows({
-          engine,
-          epsilon: report.epsilon,
-          targetEpsilon: o.targetEpsilon,
-          delta: o.delta,
-          n: o.n,
-          plannedSteps: fit.plannedSteps,
-          stoppedByBudget,
-          resumable: true,
-        }),
-      ),
-      '',
-      '  run',
-      table([
-        ...runRows(r),
-        ...(adapterDir ? ([['adapter', adapterDir]] as Array<[string, string]>) : []),
-        ...(io.json ? ([['json', io.json]] as Array<[string, string]>) : []),
-      ]),
-      '',
-    ].join('\n'),
-  );
-  if (fit.stepsThisCall === 0 && stoppedByBudget)
-    throw new DpLoraError(
-      ErrorCode.BudgetExceeded,
-      `no private step could run within the budget (epsilon ${o.targetEpsilon} at delta ${o.delta.toExponential(2)}); nothing was trained`,
+/** What every model's result shares, handed to the model's result builder. */
+export interface FinishCommon {
+  report: PrivacyReport;
+  adapterDir: string | null;
+  wall: number;
+  stoppedByBudget: boolean;
+  incomplete: boolean;
+}
+
+/** One session of a model's private phase: its trainer, fit and closing outputs. */
+export class TrainSession {
+  private fitResult: FitResult | null = null;
+
+  constructor(
+    /** The trainer (new or resumed). */
+    readonly trainer: PrivateTrainer<Int32Array>,
+    private readonly s: SessionContext,
+  ) {}
+
+  /** Trains with signals handled and progress shown (see the module comment). */
+  async fit(label: string): Promise<FitResult> {
+    const { fit } = await fitWithSignals(this.trainer, this.s.io, this.s.ctx, this.s.clock, label);
+    this.fitResult = fit;
+    return fit;
+  }
+
+  /**
+   * The shared closing part of a run: the privacy report (from the ledger), the adapter
+   * published atomically, --json and the printed summary. Throws if no step could run.
+   */
+  finish<R>(
+    spec: FinishSpec,
+    result: (common: FinishCommon) => R,
+    runRows: (r: R) => Array<[string, string]>,
+  ): R {
+    const { run, io, ctx, cfg, delta } = this.s;
+    const fit = this.fitResult;
+    if (!fit) throw new Error('internal: TrainSession.finish before fit');
+    const engine = this.trainer.engine;
+    const n = engine.config.datasetSize;
+    const report = privacyReportOf(engine, {
+      delta,
+      targetEpsilon: cfg.targetEpsilon,
+      datasetSize: n,
+      trainedParameters: spec.trainedParameters,
+    });
+    const adapterDir = run ? publishAdapter(run.dir, engine.steps, spec.adapter(), report) : null;
+    const stoppedByBudget = fit.stoppedByBudget;
+    const r = result({
+      report,
+      adapterDir,
+      wall: (Date.now() - ctx.t0) / 1000,
+      stoppedByBudget,
+      incomplete: engine.steps < fit.plannedSteps && !stoppedByBudget,
+    });
+    if (io.json) atomicWriteFile(io.json, JSON.stringify(r, null, 2) + '\n');
+    const acc = spec.accuracy;
+    ctx.print(
+      [
+        '',
+        spec.title,
+        '',
+        '  held-out accuracy',
+        table([
+          [spec.baseLabel, fmtPct(acc.base)],
+          ['LoRA, non-private (reference)', cfg.baseline ? fmtPct(acc.nonPrivate) : 'skipped'],
+          [`LoRA, private (eps ${report.epsilon.toFixed(2)})`, fmtPct(acc.private)],
+        ]),
+        '',
+        '  privacy',
+        table(
+          privacyRows({
+            engine,
+            epsilon: report.epsilon,
+            targetEpsilon: cfg.targetEpsilon,
+            delta,
+            n,
+            plannedSteps: fit.plannedSteps,
+            stoppedByBudget,
+            resumable: true,
+          }),
+        ),
+        '',
+        '  run',
+        table([
+          ...runRows(r),
+          ...(adapterDir ? ([['adapter', adapterDir]] as Array<[string, string]>) : []),
+          ...(io.json ? ([['json', io.json]] as Array<[string, string]>) : []),
+        ]),
+        '',
+      ].join('\n'),
     );
-  return r;
-}
-
-/** The three accuracy rows of the summary. */
-export function accuracyRows(
-  baseLabel: string,
-  base: number | null,
-  nonPrivate: number | null,
-  baseline: boolean,
-  epsilon: number,
-  priv: number,
-): Array<[string, string]> {
-  return [
-    [baseLabel, fmtPct(base)],
-    ['LoRA, non-private (reference)', baseline ? fmtPct(nonPrivate) : 'skipped'],
-    [`LoRA, private (eps ${epsilon.toFixed(2)})`, fmtPct(priv)],
-  ];
+    if (fit.stepsThisCall === 0 && stoppedByBudget)
+      throw new DpLoraError(
+        ErrorCode.BudgetExceeded,
+        `no private step could run within the budget (epsilon ${cfg.targetEpsilon} at delta ${delta.toExponential(2)}); nothing was trained`,
+      );
+    return r;
+  }
 }
 
 /**
- * A new PrivateTrainer for `cfg` in `run` (its privacy settings from the configuration), or
- * the one of the run being resumed (its settings, ledger and state from the checkpoint).
+ * A PrivateTrainer with cross-entropy and the configuration's learning rate and checkpoint
+ * interval: new (privacy settings from `cfg`), or the run being resumed (settings, ledger and
+ * state from its checkpoint). Logs the private phase's opening lines.
  */
-export function startTrainer<T>(
-  cfg: TrainConfig,
-  run: RunDirectory | null,
-  resume: boolean,
-  delta: number,
-  common: ResumeTrainerOptions<T>,
-): PrivateTrainer<T> {
-  return resume
+export function startTrainer(s: SessionContext, m: SessionModel): TrainSession {
+  const { cfg, run, delta, ctx } = s;
+  const holder: { trainer?: PrivateTrainer<Int32Array> } = {};
+  const common: ResumeTrainerOptions<Int32Array> = {
+    model: m.model,
+    loss: crossEntropyLoss,
+    data: m.data,
+    lr: cfg.lr,
+    checkpointEvery: cfg.checkpointEvery,
+    baseModelFile: m.baseModelFile,
+    runInfo: () => ({
+      ...m.memo,
+      privateTrainingSeconds: s.clock.total(),
+      samplesSeen: holder.trainer?.samples ?? 0,
+    }),
+    onWarning: (w: string) => ctx.warn(w.replace(/^dp-lora: /, '')),
+  };
+  const trainer = s.resumed
     ? PrivateTrainer.resume(run!, common)
     : PrivateTrainer.create({
         ...common,
@@ -441,27 +476,18 @@ export function startTrainer<T>(
           seed: cfg.seed !== undefined ? BigInt(cfg.seed) : undefined,
         },
       });
-}
-
-/** The log lines that open the private phase. */
-export function logPrivateStart<T>(
-  trainer: PrivateTrainer<T>,
-  log: (s: string) => void,
-  resumed: boolean,
-  n: number,
-  cfg: TrainConfig,
-  delta: number,
-): void {
+  holder.trainer = trainer;
   const engine = trainer.engine;
-  if (resumed)
-    log(
+  if (s.resumed)
+    ctx.log(
       `the ledger holds ${engine.steps} charged steps (steps charged after the last checkpoint stay charged)`,
     );
   const pc = engine.config;
-  log(
-    `private training: ${n} examples, q = ${pc.sampleRate.toPrecision(4)}, expected batch ${cfg.batchSize}, ${trainer.plannedSteps} steps, ` +
+  ctx.log(
+    `private training: ${m.data.size} examples, q = ${pc.sampleRate.toPrecision(4)}, expected batch ${cfg.batchSize}, ${trainer.plannedSteps} steps, ` +
       `noise multiplier ${pc.noiseMultiplier.toPrecision(4)}, clip ${cfg.clip}, target eps ${cfg.targetEpsilon} at delta ${delta.toExponential(2)} (${pc.accountant})`,
   );
+  return new TrainSession(trainer, s);
 }
 
 /** The REPRODUCIBLE MODE banner (logged and kept among the warnings) when `cfg.seed` is set. */

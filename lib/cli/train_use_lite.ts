@@ -14,7 +14,6 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { atomicWriteFile } from '../io/atomic';
-import { crossEntropyLoss } from '../nn/losses';
 import { splitMail } from '../data/featurize';
 import { splitSpamCorpus } from '../data/spam_corpus';
 import {
@@ -37,7 +36,6 @@ import {
   useLiteDataset,
   useLiteModelFiles,
 } from '../models/use_lite/finetune';
-import type { PrivateTrainer } from '../trainer/private_trainer';
 import type { RunDirectory } from '../trainer/run_dir';
 import { OptionError, RawTrainOptions, TrainConfig, defaultDelta } from './train_options';
 import { cacheDir } from './train_model';
@@ -46,12 +44,8 @@ import {
   RunContext,
   TrainClock,
   TrainIo,
-  accuracyRows,
   announceSeed,
-  finishRun,
-  fitWithSignals,
   loadRunMemo,
-  logPrivateStart,
   startTrainer,
   withTrainRun,
 } from './train_run';
@@ -282,7 +276,7 @@ async function useLiteInRun(
   run: RunDirectory | null,
   ctx: RunContext,
 ): Promise<UseLiteTrainResult> {
-  const { t0, log, warn } = ctx;
+  const { t0, log } = ctx;
   const dir = io.modelDir ?? defaultUseLiteDir();
   // The frozen base: the USE-Lite files, whose hash every checkpoint records.
   const baseFiles = useLiteModelFiles(dir);
@@ -389,59 +383,33 @@ async function useLiteInRun(
   const model = loraClassifier(weights, classes, lora, head);
   model.train();
   const clock = new TrainClock(resumed ? resumed.privateTrainingSeconds : 0);
-  const holder: { trainer?: PrivateTrainer<Int32Array> } = {};
-  const runInfo = (): Record<string, unknown> =>
-    ({
-      model: 'use-lite',
-      config: cfg,
-      useLite: ul,
-      classes: task.classes,
-      privateDataSha256: dataSha,
-      baseAccuracy,
-      nonPrivateAccuracy,
-      privateTrainingSeconds: clock.total(),
-      samplesSeen: holder.trainer?.samples ?? 0,
-    }) satisfies UseLiteMemo;
-  const trainer = startTrainer(cfg, run, resumed !== undefined, delta, {
-    model,
-    loss: crossEntropyLoss,
-    data: useLiteDataset(model, priv),
-    lr: cfg.lr,
-    checkpointEvery: cfg.checkpointEvery,
-    baseModelFile: baseFiles,
-    runInfo,
-    onWarning: (m: string) => warn(m.replace(/^dp-lora: /, '')),
-  });
-  holder.trainer = trainer;
+  const memo: Omit<UseLiteMemo, 'privateTrainingSeconds' | 'samplesSeen'> = {
+    model: 'use-lite',
+    config: cfg,
+    useLite: ul,
+    classes: task.classes,
+    privateDataSha256: dataSha,
+    baseAccuracy,
+    nonPrivateAccuracy,
+  };
+  const session = startTrainer(
+    { cfg, run, io, ctx, delta, clock, resumed: resumed !== undefined },
+    { model, data: useLiteDataset(model, priv), baseModelFile: baseFiles, memo },
+  );
+  const trainer = session.trainer;
   const engine = trainer.engine;
-  logPrivateStart(trainer, log, resumed !== undefined, N, cfg, delta);
-  const { fit } = await fitWithSignals(trainer, io, ctx, clock, 'private LoRA (USE-Lite)');
+  await session.fit('private LoRA (USE-Lite)');
   model.setGradMode('sum');
   const privateAccuracy = accuracyOf(model, held);
-  const epsilon = engine.getEpsilon();
   const pc = engine.config;
-  return finishRun<UseLiteTrainResult>(
+  return session.finish<UseLiteTrainResult>(
     {
-      run,
-      io,
-      ctx,
-      engine,
-      fit,
-      targetEpsilon: cfg.targetEpsilon,
-      delta,
-      n: N,
       trainedParameters: `LoRA ${cfg.method === 'ffa' ? 'B' : 'A and B'} of ${lora.targets.join(', ')} in layer(s) ${lora.layers.join(', ')}; head weight and bias: all clipped and noised`,
       adapter: () =>
         useLiteAdapter(model, lora, { classes: task.classes, maxTokens: ul.maxTokens }),
       title: `dp-lora train --model use-lite: ${task.name === 'spam' ? 'built-in SpamAssassin task' : task.name}`,
-      accuracyRows: accuracyRows(
-        'base (frozen encoder + head on public data)',
-        baseAccuracy,
-        nonPrivateAccuracy,
-        cfg.baseline,
-        epsilon,
-        privateAccuracy,
-      ),
+      baseLabel: 'base (frozen encoder + head on public data)',
+      accuracy: { base: baseAccuracy, nonPrivate: nonPrivateAccuracy, private: privateAccuracy },
     },
     (c) => ({
       command: 'train',

@@ -90,6 +90,30 @@ export function baseModelSha256(files: string | readonly string[]): string {
   return sha256(paths.map((f) => `${fileSha256(f)}  ${path.basename(f)}\n`).join(''));
 }
 
+/**
+ * Loads and verifies the latest checkpoint of a run directory (see `loadCheckpoint`), and with
+ * `baseModelFile` checks that the base model's hash ({@link baseModelSha256}) is the one the
+ * checkpoint recorded.
+ * @throws CheckpointError (code ERR_DPLORA_CHECKPOINT) naming the part that disagrees
+ */
+export function loadRunCheckpoint(
+  run: RunDirectory,
+  baseModelFile?: string | readonly string[],
+): ReturnType<typeof loadCheckpoint> {
+  const ck = loadCheckpoint(path.join(run.dir, CHECKPOINTS_DIR), {
+    baseModelFile: typeof baseModelFile === 'string' ? baseModelFile : undefined,
+  });
+  if (baseModelFile !== undefined && typeof baseModelFile !== 'string') {
+    const h = baseModelSha256(baseModelFile);
+    if (h !== ck.manifest.baseModelSha256)
+      throw new CheckpointError(
+        `${path.dirname(String(baseModelFile[0]))}: the base model is not the one this checkpoint was trained on (SHA-256 of its ${baseModelFile.length} files ${h.slice(0, 12)}..., recorded ${String(ck.manifest.baseModelSha256).slice(0, 12)}...)`,
+        'base-model',
+      );
+  }
+  return ck;
+}
+
 /** Checks that a micro-batch split is a partition of the logical batch. */
 function checkPartition(indices: Int32Array, micro: Int32Array[], maxSize: number): void {
   const want = Int32Array.from(indices).sort();
@@ -462,18 +486,7 @@ export class PrivateTrainer<T> {
           ErrorCode.Ledger,
           `${run.dir}: the privacy journal (${JOURNAL_FILE}) is missing; refusing to resume without the run's full ledger`,
         );
-      const base = o.baseModelFile;
-      const ck = loadCheckpoint(ckRoot, {
-        baseModelFile: typeof base === 'string' ? base : undefined,
-      });
-      if (base !== undefined && typeof base !== 'string') {
-        const h = baseModelSha256(base);
-        if (h !== ck.manifest.baseModelSha256)
-          throw new CheckpointError(
-            `${path.dirname(base[0])}: the base model is not the one this checkpoint was trained on (SHA-256 of its ${base.length} files ${h.slice(0, 12)}..., recorded ${String(ck.manifest.baseModelSha256).slice(0, 12)}...)`,
-            'base-model',
-          );
-      }
+      const ck = loadRunCheckpoint(run, o.baseModelFile);
       const saved = (ck.state.run as { trainer?: SavedTrainer }).trainer;
       if (!saved || typeof saved !== 'object' || !saved.privacy)
         throw new InvalidArgumentError(
