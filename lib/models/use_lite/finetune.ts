@@ -19,6 +19,7 @@ import { Adam } from '../../optim/adam';
 import type { DPOptimizer } from '../../privacy/dp_optimizer';
 import type { PrivacyEngine } from '../../privacy/privacy_engine';
 import type { TrainerDataset } from '../../trainer/private_trainer';
+import { loraHeadAdapter } from '../../trainer/adapter';
 import { UseLiteClassifier } from './classifier';
 import { TfjsTensor } from './weights';
 import { USE_LITE_DIM, buildUseLiteEncoder } from './model';
@@ -310,17 +311,10 @@ export function useLiteAdapter(
   lora: UseLiteLoraSettings,
   extra: Record<string, unknown>,
 ): AdapterData {
-  const loras = loraModules(clf).map(({ path, module: m }) => ({
-    path,
-    loraA: m.loraA.slice(),
-    loraB: m.loraB.slice(),
-    r: m.r,
-    inDim: m.inFeatures,
-    outDim: m.outFeatures,
-  }));
-  const h = clf.head;
-  return {
-    config: defaultAdapterConfig({
+  return loraHeadAdapter(
+    clf,
+    clf.head,
+    defaultAdapterConfig({
       r: lora.rank,
       lora_alpha: lora.alpha,
       target_modules: lora.targets,
@@ -330,12 +324,7 @@ export function useLiteAdapter(
       modules_to_save: ['head'],
       dplora: { method: lora.method, model: 'use-lite', loraLayers: lora.layers, ...extra },
     }),
-    loras,
-    extra: {
-      'head.weight': { data: h.weight.data.slice(), shape: [h.outFeatures, USE_LITE_DIM] },
-      'head.bias': { data: h.bias!.data.slice(), shape: [h.outFeatures] },
-    },
-  };
+  );
 }
 
 /** Loads an adapter's LoRA pairs and head into a classifier built with the same settings. */
