@@ -8,12 +8,11 @@
  * different base model (USE-Lite files), a live lock and conflicting options are refused with
  * typed errors; --overwrite archives the old run.
  */
-import { spawn } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { buildProgram } from '../lib/cli/main';
+import { useTempDir, runTrainCli as run, spawnTrain } from './helpers/cli';
 import { runUseLiteTrain } from '../lib/cli/train_use_lite';
 import { loadCheckpoint } from '../lib/io/checkpoint';
 import { PrivacyLedger } from '../lib/accounting/privacy_ledger';
@@ -24,18 +23,7 @@ import { expectCodeAsync } from './helpers/errors';
 
 jest.setTimeout(600_000);
 
-let tmp: string;
-let oldCache: string | undefined;
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dplora-use-resume-'));
-  oldCache = process.env.DPLORA_CACHE_DIR;
-  process.env.DPLORA_CACHE_DIR = path.join(tmp, 'cache');
-});
-afterAll(() => {
-  if (oldCache === undefined) delete process.env.DPLORA_CACHE_DIR;
-  else process.env.DPLORA_CACHE_DIR = oldCache;
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const tmpDir = useTempDir('dplora-use-resume-');
 
 /** A small use-lite run: ~100 private mails, 16 tokens, batches of 8, no reference training. */
 const SMALL = [
@@ -54,29 +42,6 @@ const SMALL = [
   'rdp',
   '--no-progress',
 ];
-
-async function run(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const o = jest
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((s: string | Uint8Array) => ((stdout += String(s)), true));
-  const e = jest
-    .spyOn(process.stderr, 'write')
-    .mockImplementation((s: string | Uint8Array) => ((stderr += String(s)), true));
-  try {
-    const program = buildProgram();
-    for (const c of [program, ...program.commands]) {
-      c.exitOverride();
-      c.configureOutput({ writeErr: (s) => (stderr += s), writeOut: (s) => (stdout += s) });
-    }
-    await program.parseAsync(['node', 'dp-lora', 'train', ...args]);
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  return { stdout, stderr };
-}
 
 interface Rec {
   kind: string;
@@ -119,9 +84,9 @@ function verified(dir: string) {
 }
 
 test('--max-steps then --resume: same ledger, planned budget spent exactly, base hash recorded', async () => {
-  const out = path.join(tmp, 'a');
-  const j1 = path.join(tmp, 'a1.json');
-  const j2 = path.join(tmp, 'a2.json');
+  const out = path.join(tmpDir(), 'a');
+  const j1 = path.join(tmpDir(), 'a1.json');
+  const j2 = path.join(tmpDir(), 'a2.json');
   await run([
     ...SMALL,
     '--epochs',
@@ -226,11 +191,11 @@ test('--max-steps then --resume: same ledger, planned budget spent exactly, base
 });
 
 test('a different base model (USE-Lite files) is refused; the same files elsewhere are accepted', async () => {
-  const out = path.join(tmp, 'b');
+  const out = path.join(tmpDir(), 'b');
   await run([...SMALL, '--epochs', '1', '--out', out, '--max-steps', '2']);
   // A copy of the model folder with one weight flipped.
   const src = defaultUseLiteDir();
-  const copy = path.join(tmp, 'use-lite-copy');
+  const copy = path.join(tmpDir(), 'use-lite-copy');
   fs.cpSync(src, copy, { recursive: true });
   const m = JSON.parse(fs.readFileSync(path.join(copy, 'model.json'), 'utf8')) as {
     weightsManifest: Array<{ paths: string[] }>;
@@ -261,9 +226,9 @@ test('a different base model (USE-Lite files) is refused; the same files elsewhe
 });
 
 test('--overwrite archives the old run (its ledger kept) and starts a new ledger', async () => {
-  const out = path.join(tmp, 'b');
+  const out = path.join(tmpDir(), 'b');
   const old = PrivacyLedger.fromJSON(journal(out));
-  const j = path.join(tmp, 'b2.json');
+  const j = path.join(tmpDir(), 'b2.json');
   await run([
     ...SMALL,
     '--epochs',
@@ -291,23 +256,18 @@ test('--overwrite archives the old run (its ledger kept) and starts a new ledger
   expect(readJson(j).resumed).toBe(false);
 });
 
-const child = path.join(__dirname, 'scripts', 'train_child.js');
-function start(args: string[]) {
-  const p = spawn(process.execPath, [child, ...args], {
-    env: { ...process.env, DPLORA_CACHE_DIR: path.join(tmp, 'cache') },
-  });
-  let stderr = '';
-  p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    p.on('exit', (code, signal) => res({ code, signal })),
+/**
+ * Starts a use-lite run into `out` in a child process, with one checkpoint at step 0 only
+ * (--checkpoint-every is large), and waits until `n` steps are journaled.
+ */
+async function startAndWait(out: string, n: number) {
+  const c = spawnTrain(
+    [...SMALL, '--epochs', '6', '--out', out, '--checkpoint-every', '100000'],
+    path.join(tmpDir(), 'cache'),
   );
-  return { p, done, stderr: () => stderr };
-}
-
-async function waitForSteps(dir: string, n: number, c: { stderr: () => string }): Promise<void> {
   for (let i = 0; i < 6000; i++) {
     try {
-      if (stepsOf(journal(dir)) >= n) return;
+      if (stepsOf(journal(out)) >= n) return c;
     } catch {
       /* no journal yet */
     }
@@ -317,11 +277,10 @@ async function waitForSteps(dir: string, n: number, c: { stderr: () => string })
 }
 
 test('SIGKILL mid-run: resume keeps every journaled step charged and finishes the planned budget', async () => {
-  const out = path.join(tmp, 'killed');
+  const out = path.join(tmpDir(), 'killed');
   // One checkpoint at step 0 only (--checkpoint-every is large): every step the process takes
   // before the kill is journaled after that checkpoint.
-  const c = start([...SMALL, '--epochs', '6', '--out', out, '--checkpoint-every', '100000']);
-  await waitForSteps(out, 3, c);
+  const c = await startAndWait(out, 3);
   c.p.kill('SIGKILL');
   const { signal } = await c.done;
   expect(signal).toBe('SIGKILL');
@@ -331,7 +290,7 @@ test('SIGKILL mid-run: resume keeps every journaled step charged and finishes th
   expect(loadCheckpoint(path.join(out, 'checkpoints')).state.step).toBe(0);
   expect(fs.existsSync(path.join(out, 'run.lock'))).toBe(true); // stale: its process is gone
 
-  const j = path.join(tmp, 'killed.json');
+  const j = path.join(tmpDir(), 'killed.json');
   const { stderr } = await run(['--resume', out, '--json', j, '--max-steps', '2']);
   expect(stderr).toMatch(/taking over a stale lock/);
   expect(stderr).toMatch(/at step 0/);
@@ -345,7 +304,7 @@ test('SIGKILL mid-run: resume keeps every journaled step charged and finishes th
   expect(ledger.steps).toBe(charged + 2);
 
   // Finish: the whole run charged exactly plannedSteps steps and spends the planned budget.
-  const j2 = path.join(tmp, 'killed2.json');
+  const j2 = path.join(tmpDir(), 'killed2.json');
   await run(['--resume', out, '--json', j2]);
   const r2 = readJson(j2);
   expect(r2.steps).toBe(r2.plannedSteps);
@@ -358,9 +317,8 @@ test('SIGKILL mid-run: resume keeps every journaled step charged and finishes th
 });
 
 test('SIGTERM: finishes the step, checkpoints what the journal holds, writes the adapter, exits 143', async () => {
-  const out = path.join(tmp, 'term');
-  const c = start([...SMALL, '--epochs', '6', '--out', out, '--checkpoint-every', '100000']);
-  await waitForSteps(out, 2, c);
+  const out = path.join(tmpDir(), 'term');
+  const c = await startAndWait(out, 2);
   c.p.kill('SIGTERM');
   const { code, signal } = await c.done;
   expect({ code, signal }).toEqual({ code: 143, signal: null });
