@@ -193,6 +193,22 @@ export function useLiteDataset(
   clf: UseLiteClassifier,
   part: CachedPart,
 ): TrainerDataset<Int32Array> {
+  if (!(clf instanceof UseLiteClassifier))
+    throw new InvalidArgumentError('clf', 'must be a UseLiteClassifier');
+  if (
+    !part ||
+    typeof part !== 'object' ||
+    !Array.isArray(part.rows) ||
+    !(part.y instanceof Int32Array) ||
+    !Number.isSafeInteger(part.n) ||
+    part.n < 1 ||
+    part.rows.length !== part.n ||
+    part.y.length !== part.n
+  )
+    throw new InvalidArgumentError(
+      'part',
+      'must be a CachedPart: n >= 1 examples, rows and y (Int32Array) of length n',
+    );
   return {
     size: part.n,
     batch(indices: Int32Array) {
