@@ -28,9 +28,11 @@ struct Params {
 bool setup(uint64_t a, uint64_t b, Params &p);
 
 // Samples of groups [g0, g1) into out[64 g0 .. min(64 g1, n)).
-// DPLORA_OK or DPLORA_EOVERFLOW.
+// DPLORA_OK or DPLORA_EOVERFLOW.  `blocks` and `batch` choose the keystream
+// the stream reader buffers (chacha::host_keystream on the host; null: the
+// scalar block function); the samples do not depend on them.
 int sample_groups(const chacha::Stream &s, uint64_t base, const Params &p, int64_t g0, int64_t g1,
-                  int64_t *out, int64_t n);
+                  int64_t *out, int64_t n, chacha::BlocksFn blocks = nullptr, int batch = 1);
 
 // sum[i] = saturate(sum[i] + noise[i]) (exact addition first); returns the
 // number saturated.
