@@ -23,14 +23,16 @@ the C sampler:
     exp(-(q + r/d)) as q trials of exp(-1) then exp(-r/d);
   * uniform in [0, t): Lemire multiply-and-reject on whole words;
   * discrete Laplace (Algorithm 2, s = 1), discrete Gaussian (Algorithm 3)
-    with t = floor(sigma) + 1.
+    with t = floor(sigma) or floor(sigma) + 1 (laplace_scale) and the
+    acceptance exponent's numerator and denominator divided by
+    gcd(a, b t)^2.
 The acceptance exponent of Algorithm 3 is cross-checked as a Fraction
 against (|y| - sigma^2/t)^2 / (2 sigma^2).
 
 Usage: python3 scripts/dgauss_kat.py > native/nofpu/dgauss_kat_vectors.h
 """
 from fractions import Fraction
-from math import factorial, isqrt
+from math import factorial, gcd, isqrt
 import sys
 
 M32 = (1 << 32) - 1
@@ -262,15 +264,30 @@ class Sampler:
     def dgauss(self, a, b):
         """Algorithm 3, sigma^2 = a / b."""
         sigma2 = Fraction(a, b)
-        t = isqrt(a // b) + 1  # floor(sqrt(a/b)) + 1
-        den = 2 * a * b * t * t
+        t = laplace_scale(a, b)
+        g = gcd(a, b * t)  # taken out of |y| b t - a
+        den = 2 * (a // g) * (b * t // g) * t
         while True:
             y = self.dlap(t)
-            diff = abs(abs(y) * b * t - a)
+            diff = abs(abs(y) * (b * t // g) - a // g)
             q, r = divmod(diff * diff, den)
             assert Fraction(q) + Fraction(r, den) == (abs(y) - sigma2 / t) ** 2 / (2 * sigma2)
             if self.bern_exp(q, r, den):
                 return y
+
+
+def laplace_scale(a, b):
+    """The scale t of the discrete Laplace proposal: floor(sigma) or
+    floor(sigma) + 1, whichever has the smaller t exp(sigma^2 / (2 t^2))
+    when ln(1 + 1/s) is taken as 2 / (2 s + 1) (first order above 2^20)."""
+    s = isqrt(a // b)
+    if s == 0:
+        return 1
+    if s < 1 << 20:
+        lower = a * (2 * s + 1) ** 2 < 4 * b * s * s * (s + 1) ** 2
+    else:
+        lower = 4 * (a - b * s * s) < b * (4 * s + 3)
+    return s if lower else s + 1
 
 
 def samples(key, nonce, base, a, b, n):
@@ -292,6 +309,14 @@ CASES = [
     ('mid', 123456789, 1000, 77, 128),
     ('sigma_2p16', 1 << 32, 1, 0, 128),
     ('huge', (1 << 62) + 12345, 7, 3, 64),
+    # sigma = 1000 at positions (found by search) where the first 64 samples
+    # take the rare exact paths: 1/j! inside the chunk's cell in
+    # Bernoulli(exp(-1)), k > 7 there, and gamma or gamma^2/2 inside the
+    # chunk's cell in the two-trial read of Algorithm 1.
+    ('tie_e1', 10**6, 1, 12482248704, 64),
+    ('e1_beyond7', 10**6, 1, 1946157056, 64),
+    ('tie_first', 10**6, 1, 8321499136, 64),
+    ('tie_second', 10**6, 1, 8388608000, 64),
 ]
 KEY = bytes(range(32))
 NONCE = bytes([0, 0, 0, 9, 0, 0, 0, 0x4A, 0, 0, 0, 0])

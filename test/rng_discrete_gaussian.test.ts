@@ -143,9 +143,9 @@ describe('Rng.discreteGaussian', () => {
 
   test('refuses what would overflow 128-bit intermediates or the output', () => {
     const rng = new Rng({ seed: SEED });
-    // 2 a b t^2 > 2^128.
+    // 2 a b t^2 > 2^128 (sigma^2 just under 4: t = 2, gcd(a, b t) = 1).
     expectError(
-      () => rng.discreteGaussian(new Int32Array(4), { num: 2n ** 63n + 1n, den: 2n ** 63n - 1n }),
+      () => rng.discreteGaussian(new Int32Array(4), { num: 2n ** 64n - 1n, den: 2n ** 62n }),
       'InvalidArgumentError',
       /overflow/,
     );

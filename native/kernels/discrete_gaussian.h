@@ -20,8 +20,10 @@ constexpr int kRegionLog2 = 26;
 
 struct Params {
   uint64_t a, b;  // sigma^2 = a / b
-  uint64_t t;     // floor(sigma) + 1
-  u128 den;       // 2 a b t^2
+  uint64_t t;     // the discrete Laplace scale, floor(sigma) or floor(sigma) + 1 (at least 1)
+  uint64_t ar;    // a / g, g = gcd(a, b t)
+  u128 btr;       // b t / g
+  u128 den;       // 2 a b t^2 / g^2
 };
 
 // False when the parameters overflow 128 bits (or a or b is 0).

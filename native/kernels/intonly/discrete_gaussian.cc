@@ -143,22 +143,31 @@ struct Sampler {
   bool bern_exp1(u128 n, u128 d) {
     if (n == 0) return true;
     if (n == d) return bern_e1();
-    u128 k = 1;
     if (u128_hi(d) == 0 && u128_lo(d) <= (uint64_t(1) << 40) && (u128_lo(n) << 16) >= u128_lo(d)) {
       const uint64_t n64 = u128_lo(n), d64 = u128_lo(d);
       const uint64_t w = rd.bits(16);
       const uint64_t x1 = n64 << 16, y1 = w * d64;  // U < gamma: x1 - y1 >= d
-      if (x1 <= y1) return true;                    // U >= gamma: k = 1
-      if (x1 - y1 < d64) {                          // gamma inside w's cell (w >= 1)
-        // U < gamma leaves U >= w 2^-16 > gamma^2/2: k = 2.
-        return !lt(x1 - y1, d64);
-      }
-      const u128 d2 = mul64x64(d64, d64) << 1;
-      const u128 x2 = mul64x64(n64, n64) << 16, y2 = u128(w) * d2;  // U < gamma^2/2: x2 - y2 >= d2
-      if (x2 <= y2) return false;                                   // k = 2
-      if (x2 - y2 < d2 && !lt(x2 - y2, d2)) return false;
-      k = 3;
+      if (x1 <= y1) return true;                    // U >= gamma: k = 1 (inline, the usual case)
+      return bern_exp1_two(n64, d64, w, x1 - y1);
     }
+    return bern_exp1_from(n, d, 1);
+  }
+
+  // The rest of the two-trial read: U < gamma + (x1 - y1 - d) 2^-16 known.
+  __attribute__((noinline)) bool bern_exp1_two(uint64_t n64, uint64_t d64, uint64_t w, uint64_t x) {
+    if (x < d64) {  // gamma inside w's cell (w >= 1)
+      // U < gamma leaves U >= w 2^-16 > gamma^2/2: k = 2.
+      return !lt(x, d64);
+    }
+    const u128 d2 = mul64x64(d64, d64) << 1;
+    const u128 x2 = mul64x64(n64, n64) << 16, y2 = u128(w) * d2;  // U < gamma^2/2: x2 - y2 >= d2
+    if (x2 <= y2) return false;                                   // k = 2
+    if (x2 - y2 < d2 && !lt(x2 - y2, d2)) return false;
+    return bern_exp1_from(n64, d64, 3);
+  }
+
+  // Algorithm 1 from trial k on: Bernoulli(n / (d k)), Bernoulli(n / (d (k + 1))), ...
+  __attribute__((noinline)) bool bern_exp1_from(u128 n, u128 d, u128 k) {
     for (;;) {
       if (failed()) return false;
       u128 dk;
@@ -260,16 +269,18 @@ void square128(u128 x, u128 &hi, u128 &lo) {
   hi = p11 + mid_hi + (lo < p00 ? 1 : 0);
 }
 
-// One DGauss(sigma^2 = a / b) sample (Algorithm 3), t = floor(sigma) + 1,
+// One DGauss(sigma^2 = a / b) sample (Algorithm 3) with the constants of setup().
 // den = 2 a b t^2 precomputed.
-int64_t dgauss(Sampler &s, uint64_t a, uint64_t b, uint64_t t, u128 den) {
+int64_t dgauss(Sampler &s, const Params &p) {
+  const uint64_t t = p.t, a = p.ar;
+  const u128 den = p.den;
   for (;;) {
     if (s.failed()) return 0;
     const int64_t y = s.dlap(t);
     const uint64_t ay = y < 0 ? uint64_t(0) - uint64_t(y) : uint64_t(y);
-    // (|y| b t - a)^2 / (2 a b t^2) = exp argument.
+    // (|y| bt' - a')^2 / den = exp argument (see setup).
     u128 ybt;
-    if (!u128_mul_ok(mul64x64(ay, b), u128(t), ybt)) return s.fail_overflow();
+    if (!u128_mul_ok(u128(ay), p.btr, ybt)) return s.fail_overflow();
     const u128 diff = ybt >= u128(a) ? ybt - u128(a) : u128(a) - ybt;
     // Bernoulli(exp(-(q + r/den))): q trials of exp(-1), then exp(-r/den).
     bool pass = true;
@@ -293,15 +304,54 @@ int64_t dgauss(Sampler &s, uint64_t a, uint64_t b, uint64_t t, u128 den) {
   }
 }
 
+// The Laplace scale t: any t >= 1 gives the exact distribution (Algorithm 3
+// accepts with exp(-(|y| - sigma^2/t)^2 / (2 sigma^2)) for every t); the
+// expected number of proposals is about t exp(sigma^2 / (2 t^2)) / sigma,
+// least near t = sigma.  Between s = floor(sigma) and s + 1 the choice
+// compares ln(1 + 1/s) (as 2/(2s + 1)) with the change of sigma^2/(2t^2):
+// t = s when a (2s + 1)^2 < 4 b s^2 (s + 1)^2; above s = 2^20 the same test
+// to first order, 4 (a - b s^2) < b (4s + 3).  Deterministic, integer only.
+uint64_t laplace_scale(uint64_t a, uint64_t b) {
+  const uint64_t s = intmath::isqrt_floor<uint64_t>(a / b);
+  if (s == 0) return 1;
+  bool lower;
+  if (s < (uint64_t(1) << 20)) {
+    const u128 q = mul64x64(s, s + 1);  // < 2^41
+    u128 rhs;
+    const bool fits = u128_mul_ok(q * q * 4, u128(b), rhs);
+    lower = !fits || mul64x64(a, 1) * mul64x64(2 * s + 1, 2 * s + 1) < rhs;
+  } else {
+    const uint64_t e = a - b * s * s;  // b s^2 <= a
+    lower = mul64x64(e, 4) < mul64x64(b, 4 * s + 3);
+  }
+  return lower ? s : s + 1;
+}
+
+uint64_t gcd64(uint64_t x, uint64_t y) {
+  while (y != 0) {
+    const uint64_t r = x % y;
+    x = y;
+    y = r;
+  }
+  return x;
+}
+
 }  // namespace
 
 bool setup(uint64_t a, uint64_t b, Params &p) {
   if (a == 0 || b == 0) return false;
   p.a = a;
   p.b = b;
-  p.t = intmath::isqrt_floor<uint64_t>(a / b) + 1;
-  u128 x = mul64x64(a, b);  // < 2^128
-  if (!u128_mul_ok(x, u128(p.t), x)) return false;
+  p.t = laplace_scale(a, b);
+  // The acceptance exponent (|y| b t - a)^2 / (2 a b t^2) with the common
+  // factor g = gcd(b t, a) taken out of |y| b t - a once per call:
+  // (|y| bt' - a')^2 / (2 a' bt' t), bt' = b t / g, a' = a / g.
+  const u128 bt = mul64x64(b, p.t);
+  const uint64_t g = gcd64(a, uint64_t(bt % u128(a)));
+  p.ar = a / g;
+  p.btr = bt / u128(g);
+  u128 x;
+  if (!u128_mul_ok(p.btr, u128(p.ar), x)) return false;
   if (!u128_mul_ok(x, u128(p.t), x)) return false;
   if (!u128_mul_ok(x, u128(2), x)) return false;
   p.den = x;
@@ -315,7 +365,7 @@ int sample_groups(const chacha::Stream &s, uint64_t base, const Params &p, int64
     Sampler smp(s, start, start + (uint64_t(1) << kRegionLog2), blocks, batch);
     const int64_t end = (g + 1) * kGroup < n ? (g + 1) * kGroup : n;
     for (int64_t i = g * kGroup; i < end; ++i) {
-      out[i] = dgauss(smp, p.a, p.b, p.t, p.den);
+      out[i] = dgauss(smp, p);
       if (smp.failed()) return DPLORA_EOVERFLOW;
     }
   }
