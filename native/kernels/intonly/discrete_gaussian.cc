@@ -6,17 +6,33 @@
 // freestanding for 32- and 64-bit soft-float targets (dplora::u128 is the
 // portable 128-bit type of fixed/u128.h).
 //
-// Every probability is a ratio of integers; Bernoulli(n/d) compares a
-// uniform U in [0, d) against n.  U is exact (no modulo bias): for d a power
-// of two up to 256 its log2(d) bits; other d <= 256 by Lemire's
-// multiply-and-reject on 16 bits, d <= 2^32 the same on a 32-bit word;
-// above that U is drawn 32 bits
-// at a time, most significant first, with rejection of U >= d, deciding as
-// soon as the prefix settles the comparison.  Intermediates are 128-bit (the BernExp argument of
-// DGauss is squared into 256 bits and divided exactly); a value that does
-// not fit is refused with DPLORA_EOVERFLOW, never wrapped.  An overflow or
-// an exhausted stream region sets a sticky failure flag that every loop
+// Every probability is a ratio of integers or exp(-ratio), and every test
+// is exact (no table, no truncation):
+//  - U < n/d for a uniform U in [0, 1) reads U 16 bits at a time, most
+//    significant first, with a multiply and a compare per chunk (lt); it
+//    continues only while n/d lies inside the chunk's cell (probability
+//    2^-16 per chunk).  d >= 2^111 draws U in [0, d) 32 bits at a time with
+//    rejection (bern_chunks).
+//  - Bernoulli(exp(-gamma)), gamma = n/d in [0, 1], is Algorithm 1: the
+//    index k of the first failing trial Bernoulli(gamma/k) is odd with
+//    probability exp(-gamma), and P(k > j) = gamma^j / j!.  The first
+//    trials are read off one uniform U (k = min{j : U >= gamma^j / j!}):
+//    j <= 2 for d <= 2^40, j <= 7 for gamma = 1 (thresholds 1/j!, constant);
+//    later trials are fresh.  A threshold inside the chunk's cell is settled
+//    on U's further bits; at most one can be (the next is at most half of
+//    it), so the rest are decided by the chunk.
+//  - exp(-(q + r/d)) is q trials of exp(-1) (by subtraction, stopping at the
+//    first failure) and then exp(-r/d).
+//  - The Laplace scale t is floor(sigma) or floor(sigma) + 1 (laplace_scale;
+//    any t gives the exact distribution), and gcd(a, b t) is taken out of
+//    the acceptance exponent once per call.
+// Intermediates are 128-bit (the acceptance exponent is squared into 256
+// bits and divided exactly when it exceeds 64 bits); a value that does not
+// fit is refused with DPLORA_EOVERFLOW, never wrapped.  An overflow or an
+// exhausted stream region sets a sticky failure flag that every loop
 // checks, so the sampler stops and the caller reports DPLORA_EOVERFLOW.
+// scripts/dgauss_kat.py implements the same consumption of the stream with
+// exact fractions; the known-answer vectors pin the sample sequence.
 #include "chacha20.h"
 #include "discrete_gaussian.h"
 #include "dplora.h"
