@@ -36,15 +36,31 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : typeof value;
 }
 
-function checkBounds(name: string, value: number, b: NumberBounds): void {
+function interval(b: NumberBounds): string | undefined {
+  const lo =
+    b.min !== undefined ? `[${b.min}` : b.greaterThan !== undefined ? `(${b.greaterThan}` : '';
+  const hi = b.max !== undefined ? `${b.max}]` : b.lessThan !== undefined ? `${b.lessThan})` : '';
+  return lo && hi ? `${lo}, ${hi}` : undefined;
+}
+
+function checkBounds(name: string, value: number, b: NumberBounds, kind = ''): void {
+  const inside =
+    (b.min === undefined || value >= b.min) &&
+    (b.max === undefined || value <= b.max) &&
+    (b.greaterThan === undefined || value > b.greaterThan) &&
+    (b.lessThan === undefined || value < b.lessThan);
+  if (inside) return;
+  // Two-sided bounds are said as one interval ("must be in (0, 1)"), one-sided as a comparison.
+  const range = interval(b);
+  if (range !== undefined)
+    throw new InvalidArgumentError(name, `must be ${kind}in ${range}, got ${value}`);
   if (b.min !== undefined && value < b.min)
-    throw new InvalidArgumentError(name, `must be >= ${b.min}, got ${value}`);
+    throw new InvalidArgumentError(name, `must be ${kind}>= ${b.min}, got ${value}`);
   if (b.max !== undefined && value > b.max)
-    throw new InvalidArgumentError(name, `must be <= ${b.max}, got ${value}`);
+    throw new InvalidArgumentError(name, `must be ${kind}<= ${b.max}, got ${value}`);
   if (b.greaterThan !== undefined && !(value > b.greaterThan))
-    throw new InvalidArgumentError(name, `must be > ${b.greaterThan}, got ${value}`);
-  if (b.lessThan !== undefined && !(value < b.lessThan))
-    throw new InvalidArgumentError(name, `must be < ${b.lessThan}, got ${value}`);
+    throw new InvalidArgumentError(name, `must be ${kind}> ${b.greaterThan}, got ${value}`);
+  throw new InvalidArgumentError(name, `must be ${kind}< ${b.lessThan}, got ${value}`);
 }
 
 /** A finite number within the bounds; returns it. */
@@ -59,7 +75,7 @@ export function requireNumber(name: string, value: unknown, bounds: NumberBounds
 export function requireInt(name: string, value: unknown, bounds: NumberBounds = {}): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value))
     throw new InvalidArgumentError(name, `must be an integer, got ${describe(value)}`);
-  checkBounds(name, value, bounds);
+  checkBounds(name, value, bounds, 'an integer ');
   return value;
 }
 
@@ -105,15 +121,90 @@ export function requireOneOf<T extends string>(
   return value as T;
 }
 
+/** The typed-array kinds {@link requireTypedArray} checks by their tag. */
+export interface TypedArrayKinds {
+  Float32Array: Float32Array;
+  Float64Array: Float64Array;
+  Int32Array: Int32Array;
+  Uint32Array: Uint32Array;
+  Uint8Array: Uint8Array;
+  BigInt64Array: BigInt64Array;
+}
+
+/** Whether `value` is a typed array of the kind (by tag, so arrays from another realm count). */
+export function isTypedArrayOf<K extends keyof TypedArrayKinds>(
+  value: unknown,
+  kind: K,
+): value is TypedArrayKinds[K] {
+  return Object.prototype.toString.call(value) === `[object ${kind}]`;
+}
+
+/**
+ * A typed array of the kind (a Node Buffer counts as a Uint8Array), optionally of an exact
+ * length; returns it. Checked by tag, not `instanceof`: arrays made in another realm (a vm
+ * context, a worker) still count.
+ */
+export function requireTypedArray<K extends keyof TypedArrayKinds>(
+  name: string,
+  value: unknown,
+  kind: K,
+  length?: number,
+): TypedArrayKinds[K] {
+  if (!isTypedArrayOf(value, kind))
+    throw new InvalidArgumentError(name, `must be a ${kind}, got ${describe(value)}`);
+  if (length !== undefined && value.length !== length)
+    throw new InvalidArgumentError(name, `must have length ${length}, got ${value.length}`);
+  return value;
+}
+
 /** A Float32Array, optionally of an exact length; returns it. */
 export function requireFloat32Array(name: string, value: unknown, length?: number): Float32Array {
-  // By tag, not instanceof: arrays made in another realm (a vm context, a worker) still count.
-  if (Object.prototype.toString.call(value) !== '[object Float32Array]')
-    throw new InvalidArgumentError(name, `must be a Float32Array, got ${describe(value)}`);
-  const a = value as Float32Array;
-  if (length !== undefined && a.length !== length)
-    throw new InvalidArgumentError(name, `must have length ${length}, got ${a.length}`);
-  return a;
+  return requireTypedArray(name, value, 'Float32Array', length);
+}
+
+/** A value of the length the caller expects (a typed array or array); returns it. */
+export function requireLength<T extends { readonly length: number }>(
+  name: string,
+  value: T,
+  length: number,
+  what = '',
+): T {
+  if (value.length !== length)
+    throw new InvalidArgumentError(
+      name,
+      `must have length ${length}${what ? ` (${what})` : ''}, got ${value.length}`,
+    );
+  return value;
+}
+
+/** An instance of the class (`what` names it in the message, e.g. "a Linear"); returns it. */
+export function requireInstance<T>(
+  name: string,
+  value: unknown,
+  ctor: abstract new (...args: never[]) => T,
+  what = `a ${ctor.name}`,
+): T {
+  if (!(value instanceof ctor))
+    throw new InvalidArgumentError(name, `must be ${what}, got ${describe(value)}`);
+  return value;
+}
+
+/** An array (optionally non-empty); returns it. */
+export function requireArray(name: string, value: unknown, nonEmpty = false): unknown[] {
+  if (!Array.isArray(value))
+    throw new InvalidArgumentError(name, `must be an array, got ${describe(value)}`);
+  if (nonEmpty && value.length === 0) throw new InvalidArgumentError(name, 'must not be empty');
+  return value;
+}
+
+/** A tensor shape: an array of integers >= 0; returns it. */
+export function requireShape(name: string, value: unknown): readonly number[] {
+  if (!Array.isArray(value) || value.some((d) => !Number.isSafeInteger(d) || (d as number) < 0))
+    throw new InvalidArgumentError(
+      name,
+      `must be an array of integers >= 0, got ${Array.isArray(value) ? JSON.stringify(value) : describe(value)}`,
+    );
+  return value as readonly number[];
 }
 
 /** A plain object (not null, not an array); returns it. */

@@ -6,6 +6,7 @@
  * bias does in TF).  Gradients are exact: padding keys and values receive
  * exactly zero gradient.
  */
+import { requirePositiveInt } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { Linear } from './linear';
 import { LoraLinear } from './lora_linear';
@@ -224,8 +225,7 @@ export class MultiHeadAttention extends Module {
     super();
     const { dIn, dAttn, dOut, heads } = options;
     for (const [name, v] of Object.entries({ dIn, dAttn, dOut, heads }))
-      if (!Number.isInteger(v) || v < 1)
-        throw new InvalidArgumentError(name, `must be a positive integer, got ${v}`);
+      requirePositiveInt(name, v);
     if (dAttn % heads !== 0)
       throw new InvalidArgumentError('heads', `must divide dAttn (${dAttn}), got ${heads}`);
     this.dIn = dIn;

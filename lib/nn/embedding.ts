@@ -5,6 +5,7 @@
  * so backward only checks shapes and returns a zero gradient for the ids.
  */
 import { InvalidArgumentError } from '../errors';
+import { requireElementCount, requirePositiveInt } from '../validate';
 import { Module, checkGradShape, noForward } from './module';
 import { Parameter, Tensor } from './tensor';
 
@@ -30,10 +31,9 @@ export class Embedding extends Module {
 
   constructor(vocabSize: number, dim: number, options: EmbeddingOptions = {}) {
     super();
-    if (!Number.isInteger(vocabSize) || vocabSize < 1)
-      throw new InvalidArgumentError('vocabSize', `must be a positive integer, got ${vocabSize}`);
-    if (!Number.isInteger(dim) || dim < 1)
-      throw new InvalidArgumentError('dim', `must be a positive integer, got ${dim}`);
+    requirePositiveInt('vocabSize', vocabSize);
+    requirePositiveInt('dim', dim);
+    requireElementCount('dim', [vocabSize, dim]);
     this.vocabSize = vocabSize;
     this.dim = dim;
     this.scale = options.scale ?? 1;

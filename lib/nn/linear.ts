@@ -54,18 +54,8 @@ export class Linear extends PerSampleLayer {
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
     requireObject('options', options);
-    if (!Number.isInteger(inFeatures) || inFeatures < 1)
-      throw new InvalidArgumentError(
-        'inFeatures',
-        `Linear: inFeatures must be a positive integer, got ${inFeatures}`,
-      );
-    if (!Number.isInteger(outFeatures) || outFeatures < 1)
-      throw new InvalidArgumentError(
-        'outFeatures',
-        `Linear: outFeatures must be a positive integer, got ${outFeatures}`,
-      );
-    requireInt('inFeatures', inFeatures, { max: MAX_ELEMENTS });
-    requireInt('outFeatures', outFeatures, { max: MAX_ELEMENTS });
+    requireInt('inFeatures', inFeatures, { min: 1, max: MAX_ELEMENTS });
+    requireInt('outFeatures', outFeatures, { min: 1, max: MAX_ELEMENTS });
     requireElementCount('outFeatures', [outFeatures, inFeatures]);
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;

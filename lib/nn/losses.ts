@@ -5,6 +5,7 @@
  */
 import { Tensor } from './tensor';
 import { InvalidArgumentError } from '../errors';
+import { requireInstance } from '../validate';
 
 /** Result of a per-sample loss. */
 export interface LossResult {
@@ -26,7 +27,7 @@ export function crossEntropyLoss(
   labels: ArrayLike<number>,
   ignoreIndex = -100,
 ): LossResult {
-  if (!(logits instanceof Tensor)) throw new InvalidArgumentError('logits', 'must be a Tensor');
+  requireInstance('logits', logits, Tensor);
   if (labels === null || typeof labels !== 'object' || typeof labels.length !== 'number')
     throw new InvalidArgumentError('labels', 'must be an array of class ids');
   if (logits.shape.length < 2 || logits.shape.length > 3)
@@ -77,7 +78,7 @@ export function crossEntropyLoss(
 
 /** Mean squared error per sample: mean over the sample's elements of (pred - target)^2. */
 export function mseLoss(pred: Tensor, target: Tensor | Float32Array): LossResult {
-  if (!(pred instanceof Tensor)) throw new InvalidArgumentError('pred', 'must be a Tensor');
+  requireInstance('pred', pred, Tensor);
   if (
     !(target instanceof Tensor) &&
     Object.prototype.toString.call(target) !== '[object Float32Array]'

@@ -3,6 +3,7 @@
  * blocks (attention, feed-forward with padding, pooling, timing signal) read
  * it; a container sets it on its children before the forward pass.
  */
+import { requireInt } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { Module } from './module';
 
@@ -38,12 +39,7 @@ export function maskFromLengths(lengths: ArrayLike<number>, seq: number): Sequen
   const batch = lengths.length;
   const valid = new Uint8Array(batch * seq);
   for (let b = 0; b < batch; b++) {
-    const n = lengths[b];
-    if (!Number.isInteger(n) || n < 0 || n > seq)
-      throw new InvalidArgumentError(
-        `lengths[${b}]`,
-        `must be an integer in [0, ${seq}], got ${n}`,
-      );
+    const n = requireInt(`lengths[${b}]`, lengths[b], { min: 0, max: seq });
     valid.fill(1, b * seq, b * seq + n);
   }
   return { batch, seq, valid };

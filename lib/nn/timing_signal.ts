@@ -4,6 +4,7 @@
  * position t, with `w_i = exp(-i * ln(maxTimescale/minTimescale) / (n-1)) / minTimescale`.
  * Padding positions are left unchanged.  No parameters; backward is the identity.
  */
+import { requireLength } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { Module, bsf, checkGradShape, noForward } from './module';
 import { SequenceMask, checkMask } from './sequence_mask';
@@ -35,11 +36,7 @@ export class TimingSignal extends Module {
     this.dim = dim;
     const n = dim / 2;
     if (options.invTimescales) {
-      if (options.invTimescales.length !== n)
-        throw new InvalidArgumentError(
-          'invTimescales',
-          `must have ${n} entries, got ${options.invTimescales.length}`,
-        );
+      requireLength('invTimescales', options.invTimescales, n);
       this.invTimescales = Float32Array.from(options.invTimescales);
     } else {
       const lo = options.minTimescale ?? 1;

@@ -10,6 +10,7 @@
  * there (the TF graph of USE-Lite gathers the real rows only), and their
  * gradients are dropped, so padding contributes nothing to any gradient.
  */
+import { requirePositiveInt } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { ReLU, GELU } from './activations';
 import { MultiHeadAttention, Projection } from './attention';
@@ -152,8 +153,7 @@ export class TransformerLayer extends Module {
       heads: o.heads,
       dFF: o.dFF,
     }))
-      if (!Number.isInteger(v) || v < 1)
-        throw new InvalidArgumentError(name, `must be a positive integer, got ${v}`);
+      requirePositiveInt(name, v);
     this.dIn = o.dIn;
     this.dModel = o.dModel;
     this.norm = o.norm ?? 'pre';
