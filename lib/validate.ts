@@ -25,6 +25,9 @@ export interface NumberBounds {
   lessThan?: number;
 }
 
+/** The open interval (0, 1), e.g. for a delta or a probability that cannot be 0 or 1. */
+export const OPEN_UNIT: NumberBounds = Object.freeze({ greaterThan: 0, lessThan: 1 });
+
 function describe(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
     return String(value);
