@@ -23,6 +23,10 @@ export interface NumberBounds {
   greaterThan?: number;
   /** Values must be strictly less than this. */
   lessThan?: number;
+  /** Accept +-Infinity (still subject to the bounds); NaN is always refused. */
+  allowInfinite?: boolean;
+  /** Said after the range when a value is out of it, e.g. `(use 1 for non-Poisson sampling)`. */
+  hint?: string;
 }
 
 /** The open interval (0, 1), e.g. for a delta or a probability that cannot be 0 or 1. */
@@ -55,20 +59,25 @@ function checkBounds(name: string, value: number, b: NumberBounds, kind = ''): v
   if (inside) return;
   // Two-sided bounds are said as one interval ("must be in (0, 1)"), one-sided as a comparison.
   const range = interval(b);
-  if (range !== undefined)
-    throw new InvalidArgumentError(name, `must be ${kind}in ${range}, got ${value}`);
-  if (b.min !== undefined && value < b.min)
-    throw new InvalidArgumentError(name, `must be ${kind}>= ${b.min}, got ${value}`);
-  if (b.max !== undefined && value > b.max)
-    throw new InvalidArgumentError(name, `must be ${kind}<= ${b.max}, got ${value}`);
-  if (b.greaterThan !== undefined && !(value > b.greaterThan))
-    throw new InvalidArgumentError(name, `must be ${kind}> ${b.greaterThan}, got ${value}`);
-  throw new InvalidArgumentError(name, `must be ${kind}< ${b.lessThan}, got ${value}`);
+  const what =
+    range !== undefined
+      ? `in ${range}`
+      : b.min !== undefined && value < b.min
+        ? `>= ${b.min}`
+        : b.max !== undefined && value > b.max
+          ? `<= ${b.max}`
+          : b.greaterThan !== undefined && !(value > b.greaterThan)
+            ? `> ${b.greaterThan}`
+            : `< ${b.lessThan}`;
+  const hint = b.hint ? ` ${b.hint}` : '';
+  throw new InvalidArgumentError(name, `must be ${kind}${what}${hint}, got ${value}`);
 }
 
 /** A finite number within the bounds; returns it. */
 export function requireNumber(name: string, value: unknown, bounds: NumberBounds = {}): number {
-  if (typeof value !== 'number' || !Number.isFinite(value))
+  if (typeof value !== 'number' || Number.isNaN(value))
+    throw new InvalidArgumentError(name, `must be a number, got ${describe(value)}`);
+  if (!bounds.allowInfinite && !Number.isFinite(value))
     throw new InvalidArgumentError(name, `must be a finite number, got ${describe(value)}`);
   checkBounds(name, value, bounds);
   return value;
@@ -208,6 +217,20 @@ export function requireShape(name: string, value: unknown): readonly number[] {
       `must be an array of integers >= 0, got ${Array.isArray(value) ? JSON.stringify(value) : describe(value)}`,
     );
   return value as readonly number[];
+}
+
+/**
+ * Runs `checks`; an {@link InvalidArgumentError} they throw gets `where` in front of its message
+ * (e.g. `"history[3]: sampleRate: must be ..."`), keeping its argument. Returns what they return.
+ */
+export function inContext<T>(where: string, checks: () => T): T {
+  try {
+    return checks();
+  } catch (e) {
+    if (e instanceof InvalidArgumentError)
+      throw new InvalidArgumentError(e.argument, `${where}: ${e.message}`, e.cause);
+    throw e;
+  }
 }
 
 /** A plain object (not null, not an array); returns it. */
