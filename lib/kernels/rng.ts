@@ -11,6 +11,15 @@
  */
 import { loadAddon } from '../native';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
+import {
+  isTypedArrayOf,
+  requireFloat32Array,
+  requireLength,
+  requireNumber,
+  requireObject,
+  requireString,
+  requireTypedArray,
+} from '../validate';
 
 /** Options of {@link Rng}. */
 export interface RngOptions {
@@ -54,8 +63,7 @@ function toHex(b: Uint8Array): string {
 }
 
 function fromHex(s: string, bytes: number, name: string): Uint8Array {
-  if (typeof s !== 'string')
-    throw new InvalidArgumentError(name, `${name} must be a string of ${2 * bytes} hex characters`);
+  requireString(name, s, false);
   if (s.length !== 2 * bytes || !HEX_RE.test(s)) {
     throw new InvalidArgumentError(
       name,
@@ -66,10 +74,7 @@ function fromHex(s: string, bytes: number, name: string): Uint8Array {
 }
 
 function checkStd(std: unknown): number {
-  if (typeof std !== 'number') throw new InvalidArgumentError('std', 'std must be a number');
-  if (!Number.isFinite(std) || std < 0)
-    throw new InvalidArgumentError('std', 'std must be finite and >= 0');
-  return std;
+  return requireNumber('std', std, { min: 0 });
 }
 
 /** Words a Float32 Gaussian call of n elements consumes (groups of 16). */
@@ -161,8 +166,7 @@ export class Rng {
 
   /** Keys the stream from OS entropy, or from `opts.seed` (fixed-seed mode). */
   constructor(opts?: RngOptions) {
-    if (opts !== undefined && (opts === null || typeof opts !== 'object'))
-      throw new InvalidArgumentError('opts', 'opts must be an object');
+    if (opts !== undefined) requireObject('opts', opts);
     const seed = opts?.seed;
     this.nonce = new Uint8Array(12);
     this.position = 0n;
@@ -172,10 +176,8 @@ export class Rng {
     } else if (typeof seed === 'string') {
       this.key = fromHex(seed, 32, 'seed');
       this.reproducible = true;
-    } else if (Object.prototype.toString.call(seed) === '[object Uint8Array]') {
-      if (seed.length !== 32)
-        throw new InvalidArgumentError('seed', `seed must be 32 bytes (got ${seed.length})`);
-      this.key = Uint8Array.from(seed);
+    } else if (isTypedArrayOf(seed, 'Uint8Array')) {
+      this.key = Uint8Array.from(requireLength('seed', seed, 32, 'bytes'));
       this.reproducible = true;
     } else {
       throw new InvalidArgumentError(
@@ -208,8 +210,7 @@ export class Rng {
 
   /** Fills `out` with uniform 32-bit words (one stream word each). */
   fillUint32(out: Uint32Array): Uint32Array {
-    if (Object.prototype.toString.call(out) !== '[object Uint32Array]')
-      throw new InvalidArgumentError('out', 'out must be a Uint32Array');
+    requireTypedArray('out', out, 'Uint32Array');
     const pos = this.position;
     addon().rngFillU32(this.key, this.nonce, pos, out);
     this.reserve(BigInt(out.length));
@@ -218,8 +219,7 @@ export class Rng {
 
   /** Fills `out` with 53-bit uniforms in [0, 1) (two stream words each). */
   uniform(out: Float64Array): Float64Array {
-    if (Object.prototype.toString.call(out) !== '[object Float64Array]')
-      throw new InvalidArgumentError('out', 'out must be a Float64Array');
+    requireTypedArray('out', out, 'Float64Array');
     addon().rngUniform(this.key, this.nonce, this.position, out);
     this.reserve(2n * BigInt(out.length));
     return out;
@@ -239,8 +239,7 @@ export class Rng {
 
   /** Adds N(0, std^2) noise to every element of `buf` in place. */
   addGaussianNoise(buf: Float32Array, std: number): Float32Array {
-    if (Object.prototype.toString.call(buf) !== '[object Float32Array]')
-      throw new InvalidArgumentError('buf', 'buf must be a Float32Array');
+    requireFloat32Array('buf', buf);
     checkStd(std);
     addon().rngGaussian(this.key, this.nonce, this.position, buf, std, true);
     this.reserve(gaussianF32Words(buf.length));
@@ -254,8 +253,7 @@ export class Rng {
    */
   addGaussianNoiseAsync(buf: Float32Array, std: number): Promise<Float32Array> {
     try {
-      if (Object.prototype.toString.call(buf) !== '[object Float32Array]')
-        throw new InvalidArgumentError('buf', 'buf must be a Float32Array');
+      requireFloat32Array('buf', buf);
       checkStd(std);
       const words = gaussianF32Words(buf.length);
       if (this.position + words >= U64_LIMIT)
@@ -282,10 +280,8 @@ export class Rng {
     out: T,
     sigmaSq: number | RationalSigmaSq,
   ): T {
-    const tag = Object.prototype.toString.call(out);
-    if (tag !== '[object Int32Array]' && tag !== '[object BigInt64Array]') {
+    if (!isTypedArrayOf(out, 'Int32Array') && !isTypedArrayOf(out, 'BigInt64Array'))
       throw new InvalidArgumentError('out', 'out must be an Int32Array or BigInt64Array');
-    }
     const { num, den } = sigmaSqRational(sigmaSq);
     const next = addon().rngDiscreteGaussian(this.key, this.nonce, this.position, out, num, den);
     this.reserve(next - this.position);
@@ -305,8 +301,7 @@ export class Rng {
 
   /** Restores a stream saved by {@link getState}; it continues exactly where it stopped. */
   static fromState(state: RngState): Rng {
-    if (state === null || typeof state !== 'object')
-      throw new InvalidArgumentError('state', 'state must be an RngState object');
+    requireObject('state', state);
     if (state.version !== 1)
       throw new InvalidArgumentError(
         'state.version',
@@ -344,9 +339,8 @@ export class Rng {
   }
 
   private gaussianWords(out: unknown, name: string): bigint {
-    const tag = Object.prototype.toString.call(out);
-    if (tag === '[object Float32Array]') return gaussianF32Words((out as Float32Array).length);
-    if (tag === '[object Float64Array]') return gaussianF64Words((out as Float64Array).length);
+    if (isTypedArrayOf(out, 'Float32Array')) return gaussianF32Words(out.length);
+    if (isTypedArrayOf(out, 'Float64Array')) return gaussianF64Words(out.length);
     throw new InvalidArgumentError(name, `${name} must be a Float32Array or Float64Array`);
   }
 }
