@@ -119,6 +119,13 @@ export function requireString(name: string, value: unknown, nonEmpty = true): st
   return value;
 }
 
+/** A boolean; returns it. */
+export function requireBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean')
+    throw new InvalidArgumentError(name, `must be a boolean, got ${describe(value)}`);
+  return value;
+}
+
 /** One of the listed values; returns it. */
 export function requireOneOf<T extends string>(
   name: string,

@@ -13,6 +13,7 @@ import { loadAddon } from '../native';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
 import {
   isTypedArrayOf,
+  requireBoolean,
   requireFloat32Array,
   requireLength,
   requireNumber,
@@ -307,8 +308,7 @@ export class Rng {
         'state.version',
         `state.version must be 1 (got ${String(state.version)})`,
       );
-    if (typeof state.reproducible !== 'boolean')
-      throw new InvalidArgumentError('state.reproducible', 'state.reproducible must be a boolean');
+    requireBoolean('state.reproducible', state.reproducible);
     const key = fromHex(state.key, 32, 'state.key');
     const nonce = fromHex(state.nonce, 12, 'state.nonce');
     if (typeof state.position !== 'string' || !/^[0-9]{1,20}$/.test(state.position)) {
