@@ -10,9 +10,9 @@ import { requirePositiveInt } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { Linear } from './linear';
 import { LoraLinear } from './lora_linear';
-import { Module, bsf, checkGradShape, noForward } from './module';
+import { Module, checkGradShape, noForward } from './module';
 import { sgemm } from '../kernels/linalg';
-import { SequenceMask, checkMask } from './sequence_mask';
+import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
 
 /** A projection: a plain or LoRA-wrapped linear layer. */
@@ -277,13 +277,7 @@ export class MultiHeadAttention extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (x.shape.length !== 3)
-      throw new InvalidArgumentError(
-        'x',
-        `MultiHeadAttention.forward: input must be [batch, seq, features], got ${JSON.stringify(x.shape)}`,
-      );
-    const { batch, seq } = bsf(x, 'MultiHeadAttention.forward', this.dIn);
-    if (this.mask) checkMask(this.mask, batch, seq, 'MultiHeadAttention.forward');
+    const { batch, seq } = sequenceInput(x, this.mask, 'MultiHeadAttention.forward', this.dIn);
     const q = this.q.forward(x).data;
     const k = this.k.forward(x).data;
     const v = this.v.forward(x).data;

@@ -5,7 +5,7 @@
  * so backward only checks shapes and returns a zero gradient for the ids.
  */
 import { InvalidArgumentError } from '../errors';
-import { requireElementCount, requirePositiveInt } from '../validate';
+import { requireElementCount, requireLength, requirePositiveInt } from '../validate';
 import { Module, checkGradShape, noForward } from './module';
 import { Parameter, Tensor } from './tensor';
 
@@ -39,12 +39,7 @@ export class Embedding extends Module {
     this.scale = options.scale ?? 1;
     const w = new Float32Array(vocabSize * dim);
     if (options.weight) {
-      if (options.weight.length !== w.length)
-        throw new InvalidArgumentError(
-          'weight',
-          `must have ${vocabSize}x${dim} elements, got ${options.weight.length}`,
-        );
-      w.set(options.weight);
+      w.set(requireLength('weight', options.weight, w.length, `${vocabSize}x${dim}`));
     }
     this.weight = new Parameter(w, [vocabSize, dim], false);
   }

@@ -16,8 +16,13 @@ import {
 import { PackedWeight } from './packed_weight';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
-import { MAX_ELEMENTS, requireElementCount, requireInt, requireObject } from '../validate';
-import { InvalidArgumentError } from '../errors';
+import {
+  MAX_ELEMENTS,
+  requireElementCount,
+  requireInt,
+  requireLength,
+  requireObject,
+} from '../validate';
 
 /** Options of {@link Linear}. */
 export interface LinearOptions {
@@ -63,12 +68,10 @@ export class Linear extends PerSampleLayer {
     const rnd = new InitRandom(options.seed);
     let w: Float32Array;
     if (options.weight) {
-      if (options.weight.length !== inFeatures * outFeatures)
-        throw new InvalidArgumentError(
-          'weight',
-          `Linear: weight must have ${outFeatures}x${inFeatures} elements, got ${options.weight.length}`,
-        );
-      w = Float32Array.from(options.weight);
+      const n = inFeatures * outFeatures;
+      w = Float32Array.from(
+        requireLength('weight', options.weight, n, `${outFeatures}x${inFeatures}`),
+      );
     } else {
       w = kaimingUniform(new Float32Array(inFeatures * outFeatures), inFeatures, Math.sqrt(5), rnd);
     }
@@ -76,12 +79,7 @@ export class Linear extends PerSampleLayer {
     if (options.bias ?? true) {
       let b: Float32Array;
       if (options.biasData) {
-        if (options.biasData.length !== outFeatures)
-          throw new InvalidArgumentError(
-            'biasData',
-            `Linear: biasData must have ${outFeatures} elements, got ${options.biasData.length}`,
-          );
-        b = Float32Array.from(options.biasData);
+        b = Float32Array.from(requireLength('biasData', options.biasData, outFeatures));
       } else {
         b = uniformFill(new Float32Array(outFeatures), 1 / Math.sqrt(inFeatures), rnd);
       }

@@ -5,7 +5,8 @@
  */
 import { requireInt } from '../validate';
 import { InvalidArgumentError } from '../errors';
-import { Module } from './module';
+import { Module, bsf } from './module';
+import type { Tensor } from './tensor';
 
 /** Per-position validity: `valid[b * seq + t]` is 1 for a real token, 0 for padding. */
 export interface SequenceMask {
@@ -52,6 +53,26 @@ export function checkMask(mask: SequenceMask, batch: number, seq: number, who: s
       'mask',
       `${who}: the mask is ${mask.batch}x${mask.seq} but the input has ${batch}x${seq} positions`,
     );
+}
+
+/**
+ * The dimensions of a sequence layer's input `x`, which must be [batch, seq, features] (with
+ * `features` columns when given), checked against the padding `mask` when there is one.
+ */
+export function sequenceInput(
+  x: Tensor,
+  mask: SequenceMask | null,
+  who: string,
+  features?: number,
+): { batch: number; seq: number; feat: number } {
+  if (x.shape.length !== 3)
+    throw new InvalidArgumentError(
+      'x',
+      `${who}: x must be [batch, seq, ${features ?? 'features'}], got ${JSON.stringify(x.shape)}`,
+    );
+  const dims = bsf(x, who, features);
+  if (mask) checkMask(mask, dims.batch, dims.seq, who);
+  return dims;
 }
 
 /** Zeroes the feature rows of padding positions in place (`x`: [batch*seq, feat]). */

@@ -6,8 +6,8 @@
  */
 import { requireLength } from '../validate';
 import { InvalidArgumentError } from '../errors';
-import { Module, bsf, checkGradShape, noForward } from './module';
-import { SequenceMask, checkMask } from './sequence_mask';
+import { Module, checkGradShape, noForward } from './module';
+import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
 
 /** Options of {@link TimingSignal}. */
@@ -53,13 +53,7 @@ export class TimingSignal extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (x.shape.length !== 3)
-      throw new InvalidArgumentError(
-        'x',
-        `must be [batch, seq, ${this.dim}], got ${JSON.stringify(x.shape)}`,
-      );
-    const { batch, seq } = bsf(x, 'TimingSignal.forward', this.dim);
-    if (this.mask) checkMask(this.mask, batch, seq, 'TimingSignal.forward');
+    const { batch, seq } = sequenceInput(x, this.mask, 'TimingSignal.forward', this.dim);
     const n = this.dim / 2;
     const y = x.data.slice();
     const sig = new Float32Array(this.dim);

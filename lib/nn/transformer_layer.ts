@@ -17,7 +17,7 @@ import { MultiHeadAttention, Projection } from './attention';
 import { LayerNorm } from './layer_norm';
 import { Linear } from './linear';
 import { Module, bsf, checkGradShape, noForward } from './module';
-import { SequenceMask, checkMask, zeroPadding } from './sequence_mask';
+import { SequenceMask, checkMask, sequenceInput, zeroPadding } from './sequence_mask';
 import { Tensor } from './tensor';
 
 /** Position-wise feed-forward: fc2(act(fc1(x))), zero on padding rows. */
@@ -200,13 +200,7 @@ export class TransformerLayer extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (x.shape.length !== 3)
-      throw new InvalidArgumentError(
-        'x',
-        `must be [batch, seq, features], got ${JSON.stringify(x.shape)}`,
-      );
-    const { batch, seq } = bsf(x, 'TransformerLayer.forward', this.dIn);
-    if (this.mask) checkMask(this.mask, batch, seq, 'TransformerLayer.forward');
+    sequenceInput(x, this.mask, 'TransformerLayer.forward', this.dIn);
     let y: Tensor;
     if (this.norm === 'pre') {
       const a = this.attention.forward(this.ln1.forward(x));
