@@ -42,6 +42,28 @@ export interface MultiHeadAttentionOptions {
   o?: Projection;
 }
 
+/** out[seq, seq] = alpha * x_h y_h^T for the head whose columns start at `off` (row stride d). */
+function headProduct(
+  x: Float32Array,
+  y: Float32Array,
+  off: number,
+  out: Float32Array,
+  seq: number,
+  dHead: number,
+  d: number,
+  alpha: number,
+): void {
+  sgemm(x.subarray(off), y.subarray(off), out, {
+    m: seq,
+    n: seq,
+    k: dHead,
+    transB: true,
+    alpha,
+    lda: d,
+    ldb: d,
+  });
+}
+
 /**
  * Scaled dot-product attention core: out[b,t,h] = sum_s P[b,h,t,s] v[b,s,h]
  * with P = softmax over real keys of scale * q.k.  No parameters.
@@ -73,15 +95,7 @@ export function attentionForward(
     for (let h = 0; h < heads; h++) {
       const p = probs.subarray((b * heads + h) * tt, (b * heads + h + 1) * tt);
       // scores = scale * q_h k_h^T   [seq, seq]
-      sgemm(q.subarray(base + h * dHead), k.subarray(base + h * dHead), p, {
-        m: seq,
-        n: seq,
-        k: dHead,
-        transB: true,
-        alpha: scale,
-        lda: d,
-        ldb: d,
-      });
+      headProduct(q, k, base + h * dHead, p, seq, dHead, d, scale);
       for (let t = 0; t < seq; t++) {
         const row = t * seq;
         if (!anyValid) {
@@ -158,14 +172,7 @@ export function attentionBackward(
         ldc: d,
       });
       // dP = gOut_h v_h^T
-      sgemm(gOut.subarray(off), v.subarray(off), dp, {
-        m: seq,
-        n: seq,
-        k: dHead,
-        transB: true,
-        lda: d,
-        ldb: d,
-      });
+      headProduct(gOut, v, off, dp, seq, dHead, d, 1);
       // dS = P * (dP - rowsum(P * dP)), times scale
       for (let t = 0; t < seq; t++) {
         const row = t * seq;

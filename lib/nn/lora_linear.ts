@@ -157,37 +157,24 @@ export class LoraLinear extends PerSampleLayer {
     return [['base', this.base]];
   }
 
+  /** base.weight += alpha * B A. */
+  private addToBase(alpha: number): void {
+    const { loraB, loraA, outFeatures, r, inFeatures } = this;
+    matmul(loraB, loraA, outFeatures, r, inFeatures, alpha, this.base.weight.data, 1);
+    this.base.weight.markChanged();
+  }
+
   /** Folds s * B A into the base weight (inference); forward then skips the adapter. */
   merge(): void {
     if (this.merged) return;
-    matmul(
-      this.loraB,
-      this.loraA,
-      this.outFeatures,
-      this.r,
-      this.inFeatures,
-      this.scaling,
-      this.base.weight.data,
-      1,
-    );
-    this.base.weight.markChanged();
+    this.addToBase(this.scaling);
     this.merged = true;
   }
 
   /** Removes s * B A from the base weight again. */
   unmerge(): void {
     if (!this.merged) return;
-    matmul(
-      this.loraB,
-      this.loraA,
-      this.outFeatures,
-      this.r,
-      this.inFeatures,
-      -this.scaling,
-      this.base.weight.data,
-      1,
-    );
-    this.base.weight.markChanged();
+    this.addToBase(-this.scaling);
     this.merged = false;
   }
 
