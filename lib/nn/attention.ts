@@ -42,6 +42,26 @@ export interface MultiHeadAttentionOptions {
   o?: Projection;
 }
 
+/** out_h = p^T x_h: p [seq, seq], x_h and out_h the head's columns from `off` (row stride d). */
+function headTransposedProduct(
+  p: Float32Array,
+  x: Float32Array,
+  off: number,
+  out: Float32Array,
+  seq: number,
+  dHead: number,
+  d: number,
+): void {
+  sgemm(p, x.subarray(off), out.subarray(off), {
+    m: seq,
+    n: dHead,
+    k: seq,
+    transA: true,
+    ldb: d,
+    ldc: d,
+  });
+}
+
 /** out[seq, seq] = alpha * x_h y_h^T for the head whose columns start at `off` (row stride d). */
 function headProduct(
   x: Float32Array,
@@ -163,14 +183,7 @@ export function attentionBackward(
       const off = base + h * dHead;
       const p = probs.subarray((b * heads + h) * tt, (b * heads + h + 1) * tt);
       // gv_h = P^T gOut_h
-      sgemm(p, gOut.subarray(off), gv.subarray(off), {
-        m: seq,
-        n: dHead,
-        k: seq,
-        transA: true,
-        ldb: d,
-        ldc: d,
-      });
+      headTransposedProduct(p, gOut, off, gv, seq, dHead, d);
       // dP = gOut_h v_h^T
       headProduct(gOut, v, off, dp, seq, dHead, d, 1);
       // dS = P * (dP - rowsum(P * dP)), times scale
@@ -182,14 +195,7 @@ export function attentionBackward(
       }
       // gq_h = dS k_h ; gk_h = dS^T q_h
       sgemm(dp, k.subarray(off), gq.subarray(off), { m: seq, n: dHead, k: seq, ldb: d, ldc: d });
-      sgemm(dp, q.subarray(off), gk.subarray(off), {
-        m: seq,
-        n: dHead,
-        k: seq,
-        transA: true,
-        ldb: d,
-        ldc: d,
-      });
+      headTransposedProduct(dp, q, off, gk, seq, dHead, d);
     }
   }
   return { gq, gk, gv };

@@ -93,6 +93,11 @@ export function quiet(): { warnings: string[]; onWarning: (m: string) => void } 
   return { warnings, onWarning: (m: string) => warnings.push(m) };
 }
 
+/** Plain SGD at `lr` over the trainable parameters of `model`. */
+function sgd(model: Module, lr: number): SGD {
+  return new SGD(model.trainableParameters(), { lr });
+}
+
 /** `engine.makePrivate` over `model` with plain SGD at `lr` and the other options as given. */
 export function privateSgd(
   engine: PrivacyEngine,
@@ -100,11 +105,7 @@ export function privateSgd(
   lr: number,
   o: Omit<MakePrivateOptions, 'model' | 'optimizer'>,
 ): PrivateTraining {
-  return engine.makePrivate({
-    model,
-    optimizer: new SGD(model.trainableParameters(), { lr }),
-    ...o,
-  });
+  return engine.makePrivate({ model, optimizer: sgd(model, lr), ...o });
 }
 
 /** `engine.makePrivateWithEpsilon` over `model` with plain SGD at `lr`. */
@@ -114,11 +115,7 @@ export function privateSgdWithEpsilon(
   lr: number,
   o: Omit<MakePrivateWithEpsilonOptions, 'model' | 'optimizer'>,
 ): PrivateTraining {
-  return engine.makePrivateWithEpsilon({
-    model,
-    optimizer: new SGD(model.trainableParameters(), { lr }),
-    ...o,
-  });
+  return engine.makePrivateWithEpsilon({ model, optimizer: sgd(model, lr), ...o });
 }
 
 /** An engine whose budget (epsilon 0.01 at noise 0.3 and q = 0.5) cannot afford a single step. */
