@@ -11,7 +11,7 @@
  * Only the first `maxChars` characters of the body are used (bounds time on huge mails).
  */
 import { InvalidArgumentError } from '../errors';
-import { requireArray, requireInt, requireString } from '../validate';
+import { requireArray, requireInt, requireLength, requireString } from '../validate';
 
 /** Featurizer settings (part of the base-model cache key). */
 export interface FeaturizerConfig {
@@ -161,8 +161,7 @@ export function featurizeInto(
   config: FeaturizerConfig = DEFAULT_FEATURIZER,
 ): void {
   const { dim } = config;
-  if (out.length !== dim)
-    throw new InvalidArgumentError('out', `out must have length dim = ${dim}, got ${out.length}`);
+  requireLength('out', out, dim, 'dim');
   out.fill(0);
   let subject = '';
   let body = text;

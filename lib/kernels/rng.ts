@@ -13,6 +13,7 @@ import { loadAddon } from '../native';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
 import {
   isTypedArrayOf,
+  requireInstance,
   requireBoolean,
   requireFloat32Array,
   requireLength,
@@ -104,8 +105,7 @@ export function sigmaSqRational(
   let num: bigint;
   let den: bigint;
   if (typeof sigmaSq === 'number') {
-    if (!Number.isFinite(sigmaSq) || !(sigmaSq > 0))
-      throw new InvalidArgumentError(name, `${name} must be a finite number > 0`);
+    requireNumber(name, sigmaSq, { greaterThan: 0 });
     // Exact decomposition sigmaSq = m * 2^e with integer m.
     const buf = new DataView(new ArrayBuffer(8));
     buf.setFloat64(0, sigmaSq);
@@ -332,7 +332,7 @@ export class Rng {
     rng: Rng,
     fn: (key: Uint8Array, nonce: Uint8Array, position: bigint) => { result: R; next: bigint },
   ): R {
-    if (!(rng instanceof Rng)) throw new InvalidArgumentError('rng', 'rng must be an Rng');
+    requireInstance('rng', rng, Rng);
     const { result, next } = fn(rng.key, rng.nonce, rng.position);
     rng.reserve(next - rng.position);
     return result;

@@ -5,7 +5,7 @@
  */
 import { Tensor } from './tensor';
 import { InvalidArgumentError } from '../errors';
-import { requireInstance } from '../validate';
+import { requireInstance, requireLength } from '../validate';
 
 /** Result of a per-sample loss. */
 export interface LossResult {
@@ -85,11 +85,7 @@ export function mseLoss(pred: Tensor, target: Tensor | Float32Array): LossResult
   )
     throw new InvalidArgumentError('target', 'must be a Tensor or a Float32Array');
   const t = target instanceof Tensor ? target.data : target;
-  if (t.length !== pred.size)
-    throw new InvalidArgumentError(
-      'target',
-      `mseLoss: target has ${t.length} elements, pred has ${pred.size}`,
-    );
+  requireLength('target', t, pred.size, 'the elements of pred');
   const batch = pred.shape[0];
   const per = batch > 0 ? pred.size / batch : 0;
   const losses = new Float32Array(batch);

@@ -4,7 +4,7 @@
  * position t, with `w_i = exp(-i * ln(maxTimescale/minTimescale) / (n-1)) / minTimescale`.
  * Padding positions are left unchanged.  No parameters; backward is the identity.
  */
-import { requireLength } from '../validate';
+import { requireInt, requireLength } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { Module, checkGradShape, noForward } from './module';
 import { SequenceMask, sequenceInput } from './sequence_mask';
@@ -31,8 +31,8 @@ export class TimingSignal extends Module {
 
   constructor(dim: number, options: TimingSignalOptions = {}) {
     super();
-    if (!Number.isInteger(dim) || dim < 2 || dim % 2 !== 0)
-      throw new InvalidArgumentError('dim', `must be an even integer >= 2, got ${dim}`);
+    requireInt('dim', dim, { min: 2 });
+    if (dim % 2 !== 0) throw new InvalidArgumentError('dim', `must be even, got ${dim}`);
     this.dim = dim;
     const n = dim / 2;
     if (options.invTimescales) {

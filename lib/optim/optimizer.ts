@@ -3,7 +3,7 @@
  * `Parameter.grad` and update `Parameter.data`.
  */
 import { Parameter } from '../nn/tensor';
-import { requireFloat32Array, requireNumber } from '../validate';
+import { requireArray, requireFloat32Array, requireInstance, requireNumber } from '../validate';
 import { InvalidArgumentError } from '../errors';
 
 /**
@@ -36,8 +36,7 @@ export abstract class Optimizer {
   abstract readonly kind: string;
 
   constructor(params: Parameter[], lr: number) {
-    if (!Array.isArray(params) || params.some((p) => !(p instanceof Parameter)))
-      throw new InvalidArgumentError('params', 'Optimizer: params must be an array of Parameter');
+    requireArray('params', params).forEach((p, i) => requireInstance(`params[${i}]`, p, Parameter));
     requireNumber('lr', lr, { min: 0 });
     if (new Set(params).size !== params.length)
       throw new InvalidArgumentError('params', 'Optimizer: params contains duplicates');
