@@ -6,6 +6,7 @@
  * then starts from those hidden states.
  */
 import { InvalidArgumentError, InvalidStateError } from '../../errors';
+import { requireInt } from '../../validate';
 import { Linear } from '../../nn/linear';
 import { Module } from '../../nn/module';
 import { SequenceMask, maskFromLengths } from '../../nn/sequence_mask';
@@ -36,12 +37,10 @@ export class UseLiteClassifier extends Module {
 
   constructor(encoder: UseLiteEncoder, options: UseLiteClassifierOptions) {
     super();
-    const start = options.startLayer ?? 0;
-    if (!Number.isInteger(start) || start < 0 || start > encoder.layers.length)
-      throw new InvalidArgumentError(
-        'startLayer',
-        `must be an integer in [0, ${encoder.layers.length}], got ${start}`,
-      );
+    const start = requireInt('startLayer', options.startLayer ?? 0, {
+      min: 0,
+      max: encoder.layers.length,
+    });
     this.encoder = encoder;
     this.startLayer = start;
     this.head = new Linear(USE_LITE_DIM, options.classes, {
