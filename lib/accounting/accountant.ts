@@ -25,6 +25,7 @@ import {
   composedExtraDelta as extraDeltaOf,
   composedWindowLength,
   discretizeSubsampledGaussian,
+  pldRoundingPerStep,
   pldStepGridPoints,
 } from './pld';
 import { DEFAULT_ORDERS, checkOrders, computeRdp } from './rdp';
@@ -233,6 +234,12 @@ export interface PldEpsilonDetails {
   gridStep?: number;
 }
 
+/**
+ * PLD is not attempted when the bound on the FFT rounding it would charge to delta is at least
+ * this large (about 2e10 steps at the default maxFftLength): RDP answers instead.
+ */
+const MAX_ROUNDING_DELTA = 1e-3;
+
 /** Largest grid step the PLD accountant falls back to automatically. */
 const MAX_AUTO_GRID_STEP = 0.2;
 
@@ -301,8 +308,7 @@ export class PldAccountant extends BaseAccountant implements Accountant {
    * accounts with RDP).
    */
   private composed():
-    | { remove: ComposedPld; add: ComposedPld; gridStep: number }
-    | { infeasible: string } {
+    { remove: ComposedPld; add: ComposedPld; gridStep: number } | { infeasible: string } {
     if (this.cache && this.cache.version === this.version) return this.cache.value;
     const value = this.compose();
     this.cache = { version: this.version, value };
@@ -310,8 +316,7 @@ export class PldAccountant extends BaseAccountant implements Accountant {
   }
 
   private compose():
-    | { remove: ComposedPld; add: ComposedPld; gridStep: number }
-    | { infeasible: string } {
+    { remove: ComposedPld; add: ComposedPld; gridStep: number } | { infeasible: string } {
     const groups = groupEvents(this.events);
     let params: PldParameters = { ...this.parameters };
     const max = params.maxFftLength;
@@ -323,11 +328,24 @@ export class PldAccountant extends BaseAccountant implements Accountant {
       params = { ...params, gridStep: params.gridStep * factor };
       return null;
     };
+    // Raising the spectrum to the power `steps` multiplies the FFT's rounding by about `steps`
+    // (see composePlds): beyond this many steps the rounding bound alone would exceed
+    // MAX_ROUNDING_DELTA, so PLD cannot certify anything useful and is not attempted.
+    const totalSteps = groups.reduce((t, e) => t + e.steps, 0);
+    const roundingFloor = totalSteps * pldRoundingPerStep(max);
+    if (!(roundingFloor <= MAX_ROUNDING_DELTA)) {
+      return {
+        infeasible: `${totalSteps} steps: the FFT's rounding, raised to that power, could reach ${roundingFloor.toPrecision(3)} in delta`,
+      };
+    }
     for (let attempt = 0; attempt < 64; attempt++) {
       // One step of each event must fit first (cheap to test without allocating).
       let stepPoints = 0;
       for (const e of groups) {
-        stepPoints = Math.max(stepPoints, pldStepGridPoints(e.sampleRate, e.noiseMultiplier, params));
+        stepPoints = Math.max(
+          stepPoints,
+          pldStepGridPoints(e.sampleRate, e.noiseMultiplier, params),
+        );
       }
       if (!(stepPoints + 1 <= max)) {
         const why = coarsen(stepPoints, 'one step');

@@ -277,7 +277,21 @@ export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCal
     // Verify: e was computed by the chosen accountant at exactly this z.
     if (!(e <= eps))
       throw new Error(`internal: calibrated noise multiplier ${z} gives epsilon ${e} > ${eps}`);
-    return { noiseMultiplier: z, epsilon: e, steps, accountant: k, evaluations };
+    const r: NoiseCalibration = {
+      noiseMultiplier: z,
+      epsilon: e,
+      steps,
+      accountant: k,
+      evaluations,
+    };
+    if (k === 'pld' && mechanism === 'gaussian') {
+      // The PLD accountant answers with RDP where PLD cannot certify (very long runs): say so.
+      const d = new PldAccountant(fineParams)
+        .step({ noiseMultiplier: z, sampleRate: q, mechanism }, steps)
+        .getEpsilonDetails(delta);
+      if (d.fallback) r.fallback = `the PLD accountant answers with RDP here: ${d.fallback}`;
+    }
+    return r;
   }
 }
 

@@ -431,6 +431,15 @@ function mulComplexPow(
 const FFT_ETA = 8 * 2 ** -53;
 
 /**
+ * About the rounding allowance one composed step adds to delta in a composition by FFTs of up to
+ * `maxFftLength` points (half the zero-frequency term of the bound charged by composePlds, whose
+ * magnitude is about 1): a cheap test of whether a very long composition can be certified.
+ */
+export function pldRoundingPerStep(maxFftLength: number): number {
+  return 2 * FFT_ETA * (Math.log2(Math.max(2, maxFftLength)) + 2) * 0.5;
+}
+
+/**
  * Updates the rounding bound of one frequency of a running product when it is multiplied by a
  * computed base of magnitude `a` (true magnitude within `gamma` of it and at most 1) raised to
  * `count`. `logBound[k]` is the log of a bound B on the magnitudes of both the computed and the
