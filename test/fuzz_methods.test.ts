@@ -17,22 +17,17 @@ import { PrivacyLedger } from '../lib/accounting/privacy_ledger';
 import { RdpAccountant } from '../lib';
 import { makeData, makeModel, quiet, snapshot, trainStep } from './helpers/dp_setup';
 import { SGD } from '../lib/optim';
+import { Dropout, Embedding, LayerNorm, Linear, LoraLinear } from '../lib/nn';
 import { PrivacyEngine } from '../lib/privacy';
 
 const root = path.resolve(__dirname, '..');
 
 /**
- * Findings known and NOT fixed here (outside this helper's files; reported to the lead):
- * non-DpLoraError TypeErrors from layers given a non-Tensor (forward(undefined)), a null record
- * context, a non-array LoRA weight, and from the trainer when the user's loss returns no grad.
- * Each entry: call-name prefix and a pattern of the reason. Anything else fails the test.
+ * Findings known and NOT fixed here (in the trainer, helper h10a's area; reported to the lead):
+ * a TypeError when the user's loss function returns no gradient tensor.
+ * Each entry: call-name pattern and reason pattern. Anything else fails the test.
  */
 const KNOWN: [RegExp, RegExp][] = [
-  [
-    /^(Linear|LoraLinear|LayerNorm|Dropout|Embedding|Sequential)#(forward|setRecordContext)\(/,
-    /^threw TypeError/,
-  ],
-  [/^LoraLinear\.lora[AB] = /, /^threw TypeError/],
   [/^trainer\(hostile 9\)\.fit/, /^threw TypeError/], // loss returns { grad: null }
 ];
 
@@ -140,5 +135,27 @@ describe('regressions found by the fuzz', () => {
     expect(() => l.isPrefixOf({} as never)).toThrow(
       expect.objectContaining({ code: 'ERR_DPLORA_INVALID_ARGUMENT' }) as Error,
     );
+  });
+  test('layers name a non-Tensor input, a bad record context and a bad LoRA weight', () => {
+    const bad = expect.objectContaining({ code: 'ERR_DPLORA_INVALID_ARGUMENT' }) as Error;
+    const lora = new LoraLinear(new Linear(4, 3, { seed: 1 }), { r: 2, alpha: 2, seed: 2 });
+    const layers = [
+      new Linear(4, 3),
+      lora,
+      new LayerNorm(4),
+      new Dropout(0.5),
+      new Embedding(5, 4),
+    ];
+    for (const l of layers) {
+      for (const x of [undefined, null, { shape: [1, 4], data: [] }])
+        expect(() => l.forward(x as never)).toThrow(bad);
+      expect(() => l.setRecordContext(undefined as never)).toThrow(bad);
+    }
+    expect(() => {
+      lora.loraA = [1, 2] as never;
+    }).toThrow(bad);
+    expect(() => {
+      lora.loraB = null as never;
+    }).toThrow(bad);
   });
 });

@@ -30,6 +30,8 @@ export class Dropout extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    if (!(x instanceof Tensor))
+      throw new InvalidArgumentError('input', 'Dropout.forward: must be a Tensor');
     this.shape = x.shape;
     if (!this.training || this.p === 0) {
       this.mask = null;

@@ -131,10 +131,10 @@ export class LoraLinear extends PerSampleLayer {
   }
   /** Overwrites A [r, in] (row-major) with `v`, which must have r * in elements. */
   set loraA(v: Float32Array) {
-    if (v.length !== this.loraAParam.size)
+    if (!(v instanceof Float32Array) || v.length !== this.loraAParam.size)
       throw new InvalidArgumentError(
         'loraA',
-        `LoraLinear.loraA: expected ${this.loraAParam.size} elements, got ${v.length}`,
+        `LoraLinear.loraA: expected a Float32Array of ${this.loraAParam.size} elements, got ${v instanceof Float32Array ? v.length : typeof v}`,
       );
     this.loraAParam.data.set(v);
   }
@@ -144,10 +144,10 @@ export class LoraLinear extends PerSampleLayer {
   }
   /** Overwrites B [out, r] (row-major) with `v`, which must have out * r elements. */
   set loraB(v: Float32Array) {
-    if (v.length !== this.loraBParam.size)
+    if (!(v instanceof Float32Array) || v.length !== this.loraBParam.size)
       throw new InvalidArgumentError(
         'loraB',
-        `LoraLinear.loraB: expected ${this.loraBParam.size} elements, got ${v.length}`,
+        `LoraLinear.loraB: expected a Float32Array of ${this.loraBParam.size} elements, got ${v instanceof Float32Array ? v.length : typeof v}`,
       );
     this.loraBParam.data.set(v);
   }

@@ -65,6 +65,8 @@ export function recordKeyFromBytes(bytes: Uint8Array): Uint32Array {
 
 /** Checks a record context; throws an InvalidArgumentError naming the field at fault. */
 export function validateRecordContext(ctx: RecordContext): void {
+  if (ctx === null || typeof ctx !== 'object')
+    throw new InvalidArgumentError('context', 'must be a record context object (or null)');
   if (!(ctx.key instanceof Uint32Array) || ctx.key.length !== 4)
     throw new InvalidArgumentError('context.key', 'must be a Uint32Array of 4 words');
   if (!Number.isSafeInteger(ctx.step) || ctx.step < 0)
