@@ -239,13 +239,21 @@ describe('discrete Gaussian events and edge cases', () => {
     );
     expectError(() => new PldAccountant({ gridStep: 0 }), 'InvalidArgumentError', /gridStep/);
   });
-  test('a delta below the truncation charges gives Infinity, not a wrong number', () => {
+  test('a delta below the truncation charges falls back to RDP (loudly), not a wrong number', () => {
     const acc = new PldAccountant({ gridStep: 1e-3, windowTail: 1e-9 }).step(
       { sampleRate: 0.01, noiseMultiplier: 1 },
       100,
     );
-    expect(acc.getEpsilon(1e-10)).toBe(Infinity);
-    expect(Number.isFinite(acc.getEpsilon(1e-6))).toBe(true);
+    const d = acc.getEpsilonDetails(1e-10);
+    expect(d.method).toBe('rdp-fallback');
+    expect(d.fallback).toMatch(/allowance/);
+    expect(d.remove).toBe(Infinity); // PLD alone certifies nothing at this delta
+    const rdp = new RdpAccountant().step({ sampleRate: 0.01, noiseMultiplier: 1 }, 100);
+    expect(d.epsilon).toBe(rdp.getEpsilon(1e-10));
+    const fine = acc.getEpsilonDetails(1e-6);
+    expect(fine.method).toBe('pld');
+    expect(fine.fallback).toBeUndefined();
+    expect(Number.isFinite(fine.epsilon)).toBe(true);
   });
   test('a grid too fine for the history is coarsened automatically (still an upper bound)', () => {
     const acc = new PldAccountant({ maxFftLength: 1 << 16 }).step(

@@ -22,10 +22,13 @@ import {
   composePlds,
   composedDelta,
   composedEpsilon,
+  composedExtraDelta as extraDeltaOf,
+  composedWindowLength,
   discretizeSubsampledGaussian,
+  pldRoundingPerStep,
+  pldStepGridPoints,
 } from './pld';
 import { DEFAULT_ORDERS, checkOrders, computeRdp } from './rdp';
-import { InvalidArgumentError } from '../errors';
 import { OPEN_UNIT, requireInt, requireNumber, requireOneOf } from '../validate';
 
 /** Common interface of the accountants. */
@@ -210,8 +213,14 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
 export interface PldEpsilonDetails {
   /** Epsilon at the requested delta (the larger of the two relations). */
   epsilon: number;
-  /** 'pld', or 'rdp-fallback' when the history holds discrete-Gaussian events. */
+  /**
+   * 'pld', or 'rdp-fallback' when the answer comes from RDP: the history holds discrete-Gaussian
+   * events, the composition does not fit the PLD grid, or its rounding bound leaves nothing of
+   * delta (very long compositions), or RDP certifies less than PLD. `fallback` then says why.
+   */
   method: 'pld' | 'rdp-fallback';
+  /** Why RDP was used (set exactly when method is 'rdp-fallback'). */
+  fallback?: string;
   /** Epsilon under the remove relation (PLD only). */
   remove?: number;
   /** Epsilon under the add relation (PLD only). */
@@ -219,6 +228,12 @@ export interface PldEpsilonDetails {
   /** Grid step actually used (PLD only; larger than requested when the grid had to be coarsened). */
   gridStep?: number;
 }
+
+/**
+ * PLD is not attempted when the bound on the FFT rounding it would charge to delta is at least
+ * this large (about 2e10 steps at the default maxFftLength): RDP answers instead.
+ */
+const MAX_ROUNDING_DELTA = 1e-3;
 
 /** Largest grid step the PLD accountant falls back to automatically. */
 const MAX_AUTO_GRID_STEP = 0.2;
@@ -248,9 +263,7 @@ export class PldAccountant extends BaseAccountant implements Accountant {
   readonly parameters: Readonly<PldParameters>;
   private cache: {
     version: number;
-    remove: ComposedPld;
-    add: ComposedPld;
-    gridStep: number;
+    value: { remove: ComposedPld; add: ComposedPld; gridStep: number } | { infeasible: string };
   } | null = null;
 
   constructor(options: Partial<PldParameters> = {}) {
@@ -269,53 +282,127 @@ export class PldAccountant extends BaseAccountant implements Accountant {
 
   /**
    * Composes the history. When the grid would need more than maxFftLength
-   * points (very large epsilons, or tiny noise), the grid step is doubled
-   * until it fits (up to MAX_AUTO_GRID_STEP): coarser grids nest the finer
-   * ones, so the answer is still an upper bound, only less tight; the step
-   * used is reported by getEpsilonDetails.
+   * points (very large epsilons, long compositions or tiny noise), the grid step is multiplied by
+   * the power of two that makes it fit (up to MAX_AUTO_GRID_STEP): coarser grids nest the finer
+   * ones, so the answer is still an upper bound, only less tight; the step used is reported by
+   * getEpsilonDetails. Returns a reason string instead when no grid fits (the caller then
+   * accounts with RDP).
    */
-  private composed(): { remove: ComposedPld; add: ComposedPld; gridStep: number } {
-    if (this.cache && this.cache.version === this.version) return this.cache;
+  private composed():
+    { remove: ComposedPld; add: ComposedPld; gridStep: number } | { infeasible: string } {
+    if (this.cache && this.cache.version === this.version) return this.cache.value;
+    const value = this.compose();
+    this.cache = { version: this.version, value };
+    return value;
+  }
+
+  private compose():
+    { remove: ComposedPld; add: ComposedPld; gridStep: number } | { infeasible: string } {
     const groups = groupEvents(this.events);
     let params: PldParameters = { ...this.parameters };
-    for (;;) {
-      try {
-        const remove = groups.map((e) => ({
-          pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'remove', params),
-          count: e.steps,
-        }));
-        const add = groups.map((e) => ({
-          pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'add', params),
-          count: e.steps,
-        }));
-        const [r, a] = composePlds([remove, add], params);
-        this.cache = { version: this.version, remove: r, add: a, gridStep: params.gridStep };
-        return this.cache;
-      } catch (e) {
-        if (!(e instanceof InvalidArgumentError && e.argument === 'gridStep')) throw e;
-        if (params.gridStep * 2 > MAX_AUTO_GRID_STEP) throw e;
-        params = { ...params, gridStep: params.gridStep * 2 };
+    const max = params.maxFftLength;
+    const coarsen = (needed: number, what: string): string | null => {
+      const factor = 2 ** Math.max(1, Math.ceil(Math.log2(needed / max)));
+      if (!(params.gridStep * factor <= MAX_AUTO_GRID_STEP)) {
+        return `${what} needs ${needed} grid points at gridStep ${params.gridStep}, more than maxFftLength ${max} even at gridStep ${MAX_AUTO_GRID_STEP}`;
       }
+      params = { ...params, gridStep: params.gridStep * factor };
+      return null;
+    };
+    // Raising the spectrum to the power `steps` multiplies the FFT's rounding by about `steps`
+    // (see composePlds): beyond this many steps the rounding bound alone would exceed
+    // MAX_ROUNDING_DELTA, so PLD cannot certify anything useful and is not attempted.
+    const totalSteps = groups.reduce((t, e) => t + e.steps, 0);
+    const roundingFloor = totalSteps * pldRoundingPerStep(max);
+    if (!(roundingFloor <= MAX_ROUNDING_DELTA)) {
+      return {
+        infeasible: `${totalSteps} steps: the FFT's rounding, raised to that power, could reach ${roundingFloor.toPrecision(3)} in delta`,
+      };
     }
+    for (let attempt = 0; attempt < 64; attempt++) {
+      // One step of each event must fit first (cheap to test without allocating).
+      let stepPoints = 0;
+      for (const e of groups) {
+        stepPoints = Math.max(
+          stepPoints,
+          pldStepGridPoints(e.sampleRate, e.noiseMultiplier, params),
+        );
+      }
+      if (!(stepPoints + 1 <= max)) {
+        const why = coarsen(stepPoints, 'one step');
+        if (why) return { infeasible: why };
+        continue;
+      }
+      const remove = groups.map((e) => ({
+        pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'remove', params),
+        count: e.steps,
+      }));
+      const add = groups.map((e) => ({
+        pld: discretizeSubsampledGaussian(e.sampleRate, e.noiseMultiplier, 'add', params),
+        count: e.steps,
+      }));
+      const needed = composedWindowLength([remove, add], params);
+      if (!(needed <= max)) {
+        const why = coarsen(needed, 'the composed privacy loss');
+        if (why) return { infeasible: why };
+        continue;
+      }
+      const [r, a] = composePlds([remove, add], params);
+      return { remove: r, add: a, gridStep: params.gridStep };
+    }
+    return { infeasible: 'the grid could not be fitted' };
   }
 
   private rdpFallback(): RdpAccountant {
-    const acc = new RdpAccountant({ orders: INTEGER_ORDERS });
+    const acc = new RdpAccountant({
+      orders: this.hasDiscrete() ? INTEGER_ORDERS : DEFAULT_ORDERS,
+    });
     for (const e of this.events) acc.step(e, e.steps);
     return acc;
   }
 
-  /** Epsilon with the method used and, for PLD, both relations. */
+  /**
+   * Epsilon with the method used and, for PLD, both relations. The answer is always a valid
+   * upper bound: when PLD cannot give one (see {@link PldEpsilonDetails.method}) or RDP gives a
+   * smaller one, the RDP answer is returned with `method: 'rdp-fallback'` and the reason in
+   * `fallback`.
+   */
   getEpsilonDetails(delta: number): PldEpsilonDetails {
     checkDelta(delta);
     if (this.events.length === 0)
       return { epsilon: 0, method: 'pld', remove: 0, add: 0, gridStep: this.parameters.gridStep };
     if (this.hasDiscrete())
-      return { epsilon: this.rdpFallback().getEpsilon(delta), method: 'rdp-fallback' };
-    const { remove, add, gridStep } = this.composed();
-    const er = composedEpsilon(remove, delta);
-    const ea = composedEpsilon(add, delta);
-    return { epsilon: Math.max(er, ea), method: 'pld', remove: er, add: ea, gridStep };
+      return {
+        epsilon: this.rdpFallback().getEpsilon(delta),
+        method: 'rdp-fallback',
+        fallback: 'the history holds discrete-Gaussian events; RDP (integer orders) accounts them',
+      };
+    const c = this.composed();
+    const rdp = this.rdpFallback().getEpsilon(delta);
+    if ('infeasible' in c) {
+      return {
+        epsilon: rdp,
+        method: 'rdp-fallback',
+        fallback: `PLD cannot account this history (${c.infeasible}); RDP is used instead (a valid, looser bound)`,
+      };
+    }
+    const er = composedEpsilon(c.remove, delta);
+    const ea = composedEpsilon(c.add, delta);
+    const pld = Math.max(er, ea);
+    if (!(pld <= rdp)) {
+      const why = Number.isFinite(pld)
+        ? `RDP certifies a smaller epsilon (${rdp}) than PLD (${pld})`
+        : `PLD's truncation and rounding allowance (${Math.max(extraDeltaOf(c.remove), extraDeltaOf(c.add))}) leaves nothing of delta ${delta}`;
+      return {
+        epsilon: rdp,
+        method: 'rdp-fallback',
+        fallback: `${why}; RDP is used instead (a valid bound)`,
+        remove: er,
+        add: ea,
+        gridStep: c.gridStep,
+      };
+    }
+    return { epsilon: pld, method: 'pld', remove: er, add: ea, gridStep: c.gridStep };
   }
 
   /**
@@ -327,13 +414,19 @@ export class PldAccountant extends BaseAccountant implements Accountant {
     return this.getEpsilonDetails(delta).epsilon;
   }
 
-  /** delta at `epsilon` (worse of add and remove; RDP fallback for discrete Gaussians). */
+  /**
+   * delta at `epsilon` (worse of add and remove), or the RDP answer where that is smaller or
+   * PLD cannot account the history (as for {@link getEpsilonDetails}): always a valid bound.
+   */
   getDelta(epsilon: number): number {
     requireNumber('epsilon', epsilon, { min: 0, allowInfinite: true });
     if (this.events.length === 0) return 0;
-    if (this.hasDiscrete()) return this.rdpFallback().getDelta(epsilon);
-    const { remove, add } = this.composed();
-    return Math.max(composedDelta(remove, epsilon), composedDelta(add, epsilon));
+    const rdp = this.rdpFallback().getDelta(epsilon);
+    if (this.hasDiscrete()) return rdp;
+    const c = this.composed();
+    if ('infeasible' in c) return rdp;
+    const pld = Math.max(composedDelta(c.remove, epsilon), composedDelta(c.add, epsilon));
+    return pld <= rdp ? pld : rdp;
   }
 
   /** The ledger: kind, full history and the grid parameters. */

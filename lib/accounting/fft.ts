@@ -43,8 +43,9 @@ export function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n >= 1 && (n & (n - 1)) === 0;
 }
 
-/** Smallest power of two >= n (n >= 1). */
+/** Smallest power of two >= n (n >= 1; Infinity beyond 2^52 or for NaN). */
 export function nextPowerOfTwo(n: number): number {
+  if (!(n <= 2 ** 52)) return Infinity; // NaN and huge lengths: no FFT that long
   let p = 1;
   while (p < n) p *= 2;
   return p;

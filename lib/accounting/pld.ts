@@ -367,6 +367,22 @@ function chernoffWindow(
   return { A, B, minSum, maxSum };
 }
 
+/**
+ * FFT length the composition of `channels` needs on their grid (a power of two; compare it with
+ * params.maxFftLength before composing), from the same Chernoff window {@link composePlds} uses.
+ */
+export function composedWindowLength(
+  channels: readonly (readonly PldComponent[])[],
+  params: PldParameters,
+): number {
+  let N = 2;
+  for (const ch of channels) {
+    const w = chernoffWindow(ch, params);
+    N = Math.max(N, nextPowerOfTwo(w.B - w.A + 1));
+  }
+  return N;
+}
+
 /** Writes the masses of `pld` into `out` at positions (grid index mod N). */
 function placeCyclic(pld: DiscretePld, out: Float64Array): void {
   const N = out.length;
@@ -409,6 +425,47 @@ function mulComplexPow(
 }
 
 /**
+ * Rounding of one radix-2 butterfly level relative to the magnitudes it combines: a complex
+ * multiply by a rounded twiddle (about 2.83 u + u) and an add (u), with a margin.
+ */
+const FFT_ETA = 8 * 2 ** -53;
+
+/**
+ * About the rounding allowance one composed step adds to delta in a composition by FFTs of up to
+ * `maxFftLength` points (half the zero-frequency term of the bound charged by composePlds, whose
+ * magnitude is about 1): a cheap test of whether a very long composition can be certified.
+ */
+export function pldRoundingPerStep(maxFftLength: number): number {
+  return 2 * FFT_ETA * (Math.log2(Math.max(2, maxFftLength)) + 2) * 0.5;
+}
+
+/**
+ * Updates the rounding bound of one frequency of a running product when it is multiplied by a
+ * computed base of magnitude `a` (true magnitude within `gamma` of it and at most 1) raised to
+ * `count`. `logBound[k]` is the log of a bound B on the magnitudes of both the computed and the
+ * true running product; `errRel[k]` bounds |computed - true| / B. For x, y with |x - y| <= gamma
+ * and both of magnitude at most m: |x^n - y^n| <= n gamma m^(n-1), and repeated squaring adds a
+ * relative rounding of about 4 n u; a product adds the relative errors of its factors.
+ */
+function accumulatePowerError(
+  errRel: Float64Array,
+  logBound: Float64Array,
+  k: number,
+  a: number,
+  count: number,
+  gamma: number,
+): void {
+  const m = Math.max(a, Math.min(1, a + gamma));
+  const U = 2 ** -53;
+  // n gamma m^(n-1) relative to m^n, plus the squaring and product rounding.
+  const rel = m > 0 ? (count * gamma) / m + 4 * (count + 2) * U : 0;
+  const lb = m > 0 ? count * Math.log(m) : -Infinity;
+  // Relative errors add to first order; (1 + e1)(1 + e2) - 1 keeps the product term.
+  errRel[k] = errRel[k] + rel + errRel[k] * rel;
+  logBound[k] += lb;
+}
+
+/**
  * Composes one or two channels of per-step PLDs (channel c, component g
  * applied channels[c][g].count times) by FFT. Two real channels share each
  * complex transform (one in the real part, one in the imaginary part), so the
@@ -444,6 +501,14 @@ export function composePlds(
   // Half spectra (k = 0..N/2) of the running products, per channel.
   const accRe = channels.map((_, c) => scratch(`accRe${c}`, half + 1).fill(1));
   const accIm = channels.map((_, c) => scratch(`accIm${c}`, half + 1));
+  // Rounding bound of the spectral powers, per channel and frequency (see spectralError).
+  const errRel = channels.map((_, c) => scratch(`errRel${c}`, half + 1));
+  const logBound = channels.map((_, c) => scratch(`logBound${c}`, half + 1));
+  // Componentwise error of one forward transform of unit-mass inputs: every output is reached
+  // through log2 N butterfly levels whose nodes partition the input, each level adding at most
+  // ETA times the l1 norm of the input (at most 2: two packed channels); +2 levels for the split
+  // of the packed spectrum and the placement.
+  const gamma = 2 * FFT_ETA * (Math.log2(N) + 2);
   const re = scratch('re', N);
   const im = scratch('im', N);
   for (let g = 0; g < G; g++) {
@@ -470,9 +535,34 @@ export function composePlds(
       const d = im[nk];
       // X = FFT of the real part, Y = FFT of the imaginary part; raise each
       // to `count` by repeated squaring and multiply into the running products.
-      mulComplexPow(xr, xi, k, (a + c) / 2, (b - d) / 2, count);
-      if (two) mulComplexPow(yr, yi, k, (b + d) / 2, (c - a) / 2, count);
+      const x0 = (a + c) / 2;
+      const x1 = (b - d) / 2;
+      mulComplexPow(xr, xi, k, x0, x1, count);
+      accumulatePowerError(errRel[0], logBound[0], k, Math.hypot(x0, x1), count, gamma);
+      if (two) {
+        const y0 = (b + d) / 2;
+        const y1 = (c - a) / 2;
+        mulComplexPow(yr, yi, k, y0, y1, count);
+        accumulatePowerError(errRel[1], logBound[1], k, Math.hypot(y0, y1), count, gamma);
+      }
     }
+  }
+  // 2-norms over the full spectrum (both halves) of the composed spectra's error bounds and of
+  // bounds on the spectra themselves, summed over the channels packed into one transform.
+  let spectralError = 0;
+  let spectrumNorm = 0;
+  for (let c = 0; c < channels.length; c++) {
+    let e2 = 0;
+    let b2 = 0;
+    for (let k = 0; k <= half; k++) {
+      const w = k === 0 || k === half ? 1 : 2;
+      const bound = Math.exp(logBound[c][k]);
+      const err = errRel[c][k] * bound;
+      e2 += w * err * err;
+      b2 += w * bound * bound;
+    }
+    spectralError += Math.sqrt(e2);
+    spectrumNorm += Math.sqrt(b2);
   }
   // W = X + i Y on the full spectrum, using X_{N-k} = conj(X_k).
   const two = channels.length === 2;
@@ -509,7 +599,17 @@ export function composePlds(
     // Rounding allowance: the FFT's absolute error per entry is of the order of
     // u log2(N) times a small fraction (inputs have unit mass); the clipped
     // negative entries show its actual size and are charged as well.
-    const roundingAllowance = N * Math.log2(N) * 2 ** -52 * 1e-2 + negative;
+    // On top of that heuristic, a worst-case bound on the l1 error of the N window masses (which
+    // bounds the error of every delta(eps)): the exact inverse transform of the spectral error E
+    // has l1 norm <= sqrt(N) * |E|_2 / sqrt(N) = |E|_2, and the inverse transform's own rounding
+    // adds at most log2 N * ETA * |X|_2 (normwise FFT error bound, Higham). Raising a transform
+    // to a power `count` multiplies its rounding by about `count`: this term is what makes very
+    // long compositions untrustworthy, and it is charged in full (delta grows, never shrinks).
+    const roundingAllowance =
+      N * Math.log2(N) * 2 ** -52 * 1e-2 +
+      negative +
+      spectralError +
+      (Math.log2(N) + 2) * FFT_ETA * spectrumNorm;
     out.push({
       gridStep: h,
       start: A + t0,
@@ -524,7 +624,13 @@ export function composePlds(
 
 /** Total delta charged outside the finite grid masses. */
 function extraDelta(c: ComposedPld): number {
-  return c.infMass + c.aliasMass + c.roundingAllowance;
+  const x = c.infMass + c.aliasMass + c.roundingAllowance;
+  return x <= 1 ? x : 1; // NaN (an unbounded error) counts as 1
+}
+
+/** The delta a composed PLD charges outside its grid masses (truncation, aliasing, rounding). */
+export function composedExtraDelta(c: ComposedPld): number {
+  return extraDelta(c);
 }
 
 /** delta(eps) of a composed discrete PLD (an upper bound for the true pair). */
@@ -539,24 +645,42 @@ export function composedDelta(c: ComposedPld, epsilon: number): number {
   return Math.min(1, d + extraDelta(c));
 }
 
-/** Smallest eps >= 0 with delta(eps) <= delta (Infinity if none). */
+/**
+ * Smallest eps >= 0 with delta(eps) <= delta (Infinity if none).
+ *
+ * For eps between two grid points, delta(eps) = s1 - e^eps * s2 with s1 the mass above eps and
+ * s2 = sum m e^{-l} over the same points. The losses of a long composition reach hundreds or
+ * thousands (e^{-l} underflows, e^eps overflows), so s2 is kept as e^{-ref} * s2s with `ref` a
+ * recent grid loss (every term e^{ref - l} is at most e^{REBASE}) and eps is solved relative to it.
+ */
 export function composedEpsilon(c: ComposedPld, delta: number): number {
   const target = delta - extraDelta(c);
   if (!(target > 0)) return Infinity;
   const h = c.gridStep;
+  const REBASE = 600;
   let s1 = 0; // sum of masses strictly above the current eps
-  let s2 = 0; // sum of mass * e^{-l} over the same points
+  let s2s = 0; // e^{ref} * sum of mass * e^{-l} over the same points
+  let ref = NaN;
   for (let t = c.mass.length - 1; t >= 0; t--) {
     const l = (c.start + t) * h;
-    s1 += c.mass[t];
-    s2 += c.mass[t] * Math.exp(-l);
+    const m = c.mass[t];
+    if (m === 0 && s1 === 0) continue;
+    if (Number.isNaN(ref)) ref = l;
+    if (ref - l > REBASE) {
+      s2s *= Math.exp(l - ref);
+      ref = l;
+    }
+    s1 += m;
+    s2s += m * Math.exp(ref - l);
     const lBelow = (c.start + t - 1) * h;
     const floor = Math.max(0, lBelow);
-    // For eps in [floor, l): delta(eps) = s1 - e^eps s2.
-    if (s1 - Math.exp(floor) * s2 > target) {
-      return Math.max(0, Math.log((s1 - target) / s2));
+    // For eps in [floor, l): delta(eps) = s1 - e^{eps - ref} s2s.
+    if (s1 - Math.exp(floor - ref) * s2s > target) {
+      return Math.max(0, ref + Math.log((s1 - target) / s2s));
     }
     if (lBelow <= 0) return 0;
   }
-  return 0;
+  // No mass below the window: delta(eps) = s1 - e^{eps - ref} s2s for every eps >= 0 below it.
+  if (!(s1 > target) || !(s2s > 0)) return 0;
+  return Math.max(0, ref + Math.log((s1 - target) / s2s));
 }

@@ -8,6 +8,8 @@ import { appendEvent } from './events';
 import type { PrivacyEvent } from './events';
 import { LEDGER_FORMAT_VERSION, LEDGER_TYPE, LedgerFormatError } from './ledger';
 import type { AccountantKind, LedgerJson } from './ledger';
+import { InvalidArgumentError } from '../errors';
+import { requireObject } from '../validate';
 
 // ---------------------------------------------------------------------------------------------
 // The run's privacy record: an append-only hash chain of events.
@@ -305,6 +307,7 @@ export class PrivacyLedger {
    * @param e - the record's content
    */
   append(e: LedgerEntry): LedgerRecord {
+    requireObject('e', e);
     const seq = this.recs.length;
     const prev = seq === 0 ? '' : this.recs[seq - 1].hash;
     const body = (
@@ -365,6 +368,8 @@ export class PrivacyLedger {
 
   /** Whether this ledger's records are the first records of `other` (same run, not rewound). */
   isPrefixOf(other: PrivacyLedger): boolean {
+    if (!(other instanceof PrivacyLedger))
+      throw new InvalidArgumentError('other', 'isPrefixOf: must be a PrivacyLedger');
     if (this.recs.length > other.recs.length) return false;
     return this.recs.every((r, i) => other.recs[i].hash === r.hash);
   }

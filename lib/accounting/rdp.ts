@@ -84,6 +84,8 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
     return logAdd(logS0, logS1);
   };
   let lastLogF = logTerm();
+  // Overflowing summands (tiny noise) cannot be summed: the caller bounds the RDP instead.
+  if (!Number.isFinite(lastLogF)) return NaN;
   acc.add(sign, lastLogF);
   let boole = false;
   for (;;) {
@@ -92,15 +94,14 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
       boole = true;
       break;
     }
-    if (i > 5_000_000)
-      throw new Error(`internal: RDP series did not converge (q=${q}, z=${sigma}, alpha=${alpha})`);
+    if (i > 5_000_000) return NaN; // did not converge (tiny noise): the caller bounds it instead
     advance();
     lastLogF = logTerm();
+    if (Number.isNaN(lastLogF) || lastLogF === Infinity) return NaN;
     acc.add(sign, lastLogF);
   }
   if (!boole) {
-    if (acc.sign <= 0) throw new Error(`internal: non-positive A_alpha at alpha=${alpha}`);
-    return acc.logAbs;
+    return acc.sign > 0 ? acc.logAbs : NaN; // NaN: cancellation lost it; the caller bounds it
   }
   // Boole correction with N = i + 1: f(N)/2 - (f(N+1) - f(N-1))/8, with the sign of c_N.
   const fPrev = Math.exp(lastLogF);
@@ -112,8 +113,7 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
   const correction = fN / 2 - (fNext - fPrev) / 8;
   if (correction > 0) acc.add(signN, Math.log(correction));
   else if (correction < 0) acc.add(-signN, Math.log(-correction));
-  if (acc.sign <= 0) throw new Error(`internal: non-positive A_alpha at alpha=${alpha}`);
-  return acc.logAbs;
+  return acc.sign > 0 ? acc.logAbs : NaN;
 }
 
 /**
@@ -139,6 +139,10 @@ export function rdpPerStep(
   const logA = isInt
     ? logAInteger(sampleRate, noiseMultiplier, order)
     : logAFractional(sampleRate, noiseMultiplier, order);
+  // Where the series cannot be evaluated (tiny noise: it does not converge in bounded time),
+  // the un-subsampled Gaussian's RDP alpha / (2 z^2) is a valid upper bound (subsampling never
+  // increases the Renyi divergence); it may be Infinity.
+  if (Number.isNaN(logA)) return order / (2 * noiseMultiplier * noiseMultiplier);
   return Math.max(0, logA / (order - 1));
 }
 

@@ -54,5 +54,10 @@ export function epsilonReport(opts: EpsilonCliOptions): Record<string, string | 
   }
   const acc = new PldAccountant().step(spec, opts.steps);
   const d = acc.getEpsilonDetails(opts.delta);
+  if (d.fallback) {
+    // Loud, like `dp-lora noise`: the epsilon printed is RDP's (a valid, looser bound).
+    process.stderr.write(`dp-lora: ACCOUNTANT FALLBACK: ${d.fallback}\n`);
+    return { ...base, epsilon: d.epsilon, method: d.method, fallback: d.fallback };
+  }
   return { ...base, epsilon: d.epsilon, epsilonRemove: d.remove ?? NaN, epsilonAdd: d.add ?? NaN };
 }

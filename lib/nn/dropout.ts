@@ -11,7 +11,7 @@ import { InvalidStateError } from '../errors';
 import { Module, checkGradShape, noForward } from './module';
 import { recordDropoutMask } from './record_random';
 import { Tensor } from './tensor';
-import { requireNumber } from '../validate';
+import { requireInstance, requireNumber } from '../validate';
 
 /** Dropout layer. */
 export class Dropout extends Module {
@@ -28,6 +28,7 @@ export class Dropout extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    requireInstance('input', x, Tensor);
     this.shape = x.shape;
     if (!this.training || this.p === 0) {
       this.mask = null;

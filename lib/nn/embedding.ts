@@ -50,6 +50,8 @@ export class Embedding extends Module {
 
   /** Looks up `ids` ([batch, seq], -1 = padding). */
   forward(ids: Tensor): Tensor {
+    if (!(ids instanceof Tensor))
+      throw new InvalidArgumentError('ids', 'Embedding.forward: must be a Tensor');
     if (ids.shape.length !== 2)
       throw new InvalidArgumentError(
         'ids',

@@ -171,6 +171,7 @@ export function bsf(
   who: string,
   features?: number,
 ): { batch: number; seq: number; feat: number } {
+  if (!(x instanceof Tensor)) throw new InvalidArgumentError('input', `${who}: must be a Tensor`);
   if (x.shape.length < 2 || x.shape.length > 3) {
     throw new InvalidArgumentError(
       'input',

@@ -12,7 +12,7 @@
  * from the CSPRNG (or from the explicit fixed seed).
  */
 import { InvalidArgumentError } from '../errors';
-import { requireInt, requireTypedArray } from '../validate';
+import { requireInt, requireObject, requireTypedArray } from '../validate';
 
 /** Which records a batch holds, for per-record randomness (see {@link Module.setRecordContext}). */
 export interface RecordContext {
@@ -66,6 +66,7 @@ export function recordKeyFromBytes(bytes: Uint8Array): Uint32Array {
 
 /** Checks a record context; throws an InvalidArgumentError naming the field at fault. */
 export function validateRecordContext(ctx: RecordContext): void {
+  requireObject('context', ctx);
   requireTypedArray('context.key', ctx.key, 'Uint32Array', 4);
   requireInt('context.step', ctx.step, { min: 0 });
   const r = ctx.records;

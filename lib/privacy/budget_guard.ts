@@ -9,7 +9,12 @@ import type { PrivacyLedger } from '../accounting/privacy_ledger';
 
 /** How far ahead one verification looks when the run has no planned length. */
 export const DEFAULT_GUARD_HORIZON = 1024;
-/** The farthest one verification looks (steps); more are verified when these are used. */
+/**
+ * The farthest one verification looks (steps); more are verified when these are used. Not a
+ * correctness limit (PLD is a valid bound, or falls back to RDP, for any length since issue 10):
+ * it keeps one verification cheap (a PLD probe of 2^16 steps costs well under a second) and
+ * exact, as maxStepsWithinBudget searches answers above 2^16 steps only to 0.1%.
+ */
 export const MAX_GUARD_HORIZON = 2 ** 16;
 
 /** Hands out steps verified (by the accountant) to keep epsilon within the target. */
@@ -39,8 +44,8 @@ export class BudgetGuard {
         this.verified = maxStepsWithinBudget(ledger.accountant(), this.spec, this.budget, h);
         return this.verified;
       } catch (e) {
-        // A very long composition can exceed the accountant's limits (e.g. the PLD FFT
-        // length): look less far ahead; a single step must evaluate.
+        // Defensive: the accountants answer for any length (PLD falls back to RDP), but should
+        // one throw on a long look-ahead, look less far; a single step must evaluate.
         if (h === 1) throw e;
         h = Math.max(1, Math.floor(h / 8));
       }

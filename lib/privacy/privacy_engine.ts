@@ -749,6 +749,14 @@ export class PrivacyEngine {
         );
       ledger = journal;
     }
+    // An engine that has charged steps keeps them: the state must continue this engine's own
+    // record (issue 10: loading an older state mid-run rewound the ledger past released steps).
+    const current = this.need().ledger;
+    if ((current.steps > 0 || current.noiselessSteps > 0) && !current.isPrefixOf(ledger))
+      throw new LedgerMismatchError(
+        'ledger-rewound',
+        `loadStateDict: this engine has charged ${current.steps + current.noiselessSteps} steps that the state's ledger (${ledger.steps} steps) does not continue; loading it would rewind the privacy record (load into a new engine, or pass the longer ledger)`,
+      );
     if (g.accountant !== cfg.accountant) {
       this.warn(
         `resuming a '${g.accountant}' ledger with a '${cfg.accountant}' engine; the ledger's accountant is used`,

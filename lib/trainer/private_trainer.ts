@@ -550,6 +550,8 @@ export class PrivateTrainer<T> {
     } = {},
   ): Promise<FitResult> {
     if (this.closed) throw new InvalidStateError('fit: the trainer is closed');
+    if (opts === null || typeof opts !== 'object')
+      throw new InvalidArgumentError('opts', 'fit: must be an options object');
     if (opts.maxSteps !== undefined) positive('maxSteps', opts.maxSteps, true);
     const engine = this.engine;
     const every = this.o.checkpointEvery ?? 50;

@@ -19,80 +19,8 @@ const SKIP = new Set([
   'setIsa',
   'loadSpamCorpus', // reads the bundled corpus: slow, not hostile-input code
 ]);
-const throwing = new Proxy(
-  {},
-  {
-    get() {
-      throw new Error('hostile getter');
-    },
-  },
-);
-const HOSTILE = [
-  [],
-  [undefined],
-  [null],
-  [NaN],
-  [-1],
-  [0],
-  [2 ** 31],
-  [2 ** 53],
-  [1e308],
-  [-Infinity],
-  ['x'],
-  [''],
-  [{}],
-  [[]],
-  [new Float32Array(0)],
-  [new Float32Array(3), new Float32Array(2), new Float32Array(1)],
-  [{ length: 2 ** 40 }],
-  [throwing],
-  [Symbol('s')],
-  [10n ** 30n],
-  [{ m: 2 ** 20, n: 2 ** 20, k: 2 ** 20 }],
-  [new Float32Array(4), { batch: 2 ** 30, seq: 1, inDim: 2, outDim: 2 }],
-  [{ targetEpsilon: 1e-300, targetDelta: 1e-300, sampleRate: 1e-300, steps: 2 ** 52 }],
-  [{ noiseMultiplier: 1e-300, sampleRate: 1, steps: 2 ** 52 }],
-  [-(2 ** 31), 2 ** 31, NaN],
-  // Inputs that hung before issue 10: a device file, order 1e9, a 2^31-wide feature space.
-  ['/dev/zero'],
-  [{ sampleRate: 0.5, noiseMultiplier: 1, steps: 1, orders: [1e9] }],
-  [['a b c'], { dim: 2 ** 31 }],
-];
-
-let calls = 0;
-let threw = 0;
-let rejected = 0;
-const MAX_CALLS = 30000;
-
-async function attempt(name, fn) {
-  if (calls >= MAX_CALLS) return;
-  calls++;
-  process.stderr.write(`call ${name}\n`);
-  let r;
-  try {
-    r = fn();
-  } catch {
-    threw++;
-    return;
-  }
-  let thenable = false;
-  try {
-    thenable = r !== null && typeof r === 'object' && typeof r.then === 'function';
-  } catch {
-    // a hostile object handed back as it came
-  }
-  if (thenable) {
-    const settled = await Promise.race([
-      r.then(
-        () => 'ok',
-        () => 'rejected',
-      ),
-      new Promise((res) => setTimeout(() => res('pending'), 5000).unref()),
-    ]);
-    if (settled === 'rejected') rejected++;
-    if (settled === 'pending') throw new Error(`${name}: promise still pending after 5 s`);
-  }
-}
+const { HOSTILE, makeRunner } = require('./fuzz_common');
+const { attempt, stats } = makeRunner({ maxCalls: 30000 });
 
 const isClass = (f) => /^class[\s{]/.test(Function.prototype.toString.call(f));
 
@@ -131,7 +59,9 @@ async function main() {
       }
     }
   }
-  process.stdout.write(JSON.stringify({ calls, threw, rejected }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ calls: stats.calls, threw: stats.threw, rejected: stats.rejected }) + '\n',
+  );
 }
 main().catch((e) => {
   process.stdout.write(JSON.stringify({ error: String(e && e.stack) }) + '\n');
