@@ -1,0 +1,37 @@
+// Portable clipped-sum kernel (see clip_sum.h): 2 x 4 register blocks of
+// double accumulators, products rounded, then added (no fused multiply-add).
+#include "clip_sum.h"
+
+namespace dplora {
+namespace clip {
+
+void outer_sum_scalar(const double *nar, int64_t np, int64_t ns, const float *wide, int64_t nw,
+                      const int64_t *rows, int64_t m, int64_t q0, int64_t q1, double *out,
+                      int64_t ps, int64_t qs) {
+  constexpr int P = 2, Q = 4;
+  for (int64_t p0 = 0; p0 < np; p0 += P) {
+    const int pc = np - p0 < P ? static_cast<int>(np - p0) : P;
+    for (int64_t k0 = q0; k0 < q1; k0 += Q) {
+      const int qc = q1 - k0 < Q ? static_cast<int>(q1 - k0) : Q;
+      double acc[P][Q] = {};
+      for (int64_t i = 0; i < m; ++i) {
+        const float *w = wide + rows[i] * nw + k0;
+        const double *c = nar + i * ns + p0;
+        double wv[Q];
+        for (int q = 0; q < Q; ++q) wv[q] = q < qc ? static_cast<double>(w[q]) : 0.0;
+        for (int p = 0; p < pc; ++p) {
+          const double cp = c[p];
+          for (int q = 0; q < Q; ++q) {
+            const double t = cp * wv[q];  // rounded product
+            acc[p][q] = acc[p][q] + t;
+          }
+        }
+      }
+      for (int p = 0; p < pc; ++p)
+        for (int q = 0; q < qc; ++q) out[(p0 + p) * ps + (k0 + q) * qs] += acc[p][q];
+    }
+  }
+}
+
+}  // namespace clip
+}  // namespace dplora
