@@ -11,48 +11,44 @@ namespace dplora {
 namespace {
 
 using namespace linalg;
+using namespace clip;
 
 constexpr Kernels kScalar = {
-    DPLORA_ISA_SCALAR,      {4, 8, 64, 256, 512, gemm_micro_scalar, nullptr},
-    norm_direct_scalar,     norm_ghost_scalar,
-    sumsq_scalar,           chacha::blocks_scalar,
-    gauss::groups_scalar,   read_probe_scalar,
-    fma_probe_scalar,       kFmaProbeFlopsScalar,
-    clip::outer_sum_scalar,
+    DPLORA_ISA_SCALAR,    {4, 8, 64, 256, 512, gemm_micro_scalar, nullptr},
+    norm_direct_scalar,   norm_ghost_scalar,
+    sumsq_scalar,         chacha::blocks_scalar,
+    gauss::groups_scalar, read_probe_scalar,
+    fma_probe_scalar,     kFmaProbeFlopsScalar,
+    outer_sum_scalar,
 };
 
 #if defined(__x86_64__) || defined(_M_X64)
 constexpr Kernels kAvx2 = {
-    DPLORA_ISA_AVX2,      {6, 16, 72, 256, 1024, gemm_micro_avx2, gemm_skinny_avx2},
-    norm_direct_avx2,     norm_ghost_avx2,
-    sumsq_avx2,           chacha::blocks_avx2,
-    gauss::groups_avx2,   read_probe_avx2,
-    fma_probe_avx2,       kFmaProbeFlopsAvx2,
-    clip::outer_sum_avx2,
+    DPLORA_ISA_AVX2,    {6, 16, 72, 256, 1024, gemm_micro_avx2, gemm_skinny_avx2},
+    norm_direct_avx2,   norm_ghost_avx2,
+    sumsq_avx2,         chacha::blocks_avx2,
+    gauss::groups_avx2, read_probe_avx2,
+    fma_probe_avx2,     kFmaProbeFlopsAvx2,
+    outer_sum_avx2,
 };
 constexpr Kernels kAvx512 = {
-    DPLORA_ISA_AVX512,      {12, 32, 96, 256, 1024, gemm_micro_avx512, gemm_skinny_avx512},
-    norm_direct_avx512,     norm_ghost_avx512,
-    sumsq_avx512,           chacha::blocks_avx512,
-    gauss::groups_avx512,   read_probe_avx512,
-    fma_probe_avx512,       kFmaProbeFlopsAvx512,
-    clip::outer_sum_avx512,
+    DPLORA_ISA_AVX512,    {12, 32, 96, 256, 1024, gemm_micro_avx512, gemm_skinny_avx512},
+    norm_direct_avx512,   norm_ghost_avx512,
+    sumsq_avx512,         chacha::blocks_avx512,
+    gauss::groups_avx512, read_probe_avx512,
+    fma_probe_avx512,     kFmaProbeFlopsAvx512,
+    outer_sum_avx512,
 };
 #endif
 
 #if defined(__aarch64__)
 constexpr Kernels kNeon = {
-    DPLORA_ISA_NEON,
-    {8, 12, 128, 256, 960, gemm_micro_neon, nullptr},
-    norm_direct_neon,
-    norm_ghost_neon,
-    sumsq_neon,
-    chacha::blocks_neon,
-    gauss::groups_neon,
-    read_probe_neon,
-    fma_probe_neon,
-    kFmaProbeFlopsNeon,
-    clip::outer_sum_scalar,
+    DPLORA_ISA_NEON,    {8, 12, 128, 256, 960, gemm_micro_neon, nullptr},
+    norm_direct_neon,   norm_ghost_neon,
+    sumsq_neon,         chacha::blocks_neon,
+    gauss::groups_neon, read_probe_neon,
+    fma_probe_neon,     kFmaProbeFlopsNeon,
+    outer_sum_scalar,
 };
 #endif
 
