@@ -38,21 +38,29 @@ inline void add_out(double *out, int64_t k, int64_t qs, __m256d acc, int64_t n) 
   for (int64_t q = 0; q < n && q < 4; ++q) out[(k + q) * qs] += t[q];
 }
 
+// The accumulators are named variables (an array of vectors indexed after
+// the loop would be kept in memory, one store per multiply-add).
 void one_row(const double *nar, const float *wide, int64_t nw, const int64_t *rows, int64_t m,
              int64_t q0, int64_t q1, double *out, int64_t qs) {
   for (int64_t k0 = q0; k0 < q1; k0 += 32) {
-    __m256d acc[8];
-    for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_pd();
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     for (int64_t i = 0; i < m; ++i) {
       const float *w = wide + rows[i] * nw + k0;
       const __m256d c = _mm256_set1_pd(nar[i]);
-      for (int v = 0; v < 4; ++v) {
-        __m256d lo, hi;
-        load8(w + 8 * v, q1 - k0 - 8 * v, lo, hi);
-        acc[2 * v] = _mm256_fmadd_pd(c, lo, acc[2 * v]);
-        acc[2 * v + 1] = _mm256_fmadd_pd(c, hi, acc[2 * v + 1]);
-      }
+#define DPL_STEP(v, lo, hi)                    \
+  {                                            \
+    __m256d xl, xh;                            \
+    load8(w + 8 * v, q1 - k0 - 8 * v, xl, xh); \
+    lo = _mm256_fmadd_pd(c, xl, lo);           \
+    hi = _mm256_fmadd_pd(c, xh, hi);           \
+  }
+      DPL_STEP(0, a0, a1)
+      DPL_STEP(1, a2, a3)
+      DPL_STEP(2, a4, a5)
+      DPL_STEP(3, a6, a7)
+#undef DPL_STEP
     }
+    const __m256d acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
     for (int v = 0; v < 8; ++v) add_out(out, k0 + 4 * v, qs, acc[v], q1 - k0 - 4 * v);
   }
 }
@@ -69,18 +77,23 @@ void outer_sum_avx2(const double *nar, int64_t np, int64_t ns, const float *wide
   for (int64_t k0 = q0; k0 < q1; k0 += 8) {
     const int64_t n = q1 - k0;
     for (int64_t p0 = 0; p0 < np; p0 += 4) {
-      __m256d lo[4], hi[4];
-      for (int p = 0; p < 4; ++p) lo[p] = hi[p] = _mm256_setzero_pd();
+      __m256d l0 = _mm256_setzero_pd(), l1 = l0, l2 = l0, l3 = l0, h0 = l0, h1 = l0, h2 = l0,
+              h3 = l0;
       for (int64_t i = 0; i < m; ++i) {
         __m256d xl, xh;
         load8(wide + rows[i] * nw + k0, n, xl, xh);
         const double *c = nar + i * ns + p0;
-        for (int p = 0; p < 4; ++p) {
-          const __m256d b = _mm256_broadcast_sd(c + p);
-          lo[p] = _mm256_fmadd_pd(b, xl, lo[p]);
-          hi[p] = _mm256_fmadd_pd(b, xh, hi[p]);
-        }
+#define DPL_ROW(p)                                \
+  {                                               \
+    const __m256d b = _mm256_broadcast_sd(c + p); \
+    l##p = _mm256_fmadd_pd(b, xl, l##p);          \
+    h##p = _mm256_fmadd_pd(b, xh, h##p);          \
+  }
+        DPL_ROW(0) DPL_ROW(1) DPL_ROW(2) DPL_ROW(3)
+#undef DPL_ROW
       }
+      const __m256d lo[4] = {l0, l1, l2, l3};
+      const __m256d hi[4] = {h0, h1, h2, h3};
       const int64_t pc = np - p0 < 4 ? np - p0 : 4;
       for (int64_t p = 0; p < pc; ++p) {
         double *o = out + (p0 + p) * ps;

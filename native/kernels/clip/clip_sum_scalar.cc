@@ -1,5 +1,6 @@
-// Portable clipped-sum kernel (see clip_sum.h): 2 x 4 register blocks of
-// double accumulators, products rounded, then added (no fused multiply-add).
+// Portable clipped-sum kernel (see clip_sum.h): blocks of 4 narrow rows x 64
+// columns accumulated in a small double buffer (the column loop is plain
+// enough for the compiler to vectorize), then added into `out` once.
 #include "clip_sum.h"
 
 namespace dplora {
@@ -8,7 +9,7 @@ namespace clip {
 void outer_sum_scalar(const double *nar, int64_t np, int64_t ns, const float *wide, int64_t nw,
                       const int64_t *rows, int64_t m, int64_t q0, int64_t q1, double *out,
                       int64_t ps, int64_t qs) {
-  constexpr int P = 2, Q = 4;
+  constexpr int P = 4, Q = 64;
   for (int64_t p0 = 0; p0 < np; p0 += P) {
     const int pc = np - p0 < P ? static_cast<int>(np - p0) : P;
     for (int64_t k0 = q0; k0 < q1; k0 += Q) {
@@ -17,14 +18,10 @@ void outer_sum_scalar(const double *nar, int64_t np, int64_t ns, const float *wi
       for (int64_t i = 0; i < m; ++i) {
         const float *w = wide + rows[i] * nw + k0;
         const double *c = nar + i * ns + p0;
-        double wv[Q];
-        for (int q = 0; q < Q; ++q) wv[q] = q < qc ? static_cast<double>(w[q]) : 0.0;
         for (int p = 0; p < pc; ++p) {
           const double cp = c[p];
-          for (int q = 0; q < Q; ++q) {
-            const double t = cp * wv[q];  // rounded product
-            acc[p][q] = acc[p][q] + t;
-          }
+          double *ap = acc[p];
+          for (int q = 0; q < qc; ++q) ap[q] += cp * static_cast<double>(w[q]);
         }
       }
       for (int p = 0; p < pc; ++p)
