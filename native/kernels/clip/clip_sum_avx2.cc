@@ -47,6 +47,9 @@ void one_row(const double *nar, const float *wide, int64_t nw, const int64_t *ro
     for (int64_t i = 0; i < m; ++i) {
       const float *w = wide + rows[i] * nw + k0;
       const __m256d c = _mm256_set1_pd(nar[i]);
+      // The rows are strided: fetch this row's next block ahead of use.
+      _mm_prefetch(reinterpret_cast<const char *>(w + 32), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char *>(w + 48), _MM_HINT_T0);
 #define DPL_STEP(v, lo, hi)                    \
   {                                            \
     __m256d xl, xh;                            \
@@ -81,7 +84,11 @@ void outer_sum_avx2(const double *nar, int64_t np, int64_t ns, const float *wide
               h3 = l0;
       for (int64_t i = 0; i < m; ++i) {
         __m256d xl, xh;
-        load8(wide + rows[i] * nw + k0, n, xl, xh);
+        const float *w = wide + rows[i] * nw + k0;
+        // The rows are strided: fetch this row's line eight blocks ahead.
+        if (p0 == 0 && (k0 & 15) == 0)
+          _mm_prefetch(reinterpret_cast<const char *>(w + 64), _MM_HINT_T0);
+        load8(w, n, xl, xh);
         const double *c = nar + i * ns + p0;
 #define DPL_ROW(p)                                \
   {                                               \

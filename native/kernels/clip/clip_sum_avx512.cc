@@ -49,6 +49,9 @@ void one_row(const double *nar, const float *wide, int64_t nw, const int64_t *ro
     for (int64_t i = 0; i < m; ++i) {
       const float *w = wide + rows[i] * nw + k0;
       const __m512d c = _mm512_set1_pd(nar[i]);
+      // The rows are strided: fetch this row's next block ahead of use.
+      for (int l = 4; l < 8; ++l)
+        _mm_prefetch(reinterpret_cast<const char *>(w + 16 * l), _MM_HINT_T0);
 #define DPL_STEP(v, mk, lo, hi)                                                 \
   {                                                                             \
     const __m512 x = _mm512_maskz_loadu_ps(mk, w + 16 * v);                     \
@@ -81,7 +84,10 @@ void outer_sum_avx512(const double *nar, int64_t np, int64_t ns, const float *wi
       __m512d l0 = _mm512_setzero_pd(), l1 = l0, l2 = l0, l3 = l0, l4 = l0, l5 = l0, l6 = l0,
               l7 = l0, h0 = l0, h1 = l0, h2 = l0, h3 = l0, h4 = l0, h5 = l0, h6 = l0, h7 = l0;
       for (int64_t i = 0; i < m; ++i) {
-        const __m512 x = _mm512_maskz_loadu_ps(mk, wide + rows[i] * nw + k0);
+        const float *w = wide + rows[i] * nw + k0;
+        // The rows are strided: fetch this row four blocks ahead of use.
+        _mm_prefetch(reinterpret_cast<const char *>(w + 64), _MM_HINT_T0);
+        const __m512 x = _mm512_maskz_loadu_ps(mk, w);
         const __m512d xl = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
         const __m512d xh = _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1));
         const double *c = nar + i * ns + p0;

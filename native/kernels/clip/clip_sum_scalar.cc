@@ -17,6 +17,9 @@ void outer_sum_scalar(const double *nar, int64_t np, int64_t ns, const float *wi
       double acc[P][Q] = {};
       for (int64_t i = 0; i < m; ++i) {
         const float *w = wide + rows[i] * nw + k0;
+        // The rows are strided: fetch this row's next block ahead of use.
+        if (p0 == 0)
+          for (int l = 4; l < 8; ++l) __builtin_prefetch(w + 16 * l, 0, 3);
         const double *c = nar + i * ns + p0;
         for (int p = 0; p < pc; ++p) {
           const double cp = c[p];
