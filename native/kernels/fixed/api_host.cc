@@ -67,9 +67,12 @@ int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
   if (rc != DPLORA_OK) return rc;
   const uint64_t base = *position;
   const dplora::chacha::Stream s = dplora::chacha::make_stream(key, nonce);
+  dplora::chacha::BlocksFn blocks;  // the host's SIMD keystream (integer only)
+  int batch;
+  dplora::chacha::host_keystream(blocks, batch);
   std::atomic<int> status{DPLORA_OK};
   dplora::parallel_for(groups, 4, [&](int64_t g0, int64_t g1) {
-    const int st = sample_groups(s, base, p, g0, g1, out, n);
+    const int st = sample_groups(s, base, p, g0, g1, out, n, blocks, batch);
     if (st != DPLORA_OK) status.store(st);
   });
   if (status.load() != DPLORA_OK) return status.load();
