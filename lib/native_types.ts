@@ -102,6 +102,8 @@ export interface NativeAddon {
     scale: number,
     out: Float64Array,
   ): Float64Array;
+  /** `g[j] = float((sum[j] + g[j]) * scale)` in place; returns how many results are not finite. */
+  noisyMean(sum: Float64Array, g: Float32Array, scale: number): number;
   /** Packs `op(B)` of `b` for the active ISA path; returns an opaque native handle. */
   sgemmPackB(b: Float32Array, opts: PackOptions): object;
   /** `c = alpha op(a) op(B) + beta c` with a packed `op(B)`; false if the handle is stale. */
@@ -213,6 +215,7 @@ const NAMES: { readonly [K in NativeFunctionName]: true } = {
   rowsSumSq: true,
   rowsScaledSum: true,
   outerScaledSum: true,
+  noisyMean: true,
   benchReadBandwidth: true,
   benchFmaPeak: true,
   chacha20Block: true,

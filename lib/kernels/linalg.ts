@@ -378,6 +378,16 @@ export function outerScaledSum(
 }
 
 /**
+ * The DP step's last stage, in place: `g[j] = float((sum[j] + g[j]) * scale)`
+ * where `sum` is the double clipped sum and `g` holds the float noise on entry
+ * (noise is added to the double sum; rounding to float is post-processing).
+ * Returns how many results are not finite (0 when the step may proceed).
+ */
+export function noisyMean(sum: Float64Array, g: Float32Array, scale: number): number {
+  return addon().noisyMean(sum, g, scale);
+}
+
+/**
  * Roofline probe for benchmarks: read bandwidth (bytes/s) of a float
  * sum-of-squares loop over `x`, `repeats` times, on all pool threads with
  * the active ISA.

@@ -10,26 +10,42 @@
  * Let `G_i` be the tensor that is actually summed for sample `i`:
  * - for a linear map with one token per sample, the real tensor
  *   `s * g_i a_i^T` (the sum takes each term `s f_i g_ij a_ik` in double from
- *   float inputs: three double roundings, relative error `<= 3u`,
- *   `u = 2^-53`);
+ *   float inputs, see below);
  * - otherwise the float tensor materialized by one deterministic SGEMM per
  *   sample (`alpha * g_i^T a_i` with its float rounding and cancellation
  *   included), or a float tensor the layer formed itself (LayerNorm).
  *
  * Its squared norm is computed in double from exactly those values (squares
  * of floats are exact in double; a sum of `n` terms has relative error
- * `<= n u`; for one-token maps `||s g a^T||^2 = s^2 ||g||^2 ||a||^2`, again
+ * `<= n u`, `u = 2^-53`; for one-token maps `||s g a^T||^2 = s^2 ||g||^2 ||a||^2`, again
  * in double).  The factor `f_i = min(1, C / (norm_i + 1e-6))` is rounded
  * down to float so that `f_i * norm_i <= C`; a non-finite norm gives `f_i = 0`
  * and the sample is never read again.  Hence `||f_i G_i|| <= C (1 + (n+4) u)`
- * exactly.  The clipped tensors of the whole logical batch (all micro-batches)
- * are added in double: for `B` samples each coordinate's error is at most
- * `gamma_B * sum_k |f_k G_k|` (`gamma_B = B u / (1 - B u)`), so the L2
- * distance between the double sums with and without one record is at most
- * `C (1 + (n+4) u + 2 (B+1)^2 u / (1 - B u))`, below `C (1 + 1e-9)` for any
- * `B <= 10^3` and parameter size `n <= 10^7`, and below `C (1 + 1e-5)` up to
- * `B = 2 * 10^5`.  Noise is added to the double sum, and rounding the noisy
- * sum to float afterwards is post-processing.
+ * exactly.
+ *
+ * The clipped tensors of the whole logical batch (all micro-batches) are
+ * added in double by the active ISA's kernel (native/kernels/clip): per
+ * micro-batch (or chunk), each coordinate's kept terms are summed from zero in
+ * ascending sample order, one multiply-add per term (fused on AVX2/AVX-512,
+ * a rounded product then an addition on the portable path), and the total is
+ * added once to the running double sum.  Count the roundings a term `t_k`
+ * (exact real value) goes through before the final sum: two forming its
+ * coefficient (`fl(fl(s f_k) x)` on the one-token path, none for a
+ * materialized tensor, whose factor is exact in double); at most `n_m` in
+ * its chain of `n_m` kept terms (fused: one per multiply-add from its own
+ * on; unfused: its product plus the additions after it, the first addition
+ * onto zero being exact); and at most one per micro-batch from its own on
+ * (`M` micro-batches that added something, each with at least one kept
+ * sample, so `n_m + M <= B + 1` for `B` samples).  So the computed
+ * coordinate is `sum_k t_k (1 + theta_k)` with `|theta_k| <= gamma_{B+3}`
+ * (`gamma_N = N u / (1 - N u)`, Higham's lemma 3.1), whatever the ISA and
+ * the thread count (each coordinate is reduced by one thread in that order).
+ * The L2 distance between the double sums with and without one record is
+ * then at most `C' (1 + (2B+1) gamma_{B+3})` with `C' = C (1 + (n+4) u)`,
+ * i.e. below `C (1 + (n+4) u + 2 (B+3)^2 u / (1 - (B+3) u))`: under
+ * `C (1 + 1e-9)` for `B <= 10^3` and `n <= 10^6`, and under `C (1 + 1e-5)`
+ * up to `B = 2 * 10^5` and `n = 10^7`.  Noise is added to the double sum, and
+ * rounding the noisy sum to float afterwards is post-processing.
  *
  * Tensors too large to keep (`batch * size` over {@link PER_SAMPLE_BUDGET}
  * `.floats`) are materialized twice, in chunks: once for the norms, once for the

@@ -5,7 +5,7 @@
  * parameter).  Per logical batch it adds Gaussian noise ONCE, divides by the
  * EXPECTED batch size, and hands the result to the wrapped optimizer.
  */
-import { clipFactors } from '../kernels/linalg';
+import { clipFactors, noisyMean } from '../kernels/linalg';
 import type { Rng } from '../kernels/rng';
 import { Module, PerSampleModule, isPerSampleModule } from '../nn/module';
 import { Parameter } from '../nn/tensor';
@@ -110,7 +110,7 @@ export class DPOptimizer {
   hooks: DPStepHooks;
   private rng: Rng;
   /** Clipped sums of the current logical batch, in double (see lib/nn/per_sample.ts). */
-  private acc = new Map<Parameter, Float64Array>();
+  private readonly acc = new Map<Parameter, Float64Array>();
   private trackedParams: Set<Parameter>;
   private samples = 0;
   private clipped = 0;
@@ -404,12 +404,8 @@ export class DPOptimizer {
         const sum = this.sink(p);
         const g = new Float32Array(p.size);
         if (this.noiseStd > 0) this.rng.addGaussianNoise(g, this.noiseStd);
-        let bad = 0;
-        for (let j = 0; j < g.length; j++) {
-          g[j] = (sum[j] + g[j]) * scale;
-          bad += g[j] - g[j]; // NaN unless the float value is finite
-        }
-        if (bad !== 0) finite = false;
+        // g = float((sum + noise) * scale), counting non-finite results.
+        if (noisyMean(sum, g, scale) !== 0) finite = false;
         grads.set(p, g);
       }
     }
@@ -436,8 +432,11 @@ export class DPOptimizer {
   }
 
   private resetAccumulation(): void {
-    for (const p of this.acc.keys()) p.zeroGrad();
-    this.acc = new Map();
+    // The double sums are kept (zeroed) for the next logical batch.
+    for (const [p, sum] of this.acc) {
+      p.zeroGrad();
+      sum.fill(0);
+    }
     this.samples = 0;
     this.clipped = 0;
     this.nonfinite = 0;

@@ -516,6 +516,20 @@ Napi::Value OuterScaledSum(const Napi::CallbackInfo &info) {
   return out;
 }
 
+Napi::Value NoisyMean(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Float64Array sum = F64(env, Arg(info, 0), "sum");
+  Napi::Float32Array g = F32(env, Arg(info, 1), "g");
+  const double scale = FiniteValue(env, Arg(info, 2), "scale", false);
+  CheckLength(env, g, static_cast<int64_t>(sum.ElementLength()), "g");
+  int64_t bad = 0;
+  CheckStatus(env,
+              dplora_noisy_mean_f32(sum.Data(), g.Data(), static_cast<int64_t>(g.ElementLength()),
+                                    scale, &bad),
+              "noisyMean");
+  return Napi::Number::New(env, static_cast<double>(bad));
+}
+
 // ------------------------------------------------------------ roofline ----
 
 Napi::Value BenchReadBandwidth(const Napi::CallbackInfo &info) {
@@ -562,6 +576,7 @@ void RegisterLinalg(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "rowsSumSq", RowsSumSq);
   Export(env, exports, "rowsScaledSum", RowsScaledSum);
   Export(env, exports, "outerScaledSum", OuterScaledSum);
+  Export(env, exports, "noisyMean", NoisyMean);
   Export(env, exports, "benchReadBandwidth", BenchReadBandwidth);
   Export(env, exports, "benchFmaPeak", BenchFmaPeak);
 }

@@ -148,8 +148,13 @@ int dplora_clip_rows(float *x, int64_t batch, int64_t dim, double max_norm, floa
  * dplora_rows_scaled_sum_f64: out[j] += sum_r factors_r * x[r, j] in double;
  *   rows with a zero or non-finite factor are skipped (never read).
  * dplora_outer_scaled_sum_f64: out[j, k] += sum_r scale * factors_r * g[r, j]
- *   * a[r, k] in double (one token per sample; each term takes three double
- *   roundings, the sum a fixed order); same skipping rule.
+ *   * a[r, k] in double (one token per sample); same skipping rule.  The
+ *   narrow side's coefficient c = (scale * factors_r) * x takes two double
+ *   roundings; the kept samples' terms c * y are summed from zero in
+ *   ascending order, one multiply-add each (fused on AVX2/AVX-512), and the
+ *   total is added to out once.  Both sums run the active ISA's kernel.
+ * dplora_noisy_mean_f32: g[j] = float((sum[j] + g[j]) * scale) (g holds the
+ *   float noise on entry); *nonfinite = how many results are not finite.
  */
 int dplora_per_sample_grads(const float *a, const float *g, int64_t batch, int64_t seq,
                             int64_t in_dim, int64_t out_dim, float alpha, float *out);
@@ -158,6 +163,7 @@ int dplora_rows_scaled_sum_f64(const float *x, int64_t rows, int64_t n, const fl
                                double *out);
 int dplora_outer_scaled_sum_f64(const float *a, const float *g, int64_t rows, int64_t in_dim,
                                 int64_t out_dim, const float *factors, double scale, double *out);
+int dplora_noisy_mean_f32(const double *sum, float *g, int64_t n, double scale, int64_t *nonfinite);
 
 /**
  * Roofline probes for benchmarks, run over all pool threads with the active

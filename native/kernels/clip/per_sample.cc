@@ -1,13 +1,16 @@
 // Per-sample gradients for floating-point-sound clipping (see dplora.h):
 // materialize each sample's gradient as the float tensor that is summed, take
-// its squared norm in double, and add the clipped tensors in double.  Every
-// result is independent of the thread count (each output element is reduced
-// by one thread in a fixed order).
+// its squared norm in double, and add the clipped tensors in double (the
+// per-ISA kernels of clip_sum.h, through the dispatch table).  Every result is
+// independent of the thread count (each output element is reduced by one
+// thread in a fixed order: the kept samples in ascending order from zero, then
+// one addition into the running sum).
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "dplora.h"
+#include "kernels.h"
 #include "thread_pool.h"
 
 namespace {
@@ -57,25 +60,36 @@ extern "C" int dplora_rows_sumsq_f64(const float *x, int64_t rows, int64_t n, do
   if (bad_dims(rows, n, &total)) return DPLORA_EINVAL;
   if (rows == 0) return DPLORA_OK;
   if (out == nullptr || (total > 0 && x == nullptr)) return DPLORA_EINVAL;
+  const dplora::Kernels &kt = dplora::kernels();
   dplora::parallel_for(rows, grain_for(n), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float *row = x + r * n;
-      // Four partial sums (exact squares of floats in double), fixed order.
-      double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      int64_t j = 0;
-      for (; j + 4 <= n; j += 4) {
-        const double v0 = row[j], v1 = row[j + 1], v2 = row[j + 2], v3 = row[j + 3];
-        s0 += v0 * v0;
-        s1 += v1 * v1;
-        s2 += v2 * v2;
-        s3 += v3 * v3;
-      }
-      for (; j < n; ++j) s0 += static_cast<double>(row[j]) * row[j];
-      out[r] = (s0 + s1) + (s2 + s3);
-    }
+    // Exact squares of floats in double, summed in the ISA's fixed order.
+    for (int64_t r = r0; r < r1; ++r) out[r] = n > 0 ? kt.sumsq(x + r * n, n) : 0.0;
   });
   return DPLORA_OK;
 }
+
+namespace {
+
+// Runs the ISA's clipped-sum kernel over the wide side in blocks of 64
+// columns (each column's reduction is the same whatever the split).
+void run_outer(const std::vector<double> &nar, int64_t np, int64_t ns, const float *wide,
+               int64_t nw, const std::vector<int64_t> &kept_rows, double *out, int64_t ps,
+               int64_t qs) {
+  const dplora::clip::OuterSumFn fn = dplora::kernels().outer_sum;
+  const int64_t m = static_cast<int64_t>(kept_rows.size());
+  if (m == 0) return;
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (nw + kBlock - 1) / kBlock;
+  // Vector kernels do ~2^19 multiply-adds in a few tens of microseconds: less
+  // than that is not worth waking a pool thread.
+  dplora::parallel_for(blocks, (int64_t{1} << 19) / std::max<int64_t>(1, m * np * kBlock) + 1,
+                       [&](int64_t b0, int64_t b1) {
+                         fn(nar.data(), np, ns, wide, nw, kept_rows.data(), m, b0 * kBlock,
+                            std::min(nw, b1 * kBlock), out, ps, qs);
+                       });
+}
+
+}  // namespace
 
 extern "C" int dplora_rows_scaled_sum_f64(const float *x, int64_t rows, int64_t n,
                                           const float *factors, double *out) {
@@ -83,14 +97,14 @@ extern "C" int dplora_rows_scaled_sum_f64(const float *x, int64_t rows, int64_t 
   if (bad_dims(rows, n, &total)) return DPLORA_EINVAL;
   if (rows == 0 || n == 0) return DPLORA_OK;
   if (out == nullptr || x == nullptr || factors == nullptr) return DPLORA_EINVAL;
-  dplora::parallel_for(n, std::max<int64_t>(256, grain_for(rows)), [&](int64_t j0, int64_t j1) {
-    for (int64_t r = 0; r < rows; ++r) {
-      if (!kept(factors[r])) continue;
-      const double f = factors[r];
-      const float *row = x + r * n;
-      for (int64_t j = j0; j < j1; ++j) out[j] += f * static_cast<double>(row[j]);
-    }
-  });
+  std::vector<int64_t> idx;
+  std::vector<double> f;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (!kept(factors[r])) continue;
+    idx.push_back(r);
+    f.push_back(factors[r]);  // exact
+  }
+  run_outer(f, 1, 1, x, n, idx, out, 0, 1);
   return DPLORA_OK;
 }
 
@@ -103,34 +117,45 @@ extern "C" int dplora_outer_scaled_sum_f64(const float *a, const float *g, int64
   if (!std::isfinite(scale)) return DPLORA_EINVAL;
   if (rows == 0 || in_dim == 0 || out_dim == 0) return DPLORA_OK;
   if (out == nullptr || a == nullptr || g == nullptr || factors == nullptr) return DPLORA_EINVAL;
-  if (in_dim < out_dim) {
-    // Narrow input (LoRA's B: in_dim = r): one column k of out at a time, the
-    // inner loop running along g's rows (contiguous), into a double buffer.
-    dplora::parallel_for(in_dim, grain_for(rows * out_dim), [&](int64_t k0, int64_t k1) {
-      std::vector<double> col(static_cast<size_t>(out_dim));
-      for (int64_t k = k0; k < k1; ++k) {
-        std::fill(col.begin(), col.end(), 0.0);
-        for (int64_t r = 0; r < rows; ++r) {
-          if (!kept(factors[r])) continue;
-          const double c = (scale * factors[r]) * a[r * in_dim + k];
-          const float *gr = g + r * out_dim;
-          for (int64_t j = 0; j < out_dim; ++j) col[j] += c * static_cast<double>(gr[j]);
-        }
-        for (int64_t j = 0; j < out_dim; ++j) out[j * in_dim + k] += col[j];
-      }
-    });
-    return DPLORA_OK;
+  // The narrow side (LoRA: the rank-r one) is scaled into double
+  // coefficients c = (scale * f_r) * narrow[r, p] (two roundings); the wide
+  // side is read as float.  out[j, k] (out_dim x in_dim) is indexed as
+  // out[p * ps + q * qs].
+  const bool narrow_in = in_dim < out_dim;
+  const float *nsrc = narrow_in ? a : g;
+  const float *wide = narrow_in ? g : a;
+  const int64_t np = narrow_in ? in_dim : out_dim, nw = narrow_in ? out_dim : in_dim;
+  const int64_t ps = narrow_in ? 1 : in_dim, qs = narrow_in ? in_dim : 1;
+  const int64_t ns = np == 1 ? 1
+                             : (np + dplora::clip::kNarrowPad - 1) / dplora::clip::kNarrowPad *
+                                   dplora::clip::kNarrowPad;
+  std::vector<int64_t> idx;
+  for (int64_t r = 0; r < rows; ++r)
+    if (kept(factors[r])) idx.push_back(r);
+  std::vector<double> nar(idx.size() * static_cast<size_t>(ns), 0.0);
+  for (size_t i = 0; i < idx.size(); ++i) {
+    const int64_t r = idx[i];
+    const double sf = scale * static_cast<double>(factors[r]);
+    const float *src = nsrc + r * np;
+    double *dst = nar.data() + static_cast<int64_t>(i) * ns;
+    for (int64_t p = 0; p < np; ++p) dst[p] = sf * static_cast<double>(src[p]);
   }
-  dplora::parallel_for(out_dim, grain_for(rows * in_dim), [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j) {
-      double *o = out + j * in_dim;
-      for (int64_t r = 0; r < rows; ++r) {
-        if (!kept(factors[r])) continue;
-        const double c = (scale * factors[r]) * g[r * out_dim + j];
-        const float *ar = a + r * in_dim;
-        for (int64_t k = 0; k < in_dim; ++k) o[k] += c * static_cast<double>(ar[k]);
-      }
-    }
-  });
+  run_outer(nar, np, ns, wide, nw, idx, out, ps, qs);
+  return DPLORA_OK;
+}
+
+extern "C" int dplora_noisy_mean_f32(const double *sum, float *g, int64_t n, double scale,
+                                     int64_t *nonfinite) {
+  if (n < 0 || nonfinite == nullptr || !std::isfinite(scale)) return DPLORA_EINVAL;
+  *nonfinite = 0;
+  if (n == 0) return DPLORA_OK;
+  if (sum == nullptr || g == nullptr) return DPLORA_EINVAL;
+  int64_t bad = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const float v = static_cast<float>((sum[j] + static_cast<double>(g[j])) * scale);
+    g[j] = v;
+    bad += std::isfinite(v) ? 0 : 1;
+  }
+  *nonfinite = bad;
   return DPLORA_OK;
 }

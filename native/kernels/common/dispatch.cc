@@ -11,6 +11,7 @@ namespace dplora {
 namespace {
 
 using namespace linalg;
+using namespace clip;
 
 constexpr Kernels kScalar = {
     DPLORA_ISA_SCALAR,    {4, 8, 64, 256, 512, gemm_micro_scalar, nullptr},
@@ -18,6 +19,7 @@ constexpr Kernels kScalar = {
     sumsq_scalar,         chacha::blocks_scalar,
     gauss::groups_scalar, read_probe_scalar,
     fma_probe_scalar,     kFmaProbeFlopsScalar,
+    outer_sum_scalar,
 };
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -27,6 +29,7 @@ constexpr Kernels kAvx2 = {
     sumsq_avx2,         chacha::blocks_avx2,
     gauss::groups_avx2, read_probe_avx2,
     fma_probe_avx2,     kFmaProbeFlopsAvx2,
+    outer_sum_avx2,
 };
 constexpr Kernels kAvx512 = {
     DPLORA_ISA_AVX512,    {12, 32, 96, 256, 1024, gemm_micro_avx512, gemm_skinny_avx512},
@@ -34,6 +37,7 @@ constexpr Kernels kAvx512 = {
     sumsq_avx512,         chacha::blocks_avx512,
     gauss::groups_avx512, read_probe_avx512,
     fma_probe_avx512,     kFmaProbeFlopsAvx512,
+    outer_sum_avx512,
 };
 #endif
 
@@ -44,6 +48,7 @@ constexpr Kernels kNeon = {
     sumsq_neon,         chacha::blocks_neon,
     gauss::groups_neon, read_probe_neon,
     fma_probe_neon,     kFmaProbeFlopsNeon,
+    outer_sum_scalar,
 };
 #endif
 

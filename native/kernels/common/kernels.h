@@ -8,6 +8,7 @@
 // start of a call and use that table for the whole call.
 #pragma once
 #include "chacha20.h"
+#include "clip_sum.h"
 #include "gaussian.h"
 #include "gemm.h"
 #include "norms.h"
@@ -29,6 +30,8 @@ struct Kernels {
   linalg::ReadProbeFn read_probe;
   linalg::FmaProbeFn fma_probe;
   double fma_flops_per_iter;  // flops one fma_probe iteration performs
+  // clipped sums in double (dplora_outer_scaled_sum_f64, dplora_rows_scaled_sum_f64)
+  clip::OuterSumFn outer_sum;
 };
 
 // The table of an ISA (the scalar table for a path this build lacks).
