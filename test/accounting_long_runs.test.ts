@@ -43,23 +43,25 @@ function oneStepTv(q: number, z: number): number {
 
 const DELTA = 1e-5;
 
-describe('regression: the brief\u2019s table (z = 1.2, q = 0.02, delta = 1e-5, default grid)', () => {
+// A coarser grid than the default (1e-4) keeps these under a few seconds each; the default grid
+// gives 2229.31 at 1e7 steps and the same RDP fallback at 1e9 (checked by hand, 7 s and 5 s).
+describe('regression: the brief\u2019s table (z = 1.2, q = 0.02, delta = 1e-5)', () => {
   const spec = { noiseMultiplier: 1.2, sampleRate: 0.02 };
   test('1e7 steps: PLD answers (was 0), between RDP and the one-step bound', () => {
-    const acc = new PldAccountant().step(spec, 1e7);
+    const acc = new PldAccountant({ gridStep: 1e-3 }).step(spec, 1e7);
     const d = acc.getEpsilonDetails(DELTA);
     const rdp = new RdpAccountant().step(spec, 1e7).getEpsilon(DELTA);
     expect(d.method).toBe('pld');
     expect(d.fallback).toBeUndefined();
     expect(d.epsilon).toBeLessThanOrEqual(rdp);
     expect(d.epsilon).toBeGreaterThan(0.95 * rdp); // PLD is within a few % of RDP here
-    expect(d.epsilon).toBeCloseTo(2229.3, -1); // measured at this commit: 2229.31
+    expect(d.epsilon).toBeCloseTo(2230.4, 0); // measured at grid 1e-3: 2230.37 (2229.31 at 1e-4)
     // delta at the reported epsilon is within the target, and just below it is not.
     expect(acc.getDelta(d.epsilon)).toBeLessThanOrEqual(DELTA * (1 + 1e-9));
     expect(acc.getDelta(d.epsilon * 0.99)).toBeGreaterThan(DELTA);
   });
   test('1e9 steps: PLD cannot certify (rounding bound), RDP answers, loudly', () => {
-    const acc = new PldAccountant().step(spec, 1e9);
+    const acc = new PldAccountant({ gridStep: 1e-2 }).step(spec, 1e9);
     const d = acc.getEpsilonDetails(DELTA);
     const rdp = new RdpAccountant().step(spec, 1e9);
     expect(d.method).toBe('rdp-fallback');
