@@ -133,22 +133,25 @@ struct Sampler {
   // cell; that one is compared on U's further bits); beyond 7 (probability
   // 1/5040) fresh trials Bernoulli(1/k), k = 8, 9, ...
   bool bern_e1() {
-    static constexpr uint32_t kT[6] = {32768, 10922, 2730, 546, 91, 13};  // floor(2^16 / j!)
-    static constexpr uint32_t kF[6] = {2, 6, 24, 120, 720, 5040};         // j!, j = 2..7
+    // floor(2^16 / j!), j = 2..7, as a branch-free count: w < T exactly when
+    // w - T wraps (both below 2^17), so the sign bit of the 32-bit difference
+    // is the comparison (a cascade of compares on a uniform w mispredicts).
+    static constexpr uint32_t kT[6] = {32768, 10922, 2730, 546, 91, 13};
+    // The threshold that can tie with w once c is known (w == kT[c] means
+    // exactly kT[0..c) lie above w); 2^16 / 2 is exact and c = 6 has none:
+    // 2^16 never equals a 16-bit w.
+    static constexpr uint32_t kTie[7] = {65536, 10922, 2730, 546, 91, 13, 65536};
+    static constexpr uint32_t kF[6] = {2, 6, 24, 120, 720, 5040};  // j!, j = 2..7
     const uint32_t w = uint32_t(rd.bits(16));
     uint32_t c = 0;  // thresholds 1/j!, j = 2..7, above U
-    bool tie = false;
-    for (int i = 0; i < 6; ++i) c += w < kT[i] ? 1 : 0;
-    for (int i = 1; i < 6; ++i) tie |= w == kT[i];  // 2^16 / 2 is exact: no tie there
-    if (tie) {                                      // w == floor(2^16 / j!) for j = c + 2
+    for (int i = 0; i < 6; ++i) c += (w - kT[i]) >> 31;
+    if (__builtin_expect(w == kTie[c], 0)) {  // w == floor(2^16 / j!) for j = c + 2
       const uint32_t f = kF[c];
       if (lt(65536 - kT[c] * f, f)) ++c;
     }
-    uint64_t k = 2 + c;
-    if (c == 6) {  // U < 1/7!: k >= 8
-      k = 8;
-      while (!failed() && bern(1, k)) ++k;
-    }
+    if (__builtin_expect(c < 6, 1)) return (c & 1) != 0;  // k = 2 + c
+    uint64_t k = 8;                                       // U < 1/7!: k >= 8
+    while (!failed() && bern(1, k)) ++k;
     return (k & 1) != 0;
   }
 
