@@ -239,7 +239,9 @@ struct Sampler {
   }
 
   // Discrete Laplace with scale t (Algorithm 2 with s = 1): P(y) ~ exp(-|y|/t).
-  int64_t dlap(uint64_t t) {
+  // Returns |y| < 2^63 and sets `neg` (1 when y < 0): the sign is a uniform
+  // bit, so callers apply it by arithmetic, not a branch.
+  uint64_t dlap(uint64_t t, uint64_t &neg) {
     for (;;) {
       if (failed()) return 0;
       const uint64_t u = uniform(t);
@@ -248,10 +250,10 @@ struct Sampler {
       while (bern_e1() && !failed()) ++v;
       const u128 x = u128(u) + mul64x64(t, v);
       if (u128_hi(x) != 0 || (u128_lo(x) >> 63) != 0) return fail_overflow();
-      const uint32_t neg = rd.bit();
-      const int64_t x64 = int64_t(u128_lo(x));
-      if (neg && x64 == 0) continue;
-      return neg ? -x64 : x64;
+      neg = rd.bit();
+      const uint64_t x64 = u128_lo(x);
+      if (__builtin_expect((neg & uint64_t(x64 == 0)) != 0, 0)) continue;  // -0: draw again
+      return x64;
     }
   }
 };
@@ -295,8 +297,8 @@ int64_t dgauss(Sampler &s, const Params &p) {
   const u128 den = p.den;
   for (;;) {
     if (s.failed()) return 0;
-    const int64_t y = s.dlap(t);
-    const uint64_t ay = y < 0 ? uint64_t(0) - uint64_t(y) : uint64_t(y);
+    uint64_t neg = 0;
+    const uint64_t ay = s.dlap(t, neg);
     // (|y| bt' - a')^2 / den = exp argument (see setup).
     u128 ybt;
     if (!u128_mul_ok(u128(ay), p.btr, ybt)) return s.fail_overflow();
@@ -319,7 +321,8 @@ int64_t dgauss(Sampler &s, const Params &p) {
       divmod256(hi, lo, den, q, r);
       for (u128 i = 0; i < q && pass && !s.failed(); ++i) pass = s.bern_e1();
     }
-    if (pass && s.bern_exp1(r, den)) return y;
+    // y = -|y| when neg: (|y| xor -neg) + neg, |y| < 2^63.
+    if (pass && s.bern_exp1(r, den)) return int64_t((ay ^ (uint64_t(0) - neg)) + neg);
   }
 }
 
