@@ -16,6 +16,6 @@ nice g++ "${flags[@]}" "${inc[@]}" -mgeneral-regs-only -c native/kernels/intonly
 nice g++ "${flags[@]}" "${inc[@]}" -mgeneral-regs-only -c native/kernels/intonly/chacha20.cc -o "$tmp/chacha.o"
 nice g++ "${flags[@]}" "${inc[@]}" -mavx2 -mavx512f -mavx512bw -mavx512dq -mavx512vl -c native/kernels/rng/chacha20_avx512.cc -o "$tmp/avx512.o"
 nice g++ "${flags[@]}" "${inc[@]}" -mavx2 -c native/kernels/rng/chacha20_avx2.cc -o "$tmp/avx2.o"
-nice g++ "${flags[@]}" "${inc[@]}" native/bench/dgauss_micro.cc "$tmp"/*.o -o "$tmp/micro"
+nice g++ "${flags[@]}" "${inc[@]}" native/tests/bench_dgauss_micro.cc "$tmp"/*.o -o "$tmp/micro"
 uptime
 "$tmp/micro" "$rounds"

@@ -1,5 +1,5 @@
-// Same-process microbenchmark of the exact discrete Gaussian sampler: the
-// current intonly/discrete_gaussian.cc against a baseline copy of it compiled
+// Same-process microbenchmark (not a ctest: built by scripts/dgauss-micro.sh) of the exact discrete
+// Gaussian sampler: the current intonly/discrete_gaussian.cc against a baseline copy of it compiled
 // into namespace dgauss_base (scripts/dgauss-micro.sh builds both), CPU time
 // of this thread, samples alternated in rounds so load changes hit both.
 // Also checks that both produce the same samples (the stream is pinned).
