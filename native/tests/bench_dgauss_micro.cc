@@ -1,8 +1,9 @@
-// Same-process microbenchmark (not a ctest: built by scripts/dgauss-micro.sh) of the exact discrete
-// Gaussian sampler: the current intonly/discrete_gaussian.cc against a baseline copy of it compiled
-// into namespace dgauss_base (scripts/dgauss-micro.sh builds both), CPU time
-// of this thread, samples alternated in rounds so load changes hit both.
-// Also checks that both produce the same samples (the stream is pinned).
+// Same-process microbenchmark of the exact discrete Gaussian sampler (not a
+// ctest; scripts/dgauss-micro.sh builds and runs it): the working tree's
+// intonly/discrete_gaussian.cc against a git revision's copy compiled into
+// namespace dgauss_base, thread CPU time, the two alternated round by round so
+// load changes hit both.  Also checks that both give the same samples (the
+// stream consumption is pinned by the known-answer vectors).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
