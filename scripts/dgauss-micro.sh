@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Same-process microbenchmark: the working tree's discrete Gaussian sampler
 # against the one at git revision $1 (default HEAD), CPU time, 1 thread.
+# Uses the AVX-512 keystream: x86-64 with AVX-512 only.
 # Usage: bash scripts/dgauss-micro.sh [rev] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
