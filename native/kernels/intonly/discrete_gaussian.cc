@@ -133,22 +133,25 @@ struct Sampler {
   // cell; that one is compared on U's further bits); beyond 7 (probability
   // 1/5040) fresh trials Bernoulli(1/k), k = 8, 9, ...
   bool bern_e1() {
-    static constexpr uint32_t kT[6] = {32768, 10922, 2730, 546, 91, 13};  // floor(2^16 / j!)
-    static constexpr uint32_t kF[6] = {2, 6, 24, 120, 720, 5040};         // j!, j = 2..7
+    // floor(2^16 / j!), j = 2..7, as a branch-free count: w < T exactly when
+    // w - T wraps (both below 2^17), so the sign bit of the 32-bit difference
+    // is the comparison (a cascade of compares on a uniform w mispredicts).
+    static constexpr uint32_t kT[6] = {32768, 10922, 2730, 546, 91, 13};
+    // The threshold that can tie with w once c is known (w == kT[c] means
+    // exactly kT[0..c) lie above w); 2^16 / 2 is exact and c = 6 has none:
+    // 2^16 never equals a 16-bit w.
+    static constexpr uint32_t kTie[7] = {65536, 10922, 2730, 546, 91, 13, 65536};
+    static constexpr uint32_t kF[6] = {2, 6, 24, 120, 720, 5040};  // j!, j = 2..7
     const uint32_t w = uint32_t(rd.bits(16));
     uint32_t c = 0;  // thresholds 1/j!, j = 2..7, above U
-    bool tie = false;
-    for (int i = 0; i < 6; ++i) c += w < kT[i] ? 1 : 0;
-    for (int i = 1; i < 6; ++i) tie |= w == kT[i];  // 2^16 / 2 is exact: no tie there
-    if (tie) {                                      // w == floor(2^16 / j!) for j = c + 2
+    for (int i = 0; i < 6; ++i) c += (w - kT[i]) >> 31;
+    if (__builtin_expect(w == kTie[c], 0)) {  // w == floor(2^16 / j!) for j = c + 2
       const uint32_t f = kF[c];
       if (lt(65536 - kT[c] * f, f)) ++c;
     }
-    uint64_t k = 2 + c;
-    if (c == 6) {  // U < 1/7!: k >= 8
-      k = 8;
-      while (!failed() && bern(1, k)) ++k;
-    }
+    if (__builtin_expect(c < 6, 1)) return (c & 1) != 0;  // k = 2 + c
+    uint64_t k = 8;                                       // U < 1/7!: k >= 8
+    while (!failed() && bern(1, k)) ++k;
     return (k & 1) != 0;
   }
 
@@ -236,7 +239,9 @@ struct Sampler {
   }
 
   // Discrete Laplace with scale t (Algorithm 2 with s = 1): P(y) ~ exp(-|y|/t).
-  int64_t dlap(uint64_t t) {
+  // Returns |y| < 2^63 and sets `neg` (1 when y < 0): the sign is a uniform
+  // bit, so callers apply it by arithmetic, not a branch.
+  uint64_t dlap(uint64_t t, uint64_t &neg) {
     for (;;) {
       if (failed()) return 0;
       const uint64_t u = uniform(t);
@@ -245,10 +250,10 @@ struct Sampler {
       while (bern_e1() && !failed()) ++v;
       const u128 x = u128(u) + mul64x64(t, v);
       if (u128_hi(x) != 0 || (u128_lo(x) >> 63) != 0) return fail_overflow();
-      const uint32_t neg = rd.bit();
-      const int64_t x64 = int64_t(u128_lo(x));
-      if (neg && x64 == 0) continue;
-      return neg ? -x64 : x64;
+      neg = rd.bit();
+      const uint64_t x64 = u128_lo(x);
+      if (__builtin_expect((neg & uint64_t(x64 == 0)) != 0, 0)) continue;  // -0: draw again
+      return x64;
     }
   }
 };
@@ -292,8 +297,8 @@ int64_t dgauss(Sampler &s, const Params &p) {
   const u128 den = p.den;
   for (;;) {
     if (s.failed()) return 0;
-    const int64_t y = s.dlap(t);
-    const uint64_t ay = y < 0 ? uint64_t(0) - uint64_t(y) : uint64_t(y);
+    uint64_t neg = 0;
+    const uint64_t ay = s.dlap(t, neg);
     // (|y| bt' - a')^2 / den = exp argument (see setup).
     u128 ybt;
     if (!u128_mul_ok(u128(ay), p.btr, ybt)) return s.fail_overflow();
@@ -316,7 +321,8 @@ int64_t dgauss(Sampler &s, const Params &p) {
       divmod256(hi, lo, den, q, r);
       for (u128 i = 0; i < q && pass && !s.failed(); ++i) pass = s.bern_e1();
     }
-    if (pass && s.bern_exp1(r, den)) return y;
+    // y = -|y| when neg: (|y| xor -neg) + neg, |y| < 2^63.
+    if (pass && s.bern_exp1(r, den)) return int64_t((ay ^ (uint64_t(0) - neg)) + neg);
   }
 }
 
