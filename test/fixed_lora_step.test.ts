@@ -55,7 +55,7 @@ function plan(steps = 30) {
     datasetSize: 1000,
     sampleRate: 0.064,
     steps,
-    learningRate: 0.5,
+    learningRate: 2, // A is in real units (z = (A x) >> inShift), so SGD needs a larger rate
   });
 }
 

@@ -52,12 +52,33 @@ export interface IntegerLoraConfig {
   maxSteps: bigint;
   /** 0: squared error on the scores; 1: softmax cross-entropy. */
   loss: 0 | 1;
-  /** 0: SGD (param -= g lr); 1: sign descent with momentum (param -= sign(m) lr 2^f). */
-  update: 0 | 1;
+  /**
+   * 0: SGD (param -= g lr); 1: sign descent with momentum (param -= sign(m) lr 2^f);
+   * 2: momentum (m = beta m + (1 - beta) g, param -= lr m).
+   */
+  update: 0 | 1 | 2;
   /** Momentum betaNum / betaDen (sign-momentum only). */
   betaNum: number;
   /** Denominator of the momentum. */
   betaDen: number;
+  /** 1 (default) or 2: a second frozen layer w1 with its own LoRA A2, B2. */
+  layers?: 1 | 2;
+  /** Second frozen layer, int8, [hidden][hidden] (layers 2). */
+  w1?: Int8Array;
+  /** Row scales of w1: real = w1Mult / 2^w1Shift (activations stay in Q fracBits). */
+  w1Mult?: Int32Array;
+  /** Right shifts of w1's row scales (16..62). */
+  w1Shift?: Int8Array;
+  /** Bias of the first frozen layer, Q fracBits. */
+  bias0?: Int32Array;
+  /** Bias of the second frozen layer, Q fracBits. */
+  bias1?: Int32Array;
+  /** z = (A x) >> inShift: A is in Q fracBits per 2^inShift input units (0..16). */
+  inShift?: number;
+  /** LoRA outputs scaled by 2^loraShift (the alpha / rank of float LoRA). */
+  loraShift?: number;
+  /** 1: a trainable head bias (state.headB). */
+  headBias?: 0 | 1;
 }
 
 /** Trainable integer state (dplora_fx_step_state). */
@@ -68,8 +89,14 @@ export interface IntegerLoraState {
   b: Int32Array;
   /** Head, [classes][hidden], Q fracBits. */
   head: Int32Array;
-  /** Momentum per parameter (A, B, head order), for the sign-momentum update. */
+  /** Momentum per parameter (A, B, [A2, B2], head, [headB] order), for the momentum updates. */
   m?: Int32Array;
+  /** LoRA A of the second layer, [rank][hidden], Q fracBits (layers 2). */
+  a2?: Int32Array;
+  /** LoRA B of the second layer, [hidden][rank], Q fracBits (layers 2). */
+  b2?: Int32Array;
+  /** Head bias, [classes], Q fracBits (config.headBias 1). */
+  headB?: Int32Array;
   /** Steps taken (the device refuses step maxSteps + 1). */
   steps: bigint;
   /** ChaCha20 stream position of the next step. */
@@ -108,10 +135,21 @@ export interface IntegerLoraPlanOptions {
   learningRate: number;
   /**
    * 'sgd' (default): param -= learningRate * noisySum / expectedBatch;
-   * 'signMomentum': momentum m (beta 0.9) of noisySum / expectedBatch, then
-   * param -= learningRate * sign(m) (an integer stand-in for Adam).
+   * 'signMomentum': momentum m (beta) of g = noisySum / expectedBatch, then
+   * param -= learningRate * sign(m);
+   * 'momentum': m = beta m + (1 - beta) g, param -= learningRate * m.
    */
-  optimizer?: 'sgd' | 'signMomentum';
+  optimizer?: 'sgd' | 'signMomentum' | 'momentum';
+  /** Momentum beta of the momentum optimizers, in [0, 1) (default 0.9; a multiple of 2^-16). */
+  momentum?: number;
+  /** Bias of the first frozen layer, [hidden] (float; Q fracBits on the device). */
+  baseBias?: Float32Array;
+  /** A second frozen layer [hidden][hidden] (+ bias) with its own LoRA (the MLP's fc2). */
+  base2?: { weight: Float32Array; bias?: Float32Array };
+  /** Initial head [classes][hidden] (+ a trainable bias) instead of a random one. */
+  head?: { weight: Float32Array; bias?: Float32Array };
+  /** LoRA scale alpha / rank, a power of two in [1, 256] (default 1). */
+  loraScale?: number;
   /** 'squared' (default) error on the scores or softmax 'crossEntropy'. */
   loss?: 'squared' | 'crossEntropy';
   /** Accountant of the calibration ('rdp' by default). */
@@ -260,56 +298,127 @@ export function planIntegerLora(opts: IntegerLoraPlanOptions): IntegerLoraPlan {
   const optimizer = opts.optimizer ?? 'sgd';
   if (opts.loss !== undefined && opts.loss !== 'squared' && opts.loss !== 'crossEntropy')
     throw new InvalidArgumentError('loss', `must be 'squared' or 'crossEntropy'`);
-  if (optimizer !== 'sgd' && optimizer !== 'signMomentum')
-    throw new InvalidArgumentError('optimizer', `must be 'sgd' or 'signMomentum'`);
+  if (optimizer !== 'sgd' && optimizer !== 'signMomentum' && optimizer !== 'momentum')
+    throw new InvalidArgumentError('optimizer', `must be 'sgd', 'signMomentum' or 'momentum'`);
+  const beta = opts.momentum ?? 0.9;
+  if (typeof beta !== 'number' || !(beta >= 0 && beta < 1))
+    throw new InvalidArgumentError('momentum', `must be a number in [0, 1), got ${String(beta)}`);
+  const loraScale = opts.loraScale ?? 1;
+  const loraShift = Math.log2(loraScale);
+  if (!Number.isInteger(loraShift) || loraShift < 0 || loraShift > 8 || loraShift >= fracBits)
+    throw new InvalidArgumentError(
+      'loraScale',
+      `must be a power of two in [1, min(256, 2^(fracBits - 1))], got ${String(loraScale)}`,
+    );
   const lrDen = 1 << 16;
   const lrNum = Math.max(1, Math.round(lr * lrDen));
   const expectedBatch = Math.max(1, Math.round(sampleRate * datasetSize));
   const rnd = publicRandom(opts.initSeed ?? 4242);
   const one = 2 ** fracBits;
+  // z = (A x) >> inShift with 2^-inShift ~ inputScale keeps A in about Q fracBits of real units.
+  const inShift = Math.max(0, Math.min(16, Math.round(-Math.log2(inputScale))));
   // A: uniform +-1/sqrt(dIn) in real units per unit of real input.
-  const aScale = (one * inputScale) / Math.sqrt(dIn);
+  const aScale = (one * inputScale * 2 ** inShift) / Math.sqrt(dIn);
   const a = Int32Array.from({ length: rank * dIn }, () => Math.round((2 * rnd() - 1) * aScale));
-  const hScale = one / Math.sqrt(hidden);
-  const head = Int32Array.from({ length: classes * hidden }, () =>
-    Math.round((2 * rnd() - 1) * hScale),
-  );
+  const config: IntegerLoraConfig = {
+    dIn,
+    hidden,
+    rank,
+    classes,
+    w0,
+    w0Mult,
+    w0Shift,
+    fracBits,
+    clipInt,
+    sigmaSqNum,
+    sigmaSqDen,
+    sampleNum,
+    sampleDen,
+    lrNum,
+    lrDen,
+    expectedBatch,
+    maxSteps: BigInt(steps),
+    loss: opts.loss === 'crossEntropy' ? 1 : 0,
+    update: optimizer === 'sgd' ? 0 : optimizer === 'signMomentum' ? 1 : 2,
+    betaNum: optimizer === 'sgd' ? 0 : Math.round(beta * 65536),
+    betaDen: optimizer === 'sgd' ? 1 : 65536,
+    inShift,
+    loraShift,
+  };
+  const state: IntegerLoraState = {
+    a,
+    b: new Int32Array(hidden * rank),
+    head: new Int32Array(0),
+    steps: 0n,
+    position: 0n,
+  };
+  if (opts.baseBias !== undefined) config.bias0 = toFixed('baseBias', opts.baseBias, hidden, one);
+  if (opts.base2 !== undefined) {
+    const w = opts.base2.weight;
+    if (!(w instanceof Float32Array) || w.length !== hidden * hidden)
+      throw new InvalidArgumentError('base2', 'weight must be a Float32Array of length hidden^2');
+    config.layers = 2;
+    config.w1 = new Int8Array(hidden * hidden);
+    config.w1Mult = new Int32Array(hidden);
+    config.w1Shift = new Int8Array(hidden);
+    for (let h = 0; h < hidden; h++) {
+      const r = quantizeRow(w.subarray(h * hidden, (h + 1) * hidden), 1, 0);
+      if (r.shift < 16) throw new InvalidArgumentError('base2', 'weights too large (> 2^21)');
+      config.w1.set(r.q, h * hidden);
+      config.w1Mult[h] = r.mult;
+      config.w1Shift[h] = r.shift;
+    }
+    if (opts.base2.bias !== undefined)
+      config.bias1 = toFixed('base2', opts.base2.bias, hidden, one);
+    const a2Scale = one / Math.sqrt(hidden);
+    state.a2 = Int32Array.from({ length: rank * hidden }, () =>
+      Math.round((2 * rnd() - 1) * a2Scale),
+    );
+    state.b2 = new Int32Array(hidden * rank);
+  }
+  if (opts.head !== undefined) {
+    state.head = toFixed('head', opts.head.weight, classes * hidden, one);
+    if (opts.head.bias !== undefined) {
+      config.headBias = 1;
+      state.headB = toFixed('head', opts.head.bias, classes, one);
+    }
+  } else {
+    const hScale = one / Math.sqrt(hidden);
+    state.head = Int32Array.from({ length: classes * hidden }, () =>
+      Math.round((2 * rnd() - 1) * hScale),
+    );
+  }
+  if (optimizer !== 'sgd') state.m = new Int32Array(parameterCount(config));
   return {
-    config: {
-      dIn,
-      hidden,
-      rank,
-      classes,
-      w0,
-      w0Mult,
-      w0Shift,
-      fracBits,
-      clipInt,
-      sigmaSqNum,
-      sigmaSqDen,
-      sampleNum,
-      sampleDen,
-      lrNum,
-      lrDen,
-      expectedBatch,
-      maxSteps: BigInt(steps),
-      loss: opts.loss === 'crossEntropy' ? 1 : 0,
-      update: optimizer === 'sgd' ? 0 : 1,
-      betaNum: optimizer === 'sgd' ? 0 : 58982, // 0.9 * 2^16
-      betaDen: optimizer === 'sgd' ? 1 : 65536,
-    },
-    state: {
-      a,
-      b: new Int32Array(hidden * rank),
-      head,
-      m: optimizer === 'sgd' ? undefined : new Int32Array(a.length + hidden * rank + head.length),
-      steps: 0n,
-      position: 0n,
-    },
+    config,
+    state,
     noiseMultiplier: cal.noiseMultiplier,
     epsilon: cal.epsilon,
     sampleRate,
   };
+}
+
+/** Number of trainable parameters of a configuration (the length of one gradient row). */
+export function parameterCount(c: IntegerLoraConfig): number {
+  const lora = c.rank * c.dIn + c.hidden * c.rank;
+  return (
+    lora +
+    (c.layers === 2 ? 2 * c.hidden * c.rank : 0) +
+    c.classes * c.hidden +
+    (c.headBias === 1 ? c.classes : 0)
+  );
+}
+
+// Float values to Q fracBits (round), each within +-(2^31 - 1).
+function toFixed(name: string, v: Float32Array, n: number, one: number): Int32Array {
+  if (!(v instanceof Float32Array) || v.length !== n)
+    throw new InvalidArgumentError(name, `must be a Float32Array of length ${n}`);
+  return Int32Array.from(v, (x) => {
+    const q = Math.round(x * one);
+    if (!Number.isFinite(q) || Math.abs(q) > 2 ** 31 - 1)
+      throw new InvalidArgumentError(name, 'values must be finite and within the Q range');
+    return q;
+  });
 }
 
 /**

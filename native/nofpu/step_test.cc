@@ -66,7 +66,7 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   };
   init_params();
 
-  dplora_fx_step_config c;
+  dplora_fx_step_config c = {};
   c.d_in = kDin;
   c.hidden = kHidden;
   c.rank = kRank;
@@ -88,7 +88,10 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   c.update = DPLORA_FX_SGD;
   c.beta_num = 0;
   c.beta_den = 1;
-  dplora_fx_step_state st = {pa, pb, ph, nullptr, 0, 0};
+  dplora_fx_step_state st = {};
+  st.a = pa;
+  st.b = pb;
+  st.head = ph;
   check(dplora_fx_step_scratch_bytes(&c) <= sizeof(scratch), "step: scratch fits");
   const int acc0 = accuracy(c, st);
   bool all_ok = true;
@@ -125,7 +128,11 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   c.beta_den = 65536;
   c.lr_num = 1;
   c.lr_den = 256;
-  dplora_fx_step_state st2 = {pa, pb, ph, mom, 0, 0};
+  dplora_fx_step_state st2 = {};
+  st2.a = pa;
+  st2.b = pb;
+  st2.head = ph;
+  st2.m = mom;
   bool ok2 = true;
   for (int t = 0; t < 4; ++t)
     ok2 = ok2 && dplora_fx_step(&c, &st2, key, nonce, xs, ys, kN, scratch, sizeof(scratch),
