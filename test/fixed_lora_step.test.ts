@@ -1,63 +1,27 @@
-import { planIntegerLora, IntegerLora, quantizeInput } from '../lib/kernels/fixed_lora';
+import {
+  planIntegerLora,
+  IntegerLora,
+  noiseCovers,
+  quantizeInput,
+} from '../lib/kernels/fixed_lora';
 import { Rng } from '../lib/kernels/rng';
 import { DpLoraError, InvalidArgumentError } from '../lib/errors';
 import { calibrateNoiseMultiplier } from '../lib/accounting/calibrate';
+import { loadAddon } from '../lib/native';
+import {
+  D_IN,
+  HIDDEN,
+  INPUT_SCALE,
+  planOptions,
+  randomBase,
+  task,
+} from './helpers/fixed_lora_task';
 
-// A separable synthetic task: class c favours its half of the buckets.
-function task(n: number, dIn: number, seed: number): { x: Float32Array; y: Int32Array } {
-  let s = seed >>> 0;
-  const rnd = (): number => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-  const x = new Float32Array(n * dIn);
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    y[i] = i % 2;
-    let ss = 0;
-    for (let j = 0; j < dIn; j++) {
-      const fav = j < dIn / 2 === (y[i] === 0);
-      const v = rnd() < (fav ? 0.3 : 0.1) ? 1 : 0;
-      x[i * dIn + j] = v;
-      ss += v;
-    }
-    const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
-    for (let j = 0; j < dIn; j++) x[i * dIn + j] *= inv;
-  }
-  return { x, y };
-}
+const dIn = D_IN;
+const hidden = HIDDEN;
+const inputScale = INPUT_SCALE;
 
-function randomBase(hidden: number, dIn: number): Float32Array {
-  let s = 99;
-  const w = new Float32Array(hidden * dIn);
-  for (let i = 0; i < w.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    w[i] = (s / 2 ** 32 - 0.5) / Math.sqrt(dIn);
-  }
-  return w;
-}
-
-const dIn = 128;
-const hidden = 32;
-const inputScale = 1 / 127;
-
-function plan(steps = 30) {
-  return planIntegerLora({
-    baseWeight: randomBase(hidden, dIn),
-    dIn,
-    hidden,
-    classes: 2,
-    rank: 4,
-    inputScale,
-    clipNorm: 1,
-    targetEpsilon: 8,
-    targetDelta: 1e-5,
-    datasetSize: 1000,
-    sampleRate: 0.064,
-    steps,
-    learningRate: 2, // A is in real units (z = (A x) >> inShift), so SGD needs a larger rate
-  });
-}
+const plan = (steps = 30) => planIntegerLora(planOptions({ steps }));
 
 describe('integer LoRA step (host side of the FPU-less mode)', () => {
   test('the plan carries the accountant calibration exactly', () => {
@@ -75,9 +39,19 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     });
     expect(p.noiseMultiplier).toBe(cal.noiseMultiplier);
     expect(p.epsilon).toBeLessThanOrEqual(8);
-    // sigma^2 = (z clipInt)^2 exactly as a rational.
+    // sigma^2 = (z clipInt)^2 rounded up by 2^-40 relative: never below what is charged.
     const s2 = (p.noiseMultiplier * p.config.clipInt) ** 2;
-    expect(Number(p.config.sigmaSqNum) / Number(p.config.sigmaSqDen)).toBe(s2);
+    const got = Number(p.config.sigmaSqNum) / Number(p.config.sigmaSqDen);
+    expect(got).toBeGreaterThanOrEqual(s2);
+    expect(got / s2 - 1).toBeLessThan(1e-11);
+    expect(noiseCovers(p.config, p.noiseMultiplier)).toBe(true);
+    expect(noiseCovers(p.config, p.noiseMultiplier * (1 + 1e-10))).toBe(false);
+    expect(p.accounting).toEqual({
+      accountant: 'rdp',
+      noiseMultiplier: p.noiseMultiplier,
+      delta: 1e-5,
+      targetEpsilon: 8,
+    });
     expect(p.config.clipInt).toBe(4096);
     expect(p.config.maxSteps).toBe(30n);
     expect(p.config.expectedBatch).toBe(64);
@@ -150,29 +124,23 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     expect(Array.from(m.state.a)).toEqual(a);
     expect(rng.getState().position).toBe(pos);
     expect(m.stepsLeft).toBe(0n);
-    // The device refuses too (the counter is in the C state).
+    // The device refuses too (the counter is in the C state), through the addon directly.
+    const st = { ...m.state, a: m.state.a.slice() };
+    const { key, nonce } = rng.getState();
+    const hex = (h: string) => Uint8Array.from(Buffer.from(h, 'hex'));
+    expect(() => loadAddon().fixedLoraStep(m.config, st, hex(key), hex(nonce), x, train.y)).toThrow(
+      /budget is spent/,
+    );
+    expect(Array.from(st.a)).toEqual(a);
+    // A rewound device counter no longer matches the ledger.
     m.state.steps = 0n;
-    m.config.maxSteps = 0n;
-    expect(() => m.step(x, train.y, rng)).toThrow(DpLoraError);
+    expect(() => m.step(x, train.y, rng)).toThrow(/ledger charged 2 steps/);
   });
 
   test('sign-momentum update: every parameter moves by exactly +-lr 2^f or 0 per step', () => {
-    const p = planIntegerLora({
-      baseWeight: randomBase(hidden, dIn),
-      dIn,
-      hidden,
-      classes: 2,
-      rank: 4,
-      inputScale,
-      clipNorm: 1,
-      targetEpsilon: 8,
-      targetDelta: 1e-5,
-      datasetSize: 1000,
-      sampleRate: 0.064,
-      steps: 3,
-      learningRate: 1 / 256,
-      optimizer: 'signMomentum',
-    });
+    const p = planIntegerLora(
+      planOptions({ steps: 3, learningRate: 1 / 256, optimizer: 'signMomentum' }),
+    );
     expect(p.config.update).toBe(1);
     const m = new IntegerLora(p);
     const train = task(1000, dIn, 4);
@@ -192,7 +160,7 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     });
     expect(moved).toBeGreaterThan(head0.length / 2);
     expect(() =>
-      new IntegerLora({ config: p.config, state: { ...p.state, m: undefined } }).step(
+      new IntegerLora({ ...p, state: { ...p.state, m: undefined, steps: 0n } }).step(
         quantizeInput(train.x, inputScale),
         train.y,
         new Rng({ seed: new Uint8Array(32) }),
@@ -206,13 +174,19 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     const p = plan();
     p.config.sigmaSqNum = 1n;
     p.config.sigmaSqDen = 1000n;
+    // The ledger charges the tiny noise honestly (no epsilon budget: the step budget only).
+    p.accounting = {
+      ...p.accounting,
+      noiseMultiplier: (Math.sqrt(1 / 1000) / p.config.clipInt) * (1 - 1e-9),
+      targetEpsilon: null,
+    };
     p.config.sampleNum = 2n ** 32n;
     p.config.expectedBatch = 1;
     p.config.lrNum = 1 << 16; // lr = 1
     const lrReal = p.config.lrNum / p.config.lrDen;
     for (const fill of [127, -128, 1]) {
       const m = new IntegerLora({
-        config: p.config,
+        ...p,
         state: {
           ...p.state,
           a: p.state.a.slice(),
