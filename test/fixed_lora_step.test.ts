@@ -232,3 +232,154 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     expect(() => plan(0)).toThrow(/steps/);
   });
 });
+
+describe('two-layer integer model (the float path architecture)', () => {
+  const scaled = (w: Float32Array, k: number) => w.map((v) => v * k);
+  const base2 = scaled(randomBase(HIDDEN, HIDDEN, 7), 4);
+  const bias = (n: number, seed: number) => randomBase(1, n, seed).map((v) => v * 0.5);
+  const twoLayer = (over: Partial<Parameters<typeof planOptions>[0]> = {}) =>
+    planIntegerLora(
+      planOptions({
+        baseWeight: scaled(randomBase(HIDDEN, D_IN), 10),
+        baseBias: bias(HIDDEN, 11),
+        base2: { weight: base2, bias: bias(HIDDEN, 12) },
+        head: { weight: scaled(randomBase(2, HIDDEN, 13), 4), bias: Float32Array.of(0.01, -0.01) },
+        loraScale: 2,
+        fracBits: 16,
+        loss: 'crossEntropy',
+        optimizer: 'momentum',
+        learningRate: 1.5,
+        ...over,
+      }),
+    );
+
+  // Plain float64 forward of the same model from the dequantized configuration and state.
+  function floatScores(p: ReturnType<typeof twoLayer>, xq: Int8Array, r: number): number[] {
+    const c = p.config;
+    const s = p.state;
+    const one = 2 ** c.fracBits;
+    const xs = Array.from(xq.subarray(r * c.dIn, (r + 1) * c.dIn), (v) => v * inputScale);
+    const aUnit = one * inputScale * 2 ** (c.inShift ?? 0);
+    const z = Array.from({ length: c.rank }, (_, k) =>
+      xs.reduce((acc, v, j) => acc + (s.a[k * c.dIn + j] / aUnit) * v, 0),
+    );
+    const layer = (
+      inp: number[],
+      w: Int8Array,
+      mult: Int32Array,
+      sh: Int8Array,
+      nIn: number,
+      bq: Int32Array | undefined,
+      B: Int32Array,
+      zz: number[],
+      inScale: number,
+    ) =>
+      Array.from({ length: c.hidden }, (_, i) => {
+        let v = 0;
+        for (let j = 0; j < nIn; j++) v += w[i * nIn + j] * inp[j];
+        v *= (mult[i] / 2 ** sh[i]) * inScale;
+        v += (bq ? bq[i] : 0) / one;
+        for (let k = 0; k < c.rank; k++)
+          v += ((2 ** (c.loraShift ?? 0) * B[i * c.rank + k]) / one) * zz[k];
+        return Math.max(0, v);
+      });
+    const a1 = layer(
+      Array.from(xq.subarray(r * c.dIn, (r + 1) * c.dIn)),
+      c.w0,
+      c.w0Mult,
+      c.w0Shift,
+      c.dIn,
+      c.bias0,
+      s.b,
+      z,
+      1 / one,
+    );
+    const z2 = Array.from({ length: c.rank }, (_, k) =>
+      a1.reduce((acc, v, j) => acc + (s.a2![k * c.hidden + j] / one) * v, 0),
+    );
+    const a2 = layer(a1, c.w1!, c.w1Mult!, c.w1Shift!, c.hidden, c.bias1, s.b2!, z2, 1);
+    return [0, 1].map(
+      (o) =>
+        a2.reduce((acc, v, i) => acc + (s.head[o * c.hidden + i] / one) * v, 0) + s.headB![o] / one,
+    );
+  }
+
+  test('forward: the integer model predicts as its float64 reference wherever the margin is clear', () => {
+    const p = twoLayer();
+    // Non-zero LoRA B so that both adapters take part.
+    let k = 1;
+    p.state.b = p.state.b.map(() => ((k = (k * 48271) % 2147483647) % 4001) - 2000);
+    p.state.b2 = p.state.b2!.map(() => ((k = (k * 48271) % 2147483647) % 4001) - 2000);
+    const d = task(400, dIn, 21);
+    const xq = quantizeInput(d.x, inputScale);
+    const pred = new IntegerLora(p).predict(xq);
+    let clear = 0;
+    let classes = 0;
+    for (let r = 0; r < 400; r++) {
+      const s = floatScores(p, xq, r);
+      classes += s[1] > s[0] ? 1 : 0;
+      if (Math.abs(s[1] - s[0]) < 1e-3) continue;
+      clear++;
+      expect(pred[r]).toBe(s[1] > s[0] ? 1 : 0);
+    }
+    expect(clear).toBeGreaterThan(350);
+    expect(classes).toBeGreaterThan(20); // both classes occur (the comparison can fail)
+    expect(classes).toBeLessThan(380);
+  });
+
+  test('it learns at epsilon 8 with cross-entropy and momentum', () => {
+    const train = task(1000, dIn, 1);
+    const test = task(400, dIn, 2);
+    const m = new IntegerLora(twoLayer());
+    const xt = quantizeInput(test.x, inputScale);
+    const acc = () => {
+      const pr = m.predict(xt);
+      return pr.reduce((s, v, i) => s + (v === test.y[i] ? 1 : 0), 0) / pr.length;
+    };
+    const before = acc();
+    const rng = new Rng({ seed: new Uint8Array(32).fill(8) });
+    const xq = quantizeInput(train.x, inputScale);
+    for (let t = 0; t < 30; t++) m.step(xq, train.y, rng);
+    expect(acc()).toBeGreaterThan(0.85);
+    expect(acc() - before).toBeGreaterThan(0.2);
+    expect(m.state.m).toHaveLength(4 * dIn + hidden * 4 + 4 * hidden + hidden * 4 + 2 * hidden + 2);
+  });
+
+  test('adversary: one record moves all parameters (both adapters, head, head bias) by at most lr C', () => {
+    for (const fill of [127, -128, 3]) {
+      const p = twoLayer({
+        optimizer: 'sgd',
+        learningRate: 1,
+        loss: fill > 0 ? 'squared' : 'crossEntropy',
+      });
+      p.config.sigmaSqNum = 1n;
+      p.config.sigmaSqDen = 1000n;
+      p.config.sampleNum = 2n ** 32n;
+      p.config.expectedBatch = 1;
+      p.accounting = {
+        ...p.accounting,
+        noiseMultiplier: (Math.sqrt(1 / 1000) / p.config.clipInt) * (1 - 1e-9),
+        targetEpsilon: null,
+      };
+      p.state.b = p.state.b.map((_, i) => (i % 5) * 30000);
+      p.state.b2 = p.state.b2!.map((_, i) => (i % 3) * 40000 - 40000);
+      p.state.head = p.state.head.map((v) => v * 30);
+      const m = new IntegerLora(p);
+      const all = () =>
+        [m.state.a, m.state.b, m.state.a2!, m.state.b2!, m.state.head, m.state.headB!].flatMap(
+          (v) => Array.from(v),
+        );
+      const before = all();
+      m.step(
+        new Int8Array(dIn).fill(fill),
+        Int32Array.of(fill > 0 ? 0 : 1),
+        new Rng({ seed: new Uint8Array(32).fill(9) }),
+      );
+      const after = all();
+      let n2 = 0n;
+      for (let i = 0; i < after.length; i++) n2 += BigInt(after[i] - before[i]) ** 2n;
+      expect(n2).toBeLessThanOrEqual(BigInt(p.config.clipInt) ** 2n);
+      expect(n2).toBeGreaterThan(0n);
+    }
+  });
+});
