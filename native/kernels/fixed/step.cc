@@ -55,6 +55,7 @@ int64_t exp_neg_q30(int64_t u, int f) {
 struct Layout {
   int64_t p;  // parameters trained (see n_params)
   int32_t *grad;
+  int32_t *nz;  // indices of the record's non-zero inputs (d_in)
   int64_t *sum, *noise;
   // Forward and backward buffers; the layer-2 ones are used when layers == 2.
   int64_t *z, *h, *act, *s, *dlog, *dh, *dz, *z2, *h2, *act2, *dh2, *dz2, *u;
@@ -150,6 +151,7 @@ Layout layout(const dplora_fx_step_config *c, void *scratch) {
   l.sum = l.u + c->hidden;
   l.noise = l.sum + l.p;
   l.grad = reinterpret_cast<int32_t *>(l.noise + l.p);
+  l.nz = l.grad + l.p;
   return l;
 }
 
@@ -171,16 +173,16 @@ inline int64_t lora_out(int64_t acc, const dplora_fx_step_config *c) {
 }
 
 // One frozen layer with LoRA: h = Wq(in) + bias + lora_out(B z), act = relu(h).
-// in: int8 inputs (in8) or Q f activations (in64); z = the LoRA down-projection.
+// in: int8 inputs (in8, only the nnz entries listed in nz are non-zero) or Q f activations (in64).
 void frozen_lora(const dplora_fx_step_config *c, const int8_t *w, const int32_t *mult,
                  const int8_t *shift, const int32_t *bias, const int32_t *b, int32_t n_in,
-                 const int8_t *in8, const int64_t *in64, const int64_t *z, int64_t *h,
-                 int64_t *act) {
+                 const int8_t *in8, const int32_t *nz, int32_t nnz, const int64_t *in64,
+                 const int64_t *z, int64_t *h, int64_t *act) {
   for (int32_t i = 0; i < c->hidden; ++i) {
     const int8_t *wi = w + int64_t(i) * n_in;
     int64_t acc = 0;
     if (in8 != nullptr) {
-      for (int32_t j = 0; j < n_in; ++j) acc += int32_t(wi[j]) * int32_t(in8[j]);
+      for (int32_t t = 0; t < nnz; ++t) acc += int32_t(wi[nz[t]]) * int32_t(in8[nz[t]]);
     } else {
       // |w| <= 128, |in| <= 2^31, n_in <= 2^16: the sum stays below 2^54.
       for (int32_t j = 0; j < n_in; ++j) acc += int64_t(wi[j]) * in64[j];
@@ -200,14 +202,20 @@ void frozen_lora(const dplora_fx_step_config *c, const int8_t *w, const int32_t 
 const int64_t *forward(const dplora_fx_step_config *c, const dplora_fx_step_state *st,
                        const int8_t *x, const Layout &l) {
   const int f = c->frac_bits;
+  // Hashed features are sparse: only the non-zero inputs enter the sums (adding a zero
+  // product changes no sum, saturated or not, so the result is the dense one bit for bit).
+  int32_t nnz = 0;
+  for (int32_t j = 0; j < c->d_in; ++j) {
+    if (x[j] != 0) l.nz[nnz++] = j;
+  }
   for (int32_t k = 0; k < c->rank; ++k) {
     int64_t acc = 0;
     const int32_t *ak = st->a + int64_t(k) * c->d_in;
-    for (int32_t j = 0; j < c->d_in; ++j) mac(acc, ak[j], x[j]);
+    for (int32_t t = 0; t < nnz; ++t) mac(acc, ak[l.nz[t]], x[l.nz[t]]);
     l.z[k] = clamp32(shr(acc, c->in_shift));  // Q f
   }
-  frozen_lora(c, c->w0, c->w0_mult, c->w0_shift, c->bias0, st->b, c->d_in, x, nullptr, l.z, l.h,
-              l.act);
+  frozen_lora(c, c->w0, c->w0_mult, c->w0_shift, c->bias0, st->b, c->d_in, x, l.nz, nnz, nullptr,
+              l.z, l.h, l.act);
   const int64_t *top = l.act;
   if (two_layers(c)) {
     for (int32_t k = 0; k < c->rank; ++k) {
@@ -216,8 +224,8 @@ const int64_t *forward(const dplora_fx_step_config *c, const dplora_fx_step_stat
       for (int32_t j = 0; j < c->hidden; ++j) mac(acc, ak[j], l.act[j]);
       l.z2[k] = clamp32(shr(acc, f));
     }
-    frozen_lora(c, c->w1, c->w1_mult, c->w1_shift, c->bias1, st->b2, c->hidden, nullptr, l.act,
-                l.z2, l.h2, l.act2);
+    frozen_lora(c, c->w1, c->w1_mult, c->w1_shift, c->bias1, st->b2, c->hidden, nullptr, nullptr, 0,
+                l.act, l.z2, l.h2, l.act2);
     top = l.act2;
   }
   for (int32_t o = 0; o < c->classes; ++o) {
@@ -364,7 +372,7 @@ extern "C" {
 size_t dplora_fx_step_scratch_bytes(const dplora_fx_step_config *c) {
   if (!valid(c)) return 0;
   const int64_t p = n_params(c);
-  return 8 * (fwd_words(c) + size_t(2 * p)) + 4 * size_t(p) + 8;
+  return 8 * (fwd_words(c) + size_t(2 * p)) + 4 * size_t(p) + 4 * size_t(c->d_in) + 8;
 }
 
 int32_t dplora_fx_predict(const dplora_fx_step_config *c, const dplora_fx_step_state *st,
