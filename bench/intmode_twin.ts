@@ -9,6 +9,8 @@
  * public PRNG: a measurement tool, not a private trainer.
  */
 
+import { InitRandom } from '../lib/nn/init';
+
 /** Float weights of the frozen base. */
 export interface TwinBase {
   fc1: Float32Array;
@@ -60,17 +62,6 @@ function sparseRows(X: Float32Array, n: number, dim: number): SparseRow[] {
     rows.push({ idx: Int32Array.from(idx), val: Float64Array.from(val) });
   }
   return rows;
-}
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The twin model and its DP-SGD loop. */
@@ -193,7 +184,8 @@ export class FloatTwin {
   train(X: Float32Array, y: Int32Array): void {
     const o = this.o;
     const rows = sparseRows(X, y.length, o.dim);
-    const rnd = mulberry32(o.seed);
+    const init = new InitRandom(o.seed);
+    const rnd = () => init.next();
     const gauss = (): number => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
     const params = this.params();
     const P = params.reduce((s, p) => s + p.length, 0);

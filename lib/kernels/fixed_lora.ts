@@ -23,6 +23,8 @@ import {
   PrivacyBudgetExceededError,
 } from '../errors';
 import { loadAddon } from '../native';
+import { requireInt, requireNumber } from '../validate';
+import { InitRandom } from '../nn/init';
 import type { NativeAddon } from '../native_types';
 import { Rng, sigmaSqRational } from './rng';
 
@@ -204,30 +206,6 @@ export interface IntegerLoraAccounting {
 
 const addon = (): Pick<NativeAddon, 'fixedLoraStep' | 'fixedLoraPredict'> => loadAddon();
 
-function positiveFinite(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0))
-    throw new InvalidArgumentError(name, `must be a finite number > 0, got ${String(v)}`);
-  return v;
-}
-
-function intIn(name: string, v: unknown, lo: number, hi: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
-    throw new InvalidArgumentError(name, `must be an integer in [${lo}, ${hi}], got ${String(v)}`);
-  return v;
-}
-
-// Small deterministic public PRNG (mulberry32) for the initialization.
-function publicRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Quantizes one base row to int8 (symmetric, per channel) and finds the
  * integer multiplier and shift of its requantization into Q fracBits:
@@ -272,17 +250,20 @@ function quantizeRow(
  * accounting.
  */
 export function planIntegerLora(opts: IntegerLoraPlanOptions): IntegerLoraPlan {
-  const dIn = intIn('dIn', opts.dIn, 1, 1 << 20);
-  const hidden = intIn('hidden', opts.hidden, 1, 1 << 16);
-  const classes = intIn('classes', opts.classes, 2, 1 << 16);
-  const rank = intIn('rank', opts.rank, 1, 256);
-  const fracBits = intIn('fracBits', opts.fracBits ?? 12, 1, 24);
-  const inputScale = positiveFinite('inputScale', opts.inputScale);
-  const clipNorm = positiveFinite('clipNorm', opts.clipNorm);
-  const datasetSize = intIn('datasetSize', opts.datasetSize, 1, 1 << 24);
-  const steps = intIn('steps', opts.steps, 1, 2 ** 31 - 1);
-  const lr = positiveFinite('learningRate', opts.learningRate);
-  const q0 = positiveFinite('sampleRate', opts.sampleRate);
+  const int = (name: string, v: unknown, min: number, max: number) =>
+    requireInt(name, v, { min, max });
+  const positive = (name: string, v: unknown) => requireNumber(name, v, { greaterThan: 0 });
+  const dIn = int('dIn', opts.dIn, 1, 1 << 20);
+  const hidden = int('hidden', opts.hidden, 1, 1 << 16);
+  const classes = int('classes', opts.classes, 2, 1 << 16);
+  const rank = int('rank', opts.rank, 1, 256);
+  const fracBits = int('fracBits', opts.fracBits ?? 12, 1, 24);
+  const inputScale = positive('inputScale', opts.inputScale);
+  const clipNorm = positive('clipNorm', opts.clipNorm);
+  const datasetSize = int('datasetSize', opts.datasetSize, 1, 1 << 24);
+  const steps = int('steps', opts.steps, 1, 2 ** 31 - 1);
+  const lr = positive('learningRate', opts.learningRate);
+  const q0 = positive('sampleRate', opts.sampleRate);
   if (q0 > 1) throw new InvalidArgumentError('sampleRate', `must be <= 1, got ${q0}`);
   if (!(opts.baseWeight instanceof Float32Array) || opts.baseWeight.length !== hidden * dIn)
     throw new InvalidArgumentError('baseWeight', `must be a Float32Array of length hidden * dIn`);
@@ -333,7 +314,8 @@ export function planIntegerLora(opts: IntegerLoraPlanOptions): IntegerLoraPlan {
   const lrDen = 1 << 16;
   const lrNum = Math.max(1, Math.round(lr * lrDen));
   const expectedBatch = Math.max(1, Math.round(sampleRate * datasetSize));
-  const rnd = publicRandom(opts.initSeed ?? 4242);
+  const init = new InitRandom(opts.initSeed ?? 4242);
+  const rnd = () => init.next();
   const one = 2 ** fracBits;
   // z = (A x) >> inShift with 2^-inShift ~ inputScale keeps A in about Q fracBits of real units.
   const inShift = Math.max(0, Math.min(16, Math.round(-Math.log2(inputScale))));
@@ -785,7 +767,7 @@ export class IntegerLora {
  * saturated to [-127, 127].
  */
 export function quantizeInput(x: Float32Array, inputScale: number): Int8Array {
-  positiveFinite('inputScale', inputScale);
+  requireNumber('inputScale', inputScale, { greaterThan: 0 });
   const out = new Int8Array(x.length);
   for (let i = 0; i < x.length; i++) {
     const v = Math.round(x[i] / inputScale);
