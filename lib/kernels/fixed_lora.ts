@@ -6,7 +6,8 @@
  * (int8 base with per-channel multiplier and shift, sigma^2 and the sampling
  * rate and learning rate as rationals, the step budget); {@link IntegerLora}
  * runs the very same step through the addon (the code that runs on FPU-less
- * devices, bit for bit) and predicts.
+ * devices, bit for bit), charges every step to a {@link PrivacyLedger} before
+ * the device runs it, saves/restores its state with the ledger, and predicts.
  */
 import { createHash } from 'crypto';
 import { calibrateNoiseMultiplier } from '../accounting/calibrate';
