@@ -48,12 +48,7 @@ export interface NativeAddon {
   /** `c = alpha op(a) op(b) + beta c`; returns `c`. */
   sgemm(a: Float32Array, b: Float32Array, c: Float32Array, opts: NativeSgemmOptions): Float32Array;
   /** {@link NativeAddon.sgemm} on a worker thread; resolves to `c`. */
-  sgemmAsync(
-    a: Float32Array,
-    b: Float32Array,
-    c: Float32Array,
-    opts: NativeSgemmOptions,
-  ): Promise<Float32Array>;
+  sgemmAsync(...args: Parameters<NativeAddon['sgemm']>): Promise<Float32Array>;
   /** Per-sample squared gradient norms; returns `out` or a new `Float64Array(batch)`. */
   gradNormSq(
     a: Float32Array,
@@ -62,12 +57,7 @@ export interface NativeAddon {
     out?: Float64Array,
   ): Float64Array;
   /** {@link NativeAddon.gradNormSq} on a worker thread. */
-  gradNormSqAsync(
-    a: Float32Array,
-    g: Float32Array,
-    shape: NativeGradShape,
-    out?: Float64Array,
-  ): Promise<Float64Array>;
+  gradNormSqAsync(...args: Parameters<NativeAddon['gradNormSq']>): Promise<Float64Array>;
   /** Clipped gradient sum `[outDim, inDim]`; returns `out` or a new array. */
   clippedSum(
     a: Float32Array,
@@ -78,14 +68,7 @@ export interface NativeAddon {
     opts?: { accumulate?: boolean },
   ): Float32Array;
   /** {@link NativeAddon.clippedSum} on a worker thread. */
-  clippedSumAsync(
-    a: Float32Array,
-    g: Float32Array,
-    shape: NativeGradShape,
-    factors: Float32Array,
-    out?: Float32Array,
-    opts?: { accumulate?: boolean },
-  ): Promise<Float32Array>;
+  clippedSumAsync(...args: Parameters<NativeAddon['clippedSum']>): Promise<Float32Array>;
   /** Clipping factors from squared norms. */
   clipFactors(normsSq: Float64Array, maxNorm: number, out?: Float32Array): NativeClipResult;
   /** Clips the rows of `x: [batch, dim]` in place. */

@@ -10,22 +10,29 @@ ChaCha20 stream (RFC 8439, written here from the RFC) in the same order as
 the C sampler:
   * group g of 64 samples reads words from position base + g * 2^26 with a
     fresh bit buffer; bits are taken most significant first from a word;
-  * Bernoulli(n/d), 0 < n < d: d a power of two <= 256 -> log2(d) bits;
-    other d <= 256 -> Lemire multiply-and-reject on 16-bit draws;
-    d <= 2^32 -> Lemire on whole words; larger d -> U uniform in [0, d)
-    drawn most significant chunk first (len(d-1) mod 32 bits, then words),
+  * U < n/d for a fresh uniform U (0 < n < d < 2^112): U is read in 16-bit
+    chunks, most significant first, and compared exactly with n/d (no
+    rejection); Bernoulli(n/d) for d >= 2^111 instead draws U uniform in
+    [0, d) most significant chunk first (len(d-1) mod 32 bits, then words),
     rejecting U >= d and deciding U < n as soon as the prefix settles it;
-  * Bernoulli(exp(-n/d)) for n <= d by Algorithm 1 with unreduced d*k;
+  * Bernoulli(exp(-1)) by Algorithm 1 read as k = min{j : U >= 1/j!} on one
+    uniform U for j <= 7, fresh trials Bernoulli(1/j) beyond;
+  * Bernoulli(exp(-n/d)), n <= d, by Algorithm 1 with unreduced d*k; where
+    d <= 2^40 and n/d >= 2^-16, one uniform settles the first two trials
+    (k = 1 if U >= n/d, k = 2 if (n/d)^2/2 <= U < n/d);
     exp(-(q + r/d)) as q trials of exp(-1) then exp(-r/d);
+  * uniform in [0, t): Lemire multiply-and-reject on whole words;
   * discrete Laplace (Algorithm 2, s = 1), discrete Gaussian (Algorithm 3)
-    with t = floor(sigma) + 1.
+    with t = floor(sigma) or floor(sigma) + 1 (laplace_scale) and the
+    acceptance exponent's numerator and denominator divided by
+    gcd(a, b t)^2.
 The acceptance exponent of Algorithm 3 is cross-checked as a Fraction
 against (|y| - sigma^2/t)^2 / (2 sigma^2).
 
 Usage: python3 scripts/dgauss_kat.py > native/nofpu/dgauss_kat_vectors.h
 """
 from fractions import Fraction
-from math import isqrt
+from math import factorial, gcd, isqrt
 import sys
 
 M32 = (1 << 32) - 1
@@ -149,31 +156,93 @@ class Sampler:
                 continue
             return False
 
+    def less(self, n, d):
+        """U < n/d for a fresh uniform U in [0, 1), read 16 bits at a time.
+
+        With U = (w + U') / 2^16: U < n/d iff U' < n 2^16 / d - w, which is
+        settled when that quantity is <= 0 or >= 1 and otherwise is the same
+        question one chunk further down."""
+        frac = Fraction(n, d)
+        while True:
+            frac = frac * 65536 - self.rd.bits(16)
+            if frac <= 0:
+                return False
+            if frac >= 1:
+                return True
+
     def bern(self, p_num, p_den):
         """Bernoulli(p_num / p_den), unreduced (the denominator picks the draw)."""
         if p_num == 0:
             return False
         if p_num >= p_den:
             return True
-        if p_den <= 256:
-            if p_den & (p_den - 1) == 0:
-                return self.rd.bits(p_den.bit_length() - 1) < p_num
-            return self.lemire(p_den, 16) < p_num
-        if p_den <= 1 << 32:
-            return self.lemire(p_den, 32) < p_num
+        if p_den.bit_length() <= 111:
+            return self.less(p_num, p_den)
         return self.bern_big(p_num, p_den)
+
+    def bern_e1(self):
+        """Bernoulli(exp(-1)): Algorithm 1 with gamma = 1 stops at the first k
+        whose trial fails and answers k odd; P(k > j) = 1/j!, so the first
+        j = 2..7 are read off one uniform U (k = min{j : U >= 1/j!})."""
+        w = self.rd.bits(16)
+        k = 2
+        while k <= 7:
+            # Is U < 1/k! ?  U in [w, w + 1) / 2^16.
+            edge = Fraction(65536, factorial(k))
+            if w + 1 <= edge:
+                k += 1
+                continue
+            if w >= edge:
+                break
+            # 1/k! lies in w's cell: compare the rest of U with edge - w.
+            rest = edge - w
+            if self.less(rest.numerator, rest.denominator):
+                k += 1
+            break
+        if k == 8:
+            while self.bern(1, k):
+                k += 1
+        return k % 2 == 1
 
     def bern_exp_le1(self, n, d):
         """Algorithm 1 for gamma = n/d in [0, 1]."""
         assert 0 <= n <= d
+        if n == 0:
+            return True
+        if n == d:
+            return self.bern_e1()
         k = 1
-        while self.bern(n, d * k):
+        gamma = Fraction(n, d)
+        if d <= 1 << 40 and gamma >= Fraction(1, 65536):
+            # One uniform U for the first two trials: k = 1 if U >= gamma,
+            # k = 2 if gamma^2/2 <= U < gamma, else fresh trials from k = 3.
+            w = self.rd.bits(16)
+            lo, hi = Fraction(w, 65536), Fraction(w + 1, 65536)
+            if lo >= gamma:
+                return True
+            if hi > gamma:  # gamma inside w's cell (w >= 1 here)
+                rest = gamma * 65536 - w
+                below = self.less(rest.numerator, rest.denominator)
+                assert not below or gamma * gamma / 2 < lo
+                return not below
+            g2 = gamma * gamma / 2
+            if lo >= g2:
+                return False
+            if hi > g2:
+                rest = g2 * 65536 - w
+                if not self.less(rest.numerator, rest.denominator):
+                    return False
+            k = 3
+        while True:
+            assert d * k < 1 << 128
+            if not self.bern(n, d * k):
+                break
             k += 1
         return k % 2 == 1
 
     def bern_exp(self, q, r, d):
         for _ in range(q):
-            if not self.bern_exp_le1(1, 1):
+            if not self.bern_e1():
                 return False
         return self.bern_exp_le1(r, d)
 
@@ -184,7 +253,7 @@ class Sampler:
             if not self.bern_exp_le1(u, t):
                 continue
             v = 0
-            while self.bern_exp_le1(1, 1):
+            while self.bern_e1():
                 v += 1
             x = u + t * v
             neg = self.rd.bits(1)
@@ -195,15 +264,30 @@ class Sampler:
     def dgauss(self, a, b):
         """Algorithm 3, sigma^2 = a / b."""
         sigma2 = Fraction(a, b)
-        t = isqrt(a // b) + 1  # floor(sqrt(a/b)) + 1
-        den = 2 * a * b * t * t
+        t = laplace_scale(a, b)
+        g = gcd(a, b * t)  # taken out of |y| b t - a
+        den = 2 * (a // g) * (b * t // g) * t
         while True:
             y = self.dlap(t)
-            diff = abs(abs(y) * b * t - a)
+            diff = abs(abs(y) * (b * t // g) - a // g)
             q, r = divmod(diff * diff, den)
             assert Fraction(q) + Fraction(r, den) == (abs(y) - sigma2 / t) ** 2 / (2 * sigma2)
             if self.bern_exp(q, r, den):
                 return y
+
+
+def laplace_scale(a, b):
+    """The scale t of the discrete Laplace proposal: floor(sigma) or
+    floor(sigma) + 1, whichever has the smaller t exp(sigma^2 / (2 t^2))
+    when ln(1 + 1/s) is taken as 2 / (2 s + 1) (first order above 2^20)."""
+    s = isqrt(a // b)
+    if s == 0:
+        return 1
+    if s < 1 << 20:
+        lower = a * (2 * s + 1) ** 2 < 4 * b * s * s * (s + 1) ** 2
+    else:
+        lower = 4 * (a - b * s * s) < b * (4 * s + 3)
+    return s if lower else s + 1
 
 
 def samples(key, nonce, base, a, b, n):
@@ -225,6 +309,14 @@ CASES = [
     ('mid', 123456789, 1000, 77, 128),
     ('sigma_2p16', 1 << 32, 1, 0, 128),
     ('huge', (1 << 62) + 12345, 7, 3, 64),
+    # sigma = 1000 at positions (found by search) where the first 64 samples
+    # take the rare exact paths: 1/j! inside the chunk's cell in
+    # Bernoulli(exp(-1)), k > 7 there, and gamma or gamma^2/2 inside the
+    # chunk's cell in the two-trial read of Algorithm 1.
+    ('tie_e1', 10**6, 1, 12482248704, 64),
+    ('e1_beyond7', 10**6, 1, 1946157056, 64),
+    ('tie_first', 10**6, 1, 8321499136, 64),
+    ('tie_second', 10**6, 1, 8388608000, 64),
 ]
 KEY = bytes(range(32))
 NONCE = bytes([0, 0, 0, 9, 0, 0, 0, 0x4A, 0, 0, 0, 0])

@@ -15,8 +15,16 @@
 //    RISC-V float ABI in e_flags or an F/D/Q extension in the arch string.
 // Tools: objdump/nm/readelf of the target (set OBJDUMP, NM, READELF, or
 // pass --tool-prefix=riscv64-linux-gnu-); the host's binutils otherwise.
+// With --int-simd (x86-64 only) integer SIMD is allowed: the SSE2/AVX2/
+// AVX-512 integer instructions (p*/vp* other than the FP-domain ones, the
+// integer moves, inserts, extracts, shuffles and broadcasts, vzeroupper,
+// the mask-register k* instructions) on xmm/ymm/zmm/k registers; every
+// floating-point or FP-domain instruction (vmovaps, vxorps, vbroadcastss,
+// vinsertf128, cvt*, vfmadd*, x87, ...) is still a hit.  This is how the
+// host-only SIMD ChaCha20 keystream units are proven float-free
+// (test/fp_scan_int_simd.test.ts).
 // Used by test/fixed_no_float.test.ts and scripts/nofpu-tests.sh:
-//   node scripts/fp-scan.js [--tool-prefix=P] file.o ...   (exit 1 on hits)
+//   node scripts/fp-scan.js [--tool-prefix=P] [--int-simd] file.o ...   (exit 1 on hits)
 'use strict';
 const { execFileSync } = require('child_process');
 
@@ -24,6 +32,19 @@ const { execFileSync } = require('child_process');
 const X86_REGISTER = /%(?:[xyz]mm\d+|st(?:\(\d\))?|mm\d|k[0-7])\b/;
 const X86_MNEMONIC =
   /^(?:f[a-z0-9]*|v(?!err|erw)[a-z0-9]*|cvt[a-z0-9]*|(?:add|sub|mul|div|sqrt|min|max|rcp|rsqrt|cmp|comi|ucomi|round|and|andn|or|xor|mov|movap|movup|movh|movl|movmsk|shuf|unpckh|unpckl|blend|dp|hadd|hsub)(?:ss|sd|ps|pd)|[ls]dmxcsr|emms|femms|ldmxcsr|stmxcsr|pf[a-z0-9]*)$/;
+// Integer SIMD (allowed with --int-simd): p*/vp* integer operations except
+// the FP-domain permutes and anything ending in a float type (ps pd ss sd
+// ph, bf16), 3DNow! (pf*); integer moves, inserts, extracts, shuffles,
+// broadcasts; vzeroupper/vzeroall; mask-register instructions.
+const X86_INT_SIMD =
+  /^(?:v?p(?!f)[a-z0-9]*|v?movdq[au](?:8|16|32|64)?|v?mov[dq]|vmovntdqa?|movntdqa?|v?lddqu|v(?:inserti|extracti)(?:128|32x4|64x2|32x8|64x4)|vshufi(?:32x4|64x2)|valign[dq]|vperm2i128|vbroadcasti(?:128|32x2|32x4|64x2|32x8|64x4)|vzeroupper|vzeroall|k[a-z]+)$/;
+const X86_FP_TYPE = /(?:ps|pd|ss|sd|ph|sh|bf16|bf8|hf8)$/;
+
+/** True for an integer-SIMD (or plain integer) x86 instruction. */
+function x86IntSimd(mnemonic) {
+  return X86_INT_SIMD.test(mnemonic) && !X86_FP_TYPE.test(mnemonic);
+}
+
 // --------------------------------------------------------------- AArch64
 // FP/SIMD registers as operands (b0-b31 etc. are only FP/SIMD registers in
 // AArch64 assembly), vector arrangements, and FP-only mnemonics.
@@ -74,9 +95,10 @@ function archOf(objdumpHeader) {
 
 /**
  * Floating-point hits in `objdump -d` text: one string per offending line.
- * `arch` is 'x86' (default), 'aarch64', 'arm' or 'riscv'.
+ * `arch` is 'x86' (default), 'aarch64', 'arm' or 'riscv'; `opts.intSimd`
+ * (x86 only) allows integer SIMD instructions and registers.
  */
-function scanDisassembly(text, arch = 'x86') {
+function scanDisassembly(text, arch = 'x86', opts = {}) {
   const hits = [];
   for (const line of text.split('\n')) {
     // objdump -d --no-show-raw-insn: "  1f:\tmnemonic operands"
@@ -92,8 +114,10 @@ function scanDisassembly(text, arch = 'x86') {
     const mnemonic = tokens[i];
     const operands = tokens.slice(i + 1).join(' ');
     let bad = false;
-    if (arch === 'x86') bad = X86_REGISTER.test(insn) || X86_MNEMONIC.test(mnemonic);
-    else if (arch === 'aarch64')
+    if (arch === 'x86') {
+      bad = X86_REGISTER.test(insn) || X86_MNEMONIC.test(mnemonic);
+      if (bad && opts.intSimd && x86IntSimd(mnemonic)) bad = false;
+    } else if (arch === 'aarch64')
       bad = A64_REGISTER.test(operands) || A64_MNEMONIC.test(mnemonic) || /fp[cs]r/.test(operands);
     else if (arch === 'arm')
       bad =
@@ -145,8 +169,11 @@ function tool(prefix, name) {
   return process.env[env] || `${prefix}${name}`;
 }
 
-/** All hits in one object file or executable. */
-function scanObject(file, prefix = '') {
+/**
+ * All hits in one object file or executable; `opts.intSimd` allows integer
+ * SIMD (x86-64).
+ */
+function scanObject(file, prefix = '', opts = {}) {
   const run = (n, args) =>
     execFileSync(tool(prefix, n), [...args, file], { encoding: 'utf8', maxBuffer: 1 << 28 });
   const arch = archOf(run('objdump', ['-f']));
@@ -155,23 +182,32 @@ function scanObject(file, prefix = '') {
   let attr = '';
   if (arch === 'arm' || arch === 'riscv') attr = run('readelf', ['-A', '-h']);
   return [
-    ...scanDisassembly(dis, arch).map((h) => `insn: ${h}`),
+    ...scanDisassembly(dis, arch, opts).map((h) => `insn: ${h}`),
     ...scanUndefined(und).map((s) => `symbol: ${s}`),
     ...scanAttributes(attr, arch).map((s) => `attribute: ${s}`),
   ];
 }
 
-module.exports = { scanDisassembly, scanUndefined, scanAttributes, scanObject, FP_SYMBOL };
+module.exports = {
+  scanDisassembly,
+  scanUndefined,
+  scanAttributes,
+  scanObject,
+  x86IntSimd,
+  FP_SYMBOL,
+};
 
 if (require.main === module) {
   let prefix = '';
   let bad = 0;
+  const opts = { intSimd: process.argv.includes('--int-simd') };
   for (const f of process.argv.slice(2)) {
+    if (f === '--int-simd') continue;
     if (f.startsWith('--tool-prefix=')) {
       prefix = f.slice('--tool-prefix='.length);
       continue;
     }
-    const hits = scanObject(f, prefix);
+    const hits = scanObject(f, prefix, opts);
     if (hits.length) {
       bad++;
       console.log(`${f}: ${hits.length} floating-point hit(s)`);

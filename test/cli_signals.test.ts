@@ -3,30 +3,19 @@
  * processes: SIGTERM (like Ctrl-C) finishes the step, checkpoints, writes the adapter and exits
  * 143; output paths are checked before any work.
  */
-import { spawn } from 'child_process';
+import { spawnTrain } from './helpers/cli';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint } from '../lib/io/checkpoint';
 
-const child = path.join(__dirname, 'scripts', 'train_child.js');
 let tmp: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dplora-signals-'));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function start(args: string[]) {
-  const p = spawn(process.execPath, [child, ...args], {
-    env: { ...process.env, DPLORA_CACHE_DIR: path.join(tmp, 'cache') },
-  });
-  let stderr = '';
-  p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    p.on('exit', (code, signal) => res({ code, signal })),
-  );
-  return { p, done, stderr: () => stderr };
-}
+const start = (args: string[]) => spawnTrain(args, path.join(tmp, 'cache'));
 
 const SMALL = ['--accountant', 'rdp', '--limit', '1200', '--dim', '512', '--hidden', '32'];
 

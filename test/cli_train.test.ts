@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { buildProgram } from '../lib/cli/main';
+import { useTempDir, runTrainCli as run } from './helpers/cli';
 import { loadAdapter, loadPrivacyReport } from '../lib/io/peft_adapter';
 import { loadCheckpoint } from '../lib/io/checkpoint';
 import { buildSpamTask } from '../lib/cli/train_task';
@@ -40,41 +40,7 @@ const SMALL = [
   '64',
 ];
 
-let tmp: string;
-let oldCache: string | undefined;
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dplora-cli-'));
-  oldCache = process.env.DPLORA_CACHE_DIR;
-  process.env.DPLORA_CACHE_DIR = path.join(tmp, 'cache');
-});
-afterAll(() => {
-  if (oldCache === undefined) delete process.env.DPLORA_CACHE_DIR;
-  else process.env.DPLORA_CACHE_DIR = oldCache;
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
-
-async function run(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const o = jest
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((s: any) => ((stdout += String(s)), true));
-  const e = jest
-    .spyOn(process.stderr, 'write')
-    .mockImplementation((s: any) => ((stderr += String(s)), true));
-  try {
-    const program = buildProgram();
-    for (const c of [program, ...program.commands]) {
-      c.exitOverride();
-      c.configureOutput({ writeErr: (s) => (stderr += s), writeOut: (s) => (stdout += s) });
-    }
-    await program.parseAsync(['node', 'dp-lora', 'train', ...args]);
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  return { stdout, stderr };
-}
+const tmpDir = useTempDir('dplora-cli-');
 
 function majorityRate(y: Int32Array): number {
   const c = new Map<number, number>();
@@ -84,8 +50,8 @@ function majorityRate(y: Int32Array): number {
 
 describe('dp-lora train (end to end)', () => {
   test('trains privately within budget, beats chance, writes a loadable adapter and JSON', async () => {
-    const out = path.join(tmp, 'run');
-    const json = path.join(tmp, 'result.json');
+    const out = path.join(tmpDir(), 'run');
+    const json = path.join(tmpDir(), 'result.json');
     const { stdout, stderr } = await run([
       ...SMALL,
       '--seed',
@@ -162,7 +128,7 @@ describe('dp-lora train (end to end)', () => {
     expect(ck.state.ledger).toBeTruthy();
 
     // Fixed seed = reproducible: the same seed gives a bit-identical adapter; the seed is not in the JSON.
-    const out2 = path.join(tmp, 'run-again');
+    const out2 = path.join(tmpDir(), 'run-again');
     await run([...SMALL, '--seed', '0x5eed', '--no-baseline', '--out', out2]);
     const w1 = fs.readFileSync(path.join(out, 'adapter', 'adapter_model.safetensors'));
     const w2 = fs.readFileSync(path.join(out2, 'adapter', 'adapter_model.safetensors'));
@@ -171,9 +137,9 @@ describe('dp-lora train (end to end)', () => {
   });
 
   test('--max-steps then --resume continues the same ledger to the same budget', async () => {
-    const out = path.join(tmp, 'resumable');
-    const j1 = path.join(tmp, 'r1.json');
-    const j2 = path.join(tmp, 'r2.json');
+    const out = path.join(tmpDir(), 'resumable');
+    const j1 = path.join(tmpDir(), 'r1.json');
+    const j2 = path.join(tmpDir(), 'r2.json');
     await run([
       ...SMALL,
       '--no-baseline',
@@ -236,7 +202,7 @@ describe('dp-lora train (end to end)', () => {
   });
 
   test('steps charged after the last checkpoint stay charged on resume (journal)', async () => {
-    const out = path.join(tmp, 'killed');
+    const out = path.join(tmpDir(), 'killed');
     await run([
       ...SMALL,
       '--no-baseline',
@@ -253,7 +219,7 @@ describe('dp-lora train (end to end)', () => {
       path.join(out, 'checkpoints', 'latest.json'),
       JSON.stringify({ dir: 'step-00000014', step: 14 }),
     );
-    const j = path.join(tmp, 'killed.json');
+    const j = path.join(tmpDir(), 'killed.json');
     const { stderr } = await run(['--resume', out, '--json', j, '--max-steps', '5']);
     expect(stderr).toMatch(/at step 14/);
     expect(stderr).toMatch(/ledger holds 20 charged steps/);
@@ -270,16 +236,18 @@ describe('dp-lora train (end to end)', () => {
   test('option errors name the option', async () => {
     await expect(run(['--epsilon', '-1'])).rejects.toThrow(/--epsilon: must be a positive number/);
     await expect(run(['--seed', 'xyz'])).rejects.toThrow(/--seed: must be/);
-    await expect(run(['--resume', path.join(tmp, 'nothing')])).rejects.toThrow(/no checkpoint/);
-    expect(fs.existsSync(path.join(tmp, 'nothing'))).toBe(false);
-    await expect(run(['--resume', path.join(tmp, 'run'), '--epsilon', '3'])).rejects.toThrow(
+    await expect(run(['--resume', path.join(tmpDir(), 'nothing')])).rejects.toThrow(
+      /no checkpoint/,
+    );
+    expect(fs.existsSync(path.join(tmpDir(), 'nothing'))).toBe(false);
+    await expect(run(['--resume', path.join(tmpDir(), 'run'), '--epsilon', '3'])).rejects.toThrow(
       /drop --epsilon/,
     );
     // Options --resume cannot honour are refused, not ignored.
     await expect(
-      run(['--resume', path.join(tmp, 'run'), '--hidden', '64', '--checkpoint-every', '3']),
+      run(['--resume', path.join(tmpDir(), 'run'), '--hidden', '64', '--checkpoint-every', '3']),
     ).rejects.toThrow(/drop --hidden, --checkpoint-every/);
-    await expect(run(['--resume', path.join(tmp, 'run'), '--overwrite'])).rejects.toThrow(
+    await expect(run(['--resume', path.join(tmpDir(), 'run'), '--overwrite'])).rejects.toThrow(
       /--overwrite/,
     );
     await expect(run(['--method', 'bad'])).rejects.toThrow(/Allowed choices are ffa, vanilla/);
@@ -365,11 +333,11 @@ describe('dp-lora train --data', () => {
   ];
 
   test('CSV with a public file: pretrained base, private adapter above chance', async () => {
-    const data = path.join(tmp, 'reviews.csv');
-    const pub = path.join(tmp, 'public.csv');
+    const data = path.join(tmpDir(), 'reviews.csv');
+    const pub = path.join(tmpDir(), 'public.csv');
     fs.writeFileSync(data, csv(synth(400, 1)));
     fs.writeFileSync(pub, csv(synth(300, 2)));
-    const json = path.join(tmp, 'user.json');
+    const json = path.join(tmpDir(), 'user.json');
     await run([...TINY, '--data', data, '--public-data', pub, '--json', json, '--no-baseline']);
     const r = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(r.classes).toEqual(['bad', 'good']);
@@ -382,15 +350,15 @@ describe('dp-lora train --data', () => {
   });
 
   test('JSONL without public data: random frozen base, said so; bad fields are clear errors', async () => {
-    const data = path.join(tmp, 'reviews.jsonl');
+    const data = path.join(tmpDir(), 'reviews.jsonl');
     fs.writeFileSync(
       data,
       synth(300, 3)
         .map((x) => JSON.stringify({ review: x.text, label: x.label }))
         .join('\n'),
     );
-    const json = path.join(tmp, 'user2.json');
-    const out = path.join(tmp, 'ffa-run');
+    const json = path.join(tmpDir(), 'user2.json');
+    const out = path.join(tmpDir(), 'ffa-run');
     const { stderr } = await run([
       ...TINY,
       '--data',
@@ -431,9 +399,9 @@ describe('dp-lora train --data', () => {
   test('labels are public: a rare undeclared label is refused, never written out', async () => {
     const rows = synth(300, 5);
     rows[7].label = 'patient-4711-diagnosis';
-    const data = path.join(tmp, 'rare.csv');
+    const data = path.join(tmpDir(), 'rare.csv');
     fs.writeFileSync(data, csv(rows));
-    const out = path.join(tmp, 'rare-run');
+    const out = path.join(tmpDir(), 'rare-run');
     let err: Error | undefined;
     try {
       await run([...TINY, '--data', data, '--out', out, '--no-baseline']);
@@ -447,7 +415,7 @@ describe('dp-lora train --data', () => {
     await expect(
       run([...TINY, '--data', data, '--labels', 'good,bad', '--no-baseline']),
     ).rejects.toThrow(/not among the declared labels/);
-    const json = path.join(tmp, 'declared.json');
+    const json = path.join(tmpDir(), 'declared.json');
     await run([
       ...TINY,
       '--data',
@@ -469,7 +437,7 @@ describe('dp-lora train --data', () => {
 });
 
 test('the adapter is a link switched atomically to the newest complete adapter', () => {
-  const dir = fs.mkdtempSync(path.join(tmp, 'publish-'));
+  const dir = fs.mkdtempSync(path.join(tmpDir(), 'publish-'));
   const m = loraModel(
     {
       shape: { dim: 8, hidden: 4, classes: 2 },

@@ -97,3 +97,38 @@ test('bad options are errors naming the option', () => {
     /targetModules/,
   );
 });
+
+test('--data labels are public for use-lite too: a rare undeclared label is refused before training', async () => {
+  const file = path.join(tmp, 'rare.csv');
+  const rows = ['text,label'];
+  for (let i = 0; i < 40; i++) rows.push(`"fine text ${i}",good`, `"poor text ${i}",bad`);
+  rows.push('"one person only",patient-4711-diagnosis');
+  fs.writeFileSync(file, rows.join('\n') + '\n');
+  const opts = { data: file, epochs: '1', batchSize: '8', maxTokens: '8', baseline: false };
+  const { raw, ul } = useLiteRawOptions(opts);
+  const out = path.join(tmp, 'rare');
+  const err = await runUseLiteTrain(resolveTrainConfig(raw), ul, { ...silent, out }).catch(
+    (e: Error & { code?: string }) => e,
+  );
+  expect(err).toMatchObject({ code: 'ERR_DPLORA_DATA_FORMAT' });
+  expect((err as Error).message).toMatch(/occur fewer than 20 times/);
+  expect((err as Error).message).not.toMatch(/4711/); // the rare value is never echoed
+  expect(fs.existsSync(path.join(out, 'adapter'))).toBe(false);
+  // Declared, it is accepted and written as declared.
+  const d = useLiteRawOptions({ ...opts, labels: 'good,bad,patient-4711-diagnosis' });
+  const r = await runUseLiteTrain(resolveTrainConfig(d.raw), d.ul, {
+    ...silent,
+    out: path.join(tmp, 'declared'),
+    maxSteps: 1,
+  });
+  expect(r.steps).toBe(1);
+  const cfg = JSON.parse(
+    fs.readFileSync(path.join(tmp, 'declared', 'adapter', 'adapter_config.json'), 'utf8'),
+  ) as { dplora: { classes: string[] } };
+  expect(cfg.dplora.classes).toEqual(['good', 'bad', 'patient-4711-diagnosis']);
+  // The run resumes only on the data it was trained on (the private part's hash is saved).
+  fs.writeFileSync(file, rows.join('\n').replaceAll('fine text', 'fine words') + '\n');
+  await expect(
+    runUseLiteTrain(undefined, undefined, { ...silent, resume: path.join(tmp, 'declared') }),
+  ).rejects.toThrow(/--resume: the private data .* is not the data the run .* was trained on/);
+});

@@ -59,7 +59,7 @@ import { atomicWriteFile } from '../lib/io/atomic';
 import type { AdapterData, CheckpointState, PrivacyReport } from '../lib';
 import { loadAddonFrom } from '../lib/native';
 import { MAX_ELEMENTS } from '../lib/validate';
-import { makeModel, quiet } from './helpers/dp_setup';
+import { impossibleBudgetEngine, privateSgd, quiet } from './helpers/dp_setup';
 import { expectCode, expectInvalidArgument } from './helpers/errors';
 
 let tmp: string;
@@ -155,19 +155,7 @@ describe('every code has a public call that produces it', () => {
   });
 
   test('ERR_DPLORA_BUDGET_EXCEEDED: an impossible budget refuses the first batch', () => {
-    const model = makeModel(1);
-    const engine = new PrivacyEngine();
-    engine.makePrivate({
-      model,
-      optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
-      dataset: 100,
-      batchSize: 50,
-      noiseMultiplier: 0.3,
-      maxGradNorm: 1,
-      targetEpsilon: 0.01,
-      pldParameters: { gridStep: 2e-3 },
-      ...quiet(),
-    });
+    const engine = impossibleBudgetEngine({ gridStep: 2e-3 });
     expectCode(() => engine.nextBatch(), ErrorCode.BudgetExceeded, { message: /budget/ });
     expect(() => engine.nextBatch()).toThrow(PrivacyBudgetExceededError);
   });
@@ -187,9 +175,7 @@ describe('every code has a public call that produces it', () => {
     }
     const model = new Sequential(new Linear(3, 2), new Scale());
     const call = () =>
-      new PrivacyEngine().makePrivate({
-        model,
-        optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+      privateSgd(new PrivacyEngine(), model, 0.1, {
         dataset: 10,
         batchSize: 2,
         noiseMultiplier: 1,

@@ -274,7 +274,8 @@ describe('fixed.addDiscreteGaussianNoise', () => {
     );
     const s = BigInt64Array.from([1n, 2n]);
     expectError(
-      () => fixed.addDiscreteGaussianNoise(s, { num: 2n ** 63n + 1n, den: 2n ** 63n - 1n }, rng),
+      // 2 a b t^2 > 2^128 (sigma^2 just under 4: t = 2, gcd(a, b t) = 1).
+      () => fixed.addDiscreteGaussianNoise(s, { num: 2n ** 64n - 1n, den: 2n ** 62n }, rng),
       'InvalidArgumentError',
       /overflow/,
     );

@@ -47,8 +47,19 @@ describe('exact discrete Gaussian known answers (independent Python implementati
   const nonce = bytes('kKatNonce');
   const all = cases();
 
-  test('the vectors parse (6 cases, counts as declared)', () => {
-    expect(all.map((c) => c.name)).toEqual(['tiny', 'unit', 'third', 'mid', 'sigma_2p16', 'huge']);
+  test('the vectors parse (10 cases, counts as declared)', () => {
+    expect(all.map((c) => c.name)).toEqual([
+      'tiny',
+      'unit',
+      'third',
+      'mid',
+      'sigma_2p16',
+      'huge',
+      'tie_e1',
+      'e1_beyond7',
+      'tie_first',
+      'tie_second',
+    ]);
     for (const c of all) expect(c.expect.length).toBeGreaterThanOrEqual(64);
   });
 

@@ -11,10 +11,9 @@ import { featurize } from '../lib/data/featurize';
 import { loadUserData } from '../lib/data/user_data';
 import { readSafetensors } from '../lib/io/safetensors';
 import { LayerNorm } from '../lib/nn/layer_norm';
-import { SGD } from '../lib/optim';
 import { PrivacyEngine } from '../lib/privacy';
 import { RunDirectory } from '../lib/trainer/run_dir';
-import { makeModel, quiet } from './helpers/dp_setup';
+import { makeModel, privateSgdWithEpsilon, quiet } from './helpers/dp_setup';
 
 let tmp: string;
 beforeAll(() => {
@@ -77,9 +76,7 @@ describe('PLD at large epsilon', () => {
     const q = quiet();
     const model = makeModel(1);
     const e = new PrivacyEngine();
-    e.makePrivateWithEpsilon({
-      model,
-      optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+    privateSgdWithEpsilon(e, model, 0.1, {
       dataset: 40,
       batchSize: 8,
       targetEpsilon: 1e308,

@@ -278,28 +278,21 @@ describe('checkpoints', () => {
     const root = path.join(tmp, 'ck3');
     const base = path.join(tmp, 'base.bin');
     fs.writeFileSync(base, 'base weights v1');
-    const d100 = saveCheckpoint(
-      root,
-      {
-        step: 100,
-        ledger: ledgerAt(100, RUN),
-        run: { targetEpsilon: 8, at: 100 },
-        baseModelSha256: fileSha256(base),
-      },
-      { w: { data: rand(4, 1), shape: [4] } },
-    );
+    const saveAt = (step: number, seed: number) =>
+      saveCheckpoint(
+        root,
+        {
+          step,
+          ledger: ledgerAt(step, RUN),
+          run: { targetEpsilon: 8, at: step },
+          baseModelSha256: fileSha256(base),
+        },
+        { w: { data: rand(4, seed), shape: [4] } },
+      );
+    const d100 = saveAt(100, 1);
     const save100 = fs.mkdtempSync(path.join(tmp, 'keep-'));
     fs.cpSync(d100, save100, { recursive: true });
-    const d120 = saveCheckpoint(
-      root,
-      {
-        step: 120,
-        ledger: ledgerAt(120, RUN),
-        run: { targetEpsilon: 8, at: 120 },
-        baseModelSha256: fileSha256(base),
-      },
-      { w: { data: rand(4, 2), shape: [4] } },
-    );
+    const d120 = saveAt(120, 2);
     expect(loadCheckpoint(root, { baseModelFile: base }).state.step).toBe(120);
     const orig = (f: string) => fs.readFileSync(path.join(d120, f));
     const restore: Record<string, Buffer> = {};

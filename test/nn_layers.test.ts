@@ -312,7 +312,7 @@ describe('errors', () => {
     );
     l.forward(new Tensor(new Float32Array(6), [2, 3]));
     expect(() => l.backward(new Tensor(new Float32Array(6), [3, 2]))).toThrow(/does not match/);
-    expect(() => new LoraLinear(new Linear(3, 2), { r: 0 })).toThrow(/r must be/);
+    expect(() => new LoraLinear(new Linear(3, 2), { r: 0 })).toThrow(/r: must be/);
     expect(() => crossEntropyLoss(new Tensor(new Float32Array(4), [2, 2]), [0, 2])).toThrow(
       /label 2/,
     );

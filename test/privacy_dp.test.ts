@@ -14,6 +14,7 @@ import {
   gather,
   makeData,
   makeModel,
+  privateSgd,
   quiet,
   snapshot,
   trainStep,
@@ -37,9 +38,7 @@ function setup(o: {
 }) {
   const model = makeModel(o.modelSeed ?? 1, o.method ?? 'vanilla');
   const engine = new PrivacyEngine();
-  engine.makePrivate({
-    model,
-    optimizer: new SGD(model.trainableParameters(), { lr: 1 }),
+  privateSgd(engine, model, 1, {
     dataset: { length: o.data.n },
     batchSize: o.batchSize,
     noiseMultiplier: o.z,
@@ -144,9 +143,7 @@ test('noise: zero gradients, update std = z C / (q N)', () => {
   const C = 0.7;
   const model = makeModel(2, 'vanilla', 48, 8);
   const engine = new PrivacyEngine();
-  engine.makePrivate({
-    model,
-    optimizer: new SGD(model.trainableParameters(), { lr: 1 }),
+  privateSgd(engine, model, 1, {
     dataset: 50,
     batchSize: 10,
     noiseMultiplier: z,
@@ -293,9 +290,7 @@ describe('refusals', () => {
     const engine = new PrivacyEngine();
     expectError(
       () =>
-        engine.makePrivate({
-          model,
-          optimizer: new SGD(model.trainableParameters(), { lr: 1 }),
+        privateSgd(engine, model, 1, {
           dataset: 10,
           batchSize: 2,
           noiseMultiplier: 1,
@@ -307,9 +302,7 @@ describe('refusals', () => {
     );
     (model.layers[1] as Scale).w.requiresGrad = false; // frozen: fine
     expect(() =>
-      new PrivacyEngine().makePrivate({
-        model,
-        optimizer: new SGD(model.trainableParameters(), { lr: 1 }),
+      privateSgd(new PrivacyEngine(), model, 1, {
         dataset: 10,
         batchSize: 2,
         noiseMultiplier: 1,

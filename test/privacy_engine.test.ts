@@ -8,7 +8,16 @@ import { Adam, SGD } from '../lib/optim';
 import { PoissonSampler, PrivacyEngine, PrivacyEngineState, ShuffleSampler } from '../lib/privacy';
 import { splitMicroBatches } from '../lib/privacy/samplers';
 import { seedToKey } from '../lib/privacy/seed';
-import { makeData, makeModel, quiet, snapshot, trainStep } from './helpers/dp_setup';
+import {
+  impossibleBudgetEngine,
+  makeData,
+  makeModel,
+  privateSgd,
+  privateSgdWithEpsilon,
+  quiet,
+  snapshot,
+  trainStep,
+} from './helpers/dp_setup';
 
 // PLD with the default 1e-4 grid is slow under jest's VM; the tests use a
 // coarser grid (still a valid upper bound, just looser).
@@ -71,9 +80,7 @@ describe('engine defaults', () => {
     const model = makeModel(1);
     const q = quiet();
     const e = new PrivacyEngine();
-    e.makePrivate({
-      model,
-      optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+    privateSgd(e, model, 0.1, {
       dataset: { length: 1000 },
       batchSize: 10,
       noiseMultiplier: 1,
@@ -155,9 +162,7 @@ describe('budget', () => {
     const d = makeData(100, 1, 31);
     const model = makeModel(1);
     const engine = new PrivacyEngine();
-    engine.makePrivateWithEpsilon({
-      model,
-      optimizer: new SGD(model.trainableParameters(), { lr: 0.05 }),
+    privateSgdWithEpsilon(engine, model, 0.05, {
       dataset: { length: 100 },
       batchSize: 20,
       maxGradNorm: 1,
@@ -196,19 +201,7 @@ describe('budget', () => {
   });
 
   test('an impossible budget refuses the first step', () => {
-    const model = makeModel(1);
-    const engine = new PrivacyEngine();
-    engine.makePrivate({
-      model,
-      optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
-      dataset: 100,
-      batchSize: 50,
-      noiseMultiplier: 0.3,
-      maxGradNorm: 1,
-      targetEpsilon: 0.01,
-      pldParameters,
-      ...quiet(),
-    });
+    const engine = impossibleBudgetEngine(pldParameters);
     expect(engine.remainingSteps()).toBe(0);
     expectError(() => engine.nextBatch(), 'PrivacyBudgetExceededError');
   });
@@ -286,9 +279,7 @@ describe('state', () => {
     const mk = () => {
       const model = makeModel(1);
       const engine = new PrivacyEngine();
-      engine.makePrivate({
-        model,
-        optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+      privateSgd(engine, model, 0.1, {
         dataset: 40,
         batchSize: 8,
         noiseMultiplier: 2.0,
@@ -343,9 +334,7 @@ test('shuffle sampling is accounted with sampleRate 1', () => {
   const model = makeModel(1);
   const q = quiet();
   const e = new PrivacyEngine();
-  e.makePrivate({
-    model,
-    optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+  privateSgd(e, model, 0.1, {
     dataset: 40,
     batchSize: 8,
     noiseMultiplier: 2,

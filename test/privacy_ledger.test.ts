@@ -6,10 +6,9 @@
 import { RdpAccountant } from '../lib/accounting';
 import { PrivacyLedger } from '../lib/accounting/privacy_ledger';
 import type { LedgerRecord } from '../lib/accounting/privacy_ledger';
-import { SGD } from '../lib/optim';
 import { PrivacyEngine } from '../lib/privacy';
 import type { PrivacyEngineState } from '../lib/privacy/privacy_engine';
-import { makeData, makeModel, quiet, trainStep } from './helpers/dp_setup';
+import { makeData, makeModel, privateSgd, quiet, trainStep } from './helpers/dp_setup';
 import { expectError } from './helpers/errors';
 
 function engineOf(o: {
@@ -20,9 +19,7 @@ function engineOf(o: {
 }) {
   const model = makeModel(1);
   const engine = new PrivacyEngine();
-  engine.makePrivate({
-    model,
-    optimizer: new SGD(model.trainableParameters(), { lr: 0.05 }),
+  privateSgd(engine, model, 0.05, {
     dataset: 40,
     batchSize: 8,
     noiseMultiplier: o.noise ?? 1.5,

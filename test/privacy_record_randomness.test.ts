@@ -13,7 +13,6 @@ import {
   Linear,
   LoraLinear,
   Module,
-  Parameter,
   Sequential,
   Tensor,
   isPerSampleModule,
@@ -21,12 +20,12 @@ import {
   recordDropoutMask,
   layerKey,
 } from '../lib/nn';
-import { Optimizer } from '../lib/optim/optimizer';
-import { SGD } from '../lib/optim';
+import { Recorder, dist } from './helpers/sensitivity';
 import { DPOptimizer, PrivacyEngine } from '../lib/privacy';
 import { InvalidArgumentError, InvalidStateError } from '../lib/errors';
 import { lcg, randArray } from './helpers/nn_ref';
 import { binomialTwoSidedP } from './helpers/record_stats';
+import { privateSgd } from './helpers/dp_setup';
 
 const IN = 6;
 const OUT = 3;
@@ -75,17 +74,6 @@ function perRecord(idx: number[], step = 0): { out: Float32Array[]; norms: Float
   };
 }
 
-class Recorder extends Optimizer {
-  readonly kind = 'recorder';
-  last: Float32Array[] = [];
-  protected hyper(): Record<string, number | boolean> {
-    return {};
-  }
-  protected update(i: number, _p: Parameter, g: Float32Array): void {
-    this.last[i] = Float32Array.from(g);
-  }
-}
-
 /** The DP gradient (noise 0, C) of the records `idx` split into micro-batches of `micro`. */
 function dpGrad(idx: number[], micro: number, C = 0.5): Float64Array {
   const m = makeModel();
@@ -108,10 +96,6 @@ function dpGrad(idx: number[], micro: number, C = 0.5): Float64Array {
   const out: number[] = [];
   params.forEach((p, i) => out.push(...(rec.last[i] ?? new Float32Array(p.size))));
   return Float64Array.from(out);
-}
-
-function dist(a: Float64Array, b: Float64Array): number {
-  return Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
 }
 
 describe('per-record randomness', () => {
@@ -201,9 +185,7 @@ describe('per-record randomness', () => {
     const run = (physical?: number) => {
       const model = makeModel();
       const engine = new PrivacyEngine();
-      engine.makePrivate({
-        model,
-        optimizer: new SGD(model.trainableParameters(), { lr: 0.1 }),
+      privateSgd(engine, model, 0.1, {
         dataset: N,
         batchSize: 5,
         noiseMultiplier: 0.5,

@@ -95,6 +95,23 @@ describe('Rng.discreteGaussian', () => {
     });
   }
 
+  // sigma^2 = 2^32 + 1: the acceptance exponent keeps a 65-bit denominator (the general large-sigma
+  // path); sigma^2 = 10^6 + 1/3: t = 1000, denominator 2 a b t^2 ~ 2^44, above the 2^40 of the
+  // two-trial read, so Algorithm 1 runs trial by trial on 64-bit arithmetic.
+  for (const sigmaSq of [
+    { num: 2n ** 32n + 1n, den: 1n },
+    { num: 3000001n, den: 3n },
+  ]) {
+    test(`chi-square against the exact pmf, sigma^2 = ${sigmaSq.num}/${sigmaSq.den}`, () => {
+      const n = 100_000;
+      const s2 = Number(sigmaSq.num) / Number(sigmaSq.den);
+      const out = new Rng({ seed: SEED }).discreteGaussian(new Int32Array(n), sigmaSq);
+      const { stat, dof } = chiSquare(out, s2);
+      expect(dof).toBeGreaterThanOrEqual(2);
+      expect(stat).toBeLessThan(chiSquareCritical(dof, Z_1E4));
+    });
+  }
+
   test('chi-square rejects a wrong sigma (the test can fail)', () => {
     const n = 100_000;
     const out = new Rng({ seed: SEED }).discreteGaussian(new Int32Array(n), 1.05 * 1.05);
@@ -143,9 +160,9 @@ describe('Rng.discreteGaussian', () => {
 
   test('refuses what would overflow 128-bit intermediates or the output', () => {
     const rng = new Rng({ seed: SEED });
-    // 2 a b t^2 > 2^128.
+    // 2 a b t^2 > 2^128 (sigma^2 just under 4: t = 2, gcd(a, b t) = 1).
     expectError(
-      () => rng.discreteGaussian(new Int32Array(4), { num: 2n ** 63n + 1n, den: 2n ** 63n - 1n }),
+      () => rng.discreteGaussian(new Int32Array(4), { num: 2n ** 64n - 1n, den: 2n ** 62n }),
       'InvalidArgumentError',
       /overflow/,
     );

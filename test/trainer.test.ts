@@ -9,7 +9,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { example } from '../examples/private_trainer';
 import { PrivacyLedger } from '../lib/accounting/privacy_ledger';
-import { Linear, LoraLinear, ReLU, Sequential, crossEntropyLoss } from '../lib/nn';
+import { Linear, LoraLinear, ReLU, Sequential, Tensor, crossEntropyLoss } from '../lib/nn';
+import { maskFromLengths } from '../lib/nn/sequence_mask';
+import type { SequenceMask } from '../lib/nn/sequence_mask';
 import { PrivateTrainer, arrayDataset } from '../lib/trainer/private_trainer';
 import { RunDirectory } from '../lib/trainer/run_dir';
 
@@ -189,5 +191,129 @@ describe('run directories', () => {
     );
     // The new run starts its own ledger.
     expect(fs.readFileSync(path.join(dir, 'ledger.jsonl')).equals(old)).toBe(false);
+  });
+});
+
+describe('dataset hooks: micro-batch split and padding mask', () => {
+  const privacy = {
+    targetEpsilon: 3,
+    epochs: 1,
+    batchSize: 40,
+    maxGradNorm: 1,
+    accountant: 'rdp' as const,
+    seed: 11n,
+  };
+  const params = (m: Sequential) => m.trainableParameters().flatMap((p) => Array.from(p.data));
+
+  test('noise once per logical batch: any split of the batch gives the same update', async () => {
+    const t = task();
+    const plain = t.model();
+    const a = PrivateTrainer.create({
+      model: plain,
+      loss: crossEntropyLoss,
+      onWarning: () => undefined,
+      data: t.data,
+      privacy,
+    });
+    await a.fit({ maxSteps: 4 });
+    // Same seed, the batch cut into reversed micro-batches of at most 3 records.
+    const split = t.model();
+    const cuts: number[] = [];
+    const data = {
+      ...t.data,
+      microBatches(indices: Int32Array, maxSize: number): Int32Array[] {
+        const r = Array.from(indices).reverse();
+        const out: Int32Array[] = [];
+        for (let s = 0; s < r.length; s += maxSize)
+          out.push(Int32Array.from(r.slice(s, s + maxSize)));
+        cuts.push(out.length);
+        return out;
+      },
+    };
+    const b = PrivateTrainer.create({
+      model: split,
+      loss: crossEntropyLoss,
+      onWarning: () => undefined,
+      data,
+      privacy: { ...privacy, physicalBatchSize: 3 },
+    });
+    await b.fit({ maxSteps: 4 });
+    expect(cuts.length).toBe(4);
+    expect(cuts.every((c) => c > 3)).toBe(true); // really split
+    const pa = params(plain);
+    const pb = params(split);
+    const moved = pa.some((v, i) => v !== params(t.model())[i]);
+    expect(moved).toBe(true);
+    for (let i = 0; i < pa.length; i++) expect(pb[i]).toBeCloseTo(pa[i], 5);
+    expect(b.engine.steps).toBe(a.engine.steps);
+  });
+
+  test('a split that is not a partition of the batch is refused, naming data.microBatches', async () => {
+    const t = task();
+    for (const bad of [
+      (i: Int32Array) => [i.subarray(1)], // drops a record
+      (i: Int32Array) => [i, i.subarray(0, 1)], // repeats one
+      (i: Int32Array) => [Array.from(i) as unknown as Int32Array], // not an Int32Array
+    ]) {
+      const tr = PrivateTrainer.create({
+        model: t.model(),
+        loss: crossEntropyLoss,
+        onWarning: () => undefined,
+        data: { ...t.data, microBatches: bad },
+        privacy,
+      });
+      await expect(tr.fit({ maxSteps: 1 })).rejects.toMatchObject({
+        code: 'ERR_DPLORA_INVALID_ARGUMENT',
+        argument: 'data.microBatches',
+      });
+    }
+  });
+
+  test('a padding mask reaches a MaskedModule before its forward and is cleared after', async () => {
+    const t = task();
+    const seen: string[] = [];
+    class Masked extends Sequential {
+      setMask(m: SequenceMask | null): void {
+        seen.push(m ? `mask ${m.batch}` : 'clear');
+      }
+      forward(x: Tensor): Tensor {
+        seen.push(`forward ${x.shape[0]}`);
+        return super.forward(x);
+      }
+    }
+    const inner = t.model();
+    const model = new Masked(...(inner.children().map(([, m]) => m) as [Linear]));
+    const data = {
+      size: t.data.size,
+      batch(idx: Int32Array) {
+        const b = t.data.batch(idx);
+        return { ...b, mask: maskFromLengths(new Array<number>(idx.length).fill(1), 1) };
+      },
+    };
+    const tr = PrivateTrainer.create({
+      model,
+      loss: crossEntropyLoss,
+      onWarning: () => undefined,
+      data,
+      privacy,
+    });
+    await tr.fit({ maxSteps: 2 });
+    const fw = seen.filter((s) => s.startsWith('forward'));
+    expect(fw.length).toBeGreaterThanOrEqual(2);
+    for (let i = 0; i < seen.length; i++)
+      if (seen[i].startsWith('forward')) expect(seen[i - 1]).toBe(`mask ${seen[i].split(' ')[1]}`);
+    expect(seen[seen.length - 1]).toBe('clear');
+    // A mask for a model that cannot take one is an error naming the data.
+    const plain = PrivateTrainer.create({
+      model: t.model(),
+      loss: crossEntropyLoss,
+      onWarning: () => undefined,
+      data,
+      privacy,
+    });
+    await expect(plain.fit({ maxSteps: 1 })).rejects.toMatchObject({
+      code: 'ERR_DPLORA_INVALID_ARGUMENT',
+      argument: 'data',
+    });
   });
 });

@@ -26,6 +26,7 @@ import {
 } from './pld';
 import { DEFAULT_ORDERS, checkOrders, computeRdp } from './rdp';
 import { InvalidArgumentError } from '../errors';
+import { OPEN_UNIT, requireInt, requireNumber, requireOneOf } from '../validate';
 
 /** Common interface of the accountants. */
 export interface Accountant {
@@ -100,13 +101,10 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
     super();
     const orders = options.orders ?? DEFAULT_ORDERS;
     checkOrders(orders);
-    const conversion = options.conversion ?? 'improved';
-    if (conversion !== 'improved' && conversion !== 'classic') {
-      throw new InvalidArgumentError(
-        'conversion',
-        `conversion must be 'improved' or 'classic', got ${String(conversion)}`,
-      );
-    }
+    const conversion = requireOneOf('conversion', options.conversion ?? 'improved', [
+      'improved',
+      'classic',
+    ]);
     this.orders = Object.freeze([...orders]);
     this.conversion = conversion;
   }
@@ -151,9 +149,7 @@ export class RdpAccountant extends BaseAccountant implements Accountant {
 
   /** The smallest delta over the orders at `epsilon` (same conversion). */
   getDelta(epsilon: number): number {
-    if (typeof epsilon !== 'number' || Number.isNaN(epsilon) || epsilon < 0) {
-      throw new InvalidArgumentError('epsilon', `epsilon must be a number >= 0, got ${epsilon}`);
-    }
+    requireNumber('epsilon', epsilon, { min: 0, allowInfinite: true });
     if (this.events.length === 0) return 0;
     const rdp = this.getRdp();
     let best = Infinity;
@@ -260,24 +256,10 @@ export class PldAccountant extends BaseAccountant implements Accountant {
   constructor(options: Partial<PldParameters> = {}) {
     super();
     const p = { ...DEFAULT_PLD_PARAMETERS, ...options };
-    const pos = (name: keyof PldParameters, lo: number, hi: number) => {
-      const v = p[name];
-      if (typeof v !== 'number' || !Number.isFinite(v) || !(v > lo) || !(v < hi)) {
-        throw new InvalidArgumentError(
-          name,
-          `${name} must be a number in (${lo}, ${hi}), got ${v}`,
-        );
-      }
-    };
-    pos('gridStep', 0, 1);
-    pos('tailMass', 0, 1e-6);
-    pos('windowTail', 0, 1e-6);
-    if (!Number.isInteger(p.maxFftLength) || p.maxFftLength < 2 || p.maxFftLength > 2 ** 26) {
-      throw new InvalidArgumentError(
-        'maxFftLength',
-        `maxFftLength must be an integer in [2, 2^26], got ${p.maxFftLength}`,
-      );
-    }
+    requireNumber('gridStep', p.gridStep, OPEN_UNIT);
+    requireNumber('tailMass', p.tailMass, { greaterThan: 0, lessThan: 1e-6 });
+    requireNumber('windowTail', p.windowTail, { greaterThan: 0, lessThan: 1e-6 });
+    requireInt('maxFftLength', p.maxFftLength, { min: 2, max: 2 ** 26 });
     this.parameters = Object.freeze(p);
   }
 
@@ -347,9 +329,7 @@ export class PldAccountant extends BaseAccountant implements Accountant {
 
   /** delta at `epsilon` (worse of add and remove; RDP fallback for discrete Gaussians). */
   getDelta(epsilon: number): number {
-    if (typeof epsilon !== 'number' || Number.isNaN(epsilon) || epsilon < 0) {
-      throw new InvalidArgumentError('epsilon', `epsilon must be a number >= 0, got ${epsilon}`);
-    }
+    requireNumber('epsilon', epsilon, { min: 0, allowInfinite: true });
     if (this.events.length === 0) return 0;
     if (this.hasDiscrete()) return this.rdpFallback().getDelta(epsilon);
     const { remove, add } = this.composed();
@@ -413,10 +393,7 @@ export function accountantFromJSON(json: unknown): RdpAccountant | PldAccountant
 
 /** Creates an empty accountant of the given kind. */
 export function createAccountant(kind: AccountantKind = 'pld'): RdpAccountant | PldAccountant {
-  if (kind === 'rdp') return new RdpAccountant();
-  if (kind === 'pld') return new PldAccountant();
-  throw new InvalidArgumentError(
-    'accountant',
-    `accountant must be 'rdp' or 'pld', got ${String(kind)}`,
-  );
+  return requireOneOf('accountant', kind, ['rdp', 'pld']) === 'rdp'
+    ? new RdpAccountant()
+    : new PldAccountant();
 }

@@ -3,6 +3,7 @@
  * clipped-count release and the gradient sum share the privacy budget.
  */
 import { InvalidArgumentError } from '../errors';
+import { requireNumber } from '../validate';
 
 /**
  * The noise multiplier the gradient sum needs so that, together with the
@@ -17,18 +18,8 @@ export function adaptiveClippingNoiseMultiplier(opts: {
   countNoiseStd: number;
 }): number {
   const { targetNoiseMultiplier: z, countNoiseStd: sb } = opts ?? ({} as never);
-  if (typeof z !== 'number' || !Number.isFinite(z) || !(z > 0)) {
-    throw new InvalidArgumentError(
-      'targetNoiseMultiplier',
-      `targetNoiseMultiplier must be a finite number > 0, got ${z}`,
-    );
-  }
-  if (typeof sb !== 'number' || !Number.isFinite(sb) || !(sb > 0)) {
-    throw new InvalidArgumentError(
-      'countNoiseStd',
-      `countNoiseStd must be a finite number > 0, got ${sb}`,
-    );
-  }
+  requireNumber('targetNoiseMultiplier', z, { greaterThan: 0 });
+  requireNumber('countNoiseStd', sb, { greaterThan: 0 });
   const rest = 1 / (z * z) - 1 / (4 * sb * sb);
   if (!(rest > 0)) {
     throw new InvalidArgumentError(

@@ -9,6 +9,7 @@ import type { Mechanism, StepSpec } from './events';
 import type { AccountantKind } from './ledger';
 import { DEFAULT_PLD_PARAMETERS, PldParameters, pldStepGridPoints } from './pld';
 import { InvalidArgumentError } from '../errors';
+import { OPEN_UNIT, requireInt, requireNumber, requireObject, requireOneOf } from '../validate';
 
 /** Options of {@link getNoiseMultiplier}. */
 export interface NoiseMultiplierOptions {
@@ -63,26 +64,21 @@ export const PLD_FEASIBLE_FRACTION = 1 / 8;
 const Z_MIN = 1e-3;
 const Z_MAX = 1e6;
 
-function finite(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v))
-    throw new InvalidArgumentError(name, `${name} must be a finite number, got ${String(v)}`);
-  return v;
+/** Checks a privacy budget (epsilon > 0, delta in (0, 1)); returns it. */
+function checkBudget(targetEpsilon: unknown, targetDelta: unknown): [number, number] {
+  return [
+    requireNumber('targetEpsilon', targetEpsilon, { greaterThan: 0 }),
+    requireNumber('targetDelta', targetDelta, OPEN_UNIT),
+  ];
 }
 
 /** Resolves `steps` / `epochs` to a step count. */
 export function resolveSteps(sampleRate: number, steps?: number, epochs?: number): number {
   if (steps !== undefined && epochs !== undefined)
     throw new InvalidArgumentError('steps', 'give either steps or epochs, not both');
-  if (steps !== undefined) {
-    finite('steps', steps);
-    if (!Number.isInteger(steps) || steps < 1)
-      throw new InvalidArgumentError('steps', `steps must be an integer >= 1, got ${steps}`);
-    return steps;
-  }
+  if (steps !== undefined) return requireInt('steps', steps, { min: 1 });
   if (epochs !== undefined) {
-    finite('epochs', epochs);
-    if (!(epochs > 0))
-      throw new InvalidArgumentError('epochs', `epochs must be > 0, got ${epochs}`);
+    requireNumber('epochs', epochs, { greaterThan: 0 });
     const s = Math.ceil(epochs / sampleRate - 1e-9);
     if (!Number.isSafeInteger(s))
       throw new InvalidArgumentError('epochs', `epochs / sampleRate is too large (${s} steps)`);
@@ -93,27 +89,12 @@ export function resolveSteps(sampleRate: number, steps?: number, epochs?: number
 
 /** Like {@link getNoiseMultiplier}, with diagnostics. */
 export function calibrateNoiseMultiplier(opts: NoiseMultiplierOptions): NoiseCalibration {
-  if (opts === null || typeof opts !== 'object')
-    throw new InvalidArgumentError('opts', 'getNoiseMultiplier expects an options object');
-  const eps = finite('targetEpsilon', opts.targetEpsilon);
-  if (!(eps > 0))
-    throw new InvalidArgumentError('targetEpsilon', `targetEpsilon must be > 0, got ${eps}`);
-  const delta = finite('targetDelta', opts.targetDelta);
-  if (!(delta > 0) || !(delta < 1))
-    throw new InvalidArgumentError('targetDelta', `targetDelta must be in (0, 1), got ${delta}`);
-  const q = finite('sampleRate', opts.sampleRate);
-  if (!(q > 0) || q > 1)
-    throw new InvalidArgumentError('sampleRate', `sampleRate must be in (0, 1], got ${q}`);
+  requireObject('opts', opts);
+  const [eps, delta] = checkBudget(opts.targetEpsilon, opts.targetDelta);
+  const q = requireNumber('sampleRate', opts.sampleRate, { greaterThan: 0, max: 1 });
   const steps = resolveSteps(q, opts.steps, opts.epochs);
-  const kind = opts.accountant ?? 'pld';
-  if (kind !== 'pld' && kind !== 'rdp')
-    throw new InvalidArgumentError(
-      'accountant',
-      `accountant must be 'pld' or 'rdp', got ${String(kind)}`,
-    );
-  const tol = opts.tolerance ?? 0.002;
-  if (!(tol > 0 && tol <= 0.1))
-    throw new InvalidArgumentError('tolerance', `tolerance must be in (0, 0.1], got ${tol}`);
+  const kind = requireOneOf('accountant', opts.accountant ?? 'pld', ['pld', 'rdp']);
+  const tol = requireNumber('tolerance', opts.tolerance ?? 0.002, { greaterThan: 0, max: 0.1 });
   const mechanism = opts.mechanism ?? 'gaussian';
   let evaluations = 0;
 
@@ -307,14 +288,9 @@ export function maxStepsWithinBudget(
   budget: { targetEpsilon: number; targetDelta: number },
   maxSteps = 1e9,
 ): number {
-  const eps = finite('targetEpsilon', budget?.targetEpsilon);
-  if (!(eps > 0))
-    throw new InvalidArgumentError('targetEpsilon', `targetEpsilon must be > 0, got ${eps}`);
-  const delta = finite('targetDelta', budget.targetDelta);
-  if (!(delta > 0) || !(delta < 1))
-    throw new InvalidArgumentError('targetDelta', `targetDelta must be in (0, 1), got ${delta}`);
-  if (!Number.isSafeInteger(maxSteps) || maxSteps < 1)
-    throw new InvalidArgumentError('maxSteps', `maxSteps must be an integer >= 1, got ${maxSteps}`);
+  requireObject('budget', budget);
+  const [eps, delta] = checkBudget(budget.targetEpsilon, budget.targetDelta);
+  requireInt('maxSteps', maxSteps, { min: 1 });
   const fits = (k: number) => accountant.clone().step(spec, k).getEpsilon(delta) <= eps;
   if (accountant.getEpsilon(delta) > eps || !fits(1)) return 0;
   // A short horizon that fits whole costs one evaluation (very long compositions are left to

@@ -3,6 +3,7 @@
  * (Canonne, Kamath, Steinke 2020) on an integer query.
  */
 import { InvalidArgumentError } from '../errors';
+import { requireInt, requireNumber } from '../validate';
 
 /**
  * delta(eps) of one discrete Gaussian release N_Z(0, sigma^2) on an integer
@@ -16,24 +17,9 @@ export function discreteGaussianDelta(
   sensitivity: number,
   epsilon: number,
 ): number {
-  if (typeof sigmaSquared !== 'number' || !Number.isFinite(sigmaSquared) || !(sigmaSquared > 0)) {
-    throw new InvalidArgumentError(
-      'sigmaSquared',
-      `sigmaSquared must be a finite number > 0, got ${sigmaSquared}`,
-    );
-  }
-  if (!Number.isSafeInteger(sensitivity) || sensitivity < 1) {
-    throw new InvalidArgumentError(
-      'sensitivity',
-      `sensitivity must be an integer >= 1, got ${sensitivity}`,
-    );
-  }
-  if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || !(epsilon >= 0)) {
-    throw new InvalidArgumentError(
-      'epsilon',
-      `epsilon must be a finite number >= 0, got ${epsilon}`,
-    );
-  }
+  requireNumber('sigmaSquared', sigmaSquared, { greaterThan: 0 });
+  requireInt('sensitivity', sensitivity, { min: 1 });
+  requireNumber('epsilon', epsilon, { min: 0 });
   const sigma = Math.sqrt(sigmaSquared);
   const R = Math.ceil(40 * sigma) + sensitivity + 2; // e^{-800}: nothing beyond matters
   if (R > 5e7)

@@ -4,6 +4,7 @@
  * mechanism. Non-Poisson sampling must be recorded with sampleRate 1.
  */
 import { InvalidArgumentError } from '../errors';
+import { inContext, requireInt, requireNumber, requireOneOf } from '../validate';
 
 /** Noise distribution of a recorded step. */
 export type Mechanism = 'gaussian' | 'discreteGaussian';
@@ -38,45 +39,20 @@ export function validateStep(spec: StepSpec, count: number, where = 'step'): Pri
       `${where}: expected an object {noiseMultiplier, sampleRate, mechanism?}`,
     );
   const { noiseMultiplier, sampleRate } = spec;
-  const mechanism = spec.mechanism ?? 'gaussian';
-  if (mechanism !== 'gaussian' && mechanism !== 'discreteGaussian') {
-    throw new InvalidArgumentError(
-      'mechanism',
-      `${where}: mechanism must be 'gaussian' or 'discreteGaussian', got ${String(mechanism)}`,
-    );
-  }
-  if (
-    typeof noiseMultiplier !== 'number' ||
-    !Number.isFinite(noiseMultiplier) ||
-    !(noiseMultiplier > 0)
-  ) {
-    throw new InvalidArgumentError(
-      'noiseMultiplier',
-      `${where}: noiseMultiplier must be a finite number > 0, got ${noiseMultiplier}`,
-    );
-  }
-  if (
-    typeof sampleRate !== 'number' ||
-    !Number.isFinite(sampleRate) ||
-    !(sampleRate > 0) ||
-    sampleRate > 1
-  ) {
-    throw new InvalidArgumentError(
-      'sampleRate',
-      `${where}: sampleRate must be a number in (0, 1] (use 1 for non-Poisson sampling), got ${sampleRate}`,
-    );
-  }
-  if (
-    typeof count !== 'number' ||
-    !Number.isInteger(count) ||
-    count < 1 ||
-    !Number.isSafeInteger(count)
-  ) {
-    throw new InvalidArgumentError(
-      'count',
-      `${where}: count (steps) must be an integer >= 1, got ${count}`,
-    );
-  }
+  const mechanism = inContext(where, () => {
+    const m = requireOneOf<Mechanism>('mechanism', spec.mechanism ?? 'gaussian', [
+      'gaussian',
+      'discreteGaussian',
+    ]);
+    requireNumber('noiseMultiplier', noiseMultiplier, { greaterThan: 0 });
+    requireNumber('sampleRate', sampleRate, {
+      greaterThan: 0,
+      max: 1,
+      hint: '(use 1 for non-Poisson sampling)',
+    });
+    requireInt('count', count, { min: 1, hint: '(the number of steps)' });
+    return m;
+  });
   return { mechanism, noiseMultiplier, sampleRate, steps: count };
 }
 

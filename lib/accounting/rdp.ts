@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../errors';
 import { SignedLogSum, logAbsBinomial, logAdd, logErfc, logSumExp } from './log_math';
-import { requireObject } from '../validate';
+import { requireNumber, requireObject } from '../validate';
 
 /** The default Renyi orders: 1 + x/10 (x = 1..99), 11..63, 128, 256, 512, 1024. */
 export const DEFAULT_ORDERS: readonly number[] = Object.freeze([
@@ -166,16 +166,9 @@ export function computeRdp(opts: ComputeRdpOptions): Float64Array {
   requireObject('opts', opts);
   const { sampleRate: q, noiseMultiplier: z, steps } = opts;
   const orders = opts.orders ?? DEFAULT_ORDERS;
-  checkNumber('sampleRate', q, 0, 1, true, true);
-  if (typeof z !== 'number' || Number.isNaN(z) || !(z > 0)) {
-    throw new InvalidArgumentError(
-      'noiseMultiplier',
-      `noiseMultiplier must be a positive number, got ${z}`,
-    );
-  }
-  if (typeof steps !== 'number' || !Number.isFinite(steps) || steps < 0) {
-    throw new InvalidArgumentError('steps', `steps must be a finite number >= 0, got ${steps}`);
-  }
+  requireNumber('sampleRate', q, { min: 0, max: 1 });
+  requireNumber('noiseMultiplier', z, { greaterThan: 0, allowInfinite: true });
+  requireNumber('steps', steps, { min: 0 });
   checkOrders(orders);
   const integerOnly = opts.mechanism === 'discreteGaussian';
   const out = new Float64Array(orders.length);
@@ -202,33 +195,6 @@ export function checkOrders(orders: readonly number[]): void {
       'orders',
       `at most ${MAX_RDP_ORDERS} orders, got ${orders.length}`,
     );
-  for (const a of orders) {
-    if (typeof a !== 'number' || !Number.isFinite(a) || !(a > 1)) {
-      throw new InvalidArgumentError('orders', `orders must be finite numbers > 1, got ${a}`);
-    }
-    // The cost of an order grows with it (integer orders sum alpha terms): bounded.
-    if (a > MAX_RDP_ORDER)
-      throw new InvalidArgumentError('orders', `orders must be <= ${MAX_RDP_ORDER}, got ${a}`);
-  }
-}
-
-function checkNumber(
-  name: string,
-  v: number,
-  lo: number,
-  hi: number,
-  loIncl: boolean,
-  hiIncl: boolean,
-): void {
-  if (
-    typeof v !== 'number' ||
-    !Number.isFinite(v) ||
-    (loIncl ? v < lo : v <= lo) ||
-    (hiIncl ? v > hi : v >= hi)
-  ) {
-    throw new InvalidArgumentError(
-      name,
-      `${name} must be a number in ${loIncl ? '[' : '('}${lo}, ${hi}${hiIncl ? ']' : ')'}, got ${v}`,
-    );
-  }
+  // The cost of an order grows with it (integer orders sum alpha terms): bounded.
+  for (const a of orders) requireNumber('orders', a, { greaterThan: 1, max: MAX_RDP_ORDER });
 }

@@ -15,15 +15,12 @@
  * p-value is still below p: a mechanism that were (eps, delta)-DP would show v
  * or more correct guesses with probability below p.
  */
-import { InvalidArgumentError } from '../errors';
+import { OPEN_UNIT, requireInt, requireNumber } from '../validate';
 
 function checkCounts(m: number, r: number, v: number): void {
-  if (!Number.isSafeInteger(m) || m < 0)
-    throw new InvalidArgumentError('m', `must be an integer >= 0, got ${m}`);
-  if (!Number.isSafeInteger(r) || r < 0 || r > m)
-    throw new InvalidArgumentError('r', `must be an integer in [0, m = ${m}], got ${r}`);
-  if (!Number.isSafeInteger(v) || v < 0 || v > r)
-    throw new InvalidArgumentError('v', `must be an integer in [0, r = ${r}], got ${v}`);
+  requireInt('m', m, { min: 0 });
+  requireInt('r', r, { min: 0, max: m, hint: '(at most m)' });
+  requireInt('v', v, { min: 0, max: r, hint: '(at most r)' });
 }
 
 /** log(k!) for k = 0..n. */
@@ -45,10 +42,8 @@ function logFactorials(n: number): Float64Array {
  */
 export function auditPValue(m: number, r: number, v: number, eps: number, delta: number): number {
   checkCounts(m, r, v);
-  if (!(eps >= 0) || !Number.isFinite(eps))
-    throw new InvalidArgumentError('eps', `must be finite and >= 0, got ${eps}`);
-  if (!(delta >= 0 && delta <= 1))
-    throw new InvalidArgumentError('delta', `must be in [0, 1], got ${delta}`);
+  requireNumber('eps', eps, { min: 0 });
+  requireNumber('delta', delta, { min: 0, max: 1 });
   if (v === 0) return 1;
   const lf = logFactorials(r);
   const logQ = -Math.log1p(Math.exp(-eps)); // log(e^eps / (1 + e^eps))
@@ -84,8 +79,7 @@ export function epsilonLowerBound(
   confidence = 0.95,
 ): number {
   checkCounts(m, r, v);
-  if (!(confidence > 0 && confidence < 1))
-    throw new InvalidArgumentError('confidence', `must be in (0, 1), got ${confidence}`);
+  requireNumber('confidence', confidence, OPEN_UNIT);
   const p = 1 - confidence;
   const rejects = (eps: number) => auditPValue(m, r, v, eps, delta) < p;
   if (!rejects(0)) return 0;

@@ -24,13 +24,12 @@
 import { calibrateNoiseMultiplier } from '../accounting';
 import { featurize } from '../data/featurize';
 import { splitSpamCorpus } from '../data/spam_corpus';
-import { InvalidArgumentError } from '../errors';
 import { Rng } from '../kernels/rng';
 import { Linear, LoraLinear, ReLU, Sequential, Tensor, crossEntropyLoss } from '../nn';
 import { SGD } from '../optim';
 import { PrivacyEngine } from '../privacy/privacy_engine';
 import { SeedLike, seedToKey } from '../privacy/seed';
-import { requireOneOf } from '../validate';
+import { OPEN_UNIT, requireInt, requireNumber, requireOneOf } from '../validate';
 import { epsilonLowerBound } from './bound';
 
 /** Canary kind: white-box gradient-space (Dirac) canaries or input-space records. */
@@ -164,37 +163,26 @@ function noiseFor(eps: number, delta: number, q: number, steps: number): number 
   return z;
 }
 
-function positive(name: string, v: number | undefined, dflt: number, integer = false): number {
-  const x = v ?? dflt;
-  if (!Number.isFinite(x) || x <= 0 || (integer && !Number.isInteger(x)))
-    throw new InvalidArgumentError(
-      name,
-      `must be a positive ${integer ? 'integer' : 'number'}, got ${x}`,
-    );
-  return x;
-}
-
 /**
  * Runs the one-run audit: one private training run with m canaries, then the
  * certified lower bound on epsilon.
  */
 export function runAudit(o: AuditOptions): AuditResult {
   const t0 = Date.now();
-  const eps = positive('epsilon', o.epsilon, NaN);
-  const delta = o.delta ?? 1e-5;
-  if (!(delta > 0 && delta < 1))
-    throw new InvalidArgumentError('delta', `must be in (0, 1), got ${delta}`);
-  const m = positive('canaries', o.canaries, 1000, true);
+  const eps = requireNumber('epsilon', o.epsilon, { greaterThan: 0 });
+  const delta = requireNumber('delta', o.delta ?? 1e-5, OPEN_UNIT);
+  const m = requireInt('canaries', o.canaries ?? 1000, { min: 1 });
   const kind = requireOneOf('kind', o.kind ?? 'gradient', ['gradient', 'input'] as const);
   const plant = requireOneOf('plant', o.plant ?? 'none', ['none', 'no-noise', 'no-clip'] as const);
-  const k = positive('guessesPerSide', o.guessesPerSide, Math.max(1, Math.floor(m / 20)), true);
-  if (2 * k > m)
-    throw new InvalidArgumentError('guessesPerSide', `2 * ${k} guesses exceed m = ${m} canaries`);
-  const steps = positive('steps', o.steps, 100, true);
-  const q = positive('sampleRate', o.sampleRate, 0.06);
-  if (q > 1) throw new InvalidArgumentError('sampleRate', `must be <= 1, got ${q}`);
-  const C = positive('maxGradNorm', o.maxGradNorm, 1);
-  const lr = positive('lr', o.lr, 0.5);
+  const k = requireInt('guessesPerSide', o.guessesPerSide ?? Math.max(1, Math.floor(m / 20)), {
+    min: 1,
+    max: Math.floor(m / 2),
+    hint: '(at most half the canaries)',
+  });
+  const steps = requireInt('steps', o.steps ?? 100, { min: 1 });
+  const q = requireNumber('sampleRate', o.sampleRate ?? 0.06, { greaterThan: 0, max: 1 });
+  const C = requireNumber('maxGradNorm', o.maxGradNorm ?? 1, { greaterThan: 0 });
+  const lr = requireNumber('lr', o.lr ?? 0.5, { greaterThan: 0 });
   const data = o.data ?? builtinAuditData(o.limit);
   const seeded = o.seed !== undefined;
 

@@ -15,7 +15,7 @@ import {
 } from '../audit';
 import { featurize } from '../data/featurize';
 import { loadUserData } from '../data/user_data';
-import { InvalidArgumentError } from '../errors';
+import { requireOneOf } from '../validate';
 import { formatTable, integerOption, numberOption } from './format';
 
 interface AuditCliOptions {
@@ -37,11 +37,7 @@ interface AuditCliOptions {
 }
 
 function choice<T extends string>(name: string, allowed: readonly T[]): (v: string) => T {
-  return (v: string) => {
-    if (!(allowed as readonly string[]).includes(v))
-      throw new InvalidArgumentError(name, `must be one of ${allowed.join(', ')}, got ${v}`);
-    return v as T;
-  };
+  return (v: string) => requireOneOf(name, v, allowed);
 }
 
 /** The records of a `--data` file as audit data (every record is trained on). */

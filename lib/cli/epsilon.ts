@@ -5,10 +5,10 @@
 import { Command } from 'commander';
 import { PldAccountant, RdpAccountant } from '../accounting';
 import {
-  accountantOption,
-  formatTable,
   integerOption,
   numberOption,
+  printReport,
+  withAccountingOptions,
   ACCOUNTING_OPTION_BOUNDS as B,
 } from './format';
 
@@ -23,29 +23,18 @@ interface EpsilonCliOptions {
 
 /** Adds the `epsilon` subcommand to `program`. */
 export function registerEpsilonCommand(program: Command): Command {
-  return program
+  const cmd = program
     .command('epsilon')
     .description('epsilon spent by K steps of the Poisson-subsampled Gaussian mechanism')
-    .requiredOption(
-      '--sample-rate <q>',
-      'Poisson sampling rate in (0, 1] (1 for non-Poisson sampling)',
-      numberOption('--sample-rate', B.sampleRate),
-    )
     .requiredOption(
       '--noise <z>',
       'noise multiplier (noise std / clipping norm)',
       numberOption('--noise', B.noise),
     )
-    .requiredOption('--steps <k>', 'number of steps', integerOption('--steps', B.steps))
-    .requiredOption('--delta <d>', 'target delta in (0, 1)', numberOption('--delta', B.delta))
-    .option('--accountant <kind>', "'pld' (default, tighter) or 'rdp'", accountantOption, 'pld')
-    .option('--json', 'print JSON instead of a table')
-    .action((opts: EpsilonCliOptions) => {
-      const report = epsilonReport(opts);
-      process.stdout.write(
-        opts.json ? JSON.stringify(report) + '\n' : formatTable(Object.entries(report)),
-      );
-    });
+    .requiredOption('--steps <k>', 'number of steps', integerOption('--steps', B.steps));
+  return withAccountingOptions(cmd).action((opts: EpsilonCliOptions) =>
+    printReport(epsilonReport(opts), opts.json),
+  );
 }
 
 /** Computes what `dp-lora epsilon` prints. */

@@ -2,6 +2,7 @@
  * Small helpers shared by the accounting subcommands: strict number parsing
  * for options and a plain two-column table.
  */
+import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errors';
 
 /** A bad command-line option value; {@link DpLoraError.argument} is the option, e.g. `--rank`. */
@@ -82,6 +83,28 @@ export function accountantOption(value: string): 'rdp' | 'pld' {
   if (value !== 'rdp' && value !== 'pld')
     throw new OptionError('--accountant', `must be 'rdp' or 'pld', got '${value}'`);
   return value;
+}
+
+/**
+ * Adds the options the accounting subcommands (`epsilon`, `noise`) share, after their own:
+ * `--delta`, `--sample-rate`, `--accountant` and `--json`.
+ */
+export function withAccountingOptions(cmd: Command): Command {
+  const B = ACCOUNTING_OPTION_BOUNDS;
+  return cmd
+    .requiredOption('--delta <d>', 'target delta in (0, 1)', numberOption('--delta', B.delta))
+    .requiredOption(
+      '--sample-rate <q>',
+      'Poisson sampling rate in (0, 1] (1 for non-Poisson sampling)',
+      numberOption('--sample-rate', B.sampleRate),
+    )
+    .option('--accountant <kind>', "'pld' (default, tighter) or 'rdp'", accountantOption, 'pld')
+    .option('--json', 'print JSON instead of a table');
+}
+
+/** Writes a subcommand's report to stdout: one JSON line, or an aligned table. */
+export function printReport(report: Record<string, string | number>, json?: boolean): void {
+  process.stdout.write(json ? JSON.stringify(report) + '\n' : formatTable(Object.entries(report)));
 }
 
 /** Formats [label, value] rows as an aligned two-column table. */

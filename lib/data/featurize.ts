@@ -11,6 +11,7 @@
  * Only the first `maxChars` characters of the body are used (bounds time on huge mails).
  */
 import { InvalidArgumentError } from '../errors';
+import { requireArray, requireInt, requireLength, requireString } from '../validate';
 
 /** Featurizer settings (part of the base-model cache key). */
 export interface FeaturizerConfig {
@@ -160,8 +161,7 @@ export function featurizeInto(
   config: FeaturizerConfig = DEFAULT_FEATURIZER,
 ): void {
   const { dim } = config;
-  if (out.length !== dim)
-    throw new InvalidArgumentError('out', `out must have length dim = ${dim}, got ${out.length}`);
+  requireLength('out', out, dim, 'dim');
   out.fill(0);
   let subject = '';
   let body = text;
@@ -195,26 +195,17 @@ export const MAX_FEATURE_ELEMENTS = 2 ** 28;
 /** Features of many texts: a row-major [texts.length, dim] Float32Array. */
 export function featurize(texts: string[], config: Partial<FeaturizerConfig> = {}): Float32Array {
   const cfg = { ...DEFAULT_FEATURIZER, ...config };
-  if (!Number.isInteger(cfg.dim) || cfg.dim < 2 || cfg.dim > MAX_FEATURE_DIM)
-    throw new InvalidArgumentError(
-      'dim',
-      `must be an integer in [2, ${MAX_FEATURE_DIM}], got ${cfg.dim}`,
-    );
-  if (!Array.isArray(texts)) throw new InvalidArgumentError('texts', 'must be an array of strings');
+  requireInt('dim', cfg.dim, { min: 2, max: MAX_FEATURE_DIM });
+  requireArray('texts', texts);
   if (texts.length * cfg.dim > MAX_FEATURE_ELEMENTS)
     throw new InvalidArgumentError(
       'dim',
       `${texts.length} texts x dim ${cfg.dim} needs more than ${MAX_FEATURE_ELEMENTS} numbers; use a smaller dim or fewer texts per call`,
     );
-  if (!Number.isInteger(cfg.maxChars) || cfg.maxChars < 1)
-    throw new InvalidArgumentError(
-      'maxChars',
-      `maxChars must be a positive integer, got ${cfg.maxChars}`,
-    );
+  requireInt('maxChars', cfg.maxChars, { min: 1 });
   const out = new Float32Array(texts.length * cfg.dim);
   for (let i = 0; i < texts.length; i++) {
-    if (typeof texts[i] !== 'string')
-      throw new InvalidArgumentError(`texts[${i}]`, `texts[${i}] must be a string`);
+    requireString(`texts[${i}]`, texts[i], false);
     featurizeInto(texts[i], out.subarray(i * cfg.dim, (i + 1) * cfg.dim), cfg);
   }
   return out;

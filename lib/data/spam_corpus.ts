@@ -15,7 +15,7 @@
  * between parts.
  */
 import * as crypto from 'crypto';
-import { InvalidArgumentError } from '../errors';
+import { OPEN_UNIT, requireInt, requireNumber } from '../validate';
 
 /** One mail with its binary label. */
 export interface Mail {
@@ -75,19 +75,14 @@ export function splitSpamCorpus(
   mails: Mail[] = loadSpamCorpus(),
   options: { heldoutFraction?: number; limit?: number } = {},
 ): SpamSplit {
-  const heldoutFraction = options.heldoutFraction ?? 0.25;
-  if (!(heldoutFraction > 0 && heldoutFraction < 1))
-    throw new InvalidArgumentError(
-      'heldoutFraction',
-      `heldoutFraction must be in (0, 1), got ${heldoutFraction}`,
-    );
+  const heldoutFraction = requireNumber(
+    'heldoutFraction',
+    options.heldoutFraction ?? 0.25,
+    OPEN_UNIT,
+  );
   let pool = mails;
   if (options.limit !== undefined) {
-    if (!Number.isInteger(options.limit) || options.limit < 10)
-      throw new InvalidArgumentError(
-        'limit',
-        `limit must be an integer >= 10, got ${options.limit}`,
-      );
+    requireInt('limit', options.limit, { min: 10 });
     pool = mails
       .map((m) => ({ m, f: keyFraction(m.key, 'dplora-limit-v1') }))
       .sort((a, b) => a.f - b.f)

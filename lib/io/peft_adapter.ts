@@ -22,7 +22,14 @@ import * as path from 'path';
 import { atomicWriteDir } from './atomic';
 import { parseSafetensors, serializeSafetensors, StTensorInput } from './safetensors';
 import { AdapterFormatError, InvalidArgumentError } from '../errors';
-import { requireInt, requireNumber, requireObject, requireString } from '../validate';
+import {
+  requireBoolean,
+  requireInt,
+  requireNumber,
+  requireObject,
+  requireString,
+  requireTypedArray,
+} from '../validate';
 export { AdapterFormatError };
 
 /** File names inside an adapter directory. */
@@ -144,11 +151,7 @@ export function validatePrivacyReport(report: unknown, name = 'privacyReport'): 
   requireNumber(`${name}.sampleRate`, r.sampleRate, { greaterThan: 0, max: 1 });
   requireInt(`${name}.steps`, r.steps, { min: 0 });
   requireString(`${name}.accountant`, r.accountant);
-  if (typeof r.reproducibleSeed !== 'boolean')
-    throw new InvalidArgumentError(
-      `${name}.reproducibleSeed`,
-      `must be a boolean, got ${typeof r.reproducibleSeed}`,
-    );
+  requireBoolean(`${name}.reproducibleSeed`, r.reproducibleSeed);
   if (r.targetEpsilon !== undefined)
     requireNumber(`${name}.targetEpsilon`, r.targetEpsilon, { greaterThan: 0 });
   if (r.datasetSize !== undefined) requireInt(`${name}.datasetSize`, r.datasetSize, { min: 1 });
@@ -356,8 +359,7 @@ export function decodeAdapter(
   source = 'adapter',
 ): AdapterData {
   requireString('configText', configText, false);
-  if (Object.prototype.toString.call(weights) !== '[object Uint8Array]')
-    throw new InvalidArgumentError('weights', 'must be a Buffer');
+  requireTypedArray('weights', weights, 'Uint8Array');
   const config = parseAdapterConfig(configText, `${source}/${ADAPTER_CONFIG_FILE}`);
   const wsrc = `${source}/${ADAPTER_WEIGHTS_FILE}`;
   const st = parseSafetensors(weights, wsrc);

@@ -15,8 +15,8 @@ import { DpLoraError, ErrorCode } from '../errors';
 import * as fs from 'fs';
 import * as os from 'os';
 import { atomicWriteFile } from './atomic';
-import { InvalidArgumentError, SafetensorsError } from '../errors';
-import { requireString } from '../validate';
+import { SafetensorsError } from '../errors';
+import { requireString, requireTypedArray } from '../validate';
 export { SafetensorsError };
 
 /** Element types this module understands. */
@@ -306,8 +306,7 @@ export function parseSafetensors(
   buf: Buffer | Uint8Array,
   source = 'safetensors data',
 ): SafetensorsFile {
-  if (Object.prototype.toString.call(buf) !== '[object Uint8Array]')
-    throw new InvalidArgumentError('buf', 'must be a Buffer or Uint8Array');
+  requireTypedArray('buf', buf, 'Uint8Array');
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (b.length < 8)
     throw new SafetensorsError(

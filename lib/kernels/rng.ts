@@ -11,6 +11,17 @@
  */
 import { loadAddon } from '../native';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
+import {
+  isTypedArrayOf,
+  requireInstance,
+  requireBoolean,
+  requireFloat32Array,
+  requireLength,
+  requireNumber,
+  requireObject,
+  requireString,
+  requireTypedArray,
+} from '../validate';
 
 /** Options of {@link Rng}. */
 export interface RngOptions {
@@ -54,8 +65,7 @@ function toHex(b: Uint8Array): string {
 }
 
 function fromHex(s: string, bytes: number, name: string): Uint8Array {
-  if (typeof s !== 'string')
-    throw new InvalidArgumentError(name, `${name} must be a string of ${2 * bytes} hex characters`);
+  requireString(name, s, false);
   if (s.length !== 2 * bytes || !HEX_RE.test(s)) {
     throw new InvalidArgumentError(
       name,
@@ -66,10 +76,7 @@ function fromHex(s: string, bytes: number, name: string): Uint8Array {
 }
 
 function checkStd(std: unknown): number {
-  if (typeof std !== 'number') throw new InvalidArgumentError('std', 'std must be a number');
-  if (!Number.isFinite(std) || std < 0)
-    throw new InvalidArgumentError('std', 'std must be finite and >= 0');
-  return std;
+  return requireNumber('std', std, { min: 0 });
 }
 
 /** Words a Float32 Gaussian call of n elements consumes (groups of 16). */
@@ -98,8 +105,7 @@ export function sigmaSqRational(
   let num: bigint;
   let den: bigint;
   if (typeof sigmaSq === 'number') {
-    if (!Number.isFinite(sigmaSq) || !(sigmaSq > 0))
-      throw new InvalidArgumentError(name, `${name} must be a finite number > 0`);
+    requireNumber(name, sigmaSq, { greaterThan: 0 });
     // Exact decomposition sigmaSq = m * 2^e with integer m.
     const buf = new DataView(new ArrayBuffer(8));
     buf.setFloat64(0, sigmaSq);
@@ -161,8 +167,7 @@ export class Rng {
 
   /** Keys the stream from OS entropy, or from `opts.seed` (fixed-seed mode). */
   constructor(opts?: RngOptions) {
-    if (opts !== undefined && (opts === null || typeof opts !== 'object'))
-      throw new InvalidArgumentError('opts', 'opts must be an object');
+    if (opts !== undefined) requireObject('opts', opts);
     const seed = opts?.seed;
     this.nonce = new Uint8Array(12);
     this.position = 0n;
@@ -172,10 +177,8 @@ export class Rng {
     } else if (typeof seed === 'string') {
       this.key = fromHex(seed, 32, 'seed');
       this.reproducible = true;
-    } else if (Object.prototype.toString.call(seed) === '[object Uint8Array]') {
-      if (seed.length !== 32)
-        throw new InvalidArgumentError('seed', `seed must be 32 bytes (got ${seed.length})`);
-      this.key = Uint8Array.from(seed);
+    } else if (isTypedArrayOf(seed, 'Uint8Array')) {
+      this.key = Uint8Array.from(requireLength('seed', seed, 32, 'bytes'));
       this.reproducible = true;
     } else {
       throw new InvalidArgumentError(
@@ -208,8 +211,7 @@ export class Rng {
 
   /** Fills `out` with uniform 32-bit words (one stream word each). */
   fillUint32(out: Uint32Array): Uint32Array {
-    if (Object.prototype.toString.call(out) !== '[object Uint32Array]')
-      throw new InvalidArgumentError('out', 'out must be a Uint32Array');
+    requireTypedArray('out', out, 'Uint32Array');
     const pos = this.position;
     addon().rngFillU32(this.key, this.nonce, pos, out);
     this.reserve(BigInt(out.length));
@@ -218,8 +220,7 @@ export class Rng {
 
   /** Fills `out` with 53-bit uniforms in [0, 1) (two stream words each). */
   uniform(out: Float64Array): Float64Array {
-    if (Object.prototype.toString.call(out) !== '[object Float64Array]')
-      throw new InvalidArgumentError('out', 'out must be a Float64Array');
+    requireTypedArray('out', out, 'Float64Array');
     addon().rngUniform(this.key, this.nonce, this.position, out);
     this.reserve(2n * BigInt(out.length));
     return out;
@@ -239,8 +240,7 @@ export class Rng {
 
   /** Adds N(0, std^2) noise to every element of `buf` in place. */
   addGaussianNoise(buf: Float32Array, std: number): Float32Array {
-    if (Object.prototype.toString.call(buf) !== '[object Float32Array]')
-      throw new InvalidArgumentError('buf', 'buf must be a Float32Array');
+    requireFloat32Array('buf', buf);
     checkStd(std);
     addon().rngGaussian(this.key, this.nonce, this.position, buf, std, true);
     this.reserve(gaussianF32Words(buf.length));
@@ -254,8 +254,7 @@ export class Rng {
    */
   addGaussianNoiseAsync(buf: Float32Array, std: number): Promise<Float32Array> {
     try {
-      if (Object.prototype.toString.call(buf) !== '[object Float32Array]')
-        throw new InvalidArgumentError('buf', 'buf must be a Float32Array');
+      requireFloat32Array('buf', buf);
       checkStd(std);
       const words = gaussianF32Words(buf.length);
       if (this.position + words >= U64_LIMIT)
@@ -282,10 +281,8 @@ export class Rng {
     out: T,
     sigmaSq: number | RationalSigmaSq,
   ): T {
-    const tag = Object.prototype.toString.call(out);
-    if (tag !== '[object Int32Array]' && tag !== '[object BigInt64Array]') {
+    if (!isTypedArrayOf(out, 'Int32Array') && !isTypedArrayOf(out, 'BigInt64Array'))
       throw new InvalidArgumentError('out', 'out must be an Int32Array or BigInt64Array');
-    }
     const { num, den } = sigmaSqRational(sigmaSq);
     const next = addon().rngDiscreteGaussian(this.key, this.nonce, this.position, out, num, den);
     this.reserve(next - this.position);
@@ -305,15 +302,13 @@ export class Rng {
 
   /** Restores a stream saved by {@link getState}; it continues exactly where it stopped. */
   static fromState(state: RngState): Rng {
-    if (state === null || typeof state !== 'object')
-      throw new InvalidArgumentError('state', 'state must be an RngState object');
+    requireObject('state', state);
     if (state.version !== 1)
       throw new InvalidArgumentError(
         'state.version',
         `state.version must be 1 (got ${String(state.version)})`,
       );
-    if (typeof state.reproducible !== 'boolean')
-      throw new InvalidArgumentError('state.reproducible', 'state.reproducible must be a boolean');
+    requireBoolean('state.reproducible', state.reproducible);
     const key = fromHex(state.key, 32, 'state.key');
     const nonce = fromHex(state.nonce, 12, 'state.nonce');
     if (typeof state.position !== 'string' || !/^[0-9]{1,20}$/.test(state.position)) {
@@ -337,16 +332,15 @@ export class Rng {
     rng: Rng,
     fn: (key: Uint8Array, nonce: Uint8Array, position: bigint) => { result: R; next: bigint },
   ): R {
-    if (!(rng instanceof Rng)) throw new InvalidArgumentError('rng', 'rng must be an Rng');
+    requireInstance('rng', rng, Rng);
     const { result, next } = fn(rng.key, rng.nonce, rng.position);
     rng.reserve(next - rng.position);
     return result;
   }
 
   private gaussianWords(out: unknown, name: string): bigint {
-    const tag = Object.prototype.toString.call(out);
-    if (tag === '[object Float32Array]') return gaussianF32Words((out as Float32Array).length);
-    if (tag === '[object Float64Array]') return gaussianF64Words((out as Float64Array).length);
+    if (isTypedArrayOf(out, 'Float32Array')) return gaussianF32Words(out.length);
+    if (isTypedArrayOf(out, 'Float64Array')) return gaussianF64Words(out.length);
     throw new InvalidArgumentError(name, `${name} must be a Float32Array or Float64Array`);
   }
 }

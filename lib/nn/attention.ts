@@ -6,12 +6,13 @@
  * bias does in TF).  Gradients are exact: padding keys and values receive
  * exactly zero gradient.
  */
+import { requirePositiveInt } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { Linear } from './linear';
 import { LoraLinear } from './lora_linear';
-import { Module, bsf, checkGradShape, noForward } from './module';
+import { Module, checkGradShape, noForward } from './module';
 import { sgemm } from '../kernels/linalg';
-import { SequenceMask, checkMask } from './sequence_mask';
+import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
 
 /** A projection: a plain or LoRA-wrapped linear layer. */
@@ -39,6 +40,48 @@ export interface MultiHeadAttentionOptions {
   v?: Projection;
   /** Ready-made output projection, dAttn -> dOut features (default: a new {@link Linear}). */
   o?: Projection;
+}
+
+/** out_h = p^T x_h: p [seq, seq], x_h and out_h the head's columns from `off` (row stride d). */
+function headTransposedProduct(
+  p: Float32Array,
+  x: Float32Array,
+  off: number,
+  out: Float32Array,
+  seq: number,
+  dHead: number,
+  d: number,
+): void {
+  sgemm(p, x.subarray(off), out.subarray(off), {
+    m: seq,
+    n: dHead,
+    k: seq,
+    transA: true,
+    ldb: d,
+    ldc: d,
+  });
+}
+
+/** out[seq, seq] = alpha * x_h y_h^T for the head whose columns start at `off` (row stride d). */
+function headProduct(
+  x: Float32Array,
+  y: Float32Array,
+  off: number,
+  out: Float32Array,
+  seq: number,
+  dHead: number,
+  d: number,
+  alpha: number,
+): void {
+  sgemm(x.subarray(off), y.subarray(off), out, {
+    m: seq,
+    n: seq,
+    k: dHead,
+    transB: true,
+    alpha,
+    lda: d,
+    ldb: d,
+  });
 }
 
 /**
@@ -72,15 +115,7 @@ export function attentionForward(
     for (let h = 0; h < heads; h++) {
       const p = probs.subarray((b * heads + h) * tt, (b * heads + h + 1) * tt);
       // scores = scale * q_h k_h^T   [seq, seq]
-      sgemm(q.subarray(base + h * dHead), k.subarray(base + h * dHead), p, {
-        m: seq,
-        n: seq,
-        k: dHead,
-        transB: true,
-        alpha: scale,
-        lda: d,
-        ldb: d,
-      });
+      headProduct(q, k, base + h * dHead, p, seq, dHead, d, scale);
       for (let t = 0; t < seq; t++) {
         const row = t * seq;
         if (!anyValid) {
@@ -148,23 +183,9 @@ export function attentionBackward(
       const off = base + h * dHead;
       const p = probs.subarray((b * heads + h) * tt, (b * heads + h + 1) * tt);
       // gv_h = P^T gOut_h
-      sgemm(p, gOut.subarray(off), gv.subarray(off), {
-        m: seq,
-        n: dHead,
-        k: seq,
-        transA: true,
-        ldb: d,
-        ldc: d,
-      });
+      headTransposedProduct(p, gOut, off, gv, seq, dHead, d);
       // dP = gOut_h v_h^T
-      sgemm(gOut.subarray(off), v.subarray(off), dp, {
-        m: seq,
-        n: seq,
-        k: dHead,
-        transB: true,
-        lda: d,
-        ldb: d,
-      });
+      headProduct(gOut, v, off, dp, seq, dHead, d, 1);
       // dS = P * (dP - rowsum(P * dP)), times scale
       for (let t = 0; t < seq; t++) {
         const row = t * seq;
@@ -174,14 +195,7 @@ export function attentionBackward(
       }
       // gq_h = dS k_h ; gk_h = dS^T q_h
       sgemm(dp, k.subarray(off), gq.subarray(off), { m: seq, n: dHead, k: seq, ldb: d, ldc: d });
-      sgemm(dp, q.subarray(off), gk.subarray(off), {
-        m: seq,
-        n: dHead,
-        k: seq,
-        transA: true,
-        ldb: d,
-        ldc: d,
-      });
+      headTransposedProduct(dp, q, off, gk, seq, dHead, d);
     }
   }
   return { gq, gk, gv };
@@ -224,8 +238,7 @@ export class MultiHeadAttention extends Module {
     super();
     const { dIn, dAttn, dOut, heads } = options;
     for (const [name, v] of Object.entries({ dIn, dAttn, dOut, heads }))
-      if (!Number.isInteger(v) || v < 1)
-        throw new InvalidArgumentError(name, `must be a positive integer, got ${v}`);
+      requirePositiveInt(name, v);
     if (dAttn % heads !== 0)
       throw new InvalidArgumentError('heads', `must divide dAttn (${dAttn}), got ${heads}`);
     this.dIn = dIn;
@@ -277,13 +290,7 @@ export class MultiHeadAttention extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (x.shape.length !== 3)
-      throw new InvalidArgumentError(
-        'x',
-        `MultiHeadAttention.forward: input must be [batch, seq, features], got ${JSON.stringify(x.shape)}`,
-      );
-    const { batch, seq } = bsf(x, 'MultiHeadAttention.forward', this.dIn);
-    if (this.mask) checkMask(this.mask, batch, seq, 'MultiHeadAttention.forward');
+    const { batch, seq } = sequenceInput(x, this.mask, 'MultiHeadAttention.forward', this.dIn);
     const q = this.q.forward(x).data;
     const k = this.k.forward(x).data;
     const v = this.v.forward(x).data;

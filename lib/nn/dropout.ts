@@ -11,7 +11,7 @@ import { InvalidStateError } from '../errors';
 import { Module, checkGradShape, noForward } from './module';
 import { recordDropoutMask } from './record_random';
 import { Tensor } from './tensor';
-import { InvalidArgumentError } from '../errors';
+import { requireNumber } from '../validate';
 
 /** Dropout layer. */
 export class Dropout extends Module {
@@ -23,9 +23,7 @@ export class Dropout extends Module {
 
   constructor(p: number, seed?: number) {
     super();
-    if (!(p >= 0 && p < 1))
-      throw new InvalidArgumentError('p', `Dropout: p must be in [0, 1), got ${p}`);
-    this.p = p;
+    this.p = requireNumber('p', p, { min: 0, lessThan: 1 });
     this.rnd = new InitRandom(seed);
   }
 

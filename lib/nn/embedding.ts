@@ -5,6 +5,7 @@
  * so backward only checks shapes and returns a zero gradient for the ids.
  */
 import { InvalidArgumentError } from '../errors';
+import { requireElementCount, requireLength, requirePositiveInt } from '../validate';
 import { Module, checkGradShape, noForward } from './module';
 import { Parameter, Tensor } from './tensor';
 
@@ -30,21 +31,15 @@ export class Embedding extends Module {
 
   constructor(vocabSize: number, dim: number, options: EmbeddingOptions = {}) {
     super();
-    if (!Number.isInteger(vocabSize) || vocabSize < 1)
-      throw new InvalidArgumentError('vocabSize', `must be a positive integer, got ${vocabSize}`);
-    if (!Number.isInteger(dim) || dim < 1)
-      throw new InvalidArgumentError('dim', `must be a positive integer, got ${dim}`);
+    requirePositiveInt('vocabSize', vocabSize);
+    requirePositiveInt('dim', dim);
+    requireElementCount('dim', [vocabSize, dim]);
     this.vocabSize = vocabSize;
     this.dim = dim;
     this.scale = options.scale ?? 1;
     const w = new Float32Array(vocabSize * dim);
     if (options.weight) {
-      if (options.weight.length !== w.length)
-        throw new InvalidArgumentError(
-          'weight',
-          `must have ${vocabSize}x${dim} elements, got ${options.weight.length}`,
-        );
-      w.set(options.weight);
+      w.set(requireLength('weight', options.weight, w.length, `${vocabSize}x${dim}`));
     }
     this.weight = new Parameter(w, [vocabSize, dim], false);
   }

@@ -1,7 +1,7 @@
 /**
  * L2 normalization of the last dimension: y = x / sqrt(max(|x|^2, eps)).
  */
-import { InvalidArgumentError } from '../errors';
+import { requireNumber } from '../validate';
 import { Module, bsf, checkGradShape, noForward } from './module';
 import { Tensor } from './tensor';
 
@@ -15,9 +15,7 @@ export class L2Normalize extends Module {
   /** @param eps - lower bound of the squared norm (default 1e-12, as TF's l2_normalize) */
   constructor(eps = 1e-12) {
     super();
-    if (!(eps > 0 && Number.isFinite(eps)))
-      throw new InvalidArgumentError('eps', `must be a positive finite number, got ${eps}`);
-    this.eps = eps;
+    this.eps = requireNumber('eps', eps, { greaterThan: 0 });
   }
 
   forward(x: Tensor): Tensor {

@@ -3,7 +3,7 @@
  * gamma/beta may be trainable or frozen.  Per-sample gradients of gamma and
  * beta are small ([batch, features]) and formed directly in backward.
  */
-import { InvalidArgumentError } from '../errors';
+import { requireInt } from '../validate';
 import { bsf, checkGradShape, noForward } from './module';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
@@ -36,12 +36,7 @@ export class LayerNorm extends PerSampleLayer {
 
   constructor(features: number, options: LayerNormOptions = {}) {
     super();
-    if (!Number.isInteger(features) || features < 1 || features > 2 ** 24)
-      throw new InvalidArgumentError(
-        'features',
-        `LayerNorm: must be an integer in [1, 2^24], got ${features}`,
-      );
-    this.features = features;
+    this.features = requireInt('features', features, { min: 1, max: 2 ** 24 });
     this.eps = options.eps ?? 1e-5;
     const trainable = options.trainable ?? true;
     this.weight = new Parameter(new Float32Array(features).fill(1), [features], trainable);

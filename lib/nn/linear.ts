@@ -16,8 +16,13 @@ import {
 import { PackedWeight } from './packed_weight';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
-import { MAX_ELEMENTS, requireElementCount, requireInt, requireObject } from '../validate';
-import { InvalidArgumentError } from '../errors';
+import {
+  MAX_ELEMENTS,
+  requireElementCount,
+  requireInt,
+  requireLength,
+  requireObject,
+} from '../validate';
 
 /** Options of {@link Linear}. */
 export interface LinearOptions {
@@ -54,18 +59,8 @@ export class Linear extends PerSampleLayer {
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
     requireObject('options', options);
-    if (!Number.isInteger(inFeatures) || inFeatures < 1)
-      throw new InvalidArgumentError(
-        'inFeatures',
-        `Linear: inFeatures must be a positive integer, got ${inFeatures}`,
-      );
-    if (!Number.isInteger(outFeatures) || outFeatures < 1)
-      throw new InvalidArgumentError(
-        'outFeatures',
-        `Linear: outFeatures must be a positive integer, got ${outFeatures}`,
-      );
-    requireInt('inFeatures', inFeatures, { max: MAX_ELEMENTS });
-    requireInt('outFeatures', outFeatures, { max: MAX_ELEMENTS });
+    requireInt('inFeatures', inFeatures, { min: 1, max: MAX_ELEMENTS });
+    requireInt('outFeatures', outFeatures, { min: 1, max: MAX_ELEMENTS });
     requireElementCount('outFeatures', [outFeatures, inFeatures]);
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
@@ -73,12 +68,10 @@ export class Linear extends PerSampleLayer {
     const rnd = new InitRandom(options.seed);
     let w: Float32Array;
     if (options.weight) {
-      if (options.weight.length !== inFeatures * outFeatures)
-        throw new InvalidArgumentError(
-          'weight',
-          `Linear: weight must have ${outFeatures}x${inFeatures} elements, got ${options.weight.length}`,
-        );
-      w = Float32Array.from(options.weight);
+      const n = inFeatures * outFeatures;
+      w = Float32Array.from(
+        requireLength('weight', options.weight, n, `${outFeatures}x${inFeatures}`),
+      );
     } else {
       w = kaimingUniform(new Float32Array(inFeatures * outFeatures), inFeatures, Math.sqrt(5), rnd);
     }
@@ -86,12 +79,7 @@ export class Linear extends PerSampleLayer {
     if (options.bias ?? true) {
       let b: Float32Array;
       if (options.biasData) {
-        if (options.biasData.length !== outFeatures)
-          throw new InvalidArgumentError(
-            'biasData',
-            `Linear: biasData must have ${outFeatures} elements, got ${options.biasData.length}`,
-          );
-        b = Float32Array.from(options.biasData);
+        b = Float32Array.from(requireLength('biasData', options.biasData, outFeatures));
       } else {
         b = uniformFill(new Float32Array(outFeatures), 1 / Math.sqrt(inFeatures), rnd);
       }

@@ -14,7 +14,14 @@ import { PerSampleLayer } from './per_sample';
 import { dropoutMask } from './dropout';
 import { Parameter, Tensor } from './tensor';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
-import { requireObject } from '../validate';
+import {
+  requireInstance,
+  requireInt,
+  requireLength,
+  requireNumber,
+  requireObject,
+  requireOneOf,
+} from '../validate';
 
 /** LoRA variant. */
 export type LoraMethod = 'vanilla' | 'ffa';
@@ -74,12 +81,9 @@ export class LoraLinear extends PerSampleLayer {
 
   constructor(base: Linear, options: LoraOptions) {
     super();
-    if (!(base instanceof Linear))
-      throw new InvalidArgumentError('base', 'LoraLinear: base must be a Linear');
+    requireInstance('base', base, Linear);
     requireObject('options', options);
-    const r = options.r;
-    if (!Number.isInteger(r) || r < 1)
-      throw new InvalidArgumentError('r', `LoraLinear: r must be a positive integer, got ${r}`);
+    const r = requireInt('r', options.r, { min: 1 });
     // A rank above min(in, out) adds parameters without adding expressiveness, and bounds
     // every allocation of A [r, in] and B [out, r] by the base layer's size.
     const maxRank = Math.min(base.inFeatures, base.outFeatures);
@@ -88,21 +92,9 @@ export class LoraLinear extends PerSampleLayer {
         'r',
         `LoraLinear: r must be <= min(inFeatures, outFeatures) = ${maxRank}, got ${r}`,
       );
-    const alpha = options.alpha ?? r;
-    if (!Number.isFinite(alpha))
-      throw new InvalidArgumentError('alpha', `LoraLinear: alpha must be finite, got ${alpha}`);
-    const dropout = options.dropout ?? 0;
-    if (!(dropout >= 0 && dropout < 1))
-      throw new InvalidArgumentError(
-        'dropout',
-        `LoraLinear: dropout must be in [0, 1), got ${dropout}`,
-      );
-    const method = options.method ?? 'vanilla';
-    if (method !== 'vanilla' && method !== 'ffa')
-      throw new InvalidArgumentError(
-        'method',
-        `LoraLinear: method must be 'vanilla' or 'ffa', got ${String(method)}`,
-      );
+    const alpha = requireNumber('alpha', options.alpha ?? r);
+    const dropout = requireNumber('dropout', options.dropout ?? 0, { min: 0, lessThan: 1 });
+    const method = requireOneOf('method', options.method ?? 'vanilla', ['vanilla', 'ffa']);
     this.base = base;
     base.weight.requiresGrad = false;
     if (base.bias) base.bias.requiresGrad = false;
@@ -131,12 +123,7 @@ export class LoraLinear extends PerSampleLayer {
   }
   /** Overwrites A [r, in] (row-major) with `v`, which must have r * in elements. */
   set loraA(v: Float32Array) {
-    if (v.length !== this.loraAParam.size)
-      throw new InvalidArgumentError(
-        'loraA',
-        `LoraLinear.loraA: expected ${this.loraAParam.size} elements, got ${v.length}`,
-      );
-    this.loraAParam.data.set(v);
+    this.loraAParam.data.set(requireLength('loraA', v, this.loraAParam.size));
   }
   /** B [out, r], row-major. */
   get loraB(): Float32Array {
@@ -144,12 +131,7 @@ export class LoraLinear extends PerSampleLayer {
   }
   /** Overwrites B [out, r] (row-major) with `v`, which must have out * r elements. */
   set loraB(v: Float32Array) {
-    if (v.length !== this.loraBParam.size)
-      throw new InvalidArgumentError(
-        'loraB',
-        `LoraLinear.loraB: expected ${this.loraBParam.size} elements, got ${v.length}`,
-      );
-    this.loraBParam.data.set(v);
+    this.loraBParam.data.set(requireLength('loraB', v, this.loraBParam.size));
   }
   /** Input width (that of the wrapped base layer). */
   get inFeatures(): number {
@@ -175,37 +157,24 @@ export class LoraLinear extends PerSampleLayer {
     return [['base', this.base]];
   }
 
+  /** base.weight += alpha * B A. */
+  private addToBase(alpha: number): void {
+    const { loraB, loraA, outFeatures, r, inFeatures } = this;
+    matmul(loraB, loraA, outFeatures, r, inFeatures, alpha, this.base.weight.data, 1);
+    this.base.weight.markChanged();
+  }
+
   /** Folds s * B A into the base weight (inference); forward then skips the adapter. */
   merge(): void {
     if (this.merged) return;
-    matmul(
-      this.loraB,
-      this.loraA,
-      this.outFeatures,
-      this.r,
-      this.inFeatures,
-      this.scaling,
-      this.base.weight.data,
-      1,
-    );
-    this.base.weight.markChanged();
+    this.addToBase(this.scaling);
     this.merged = true;
   }
 
   /** Removes s * B A from the base weight again. */
   unmerge(): void {
     if (!this.merged) return;
-    matmul(
-      this.loraB,
-      this.loraA,
-      this.outFeatures,
-      this.r,
-      this.inFeatures,
-      -this.scaling,
-      this.base.weight.data,
-      1,
-    );
-    this.base.weight.markChanged();
+    this.addToBase(-this.scaling);
     this.merged = false;
   }
 

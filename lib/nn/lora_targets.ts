@@ -5,6 +5,7 @@
  * Containers that allow it expose `setChild(name, module)` (attention:
  * `q_proj`, `k_proj`, `v_proj`, `o_proj`; feed-forward: `fc1`, `fc2`).
  */
+import { requireArray } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { Linear } from './linear';
 import { LoraLinear, LoraOptions } from './lora_linear';
@@ -39,8 +40,7 @@ export function applyLora(
   options: LoraOptions,
   filter: (path: string) => boolean = () => true,
 ): string[] {
-  if (!Array.isArray(targets) || targets.length === 0)
-    throw new InvalidArgumentError('targets', 'must name at least one module');
+  requireArray('targets', targets, true);
   const wrapped: string[] = [];
   for (const [path, m] of model.namedModules()) {
     if (!isSettable(m)) continue;

@@ -5,6 +5,7 @@
  */
 import { Tensor } from './tensor';
 import { InvalidArgumentError } from '../errors';
+import { requireInstance, requireLength } from '../validate';
 
 /** Result of a per-sample loss. */
 export interface LossResult {
@@ -26,7 +27,7 @@ export function crossEntropyLoss(
   labels: ArrayLike<number>,
   ignoreIndex = -100,
 ): LossResult {
-  if (!(logits instanceof Tensor)) throw new InvalidArgumentError('logits', 'must be a Tensor');
+  requireInstance('logits', logits, Tensor);
   if (labels === null || typeof labels !== 'object' || typeof labels.length !== 'number')
     throw new InvalidArgumentError('labels', 'must be an array of class ids');
   if (logits.shape.length < 2 || logits.shape.length > 3)
@@ -77,18 +78,14 @@ export function crossEntropyLoss(
 
 /** Mean squared error per sample: mean over the sample's elements of (pred - target)^2. */
 export function mseLoss(pred: Tensor, target: Tensor | Float32Array): LossResult {
-  if (!(pred instanceof Tensor)) throw new InvalidArgumentError('pred', 'must be a Tensor');
+  requireInstance('pred', pred, Tensor);
   if (
     !(target instanceof Tensor) &&
     Object.prototype.toString.call(target) !== '[object Float32Array]'
   )
     throw new InvalidArgumentError('target', 'must be a Tensor or a Float32Array');
   const t = target instanceof Tensor ? target.data : target;
-  if (t.length !== pred.size)
-    throw new InvalidArgumentError(
-      'target',
-      `mseLoss: target has ${t.length} elements, pred has ${pred.size}`,
-    );
+  requireLength('target', t, pred.size, 'the elements of pred');
   const batch = pred.shape[0];
   const per = batch > 0 ? pred.size / batch : 0;
   const losses = new Float32Array(batch);

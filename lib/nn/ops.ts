@@ -46,6 +46,29 @@ export function linearForward(
   return y;
 }
 
+/** The body of {@link matmul} and {@link matmulBT}: empty shapes handled without a kernel call. */
+function product(
+  a: Float32Array,
+  b: Float32Array,
+  rows: number,
+  k: number,
+  n: number,
+  transB: boolean,
+  alpha: number,
+  out: Float32Array | undefined,
+  beta: number,
+): Float32Array {
+  const y = out ?? new Float32Array(rows * n);
+  if (rows === 0 || n === 0) return y;
+  if (k === 0) {
+    // An empty sum: zero for beta = 0; out is kept otherwise (callers accumulate with beta = 1).
+    if (beta === 0) y.fill(0);
+    return y;
+  }
+  sgemm(a, b, y, { m: rows, n, k, transB, alpha, beta });
+  return y;
+}
+
 /** out[rows, n] (+)= alpha * a[rows, k] b[k, n]. */
 export function matmul(
   a: Float32Array,
@@ -57,14 +80,7 @@ export function matmul(
   out?: Float32Array,
   beta = 0,
 ): Float32Array {
-  const y = out ?? new Float32Array(rows * n);
-  if (rows === 0 || n === 0) return y;
-  if (k === 0) {
-    if (beta === 0) y.fill(0);
-    return y;
-  }
-  sgemm(a, b, y, { m: rows, n, k, alpha, beta });
-  return y;
+  return product(a, b, rows, k, n, false, alpha, out, beta);
 }
 
 /** out[rows, n] = a[rows, k] op(B) with op(B) [k, n] packed once. */
@@ -91,14 +107,7 @@ export function matmulBT(
   out?: Float32Array,
   beta = 0,
 ): Float32Array {
-  const y = out ?? new Float32Array(rows * n);
-  if (rows === 0 || n === 0) return y;
-  if (k === 0) {
-    if (beta === 0) y.fill(0);
-    return y;
-  }
-  sgemm(a, b, y, { m: rows, n, k, transB: true, alpha, beta });
-  return y;
+  return product(a, b, rows, k, n, true, alpha, out, beta);
 }
 
 /** dW[out, in] += alpha * g[rows, out]^T a[rows, in] (raw gradient of a linear map). */

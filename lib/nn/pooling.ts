@@ -3,9 +3,8 @@
  * the mean over real tokens (a sequence with none pools to 0).  Padding gets
  * exactly zero gradient.
  */
-import { Module, bsf, checkGradShape, noForward } from './module';
-import { InvalidArgumentError } from '../errors';
-import { SequenceMask, checkMask } from './sequence_mask';
+import { Module, checkGradShape, noForward } from './module';
+import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
 
 /** Mean over the real tokens of each sequence. */
@@ -19,14 +18,8 @@ export class MeanPooling extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (x.shape.length !== 3)
-      throw new InvalidArgumentError(
-        'x',
-        `must be [batch, seq, features], got ${JSON.stringify(x.shape)}`,
-      );
-    const { batch, seq, feat } = bsf(x, 'MeanPooling.forward');
     const mask = this.mask;
-    if (mask) checkMask(mask, batch, seq, 'MeanPooling.forward');
+    const { batch, seq, feat } = sequenceInput(x, mask, 'MeanPooling.forward');
     const y = new Float32Array(batch * feat);
     const counts = new Float64Array(batch);
     const acc = new Float64Array(feat);

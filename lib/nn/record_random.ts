@@ -12,6 +12,7 @@
  * from the CSPRNG (or from the explicit fixed seed).
  */
 import { InvalidArgumentError } from '../errors';
+import { requireInt, requireTypedArray } from '../validate';
 
 /** Which records a batch holds, for per-record randomness (see {@link Module.setRecordContext}). */
 export interface RecordContext {
@@ -65,20 +66,12 @@ export function recordKeyFromBytes(bytes: Uint8Array): Uint32Array {
 
 /** Checks a record context; throws an InvalidArgumentError naming the field at fault. */
 export function validateRecordContext(ctx: RecordContext): void {
-  if (!(ctx.key instanceof Uint32Array) || ctx.key.length !== 4)
-    throw new InvalidArgumentError('context.key', 'must be a Uint32Array of 4 words');
-  if (!Number.isSafeInteger(ctx.step) || ctx.step < 0)
-    throw new InvalidArgumentError('context.step', `must be an integer >= 0, got ${ctx.step}`);
+  requireTypedArray('context.key', ctx.key, 'Uint32Array', 4);
+  requireInt('context.step', ctx.step, { min: 0 });
   const r = ctx.records;
   if (r === null || typeof r !== 'object' || typeof r.length !== 'number')
     throw new InvalidArgumentError('context.records', 'must be an array of data-set indices');
-  for (let i = 0; i < r.length; i++) {
-    if (!Number.isSafeInteger(r[i]) || r[i] < 0)
-      throw new InvalidArgumentError(
-        'context.records',
-        `entry ${i} must be an integer >= 0, got ${r[i]}`,
-      );
-  }
+  for (let i = 0; i < r.length; i++) requireInt(`context.records[${i}]`, r[i], { min: 0 });
 }
 
 /**

@@ -3,8 +3,10 @@
  * blocks (attention, feed-forward with padding, pooling, timing signal) read
  * it; a container sets it on its children before the forward pass.
  */
+import { requireInt } from '../validate';
 import { InvalidArgumentError } from '../errors';
-import { Module } from './module';
+import { Module, bsf } from './module';
+import type { Tensor } from './tensor';
 
 /** Per-position validity: `valid[b * seq + t]` is 1 for a real token, 0 for padding. */
 export interface SequenceMask {
@@ -38,12 +40,7 @@ export function maskFromLengths(lengths: ArrayLike<number>, seq: number): Sequen
   const batch = lengths.length;
   const valid = new Uint8Array(batch * seq);
   for (let b = 0; b < batch; b++) {
-    const n = lengths[b];
-    if (!Number.isInteger(n) || n < 0 || n > seq)
-      throw new InvalidArgumentError(
-        `lengths[${b}]`,
-        `must be an integer in [0, ${seq}], got ${n}`,
-      );
+    const n = requireInt(`lengths[${b}]`, lengths[b], { min: 0, max: seq });
     valid.fill(1, b * seq, b * seq + n);
   }
   return { batch, seq, valid };
@@ -56,6 +53,26 @@ export function checkMask(mask: SequenceMask, batch: number, seq: number, who: s
       'mask',
       `${who}: the mask is ${mask.batch}x${mask.seq} but the input has ${batch}x${seq} positions`,
     );
+}
+
+/**
+ * The dimensions of a sequence layer's input `x`, which must be [batch, seq, features] (with
+ * `features` columns when given), checked against the padding `mask` when there is one.
+ */
+export function sequenceInput(
+  x: Tensor,
+  mask: SequenceMask | null,
+  who: string,
+  features?: number,
+): { batch: number; seq: number; feat: number } {
+  if (x.shape.length !== 3)
+    throw new InvalidArgumentError(
+      'x',
+      `${who}: x must be [batch, seq, ${features ?? 'features'}], got ${JSON.stringify(x.shape)}`,
+    );
+  const dims = bsf(x, who, features);
+  if (mask) checkMask(mask, dims.batch, dims.seq, who);
+  return dims;
 }
 
 /** Zeroes the feature rows of padding positions in place (`x`: [batch*seq, feat]). */

@@ -4,7 +4,7 @@
  */
 import { Module } from './module';
 import { Tensor } from './tensor';
-import { InvalidArgumentError } from '../errors';
+import { requireInstance } from '../validate';
 
 /** Runs its children in order; backward in reverse. */
 export class Sequential extends Module {
@@ -13,9 +13,7 @@ export class Sequential extends Module {
 
   constructor(...layers: Module[]) {
     super();
-    for (const l of layers)
-      if (!(l instanceof Module))
-        throw new InvalidArgumentError('layers', 'Sequential: layers must all be Modules');
+    layers.forEach((l, i) => requireInstance(`layers[${i}]`, l, Module, 'a Module'));
     this.layers = layers;
   }
 

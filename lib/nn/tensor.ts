@@ -2,7 +2,12 @@
  * Tensors and parameters: dense row-major Float32Array data with a shape.
  */
 import { InvalidArgumentError } from '../errors';
-import { requireElementCount } from '../validate';
+import {
+  isTypedArrayOf,
+  requireElementCount,
+  requireFloat32Array,
+  requireShape,
+} from '../validate';
 
 /** Number of elements of a shape. */
 export function shapeSize(shape: readonly number[]): number {
@@ -19,35 +24,14 @@ export class Tensor {
   readonly shape: number[];
 
   constructor(data: Float32Array, shape: readonly number[]) {
-    if (!isFloat32Array(data))
-      throw new InvalidArgumentError('data', 'Tensor: data must be a Float32Array');
-    for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0)
-        throw new InvalidArgumentError(
-          'shape',
-          `Tensor: shape ${JSON.stringify(shape)} must hold non-negative integers`,
-        );
-    }
-    if (shapeSize(shape) !== data.length) {
-      throw new InvalidArgumentError(
-        'data',
-        `Tensor: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`,
-      );
-    }
+    checkData(data, shape, 'Tensor');
     this.data = data;
     this.shape = [...shape];
   }
 
   /** A zero tensor of the given shape. */
   static zeros(shape: readonly number[]): Tensor {
-    if (!Array.isArray(shape))
-      throw new InvalidArgumentError('shape', 'Tensor.zeros: shape must be an array');
-    for (const d of shape)
-      if (!Number.isInteger(d) || d < 0)
-        throw new InvalidArgumentError(
-          'shape',
-          `Tensor.zeros: shape ${JSON.stringify(shape)} must hold non-negative integers`,
-        );
+    requireShape('shape', shape);
     requireElementCount('shape', shape);
     return new Tensor(new Float32Array(shapeSize(shape)), shape);
   }
@@ -117,14 +101,7 @@ export class Parameter {
   version = 0;
 
   constructor(data: Float32Array, shape: readonly number[], requiresGrad = true) {
-    if (!isFloat32Array(data))
-      throw new InvalidArgumentError('data', 'Parameter: data must be a Float32Array');
-    if (shapeSize(shape) !== data.length) {
-      throw new InvalidArgumentError(
-        'data',
-        `Parameter: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`,
-      );
-    }
+    checkData(data, shape, 'Parameter');
     this.data = data;
     this.shape = [...shape];
     this.requiresGrad = requiresGrad;
@@ -172,5 +149,16 @@ export class Parameter {
 
 /** True for a Float32Array from any realm (vm contexts, structuredClone). */
 export function isFloat32Array(x: unknown): x is Float32Array {
-  return ArrayBuffer.isView(x) && Object.prototype.toString.call(x) === '[object Float32Array]';
+  return isTypedArrayOf(x, 'Float32Array');
+}
+
+/** The checks shared by the Tensor and Parameter constructors. */
+function checkData(data: Float32Array, shape: readonly number[], who: string): void {
+  requireFloat32Array('data', data);
+  requireShape('shape', shape);
+  if (shapeSize(shape) !== data.length)
+    throw new InvalidArgumentError(
+      'data',
+      `${who}: data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${shapeSize(shape)}`,
+    );
 }

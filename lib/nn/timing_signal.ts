@@ -4,9 +4,10 @@
  * position t, with `w_i = exp(-i * ln(maxTimescale/minTimescale) / (n-1)) / minTimescale`.
  * Padding positions are left unchanged.  No parameters; backward is the identity.
  */
+import { requireInt, requireLength } from '../validate';
 import { InvalidArgumentError } from '../errors';
-import { Module, bsf, checkGradShape, noForward } from './module';
-import { SequenceMask, checkMask } from './sequence_mask';
+import { Module, checkGradShape, noForward } from './module';
+import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
 
 /** Options of {@link TimingSignal}. */
@@ -30,16 +31,12 @@ export class TimingSignal extends Module {
 
   constructor(dim: number, options: TimingSignalOptions = {}) {
     super();
-    if (!Number.isInteger(dim) || dim < 2 || dim % 2 !== 0)
-      throw new InvalidArgumentError('dim', `must be an even integer >= 2, got ${dim}`);
+    requireInt('dim', dim, { min: 2 });
+    if (dim % 2 !== 0) throw new InvalidArgumentError('dim', `must be even, got ${dim}`);
     this.dim = dim;
     const n = dim / 2;
     if (options.invTimescales) {
-      if (options.invTimescales.length !== n)
-        throw new InvalidArgumentError(
-          'invTimescales',
-          `must have ${n} entries, got ${options.invTimescales.length}`,
-        );
+      requireLength('invTimescales', options.invTimescales, n);
       this.invTimescales = Float32Array.from(options.invTimescales);
     } else {
       const lo = options.minTimescale ?? 1;
@@ -56,13 +53,7 @@ export class TimingSignal extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (x.shape.length !== 3)
-      throw new InvalidArgumentError(
-        'x',
-        `must be [batch, seq, ${this.dim}], got ${JSON.stringify(x.shape)}`,
-      );
-    const { batch, seq } = bsf(x, 'TimingSignal.forward', this.dim);
-    if (this.mask) checkMask(this.mask, batch, seq, 'TimingSignal.forward');
+    const { batch, seq } = sequenceInput(x, this.mask, 'TimingSignal.forward', this.dim);
     const n = this.dim / 2;
     const y = x.data.slice();
     const sig = new Float32Array(this.dim);

@@ -10,13 +10,14 @@
  * there (the TF graph of USE-Lite gathers the real rows only), and their
  * gradients are dropped, so padding contributes nothing to any gradient.
  */
+import { requirePositiveInt } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { ReLU, GELU } from './activations';
 import { MultiHeadAttention, Projection } from './attention';
 import { LayerNorm } from './layer_norm';
 import { Linear } from './linear';
 import { Module, bsf, checkGradShape, noForward } from './module';
-import { SequenceMask, checkMask, zeroPadding } from './sequence_mask';
+import { SequenceMask, checkMask, sequenceInput, zeroPadding } from './sequence_mask';
 import { Tensor } from './tensor';
 
 /** Position-wise feed-forward: fc2(act(fc1(x))), zero on padding rows. */
@@ -152,8 +153,7 @@ export class TransformerLayer extends Module {
       heads: o.heads,
       dFF: o.dFF,
     }))
-      if (!Number.isInteger(v) || v < 1)
-        throw new InvalidArgumentError(name, `must be a positive integer, got ${v}`);
+      requirePositiveInt(name, v);
     this.dIn = o.dIn;
     this.dModel = o.dModel;
     this.norm = o.norm ?? 'pre';
@@ -200,13 +200,7 @@ export class TransformerLayer extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (x.shape.length !== 3)
-      throw new InvalidArgumentError(
-        'x',
-        `must be [batch, seq, features], got ${JSON.stringify(x.shape)}`,
-      );
-    const { batch, seq } = bsf(x, 'TransformerLayer.forward', this.dIn);
-    if (this.mask) checkMask(this.mask, batch, seq, 'TransformerLayer.forward');
+    sequenceInput(x, this.mask, 'TransformerLayer.forward', this.dIn);
     let y: Tensor;
     if (this.norm === 'pre') {
       const a = this.attention.forward(this.ln1.forward(x));

@@ -1,8 +1,7 @@
 /** Adam (L2 weight decay in the gradient) and AdamW (decoupled weight decay). */
 import { Parameter } from '../nn/tensor';
 import { Optimizer } from './optimizer';
-import { InvalidArgumentError } from '../errors';
-import { requireObject } from '../validate';
+import { requireNumber, requireObject } from '../validate';
 
 /** Options of {@link Adam} and {@link AdamW}. */
 export interface AdamOptions {
@@ -36,17 +35,10 @@ abstract class AdamBase extends Optimizer {
     this.beta2 = options.beta2 ?? 0.999;
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? defaultDecay;
-    if (!(this.beta1 >= 0 && this.beta1 < 1))
-      throw new InvalidArgumentError('beta1', `Adam: beta1 must be in [0, 1), got ${this.beta1}`);
-    if (!(this.beta2 >= 0 && this.beta2 < 1))
-      throw new InvalidArgumentError('beta2', `Adam: beta2 must be in [0, 1), got ${this.beta2}`);
-    if (!(this.eps > 0))
-      throw new InvalidArgumentError('eps', `Adam: eps must be > 0, got ${this.eps}`);
-    if (!(this.weightDecay >= 0))
-      throw new InvalidArgumentError(
-        'weightDecay',
-        `Adam: weightDecay must be >= 0, got ${this.weightDecay}`,
-      );
+    requireNumber('beta1', this.beta1, { min: 0, lessThan: 1 });
+    requireNumber('beta2', this.beta2, { min: 0, lessThan: 1 });
+    requireNumber('eps', this.eps, { greaterThan: 0 });
+    requireNumber('weightDecay', this.weightDecay, { min: 0 });
   }
 
   protected hyper() {

@@ -2,7 +2,8 @@
  * Optimizer base class.  Optimizers know nothing of privacy: they read
  * `Parameter.grad` and update `Parameter.data`.
  */
-import { Parameter, isFloat32Array } from '../nn/tensor';
+import { Parameter } from '../nn/tensor';
+import { requireArray, requireFloat32Array, requireInstance, requireNumber } from '../validate';
 import { InvalidArgumentError } from '../errors';
 
 /**
@@ -35,10 +36,8 @@ export abstract class Optimizer {
   abstract readonly kind: string;
 
   constructor(params: Parameter[], lr: number) {
-    if (!Array.isArray(params) || params.some((p) => !(p instanceof Parameter)))
-      throw new InvalidArgumentError('params', 'Optimizer: params must be an array of Parameter');
-    if (!(Number.isFinite(lr) && lr >= 0))
-      throw new InvalidArgumentError('lr', `Optimizer: lr must be a finite number >= 0, got ${lr}`);
+    requireArray('params', params).forEach((p, i) => requireInstance(`params[${i}]`, p, Parameter));
+    requireNumber('lr', lr, { min: 0 });
     if (new Set(params).size !== params.length)
       throw new InvalidArgumentError('params', 'Optimizer: params contains duplicates');
     this.params = params;
@@ -104,13 +103,8 @@ export abstract class Optimizer {
     const slots = state.slots.map((s, i) =>
       Object.fromEntries(
         Object.entries(s).map(([k, v]) => {
-          if (!isFloat32Array(v) || v.length !== this.params[i].size) {
-            throw new InvalidArgumentError(
-              'state',
-              `${this.kind}.loadStateDict: slot '${k}' of parameter ${i} must be a Float32Array of ${this.params[i].size}`,
-            );
-          }
-          return [k, v.slice()];
+          const slot = requireFloat32Array(`state.slots[${i}].${k}`, v, this.params[i].size);
+          return [k, slot.slice()];
         }),
       ),
     );

@@ -4,6 +4,7 @@
  */
 import { Optimizer } from './optimizer';
 import { InvalidArgumentError } from '../errors';
+import { requireInstance, requireInt, requireObject } from '../validate';
 
 /** Step (0-based) -> multiplier of the base learning rate. */
 export type Schedule = (step: number) => number;
@@ -14,16 +15,8 @@ export function constantSchedule(): Schedule {
 }
 
 function checkSteps(warmupSteps: number, totalSteps: number, who: string): void {
-  if (!Number.isInteger(warmupSteps) || warmupSteps < 0)
-    throw new InvalidArgumentError(
-      'warmupSteps',
-      `${who}: warmupSteps must be an integer >= 0, got ${warmupSteps}`,
-    );
-  if (!Number.isInteger(totalSteps) || totalSteps < 1)
-    throw new InvalidArgumentError(
-      'totalSteps',
-      `${who}: totalSteps must be a positive integer, got ${totalSteps}`,
-    );
+  requireInt('warmupSteps', warmupSteps, { min: 0 });
+  requireInt('totalSteps', totalSteps, { min: 1 });
   if (warmupSteps > totalSteps)
     throw new InvalidArgumentError(
       'warmupSteps',
@@ -78,8 +71,7 @@ export class LRScheduler {
     /** Learning-rate multiplier as a function of the step. */
     readonly schedule: Schedule,
   ) {
-    if (!(optimizer instanceof Optimizer))
-      throw new InvalidArgumentError('optimizer', 'LRScheduler: optimizer must be an Optimizer');
+    requireInstance('optimizer', optimizer, Optimizer, 'an Optimizer');
     if (typeof schedule !== 'function')
       throw new InvalidArgumentError(
         'schedule',
@@ -112,11 +104,7 @@ export class LRScheduler {
 
   /** Restores the step (and the optimizer's lr) from {@link stateDict}. */
   loadStateDict(s: { step: number }): void {
-    if (!Number.isInteger(s?.step) || s.step < 0)
-      throw new InvalidArgumentError(
-        'step',
-        'LRScheduler.loadStateDict: step must be an integer >= 0',
-      );
+    requireInt('step', requireObject('state', s).step, { min: 0 });
     this.stepNum = s.step;
     this.optimizer.lr = this.baseLr * this.schedule(this.stepNum);
   }

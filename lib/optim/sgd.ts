@@ -1,8 +1,7 @@
 /** Stochastic gradient descent with momentum and (L2) weight decay. */
 import { Parameter } from '../nn/tensor';
 import { Optimizer } from './optimizer';
-import { InvalidArgumentError } from '../errors';
-import { requireObject } from '../validate';
+import { requireNumber, requireObject } from '../validate';
 
 /** Options of {@link SGD}. */
 export interface SGDOptions {
@@ -33,16 +32,8 @@ export class SGD extends Optimizer {
     this.momentum = options.momentum ?? 0;
     this.weightDecay = options.weightDecay ?? 0;
     this.nesterov = !!options.nesterov;
-    if (!(this.momentum >= 0 && this.momentum < 1))
-      throw new InvalidArgumentError(
-        'momentum',
-        `SGD: momentum must be in [0, 1), got ${this.momentum}`,
-      );
-    if (!(this.weightDecay >= 0))
-      throw new InvalidArgumentError(
-        'weightDecay',
-        `SGD: weightDecay must be >= 0, got ${this.weightDecay}`,
-      );
+    requireNumber('momentum', this.momentum, { min: 0, lessThan: 1 });
+    requireNumber('weightDecay', this.weightDecay, { min: 0 });
   }
 
   protected hyper() {

@@ -19,7 +19,7 @@ import type { RngState } from '../kernels/rng';
 import { createHash, randomBytes } from 'crypto';
 import { Module } from '../nn/module';
 import { recordKeyFromBytes } from '../nn/record_random';
-import { Parameter, isFloat32Array } from '../nn/tensor';
+import { Parameter } from '../nn/tensor';
 import { Optimizer } from '../optim/optimizer';
 import { ClippingMode, DPOptimizer } from './dp_optimizer';
 import { PerSampleGradError, PrivacyBudgetExceededError } from './errors';
@@ -33,7 +33,14 @@ import {
 } from './samplers';
 
 import type { AccountantKind, PldParameters } from '../accounting';
-import { requireObject } from '../validate';
+import {
+  OPEN_UNIT,
+  requireFloat32Array,
+  requireInt,
+  requireNumber,
+  requireObject,
+  requireOneOf,
+} from '../validate';
 
 type Accountant = PldAccountant | RdpAccountant;
 
@@ -218,9 +225,20 @@ export class LedgerMismatchError extends DpLoraError {
 }
 
 function newAccountant(kind: AccountantKind, pld?: Partial<PldParameters>): Accountant {
-  if (kind === 'pld') return new PldAccountant({ ...DEFAULT_PLD_PARAMETERS, ...(pld ?? {}) });
-  if (kind === 'rdp') return new RdpAccountant();
-  throw new InvalidArgumentError('accountant', `must be 'pld' or 'rdp', got ${String(kind)}`);
+  if (requireOneOf('accountant', kind, ['pld', 'rdp']) === 'pld')
+    return new PldAccountant({ ...DEFAULT_PLD_PARAMETERS, ...(pld ?? {}) });
+  return new RdpAccountant();
+}
+
+/** The number of records of `dataset` (a count or an array-like), checked. */
+function datasetSize(dataset: MakePrivateOptions['dataset'], who: string): number {
+  const n = typeof dataset === 'number' ? dataset : dataset?.length;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError(
+      'dataset',
+      `${who}: dataset must have a positive integer length, got ${n}`,
+    );
+  return n;
 }
 
 /** Owns the privacy machinery of one training run. */
@@ -262,48 +280,20 @@ export class PrivacyEngine {
         'PrivacyEngine.makePrivate: this engine is already in use; create a new PrivacyEngine per training run',
       );
     if (o.onWarning) this.warnFn = o.onWarning;
-    const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
-    if (!Number.isInteger(N) || N < 1)
-      throw new InvalidArgumentError(
-        'dataset',
-        `makePrivate: dataset must have a positive integer length, got ${N}`,
-      );
-    if (!(Number.isFinite(o.batchSize) && o.batchSize > 0 && o.batchSize <= N))
-      throw new InvalidArgumentError(
-        'batchSize',
-        `makePrivate: batchSize (expected batch size) must be in (0, N=${N}], got ${o.batchSize}`,
-      );
-    if (!(Number.isFinite(o.noiseMultiplier) && o.noiseMultiplier >= 0))
-      throw new InvalidArgumentError(
-        'noiseMultiplier',
-        `makePrivate: noiseMultiplier must be finite and >= 0, got ${o.noiseMultiplier}`,
-      );
-    if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm > 0))
-      throw new InvalidArgumentError(
-        'maxGradNorm',
-        `makePrivate: maxGradNorm must be finite and > 0, got ${o.maxGradNorm}`,
-      );
-    if (
-      o.maxPhysicalBatchSize !== undefined &&
-      (!Number.isInteger(o.maxPhysicalBatchSize) || o.maxPhysicalBatchSize < 1)
-    ) {
-      throw new InvalidArgumentError(
-        'maxPhysicalBatchSize',
-        `makePrivate: maxPhysicalBatchSize must be a positive integer, got ${o.maxPhysicalBatchSize}`,
-      );
-    }
-    const delta = o.delta ?? 1 / Math.pow(N, 1.1);
-    if (!(delta > 0 && delta < 1))
-      throw new InvalidArgumentError('delta', `makePrivate: delta must be in (0, 1), got ${delta}`);
+    const N = datasetSize(o.dataset, 'makePrivate');
+    // The expected batch size (q = batchSize / N), not necessarily an integer.
+    requireNumber('batchSize', o.batchSize, { greaterThan: 0, max: N });
+    requireNumber('noiseMultiplier', o.noiseMultiplier, { min: 0 });
+    requireNumber('maxGradNorm', o.maxGradNorm, { greaterThan: 0 });
+    if (o.maxPhysicalBatchSize !== undefined)
+      requireInt('maxPhysicalBatchSize', o.maxPhysicalBatchSize, { min: 1 });
+    const delta = requireNumber('delta', o.delta ?? 1 / Math.pow(N, 1.1), OPEN_UNIT);
     if (delta >= 1 / N)
       this.warn(
         `delta = ${delta} >= 1/N = ${1 / N}: such a delta allows leaking a whole record; use delta << 1/N (default 1/N^1.1)`,
       );
-    if (o.targetEpsilon !== undefined && !(o.targetEpsilon > 0))
-      throw new InvalidArgumentError(
-        'targetEpsilon',
-        `makePrivate: targetEpsilon must be > 0, got ${o.targetEpsilon}`,
-      );
+    if (o.targetEpsilon !== undefined)
+      requireNumber('targetEpsilon', o.targetEpsilon, { greaterThan: 0 });
     if (o.noiseMultiplier === 0) {
       if (o.targetEpsilon !== undefined)
         throw new InvalidArgumentError(
@@ -315,12 +305,7 @@ export class PrivacyEngine {
       );
     }
     const accountantKind = o.accountant ?? 'pld';
-    const sampling = o.sampling ?? 'poisson';
-    if (sampling !== 'poisson' && sampling !== 'shuffle')
-      throw new InvalidArgumentError(
-        'sampling',
-        `makePrivate: sampling must be 'poisson' or 'shuffle', got ${String(sampling)}`,
-      );
+    const sampling = requireOneOf('sampling', o.sampling ?? 'poisson', ['poisson', 'shuffle']);
     if (sampling === 'shuffle' && !Number.isInteger(o.batchSize))
       throw new InvalidArgumentError(
         'batchSize',
@@ -388,14 +373,8 @@ export class PrivacyEngine {
       maxPhysicalBatchSize: o.maxPhysicalBatchSize ?? null,
     };
     const cfg = this.cfg;
-    if (o.plannedSteps !== undefined) {
-      if (!Number.isSafeInteger(o.plannedSteps) || o.plannedSteps < 1)
-        throw new InvalidArgumentError(
-          'plannedSteps',
-          `must be an integer >= 1, got ${o.plannedSteps}`,
-        );
-      this.plannedSteps = o.plannedSteps;
-    }
+    if (o.plannedSteps !== undefined)
+      this.plannedSteps = requireInt('plannedSteps', o.plannedSteps, { min: 1 });
     if (cfg.targetEpsilon !== null)
       this.guard = new BudgetGuard(
         { targetEpsilon: cfg.targetEpsilon, targetDelta: cfg.delta },
@@ -415,32 +394,11 @@ export class PrivacyEngine {
    */
   makePrivateWithEpsilon(o: MakePrivateWithEpsilonOptions): PrivateTraining {
     requireObject('options', o);
-    const N = typeof o.dataset === 'number' ? o.dataset : o.dataset?.length;
-    if (!Number.isInteger(N) || N < 1)
-      throw new InvalidArgumentError(
-        'dataset',
-        `makePrivateWithEpsilon: dataset must have a positive integer length, got ${N}`,
-      );
-    if (!(o.targetEpsilon > 0 && Number.isFinite(o.targetEpsilon)))
-      throw new InvalidArgumentError(
-        'targetEpsilon',
-        `makePrivateWithEpsilon: targetEpsilon must be finite and > 0, got ${o.targetEpsilon}`,
-      );
-    if (!(o.targetDelta > 0 && o.targetDelta < 1))
-      throw new InvalidArgumentError(
-        'targetDelta',
-        `makePrivateWithEpsilon: targetDelta must be in (0, 1), got ${o.targetDelta}`,
-      );
-    if (!(o.epochs > 0 && Number.isFinite(o.epochs)))
-      throw new InvalidArgumentError(
-        'epochs',
-        `makePrivateWithEpsilon: epochs must be finite and > 0, got ${o.epochs}`,
-      );
-    if (!(o.batchSize > 0 && o.batchSize <= N))
-      throw new InvalidArgumentError(
-        'batchSize',
-        `makePrivateWithEpsilon: batchSize must be in (0, N=${N}], got ${o.batchSize}`,
-      );
+    const N = datasetSize(o.dataset, 'makePrivateWithEpsilon');
+    requireNumber('targetEpsilon', o.targetEpsilon, { greaterThan: 0 });
+    requireNumber('targetDelta', o.targetDelta, OPEN_UNIT);
+    requireNumber('epochs', o.epochs, { greaterThan: 0 });
+    requireNumber('batchSize', o.batchSize, { greaterThan: 0, max: N });
     const sampleRate = (o.sampling ?? 'poisson') === 'poisson' ? o.batchSize / N : 1;
     const steps = Math.ceil((o.epochs * N) / o.batchSize);
     const cal = calibrateNoiseMultiplier({
@@ -667,9 +625,7 @@ export class PrivacyEngine {
   /** epsilon spent so far at `delta` (default: the engine's delta). */
   getEpsilon(delta?: number): number {
     const { cfg, ledger } = this.need();
-    const d = delta ?? cfg.delta;
-    if (!(typeof d === 'number' && d > 0 && d < 1))
-      throw new InvalidArgumentError('delta', `must be in (0, 1), got ${d}`);
+    const d = requireNumber('delta', delta ?? cfg.delta, OPEN_UNIT);
     // PLD composition is costly: remember answers until the ledger changes.
     const key = `${ledger.head}|${d}`;
     const hit = this.epsCache.get(key);
@@ -823,12 +779,7 @@ export class PrivacyEngine {
           'state.params',
           `no saved value for trainable parameter '${path}'`,
         );
-      const p = named.get(path)!;
-      if (!isFloat32Array(s.data) || s.data.length !== p.size)
-        throw new InvalidArgumentError(
-          'state.params',
-          `'${path}' must be a Float32Array of ${p.size} elements`,
-        );
+      requireFloat32Array(`state.params['${path}'].data`, s.data, named.get(path)!.size);
     }
     for (const path of Object.keys(state.params))
       if (!named.get(path)?.requiresGrad)

@@ -6,7 +6,13 @@
  */
 import type { Rng } from '../kernels/rng';
 import { InvalidArgumentError } from '../errors';
-import { requireObject } from '../validate';
+import {
+  requireInt,
+  requireNumber,
+  requireObject,
+  requirePositiveInt,
+  requireTypedArray,
+} from '../validate';
 
 /** Serializable sampler state (the RNG state is saved by the engine). */
 export interface SamplerState {
@@ -44,14 +50,6 @@ export interface BatchSampler {
   loadStateDict(s: SamplerState): void;
 }
 
-function checkN(datasetSize: number, who: string): void {
-  if (!Number.isInteger(datasetSize) || datasetSize < 1 || datasetSize > 2 ** 31 - 1)
-    throw new InvalidArgumentError(
-      'datasetSize',
-      `${who}: datasetSize must be a positive integer < 2^31, got ${datasetSize}`,
-    );
-}
-
 /** Poisson sampler: each index in [0, N) joins the batch independently with probability q. */
 export class PoissonSampler implements BatchSampler {
   /** Always `poisson`. */
@@ -67,12 +65,8 @@ export class PoissonSampler implements BatchSampler {
 
   constructor(o: { datasetSize: number; sampleRate: number; rng: Rng }) {
     requireObject('options', o);
-    checkN(o.datasetSize, 'PoissonSampler');
-    if (!(o.sampleRate > 0 && o.sampleRate <= 1))
-      throw new InvalidArgumentError(
-        'sampleRate',
-        `PoissonSampler: sampleRate must be in (0, 1], got ${o.sampleRate}`,
-      );
+    requirePositiveInt('datasetSize', o.datasetSize);
+    requireNumber('sampleRate', o.sampleRate, { greaterThan: 0, max: 1 });
     this.datasetSize = o.datasetSize;
     this.sampleRate = o.sampleRate;
     this.rng = o.rng;
@@ -155,12 +149,8 @@ export class ShuffleSampler implements BatchSampler {
 
   constructor(o: { datasetSize: number; batchSize: number; rng: Rng }) {
     requireObject('options', o);
-    checkN(o.datasetSize, 'ShuffleSampler');
-    if (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > o.datasetSize)
-      throw new InvalidArgumentError(
-        'batchSize',
-        `ShuffleSampler: batchSize must be an integer in [1, ${o.datasetSize}], got ${o.batchSize}`,
-      );
+    requirePositiveInt('datasetSize', o.datasetSize);
+    requireInt('batchSize', o.batchSize, { min: 1, max: o.datasetSize });
     this.datasetSize = o.datasetSize;
     this.batchSize = o.batchSize;
     this.rng = o.rng;
@@ -226,13 +216,8 @@ export class ShuffleSampler implements BatchSampler {
 
 /** Splits a logical batch into micro-batches of at most `maxPhysicalBatchSize` (views, no copy). */
 export function splitMicroBatches(indices: Int32Array, maxPhysicalBatchSize: number): Int32Array[] {
-  if (Object.prototype.toString.call(indices) !== '[object Int32Array]')
-    throw new InvalidArgumentError('indices', 'must be an Int32Array');
-  if (!Number.isInteger(maxPhysicalBatchSize) || maxPhysicalBatchSize < 1)
-    throw new InvalidArgumentError(
-      'maxPhysicalBatchSize',
-      `maxPhysicalBatchSize must be a positive integer, got ${maxPhysicalBatchSize}`,
-    );
+  requireTypedArray('indices', indices, 'Int32Array');
+  requireInt('maxPhysicalBatchSize', maxPhysicalBatchSize, { min: 1 });
   const out: Int32Array[] = [];
   for (let i = 0; i < indices.length; i += maxPhysicalBatchSize)
     out.push(indices.subarray(i, Math.min(indices.length, i + maxPhysicalBatchSize)));

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'crypto';
 import { InvalidArgumentError } from '../errors';
+import { requireNumber } from '../validate';
 
 /** What a caller may pass as a seed. */
 export type SeedLike = number | bigint | string | Uint8Array;
@@ -20,8 +21,7 @@ export function seedToKey(seed: SeedLike): Uint8Array {
   }
   if (typeof seed === 'string' && /^[0-9a-fA-F]{64}$/.test(seed))
     return Uint8Array.from(Buffer.from(seed, 'hex'));
-  if (typeof seed === 'number' && !Number.isFinite(seed))
-    throw new InvalidArgumentError('seed', `seed must be finite, got ${seed}`);
+  if (typeof seed === 'number') requireNumber('seed', seed);
   if (typeof seed !== 'number' && typeof seed !== 'bigint' && typeof seed !== 'string')
     throw new InvalidArgumentError('seed', 'seed must be a number, bigint, string or Uint8Array');
   return Uint8Array.from(

@@ -25,11 +25,26 @@ import type { Optimizer } from '../optim/optimizer';
 import type { Module } from '../nn/module';
 import { Tensor } from '../nn/tensor';
 import type { Parameter } from '../nn/tensor';
-import { saveCheckpoint, loadCheckpoint, hasCheckpoint, fileSha256 } from '../io/checkpoint';
+import {
+  saveCheckpoint,
+  loadCheckpoint,
+  hasCheckpoint,
+  fileSha256,
+  sha256,
+} from '../io/checkpoint';
 import type { StTensorInput } from '../io/safetensors';
 import { extractTensors, restoreTensors } from './state';
 import { CHECKPOINTS_DIR, JOURNAL_FILE, RunDirectory } from './run_dir';
-import { DpLoraError, ErrorCode, InvalidArgumentError, InvalidStateError } from '../errors';
+import {
+  CheckpointError,
+  DpLoraError,
+  ErrorCode,
+  InvalidArgumentError,
+  InvalidStateError,
+} from '../errors';
+import { isMaskedModule } from '../nn/sequence_mask';
+import type { SequenceMask } from '../nn/sequence_mask';
+import * as fs from 'fs';
 import * as path from 'path';
 
 /** The training data: its size and how to build the inputs and targets of some rows. */
@@ -42,7 +57,88 @@ export interface TrainerDataset<T> {
     input: Tensor;
     /** The loss target of the records, in the same order. */
     target: T;
+    /**
+     * For padded sequences: which positions are real tokens. The trainer hands it to the
+     * model's `setMask` (a {@link MaskedModule}) before the forward pass and clears it after.
+     */
+    mask?: SequenceMask;
   };
+  /**
+   * Optional: how a logical batch is cut into micro-batches of at most `maxSize` records
+   * (e.g. sorted by length so that padding is small). Must return a partition of `indices`
+   * (every record exactly once; the trainer checks it): the noise is still added once per
+   * logical batch, and per-record randomness is keyed by the record indices, never by their
+   * order. Default: consecutive slices.
+   */
+  microBatches?(indices: Int32Array, maxSize: number): Int32Array[];
+}
+
+/**
+ * SHA-256 identifying a frozen base model: of the file itself for one file; for several files
+ * (e.g. a TF.js model.json, its weight shards and a vocabulary), of the lines
+ * `<sha256 of the file>  <file name>` in the order given.
+ */
+export function baseModelSha256(files: string | readonly string[]): string {
+  if (typeof files === 'string') return fileSha256(files);
+  const list: readonly unknown[] = Array.isArray(files) ? (files as readonly unknown[]) : [];
+  if (list.length === 0 || list.some((f) => typeof f !== 'string' || f.length === 0))
+    throw new InvalidArgumentError('baseModelFile', 'must be a path or a non-empty list of paths');
+  const paths = list as readonly string[];
+  for (const f of paths)
+    if (!fs.existsSync(f))
+      throw new CheckpointError(`${f}: the base model file is missing`, 'base-model');
+  return sha256(paths.map((f) => `${fileSha256(f)}  ${path.basename(f)}\n`).join(''));
+}
+
+/**
+ * Loads and verifies the latest checkpoint of a run directory (see `loadCheckpoint`), and with
+ * `baseModelFile` checks that the base model's hash ({@link baseModelSha256}) is the one the
+ * checkpoint recorded.
+ * @throws CheckpointError (code ERR_DPLORA_CHECKPOINT) naming the part that disagrees
+ */
+export function loadRunCheckpoint(
+  run: RunDirectory,
+  baseModelFile?: string | readonly string[],
+): ReturnType<typeof loadCheckpoint> {
+  const ck = loadCheckpoint(path.join(run.dir, CHECKPOINTS_DIR), {
+    baseModelFile: typeof baseModelFile === 'string' ? baseModelFile : undefined,
+  });
+  if (baseModelFile !== undefined && typeof baseModelFile !== 'string') {
+    const h = baseModelSha256(baseModelFile);
+    if (h !== ck.manifest.baseModelSha256)
+      throw new CheckpointError(
+        `${path.dirname(String(baseModelFile[0]))}: the base model is not the one this checkpoint was trained on (SHA-256 of its ${baseModelFile.length} files ${h.slice(0, 12)}..., recorded ${String(ck.manifest.baseModelSha256).slice(0, 12)}...)`,
+        'base-model',
+      );
+  }
+  return ck;
+}
+
+/** Checks that a micro-batch split is a partition of the logical batch. */
+function checkPartition(indices: Int32Array, micro: Int32Array[], maxSize: number): void {
+  const want = Int32Array.from(indices).sort();
+  const got = new Int32Array(want.length);
+  let k = 0;
+  for (const m of micro) {
+    if (
+      !(m instanceof Int32Array) ||
+      m.length === 0 ||
+      m.length > maxSize ||
+      k + m.length > got.length
+    )
+      throw new InvalidArgumentError(
+        'data.microBatches',
+        `must cut the batch into non-empty Int32Arrays of at most ${maxSize} records covering it exactly`,
+      );
+    got.set(m, k);
+    k += m.length;
+  }
+  got.sort();
+  if (k !== want.length || got.some((v, i) => v !== want[i]))
+    throw new InvalidArgumentError(
+      'data.microBatches',
+      'must return every record of the logical batch exactly once',
+    );
 }
 
 /**
@@ -145,8 +241,12 @@ export interface PrivateTrainerOptions<T> {
   overwrite?: boolean;
   /** Steps between checkpoints (default 50). */
   checkpointEvery?: number;
-  /** A frozen base model file whose hash every checkpoint records and resume verifies. */
-  baseModelFile?: string;
+  /**
+   * The frozen base model's file, or files (e.g. a TF.js model.json, its shards and a
+   * vocabulary): their hash ({@link baseModelSha256}) is recorded in every checkpoint and
+   * resume refuses a base whose hash differs.
+   */
+  baseModelFile?: string | readonly string[];
   /** Anything the caller wants back on resume (JSON, or a function giving it), saved with every checkpoint. */
   runInfo?: Record<string, unknown> | (() => Record<string, unknown>);
   /** Warnings (default console.warn). */
@@ -232,6 +332,7 @@ export class PrivateTrainer<T> {
   readonly plannedSteps: number;
   private samplesSeen = 0;
   private closed = false;
+  private baseSha: string | undefined;
 
   private constructor(
     private readonly o: PrivateTrainerOptions<T> | ResumeTrainerOptions<T>,
@@ -385,7 +486,7 @@ export class PrivateTrainer<T> {
           ErrorCode.Ledger,
           `${run.dir}: the privacy journal (${JOURNAL_FILE}) is missing; refusing to resume without the run's full ledger`,
         );
-      const ck = loadCheckpoint(ckRoot, { baseModelFile: o.baseModelFile });
+      const ck = loadRunCheckpoint(run, o.baseModelFile);
       const saved = (ck.state.run as { trainer?: SavedTrainer }).trainer;
       if (!saved || typeof saved !== 'object' || !saved.privacy)
         throw new InvalidArgumentError(
@@ -476,14 +577,20 @@ export class PrivateTrainer<T> {
         throw e;
       }
       let lossSum = 0;
-      for (const idx of batch.microBatches) {
-        engine.useRecords(idx); // per-record randomness is keyed by these records' indices
-        const { input, target } = this.o.data.batch(idx);
-        const out = this.o.model.forward(input);
-        const l = this.o.loss(out, target);
-        lossSum += l.total;
-        this.o.model.backward(l.grad, false); // the input is data: no gradient needed
-        engine.optimizer.accumulate();
+      const model = this.o.model;
+      try {
+        for (const idx of this.microBatches(batch)) {
+          engine.useRecords(idx); // per-record randomness is keyed by these records' indices
+          const { input, target, mask } = this.o.data.batch(idx);
+          this.setMask(mask);
+          const out = model.forward(input);
+          const l = this.o.loss(out, target);
+          lossSum += l.total;
+          model.backward(l.grad, false); // the input is data: no gradient needed
+          engine.optimizer.accumulate();
+        }
+      } finally {
+        this.setMask(undefined);
       }
       engine.optimizer.step();
       this.samplesSeen += batch.indices.length;
@@ -511,6 +618,27 @@ export class PrivateTrainer<T> {
     };
   }
 
+  /** The micro-batches of a logical batch: the dataset's split (checked) or the engine's. */
+  private microBatches(batch: { indices: Int32Array; microBatches: Int32Array[] }): Int32Array[] {
+    const data = this.o.data;
+    if (!data.microBatches || batch.indices.length === 0) return batch.microBatches;
+    const max = this.saved.privacy.physicalBatchSize ?? batch.indices.length;
+    const micro = data.microBatches(batch.indices, max);
+    checkPartition(batch.indices, micro, max);
+    return micro;
+  }
+
+  /** Hands a padding mask to the model (undefined: clears it if the model takes masks). */
+  private setMask(mask: SequenceMask | undefined): void {
+    const m = this.o.model;
+    if (isMaskedModule(m)) m.setMask(mask ?? null);
+    else if (mask)
+      throw new InvalidArgumentError(
+        'data',
+        'returned a padding mask but the model has no setMask (it is not a MaskedModule)',
+      );
+  }
+
   /**
    * Mean per-record loss on `data` (eval mode), and the accuracy when the model outputs one
    * score per class and the targets are class indices.
@@ -536,7 +664,8 @@ export class PrivateTrainer<T> {
     try {
       for (let s = 0; s < data.size; s += chunk) {
         const idx = new Int32Array(Math.min(chunk, data.size - s)).map((_, i) => s + i);
-        const { input, target } = data.batch(idx);
+        const { input, target, mask } = data.batch(idx);
+        this.setMask(mask);
         const out = m.forward(input);
         loss += this.o.loss(out, target).total;
         const k = out.features;
@@ -549,6 +678,7 @@ export class PrivateTrainer<T> {
           }
       }
     } finally {
+      this.setMask(undefined);
       if (wasTraining) m.train();
     }
     return {
@@ -574,10 +704,18 @@ export class PrivateTrainer<T> {
           trainer: { ...this.saved, samplesSeen: this.samplesSeen },
           info: this.runInfo,
         },
-        baseModelSha256: this.o.baseModelFile ? fileSha256(this.o.baseModelFile) : null,
+        baseModelSha256: this.baseHash(),
       },
       tensors,
     );
+  }
+
+  /** The base model's hash (computed once: the base is frozen for the whole run). */
+  private baseHash(): string | null {
+    const f = this.o.baseModelFile;
+    if (f === undefined) return null;
+    if (this.baseSha === undefined) this.baseSha = baseModelSha256(f);
+    return this.baseSha;
   }
 
   /** The caller's runInfo as saved in the run (after a resume: the saved one). */

@@ -201,4 +201,16 @@ class PromiseWorker : public Napi::AsyncWorker {
   std::vector<Napi::ObjectReference> refs_;
 };
 
+// Queues `work`, which computes into `copy` (a CopyIn of `out`), on a worker thread; the promise
+// resolves to `out` once the result is written back into it on the main thread (CopyOut).
+template <typename T, typename TA>
+Napi::Promise StartIntoCopy(Napi::Env env, const char *what, const TA &out,
+                            std::shared_ptr<std::vector<T>> copy, PromiseWorker::Work work) {
+  auto ref =
+      std::make_shared<Napi::ObjectReference>(Napi::Persistent(out.template As<Napi::Object>()));
+  return PromiseWorker::Start(
+      env, what, std::move(work),
+      [ref, copy, what](Napi::Env e) { return CopyOut<T>(e, *ref, *copy, what); }, {});
+}
+
 }  // namespace dplora_binding

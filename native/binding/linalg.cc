@@ -133,12 +133,10 @@ Napi::Value SgemmAsync(const Napi::CallbackInfo &info) {
   auto a = CopyIn<float>(s.a);
   auto b = CopyIn<float>(s.b);
   auto c = CopyIn<float>(s.c);
-  auto cref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(s.c.As<Napi::Object>()));
   const SgemmDims plain = s;
-  return PromiseWorker::Start(
-      env, "sgemmAsync",
-      [plain, a, b, c]() { return RunSgemm(plain, a->data(), b->data(), c->data()); },
-      [cref, c](Napi::Env e) { return CopyOut<float>(e, *cref, *c, "sgemmAsync"); }, {});
+  return StartIntoCopy(env, "sgemmAsync", s.c, c, [plain, a, b, c]() {
+    return RunSgemm(plain, a->data(), b->data(), c->data());
+  });
 }
 
 // ------------------------------------------------------- packed operand --
@@ -318,17 +316,10 @@ Napi::Value GradNormSqAsync(const Napi::CallbackInfo &info) {
   auto out = CopyIn<double>(n.out);
   const Shape s = n.s;
   const int method = n.method;
-  auto ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(n.out.As<Napi::Object>()));
-  return PromiseWorker::Start(
-      env, "perSampleGradNormSqAsync",
-      [=]() {
-        return dplora_grad_norm_sq(a->data(), g->data(), s.batch, s.seq, s.in_dim, s.out_dim,
-                                   method, out->data());
-      },
-      [ref, out](Napi::Env e) {
-        return CopyOut<double>(e, *ref, *out, "perSampleGradNormSqAsync");
-      },
-      {});
+  return StartIntoCopy(env, "perSampleGradNormSqAsync", n.out, out, [=]() {
+    return dplora_grad_norm_sq(a->data(), g->data(), s.batch, s.seq, s.in_dim, s.out_dim, method,
+                               out->data());
+  });
 }
 
 // ------------------------------------------------------------ clipped sum --
@@ -396,14 +387,10 @@ Napi::Value ClippedSumAsync(const Napi::CallbackInfo &info) {
   auto out = CopyIn<float>(r.out);
   const Shape s = r.s;
   const int acc = r.accumulate ? 1 : 0;
-  auto ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(r.out.As<Napi::Object>()));
-  return PromiseWorker::Start(
-      env, "clippedSumAsync",
-      [=]() {
-        return dplora_clipped_sum(a->data(), g->data(), s.batch, s.seq, s.in_dim, s.out_dim,
-                                  f->data(), out->data(), acc);
-      },
-      [ref, out](Napi::Env e) { return CopyOut<float>(e, *ref, *out, "clippedSumAsync"); }, {});
+  return StartIntoCopy(env, "clippedSumAsync", r.out, out, [=]() {
+    return dplora_clipped_sum(a->data(), g->data(), s.batch, s.seq, s.in_dim, s.out_dim, f->data(),
+                              out->data(), acc);
+  });
 }
 
 // ------------------------------------------------------------ clipping ----

@@ -119,15 +119,10 @@ Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
   std::memcpy(job->nonce, nonce.Data(), 12);
   // Noise is added to a native copy, written back on the main thread (see CopyIn/CopyOut).
   auto data = CopyIn<float>(buf);
-  auto ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(buf.As<Napi::Object>()));
-  return PromiseWorker::Start(
-      env, "addGaussianNoiseAsync",
-      [job, pos, data, sd]() {
-        return dplora_rng_gaussian_f32(job->key, job->nonce, pos, data->data(),
-                                       int64_t(data->size()), sd, 1);
-      },
-      [ref, data](Napi::Env e) { return CopyOut<float>(e, *ref, *data, "addGaussianNoiseAsync"); },
-      {});
+  return StartIntoCopy(env, "addGaussianNoiseAsync", buf, data, [job, pos, data, sd]() {
+    return dplora_rng_gaussian_f32(job->key, job->nonce, pos, data->data(), int64_t(data->size()),
+                                   sd, 1);
+  });
 }
 
 // (key, nonce, position, out: Int32Array | BigInt64Array, num, den) -> next position

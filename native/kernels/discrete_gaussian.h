@@ -20,17 +20,21 @@ constexpr int kRegionLog2 = 26;
 
 struct Params {
   uint64_t a, b;  // sigma^2 = a / b
-  uint64_t t;     // floor(sigma) + 1
-  u128 den;       // 2 a b t^2
+  uint64_t t;     // the discrete Laplace scale, floor(sigma) or floor(sigma) + 1 (at least 1)
+  uint64_t ar;    // a / g, g = gcd(a, b t)
+  u128 btr;       // b t / g
+  u128 den;       // 2 a b t^2 / g^2
 };
 
 // False when the parameters overflow 128 bits (or a or b is 0).
 bool setup(uint64_t a, uint64_t b, Params &p);
 
 // Samples of groups [g0, g1) into out[64 g0 .. min(64 g1, n)).
-// DPLORA_OK or DPLORA_EOVERFLOW.
+// DPLORA_OK or DPLORA_EOVERFLOW.  `blocks` and `batch` choose the keystream
+// the stream reader buffers (chacha::host_keystream on the host; null: the
+// scalar block function); the samples do not depend on them.
 int sample_groups(const chacha::Stream &s, uint64_t base, const Params &p, int64_t g0, int64_t g1,
-                  int64_t *out, int64_t n);
+                  int64_t *out, int64_t n, chacha::BlocksFn blocks = nullptr, int batch = 1);
 
 // sum[i] = saturate(sum[i] + noise[i]) (exact addition first); returns the
 // number saturated.

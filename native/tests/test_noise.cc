@@ -158,8 +158,9 @@ void test_discrete_gaussian() {
   CHECK(std::fabs(s2 / 20000 / 4294967296.0 - 1) < 5 * std::sqrt(2.0 / 20000));
   // Refusals.
   pos = 0;
-  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, (uint64_t(1) << 63) + 1,
-                                     (uint64_t(1) << 63) - 1, z.data(), 4) == DPLORA_EOVERFLOW);
+  // 2 a b t^2 > 2^128 (sigma^2 just under 4: t = 2, gcd(a, b t) = 1).
+  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, ~uint64_t(0), uint64_t(1) << 62,
+                                     z.data(), 4) == DPLORA_EOVERFLOW);
   CHECK(pos == 0);
   CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 0, 1, z.data(), 4) == DPLORA_EINVAL);
   CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 1, 0, z.data(), 4) == DPLORA_EINVAL);

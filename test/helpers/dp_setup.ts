@@ -2,7 +2,13 @@
  * Small private-training setups for the privacy tests.
  */
 import { Linear, LoraLinear, Module, Sequential, Tanh, Tensor, mseLoss } from '../../lib/nn';
-import { PrivacyEngine } from '../../lib/privacy';
+import { SGD } from '../../lib/optim';
+import {
+  MakePrivateOptions,
+  MakePrivateWithEpsilonOptions,
+  PrivacyEngine,
+  PrivateTraining,
+} from '../../lib/privacy';
 import { lcg, randArray } from './nn_ref';
 
 export const IN = 8;
@@ -85,4 +91,44 @@ export function trainStep(
 export function quiet(): { warnings: string[]; onWarning: (m: string) => void } {
   const warnings: string[] = [];
   return { warnings, onWarning: (m: string) => warnings.push(m) };
+}
+
+/** Plain SGD at `lr` over the trainable parameters of `model`. */
+function sgd(model: Module, lr: number): SGD {
+  return new SGD(model.trainableParameters(), { lr });
+}
+
+/** `engine.makePrivate` over `model` with plain SGD at `lr` and the other options as given. */
+export function privateSgd(
+  engine: PrivacyEngine,
+  model: Module,
+  lr: number,
+  o: Omit<MakePrivateOptions, 'model' | 'optimizer'>,
+): PrivateTraining {
+  return engine.makePrivate({ model, optimizer: sgd(model, lr), ...o });
+}
+
+/** `engine.makePrivateWithEpsilon` over `model` with plain SGD at `lr`. */
+export function privateSgdWithEpsilon(
+  engine: PrivacyEngine,
+  model: Module,
+  lr: number,
+  o: Omit<MakePrivateWithEpsilonOptions, 'model' | 'optimizer'>,
+): PrivateTraining {
+  return engine.makePrivateWithEpsilon({ model, optimizer: sgd(model, lr), ...o });
+}
+
+/** An engine whose budget (epsilon 0.01 at noise 0.3 and q = 0.5) cannot afford a single step. */
+export function impossibleBudgetEngine(pldParameters: { gridStep: number }): PrivacyEngine {
+  const engine = new PrivacyEngine();
+  privateSgd(engine, makeModel(1), 0.1, {
+    dataset: 100,
+    batchSize: 50,
+    noiseMultiplier: 0.3,
+    maxGradNorm: 1,
+    targetEpsilon: 0.01,
+    pldParameters,
+    ...quiet(),
+  });
+  return engine;
 }

@@ -20,7 +20,7 @@ import { Optimizer } from '../../lib/optim/optimizer';
 import { DPOptimizer } from '../../lib/privacy';
 
 /** Records what the DP optimizer hands over (the noisy, normalized gradient). */
-class Recorder extends Optimizer {
+export class Recorder extends Optimizer {
   readonly kind = 'recorder';
   last: Float32Array[] = [];
   protected hyper(): Record<string, number | boolean> {

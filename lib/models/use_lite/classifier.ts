@@ -6,6 +6,7 @@
  * then starts from those hidden states.
  */
 import { InvalidArgumentError, InvalidStateError } from '../../errors';
+import { requireInt } from '../../validate';
 import { Linear } from '../../nn/linear';
 import { Module } from '../../nn/module';
 import { SequenceMask, maskFromLengths } from '../../nn/sequence_mask';
@@ -36,12 +37,10 @@ export class UseLiteClassifier extends Module {
 
   constructor(encoder: UseLiteEncoder, options: UseLiteClassifierOptions) {
     super();
-    const start = options.startLayer ?? 0;
-    if (!Number.isInteger(start) || start < 0 || start > encoder.layers.length)
-      throw new InvalidArgumentError(
-        'startLayer',
-        `must be an integer in [0, ${encoder.layers.length}], got ${start}`,
-      );
+    const start = requireInt('startLayer', options.startLayer ?? 0, {
+      min: 0,
+      max: encoder.layers.length,
+    });
     this.encoder = encoder;
     this.startLayer = start;
     this.head = new Linear(USE_LITE_DIM, options.classes, {
@@ -132,6 +131,21 @@ export class UseLiteClassifier extends Module {
    * {@link encodePrefix}): padded to the longest, with its mask set on the model.
    */
   batchInput(rows: Float32Array[]): Tensor {
+    const { input, mask } = this.batchTensors(rows);
+    this.setMask(mask);
+    return input;
+  }
+
+  /**
+   * The padded model input for examples whose prefix outputs are `rows`, and its padding mask
+   * (not set on the model: see {@link batchInput} for that).
+   */
+  batchTensors(rows: Float32Array[]): {
+    /** `[B, T]` ids (startLayer 0, padding -1) or `[B, T, d]` hidden states (padding 0). */
+    input: Tensor;
+    /** Which positions are real tokens. */
+    mask: SequenceMask;
+  } {
     const enc = this.encoder;
     const d = this.startLayer === 0 ? 1 : enc.layers[this.startLayer - 1].dModel;
     const lengths = rows.map((r) => r.length / d);
@@ -140,12 +154,10 @@ export class UseLiteClassifier extends Module {
     if (this.startLayer === 0) {
       const ids = new Float32Array(rows.length * seq).fill(-1);
       rows.forEach((r, b) => ids.set(r, b * seq));
-      this.setMask(mask);
-      return new Tensor(ids, [rows.length, seq]);
+      return { input: new Tensor(ids, [rows.length, seq]), mask };
     }
     const x = new Float32Array(rows.length * seq * d);
     rows.forEach((r, b) => x.set(r, b * seq * d));
-    this.setMask(mask);
-    return new Tensor(x, [rows.length, seq, d]);
+    return { input: new Tensor(x, [rows.length, seq, d]), mask };
   }
 }

@@ -5,7 +5,9 @@
  * training steps through a {@link PrivacyEngine}, evaluation, and the adapter
  * in the PEFT layout.
  */
+import * as path from 'path';
 import { InvalidArgumentError } from '../../errors';
+import { readRegularFile } from '../../io/files';
 import { AdapterData, defaultAdapterConfig } from '../../io/peft_adapter';
 import { InitRandom } from '../../nn/init';
 import { Linear } from '../../nn/linear';
@@ -16,6 +18,8 @@ import { Tensor } from '../../nn/tensor';
 import { Adam } from '../../optim/adam';
 import type { DPOptimizer } from '../../privacy/dp_optimizer';
 import type { PrivacyEngine } from '../../privacy/privacy_engine';
+import type { TrainerDataset } from '../../trainer/private_trainer';
+import { loraHeadAdapter } from '../../trainer/adapter';
 import { UseLiteClassifier } from './classifier';
 import { TfjsTensor } from './weights';
 import { USE_LITE_DIM, buildUseLiteEncoder } from './model';
@@ -37,6 +41,23 @@ export interface UseLiteLoraSettings {
   layers: number[];
   /** Seed of A's initialization (public randomness). */
   seed: number;
+}
+
+/**
+ * The files that make up the frozen USE-Lite base in `dir`: model.json, its weight shards (in
+ * the manifest's order) and vocab.json. Their hash identifies the base a run trained on.
+ */
+export function useLiteModelFiles(dir: string): string[] {
+  const modelJson = path.join(dir, 'model.json');
+  const m = JSON.parse(readRegularFile('modelDir', modelJson, 16 << 20).toString('utf8')) as {
+    weightsManifest?: Array<{ paths?: unknown }>;
+  };
+  const shards = (Array.isArray(m.weightsManifest) ? m.weightsManifest : []).flatMap((g) =>
+    Array.isArray(g.paths) ? g.paths.map((p) => path.join(dir, String(p))) : [],
+  );
+  if (shards.length === 0)
+    throw new InvalidArgumentError('modelDir', `${modelJson} lists no weight shards`);
+  return [modelJson, ...shards, path.join(dir, 'vocab.json')];
 }
 
 /** Checks and normalizes LoRA settings. */
@@ -162,6 +183,44 @@ export function lengthBuckets(part: CachedPart, idx: ArrayLike<number>, size: nu
   return out;
 }
 
+/**
+ * The cached examples of `part` as a {@link TrainerDataset} for `clf` (whose startLayer made the
+ * cache): each batch is padded to its longest example and carries its padding mask, and a
+ * logical batch is cut into micro-batches sorted by length (length bucketing), so that the
+ * cost follows the real tokens. Targets are class indices (for cross-entropy).
+ */
+export function useLiteDataset(
+  clf: UseLiteClassifier,
+  part: CachedPart,
+): TrainerDataset<Int32Array> {
+  if (!(clf instanceof UseLiteClassifier))
+    throw new InvalidArgumentError('clf', 'must be a UseLiteClassifier');
+  if (
+    !part ||
+    typeof part !== 'object' ||
+    !Array.isArray(part.rows) ||
+    !(part.y instanceof Int32Array) ||
+    !Number.isSafeInteger(part.n) ||
+    part.n < 1 ||
+    part.rows.length !== part.n ||
+    part.y.length !== part.n
+  )
+    throw new InvalidArgumentError(
+      'part',
+      'must be a CachedPart: n >= 1 examples, rows and y (Int32Array) of length n',
+    );
+  return {
+    size: part.n,
+    batch(indices: Int32Array) {
+      const { input, mask } = clf.batchTensors(Array.from(indices, (i) => part.rows[i]));
+      return { input, mask, target: Int32Array.from(indices, (i) => part.y[i]) };
+    },
+    microBatches(indices: Int32Array, maxSize: number): Int32Array[] {
+      return lengthBuckets(part, indices, maxSize).map((b) => Int32Array.from(b));
+    },
+  };
+}
+
 /** Logits of examples `idx` (model in its current mode). */
 export function forwardRows(clf: UseLiteClassifier, part: CachedPart, idx: number[]): Tensor {
   return clf.forward(clf.batchInput(idx.map((i) => part.rows[i])));
@@ -268,17 +327,10 @@ export function useLiteAdapter(
   lora: UseLiteLoraSettings,
   extra: Record<string, unknown>,
 ): AdapterData {
-  const loras = loraModules(clf).map(({ path, module: m }) => ({
-    path,
-    loraA: m.loraA.slice(),
-    loraB: m.loraB.slice(),
-    r: m.r,
-    inDim: m.inFeatures,
-    outDim: m.outFeatures,
-  }));
-  const h = clf.head;
-  return {
-    config: defaultAdapterConfig({
+  return loraHeadAdapter(
+    clf,
+    clf.head,
+    defaultAdapterConfig({
       r: lora.rank,
       lora_alpha: lora.alpha,
       target_modules: lora.targets,
@@ -288,12 +340,7 @@ export function useLiteAdapter(
       modules_to_save: ['head'],
       dplora: { method: lora.method, model: 'use-lite', loraLayers: lora.layers, ...extra },
     }),
-    loras,
-    extra: {
-      'head.weight': { data: h.weight.data.slice(), shape: [h.outFeatures, USE_LITE_DIM] },
-      'head.bias': { data: h.bias!.data.slice(), shape: [h.outFeatures] },
-    },
-  };
+  );
 }
 
 /** Loads an adapter's LoRA pairs and head into a classifier built with the same settings. */

@@ -28,6 +28,7 @@ export {
   lengthBuckets,
   forwardRows,
   useLiteAdapter,
+  useLiteDataset,
   loadUseLiteAdapter,
   checkLoraSettings,
 } from './finetune';

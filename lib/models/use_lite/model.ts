@@ -13,9 +13,9 @@
  * At most 128 tokens per text (longer inputs are truncated, as the runtime does).
  */
 import * as path from 'path';
-import { DpLoraError, ErrorCode, InvalidArgumentError, InvalidStateError } from '../../errors';
+import { DpLoraError, ErrorCode, InvalidStateError } from '../../errors';
 import { readRegularFile } from '../../io/files';
-import { requireString } from '../../validate';
+import { requireArray, requireString } from '../../validate';
 import { Tanh } from '../../nn/activations';
 import { MultiHeadAttention } from '../../nn/attention';
 import { Embedding } from '../../nn/embedding';
@@ -396,12 +396,8 @@ export function embedTexts(
   texts: string[],
   batchSize = 32,
 ): Float32Array {
-  if (!Array.isArray(texts)) throw new InvalidArgumentError('texts', 'must be an array of strings');
-  const ids = texts.map((t, i) => {
-    if (typeof t !== 'string')
-      throw new InvalidArgumentError(`texts[${i}]`, `must be a string, got ${typeof t}`);
-    return tokenizer.encode(t);
-  });
+  requireArray('texts', texts);
+  const ids = texts.map((t, i) => tokenizer.encode(requireString(`texts[${i}]`, t, false)));
   return embedTokenLists(encoder, ids, batchSize);
 }
 

@@ -17,6 +17,7 @@
  * on text with tabs, newlines or repeated spaces.
  */
 import { InvalidArgumentError } from '../../errors';
+import { requireOneOf, requireString } from '../../validate';
 
 /** One vocabulary entry: the piece and its log-probability score (`null` reads as 0). */
 export type VocabEntry = [string, number | null];
@@ -68,10 +69,10 @@ export class UseLiteTokenizer {
         'vocab',
         `must be an array of more than ${RESERVED_IDS} [piece, score] entries`,
       );
-    const ws = options.whitespace ?? 'runtime';
-    if (ws !== 'runtime' && ws !== 'nmt')
-      throw new InvalidArgumentError('whitespace', `must be 'runtime' or 'nmt', got ${String(ws)}`);
-    this.whitespace = ws;
+    this.whitespace = requireOneOf('whitespace', options.whitespace ?? 'runtime', [
+      'runtime',
+      'nmt',
+    ]);
     this.vocabSize = vocab.length;
     this.unitLength = new Int32Array(vocab.length);
     for (let id = 0; id < vocab.length; id++) {
@@ -117,8 +118,7 @@ export class UseLiteTokenizer {
    * @param text - any string
    */
   encode(text: string): number[] {
-    if (typeof text !== 'string')
-      throw new InvalidArgumentError('text', `must be a string, got ${typeof text}`);
+    requireString('text', text, false);
     const s = this.normalize(text);
     const cps: number[] = [];
     for (const ch of s) cps.push(ch.codePointAt(0) as number);

@@ -65,9 +65,12 @@ int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12],
   const int rc = prepare_sample(key, nonce, position, num, den, out, n, c);
   if (rc != DPLORA_OK) return rc;
   const uint64_t base = *position;
+  dplora::chacha::BlocksFn blocks;  // the host's SIMD keystream (integer only)
+  int batch;
+  dplora::chacha::host_keystream(blocks, batch);
   std::atomic<int> status{DPLORA_OK};
   dplora::parallel_for(c.groups, 4, [&](int64_t g0, int64_t g1) {
-    const int st = sample_groups(c.s, base, c.p, g0, g1, out, n);
+    const int st = sample_groups(c.s, base, c.p, g0, g1, out, n, blocks, batch);
     if (st != DPLORA_OK) status.store(st);
   });
   if (status.load() != DPLORA_OK) return status.load();

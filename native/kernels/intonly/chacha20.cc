@@ -98,25 +98,25 @@ void words(const Stream &s, uint64_t pos, uint32_t *out, int64_t n, BlocksFn blo
 }
 
 void Reader::refill() {
-  // The block holding pos_; buf_at_ then indexes pos_ within it.
-  block_words(s_, pos_ >> 4, buf_);
-  buf_at_ = int(pos_ & 15);
+  // From the block holding pos_: `batch_` blocks, fewer where the 64-bit
+  // block counter would wrap (the words past the end of the space are never
+  // handed out).
+  const uint64_t b = pos_ >> 4;
+  const uint64_t room = (~uint64_t(0) >> 4) - b + 1;  // blocks up to the end of the space
+  const int nb = uint64_t(batch_) < room ? batch_ : int(room);
+  if (blocks_ != nullptr && nb > 1) {
+    blocks_(s_, b, nb, buf_);
+  } else {
+    for (int i = 0; i < nb; ++i) block_words(s_, b + uint64_t(i), buf_ + 16 * i);
+  }
+  buf_pos_ = b << 4;
+  buf_blocks_ = nb;
 }
 
 uint64_t Reader::bits_slow(int n) {
-  uint64_t r = 0;
-  while (n > 0) {
-    if (bitcount_ == 0) {
-      bitbuf_ = word();
-      bitcount_ = 32;
-    }
-    int take = n < bitcount_ ? n : bitcount_;
-    uint32_t chunk = uint32_t(bitbuf_ >> (bitcount_ - take)) & uint32_t((uint64_t(1) << take) - 1);
-    r = (r << take) | chunk;
-    bitcount_ -= take;
-    n -= take;
-  }
-  return r;
+  // 33..64 bits: the high part, then the low 32 (each through bits()).
+  const uint64_t hi = bits(n - 32);
+  return (hi << 32) | bits(32);
 }
 
 }  // namespace chacha

@@ -1,5 +1,7 @@
 // ChaCha20 keystream, 16 blocks at a time with AVX-512F (one block per
 // lane); the two 8-block halves are transposed with the AVX2 helper.
+// Integer SIMD only: scripts/fp-scan.js --int-simd passes this unit
+// (test/fp_scan_int_simd.test.ts).
 // Produces exactly the words of chacha::blocks_scalar.
 // GCC 12 warns (falsely) inside avx512fintrin.h, whose intrinsics start
 // from _mm512_undefined_*; the CMake build treats warnings as errors.
@@ -54,17 +56,23 @@ void blocks_avx512(const Stream &s, uint64_t b0, int64_t nb, uint32_t *out) {
     }
     const __m512i in[16] = {c0,   c1,   c2,   c3,   k[0], k[1], k[2], k[3],
                             k[4], k[5], k[6], k[7], ctr,  n0,   n1,   n2};
-    for (int w = 0; w < 16; ++w) x[w] = _mm512_add_epi32(x[w], in[w]);
-    // Blocks 0-7 are the low 256 bits of every word vector, 8-15 the high.
+    // Through an aligned buffer with integer stores and loads: transposing
+    // straight from the 16 state registers makes GCC spill and reload them
+    // with FP-domain moves (vmovapd), which the float scan rejects.
+    alignas(64) uint32_t st[16 * 16];  // st[16 w + j]: word w of block j
+    for (int w = 0; w < 16; ++w) {
+      _mm512_store_si512(reinterpret_cast<__m512i *>(st + 16 * w), _mm512_add_epi32(x[w], in[w]));
+    }
+    // Blocks 0-7 are the low 8 lanes of every word vector, 8-15 the high.
     for (int half = 0; half < 2; ++half) {
-      __m256i a[8], b[8];
-      for (int w = 0; w < 8; ++w) {
-        a[w] = half ? _mm512_extracti64x4_epi64(x[w], 1) : _mm512_castsi512_si256(x[w]);
-        b[w] = half ? _mm512_extracti64x4_epi64(x[8 + w], 1) : _mm512_castsi512_si256(x[8 + w]);
+      for (int q = 0; q < 2; ++q) {  // words 0-7, then 8-15
+        __m256i a[8];
+        for (int w = 0; w < 8; ++w) {
+          a[w] = _mm256_load_si256(
+              reinterpret_cast<const __m256i *>(st + 16 * (8 * q + w) + 8 * half));
+        }
+        store8x8(a, out + 16 * (i + 8 * half) + 8 * q);
       }
-      uint32_t *o = out + 16 * (i + 8 * half);
-      store8x8(a, o);
-      store8x8(b, o + 8);
     }
   }
   if (i < nb) blocks_avx2(s, b0 + uint64_t(i), nb - i, out + 16 * i);

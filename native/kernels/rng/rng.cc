@@ -33,6 +33,21 @@ inline double u53(uint32_t w0, uint32_t w1) {
 }
 
 }  // namespace
+
+namespace chacha {
+
+void host_keystream(BlocksFn &blocks, int &batch) {
+  // One read of the table: the SIMD paths fill 16 (AVX-512), 8 (AVX2) or 4
+  // (NEON) blocks per pass; the scalar path one.
+  const Kernels &k = kernels();
+  blocks = k.chacha_blocks;
+  batch = k.isa == DPLORA_ISA_AVX512 ? 16
+          : k.isa == DPLORA_ISA_AVX2 ? 8
+          : k.isa == DPLORA_ISA_NEON ? 4
+                                     : 1;
+}
+
+}  // namespace chacha
 }  // namespace dplora
 
 using dplora::chacha::Stream;
