@@ -1,63 +1,27 @@
-import { planIntegerLora, IntegerLora, quantizeInput } from '../lib/kernels/fixed_lora';
+import {
+  planIntegerLora,
+  IntegerLora,
+  noiseCovers,
+  quantizeInput,
+} from '../lib/kernels/fixed_lora';
 import { Rng } from '../lib/kernels/rng';
 import { DpLoraError, InvalidArgumentError } from '../lib/errors';
 import { calibrateNoiseMultiplier } from '../lib/accounting/calibrate';
+import { loadAddon } from '../lib/native';
+import {
+  D_IN,
+  HIDDEN,
+  INPUT_SCALE,
+  planOptions,
+  randomBase,
+  task,
+} from './helpers/fixed_lora_task';
 
-// A separable synthetic task: class c favours its half of the buckets.
-function task(n: number, dIn: number, seed: number): { x: Float32Array; y: Int32Array } {
-  let s = seed >>> 0;
-  const rnd = (): number => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-  const x = new Float32Array(n * dIn);
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    y[i] = i % 2;
-    let ss = 0;
-    for (let j = 0; j < dIn; j++) {
-      const fav = j < dIn / 2 === (y[i] === 0);
-      const v = rnd() < (fav ? 0.3 : 0.1) ? 1 : 0;
-      x[i * dIn + j] = v;
-      ss += v;
-    }
-    const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
-    for (let j = 0; j < dIn; j++) x[i * dIn + j] *= inv;
-  }
-  return { x, y };
-}
+const dIn = D_IN;
+const hidden = HIDDEN;
+const inputScale = INPUT_SCALE;
 
-function randomBase(hidden: number, dIn: number): Float32Array {
-  let s = 99;
-  const w = new Float32Array(hidden * dIn);
-  for (let i = 0; i < w.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    w[i] = (s / 2 ** 32 - 0.5) / Math.sqrt(dIn);
-  }
-  return w;
-}
-
-const dIn = 128;
-const hidden = 32;
-const inputScale = 1 / 127;
-
-function plan(steps = 30) {
-  return planIntegerLora({
-    baseWeight: randomBase(hidden, dIn),
-    dIn,
-    hidden,
-    classes: 2,
-    rank: 4,
-    inputScale,
-    clipNorm: 1,
-    targetEpsilon: 8,
-    targetDelta: 1e-5,
-    datasetSize: 1000,
-    sampleRate: 0.064,
-    steps,
-    learningRate: 0.5,
-  });
-}
+const plan = (steps = 30) => planIntegerLora(planOptions({ steps }));
 
 describe('integer LoRA step (host side of the FPU-less mode)', () => {
   test('the plan carries the accountant calibration exactly', () => {
@@ -75,9 +39,19 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     });
     expect(p.noiseMultiplier).toBe(cal.noiseMultiplier);
     expect(p.epsilon).toBeLessThanOrEqual(8);
-    // sigma^2 = (z clipInt)^2 exactly as a rational.
+    // sigma^2 = (z clipInt)^2 rounded up by 2^-40 relative: never below what is charged.
     const s2 = (p.noiseMultiplier * p.config.clipInt) ** 2;
-    expect(Number(p.config.sigmaSqNum) / Number(p.config.sigmaSqDen)).toBe(s2);
+    const got = Number(p.config.sigmaSqNum) / Number(p.config.sigmaSqDen);
+    expect(got).toBeGreaterThanOrEqual(s2);
+    expect(got / s2 - 1).toBeLessThan(1e-11);
+    expect(noiseCovers(p.config, p.noiseMultiplier)).toBe(true);
+    expect(noiseCovers(p.config, p.noiseMultiplier * (1 + 1e-10))).toBe(false);
+    expect(p.accounting).toEqual({
+      accountant: 'rdp',
+      noiseMultiplier: p.noiseMultiplier,
+      delta: 1e-5,
+      targetEpsilon: 8,
+    });
     expect(p.config.clipInt).toBe(4096);
     expect(p.config.maxSteps).toBe(30n);
     expect(p.config.expectedBatch).toBe(64);
@@ -150,29 +124,23 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     expect(Array.from(m.state.a)).toEqual(a);
     expect(rng.getState().position).toBe(pos);
     expect(m.stepsLeft).toBe(0n);
-    // The device refuses too (the counter is in the C state).
+    // The device refuses too (the counter is in the C state), through the addon directly.
+    const st = { ...m.state, a: m.state.a.slice() };
+    const { key, nonce } = rng.getState();
+    const hex = (h: string) => Uint8Array.from(Buffer.from(h, 'hex'));
+    expect(() => loadAddon().fixedLoraStep(m.config, st, hex(key), hex(nonce), x, train.y)).toThrow(
+      /budget is spent/,
+    );
+    expect(Array.from(st.a)).toEqual(a);
+    // A rewound device counter no longer matches the ledger.
     m.state.steps = 0n;
-    m.config.maxSteps = 0n;
-    expect(() => m.step(x, train.y, rng)).toThrow(DpLoraError);
+    expect(() => m.step(x, train.y, rng)).toThrow(/ledger charged 2 steps/);
   });
 
   test('sign-momentum update: every parameter moves by exactly +-lr 2^f or 0 per step', () => {
-    const p = planIntegerLora({
-      baseWeight: randomBase(hidden, dIn),
-      dIn,
-      hidden,
-      classes: 2,
-      rank: 4,
-      inputScale,
-      clipNorm: 1,
-      targetEpsilon: 8,
-      targetDelta: 1e-5,
-      datasetSize: 1000,
-      sampleRate: 0.064,
-      steps: 3,
-      learningRate: 1 / 256,
-      optimizer: 'signMomentum',
-    });
+    const p = planIntegerLora(
+      planOptions({ steps: 3, learningRate: 1 / 256, optimizer: 'signMomentum' }),
+    );
     expect(p.config.update).toBe(1);
     const m = new IntegerLora(p);
     const train = task(1000, dIn, 4);
@@ -192,7 +160,7 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     });
     expect(moved).toBeGreaterThan(head0.length / 2);
     expect(() =>
-      new IntegerLora({ config: p.config, state: { ...p.state, m: undefined } }).step(
+      new IntegerLora({ ...p, state: { ...p.state, m: undefined, steps: 0n } }).step(
         quantizeInput(train.x, inputScale),
         train.y,
         new Rng({ seed: new Uint8Array(32) }),
@@ -206,13 +174,19 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
     const p = plan();
     p.config.sigmaSqNum = 1n;
     p.config.sigmaSqDen = 1000n;
+    // The ledger charges the tiny noise honestly (no epsilon budget: the step budget only).
+    p.accounting = {
+      ...p.accounting,
+      noiseMultiplier: (Math.sqrt(1 / 1000) / p.config.clipInt) * (1 - 1e-9),
+      targetEpsilon: null,
+    };
     p.config.sampleNum = 2n ** 32n;
     p.config.expectedBatch = 1;
     p.config.lrNum = 1 << 16; // lr = 1
     const lrReal = p.config.lrNum / p.config.lrDen;
     for (const fill of [127, -128, 1]) {
       const m = new IntegerLora({
-        config: p.config,
+        ...p,
         state: {
           ...p.state,
           a: p.state.a.slice(),
@@ -256,5 +230,156 @@ describe('integer LoRA step (host side of the FPU-less mode)', () => {
       }),
     ).toThrow(/baseWeight/);
     expect(() => plan(0)).toThrow(/steps/);
+  });
+});
+
+describe('two-layer integer model (the float path architecture)', () => {
+  const scaled = (w: Float32Array, k: number) => w.map((v) => v * k);
+  const base2 = scaled(randomBase(HIDDEN, HIDDEN, 7), 4);
+  const bias = (n: number, seed: number) => randomBase(1, n, seed).map((v) => v * 0.5);
+  const twoLayer = (over: Partial<Parameters<typeof planOptions>[0]> = {}) =>
+    planIntegerLora(
+      planOptions({
+        baseWeight: scaled(randomBase(HIDDEN, D_IN), 10),
+        baseBias: bias(HIDDEN, 11),
+        base2: { weight: base2, bias: bias(HIDDEN, 12) },
+        head: { weight: scaled(randomBase(2, HIDDEN, 13), 4), bias: Float32Array.of(0.01, -0.01) },
+        loraScale: 2,
+        fracBits: 16,
+        loss: 'crossEntropy',
+        optimizer: 'momentum',
+        learningRate: 1.5,
+        ...over,
+      }),
+    );
+
+  // Plain float64 forward of the same model from the dequantized configuration and state.
+  function floatScores(p: ReturnType<typeof twoLayer>, xq: Int8Array, r: number): number[] {
+    const c = p.config;
+    const s = p.state;
+    const one = 2 ** c.fracBits;
+    const xs = Array.from(xq.subarray(r * c.dIn, (r + 1) * c.dIn), (v) => v * inputScale);
+    const aUnit = one * inputScale * 2 ** (c.inShift ?? 0);
+    const z = Array.from({ length: c.rank }, (_, k) =>
+      xs.reduce((acc, v, j) => acc + (s.a[k * c.dIn + j] / aUnit) * v, 0),
+    );
+    const layer = (
+      inp: number[],
+      w: Int8Array,
+      mult: Int32Array,
+      sh: Int8Array,
+      nIn: number,
+      bq: Int32Array | undefined,
+      B: Int32Array,
+      zz: number[],
+      inScale: number,
+    ) =>
+      Array.from({ length: c.hidden }, (_, i) => {
+        let v = 0;
+        for (let j = 0; j < nIn; j++) v += w[i * nIn + j] * inp[j];
+        v *= (mult[i] / 2 ** sh[i]) * inScale;
+        v += (bq ? bq[i] : 0) / one;
+        for (let k = 0; k < c.rank; k++)
+          v += ((2 ** (c.loraShift ?? 0) * B[i * c.rank + k]) / one) * zz[k];
+        return Math.max(0, v);
+      });
+    const a1 = layer(
+      Array.from(xq.subarray(r * c.dIn, (r + 1) * c.dIn)),
+      c.w0,
+      c.w0Mult,
+      c.w0Shift,
+      c.dIn,
+      c.bias0,
+      s.b,
+      z,
+      1 / one,
+    );
+    const z2 = Array.from({ length: c.rank }, (_, k) =>
+      a1.reduce((acc, v, j) => acc + (s.a2![k * c.hidden + j] / one) * v, 0),
+    );
+    const a2 = layer(a1, c.w1!, c.w1Mult!, c.w1Shift!, c.hidden, c.bias1, s.b2!, z2, 1);
+    return [0, 1].map(
+      (o) =>
+        a2.reduce((acc, v, i) => acc + (s.head[o * c.hidden + i] / one) * v, 0) + s.headB![o] / one,
+    );
+  }
+
+  test('forward: the integer model predicts as its float64 reference wherever the margin is clear', () => {
+    const p = twoLayer();
+    // Non-zero LoRA B so that both adapters take part.
+    let k = 1;
+    p.state.b = p.state.b.map(() => ((k = (k * 48271) % 2147483647) % 4001) - 2000);
+    p.state.b2 = p.state.b2!.map(() => ((k = (k * 48271) % 2147483647) % 4001) - 2000);
+    const d = task(400, dIn, 21);
+    const xq = quantizeInput(d.x, inputScale);
+    const pred = new IntegerLora(p).predict(xq);
+    let clear = 0;
+    let classes = 0;
+    for (let r = 0; r < 400; r++) {
+      const s = floatScores(p, xq, r);
+      classes += s[1] > s[0] ? 1 : 0;
+      if (Math.abs(s[1] - s[0]) < 1e-3) continue;
+      clear++;
+      expect(pred[r]).toBe(s[1] > s[0] ? 1 : 0);
+    }
+    expect(clear).toBeGreaterThan(350);
+    expect(classes).toBeGreaterThan(20); // both classes occur (the comparison can fail)
+    expect(classes).toBeLessThan(380);
+  });
+
+  test('it learns at epsilon 8 with cross-entropy and momentum', () => {
+    const train = task(1000, dIn, 1);
+    const test = task(400, dIn, 2);
+    const m = new IntegerLora(twoLayer());
+    const xt = quantizeInput(test.x, inputScale);
+    const acc = () => {
+      const pr = m.predict(xt);
+      return pr.reduce((s, v, i) => s + (v === test.y[i] ? 1 : 0), 0) / pr.length;
+    };
+    const before = acc();
+    const rng = new Rng({ seed: new Uint8Array(32).fill(8) });
+    const xq = quantizeInput(train.x, inputScale);
+    for (let t = 0; t < 30; t++) m.step(xq, train.y, rng);
+    expect(acc()).toBeGreaterThan(0.85);
+    expect(acc() - before).toBeGreaterThan(0.2);
+    expect(m.state.m).toHaveLength(4 * dIn + hidden * 4 + 4 * hidden + hidden * 4 + 2 * hidden + 2);
+  });
+
+  test('adversary: one record moves all parameters (both adapters, head, head bias) by at most lr C', () => {
+    for (const fill of [127, -128, 3]) {
+      const p = twoLayer({
+        optimizer: 'sgd',
+        learningRate: 1,
+        loss: fill > 0 ? 'squared' : 'crossEntropy',
+      });
+      p.config.sigmaSqNum = 1n;
+      p.config.sigmaSqDen = 1000n;
+      p.config.sampleNum = 2n ** 32n;
+      p.config.expectedBatch = 1;
+      p.accounting = {
+        ...p.accounting,
+        noiseMultiplier: (Math.sqrt(1 / 1000) / p.config.clipInt) * (1 - 1e-9),
+        targetEpsilon: null,
+      };
+      p.state.b = p.state.b.map((_, i) => (i % 5) * 30000);
+      p.state.b2 = p.state.b2!.map((_, i) => (i % 3) * 40000 - 40000);
+      p.state.head = p.state.head.map((v) => v * 30);
+      const m = new IntegerLora(p);
+      const all = () =>
+        [m.state.a, m.state.b, m.state.a2!, m.state.b2!, m.state.head, m.state.headB!].flatMap(
+          (v) => Array.from(v),
+        );
+      const before = all();
+      m.step(
+        new Int8Array(dIn).fill(fill),
+        Int32Array.of(fill > 0 ? 0 : 1),
+        new Rng({ seed: new Uint8Array(32).fill(9) }),
+      );
+      const after = all();
+      let n2 = 0n;
+      for (let i = 0; i < after.length; i++) n2 += BigInt(after[i] - before[i]) ** 2n;
+      expect(n2).toBeLessThanOrEqual(BigInt(p.config.clipInt) ** 2n);
+      expect(n2).toBeGreaterThan(0n);
+    }
   });
 });

@@ -18,6 +18,9 @@ export {
   planIntegerLora,
   IntegerLora,
   quantizeInput,
+  noiseCovers,
+  parameterCount,
+  configFingerprint,
 } from '../kernels/fixed';
 export type {
   QuantizeResult,
@@ -27,4 +30,6 @@ export type {
   IntegerLoraState,
   IntegerLoraPlan,
   IntegerLoraPlanOptions,
+  IntegerLoraAccounting,
+  IntegerLoraCheckpoint,
 } from '../kernels/fixed';

@@ -15,12 +15,21 @@ import { Rng, RationalSigmaSq, sigmaSqRational } from './rng';
 import { InvalidArgumentError } from '../errors';
 import { IntegerLora, planIntegerLora, quantizeInput } from './fixed_lora';
 
-export { IntegerLora, planIntegerLora, quantizeInput } from './fixed_lora';
+export {
+  IntegerLora,
+  planIntegerLora,
+  quantizeInput,
+  noiseCovers,
+  parameterCount,
+  configFingerprint,
+} from './fixed_lora';
 export type {
   IntegerLoraConfig,
   IntegerLoraState,
   IntegerLoraPlan,
   IntegerLoraPlanOptions,
+  IntegerLoraAccounting,
+  IntegerLoraCheckpoint,
 } from './fixed_lora';
 
 const addon = loadAddon;

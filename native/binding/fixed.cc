@@ -110,7 +110,7 @@ Napi::Int8Array I8(Napi::Env env, Napi::Value v, const char *name) {
 // as the C struct; the typed arrays must outlive the call.
 dplora_fx_step_config StepConfig(Napi::Env env, Napi::Value v) {
   Napi::Object o = Obj(env, v, "config");
-  dplora_fx_step_config c;
+  dplora_fx_step_config c = {};
   c.d_in = int32_t(IntField(env, o, "dIn", 1));
   c.hidden = int32_t(IntField(env, o, "hidden", 1));
   c.rank = int32_t(IntField(env, o, "rank", 1));
@@ -138,6 +138,33 @@ dplora_fx_step_config StepConfig(Napi::Env env, Napi::Value v) {
   c.update = int32_t(IntField(env, o, "update", 0));
   c.beta_num = int32_t(IntField(env, o, "betaNum", 0));
   c.beta_den = int32_t(IntField(env, o, "betaDen", 1));
+  // Extensions (absent: the one-layer model).
+  auto opt_int = [&](const char *key, int64_t dflt) {
+    return o.Get(key).IsUndefined() ? dflt : IntField(env, o, key, 0);
+  };
+  c.layers = int32_t(opt_int("layers", 1));
+  c.in_shift = int32_t(opt_int("inShift", 0));
+  c.lora_shift = int32_t(opt_int("loraShift", 0));
+  c.head_bias = int32_t(opt_int("headBias", 0));
+  auto bias = [&](const char *key, const char *name) -> const int32_t * {
+    if (o.Get(key).IsUndefined()) return nullptr;
+    Napi::Int32Array b = I32(env, o.Get(key), name);
+    CheckLength(env, b, c.hidden, name);
+    return b.Data();
+  };
+  c.bias0 = bias("bias0", "config.bias0");
+  if (c.layers == 2) {
+    Napi::Int8Array w1 = I8(env, o.Get("w1"), "config.w1");
+    Napi::Int32Array m1 = I32(env, o.Get("w1Mult"), "config.w1Mult");
+    Napi::Int8Array s1 = I8(env, o.Get("w1Shift"), "config.w1Shift");
+    CheckLength(env, w1, MulSize(env, c.hidden, c.hidden, "config.w1"), "config.w1");
+    CheckLength(env, m1, c.hidden, "config.w1Mult");
+    CheckLength(env, s1, c.hidden, "config.w1Shift");
+    c.w1 = w1.Data();
+    c.w1_mult = m1.Data();
+    c.w1_shift = s1.Data();
+    c.bias1 = bias("bias1", "config.bias1");
+  }
   if (dplora_fx_step_scratch_bytes(&c) == 0)
     ThrowRange(env, "config: invalid integer LoRA configuration");
   return c;
@@ -145,7 +172,7 @@ dplora_fx_step_config StepConfig(Napi::Env env, Napi::Value v) {
 
 struct StepState {
   dplora_fx_step_state st;
-  Napi::Int32Array a, b, head, m;
+  Napi::Int32Array a, b, head, m, a2, b2, head_b;
 };
 
 StepState StateArg(Napi::Env env, const dplora_fx_step_config &c, Napi::Value v) {
@@ -161,10 +188,28 @@ StepState StateArg(Napi::Env env, const dplora_fx_step_config &c, Napi::Value v)
   s.st.b = s.b.Data();
   s.st.head = s.head.Data();
   s.st.m = nullptr;
-  if (c.update == DPLORA_FX_SIGN_MOMENTUM) {
+  s.st.a2 = nullptr;
+  s.st.b2 = nullptr;
+  s.st.head_b = nullptr;
+  size_t n_params = s.a.ElementLength() + s.b.ElementLength() + s.head.ElementLength();
+  if (c.layers == 2) {
+    s.a2 = I32(env, o.Get("a2"), "state.a2");
+    s.b2 = I32(env, o.Get("b2"), "state.b2");
+    CheckLength(env, s.a2, MulSize(env, c.rank, c.hidden, "state.a2"), "state.a2");
+    CheckLength(env, s.b2, MulSize(env, c.hidden, c.rank, "state.b2"), "state.b2");
+    s.st.a2 = s.a2.Data();
+    s.st.b2 = s.b2.Data();
+    n_params += s.a2.ElementLength() + s.b2.ElementLength();
+  }
+  if (c.head_bias == 1) {
+    s.head_b = I32(env, o.Get("headB"), "state.headB");
+    CheckLength(env, s.head_b, size_t(c.classes), "state.headB");
+    s.st.head_b = s.head_b.Data();
+    n_params += s.head_b.ElementLength();
+  }
+  if (c.update != DPLORA_FX_SGD) {
     s.m = I32(env, o.Get("m"), "state.m");
-    CheckLength(env, s.m, s.a.ElementLength() + s.b.ElementLength() + s.head.ElementLength(),
-                "state.m");
+    CheckLength(env, s.m, n_params, "state.m");
     s.st.m = s.m.Data();
   }
   s.st.steps = U64BigInt(env, o.Get("steps"), "state.steps");

@@ -51,6 +51,11 @@ int dplora_fx_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[1
  * B [hidden][rank] and a head [classes][hidden] in fixed point with
  * frac_bits fraction bits:
  *   z = A x,  h = W0q(x) + (B z) >> f,  a = relu(h),  s = (head a) >> f,
+ * and with the extensions (layers = 2, biases, input and LoRA scale shifts, head bias):
+ *   z = (A x) >> in_shift,  h1 = W0q(x) + bias0 + (B z) >> (f - lora_shift),  a1 = relu(h1),
+ *   z2 = (A2 a1) >> f,  h2 = W1q(a1) + bias1 + (B2 z2) >> (f - lora_shift),  a = relu(h2),
+ *   s = (head a) >> f + head_b;
+ * parameters trained, in this order: A, B, [A2, B2], head, [head_b],
  * loss = squared error of s against the one-hot target 2^f
  * (DPLORA_FX_SQUARED) or softmax cross-entropy (DPLORA_FX_CROSS_ENTROPY,
  * exp by an integer polynomial and squaring).  Per record the LoRA and head gradients
@@ -62,7 +67,9 @@ int dplora_fx_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[1
  *   DPLORA_FX_SGD:       param -= g * lr_num / lr_den (truncated);
  *   DPLORA_FX_SIGN_MOMENTUM: m = (m * beta_num + g * (beta_den - beta_num)) /
  *     beta_den (truncated; state.m), param -= sign(m) * floor(lr_num 2^f /
- *     lr_den)  (sign descent with momentum, an integer stand-in for Adam).  Records are
+ *     lr_den)  (sign descent with momentum, an integer stand-in for Adam);
+ *   DPLORA_FX_MOMENTUM:  m as above, param -= m * lr_num / lr_den (truncated; heavy-ball
+ *     momentum in exponential-average form).  Records are
  * Poisson-sampled with exact Bernoulli(sample_num / sample_den) on the ChaCha20 stream. The state's
  * step counter refuses a step past max_steps (DPLORA_EBUDGET) before any update.  Stream use per
  * step: words [position, position + 2^26) for sampling, then the noise (advances position).
@@ -72,6 +79,7 @@ int dplora_fx_add_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[1
 #define DPLORA_FX_CROSS_ENTROPY 1
 #define DPLORA_FX_SGD 0
 #define DPLORA_FX_SIGN_MOMENTUM 1
+#define DPLORA_FX_MOMENTUM 2
 
 typedef struct {
   int32_t d_in, hidden, rank, classes;
@@ -88,6 +96,16 @@ typedef struct {
   int32_t loss;                    /* DPLORA_FX_SQUARED or _CROSS_ENTROPY */
   int32_t update;                  /* DPLORA_FX_SGD or _SIGN_MOMENTUM   */
   int32_t beta_num, beta_den;      /* momentum, 0 <= num < den <= 2^16  */
+  /* Extensions; all zero (and NULL) is the one-layer model above. */
+  int32_t layers;         /* 0 or 1: one layer; 2: a second frozen layer W1 with LoRA A2, B2 */
+  const int8_t *w1;       /* [hidden][hidden] second frozen layer (layers == 2)          */
+  const int32_t *w1_mult; /* [hidden] real row scale of W1 = w1_mult / 2^w1_shift (> 0)  */
+  const int8_t *w1_shift; /* [hidden] 16..62                                             */
+  const int32_t *bias0;   /* [hidden] bias of the first frozen layer, Q f (NULL: none)    */
+  const int32_t *bias1;   /* [hidden] bias of the second frozen layer, Q f (NULL: none)   */
+  int32_t in_shift;       /* 0..16: z = (A x) >> in_shift (A in Q f per 2^in_shift inputs) */
+  int32_t lora_shift;     /* 0..min(8, frac_bits - 1): LoRA output scaled by 2^lora_shift  */
+  int32_t head_bias;      /* 1: a trainable head bias state.head_b [classes]             */
 } dplora_fx_step_config;
 
 typedef struct {
@@ -97,6 +115,9 @@ typedef struct {
   int32_t *m;    /* momentum, one per parameter (A, B, head order); NULL for SGD */
   uint64_t steps;
   uint64_t position;
+  int32_t *a2;     /* [rank][hidden] LoRA A of the second layer (layers == 2) */
+  int32_t *b2;     /* [hidden][rank] LoRA B of the second layer (layers == 2) */
+  int32_t *head_b; /* [classes] head bias (head_bias == 1)                    */
 } dplora_fx_step_state;
 
 /** Scratch bytes dplora_fx_step needs (0 for a bad configuration). */

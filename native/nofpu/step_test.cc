@@ -12,6 +12,11 @@ constexpr int kDin = 64, kHidden = 16, kRank = 4, kClasses = 2, kN = 128, kSteps
 int8_t w0[kHidden * kDin], w0_shift[kHidden];
 int32_t w0_mult[kHidden];
 int32_t pa[kRank * kDin], pb[kHidden * kRank], ph[kClasses * kHidden];
+// The two-layer model (layers = 2, biases, head bias, momentum).
+int8_t w1[kHidden * kHidden], w1_shift[kHidden];
+int32_t w1_mult[kHidden], bias0[kHidden], bias1[kHidden];
+int32_t pa2[kRank * kHidden], pb2[kHidden * kRank], phb[kClasses];
+int32_t mom2[kRank * kDin + 3 * kHidden * kRank + kClasses * kHidden + kClasses];
 int8_t xs[kN * kDin];
 int32_t ys[kN];
 uint64_t scratch[2048];
@@ -66,7 +71,7 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   };
   init_params();
 
-  dplora_fx_step_config c;
+  dplora_fx_step_config c = {};
   c.d_in = kDin;
   c.hidden = kHidden;
   c.rank = kRank;
@@ -88,7 +93,10 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   c.update = DPLORA_FX_SGD;
   c.beta_num = 0;
   c.beta_den = 1;
-  dplora_fx_step_state st = {pa, pb, ph, nullptr, 0, 0};
+  dplora_fx_step_state st = {};
+  st.a = pa;
+  st.b = pb;
+  st.head = ph;
   check(dplora_fx_step_scratch_bytes(&c) <= sizeof(scratch), "step: scratch fits");
   const int acc0 = accuracy(c, st);
   bool all_ok = true;
@@ -125,7 +133,11 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   c.beta_den = 65536;
   c.lr_num = 1;
   c.lr_den = 256;
-  dplora_fx_step_state st2 = {pa, pb, ph, mom, 0, 0};
+  dplora_fx_step_state st2 = {};
+  st2.a = pa;
+  st2.b = pb;
+  st2.head = ph;
+  st2.m = mom;
   bool ok2 = true;
   for (int t = 0; t < 4; ++t)
     ok2 = ok2 && dplora_fx_step(&c, &st2, key, nonce, xs, ys, kN, scratch, sizeof(scratch),
@@ -137,4 +149,61 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   h2 = digest(h2, mom, int(sizeof(mom) / 4));
   dig("step cross-entropy sign-momentum", h2);
   check(ok2, "step: cross-entropy + sign-momentum steps run");
+
+  // The float path's architecture in integers: two frozen layers with biases and LoRA on both,
+  // a head bias, input and LoRA scale shifts, cross-entropy and exponential-average momentum.
+  init_params();
+  static uint32_t w2[kHidden * kHidden + 2 * kHidden + kRank * kHidden];
+  dplora::chacha::words(s, (uint64_t(1) << 60) + (uint64_t(1) << 40), w2, sizeof(w2) / 4,
+                        dplora::chacha::blocks_scalar);
+  int k2 = 0;
+  for (int i = 0; i < kHidden * kHidden; ++i) w1[i] = int8_t(int32_t(w2[k2++] & 127) - 64);
+  for (int i = 0; i < kHidden; ++i) {
+    w1_mult[i] = 1 << 29;
+    w1_shift[i] = 36;  // row scale 2^-7
+    bias0[i] = int32_t(w2[k2++] & 1023) - 256;
+    bias1[i] = int32_t(w2[k2++] & 1023) - 256;
+  }
+  for (int i = 0; i < kRank * kHidden; ++i) pa2[i] = int32_t(w2[k2++] & 2047) - 1024;
+  for (int i = 0; i < kHidden * kRank; ++i) pb2[i] = 0;
+  phb[0] = 100;
+  phb[1] = -100;
+  c.layers = 2;
+  c.w1 = w1;
+  c.w1_mult = w1_mult;
+  c.w1_shift = w1_shift;
+  c.bias0 = bias0;
+  c.bias1 = bias1;
+  c.in_shift = 2;
+  c.lora_shift = 1;
+  c.head_bias = 1;
+  c.update = DPLORA_FX_MOMENTUM;
+  c.lr_num = 3;
+  c.lr_den = 2;
+  dplora_fx_step_state st3 = {};
+  st3.a = pa;
+  st3.b = pb;
+  st3.head = ph;
+  st3.m = mom2;
+  st3.a2 = pa2;
+  st3.b2 = pb2;
+  st3.head_b = phb;
+  check(dplora_fx_step_scratch_bytes(&c) <= sizeof(scratch), "step: two-layer scratch fits");
+  const int acc2 = accuracy(c, st3);
+  bool ok3 = true;
+  for (int t = 0; t < 8; ++t)
+    ok3 = ok3 && dplora_fx_step(&c, &st3, key, nonce, xs, ys, kN, scratch, sizeof(scratch),
+                                nullptr) == DPLORA_OK;
+  uint64_t h3 = 0xcbf29ce484222325ull;
+  h3 = digest(h3, pa, kRank * kDin);
+  h3 = digest(h3, pb, kHidden * kRank);
+  h3 = digest(h3, pa2, kRank * kHidden);
+  h3 = digest(h3, pb2, kHidden * kRank);
+  h3 = digest(h3, ph, kClasses * kHidden);
+  h3 = digest(h3, phb, kClasses);
+  h3 = digest(h3, mom2, int(sizeof(mom2) / 4));
+  dig("step two-layer cross-entropy momentum", h3);
+  dig("step two-layer accuracy before/after (of 128)",
+      (uint64_t(acc2) << 32) | uint64_t(accuracy(c, st3)));
+  check(ok3, "step: two-layer cross-entropy + momentum steps run");
 }

@@ -35,14 +35,12 @@ int dplora_fx_clip_sum(const int32_t *grads, int64_t batch, int64_t dim, int64_t
 int dplora_fx_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12], uint64_t *position,
                                 uint64_t num, uint64_t den, int64_t *out, int64_t n) {
   using namespace dplora::dgauss;
-  Params p;
-  int64_t groups = 0;
-  const int rc = check_sample_args(key, nonce, position, num, den, out, n, p, groups);
+  SampleCall c;
+  const int rc = prepare_sample(key, nonce, position, num, den, out, n, c);
   if (rc != DPLORA_OK) return rc;
-  const dplora::chacha::Stream s = dplora::chacha::make_stream(key, nonce);
-  const int st = sample_groups(s, *position, p, 0, groups, out, n);
+  const int st = sample_groups(c.s, *position, c.p, 0, c.groups, out, n);
   if (st != DPLORA_OK) return st;
-  *position += uint64_t(groups) << kRegionLog2;
+  *position += uint64_t(c.groups) << kRegionLog2;
   return DPLORA_OK;
 }
 

@@ -61,22 +61,20 @@ int dplora_fixed_clip_sum(const int32_t *grads, int64_t batch, int64_t dim, int6
 int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12], uint64_t *position,
                                  uint64_t num, uint64_t den, int64_t *out, int64_t n) {
   using namespace dplora::dgauss;
-  Params p;
-  int64_t groups = 0;
-  const int rc = check_sample_args(key, nonce, position, num, den, out, n, p, groups);
+  SampleCall c;
+  const int rc = prepare_sample(key, nonce, position, num, den, out, n, c);
   if (rc != DPLORA_OK) return rc;
   const uint64_t base = *position;
-  const dplora::chacha::Stream s = dplora::chacha::make_stream(key, nonce);
   dplora::chacha::BlocksFn blocks;  // the host's SIMD keystream (integer only)
   int batch;
   dplora::chacha::host_keystream(blocks, batch);
   std::atomic<int> status{DPLORA_OK};
-  dplora::parallel_for(groups, 4, [&](int64_t g0, int64_t g1) {
-    const int st = sample_groups(s, base, p, g0, g1, out, n, blocks, batch);
+  dplora::parallel_for(c.groups, 4, [&](int64_t g0, int64_t g1) {
+    const int st = sample_groups(c.s, base, c.p, g0, g1, out, n, blocks, batch);
     if (st != DPLORA_OK) status.store(st);
   });
   if (status.load() != DPLORA_OK) return status.load();
-  *position = base + (uint64_t(groups) << kRegionLog2);
+  *position = base + (uint64_t(c.groups) << kRegionLog2);
   return DPLORA_OK;
 }
 

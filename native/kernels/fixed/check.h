@@ -42,5 +42,22 @@ inline int check_sample_args(const uint8_t *key, const uint8_t *nonce, const uin
   return DPLORA_OK;
 }
 
+// A validated sampling call: its parameters, group count and stream (shared by the freestanding
+// and the threaded entry points, which differ only in how the groups are split).
+struct SampleCall {
+  Params p;
+  int64_t groups = 0;
+  chacha::Stream s;
+};
+
+inline int prepare_sample(const uint8_t *key, const uint8_t *nonce, const uint64_t *position,
+                          uint64_t num, uint64_t den, const int64_t *out, int64_t n,
+                          SampleCall &call) {
+  const int rc = check_sample_args(key, nonce, position, num, den, out, n, call.p, call.groups);
+  if (rc != DPLORA_OK) return rc;
+  call.s = chacha::make_stream(key, nonce);
+  return DPLORA_OK;
+}
+
 }  // namespace dgauss
 }  // namespace dplora
