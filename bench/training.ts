@@ -73,9 +73,14 @@ interface Measured {
 
 /**
  * Times two step functions in alternation (a, b, a, b, ...) so both see the
- * same machine load; one warm-up each.  Memory is the max after each step.
+ * same machine load; `warmup` untimed steps each first.  Memory is the max after each step.
  */
-function measurePair(reps: number, a: () => void, b: () => void): [Measured, Measured] {
+function measurePair(
+  reps: number,
+  warmup: number,
+  a: () => void,
+  b: () => void,
+): [Measured, Measured] {
   const gc = (global as { gc?: () => void }).gc;
   const fns = [a, b];
   const times: number[][] = [[], []];
@@ -83,8 +88,10 @@ function measurePair(reps: number, a: () => void, b: () => void): [Measured, Mea
   const rss = [0, 0];
   const ab = [0, 0];
   if (gc) gc();
-  a();
-  b();
+  for (let w = 0; w < warmup; w++) {
+    a();
+    b();
+  }
   for (let i = 0; i < reps; i++) {
     for (let k = 0; k < 2; k++) {
       const c0 = process.cpuUsage();
@@ -120,7 +127,10 @@ export async function run(): Promise<void> {
   const rows: Record<string, unknown>[] = [];
   const caps = capabilities();
   for (const shape of shapes) {
-    const reps = shape.seq === 1 ? (quick ? 10 : 20) : quick ? 3 : 5;
+    // A seq-1 step takes ~10-20 ms, so its DP/non-private ratio needs many alternating samples
+    // (and a few warm-up steps for the JIT and the packed weights) to rise above the noise.
+    const reps = shape.seq === 1 ? (quick ? 60 : 150) : quick ? 3 : 5;
+    const warmup = shape.seq === 1 ? 10 : 1;
     const x = new Tensor(randomData(shape.batch * shape.seq * D, 1), [shape.batch, shape.seq, D]);
     const y = randomData(shape.batch * shape.seq * D, 2);
     for (const method of methods) {
@@ -138,6 +148,7 @@ export async function run(): Promise<void> {
         });
         const [plain, priv] = measurePair(
           reps,
+          warmup,
           () => {
             const out = m1.forward(x);
             m1.backward(mseLoss(out, y).grad);
