@@ -126,9 +126,17 @@ test('--data labels are public for use-lite too: a rare undeclared label is refu
     fs.readFileSync(path.join(tmp, 'declared', 'adapter', 'adapter_config.json'), 'utf8'),
   ) as { dplora: { classes: string[] } };
   expect(cfg.dplora.classes).toEqual(['good', 'bad', 'patient-4711-diagnosis']);
-  // The run resumes only on the data it was trained on (the private part's hash is saved).
-  fs.writeFileSync(file, rows.join('\n').replaceAll('fine text', 'fine words') + '\n');
+  // The run resumes only on data with its number of private records (the accounted sampling
+  // rate) and its classes; no hash of the private content is kept in the run directory.
+  fs.writeFileSync(file, [...rows, '"one more text",good'].join('\n') + '\n');
   await expect(
     runUseLiteTrain(undefined, undefined, { ...silent, resume: path.join(tmp, 'declared') }),
-  ).rejects.toThrow(/--resume: the private data .* is not the data the run .* was trained on/);
+  ).rejects.toThrow(/--resume: the private data .* does not have the records and classes/);
+  const saved = fs
+    .readdirSync(path.join(tmp, 'declared'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => fs.readFileSync(path.join(e.parentPath ?? e.path, e.name)).toString('latin1'))
+    .join('\n');
+  expect(saved).not.toMatch(/privateDataSha256/);
+  expect(saved).toMatch(/privateRecords/);
 });

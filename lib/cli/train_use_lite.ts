@@ -138,13 +138,6 @@ function buildTextTask(cfg: TrainConfig): TextTask {
   };
 }
 
-/** SHA-256 of the private part as the model sees it (texts cut to maxTokens later, labels). */
-function privateDataSha256(p: TextPart, maxTokens: number): string {
-  const h = crypto.createHash('sha256').update(`dplora-use-lite-private-v1|T=${maxTokens}|`);
-  p.texts.forEach((t, i) => h.update(t).update(`\0${p.y[i]}\0`));
-  return h.digest('hex');
-}
-
 /** Public embeddings, cached on disk by the texts, the token limit and the model files. */
 function cachedEmbeddings(
   key: string,
@@ -206,7 +199,12 @@ interface UseLiteMemo {
   config: TrainConfig;
   useLite: UseLiteOptions;
   classes: string[];
-  privateDataSha256: string;
+  /**
+   * Records in the private part. A resume must see the same number (the sampling rate was
+   * accounted with it). Deliberately no hash of the private CONTENT: one kept in the run
+   * directory would be an exact membership test for an adversary who knows the other records.
+   */
+  privateRecords: number;
   baseAccuracy: number | null;
   nonPrivateAccuracy: number | null;
   privateTrainingSeconds: number;
@@ -312,15 +310,14 @@ async function useLiteInRun(
   const tokenizer = new UseLiteTokenizer(vocab);
   const task = buildTextTask(cfg);
   log(task.description);
-  const dataSha = privateDataSha256(task.private, ul.maxTokens);
   if (
     resumed &&
-    (resumed.privateDataSha256 !== dataSha ||
+    (resumed.privateRecords !== task.private.texts.length ||
       resumed.classes.join('\0') !== task.classes.join('\0'))
   )
     throw new OptionError(
       '--resume',
-      `the private data (${task.name}) is not the data the run in ${io.resume} was trained on`,
+      `the private data (${task.name}) does not have the records and classes of the data the run in ${io.resume} was trained on`,
     );
   const classes = task.classes.length;
   if (cfg.batchSize > task.private.texts.length)
@@ -388,7 +385,7 @@ async function useLiteInRun(
     config: cfg,
     useLite: ul,
     classes: task.classes,
-    privateDataSha256: dataSha,
+    privateRecords: task.private.texts.length,
     baseAccuracy,
     nonPrivateAccuracy,
   };
