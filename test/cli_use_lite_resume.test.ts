@@ -42,6 +42,8 @@ const SMALL = [
   'rdp',
   '--no-progress',
 ];
+/** {@link SMALL} for one epoch, written to `out`. */
+const oneEpoch = (out: string): string[] => [...SMALL, '--epochs', '1', '--out', out];
 
 interface Rec {
   kind: string;
@@ -87,19 +89,7 @@ test('--max-steps then --resume: same ledger, planned budget spent exactly, base
   const out = path.join(tmpDir(), 'a');
   const j1 = path.join(tmpDir(), 'a1.json');
   const j2 = path.join(tmpDir(), 'a2.json');
-  await run([
-    ...SMALL,
-    '--epochs',
-    '1',
-    '--out',
-    out,
-    '--json',
-    j1,
-    '--max-steps',
-    '3',
-    '--checkpoint-every',
-    '2',
-  ]);
+  await run([...oneEpoch(out), '--json', j1, '--max-steps', '3', '--checkpoint-every', '2']);
   const r1 = readJson(j1);
   expect(r1.steps).toBe(3);
   expect(r1.incomplete).toBe(true);
@@ -192,7 +182,7 @@ test('--max-steps then --resume: same ledger, planned budget spent exactly, base
 
 test('a different base model (USE-Lite files) is refused; the same files elsewhere are accepted', async () => {
   const out = path.join(tmpDir(), 'b');
-  await run([...SMALL, '--epochs', '1', '--out', out, '--max-steps', '2']);
+  await run([...oneEpoch(out), '--max-steps', '2']);
   // A copy of the model folder with one weight flipped.
   const src = defaultUseLiteDir();
   const copy = path.join(tmpDir(), 'use-lite-copy');
@@ -229,18 +219,7 @@ test('--overwrite archives the old run (its ledger kept) and starts a new ledger
   const out = path.join(tmpDir(), 'b');
   const old = PrivacyLedger.fromJSON(journal(out));
   const j = path.join(tmpDir(), 'b2.json');
-  await run([
-    ...SMALL,
-    '--epochs',
-    '1',
-    '--out',
-    out,
-    '--max-steps',
-    '1',
-    '--overwrite',
-    '--json',
-    j,
-  ]);
+  await run([...oneEpoch(out), '--max-steps', '1', '--overwrite', '--json', j]);
   const archived = fs.readdirSync(path.join(out, 'archive'));
   expect(archived).toHaveLength(1);
   expect(archived[0]).toContain(old.runId);

@@ -10,20 +10,9 @@
 import { noisyMean } from '../lib/kernels/linalg';
 import { Rng } from '../lib/kernels/rng';
 import { Linear, LoraLinear, Module, Parameter, Sequential, Tensor, mseLoss } from '../lib/nn';
-import { Optimizer } from '../lib/optim/optimizer';
 import { DPOptimizer } from '../lib/privacy';
 import { lcg, randArray } from './helpers/nn_ref';
-
-class Recorder extends Optimizer {
-  readonly kind = 'recorder';
-  last: Float32Array[] = [];
-  protected hyper(): Record<string, number | boolean> {
-    return {};
-  }
-  protected update(i: number, _p: Parameter, g: Float32Array): void {
-    this.last[i] = Float32Array.from(g);
-  }
-}
+import { Recorder } from './helpers/sensitivity';
 
 const IN = 7;
 const OUT = 5;

@@ -10,33 +10,12 @@
  */
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
+import { ROOT, compile as compileWith, fpScan, scanSuite, suiteTmpDir } from './helpers/fp_scan';
 
-// A plain CommonJS script (also run by hand), without type declarations.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { scanObject, scanDisassembly, scanUndefined } = require('../scripts/fp-scan.js') as {
-  scanObject(file: string): string[];
-  scanDisassembly(text: string): string[];
-  scanUndefined(text: string): string[];
-};
-
-const ROOT = path.resolve(__dirname, '..');
+const { scanObject, scanDisassembly, scanUndefined } = fpScan;
 const INTONLY = path.join(ROOT, 'native', 'kernels', 'intonly');
-const CXX = process.env.CXX || 'g++';
-
-function has(cmd: string, args: string[]): boolean {
-  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
-}
-
-const supported =
-  process.platform === 'linux' &&
-  process.arch === 'x64' &&
-  has(CXX, ['--version']) &&
-  has('objdump', ['--version']) &&
-  has('nm', ['--version']);
-const maybe = supported ? describe : describe.skip;
-if (!supported) console.warn('fixed_no_float: needs linux-x64 with g++, objdump and nm; skipped');
+const maybe = scanSuite('fixed_no_float');
 
 // Every kernel folder holding a header (one folder per family), as the builds use.
 const KERNEL_INCLUDES = spawnSync('node', [path.join(ROOT, 'scripts', 'sources.js'), 'includes'], {
@@ -46,31 +25,14 @@ const KERNEL_INCLUDES = spawnSync('node', [path.join(ROOT, 'scripts', 'sources.j
   .filter(Boolean);
 
 function compile(src: string, out: string, flags: string[]): { ok: boolean; stderr: string } {
-  const r = spawnSync(
-    CXX,
-    [
-      '-std=c++17',
-      ...flags,
-      `-I${path.join(ROOT, 'native', 'include')}`,
-      ...KERNEL_INCLUDES.map((d) => `-I${path.join(ROOT, d)}`),
-      '-c',
-      src,
-      '-o',
-      out,
-    ],
-    { encoding: 'utf8' },
-  );
-  return { ok: r.status === 0, stderr: r.stderr };
+  return compileWith(src, out, flags, [
+    path.join(ROOT, 'native', 'include'),
+    ...KERNEL_INCLUDES.map((d) => path.join(ROOT, d)),
+  ]);
 }
 
 maybe('integer-only translation units contain no floating point', () => {
-  let tmp = '';
-  beforeAll(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dplora-nofloat-'));
-  });
-  afterAll(() => {
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  const tmp = suiteTmpDir('dplora-nofloat-');
 
   const sources = fs.existsSync(INTONLY)
     ? fs
@@ -90,7 +52,7 @@ maybe('integer-only translation units contain no floating point', () => {
       expect(sources.length).toBeGreaterThan(0);
       const report: string[] = [];
       for (const f of sources) {
-        const obj = path.join(tmp, `${f}${opt}.o`);
+        const obj = path.join(tmp(), `${f}${opt}.o`);
         const r = compile(path.join(INTONLY, f), obj, [opt, '-mgeneral-regs-only', '-Wall']);
         if (!r.ok) throw new Error(`${f} does not compile with -mgeneral-regs-only:\n${r.stderr}`);
         const hits = scanObject(obj);
@@ -140,12 +102,12 @@ maybe('integer-only translation units contain no floating point', () => {
   });
 
   test('control: the scan detects floating point in an ordinary object', () => {
-    const src = path.join(tmp, 'float_control.cc');
+    const src = path.join(tmp(), 'float_control.cc');
     fs.writeFileSync(
       src,
       'extern "C" int scaled(int a, float s) { return (int)(a * s); }\nextern "C" double root(double x) { return __builtin_sqrt(x) + 1.0; }\n',
     );
-    const obj = path.join(tmp, 'float_control.o');
+    const obj = path.join(tmp(), 'float_control.o');
     const r = compile(src, obj, ['-O2']);
     expect(r.ok).toBe(true);
     const hits = scanObject(obj);
@@ -154,12 +116,12 @@ maybe('integer-only translation units contain no floating point', () => {
   });
 
   test('control: -mgeneral-regs-only refuses floating point at compile time', () => {
-    const src = path.join(tmp, 'float_refused.cc');
+    const src = path.join(tmp(), 'float_refused.cc');
     fs.writeFileSync(
       src,
       'extern "C" int scaled(int a) { float s = 1.5f; return (int)(a * s); }\n',
     );
-    const r = compile(src, path.join(tmp, 'float_refused.o'), ['-O2', '-mgeneral-regs-only']);
+    const r = compile(src, path.join(tmp(), 'float_refused.o'), ['-O2', '-mgeneral-regs-only']);
     expect(r.ok).toBe(false);
     expect(r.stderr).toMatch(/SSE|x87|floating/i);
   });
@@ -179,12 +141,12 @@ maybe('integer-only translation units contain no floating point', () => {
       ),
     ).toEqual(['__mulsf3', 'sqrt']);
     // A real disassembly of integer code is clean.
-    const intSrc = path.join(tmp, 'int_control.cc');
+    const intSrc = path.join(tmp(), 'int_control.cc');
     fs.writeFileSync(
       intSrc,
       'extern "C" unsigned long mix(unsigned long a, unsigned long b) { return (a * b) ^ (a >> 7); }\n',
     );
-    const obj = path.join(tmp, 'int_control.o');
+    const obj = path.join(tmp(), 'int_control.o');
     expect(compile(intSrc, obj, ['-O2']).ok).toBe(true);
     expect(scanObject(obj)).toEqual([]);
     expect(execFileSync('objdump', ['-d', obj], { encoding: 'utf8' })).toMatch(/imul|mul/);

@@ -8,70 +8,28 @@
  * the strict one; float SIMD, FP-domain moves, conversions, FMA and x87 fail
  * both.
  */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
+import { ROOT, compile as compileWith, fpScan, scanSuite, suiteTmpDir } from './helpers/fp_scan';
 
-// A plain CommonJS script (also run by hand), without type declarations.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { scanObject, scanDisassembly } = require('../scripts/fp-scan.js') as {
-  scanObject(file: string, prefix?: string, opts?: { intSimd?: boolean }): string[];
-  scanDisassembly(text: string, arch?: string, opts?: { intSimd?: boolean }): string[];
-};
-
-const ROOT = path.resolve(__dirname, '..');
+const { scanObject, scanDisassembly } = fpScan;
 const RNG = path.join(ROOT, 'native', 'kernels', 'rng');
-const CXX = process.env.CXX || 'g++';
 const INT = { intSimd: true };
-
-function has(cmd: string, args: string[]): boolean {
-  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
-}
-
-const supported =
-  process.platform === 'linux' &&
-  process.arch === 'x64' &&
-  has(CXX, ['--version']) &&
-  has('objdump', ['--version']) &&
-  has('nm', ['--version']);
-const maybe = supported ? describe : describe.skip;
-if (!supported) console.warn('fp_scan_int_simd: needs linux-x64 with g++, objdump and nm; skipped');
+const maybe = scanSuite('fp_scan_int_simd');
 
 // The flags of binding.gyp's dplora_avx2 and dplora_avx512 targets.
 const AVX2 = ['-mavx2', '-mfma'];
 const AVX512 = [...AVX2, '-mavx512f', '-mavx512bw', '-mavx512dq', '-mavx512vl'];
 
 function compile(src: string, out: string, flags: string[]): { ok: boolean; stderr: string } {
-  const r = spawnSync(
-    CXX,
-    [
-      '-std=c++17',
-      '-fPIC',
-      ...flags,
-      `-I${path.join(ROOT, 'native', 'include')}`,
-      `-I${RNG}`,
-      '-c',
-      src,
-      '-o',
-      out,
-    ],
-    { encoding: 'utf8' },
-  );
-  return { ok: r.status === 0, stderr: r.stderr };
+  return compileWith(src, out, ['-fPIC', ...flags], [path.join(ROOT, 'native', 'include'), RNG]);
 }
 
 /** One objdump line per instruction, as scanDisassembly reads them. */
 const lines = (...insns: string[]): string => insns.map((s, i) => `  ${i}:\t${s}`).join('\n');
 
 maybe('integer-SIMD ChaCha20 keystream units contain no floating point', () => {
-  let tmp = '';
-  beforeAll(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dplora-intsimd-'));
-  });
-  afterAll(() => {
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  const tmp = suiteTmpDir('dplora-intsimd-');
 
   const units: [string, string[]][] = [
     ['chacha20_avx2.cc', AVX2],
@@ -82,7 +40,7 @@ maybe('integer-SIMD ChaCha20 keystream units contain no floating point', () => {
     test(`freshly compiled keystream objects (${opt}) pass --int-simd and use SIMD`, () => {
       const report: string[] = [];
       for (const [f, flags] of units) {
-        const obj = path.join(tmp, `${f}${opt}.o`);
+        const obj = path.join(tmp(), `${f}${opt}.o`);
         const r = compile(path.join(RNG, f), obj, [opt, '-Wall', ...flags]);
         if (!r.ok) throw new Error(`${f} does not compile:\n${r.stderr}`);
         const hits = scanObject(obj, '', INT);
@@ -109,7 +67,7 @@ maybe('integer-SIMD ChaCha20 keystream units contain no floating point', () => {
   });
 
   test('control: integer SIMD passes --int-simd and fails the strict scan', () => {
-    const src = path.join(tmp, 'int_simd.cc');
+    const src = path.join(tmp(), 'int_simd.cc');
     fs.writeFileSync(
       src,
       [
@@ -124,14 +82,14 @@ maybe('integer-SIMD ChaCha20 keystream units contain no floating point', () => {
         '}',
       ].join('\n'),
     );
-    const obj = path.join(tmp, 'int_simd.o');
+    const obj = path.join(tmp(), 'int_simd.o');
     expect(compile(src, obj, ['-O2', ...AVX512]).ok).toBe(true);
     expect(scanObject(obj, '', INT)).toEqual([]);
     expect(scanObject(obj).join('\n')).toMatch(/vpaddd/);
   });
 
   test('control: float SIMD, conversions and scalar floats fail --int-simd', () => {
-    const src = path.join(tmp, 'float_simd.cc');
+    const src = path.join(tmp(), 'float_simd.cc');
     fs.writeFileSync(
       src,
       [
@@ -145,7 +103,7 @@ maybe('integer-SIMD ChaCha20 keystream units contain no floating point', () => {
         '}',
       ].join('\n'),
     );
-    const obj = path.join(tmp, 'float_simd.o');
+    const obj = path.join(tmp(), 'float_simd.o');
     expect(compile(src, obj, ['-O2', ...AVX2]).ok).toBe(true);
     const hits = scanObject(obj, '', INT).join('\n');
     expect(hits).toMatch(/vcvtdq2ps/);

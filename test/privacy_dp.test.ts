@@ -269,6 +269,15 @@ test('empty Poisson batches: noise-only step, still accounted', () => {
   expect(checked).toBe(true);
 });
 
+/** The options of the structural checks: 10 records, batches of 2, noise 1, C = 1, warnings kept. */
+const smallRun = () => ({
+  dataset: 10,
+  batchSize: 2,
+  noiseMultiplier: 1,
+  maxGradNorm: 1,
+  ...quiet(),
+});
+
 describe('refusals', () => {
   test('makePrivate throws for a trainable parameter without per-sample support', () => {
     class Scale extends Module {
@@ -289,27 +298,12 @@ describe('refusals', () => {
     const model = new Sequential(new Linear(IN, OUT), new Scale());
     const engine = new PrivacyEngine();
     expectError(
-      () =>
-        privateSgd(engine, model, 1, {
-          dataset: 10,
-          batchSize: 2,
-          noiseMultiplier: 1,
-          maxGradNorm: 1,
-          ...quiet(),
-        }),
+      () => privateSgd(engine, model, 1, smallRun()),
       'PerSampleGradError',
       /'1'.*1\.w.*no per-sample/,
     );
     (model.layers[1] as Scale).w.requiresGrad = false; // frozen: fine
-    expect(() =>
-      privateSgd(new PrivacyEngine(), model, 1, {
-        dataset: 10,
-        batchSize: 2,
-        noiseMultiplier: 1,
-        maxGradNorm: 1,
-        ...quiet(),
-      }),
-    ).not.toThrow();
+    expect(() => privateSgd(new PrivacyEngine(), model, 1, smallRun())).not.toThrow();
   });
 
   test('a non-finite noisy gradient is never applied', () => {
@@ -370,11 +364,7 @@ describe('refusals', () => {
         new PrivacyEngine().makePrivate({
           model,
           optimizer: new SGD(model.trainableParameters().slice(1), { lr: 1 }),
-          dataset: 10,
-          batchSize: 2,
-          noiseMultiplier: 1,
-          maxGradNorm: 1,
-          ...quiet(),
+          ...smallRun(),
         }),
       'PerSampleGradError',
       /0\.lora_A.*not in the optimizer/,

@@ -48,6 +48,16 @@ const task = () => {
   return { data: arrayDataset(x, y, f), model };
 };
 
+/** The privacy options of these tests: epsilon 3 over `epochs`, batches of 40, C = 1, RDP. */
+const privacyOf = <T extends object>(epochs: number, extra?: T) => ({
+  targetEpsilon: 3,
+  epochs,
+  batchSize: 40,
+  maxGradNorm: 1,
+  accountant: 'rdp' as const,
+  ...extra,
+});
+
 test('the README example trains privately and learns', async () => {
   const dir = path.join(tmp, 'example');
   const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
@@ -68,13 +78,7 @@ test('the README example trains privately and learns', async () => {
 test('fit stops on abort and maxSteps; resume continues the same ledger; progress is reported', async () => {
   const t = task();
   const dir = path.join(tmp, 'resume');
-  const privacy = {
-    targetEpsilon: 3,
-    epochs: 2,
-    batchSize: 40,
-    maxGradNorm: 1,
-    accountant: 'rdp' as const,
-  };
+  const privacy = privacyOf(2);
   const a = PrivateTrainer.create({
     model: t.model(),
     loss: crossEntropyLoss,
@@ -156,13 +160,7 @@ describe('run directories', () => {
   test('a directory holding a run is not reused without overwrite; overwrite archives it', async () => {
     const t = task();
     const dir = path.join(tmp, 'reuse');
-    const privacy = {
-      targetEpsilon: 3,
-      epochs: 1,
-      batchSize: 40,
-      maxGradNorm: 1,
-      accountant: 'rdp' as const,
-    };
+    const privacy = privacyOf(1);
     const mk = (overwrite?: boolean) =>
       PrivateTrainer.create({
         model: t.model(),
@@ -195,14 +193,7 @@ describe('run directories', () => {
 });
 
 describe('dataset hooks: micro-batch split and padding mask', () => {
-  const privacy = {
-    targetEpsilon: 3,
-    epochs: 1,
-    batchSize: 40,
-    maxGradNorm: 1,
-    accountant: 'rdp' as const,
-    seed: 11n,
-  };
+  const privacy = privacyOf(1, { seed: 11n });
   const params = (m: Sequential) => m.trainableParameters().flatMap((p) => Array.from(p.data));
 
   test('noise once per logical batch: any split of the batch gives the same update', async () => {

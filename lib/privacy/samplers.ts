@@ -50,26 +50,45 @@ export interface BatchSampler {
   loadStateDict(s: SamplerState): void;
 }
 
+/**
+ * What both samplers share: the random source they draw from (replaceable after a resume) and
+ * the count of logical batches drawn.
+ */
+export abstract class SamplerBase {
+  /** Logical batches drawn so far. */
+  batchesDrawn = 0;
+
+  protected constructor(protected rng: Rng) {}
+
+  /** {@inheritDoc BatchSampler.setRng} */
+  setRng(rng: Rng): void {
+    this.rng = rng;
+  }
+
+  /** Counts `batch` as drawn and returns it. */
+  protected drawn(batch: Int32Array): Int32Array {
+    this.batchesDrawn++;
+    return batch;
+  }
+}
+
 /** Poisson sampler: each index in [0, N) joins the batch independently with probability q. */
-export class PoissonSampler implements BatchSampler {
+export class PoissonSampler extends SamplerBase implements BatchSampler {
   /** Always `poisson`. */
   readonly kind = 'poisson' as const;
   /** Number of records sampled from. */
   readonly datasetSize: number;
   /** Probability q that each record is in a batch. */
   readonly sampleRate: number;
-  private rng: Rng;
   private u: Float64Array;
-  /** Logical batches drawn so far. */
-  batchesDrawn = 0;
 
   constructor(o: { datasetSize: number; sampleRate: number; rng: Rng }) {
     requireObject('options', o);
     requirePositiveInt('datasetSize', o.datasetSize);
     requireNumber('sampleRate', o.sampleRate, { greaterThan: 0, max: 1 });
+    super(o.rng);
     this.datasetSize = o.datasetSize;
     this.sampleRate = o.sampleRate;
-    this.rng = o.rng;
     this.u = new Float64Array(o.datasetSize);
   }
 
@@ -86,12 +105,7 @@ export class PoissonSampler implements BatchSampler {
     const out = new Int32Array(n);
     let k = 0;
     for (let i = 0; i < this.u.length; i++) if (this.u[i] < q) out[k++] = i;
-    this.batchesDrawn++;
-    return out;
-  }
-
-  setRng(rng: Rng): void {
-    this.rng = rng;
+    return this.drawn(out);
   }
 
   /** {@inheritDoc BatchSampler.stateDict} */
@@ -133,7 +147,7 @@ function randomBelow(rng: Rng, n: number, buf: Uint32Array): number {
  * Shuffled fixed-size batches (a new permutation per epoch).  No amplification:
  * the engine accounts it with sampleRate 1.
  */
-export class ShuffleSampler implements BatchSampler {
+export class ShuffleSampler extends SamplerBase implements BatchSampler {
   /** Always `shuffle`. */
   readonly kind = 'shuffle' as const;
   /** Number of records sampled from. */
@@ -141,19 +155,16 @@ export class ShuffleSampler implements BatchSampler {
   /** Records per batch. */
   readonly batchSize: number;
   readonly accountingSampleRate = 1;
-  private rng: Rng;
   private perm: Int32Array | null = null;
   private pos = 0;
-  /** Logical batches drawn so far. */
-  batchesDrawn = 0;
 
   constructor(o: { datasetSize: number; batchSize: number; rng: Rng }) {
     requireObject('options', o);
     requirePositiveInt('datasetSize', o.datasetSize);
     requireInt('batchSize', o.batchSize, { min: 1, max: o.datasetSize });
+    super(o.rng);
     this.datasetSize = o.datasetSize;
     this.batchSize = o.batchSize;
-    this.rng = o.rng;
   }
 
   private reshuffle(): void {
@@ -175,12 +186,7 @@ export class ShuffleSampler implements BatchSampler {
     if (!this.perm || this.pos + this.batchSize > this.datasetSize) this.reshuffle();
     const out = this.perm!.slice(this.pos, this.pos + this.batchSize);
     this.pos += this.batchSize;
-    this.batchesDrawn++;
-    return out;
-  }
-
-  setRng(rng: Rng): void {
-    this.rng = rng;
+    return this.drawn(out);
   }
 
   /** {@inheritDoc BatchSampler.stateDict} */

@@ -39,18 +39,10 @@ function classify(e) {
 }
 const { attempt, stats } = makeRunner({ maxCalls: 60000, slowMs: SLOW_MS, classify });
 
-/** Deterministic PRNG for the sequences (not for noise). */
-function xorshift(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
+// Deterministic uniform numbers in [0, 1) for the sequences (not for noise).
+const { seededUniform: xorshift } = require(
+  path.join(root, 'test', 'helpers', 'accounting_reference.ts'),
+);
 
 const IN = 4;
 const OUT = 2;
