@@ -34,27 +34,27 @@ Napi::Value OsEntropy(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// (key, nonce, position, out)
-Napi::Value RngFillU32(const Napi::CallbackInfo &info) {
+// (key, nonce, position, out): fills out from the stream with `kernel`; `conv` reads out.
+template <typename TA, typename T>
+Napi::Value StreamFill(const Napi::CallbackInfo &info,
+                       TA (*conv)(Napi::Env, Napi::Value, const char *),
+                       int (*kernel)(const uint8_t *, const uint8_t *, uint64_t, T *, int64_t),
+                       const char *what) {
   Napi::Env env = info.Env();
   StreamArgs st = StreamArg(info);
-  Napi::Uint32Array out = U32(env, Arg(info, 3), "out");
-  CheckStatus(env,
-              dplora_rng_fill_u32(st.key.Data(), st.nonce.Data(), st.pos, out.Data(),
-                                  int64_t(out.ElementLength())),
-              "fillUint32");
+  TA out = conv(env, Arg(info, 3), "out");
+  CheckStatus(
+      env, kernel(st.key.Data(), st.nonce.Data(), st.pos, out.Data(), int64_t(out.ElementLength())),
+      what);
   return out;
 }
 
+Napi::Value RngFillU32(const Napi::CallbackInfo &info) {
+  return StreamFill(info, U32, dplora_rng_fill_u32, "fillUint32");
+}
+
 Napi::Value RngUniform(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  StreamArgs st = StreamArg(info);
-  Napi::Float64Array out = F64(env, Arg(info, 3), "out");
-  CheckStatus(env,
-              dplora_rng_uniform_f64(st.key.Data(), st.nonce.Data(), st.pos, out.Data(),
-                                     int64_t(out.ElementLength())),
-              "uniform");
-  return out;
+  return StreamFill(info, F64, dplora_rng_uniform_f64, "uniform");
 }
 
 double StdArg(Napi::Env env, Napi::Value v) {
