@@ -317,3 +317,27 @@ describe('dataset hooks: micro-batch split and padding mask', () => {
     });
   });
 });
+
+test('a loss that returns no gradient tensor, or one of the wrong shape, is refused by name (was a TypeError)', async () => {
+  const t = task();
+  const privacy = { targetEpsilon: 3, epochs: 1, batchSize: 40, maxGradNorm: 1 };
+  for (const bad of [
+    () => ({ total: 1, grad: null }),
+    () => ({ total: '1', grad: new Tensor(new Float32Array(2), [1, 2]) }),
+    () => ({ total: 1, grad: new Tensor(new Float32Array(2), [1, 2]) }),
+    () => null,
+  ]) {
+    const tr = PrivateTrainer.create({
+      model: t.model(),
+      loss: bad as never,
+      data: t.data,
+      privacy: { ...privacy, accountant: 'rdp' },
+      onWarning: () => undefined,
+    });
+    await expect(tr.fit({ maxSteps: 1 })).rejects.toMatchObject({
+      code: 'ERR_DPLORA_INVALID_ARGUMENT',
+      message: expect.stringContaining('loss(output, target)') as string,
+    });
+    tr.close();
+  }
+});

@@ -160,9 +160,19 @@ export interface IntegerLoraPlanOptions {
   /** Bias of the first frozen layer, [hidden] (float; Q fracBits on the device). */
   baseBias?: Float32Array;
   /** A second frozen layer [hidden][hidden] (+ bias) with its own LoRA (the MLP's fc2). */
-  base2?: { weight: Float32Array; bias?: Float32Array };
+  base2?: {
+    /** Frozen weight [hidden][hidden], row-major. */
+    weight: Float32Array;
+    /** Frozen bias [hidden] (default none). */
+    bias?: Float32Array;
+  };
   /** Initial head [classes][hidden] (+ a trainable bias) instead of a random one. */
-  head?: { weight: Float32Array; bias?: Float32Array };
+  head?: {
+    /** Head weight [classes][hidden], row-major. */
+    weight: Float32Array;
+    /** Head bias [classes] (trainable; default zero). */
+    bias?: Float32Array;
+  };
   /** LoRA scale alpha / rank, a power of two in [1, 256] (default 1). */
   loraScale?: number;
   /** 'squared' (default) error on the scores or softmax 'crossEntropy'. */

@@ -43,6 +43,7 @@ import {
   InvalidStateError,
 } from '../errors';
 import { isMaskedModule } from '../nn/sequence_mask';
+import { requireInstance, requireObject } from '../validate';
 import type { SequenceMask } from '../nn/sequence_mask';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -243,7 +244,7 @@ export interface PrivateTrainerOptions<T> {
   checkpointEvery?: number;
   /**
    * The frozen base model's file, or files (e.g. a TF.js model.json, its shards and a
-   * vocabulary): their hash ({@link baseModelSha256}) is recorded in every checkpoint and
+   * vocabulary): their hash (SHA-256 over the files in order) is recorded in every checkpoint and
    * resume refuses a base whose hash differs.
    */
   baseModelFile?: string | readonly string[];
@@ -586,7 +587,7 @@ export class PrivateTrainer<T> {
           const { input, target, mask } = this.o.data.batch(idx);
           this.setMask(mask);
           const out = model.forward(input);
-          const l = this.o.loss(out, target);
+          const l = this.lossOf(out, target);
           lossSum += l.total;
           model.backward(l.grad, false); // the input is data: no gradient needed
           engine.optimizer.accumulate();
@@ -631,6 +632,25 @@ export class PrivateTrainer<T> {
   }
 
   /** Hands a padding mask to the model (undefined: clears it if the model takes masks). */
+  /** Calls the user's loss and checks what it returned (a typed error naming `loss`). */
+  private lossOf(out: Tensor, target: T): { total: number; grad: Tensor } {
+    const l: unknown = this.o.loss(out, target);
+    const r = requireObject('loss(output, target)', l);
+    const total = r.total; // may be non-finite: such a step is refused by the optimizer
+    if (typeof total !== 'number')
+      throw new InvalidArgumentError(
+        'loss(output, target).total',
+        `must be a number, got ${typeof total}`,
+      );
+    const grad = requireInstance('loss(output, target).grad', r.grad, Tensor);
+    if (grad.size !== out.size)
+      throw new InvalidArgumentError(
+        'loss(output, target).grad',
+        `must have the output's shape [${out.shape.join(', ')}], got [${grad.shape.join(', ')}]`,
+      );
+    return { total, grad };
+  }
+
   private setMask(mask: SequenceMask | undefined): void {
     const m = this.o.model;
     if (isMaskedModule(m)) m.setMask(mask ?? null);
@@ -669,7 +689,7 @@ export class PrivateTrainer<T> {
         const { input, target, mask } = data.batch(idx);
         this.setMask(mask);
         const out = m.forward(input);
-        loss += this.o.loss(out, target).total;
+        loss += this.lossOf(out, target).total;
         const k = out.features;
         if (!(target instanceof Int32Array) || out.size !== idx.length * k) classified = false;
         else
