@@ -49,12 +49,15 @@ inline Napi::Value Arg(const Napi::CallbackInfo &info, size_t i) {
   return i < info.Length() ? info[i] : info.Env().Undefined();
 }
 
+// True if v is a typed array of the given element type.
+inline bool IsTypedArrayOf(Napi::Value v, napi_typedarray_type type) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+}
+
 template <typename T>
 inline T TypedArg(Napi::Env env, Napi::Value v, napi_typedarray_type type, const char *type_name,
                   const char *name) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
-    ThrowType(env, Str(name) + " must be a " + type_name);
-  }
+  if (!IsTypedArrayOf(v, type)) ThrowType(env, Str(name) + " must be a " + type_name);
   return v.As<T>();
 }
 

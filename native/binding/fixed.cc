@@ -1,5 +1,6 @@
 // Glue for the fixed-point kernels (quantizer, integer clipped sum,
 // discrete Gaussian noise on the integer sum).
+#include <string>
 #include <vector>
 
 #include "args.h"
@@ -38,7 +39,7 @@ Napi::Value FixedDequantize(const Napi::CallbackInfo &info) {
   Napi::Value qv = Arg(info, 0);
   int f = FracBits(env, Arg(info, 1));
   Napi::Value ov = Arg(info, 2);
-  if (qv.IsTypedArray() && qv.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+  if (IsTypedArrayOf(qv, napi_int32_array)) {
     Napi::Int32Array q = qv.As<Napi::Int32Array>();
     Napi::Float32Array out = F32(env, ov, "out");
     CheckLength(env, out, int64_t(q.ElementLength()), "out");
@@ -47,7 +48,7 @@ Napi::Value FixedDequantize(const Napi::CallbackInfo &info) {
                 "dequantize");
     return out;
   }
-  if (qv.IsTypedArray() && qv.As<Napi::TypedArray>().TypedArrayType() == napi_bigint64_array) {
+  if (IsTypedArrayOf(qv, napi_bigint64_array)) {
     Napi::BigInt64Array q = qv.As<Napi::BigInt64Array>();
     Napi::Float64Array out = F64(env, ov, "out");
     CheckLength(env, out, int64_t(q.ElementLength()), "out");
@@ -84,26 +85,40 @@ Napi::Value FixedClipSum(const Napi::CallbackInfo &info) {
 // (key, nonce, position, sum: BigInt64Array, num, den) -> { position, saturated }
 Napi::Value FixedAddDiscreteGaussian(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
-  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
-  uint64_t pos = PositionArg(env, Arg(info, 2));
+  StreamArgs st = StreamArg(info);
   Napi::BigInt64Array sum = I64(env, Arg(info, 3), "sum");
-  uint64_t num = U64BigInt(env, Arg(info, 4), "sigmaSq.num");
-  uint64_t den = U64BigInt(env, Arg(info, 5), "sigmaSq.den");
-  if (num == 0 || den == 0) ThrowRange(env, "sigmaSq must be > 0");
+  const SigmaSq sq = SigmaSqArg(env, Arg(info, 4), Arg(info, 5));
   int64_t sat = 0;
-  CheckStatus(env,
-              dplora_fixed_add_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den,
-                                                 sum.Data(), int64_t(sum.ElementLength()), &sat),
-              "addDiscreteGaussianNoise");
+  CheckStatus(
+      env,
+      dplora_fixed_add_discrete_gaussian(st.key.Data(), st.nonce.Data(), &st.pos, sq.num, sq.den,
+                                         sum.Data(), int64_t(sum.ElementLength()), &sat),
+      "addDiscreteGaussianNoise");
   Napi::Object r = Napi::Object::New(env);
-  r.Set("position", U64ToBigInt(env, pos));
+  r.Set("position", U64ToBigInt(env, st.pos));
   r.Set("saturated", Napi::Number::New(env, double(sat)));
   return r;
 }
 
 Napi::Int8Array I8(Napi::Env env, Napi::Value v, const char *name) {
   return TypedArg<Napi::Int8Array>(env, v, napi_int8_array, "Int8Array", name);
+}
+
+// A frozen requantized layer of the configuration: `key` (rows x cols Int8Array) with per-row
+// multipliers `key`Mult (Int32Array) and shifts `key`Shift (Int8Array).  The pointers borrow
+// the typed arrays' memory, which must outlive the call.
+void LayerArg(Napi::Env env, Napi::Object o, const std::string &key, int64_t rows, int64_t cols,
+              const int8_t **w, const int32_t **mult, const int8_t **shift) {
+  const std::string wn = "config." + key, mn = wn + "Mult", sn = wn + "Shift";
+  Napi::Int8Array wa = I8(env, o.Get(key), wn.c_str());
+  Napi::Int32Array ma = I32(env, o.Get(key + "Mult"), mn.c_str());
+  Napi::Int8Array sa = I8(env, o.Get(key + "Shift"), sn.c_str());
+  CheckLength(env, wa, MulSize(env, rows, cols, wn.c_str()), wn.c_str());
+  CheckLength(env, ma, rows, mn.c_str());
+  CheckLength(env, sa, rows, sn.c_str());
+  *w = wa.Data();
+  *mult = ma.Data();
+  *shift = sa.Data();
 }
 
 // The device configuration object of lib/kernels/fixed.ts (IntegerLoraConfig)
@@ -115,15 +130,7 @@ dplora_fx_step_config StepConfig(Napi::Env env, Napi::Value v) {
   c.hidden = int32_t(IntField(env, o, "hidden", 1));
   c.rank = int32_t(IntField(env, o, "rank", 1));
   c.classes = int32_t(IntField(env, o, "classes", 2));
-  Napi::Int8Array w0 = I8(env, o.Get("w0"), "config.w0");
-  Napi::Int32Array mult = I32(env, o.Get("w0Mult"), "config.w0Mult");
-  Napi::Int8Array shift = I8(env, o.Get("w0Shift"), "config.w0Shift");
-  CheckLength(env, w0, MulSize(env, c.hidden, c.d_in, "config.w0"), "config.w0");
-  CheckLength(env, mult, c.hidden, "config.w0Mult");
-  CheckLength(env, shift, c.hidden, "config.w0Shift");
-  c.w0 = w0.Data();
-  c.w0_mult = mult.Data();
-  c.w0_shift = shift.Data();
+  LayerArg(env, o, "w0", c.hidden, c.d_in, &c.w0, &c.w0_mult, &c.w0_shift);
   c.frac_bits = int32_t(IntField(env, o, "fracBits", 1));
   c.clip_int = IntField(env, o, "clipInt", 1);
   c.sigma2_num = U64BigInt(env, o.Get("sigmaSqNum"), "config.sigmaSqNum");
@@ -154,15 +161,7 @@ dplora_fx_step_config StepConfig(Napi::Env env, Napi::Value v) {
   };
   c.bias0 = bias("bias0", "config.bias0");
   if (c.layers == 2) {
-    Napi::Int8Array w1 = I8(env, o.Get("w1"), "config.w1");
-    Napi::Int32Array m1 = I32(env, o.Get("w1Mult"), "config.w1Mult");
-    Napi::Int8Array s1 = I8(env, o.Get("w1Shift"), "config.w1Shift");
-    CheckLength(env, w1, MulSize(env, c.hidden, c.hidden, "config.w1"), "config.w1");
-    CheckLength(env, m1, c.hidden, "config.w1Mult");
-    CheckLength(env, s1, c.hidden, "config.w1Shift");
-    c.w1 = w1.Data();
-    c.w1_mult = m1.Data();
-    c.w1_shift = s1.Data();
+    LayerArg(env, o, "w1", c.hidden, c.hidden, &c.w1, &c.w1_mult, &c.w1_shift);
     c.bias1 = bias("bias1", "config.bias1");
   }
   if (dplora_fx_step_scratch_bytes(&c) == 0)

@@ -268,34 +268,55 @@ void CheckActivations(Napi::Env env, const Shape &s, const Napi::Float32Array &a
   CheckLength(env, g, MulSize(env, bt, s.out_dim, "shape"), "g");
 }
 
-// ------------------------------------------------------------ norms -------
+// ------------------------------------------------ norms and clipped sum --
 
-struct NormArgs {
+// a, g and their shape: the first three arguments of the norm and clipped-sum calls.
+struct ActArgs {
   Napi::Float32Array a, g;
-  Napi::Float64Array out;
   Shape s;
+};
+
+// Reads a, g and the shape; the shape's getters run here.
+void ReadActivations(const Napi::CallbackInfo &info, ActArgs *x) {
+  Napi::Env env = info.Env();
+  x->a = F32(env, Arg(info, 0), "a");
+  x->g = F32(env, Arg(info, 1), "g");
+  x->s = ParseShape(env, Arg(info, 2));
+}
+
+// Every JS getter (shape, opts) runs before any length is checked and the arrays are re-read
+// after them (see ParseSgemm), so a getter cannot shrink or detach an array behind a check.
+void RereadActivations(const Napi::CallbackInfo &info, ActArgs *x) {
+  Napi::Env env = info.Env();
+  x->a = F32(env, Arg(info, 0), "a");
+  x->g = F32(env, Arg(info, 1), "g");
+  CheckActivations(env, x->s, x->a, x->g);
+}
+
+// The optional `out` argument: a new array of n elements when it is undefined, else an array of
+// exactly n elements (converted by `conv`) that shares no memory with a or g.
+template <typename TA>
+TA OutArg(Napi::Env env, Napi::Value out, int64_t n, const ActArgs &x,
+          TA (*conv)(Napi::Env, Napi::Value, const char *)) {
+  if (out.IsUndefined()) return TA::New(env, static_cast<size_t>(n));
+  TA o = conv(env, out, "out");
+  CheckLength(env, o, n, "out");
+  CheckNoOverlap(env, o, "out", x.a, "a");
+  CheckNoOverlap(env, o, "out", x.g, "g");
+  return o;
+}
+
+struct NormArgs : ActArgs {
+  Napi::Float64Array out;
   int method;
 };
 
 NormArgs ParseNorms(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
   NormArgs n;
-  n.a = F32(env, Arg(info, 0), "a");
-  n.g = F32(env, Arg(info, 1), "g");
-  n.s = ParseShape(env, Arg(info, 2));
-  n.method = ParseMethod(env, Arg(info, 2).As<Napi::Object>());
-  n.a = F32(env, Arg(info, 0), "a");  // re-read after the getters (see ParseSgemm)
-  n.g = F32(env, Arg(info, 1), "g");
-  CheckActivations(env, n.s, n.a, n.g);
-  Napi::Value out = Arg(info, 3);
-  if (out.IsUndefined()) {
-    n.out = Napi::Float64Array::New(env, static_cast<size_t>(n.s.batch));
-  } else {
-    n.out = F64(env, out, "out");
-    CheckLength(env, n.out, n.s.batch, "out");
-    CheckNoOverlap(env, n.out, "out", n.a, "a");
-    CheckNoOverlap(env, n.out, "out", n.g, "g");
-  }
+  ReadActivations(info, &n);
+  n.method = ParseMethod(info.Env(), Arg(info, 2).As<Napi::Object>());
+  RereadActivations(info, &n);
+  n.out = OutArg(info.Env(), Arg(info, 3), n.s.batch, n, F64);
   return n;
 }
 
@@ -322,33 +343,23 @@ Napi::Value GradNormSqAsync(const Napi::CallbackInfo &info) {
   });
 }
 
-// ------------------------------------------------------------ clipped sum --
-
-struct SumArgs {
-  Napi::Float32Array a, g, factors, out;
-  Shape s;
+struct SumArgs : ActArgs {
+  Napi::Float32Array factors, out;
   bool accumulate;
 };
 
 SumArgs ParseSum(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   SumArgs r;
-  r.a = F32(env, Arg(info, 0), "a");
-  r.g = F32(env, Arg(info, 1), "g");
-  r.s = ParseShape(env, Arg(info, 2));
+  ReadActivations(info, &r);
   r.factors = F32(env, Arg(info, 3), "factors");
-  // Every JS getter (shape, opts) runs before any length is checked and the
-  // arrays are re-read after them, so a getter cannot shrink or detach an
-  // array behind a check.
   r.accumulate = false;
   Napi::Value opts = Arg(info, 5);
   if (!opts.IsUndefined()) {
     r.accumulate = OptBool(env, Obj(env, opts, "opts"), "accumulate", false);
   }
-  r.a = F32(env, Arg(info, 0), "a");  // re-read after the getters (see ParseSgemm)
-  r.g = F32(env, Arg(info, 1), "g");
+  RereadActivations(info, &r);
   r.factors = F32(env, Arg(info, 3), "factors");
-  CheckActivations(env, r.s, r.a, r.g);
   CheckLength(env, r.factors, r.s.batch, "factors");
   const float *f = r.factors.Data();
   for (int64_t i = 0; i < r.s.batch; ++i) {
@@ -356,16 +367,11 @@ SumArgs ParseSum(const Napi::CallbackInfo &info) {
   }
   const int64_t n_out = MulSize(env, r.s.out_dim, r.s.in_dim, "shape");
   Napi::Value out = Arg(info, 4);
-  if (out.IsUndefined()) {
-    if (r.accumulate) ThrowType(env, "out is required when accumulate is true");
-    r.out = Napi::Float32Array::New(env, static_cast<size_t>(n_out));
-  } else {
-    r.out = F32(env, out, "out");
-    CheckLength(env, r.out, n_out, "out");
-    CheckNoOverlap(env, r.out, "out", r.a, "a");
-    CheckNoOverlap(env, r.out, "out", r.g, "g");
-    CheckNoOverlap(env, r.out, "out", r.factors, "factors");
+  if (out.IsUndefined() && r.accumulate) {
+    ThrowType(env, "out is required when accumulate is true");
   }
+  r.out = OutArg(env, out, n_out, r, F32);
+  if (!out.IsUndefined()) CheckNoOverlap(env, r.out, "out", r.factors, "factors");
   return r;
 }
 

@@ -34,31 +34,27 @@ Napi::Value OsEntropy(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// (key, nonce, position, out)
-Napi::Value RngFillU32(const Napi::CallbackInfo &info) {
+// (key, nonce, position, out): fills out from the stream with `kernel`; `conv` reads out.
+template <typename TA, typename T>
+Napi::Value StreamFill(const Napi::CallbackInfo &info,
+                       TA (*conv)(Napi::Env, Napi::Value, const char *),
+                       int (*kernel)(const uint8_t *, const uint8_t *, uint64_t, T *, int64_t),
+                       const char *what) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
-  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
-  uint64_t pos = PositionArg(env, Arg(info, 2));
-  Napi::Uint32Array out = U32(env, Arg(info, 3), "out");
+  StreamArgs st = StreamArg(info);
+  TA out = conv(env, Arg(info, 3), "out");
   CheckStatus(
-      env,
-      dplora_rng_fill_u32(key.Data(), nonce.Data(), pos, out.Data(), int64_t(out.ElementLength())),
-      "fillUint32");
+      env, kernel(st.key.Data(), st.nonce.Data(), st.pos, out.Data(), int64_t(out.ElementLength())),
+      what);
   return out;
 }
 
+Napi::Value RngFillU32(const Napi::CallbackInfo &info) {
+  return StreamFill(info, U32, dplora_rng_fill_u32, "fillUint32");
+}
+
 Napi::Value RngUniform(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
-  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
-  uint64_t pos = PositionArg(env, Arg(info, 2));
-  Napi::Float64Array out = F64(env, Arg(info, 3), "out");
-  CheckStatus(env,
-              dplora_rng_uniform_f64(key.Data(), nonce.Data(), pos, out.Data(),
-                                     int64_t(out.ElementLength())),
-              "uniform");
-  return out;
+  return StreamFill(info, F64, dplora_rng_uniform_f64, "uniform");
 }
 
 double StdArg(Napi::Env env, Napi::Value v) {
@@ -76,27 +72,25 @@ void CheckStdF32(Napi::Env env, double sd) {
 // (key, nonce, position, out: Float32Array | Float64Array, std, add)
 Napi::Value RngGaussian(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
-  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
-  uint64_t pos = PositionArg(env, Arg(info, 2));
+  StreamArgs st = StreamArg(info);
   Napi::Value ov = Arg(info, 3);
   double sd = StdArg(env, Arg(info, 4));
   int add = Arg(info, 5).ToBoolean().Value() ? 1 : 0;
-  if (ov.IsTypedArray() && ov.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
+  if (IsTypedArrayOf(ov, napi_float64_array)) {
     Napi::Float64Array out = ov.As<Napi::Float64Array>();
     CheckStatus(env,
-                dplora_rng_gaussian_f64(key.Data(), nonce.Data(), pos, out.Data(),
+                dplora_rng_gaussian_f64(st.key.Data(), st.nonce.Data(), st.pos, out.Data(),
                                         int64_t(out.ElementLength()), sd, add),
                 "gaussian");
     return out;
   }
-  if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+  if (!IsTypedArrayOf(ov, napi_float32_array)) {
     ThrowType(env, "out must be a Float32Array or Float64Array");
   }
   Napi::Float32Array out = ov.As<Napi::Float32Array>();
   CheckStdF32(env, sd);
   CheckStatus(env,
-              dplora_rng_gaussian_f32(key.Data(), nonce.Data(), pos, out.Data(),
+              dplora_rng_gaussian_f32(st.key.Data(), st.nonce.Data(), st.pos, out.Data(),
                                       int64_t(out.ElementLength()), sd, add),
               "gaussian");
   return out;
@@ -105,9 +99,7 @@ Napi::Value RngGaussian(const Napi::CallbackInfo &info) {
 // (key, nonce, position, buf: Float32Array, std) -> Promise<buf>, adds noise.
 Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
-  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
-  uint64_t pos = PositionArg(env, Arg(info, 2));
+  StreamArgs st = StreamArg(info);
   Napi::Float32Array buf = F32(env, Arg(info, 3), "buf");
   double sd = StdArg(env, Arg(info, 4));
   CheckStdF32(env, sd);
@@ -115,11 +107,11 @@ Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
     uint8_t key[32], nonce[12];
   };
   auto job = std::make_shared<Job>();
-  std::memcpy(job->key, key.Data(), 32);
-  std::memcpy(job->nonce, nonce.Data(), 12);
+  std::memcpy(job->key, st.key.Data(), 32);
+  std::memcpy(job->nonce, st.nonce.Data(), 12);
   // Noise is added to a native copy, written back on the main thread (see CopyIn/CopyOut).
   auto data = CopyIn<float>(buf);
-  return StartIntoCopy(env, "addGaussianNoiseAsync", buf, data, [job, pos, data, sd]() {
+  return StartIntoCopy(env, "addGaussianNoiseAsync", buf, data, [job, pos = st.pos, data, sd]() {
     return dplora_rng_gaussian_f32(job->key, job->nonce, pos, data->data(), int64_t(data->size()),
                                    sd, 1);
   });
@@ -128,29 +120,25 @@ Napi::Value RngAddGaussianAsync(const Napi::CallbackInfo &info) {
 // (key, nonce, position, out: Int32Array | BigInt64Array, num, den) -> next position
 Napi::Value RngDiscreteGaussian(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array key = KeyArg(env, Arg(info, 0));
-  Napi::Uint8Array nonce = NonceArg(env, Arg(info, 1));
-  uint64_t pos = PositionArg(env, Arg(info, 2));
+  StreamArgs st = StreamArg(info);
   Napi::Value ov = Arg(info, 3);
-  uint64_t num = U64BigInt(env, Arg(info, 4), "sigmaSq.num");
-  uint64_t den = U64BigInt(env, Arg(info, 5), "sigmaSq.den");
-  if (num == 0 || den == 0) ThrowRange(env, "sigmaSq must be > 0");
-  if (ov.IsTypedArray() && ov.As<Napi::TypedArray>().TypedArrayType() == napi_bigint64_array) {
+  const SigmaSq sq = SigmaSqArg(env, Arg(info, 4), Arg(info, 5));
+  if (IsTypedArrayOf(ov, napi_bigint64_array)) {
     Napi::BigInt64Array out = ov.As<Napi::BigInt64Array>();
     CheckStatus(env,
-                dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, out.Data(),
-                                             int64_t(out.ElementLength())),
+                dplora_rng_discrete_gaussian(st.key.Data(), st.nonce.Data(), &st.pos, sq.num,
+                                             sq.den, out.Data(), int64_t(out.ElementLength())),
                 "discreteGaussian");
-    return U64ToBigInt(env, pos);
+    return U64ToBigInt(env, st.pos);
   }
-  if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+  if (!IsTypedArrayOf(ov, napi_int32_array)) {
     ThrowType(env, "out must be an Int32Array or BigInt64Array");
   }
   Napi::Int32Array out = ov.As<Napi::Int32Array>();
   std::vector<int64_t> tmp(out.ElementLength());
   CheckStatus(env,
-              dplora_rng_discrete_gaussian(key.Data(), nonce.Data(), &pos, num, den, tmp.data(),
-                                           int64_t(tmp.size())),
+              dplora_rng_discrete_gaussian(st.key.Data(), st.nonce.Data(), &st.pos, sq.num, sq.den,
+                                           tmp.data(), int64_t(tmp.size())),
               "discreteGaussian");
   for (size_t i = 0; i < tmp.size(); ++i) {
     if (tmp[i] < INT32_MIN || tmp[i] > INT32_MAX) {
@@ -159,7 +147,7 @@ Napi::Value RngDiscreteGaussian(const Napi::CallbackInfo &info) {
     }
     out[i] = int32_t(tmp[i]);
   }
-  return U64ToBigInt(env, pos);
+  return U64ToBigInt(env, st.pos);
 }
 
 }  // namespace

@@ -37,4 +37,31 @@ inline Napi::Value U64ToBigInt(Napi::Env env, uint64_t v) {
   return Napi::BigInt::New(env, v);
 }
 
+// The (key, nonce, position) triple that opens every stream call.
+struct StreamArgs {
+  Napi::Uint8Array key, nonce;
+  uint64_t pos;
+};
+
+// Reads the stream triple from arguments first, first + 1 and first + 2.
+inline StreamArgs StreamArg(const Napi::CallbackInfo &info, size_t first = 0) {
+  Napi::Env env = info.Env();
+  StreamArgs s;
+  s.key = KeyArg(env, Arg(info, first));
+  s.nonce = NonceArg(env, Arg(info, first + 1));
+  s.pos = PositionArg(env, Arg(info, first + 2));
+  return s;
+}
+
+// A rational sigma^2 = num / den given as two BigInts, both > 0.
+struct SigmaSq {
+  uint64_t num, den;
+};
+
+inline SigmaSq SigmaSqArg(Napi::Env env, Napi::Value num, Napi::Value den) {
+  SigmaSq r{U64BigInt(env, num, "sigmaSq.num"), U64BigInt(env, den, "sigmaSq.den")};
+  if (r.num == 0 || r.den == 0) ThrowRange(env, "sigmaSq must be > 0");
+  return r;
+}
+
 }  // namespace dplora_binding

@@ -31,6 +31,21 @@ uint64_t digest(uint64_t h, const int32_t *v, int n) {
   return h;
 }
 
+// A fresh state (steps 0, position 0) over the global parameters pa, pb, ph,
+// with momentum m and the second layer / head bias when given.
+dplora_fx_step_state make_state(int32_t *m = nullptr, int32_t *a2 = nullptr, int32_t *b2 = nullptr,
+                                int32_t *head_b = nullptr) {
+  dplora_fx_step_state st = {};
+  st.a = pa;
+  st.b = pb;
+  st.head = ph;
+  st.m = m;
+  st.a2 = a2;
+  st.b2 = b2;
+  st.head_b = head_b;
+  return st;
+}
+
 int accuracy(const dplora_fx_step_config &c, const dplora_fx_step_state &st) {
   int ok = 0;
   for (int r = 0; r < kN; ++r)
@@ -93,10 +108,7 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   c.update = DPLORA_FX_SGD;
   c.beta_num = 0;
   c.beta_den = 1;
-  dplora_fx_step_state st = {};
-  st.a = pa;
-  st.b = pb;
-  st.head = ph;
+  dplora_fx_step_state st = make_state();
   check(dplora_fx_step_scratch_bytes(&c) <= sizeof(scratch), "step: scratch fits");
   const int acc0 = accuracy(c, st);
   bool all_ok = true;
@@ -133,11 +145,7 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   c.beta_den = 65536;
   c.lr_num = 1;
   c.lr_den = 256;
-  dplora_fx_step_state st2 = {};
-  st2.a = pa;
-  st2.b = pb;
-  st2.head = ph;
-  st2.m = mom;
+  dplora_fx_step_state st2 = make_state(mom);
   bool ok2 = true;
   for (int t = 0; t < 4; ++t)
     ok2 = ok2 && dplora_fx_step(&c, &st2, key, nonce, xs, ys, kN, scratch, sizeof(scratch),
@@ -180,14 +188,7 @@ void nofpu_step_tests(void (*check)(bool, const char *), void (*dig)(const char 
   c.update = DPLORA_FX_MOMENTUM;
   c.lr_num = 3;
   c.lr_den = 2;
-  dplora_fx_step_state st3 = {};
-  st3.a = pa;
-  st3.b = pb;
-  st3.head = ph;
-  st3.m = mom2;
-  st3.a2 = pa2;
-  st3.b2 = pb2;
-  st3.head_b = phb;
+  dplora_fx_step_state st3 = make_state(mom2, pa2, pb2, phb);
   check(dplora_fx_step_scratch_bytes(&c) <= sizeof(scratch), "step: two-layer scratch fits");
   const int acc2 = accuracy(c, st3);
   bool ok3 = true;

@@ -66,6 +66,32 @@ struct Case {
   int kind;
 };
 
+// Runs `run(out)` on a fresh copy of out0 for every supported ISA (scalar
+// first) with 1, 2 and 3 threads; checks the thread counts agree bitwise and
+// passes each ISA's result to `check(isa, out)`.  Returns those results.
+template <typename Run, typename Check>
+std::vector<std::vector<double>> each_isa(const std::vector<double> &out0, Run run, Check check) {
+  std::vector<std::vector<double>> per_isa;
+  for (int isa = DPLORA_ISA_SCALAR; isa <= DPLORA_ISA_AVX512; ++isa) {
+    if (!dplora_isa_supported(isa)) continue;
+    CHECK(dplora_set_isa(isa) == DPLORA_OK);
+    std::vector<double> first;
+    for (int threads : {1, 2, 3}) {
+      CHECK(dplora_set_num_threads(threads) == DPLORA_OK);
+      std::vector<double> out = out0;
+      run(out);
+      if (first.empty()) {
+        first = out;
+        check(isa, out);
+      } else {
+        CHECK(std::memcmp(first.data(), out.data(), out.size() * sizeof(double)) == 0);
+      }
+    }
+    per_isa.push_back(first);
+  }
+  return per_isa;
+}
+
 // Checks one ISA's outer sum against the long-double reference: every
 // element within (m + 4) u * (|out0| + sum |terms|), m the kept samples
 // (the bound is (m + 3) u; the reference's own error is far below u).
@@ -97,17 +123,13 @@ void check_outer(const Case &c, std::mt19937_64 &rng, int offset,
       ref[j * D + k] = s;
       mag[j * D + k] = t;
     }
-  per_isa->clear();
-  for (int isa = DPLORA_ISA_SCALAR; isa <= DPLORA_ISA_AVX512; ++isa) {
-    if (!dplora_isa_supported(isa)) continue;
-    CHECK(dplora_set_isa(isa) == DPLORA_OK);
-    std::vector<double> first;
-    for (int threads : {1, 2, 3}) {
-      CHECK(dplora_set_num_threads(threads) == DPLORA_OK);
-      std::vector<double> out = out0;
-      CHECK(dplora_outer_scaled_sum_f64(a, g, R, D, P, f.data(), c.scale, out.data()) == DPLORA_OK);
-      if (first.empty()) {
-        first = out;
+  *per_isa = each_isa(
+      out0,
+      [&](std::vector<double> &out) {
+        CHECK(dplora_outer_scaled_sum_f64(a, g, R, D, P, f.data(), c.scale, out.data()) ==
+              DPLORA_OK);
+      },
+      [&](int isa, const std::vector<double> &out) {
         int bad = 0;
         for (int64_t e = 0; e < P * D; ++e) {
           const long double err = std::fabs(static_cast<long double>(out[e]) - ref[e]);
@@ -118,12 +140,7 @@ void check_outer(const Case &c, std::mt19937_64 &rng, int offset,
                          static_cast<long long>(P), static_cast<long long>(e), out[e], ref[e]);
         }
         CHECK(bad == 0);
-      } else {
-        CHECK(std::memcmp(first.data(), out.data(), out.size() * sizeof(double)) == 0);
-      }
-    }
-    per_isa->push_back(first);
-  }
+      });
   // Every path within twice the bound of the scalar one.
   for (size_t k = 1; k < per_isa->size(); ++k)
     for (int64_t e = 0; e < P * D; ++e)
@@ -141,38 +158,30 @@ void check_rows(int64_t R, int64_t n, int kind, std::mt19937_64 &rng, int offset
   int64_t m = 0;
   for (int64_t r = 0; r < R; ++r) m += kept(f[r]) ? 1 : 0;
   std::vector<double> scalar;
-  for (int isa = DPLORA_ISA_SCALAR; isa <= DPLORA_ISA_AVX512; ++isa) {
-    if (!dplora_isa_supported(isa)) continue;
-    CHECK(dplora_set_isa(isa) == DPLORA_OK);
-    std::vector<double> first;
-    for (int threads : {1, 2, 3}) {
-      CHECK(dplora_set_num_threads(threads) == DPLORA_OK);
-      std::vector<double> out = out0;
-      CHECK(dplora_rows_scaled_sum_f64(x, R, n, f.data(), out.data()) == DPLORA_OK);
-      if (!first.empty()) {
-        CHECK(std::memcmp(first.data(), out.data(), out.size() * sizeof(double)) == 0);
-        continue;
-      }
-      first = out;
-      int bad = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        long double s = out0[j], t = std::fabs(out0[j]);
-        for (int64_t r = 0; r < R; ++r) {
-          if (!kept(f[r])) continue;
-          const long double v = static_cast<long double>(f[r]) * x[r * n + j];
-          s += v;
-          t += std::fabs(v);
+  each_isa(
+      out0,
+      [&](std::vector<double> &out) {
+        CHECK(dplora_rows_scaled_sum_f64(x, R, n, f.data(), out.data()) == DPLORA_OK);
+      },
+      [&](int isa, const std::vector<double> &out) {
+        int bad = 0;
+        for (int64_t j = 0; j < n; ++j) {
+          long double s = out0[j], t = std::fabs(out0[j]);
+          for (int64_t r = 0; r < R; ++r) {
+            if (!kept(f[r])) continue;
+            const long double v = static_cast<long double>(f[r]) * x[r * n + j];
+            s += v;
+            t += std::fabs(v);
+          }
+          if (!(std::fabs(out[j] - s) <= (m + 2) * kU * t)) ++bad;
+          if (!scalar.empty() && !(std::fabs(out[j] - scalar[j]) <= 2 * (m + 2) * kU * t)) ++bad;
         }
-        if (!(std::fabs(out[j] - s) <= (m + 2) * kU * t)) ++bad;
-        if (!scalar.empty() && !(std::fabs(out[j] - scalar[j]) <= 2 * (m + 2) * kU * t)) ++bad;
-      }
-      if (bad)
-        std::fprintf(stderr, "rows: isa %s R %lld n %lld kind %d: %d bad\n", dplora_isa_name(isa),
-                     static_cast<long long>(R), static_cast<long long>(n), kind, bad);
-      CHECK(bad == 0);
-    }
-    if (scalar.empty()) scalar = first;
-  }
+        if (bad)
+          std::fprintf(stderr, "rows: isa %s R %lld n %lld kind %d: %d bad\n", dplora_isa_name(isa),
+                       static_cast<long long>(R), static_cast<long long>(n), kind, bad);
+        CHECK(bad == 0);
+        if (scalar.empty()) scalar = out;
+      });
 }
 
 // Exact small case: integer-valued inputs, the sums are exact in double.
@@ -182,28 +191,28 @@ void check_exact() {
   for (int64_t i = 0; i < R * D; ++i) a[i] = static_cast<float>(i % 7) - 3.0f;
   for (int64_t i = 0; i < R * P; ++i) g[i] = static_cast<float>(i) - 2.0f;
   const float f[R] = {1.0f, 0.5f, 0.25f};
+  // out[i * ny + k] must be init + sum_r scale f[r] x[r, i] y[r, k], exactly.
+  auto check_outer = [&](const std::vector<double> &out, const float *x, int64_t nx, const float *y,
+                         int64_t ny, double scale, double init) {
+    for (int64_t i = 0; i < nx; ++i)
+      for (int64_t k = 0; k < ny; ++k) {
+        double e = init;
+        for (int64_t r = 0; r < R; ++r) e += scale * f[r] * x[r * nx + i] * y[r * ny + k];
+        CHECK(out[i * ny + k] == e);
+      }
+  };
   for (int isa = DPLORA_ISA_SCALAR; isa <= DPLORA_ISA_AVX512; ++isa) {
     if (!dplora_isa_supported(isa)) continue;
     CHECK(dplora_set_isa(isa) == DPLORA_OK);
     std::vector<double> out(P * D, 1.0);
     CHECK(dplora_outer_scaled_sum_f64(a.data(), g.data(), R, D, P, f, 2.0, out.data()) ==
           DPLORA_OK);
-    for (int64_t j = 0; j < P; ++j)
-      for (int64_t k = 0; k < D; ++k) {
-        double e = 1.0;
-        for (int64_t r = 0; r < R; ++r) e += 2.0 * f[r] * g[r * P + j] * a[r * D + k];
-        CHECK(out[j * D + k] == e);
-      }
+    check_outer(out, g.data(), P, a.data(), D, 2.0, 1.0);
     // Transposed orientation (narrow in_dim).
     std::vector<double> out2(D * P, 0.0);
     CHECK(dplora_outer_scaled_sum_f64(g.data(), a.data(), R, P, D, f, 1.0, out2.data()) ==
           DPLORA_OK);
-    for (int64_t k = 0; k < D; ++k)
-      for (int64_t j = 0; j < P; ++j) {
-        double e = 0.0;
-        for (int64_t r = 0; r < R; ++r) e += f[r] * a[r * D + k] * g[r * P + j];
-        CHECK(out2[k * P + j] == e);
-      }
+    check_outer(out2, a.data(), D, g.data(), P, 1.0, 0.0);
     // Bad arguments.
     CHECK(dplora_outer_scaled_sum_f64(a.data(), g.data(), R, D, P, f, NAN, out.data()) ==
           DPLORA_EINVAL);

@@ -26,6 +26,27 @@ inline __m128i lane_mask4(int64_t n) {
   return _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(n)), idx);
 }
 
+// One t step of a 4 x 8 tile of G (ri0/ri1: row i, the low/high 4 of the 8
+// columns): widens the 8 floats av of a to double and adds gr[i] * av to row i.
+// Registers by reference so that, inlined, the tile stays in registers.
+inline void tile_step(__m256 av, const double *gr, __m256d &r00, __m256d &r01, __m256d &r10,
+                      __m256d &r11, __m256d &r20, __m256d &r21, __m256d &r30, __m256d &r31) {
+  const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(av));
+  const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(av, 1));
+  __m256d x = _mm256_broadcast_sd(gr + 0);
+  r00 = _mm256_fmadd_pd(x, lo, r00);
+  r01 = _mm256_fmadd_pd(x, hi, r01);
+  x = _mm256_broadcast_sd(gr + 1);
+  r10 = _mm256_fmadd_pd(x, lo, r10);
+  r11 = _mm256_fmadd_pd(x, hi, r11);
+  x = _mm256_broadcast_sd(gr + 2);
+  r20 = _mm256_fmadd_pd(x, lo, r20);
+  r21 = _mm256_fmadd_pd(x, hi, r21);
+  x = _mm256_broadcast_sd(gr + 3);
+  r30 = _mm256_fmadd_pd(x, lo, r30);
+  r31 = _mm256_fmadd_pd(x, hi, r31);
+}
+
 // 4 rows of G (g columns j0..j0+3, pre-converted to double in gb[t*4+r])
 // times 8 columns of a starting at `a`; adds the squares to sq0/sq1.
 template <bool MASK>
@@ -38,21 +59,7 @@ inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T,
   for (int64_t t = 0; t < T; ++t) {
     if (ahead) _mm_prefetch(reinterpret_cast<const char *>(a + t * d + ahead), _MM_HINT_T0);
     const __m256 av = MASK ? _mm256_maskload_ps(a + t * d, mask) : _mm256_loadu_ps(a + t * d);
-    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(av));
-    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(av, 1));
-    const double *gr = gb + t * 4;
-    __m256d x = _mm256_broadcast_sd(gr + 0);
-    r00 = _mm256_fmadd_pd(x, lo, r00);
-    r01 = _mm256_fmadd_pd(x, hi, r01);
-    x = _mm256_broadcast_sd(gr + 1);
-    r10 = _mm256_fmadd_pd(x, lo, r10);
-    r11 = _mm256_fmadd_pd(x, hi, r11);
-    x = _mm256_broadcast_sd(gr + 2);
-    r20 = _mm256_fmadd_pd(x, lo, r20);
-    r21 = _mm256_fmadd_pd(x, hi, r21);
-    x = _mm256_broadcast_sd(gr + 3);
-    r30 = _mm256_fmadd_pd(x, lo, r30);
-    r31 = _mm256_fmadd_pd(x, hi, r31);
+    tile_step(av, gb + t * 4, r00, r01, r10, r11, r20, r21, r30, r31);
   }
   sq0 = _mm256_fmadd_pd(r00, r00, sq0);
   sq1 = _mm256_fmadd_pd(r01, r01, sq1);
@@ -140,21 +147,7 @@ double direct_narrow(const float *a, const float *g, int64_t T, int64_t d, int64
           const float *ar = a + t * d + k;
           if (pf) _mm_prefetch(reinterpret_cast<const char *>(ar + TB * d), _MM_HINT_T1);
           const __m256 av = masked ? _mm256_maskload_ps(ar, mask) : _mm256_loadu_ps(ar);
-          const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(av));
-          const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(av, 1));
-          const double *gr = gb + t * 4;
-          __m256d x = _mm256_broadcast_sd(gr + 0);
-          r00 = _mm256_fmadd_pd(x, lo, r00);
-          r01 = _mm256_fmadd_pd(x, hi, r01);
-          x = _mm256_broadcast_sd(gr + 1);
-          r10 = _mm256_fmadd_pd(x, lo, r10);
-          r11 = _mm256_fmadd_pd(x, hi, r11);
-          x = _mm256_broadcast_sd(gr + 2);
-          r20 = _mm256_fmadd_pd(x, lo, r20);
-          r21 = _mm256_fmadd_pd(x, hi, r21);
-          x = _mm256_broadcast_sd(gr + 3);
-          r30 = _mm256_fmadd_pd(x, lo, r30);
-          r31 = _mm256_fmadd_pd(x, hi, r31);
+          tile_step(av, gb + t * 4, r00, r01, r10, r11, r20, r21, r30, r31);
         }
         _mm256_storeu_pd(tile, r00);
         _mm256_storeu_pd(tile + 4, r01);
