@@ -128,7 +128,8 @@ test('--data labels are public for use-lite too: a rare undeclared label is refu
   expect(cfg.dplora.classes).toEqual(['good', 'bad', 'patient-4711-diagnosis']);
   // The run resumes only on data with its number of private records (the accounted sampling
   // rate) and its classes; no hash of the private content is kept in the run directory.
-  fs.writeFileSync(file, [...rows, '"one more text",good'].join('\n') + '\n');
+  const more = Array.from({ length: 20 }, (_, i) => `"more text ${i}",${i % 2 ? 'good' : 'bad'}`);
+  fs.writeFileSync(file, [...rows, ...more].join('\n') + '\n'); // some land in the private part
   await expect(
     runUseLiteTrain(undefined, undefined, { ...silent, resume: path.join(tmp, 'declared') }),
   ).rejects.toThrow(/--resume: the private data .* does not have the records and classes/);
