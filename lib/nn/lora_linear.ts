@@ -17,7 +17,7 @@ import { InvalidArgumentError, InvalidStateError } from '../errors';
 import {
   requireInstance,
   requireInt,
-  requireTypedArray,
+  requireFloat32Array,
   requireNumber,
   requireObject,
   requireOneOf,
@@ -123,7 +123,7 @@ export class LoraLinear extends PerSampleLayer {
   }
   /** Overwrites A [r, in] (row-major) with `v`, which must have r * in elements. */
   set loraA(v: Float32Array) {
-    this.loraAParam.data.set(requireTypedArray('loraA', v, 'Float32Array', this.loraAParam.size));
+    this.loraAParam.data.set(requireFloat32Array('loraA', v, this.loraAParam.size));
   }
   /** B [out, r], row-major. */
   get loraB(): Float32Array {
@@ -131,7 +131,7 @@ export class LoraLinear extends PerSampleLayer {
   }
   /** Overwrites B [out, r] (row-major) with `v`, which must have out * r elements. */
   set loraB(v: Float32Array) {
-    this.loraBParam.data.set(requireTypedArray('loraB', v, 'Float32Array', this.loraBParam.size));
+    this.loraBParam.data.set(requireFloat32Array('loraB', v, this.loraBParam.size));
   }
   /** Input width (that of the wrapped base layer). */
   get inFeatures(): number {
