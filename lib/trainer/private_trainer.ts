@@ -521,7 +521,15 @@ export class PrivateTrainer<T> {
       run.continueJournal();
       engine.loadStateDict(state, { ledger: journal });
       const info = (ck.state.run as { info?: Record<string, unknown> }).info ?? {};
-      return new PrivateTrainer<T>({ ...o, runInfo: o.runInfo ?? info }, saved, engine, run);
+      const trainer = new PrivateTrainer<T>(
+        { ...o, runInfo: o.runInfo ?? info },
+        saved,
+        engine,
+        run,
+      );
+      // loadRunCheckpoint has just hashed the base and found the recorded hash: keep it.
+      if (o.baseModelFile !== undefined) trainer.baseSha = ck.manifest.baseModelSha256 ?? undefined;
+      return trainer;
     } catch (e) {
       if (!(runDir instanceof RunDirectory)) run.release();
       throw e;
