@@ -156,7 +156,10 @@ function svg(
   parts.push(`<text x="${(W - m.r) / 2}" y="${H - 12}">epsilon (delta = 1e-5)</text>`);
   results.forEach((r, k) => {
     const c = colors[k % colors.length];
-    const pts = r.points.map(([e, a]) => `${xOf(e)},${yOf(a)}`).join(' ');
+    const pts = [...r.points]
+      .sort((a, b) => xOf(a[0]) - xOf(b[0]))
+      .map(([e, a]) => `${xOf(e)},${yOf(a)}`)
+      .join(' ');
     parts.push(`<polyline points="${pts}" fill="none" stroke="${c}" stroke-width="2"/>`);
     for (const [e, a] of r.points)
       parts.push(`<circle cx="${xOf(e)}" cy="${yOf(a)}" r="3" fill="${c}"/>`);
@@ -213,9 +216,9 @@ function settingsFor(name: string): RunSettings {
   const imdbDefaults = name === 'imdb';
   return {
     maxTokens: num('max-tokens', imdbDefaults ? 128 : 64),
-    batch: num('batch', imdbDefaults ? 512 : 64),
-    lr: num('lr', imdbDefaults ? 2e-3 : 2e-3),
-    epochs: num('epochs', 2),
+    batch: num('batch', imdbDefaults ? 500 : 64),
+    lr: num('lr', 2e-3),
+    epochs: num('epochs', imdbDefaults ? 1 : 2),
     clip: num('clip', 1),
     npLr: num('np-lr', 1e-3),
     npBatch: num('np-batch', 32),
@@ -440,6 +443,15 @@ export async function run(): Promise<void> {
     );
     const points: Array<[number, number]> = [];
     const runs: Record<string, unknown>[] = [];
+    results.push({
+      dataset: name,
+      sizes: { public: pub.n, train: train.n, test: test.n },
+      settings: st,
+      baseline,
+      publicHead,
+      points,
+      runs,
+    });
     for (const eps of epsList) {
       const ts = Date.now();
       const c0 = process.cpuUsage();
@@ -507,17 +519,8 @@ export async function run(): Promise<void> {
         'frozen+LR': baseline.toFixed(4),
         'public head': publicHead.toFixed(4),
       });
+      save(); // after each run, so that a long run keeps what it finished
     }
-    results.push({
-      dataset: name,
-      sizes: { public: pub.n, train: train.n, test: test.n },
-      settings: st,
-      baseline,
-      publicHead,
-      points,
-      runs,
-    });
-    save(); // after each data set, so that a long run keeps what it finished
   }
   await Promise.resolve();
 }
