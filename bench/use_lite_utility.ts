@@ -166,7 +166,7 @@ function svg(
     parts.push(
       `<line x1="${m.l}" x2="${W - m.r}" y1="${yOf(r.baseline)}" y2="${yOf(r.baseline)}" stroke="${c}" stroke-dasharray="5,4"/>`,
       `<text x="${W - m.r + 8}" y="${m.t + 20 + 36 * k}" fill="${c}">${r.dataset}: LoRA</text>`,
-      `<text x="${W - m.r + 8}" y="${m.t + 36 + 36 * k}" fill="${c}">- - frozen + head</text>`,
+      `<text x="${W - m.r + 8}" y="${m.t + 36 + 36 * k}" fill="${c}">- - frozen + LR head</text>`,
     );
   });
   parts.push('</svg>');
