@@ -5,6 +5,7 @@
  */
 import { clippedSum, perSampleGradNormSq, sgemm } from '../kernels/linalg';
 import type { NormMethod, PackedMatrix } from '../kernels/linalg';
+import { scratch } from './workspace';
 
 export type { NormMethod };
 
@@ -32,8 +33,9 @@ export function linearForward(
   outDim: number,
   wt: PackedMatrix | null = null,
 ): Float32Array {
-  const y = new Float32Array(rows * outDim);
+  const y = scratch(rows * outDim);
   if (rows === 0 || outDim === 0) return y;
+  if (!bias && inDim === 0) return y.fill(0);
   let beta = 0;
   if (bias) {
     sgemm(ones(rows), bias, y, { m: rows, n: outDim, k: 1 });
@@ -58,7 +60,7 @@ function product(
   out: Float32Array | undefined,
   beta: number,
 ): Float32Array {
-  const y = out ?? new Float32Array(rows * n);
+  const y = out ?? scratch(rows * n);
   if (rows === 0 || n === 0) return y;
   if (k === 0) {
     // An empty sum: zero for beta = 0; out is kept otherwise (callers accumulate with beta = 1).
@@ -91,8 +93,8 @@ export function matmulPacked(
   k: number,
   n: number,
 ): Float32Array {
-  const y = new Float32Array(rows * n);
-  if (rows === 0 || n === 0 || k === 0) return y;
+  const y = scratch(rows * n);
+  if (rows === 0 || n === 0 || k === 0) return y.fill(0);
   return b.multiply(a, y, { m: rows, k, n });
 }
 

@@ -9,6 +9,7 @@ import { InvalidArgumentError } from '../errors';
 import { Module, checkGradShape, noForward } from './module';
 import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
+import { scratch } from './workspace';
 
 /** Options of {@link TimingSignal}. */
 export interface TimingSignalOptions {
@@ -55,7 +56,8 @@ export class TimingSignal extends Module {
   forward(x: Tensor): Tensor {
     const { batch, seq } = sequenceInput(x, this.mask, 'TimingSignal.forward', this.dim);
     const n = this.dim / 2;
-    const y = x.data.slice();
+    const y = scratch(x.size);
+    y.set(x.data);
     const sig = new Float32Array(this.dim);
     for (let t = 0; t < seq; t++) {
       for (let i = 0; i < n; i++) {

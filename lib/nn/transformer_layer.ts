@@ -19,6 +19,7 @@ import { Linear } from './linear';
 import { Module, bsf, checkGradShape, noForward } from './module';
 import { SequenceMask, checkMask, sequenceInput, zeroPadding } from './sequence_mask';
 import { Tensor } from './tensor';
+import { scratch } from './workspace';
 
 /** Position-wise feed-forward: fc2(act(fc1(x))), zero on padding rows. */
 export class FeedForward extends Module {
@@ -72,7 +73,8 @@ export class FeedForward extends Module {
   forward(x: Tensor): Tensor {
     const { batch, seq } = bsf(x, 'FeedForward.forward', this.fc1.inFeatures);
     if (this.mask) checkMask(this.mask, batch, seq, 'FeedForward.forward');
-    const y = this.fc2.forward(this.act.forward(this.fc1.forward(x)));
+    // fc1's output is read by nothing else: the activation may overwrite it.
+    const y = this.fc2.forward(this.act.forward(this.fc1.forward(x), true));
     zeroPadding(y.data, this.mask, this.fc2.outFeatures);
     this.savedMask = this.mask;
     this.savedShape = this.training ? y.shape : null;
@@ -82,7 +84,8 @@ export class FeedForward extends Module {
   backward(gradOut: Tensor): Tensor {
     if (!this.savedShape) throw noForward('FeedForward.backward');
     checkGradShape(gradOut, this.savedShape, 'FeedForward.backward');
-    const g = gradOut.clone();
+    const g = new Tensor(scratch(gradOut.size), gradOut.shape);
+    g.data.set(gradOut.data);
     zeroPadding(g.data, this.savedMask, this.fc2.outFeatures);
     const gi = this.fc1.backward(this.act.backward(this.fc2.backward(g)));
     // fc1's input rows on padding get zero gradient already (zero g through a
@@ -240,7 +243,8 @@ export class TransformerLayer extends Module {
       // h = res(x) + Attn(LN1(x))
       gx = this.ln1.backward(this.attention.backward(new Tensor(gh, gradOut.shape))).data;
       if (this.residual) {
-        const gr = gh.slice();
+        const gr = scratch(gh.length);
+        gr.set(gh);
         zeroPadding(gr, sv.mask, this.dModel);
         const g2 = this.residual.backward(new Tensor(gr, gradOut.shape)).data;
         for (let i = 0; i < gx.length; i++) gx[i] += g2[i];

@@ -8,9 +8,10 @@
 import { InvalidArgumentError, InvalidStateError } from '../../errors';
 import { requireInt } from '../../validate';
 import { Linear } from '../../nn/linear';
-import { Module } from '../../nn/module';
+import { Module, noInputGrad } from '../../nn/module';
 import { SequenceMask, maskFromLengths } from '../../nn/sequence_mask';
 import { Tensor } from '../../nn/tensor';
+import { Workspace } from '../../nn/workspace';
 import { USE_LITE_DIM, UseLiteEncoder, padTokens } from './model';
 
 /** Options of {@link UseLiteClassifier}. */
@@ -34,6 +35,8 @@ export class UseLiteClassifier extends Module {
   /** First encoder layer forward runs, in [0, layers.length]; those below are the prefix. */
   readonly startLayer: number;
   private mask: SequenceMask | null = null;
+  /** Scratch memory reused by successive forward/backward passes (see nn/workspace). */
+  private readonly workspace = new Workspace();
 
   constructor(encoder: UseLiteEncoder, options: UseLiteClassifierOptions) {
     super();
@@ -80,17 +83,26 @@ export class UseLiteClassifier extends Module {
   forward(x: Tensor): Tensor {
     if (!this.mask) throw new InvalidStateError('UseLiteClassifier.forward: call setMask() first');
     const enc = this.encoder;
-    const h0 = this.startLayer === 0 ? enc.embedTokens(x) : x;
-    return this.head.forward(enc.head(enc.runLayers(h0, this.startLayer)));
+    // Intermediates live in the workspace; the sentence embedding (L2Normalize's output) and
+    // the logits are new arrays.
+    const z = this.workspace.run(this, true, () => {
+      const h0 = this.startLayer === 0 ? enc.embedTokens(x) : x;
+      return enc.head(enc.runLayers(h0, this.startLayer));
+    });
+    return this.head.forward(z);
   }
 
-  backward(gradOut: Tensor): Tensor {
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     const enc = this.encoder;
-    let g = enc.pooling.backward(
-      enc.dense.backward(enc.tanh.backward(enc.l2.backward(this.head.backward(gradOut)))),
-    );
-    for (let i = enc.layers.length - 1; i >= this.startLayer; i--) g = enc.layers[i].backward(g);
-    return g;
+    const g = this.workspace.run(this, false, () => {
+      let g = enc.pooling.backward(
+        enc.dense.backward(enc.tanh.backward(enc.l2.backward(this.head.backward(gradOut)))),
+      );
+      for (let i = enc.layers.length - 1; i >= this.startLayer; i--) g = enc.layers[i].backward(g);
+      return g;
+    });
+    // The gradient lives in the workspace: hand out a copy (or nothing when not wanted).
+    return inputGrad ? g.clone() : noInputGrad();
   }
 
   /**
@@ -113,10 +125,13 @@ export class UseLiteClassifier extends Module {
         const idx = order.slice(s, s + batchSize);
         const b = padTokens(idx.map((i) => tokenLists[i]));
         enc.setMask(b.mask);
-        const h = enc.runLayers(enc.embedTokens(b.ids), 0, this.startLayer).data;
         const seq = b.ids.shape[1];
-        idx.forEach((i, r) => {
-          out[i] = h.slice(r * seq * d, (r * seq + b.lengths[r]) * d);
+        // The prefix output lives in the workspace until the next pass: copied out here.
+        this.workspace.run(this, true, () => {
+          const h = enc.runLayers(enc.embedTokens(b.ids), 0, this.startLayer).data;
+          idx.forEach((i, r) => {
+            out[i] = h.slice(r * seq * d, (r * seq + b.lengths[r]) * d);
+          });
         });
       }
     } finally {

@@ -28,6 +28,7 @@ import { SequenceMask, maskFromLengths } from '../../nn/sequence_mask';
 import { Tensor } from '../../nn/tensor';
 import { TimingSignal } from '../../nn/timing_signal';
 import { FeedForward, TransformerLayer } from '../../nn/transformer_layer';
+import { Workspace } from '../../nn/workspace';
 import { UseLiteTokenizer, VocabEntry } from './tokenizer';
 import { TfjsTensor, readTfjsWeights } from './weights';
 
@@ -88,6 +89,8 @@ export class UseLiteEncoder extends Module {
   /** Final L2 normalization of each embedding (eps 1e-12). */
   readonly l2 = new L2Normalize(1e-12);
   private mask: SequenceMask | null = null;
+  /** Scratch memory reused by successive forward/backward passes (see nn/workspace). */
+  private readonly workspace = new Workspace();
 
   constructor(parts: {
     embedding: Embedding;
@@ -141,15 +144,19 @@ export class UseLiteEncoder extends Module {
 
   forward(ids: Tensor): Tensor {
     if (!this.mask) throw new InvalidStateError('UseLiteEncoder.forward: call setMask() first');
-    return this.head(this.runLayers(this.embedTokens(ids)));
+    // The intermediates live in the workspace; the result (L2Normalize's) is a new array.
+    return this.workspace.run(this, true, () => this.head(this.runLayers(this.embedTokens(ids))));
   }
 
   backward(gradOut: Tensor): Tensor {
-    let g = this.pooling.backward(
-      this.dense.backward(this.tanh.backward(this.l2.backward(gradOut))),
-    );
-    for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i].backward(g);
-    return this.embedding.backward(this.timing.backward(g));
+    return this.workspace.run(this, false, () => {
+      let g = this.pooling.backward(
+        this.dense.backward(this.tanh.backward(this.l2.backward(gradOut))),
+      );
+      for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i].backward(g);
+      // Embedding.backward returns a new zero tensor (the ids get no gradient).
+      return this.embedding.backward(this.timing.backward(g));
+    });
   }
 }
 
