@@ -157,7 +157,7 @@ export async function run(): Promise<void> {
           step = () => {
             engine.nextBatch();
             const out = clf.forward(clf.batchInput(rowsIn));
-            clf.backward(crossEntropyLoss(out, labels).grad);
+            clf.backward(crossEntropyLoss(out, labels).grad, false);
             optimizer.accumulate();
             optimizer.step();
           };
@@ -167,7 +167,7 @@ export async function run(): Promise<void> {
           step = () => {
             clf.zeroGrad();
             const out = clf.forward(clf.batchInput(rowsIn));
-            clf.backward(crossEntropyLoss(out, labels).grad);
+            clf.backward(crossEntropyLoss(out, labels).grad, false);
             opt.step();
           };
         }

@@ -10,7 +10,7 @@ import { requirePositiveInt } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { Linear } from './linear';
 import { LoraLinear } from './lora_linear';
-import { Module, checkGradShape, noForward } from './module';
+import { Module, checkGradShape, noForward, noInputGrad } from './module';
 import { sgemm } from '../kernels/linalg';
 import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
@@ -380,7 +380,11 @@ export class MultiHeadAttention extends Module {
     return y;
   }
 
-  backward(gradOut: Tensor): Tensor {
+  /**
+   * Gradients of the projections' parameters, and of the input unless `inputGrad` is false
+   * (then the input-gradient products of q, k and v are skipped and an empty tensor returned).
+   */
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     const sv = this.saved;
     if (!sv) throw noForward('MultiHeadAttention.backward');
     checkGradShape(gradOut, [sv.batch, sv.seq, this.dOut], 'MultiHeadAttention.backward');
@@ -398,12 +402,15 @@ export class MultiHeadAttention extends Module {
       this.scale,
     );
     const shape = [sv.batch, sv.seq, this.dAttn];
-    const gx = this.q.backward(new Tensor(gq, shape));
-    const gxk = this.k.backward(new Tensor(gk, shape)).data;
-    const gxv = this.v.backward(new Tensor(gv, shape)).data;
-    const d = gx.data;
-    for (let i = 0; i < d.length; i++) d[i] += gxk[i] + gxv[i];
+    const gx = this.q.backward(new Tensor(gq, shape), inputGrad);
+    const gxk = this.k.backward(new Tensor(gk, shape), inputGrad);
+    const gxv = this.v.backward(new Tensor(gv, shape), inputGrad);
     this.saved = null;
+    if (!inputGrad) return noInputGrad();
+    const d = gx.data;
+    const dk = gxk.data;
+    const dv = gxv.data;
+    for (let i = 0; i < d.length; i++) d[i] += dk[i] + dv[i];
     return gx;
   }
 }

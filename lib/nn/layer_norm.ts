@@ -65,15 +65,22 @@ export class LayerNorm extends PerSampleLayer {
     const eps = this.eps;
     for (let r = 0; r < rows; r++) {
       const o = r * d;
-      let mean = 0;
-      for (let j = 0; j < d; j++) mean += xd[o + j];
-      mean /= d;
-      let v = 0;
+      // Mean and variance in one pass over c = x - x0, x0 the row's first element (double):
+      // |E[c]| is within the row's range, so E[c^2] - E[c]^2 loses at most about log2(d) bits
+      // to cancellation; a rounding below 0 is clamped.
+      const x0 = xd[o];
+      let s1 = 0;
+      let s2 = 0;
       for (let j = 0; j < d; j++) {
-        const c = xd[o + j] - mean;
-        v += c * c;
+        const c = xd[o + j] - x0;
+        s1 += c;
+        s2 += c * c;
       }
-      const is = 1 / Math.sqrt(v / d + eps);
+      const m1 = s1 / d;
+      const mean = x0 + m1;
+      let v = s2 / d - m1 * m1;
+      if (v < 0) v = 0;
+      const is = 1 / Math.sqrt(v + eps);
       invStd[r] = is;
       if (xhat) {
         for (let j = 0; j < d; j++) {

@@ -16,7 +16,7 @@ import { ReLU, GELU } from './activations';
 import { MultiHeadAttention, Projection } from './attention';
 import { LayerNorm } from './layer_norm';
 import { Linear } from './linear';
-import { Module, bsf, checkGradShape, noForward } from './module';
+import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
 import { SequenceMask, checkMask, sequenceInput, zeroPadding } from './sequence_mask';
 import { Tensor } from './tensor';
 import { scratch } from './workspace';
@@ -230,7 +230,13 @@ export class TransformerLayer extends Module {
     return y;
   }
 
-  backward(gradOut: Tensor): Tensor {
+  /**
+   * Parameter gradients of the layer, and the input gradient unless `inputGrad` is false
+   * (pre-LN: then the products that only feed the input gradient are skipped, as for the
+   * first trained layer of a model fed with cached hidden states, and an empty tensor is
+   * returned; post-LN computes it anyway).
+   */
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     const sv = this.saved;
     if (!sv) throw noForward('TransformerLayer.backward');
     const [batch, seq] = sv.shape;
@@ -240,6 +246,19 @@ export class TransformerLayer extends Module {
       // y = h + FFN(LN2(h))
       const gh = this.ln2.backward(this.ffn.backward(gradOut)).data;
       for (let i = 0; i < gh.length; i++) gh[i] += gradOut.data[i];
+      if (!inputGrad) {
+        // Only parameter gradients: LN1's backward runs only when gamma or beta trains.
+        const ghT = new Tensor(gh, gradOut.shape);
+        if (this.ln1.trainableParameters().length > 0)
+          this.ln1.backward(this.attention.backward(ghT));
+        else this.attention.backward(ghT, false);
+        if (this.residual) {
+          zeroPadding(gh, sv.mask, this.dModel);
+          this.residual.backward(ghT, false);
+        }
+        this.saved = null;
+        return noInputGrad();
+      }
       // h = res(x) + Attn(LN1(x))
       gx = this.ln1.backward(this.attention.backward(new Tensor(gh, gradOut.shape))).data;
       if (this.residual) {

@@ -98,7 +98,9 @@ export class UseLiteClassifier extends Module {
       let g = enc.pooling.backward(
         enc.dense.backward(enc.tanh.backward(enc.l2.backward(this.head.backward(gradOut)))),
       );
-      for (let i = enc.layers.length - 1; i >= this.startLayer; i--) g = enc.layers[i].backward(g);
+      // The first layer run computes an input gradient only when one is wanted.
+      for (let i = enc.layers.length - 1; i >= this.startLayer; i--)
+        g = enc.layers[i].backward(g, inputGrad || i > this.startLayer);
       return g;
     });
     // The gradient lives in the workspace: hand out a copy (or nothing when not wanted).

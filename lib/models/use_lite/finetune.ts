@@ -277,7 +277,7 @@ export function trainNonPrivateRows(
       );
       const g = loss.grad.data;
       for (let i = 0; i < g.length; i++) g[i] /= idx.length;
-      clf.backward(loss.grad);
+      clf.backward(loss.grad, false); // the input is cached data: no gradient needed
       opt.step();
     }
   }
@@ -313,7 +313,7 @@ export function privateStep(
       idx.map((i) => part.y[i]),
     );
     lossSum += loss.total;
-    clf.backward(loss.grad);
+    clf.backward(loss.grad, false); // the input is cached data: no gradient needed
     optimizer.accumulate();
   }
   optimizer.step();
