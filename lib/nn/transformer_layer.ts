@@ -16,6 +16,7 @@ import { ReLU, GELU } from './activations';
 import { MultiHeadAttention, Projection } from './attention';
 import { LayerNorm } from './layer_norm';
 import { Linear } from './linear';
+import { LoraLinear } from './lora_linear';
 import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
 import { SequenceMask, checkMask, sequenceInput, zeroPadding } from './sequence_mask';
 import { Tensor } from './tensor';
@@ -32,6 +33,8 @@ export class FeedForward extends Module {
   private mask: SequenceMask | null = null;
   private savedMask: SequenceMask | null = null;
   private savedShape: number[] | null = null;
+  /** After {@link forwardPooled}: real tokens per sequence (null after forward). */
+  private savedCounts: Float64Array | null = null;
 
   /**
    * @param fc1 - d -> dFF
@@ -78,11 +81,12 @@ export class FeedForward extends Module {
     zeroPadding(y.data, this.mask, this.fc2.outFeatures);
     this.savedMask = this.mask;
     this.savedShape = this.training ? y.shape : null;
+    this.savedCounts = null;
     return y;
   }
 
   backward(gradOut: Tensor): Tensor {
-    if (!this.savedShape) throw noForward('FeedForward.backward');
+    if (!this.savedShape || this.savedCounts) throw noForward('FeedForward.backward');
     checkGradShape(gradOut, this.savedShape, 'FeedForward.backward');
     const g = new Tensor(scratch(gradOut.size), gradOut.shape);
     g.data.set(gradOut.data);
@@ -91,6 +95,72 @@ export class FeedForward extends Module {
     // fc1's input rows on padding get zero gradient already (zero g through a
     // linear map and an elementwise activation).
     this.savedShape = null;
+    return gi;
+  }
+
+  /**
+   * `fc2(mean_t act(fc1(x_t)))` per sequence, the mean over its real tokens (`counts`
+   * of them), `[batch, dModel]`; 0 for a sequence without real tokens (the mean of the
+   * zeroed padding outputs).  Equal to the masked mean of {@link forward}'s output when fc2
+   * is affine (see TransformerLayer.forwardPooled).
+   */
+  forwardPooled(x: Tensor, counts: Float64Array): Tensor {
+    const { batch, seq } = bsf(x, 'FeedForward.forwardPooled', this.fc1.inFeatures);
+    if (this.mask) checkMask(this.mask, batch, seq, 'FeedForward.forwardPooled');
+    const r = this.act.forward(this.fc1.forward(x), true).data;
+    const dFF = this.fc1.outFeatures;
+    const mean = scratch(batch * dFF);
+    const acc = new Float64Array(dFF);
+    const valid = this.mask ? this.mask.valid : null;
+    for (let b = 0; b < batch; b++) {
+      acc.fill(0);
+      for (let t = 0; t < seq; t++) {
+        if (valid && !valid[b * seq + t]) continue;
+        const o = (b * seq + t) * dFF;
+        for (let j = 0; j < dFF; j++) acc[j] += r[o + j];
+      }
+      const inv = 1 / Math.max(counts[b], 1);
+      for (let j = 0; j < dFF; j++) mean[b * dFF + j] = acc[j] * inv;
+    }
+    const y = this.fc2.forward(new Tensor(mean, [batch, dFF]));
+    const d = this.fc2.outFeatures;
+    for (let b = 0; b < batch; b++) if (counts[b] === 0) y.data.fill(0, b * d, (b + 1) * d);
+    this.savedMask = this.mask;
+    this.savedShape = this.training ? x.shape : null;
+    this.savedCounts = this.training ? counts : null;
+    return y;
+  }
+
+  /** Backward of {@link forwardPooled}: `gradOut` `[batch, dModel]` to dLoss/dx `[batch, seq, d]`. */
+  backwardPooled(gradOut: Tensor): Tensor {
+    const counts = this.savedCounts;
+    if (!this.savedShape || !counts) throw noForward('FeedForward.backwardPooled');
+    const [batch, seq] = this.savedShape;
+    const d = this.fc2.outFeatures;
+    checkGradShape(gradOut, [batch, d], 'FeedForward.backwardPooled');
+    const g = new Tensor(scratch(gradOut.size), gradOut.shape);
+    g.data.set(gradOut.data);
+    for (let b = 0; b < batch; b++) if (counts[b] === 0) g.data.fill(0, b * d, (b + 1) * d);
+    const gm = this.fc2.backward(g).data; // [batch, dFF]
+    // Each real token's activation gets its sequence's gradient / count; padding gets 0.
+    const dFF = this.fc1.outFeatures;
+    const gr = scratch(batch * seq * dFF);
+    const valid = this.savedMask ? this.savedMask.valid : null;
+    for (let b = 0; b < batch; b++) {
+      const inv = 1 / Math.max(counts[b], 1);
+      const src = gm.subarray(b * dFF, (b + 1) * dFF);
+      for (let t = 0; t < seq; t++) {
+        const o = (b * seq + t) * dFF;
+        if (valid && !valid[b * seq + t]) {
+          gr.fill(0, o, o + dFF);
+          continue;
+        }
+        for (let j = 0; j < dFF; j++) gr[o + j] = src[j] * inv;
+      }
+    }
+    const gi = this.fc1.backward(this.act.backward(new Tensor(gr, [batch, seq, dFF])));
+    this.savedShape = null;
+    this.savedCounts = null;
     return gi;
   }
 }
@@ -146,7 +216,12 @@ export class TransformerLayer extends Module {
   /** LayerNorm of the feed-forward sub-block (its input for pre-LN, the output for post-LN). */
   readonly ln2: LayerNorm;
   private mask: SequenceMask | null = null;
-  private saved: { shape: number[]; mask: SequenceMask | null } | null = null;
+  private saved: {
+    shape: number[];
+    mask: SequenceMask | null;
+    /** Real tokens per sequence after {@link forwardPooled}; null after forward. */
+    pooled: Float64Array | null;
+  } | null = null;
 
   constructor(o: TransformerLayerOptions) {
     super();
@@ -206,15 +281,8 @@ export class TransformerLayer extends Module {
     sequenceInput(x, this.mask, 'TransformerLayer.forward', this.dIn);
     let y: Tensor;
     if (this.norm === 'pre') {
-      const a = this.attention.forward(this.ln1.forward(x));
+      const a = this.preAttention(x);
       const h = a.data;
-      if (this.residual) {
-        const r = this.residual.forward(x).data;
-        zeroPadding(r, this.mask, this.dModel);
-        for (let i = 0; i < h.length; i++) h[i] += r[i];
-      } else {
-        for (let i = 0; i < h.length; i++) h[i] += x.data[i];
-      }
       const f = this.ffn.forward(this.ln2.forward(a)).data;
       for (let i = 0; i < f.length; i++) f[i] += h[i];
       y = new Tensor(f, a.shape);
@@ -226,7 +294,68 @@ export class TransformerLayer extends Module {
       for (let i = 0; i < f.length; i++) f[i] += h.data[i];
       y = this.ln2.forward(new Tensor(f, x.shape));
     }
-    this.saved = this.training ? { shape: x.shape, mask: this.mask } : null;
+    this.saved = this.training ? { shape: x.shape, mask: this.mask, pooled: null } : null;
+    return y;
+  }
+
+  /** Pre-LN `h = res(x) + Attn(LN1(x))` (the projected residual zero on padding rows). */
+  private preAttention(x: Tensor): Tensor {
+    const a = this.attention.forward(this.ln1.forward(x));
+    const h = a.data;
+    if (this.residual) {
+      const r = this.residual.forward(x).data;
+      zeroPadding(r, this.mask, this.dModel);
+      for (let i = 0; i < h.length; i++) h[i] += r[i];
+    } else {
+      const xd = x.data;
+      for (let i = 0; i < h.length; i++) h[i] += xd[i];
+    }
+    return a;
+  }
+
+  /**
+   * True when {@link forwardPooled} applies: a pre-LN layer whose fc2 is affine in its input
+   * (no active LoRA dropout, which would draw a mask per token).
+   */
+  canPool(): boolean {
+    const fc2 = this.ffn.fc2;
+    return this.norm === 'pre' && !(fc2 instanceof LoraLinear && fc2.dropout > 0 && fc2.training);
+  }
+
+  /**
+   * The layer followed by a masked mean over the sequence (as {@link MeanPooling}: the mean
+   * of the real tokens, 0 for a sequence without any), `[batch, seq, dIn]` to
+   * `[batch, dModel]`, with fc2 applied once per sequence to the mean of its input rather
+   * than to every token: `mean_t (h_t + fc2(r_t)) = mean_t h_t + fc2(mean_t r_t)` as fc2 is
+   * affine. This saves fc2's product over all tokens (and its input gradient in backward);
+   * fc2's per-sample gradients are those of a one-token input, the same tensor.  Requires
+   * {@link canPool}; backward with {@link backwardPooled}.
+   */
+  forwardPooled(x: Tensor): Tensor {
+    const { batch, seq } = sequenceInput(x, this.mask, 'TransformerLayer.forwardPooled', this.dIn);
+    if (!this.canPool())
+      throw new InvalidArgumentError('norm', 'forwardPooled needs a pre-LN layer (see canPool)');
+    const h = this.preAttention(x);
+    const counts = validCounts(this.mask, batch, seq);
+    const y = this.ffn.forwardPooled(this.ln2.forward(h), counts);
+    // y += mean of h over the real tokens (in double)
+    const d = this.dModel;
+    const hd = h.data;
+    const yd = y.data;
+    const acc = new Float64Array(d);
+    const valid = this.mask ? this.mask.valid : null;
+    for (let b = 0; b < batch; b++) {
+      if (counts[b] === 0) continue;
+      acc.fill(0);
+      for (let t = 0; t < seq; t++) {
+        if (valid && !valid[b * seq + t]) continue;
+        const o = (b * seq + t) * d;
+        for (let j = 0; j < d; j++) acc[j] += hd[o + j];
+      }
+      const inv = 1 / counts[b];
+      for (let j = 0; j < d; j++) yd[b * d + j] += acc[j] * inv;
+    }
+    this.saved = this.training ? { shape: x.shape, mask: this.mask, pooled: counts } : null;
     return y;
   }
 
@@ -238,38 +367,16 @@ export class TransformerLayer extends Module {
    */
   backward(gradOut: Tensor, inputGrad = true): Tensor {
     const sv = this.saved;
-    if (!sv) throw noForward('TransformerLayer.backward');
+    if (!sv || sv.pooled) throw noForward('TransformerLayer.backward');
     const [batch, seq] = sv.shape;
     checkGradShape(gradOut, [batch, seq, this.dModel], 'TransformerLayer.backward');
     let gx: Float32Array;
     if (this.norm === 'pre') {
       // y = h + FFN(LN2(h))
       const gh = this.ln2.backward(this.ffn.backward(gradOut)).data;
-      for (let i = 0; i < gh.length; i++) gh[i] += gradOut.data[i];
-      if (!inputGrad) {
-        // Only parameter gradients: LN1's backward runs only when gamma or beta trains.
-        const ghT = new Tensor(gh, gradOut.shape);
-        if (this.ln1.trainableParameters().length > 0)
-          this.ln1.backward(this.attention.backward(ghT));
-        else this.attention.backward(ghT, false);
-        if (this.residual) {
-          zeroPadding(gh, sv.mask, this.dModel);
-          this.residual.backward(ghT, false);
-        }
-        this.saved = null;
-        return noInputGrad();
-      }
-      // h = res(x) + Attn(LN1(x))
-      gx = this.ln1.backward(this.attention.backward(new Tensor(gh, gradOut.shape))).data;
-      if (this.residual) {
-        const gr = scratch(gh.length);
-        gr.set(gh);
-        zeroPadding(gr, sv.mask, this.dModel);
-        const g2 = this.residual.backward(new Tensor(gr, gradOut.shape)).data;
-        for (let i = 0; i < gx.length; i++) gx[i] += g2[i];
-      } else {
-        for (let i = 0; i < gx.length; i++) gx[i] += gh[i];
-      }
+      const go = gradOut.data;
+      for (let i = 0; i < gh.length; i++) gh[i] += go[i];
+      return this.preAttentionBackward(gh, inputGrad);
     } else {
       const gs = this.ln2.backward(gradOut);
       const gh = this.ln1.backward(
@@ -285,4 +392,73 @@ export class TransformerLayer extends Module {
     this.saved = null;
     return new Tensor(gx, sv.shape);
   }
+
+  /** Backward of {@link forwardPooled}: `gradOut` is `[batch, dModel]`. */
+  backwardPooled(gradOut: Tensor, inputGrad = true): Tensor {
+    const sv = this.saved;
+    if (!sv || !sv.pooled) throw noForward('TransformerLayer.backwardPooled');
+    const [batch, seq] = sv.shape;
+    const d = this.dModel;
+    checkGradShape(gradOut, [batch, d], 'TransformerLayer.backwardPooled');
+    const counts = sv.pooled;
+    const gh = this.ln2.backward(this.ffn.backwardPooled(gradOut)).data;
+    // The mean of h: each real token gets gradOut / count.
+    const go = gradOut.data;
+    const valid = sv.mask ? sv.mask.valid : null;
+    for (let b = 0; b < batch; b++) {
+      if (counts[b] === 0) continue;
+      const inv = 1 / counts[b];
+      for (let t = 0; t < seq; t++) {
+        if (valid && !valid[b * seq + t]) continue;
+        const o = (b * seq + t) * d;
+        for (let j = 0; j < d; j++) gh[o + j] += go[b * d + j] * inv;
+      }
+    }
+    return this.preAttentionBackward(gh, inputGrad);
+  }
+
+  /** Backward of {@link preAttention} given dLoss/dh (`gh`, overwritten); clears the saved state. */
+  private preAttentionBackward(gh: Float32Array, inputGrad: boolean): Tensor {
+    const sv = this.saved!;
+    const shape = [sv.shape[0], sv.shape[1], this.dModel];
+    const ghT = new Tensor(gh, shape);
+    this.saved = null;
+    if (!inputGrad) {
+      // Only parameter gradients: LN1's backward runs only when gamma or beta trains.
+      if (this.ln1.trainableParameters().length > 0)
+        this.ln1.backward(this.attention.backward(ghT));
+      else this.attention.backward(ghT, false);
+      if (this.residual) {
+        zeroPadding(gh, sv.mask, this.dModel);
+        this.residual.backward(ghT, false);
+      }
+      return noInputGrad();
+    }
+    const gx = this.ln1.backward(this.attention.backward(ghT)).data;
+    if (this.residual) {
+      const gr = scratch(gh.length);
+      gr.set(gh);
+      zeroPadding(gr, sv.mask, this.dModel);
+      const g2 = this.residual.backward(new Tensor(gr, shape)).data;
+      for (let i = 0; i < gx.length; i++) gx[i] += g2[i];
+    } else {
+      for (let i = 0; i < gx.length; i++) gx[i] += gh[i];
+    }
+    return new Tensor(gx, sv.shape);
+  }
+}
+
+/** Real tokens of each sequence (`seq` each without a mask). */
+function validCounts(mask: SequenceMask | null, batch: number, seq: number): Float64Array {
+  const c = new Float64Array(batch);
+  for (let b = 0; b < batch; b++) {
+    if (!mask) {
+      c[b] = seq;
+      continue;
+    }
+    let n = 0;
+    for (let t = 0; t < seq; t++) n += mask.valid[b * seq + t];
+    c[b] = n;
+  }
+  return c;
 }

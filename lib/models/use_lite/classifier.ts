@@ -87,22 +87,21 @@ export class UseLiteClassifier extends Module {
     // the logits are new arrays.
     const z = this.workspace.run(this, true, () => {
       const h0 = this.startLayer === 0 ? enc.embedTokens(x) : x;
-      return enc.head(enc.runLayers(h0, this.startLayer));
+      return enc.headPooled(enc.poolFrom(h0, this.startLayer));
     });
     return this.head.forward(z);
   }
 
   backward(gradOut: Tensor, inputGrad = true): Tensor {
     const enc = this.encoder;
-    const g = this.workspace.run(this, false, () => {
-      let g = enc.pooling.backward(
-        enc.dense.backward(enc.tanh.backward(enc.l2.backward(this.head.backward(gradOut)))),
-      );
+    const g = this.workspace.run(this, false, () =>
       // The first layer run computes an input gradient only when one is wanted.
-      for (let i = enc.layers.length - 1; i >= this.startLayer; i--)
-        g = enc.layers[i].backward(g, inputGrad || i > this.startLayer);
-      return g;
-    });
+      enc.poolFromBackward(
+        enc.headPooledBackward(this.head.backward(gradOut)),
+        this.startLayer,
+        inputGrad,
+      ),
+    );
     // The gradient lives in the workspace: hand out a copy (or nothing when not wanted).
     return inputGrad ? g.clone() : noInputGrad();
   }
