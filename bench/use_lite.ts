@@ -156,7 +156,7 @@ export async function run(): Promise<void> {
           clf.setGradMode('perSample');
           step = () => {
             engine.nextBatch();
-            const out = clf.forward(clf.batchInput(rowsIn));
+            const out = clf.forward(clf.batchInput(rowsIn, true));
             clf.backward(crossEntropyLoss(out, labels).grad, false);
             optimizer.accumulate();
             optimizer.step();
@@ -166,7 +166,7 @@ export async function run(): Promise<void> {
           clf.setGradMode('sum');
           step = () => {
             clf.zeroGrad();
-            const out = clf.forward(clf.batchInput(rowsIn));
+            const out = clf.forward(clf.batchInput(rowsIn, true));
             clf.backward(crossEntropyLoss(out, labels).grad, false);
             opt.step();
           };

@@ -324,6 +324,25 @@ describe('USE-Lite passes in a workspace', () => {
     return clf;
   };
 
+  test('batchTensors with reuse: one buffer, padding zeroed, a new array while a capture is pending', () => {
+    const clf = model();
+    const long = data(4, 5); // lengths 3..6: the buffer gets dirty past the shorter rows
+    const a = clf.batchTensors(long.rows, true).input;
+    const short = data(2, 6);
+    const b = clf.batchTensors(short.rows, true).input;
+    expect(b.data.buffer).toBe(a.data.buffer);
+    const fresh = clf.batchTensors(short.rows).input;
+    expect(fresh.data.buffer).not.toBe(a.data.buffer);
+    expect(Array.from(b.data)).toEqual(Array.from(fresh.data)); // zero padding, same rows
+    clf.train();
+    clf.setGradMode('perSample');
+    const y = clf.forward(clf.batchInput(short.rows, true));
+    clf.backward(crossEntropyLoss(y, [0, 1]).grad, false);
+    const c = clf.batchTensors(short.rows, true).input;
+    expect(c.data.buffer).not.toBe(a.data.buffer);
+    clf.setGradMode('sum');
+  });
+
   test('outputs and input gradients handed out are not overwritten by later passes', () => {
     const clf = model();
     clf.train();

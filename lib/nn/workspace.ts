@@ -95,6 +95,11 @@ export function inWorkspace(): boolean {
   return active !== null;
 }
 
+/** True if a module of `owner`'s tree holds a per-sample capture not yet accumulated. */
+export function hasPendingCapture(owner: Module): boolean {
+  return owner.namedModules().some(([, m]) => isPerSampleModule(m) && m.captureBatch() >= 0);
+}
+
 /**
  * The scratch memory of one model (see the module comment).  Internal to the
  * models that use it; not part of the public API.
@@ -110,10 +115,7 @@ export class Workspace {
    */
   run<T>(owner: Module, newPass: boolean, fn: () => T): T {
     if (newPass) {
-      const pending = owner
-        .namedModules()
-        .some(([, m]) => isPerSampleModule(m) && m.captureBatch() >= 0);
-      if (pending) this.pass = new Pass();
+      if (hasPendingCapture(owner)) this.pass = new Pass();
       this.pass.begin();
     }
     const prev = active;

@@ -11,7 +11,7 @@ import { Linear } from '../../nn/linear';
 import { Module, noInputGrad } from '../../nn/module';
 import { SequenceMask, maskFromLengths } from '../../nn/sequence_mask';
 import { Tensor } from '../../nn/tensor';
-import { Workspace } from '../../nn/workspace';
+import { Workspace, hasPendingCapture } from '../../nn/workspace';
 import { USE_LITE_DIM, UseLiteEncoder, padTokens } from './model';
 
 /** Options of {@link UseLiteClassifier}. */
@@ -37,6 +37,8 @@ export class UseLiteClassifier extends Module {
   private mask: SequenceMask | null = null;
   /** Scratch memory reused by successive forward/backward passes (see nn/workspace). */
   private readonly workspace = new Workspace();
+  /** The input buffer of {@link batchTensors} with `reuse`. */
+  private inputBuf = new Float32Array(0);
 
   constructor(encoder: UseLiteEncoder, options: UseLiteClassifierOptions) {
     super();
@@ -145,9 +147,10 @@ export class UseLiteClassifier extends Module {
   /**
    * The model input for examples whose prefix outputs are `rows` (from
    * {@link encodePrefix}): padded to the longest, with its mask set on the model.
+   * With `reuse`, see {@link batchTensors}.
    */
-  batchInput(rows: Float32Array[]): Tensor {
-    const { input, mask } = this.batchTensors(rows);
+  batchInput(rows: Float32Array[], reuse = false): Tensor {
+    const { input, mask } = this.batchTensors(rows, reuse);
     this.setMask(mask);
     return input;
   }
@@ -155,8 +158,17 @@ export class UseLiteClassifier extends Module {
   /**
    * The padded model input for examples whose prefix outputs are `rows`, and its padding mask
    * (not set on the model: see {@link batchInput} for that).
+   *
+   * @param reuse - write the hidden states into a buffer the classifier keeps for the next
+   *   call with `reuse` (saves allocating, and the page faults of, a fresh `[B, T, d]` array
+   *   per step): the returned input is then valid only until that call. Training loops that
+   *   build one batch, run it forward and backward, then build the next use it. Ignored (a
+   *   new array) while a per-sample capture is pending.
    */
-  batchTensors(rows: Float32Array[]): {
+  batchTensors(
+    rows: Float32Array[],
+    reuse = false,
+  ): {
     /** `[B, T]` ids (startLayer 0, padding -1) or `[B, T, d]` hidden states (padding 0). */
     input: Tensor;
     /** Which positions are real tokens. */
@@ -172,7 +184,15 @@ export class UseLiteClassifier extends Module {
       rows.forEach((r, b) => ids.set(r, b * seq));
       return { input: new Tensor(ids, [rows.length, seq]), mask };
     }
-    const x = new Float32Array(rows.length * seq * d);
+    const n = rows.length * seq * d;
+    let x: Float32Array;
+    if (reuse && !hasPendingCapture(this)) {
+      if (this.inputBuf.length < n) this.inputBuf = new Float32Array(n);
+      x = this.inputBuf.subarray(0, n);
+      rows.forEach((r, b) => x.fill(0, b * seq * d + r.length, (b + 1) * seq * d));
+    } else {
+      x = new Float32Array(n);
+    }
     rows.forEach((r, b) => x.set(r, b * seq * d));
     return { input: new Tensor(x, [rows.length, seq, d]), mask };
   }
