@@ -242,14 +242,16 @@ describe('TransformerLayer fused with the mean pooling', () => {
   const batch = 3;
   const seq = 4;
   const mask = maskFromLengths([4, 2, 0], seq); // the third sequence has no real token
+  const gappy = maskFromLengths([4, 2, 0], seq);
+  gappy.valid.set([1, 0, 1, 1], 0); // the first sequence's real tokens are not a prefix
   const x = new Tensor(randArray(batch * seq * 6, lcg(30)), [batch, seq, 6]);
   const w = randArray(batch * 8, lcg(31));
 
-  const run = (fused: boolean, mode: 'sum' | 'perSample') => {
+  const run = (fused: boolean, mode: 'sum' | 'perSample', m = mask) => {
     const l = layer();
     const pool = new MeanPooling();
-    l.setMask(mask);
-    pool.setMask(mask);
+    l.setMask(m);
+    pool.setMask(m);
     l.train();
     pool.train();
     l.setGradMode(mode);
@@ -286,6 +288,14 @@ describe('TransformerLayer fused with the mean pooling', () => {
     expect(got.y.slice(16)).toEqual(new Array(8).fill(0)); // no real token: 0
     close(got.gi, ref.gi, 1e-5);
     expect(got.grads.length).toBe(12);
+    got.grads.forEach((g, i) => close(g, ref.grads[i], 1e-5));
+  });
+
+  test('the same with real tokens that are not a prefix', () => {
+    const ref = run(false, 'sum', gappy);
+    const got = run(true, 'sum', gappy);
+    close(got.y, ref.y, 1e-6);
+    close(got.gi, ref.gi, 1e-5);
     got.grads.forEach((g, i) => close(g, ref.grads[i], 1e-5));
   });
 

@@ -21,6 +21,8 @@ import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
 import { SequenceMask, checkMask, sequenceInput, zeroPadding } from './sequence_mask';
 import { Tensor } from './tensor';
 import { scratch } from './workspace';
+import { ones } from './ops';
+import { sgemm } from '../kernels/linalg';
 
 /** Position-wise feed-forward: fc2(act(fc1(x))), zero on padding rows. */
 export class FeedForward extends Module {
@@ -110,18 +112,7 @@ export class FeedForward extends Module {
     const r = this.act.forward(this.fc1.forward(x), true).data;
     const dFF = this.fc1.outFeatures;
     const mean = scratch(batch * dFF);
-    const acc = new Float64Array(dFF);
-    const valid = this.mask ? this.mask.valid : null;
-    for (let b = 0; b < batch; b++) {
-      acc.fill(0);
-      for (let t = 0; t < seq; t++) {
-        if (valid && !valid[b * seq + t]) continue;
-        const o = (b * seq + t) * dFF;
-        for (let j = 0; j < dFF; j++) acc[j] += r[o + j];
-      }
-      const inv = 1 / Math.max(counts[b], 1);
-      for (let j = 0; j < dFF; j++) mean[b * dFF + j] = acc[j] * inv;
-    }
+    meanTokens(r, batch, seq, dFF, this.mask, counts, mean, false);
     const y = this.fc2.forward(new Tensor(mean, [batch, dFF]));
     const d = this.fc2.outFeatures;
     for (let b = 0; b < batch; b++) if (counts[b] === 0) y.data.fill(0, b * d, (b + 1) * d);
@@ -145,19 +136,7 @@ export class FeedForward extends Module {
     // Each real token's activation gets its sequence's gradient / count; padding gets 0.
     const dFF = this.fc1.outFeatures;
     const gr = scratch(batch * seq * dFF);
-    const valid = this.savedMask ? this.savedMask.valid : null;
-    for (let b = 0; b < batch; b++) {
-      const inv = 1 / Math.max(counts[b], 1);
-      const src = gm.subarray(b * dFF, (b + 1) * dFF);
-      for (let t = 0; t < seq; t++) {
-        const o = (b * seq + t) * dFF;
-        if (valid && !valid[b * seq + t]) {
-          gr.fill(0, o, o + dFF);
-          continue;
-        }
-        for (let j = 0; j < dFF; j++) gr[o + j] = src[j] * inv;
-      }
-    }
+    spreadTokens(gm, batch, seq, dFF, this.savedMask, counts, gr, false);
     const gi = this.fc1.backward(this.act.backward(new Tensor(gr, [batch, seq, dFF])));
     this.savedShape = null;
     this.savedCounts = null;
@@ -338,23 +317,8 @@ export class TransformerLayer extends Module {
     const h = this.preAttention(x);
     const counts = validCounts(this.mask, batch, seq);
     const y = this.ffn.forwardPooled(this.ln2.forward(h), counts);
-    // y += mean of h over the real tokens (in double)
-    const d = this.dModel;
-    const hd = h.data;
-    const yd = y.data;
-    const acc = new Float64Array(d);
-    const valid = this.mask ? this.mask.valid : null;
-    for (let b = 0; b < batch; b++) {
-      if (counts[b] === 0) continue;
-      acc.fill(0);
-      for (let t = 0; t < seq; t++) {
-        if (valid && !valid[b * seq + t]) continue;
-        const o = (b * seq + t) * d;
-        for (let j = 0; j < d; j++) acc[j] += hd[o + j];
-      }
-      const inv = 1 / counts[b];
-      for (let j = 0; j < d; j++) yd[b * d + j] += acc[j] * inv;
-    }
+    // y += mean of h over the real tokens
+    meanTokens(h.data, batch, seq, this.dModel, this.mask, counts, y.data, true);
     this.saved = this.training ? { shape: x.shape, mask: this.mask, pooled: counts } : null;
     return y;
   }
@@ -400,20 +364,9 @@ export class TransformerLayer extends Module {
     const [batch, seq] = sv.shape;
     const d = this.dModel;
     checkGradShape(gradOut, [batch, d], 'TransformerLayer.backwardPooled');
-    const counts = sv.pooled;
     const gh = this.ln2.backward(this.ffn.backwardPooled(gradOut)).data;
     // The mean of h: each real token gets gradOut / count.
-    const go = gradOut.data;
-    const valid = sv.mask ? sv.mask.valid : null;
-    for (let b = 0; b < batch; b++) {
-      if (counts[b] === 0) continue;
-      const inv = 1 / counts[b];
-      for (let t = 0; t < seq; t++) {
-        if (valid && !valid[b * seq + t]) continue;
-        const o = (b * seq + t) * d;
-        for (let j = 0; j < d; j++) gh[o + j] += go[b * d + j] * inv;
-      }
-    }
+    spreadTokens(gradOut.data, batch, seq, d, sv.mask, sv.pooled, gh, true);
     return this.preAttentionBackward(gh, inputGrad);
   }
 
@@ -461,4 +414,95 @@ function validCounts(mask: SequenceMask | null, batch: number, seq: number): Flo
     c[b] = n;
   }
   return c;
+}
+
+/** The runs [start, end) of real tokens of sequence b (all of [0, seq) without a mask). */
+function validRuns(mask: SequenceMask | null, b: number, seq: number): Array<[number, number]> {
+  if (!mask) return [[0, seq]];
+  const v = mask.valid;
+  const runs: Array<[number, number]> = [];
+  let t = 0;
+  while (t < seq) {
+    while (t < seq && !v[b * seq + t]) t++;
+    const s0 = t;
+    while (t < seq && v[b * seq + t]) t++;
+    if (t > s0) runs.push([s0, t]);
+  }
+  return runs;
+}
+
+/**
+ * Masked mean over the tokens: `out[b] (+)= (1/counts[b]) sum_{t real} x[b, t]` for
+ * `x: [batch, seq, f]`, one matrix-vector product per run of real tokens (padding rows are
+ * never read); a sequence without real tokens gets 0 (or is left as is with `accumulate`).
+ */
+function meanTokens(
+  x: Float32Array,
+  batch: number,
+  seq: number,
+  f: number,
+  mask: SequenceMask | null,
+  counts: Float64Array,
+  out: Float32Array,
+  accumulate: boolean,
+): void {
+  for (let b = 0; b < batch; b++) {
+    const row = out.subarray(b * f, (b + 1) * f);
+    if (counts[b] === 0) {
+      if (!accumulate) row.fill(0);
+      continue;
+    }
+    let beta = accumulate ? 1 : 0;
+    for (const [t0, t1] of validRuns(mask, b, seq)) {
+      const len = t1 - t0;
+      sgemm(ones(len), x.subarray((b * seq + t0) * f, (b * seq + t1) * f), row, {
+        m: 1,
+        n: f,
+        k: len,
+        alpha: 1 / counts[b],
+        beta,
+      });
+      beta = 1;
+    }
+  }
+}
+
+/**
+ * Broadcast of a per-sequence gradient over its real tokens: `gx[b, t] (+)= g[b] / counts[b]`
+ * for real t (rank-one products); padding rows are set to 0 (left as they are with
+ * `accumulate`).
+ */
+function spreadTokens(
+  g: Float32Array,
+  batch: number,
+  seq: number,
+  f: number,
+  mask: SequenceMask | null,
+  counts: Float64Array,
+  gx: Float32Array,
+  accumulate: boolean,
+): void {
+  for (let b = 0; b < batch; b++) {
+    const runs = counts[b] === 0 ? [] : validRuns(mask, b, seq);
+    if (!accumulate) {
+      // zero the padding rows (the real ones are written below)
+      let t = 0;
+      for (const [t0, t1] of runs) {
+        gx.fill(0, (b * seq + t) * f, (b * seq + t0) * f);
+        t = t1;
+      }
+      gx.fill(0, (b * seq + t) * f, (b + 1) * seq * f);
+    }
+    for (const [t0, t1] of runs) {
+      const len = t1 - t0;
+      sgemm(ones(len), g.subarray(b * f, (b + 1) * f), gx.subarray((b * seq + t0) * f), {
+        m: len,
+        n: f,
+        k: 1,
+        alpha: 1 / counts[b],
+        beta: accumulate ? 1 : 0,
+        ldc: f,
+      });
+    }
+  }
 }

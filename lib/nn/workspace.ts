@@ -90,11 +90,6 @@ export function scratchZeroed(n: number): Float32Array {
   return b;
 }
 
-/** True while a workspace is active (layers may then skip copies that only guard aliasing). */
-export function inWorkspace(): boolean {
-  return active !== null;
-}
-
 /** True if a module of `owner`'s tree holds a per-sample capture not yet accumulated. */
 export function hasPendingCapture(owner: Module): boolean {
   return owner.namedModules().some(([, m]) => isPerSampleModule(m) && m.captureBatch() >= 0);
