@@ -353,6 +353,27 @@ describe('USE-Lite passes in a workspace', () => {
     clf.setGradMode('sum');
   });
 
+  test('encodePrefix between a training forward and its backward leaves the gradients alone', () => {
+    const ids = [
+      [5, 6, 7, 8],
+      [9, 10, 11],
+    ];
+    const grads = [false, true].map((interleave) => {
+      const clf = model();
+      const rows = clf.encodePrefix(ids);
+      clf.train();
+      clf.setGradMode('sum');
+      clf.zeroGrad();
+      const y = clf.forward(clf.batchInput(rows));
+      if (interleave) clf.encodePrefix([[20, 21, 22, 23, 24, 25], [30]]);
+      clf.setMask(clf.batchTensors(rows).mask);
+      clf.backward(crossEntropyLoss(y, [0, 1]).grad, false);
+      return clf.trainableParameters().map((p) => Array.from(p.grad!));
+    });
+    expect(grads[0].every((g) => g.some((v) => v !== 0))).toBe(true);
+    expect(grads[1]).toEqual(grads[0]);
+  });
+
   test('outputs and input gradients handed out are not overwritten by later passes', () => {
     const clf = model();
     clf.train();

@@ -37,6 +37,8 @@ export class UseLiteClassifier extends Module {
   private mask: SequenceMask | null = null;
   /** Scratch memory reused by successive forward/backward passes (see nn/workspace). */
   private readonly workspace = new Workspace();
+  /** Scratch memory of {@link encodePrefix}. */
+  private readonly prefixWorkspace = new Workspace();
   /** The input buffer of {@link batchTensors} with `reuse`. */
   private inputBuf = new Float32Array(0);
 
@@ -129,8 +131,9 @@ export class UseLiteClassifier extends Module {
         const b = padTokens(idx.map((i) => tokenLists[i]));
         enc.setMask(b.mask);
         const seq = b.ids.shape[1];
-        // The prefix output lives in the workspace until the next pass: copied out here.
-        this.workspace.run(this, true, () => {
+        // The prefix output lives in the workspace until the next pass: copied out here. A
+        // workspace of its own, so that a training pass in flight keeps its buffers.
+        this.prefixWorkspace.run(this, true, () => {
           const h = enc.runLayers(enc.embedTokens(b.ids), 0, this.startLayer).data;
           idx.forEach((i, r) => {
             out[i] = h.slice(r * seq * d, (r * seq + b.lengths[r]) * d);
@@ -140,6 +143,7 @@ export class UseLiteClassifier extends Module {
     } finally {
       enc.setMask(null);
       enc.train(was);
+      this.prefixWorkspace.clear(); // the prefix runs once per text: free its memory
     }
     return out;
   }
