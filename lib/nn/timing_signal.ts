@@ -25,7 +25,10 @@ export interface TimingSignalOptions {
 export class TimingSignal extends Module {
   /** Feature width of the inputs (even): dim/2 sine channels, then dim/2 cosine channels. */
   readonly dim: number;
-  /** The dim/2 inverse timescales w_i (angular frequency per position). */
+  /**
+   * The dim/2 inverse timescales w_i (angular frequency per position); the signal is cached in
+   * a table (extended when a longer sequence arrives), so set them before the first forward.
+   */
   readonly invTimescales: Float32Array;
   private mask: SequenceMask | null = null;
   private savedShape: number[] | null = null;
