@@ -187,6 +187,14 @@ export class UseLiteEncoder extends Module {
     return gh;
   }
 
+  /**
+   * Frees the scratch memory the encoder keeps from one pass to the next (up to ~200 MB after
+   * a batch of 32 texts of 128 tokens); the next pass allocates it again.
+   */
+  releaseScratch(): void {
+    this.workspace.clear();
+  }
+
   forward(ids: Tensor): Tensor {
     if (!this.mask) throw new InvalidStateError('UseLiteEncoder.forward: call setMask() first');
     // The intermediates live in the workspace; the result (L2Normalize's) is a new array.
@@ -480,6 +488,7 @@ export function embedTokenLists(
   } finally {
     encoder.setMask(null);
     encoder.train(wasTraining);
+    encoder.releaseScratch(); // reused across the batches of this call, then freed
   }
   return out;
 }
