@@ -82,16 +82,41 @@ constexpr uint32_t kT[6] = {32768, 10922, 2730, 546, 91, 13};
 constexpr uint32_t kTie[7] = {65536, 10922, 2730, 546, 91, 13, 65536};
 constexpr uint32_t kF[6] = {2, 6, 24, 120, 720, 5040};  // i!, i = 2..7
 
-inline uint32_t e1_count(uint32_t w) {
+constexpr uint32_t e1_count(uint32_t w) {
   uint32_t c = 0;
   for (int i = 0; i < 6; ++i) c += (w - kT[i]) >> 31;
   return c;
 }
 
 // The chunk alone does not settle the trial: a tie, or U < 1/7!.
-inline bool e1_open(uint32_t w, uint32_t c) {
+constexpr bool e1_open(uint32_t w, uint32_t c) {
   return (w == kTie[c]) | (c == 6);
 }
+
+// Both at once: bit 0 the trial's success (the count is odd: k = 2 + c odd),
+// bit 1 open.  Hosted builds read a 16 KiB table (2 bits per chunk value);
+// freestanding builds, short of flash, count.
+#if defined(DPLORA_FREESTANDING)
+inline uint32_t e1_bits(uint32_t w) {
+  const uint32_t c = e1_count(w);
+  return (c & 1) | (uint32_t(e1_open(w, c)) << 1);
+}
+#else
+struct E1Table {
+  uint8_t v[16384] = {};
+  constexpr E1Table() {
+    for (uint32_t w = 0; w < 65536; ++w) {
+      const uint32_t c = e1_count(w);
+      const uint32_t bits = (c & 1) | (uint32_t(e1_open(w, c)) << 1);
+      v[w >> 2] = uint8_t(v[w >> 2] | (bits << ((w & 3) * 2)));
+    }
+  }
+};
+constexpr E1Table kE1{};
+inline uint32_t e1_bits(uint32_t w) {
+  return (uint32_t(kE1.v[w >> 2]) >> ((w & 3) * 2)) & 3;
+}
+#endif
 
 constexpr uint64_t k2p40 = uint64_t(1) << 40;
 
@@ -350,9 +375,9 @@ inline int fast_slot(const Params &p, const uint32_t *w, int64_t &y) {
   const uint64_t v = m >> 32, u = v >> 1, s = v & 1;
   // 2. Geometric trials on W1's halves.
   const uint32_t g1 = w[1] >> 16, g2 = w[1] & 0xffff;
-  const uint32_t c1 = e1_count(g1), c2 = e1_count(g2);
-  const bool t1 = (c1 & 1) != 0, t2 = (c2 & 1) != 0;
-  const bool open2 = e1_open(g1, c1) | (t1 & e1_open(g2, c2));
+  const uint32_t b1 = e1_bits(g1), b2 = e1_bits(g2);
+  const bool t1 = (b1 & 1) != 0, t2 = (b2 & 1) != 0;
+  const bool open2 = (b1 >> 1) | (t1 & (b2 >> 1));
   const bool jge2 = t1 & t2;
   const uint64_t j = t1;  // when !jge2
   // 3.
@@ -363,12 +388,11 @@ inline int fast_slot(const Params &p, const uint32_t *w, int64_t &y) {
   const uint64_t nn = x * x * p.bp - (d & (uint64_t(0) - j));
   const bool q1 = nn >= d, q2 = nn >= 2 * d, q3 = nn >= 3 * d;
   const uint32_t h1 = w[2] >> 16, h2 = w[2] & 0xffff;
-  const uint32_t e1c = e1_count(h1), e2c = e1_count(h2);
-  const bool s1 = (e1c & 1) != 0, s2 = (e2c & 1) != 0;
+  const uint32_t b3 = e1_bits(h1), b4 = e1_bits(h2);
+  const bool s1 = (b3 & 1) != 0, s2 = (b4 & 1) != 0;
   const bool need1 = q1 | jge2, need2 = q2 | jge2, more = q3 | jge2;
   const bool okq = ((!need1) | s1) & ((!need2) | s2);
-  const bool open4 =
-      (need1 & e1_open(h1, e1c)) | (need2 & s1 & e1_open(h2, e2c)) | (more & s1 & s2);
+  const bool open4 = (need1 & (b3 >> 1)) | (need2 & s1 & (b4 >> 1)) | (more & s1 & s2);
   const uint64_t r = nn - (d & (uint64_t(0) - q1)) - (d & (uint64_t(0) - q2));
   // 5. U (first 32 bits W3) against gamma and gamma^2 / 2, trials 3 and 4 on W4's halves.
   const uint64_t g = u128_lo(mul64x64(r, p.inv) >> p.sh);  // gamma 2^32 in [g, g + 2)
