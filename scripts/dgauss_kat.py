@@ -321,25 +321,88 @@ def samples(key, nonce, base, a, b, n, seen=None):
     return out
 
 
-# (name, sigma^2 numerator, denominator, base position, count)
+# (name, sigma^2 numerator, denominator, base position, count, rare paths the
+# first groups must take)
 CASES = [
-    ('tiny', 1, 100, 0, 96),
-    ('unit', 1, 1, 5, 128),
-    ('third', 10, 3, 1 << 40, 128),
-    ('mid', 123456789, 1000, 77, 128),
-    ('sigma_2p16', 1 << 32, 1, 0, 128),
-    ('huge', (1 << 62) + 12345, 7, 3, 64),
+    ('tiny', 1, 100, 0, 96, ()),
+    ('unit', 1, 1, 5, 128, ('q_ge3',)),
+    ('third', 10, 3, 1 << 40, 128, ()),
+    ('mid', 123456789, 1000, 77, 128, ('k_ge5',)),
+    ('sigma_2p16', 1 << 32, 1, 0, 128, ('j_ge2', 'k_ge3')),
+    ('huge', (1 << 62) + 12345, 7, 3, 64, ('exp_fresh',)),
+    ('max', (1 << 64) - 1, 1, 0, 64, ('lemire64',)),
+    ('den_2p64', (1 << 64) - 1, 1 << 62, 0, 64, ('exp_fresh',)),
     # sigma = 1000 at positions (found by search) where the first 64 samples
-    # take the rare exact paths: 1/j! inside the chunk's cell in
-    # Bernoulli(exp(-1)), k > 7 there, and gamma or gamma^2/2 inside the
-    # chunk's cell in the two-trial read of Algorithm 1.
-    ('tie_e1', 10**6, 1, 12482248704, 64),
-    ('e1_beyond7', 10**6, 1, 1946157056, 64),
-    ('tie_first', 10**6, 1, 8321499136, 64),
-    ('tie_second', 10**6, 1, 8388608000, 64),
+    # take rare exact paths: 1/i! inside the chunk's cell in Bernoulli(e^-1),
+    # k > 7 there, gamma/3 inside W4's high chunk's cell.
+    ('tie_e1', 10**6, 1, 7449083904, 64, ('e1_tie',)),
+    ('e1_beyond7', 10**6, 1, 3154116608, 64, ('e1_beyond7',)),
+    ('cell_k3', 10**6, 1, 15502147584, 64, ('cell_k3',)),
 ]
 KEY = bytes(range(32))
 NONCE = bytes([0, 0, 0, 9, 0, 0, 0, 0x4A, 0, 0, 0, 0])
+
+
+def run_slot(a, b, pos, w):
+    """One slot on slice w with its continuation from `pos`: (sample or None,
+    continuation words used, rare paths taken)."""
+    rd = Reader(Stream(KEY, NONCE), pos, pos + (1 << 26))
+    smp = Sampler(rd, a, b)
+    y = smp.slot(w)
+    return y, rd.pos - pos, smp.seen
+
+
+def slot_cases():
+    """Slices chosen so that each rare step of the definition runs (the
+    thresholds are computed here exactly; each case asserts its path)."""
+    out = []
+
+    def add(name, a, b, w, path, pos=1000):
+        y, used, seen = run_slot(a, b, pos, w)
+        assert path in seen or path == '', (name, path, seen)
+        out.append((name, a, b, pos, w, y, used))
+
+    def w0_for(a, b, u, s):
+        """The least W0 whose Lemire draw on 2T gives v = 2u + s."""
+        two_t = 2 * block_width(a, b)
+        v = 2 * u + s
+        w0 = -(-(v << 32) // two_t)
+        while (w0 * two_t) % (1 << 32) < (1 << 32) % two_t:
+            w0 += 1
+        assert (w0 * two_t) >> 32 == v and w0 < 1 << 32
+        return w0
+
+    def floor32(f, bits):
+        return (f.numerator << bits) // f.denominator
+
+    a, b = 10**6, 1  # sigma = 1000, T = 1415, den = 2 * 10^6
+    gamma = Fraction(999 * 999, 2 * 10**6)
+    w0 = w0_for(a, b, 999, 0)
+    j0 = 0xFFFFFFFF  # W1: the first Bernoulli(e^-1) trial fails: j = 0
+    add('cell_gamma', a, b, [w0, j0, 0, floor32(gamma, 32), 0x12345678], 'cell_gamma')
+    add('cell_gamma2', a, b, [w0, j0, 0, floor32(gamma * gamma / 2, 32), 0x12345678],
+        'cell_gamma2')
+    add('cell_k3', a, b, [w0, j0, 0, 0, (floor32(gamma / 3, 16) << 16) | 0xFFFF], 'cell_k3')
+    add('cell_k4', a, b, [w0, j0, 0, 0, floor32(gamma / 4, 16)], 'cell_k4')
+    add('k_ge5', a, b, [w0, j0, 0, 0, 0], 'k_ge5')
+    add('small_gamma', a, b, [w0_for(a, b, 1, 1), j0, 0, 0, 0], 'exp_fresh')
+    # Bernoulli(e^-1) on W1's high chunk: w == floor(2^16 / i!) for i = 3..7, and U < 1/7!.
+    for i, tie in enumerate([10922, 2730, 546, 91, 13]):
+        add('e1_tie_%d' % (i + 3), a, b, [w0, (tie << 16) | 0xFFFF, 0, 0, 0], 'e1_tie')
+    add('e1_beyond7', a, b, [w0, (5 << 16) | 0xFFFF, 0, 0, 0], 'e1_beyond7')
+    # j >= 2: both geometric trials succeed (w = 20000: 1/3! <= U < 1/2, k = 3), so
+    # step 4's first two trials run, then j's further trials from the stream.
+    ok = 20000
+    add('j_ge2', a, b, [w0, (ok << 16) | ok, (ok << 16) | ok, 0, 0], 'j_ge2')
+    add('j_ge2_reject', a, b, [w0, (ok << 16) | ok, (ok << 16) | 0xFFFF, 0, 0], '')
+    # sigma = 1: T = 2, j = 1, x = 3: gamma = 9/2 - 1, q = 3, trial 3 from the stream.
+    add('q_ge3', 1, 1, [w0_for(1, 1, 1, 0), (ok << 16) | 0xFFFF, (ok << 16) | ok, 0, 0],
+        'q_ge3')
+    # y = -0 rejects.
+    add('minus_zero', 1, 1, [w0_for(1, 1, 0, 1), j0, 0, 0, 0], '')
+    # 2T > 2^32: the Lemire draw takes a continuation word.
+    add('lemire64', (1 << 64) - 1, 1, [0x89ABCDEF, j0, 0, 0x80000000, 0], 'lemire64')
+    return out
 
 
 def rfc_check():
@@ -357,8 +420,10 @@ def main():
     o.write('#pragma once\n#include <stdint.h>\n\n')
     o.write('static const uint8_t kKatKey[32] = {%s};\n' % ', '.join(str(v) for v in KEY))
     o.write('static const uint8_t kKatNonce[12] = {%s};\n\n' % ', '.join(str(v) for v in NONCE))
-    for name, a, b, base, n in CASES:
-        vals = samples(KEY, NONCE, base, a, b, n)
+    for name, a, b, base, n, paths in CASES:
+        seen = set()
+        vals = samples(KEY, NONCE, base, a, b, n, seen)
+        assert set(paths) <= seen, (name, paths, seen)
         o.write('static const int64_t kKat_%s[%d] = {\n' % (name, n))
         for i in range(0, n, 8):
             o.write('    %s,\n' % ', '.join('INT64_C(%d)' % v for v in vals[i:i + 8]))
@@ -366,9 +431,19 @@ def main():
     o.write('\nstruct KatCase {\n  const char *name;\n  uint64_t num, den, base;\n'
             '  int64_t n;\n  const int64_t *expect;\n};\n')
     o.write('static const KatCase kKatCases[] = {\n')
-    for name, a, b, base, n in CASES:
+    for name, a, b, base, n, _ in CASES:
         o.write('    {"%s", UINT64_C(%d), UINT64_C(%d), UINT64_C(%d), %d, kKat_%s},\n'
                 % (name, a, b, base, n, name))
+    o.write('};\n')
+    o.write('\n// One slot on a chosen slice W0..W4, its continuation read from the stream\n'
+            '// at `pos`: accepted (0/1), the sample, the continuation words used.\n')
+    o.write('struct SlotCase {\n  const char *name;\n  uint64_t num, den, pos;\n'
+            '  uint32_t w[5];\n  int accepted;\n  int64_t y;\n  uint64_t used;\n};\n')
+    o.write('static const SlotCase kSlotCases[] = {\n')
+    for name, a, b, pos, w, y, used in slot_cases():
+        o.write('    {"%s", UINT64_C(%d), UINT64_C(%d), UINT64_C(%d), {%s}, %d, INT64_C(%d), %d},\n'
+                % (name, a, b, pos, ', '.join('0x%08X' % v for v in w), y is not None,
+                   y or 0, used))
     o.write('};\n')
 
 

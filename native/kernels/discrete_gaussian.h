@@ -45,6 +45,12 @@ int sample_groups(const chacha::Stream &s, uint64_t base, const Params &p, int64
 int sample_groups_reference(const chacha::Stream &s, uint64_t base, const Params &p, int64_t g0,
                             int64_t g1, int64_t *out, int64_t n);
 
+// Test hook: one slot by its definition on the slice w, the continuation read
+// from stream position pos: 1 accepted (*y), 0 rejected, -1 failure, -2 when
+// the fast path settles the slot differently; *used = continuation words.
+int slot_for_test(const chacha::Stream &s, uint64_t pos, const Params &p, const uint32_t w[5],
+                  int64_t *y, uint64_t *used);
+
 // sum[i] = saturate(sum[i] + noise[i]) (exact addition first); returns the
 // number saturated.
 int64_t add_saturating(int64_t *sum, const int64_t *noise, int64_t n);

@@ -6,6 +6,7 @@
 
 #include "chacha20.h"
 #include "check.h"
+#include "../nofpu/dgauss_kat_vectors.h"
 #include "discrete_gaussian.h"
 #include "intonly/int_math.h"
 #include "dplora.h"
@@ -217,6 +218,17 @@ void test_discrete_gaussian_fast_path() {
     CHECK(fast == ref);
   }
   CHECK(n_fast >= 8);  // the comparison covers the fast path
+  // Single slots on chosen slices (scripts/dgauss_kat.py): each rare step of the definition, and
+  // the fast path (slot_for_test returns -2 where it disagrees).
+  const dplora::chacha::Stream kat = dplora::chacha::make_stream(kKatKey, kKatNonce);
+  for (const SlotCase &c : kSlotCases) {
+    dplora::dgauss::Params p;
+    CHECK(dplora::dgauss::setup(c.num, c.den, p));
+    int64_t y = 0;
+    uint64_t used = 0;
+    CHECK(dplora::dgauss::slot_for_test(kat, c.pos, p, c.w, &y, &used) == c.accepted);
+    CHECK(y == c.y && used == c.used);
+  }
 }
 
 // v for one row, as the kernel computes it; checks sum v^2 <= c^2.

@@ -487,6 +487,20 @@ int sample_groups_reference(const chacha::Stream &s, uint64_t base, const Params
   return sample_groups(s, base, q, g0, g1, out, n, nullptr, 1);
 }
 
+int slot_for_test(const chacha::Stream &s, uint64_t pos, const Params &p, const uint32_t w[5],
+                  int64_t *y, uint64_t *used) {
+  Sampler smp(s, pos, ~uint64_t(0), nullptr, 1);
+  int64_t v = 0;
+  const bool acc = smp.slot(p, w, v);
+  if (smp.failed()) return -1;
+  *used = smp.rd.position() - pos;
+  *y = acc ? v : 0;
+  int64_t vf = 0;
+  const int fast = p.fast ? fast_slot(p, w, vf) : 2;
+  if (fast != 2 && (fast != int(acc) || (acc && vf != v))) return -2;  // the fast path disagrees
+  return acc ? 1 : 0;
+}
+
 int64_t add_saturating(int64_t *sum, const int64_t *noise, int64_t n) {
   int64_t sat = 0;
   for (int64_t i = 0; i < n; ++i) {
