@@ -260,7 +260,12 @@ struct Sampler {
     // leaves U >= w3 2^-32 > gamma^2 / 2, so k = 2.
     if (a1 - b1 < u128(d)) return !lt(a1 - b1, u128(d));
     const u128 d2 = mul64x64(d, d) << 1;  // U < gamma^2 / 2: n^2 2^32 - w3 2 d^2 > 0
-    const u128 a2 = mul64x64(n, n) << 32, b2 = u128(w3) * d2;
+    // w3 d2 < 2^113 (b2hi = 0).  Written as u128(w3) * d2, arm-none-eabi-g++
+    // 12.2 -O2 -marm (ARMv5TE) settled the comparison below wrongly (right at
+    // -O1/-Os/-O3, on Cortex-M3, and UBSan-clean on x86-64 with the struct).
+    u128 b2hi, b2;
+    mul128x64(d2, w3, b2hi, b2);
+    const u128 a2 = mul64x64(n, n) << 32;
     if (a2 <= b2) return false;                          // k = 2
     if (a2 - b2 < d2 && !lt(a2 - b2, d2)) return false;  // k = 2
     if (!lt16(n, 3 * d, w4 >> 16)) return true;          // k = 3
