@@ -256,7 +256,7 @@ int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12], uint
  * *position + g * 2^26, so groups run in parallel and the output does not
  * depend on the thread count.  *position advances by ceil(n / 64) * 2^26.
  * A sample that does not fit int64 (|y| >= 2^63), or a group needing more
- * than 2^26 words (expected: about 600)
+ * than 2^26 words (expected: about 600-800)
  * gives DPLORA_EOVERFLOW (the output is then unspecified, *position kept).
  */
 int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12], uint64_t *position,

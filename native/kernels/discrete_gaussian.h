@@ -5,7 +5,8 @@
 // of the stream, so groups are independent (split over threads with results
 // that do not depend on the thread count).  A call of n samples advances the
 // position by ceil(n / 64) * 2^26.  A group needing more than 2^26 words
-// (expected use: about 600) is refused with DPLORA_EOVERFLOW.
+// (expected use: about 600 for large sigma, 800 at sigma = 1) is refused with
+// DPLORA_EOVERFLOW.
 #pragma once
 #include <stdint.h>
 
