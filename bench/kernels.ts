@@ -148,6 +148,11 @@ export async function run(): Promise<void> {
     gemmCase(1024, 1024, 1024),
   ];
 
+  // Optional narrowing for kernel work: DPLORA_BENCH_CASES (a regular
+  // expression on the case names) and DPLORA_BENCH_ISAS (comma-separated).
+  const only = process.env.DPLORA_BENCH_CASES ? new RegExp(process.env.DPLORA_BENCH_CASES) : null;
+  const isas = process.env.DPLORA_BENCH_ISAS?.split(',');
+  const selected = only ? cases.filter((c) => only.test(c.name)) : cases;
   const results: Record<string, unknown>[] = [];
   const rooflines: Record<string, unknown>[] = [];
   // Read-bandwidth probe over as many bytes as the B64 T128 LoRA inputs (a and g).
@@ -156,6 +161,7 @@ export async function run(): Promise<void> {
   // shared machine) and, for the SIMD paths, on all pool threads.
   const configs: { isa: string; threads: number }[] = [];
   for (const isa of caps.supportedIsas) {
+    if (isas && !isas.includes(isa)) continue;
     configs.push({ isa, threads: 1 });
     if (isa !== 'scalar' && caps.threads > 1) configs.push({ isa, threads: caps.threads });
   }
@@ -171,7 +177,7 @@ export async function run(): Promise<void> {
         peaks.push(benchFmaPeak(peakIters));
       };
       const timed: { c: Case; t: number }[] = [];
-      for (const c of cases) {
+      for (const c of selected) {
         if (isa === 'scalar' && c.skipScalar) continue;
         probe();
         const slow = c.flops / (isa === 'scalar' ? 2e9 : 2e10) > 0.25;
@@ -212,6 +218,10 @@ export async function run(): Promise<void> {
   }
   printTable('Rooflines (probes on the same threads as the kernels)', rooflines);
   printTable('Linalg kernels (peakRatio: vs fp32 FMA peak, or fp64 = fp32/2 for norms)', results);
+  if (only || isas) {
+    console.log('(narrowed run: bench/results/kernels-linalg.json left as it was)');
+    return;
+  }
   writeResults('kernels-linalg', {
     threads: caps.threads,
     notes:
