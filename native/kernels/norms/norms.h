@@ -72,11 +72,13 @@ inline double ghost_norm_loop(const float *a, const float *g, int64_t T, int64_t
 // (a + k, gblock, k_end - k, ahead, next) adds the squares of a R x C block
 // of G; `ahead` is the distance (floats) to the same columns of the next
 // chunk, for prefetching into L1 (0 in the last chunk), and `next` (null if
-// none) the same columns in the next sample: `pf`, when it is not null, must
-// be the next sample's a with the same T x d layout (pf_n >= T * d), which
-// the kernel streams into L2 in the order it will read it, one row step ahead
-// of the current sample (hardware prefetchers do not follow the column-chunk
-// order, and a sequential software stream does not keep up).
+// none) the same columns kPfChunks chunks later in the order the kernel reads
+// a, for prefetching into L2 (past the last chunk that is the next sample's
+// a, `pf`, which must then have the same T x d layout: pf_n >= T * d).
+// Hardware prefetchers do not follow this column-chunk order, and a sequential
+// software stream of the next sample did not keep up (measured on Zen 5,
+// scripts/norms-micro.sh): a short, in-order distance streams best.
+constexpr int64_t kPfChunks = 2;
 template <int R, int C, typename Block>
 inline void direct_norm_loop(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
                              double *gbuf, const float *pf, int64_t pf_n, Block block) {
@@ -97,7 +99,12 @@ inline void direct_norm_loop(const float *a, const float *g, int64_t T, int64_t 
       }
       const int64_t ahead = (b == 0 && k1 + chunk <= d) ? chunk : 0;
       for (int64_t k = k0; k < k1; k += C) {
-        block(a + k, gb, std::min<int64_t>(C, k1 - k), ahead, b == 0 && pf ? pf + k : nullptr);
+        const int64_t kn = k + kPfChunks * chunk;  // column of the prefetched block
+        const float *next = b != 0                          ? nullptr
+                            : kn < d                        ? a + kn
+                            : (pf != nullptr && kn - d < d) ? pf + (kn - d)
+                                                            : nullptr;
+        block(a + k, gb, std::min<int64_t>(C, k1 - k), ahead, next);
       }
     }
   }
