@@ -10,7 +10,10 @@
  * so their compute roof is half the fp32 FMA peak.  On a shared machine the
  * probes are re-run right before every kernel and the best of the probes of
  * the ISA is used (with the fastest kernel time), so both sides of each ratio
- * are measured under the same conditions as far as possible.
+ * are measured under the same conditions as far as possible.  With
+ * DPLORA_BENCH_CPU=1 every kernel is instead timed in process CPU time,
+ * alternated with both probes (also in CPU time), and each ratio uses the
+ * medians of its own repetitions (bench/results/kernels-linalg-cpu.json).
  */
 import { Bench } from 'tinybench';
 import { capabilities, setIsa, setThreads } from '../lib/api/kernels';
@@ -64,6 +67,15 @@ async function timeIt(name: string, fn: () => void, slow: boolean): Promise<numb
   const r = bench.tasks[0].result as { state: string; latency?: { min: number } };
   if (!r.latency) throw new Error(`benchmark ${name} failed: ${r.state}`);
   return r.latency.min / 1000;
+}
+
+/** CPU seconds (user + system, all threads) that fn takes, and the wall seconds. */
+function cpuTimed(fn: () => void): { cpu: number; wall: number } {
+  const c0 = process.cpuUsage();
+  const w0 = performance.now();
+  fn();
+  const c = process.cpuUsage(c0);
+  return { cpu: (c.user + c.system) / 1e6, wall: (performance.now() - w0) / 1e3 };
 }
 
 function normCase(name: string, s: GradShape, method: NormMethod, skipScalar = false): Case {
@@ -153,6 +165,10 @@ export async function run(): Promise<void> {
   const only = process.env.DPLORA_BENCH_CASES ? new RegExp(process.env.DPLORA_BENCH_CASES) : null;
   const isas = process.env.DPLORA_BENCH_ISAS?.split(',');
   const selected = only ? cases.filter((c) => only.test(c.name)) : cases;
+  // DPLORA_BENCH_CPU=1: process CPU time, probes alternated with each kernel
+  // (DPLORA_BENCH_REPS times, medians) instead of the fastest wall time.
+  const useCpu = process.env.DPLORA_BENCH_CPU === '1';
+  const reps = Math.max(1, Number(process.env.DPLORA_BENCH_REPS ?? 7));
   const results: Record<string, unknown>[] = [];
   const rooflines: Record<string, unknown>[] = [];
   // Read-bandwidth probe over as many bytes as the B64 T128 LoRA inputs (a and g).
@@ -176,16 +192,36 @@ export async function run(): Promise<void> {
         bws.push(benchReadBandwidth(big, 2));
         peaks.push(benchFmaPeak(peakIters));
       };
-      const timed: { c: Case; t: number }[] = [];
+      const timed: { c: Case; t: number; bw?: number; peak?: number }[] = [];
       for (const c of selected) {
         if (isa === 'scalar' && c.skipScalar) continue;
-        probe();
         const slow = c.flops / (isa === 'scalar' ? 2e9 : 2e10) > 0.25;
+        if (useCpu) {
+          // Probes and kernel alternated, each in process CPU time (per
+          // CPU-second rates: robust when other processes share the cores).
+          c.fn();
+          const ts: number[] = [];
+          const cb: number[] = [];
+          const cp: number[] = [];
+          for (let rep = 0; rep < (slow ? 3 : reps); rep++) {
+            let rate = 0;
+            let m = cpuTimed(() => (rate = benchReadBandwidth(big, 2)));
+            cb.push((rate * m.wall) / m.cpu);
+            m = cpuTimed(() => (rate = benchFmaPeak(peakIters)));
+            cp.push((rate * m.wall) / m.cpu);
+            ts.push(cpuTimed(c.fn).cpu);
+          }
+          bws.push(...cb);
+          peaks.push(...cp);
+          timed.push({ c, t: median(ts), bw: median(cb), peak: median(cp) });
+          continue;
+        }
+        probe();
         timed.push({ c, t: await timeIt(`${isa} x${threads} ${c.name}`, c.fn, slow) });
       }
-      probe();
-      const bw = Math.max(...bws);
-      const peak = Math.max(...peaks);
+      if (!useCpu) probe();
+      const bw = useCpu ? median(bws) : Math.max(...bws);
+      const peak = useCpu ? median(peaks) : Math.max(...peaks);
       rooflines.push({
         isa,
         threads,
@@ -194,9 +230,9 @@ export async function run(): Promise<void> {
         fmaPeakGflops: peak / 1e9,
         fmaPeakGflopsMedian: median(peaks) / 1e9,
       });
-      for (const { c, t } of timed) {
-        const roof = c.double ? peak / 2 : peak;
-        const memTime = c.bytes / bw;
+      for (const { c, t, bw: cbw, peak: cpeak } of timed) {
+        const roof = (c.double ? 0.5 : 1) * (cpeak ?? peak);
+        const memTime = c.bytes / (cbw ?? bw);
         const computeTime = c.flops / roof;
         results.push({
           isa,
@@ -219,10 +255,10 @@ export async function run(): Promise<void> {
   printTable('Rooflines (probes on the same threads as the kernels)', rooflines);
   printTable('Linalg kernels (peakRatio: vs fp32 FMA peak, or fp64 = fp32/2 for norms)', results);
   if (only || isas) {
-    console.log('(narrowed run: bench/results/kernels-linalg.json left as it was)');
+    console.log('(narrowed run: bench/results/kernels-linalg*.json left as they were)');
     return;
   }
-  writeResults('kernels-linalg', {
+  writeResults(useCpu ? 'kernels-linalg-cpu' : 'kernels-linalg', {
     threads: caps.threads,
     notes:
       'bwRatio = (bytes/readBW)/time, peakRatio = (flops/peak)/time with peak = fp32 FMA peak (half of it for the ' +
