@@ -2,6 +2,7 @@
 // this CPU runs and with 1 and 2 pool threads: SGEMM (transposes, strides,
 // alpha/beta, edge tiles), per-sample norms (direct/ghost/bound, cancelling
 // tokens), the clipped sum (dropped samples with NaN), clipping.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -272,7 +273,8 @@ void test_thread_invariance() {
   // Shapes whose split (shared panels, row or column split) changes with the
   // thread count: m = 40 / 60 rows are 4-5 row tiles (shared panels on 1 and
   // 2 threads vs a column split on 2 and 4).
-  const int64_t shapes[][3] = {{130, 150, 700}, {40, 300, 260}, {60, 200, 300}, {30, 500, 100}};
+  const int64_t shapes[][3] = {
+      {130, 150, 700}, {40, 300, 260}, {60, 200, 300}, {30, 500, 100}, {400, 200, 600}};
   for (auto &s : shapes) {
     const int64_t m = s[0], n = s[1], k = s[2];
     for (int tb = 0; tb < 2; ++tb) {
@@ -287,6 +289,17 @@ void test_thread_invariance() {
               DPLORA_OK);
         CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
       }
+      // The pre-packed product (its own row split) is bitwise the same on
+      // any thread count, and equal to the plain product.
+      dplora_packed_b *pb = nullptr;
+      CHECK(dplora_sgemm_pack_b(tb, k, n, B.data(), ldb, &pb) == DPLORA_OK);
+      for (int threads : {1, 2, 4}) {
+        dplora_set_num_threads(threads);
+        std::fill(C2.begin(), C2.end(), -1.0f);
+        CHECK(dplora_sgemm_packed(0, m, 1, A.data(), k, pb, 0, C2.data(), n) == DPLORA_OK);
+        CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
+      }
+      dplora_packed_b_free(pb);
     }
   }
   dplora_set_num_threads(2);
