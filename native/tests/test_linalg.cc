@@ -305,6 +305,36 @@ void test_thread_invariance() {
   dplora_set_num_threads(2);
 }
 
+// k = 1, beta = 0 (a bias broadcast) has its own one-pass path: bitwise the
+// blocked product (here the pre-packed one), signed zeros, infinities and
+// NaN included, both orientations of each operand.
+void test_sgemm_rank1() {
+  const int64_t m = 37, n = 70;
+  std::vector<float> A = rvec(m), B = rvec(n);
+  A[1] = 0.0f;
+  A[2] = -0.0f;
+  B[3] = -0.0f;
+  B[4] = std::numeric_limits<float>::infinity();
+  A[5] = std::numeric_limits<float>::quiet_NaN();
+  for (float alpha : {1.0f, -0.75f}) {
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        // op(A) is m x 1 (stored m x 1, or 1 x m when ta); op(B) is 1 x n.
+        const int64_t lda = ta ? m : 1, ldb = tb ? 1 : n;
+        std::vector<float> C1(m * n, 5.0f), C2(m * n, -5.0f);
+        CHECK(dplora_sgemm(ta, tb, m, n, 1, alpha, A.data(), lda, B.data(), ldb, 0, C1.data(), n) ==
+              DPLORA_OK);
+        dplora_packed_b *pb = nullptr;
+        CHECK(dplora_sgemm_pack_b(tb, 1, n, B.data(), ldb, &pb) == DPLORA_OK);
+        CHECK(dplora_sgemm_packed(ta, m, alpha, A.data(), lda, pb, 0, C2.data(), n) == DPLORA_OK);
+        dplora_packed_b_free(pb);
+        CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
+        CHECK(!std::signbit(C1[2 * n + 0]) && C1[2 * n + 0] == 0.0f);  // -0 * b + 0 is +0
+      }
+    }
+  }
+}
+
 // The packed-operand product is bitwise equal to dplora_sgemm (itself checked
 // against a double reference above) on every path: one block, split over
 // columns (few rows), over rows and with shared panels (large), edge panels.
@@ -371,6 +401,7 @@ int main() {
       CHECK(dplora_set_num_threads(threads) == DPLORA_OK);
       test_sgemm();
       test_sgemm_packed();
+      test_sgemm_rank1();
       test_norms();
       test_clipped_sum();
       test_clip();

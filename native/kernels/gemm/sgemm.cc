@@ -372,9 +372,39 @@ int run_swapped(const Problem &P, bool parallel) {
   return DPLORA_OK;
 }
 
+// k == 1 and beta == 0 (a bias broadcast: ones x b^T): one pass writing C,
+// rows split over the pool.  The blocked path would zero C, then add
+// alpha * (a_i b_j) tile by tile: the same value, alpha * (a_i b_j) rounded
+// twice, plus zero (which turns a -0 into +0, as the fused update onto the
+// zeroed C does).
+void run_rank1(const Problem &P, bool parallel) {
+  auto body = [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float ai = P.ta ? P.a[i] : P.a[i * P.lda];
+      float *row = P.c + i * P.ldc;
+      if (P.tb) {
+        for (int64_t j = 0; j < P.n; ++j) row[j] = P.alpha * (ai * P.b[j * P.ldb]) + 0.0f;
+      } else {
+        for (int64_t j = 0; j < P.n; ++j) row[j] = P.alpha * (ai * P.b[j]) + 0.0f;
+      }
+    }
+  };
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(P.n, 1));
+  if (parallel) {
+    parallel_for(P.m, grain, body);
+  } else {
+    body(0, P.m);
+  }
+}
+
 // Runs a validated problem, splitting it over the pool when `parallel`.
 int run(const Problem &P, bool parallel) {
   const GemmKernel &kern = *P.kern;
+  if (P.k == 1 && P.beta == 0.0f && P.kscale == nullptr && P.bpacked == nullptr &&
+      P.alpha != 0.0f) {
+    run_rank1(P, parallel);
+    return DPLORA_OK;
+  }
   // Narrow products (a LoRA rank as n): the blocked kernel would use a
   // fraction of its NR-wide tile and pack the large operand.
   const bool plain = P.kscale == nullptr && P.bpacked == nullptr && P.alpha != 0.0f;
