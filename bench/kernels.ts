@@ -11,9 +11,10 @@
  * probes are re-run right before every kernel and the best of the probes of
  * the ISA is used (with the fastest kernel time), so both sides of each ratio
  * are measured under the same conditions as far as possible.  With
- * DPLORA_BENCH_CPU=1 every kernel is instead timed in process CPU time,
- * alternated with both probes (also in CPU time), and each ratio uses the
- * medians of its own repetitions (bench/results/kernels-linalg-cpu.json).
+ * DPLORA_BENCH_CPU=1 every kernel is instead timed in process CPU time
+ * (median of its repetitions), alternated with both probes (also in CPU
+ * time), and the ratios use the medians of all probes of the ISA and thread
+ * count (bench/results/kernels-linalg-cpu.json).
  */
 import { Bench } from 'tinybench';
 import { capabilities, setIsa, setThreads } from '../lib/api/kernels';
@@ -68,6 +69,9 @@ async function timeIt(name: string, fn: () => void, slow: boolean): Promise<numb
   if (!r.latency) throw new Error(`benchmark ${name} failed: ${r.state}`);
   return r.latency.min / 1000;
 }
+
+/** Flops of one FMA-probe iteration per thread (native/kernels/roofline/roofline.h). */
+const FMA_PROBE_FLOPS: Record<string, number> = { scalar: 64, avx2: 192, avx512: 768, neon: 128 };
 
 /** CPU seconds (user + system, all threads) that fn takes, and the wall seconds. */
 function cpuTimed(fn: () => void): { cpu: number; wall: number } {
@@ -192,7 +196,7 @@ export async function run(): Promise<void> {
         bws.push(benchReadBandwidth(big, 2));
         peaks.push(benchFmaPeak(peakIters));
       };
-      const timed: { c: Case; t: number; bw?: number; peak?: number }[] = [];
+      const timed: { c: Case; t: number }[] = [];
       for (const c of selected) {
         if (isa === 'scalar' && c.skipScalar) continue;
         const slow = c.flops / (isa === 'scalar' ? 2e9 : 2e10) > 0.25;
@@ -204,16 +208,16 @@ export async function run(): Promise<void> {
           const cb: number[] = [];
           const cp: number[] = [];
           for (let rep = 0; rep < (slow ? 3 : reps); rep++) {
-            let rate = 0;
-            let m = cpuTimed(() => (rate = benchReadBandwidth(big, 2)));
-            cb.push((rate * m.wall) / m.cpu);
-            m = cpuTimed(() => (rate = benchFmaPeak(peakIters)));
-            cp.push((rate * m.wall) / m.cpu);
+            // Work over CPU time (the probes' own wall-clock rates miss
+            // the time the process waits around them).
+            cb.push((big.length * 4 * 2) / cpuTimed(() => benchReadBandwidth(big, 2)).cpu);
+            const fl = peakIters * FMA_PROBE_FLOPS[isa] * threads;
+            cp.push(fl / cpuTimed(() => benchFmaPeak(peakIters)).cpu);
             ts.push(cpuTimed(c.fn).cpu);
           }
           bws.push(...cb);
           peaks.push(...cp);
-          timed.push({ c, t: median(ts), bw: median(cb), peak: median(cp) });
+          timed.push({ c, t: median(ts) });
           continue;
         }
         probe();
@@ -230,9 +234,9 @@ export async function run(): Promise<void> {
         fmaPeakGflops: peak / 1e9,
         fmaPeakGflopsMedian: median(peaks) / 1e9,
       });
-      for (const { c, t, bw: cbw, peak: cpeak } of timed) {
-        const roof = (c.double ? 0.5 : 1) * (cpeak ?? peak);
-        const memTime = c.bytes / (cbw ?? bw);
+      for (const { c, t } of timed) {
+        const roof = c.double ? peak / 2 : peak;
+        const memTime = c.bytes / bw;
         const computeTime = c.flops / roof;
         results.push({
           isa,

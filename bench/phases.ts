@@ -63,13 +63,18 @@ function time(fn: () => void, budgetMs = 400): number {
 /** FMA peak in flop/s (per CPU-second with DPLORA_PHASES_CPU=1). */
 function peak(): number {
   const useCpu = process.env.DPLORA_PHASES_CPU === '1';
+  const caps = capabilities();
+  // Flops of one probe iteration per thread (native/kernels/roofline/roofline.h).
+  const perIter: Record<string, number> = { scalar: 64, avx2: 192, avx512: 768, neon: 128 };
+  const iters = 4_000_000;
   let best = 0;
   for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
     const c = process.cpuUsage();
-    const rate = benchFmaPeak(4_000_000);
-    const wall = performance.now() - t0;
-    best = Math.max(best, useCpu ? (rate * wall) / cpuMs(c) : rate);
+    const rate = benchFmaPeak(iters);
+    // Work over CPU time (the probe's own wall-clock rate misses the time the
+    // process waits around it).
+    const cpu = cpuMs(c) / 1e3;
+    best = Math.max(best, useCpu ? (iters * perIter[caps.isa] * caps.threads) / cpu : rate);
   }
   return best;
 }
