@@ -42,6 +42,24 @@ int best_isa() {
 bool isa_supported(int isa) {
   return cpu_has(isa);
 }
+bool cpu_has_avx512bf16() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool has = [] {
+    if (!cpu_has(DPLORA_ISA_AVX512)) return false;
+    // CPUID leaf 7 sub-leaf 1, EAX bit 5 (AVX512_BF16); the OS state for the
+    // zmm registers is what __builtin_cpu_supports("avx512f") checked.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(0u), "c"(0u));
+    if (eax < 7) return false;
+    __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7u), "c"(1u));
+    return (eax & (1u << 5)) != 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
 int initial_isa() {
   const char *env = std::getenv("DPLORA_ISA");
   if (env != nullptr && *env != '\0') {
