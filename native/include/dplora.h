@@ -266,13 +266,15 @@ int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12], uint
 
 /**
  * Exact discrete Gaussian N_Z(0, sigma^2), sigma^2 = num / den > 0
- * (Canonne, Kamath and Steinke 2020, Algorithms 1-3), integer arithmetic
- * only.  Samples come in groups of 64; group g reads the stream
+ * (rejection from a staircase envelope with the Bernoulli(exp(-gamma))
+ * tests of Canonne, Kamath and Steinke 2020; see
+ * native/kernels/intonly/discrete_gaussian.cc), integer arithmetic only.
+ * Samples come in groups of 64; group g reads the stream
  * sequentially from its own region of 2^26 words starting at
  * *position + g * 2^26, so groups run in parallel and the output does not
  * depend on the thread count.  *position advances by ceil(n / 64) * 2^26.
- * An intermediate that would not fit 128 bits, a sample that does not fit
- * int64, or a group needing more than 2^26 words (expected: about 600)
+ * A sample that does not fit int64 (|y| >= 2^63), or a group needing more
+ * than 2^26 words (expected: about 600-800)
  * gives DPLORA_EOVERFLOW (the output is then unspecified, *position kept).
  */
 int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12], uint64_t *position,
