@@ -76,18 +76,16 @@ export const PER_SAMPLE_BUDGET = {
 
 /**
  * The scratch of the re-materialized (chunked) per-sample gradients, shared by every layer's
- * norm pass and clipped-sum pass: each chunk is written whole before it is read, so one buffer
- * serves them all.  Held weakly, so it costs nothing between steps once collected.
+ * norm pass and clipped-sum pass of a micro-batch: each chunk is written whole before it is
+ * read, so one buffer serves them all.  Dropped whenever a capture is released (after each
+ * accumulate()), so it is never held through a forward pass.
  */
-let chunkScratchRef: WeakRef<Float32Array> | null = null;
+let chunkScratchBuf: Float32Array | null = null;
 
-/** A scratch of at least `n` floats (contents undefined), reused while it stays alive. */
+/** A scratch of at least `n` floats (contents undefined), shared until the next release. */
 function chunkScratch(n: number): Float32Array {
-  const cur = chunkScratchRef?.deref();
-  if (cur && cur.length >= n) return cur;
-  const fresh = new Float32Array(n);
-  chunkScratchRef = new WeakRef(fresh);
-  return fresh;
+  if (!chunkScratchBuf || chunkScratchBuf.length < n) chunkScratchBuf = new Float32Array(n);
+  return chunkScratchBuf;
 }
 
 type Entry =
@@ -309,8 +307,9 @@ export abstract class PerSampleLayer extends Module implements PerSampleModule {
     this.pending().accumulate(factors, sink);
   }
 
-  /** Drops the pending capture. */
+  /** Drops the pending capture (and the shared chunk scratch, which holds nothing to keep). */
   releaseCapture(): void {
     this.capture = null;
+    chunkScratchBuf = null;
   }
 }
