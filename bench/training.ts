@@ -25,6 +25,7 @@
  * machine load) rather than tinybench's time-budgeted sampling.
  */
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as os from 'os';
 import { performance } from 'perf_hooks';
 import { capabilities } from '../lib/native';
@@ -129,12 +130,28 @@ interface MemoryConfig {
 interface MemoryFigures {
   /** RSS after building the model and data, before the first step. */
   setupRssMiB: number;
-  /** Kernel high-water mark of the RSS over the whole child (`resourceUsage().maxRSS`). */
+  /** Kernel high-water mark of the RSS over the whole child (Linux `VmHWM`, see {@link peakRssBytes}). */
   peakRssMiB: number;
   /** Largest `memoryUsage().arrayBuffers` at the phase ends of every step (garbage included). */
   arrayBuffersMiB: number;
   /** Largest live ArrayBuffer total after a full GC at each phase end and layer boundary of one more step. */
   liveArrayBuffersMiB: number;
+}
+
+/**
+ * This process's RSS high-water mark.  Linux: `VmHWM` of /proc/self/status, which belongs to the
+ * address space exec created; `getrusage`'s `ru_maxrss` (`resourceUsage().maxRSS`) is NOT used
+ * there because Linux carries it across fork + exec, so a child would report its parent's peak
+ * when that was higher.  Elsewhere: `resourceUsage().maxRSS`.
+ */
+function peakRssBytes(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 /**
@@ -199,7 +216,7 @@ function memoryChild(cfg: MemoryConfig): void {
   };
   const setupRss = process.memoryUsage().rss;
   for (let s = 0; s < cfg.steps; s++) step();
-  const peakRss = process.resourceUsage().maxRSS * 1024;
+  const peakRss = peakRssBytes();
   forceGc = true;
   sample();
   step();
@@ -330,7 +347,7 @@ export async function run(): Promise<void> {
       'non-private (raw gradients) vs DP (book-keeping per-sample clipping, Gaussian noise once per batch, AdamW). ' +
       'GFLOP/s = nominal flops of the non-private step / median time. cpuMs = process CPU time (all threads), less sensitive to other load than wall time. ' +
       'Memory: each mode of each row measured in its own fresh node process (--expose-gc) running the same model and data, 20 (seq 1) or 3 (seq 128) steps: ' +
-      'peakRss = the kernel high-water mark of the RSS over the child (process.resourceUsage().maxRSS, model and data included; setupRss = RSS before the first step); ' +
+      'peakRss = the kernel high-water mark of the RSS over the child (Linux VmHWM of /proc/self/status, not getrusage maxRSS, which Linux carries over from the parent across fork + exec; model and data included; setupRss = RSS before the first step); ' +
       'arrayBuffers = the largest process.memoryUsage().arrayBuffers after the forward pass, the backward pass, accumulate() and the update of every step (uncollected garbage included); ' +
       'liveArrayBuffers = the largest ArrayBuffer total after a full GC at each of those points and after every layer backward of one more step (what the step really holds).',
     quick,
