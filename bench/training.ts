@@ -130,11 +130,17 @@ interface MemoryConfig {
 interface MemoryFigures {
   /** RSS after building the model and data, before the first step. */
   setupRssMiB: number;
-  /** Kernel high-water mark of the RSS over the whole child (Linux `VmHWM`, see {@link peakRssBytes}). */
+  /** High-water mark of the RSS over the whole child (Linux `VmHWM`: {@link peakRssBytes}). */
   peakRssMiB: number;
-  /** Largest `memoryUsage().arrayBuffers` at the phase ends of every step (garbage included). */
+  /**
+   * Largest `memoryUsage().arrayBuffers` at the phase ends and layer boundaries of every step
+   * (uncollected garbage included).
+   */
   arrayBuffersMiB: number;
-  /** Largest live ArrayBuffer total after a full GC at each phase end and layer boundary of one more step. */
+  /**
+   * Largest live ArrayBuffer total after a full GC at each phase end and layer boundary of one
+   * more step.
+   */
   liveArrayBuffersMiB: number;
 }
 
@@ -157,10 +163,11 @@ function peakRssBytes(): number {
 /**
  * The child side of the memory measurement (`training.js --memory-child '<json>'`, run with
  * `--expose-gc`): builds the configuration's model and data exactly as the timing does, runs
- * `steps` steps of one mode sampling `memoryUsage().arrayBuffers` after the forward pass, the
- * backward pass, the DP accumulate() and the update, reads the RSS high-water mark, then runs one
- * more step forcing a full GC (twice, so that the concurrent sweep of freed buffers is done) after
- * each phase and each layer's backward, for the live ArrayBuffer memory.  Prints one JSON line.
+ * `steps` steps of one mode sampling `memoryUsage().arrayBuffers` after the forward pass, each
+ * layer's backward, the DP accumulate() and the update, reads the RSS high-water mark, then runs
+ * one more step forcing a full GC (twice, so that the concurrent sweep of freed buffers is done)
+ * after each phase and each layer's backward, for the live ArrayBuffer memory.  Prints one JSON
+ * line.
  */
 function memoryChild(cfg: MemoryConfig): void {
   const { batch, seq, method, r } = cfg;
@@ -206,7 +213,7 @@ function memoryChild(cfg: MemoryConfig): void {
     // Sequential.backward, one layer at a time (inputGrad true everywhere, as m.backward(g)).
     for (let i = layers.length - 1; i >= 0; i--) {
       g = layers[i].backward(g, true);
-      if (forceGc) sample();
+      sample();
     }
     sample();
     accumulate();
@@ -301,7 +308,7 @@ export async function run(): Promise<void> {
             );
         const flops = stepFlops(shape, r, method);
         // Memory: each mode in its own fresh process (after the timing, so it does not load it).
-        const memSteps = shape.seq === 1 ? 20 : 3;
+        const memSteps = shape.seq === 1 ? 50 : 3;
         const memCfg = { method, r, batch: shape.batch, seq: shape.seq, steps: memSteps };
         const memNp = measureMemory({ ...memCfg, mode: 'nonPrivate' });
         const memDp = measureMemory({ ...memCfg, mode: 'dp' });
@@ -346,9 +353,9 @@ export async function run(): Promise<void> {
       'Median time and peak memory per step, 12 frozen 768x768 linear layers with LoRA, per-sample MSE; ' +
       'non-private (raw gradients) vs DP (book-keeping per-sample clipping, Gaussian noise once per batch, AdamW). ' +
       'GFLOP/s = nominal flops of the non-private step / median time. cpuMs = process CPU time (all threads), less sensitive to other load than wall time. ' +
-      'Memory: each mode of each row measured in its own fresh node process (--expose-gc) running the same model and data, 20 (seq 1) or 3 (seq 128) steps: ' +
+      'Memory: each mode of each row measured in its own fresh node process (--expose-gc) running the same model and data, 50 (seq 1) or 3 (seq 128) steps: ' +
       'peakRss = the kernel high-water mark of the RSS over the child (Linux VmHWM of /proc/self/status, not getrusage maxRSS, which Linux carries over from the parent across fork + exec; model and data included; setupRss = RSS before the first step); ' +
-      'arrayBuffers = the largest process.memoryUsage().arrayBuffers after the forward pass, the backward pass, accumulate() and the update of every step (uncollected garbage included); ' +
+      'arrayBuffers = the largest process.memoryUsage().arrayBuffers after the forward pass, every layer backward, accumulate() and the update of every step (uncollected garbage included); ' +
       'liveArrayBuffers = the largest ArrayBuffer total after a full GC at each of those points and after every layer backward of one more step (what the step really holds).',
     quick,
     capabilities: caps,
