@@ -12,7 +12,7 @@ import { PrivacyLedger } from '../lib/accounting/privacy_ledger';
 import { Linear, LoraLinear, ReLU, Sequential, Tensor, crossEntropyLoss } from '../lib/nn';
 import { maskFromLengths } from '../lib/nn/sequence_mask';
 import type { SequenceMask } from '../lib/nn/sequence_mask';
-import { PrivateTrainer, arrayDataset } from '../lib/trainer/private_trainer';
+import { PrivateTrainer, arrayDataset, loadRunCheckpoint } from '../lib/trainer/private_trainer';
 import { RunDirectory } from '../lib/trainer/run_dir';
 
 let tmp: string;
@@ -330,5 +330,44 @@ test('a loss that returns no gradient tensor, or one of the wrong shape, is refu
       message: expect.stringContaining('loss(output, target)') as string,
     });
     tr.close();
+  }
+});
+
+test('a checkpoint verified for the CLI run memo is reused once by the resume that follows', async () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const checkpoint = require('../lib/io/checkpoint') as typeof import('../lib/io/checkpoint');
+  const t = task();
+  const dir = path.join(tmp, 'verified-once');
+  const a = PrivateTrainer.create({
+    model: t.model(),
+    loss: crossEntropyLoss,
+    data: t.data,
+    privacy: privacyOf(1),
+    runDir: dir,
+  });
+  await a.fit({ maxSteps: 2 });
+  a.close();
+  const spy = jest.spyOn(checkpoint, 'loadCheckpoint');
+  try {
+    const run = RunDirectory.open(dir, { mode: 'resume' });
+    const memo = loadRunCheckpoint(run, undefined, true);
+    expect(spy).toHaveBeenCalledTimes(1);
+    const b = PrivateTrainer.resume(run, {
+      model: t.model(),
+      loss: crossEntropyLoss,
+      data: t.data,
+    });
+    expect(spy).toHaveBeenCalledTimes(1); // the resume took the verified copy
+    expect(b.engine.steps).toBe(memo.state.step);
+    // Taken once: a later read verifies the files again.
+    loadRunCheckpoint(run);
+    expect(spy).toHaveBeenCalledTimes(2);
+    // Kept for other base files than the next read asks for: read again, not reused.
+    loadRunCheckpoint(run, undefined, true);
+    expect(() => loadRunCheckpoint(run, path.join(tmp, 'no-such-base'))).toThrow(/base model/);
+    expect(spy).toHaveBeenCalledTimes(4);
+    b.close();
+  } finally {
+    spy.mockRestore();
   }
 });

@@ -101,7 +101,7 @@ export function loadRunMemo(
   baseModelFile: string | readonly string[] | undefined,
   log: (s: string) => void,
 ): { memo: Record<string, unknown>; step: number } {
-  const ck = loadRunCheckpoint(run, baseModelFile);
+  const ck = loadRunCheckpoint(run, baseModelFile, true);
   const memo = (ck.state.run as { info?: unknown }).info;
   if (!memo || typeof memo !== 'object' || !(memo as { config?: unknown }).config)
     throw new OptionError(`--resume ${run.dir}: the checkpoint has no run configuration`);

@@ -94,10 +94,34 @@ export function baseModelSha256(files: string | readonly string[]): string {
 /**
  * Loads and verifies the latest checkpoint of a run directory (see `loadCheckpoint`), and with
  * `baseModelFile` checks that the base model's hash ({@link baseModelSha256}) is the one the
- * checkpoint recorded.
+ * checkpoint recorded. With `keepForResume`, the verified checkpoint is also kept for the next
+ * call on the same run directory and base files (the resume that follows), which then returns it
+ * without reading the files again.
  * @throws CheckpointError (code ERR_DPLORA_CHECKPOINT) naming the part that disagrees
  */
 export function loadRunCheckpoint(
+  run: RunDirectory,
+  baseModelFile?: string | readonly string[],
+  keepForResume = false,
+): ReturnType<typeof loadCheckpoint> {
+  // The CLI verifies the checkpoint for its run memo (keepForResume) just before
+  // PrivateTrainer.resume reads it on the same locked run directory: the next read with the
+  // same base files takes that verified copy, once, instead of reading and hashing it all again.
+  const key = JSON.stringify(baseModelFile ?? null);
+  const kept = verifiedOnce.get(run);
+  verifiedOnce.delete(run);
+  if (kept && kept.key === key && !keepForResume) return kept.ck;
+  const ck = readRunCheckpoint(run, baseModelFile);
+  if (keepForResume) verifiedOnce.set(run, { key, ck });
+  return ck;
+}
+
+const verifiedOnce = new WeakMap<
+  RunDirectory,
+  { key: string; ck: ReturnType<typeof loadCheckpoint> }
+>();
+
+function readRunCheckpoint(
   run: RunDirectory,
   baseModelFile?: string | readonly string[],
 ): ReturnType<typeof loadCheckpoint> {
