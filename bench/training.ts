@@ -20,6 +20,11 @@
  * `DPLORA_BENCH_QUICK=1` (or `--quick`) trims to r = 8 and fewer repetitions;
  * `DPLORA_BENCH_MEMORY_ONLY=1` (or `--memory-only`) skips the timing and writes
  * bench/results/training-memory.json instead.
+ *
+ * bf16 rows (seq 128, vanilla, r = 8): the same steps with the frozen base in bf16
+ * (`baseDtype: 'bf16'`) timed in alternation with fp32 (fp32, bf16, fp32, ...), non-private
+ * and DP; `speedup` = fp32 median / bf16 median (target >= 1.6 where the CPU has
+ * AVX512_BF16). `DPLORA_BENCH_BF16_ONLY=1` (or `--bf16-only`) runs only these rows.
  * Steps take seconds at seq 128, so timing is a plain loop (1 warm-up, then
  * `reps` timed steps, non-private and DP alternating so both see the same
  * machine load) rather than tinybench's time-budgeted sampling.
@@ -30,7 +35,7 @@ import * as os from 'os';
 import { performance } from 'perf_hooks';
 import { capabilities } from '../lib/native';
 import { Rng } from '../lib/kernels/rng';
-import { Linear, LoraLinear, Sequential, Tensor, mseLoss } from '../lib/nn';
+import { Linear, LoraLinear, Sequential, Tensor, mseLoss, setBaseDtype } from '../lib/nn';
 import { AdamW } from '../lib/optim';
 import { DPOptimizer } from '../lib/privacy';
 import { median, printTable, randomData, writeResults } from './util';
@@ -252,11 +257,99 @@ function measureMemory(cfg: MemoryConfig): MemoryFigures {
   return JSON.parse(line.slice('MEMORY '.length)) as MemoryFigures;
 }
 
+/**
+ * fp32 vs bf16 frozen base at seq 128 (vanilla, r = 8): non-private and DP steps, each pair
+ * timed in alternation.
+ */
+function bf16Rows(quick: boolean): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  const r = 8;
+  for (const shape of [
+    { batch: 32, seq: 128 },
+    { batch: 64, seq: 128 },
+  ]) {
+    const reps = quick ? 3 : 5;
+    const x = new Tensor(randomData(shape.batch * shape.seq * D, 1), [shape.batch, shape.seq, D]);
+    const y = randomData(shape.batch * shape.seq * D, 2);
+    const plainStep = (m: Sequential, o: AdamW) => () => {
+      const outp = m.forward(x);
+      m.backward(mseLoss(outp, y).grad);
+      o.step();
+      o.zeroGrad();
+    };
+    const dpStep = (m: Sequential, dp: DPOptimizer) => () => {
+      const outp = m.forward(x);
+      m.backward(mseLoss(outp, y).grad);
+      dp.accumulate();
+      dp.step();
+    };
+    const models = (['fp32', 'bf16'] as const).map((dt) => {
+      const m = buildModel('vanilla', r);
+      setBaseDtype(m, dt);
+      return m;
+    });
+    const opts = models.map((m) => new AdamW(m.trainableParameters(), { lr: 1e-4 }));
+    const [p32, p16] = measurePair(
+      reps,
+      1,
+      plainStep(models[0], opts[0]),
+      plainStep(models[1], opts[1]),
+    );
+    const dps = (['fp32', 'bf16'] as const).map((dt) => {
+      const m = buildModel('vanilla', r);
+      setBaseDtype(m, dt);
+      const dp = new DPOptimizer(m, new AdamW(m.trainableParameters(), { lr: 1e-4 }), {
+        noiseMultiplier: 1.0,
+        maxGradNorm: 1.0,
+        expectedBatchSize: shape.batch,
+        rng: new Rng(),
+      });
+      return dpStep(m, dp);
+    });
+    const [d32, d16] = measurePair(reps, 1, dps[0], dps[1]);
+    const flops = stepFlops(shape, r, 'vanilla');
+    const row = {
+      method: 'vanilla',
+      r,
+      batch: shape.batch,
+      seq: shape.seq,
+      fp32NonPrivateMs: p32.ms,
+      bf16NonPrivateMs: p16.ms,
+      nonPrivateSpeedup: p32.ms / p16.ms,
+      fp32DpMs: d32.ms,
+      bf16DpMs: d16.ms,
+      dpSpeedup: d32.ms / d16.ms,
+      nonPrivateCpuSpeedup: p32.cpuMs / p16.cpuMs,
+      dpCpuSpeedup: d32.cpuMs / d16.cpuMs,
+      bf16NonPrivateGflops: flops / p16.ms / 1e6,
+      reps,
+      loadAvg1m: Number(os.loadavg()[0].toFixed(2)),
+    };
+    out.push(row);
+    printTable(`training step, bf16 vs fp32 base: batch=${shape.batch} seq=${shape.seq}`, [row]);
+  }
+  return out;
+}
+
 /** Runs the benchmark and writes bench/results/training.json. */
 export async function run(): Promise<void> {
   const quick = process.env.DPLORA_BENCH_QUICK === '1' || process.argv.includes('--quick');
   const memoryOnly =
     process.env.DPLORA_BENCH_MEMORY_ONLY === '1' || process.argv.includes('--memory-only');
+  const bf16Only =
+    process.env.DPLORA_BENCH_BF16_ONLY === '1' || process.argv.includes('--bf16-only');
+  const caps = capabilities();
+  if (bf16Only) {
+    const b = bf16Rows(quick);
+    writeResults('training-bf16', {
+      description:
+        'Median step time with the frozen 768x768 bases in bf16 vs fp32 (12 layers, LoRA r = 8, seq 128), non-private and DP, steps alternating.',
+      quick,
+      capabilities: caps,
+      bf16Rows: b,
+    });
+    return;
+  }
   const shapes: Shape[] = [
     { batch: 32, seq: 1 },
     { batch: 64, seq: 1 },
@@ -266,7 +359,6 @@ export async function run(): Promise<void> {
   const ranks = quick ? [8] : [8, 16];
   const methods: Array<'vanilla' | 'ffa'> = ['vanilla', 'ffa'];
   const rows: Record<string, unknown>[] = [];
-  const caps = capabilities();
   for (const shape of shapes) {
     // A seq-1 step takes ~10-20 ms, so its DP/non-private ratio needs many alternating samples
     // (and a few warm-up steps for the JIT and the packed weights) to rise above the noise.
@@ -348,6 +440,7 @@ export async function run(): Promise<void> {
   const worst = Math.max(...rows.map((r) => r.ratio as number));
   const worstCpu = Math.max(...rows.map((r) => r.cpuRatio as number));
   const worstOf = (k: string): number => Math.max(...rows.map((r) => r[k] as number));
+  const b16 = memoryOnly ? [] : bf16Rows(quick);
   writeResults(memoryOnly ? 'training-memory' : 'training', {
     description:
       'Median time and peak memory per step, 12 frozen 768x768 linear layers with LoRA, per-sample MSE; ' +
@@ -368,6 +461,7 @@ export async function run(): Promise<void> {
     worstArrayBuffersRatio: worstOf('arrayBuffersRatio'),
     worstLiveArrayBuffersRatio: worstOf('liveArrayBuffersRatio'),
     rows,
+    bf16Rows: b16,
   });
 }
 

@@ -1,13 +1,18 @@
 /**
  * USE-Lite speed (`npm run bench -- use-lite`): forward ms per example at
  * T = 64 and 128 against the reference runtime (TF.js WASM, same texts, run
- * in the same process), and the training step (non-private vs DP, LoRA on all
- * six targets of layer 1 or of both layers) in examples/s and GFLOP/s.
+ * in the same process; single-threaded: TF.js has no WASM threads in Node),
+ * ours with the native pool's threads and with 1 thread, and the training
+ * step (non-private vs DP, LoRA on all six targets of layer 1 or of both
+ * layers) in examples/s and GFLOP/s.
  *
  * FLOPs counted: 2 per multiply-add of every dense product that runs (frozen
- * projections forward, their input gradients backward, LoRA products and
- * gradients, attention scores and weighted sums forward and backward); the
- * per-sample norm work of DP is not counted (it shows as lower GFLOP/s).
+ * projections forward, their input gradients backward except those of the
+ * first trained layer's q/k/v and residual, which nothing needs; the last
+ * layer's fc2 once per sequence, as it runs fused with the mean pooling; LoRA
+ * products and gradients; attention scores and weighted sums forward and
+ * backward); the per-sample norm work of DP is not counted (it shows as lower
+ * GFLOP/s).
  */
 import * as os from 'os';
 import { loadUseLiteSync, padTokens } from '../lib/models/use_lite/model';
@@ -16,39 +21,55 @@ import { applyLora } from '../lib/nn/lora_targets';
 import { crossEntropyLoss } from '../lib/nn/losses';
 import { Adam } from '../lib/optim/adam';
 import { PrivacyEngine } from '../lib/privacy/privacy_engine';
-import { capabilities } from '../lib/native';
+import { capabilities, setThreads } from '../lib/native';
 import { median, printTable, writeResults } from './util';
 
 const B = 32;
 const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'fc1', 'fc2'];
+const FF = 1536;
+/** Layer widths [dIn, dModel] of USE-Lite. */
+const WIDTHS = [
+  [256, 512],
+  [512, 512],
+];
+const LAST = WIDTHS.length - 1;
 
-/** Multiply-adds per example of one layer's forward at length T (dIn -> d). */
-function layerMacs(T: number, dIn: number, d: number, widen: boolean): number {
-  const proj = T * (3 * dIn * dIn + dIn * d + (widen ? dIn * d : 0) + 2 * d * 1536);
-  const attn = 2 * T * T * dIn;
-  return proj + attn;
+/** Multiply-adds per example of layer l's forward at length T. */
+function layerFwd(l: number, T: number): number {
+  const [dIn, d] = WIDTHS[l];
+  const widen = dIn !== d;
+  const fc2 = l === LAST ? FF * d : T * FF * d; // the last layer's fc2 runs once per sequence
+  return T * (3 * dIn * dIn + dIn * d + (widen ? dIn * d : 0) + d * FF) + fc2 + 2 * T * T * dIn;
 }
 
-function forwardMacs(T: number, layers: number[]): number {
-  let m = 0;
-  if (layers.includes(0)) m += layerMacs(T, 256, 512, true);
-  if (layers.includes(1)) m += layerMacs(T, 512, 512, false);
-  return m + 512 * 512 + 2 * 512;
+/** Multiply-adds per example of layer l's backward (input gradients, attention core). */
+function layerBwd(l: number, T: number, first: boolean): number {
+  const [dIn, d] = WIDTHS[l];
+  const widen = dIn !== d;
+  const fc2 = l === LAST ? FF * d : T * FF * d;
+  const qkvRes = first ? 0 : 3 * dIn * dIn + (widen ? dIn * d : 0);
+  return T * (qkvRes + dIn * d + d * FF) + fc2 + 4 * T * T * dIn;
 }
 
-function loraMacs(T: number, layers: number[], r: number): number {
-  const per = (dIn: number, d: number) =>
-    T * r * (3 * (dIn + dIn) + (dIn + d) + (d + 1536) + (1536 + d));
-  let m = 0;
-  if (layers.includes(0)) m += per(256, 512);
-  if (layers.includes(1)) m += per(512, 512);
-  return m;
+/** LoRA multiply-adds per example of layer l (forward once, backward twice that). */
+function loraMacs(l: number, T: number, r: number): number {
+  const [dIn, d] = WIDTHS[l];
+  const fc2 = l === LAST ? r * (FF + d) : T * r * (FF + d);
+  return 3 * (T * r * (3 * (dIn + dIn) + (dIn + d) + (d + FF)) + fc2);
 }
 
-/** Forward + backward (input gradients through the trained layers, LoRA forward and gradients). */
+const HEAD = 512 * 512 + 2 * 512;
+
+function forwardMacs(T: number): number {
+  return layerFwd(0, T) + layerFwd(1, T) + HEAD;
+}
+
+/** Forward + backward of the layers `layers` (their lowest is the first trained). */
 function trainFlops(T: number, layers: number[], r: number): number {
-  const f = forwardMacs(T, layers);
-  return 2 * (2 * f + 3 * loraMacs(T, layers, r));
+  const first = Math.min(...layers);
+  let m = 2 * HEAD;
+  for (const l of layers) m += layerFwd(l, T) + layerBwd(l, T, l === first) + loraMacs(l, T, r);
+  return 2 * m;
 }
 
 function timeIt(fn: () => void, reps: number): number {
@@ -104,10 +125,19 @@ export async function run(): Promise<void> {
   for (const T of [64, 128]) {
     const { texts, ids } = textsOfLength(use, T, B);
     const batch = padTokens(ids);
-    const ours = timeIt(() => {
+    const fwd = () => {
       use.encoder.setMask(batch.mask);
       use.encoder.forward(batch.ids);
-    }, 3);
+    };
+    const threads = capabilities().threads;
+    const ours = timeIt(fwd, 3);
+    setThreads(1);
+    let ours1: number;
+    try {
+      ours1 = timeIt(fwd, 3);
+    } finally {
+      setThreads(threads);
+    }
     let theirs = NaN;
     if (runtime) {
       const ts: number[] = [];
@@ -119,15 +149,19 @@ export async function run(): Promise<void> {
       }
       theirs = median(ts);
     }
-    const fwdFlops = 2 * forwardMacs(T, [0, 1]) * B;
-    rows.push({
-      'examples/s': (B / ours).toFixed(1),
-      what: `forward, T = ${T}, batch ${B}`,
-      'dp-lora ms/example': ((1000 * ours) / B).toFixed(2),
-      'runtime ms/example': ((1000 * theirs) / B).toFixed(2),
-      speedup: (theirs / ours).toFixed(1),
-      'GFLOP/s': (fwdFlops / ours / 1e9).toFixed(1),
-    });
+    const fwdFlops = 2 * forwardMacs(T) * B;
+    for (const [t, n] of [
+      [ours, threads],
+      [ours1, 1],
+    ])
+      rows.push({
+        'examples/s': (B / t).toFixed(1),
+        what: `forward, T = ${T}, batch ${B}, ${n} thread${n === 1 ? '' : 's'}`,
+        'dp-lora ms/example': ((1000 * t) / B).toFixed(2),
+        'runtime ms/example (1 thread)': ((1000 * theirs) / B).toFixed(2),
+        speedup: (theirs / t).toFixed(1),
+        'GFLOP/s': (fwdFlops / t / 1e9).toFixed(1),
+      });
     for (const layers of [[1], [0, 1]]) {
       for (const dp of [false, true]) {
         const clf = new UseLiteClassifier(loadUseLiteSync().encoder, {
@@ -156,8 +190,8 @@ export async function run(): Promise<void> {
           clf.setGradMode('perSample');
           step = () => {
             engine.nextBatch();
-            const out = clf.forward(clf.batchInput(rowsIn));
-            clf.backward(crossEntropyLoss(out, labels).grad);
+            const out = clf.forward(clf.batchInput(rowsIn, true));
+            clf.backward(crossEntropyLoss(out, labels).grad, false);
             optimizer.accumulate();
             optimizer.step();
           };
@@ -166,15 +200,15 @@ export async function run(): Promise<void> {
           clf.setGradMode('sum');
           step = () => {
             clf.zeroGrad();
-            const out = clf.forward(clf.batchInput(rowsIn));
-            clf.backward(crossEntropyLoss(out, labels).grad);
+            const out = clf.forward(clf.batchInput(rowsIn, true));
+            clf.backward(crossEntropyLoss(out, labels).grad, false);
             opt.step();
           };
         }
         const t = timeIt(step, 2);
         rows.push({
           'dp-lora ms/example': ((1000 * t) / B).toFixed(1),
-          'runtime ms/example': '',
+          'runtime ms/example (1 thread)': '',
           speedup: '',
           what: `train step, T = ${T}, batch ${B}, LoRA layer(s) ${layers.join('+')}, ${dp ? 'DP' : 'non-private'}`,
           'examples/s': (B / t).toFixed(1),

@@ -10,6 +10,8 @@ rounds=${2:-10}
 tmp=$(mktemp -d)
 [ -n "${KEEP:-}" ] && echo "build dir: $tmp" || trap 'rm -rf "$tmp"' EXIT
 git show "$rev:native/kernels/intonly/discrete_gaussian.cc" >"$tmp/dg_base.cc"
+# Beside the source, so its #include "discrete_gaussian.h" finds the revision's header.
+git show "$rev:native/kernels/discrete_gaussian.h" >"$tmp/discrete_gaussian.h"
 inc=(-Inative/include $(node scripts/sources.js includes | sed "s/\([^ ]*\)/-I\1/g"))
 flags=(-std=c++17 -O3 -Wall -Wextra -Werror)
 nice g++ "${flags[@]}" "${inc[@]}" -mgeneral-regs-only -Ddgauss=dgauss_base -c "$tmp/dg_base.cc" -o "$tmp/base.o"

@@ -3,31 +3,44 @@
 implementation in Python (exact big integers and fractions, no floating
 point anywhere).
 
-It implements Canonne, Kamath and Steinke, "The Discrete Gaussian for
-Differential Privacy" (2020), Algorithms 1-3, from the paper and the stream
+It implements the sampler's definition from its mathematics and the stream
 contract of native/include/dplora.h, drawing every uniform from the same
 ChaCha20 stream (RFC 8439, written here from the RFC) in the same order as
 the C sampler:
   * group g of 64 samples reads words from position base + g * 2^26 with a
     fresh bit buffer; bits are taken most significant first from a word;
-  * U < n/d for a fresh uniform U (0 < n < d < 2^112): U is read in 16-bit
-    chunks, most significant first, and compared exactly with n/d (no
-    rejection); Bernoulli(n/d) for d >= 2^111 instead draws U uniform in
+    whole words and bits come from one sequential position;
+  * sigma^2 = a / b; T is the least integer >= 1 with T^2 b >= 2a;
+  * a slot is one proposal: it reads five words W0..W4, then, only when a
+    step needs more, further bits from the stream in step order:
+      1. v uniform on [0, 2T) by one Lemire draw (W0 when 2T <= 2^32, else
+         W0 2^32 + the next word), rejecting the slot when the low part is
+         below 2^k mod 2T; u = v >> 1, s = v & 1;
+      2. j = number of Bernoulli(e^-1) successes before the first failure,
+         trial 1 on W1's high 16 bits, trial 2 on its low 16 bits; when both
+         succeed, step 4's first two trials (W2's halves) run first (any
+         failure rejects) and j's further trials read 16-bit chunks;
+      3. x = j T + u, y = -x if s else x; y = 0 with s = 1 rejects;
+      4. gamma = x^2 / (2 sigma^2) - j = q + r / den, den = 2a / gcd(b, 2a);
+         q Bernoulli(e^-1) trials must all succeed (trial i's first chunk:
+         W2's high half, low half, then the stream);
+      5. Bernoulli(exp(-r / den)) by Algorithm 1 of Canonne, Kamath and
+         Steinke (2020): where den <= 2^40 and r / den >= 2^-16, one uniform
+         U with first 32 bits W3 gives k = 1 (U >= gamma) or 2
+         (gamma^2 / 2 <= U < gamma); trials 3 and 4 (Bernoulli(gamma / k))
+         read their first 16 bits from W4's halves; later trials are fresh;
+         elsewhere every trial is fresh; accept when k is odd;
+  * Bernoulli(e^-1) with a given first chunk is Algorithm 1 with gamma = 1
+    read as k = min{i : U >= 1/i!} for i <= 7, fresh trials Bernoulli(1/i)
+    beyond;
+  * U < p for a uniform with some bits known compares exactly and reads the
+    rest 16 bits at a time; Bernoulli(n / d) for d >= 2^111 draws U in
     [0, d) most significant chunk first (len(d-1) mod 32 bits, then words),
-    rejecting U >= d and deciding U < n as soon as the prefix settles it;
-  * Bernoulli(exp(-1)) by Algorithm 1 read as k = min{j : U >= 1/j!} on one
-    uniform U for j <= 7, fresh trials Bernoulli(1/j) beyond;
-  * Bernoulli(exp(-n/d)), n <= d, by Algorithm 1 with unreduced d*k; where
-    d <= 2^40 and n/d >= 2^-16, one uniform settles the first two trials
-    (k = 1 if U >= n/d, k = 2 if (n/d)^2/2 <= U < n/d);
-    exp(-(q + r/d)) as q trials of exp(-1) then exp(-r/d);
-  * uniform in [0, t): Lemire multiply-and-reject on whole words;
-  * discrete Laplace (Algorithm 2, s = 1), discrete Gaussian (Algorithm 3)
-    with t = floor(sigma) or floor(sigma) + 1 (laplace_scale) and the
-    acceptance exponent's numerator and denominator divided by
-    gcd(a, b t)^2.
-The acceptance exponent of Algorithm 3 is cross-checked as a Fraction
-against (|y| - sigma^2/t)^2 / (2 sigma^2).
+    rejecting U >= d;
+  * the accepted slots in order are the samples; a group stops at 64.
+The acceptance probability exp(-(x^2 / (2 sigma^2) - j)) turns the proposal
+pmf (1 - e^-1) / (2T) e^-floor(|y| / T) into the discrete Gaussian; the
+script checks that the exponent is never negative.
 
 Usage: python3 scripts/dgauss_kat.py > native/nofpu/dgauss_kat_vectors.h
 """
@@ -105,26 +118,49 @@ class Reader:
         return r
 
 
+class Overflow(Exception):
+    pass
+
+
+def block_width(a, b):
+    """The least T >= 1 with T^2 b >= 2a."""
+    t = max(1, isqrt(2 * a // b))
+    while t * t * b < 2 * a:
+        t += 1
+    while t > 1 and (t - 1) * (t - 1) * b >= 2 * a:
+        t -= 1
+    return t
+
+
 class Sampler:
-    def __init__(self, rd):
+    def __init__(self, rd, a, b):
         self.rd = rd
+        self.a, self.b = a, b
+        self.t = block_width(a, b)
+        g = gcd(b, 2 * a)
+        self.bp, self.den = b // g, 2 * a // g
+        self.seen = set()  # rare paths taken (for choosing the KAT positions)
 
-    def lemire(self, t, nbits):
-        draw = self.rd.word if nbits == 32 else (lambda: self.rd.bits(nbits))
-        mask = (1 << nbits) - 1
-        m = draw() * t
-        if (m & mask) < t:
-            thresh = ((1 << nbits) - t) % t
-            while (m & mask) < thresh:
-                m = draw() * t
-        return m >> nbits
+    def less(self, frac):
+        """U < frac for a fresh uniform U, read 16 bits at a time: with U =
+        (w + U') / 2^16, U < frac iff U' < frac 2^16 - w, settled when that is
+        <= 0 or >= 1 and otherwise the same question one chunk further."""
+        while True:
+            frac = frac * 65536 - self.rd.bits(16)
+            if frac <= 0:
+                return False
+            if frac >= 1:
+                return True
 
-    def uniform(self, t):
-        if t == 1:
-            return 0
-        if t <= 1 << 32:
-            return self.lemire(t, 32)
-        raise ValueError('t > 2^32 cannot occur for 64-bit sigma^2')
+    def less_from(self, frac, w, width, tag):
+        """U < frac where U's first `width` bits are w (the rest from the stream)."""
+        rest = frac * (1 << width) - w
+        if rest <= 0:
+            return False
+        if rest >= 1:
+            return True
+        self.seen.add(tag)
+        return self.less(rest)
 
     def bern_big(self, n, d):
         ln = (d - 1).bit_length()
@@ -156,20 +192,6 @@ class Sampler:
                 continue
             return False
 
-    def less(self, n, d):
-        """U < n/d for a fresh uniform U in [0, 1), read 16 bits at a time.
-
-        With U = (w + U') / 2^16: U < n/d iff U' < n 2^16 / d - w, which is
-        settled when that quantity is <= 0 or >= 1 and otherwise is the same
-        question one chunk further down."""
-        frac = Fraction(n, d)
-        while True:
-            frac = frac * 65536 - self.rd.bits(16)
-            if frac <= 0:
-                return False
-            if frac >= 1:
-                return True
-
     def bern(self, p_num, p_den):
         """Bernoulli(p_num / p_den), unreduced (the denominator picks the draw)."""
         if p_num == 0:
@@ -177,149 +199,210 @@ class Sampler:
         if p_num >= p_den:
             return True
         if p_den.bit_length() <= 111:
-            return self.less(p_num, p_den)
+            return self.less(Fraction(p_num, p_den))
+        self.seen.add('bern_big')
         return self.bern_big(p_num, p_den)
 
-    def bern_e1(self):
-        """Bernoulli(exp(-1)): Algorithm 1 with gamma = 1 stops at the first k
-        whose trial fails and answers k odd; P(k > j) = 1/j!, so the first
-        j = 2..7 are read off one uniform U (k = min{j : U >= 1/j!})."""
-        w = self.rd.bits(16)
+    def e1(self, w):
+        """Bernoulli(exp(-1)) on a uniform U whose first 16 bits are w:
+        Algorithm 1 with gamma = 1 stops at the first k whose trial fails and
+        answers k odd; P(k > i) = 1/i!, so k = min{i : U >= 1/i!} for i <= 7,
+        then fresh trials Bernoulli(1/k)."""
         k = 2
         while k <= 7:
-            # Is U < 1/k! ?  U in [w, w + 1) / 2^16.
-            edge = Fraction(65536, factorial(k))
+            edge = Fraction(65536, factorial(k))  # 1/k! in units of the chunk
             if w + 1 <= edge:
                 k += 1
                 continue
             if w >= edge:
                 break
-            # 1/k! lies in w's cell: compare the rest of U with edge - w.
-            rest = edge - w
-            if self.less(rest.numerator, rest.denominator):
+            self.seen.add('e1_tie')
+            if self.less(edge - w):
                 k += 1
             break
         if k == 8:
+            self.seen.add('e1_beyond7')
             while self.bern(1, k):
                 k += 1
         return k % 2 == 1
 
-    def bern_exp_le1(self, n, d):
-        """Algorithm 1 for gamma = n/d in [0, 1]."""
-        assert 0 <= n <= d
-        if n == 0:
-            return True
-        if n == d:
-            return self.bern_e1()
-        k = 1
-        gamma = Fraction(n, d)
-        if d <= 1 << 40 and gamma >= Fraction(1, 65536):
-            # One uniform U for the first two trials: k = 1 if U >= gamma,
-            # k = 2 if gamma^2/2 <= U < gamma, else fresh trials from k = 3.
-            w = self.rd.bits(16)
-            lo, hi = Fraction(w, 65536), Fraction(w + 1, 65536)
-            if lo >= gamma:
-                return True
-            if hi > gamma:  # gamma inside w's cell (w >= 1 here)
-                rest = gamma * 65536 - w
-                below = self.less(rest.numerator, rest.denominator)
-                assert not below or gamma * gamma / 2 < lo
-                return not below
-            g2 = gamma * gamma / 2
-            if lo >= g2:
-                return False
-            if hi > g2:
-                rest = g2 * 65536 - w
-                if not self.less(rest.numerator, rest.denominator):
-                    return False
-            k = 3
-        while True:
-            assert d * k < 1 << 128
-            if not self.bern(n, d * k):
-                break
+    def alg1_from(self, n, d, k):
+        """Algorithm 1 from trial k on: Bernoulli(n / (d k)), k, k + 1, ..."""
+        while self.bern(n, d * k):
             k += 1
         return k % 2 == 1
 
-    def bern_exp(self, q, r, d):
-        for _ in range(q):
-            if not self.bern_e1():
-                return False
-        return self.bern_exp_le1(r, d)
+    def exp_frac(self, r, den, w3, w4):
+        """Bernoulli(exp(-r / den)), 0 <= r < den."""
+        if r == 0:
+            return True
+        gamma = Fraction(r, den)
+        if den > 1 << 40 or gamma < Fraction(1, 65536):
+            self.seen.add('exp_fresh')
+            return self.alg1_from(r, den, 1)
+        if not self.less_from(gamma, w3, 32, 'cell_gamma'):
+            return True  # k = 1
+        if not self.less_from(gamma * gamma / 2, w3, 32, 'cell_gamma2'):
+            return False  # k = 2
+        self.seen.add('k_ge3')
+        if not self.less_from(gamma / 3, w4 >> 16, 16, 'cell_k3'):
+            return True  # k = 3
+        if not self.less_from(gamma / 4, w4 & 0xFFFF, 16, 'cell_k4'):
+            return False  # k = 4
+        self.seen.add('k_ge5')
+        return self.alg1_from(r, den, 5)
 
-    def dlap(self, t):
-        """Algorithm 2 with s = 1: P(y) proportional to exp(-|y|/t)."""
-        while True:
-            u = self.uniform(t)
-            if not self.bern_exp_le1(u, t):
-                continue
-            v = 0
-            while self.bern_e1():
-                v += 1
-            x = u + t * v
-            neg = self.rd.bits(1)
-            if neg and x == 0:
-                continue
-            return -x if neg else x
+    def slot(self, w):
+        """One proposal from the slice w (5 words): the sample, or None."""
+        t, two_t = self.t, 2 * self.t
+        if two_t <= 1 << 32:
+            m = w[0] * two_t
+            if m % (1 << 32) < (1 << 32) % two_t:
+                return None
+            v = m >> 32
+        else:
+            self.seen.add('lemire64')
+            m = ((w[0] << 32) | self.rd.word()) * two_t
+            if m % (1 << 64) < (1 << 64) % two_t:
+                return None
+            v = m >> 64
+        u, s = v >> 1, v & 1
+        j, pre = 0, 0
+        if self.e1(w[1] >> 16):
+            j = 1
+            if self.e1(w[1] & 0xFFFF):
+                # j >= 2: gamma >= j^2 - j >= 2, so step 4 has at least two
+                # trials; they run now.
+                if not self.e1(w[2] >> 16) or not self.e1(w[2] & 0xFFFF):
+                    return None
+                self.seen.add('j_ge2')
+                pre, j = 2, 2
+                while self.e1(self.rd.bits(16)):
+                    j += 1
+        x = j * t + u
+        if x >= 1 << 63:
+            raise Overflow()
+        if x == 0 and s == 1:
+            return None
+        num = x * x * self.bp - j * self.den
+        # The acceptance exponent x^2 / (2 sigma^2) - j, never negative.
+        assert num >= 0 and Fraction(num, self.den) == Fraction(x * x * self.b, 2 * self.a) - j
+        q, r = divmod(num, self.den)
+        assert pre <= q
+        for i in range(pre, q):
+            if i >= 2:
+                self.seen.add('q_ge3')
+            c = (w[2] >> 16) if i == 0 else (w[2] & 0xFFFF) if i == 1 else self.rd.bits(16)
+            if not self.e1(c):
+                return None
+        if not self.exp_frac(r, self.den, w[3], w[4]):
+            return None
+        return -x if s else x
 
-    def dgauss(self, a, b):
-        """Algorithm 3, sigma^2 = a / b."""
-        sigma2 = Fraction(a, b)
-        t = laplace_scale(a, b)
-        g = gcd(a, b * t)  # taken out of |y| b t - a
-        den = 2 * (a // g) * (b * t // g) * t
-        while True:
-            y = self.dlap(t)
-            diff = abs(abs(y) * (b * t // g) - a // g)
-            q, r = divmod(diff * diff, den)
-            assert Fraction(q) + Fraction(r, den) == (abs(y) - sigma2 / t) ** 2 / (2 * sigma2)
-            if self.bern_exp(q, r, den):
-                return y
 
-
-def laplace_scale(a, b):
-    """The scale t of the discrete Laplace proposal: floor(sigma) or
-    floor(sigma) + 1, whichever has the smaller t exp(sigma^2 / (2 t^2))
-    when ln(1 + 1/s) is taken as 2 / (2 s + 1) (first order above 2^20)."""
-    s = isqrt(a // b)
-    if s == 0:
-        return 1
-    if s < 1 << 20:
-        lower = a * (2 * s + 1) ** 2 < 4 * b * s * s * (s + 1) ** 2
-    else:
-        lower = 4 * (a - b * s * s) < b * (4 * s + 3)
-    return s if lower else s + 1
-
-
-def samples(key, nonce, base, a, b, n):
-    s = Stream(key, nonce)
+def group_samples(stream, start, a, b, count, seen=None):
+    smp = Sampler(Reader(stream, start, start + (1 << 26)), a, b)
     out = []
-    for g in range((n + 63) // 64):
-        start = base + (g << 26)
-        smp = Sampler(Reader(s, start, start + (1 << 26)))
-        for _ in range(min(64, n - 64 * g)):
-            out.append(smp.dgauss(a, b))
+    while len(out) < count:
+        w = [smp.rd.word() for _ in range(5)]
+        y = smp.slot(w)
+        if y is not None:
+            out.append(y)
+    if seen is not None:
+        seen |= smp.seen
     return out
 
 
-# (name, sigma^2 numerator, denominator, base position, count)
+def samples(key, nonce, base, a, b, n, seen=None):
+    s = Stream(key, nonce)
+    out = []
+    for g in range((n + 63) // 64):
+        out += group_samples(s, base + (g << 26), a, b, min(64, n - 64 * g), seen)
+    return out
+
+
+# (name, sigma^2 numerator, denominator, base position, count, rare paths the
+# first groups must take)
 CASES = [
-    ('tiny', 1, 100, 0, 96),
-    ('unit', 1, 1, 5, 128),
-    ('third', 10, 3, 1 << 40, 128),
-    ('mid', 123456789, 1000, 77, 128),
-    ('sigma_2p16', 1 << 32, 1, 0, 128),
-    ('huge', (1 << 62) + 12345, 7, 3, 64),
+    ('tiny', 1, 100, 0, 96, ()),
+    ('unit', 1, 1, 5, 128, ('q_ge3',)),
+    ('third', 10, 3, 1 << 40, 128, ()),
+    ('mid', 123456789, 1000, 77, 128, ('k_ge5',)),
+    ('sigma_2p16', 1 << 32, 1, 0, 128, ('j_ge2', 'k_ge3')),
+    ('huge', (1 << 62) + 12345, 7, 3, 64, ('exp_fresh',)),
+    ('max', (1 << 64) - 1, 1, 0, 64, ('lemire64',)),
+    ('den_2p64', (1 << 64) - 1, 1 << 62, 0, 64, ('exp_fresh',)),
     # sigma = 1000 at positions (found by search) where the first 64 samples
-    # take the rare exact paths: 1/j! inside the chunk's cell in
-    # Bernoulli(exp(-1)), k > 7 there, and gamma or gamma^2/2 inside the
-    # chunk's cell in the two-trial read of Algorithm 1.
-    ('tie_e1', 10**6, 1, 12482248704, 64),
-    ('e1_beyond7', 10**6, 1, 1946157056, 64),
-    ('tie_first', 10**6, 1, 8321499136, 64),
-    ('tie_second', 10**6, 1, 8388608000, 64),
+    # take rare exact paths: 1/i! inside the chunk's cell in Bernoulli(e^-1),
+    # k > 7 there, gamma/3 inside W4's high chunk's cell.
+    ('tie_e1', 10**6, 1, 7449083904, 64, ('e1_tie',)),
+    ('e1_beyond7', 10**6, 1, 3154116608, 64, ('e1_beyond7',)),
+    ('cell_k3', 10**6, 1, 15502147584, 64, ('cell_k3',)),
 ]
 KEY = bytes(range(32))
 NONCE = bytes([0, 0, 0, 9, 0, 0, 0, 0x4A, 0, 0, 0, 0])
+
+
+def run_slot(a, b, pos, w):
+    """One slot on slice w with its continuation from `pos`: (sample or None,
+    continuation words used, rare paths taken)."""
+    rd = Reader(Stream(KEY, NONCE), pos, pos + (1 << 26))
+    smp = Sampler(rd, a, b)
+    y = smp.slot(w)
+    return y, rd.pos - pos, smp.seen
+
+
+def slot_cases():
+    """Slices chosen so that each rare step of the definition runs (the
+    thresholds are computed here exactly; each case asserts its path)."""
+    out = []
+
+    def add(name, a, b, w, path, pos=1000):
+        y, used, seen = run_slot(a, b, pos, w)
+        assert path in seen or path == '', (name, path, seen)
+        out.append((name, a, b, pos, w, y, used))
+
+    def w0_for(a, b, u, s):
+        """The least W0 whose Lemire draw on 2T gives v = 2u + s."""
+        two_t = 2 * block_width(a, b)
+        v = 2 * u + s
+        w0 = -(-(v << 32) // two_t)
+        while (w0 * two_t) % (1 << 32) < (1 << 32) % two_t:
+            w0 += 1
+        assert (w0 * two_t) >> 32 == v and w0 < 1 << 32
+        return w0
+
+    def floor32(f, bits):
+        return (f.numerator << bits) // f.denominator
+
+    a, b = 10**6, 1  # sigma = 1000, T = 1415, den = 2 * 10^6
+    gamma = Fraction(999 * 999, 2 * 10**6)
+    w0 = w0_for(a, b, 999, 0)
+    j0 = 0xFFFFFFFF  # W1: the first Bernoulli(e^-1) trial fails: j = 0
+    add('cell_gamma', a, b, [w0, j0, 0, floor32(gamma, 32), 0x12345678], 'cell_gamma')
+    add('cell_gamma2', a, b, [w0, j0, 0, floor32(gamma * gamma / 2, 32), 0x12345678],
+        'cell_gamma2')
+    add('cell_k3', a, b, [w0, j0, 0, 0, (floor32(gamma / 3, 16) << 16) | 0xFFFF], 'cell_k3')
+    add('cell_k4', a, b, [w0, j0, 0, 0, floor32(gamma / 4, 16)], 'cell_k4')
+    add('k_ge5', a, b, [w0, j0, 0, 0, 0], 'k_ge5')
+    add('small_gamma', a, b, [w0_for(a, b, 1, 1), j0, 0, 0, 0], 'exp_fresh')
+    # Bernoulli(e^-1) on W1's high chunk: w == floor(2^16 / i!) for i = 3..7, and U < 1/7!.
+    for i, tie in enumerate([10922, 2730, 546, 91, 13]):
+        add('e1_tie_%d' % (i + 3), a, b, [w0, (tie << 16) | 0xFFFF, 0, 0, 0], 'e1_tie')
+    add('e1_beyond7', a, b, [w0, (5 << 16) | 0xFFFF, 0, 0, 0], 'e1_beyond7')
+    # j >= 2: both geometric trials succeed (w = 20000: 1/3! <= U < 1/2, k = 3), so
+    # step 4's first two trials run, then j's further trials from the stream.
+    ok = 20000
+    add('j_ge2', a, b, [w0, (ok << 16) | ok, (ok << 16) | ok, 0, 0], 'j_ge2')
+    add('j_ge2_reject', a, b, [w0, (ok << 16) | ok, (ok << 16) | 0xFFFF, 0, 0], '')
+    # sigma = 1: T = 2, j = 1, x = 3: gamma = 9/2 - 1, q = 3, trial 3 from the stream.
+    add('q_ge3', 1, 1, [w0_for(1, 1, 1, 0), (ok << 16) | 0xFFFF, (ok << 16) | ok, 0, 0],
+        'q_ge3')
+    # y = -0 rejects.
+    add('minus_zero', 1, 1, [w0_for(1, 1, 0, 1), j0, 0, 0, 0], '')
+    # 2T > 2^32: the Lemire draw takes a continuation word.
+    add('lemire64', (1 << 64) - 1, 1, [0x89ABCDEF, j0, 0, 0x80000000, 0], 'lemire64')
+    return out
 
 
 def rfc_check():
@@ -337,8 +420,10 @@ def main():
     o.write('#pragma once\n#include <stdint.h>\n\n')
     o.write('static const uint8_t kKatKey[32] = {%s};\n' % ', '.join(str(v) for v in KEY))
     o.write('static const uint8_t kKatNonce[12] = {%s};\n\n' % ', '.join(str(v) for v in NONCE))
-    for name, a, b, base, n in CASES:
-        vals = samples(KEY, NONCE, base, a, b, n)
+    for name, a, b, base, n, paths in CASES:
+        seen = set()
+        vals = samples(KEY, NONCE, base, a, b, n, seen)
+        assert set(paths) <= seen, (name, paths, seen)
         o.write('static const int64_t kKat_%s[%d] = {\n' % (name, n))
         for i in range(0, n, 8):
             o.write('    %s,\n' % ', '.join('INT64_C(%d)' % v for v in vals[i:i + 8]))
@@ -346,9 +431,19 @@ def main():
     o.write('\nstruct KatCase {\n  const char *name;\n  uint64_t num, den, base;\n'
             '  int64_t n;\n  const int64_t *expect;\n};\n')
     o.write('static const KatCase kKatCases[] = {\n')
-    for name, a, b, base, n in CASES:
+    for name, a, b, base, n, _ in CASES:
         o.write('    {"%s", UINT64_C(%d), UINT64_C(%d), UINT64_C(%d), %d, kKat_%s},\n'
                 % (name, a, b, base, n, name))
+    o.write('};\n')
+    o.write('\n// One slot on a chosen slice W0..W4, its continuation read from the stream\n'
+            '// at `pos`: accepted (0/1), the sample, the continuation words used.\n')
+    o.write('struct SlotCase {\n  const char *name;\n  uint64_t num, den, pos;\n'
+            '  uint32_t w[5];\n  int accepted;\n  int64_t y;\n  uint64_t used;\n};\n')
+    o.write('static const SlotCase kSlotCases[] = {\n')
+    for name, a, b, pos, w, y, used in slot_cases():
+        o.write('    {"%s", UINT64_C(%d), UINT64_C(%d), UINT64_C(%d), {%s}, %d, INT64_C(%d), %d},\n'
+                % (name, a, b, pos, ', '.join('0x%08X' % v for v in w), y is not None,
+                   y or 0, used))
     o.write('};\n')
 
 

@@ -273,9 +273,16 @@ describe('fixed.addDiscreteGaussianNoise', () => {
       /rng/,
     );
     const s = BigInt64Array.from([1n, 2n]);
+    // A stream position whose 2^26-word region would pass the end of the stream.
+    const late = Rng.fromState({
+      version: 1,
+      reproducible: true,
+      key: '00'.repeat(32),
+      nonce: '00'.repeat(12),
+      position: (2n ** 64n - 2n ** 20n).toString(),
+    });
     expectError(
-      // 2 a b t^2 > 2^128 (sigma^2 just under 4: t = 2, gcd(a, b t) = 1).
-      () => fixed.addDiscreteGaussianNoise(s, { num: 2n ** 64n - 1n, den: 2n ** 62n }, rng),
+      () => fixed.addDiscreteGaussianNoise(s, 1, late),
       'InvalidArgumentError',
       /overflow/,
     );

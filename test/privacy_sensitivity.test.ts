@@ -5,6 +5,10 @@
  * 1e30, subnormals, one huge token among tiny ones, T = 4096), every layer
  * type, norm method, ISA, batch composition and micro-batch split.
  *
+ * Each property runs with an fp32 and with a bf16 frozen base (`baseDtype: 'bf16'`): the
+ * clipped tensor is computed from the model's own outputs and gradients, so the bound must
+ * hold whatever the base's arithmetic.
+ *
  * Regression: two tokens with the same input and opposite output gradients of
  * ~1e8 used to contribute 4.5 C (the norm was exact, ~0, but the float32
  * clipped-sum product did not cancel).
@@ -23,7 +27,9 @@ import {
   craftedRecord,
   dpGradient,
   dist,
+  sensBase,
 } from './helpers/sensitivity';
+import type { BaseDtype } from '../lib/kernels/linalg';
 
 const TOL = 1 + 1e-5;
 const C = 1;
@@ -41,7 +47,13 @@ function forEachIsa(body: (isa: string) => void): void {
   }
 }
 
-describe('floating-point sensitivity', () => {
+describe.each<BaseDtype>(['fp32', 'bf16'])('floating-point sensitivity, %s base', (dtype) => {
+  beforeAll(() => {
+    sensBase.dtype = dtype;
+  });
+  afterAll(() => {
+    sensBase.dtype = 'fp32';
+  });
   test('regression: two cancelling tokens (gradients ~ +-1e8) stay within C, every method/ISA/layer', () => {
     const worst: Record<string, number> = {};
     forEachIsa((isa) => {

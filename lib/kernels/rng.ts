@@ -271,11 +271,12 @@ export class Rng {
   }
 
   /**
-   * Exact discrete Gaussian samples N_Z(0, sigma^2) (Canonne, Kamath,
+   * Exact discrete Gaussian samples N_Z(0, sigma^2) (rejection from a
+   * staircase envelope with the exp(-gamma) tests of Canonne, Kamath,
    * Steinke 2020), integer arithmetic only. `sigmaSq` is a positive number
-   * (taken as its exact binary rational) or a rational { num, den }.
-   * Throws a RangeError when an intermediate would overflow 128 bits (or a
-   * sample int64 / int32 for Int32Array output) instead of wrapping.
+   * (taken as its exact binary rational) or a rational { num, den }, both
+   * below 2^64. Throws when a sample would not fit int64 (int32 for
+   * Int32Array output) or the stream would pass its end, instead of wrapping.
    */
   discreteGaussian<T extends Int32Array | BigInt64Array>(
     out: T,

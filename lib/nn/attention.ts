@@ -10,10 +10,94 @@ import { requirePositiveInt } from '../validate';
 import { InvalidArgumentError } from '../errors';
 import { Linear } from './linear';
 import { LoraLinear } from './lora_linear';
-import { Module, checkGradShape, noForward } from './module';
+import { Module, checkGradShape, noForward, noInputGrad } from './module';
 import { sgemm } from '../kernels/linalg';
 import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
+import { scratch } from './workspace';
+
+const LOG2E = 1.4426950408889634;
+// ln 2 split so that k * LN2_HI is exact for |k| < 2^11 (Cody and Waite).
+const LN2_HI = 0.6931471803691238;
+const LN2_LO = 1.9082149292705877e-10;
+/** POW2_NEG[k] = 2^-k. */
+const POW2_NEG = Float64Array.from({ length: 160 }, (_, k) => 2 ** -k);
+
+/**
+ * exp(x) for x <= 0 in double, relative error below 1e-8 (then rounded to float by the
+ * caller): x = k ln 2 + r with |r| <= ln(2)/2, exp(r) by its degree-8 Taylor polynomial.
+ * Math.exp is a call into C per element (several times slower in a softmax loop).
+ * Returns 0 below -103.5, where exp(x) rounds to 0 in float32 anyway.
+ */
+function expNonPositive(x: number): number {
+  if (x < -103.5) return 0;
+  const k = Math.floor(x * LOG2E + 0.5);
+  const r = x - k * LN2_HI - k * LN2_LO;
+  const p =
+    1 +
+    r *
+      (1 +
+        r *
+          (0.5 +
+            r *
+              (1 / 6 +
+                r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (1 / 5040 + r * (1 / 40320))))))));
+  return p * POW2_NEG[-k];
+}
+
+/**
+ * In-place softmax of row `p[row .. row + seq)` over the keys `s` with `valid[vOff + s]` set
+ * (all keys when `valid` is null), padding keys set to 0; `len` >= 0 says the valid keys are
+ * exactly `[0, len)` (the usual padded batch), -1 that they are arbitrary.
+ */
+function softmaxRow(
+  p: Float32Array,
+  row: number,
+  seq: number,
+  valid: Uint8Array | null,
+  vOff: number,
+  len: number,
+): void {
+  if (len >= 0) {
+    let mx = -Infinity;
+    for (let s = 0; s < len; s++) if (p[row + s] > mx) mx = p[row + s];
+    let sum = 0;
+    for (let s = 0; s < len; s++) {
+      const e = expNonPositive(p[row + s] - mx);
+      p[row + s] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let s = 0; s < len; s++) p[row + s] *= inv;
+    if (len < seq) p.fill(0, row + len, row + seq);
+    return;
+  }
+  let mx = -Infinity;
+  for (let s = 0; s < seq; s++) if ((!valid || valid[vOff + s]) && p[row + s] > mx) mx = p[row + s];
+  let sum = 0;
+  for (let s = 0; s < seq; s++) {
+    if (valid && !valid[vOff + s]) {
+      p[row + s] = 0;
+      continue;
+    }
+    const e = expNonPositive(p[row + s] - mx);
+    p[row + s] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  for (let s = 0; s < seq; s++) p[row + s] *= inv;
+}
+
+/** Real keys of sequence b: their count if they are exactly a prefix [0, n), else -1. */
+function prefixLength(mask: SequenceMask | null, b: number, seq: number): number {
+  if (!mask) return seq;
+  const v = mask.valid;
+  const o = b * seq;
+  let n = 0;
+  while (n < seq && v[o + n]) n++;
+  for (let s = n; s < seq; s++) if (v[o + s]) return -1;
+  return n;
+}
 
 /** A projection: a plain or LoRA-wrapped linear layer. */
 export type Projection = Linear | LoraLinear;
@@ -105,38 +189,24 @@ export function attentionForward(
   probs: Float32Array;
 } {
   const d = heads * dHead;
-  const out = new Float32Array(batch * seq * d);
-  const probs = new Float32Array(batch * heads * seq * seq);
+  const out = scratch(batch * seq * d);
+  const probs = scratch(batch * heads * seq * seq);
   const tt = seq * seq;
   for (let b = 0; b < batch; b++) {
     const base = b * seq * d;
-    let anyValid = !mask;
-    if (mask) for (let s = 0; s < seq && !anyValid; s++) anyValid = mask.valid[b * seq + s] === 1;
+    const len = prefixLength(mask, b, seq);
+    // len = -1: real keys but not a prefix; 0: no real key at all.
+    const anyValid = len !== 0;
     for (let h = 0; h < heads; h++) {
       const p = probs.subarray((b * heads + h) * tt, (b * heads + h + 1) * tt);
-      // scores = scale * q_h k_h^T   [seq, seq]
-      headProduct(q, k, base + h * dHead, p, seq, dHead, d, scale);
-      for (let t = 0; t < seq; t++) {
-        const row = t * seq;
-        if (!anyValid) {
-          p.fill(1 / seq, row, row + seq);
-          continue;
-        }
-        let mx = -Infinity;
-        for (let s = 0; s < seq; s++)
-          if ((!mask || mask.valid[b * seq + s]) && p[row + s] > mx) mx = p[row + s];
-        let sum = 0;
-        for (let s = 0; s < seq; s++) {
-          if (mask && !mask.valid[b * seq + s]) {
-            p[row + s] = 0;
-            continue;
-          }
-          const e = Math.exp(p[row + s] - mx);
-          p[row + s] = e;
-          sum += e;
-        }
-        const inv = 1 / sum;
-        for (let s = 0; s < seq; s++) p[row + s] *= inv;
+      if (!anyValid) {
+        // No real key at all: uniform weights (as a finite -1e9 bias gives in TF).
+        p.fill(1 / seq);
+      } else {
+        // scores = scale * q_h k_h^T   [seq, seq], then the masked softmax of each row
+        headProduct(q, k, base + h * dHead, p, seq, dHead, d, scale);
+        for (let t = 0; t < seq; t++)
+          softmaxRow(p, t * seq, seq, mask ? mask.valid : null, b * seq, len);
       }
       // out_h = P v_h   [seq, dHead]
       sgemm(p, v.subarray(base + h * dHead), out.subarray(base + h * dHead), {
@@ -172,11 +242,11 @@ export function attentionBackward(
   gv: Float32Array;
 } {
   const d = heads * dHead;
-  const gq = new Float32Array(batch * seq * d);
-  const gk = new Float32Array(batch * seq * d);
-  const gv = new Float32Array(batch * seq * d);
+  const gq = scratch(batch * seq * d);
+  const gk = scratch(batch * seq * d);
+  const gv = scratch(batch * seq * d);
   const tt = seq * seq;
-  const dp = new Float32Array(tt);
+  const dp = scratch(tt);
   for (let b = 0; b < batch; b++) {
     const base = b * seq * d;
     for (let h = 0; h < heads; h++) {
@@ -310,7 +380,11 @@ export class MultiHeadAttention extends Module {
     return y;
   }
 
-  backward(gradOut: Tensor): Tensor {
+  /**
+   * Gradients of the projections' parameters, and of the input unless `inputGrad` is false
+   * (then the input-gradient products of q, k and v are skipped and an empty tensor returned).
+   */
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     const sv = this.saved;
     if (!sv) throw noForward('MultiHeadAttention.backward');
     checkGradShape(gradOut, [sv.batch, sv.seq, this.dOut], 'MultiHeadAttention.backward');
@@ -328,12 +402,15 @@ export class MultiHeadAttention extends Module {
       this.scale,
     );
     const shape = [sv.batch, sv.seq, this.dAttn];
-    const gx = this.q.backward(new Tensor(gq, shape));
-    const gxk = this.k.backward(new Tensor(gk, shape)).data;
-    const gxv = this.v.backward(new Tensor(gv, shape)).data;
-    const d = gx.data;
-    for (let i = 0; i < d.length; i++) d[i] += gxk[i] + gxv[i];
+    const gx = this.q.backward(new Tensor(gq, shape), inputGrad);
+    const gxk = this.k.backward(new Tensor(gk, shape), inputGrad);
+    const gxv = this.v.backward(new Tensor(gv, shape), inputGrad);
     this.saved = null;
+    if (!inputGrad) return noInputGrad();
+    const d = gx.data;
+    const dk = gxk.data;
+    const dv = gxv.data;
+    for (let i = 0; i < d.length; i++) d[i] += dk[i] + dv[i];
     return gx;
   }
 }

@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../errors';
 import { requireElementCount, requireLength, requirePositiveInt } from '../validate';
 import { Module, checkGradShape, noForward } from './module';
 import { Parameter, Tensor } from './tensor';
+import { scratch } from './workspace';
 
 /** Options of {@link Embedding}. */
 export interface EmbeddingOptions {
@@ -61,11 +62,15 @@ export class Embedding extends Module {
       throw new InvalidArgumentError('weight', 'Embedding tables are frozen in dp-lora');
     const [batch, seq] = ids.shape;
     const d = this.dim;
-    const y = new Float32Array(batch * seq * d);
+    const y = scratch(batch * seq * d);
     const w = this.weight.data;
+    const scale = this.scale;
     for (let r = 0; r < batch * seq; r++) {
       const id = ids.data[r];
-      if (id === -1) continue;
+      if (id === -1) {
+        y.fill(0, r * d, (r + 1) * d);
+        continue;
+      }
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
         throw new InvalidArgumentError(
           `ids[${r}]`,
@@ -73,7 +78,7 @@ export class Embedding extends Module {
         );
       const src = id * d;
       const dst = r * d;
-      for (let j = 0; j < d; j++) y[dst + j] = this.scale * w[src + j];
+      for (let j = 0; j < d; j++) y[dst + j] = scale * w[src + j];
     }
     this.savedShape = this.training ? [batch, seq, d] : null;
     return new Tensor(y, [batch, seq, d]);

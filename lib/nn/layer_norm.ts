@@ -7,6 +7,7 @@ import { requireInt } from '../validate';
 import { bsf, checkGradShape, noForward } from './module';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
+import { scratch, scratchZeroed } from './workspace';
 
 /** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
@@ -54,30 +55,44 @@ export class LayerNorm extends PerSampleLayer {
     const { batch, seq } = bsf(x, 'LayerNorm.forward', this.features);
     const d = this.features;
     const rows = batch * seq;
-    const xhat = new Float32Array(x.size);
-    const invStd = new Float32Array(rows);
-    const y = new Float32Array(x.size);
+    const xd = x.data;
+    // xhat and 1/std are kept for backward only.
+    const xhat = this.training ? scratch(x.size) : null;
+    const invStd = scratch(rows);
+    const y = scratch(x.size);
     const w = this.weight.data;
     const b = this.bias.data;
+    const eps = this.eps;
     for (let r = 0; r < rows; r++) {
       const o = r * d;
-      let mean = 0;
-      for (let j = 0; j < d; j++) mean += x.data[o + j];
-      mean /= d;
-      let v = 0;
+      // Mean and variance in one pass over c = x - x0, x0 the row's first element (double):
+      // |E[c]| is within the row's range, so E[c^2] - E[c]^2 loses at most about log2(d) bits
+      // to cancellation; a rounding below 0 is clamped.
+      const x0 = xd[o];
+      let s1 = 0;
+      let s2 = 0;
       for (let j = 0; j < d; j++) {
-        const c = x.data[o + j] - mean;
-        v += c * c;
+        const c = xd[o + j] - x0;
+        s1 += c;
+        s2 += c * c;
       }
-      const is = 1 / Math.sqrt(v / d + this.eps);
+      const m1 = s1 / d;
+      const mean = x0 + m1;
+      let v = s2 / d - m1 * m1;
+      if (v < 0) v = 0;
+      const is = 1 / Math.sqrt(v + eps);
       invStd[r] = is;
-      for (let j = 0; j < d; j++) {
-        const xh = (x.data[o + j] - mean) * is;
-        xhat[o + j] = xh;
-        y[o + j] = xh * w[j] + b[j];
+      if (xhat) {
+        for (let j = 0; j < d; j++) {
+          const xh = (xd[o + j] - mean) * is;
+          xhat[o + j] = xh;
+          y[o + j] = xh * w[j] + b[j];
+        }
+      } else {
+        for (let j = 0; j < d; j++) y[o + j] = (xd[o + j] - mean) * is * w[j] + b[j];
       }
     }
-    this.saved = this.training ? { shape: x.shape, xhat, invStd, batch, seq } : null;
+    this.saved = xhat ? { shape: x.shape, xhat, invStd, batch, seq } : null;
     return new Tensor(y, x.shape);
   }
 
@@ -89,12 +104,13 @@ export class LayerNorm extends PerSampleLayer {
     const { batch, seq, xhat, invStd } = sv;
     const g = gradOut.data;
     const w = this.weight.data;
-    const gi = new Float32Array(g.length);
+    const gi = scratch(g.length);
     const trainW = this.weight.requiresGrad;
     const trainB = this.bias.requiresGrad;
-    // Per-sample parameter gradients [batch, d] (tiny next to the activations).
-    const gw = new Float32Array(batch * d);
-    const gb = new Float32Array(batch * d);
+    // Per-sample parameter gradients [batch, d] (tiny next to the activations), formed only
+    // for a trainable gamma / beta.
+    const gw = trainW ? scratchZeroed(batch * d) : null;
+    const gb = trainB ? scratchZeroed(batch * d) : null;
     for (let i = 0; i < batch; i++) {
       for (let t = 0; t < seq; t++) {
         const o = (i * seq + t) * d;
@@ -104,9 +120,9 @@ export class LayerNorm extends PerSampleLayer {
           const gx = g[o + j] * w[j];
           m1 += gx;
           m2 += gx * xhat[o + j];
-          gw[i * d + j] += g[o + j] * xhat[o + j];
-          gb[i * d + j] += g[o + j];
         }
+        if (gw) for (let j = 0; j < d; j++) gw[i * d + j] += g[o + j] * xhat[o + j];
+        if (gb) for (let j = 0; j < d; j++) gb[i * d + j] += g[o + j];
         m1 /= d;
         m2 /= d;
         const is = invStd[i * seq + t];
@@ -116,14 +132,14 @@ export class LayerNorm extends PerSampleLayer {
     if (trainW || trainB) {
       if (this.gradMode === 'perSample') {
         const cap = this.beginCapture(batch);
-        if (trainW) cap.addRows(this.weight, gw);
-        if (trainB) cap.addRows(this.bias, gb);
+        if (gw) cap.addRows(this.weight, gw);
+        if (gb) cap.addRows(this.bias, gb);
       } else {
         const sum = (src: Float32Array, dst: Float32Array) => {
           for (let i = 0; i < batch; i++) for (let j = 0; j < d; j++) dst[j] += src[i * d + j];
         };
-        if (trainW) sum(gw, this.weight.rawGradBuffer());
-        if (trainB) sum(gb, this.bias.rawGradBuffer());
+        if (gw) sum(gw, this.weight.rawGradBuffer());
+        if (gb) sum(gb, this.bias.rawGradBuffer());
       }
     }
     this.saved = null;

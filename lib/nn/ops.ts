@@ -5,6 +5,7 @@
  */
 import { clippedSum, perSampleGradNormSq, sgemm } from '../kernels/linalg';
 import type { NormMethod, PackedMatrix } from '../kernels/linalg';
+import { scratch } from './workspace';
 
 export type { NormMethod };
 
@@ -19,9 +20,18 @@ export function ones(n: number): Float32Array {
   return onesBuf.subarray(0, n);
 }
 
+/** Copies `row` into each of the `rows` rows of `y` (doubling memcpy's, no per-element loop). */
+export function fillRows(y: Float32Array, row: Float32Array, rows: number): void {
+  const n = row.length;
+  if (rows === 0 || n === 0) return;
+  y.set(row);
+  const total = rows * n;
+  for (let done = n; done < total; done *= 2) y.copyWithin(done, 0, Math.min(done, total - done));
+}
+
 /**
- * y[rows, out] = x[rows, in] W[out, in]^T + bias (bias broadcast by a rank-1 product);
- * `wt` is W^T packed once (a frozen weight), else W is packed per call.
+ * y[rows, out] = x[rows, in] W[out, in]^T + bias (the bias copied into y, then the product
+ * added with beta = 1); `wt` is W^T packed once (a frozen weight), else W is packed per call.
  */
 export function linearForward(
   x: Float32Array,
@@ -32,12 +42,14 @@ export function linearForward(
   outDim: number,
   wt: PackedMatrix | null = null,
 ): Float32Array {
-  const y = new Float32Array(rows * outDim);
+  const y = scratch(rows * outDim);
   if (rows === 0 || outDim === 0) return y;
   let beta = 0;
   if (bias) {
-    sgemm(ones(rows), bias, y, { m: rows, n: outDim, k: 1 });
+    fillRows(y, bias, rows);
     beta = 1;
+  } else if (inDim === 0) {
+    return y.fill(0);
   }
   if (inDim > 0) {
     if (wt) wt.multiply(x, y, { m: rows, n: outDim, k: inDim, beta });
@@ -58,7 +70,7 @@ function product(
   out: Float32Array | undefined,
   beta: number,
 ): Float32Array {
-  const y = out ?? new Float32Array(rows * n);
+  const y = out ?? scratch(rows * n);
   if (rows === 0 || n === 0) return y;
   if (k === 0) {
     // An empty sum: zero for beta = 0; out is kept otherwise (callers accumulate with beta = 1).
@@ -91,8 +103,8 @@ export function matmulPacked(
   k: number,
   n: number,
 ): Float32Array {
-  const y = new Float32Array(rows * n);
-  if (rows === 0 || n === 0 || k === 0) return y;
+  const y = scratch(rows * n);
+  if (rows === 0 || n === 0 || k === 0) return y.fill(0);
   return b.multiply(a, y, { m: rows, k, n });
 }
 

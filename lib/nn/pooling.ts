@@ -6,6 +6,7 @@
 import { Module, checkGradShape, noForward } from './module';
 import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
+import { scratch } from './workspace';
 
 /** Mean over the real tokens of each sequence. */
 export class MeanPooling extends Module {
@@ -45,12 +46,15 @@ export class MeanPooling extends Module {
     if (!sv) throw noForward('MeanPooling.backward');
     const [batch, seq, feat] = sv.shape;
     checkGradShape(gradOut, [batch, feat], 'MeanPooling.backward');
-    const gi = new Float32Array(batch * seq * feat);
+    const gi = scratch(batch * seq * feat);
     for (let b = 0; b < batch; b++) {
       const inv = 1 / Math.max(sv.counts[b], 1);
       for (let t = 0; t < seq; t++) {
-        if (sv.mask && !sv.mask.valid[b * seq + t]) continue;
         const o = (b * seq + t) * feat;
+        if (sv.mask && !sv.mask.valid[b * seq + t]) {
+          gi.fill(0, o, o + feat);
+          continue;
+        }
         for (let j = 0; j < feat; j++) gi[o + j] = gradOut.data[b * feat + j] * inv;
       }
     }

@@ -9,6 +9,7 @@ import { InvalidArgumentError } from '../errors';
 import { Module, checkGradShape, noForward } from './module';
 import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
+import { scratch } from './workspace';
 
 /** Options of {@link TimingSignal}. */
 export interface TimingSignalOptions {
@@ -24,10 +25,36 @@ export interface TimingSignalOptions {
 export class TimingSignal extends Module {
   /** Feature width of the inputs (even): dim/2 sine channels, then dim/2 cosine channels. */
   readonly dim: number;
-  /** The dim/2 inverse timescales w_i (angular frequency per position). */
+  /**
+   * The dim/2 inverse timescales w_i (angular frequency per position); the signal is cached in
+   * a table (extended when a longer sequence arrives), so set them before the first forward.
+   */
   readonly invTimescales: Float32Array;
   private mask: SequenceMask | null = null;
   private savedShape: number[] | null = null;
+  /** The signal of positions [0, rows) ([rows, dim]), computed once and grown on demand. */
+  private table = new Float32Array(0);
+
+  /** The signal rows of positions [0, seq). */
+  private signal(seq: number): Float32Array {
+    const d = this.dim;
+    const have = this.table.length / d;
+    if (have < seq) {
+      const rows = Math.max(seq, 2 * have);
+      const t = new Float32Array(rows * d);
+      const n = d / 2;
+      for (let p = 0; p < rows; p++) {
+        for (let i = 0; i < n; i++) {
+          // float32 product as in the graph, then sin/cos
+          const a = Math.fround(p * this.invTimescales[i]);
+          t[p * d + i] = Math.sin(a);
+          t[p * d + n + i] = Math.cos(a);
+        }
+      }
+      this.table = t;
+    }
+    return this.table;
+  }
 
   constructor(dim: number, options: TimingSignalOptions = {}) {
     super();
@@ -54,20 +81,17 @@ export class TimingSignal extends Module {
 
   forward(x: Tensor): Tensor {
     const { batch, seq } = sequenceInput(x, this.mask, 'TimingSignal.forward', this.dim);
-    const n = this.dim / 2;
-    const y = x.data.slice();
-    const sig = new Float32Array(this.dim);
-    for (let t = 0; t < seq; t++) {
-      for (let i = 0; i < n; i++) {
-        // float32 product as in the graph, then sin/cos
-        const a = Math.fround(t * this.invTimescales[i]);
-        sig[i] = Math.sin(a);
-        sig[n + i] = Math.cos(a);
-      }
-      for (let b = 0; b < batch; b++) {
-        if (this.mask && !this.mask.valid[b * seq + t]) continue;
-        const o = (b * seq + t) * this.dim;
-        for (let j = 0; j < this.dim; j++) y[o + j] += sig[j];
+    const d = this.dim;
+    const y = scratch(x.size);
+    y.set(x.data);
+    const sig = this.signal(seq);
+    const valid = this.mask ? this.mask.valid : null;
+    for (let b = 0; b < batch; b++) {
+      for (let t = 0; t < seq; t++) {
+        if (valid && !valid[b * seq + t]) continue;
+        const o = (b * seq + t) * d;
+        const so = t * d;
+        for (let j = 0; j < d; j++) y[o + j] += sig[so + j];
       }
     }
     this.savedShape = this.training ? x.shape : null;

@@ -16,9 +16,13 @@ import { ReLU, GELU } from './activations';
 import { MultiHeadAttention, Projection } from './attention';
 import { LayerNorm } from './layer_norm';
 import { Linear } from './linear';
-import { Module, bsf, checkGradShape, noForward } from './module';
+import { LoraLinear } from './lora_linear';
+import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
 import { SequenceMask, checkMask, sequenceInput, zeroPadding } from './sequence_mask';
 import { Tensor } from './tensor';
+import { scratch } from './workspace';
+import { ones } from './ops';
+import { sgemm } from '../kernels/linalg';
 
 /** Position-wise feed-forward: fc2(act(fc1(x))), zero on padding rows. */
 export class FeedForward extends Module {
@@ -31,6 +35,8 @@ export class FeedForward extends Module {
   private mask: SequenceMask | null = null;
   private savedMask: SequenceMask | null = null;
   private savedShape: number[] | null = null;
+  /** After {@link forwardPooled}: real tokens per sequence (null after forward). */
+  private savedCounts: Float64Array | null = null;
 
   /**
    * @param fc1 - d -> dFF
@@ -72,22 +78,68 @@ export class FeedForward extends Module {
   forward(x: Tensor): Tensor {
     const { batch, seq } = bsf(x, 'FeedForward.forward', this.fc1.inFeatures);
     if (this.mask) checkMask(this.mask, batch, seq, 'FeedForward.forward');
-    const y = this.fc2.forward(this.act.forward(this.fc1.forward(x)));
+    // fc1's output is read by nothing else: the activation may overwrite it.
+    const y = this.fc2.forward(this.act.forward(this.fc1.forward(x), true));
     zeroPadding(y.data, this.mask, this.fc2.outFeatures);
     this.savedMask = this.mask;
     this.savedShape = this.training ? y.shape : null;
+    this.savedCounts = null;
     return y;
   }
 
   backward(gradOut: Tensor): Tensor {
-    if (!this.savedShape) throw noForward('FeedForward.backward');
+    if (!this.savedShape || this.savedCounts) throw noForward('FeedForward.backward');
     checkGradShape(gradOut, this.savedShape, 'FeedForward.backward');
-    const g = gradOut.clone();
+    const g = new Tensor(scratch(gradOut.size), gradOut.shape);
+    g.data.set(gradOut.data);
     zeroPadding(g.data, this.savedMask, this.fc2.outFeatures);
     const gi = this.fc1.backward(this.act.backward(this.fc2.backward(g)));
     // fc1's input rows on padding get zero gradient already (zero g through a
     // linear map and an elementwise activation).
     this.savedShape = null;
+    return gi;
+  }
+
+  /**
+   * `fc2(mean_t act(fc1(x_t)))` per sequence, the mean over its real tokens (`counts`
+   * of them), `[batch, dModel]`; 0 for a sequence without real tokens (the mean of the
+   * zeroed padding outputs).  Equal to the masked mean of {@link forward}'s output when fc2
+   * is affine (see TransformerLayer.forwardPooled).
+   */
+  forwardPooled(x: Tensor, counts: Float64Array): Tensor {
+    const { batch, seq } = bsf(x, 'FeedForward.forwardPooled', this.fc1.inFeatures);
+    if (this.mask) checkMask(this.mask, batch, seq, 'FeedForward.forwardPooled');
+    const r = this.act.forward(this.fc1.forward(x), true).data;
+    const dFF = this.fc1.outFeatures;
+    const mean = scratch(batch * dFF);
+    meanTokens(r, batch, seq, dFF, this.mask, counts, mean, false);
+    const y = this.fc2.forward(new Tensor(mean, [batch, dFF]));
+    const d = this.fc2.outFeatures;
+    for (let b = 0; b < batch; b++) if (counts[b] === 0) y.data.fill(0, b * d, (b + 1) * d);
+    this.savedMask = this.mask;
+    this.savedShape = this.training ? x.shape : null;
+    this.savedCounts = this.training ? counts : null;
+    return y;
+  }
+
+  /** Backward of {@link forwardPooled}: `gradOut` `[batch, dModel]` to dLoss/dx `[batch, seq, d]`. */
+  backwardPooled(gradOut: Tensor): Tensor {
+    const counts = this.savedCounts;
+    if (!this.savedShape || !counts) throw noForward('FeedForward.backwardPooled');
+    const [batch, seq] = this.savedShape;
+    const d = this.fc2.outFeatures;
+    checkGradShape(gradOut, [batch, d], 'FeedForward.backwardPooled');
+    const g = new Tensor(scratch(gradOut.size), gradOut.shape);
+    g.data.set(gradOut.data);
+    for (let b = 0; b < batch; b++) if (counts[b] === 0) g.data.fill(0, b * d, (b + 1) * d);
+    const gm = this.fc2.backward(g).data; // [batch, dFF]
+    // Each real token's activation gets its sequence's gradient / count; padding gets 0.
+    const dFF = this.fc1.outFeatures;
+    const gr = scratch(batch * seq * dFF);
+    spreadTokens(gm, batch, seq, dFF, this.savedMask, counts, gr, false);
+    const gi = this.fc1.backward(this.act.backward(new Tensor(gr, [batch, seq, dFF])));
+    this.savedShape = null;
+    this.savedCounts = null;
     return gi;
   }
 }
@@ -143,7 +195,12 @@ export class TransformerLayer extends Module {
   /** LayerNorm of the feed-forward sub-block (its input for pre-LN, the output for post-LN). */
   readonly ln2: LayerNorm;
   private mask: SequenceMask | null = null;
-  private saved: { shape: number[]; mask: SequenceMask | null } | null = null;
+  private saved: {
+    shape: number[];
+    mask: SequenceMask | null;
+    /** Real tokens per sequence after {@link forwardPooled}; null after forward. */
+    pooled: Float64Array | null;
+  } | null = null;
 
   constructor(o: TransformerLayerOptions) {
     super();
@@ -203,15 +260,8 @@ export class TransformerLayer extends Module {
     sequenceInput(x, this.mask, 'TransformerLayer.forward', this.dIn);
     let y: Tensor;
     if (this.norm === 'pre') {
-      const a = this.attention.forward(this.ln1.forward(x));
+      const a = this.preAttention(x);
       const h = a.data;
-      if (this.residual) {
-        const r = this.residual.forward(x).data;
-        zeroPadding(r, this.mask, this.dModel);
-        for (let i = 0; i < h.length; i++) h[i] += r[i];
-      } else {
-        for (let i = 0; i < h.length; i++) h[i] += x.data[i];
-      }
       const f = this.ffn.forward(this.ln2.forward(a)).data;
       for (let i = 0; i < f.length; i++) f[i] += h[i];
       y = new Tensor(f, a.shape);
@@ -223,30 +273,74 @@ export class TransformerLayer extends Module {
       for (let i = 0; i < f.length; i++) f[i] += h.data[i];
       y = this.ln2.forward(new Tensor(f, x.shape));
     }
-    this.saved = this.training ? { shape: x.shape, mask: this.mask } : null;
+    this.saved = this.training ? { shape: x.shape, mask: this.mask, pooled: null } : null;
     return y;
   }
 
-  backward(gradOut: Tensor): Tensor {
+  /** Pre-LN `h = res(x) + Attn(LN1(x))` (the projected residual zero on padding rows). */
+  private preAttention(x: Tensor): Tensor {
+    const a = this.attention.forward(this.ln1.forward(x));
+    const h = a.data;
+    if (this.residual) {
+      const r = this.residual.forward(x).data;
+      zeroPadding(r, this.mask, this.dModel);
+      for (let i = 0; i < h.length; i++) h[i] += r[i];
+    } else {
+      const xd = x.data;
+      for (let i = 0; i < h.length; i++) h[i] += xd[i];
+    }
+    return a;
+  }
+
+  /**
+   * True when {@link forwardPooled} applies: a pre-LN layer whose fc2 is affine in its input
+   * (no active LoRA dropout, which would draw a mask per token).
+   */
+  canPool(): boolean {
+    const fc2 = this.ffn.fc2;
+    return this.norm === 'pre' && !(fc2 instanceof LoraLinear && fc2.dropout > 0 && fc2.training);
+  }
+
+  /**
+   * The layer followed by a masked mean over the sequence (as {@link MeanPooling}: the mean
+   * of the real tokens, 0 for a sequence without any), `[batch, seq, dIn]` to
+   * `[batch, dModel]`, with fc2 applied once per sequence to the mean of its input rather
+   * than to every token: `mean_t (h_t + fc2(r_t)) = mean_t h_t + fc2(mean_t r_t)` as fc2 is
+   * affine. This saves fc2's product over all tokens (and its input gradient in backward);
+   * fc2's per-sample gradients are those of a one-token input, the same tensor.  Requires
+   * {@link canPool}; backward with {@link backwardPooled}.
+   */
+  forwardPooled(x: Tensor): Tensor {
+    const { batch, seq } = sequenceInput(x, this.mask, 'TransformerLayer.forwardPooled', this.dIn);
+    if (!this.canPool())
+      throw new InvalidArgumentError('norm', 'forwardPooled needs a pre-LN layer (see canPool)');
+    const h = this.preAttention(x);
+    const counts = validCounts(this.mask, batch, seq);
+    const y = this.ffn.forwardPooled(this.ln2.forward(h), counts);
+    // y += mean of h over the real tokens
+    meanTokens(h.data, batch, seq, this.dModel, this.mask, counts, y.data, true);
+    this.saved = this.training ? { shape: x.shape, mask: this.mask, pooled: counts } : null;
+    return y;
+  }
+
+  /**
+   * Parameter gradients of the layer, and the input gradient unless `inputGrad` is false
+   * (pre-LN: then the products that only feed the input gradient are skipped, as for the
+   * first trained layer of a model fed with cached hidden states, and an empty tensor is
+   * returned; post-LN computes it anyway).
+   */
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     const sv = this.saved;
-    if (!sv) throw noForward('TransformerLayer.backward');
+    if (!sv || sv.pooled) throw noForward('TransformerLayer.backward');
     const [batch, seq] = sv.shape;
     checkGradShape(gradOut, [batch, seq, this.dModel], 'TransformerLayer.backward');
     let gx: Float32Array;
     if (this.norm === 'pre') {
       // y = h + FFN(LN2(h))
       const gh = this.ln2.backward(this.ffn.backward(gradOut)).data;
-      for (let i = 0; i < gh.length; i++) gh[i] += gradOut.data[i];
-      // h = res(x) + Attn(LN1(x))
-      gx = this.ln1.backward(this.attention.backward(new Tensor(gh, gradOut.shape))).data;
-      if (this.residual) {
-        const gr = gh.slice();
-        zeroPadding(gr, sv.mask, this.dModel);
-        const g2 = this.residual.backward(new Tensor(gr, gradOut.shape)).data;
-        for (let i = 0; i < gx.length; i++) gx[i] += g2[i];
-      } else {
-        for (let i = 0; i < gx.length; i++) gx[i] += gh[i];
-      }
+      const go = gradOut.data;
+      for (let i = 0; i < gh.length; i++) gh[i] += go[i];
+      return this.preAttentionBackward(gh, inputGrad);
     } else {
       const gs = this.ln2.backward(gradOut);
       const gh = this.ln1.backward(
@@ -261,5 +355,154 @@ export class TransformerLayer extends Module {
     }
     this.saved = null;
     return new Tensor(gx, sv.shape);
+  }
+
+  /** Backward of {@link forwardPooled}: `gradOut` is `[batch, dModel]`. */
+  backwardPooled(gradOut: Tensor, inputGrad = true): Tensor {
+    const sv = this.saved;
+    if (!sv || !sv.pooled) throw noForward('TransformerLayer.backwardPooled');
+    const [batch, seq] = sv.shape;
+    const d = this.dModel;
+    checkGradShape(gradOut, [batch, d], 'TransformerLayer.backwardPooled');
+    const gh = this.ln2.backward(this.ffn.backwardPooled(gradOut)).data;
+    // The mean of h: each real token gets gradOut / count.
+    spreadTokens(gradOut.data, batch, seq, d, sv.mask, sv.pooled, gh, true);
+    return this.preAttentionBackward(gh, inputGrad);
+  }
+
+  /** Backward of {@link preAttention} given dLoss/dh (`gh`, overwritten); clears the saved state. */
+  private preAttentionBackward(gh: Float32Array, inputGrad: boolean): Tensor {
+    const sv = this.saved!;
+    const shape = [sv.shape[0], sv.shape[1], this.dModel];
+    const ghT = new Tensor(gh, shape);
+    this.saved = null;
+    if (!inputGrad) {
+      // Only parameter gradients: LN1's backward runs only when gamma or beta trains.
+      if (this.ln1.trainableParameters().length > 0)
+        this.ln1.backward(this.attention.backward(ghT));
+      else this.attention.backward(ghT, false);
+      if (this.residual) {
+        zeroPadding(gh, sv.mask, this.dModel);
+        this.residual.backward(ghT, false);
+      }
+      return noInputGrad();
+    }
+    const gx = this.ln1.backward(this.attention.backward(ghT)).data;
+    if (this.residual) {
+      const gr = scratch(gh.length);
+      gr.set(gh);
+      zeroPadding(gr, sv.mask, this.dModel);
+      const g2 = this.residual.backward(new Tensor(gr, shape)).data;
+      for (let i = 0; i < gx.length; i++) gx[i] += g2[i];
+    } else {
+      for (let i = 0; i < gx.length; i++) gx[i] += gh[i];
+    }
+    return new Tensor(gx, sv.shape);
+  }
+}
+
+/** Real tokens of each sequence (`seq` each without a mask). */
+function validCounts(mask: SequenceMask | null, batch: number, seq: number): Float64Array {
+  const c = new Float64Array(batch);
+  for (let b = 0; b < batch; b++) {
+    if (!mask) {
+      c[b] = seq;
+      continue;
+    }
+    let n = 0;
+    for (let t = 0; t < seq; t++) n += mask.valid[b * seq + t];
+    c[b] = n;
+  }
+  return c;
+}
+
+/** The runs [start, end) of real tokens of sequence b (all of [0, seq) without a mask). */
+function validRuns(mask: SequenceMask | null, b: number, seq: number): Array<[number, number]> {
+  if (!mask) return [[0, seq]];
+  const v = mask.valid;
+  const runs: Array<[number, number]> = [];
+  let t = 0;
+  while (t < seq) {
+    while (t < seq && !v[b * seq + t]) t++;
+    const s0 = t;
+    while (t < seq && v[b * seq + t]) t++;
+    if (t > s0) runs.push([s0, t]);
+  }
+  return runs;
+}
+
+/**
+ * Masked mean over the tokens: `out[b] (+)= (1/counts[b]) sum_{t real} x[b, t]` for
+ * `x: [batch, seq, f]`, one matrix-vector product per run of real tokens (padding rows are
+ * never read); a sequence without real tokens gets 0 (or is left as is with `accumulate`).
+ */
+function meanTokens(
+  x: Float32Array,
+  batch: number,
+  seq: number,
+  f: number,
+  mask: SequenceMask | null,
+  counts: Float64Array,
+  out: Float32Array,
+  accumulate: boolean,
+): void {
+  for (let b = 0; b < batch; b++) {
+    const row = out.subarray(b * f, (b + 1) * f);
+    if (counts[b] === 0) {
+      if (!accumulate) row.fill(0);
+      continue;
+    }
+    let beta = accumulate ? 1 : 0;
+    for (const [t0, t1] of validRuns(mask, b, seq)) {
+      const len = t1 - t0;
+      sgemm(ones(len), x.subarray((b * seq + t0) * f, (b * seq + t1) * f), row, {
+        m: 1,
+        n: f,
+        k: len,
+        alpha: 1 / counts[b],
+        beta,
+      });
+      beta = 1;
+    }
+  }
+}
+
+/**
+ * Broadcast of a per-sequence gradient over its real tokens: `gx[b, t] (+)= g[b] / counts[b]`
+ * for real t (rank-one products); padding rows are set to 0 (left as they are with
+ * `accumulate`).
+ */
+function spreadTokens(
+  g: Float32Array,
+  batch: number,
+  seq: number,
+  f: number,
+  mask: SequenceMask | null,
+  counts: Float64Array,
+  gx: Float32Array,
+  accumulate: boolean,
+): void {
+  for (let b = 0; b < batch; b++) {
+    const runs = counts[b] === 0 ? [] : validRuns(mask, b, seq);
+    if (!accumulate) {
+      // zero the padding rows (the real ones are written below)
+      let t = 0;
+      for (const [t0, t1] of runs) {
+        gx.fill(0, (b * seq + t) * f, (b * seq + t0) * f);
+        t = t1;
+      }
+      gx.fill(0, (b * seq + t) * f, (b + 1) * seq * f);
+    }
+    for (const [t0, t1] of runs) {
+      const len = t1 - t0;
+      sgemm(ones(len), g.subarray(b * f, (b + 1) * f), gx.subarray((b * seq + t0) * f), {
+        m: len,
+        n: f,
+        k: 1,
+        alpha: 1 / counts[b],
+        beta: accumulate ? 1 : 0,
+        ldc: f,
+      });
+    }
   }
 }

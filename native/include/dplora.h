@@ -87,6 +87,24 @@ int64_t dplora_packed_b_bytes(const dplora_packed_b *p);
 int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const float *a, int64_t lda,
                         const dplora_packed_b *pb, float beta, float *c, int64_t ldc);
 
+/** Element types of a packed operand (dplora_packed_b_dtype). */
+#define DPLORA_DTYPE_F32 0
+#define DPLORA_DTYPE_BF16 1
+/**
+ * op(B) rounded to bf16 (round to nearest even) and packed once: a bf16
+ * frozen weight, half the bytes of dplora_sgemm_pack_b's copy.
+ * dplora_sgemm_packed with such a handle rounds op(A) to bf16 too and
+ * accumulates the (exact) products in fp32: with vdpbf16ps where the CPU has
+ * AVX512_BF16 and the AVX-512 path is active, else by widening both to fp32
+ * for the active path's fp32 kernel.  Not bitwise equal to dplora_sgemm.
+ */
+int dplora_sgemm_pack_b_bf16(int trans_b, int64_t k, int64_t n, const float *b, int64_t ldb,
+                             dplora_packed_b **out);
+/** DPLORA_DTYPE_F32 or DPLORA_DTYPE_BF16 (-1 for null). */
+int dplora_packed_b_dtype(const dplora_packed_b *p);
+/** 1 if the active path multiplies bf16 handles natively (AVX512_BF16), 0 if it widens them. */
+int dplora_bf16_native(void);
+
 typedef enum {
   DPLORA_NORM_AUTO = 0,   /* cheaper exact method by flop count */
   DPLORA_NORM_DIRECT = 1, /* form G_i blockwise, sum squares     */
@@ -248,13 +266,15 @@ int dplora_rng_gaussian_f64(const uint8_t key[32], const uint8_t nonce[12], uint
 
 /**
  * Exact discrete Gaussian N_Z(0, sigma^2), sigma^2 = num / den > 0
- * (Canonne, Kamath and Steinke 2020, Algorithms 1-3), integer arithmetic
- * only.  Samples come in groups of 64; group g reads the stream
+ * (rejection from a staircase envelope with the Bernoulli(exp(-gamma))
+ * tests of Canonne, Kamath and Steinke 2020; see
+ * native/kernels/intonly/discrete_gaussian.cc), integer arithmetic only.
+ * Samples come in groups of 64; group g reads the stream
  * sequentially from its own region of 2^26 words starting at
  * *position + g * 2^26, so groups run in parallel and the output does not
  * depend on the thread count.  *position advances by ceil(n / 64) * 2^26.
- * An intermediate that would not fit 128 bits, a sample that does not fit
- * int64, or a group needing more than 2^26 words (expected: about 600)
+ * A sample that does not fit int64 (|y| >= 2^63), or a group needing more
+ * than 2^26 words (expected: about 600-800)
  * gives DPLORA_EOVERFLOW (the output is then unspecified, *position kept).
  */
 int dplora_rng_discrete_gaussian(const uint8_t key[32], const uint8_t nonce[12], uint64_t *position,

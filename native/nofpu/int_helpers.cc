@@ -1,5 +1,5 @@
 // The few integer helpers GCC calls on RV64 without the B extension
-// (count-leading-zeros, 128-bit divide) for the freestanding link: Debian's
+// (count-leading-zeros, 128-bit divide and variable shifts) for the freestanding link: Debian's
 // riscv64 libgcc is built for the double-float ABI and cannot be linked
 // into soft-float (lp64) objects.  Float-free; uses the portable 128-bit
 // struct so the helpers do not call themselves.
@@ -33,6 +33,12 @@ native_u128 __udivti3(native_u128 a, native_u128 b) {
 }
 native_u128 __umodti3(native_u128 a, native_u128 b) {
   return from_struct(to_struct(a) % to_struct(b));
+}
+native_u128 __lshrti3(native_u128 a, int s) {
+  return from_struct(to_struct(a) >> s);
+}
+native_u128 __ashlti3(native_u128 a, int s) {
+  return from_struct(to_struct(a) << s);
 }
 #endif
 }

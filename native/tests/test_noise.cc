@@ -6,6 +6,8 @@
 
 #include "chacha20.h"
 #include "check.h"
+#include "../nofpu/dgauss_kat_vectors.h"
+#include "discrete_gaussian.h"
 #include "intonly/int_math.h"
 #include "dplora.h"
 #include "fixed_point.h"
@@ -156,12 +158,21 @@ void test_discrete_gaussian() {
   s2 = 0;
   for (int i = 0; i < 20000; ++i) s2 += double(z[size_t(i)]) * double(z[size_t(i)]);
   CHECK(std::fabs(s2 / 20000 / 4294967296.0 - 1) < 5 * std::sqrt(2.0 / 20000));
+  // The largest sigma^2 = (2^64 - 1) / 1: 2T > 2^32 (the 64-bit Lemire draw) and a 65-bit
+  // acceptance denominator; and (2^64 - 1) / 2^62, whose 2 a b t^2 overflowed the previous sampler.
+  pos = 0;
+  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, ~uint64_t(0), 1, z.data(), 20000) ==
+        DPLORA_OK);
+  s2 = 0;
+  for (int i = 0; i < 20000; ++i) s2 += double(z[size_t(i)]) * double(z[size_t(i)]);
+  CHECK(std::fabs(s2 / 20000 / 18446744073709551615.0 - 1) < 5 * std::sqrt(2.0 / 20000));
+  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, ~uint64_t(0), uint64_t(1) << 62,
+                                     z.data(), 20000) == DPLORA_OK);
+  s2 = 0;
+  for (int i = 0; i < 20000; ++i) s2 += double(z[size_t(i)]) * double(z[size_t(i)]);
+  CHECK(std::fabs(s2 / 20000 / 4.0 - 1) < 5 * std::sqrt(2.0 / 20000));
   // Refusals.
   pos = 0;
-  // 2 a b t^2 > 2^128 (sigma^2 just under 4: t = 2, gcd(a, b t) = 1).
-  CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, ~uint64_t(0), uint64_t(1) << 62,
-                                     z.data(), 4) == DPLORA_EOVERFLOW);
-  CHECK(pos == 0);
   CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 0, 1, z.data(), 4) == DPLORA_EINVAL);
   CHECK(dplora_rng_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 1, 0, z.data(), 4) == DPLORA_EINVAL);
   pos = ~uint64_t(0) - 1;  // the stream ends after one word
@@ -174,6 +185,50 @@ void test_discrete_gaussian() {
   CHECK(dplora_fixed_add_discrete_gaussian(kRfcKey, kRfcNonce, &pos, 1000000, 1, sum, 4, &sat) ==
         DPLORA_OK);
   CHECK(sat >= 0 && sat <= 2);
+}
+
+// The branch-free fast path of the sampler gives exactly the samples of the slot's definition
+// (dgauss::sample_groups_reference), over parameters on both sides of its limits.
+void test_discrete_gaussian_fast_path() {
+  const dplora::chacha::Stream s = dplora::chacha::make_stream(kRfcKey, kRfcNonce);
+  const struct {
+    uint64_t a, b;
+  } cases[] = {{1, 100},
+               {1, 2},
+               {1, 1},
+               {9, 4},
+               {10, 3},
+               {1000000, 1},
+               {3000001, 3},
+               {uint64_t(1) << 32, 1},
+               {(uint64_t(1) << 32) + 1, 1},
+               {uint64_t(1) << 40, 1},
+               {(uint64_t(1) << 60) + 1, 1},
+               {~uint64_t(0), uint64_t(1) << 62}};
+  const int64_t n = 64 * 64;
+  std::vector<int64_t> fast(static_cast<size_t>(n)), ref(static_cast<size_t>(n));
+  int n_fast = 0;
+  for (const auto &c : cases) {
+    dplora::dgauss::Params p;
+    CHECK(dplora::dgauss::setup(c.a, c.b, p));
+    n_fast += p.fast ? 1 : 0;
+    CHECK(dplora::dgauss::sample_groups(s, 12345, p, 0, 64, fast.data(), n,
+                                        dplora::chacha::blocks_scalar, 4) == DPLORA_OK);
+    CHECK(dplora::dgauss::sample_groups_reference(s, 12345, p, 0, 64, ref.data(), n) == DPLORA_OK);
+    CHECK(fast == ref);
+  }
+  CHECK(n_fast >= 8);  // the comparison covers the fast path
+  // Single slots on chosen slices (scripts/dgauss_kat.py): each rare step of the definition, and
+  // the fast path (slot_for_test returns -2 where it disagrees).
+  const dplora::chacha::Stream kat = dplora::chacha::make_stream(kKatKey, kKatNonce);
+  for (const SlotCase &c : kSlotCases) {
+    dplora::dgauss::Params p;
+    CHECK(dplora::dgauss::setup(c.num, c.den, p));
+    int64_t y = 0;
+    uint64_t used = 0;
+    CHECK(dplora::dgauss::slot_for_test(kat, c.pos, p, c.w, &y, &used) == c.accepted);
+    CHECK(y == c.y && used == c.used);
+  }
 }
 
 // v for one row, as the kernel computes it; checks sum v^2 <= c^2.
@@ -256,6 +311,7 @@ int main() {
   test_keystream_isas();
   test_gaussian_isas_threads();
   test_discrete_gaussian();
+  test_discrete_gaussian_fast_path();
   test_fixed();
   TEST_MAIN_END();
 }

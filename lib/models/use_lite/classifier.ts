@@ -8,9 +8,10 @@
 import { InvalidArgumentError, InvalidStateError } from '../../errors';
 import { requireInt } from '../../validate';
 import { Linear } from '../../nn/linear';
-import { Module } from '../../nn/module';
+import { Module, noInputGrad } from '../../nn/module';
 import { SequenceMask, maskFromLengths } from '../../nn/sequence_mask';
 import { Tensor } from '../../nn/tensor';
+import { Workspace, hasPendingCapture } from '../../nn/workspace';
 import { USE_LITE_DIM, UseLiteEncoder, padTokens } from './model';
 
 /** Options of {@link UseLiteClassifier}. */
@@ -34,6 +35,12 @@ export class UseLiteClassifier extends Module {
   /** First encoder layer forward runs, in [0, layers.length]; those below are the prefix. */
   readonly startLayer: number;
   private mask: SequenceMask | null = null;
+  /** Scratch memory reused by successive forward/backward passes (see nn/workspace). */
+  private readonly workspace = new Workspace();
+  /** Scratch memory of {@link encodePrefix}. */
+  private readonly prefixWorkspace = new Workspace();
+  /** The input buffer of {@link batchTensors} with `reuse`. */
+  private inputBuf = new Float32Array(0);
 
   constructor(encoder: UseLiteEncoder, options: UseLiteClassifierOptions) {
     super();
@@ -80,17 +87,27 @@ export class UseLiteClassifier extends Module {
   forward(x: Tensor): Tensor {
     if (!this.mask) throw new InvalidStateError('UseLiteClassifier.forward: call setMask() first');
     const enc = this.encoder;
-    const h0 = this.startLayer === 0 ? enc.embedTokens(x) : x;
-    return this.head.forward(enc.head(enc.runLayers(h0, this.startLayer)));
+    // Intermediates live in the workspace; the sentence embedding (L2Normalize's output) and
+    // the logits are new arrays.
+    const z = this.workspace.run(this, true, () => {
+      const h0 = this.startLayer === 0 ? enc.embedTokens(x) : x;
+      return enc.headPooled(enc.poolFrom(h0, this.startLayer));
+    });
+    return this.head.forward(z);
   }
 
-  backward(gradOut: Tensor): Tensor {
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     const enc = this.encoder;
-    let g = enc.pooling.backward(
-      enc.dense.backward(enc.tanh.backward(enc.l2.backward(this.head.backward(gradOut)))),
+    const g = this.workspace.run(this, false, () =>
+      // The first layer run computes an input gradient only when one is wanted.
+      enc.poolFromBackward(
+        enc.headPooledBackward(this.head.backward(gradOut)),
+        this.startLayer,
+        inputGrad,
+      ),
     );
-    for (let i = enc.layers.length - 1; i >= this.startLayer; i--) g = enc.layers[i].backward(g);
-    return g;
+    // The gradient lives in the workspace: hand out a copy (or nothing when not wanted).
+    return inputGrad ? g.clone() : noInputGrad();
   }
 
   /**
@@ -113,15 +130,20 @@ export class UseLiteClassifier extends Module {
         const idx = order.slice(s, s + batchSize);
         const b = padTokens(idx.map((i) => tokenLists[i]));
         enc.setMask(b.mask);
-        const h = enc.runLayers(enc.embedTokens(b.ids), 0, this.startLayer).data;
         const seq = b.ids.shape[1];
-        idx.forEach((i, r) => {
-          out[i] = h.slice(r * seq * d, (r * seq + b.lengths[r]) * d);
+        // The prefix output lives in the workspace until the next pass: copied out here. A
+        // workspace of its own, so that a training pass in flight keeps its buffers.
+        this.prefixWorkspace.run(this, true, () => {
+          const h = enc.runLayers(enc.embedTokens(b.ids), 0, this.startLayer).data;
+          idx.forEach((i, r) => {
+            out[i] = h.slice(r * seq * d, (r * seq + b.lengths[r]) * d);
+          });
         });
       }
     } finally {
       enc.setMask(null);
       enc.train(was);
+      this.prefixWorkspace.clear(); // the prefix runs once per text: free its memory
     }
     return out;
   }
@@ -129,9 +151,10 @@ export class UseLiteClassifier extends Module {
   /**
    * The model input for examples whose prefix outputs are `rows` (from
    * {@link encodePrefix}): padded to the longest, with its mask set on the model.
+   * With `reuse`, see {@link batchTensors}.
    */
-  batchInput(rows: Float32Array[]): Tensor {
-    const { input, mask } = this.batchTensors(rows);
+  batchInput(rows: Float32Array[], reuse = false): Tensor {
+    const { input, mask } = this.batchTensors(rows, reuse);
     this.setMask(mask);
     return input;
   }
@@ -139,8 +162,17 @@ export class UseLiteClassifier extends Module {
   /**
    * The padded model input for examples whose prefix outputs are `rows`, and its padding mask
    * (not set on the model: see {@link batchInput} for that).
+   *
+   * @param reuse - write the hidden states into a buffer the classifier keeps for the next
+   *   call with `reuse` (saves allocating, and the page faults of, a fresh `[B, T, d]` array
+   *   per step): the returned input is then valid only until that call. Training loops that
+   *   build one batch, run it forward and backward, then build the next use it. Ignored (a
+   *   new array) while a per-sample capture is pending.
    */
-  batchTensors(rows: Float32Array[]): {
+  batchTensors(
+    rows: Float32Array[],
+    reuse = false,
+  ): {
     /** `[B, T]` ids (startLayer 0, padding -1) or `[B, T, d]` hidden states (padding 0). */
     input: Tensor;
     /** Which positions are real tokens. */
@@ -156,7 +188,15 @@ export class UseLiteClassifier extends Module {
       rows.forEach((r, b) => ids.set(r, b * seq));
       return { input: new Tensor(ids, [rows.length, seq]), mask };
     }
-    const x = new Float32Array(rows.length * seq * d);
+    const n = rows.length * seq * d;
+    let x: Float32Array;
+    if (reuse && !hasPendingCapture(this)) {
+      if (this.inputBuf.length < n) this.inputBuf = new Float32Array(n);
+      x = this.inputBuf.subarray(0, n);
+      rows.forEach((r, b) => x.fill(0, b * seq * d + r.length, (b + 1) * seq * d));
+    } else {
+      x = new Float32Array(n);
+    }
     rows.forEach((r, b) => x.set(r, b * seq * d));
     return { input: new Tensor(x, [rows.length, seq, d]), mask };
   }

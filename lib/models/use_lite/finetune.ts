@@ -212,6 +212,7 @@ export function useLiteDataset(
   return {
     size: part.n,
     batch(indices: Int32Array) {
+      // A new array per batch: the TrainerDataset contract says nothing of its lifetime.
       const { input, mask } = clf.batchTensors(Array.from(indices, (i) => part.rows[i]));
       return { input, mask, target: Int32Array.from(indices, (i) => part.y[i]) };
     },
@@ -221,9 +222,14 @@ export function useLiteDataset(
   };
 }
 
-/** Logits of examples `idx` (model in its current mode). */
+/** Logits of examples `idx` (model in its current mode; the input buffer is reused across calls). */
 export function forwardRows(clf: UseLiteClassifier, part: CachedPart, idx: number[]): Tensor {
-  return clf.forward(clf.batchInput(idx.map((i) => part.rows[i])));
+  return clf.forward(
+    clf.batchInput(
+      idx.map((i) => part.rows[i]),
+      true,
+    ),
+  );
 }
 
 /** Held-out accuracy in eval mode, in length buckets. */
@@ -277,7 +283,7 @@ export function trainNonPrivateRows(
       );
       const g = loss.grad.data;
       for (let i = 0; i < g.length; i++) g[i] /= idx.length;
-      clf.backward(loss.grad);
+      clf.backward(loss.grad, false); // the input is cached data: no gradient needed
       opt.step();
     }
   }
@@ -313,7 +319,7 @@ export function privateStep(
       idx.map((i) => part.y[i]),
     );
     lossSum += loss.total;
-    clf.backward(loss.grad);
+    clf.backward(loss.grad, false); // the input is cached data: no gradient needed
     optimizer.accumulate();
   }
   optimizer.step();

@@ -28,6 +28,7 @@ import { SequenceMask, maskFromLengths } from '../../nn/sequence_mask';
 import { Tensor } from '../../nn/tensor';
 import { TimingSignal } from '../../nn/timing_signal';
 import { FeedForward, TransformerLayer } from '../../nn/transformer_layer';
+import { Workspace } from '../../nn/workspace';
 import { UseLiteTokenizer, VocabEntry } from './tokenizer';
 import { TfjsTensor, readTfjsWeights } from './weights';
 
@@ -88,6 +89,10 @@ export class UseLiteEncoder extends Module {
   /** Final L2 normalization of each embedding (eps 1e-12). */
   readonly l2 = new L2Normalize(1e-12);
   private mask: SequenceMask | null = null;
+  /** Scratch memory reused by successive forward/backward passes (see nn/workspace). */
+  private readonly workspace = new Workspace();
+  /** Whether the last {@link UseLiteEncoder.poolFrom} fused the last layer with the pooling. */
+  private pooledLast = false;
 
   constructor(parts: {
     embedding: Embedding;
@@ -136,20 +141,74 @@ export class UseLiteEncoder extends Module {
 
   /** Pooled output through the tanh dense layer and L2 normalization. */
   head(h: Tensor): Tensor {
-    return this.l2.forward(this.tanh.forward(this.dense.forward(this.pooling.forward(h))));
+    return this.headPooled(this.pooling.forward(h));
+  }
+
+  /** The tanh dense layer and L2 normalization on pooled states `[batch, 512]`. */
+  headPooled(p: Tensor): Tensor {
+    return this.l2.forward(this.tanh.forward(this.dense.forward(p)));
+  }
+
+  /** Backward of {@link headPooled}: dLoss/dpooled `[batch, 512]`. */
+  headPooledBackward(g: Tensor): Tensor {
+    return this.dense.backward(this.tanh.backward(this.l2.backward(g)));
+  }
+
+  /**
+   * Runs layers `from`.. and the mean pooling, `[batch, seq, d]` to `[batch, 512]`; the last
+   * layer is fused with the pooling when it can be (fc2 applied once per sequence, see
+   * TransformerLayer.forwardPooled; equal up to float rounding).
+   */
+  poolFrom(h: Tensor, from: number): Tensor {
+    const n = this.layers.length;
+    this.pooledLast = false;
+    if (from >= n) return this.pooling.forward(h);
+    const x = this.runLayers(h, from, n - 1);
+    const last = this.layers[n - 1];
+    if (last.canPool()) {
+      this.pooledLast = true;
+      return last.forwardPooled(x);
+    }
+    return this.pooling.forward(last.forward(x));
+  }
+
+  /**
+   * Backward of {@link poolFrom} given dLoss/dpooled; layer `from` computes its input
+   * gradient only when `inputGrad` (otherwise an empty tensor is returned).
+   */
+  poolFromBackward(g: Tensor, from: number, inputGrad: boolean): Tensor {
+    const n = this.layers.length;
+    if (from >= n) return this.pooling.backward(g);
+    const last = this.layers[n - 1];
+    let gh = this.pooledLast
+      ? last.backwardPooled(g, inputGrad || n - 1 > from)
+      : last.backward(this.pooling.backward(g), inputGrad || n - 1 > from);
+    for (let i = n - 2; i >= from; i--) gh = this.layers[i].backward(gh, inputGrad || i > from);
+    return gh;
+  }
+
+  /**
+   * Frees the scratch memory the encoder keeps from one pass to the next (up to ~200 MB after
+   * a batch of 32 texts of 128 tokens); the next pass allocates it again.
+   */
+  releaseScratch(): void {
+    this.workspace.clear();
   }
 
   forward(ids: Tensor): Tensor {
     if (!this.mask) throw new InvalidStateError('UseLiteEncoder.forward: call setMask() first');
-    return this.head(this.runLayers(this.embedTokens(ids)));
+    // The intermediates live in the workspace; the result (L2Normalize's) is a new array.
+    return this.workspace.run(this, true, () =>
+      this.headPooled(this.poolFrom(this.embedTokens(ids), 0)),
+    );
   }
 
   backward(gradOut: Tensor): Tensor {
-    let g = this.pooling.backward(
-      this.dense.backward(this.tanh.backward(this.l2.backward(gradOut))),
-    );
-    for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i].backward(g);
-    return this.embedding.backward(this.timing.backward(g));
+    return this.workspace.run(this, false, () => {
+      const g = this.poolFromBackward(this.headPooledBackward(gradOut), 0, true);
+      // Embedding.backward returns a new zero tensor (the ids get no gradient).
+      return this.embedding.backward(this.timing.backward(g));
+    });
   }
 }
 
@@ -429,6 +488,7 @@ export function embedTokenLists(
   } finally {
     encoder.setMask(null);
     encoder.train(wasTraining);
+    encoder.releaseScratch(); // reused across the batches of this call, then freed
   }
   return out;
 }

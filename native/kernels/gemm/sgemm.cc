@@ -426,7 +426,10 @@ extern "C" int dplora_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int6
 struct dplora_packed_b {
   int isa;  // the dispatch table the panels were packed for
   int64_t k, n;
-  float *data;  // 64-byte aligned, packed_b_floats(k, n) floats
+  float *data;  // 64-byte aligned, packed_b_floats(k, n) floats (fp32 handles)
+  // bf16 handles (dplora_sgemm_pack_b_bf16): data is null and bf16 holds
+  // packed_b_bf16_elems(k, n) values, 64-byte aligned.
+  uint16_t *bf16 = nullptr;
 };
 
 extern "C" int dplora_sgemm_pack_b(int trans_b, int64_t k, int64_t n, const float *b, int64_t ldb,
@@ -440,7 +443,7 @@ extern "C" int dplora_sgemm_pack_b(int trans_b, int64_t k, int64_t n, const floa
   const dplora::Kernels &K = dplora::kernels();
   const int64_t floats = dplora::linalg::packed_b_floats(K.gemm, k, n);
   if (floats > (int64_t(1) << 40)) return DPLORA_EINVAL;
-  auto *p = new (std::nothrow) dplora_packed_b{K.isa, k, n, nullptr};
+  auto *p = new (std::nothrow) dplora_packed_b{K.isa, k, n, nullptr, nullptr};
   if (p == nullptr) return DPLORA_ENOMEM;
   if (floats > 0) {
     p->data = static_cast<float *>(::operator new(static_cast<size_t>(floats) * sizeof(float),
@@ -458,6 +461,7 @@ extern "C" int dplora_sgemm_pack_b(int trans_b, int64_t k, int64_t n, const floa
 extern "C" void dplora_packed_b_free(dplora_packed_b *p) {
   if (p == nullptr) return;
   if (p->data != nullptr) ::operator delete(p->data, std::align_val_t(64));
+  if (p->bf16 != nullptr) ::operator delete(p->bf16, std::align_val_t(64));
   delete p;
 }
 
@@ -471,6 +475,11 @@ extern "C" void dplora_packed_b_dims(const dplora_packed_b *p, int64_t *k, int64
 }
 
 extern "C" int64_t dplora_packed_b_bytes(const dplora_packed_b *p) {
+  if (p != nullptr && p->bf16 != nullptr) {
+    const dplora::Kernels &K = dplora::kernels_for(p->isa);
+    return dplora::linalg::packed_b_bf16_elems(K.bf16, K.gemm, p->k, p->n) *
+           static_cast<int64_t>(sizeof(uint16_t));
+  }
   if (p == nullptr || p->data == nullptr) return 0;
   return dplora::linalg::packed_b_floats(dplora::kernels_for(p->isa).gemm, p->k, p->n) *
          static_cast<int64_t>(sizeof(float));
@@ -481,6 +490,46 @@ extern "C" int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const fl
   if (pb == nullptr) return DPLORA_EINVAL;
   const dplora::Kernels &K = dplora::kernels();
   if (K.isa != pb->isa) return DPLORA_ESTALE;
+  if (pb->bf16 != nullptr) {
+    return dplora::linalg::gemm_bf16_prepacked(K.bf16, K.gemm, trans_a != 0, m, pb->n, pb->k, alpha,
+                                               a, lda, pb->bf16, beta, c, ldc, true);
+  }
   return dplora::linalg::gemm_prepacked(K.gemm, trans_a != 0, m, pb->n, pb->k, alpha, a, lda,
                                         pb->data, beta, c, ldc, true);
+}
+
+extern "C" int dplora_sgemm_pack_b_bf16(int trans_b, int64_t k, int64_t n, const float *b,
+                                        int64_t ldb, dplora_packed_b **out) {
+  if (out == nullptr) return DPLORA_EINVAL;
+  *out = nullptr;
+  if (k < 0 || n < 0) return DPLORA_EINVAL;
+  const int64_t wb = trans_b ? k : n;
+  if (ldb < std::max<int64_t>(1, wb)) return DPLORA_EINVAL;
+  if (k > 0 && n > 0 && b == nullptr) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  const int64_t elems = dplora::linalg::packed_b_bf16_elems(K.bf16, K.gemm, k, n);
+  if (elems > (int64_t(1) << 40)) return DPLORA_EINVAL;
+  auto *p = new (std::nothrow) dplora_packed_b{K.isa, k, n, nullptr, nullptr};
+  if (p == nullptr) return DPLORA_ENOMEM;
+  // At least one element, so that a bf16 handle is never mistaken for an empty fp32 one.
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(elems, 32)) * sizeof(uint16_t);
+  p->bf16 = static_cast<uint16_t *>(::operator new(bytes, std::align_val_t(64), std::nothrow));
+  if (p->bf16 == nullptr) {
+    delete p;
+    return DPLORA_ENOMEM;
+  }
+  if (elems > 0) {
+    dplora::linalg::pack_b_bf16_whole(K.bf16, K.gemm, trans_b != 0, k, n, b, ldb, p->bf16, true);
+  }
+  *out = p;
+  return DPLORA_OK;
+}
+
+extern "C" int dplora_packed_b_dtype(const dplora_packed_b *p) {
+  if (p == nullptr) return -1;
+  return p->bf16 != nullptr ? DPLORA_DTYPE_BF16 : DPLORA_DTYPE_F32;
+}
+
+extern "C" int dplora_bf16_native(void) {
+  return dplora::kernels().bf16.micro != nullptr ? 1 : 0;
 }

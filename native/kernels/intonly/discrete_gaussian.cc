@@ -1,34 +1,61 @@
-// Exact discrete Gaussian sampler (Canonne, Kamath and Steinke, "The
-// Discrete Gaussian for Differential Privacy", 2020, Algorithms 1-3) in
-// integer arithmetic only.  Float-free translation unit (compiled with
-// -mgeneral-regs-only or the target's soft-float flags): no floating point
-// exists here to attack.  No exceptions, heap or threads: it builds
-// freestanding for 32- and 64-bit soft-float targets (dplora::u128 is the
-// portable 128-bit type of fixed/u128.h).
+// Exact discrete Gaussian sampler in integer arithmetic only.  Float-free
+// translation unit (compiled with -mgeneral-regs-only or the target's
+// soft-float flags): no floating point exists here to attack.  No
+// exceptions, heap or threads: it builds freestanding for 32- and 64-bit
+// soft-float targets (dplora::u128 is the portable 128-bit type of
+// fixed/u128.h).
 //
-// Every probability is a ratio of integers or exp(-ratio), and every test
-// is exact (no table, no truncation):
-//  - U < n/d for a uniform U in [0, 1) reads U 16 bits at a time, most
-//    significant first, with a multiply and a compare per chunk (lt); it
-//    continues only while n/d lies inside the chunk's cell (probability
-//    2^-16 per chunk).  d >= 2^111 draws U in [0, d) 32 bits at a time with
-//    rejection (bern_chunks).
-//  - Bernoulli(exp(-gamma)), gamma = n/d in [0, 1], is Algorithm 1: the
-//    index k of the first failing trial Bernoulli(gamma/k) is odd with
-//    probability exp(-gamma), and P(k > j) = gamma^j / j!.  The first
-//    trials are read off one uniform U (k = min{j : U >= gamma^j / j!}):
-//    j <= 2 for d <= 2^40, j <= 7 for gamma = 1 (thresholds 1/j!, constant);
-//    later trials are fresh.  A threshold inside the chunk's cell is settled
-//    on U's further bits; at most one can be (the next is at most half of
-//    it), so the rest are decided by the chunk.
-//  - exp(-(q + r/d)) is q trials of exp(-1) (by subtraction, stopping at the
-//    first failure) and then exp(-r/d).
-//  - The Laplace scale t is floor(sigma) or floor(sigma) + 1 (laplace_scale;
-//    any t gives the exact distribution), and gcd(a, b t) is taken out of
-//    the acceptance exponent once per call.
-// Intermediates are 128-bit (the acceptance exponent is squared into 256
-// bits and divided exactly when it exceeds 64 bits); a value that does not
-// fit is refused with DPLORA_EOVERFLOW, never wrapped.  An overflow or an
+// Rejection sampling from a staircase envelope (the proposal of Canonne,
+// Kamath and Steinke, "The Discrete Gaussian for Differential Privacy",
+// 2020, Algorithm 3, with the discrete Laplace's within-block factor
+// exp(-u/t) moved into the acceptance test).  sigma^2 = a / b; T is the least
+// integer >= 1 with T^2 b >= 2a (T >= sigma sqrt 2).  One proposal ("slot"):
+//   j >= 0 with P(j) = (1 - e^-1) e^-j (trials of Bernoulli(e^-1) until the
+//   first failure), (u, s) uniform on [0, T) x {0, 1}, x = j T + u,
+//   y = (-1)^s x; y = 0 with s = 1 is rejected.  The proposal's pmf is then
+//   (1 - e^-1) / (2T) e^-floor(|y|/T) on all of Z.  y is accepted with
+//   probability exp(-(y^2 / (2 sigma^2) - j)) (at most 1: |y| >= j T gives
+//   y^2 / (2 sigma^2) >= j^2 >= j), so an accepted y has pmf proportional to
+//   exp(-y^2 / (2 sigma^2)): exactly the discrete Gaussian.  Acceptance is
+//   about (1 - e^-1) sqrt(pi / 2) sigma / T = 0.56 per slot for large sigma.
+//
+// Stream consumption is defined per slot: a slot first takes a fixed slice
+// of five words W0..W4, then (rarely) a continuation from the stream right
+// after it, in the order the steps below ask for it:
+//  1. (u, s) = v >> 1, v & 1 for v uniform on [0, 2T) by Lemire's
+//     multiply-and-reject on W0 (2T <= 2^32), or on W0 2^32 + one continuation
+//     word (2T > 2^32); a rejected draw rejects the slot (no redraw).
+//  2. Trial i of Bernoulli(e^-1) for j reads its uniform's first 16 bits from
+//     W1's high half (i = 1), low half (i = 2), the continuation (i >= 3).
+//     Bernoulli(e^-1) is Algorithm 1 with gamma = 1: the index k of the first
+//     failing trial Bernoulli(1/k) is odd with probability e^-1 and
+//     P(k > i) = 1/i!, so k = min{i : U >= 1/i!} on one uniform U for i <= 7
+//     (a threshold inside the first chunk's cell is settled on U's further
+//     bits), fresh trials Bernoulli(1/k), k >= 8, beyond.
+//  3. y as above; y = -0 rejects.
+//  4. gamma = (x^2 bp - j den) / den = q + r / den: q trials of Bernoulli(e^-1)
+//     (stopping at the first failure, which rejects), their first chunks from
+//     W2's high half, low half, then the continuation.
+//  5. Bernoulli(exp(-r / den)), Algorithm 1 with gamma = r / den < 1: where
+//     den <= 2^40 and gamma >= 2^-16, one uniform U with first 32 bits W3
+//     settles the first two trials (k = 1 if U >= gamma, k = 2 if
+//     gamma^2 / 2 <= U < gamma), trials k = 3 and 4 (Bernoulli(gamma / k))
+//     read their first 16 bits from W4's high and low halves, later trials
+//     and further bits come from the continuation; otherwise every trial is
+//     fresh from the continuation.
+// Every comparison of a uniform with a ratio n / d is exact: U is read most
+// significant first, 16 bits at a time, with a multiply and a compare per
+// chunk (lt), continuing only while n / d lies inside the chunk's cell;
+// d >= 2^111 draws U in [0, d) 32 bits at a time with rejection
+// (bern_chunks).  The common case (j <= 1, q <= 2, no threshold inside a
+// chunk's cell, k <= 4) is computed without data-dependent branches by
+// fast_slot; anything else runs the slot's definition (Sampler::slot) on the
+// same five words.  Samples are the accepted slots in order; a group of 64
+// stops at its 64th.  Independent slots (each reads its own fresh bits)
+// make the accepted values independent draws from the target.
+//
+// A value that does not fit its integer type is refused with
+// DPLORA_EOVERFLOW, never wrapped (|y| < 2^63).  An overflow or an
 // exhausted stream region sets a sticky failure flag that every loop
 // checks, so the sampler stops and the caller reports DPLORA_EOVERFLOW.
 // scripts/dgauss_kat.py implements the same consumption of the stream with
@@ -45,6 +72,54 @@ namespace {
 
 using chacha::Reader;
 
+// Bernoulli(e^-1) on one uniform U with first 16-bit chunk w: thresholds
+// floor(2^16 / i!), i = 2..7; U < 1/i! for sure when w < floor(2^16 / i!).
+// The count is branch-free: w < T exactly when w - T wraps (both below
+// 2^17), so the sign bit of the 32-bit difference is the comparison.
+constexpr uint32_t kT[6] = {32768, 10922, 2730, 546, 91, 13};
+// The threshold that can tie with w once the count c is known (w == kTie[c]:
+// 1/(c + 2)! lies in w's cell); 2^16 / 2 is exact and c = 6 has none.
+constexpr uint32_t kTie[7] = {65536, 10922, 2730, 546, 91, 13, 65536};
+constexpr uint32_t kF[6] = {2, 6, 24, 120, 720, 5040};  // i!, i = 2..7
+
+constexpr uint32_t e1_count(uint32_t w) {
+  uint32_t c = 0;
+  for (int i = 0; i < 6; ++i) c += (w - kT[i]) >> 31;
+  return c;
+}
+
+// The chunk alone does not settle the trial: a tie, or U < 1/7!.
+constexpr bool e1_open(uint32_t w, uint32_t c) {
+  return (w == kTie[c]) | (c == 6);
+}
+
+// Both at once: bit 0 the trial's success (the count is odd: k = 2 + c odd),
+// bit 1 open.  Hosted builds read a 16 KiB table (2 bits per chunk value);
+// freestanding builds, short of flash, count.
+#if defined(DPLORA_FREESTANDING)
+inline uint32_t e1_bits(uint32_t w) {
+  const uint32_t c = e1_count(w);
+  return (c & 1) | (uint32_t(e1_open(w, c)) << 1);
+}
+#else
+struct E1Table {
+  uint8_t v[16384] = {};
+  constexpr E1Table() {
+    for (uint32_t w = 0; w < 65536; ++w) {
+      const uint32_t c = e1_count(w);
+      const uint32_t bits = (c & 1) | (uint32_t(e1_open(w, c)) << 1);
+      v[w >> 2] = uint8_t(v[w >> 2] | (bits << ((w & 3) * 2)));
+    }
+  }
+};
+constexpr E1Table kE1{};
+inline uint32_t e1_bits(uint32_t w) {
+  return (uint32_t(kE1.v[w >> 2]) >> ((w & 3) * 2)) & 3;
+}
+#endif
+
+constexpr uint64_t k2p40 = uint64_t(1) << 40;
+
 struct Sampler {
   Reader rd;
   bool overflow = false;  // an intermediate did not fit its integer type
@@ -53,6 +128,11 @@ struct Sampler {
       : rd(s, pos, limit, blocks, batch) {}
 
   bool failed() const { return overflow || rd.failed(); }
+
+  bool fail_overflow() {
+    overflow = true;
+    return false;
+  }
 
   // Bernoulli(n / d), 0 < n < d, d > 2^32: U uniform in [0, d) drawn most
   // significant chunk first (the top chunk holds len mod 32 bits, then
@@ -126,67 +206,36 @@ struct Sampler {
     return bern_chunks<u128>(n, d);
   }
 
-  // Bernoulli(exp(-1)): Algorithm 1 with gamma = 1 stops at the first k
-  // whose trial Bernoulli(1/k) fails and answers k odd; P(k > j) = 1/j!, so
-  // one uniform U gives k = min{j : U >= 1/j!}.  The first 16-bit chunk w of
-  // U settles U against 1/2, 1/3!, ..., 1/7! (at most one of them is in w's
-  // cell; that one is compared on U's further bits); beyond 7 (probability
-  // 1/5040) fresh trials Bernoulli(1/k), k = 8, 9, ...
-  bool bern_e1() {
-    // floor(2^16 / j!), j = 2..7, as a branch-free count: w < T exactly when
-    // w - T wraps (both below 2^17), so the sign bit of the 32-bit difference
-    // is the comparison (a cascade of compares on a uniform w mispredicts).
-    static constexpr uint32_t kT[6] = {32768, 10922, 2730, 546, 91, 13};
-    // The threshold that can tie with w once c is known (w == kT[c] means
-    // exactly kT[0..c) lie above w); 2^16 / 2 is exact and c = 6 has none:
-    // 2^16 never equals a 16-bit w.
-    static constexpr uint32_t kTie[7] = {65536, 10922, 2730, 546, 91, 13, 65536};
-    static constexpr uint32_t kF[6] = {2, 6, 24, 120, 720, 5040};  // j!, j = 2..7
-    const uint32_t w = uint32_t(rd.bits(16));
-    uint32_t c = 0;  // thresholds 1/j!, j = 2..7, above U
-    for (int i = 0; i < 6; ++i) c += (w - kT[i]) >> 31;
-    if (__builtin_expect(w == kTie[c], 0)) {  // w == floor(2^16 / j!) for j = c + 2
+  // U < n / d for U whose first 16 bits are w (the rest from the stream),
+  // 0 < n < d < 2^47.
+  bool lt16(uint64_t n, uint64_t d, uint32_t w) {
+    const uint64_t hi = n << 16, lo = uint64_t(w) * d;
+    if (hi <= lo) return false;
+    if (hi - lo >= d) return true;
+    return lt(hi - lo, d);
+  }
+
+  // Bernoulli(e^-1) on U whose first 16 bits are w (see kT).
+  bool e1(uint32_t w) {
+    uint32_t c = e1_count(w);
+    if (w == kTie[c]) {  // w == floor(2^16 / i!) for i = c + 2: compare U's further bits
       const uint32_t f = kF[c];
       if (lt(65536 - kT[c] * f, f)) ++c;
     }
-    if (__builtin_expect(c < 6, 1)) return (c & 1) != 0;  // k = 2 + c
-    uint64_t k = 8;                                       // U < 1/7!: k >= 8
+    if (c < 6) return (c & 1) != 0;  // k = 2 + c
+    uint64_t k = 8;                  // U < 1/7!: k >= 8
     while (!failed() && bern(1, k)) ++k;
     return (k & 1) != 0;
   }
 
-  // Bernoulli(exp(-n/d)) for 0 <= n <= d (Algorithm 1, gamma = n/d in [0, 1]).
-  // Where d <= 2^40 and n/d >= 2^-16 one uniform U settles the first two
-  // trials: k = 1 if U >= gamma, 2 if gamma^2/2 <= U < gamma (P(k > j) =
-  // gamma^j / j!); beyond that, fresh trials Bernoulli(gamma / k), k >= 3.
-  bool bern_exp1(u128 n, u128 d) {
-    if (n == 0) return true;
-    if (n == d) return bern_e1();
-    if (u128_hi(d) == 0 && u128_lo(d) <= (uint64_t(1) << 40) && (u128_lo(n) << 16) >= u128_lo(d)) {
-      const uint64_t n64 = u128_lo(n), d64 = u128_lo(d);
-      const uint64_t w = rd.bits(16);
-      const uint64_t x1 = n64 << 16, y1 = w * d64;  // U < gamma: x1 - y1 >= d
-      if (x1 <= y1) return true;                    // U >= gamma: k = 1 (inline, the usual case)
-      return bern_exp1_two(n64, d64, w, x1 - y1);
-    }
-    return bern_exp1_from(n, d, 1);
-  }
-
-  // The rest of the two-trial read: U < gamma + (x1 - y1 - d) 2^-16 known.
-  __attribute__((noinline)) bool bern_exp1_two(uint64_t n64, uint64_t d64, uint64_t w, uint64_t x) {
-    if (x < d64) {  // gamma inside w's cell (w >= 1)
-      // U < gamma leaves U >= w 2^-16 > gamma^2/2: k = 2.
-      return !lt(x, d64);
-    }
-    const u128 d2 = mul64x64(d64, d64) << 1;
-    const u128 x2 = mul64x64(n64, n64) << 16, y2 = u128(w) * d2;  // U < gamma^2/2: x2 - y2 >= d2
-    if (x2 <= y2) return false;                                   // k = 2
-    if (x2 - y2 < d2 && !lt(x2 - y2, d2)) return false;
-    return bern_exp1_from(n64, d64, 3);
+  // The chunk for Bernoulli(e^-1) trial i (0-based) of a step: the slice
+  // word's high half, its low half, then the stream.
+  uint32_t chunk(uint32_t wd, uint64_t i) {
+    return i == 0 ? wd >> 16 : i == 1 ? wd & 0xffff : uint32_t(rd.bits(16));
   }
 
   // Algorithm 1 from trial k on: Bernoulli(n / (d k)), Bernoulli(n / (d (k + 1))), ...
-  __attribute__((noinline)) bool bern_exp1_from(u128 n, u128 d, u128 k) {
+  bool bern_exp1_from(u128 n, u128 d, u128 k) {
     for (;;) {
       if (failed()) return false;
       u128 dk;
@@ -197,156 +246,185 @@ struct Sampler {
     return (u128_lo(k) & 1) != 0;
   }
 
-  bool fail_overflow() {
-    overflow = true;
-    return false;
-  }
-
-  // Uniform in [0, t), 1 <= t <= 2^B, by Lemire's multiply-and-reject on
-  // B-bit draws w: m = w t; m >> B is uniform once the low halves below
-  // 2^B mod t are rejected (exact, no modulo bias).
-  template <int B>
-  uint64_t uniform_lemire(uint64_t t) {
-    constexpr uint64_t kMask = (uint64_t(1) << B) - 1;
-    auto draw = [this]() -> uint64_t { return B == 32 ? rd.word() : rd.bits(B); };
-    uint64_t m = draw() * t;
-    if ((m & kMask) < t) {
-      const uint64_t thresh = ((uint64_t(1) << B) - t) % t;  // 2^B mod t
-      while ((m & kMask) < thresh && !rd.failed()) m = draw() * t;
+  // Step 5: Bernoulli(exp(-r / den)), 0 <= r < den, with slice words w3, w4.
+  bool exp_frac(u128 r, u128 den, uint32_t w3, uint32_t w4) {
+    if (r == 0) return true;
+    if (u128_hi(den) != 0 || u128_lo(den) > k2p40 || (r << 16) < den) {
+      return bern_exp1_from(r, den, 1);
     }
-    return m >> B;
+    const uint64_t n = u128_lo(r), d = u128_lo(den);
+    // k = 1 when U >= gamma: n 2^32 <= w3 d.
+    const u128 a1 = u128(n) << 32, b1 = mul64x64(w3, d);
+    if (a1 <= b1) return true;
+    // gamma inside w3's cell (w3 >= 2^16 - 1 as gamma >= 2^-16): U < gamma
+    // leaves U >= w3 2^-32 > gamma^2 / 2, so k = 2.
+    if (a1 - b1 < u128(d)) return !lt(a1 - b1, u128(d));
+    const u128 d2 = mul64x64(d, d) << 1;  // U < gamma^2 / 2: n^2 2^32 - w3 2 d^2 > 0
+    // w3 d2 < 2^113 (b2hi = 0).  Written as u128(w3) * d2, arm-none-eabi-g++
+    // 12.2 -O2 -marm (ARMv5TE) settled the comparison below wrongly (right at
+    // -O1/-Os/-O3, on Cortex-M3, and UBSan-clean on x86-64 with the struct).
+    u128 b2hi, b2;
+    mul128x64(d2, w3, b2hi, b2);
+    const u128 a2 = mul64x64(n, n) << 32;
+    if (a2 <= b2) return false;                          // k = 2
+    if (a2 - b2 < d2 && !lt(a2 - b2, d2)) return false;  // k = 2
+    if (!lt16(n, 3 * d, w4 >> 16)) return true;          // k = 3
+    if (!lt16(n, 4 * d, w4 & 0xffff)) return false;      // k = 4
+    return bern_exp1_from(r, den, 5);
   }
 
-  uint64_t uniform32(uint64_t t) {
-    if (t == 1) return 0;
-    return uniform_lemire<32>(t);
-  }
-
-  // Uniform in [0, t), 1 <= t < 2^64 (the same with 64-bit draws).
-  uint64_t uniform(uint64_t t) {
-    if (t <= (uint64_t(1) << 32)) return uniform32(t);
-    auto draw = [this]() { return (uint64_t(rd.word()) << 32) | rd.word(); };
-    u128 m = mul64x64(draw(), t);
-    uint64_t low = u128_lo(m);
-    if (low < t) {
-      const uint64_t thresh = (uint64_t(0) - t) % t;  // 2^64 mod t
-      while (low < thresh && !rd.failed()) {
-        m = mul64x64(draw(), t);
-        low = u128_lo(m);
+  // One slot by its definition (see the file comment); true with y when accepted.
+  bool slot(const Params &p, const uint32_t *w, int64_t &y) {
+    // 1. v uniform on [0, 2T).
+    uint64_t v;
+    if (p.two_t <= (uint64_t(1) << 32)) {
+      const uint64_t m = uint64_t(w[0]) * p.two_t;
+      if ((m & 0xffffffffu) < p.thr) return false;
+      v = m >> 32;
+    } else {
+      const uint64_t draw = (uint64_t(w[0]) << 32) | rd.word();
+      const u128 m = mul64x64(draw, p.two_t);
+      if (u128_lo(m) < p.thr) return false;
+      v = u128_hi(m);
+    }
+    const uint64_t u = v >> 1, s = v & 1;
+    // 2. j: trials of Bernoulli(e^-1) up to the first failure.  Once two have
+    // succeeded (j >= 2, so q >= j^2 - j >= 2), the first two trials of step 4
+    // run before the rest of j's.
+    uint64_t j = 0;
+    int pre = 0;  // step 4's trials already run
+    if (e1(w[1] >> 16)) {
+      j = 1;
+      if (!failed() && e1(w[1] & 0xffff)) {
+        if (!e1(w[2] >> 16) || failed() || !e1(w[2] & 0xffff)) return false;
+        pre = 2;
+        j = 2;
+        while (!failed() && e1(uint32_t(rd.bits(16)))) ++j;
       }
     }
-    return u128_hi(m);
+    if (failed()) return false;
+    // 3. x = j T + u < 2^63; -0 rejects.
+    const u128 xw = mul64x64(j, p.t) + u128(u);
+    if (u128_hi(xw) != 0 || (u128_lo(xw) >> 63) != 0) return fail_overflow();
+    const uint64_t x = u128_lo(xw);
+    if ((x == 0) & (s != 0)) return false;
+    // 4. x^2 bp - j den (< 2^192) = q den + r; q trials of Bernoulli(e^-1)
+    // (trial i's first chunk: W2's high half, low half, then the stream).
+    const u128 x2 = mul64x64(x, x);  // < 2^126
+    u128 phi, plo, jhi, jlo;
+    mul128x64(x2, p.bp, phi, plo);
+    mul128x64(p.den, j, jhi, jlo);
+    const u128 nlo = plo - jlo;
+    const u128 nhi = phi - jhi - u128(plo < jlo ? 1 : 0);
+    u128 r;
+    if (nhi == 0) {  // by subtraction, stopping at the first failed trial
+      r = nlo;
+      for (uint64_t i = 0; r >= p.den; ++i) {
+        if (i >= uint64_t(pre) && (!e1(chunk(w[2], i)) || failed())) return false;
+        r -= p.den;
+      }
+    } else {
+      u128 q;
+      divmod256(nhi, nlo, p.den, q, r);
+      for (u128 i = u128(uint64_t(pre)); i < q; ++i) {
+        if (!e1(chunk(w[2], u128_hi(i) != 0 ? 2 : u128_lo(i))) || failed()) return false;
+      }
+    }
+    // 5.
+    if (!exp_frac(r, p.den, w[3], w[4]) || failed()) return false;
+    y = int64_t((x ^ (uint64_t(0) - s)) + s);
+    return true;
   }
 
-  // Discrete Laplace with scale t (Algorithm 2 with s = 1): P(y) ~ exp(-|y|/t).
-  // Returns |y| < 2^63 and sets `neg` (1 when y < 0): the sign is a uniform
-  // bit, so callers apply it by arithmetic, not a branch.
-  uint64_t dlap(uint64_t t, uint64_t &neg) {
-    for (;;) {
-      if (failed()) return 0;
-      const uint64_t u = uniform(t);
-      if (!bern_exp1(u, t)) continue;
-      uint64_t v = 0;
-      while (bern_e1() && !failed()) ++v;
-      const u128 x = u128(u) + mul64x64(t, v);
-      if (u128_hi(x) != 0 || (u128_lo(x) >> 63) != 0) return fail_overflow();
-      neg = rd.bit();
-      const uint64_t x64 = u128_lo(x);
-      if (__builtin_expect((neg & uint64_t(x64 == 0)) != 0, 0)) continue;  // -0: draw again
-      return x64;
+  // (hi, lo) = a b as 256 bits, b < 2^64.
+  static void mul128x64(u128 a, uint64_t b, u128 &hi, u128 &lo) {
+    const u128 p0 = mul64x64(u128_lo(a), b), p1 = mul64x64(u128_hi(a), b);
+    lo = p0 + (p1 << 64);
+    hi = (p1 >> 64) + u128(lo < p0 ? 1 : 0);
+  }
+
+  // 256-bit (hi, lo) / d -> quotient capped at 2^128 - 1, exact remainder.
+  static void divmod256(u128 hi, u128 lo, u128 d, u128 &q, u128 &r) {
+    r = 0;
+    u128 qlo = 0;
+    bool q_big = false;
+    for (int i = 255; i >= 0; --i) {
+      const u128 bit = i >= 128 ? (hi >> (i - 128)) & u128(1) : (lo >> i) & u128(1);
+      const bool carry = (r >> 127) != 0;
+      r = (r << 1) | bit;
+      if (carry || r >= d) {
+        r -= d;
+        if (i >= 128)
+          q_big = true;
+        else
+          qlo |= u128(1) << i;
+      }
     }
+    // Beyond 2^128 Bernoulli(e^-1) trials all succeeding cannot happen within a
+    // group's 2^26 words.
+    q = q_big ? ~u128(0) : qlo;
   }
 };
 
-// 256-bit (hi, lo) / d -> quotient capped at 2^128 - 1, exact remainder.
-void divmod256(u128 hi, u128 lo, u128 d, u128 &q, u128 &r) {
-  r = 0;
-  u128 qlo = 0;
-  bool q_big = false;
-  for (int i = 255; i >= 0; --i) {
-    const u128 bit = i >= 128 ? (hi >> (i - 128)) & u128(1) : (lo >> i) & u128(1);
-    const bool carry = (r >> 127) != 0;
-    r = (r << 1) | bit;
-    if (carry || r >= d) {
-      r -= d;
-      if (i >= 128)
-        q_big = true;
-      else
-        qlo |= u128(1) << i;
-    }
-  }
-  q = q_big ? ~u128(0)
-            : qlo;  // beyond 2^128 exp(-1) trials all succeeding is impossible in practice
+// The common case of Sampler::slot without data-dependent branches (Params::fast:
+// 2T <= 2^31, (2T)^2 bp < 2^64, den <= 2^40): 1 accepted (y set), 0 rejected,
+// 2 when the slot may need more than its slice (j >= 2 past step 4's first two
+// trials, q >= 3 past them, a threshold near a chunk's cell, gamma < 2^-16,
+// k >= 5), which Sampler::slot then settles.  Step 5 compares with G, where
+// gamma 2^32 lies in [G, G + 2) (see Params::inv): 64-bit arithmetic only, and
+// a comparison that G cannot settle is left to Sampler::slot.
+inline int fast_slot(const Params &p, const uint32_t *w, int64_t &y) {
+  // 1. Lemire on 2T.
+  const uint64_t m = uint64_t(w[0]) * p.two_t;
+  const bool ok1 = (m & 0xffffffffu) >= p.thr;
+  const uint64_t v = m >> 32, u = v >> 1, s = v & 1;
+  // 2. Geometric trials on W1's halves.
+  const uint32_t g1 = w[1] >> 16, g2 = w[1] & 0xffff;
+  const uint32_t b1 = e1_bits(g1), b2 = e1_bits(g2);
+  const bool t1 = (b1 & 1) != 0, t2 = (b2 & 1) != 0;
+  const bool open2 = (b1 >> 1) | (t1 & (b2 >> 1));
+  const bool jge2 = t1 & t2;
+  const uint64_t j = t1;  // when !jge2
+  // 3.
+  const uint64_t x = u + (p.t & (uint64_t(0) - j));
+  const bool zneg = (x == 0) & (s != 0);
+  // 4. gamma = (x^2 bp - j d) / d; trials on W2's halves (the first two run for any j >= 2).
+  const uint64_t d = u128_lo(p.den);
+  const uint64_t nn = x * x * p.bp - (d & (uint64_t(0) - j));
+  const bool q1 = nn >= d, q2 = nn >= 2 * d, q3 = nn >= 3 * d;
+  const uint32_t h1 = w[2] >> 16, h2 = w[2] & 0xffff;
+  const uint32_t b3 = e1_bits(h1), b4 = e1_bits(h2);
+  const bool s1 = (b3 & 1) != 0, s2 = (b4 & 1) != 0;
+  const bool need1 = q1 | jge2, need2 = q2 | jge2, more = q3 | jge2;
+  const bool okq = ((!need1) | s1) & ((!need2) | s2);
+  const bool open4 = (need1 & (b3 >> 1)) | (need2 & s1 & (b4 >> 1)) | (more & s1 & s2);
+  const uint64_t r = nn - (d & (uint64_t(0) - q1)) - (d & (uint64_t(0) - q2));
+  // 5. U (first 32 bits W3) against gamma and gamma^2 / 2, trials 3 and 4 on W4's halves.
+  const uint64_t g = u128_lo(mul64x64(r, p.inv) >> p.sh);  // gamma 2^32 in [g, g + 2)
+  const uint64_t w3 = w[3];
+  const bool k1 = w3 >= g + 2, below1 = w3 + 1 <= g;  // U >= gamma / U < gamma
+  const uint64_t l2 = (g * g) >> 33;                  // gamma^2 2^31 in [l2, l2 + 4)
+  const bool k2 = w3 >= l2 + 4, below2 = w3 + 1 <= l2;
+  const uint64_t w4h = uint64_t(w[4] >> 16) << 16, w4l = uint64_t(w[4] & 0xffff) << 16;
+  const bool f3 = 3 * w4h >= g + 2, s3 = 3 * (w4h + 65536) <= g;  // trial 3 fails / succeeds
+  const bool f4 = 4 * w4l >= g + 2;   // trial 4 fails (a success or an open cell goes on)
+  const bool deep = below1 & below2;  // U < gamma^2 / 2: trials 3, 4, ...
+  const bool open5 = (g < 65536) | (!(k1 | below1)) | (below1 & !(k2 | below2)) |
+                     (deep & ((!(f3 | s3)) | (s3 & !f4)));
+  const bool acc5 = k1 | (deep & f3);
+  const bool simple = okq & !more;  // steps 4 and 5 settled on the slice
+  const bool open = ok1 & (open2 | ((!zneg) & (open4 | (simple & (r != 0) & open5))));
+  y = int64_t((x ^ (uint64_t(0) - s)) + s);
+  return open ? 2 : int(ok1 & !zneg & simple & ((r == 0) | acc5));
 }
 
-// x^2 as 256 bits.
-void square128(u128 x, u128 &hi, u128 &lo) {
-  const uint64_t x0 = u128_lo(x), x1 = u128_hi(x);
-  const u128 p00 = mul64x64(x0, x0), p01 = mul64x64(x0, x1), p11 = mul64x64(x1, x1);
-  // x^2 = p11 2^128 + 2 p01 2^64 + p00
-  const u128 mid_lo = p01 << 65;  // low 128 bits of 2 p01 2^64
-  const u128 mid_hi = p01 >> 63;  // the rest
-  lo = p00 + mid_lo;
-  hi = p11 + mid_hi + (lo < p00 ? 1 : 0);
-}
-
-// One DGauss(sigma^2 = a / b) sample (Algorithm 3) with the constants of setup().
-// den = 2 a b t^2 precomputed.
-int64_t dgauss(Sampler &s, const Params &p) {
-  const uint64_t t = p.t, a = p.ar;
-  const u128 den = p.den;
-  for (;;) {
-    if (s.failed()) return 0;
-    uint64_t neg = 0;
-    const uint64_t ay = s.dlap(t, neg);
-    // (|y| bt' - a')^2 / den = exp argument (see setup).
-    u128 ybt;
-    if (!u128_mul_ok(u128(ay), p.btr, ybt)) return s.fail_overflow();
-    const u128 diff = ybt >= u128(a) ? ybt - u128(a) : u128(a) - ybt;
-    // Bernoulli(exp(-(q + r/den))): q trials of exp(-1), then exp(-r/den).
-    bool pass = true;
-    u128 r;
-    if (u128_hi(diff) == 0) {  // diff^2 < 2^128: q by subtraction, stopping at the first failure
-      r = mul64x64(u128_lo(diff), u128_lo(diff));
-      while (r >= den && !s.failed()) {
-        if (!s.bern_e1()) {
-          pass = false;
-          break;
-        }
-        r -= den;
-      }
-    } else {
-      u128 hi, lo, q;
-      square128(diff, hi, lo);
-      divmod256(hi, lo, den, q, r);
-      for (u128 i = 0; i < q && pass && !s.failed(); ++i) pass = s.bern_e1();
-    }
-    // y = -|y| when neg: (|y| xor -neg) + neg, |y| < 2^63.
-    if (pass && s.bern_exp1(r, den)) return int64_t((ay ^ (uint64_t(0) - neg)) + neg);
-  }
-}
-
-// The Laplace scale t: any t >= 1 gives the exact distribution (Algorithm 3
-// accepts with exp(-(|y| - sigma^2/t)^2 / (2 sigma^2)) for every t); the
-// expected number of proposals is about t exp(sigma^2 / (2 t^2)) / sigma,
-// least near t = sigma.  Between s = floor(sigma) and s + 1 the choice
-// compares ln(1 + 1/s) (as 2/(2s + 1)) with the change of sigma^2/(2t^2):
-// t = s when a (2s + 1)^2 < 4 b s^2 (s + 1)^2; above s = 2^20 the same test
-// to first order, 4 (a - b s^2) < b (4s + 3).  Deterministic, integer only.
-uint64_t laplace_scale(uint64_t a, uint64_t b) {
-  const uint64_t s = intmath::isqrt_floor<uint64_t>(a / b);
-  if (s == 0) return 1;
-  bool lower;
-  if (s < (uint64_t(1) << 20)) {
-    const u128 q = mul64x64(s, s + 1);  // < 2^41
-    u128 rhs;
-    const bool fits = u128_mul_ok(q * q * 4, u128(b), rhs);
-    lower = !fits || mul64x64(a, 1) * mul64x64(2 * s + 1, 2 * s + 1) < rhs;
-  } else {
-    const uint64_t e = a - b * s * s;  // b s^2 <= a
-    lower = mul64x64(e, 4) < mul64x64(b, 4 * s + 3);
-  }
-  return lower ? s : s + 1;
+// The block width T: the least T >= 1 with T^2 b >= 2a.
+uint64_t block_width(uint64_t a, uint64_t b) {
+  const u128 two_a = u128(a) << 1;
+  if (u128(b) >= two_a) return 1;
+  // b < 2a: s = floor(sqrt(2a / b)) >= 1 and (s + 1)^2 b <= 4 s^2 b <= 8a < 2^67.
+  const uint64_t s = u128_lo(intmath::isqrt_floor<u128>(two_a / u128(b)));
+  return mul64x64(s, s) * u128(b) >= two_a ? s : s + 1;
 }
 
 uint64_t gcd64(uint64_t x, uint64_t y) {
@@ -364,19 +442,24 @@ bool setup(uint64_t a, uint64_t b, Params &p) {
   if (a == 0 || b == 0) return false;
   p.a = a;
   p.b = b;
-  p.t = laplace_scale(a, b);
-  // The acceptance exponent (|y| b t - a)^2 / (2 a b t^2) with the common
-  // factor g = gcd(b t, a) taken out of |y| b t - a once per call:
-  // (|y| bt' - a')^2 / (2 a' bt' t), bt' = b t / g, a' = a / g.
-  const u128 bt = mul64x64(b, p.t);
-  const uint64_t g = gcd64(a, uint64_t(bt % u128(a)));
-  p.ar = a / g;
-  p.btr = bt / u128(g);
-  u128 x;
-  if (!u128_mul_ok(p.btr, u128(p.ar), x)) return false;
-  if (!u128_mul_ok(x, u128(p.t), x)) return false;
-  if (!u128_mul_ok(x, u128(2), x)) return false;
-  p.den = x;
+  p.t = block_width(a, b);  // <= 2^33
+  p.two_t = 2 * p.t;
+  p.thr = p.two_t <= (uint64_t(1) << 32) ? ((uint64_t(1) << 32) - p.two_t) % p.two_t
+                                         : (uint64_t(0) - p.two_t) % p.two_t;
+  // g = gcd(b, 2a) = gcd(b, 2a mod b).
+  const u128 two_a = u128(a) << 1;
+  const uint64_t g = gcd64(b, uint64_t(two_a % u128(b)));
+  p.bp = b / g;
+  p.den = two_a / u128(g);
+  const bool small_den = u128_hi(p.den) == 0 && u128_lo(p.den) <= k2p40;
+  // G = (r inv) >> sh with inv = floor((2^(63+k) - 1) / den) < 2^64, sh = 31 + k,
+  // k = bitlen(den): gamma 2^32 - G lies in [0, 1 + 2^-30) for r < den.
+  p.sh = 31 + u128_bitlen(p.den);
+  p.inv = small_den ? u128_lo(((u128(1) << (p.sh + 32)) - u128(1)) / p.den) : 0;
+  // fast_slot: 64-bit x^2 bp for x < 2T, the den <= 2^40 reads of step 5.
+  u128 sq;
+  p.fast = small_den && p.two_t <= (uint64_t(1) << 31) &&
+           u128_mul_ok(mul64x64(p.two_t, p.two_t), u128(p.bp), sq) && u128_hi(sq) == 0;
   return true;
 }
 
@@ -385,13 +468,42 @@ int sample_groups(const chacha::Stream &s, uint64_t base, const Params &p, int64
   for (int64_t g = g0; g < g1; ++g) {
     const uint64_t start = base + (uint64_t(g) << kRegionLog2);
     Sampler smp(s, start, start + (uint64_t(1) << kRegionLog2), blocks, batch);
+    int64_t i = g * kGroup;
     const int64_t end = (g + 1) * kGroup < n ? (g + 1) * kGroup : n;
-    for (int64_t i = g * kGroup; i < end; ++i) {
-      out[i] = dgauss(smp, p);
+    while (i < end) {
+      uint32_t w[5];
+      for (int k = 0; k < 5; ++k) w[k] = smp.rd.word();
+      int64_t y = 0;
+      int acc = p.fast ? fast_slot(p, w, y) : 2;
+      if (__builtin_expect(acc == 2, 0)) acc = smp.slot(p, w, y) ? 1 : 0;
       if (smp.failed()) return DPLORA_EOVERFLOW;
+      out[i] = y;
+      i += acc;
     }
   }
   return DPLORA_OK;
+}
+
+// Fast path off: every slot by its definition (tests compare the two).
+int sample_groups_reference(const chacha::Stream &s, uint64_t base, const Params &p, int64_t g0,
+                            int64_t g1, int64_t *out, int64_t n) {
+  Params q = p;
+  q.fast = false;
+  return sample_groups(s, base, q, g0, g1, out, n, nullptr, 1);
+}
+
+int slot_for_test(const chacha::Stream &s, uint64_t pos, const Params &p, const uint32_t w[5],
+                  int64_t *y, uint64_t *used) {
+  Sampler smp(s, pos, ~uint64_t(0), nullptr, 1);
+  int64_t v = 0;
+  const bool acc = smp.slot(p, w, v);
+  if (smp.failed()) return -1;
+  *used = smp.rd.position() - pos;
+  *y = acc ? v : 0;
+  int64_t vf = 0;
+  const int fast = p.fast ? fast_slot(p, w, vf) : 2;
+  if (fast != 2 && (fast != int(acc) || (acc && vf != v))) return -2;  // the fast path disagrees
+  return acc ? 1 : 0;
 }
 
 int64_t add_saturating(int64_t *sum, const int64_t *noise, int64_t n) {

@@ -1,0 +1,134 @@
+/**
+ * Scratch memory reused from one forward/backward pass to the next.
+ *
+ * A layer allocates its outputs, saved activations and gradients through
+ * {@link scratch}; outside a workspace that is a plain `new Float32Array(n)`,
+ * inside {@link Workspace.run} it hands out a buffer the workspace keeps.
+ * Freshly allocated memory is expensive (the kernel maps and zeroes every page
+ * on first touch: on some virtual machines that costs more than the matrix
+ * products of a transformer layer), so a model that runs many passes of
+ * similar shapes (USE-Lite's encoder and classifier) runs each pass in its
+ * own workspace: the buffers of pass n are handed out again in pass n+1.
+ *
+ * Lifetimes: a buffer handed out in a pass stays valid until the owner starts
+ * its next pass.  A pass is started only when the owner's tree has no pending
+ * per-sample capture (which may still reference activations and gradients of
+ * the previous pass); otherwise the owner gets a fresh workspace and the old
+ * buffers live as long as the capture.  The owner must not return a workspace
+ * buffer to its caller: its final output (and a requested input gradient) is
+ * allocated outside the workspace or copied out.
+ *
+ * Buffers from {@link scratch} are NOT zeroed inside a workspace (a layer that
+ * needs zeros calls {@link scratchZeroed}).
+ */
+import { Module, isPerSampleModule } from './module';
+
+/** The workspace active while a model's pass runs (null: plain allocation). */
+let active: Pass | null = null;
+
+/** Passes a buffer may stay unused before a workspace frees it. */
+const KEEP_PASSES = 4;
+
+/** One workspace's buffers, handed out best-fit within a factor of two. */
+class Pass {
+  private readonly bufs: Float32Array[] = [];
+  private readonly inUse: boolean[] = [];
+  private readonly lastUsed: number[] = [];
+  private pass = 0;
+
+  /** Makes every buffer available again and frees those unused for a few passes. */
+  begin(): void {
+    this.pass++;
+    for (let i = this.bufs.length - 1; i >= 0; i--) {
+      this.inUse[i] = false;
+      if (this.pass - this.lastUsed[i] > KEEP_PASSES) {
+        this.bufs.splice(i, 1);
+        this.inUse.splice(i, 1);
+        this.lastUsed.splice(i, 1);
+      }
+    }
+  }
+
+  take(n: number): Float32Array {
+    let best = -1;
+    for (let i = 0; i < this.bufs.length; i++) {
+      const len = this.bufs[i].length;
+      if (this.inUse[i] || len < n || len > 2 * n + 1024) continue;
+      if (best < 0 || len < this.bufs[best].length) best = i;
+    }
+    if (best < 0) {
+      best = this.bufs.length;
+      this.bufs.push(new Float32Array(n));
+      this.inUse.push(false);
+      this.lastUsed.push(this.pass);
+    }
+    this.inUse[best] = true;
+    this.lastUsed[best] = this.pass;
+    const b = this.bufs[best];
+    return b.length === n ? b : b.subarray(0, n);
+  }
+
+  /** Floats held. */
+  size(): number {
+    return this.bufs.reduce((s, b) => s + b.length, 0);
+  }
+}
+
+/**
+ * A `Float32Array(n)` for a layer's output, saved activations or gradients:
+ * from the active workspace (contents undefined) or, outside one, a new zeroed array.
+ */
+export function scratch(n: number): Float32Array {
+  return active ? active.take(n) : new Float32Array(n);
+}
+
+/** {@link scratch} filled with zeros. */
+export function scratchZeroed(n: number): Float32Array {
+  if (!active) return new Float32Array(n);
+  const b = active.take(n);
+  b.fill(0);
+  return b;
+}
+
+/** True if a module of `owner`'s tree holds a per-sample capture not yet accumulated. */
+export function hasPendingCapture(owner: Module): boolean {
+  return owner.namedModules().some(([, m]) => isPerSampleModule(m) && m.captureBatch() >= 0);
+}
+
+/**
+ * The scratch memory of one model (see the module comment).  Internal to the
+ * models that use it; not part of the public API.
+ */
+export class Workspace {
+  private pass = new Pass();
+
+  /**
+   * Runs `fn` with {@link scratch} handing out this workspace's buffers.  With
+   * `newPass`, the buffers of the previous pass are recycled first, unless a
+   * module of `owner` still holds a per-sample capture (then a fresh set of
+   * buffers is started and the old one is left to the capture).
+   */
+  run<T>(owner: Module, newPass: boolean, fn: () => T): T {
+    if (newPass) {
+      if (hasPendingCapture(owner)) this.pass = new Pass();
+      this.pass.begin();
+    }
+    const prev = active;
+    active = this.pass;
+    try {
+      return fn();
+    } finally {
+      active = prev;
+    }
+  }
+
+  /** Floats held by the workspace (for tests and diagnostics). */
+  floats(): number {
+    return this.pass.size();
+  }
+
+  /** Drops every buffer (the next pass allocates again). */
+  clear(): void {
+    this.pass = new Pass();
+  }
+}
