@@ -47,6 +47,17 @@
       ]
     },
     {
+      "target_name": "dplora_avx512bf16",
+      "type": "static_library",
+      "conditions": [
+        ["target_arch=='x64'", {
+          "sources": ["<!@(node scripts/sources.js avx512bf16)"],
+          "cflags": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16"],
+          "xcode_settings": { "OTHER_CFLAGS": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16"] }
+        }]
+      ]
+    },
+    {
       "target_name": "dplora",
       "sources": [
         "<!@(node scripts/sources.js base)",
@@ -58,7 +69,7 @@
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/binding"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
-      "dependencies": ["dplora_intonly", "dplora_avx2", "dplora_avx512"],
+      "dependencies": ["dplora_intonly", "dplora_avx2", "dplora_avx512", "dplora_avx512bf16"],
       "conditions": [
         ["target_arch=='arm64'", { "sources": ["<!@(node scripts/sources.js neon)"] }],
         ["OS=='linux'", { "libraries": ["-lpthread"] }]

@@ -10,7 +10,11 @@
  * so their compute roof is half the fp32 FMA peak.  On a shared machine the
  * probes are re-run right before every kernel and the best of the probes of
  * the ISA is used (with the fastest kernel time), so both sides of each ratio
- * are measured under the same conditions as far as possible.
+ * are measured under the same conditions as far as possible.  With
+ * DPLORA_BENCH_CPU=1 every kernel is instead timed in process CPU time
+ * (median of its repetitions), alternated with both probes (also in CPU
+ * time), and the ratios use the medians of all probes of the ISA and thread
+ * count (bench/results/kernels-linalg-cpu.json).
  */
 import { Bench } from 'tinybench';
 import { capabilities, setIsa, setThreads } from '../lib/api/kernels';
@@ -64,6 +68,18 @@ async function timeIt(name: string, fn: () => void, slow: boolean): Promise<numb
   const r = bench.tasks[0].result as { state: string; latency?: { min: number } };
   if (!r.latency) throw new Error(`benchmark ${name} failed: ${r.state}`);
   return r.latency.min / 1000;
+}
+
+/** Flops of one FMA-probe iteration per thread (native/kernels/roofline/roofline.h). */
+const FMA_PROBE_FLOPS: Record<string, number> = { scalar: 64, avx2: 192, avx512: 768, neon: 128 };
+
+/** CPU seconds (user + system, all threads) that fn takes, and the wall seconds. */
+function cpuTimed(fn: () => void): { cpu: number; wall: number } {
+  const c0 = process.cpuUsage();
+  const w0 = performance.now();
+  fn();
+  const c = process.cpuUsage(c0);
+  return { cpu: (c.user + c.system) / 1e6, wall: (performance.now() - w0) / 1e3 };
 }
 
 function normCase(name: string, s: GradShape, method: NormMethod, skipScalar = false): Case {
@@ -148,6 +164,15 @@ export async function run(): Promise<void> {
     gemmCase(1024, 1024, 1024),
   ];
 
+  // Optional narrowing for kernel work: DPLORA_BENCH_CASES (a regular
+  // expression on the case names) and DPLORA_BENCH_ISAS (comma-separated).
+  const only = process.env.DPLORA_BENCH_CASES ? new RegExp(process.env.DPLORA_BENCH_CASES) : null;
+  const isas = process.env.DPLORA_BENCH_ISAS?.split(',');
+  const selected = only ? cases.filter((c) => only.test(c.name)) : cases;
+  // DPLORA_BENCH_CPU=1: process CPU time, probes alternated with each kernel
+  // (DPLORA_BENCH_REPS times, medians) instead of the fastest wall time.
+  const useCpu = process.env.DPLORA_BENCH_CPU === '1';
+  const reps = Math.max(1, Number(process.env.DPLORA_BENCH_REPS ?? 7));
   const results: Record<string, unknown>[] = [];
   const rooflines: Record<string, unknown>[] = [];
   // Read-bandwidth probe over as many bytes as the B64 T128 LoRA inputs (a and g).
@@ -156,6 +181,7 @@ export async function run(): Promise<void> {
   // shared machine) and, for the SIMD paths, on all pool threads.
   const configs: { isa: string; threads: number }[] = [];
   for (const isa of caps.supportedIsas) {
+    if (isas && !isas.includes(isa)) continue;
     configs.push({ isa, threads: 1 });
     if (isa !== 'scalar' && caps.threads > 1) configs.push({ isa, threads: caps.threads });
   }
@@ -171,15 +197,35 @@ export async function run(): Promise<void> {
         peaks.push(benchFmaPeak(peakIters));
       };
       const timed: { c: Case; t: number }[] = [];
-      for (const c of cases) {
+      for (const c of selected) {
         if (isa === 'scalar' && c.skipScalar) continue;
-        probe();
         const slow = c.flops / (isa === 'scalar' ? 2e9 : 2e10) > 0.25;
+        if (useCpu) {
+          // Probes and kernel alternated, each in process CPU time (per
+          // CPU-second rates: robust when other processes share the cores).
+          c.fn();
+          const ts: number[] = [];
+          const cb: number[] = [];
+          const cp: number[] = [];
+          for (let rep = 0; rep < (slow ? 3 : reps); rep++) {
+            // Work over CPU time (the probes' own wall-clock rates miss
+            // the time the process waits around them).
+            cb.push((big.length * 4 * 2) / cpuTimed(() => benchReadBandwidth(big, 2)).cpu);
+            const fl = peakIters * FMA_PROBE_FLOPS[isa] * threads;
+            cp.push(fl / cpuTimed(() => benchFmaPeak(peakIters)).cpu);
+            ts.push(cpuTimed(c.fn).cpu);
+          }
+          bws.push(...cb);
+          peaks.push(...cp);
+          timed.push({ c, t: median(ts) });
+          continue;
+        }
+        probe();
         timed.push({ c, t: await timeIt(`${isa} x${threads} ${c.name}`, c.fn, slow) });
       }
-      probe();
-      const bw = Math.max(...bws);
-      const peak = Math.max(...peaks);
+      if (!useCpu) probe();
+      const bw = useCpu ? median(bws) : Math.max(...bws);
+      const peak = useCpu ? median(peaks) : Math.max(...peaks);
       rooflines.push({
         isa,
         threads,
@@ -212,7 +258,11 @@ export async function run(): Promise<void> {
   }
   printTable('Rooflines (probes on the same threads as the kernels)', rooflines);
   printTable('Linalg kernels (peakRatio: vs fp32 FMA peak, or fp64 = fp32/2 for norms)', results);
-  writeResults('kernels-linalg', {
+  if (only || isas) {
+    console.log('(narrowed run: bench/results/kernels-linalg*.json left as they were)');
+    return;
+  }
+  writeResults(useCpu ? 'kernels-linalg-cpu' : 'kernels-linalg', {
     threads: caps.threads,
     notes:
       'bwRatio = (bytes/readBW)/time, peakRatio = (flops/peak)/time with peak = fp32 FMA peak (half of it for the ' +

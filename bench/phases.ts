@@ -8,7 +8,9 @@
  * alternating step by step so both see the same machine load.
  *
  * `DPLORA_PHASES_SHAPES="64x128x8 32x1x8"` picks the (B x T x r) shapes;
- * `DPLORA_PHASES_STEP=0` skips the whole-step timing.
+ * `DPLORA_PHASES_STEP=0` skips the whole-step timing, `DPLORA_PHASES_OFF=0` times only the
+ * packed-once step, `DPLORA_PHASES_REPS` sets its repetitions, and `DPLORA_PHASES_CPU=1`
+ * measures phases, steps and the peak in process CPU time.
  */
 import * as os from 'os';
 import { performance } from 'perf_hooks';
@@ -61,13 +63,18 @@ function time(fn: () => void, budgetMs = 400): number {
 /** FMA peak in flop/s (per CPU-second with DPLORA_PHASES_CPU=1). */
 function peak(): number {
   const useCpu = process.env.DPLORA_PHASES_CPU === '1';
+  const caps = capabilities();
+  // Flops of one probe iteration per thread (native/kernels/roofline/roofline.h).
+  const perIter: Record<string, number> = { scalar: 64, avx2: 192, avx512: 768, neon: 128 };
+  const iters = 4_000_000;
   let best = 0;
   for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
     const c = process.cpuUsage();
-    const rate = benchFmaPeak(4_000_000);
-    const wall = performance.now() - t0;
-    best = Math.max(best, useCpu ? (rate * wall) / cpuMs(c) : rate);
+    const rate = benchFmaPeak(iters);
+    // Work over CPU time (the probe's own wall-clock rate misses the time the
+    // process waits around it).
+    const cpu = cpuMs(c) / 1e3;
+    best = Math.max(best, useCpu ? (iters * perIter[caps.isa] * caps.threads) / cpu : rate);
   }
   return best;
 }
@@ -197,19 +204,27 @@ export async function run(): Promise<void> {
       dpModel.backward(mseLoss(out, target).grad);
       dp.step();
     };
-    const reps = T > 1 ? 5 : 20;
-    const t: Record<string, number[]> = { npOff: [], npOn: [], dpOff: [], dpOn: [] };
-    for (let i = 0; i <= reps; i++) {
-      for (const [key, on, fn] of [
+    const reps = Number(process.env.DPLORA_PHASES_REPS ?? (T > 1 ? 5 : 20));
+    // DPLORA_PHASES_OFF=0: only the packed-once configuration (the default path).
+    const withOff = process.env.DPLORA_PHASES_OFF !== '0';
+    const useCpu = process.env.DPLORA_PHASES_CPU === '1';
+    const variants = (
+      [
         ['npOff', false, npStep],
         ['npOn', true, npStep],
         ['dpOff', false, dpStep],
         ['dpOn', true, dpStep],
-      ] as Array<[string, boolean, () => void]>) {
+      ] as Array<[string, boolean, () => void]>
+    ).filter(([, on]) => on || withOff);
+    const t: Record<string, number[]> = {};
+    for (const [key] of variants) t[key] = [];
+    for (let i = 0; i <= reps; i++) {
+      for (const [key, on, fn] of variants) {
         setFrozenWeightPacking(on);
         const t0 = performance.now();
+        const c0 = process.cpuUsage();
         fn();
-        if (i > 0) t[key].push(performance.now() - t0);
+        if (i > 0) t[key].push(useCpu ? cpuMs(c0) : performance.now() - t0);
       }
     }
     setFrozenWeightPacking(true);

@@ -13,6 +13,12 @@
  * @module dp-lora
  */
 
+// What the loaded addon runs (ISA, threads, bf16) and the CSPRNG, also at the root: a user
+// checks the first before training, and the side-by-side harness
+// (shared/bench/side_by_side, `npm run bench:peers`) takes both from here.
+export { capabilities } from './native';
+export { Rng } from './kernels/rng';
+
 // Errors: one hierarchy with stable codes, plus the module-specific classes.
 export * from './errors';
 export { NativeLoadError } from './native';

@@ -189,6 +189,13 @@ export interface Capabilities {
   };
   /** Native pool threads (DPLORA_THREADS). */
   threads: number;
+  /**
+   * How the active path runs a bf16 frozen base (`baseDtype: 'bf16'`): `'native'`
+   * (AVX512_BF16 `vdpbf16ps`, only on the `'avx512'` path of a CPU that has it) or
+   * `'widened'` (bf16 widened to fp32 for the path's fp32 kernel: same results within
+   * the fp32 rounding bound, no speed-up).
+   */
+  bf16: 'native' | 'widened';
   /** Path of the loaded .node file. */
   addonPath: string;
   /** Whether a CUDA addon is in use (not yet: always false). */
@@ -204,6 +211,7 @@ export function capabilities(): Capabilities {
     supportedIsas: info.supported,
     isaRequested: req ? { name: req, honoured: req === info.active } : undefined,
     threads: info.threads,
+    bf16: info.bf16Native ? 'native' : 'widened',
     addonPath: cached!.path,
     cuda: false,
   };

@@ -38,7 +38,13 @@ export type NativeClipResult = ClipResult;
 export interface NativeAddon {
   // core.cc
   /** The active ISA path, the paths this build and CPU support, and the pool's thread count. */
-  isaInfo(): { active: NativeIsaName; supported: NativeIsaName[]; threads: number };
+  isaInfo(): {
+    active: NativeIsaName;
+    supported: NativeIsaName[];
+    threads: number;
+    /** Whether the active path multiplies a bf16 base natively (AVX512_BF16). */
+    bf16Native: boolean;
+  };
   /** Forces an ISA path; RangeError if unknown or unsupported here. */
   setIsa(isa: string): void;
   /** Resizes the native thread pool (1..1024). */
@@ -104,12 +110,12 @@ export interface NativeAddon {
   ): Float64Array;
   /** `g[j] = float((sum[j] + g[j]) * scale)` in place; returns how many results are not finite. */
   noisyMean(sum: Float64Array, g: Float32Array, scale: number): number;
-  /** Packs `op(B)` of `b` for the active ISA path; returns an opaque native handle. */
+  /** Packs `op(B)` of `b` (rounded to bf16 with `dtype: 'bf16'`) for the active ISA path; returns an opaque native handle. */
   sgemmPackB(b: Float32Array, opts: PackOptions): object;
   /** `c = alpha op(a) op(B) + beta c` with a packed `op(B)`; false if the handle is stale. */
   sgemmPacked(a: Float32Array, packed: object, c: Float32Array, opts: PackedGemmOptions): boolean;
-  /** The ISA path a packed operand was packed for and the native bytes it holds. */
-  packedInfo(packed: object): { isa: string; bytes: number };
+  /** The ISA path a packed operand was packed for, the native bytes it holds and its element type. */
+  packedInfo(packed: object): { isa: string; bytes: number; dtype: 'fp32' | 'bf16' };
   /** Roofline probe: read bandwidth over `x`. */
   benchReadBandwidth(
     x: Float32Array,

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Lists kernel sources of one kind for binding.gyp (gyp has no globs), found
 // recursively under native/kernels/ (one folder per kernel family) and chosen
-// by suffix.  Kinds: base (portable C++), avx2, avx512, neon (the *_avx2.cc,
-// *_avx512.cc, *_neon.cc files), intonly (the translation units under any
+// by suffix.  Kinds: base (portable C++), avx2, avx512, avx512bf16, neon (the *_avx2.cc,
+// *_avx512.cc, *_avx512bf16.cc, *_neon.cc files), intonly (the translation units under any
 // `intonly/` folder, compiled so that no floating-point register is usable),
 // and includes (every folder holding a header, for include_dirs).
 'use strict';
@@ -29,7 +29,7 @@ const isIntOnly = (f) => {
   const parts = f.split('/');
   return parts.includes('intonly') || parts[2] === 'fixed';
 };
-const isaOf = (f) => (/_(avx2|avx512|neon)\.cc$/.exec(f) || [null, 'base'])[1];
+const isaOf = (f) => (/_(avx2|avx512|avx512bf16|neon)\.cc$/.exec(f) || [null, 'base'])[1];
 
 let out;
 if (kind === 'includes') {
@@ -37,7 +37,7 @@ if (kind === 'includes') {
   out = [...new Set(['native/kernels', ...dirs])].sort();
 } else if (kind === 'intonly') {
   out = files.filter((f) => f.endsWith('.cc') && isIntOnly(f));
-} else if (['base', 'avx2', 'avx512', 'neon'].includes(kind)) {
+} else if (['base', 'avx2', 'avx512', 'avx512bf16', 'neon'].includes(kind)) {
   out = files.filter((f) => f.endsWith('.cc') && !isIntOnly(f) && isaOf(f) === kind);
 } else {
   process.stderr.write(`sources.js: unknown kind ${kind}\n`);

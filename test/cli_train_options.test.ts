@@ -27,6 +27,9 @@ describe('train options', () => {
     expect(c.delta).toBeUndefined();
     expect(TRAIN_DEFAULTS.dim).toBe(4096);
     expect(resolveTrainConfig({ rank: '4' }).alpha).toBe(8);
+    expect(c.baseDtype).toBeUndefined(); // fp32
+    expect(resolveTrainConfig({ baseDtype: 'bf16' }).baseDtype).toBe('bf16');
+    expect(resolveTrainConfig({ baseDtype: 'fp32' }).baseDtype).toBe('fp32');
   });
 
   test('delta default is min(1e-5, 1/(10 N)) and below 1/N', () => {
@@ -56,6 +59,7 @@ describe('train options', () => {
     [{ publicData: 'x.csv' }, /--public-data: needs --data/],
     [{ limit: '5' }, /--limit: must be at least 20/],
     [{ lr: 'Infinity' }, /--lr/],
+    [{ baseDtype: 'fp16' }, /--base-dtype: must be fp32 or bf16/],
   ])('rejects %p', (raw, re) => {
     expect(() => resolveTrainConfig(raw as any)).toThrow(re);
   });

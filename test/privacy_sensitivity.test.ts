@@ -5,22 +5,31 @@
  * 1e30, subnormals, one huge token among tiny ones, T = 4096), every layer
  * type, norm method, ISA, batch composition and micro-batch split.
  *
+ * Each property runs with an fp32 and with a bf16 frozen base (`baseDtype: 'bf16'`): the
+ * clipped tensor is computed from the model's own outputs and gradients, so the bound must
+ * hold whatever the base's arithmetic.
+ *
  * Regression: two tokens with the same input and opposite output gradients of
  * ~1e8 used to contribute 4.5 C (the norm was exact, ~0, but the float32
  * clipped-sum product did not cancel).
  */
 import { capabilities, setIsa } from '../lib/native';
-import { PER_SAMPLE_BUDGET } from '../lib/nn';
+import { Rng } from '../lib/kernels/rng';
+import { Linear, PER_SAMPLE_BUDGET, Sequential, Tensor, mseLoss } from '../lib/nn';
+import { DPOptimizer } from '../lib/privacy';
 import {
   LAYER_KINDS,
   NORM_METHODS,
+  Recorder,
   SensRecord,
   cancellingPair,
   contribution,
   craftedRecord,
   dpGradient,
   dist,
+  sensBase,
 } from './helpers/sensitivity';
+import type { BaseDtype } from '../lib/kernels/linalg';
 
 const TOL = 1 + 1e-5;
 const C = 1;
@@ -38,7 +47,13 @@ function forEachIsa(body: (isa: string) => void): void {
   }
 }
 
-describe('floating-point sensitivity', () => {
+describe.each<BaseDtype>(['fp32', 'bf16'])('floating-point sensitivity, %s base', (dtype) => {
+  beforeAll(() => {
+    sensBase.dtype = dtype;
+  });
+  afterAll(() => {
+    sensBase.dtype = 'fp32';
+  });
   test('regression: two cancelling tokens (gradients ~ +-1e8) stay within C, every method/ISA/layer', () => {
     const worst: Record<string, number> = {};
     forEachIsa((isa) => {
@@ -165,6 +180,42 @@ describe('per-sample tensors too large to keep', () => {
       } finally {
         PER_SAMPLE_BUDGET.floats = saved;
       }
+    }
+  });
+
+  test('layers of different sizes share one chunk scratch: bit-identical to keeping every tensor', () => {
+    // A wide layer (7 x 9 weight) then a narrow one (3 x 7): the narrow layer's chunks reuse the
+    // scratch the wide one left full of its own (larger, stale) tensors, and a record whose
+    // values make one sample's gradient non-finite (dropped, factor 0) sits in the batch.
+    const batch = 5;
+    const seq = 4;
+    const x = new Float32Array(batch * seq * 9).map((_, i) => Math.sin(i * 0.37) * 2);
+    const y = new Float32Array(batch * seq * 3).map((_, i) => Math.cos(i * 0.11));
+    x[2 * seq * 9 + 3] = 3e38; // sample 2: gradient overflows to Inf, dropped
+    const run = (): Float32Array[] => {
+      const model = new Sequential(new Linear(9, 7, { seed: 3 }), new Linear(7, 3, { seed: 4 }));
+      const rec = new Recorder(model.trainableParameters(), 1);
+      const dp = new DPOptimizer(model, rec, {
+        noiseMultiplier: 0,
+        maxGradNorm: 0.5,
+        expectedBatchSize: batch,
+        rng: new Rng({ seed: new Uint8Array(32) }),
+      });
+      model.backward(mseLoss(model.forward(new Tensor(x, [batch, seq, 9])), y).grad);
+      dp.step();
+      expect(dp.lastStepStats?.nonfinite).toBe(1);
+      return rec.last.map((g) => Float32Array.from(g));
+    };
+    const kept = run();
+    const saved = PER_SAMPLE_BUDGET.floats;
+    try {
+      PER_SAMPLE_BUDGET.floats = 70; // the 63-float wide weight in chunks of 1, the rest in 2-3
+      const chunked = run();
+      expect(chunked.map((g) => Array.from(g))).toEqual(kept.map((g) => Array.from(g)));
+      // Not vacuous: every parameter got a nonzero clipped gradient.
+      for (const g of kept) expect(g.some((v) => v !== 0)).toBe(true);
+    } finally {
+      PER_SAMPLE_BUDGET.floats = saved;
     }
   });
 });

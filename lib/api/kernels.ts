@@ -25,6 +25,7 @@ export type {
   SgemmOptions,
   ClipResult,
   PackOptions,
+  BaseDtype,
   PackedGemmOptions,
 } from '../kernels/linalg';
 export { Rng } from '../kernels/rng';

@@ -48,6 +48,7 @@ import {
   withTrainRun,
 } from './train_run';
 import { runUseLiteTrain, useLiteRawOptions } from './train_use_lite';
+import { setBaseDtype } from '../nn/base_dtype';
 
 /** The frozen base model of a run, saved in --out so that the adapter can be used and resumed. */
 export const BASE_FILE = 'base_model.safetensors';
@@ -211,6 +212,7 @@ async function trainInRun(
   else if (cfg.baseline) {
     log('training the non-private LoRA baseline (comparison only, not saved) ...');
     const m = loraModel(base, loraSettings(cfg));
+    setBaseDtype(m, cfg.baseDtype ?? 'fp32');
     const epochs = Math.max(
       Math.ceil(cfg.epochs),
       Math.ceil((BASELINE.minSteps * BASELINE.batchSize) / N),
@@ -226,6 +228,7 @@ async function trainInRun(
 
   // --- private LoRA, through the library's PrivateTrainer
   const model = loraModel(base, loraSettings(cfg));
+  setBaseDtype(model, cfg.baseDtype ?? 'fp32');
   // A new run always writes the base it starts from (a stale one was archived with its run).
   if (savedBase && !resumed) saveBaseWeights(savedBase, base, { source: baseSource });
   const clock = new TrainClock(resumed ? resumed.privateTrainingSeconds : 0);
@@ -412,6 +415,12 @@ export function registerTrainCommand(program: Command): void {
     .option(
       '--max-steps <n>',
       'stop after this many private steps in this session (continue later with --resume)',
+    )
+    .addOption(
+      new Option(
+        '--base-dtype <t>',
+        'element type of the frozen base weights: fp32 (default) or bf16 (bfloat16 storage, fp32 accumulation; fast with AVX512_BF16)',
+      ).choices(['fp32', 'bf16']),
     )
     .option('--json <file>', 'write the result as JSON')
     .option('--no-progress', 'no progress bar')

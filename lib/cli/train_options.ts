@@ -2,6 +2,7 @@
  * Options of `dp-lora train`: parsing, defaults and validation (no training here).
  */
 import { OptionError } from './format';
+import type { BaseDtype } from '../kernels/linalg';
 
 export { OptionError };
 
@@ -43,6 +44,11 @@ export interface TrainConfig {
   labels?: string[];
   /** Without declared labels: each label of --data must occur at least this often. */
   minLabelCount?: number;
+  /**
+   * Element type of the frozen base weights (`--base-dtype`); absent in runs saved before the
+   * option existed, which ran fp32.
+   */
+  baseDtype?: BaseDtype;
 }
 
 /** Defaults of the built-in task (documented in README.md, "dp-lora train"). */
@@ -174,6 +180,7 @@ export interface RawTrainOptions {
   checkpointEvery?: string;
   labels?: string;
   minLabelCount?: string;
+  baseDtype?: string;
 }
 
 /** Resolves raw option strings into a validated {@link TrainConfig}. */
@@ -252,6 +259,14 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
       '--public-data',
       'needs --data (the built-in task has its own public part)',
     );
+  if (o.baseDtype !== undefined) {
+    if (o.baseDtype !== 'fp32' && o.baseDtype !== 'bf16')
+      throw new OptionError(
+        '--base-dtype',
+        `must be fp32 or bf16, got ${JSON.stringify(o.baseDtype)}`,
+      );
+    cfg.baseDtype = o.baseDtype;
+  }
   if (cfg.limit !== undefined && cfg.limit < 20)
     throw new OptionError('--limit', `must be at least 20, got ${cfg.limit}`);
   return cfg;

@@ -40,6 +40,7 @@ import type { RunDirectory } from '../trainer/run_dir';
 import { OptionError, RawTrainOptions, TrainConfig, defaultDelta } from './train_options';
 import { cacheDir } from './train_model';
 import { loadUserTexts } from './train_task';
+import { setBaseDtype } from '../nn/base_dtype';
 import {
   RunContext,
   TrainClock,
@@ -350,6 +351,7 @@ async function useLiteInRun(
   // rebuilt the same way on resume from the same (hash-checked) weights
   const start = Math.min(...lora.layers);
   const prefixModel = loraClassifier(weights, classes, null, head, start);
+  setBaseDtype(prefixModel, cfg.baseDtype ?? 'fp32');
   log(
     `caching the frozen encoder prefix (embedding${start > 0 ? ' + layer 0' : ''}) for ${task.private.texts.length + task.heldout.texts.length} texts ...`,
   );
@@ -371,6 +373,7 @@ async function useLiteInRun(
   if (cfg.baseline && !resumed) {
     log(`training the non-private LoRA reference (${BASELINE.epochs} epoch, comparison only) ...`);
     const m = loraClassifier(weights, classes, lora, head);
+    setBaseDtype(m, cfg.baseDtype ?? 'fp32');
     trainNonPrivateRows(m, priv, BASELINE);
     nonPrivateAccuracy = accuracyOf(m, held);
   }
@@ -378,6 +381,7 @@ async function useLiteInRun(
 
   // --- private LoRA + head, through the library's PrivateTrainer
   const model = loraClassifier(weights, classes, lora, head);
+  setBaseDtype(model, cfg.baseDtype ?? 'fp32');
   model.train();
   const clock = new TrainClock(resumed ? resumed.privateTrainingSeconds : 0);
   const memo: Omit<UseLiteMemo, 'privateTrainingSeconds' | 'samplesSeen'> = {

@@ -79,7 +79,23 @@ export interface PackOptions {
   transB?: boolean;
   /** Row stride of the stored B (default: its row width). */
   ldb?: number;
+  /**
+   * Element type of the packed copy (default `'fp32'`). `'bf16'` rounds op(B) to bfloat16
+   * (round to nearest even; half the memory), and every product then rounds op(A) to
+   * bfloat16 too and accumulates the exact bf16 products in fp32: with `vdpbf16ps` where the
+   * CPU has AVX512_BF16 on the `'avx512'` path, elsewhere by widening both to fp32 for the
+   * path's fp32 kernel. See {@link BaseDtype}.
+   */
+  dtype?: BaseDtype;
 }
+
+/**
+ * Element type of a frozen base weight's packed copy: `'fp32'` (exact) or `'bf16'`
+ * (bfloat16 storage, fp32 accumulation; about twice the throughput where the CPU has
+ * AVX512_BF16). Only frozen products use it: LoRA products, norms, clipping, noise and
+ * the optimizer are always fp32/double.
+ */
+export type BaseDtype = 'fp32' | 'bf16';
 
 /** Options of {@link PackedMatrix.multiply}: `C = alpha * op(A) * op(B) + beta * C`. */
 export interface PackedGemmOptions {
@@ -253,7 +269,8 @@ export class PackedMatrix {
   }
 
   /**
-   * Packs `op(B)` (`k x n`) of `b` for the active ISA path.
+   * Packs `op(B)` (`k x n`) of `b` for the active ISA path (rounded to bf16 with
+   * `dtype: 'bf16'`; products are then not bitwise equal to {@link sgemm}).
    *
    * @throws TypeError / RangeError naming the argument, as {@link sgemm}
    */
@@ -266,12 +283,14 @@ export class PackedMatrix {
     this.handle = addon().sgemmPackB(this.source, this.opts);
   }
 
-  /** Bytes of native memory the packed copy holds, and the ISA path it was packed for. */
+  /** Bytes of native memory the packed copy holds, the ISA path it was packed for, its element type. */
   info(): {
     /** ISA path the copy was packed for: 'scalar' | 'neon' | 'avx2' | 'avx512'. */
     isa: string;
     /** Bytes of native memory the packed copy holds. */
     bytes: number;
+    /** Element type of the packed copy. */
+    dtype: BaseDtype;
   } {
     return addon().packedInfo(this.handle);
   }

@@ -7,7 +7,9 @@ export { PerSampleCapture, PerSampleLayer, PER_SAMPLE_BUDGET } from './per_sampl
 export type { LinearGradOptions } from './per_sample';
 export { recordKeyFromBytes, layerKey, recordStream, recordDropoutMask } from './record_random';
 export type { RecordContext, LayerRecordContext } from './record_random';
-export { Linear } from './linear';
+export { Linear, BASE_DTYPES } from './linear';
+export { setBaseDtype } from './base_dtype';
+export type { BaseDtype } from '../kernels/linalg';
 export type { LinearOptions } from './linear';
 export { LoraLinear } from './lora_linear';
 export type { LoraOptions, LoraMethod } from './lora_linear';

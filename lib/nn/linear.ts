@@ -14,6 +14,7 @@ import {
   NormMethod,
 } from './ops';
 import { PackedWeight } from './packed_weight';
+import type { BaseDtype } from '../kernels/linalg';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
 import {
@@ -22,7 +23,11 @@ import {
   requireInt,
   requireLength,
   requireObject,
+  requireOneOf,
 } from '../validate';
+
+/** The element types a frozen weight may be stored in (see {@link LinearOptions.baseDtype}). */
+export const BASE_DTYPES: readonly BaseDtype[] = ['fp32', 'bf16'];
 
 /** Options of {@link Linear}. */
 export interface LinearOptions {
@@ -38,6 +43,14 @@ export interface LinearOptions {
   seed?: number;
   /** Per-sample norm method for the weight (default 'auto'). */
   normMethod?: NormMethod;
+  /**
+   * Element type of the weight's packed copy while it is frozen (default `'fp32'`).
+   * `'bf16'` stores it in bfloat16 (half the packed memory) and rounds the other operand of
+   * its products (the input forward, the output gradient backward) to bfloat16, with fp32
+   * accumulation: about twice the throughput where the CPU has AVX512_BF16. A trainable
+   * weight always runs in fp32; the bias, LoRA products and all privacy arithmetic are fp32.
+   */
+  baseDtype?: BaseDtype;
 }
 
 /** Fully connected layer with optional per-sample gradient support. */
@@ -89,6 +102,20 @@ export class Linear extends PerSampleLayer {
     }
     this.normMethod = options.normMethod ?? 'auto';
     this.packed = new PackedWeight(this.weight, outFeatures, inFeatures);
+    if (options.baseDtype !== undefined) this.baseDtype = options.baseDtype;
+  }
+
+  /**
+   * Element type of the frozen weight's packed copy: `'fp32'` or `'bf16'` (see
+   * {@link LinearOptions.baseDtype}). Setting it repacks at the next product.
+   *
+   * @throws InvalidArgumentError (`baseDtype`) for any other value
+   */
+  get baseDtype(): BaseDtype {
+    return this.packed.dtype;
+  }
+  set baseDtype(d: BaseDtype) {
+    this.packed.dtype = requireOneOf('baseDtype', d, BASE_DTYPES);
   }
 
   ownParameters(): Array<[string, Parameter]> {

@@ -14,6 +14,7 @@ import { PerSampleLayer } from './per_sample';
 import { dropoutMask } from './dropout';
 import { Parameter, Tensor } from './tensor';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
+import type { BaseDtype } from '../kernels/linalg';
 import {
   requireInstance,
   requireInt,
@@ -46,6 +47,11 @@ export interface LoraOptions {
   seed?: number;
   /** Per-sample norm method (default 'auto'). */
   normMethod?: NormMethod;
+  /**
+   * Element type of the frozen base weight (sets `base.baseDtype`; default: leave the base's
+   * own setting, `'fp32'` unless it was built with another). The adapter is always fp32.
+   */
+  baseDtype?: BaseDtype;
 }
 
 /** A frozen linear layer plus a trainable low-rank update. */
@@ -95,6 +101,7 @@ export class LoraLinear extends PerSampleLayer {
     const alpha = requireNumber('alpha', options.alpha ?? r);
     const dropout = requireNumber('dropout', options.dropout ?? 0, { min: 0, lessThan: 1 });
     const method = requireOneOf('method', options.method ?? 'vanilla', ['vanilla', 'ffa']);
+    if (options.baseDtype !== undefined) base.baseDtype = options.baseDtype;
     this.base = base;
     base.weight.requiresGrad = false;
     if (base.bias) base.bias.requiresGrad = false;

@@ -6,13 +6,15 @@
  * sample of its elements no longer matches (a reload with `data.set(...)`).
  */
 import { PackedMatrix } from '../kernels/linalg';
+import type { BaseDtype } from '../kernels/linalg';
 import type { Parameter } from './tensor';
 
 let packingEnabled = true;
 
 /**
  * Turns the packing of frozen weights on or off for every layer (default on; off
- * runs the plain {@link sgemm} path, for benchmarks and tests).  Internal.
+ * runs the plain {@link sgemm} path, for benchmarks and tests).  A bf16 base is
+ * always packed (the packed copy is the only place its bf16 values live).  Internal.
  */
 export function setFrozenWeightPacking(on: boolean): void {
   packingEnabled = on;
@@ -27,12 +29,22 @@ export class PackedWeight {
   private data: Float32Array | null = null;
   private version = -1;
   private readonly sample = new Float32Array(SAMPLES);
+  private dtypeValue: BaseDtype = 'fp32';
 
   constructor(
     private readonly param: Parameter,
     private readonly outDim: number,
     private readonly inDim: number,
   ) {}
+
+  /** Element type of the packed copies (a change drops them). */
+  get dtype(): BaseDtype {
+    return this.dtypeValue;
+  }
+  set dtype(d: BaseDtype) {
+    if (d !== this.dtypeValue) this.drop();
+    this.dtypeValue = d;
+  }
 
   /** `W^T` packed (`k = in, n = out`), for `y = x W^T`; null when not frozen. */
   forward(): PackedMatrix | null {
@@ -41,6 +53,7 @@ export class PackedWeight {
       k: this.inDim,
       n: this.outDim,
       transB: true,
+      dtype: this.dtypeValue,
     });
     return this.fwd;
   }
@@ -48,7 +61,11 @@ export class PackedWeight {
   /** `W` packed (`k = out, n = in`), for the input gradient `g W`; null when not frozen. */
   backward(): PackedMatrix | null {
     if (!this.usable()) return null;
-    this.bwd ??= PackedMatrix.pack(this.param.data, { k: this.outDim, n: this.inDim });
+    this.bwd ??= PackedMatrix.pack(this.param.data, {
+      k: this.outDim,
+      n: this.inDim,
+      dtype: this.dtypeValue,
+    });
     return this.bwd;
   }
 
@@ -61,7 +78,7 @@ export class PackedWeight {
 
   private usable(): boolean {
     const p = this.param;
-    if (!packingEnabled) return false;
+    if (!packingEnabled && this.dtypeValue === 'fp32') return false;
     if (p.requiresGrad) {
       this.drop();
       return false;

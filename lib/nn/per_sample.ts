@@ -74,6 +74,20 @@ export const PER_SAMPLE_BUDGET = {
   floats: 16 * 2 ** 20,
 };
 
+/**
+ * The scratch of the re-materialized (chunked) per-sample gradients, shared by every layer's
+ * norm pass and clipped-sum pass of a micro-batch: each chunk is written whole before it is
+ * read, so one buffer serves them all.  Dropped whenever a capture is released (after each
+ * accumulate()), so it is never held through a forward pass.
+ */
+let chunkScratchBuf: Float32Array | null = null;
+
+/** A scratch of at least `n` floats (contents undefined), shared until the next release. */
+function chunkScratch(n: number): Float32Array {
+  if (!chunkScratchBuf || chunkScratchBuf.length < n) chunkScratchBuf = new Float32Array(n);
+  return chunkScratchBuf;
+}
+
 type Entry =
   | { kind: 'rows'; param: Parameter; rows: Float32Array }
   | {
@@ -171,7 +185,7 @@ export class PerSampleCapture {
         rowsSumSq(rows, batch, size, own);
         this.entries.push({ kind: 'rows', param, rows });
       } else {
-        const scratch = new Float32Array(chunk * size);
+        const scratch = chunkScratch(chunk * size);
         for (let i0 = 0; i0 < batch; i0 += chunk) {
           const n = Math.min(chunk, batch - i0);
           this.materialize(a, g, seq, inDim, outDim, scale, i0, n, scratch);
@@ -214,7 +228,7 @@ export class PerSampleCapture {
       else if (e.kind === 'outer')
         outerScaledSum(e.a, e.g, batch, e.inDim, e.outDim, factors, e.scale, out);
       else {
-        const scratch = new Float32Array(e.chunk * size);
+        const scratch = chunkScratch(e.chunk * size);
         for (let i0 = 0; i0 < batch; i0 += e.chunk) {
           const n = Math.min(e.chunk, batch - i0);
           const f = factors.subarray(i0, i0 + n);
@@ -293,8 +307,9 @@ export abstract class PerSampleLayer extends Module implements PerSampleModule {
     this.pending().accumulate(factors, sink);
   }
 
-  /** Drops the pending capture. */
+  /** Drops the pending capture (and the shared chunk scratch, which holds nothing to keep). */
   releaseCapture(): void {
     this.capture = null;
+    chunkScratchBuf = null;
   }
 }

@@ -16,6 +16,7 @@ Napi::Value IsaInfo(const Napi::CallbackInfo &info) {
   }
   o.Set("supported", supported);
   o.Set("threads", dplora_num_threads());
+  o.Set("bf16Native", dplora_bf16_native() != 0);
   return o;
 }
 

@@ -154,12 +154,23 @@ dplora_packed_b *PackedArg(Napi::Env env, Napi::Value v) {
   return v.As<Napi::External<dplora_packed_b>>().Data();
 }
 
-// sgemmPackB(b, {k, n, transB?, ldb?}) -> handle owning a packed copy of op(B).
+// sgemmPackB(b, {k, n, transB?, ldb?, dtype?}) -> handle owning a packed copy of op(B);
+// dtype 'bf16' rounds it to bf16 (dplora_sgemm_pack_b_bf16), 'fp32' (default) keeps it.
 Napi::Value SgemmPackB(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Object o = Obj(env, Arg(info, 1), "opts");
   const int64_t k = IntField(env, o, "k"), n = IntField(env, o, "n");
   const bool tb = OptBool(env, o, "transB", false);
+  bool bf16 = false;
+  Napi::Value dt = o.Get("dtype");
+  if (!dt.IsUndefined()) {
+    const std::string name = dt.IsString() ? dt.As<Napi::String>().Utf8Value() : std::string();
+    if (name == "bf16") {
+      bf16 = true;
+    } else if (name != "fp32") {
+      ThrowRange(env, "dtype must be 'fp32' or 'bf16'");
+    }
+  }
   const int64_t rb = tb ? n : k, wb = tb ? k : n;
   int64_t ldb = std::max<int64_t>(1, wb);
   Napi::Value ldv = o.Get("ldb");
@@ -170,7 +181,9 @@ Napi::Value SgemmPackB(const Napi::CallbackInfo &info) {
   Napi::Float32Array b = F32(env, Arg(info, 0), "b");  // read after the getters
   CheckAtLeast(env, b, Span(env, rb, wb, ldb, "b"), "b");
   dplora_packed_b *p = nullptr;
-  CheckStatus(env, dplora_sgemm_pack_b(tb, k, n, b.Data(), ldb, &p), "sgemmPackB");
+  const int rc = bf16 ? dplora_sgemm_pack_b_bf16(tb, k, n, b.Data(), ldb, &p)
+                      : dplora_sgemm_pack_b(tb, k, n, b.Data(), ldb, &p);
+  CheckStatus(env, rc, "sgemmPackB");
   const int64_t bytes = dplora_packed_b_bytes(p);
   auto ext = Napi::External<dplora_packed_b>::New(env, p, [bytes](Napi::Env e, dplora_packed_b *q) {
     dplora_packed_b_free(q);
@@ -182,13 +195,14 @@ Napi::Value SgemmPackB(const Napi::CallbackInfo &info) {
   return ext;
 }
 
-// packedInfo(handle) -> {isa, bytes}
+// packedInfo(handle) -> {isa, bytes, dtype}
 Napi::Value PackedInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   dplora_packed_b *p = PackedArg(env, Arg(info, 0));
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", dplora_isa_name(dplora_packed_b_isa(p)));
   o.Set("bytes", static_cast<double>(dplora_packed_b_bytes(p)));
+  o.Set("dtype", dplora_packed_b_dtype(p) == DPLORA_DTYPE_BF16 ? "bf16" : "fp32");
   return o;
 }
 

@@ -87,6 +87,24 @@ int64_t dplora_packed_b_bytes(const dplora_packed_b *p);
 int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const float *a, int64_t lda,
                         const dplora_packed_b *pb, float beta, float *c, int64_t ldc);
 
+/** Element types of a packed operand (dplora_packed_b_dtype). */
+#define DPLORA_DTYPE_F32 0
+#define DPLORA_DTYPE_BF16 1
+/**
+ * op(B) rounded to bf16 (round to nearest even) and packed once: a bf16
+ * frozen weight, half the bytes of dplora_sgemm_pack_b's copy.
+ * dplora_sgemm_packed with such a handle rounds op(A) to bf16 too and
+ * accumulates the (exact) products in fp32: with vdpbf16ps where the CPU has
+ * AVX512_BF16 and the AVX-512 path is active, else by widening both to fp32
+ * for the active path's fp32 kernel.  Not bitwise equal to dplora_sgemm.
+ */
+int dplora_sgemm_pack_b_bf16(int trans_b, int64_t k, int64_t n, const float *b, int64_t ldb,
+                             dplora_packed_b **out);
+/** DPLORA_DTYPE_F32 or DPLORA_DTYPE_BF16 (-1 for null). */
+int dplora_packed_b_dtype(const dplora_packed_b *p);
+/** 1 if the active path multiplies bf16 handles natively (AVX512_BF16), 0 if it widens them. */
+int dplora_bf16_native(void);
+
 typedef enum {
   DPLORA_NORM_AUTO = 0,   /* cheaper exact method by flop count */
   DPLORA_NORM_DIRECT = 1, /* form G_i blockwise, sum squares     */

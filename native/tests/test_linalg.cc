@@ -2,6 +2,7 @@
 // this CPU runs and with 1 and 2 pool threads: SGEMM (transposes, strides,
 // alpha/beta, edge tiles), per-sample norms (direct/ghost/bound, cancelling
 // tokens), the clipped sum (dropped samples with NaN), clipping.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -272,7 +273,8 @@ void test_thread_invariance() {
   // Shapes whose split (shared panels, row or column split) changes with the
   // thread count: m = 40 / 60 rows are 4-5 row tiles (shared panels on 1 and
   // 2 threads vs a column split on 2 and 4).
-  const int64_t shapes[][3] = {{130, 150, 700}, {40, 300, 260}, {60, 200, 300}, {30, 500, 100}};
+  const int64_t shapes[][3] = {
+      {130, 150, 700}, {40, 300, 260}, {60, 200, 300}, {30, 500, 100}, {400, 200, 600}};
   for (auto &s : shapes) {
     const int64_t m = s[0], n = s[1], k = s[2];
     for (int tb = 0; tb < 2; ++tb) {
@@ -287,9 +289,50 @@ void test_thread_invariance() {
               DPLORA_OK);
         CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
       }
+      // The pre-packed product (its own row split) is bitwise the same on
+      // any thread count, and equal to the plain product.
+      dplora_packed_b *pb = nullptr;
+      CHECK(dplora_sgemm_pack_b(tb, k, n, B.data(), ldb, &pb) == DPLORA_OK);
+      for (int threads : {1, 2, 4}) {
+        dplora_set_num_threads(threads);
+        std::fill(C2.begin(), C2.end(), -1.0f);
+        CHECK(dplora_sgemm_packed(0, m, 1, A.data(), k, pb, 0, C2.data(), n) == DPLORA_OK);
+        CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
+      }
+      dplora_packed_b_free(pb);
     }
   }
   dplora_set_num_threads(2);
+}
+
+// k = 1, beta = 0 (a bias broadcast) has its own one-pass path: bitwise the
+// blocked product (here the pre-packed one), signed zeros, infinities and
+// NaN included, both orientations of each operand.
+void test_sgemm_rank1() {
+  const int64_t m = 37, n = 70;
+  std::vector<float> A = rvec(m), B = rvec(n);
+  A[1] = 0.0f;
+  A[2] = -0.0f;
+  B[3] = -0.0f;
+  B[4] = std::numeric_limits<float>::infinity();
+  A[5] = std::numeric_limits<float>::quiet_NaN();
+  for (float alpha : {1.0f, -0.75f}) {
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        // op(A) is m x 1 (stored m x 1, or 1 x m when ta); op(B) is 1 x n.
+        const int64_t lda = ta ? m : 1, ldb = tb ? 1 : n;
+        std::vector<float> C1(m * n, 5.0f), C2(m * n, -5.0f);
+        CHECK(dplora_sgemm(ta, tb, m, n, 1, alpha, A.data(), lda, B.data(), ldb, 0, C1.data(), n) ==
+              DPLORA_OK);
+        dplora_packed_b *pb = nullptr;
+        CHECK(dplora_sgemm_pack_b(tb, 1, n, B.data(), ldb, &pb) == DPLORA_OK);
+        CHECK(dplora_sgemm_packed(ta, m, alpha, A.data(), lda, pb, 0, C2.data(), n) == DPLORA_OK);
+        dplora_packed_b_free(pb);
+        CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
+        CHECK(!std::signbit(C1[2 * n + 0]) && C1[2 * n + 0] == 0.0f);  // -0 * b + 0 is +0
+      }
+    }
+  }
 }
 
 // The packed-operand product is bitwise equal to dplora_sgemm (itself checked
@@ -358,6 +401,7 @@ int main() {
       CHECK(dplora_set_num_threads(threads) == DPLORA_OK);
       test_sgemm();
       test_sgemm_packed();
+      test_sgemm_rank1();
       test_norms();
       test_clipped_sum();
       test_clip();

@@ -15,7 +15,7 @@ import {
   Tensor,
   mseLoss,
 } from '../../lib/nn';
-import type { NormMethod } from '../../lib/kernels/linalg';
+import type { BaseDtype, NormMethod } from '../../lib/kernels/linalg';
 import { Optimizer } from '../../lib/optim/optimizer';
 import { DPOptimizer } from '../../lib/privacy';
 
@@ -39,10 +39,14 @@ export type LayerKind = 'lora' | 'ffa' | 'linear' | 'layernorm';
 export const LAYER_KINDS: LayerKind[] = ['lora', 'ffa', 'linear', 'layernorm'];
 export const NORM_METHODS: NormMethod[] = ['auto', 'direct', 'ghost', 'bound'];
 
+/** Element type of the frozen base weights of the models below (a test may set 'bf16'). */
+export const sensBase: { dtype: BaseDtype } = { dtype: 'fp32' };
+
 /** A small model of one layer type (same arguments -> same weights). */
 export function makeSensModel(kind: LayerKind, method: NormMethod): Module {
+  const baseDtype = sensBase.dtype;
   if (kind === 'lora' || kind === 'ffa') {
-    const l = new LoraLinear(new Linear(F, P, { trainable: false, seed: 7 }), {
+    const l = new LoraLinear(new Linear(F, P, { trainable: false, seed: 7, baseDtype }), {
       r: 2,
       method: kind === 'lora' ? 'vanilla' : 'ffa',
       seed: 9,
@@ -52,7 +56,10 @@ export function makeSensModel(kind: LayerKind, method: NormMethod): Module {
     return l;
   }
   if (kind === 'linear') return new Linear(F, P, { seed: 5, normMethod: method });
-  return new Sequential(new LayerNorm(F), new Linear(F, P, { trainable: false, seed: 5 }));
+  return new Sequential(
+    new LayerNorm(F),
+    new Linear(F, P, { trainable: false, seed: 5, baseDtype }),
+  );
 }
 
 /** One record: input [T, F] and target [T, P]. */

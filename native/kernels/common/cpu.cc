@@ -4,6 +4,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 namespace dplora {
 namespace {
@@ -42,6 +45,22 @@ int best_isa() {
 bool isa_supported(int isa) {
   return cpu_has(isa);
 }
+bool cpu_has_avx512bf16() {
+#if defined(__x86_64__)
+  static const bool has = [] {
+    if (!cpu_has(DPLORA_ISA_AVX512)) return false;
+    // CPUID leaf 7 sub-leaf 1, EAX bit 5 (AVX512_BF16); the OS state of the zmm
+    // registers is what the AVX-512 check above verified.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) == 0) return false;
+    return (eax & (1u << 5)) != 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
 int initial_isa() {
   const char *env = std::getenv("DPLORA_ISA");
   if (env != nullptr && *env != '\0') {

@@ -11,6 +11,7 @@
 #include "clip_sum.h"
 #include "gaussian.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "norms.h"
 #include "roofline.h"
 
@@ -32,6 +33,8 @@ struct Kernels {
   double fma_flops_per_iter;  // flops one fma_probe iteration performs
   // clipped sums in double (dplora_outer_scaled_sum_f64, dplora_rows_scaled_sum_f64)
   clip::OuterSumFn outer_sum;
+  // products with a bf16 frozen operand (micro null: widened to fp32 for `gemm`)
+  linalg::GemmBf16Kernel bf16;
 };
 
 // The table of an ISA (the scalar table for a path this build lacks).

@@ -75,13 +75,51 @@ inline float op_a(const Problem &P, int64_t i, int64_t kk) {
   return P.ta ? P.a[kk * P.lda + i] : P.a[i * P.lda + kk];
 }
 
+// One full panel of MR rows of A (row stride lda) transposed k-major: with
+// MR known at compile time the inner loop unrolls (the generic loop below
+// costs about a tenth of a large product's time).
+template <int MR>
+void pack_rows(const float *a, int64_t lda, int64_t kc, float *dst) {
+  const float *src[MR];
+  for (int r = 0; r < MR; ++r) src[r] = a + r * lda;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    for (int r = 0; r < MR; ++r) dst[kk * MR + r] = src[r][kk];
+  }
+}
+
+// pack_rows for the register tile heights of the ISAs; false: not covered.
+bool pack_rows_fixed(int mr, const float *a, int64_t lda, int64_t kc, float *dst) {
+  switch (mr) {
+    case 4:
+      pack_rows<4>(a, lda, kc, dst);
+      return true;
+    case 6:
+      pack_rows<6>(a, lda, kc, dst);
+      return true;
+    case 8:
+      pack_rows<8>(a, lda, kc, dst);
+      return true;
+    case 12:
+      pack_rows<12>(a, lda, kc, dst);
+      return true;
+    case 16:
+      pack_rows<16>(a, lda, kc, dst);
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Packs op(A)[i0 : i0+mc, p0 : p0+kc] into panels of MR rows, k-major.
 void pack_a(const Problem &P, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *dst) {
   const int mr = P.kern->mr;
   for (int64_t ip = 0; ip < mc; ip += mr) {
     const int64_t rows = std::min<int64_t>(mr, mc - ip);
     const int64_t i = i0 + ip;
-    if (!P.ta && P.kscale == nullptr) {
+    if (!P.ta && P.kscale == nullptr && rows == mr &&
+        pack_rows_fixed(mr, P.a + i * P.lda + p0, P.lda, kc, dst)) {
+      // done
+    } else if (!P.ta && P.kscale == nullptr) {
       const float *src[32];
       for (int64_t r = 0; r < rows; ++r) src[r] = P.a + (i + r) * P.lda + p0;
       for (int64_t kk = 0; kk < kc; ++kk) {
@@ -147,51 +185,71 @@ void scale_c(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   }
 }
 
-// The whole blocked algorithm on the sub-block C[m0:m1, n0:n1].
+// The whole blocked algorithm on the sub-block C[m0:m1, n0:n1].  When op(B)
+// needs no packing here (pre-packed, or read in place), each MC-row block of
+// C is finished (scaled, then every KC block added) before the next one, so
+// it stays in L2 across the KC blocks instead of being streamed from memory
+// once per KC block; otherwise a packed KC x NC panel of op(B) serves all
+// rows before the next is packed.  Either way every element of C is summed
+// in the same order (KC blocks ascending, then k inside the micro-kernel).
 bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  scale_c(P, m0, m1, n0, n1);
-  if (P.k == 0 || P.alpha == 0.0f || m1 <= m0 || n1 <= n0) return true;
+  if (P.k == 0 || P.alpha == 0.0f || m1 <= m0 || n1 <= n0) {
+    scale_c(P, m0, m1, n0, n1);
+    return true;
+  }
   const GemmKernel &K = *P.kern;
   const int64_t mr = K.mr, nr = K.nr;
   // Few rows of op(A): read B in place (full NR-wide tiles only).
   const bool prepacked = P.bpacked != nullptr;
   const bool direct_b = !prepacked && !P.tb && (m1 - m0) <= 2 * mr;
+  const bool rows_outer = prepacked || direct_b;
   const int64_t kc_max = std::min(K.kc, P.k);
   const int64_t mc_max = std::min(K.mc, (m1 - m0 + mr - 1) / mr * mr);
   const int64_t nc_max = direct_b ? nr : std::min(K.nc, (n1 - n0 + nr - 1) / nr * nr);
   float *abuf = tls_abuf.get(static_cast<size_t>(mc_max * kc_max));
   float *bbuf = prepacked ? nullptr : tls_bbuf.get(static_cast<size_t>(nc_max * kc_max));
   if (abuf == nullptr || (!prepacked && bbuf == nullptr)) return false;
+  // C[ic : ic + mc, jc : jc + nc] += alpha op(A) op(B) over k block pc.
+  auto block = [&](int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t ic, int64_t mc) {
+    pack_a(P, ic, mc, pc, kc, abuf);
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+      const int64_t nn = std::min(nr, nc - jr);
+      const float *bp;
+      int64_t ldbp = nr;
+      if (prepacked) {
+        bp = packed_panel(P, jc + jr, pc);
+      } else if (!direct_b) {
+        bp = bbuf + (jr / nr) * kc * nr;
+      } else if (nn == nr) {
+        bp = P.b + pc * P.ldb + jc + jr;
+        ldbp = P.ldb;
+      } else {
+        pack_b(P, pc, kc, jc + jr, nn, bbuf);
+        bp = bbuf;
+      }
+      for (int64_t ir = 0; ir < mc; ir += mr) {
+        const float *ap = abuf + (ir / mr) * kc * mr;
+        float *cp = P.c + (ic + ir) * P.ldc + (jc + jr);
+        K.micro(kc, ap, bp, ldbp, cp, P.ldc, std::min(mr, mc - ir), nn, P.alpha);
+      }
+    }
+  };
+  if (!rows_outer) scale_c(P, m0, m1, n0, n1);
   for (int64_t jc = n0; jc < n1; jc += K.nc) {
     const int64_t nc = std::min(K.nc, n1 - jc);
-    for (int64_t pc = 0; pc < P.k; pc += K.kc) {
-      const int64_t kc = std::min(K.kc, P.k - pc);
-      if (!direct_b && !prepacked) pack_b(P, pc, kc, jc, nc, bbuf);
+    if (rows_outer) {
       for (int64_t ic = m0; ic < m1; ic += K.mc) {
         const int64_t mc = std::min(K.mc, m1 - ic);
-        pack_a(P, ic, mc, pc, kc, abuf);
-        for (int64_t jr = 0; jr < nc; jr += nr) {
-          const int64_t nn = std::min(nr, nc - jr);
-          const float *bp;
-          int64_t ldbp = nr;
-          if (prepacked) {
-            bp = packed_panel(P, jc + jr, pc);
-          } else if (!direct_b) {
-            bp = bbuf + (jr / nr) * kc * nr;
-          } else if (nn == nr) {
-            bp = P.b + pc * P.ldb + jc + jr;
-            ldbp = P.ldb;
-          } else {
-            pack_b(P, pc, kc, jc + jr, nn, bbuf);
-            bp = bbuf;
-          }
-          for (int64_t ir = 0; ir < mc; ir += mr) {
-            const float *ap = abuf + (ir / mr) * kc * mr;
-            float *cp = P.c + (ic + ir) * P.ldc + (jc + jr);
-            K.micro(kc, ap, bp, ldbp, cp, P.ldc, std::min(mr, mc - ir), nn, P.alpha);
-          }
-        }
+        scale_c(P, ic, ic + mc, jc, jc + nc);
+        for (int64_t pc = 0; pc < P.k; pc += K.kc)
+          block(jc, nc, pc, std::min(K.kc, P.k - pc), ic, mc);
       }
+      continue;
+    }
+    for (int64_t pc = 0; pc < P.k; pc += K.kc) {
+      const int64_t kc = std::min(K.kc, P.k - pc);
+      pack_b(P, pc, kc, jc, nc, bbuf);
+      for (int64_t ic = m0; ic < m1; ic += K.mc) block(jc, nc, pc, kc, ic, std::min(K.mc, m1 - ic));
     }
   }
   return true;
@@ -314,9 +372,39 @@ int run_swapped(const Problem &P, bool parallel) {
   return DPLORA_OK;
 }
 
+// k == 1 and beta == 0 (a bias broadcast: ones x b^T): one pass writing C,
+// rows split over the pool.  The blocked path would zero C, then add
+// alpha * (a_i b_j) tile by tile: the same value, alpha * (a_i b_j) rounded
+// twice, plus zero (which turns a -0 into +0, as the fused update onto the
+// zeroed C does).
+void run_rank1(const Problem &P, bool parallel) {
+  auto body = [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float ai = P.ta ? P.a[i] : P.a[i * P.lda];
+      float *row = P.c + i * P.ldc;
+      if (P.tb) {
+        for (int64_t j = 0; j < P.n; ++j) row[j] = P.alpha * (ai * P.b[j * P.ldb]) + 0.0f;
+      } else {
+        for (int64_t j = 0; j < P.n; ++j) row[j] = P.alpha * (ai * P.b[j]) + 0.0f;
+      }
+    }
+  };
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(P.n, 1));
+  if (parallel) {
+    parallel_for(P.m, grain, body);
+  } else {
+    body(0, P.m);
+  }
+}
+
 // Runs a validated problem, splitting it over the pool when `parallel`.
 int run(const Problem &P, bool parallel) {
   const GemmKernel &kern = *P.kern;
+  if (P.k == 1 && P.beta == 0.0f && P.kscale == nullptr && P.bpacked == nullptr &&
+      P.alpha != 0.0f) {
+    run_rank1(P, parallel);
+    return DPLORA_OK;
+  }
   // Narrow products (a LoRA rank as n): the blocked kernel would use a
   // fraction of its NR-wide tile and pack the large operand.
   const bool plain = P.kscale == nullptr && P.bpacked == nullptr && P.alpha != 0.0f;
@@ -341,6 +429,16 @@ int run(const Problem &P, bool parallel) {
   // every path sums each element in the same order, so the choice never
   // changes a result.
   const bool few_rows = tiles_m < 4 * static_cast<int64_t>(pool_threads()) && tiles_n >= tiles_m;
+  if (tiles_m > 2 && tiles_n > 2 && !few_rows && P.bpacked != nullptr) {
+    // Pre-packed op(B): nothing to share, so each thread runs whole row
+    // blocks (its C rows stay in its L2 across the KC blocks).
+    const double per_tile = static_cast<double>(kern.mr) * n * std::max<int64_t>(k, 1);
+    const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.6e5 / per_tile));
+    parallel_for(tiles_m, grain, [&](int64_t t0, int64_t t1) {
+      if (!run_block(P, t0 * kern.mr, std::min(m, t1 * kern.mr), 0, n)) ok = false;
+    });
+    return ok ? DPLORA_OK : DPLORA_ENOMEM;
+  }
   if (tiles_m > 2 && tiles_n > 2 && !few_rows) {
     const double per_tile = static_cast<double>(kern.mr) * n * std::max<int64_t>(k, 1);
     const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.6e5 / per_tile));
@@ -426,7 +524,10 @@ extern "C" int dplora_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int6
 struct dplora_packed_b {
   int isa;  // the dispatch table the panels were packed for
   int64_t k, n;
-  float *data;  // 64-byte aligned, packed_b_floats(k, n) floats
+  float *data;  // 64-byte aligned, packed_b_floats(k, n) floats (fp32 handles)
+  // bf16 handles (dplora_sgemm_pack_b_bf16): data is null and bf16 holds
+  // packed_b_bf16_elems(k, n) values, 64-byte aligned.
+  uint16_t *bf16 = nullptr;
 };
 
 extern "C" int dplora_sgemm_pack_b(int trans_b, int64_t k, int64_t n, const float *b, int64_t ldb,
@@ -440,7 +541,7 @@ extern "C" int dplora_sgemm_pack_b(int trans_b, int64_t k, int64_t n, const floa
   const dplora::Kernels &K = dplora::kernels();
   const int64_t floats = dplora::linalg::packed_b_floats(K.gemm, k, n);
   if (floats > (int64_t(1) << 40)) return DPLORA_EINVAL;
-  auto *p = new (std::nothrow) dplora_packed_b{K.isa, k, n, nullptr};
+  auto *p = new (std::nothrow) dplora_packed_b{K.isa, k, n, nullptr, nullptr};
   if (p == nullptr) return DPLORA_ENOMEM;
   if (floats > 0) {
     p->data = static_cast<float *>(::operator new(static_cast<size_t>(floats) * sizeof(float),
@@ -458,6 +559,7 @@ extern "C" int dplora_sgemm_pack_b(int trans_b, int64_t k, int64_t n, const floa
 extern "C" void dplora_packed_b_free(dplora_packed_b *p) {
   if (p == nullptr) return;
   if (p->data != nullptr) ::operator delete(p->data, std::align_val_t(64));
+  if (p->bf16 != nullptr) ::operator delete(p->bf16, std::align_val_t(64));
   delete p;
 }
 
@@ -471,6 +573,11 @@ extern "C" void dplora_packed_b_dims(const dplora_packed_b *p, int64_t *k, int64
 }
 
 extern "C" int64_t dplora_packed_b_bytes(const dplora_packed_b *p) {
+  if (p != nullptr && p->bf16 != nullptr) {
+    const dplora::Kernels &K = dplora::kernels_for(p->isa);
+    return dplora::linalg::packed_b_bf16_elems(K.bf16, K.gemm, p->k, p->n) *
+           static_cast<int64_t>(sizeof(uint16_t));
+  }
   if (p == nullptr || p->data == nullptr) return 0;
   return dplora::linalg::packed_b_floats(dplora::kernels_for(p->isa).gemm, p->k, p->n) *
          static_cast<int64_t>(sizeof(float));
@@ -481,6 +588,46 @@ extern "C" int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const fl
   if (pb == nullptr) return DPLORA_EINVAL;
   const dplora::Kernels &K = dplora::kernels();
   if (K.isa != pb->isa) return DPLORA_ESTALE;
+  if (pb->bf16 != nullptr) {
+    return dplora::linalg::gemm_bf16_prepacked(K.bf16, K.gemm, trans_a != 0, m, pb->n, pb->k, alpha,
+                                               a, lda, pb->bf16, beta, c, ldc, true);
+  }
   return dplora::linalg::gemm_prepacked(K.gemm, trans_a != 0, m, pb->n, pb->k, alpha, a, lda,
                                         pb->data, beta, c, ldc, true);
+}
+
+extern "C" int dplora_sgemm_pack_b_bf16(int trans_b, int64_t k, int64_t n, const float *b,
+                                        int64_t ldb, dplora_packed_b **out) {
+  if (out == nullptr) return DPLORA_EINVAL;
+  *out = nullptr;
+  if (k < 0 || n < 0) return DPLORA_EINVAL;
+  const int64_t wb = trans_b ? k : n;
+  if (ldb < std::max<int64_t>(1, wb)) return DPLORA_EINVAL;
+  if (k > 0 && n > 0 && b == nullptr) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  const int64_t elems = dplora::linalg::packed_b_bf16_elems(K.bf16, K.gemm, k, n);
+  if (elems > (int64_t(1) << 40)) return DPLORA_EINVAL;
+  auto *p = new (std::nothrow) dplora_packed_b{K.isa, k, n, nullptr, nullptr};
+  if (p == nullptr) return DPLORA_ENOMEM;
+  // At least one element, so that a bf16 handle is never mistaken for an empty fp32 one.
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(elems, 32)) * sizeof(uint16_t);
+  p->bf16 = static_cast<uint16_t *>(::operator new(bytes, std::align_val_t(64), std::nothrow));
+  if (p->bf16 == nullptr) {
+    delete p;
+    return DPLORA_ENOMEM;
+  }
+  if (elems > 0) {
+    dplora::linalg::pack_b_bf16_whole(K.bf16, K.gemm, trans_b != 0, k, n, b, ldb, p->bf16, true);
+  }
+  *out = p;
+  return DPLORA_OK;
+}
+
+extern "C" int dplora_packed_b_dtype(const dplora_packed_b *p) {
+  if (p == nullptr) return -1;
+  return p->bf16 != nullptr ? DPLORA_DTYPE_BF16 : DPLORA_DTYPE_F32;
+}
+
+extern "C" int dplora_bf16_native(void) {
+  return dplora::kernels().bf16.micro != nullptr ? 1 : 0;
 }

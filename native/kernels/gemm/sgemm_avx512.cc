@@ -16,6 +16,14 @@ namespace linalg {
 void gemm_micro_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldbp, float *c,
                        int64_t ldc, int64_t m, int64_t n, float alpha) {
   constexpr int MR = 12, NR = 32;
+  constexpr int64_t kPfRows = 16;
+  // The C tile is read once, after kc steps: fetch its lines now (C is
+  // usually far from L1, and the misses would otherwise stall the final
+  // update).
+  for (int64_t r = 0; r < std::min<int64_t>(m, MR); ++r) {
+    _mm_prefetch(reinterpret_cast<const char *>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char *>(c + r * ldc + NR - 1), _MM_HINT_T0);
+  }
 #define DPL_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps();
   // clang-format off
   DPL_DECL(0)
@@ -24,6 +32,10 @@ void gemm_micro_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldb
   // clang-format on
 #undef DPL_DECL
           for (int64_t kk = 0; kk < kc; ++kk) {
+    // B rows arrive from L2 or L3 on a micro-panel's first use: fetch ahead
+    // (past the panel's end this touches unrelated lines; prefetches never fault).
+    _mm_prefetch(reinterpret_cast<const char *>(bp + kPfRows * ldbp), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char *>(bp + kPfRows * ldbp + 16), _MM_HINT_T0);
     const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
 #define DPL_ROW(r)                             \
   {                                            \

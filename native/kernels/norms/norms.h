@@ -10,8 +10,8 @@ namespace linalg {
 // Per-sample squared norm of G = g^T a (a: T x d, g: T x p), accumulated in
 // double.  `gbuf` is scratch of at least kNormScratch(T, d) doubles (d >= p).  The a
 // block is read column-chunk by column-chunk, which hardware prefetchers do
-// not follow, so the kernel prefetches the next sample's `pf_n` floats at
-// `pf` (may be null) sequentially while it computes.
+// not follow, so the kernel prefetches the next sample's a (`pf`, null if
+// none, same T x d layout, `pf_n` floats) while it computes.
 constexpr int64_t kGAllDoubles = 16384;  // g of one sample converted at once if it fits
 // Scratch (doubles) the direct kernels need for T tokens and wide dimension w.
 inline int64_t kNormScratch(int64_t T, int64_t w) {
@@ -69,21 +69,23 @@ inline double ghost_norm_loop(const float *a, const float *g, int64_t T, int64_t
 // Direct-norm driver shared by the ISAs: a's columns in L1-sized chunks of
 // width `chunk` (multiple of C); for each block of R columns of g (converted
 // to double once per sample when all of them fit in the scratch), `block`
-// (a + k, gblock, k_end - k, ahead) adds the squares of a R x C block of G;
-// `ahead` is the distance (floats) to the same columns of the next chunk,
-// for prefetching (0 in the last chunk).
+// (a + k, gblock, k_end - k, ahead, next) adds the squares of a R x C block
+// of G; `ahead` is the distance (floats) to the same columns of the next
+// chunk, for prefetching into L1 (0 in the last chunk), and `next` (null if
+// none) the same columns kPfChunks chunks later in the order the kernel reads
+// a, for prefetching into L2 (past the last chunk that is the next sample's
+// a, `pf`, which must then have the same T x d layout: pf_n >= T * d).
+// Hardware prefetchers do not follow this column-chunk order, and a sequential
+// software stream of the next sample did not keep up (measured on Zen 5,
+// scripts/norms-micro.sh): a short, in-order distance streams best.
+constexpr int64_t kPfChunks = 2;
 template <int R, int C, typename Block>
 inline void direct_norm_loop(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
                              double *gbuf, const float *pf, int64_t pf_n, Block block) {
   const int64_t chunk = std::max<int64_t>(C, (4096 / std::max<int64_t>(T, 1)) / C * C);
   const int64_t nblk = (p + R - 1) / R;
   const bool all = T * R * nblk <= kGAllDoubles;
-  // Prefetch of the next sample: 16 floats (one line) at a time, spread
-  // evenly over the block calls.
-  const int64_t calls = ((d + chunk - 1) / chunk) * nblk * ((chunk + C - 1) / C);
-  const int64_t pf_lines = pf ? (pf_n + 15) / 16 : 0;
-  const int64_t per_call = (pf_lines + calls - 1) / std::max<int64_t>(calls, 1);
-  int64_t pf_next = 0;
+  if (pf_n < T * d) pf = nullptr;
   if (all) {
     for (int64_t b = 0; b < nblk; ++b) g_block_to_double<R>(g, T, p, b * R, gbuf + b * T * R);
   }
@@ -97,10 +99,12 @@ inline void direct_norm_loop(const float *a, const float *g, int64_t T, int64_t 
       }
       const int64_t ahead = (b == 0 && k1 + chunk <= d) ? chunk : 0;
       for (int64_t k = k0; k < k1; k += C) {
-        for (int64_t q = 0; q < per_call && pf_next < pf_lines; ++q, ++pf_next) {
-          __builtin_prefetch(pf + pf_next * 16, 0, 2);
-        }
-        block(a + k, gb, std::min<int64_t>(C, k1 - k), ahead);
+        const int64_t kn = k + kPfChunks * chunk;  // column of the prefetched block
+        const float *next = b != 0                          ? nullptr
+                            : kn < d                        ? a + kn
+                            : (pf != nullptr && kn - d < d) ? pf + (kn - d)
+                                                            : nullptr;
+        block(a + k, gb, std::min<int64_t>(C, k1 - k), ahead, next);
       }
     }
   }

@@ -51,13 +51,14 @@ inline void tile_step(__m256 av, const double *gr, __m256d &r00, __m256d &r01, _
 // times 8 columns of a starting at `a`; adds the squares to sq0/sq1.
 template <bool MASK>
 inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T, __m256i mask,
-                         int64_t ahead, __m256d &sq0, __m256d &sq1) {
+                         int64_t ahead, const float *next, __m256d &sq0, __m256d &sq1) {
   __m256d r00 = _mm256_setzero_pd(), r01 = _mm256_setzero_pd();
   __m256d r10 = _mm256_setzero_pd(), r11 = _mm256_setzero_pd();
   __m256d r20 = _mm256_setzero_pd(), r21 = _mm256_setzero_pd();
   __m256d r30 = _mm256_setzero_pd(), r31 = _mm256_setzero_pd();
   for (int64_t t = 0; t < T; ++t) {
     if (ahead) _mm_prefetch(reinterpret_cast<const char *>(a + t * d + ahead), _MM_HINT_T0);
+    if (next) _mm_prefetch(reinterpret_cast<const char *>(next + t * d), _MM_HINT_T1);
     const __m256 av = MASK ? _mm256_maskload_ps(a + t * d, mask) : _mm256_loadu_ps(a + t * d);
     tile_step(av, gb + t * 4, r00, r01, r10, r11, r20, r21, r30, r31);
   }
@@ -197,15 +198,17 @@ double norm_direct_avx2(const float *a, const float *g, int64_t T, int64_t d, in
                         double *gbuf, const float *pf, int64_t pf_n) {
   if (p <= 8) return direct_narrow(a, g, T, d, p, gbuf);
   __m256d sq0 = _mm256_setzero_pd(), sq1 = _mm256_setzero_pd();
-  direct_norm_loop<4, 8>(a, g, T, d, p, gbuf, pf, pf_n,
-                         [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
-                           if (cols == 8) {
-                             direct_block<false>(ak, d, gb, T, _mm256_setzero_si256(), ahead, sq0,
-                                                 sq1);
-                           } else {
-                             direct_block<true>(ak, d, gb, T, lane_mask8(cols), ahead, sq0, sq1);
-                           }
-                         });
+  direct_norm_loop<4, 8>(
+      a, g, T, d, p, gbuf, pf, pf_n,
+      [&](const float *ak, const double *gb, int64_t cols, int64_t ahead, const float *next) {
+        // 8 columns a block: prefetch each 16-float line once.
+        if (((ak - a) & 15) != 0) next = nullptr;
+        if (cols == 8) {
+          direct_block<false>(ak, d, gb, T, _mm256_setzero_si256(), ahead, next, sq0, sq1);
+        } else {
+          direct_block<true>(ak, d, gb, T, lane_mask8(cols), ahead, next, sq0, sq1);
+        }
+      });
   return hsum(_mm256_add_pd(sq0, sq1));
 }
 

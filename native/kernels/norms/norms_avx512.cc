@@ -23,7 +23,7 @@ inline __mmask8 mask8(int64_t n) {
 // 8 rows of G (g columns pre-converted in gb[t*8+r]) times 16 columns of a.
 template <bool MASK>
 inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T, __mmask16 mask,
-                         int64_t ahead, __m512d &sq0, __m512d &sq1) {
+                         int64_t ahead, const float *next, __m512d &sq0, __m512d &sq1) {
 #define DPL_DECL(r) __m512d acc##r##0 = _mm512_setzero_pd(), acc##r##1 = _mm512_setzero_pd();
   // clang-format off
   DPL_DECL(0)
@@ -32,6 +32,7 @@ inline void direct_block(const float *a, int64_t d, const double *gb, int64_t T,
 #undef DPL_DECL
       for (int64_t t = 0; t < T; ++t) {
     if (ahead) _mm_prefetch(reinterpret_cast<const char *>(a + t * d + ahead), _MM_HINT_T0);
+    if (next) _mm_prefetch(reinterpret_cast<const char *>(next + t * d), _MM_HINT_T1);
     const __m512 av = MASK ? _mm512_maskz_loadu_ps(mask, a + t * d) : _mm512_loadu_ps(a + t * d);
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(av));
     const __m512d hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(av, 1));
@@ -109,14 +110,15 @@ double sumsq_avx512(const float *x, int64_t n) {
 double norm_direct_avx512(const float *a, const float *g, int64_t T, int64_t d, int64_t p,
                           double *gbuf, const float *pf, int64_t pf_n) {
   __m512d sq0 = _mm512_setzero_pd(), sq1 = _mm512_setzero_pd();
-  direct_norm_loop<8, 16>(a, g, T, d, p, gbuf, pf, pf_n,
-                          [&](const float *ak, const double *gb, int64_t cols, int64_t ahead) {
-                            if (cols == 16) {
-                              direct_block<false>(ak, d, gb, T, 0, ahead, sq0, sq1);
-                            } else {
-                              direct_block<true>(ak, d, gb, T, mask16(cols), ahead, sq0, sq1);
-                            }
-                          });
+  direct_norm_loop<8, 16>(
+      a, g, T, d, p, gbuf, pf, pf_n,
+      [&](const float *ak, const double *gb, int64_t cols, int64_t ahead, const float *next) {
+        if (cols == 16) {
+          direct_block<false>(ak, d, gb, T, 0, ahead, next, sq0, sq1);
+        } else {
+          direct_block<true>(ak, d, gb, T, mask16(cols), ahead, next, sq0, sq1);
+        }
+      });
   return _mm512_reduce_add_pd(_mm512_add_pd(sq0, sq1));
 }
 

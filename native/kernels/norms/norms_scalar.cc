@@ -25,23 +25,23 @@ double norm_direct_scalar(const float *a, const float *g, int64_t T, int64_t d, 
                           double *gbuf, const float *pf, int64_t pf_n) {
   constexpr int R = 4, C = 4;
   double sq = 0;
-  direct_norm_loop<R, C>(a, g, T, d, p, gbuf, pf, pf_n,
-                         [&](const float *ak, const double *gb, int64_t cols, int64_t) {
-                           double acc[R][C] = {};
-                           for (int64_t t = 0; t < T; ++t) {
-                             const float *ar = ak + t * d;
-                             double av[C];
-                             for (int q = 0; q < C; ++q)
-                               av[q] = q < cols ? static_cast<double>(ar[q]) : 0.0;
-                             const double *gr = gb + t * R;
-                             for (int r = 0; r < R; ++r) {
-                               for (int q = 0; q < C; ++q) acc[r][q] += gr[r] * av[q];
-                             }
-                           }
-                           for (int r = 0; r < R; ++r) {
-                             for (int q = 0; q < C; ++q) sq += acc[r][q] * acc[r][q];
-                           }
-                         });
+  direct_norm_loop<R, C>(
+      a, g, T, d, p, gbuf, pf, pf_n,
+      [&](const float *ak, const double *gb, int64_t cols, int64_t, const float *) {
+        double acc[R][C] = {};
+        for (int64_t t = 0; t < T; ++t) {
+          const float *ar = ak + t * d;
+          double av[C];
+          for (int q = 0; q < C; ++q) av[q] = q < cols ? static_cast<double>(ar[q]) : 0.0;
+          const double *gr = gb + t * R;
+          for (int r = 0; r < R; ++r) {
+            for (int q = 0; q < C; ++q) acc[r][q] += gr[r] * av[q];
+          }
+        }
+        for (int r = 0; r < R; ++r) {
+          for (int q = 0; q < C; ++q) sq += acc[r][q] * acc[r][q];
+        }
+      });
   return sq;
 }
 
