@@ -114,6 +114,7 @@ export class Linear extends PerSampleLayer {
   get baseDtype(): BaseDtype {
     return this.packed.dtype;
   }
+  /** Stores the frozen weight's packed copy as `d` from the next product on (validated). */
   set baseDtype(d: BaseDtype) {
     this.packed.dtype = requireOneOf('baseDtype', d, BASE_DTYPES);
   }
