@@ -20,6 +20,7 @@
 #include "dplora.h"
 #include "gemm.h"
 #include "kernels.h"
+#include "bench_micro.h"
 #include "roofline.h"
 #include "thread_pool.h"
 
@@ -41,26 +42,9 @@ int pool_threads() {
 
 namespace {
 
-double cpu_now() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-std::vector<float> filled(size_t n, uint32_t s) {
-  std::vector<float> x(n);
-  for (auto &v : x) {
-    s = s * 1664525u + 1013904223u;
-    v = static_cast<float>(s / 2147483648.0 - 1.0);
-  }
-  return x;
-}
+using bench_micro::cpu_now;
+using bench_micro::filled;
+using bench_micro::median;
 
 struct Impl {
   const char *name;
