@@ -23,6 +23,7 @@ import { Tensor } from './tensor';
 import { scratch } from './workspace';
 import { ones } from './ops';
 import { sgemm } from '../kernels/linalg';
+import { addInPlace } from '../kernels/elementwise';
 
 /** Position-wise feed-forward: fc2(act(fc1(x))), zero on padding rows. */
 export class FeedForward extends Module {
@@ -263,14 +264,14 @@ export class TransformerLayer extends Module {
       const a = this.preAttention(x);
       const h = a.data;
       const f = this.ffn.forward(this.ln2.forward(a)).data;
-      for (let i = 0; i < f.length; i++) f[i] += h[i];
+      addInPlace(f, h);
       y = new Tensor(f, a.shape);
     } else {
       const a = this.attention.forward(x).data;
-      for (let i = 0; i < a.length; i++) a[i] += x.data[i];
+      addInPlace(a, x.data);
       const h = this.ln1.forward(new Tensor(a, x.shape));
       const f = this.ffn.forward(h).data;
-      for (let i = 0; i < f.length; i++) f[i] += h.data[i];
+      addInPlace(f, h.data);
       y = this.ln2.forward(new Tensor(f, x.shape));
     }
     this.saved = this.training ? { shape: x.shape, mask: this.mask, pooled: null } : null;
@@ -284,10 +285,9 @@ export class TransformerLayer extends Module {
     if (this.residual) {
       const r = this.residual.forward(x).data;
       zeroPadding(r, this.mask, this.dModel);
-      for (let i = 0; i < h.length; i++) h[i] += r[i];
+      addInPlace(h, r);
     } else {
-      const xd = x.data;
-      for (let i = 0; i < h.length; i++) h[i] += xd[i];
+      addInPlace(h, x.data);
     }
     return a;
   }
@@ -339,19 +339,19 @@ export class TransformerLayer extends Module {
       // y = h + FFN(LN2(h))
       const gh = this.ln2.backward(this.ffn.backward(gradOut)).data;
       const go = gradOut.data;
-      for (let i = 0; i < gh.length; i++) gh[i] += go[i];
+      addInPlace(gh, go);
       return this.preAttentionBackward(gh, inputGrad);
     } else {
       const gs = this.ln2.backward(gradOut);
       const gh = this.ln1.backward(
         (() => {
           const t = this.ffn.backward(gs).data;
-          for (let i = 0; i < t.length; i++) t[i] += gs.data[i];
+          addInPlace(t, gs.data);
           return new Tensor(t, gs.shape);
         })(),
       );
       gx = this.attention.backward(gh).data;
-      for (let i = 0; i < gx.length; i++) gx[i] += gh.data[i];
+      addInPlace(gx, gh.data);
     }
     this.saved = null;
     return new Tensor(gx, sv.shape);
@@ -393,9 +393,9 @@ export class TransformerLayer extends Module {
       gr.set(gh);
       zeroPadding(gr, sv.mask, this.dModel);
       const g2 = this.residual.backward(new Tensor(gr, shape)).data;
-      for (let i = 0; i < gx.length; i++) gx[i] += g2[i];
+      addInPlace(gx, g2);
     } else {
-      for (let i = 0; i < gx.length; i++) gx[i] += gh[i];
+      addInPlace(gx, gh);
     }
     return new Tensor(gx, sv.shape);
   }
