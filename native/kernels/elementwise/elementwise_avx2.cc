@@ -2,8 +2,6 @@
 // stores).
 #include <immintrin.h>
 
-#include <cmath>
-
 #include "elementwise_impl.h"
 
 namespace dplora {
@@ -42,19 +40,19 @@ struct V256 {
   static T keep_pos(T y, T g) {
     return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ), g);
   }
+  // Lanes summed in double by a tree of shuffles (no store, no serial chain).
   static double hsum(T v) {
-    alignas(32) float t[8];
-    _mm256_store_ps(t, v);
-    double s = 0;
-    for (int i = 0; i < 8; ++i) s += static_cast<double>(t[i]);
-    return s;
+    __m256d s = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                              _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    s = _mm256_add_pd(s, _mm256_permute2f128_pd(s, s, 0x01));
+    s = _mm256_add_pd(s, _mm256_permute_pd(s, 0x5));
+    return _mm_cvtsd_f64(_mm256_castpd256_pd128(s));
   }
   static float hmax(T v) {
-    alignas(32) float t[8];
-    _mm256_store_ps(t, v);
-    float m = t[0];
-    for (int i = 1; i < 8; ++i) m = std::fmax(m, t[i]);
-    return m;
+    T m = max(v, _mm256_permute2f128_ps(v, v, 0x01));
+    m = max(m, _mm256_permute_ps(m, 0x4E));
+    m = max(m, _mm256_permute_ps(m, 0xB1));
+    return _mm256_cvtss_f32(m);
   }
 };
 

@@ -1,19 +1,15 @@
 // AVX-512 row kernels of elementwise.h (16 floats per vector; tails with masked loads and stores).
+// GCC 12 flags its own _mm512_undefined_* helpers as uninitialized: a false
+// positive.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
-
-#include <cmath>
 
 #include "elementwise_impl.h"
 
 namespace dplora {
 namespace elem {
 namespace {
-
-// The unmasked forms of max, roundscale, cvtps_epi32 and slli_epi32 start from
-// _mm512_undefined_*, which GCC 12 reports as uninitialized once inlined
-// (-Wmaybe-uninitialized): the zero-masked forms with every lane set are the same
-// instructions without that.
-constexpr __mmask16 kAll = 0xFFFF;
 
 struct V512 {
   using T = __m512;
@@ -32,13 +28,13 @@ struct V512 {
   static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
   static T fmadd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   static T fnmadd(T a, T b, T c) { return _mm512_fnmadd_ps(a, b, c); }
-  static T max(T a, T b) { return _mm512_maskz_max_ps(kAll, a, b); }
+  static T max(T a, T b) { return _mm512_max_ps(a, b); }
   static T round(T x) {
-    return _mm512_maskz_roundscale_ps(kAll, x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   }
   static T pow2(T k) {
-    const __m512i e = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(kAll, k), _mm512_set1_epi32(127));
-    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAll, e, 23));
+    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
   }
   static T keep_ge(T x, T t, T v) {
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, t, _CMP_GE_OQ), v);
@@ -46,19 +42,22 @@ struct V512 {
   static T keep_pos(T y, T g) {
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), g);
   }
+  // Lanes summed in double by a tree of shuffles (no store, no serial chain).
   static double hsum(T v) {
-    alignas(64) float t[16];
-    _mm512_store_ps(t, v);
-    double s = 0;
-    for (int i = 0; i < 16; ++i) s += static_cast<double>(t[i]);
-    return s;
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d hi = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_shuffle_f32x4(v, v, 0x4E)));
+    __m512d s = _mm512_add_pd(lo, hi);
+    s = _mm512_add_pd(s, _mm512_shuffle_f64x2(s, s, 0x4E));
+    s = _mm512_add_pd(s, _mm512_shuffle_f64x2(s, s, 0xB1));
+    s = _mm512_add_pd(s, _mm512_permute_pd(s, 0x55));
+    return _mm_cvtsd_f64(_mm512_castpd512_pd128(s));
   }
   static float hmax(T v) {
-    alignas(64) float t[16];
-    _mm512_store_ps(t, v);
-    float m = t[0];
-    for (int i = 1; i < 16; ++i) m = std::fmax(m, t[i]);
-    return m;
+    T m = max(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+    m = max(m, _mm512_shuffle_f32x4(m, m, 0xB1));
+    m = max(m, _mm512_permute_ps(m, 0x4E));
+    m = max(m, _mm512_permute_ps(m, 0xB1));
+    return _mm512_cvtss_f32(m);
   }
 };
 
