@@ -261,6 +261,26 @@ export interface NativeAddon {
   reluBackward(y: Float32Array, g: Float32Array, gi: Float32Array): void;
   /** `y += x`. */
   addInPlace(y: Float32Array, x: Float32Array): void;
+  /** Mean of `x` [batch, seq, f] over each sequence's real tokens into (or added to) `out` [batch, f]. */
+  tokenMean(
+    x: Float32Array,
+    valid: Uint8Array | null,
+    batch: number,
+    seq: number,
+    f: number,
+    out: Float32Array,
+    accumulate: boolean,
+  ): void;
+  /** Adjoint of tokenMean: `g[b] / n_b` onto each real token of `gx` (padding rows 0 unless accumulating). */
+  tokenSpread(
+    g: Float32Array,
+    valid: Uint8Array | null,
+    batch: number,
+    seq: number,
+    f: number,
+    gx: Float32Array,
+    accumulate: boolean,
+  ): void;
 }
 
 /** The name of one native function. */
@@ -310,6 +330,8 @@ const NAMES: { readonly [K in NativeFunctionName]: true } = {
   reluForward: true,
   reluBackward: true,
   addInPlace: true,
+  tokenMean: true,
+  tokenSpread: true,
 };
 
 /** Every function name of {@link NativeAddon}, sorted (checked against the real addon by a test). */

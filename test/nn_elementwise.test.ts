@@ -12,7 +12,13 @@ import { ReLU } from '../lib/nn/activations';
 import { maskFromLengths, SequenceMask } from '../lib/nn/sequence_mask';
 import { Tensor } from '../lib/nn/tensor';
 import { capabilities, setIsa, setThreads } from '../lib/native';
-import { addInPlace, layerNormForward, reluForward } from '../lib/kernels/elementwise';
+import {
+  addInPlace,
+  layerNormForward,
+  reluForward,
+  tokenMean,
+  tokenSpread,
+} from '../lib/kernels/elementwise';
 import { InvalidArgumentError } from '../lib/errors';
 import { lcg, randArray } from './helpers/nn_ref';
 
@@ -237,6 +243,38 @@ describe.each(isas)('native transformer kernels, ISA %s', (isa) => {
       }
       expect(maxErr(ln.weight.grad!, gw)).toBeLessThan(1e-4);
       expect(maxErr(ln.bias.grad!, gb)).toBeLessThan(1e-4);
+    }
+  });
+
+  test('masked token mean and its adjoint match a plain reference; padding is never read', () => {
+    const rnd = lcg(12);
+    const [batch, seq, f] = [4, 7, 19];
+    const mask = holeMask(batch, seq);
+    mask.valid.fill(0, 2 * seq, 3 * seq); // sequence 2: no real token
+    const x = unaligned(randArray(batch * seq * f, rnd));
+    for (let r = 0; r < batch * seq; r++) if (!mask.valid[r]) x.fill(NaN, r * f, (r + 1) * f);
+    const g = randArray(batch * f, rnd);
+    for (const acc of [false, true]) {
+      const out = new Float32Array(batch * f).fill(0.5);
+      tokenMean(x, mask.valid, batch, seq, f, out, acc);
+      const gx = new Float32Array(batch * seq * f).fill(0.25);
+      tokenSpread(g, mask.valid, batch, seq, f, gx, acc);
+      for (let b = 0; b < batch; b++) {
+        let n = 0;
+        for (let t = 0; t < seq; t++) n += mask.valid[b * seq + t];
+        for (let j = 0; j < f; j++) {
+          let m = 0;
+          for (let t = 0; t < seq; t++) if (mask.valid[b * seq + t]) m += x[(b * seq + t) * f + j];
+          const want = (acc ? 0.5 : 0) + (n ? m / n : 0);
+          expect(Math.abs(out[b * f + j] - want)).toBeLessThan(1e-6);
+          for (let t = 0; t < seq; t++) {
+            const add = mask.valid[b * seq + t] ? g[b * f + j] / n : 0;
+            expect(Math.abs(gx[(b * seq + t) * f + j] - ((acc ? 0.25 : 0) + add))).toBeLessThan(
+              1e-6,
+            );
+          }
+        }
+      }
     }
   });
 

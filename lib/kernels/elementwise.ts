@@ -119,3 +119,36 @@ export function reluBackward(y: Float32Array, g: Float32Array, gi: Float32Array)
 export function addInPlace(y: Float32Array, x: Float32Array): void {
   loadAddon().addInPlace(y, x);
 }
+
+/**
+ * Masked mean over the tokens: `out[b] (+)= (1 / n_b) sum_t x[b, t]` over the `n_b` real
+ * tokens of sequence b (`valid` null: all), `x` [batch, seq, f], `out` [batch, f]; a sequence
+ * without real tokens gets 0 (left as is with `accumulate`). Padding rows are never read.
+ */
+export function tokenMean(
+  x: Float32Array,
+  valid: Uint8Array | null,
+  batch: number,
+  seq: number,
+  f: number,
+  out: Float32Array,
+  accumulate: boolean,
+): void {
+  loadAddon().tokenMean(x, valid, batch, seq, f, out, accumulate);
+}
+
+/**
+ * Adjoint of {@link tokenMean}: `gx[b, t] (+)= g[b] / n_b` on the real tokens; padding rows
+ * are set to 0 (left as they are with `accumulate`).
+ */
+export function tokenSpread(
+  g: Float32Array,
+  valid: Uint8Array | null,
+  batch: number,
+  seq: number,
+  f: number,
+  gx: Float32Array,
+  accumulate: boolean,
+): void {
+  loadAddon().tokenSpread(g, valid, batch, seq, f, gx, accumulate);
+}

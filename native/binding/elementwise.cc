@@ -247,6 +247,42 @@ Napi::Value AddInPlace(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// tokenMean(x, valid?, batch, seq, f, out, accumulate) and
+// tokenSpread(g, valid?, batch, seq, f, gx, accumulate): in is [batch, seq, f] / [batch, f].
+template <bool kMean>
+Napi::Value TokenOp(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const char *in_name = kMean ? "x" : "g";
+  const char *out_name = kMean ? "out" : "gx";
+  const int64_t batch = IntValue(env, Arg(info, 2), "batch");
+  const int64_t seq = IntValue(env, Arg(info, 3), "seq");
+  const int64_t f = IntValue(env, Arg(info, 4), "f");
+  Napi::Value acc = Arg(info, 6);
+  if (!acc.IsBoolean()) ThrowType(env, "accumulate must be a boolean");
+  const int64_t rows = MulSize(env, batch, seq, in_name);
+  const int64_t big = MulSize(env, rows, f, in_name), small = MulSize(env, batch, f, out_name);
+  Buf in{F32(env, Arg(info, 0), in_name), in_name}, out{F32(env, Arg(info, 5), out_name), out_name};
+  Napi::Value vv = Arg(info, 1);
+  const bool masked = !(vv.IsNull() || vv.IsUndefined());
+  Napi::Uint8Array valid;
+  if (masked) {
+    valid = U8(env, vv, "valid");
+    if (static_cast<int64_t>(valid.ElementLength()) < rows)
+      ThrowRange(env, "valid has length " + std::to_string(valid.ElementLength()) +
+                          " but the shape needs at least " + std::to_string(rows));
+  }
+  const int64_t nin = kMean ? big : small, nout = kMean ? small : big;
+  NeedLength(env, in, nin);
+  NeedLength(env, out, nout);
+  CheckDisjoint(env, {{out, nout}}, {{in, nin}});
+  const uint8_t *v = masked ? valid.Data() : nullptr;
+  const bool a = acc.As<Napi::Boolean>().Value();
+  const int rc = kMean ? dplora::elem::token_mean(in.data(), batch, seq, f, v, out.data(), a)
+                       : dplora::elem::token_spread(in.data(), batch, seq, f, v, out.data(), a);
+  CheckStatus(env, rc, kMean ? "tokenMean" : "tokenSpread");
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterElementwise(Napi::Env env, Napi::Object exports) {
@@ -257,6 +293,8 @@ void RegisterElementwise(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "reluForward", ReluForward);
   Export(env, exports, "reluBackward", ReluBackward);
   Export(env, exports, "addInPlace", AddInPlace);
+  Export(env, exports, "tokenMean", TokenOp<true>);
+  Export(env, exports, "tokenSpread", TokenOp<false>);
 }
 
 }  // namespace dplora_binding

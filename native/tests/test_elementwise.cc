@@ -24,6 +24,8 @@ using dplora::elem::layer_norm_backward;
 using dplora::elem::layer_norm_forward;
 using dplora::elem::relu_backward;
 using dplora::elem::relu_forward;
+using dplora::elem::token_mean;
+using dplora::elem::token_spread;
 
 std::mt19937_64 rng(12345);
 
@@ -334,6 +336,64 @@ void test_relu_add(const char *isa) {
   std::printf("  relu, add (%s) done\n", isa);
 }
 
+// ---------------------------------------------------------------- token mean / spread
+
+void test_tokens(const char *isa) {
+  const int64_t batch = 4, seq = 9, f = 37;
+  const int64_t n = batch * seq * f;
+  // lengths 9, 3, 0; sequence 3 has holes
+  std::vector<uint8_t> valid(batch * seq, 0);
+  const int lens[3] = {9, 3, 0};
+  for (int b = 0; b < 3; ++b)
+    for (int t = 0; t < lens[b]; ++t) valid[b * seq + t] = 1;
+  for (int t = 0; t < seq; t += 2) valid[3 * seq + t] = 1;
+  Arr x(n), out(batch * f), g(batch * f), gx(n);
+  fill_normal(x, n, 0.0, 1.0);
+  fill_normal(g, batch * f, 0.0, 1.0);
+  for (int64_t r = 0; r < batch * seq; ++r)  // padding rows hold NaN: never read
+    if (valid[r] == 0)
+      for (int64_t j = 0; j < f; ++j) x[r * f + j] = std::numeric_limits<float>::quiet_NaN();
+  for (const bool acc : {false, true}) {
+    for (int64_t i = 0; i < batch * f; ++i) out[i] = 0.5f;
+    CHECK(token_mean(x.p, batch, seq, f, valid.data(), out.p, acc) == DPLORA_OK);
+    for (int64_t b = 0; b < batch; ++b) {
+      int64_t cnt = 0;
+      for (int64_t t = 0; t < seq; ++t) cnt += valid[b * seq + t];
+      for (int64_t j = 0; j < f; ++j) {
+        double m = 0;
+        for (int64_t t = 0; t < seq; ++t)
+          if (valid[b * seq + t]) m += x[(b * seq + t) * f + j];
+        const double want = (acc ? 0.5 : 0.0) + (cnt == 0 ? 0.0 : m / cnt);
+        CHECK_NEAR(out[b * f + j], want, 1e-6);
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) gx[i] = 0.25f;
+    CHECK(token_spread(g.p, batch, seq, f, valid.data(), gx.p, acc) == DPLORA_OK);
+    for (int64_t b = 0; b < batch; ++b) {
+      int64_t cnt = 0;
+      for (int64_t t = 0; t < seq; ++t) cnt += valid[b * seq + t];
+      for (int64_t t = 0; t < seq; ++t)
+        for (int64_t j = 0; j < f; ++j) {
+          const bool real = valid[b * seq + t] != 0;
+          const double add = real ? static_cast<double>(g[b * f + j]) / cnt : 0.0;
+          const double want = acc ? 0.25 + add : add;
+          CHECK_NEAR(gx[(b * seq + t) * f + j], want, 1e-6);
+        }
+    }
+  }
+  // no mask: every token
+  Arr y(n), o(batch * f);
+  fill_normal(y, n, 1.0, 1.0);
+  CHECK(token_mean(y.p, batch, seq, f, nullptr, o.p, false) == DPLORA_OK);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t j = 0; j < f; ++j) {
+      double m = 0;
+      for (int64_t t = 0; t < seq; ++t) m += y[(b * seq + t) * f + j];
+      CHECK_NEAR(o[b * f + j], m / seq, 1e-6);
+    }
+  std::printf("  token mean, spread (%s) done\n", isa);
+}
+
 }  // namespace
 
 int main() {
@@ -345,6 +405,7 @@ int main() {
     test_layer_norm(name);
     test_attention(name);
     test_relu_add(name);
+    test_tokens(name);
   }
   TEST_MAIN_END();
 }

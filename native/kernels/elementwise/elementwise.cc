@@ -226,6 +226,82 @@ int attention_backward(const float *gout, const float *q, const float *k, const 
   return rc.load();
 }
 
+// Real tokens of sequence b (seq without a mask).
+int64_t real_count(const uint8_t *valid, int64_t b, int64_t seq) {
+  if (valid == nullptr) return seq;
+  int64_t n = 0;
+  for (int64_t t = 0; t < seq; ++t) n += valid[b * seq + t] != 0;
+  return n;
+}
+
+int token_mean(const float *x, int64_t batch, int64_t seq, int64_t f, const uint8_t *valid,
+               float *out, bool accumulate) {
+  int64_t rows = 0, n = 0;
+  if (batch < 0 || seq < 0 || f < 0 || !mul_ok(batch, seq, &rows) || !mul_ok(rows, f, &n))
+    return DPLORA_EINVAL;
+  if (batch == 0 || f == 0) return DPLORA_OK;
+  if (out == nullptr || (x == nullptr && n > 0)) return DPLORA_EINVAL;
+  const RowKernels &R = row_kernels();
+  std::atomic<int> rc{DPLORA_OK};
+  parallel_for(batch, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, seq * f)),
+               [&](int64_t b0, int64_t b1) {
+                 float *acc = thread_scratch(static_cast<size_t>(f));
+                 if (acc == nullptr) {
+                   rc = DPLORA_ENOMEM;
+                   return;
+                 }
+                 for (int64_t b = b0; b < b1; ++b) {
+                   float *o = out + b * f;
+                   const int64_t cnt = real_count(valid, b, seq);
+                   if (cnt == 0) {
+                     if (!accumulate) std::fill(o, o + f, 0.0f);
+                     continue;
+                   }
+                   std::fill(acc, acc + f, 0.0f);
+                   for (int64_t t = 0; t < seq; ++t)
+                     if (valid == nullptr || valid[b * seq + t] != 0)
+                       R.add(acc, x + (b * seq + t) * f, f);
+                   const float inv = static_cast<float>(1.0 / static_cast<double>(cnt));
+                   if (accumulate) {
+                     for (int64_t j = 0; j < f; ++j) o[j] += acc[j] * inv;
+                   } else {
+                     for (int64_t j = 0; j < f; ++j) o[j] = acc[j] * inv;
+                   }
+                 }
+               });
+  return rc.load();
+}
+
+int token_spread(const float *g, int64_t batch, int64_t seq, int64_t f, const uint8_t *valid,
+                 float *gx, bool accumulate) {
+  int64_t rows = 0, n = 0;
+  if (batch < 0 || seq < 0 || f < 0 || !mul_ok(batch, seq, &rows) || !mul_ok(rows, f, &n))
+    return DPLORA_EINVAL;
+  if (batch == 0 || f == 0 || seq == 0) return DPLORA_OK;
+  if (gx == nullptr || g == nullptr) return DPLORA_EINVAL;
+  parallel_for(batch, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, seq * f)),
+               [&](int64_t b0, int64_t b1) {
+                 for (int64_t b = b0; b < b1; ++b) {
+                   const int64_t cnt = real_count(valid, b, seq);
+                   const float inv =
+                       cnt == 0 ? 0.0f : static_cast<float>(1.0 / static_cast<double>(cnt));
+                   const float *gb = g + b * f;
+                   for (int64_t t = 0; t < seq; ++t) {
+                     float *row = gx + (b * seq + t) * f;
+                     const bool real = valid == nullptr || valid[b * seq + t] != 0;
+                     if (!real) {
+                       if (!accumulate) std::fill(row, row + f, 0.0f);
+                     } else if (accumulate) {
+                       for (int64_t j = 0; j < f; ++j) row[j] += gb[j] * inv;
+                     } else {
+                       for (int64_t j = 0; j < f; ++j) row[j] = gb[j] * inv;
+                     }
+                   }
+                 }
+               });
+  return DPLORA_OK;
+}
+
 int relu_forward(const float *x, float *y, int64_t n) {
   if (n < 0) return DPLORA_EINVAL;
   if (n == 0) return DPLORA_OK;

@@ -74,6 +74,18 @@ int attention_backward(const float *gout, const float *q, const float *k, const 
                        const float *probs, int64_t batch, int64_t seq, int64_t heads, int64_t dh,
                        float scale, const uint8_t *valid, float *gq, float *gk, float *gv);
 
+// Masked mean over the tokens of x [batch, seq, f]: out[b] = (1 / n_b) sum of
+// x[b, t] over the n_b real tokens t (valid null: all), added to out[b] when
+// `accumulate`; a sequence without real tokens gets 0 (left as is when
+// accumulating).  Padding rows are never read.  Sequences split over the pool.
+int token_mean(const float *x, int64_t batch, int64_t seq, int64_t f, const uint8_t *valid,
+               float *out, bool accumulate);
+
+// Its adjoint: gx[b, t] = g[b] / n_b for the real tokens t (added when
+// `accumulate`), padding rows set to 0 (left as they are when accumulating).
+int token_spread(const float *g, int64_t batch, int64_t seq, int64_t f, const uint8_t *valid,
+                 float *gx, bool accumulate);
+
 // y = max(x, 0), gi = g * (y > 0), y += x over n floats, split over the pool.
 int relu_forward(const float *x, float *y, int64_t n);
 int relu_backward(const float *y, const float *g, float *gi, int64_t n);
