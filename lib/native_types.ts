@@ -281,6 +281,15 @@ export interface NativeAddon {
     gx: Float32Array,
     accumulate: boolean,
   ): void;
+  /** Embedding lookup: `y[r] = scale * table[ids[r]]` ([vocab, d] table), zeros for id -1. */
+  gatherRows(
+    table: Float32Array,
+    vocab: number,
+    d: number,
+    ids: Float32Array,
+    scale: number,
+    y: Float32Array,
+  ): void;
 }
 
 /** The name of one native function. */
@@ -332,6 +341,7 @@ const NAMES: { readonly [K in NativeFunctionName]: true } = {
   addInPlace: true,
   tokenMean: true,
   tokenSpread: true,
+  gatherRows: true,
 };
 
 /** Every function name of {@link NativeAddon}, sorted (checked against the real addon by a test). */

@@ -9,6 +9,8 @@
 import { attentionBackward, attentionForward, MultiHeadAttention } from '../lib/nn/attention';
 import { LayerNorm } from '../lib/nn/layer_norm';
 import { ReLU } from '../lib/nn/activations';
+import { Embedding } from '../lib/nn/embedding';
+import { TimingSignal } from '../lib/nn/timing_signal';
 import { maskFromLengths, SequenceMask } from '../lib/nn/sequence_mask';
 import { Tensor } from '../lib/nn/tensor';
 import { capabilities, setIsa, setThreads } from '../lib/native';
@@ -276,6 +278,39 @@ describe.each(isas)('native transformer kernels, ISA %s', (isa) => {
         }
       }
     }
+  });
+
+  test('embedding lookup and timing signal match a plain reference (padding, holes, bad ids)', () => {
+    const rnd = lcg(17);
+    const [vocab, d, batch, seq] = [11, 6, 3, 5];
+    const table = randArray(vocab * d, rnd);
+    const emb = new Embedding(vocab, d, { weight: table, scale: 2 });
+    const ids = Float32Array.from([3, 0, 10, -1, -1, 7, 7, 7, 7, 7, 1, -1, 2, -1, 5]);
+    const y = emb.forward(new Tensor(ids, [batch, seq])).data;
+    for (let r = 0; r < batch * seq; r++)
+      for (let j = 0; j < d; j++)
+        expect(y[r * d + j]).toBe(ids[r] === -1 ? 0 : Math.fround(2 * table[ids[r] * d + j]));
+    for (const bad of [11, 2.5, -2, NaN])
+      expect(() => emb.forward(new Tensor(Float32Array.from([0, bad]), [1, 2]))).toThrow(
+        InvalidArgumentError,
+      );
+    const ts = new TimingSignal(d);
+    const mask = maskFromLengths([5, 2, 3], seq);
+    mask.valid[2 * seq + 4] = 1; // sequence 2: real tokens 0, 1, 2 and 4 (not a prefix)
+    ts.setMask(mask);
+    const x = randArray(batch * seq * d, rnd);
+    const out = ts.forward(new Tensor(x, [batch, seq, d])).data;
+    ts.setMask(null);
+    const sig = new TimingSignal(d).forward(
+      new Tensor(new Float32Array(seq * d), [1, seq, d]),
+    ).data;
+    for (let b = 0; b < batch; b++)
+      for (let t = 0; t < seq; t++)
+        for (let j = 0; j < d; j++) {
+          const i = (b * seq + t) * d + j;
+          const want = mask.valid[b * seq + t] ? Math.fround(x[i] + sig[t * d + j]) : x[i];
+          expect(out[i]).toBe(want);
+        }
   });
 
   test('ReLU: NaN, -0 and -inf give +0, +inf and positive values pass; backward masks by y > 0', () => {

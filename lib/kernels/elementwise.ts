@@ -152,3 +152,18 @@ export function tokenSpread(
 ): void {
   loadAddon().tokenSpread(g, valid, batch, seq, f, gx, accumulate);
 }
+
+/**
+ * Embedding lookup: `y[r] = scale * table[ids[r]]` for a `[vocab, d]` table and float-coded
+ * integer ids; rows of id -1 are zeros. Throws if an id is neither -1 nor in `[0, vocab)`.
+ */
+export function gatherRows(
+  table: Float32Array,
+  vocab: number,
+  d: number,
+  ids: Float32Array,
+  scale: number,
+  y: Float32Array,
+): void {
+  loadAddon().gatherRows(table, vocab, d, ids, scale, y);
+}

@@ -283,6 +283,26 @@ Napi::Value TokenOp(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// gatherRows(table, vocab, d, ids, scale, y): y[r] = scale * table[ids[r]] (0 for id -1).
+Napi::Value GatherRows(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const int64_t vocab = IntValue(env, Arg(info, 1), "vocab");
+  const int64_t d = IntValue(env, Arg(info, 2), "d");
+  const float scale = FloatArg(env, Arg(info, 4), "scale");
+  Buf table{F32(env, Arg(info, 0), "table"), "table"}, ids{F32(env, Arg(info, 3), "ids"), "ids"},
+      y{F32(env, Arg(info, 5), "y"), "y"};
+  const int64_t n = static_cast<int64_t>(ids.arr.ElementLength());
+  const int64_t tn = MulSize(env, vocab, d, "table"), yn = MulSize(env, n, d, "y");
+  NeedLength(env, table, tn);
+  NeedLength(env, y, yn);
+  CheckDisjoint(env, {{y, yn}}, {{table, tn}, {ids, n}});
+  const int rc = dplora::elem::gather_rows(table.data(), vocab, d, ids.data(), n, scale, y.data());
+  if (rc == DPLORA_EINVAL)
+    ThrowRange(env, "ids must hold integers in [0, " + std::to_string(vocab) + ") or -1");
+  CheckStatus(env, rc, "gatherRows");
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterElementwise(Napi::Env env, Napi::Object exports) {
@@ -295,6 +315,7 @@ void RegisterElementwise(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "addInPlace", AddInPlace);
   Export(env, exports, "tokenMean", TokenOp<true>);
   Export(env, exports, "tokenSpread", TokenOp<false>);
+  Export(env, exports, "gatherRows", GatherRows);
 }
 
 }  // namespace dplora_binding

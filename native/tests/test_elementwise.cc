@@ -20,6 +20,7 @@ namespace {
 using dplora::elem::add_inplace;
 using dplora::elem::attention_backward;
 using dplora::elem::attention_forward;
+using dplora::elem::gather_rows;
 using dplora::elem::layer_norm_backward;
 using dplora::elem::layer_norm_forward;
 using dplora::elem::relu_backward;
@@ -394,9 +395,28 @@ void test_tokens(const char *isa) {
   std::printf("  token mean, spread (%s) done\n", isa);
 }
 
+void test_gather() {
+  const int64_t vocab = 9, d = 21;
+  Arr table(vocab * d), y(5 * d);
+  fill_normal(table, vocab * d, 0.0, 1.0);
+  const float ids[5] = {8, -1, 0, 3, 3};
+  CHECK(gather_rows(table.p, vocab, d, ids, 5, 2.0f, y.p) == DPLORA_OK);
+  for (int64_t r = 0; r < 5; ++r)
+    for (int64_t j = 0; j < d; ++j) {
+      const float want =
+          ids[r] == -1.0f ? 0.0f : 2.0f * table[static_cast<int64_t>(ids[r]) * d + j];
+      CHECK(y[r * d + j] == want);
+    }
+  for (const float bad : {9.0f, -2.0f, 1.5f, std::numeric_limits<float>::quiet_NaN()}) {
+    const float b2[2] = {0.0f, bad};
+    CHECK(gather_rows(table.p, vocab, d, b2, 2, 1.0f, y.p) == DPLORA_EINVAL);
+  }
+}
+
 }  // namespace
 
 int main() {
+  test_gather();
   for (int isa = DPLORA_ISA_SCALAR; isa <= DPLORA_ISA_AVX512; ++isa) {
     if (!dplora_isa_supported(isa)) continue;
     CHECK(dplora_set_isa(isa) == DPLORA_OK);

@@ -302,6 +302,32 @@ int token_spread(const float *g, int64_t batch, int64_t seq, int64_t f, const ui
   return DPLORA_OK;
 }
 
+int gather_rows(const float *table, int64_t vocab, int64_t d, const float *ids, int64_t n,
+                float scale, float *y) {
+  int64_t total = 0, tn = 0;
+  if (vocab < 0 || d < 0 || n < 0 || !mul_ok(n, d, &total) || !mul_ok(vocab, d, &tn))
+    return DPLORA_EINVAL;
+  if (n == 0 || d == 0) return DPLORA_OK;
+  if (ids == nullptr || y == nullptr || (table == nullptr && tn > 0)) return DPLORA_EINVAL;
+  for (int64_t r = 0; r < n; ++r) {
+    const float id = ids[r];
+    if (id != -1.0f && !(id >= 0.0f && id < static_cast<float>(vocab) && std::floor(id) == id))
+      return DPLORA_EINVAL;
+  }
+  parallel_for(n, std::max<int64_t>(1, 32768 / d), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float *row = y + r * d;
+      if (ids[r] == -1.0f) {
+        std::fill(row, row + d, 0.0f);
+        continue;
+      }
+      const float *src = table + static_cast<int64_t>(ids[r]) * d;
+      for (int64_t j = 0; j < d; ++j) row[j] = scale * src[j];
+    }
+  });
+  return DPLORA_OK;
+}
+
 int relu_forward(const float *x, float *y, int64_t n) {
   if (n < 0) return DPLORA_EINVAL;
   if (n == 0) return DPLORA_OK;

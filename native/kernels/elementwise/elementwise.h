@@ -86,6 +86,12 @@ int token_mean(const float *x, int64_t batch, int64_t seq, int64_t f, const uint
 int token_spread(const float *g, int64_t batch, int64_t seq, int64_t f, const uint8_t *valid,
                  float *gx, bool accumulate);
 
+// Embedding lookup: y[r] = scale * table[ids[r]] ([vocab, d] table, ids
+// float-coded integers), zeros for id -1.  EINVAL (y unspecified) if an id is
+// neither -1 nor an integer in [0, vocab).  Rows split over the pool.
+int gather_rows(const float *table, int64_t vocab, int64_t d, const float *ids, int64_t n,
+                float scale, float *y);
+
 // y = max(x, 0), gi = g * (y > 0), y += x over n floats, split over the pool.
 int relu_forward(const float *x, float *y, int64_t n);
 int relu_backward(const float *y, const float *g, float *gi, int64_t n);
