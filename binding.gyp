@@ -65,7 +65,8 @@
         "native/binding/core.cc",
         "native/binding/linalg.cc",
         "native/binding/rng.cc",
-        "native/binding/fixed.cc"
+        "native/binding/fixed.cc",
+        "native/binding/elementwise.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/binding"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -198,6 +198,98 @@ export interface NativeAddon {
     num: bigint,
     den: bigint,
   ): { position: bigint; saturated: number };
+  // elementwise.cc (transformer layers; every output is written in place)
+  /** LayerNorm of `x` [rows, d] into `y`, and the normalized `xhat` and `1/std` [rows] when given. */
+  layerNormForward(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    rows: number,
+    d: number,
+    eps: number,
+    y: Float32Array,
+    xhat: Float32Array | null,
+    invStd: Float32Array | null,
+  ): void;
+  /** LayerNorm input gradient `gi`, and the per-sample sums `gw`, `gb` [batch, d] when given. */
+  layerNormBackward(
+    g: Float32Array,
+    xhat: Float32Array,
+    invStd: Float32Array,
+    gamma: Float32Array,
+    batch: number,
+    seq: number,
+    d: number,
+    gi: Float32Array,
+    gw: Float32Array | null,
+    gb: Float32Array | null,
+  ): void;
+  /** Masked scaled dot-product attention over all sequences and heads: `out` and `probs`. */
+  attentionForward(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    valid: Uint8Array | null,
+    batch: number,
+    seq: number,
+    heads: number,
+    dHead: number,
+    scale: number,
+    out: Float32Array,
+    probs: Float32Array,
+  ): void;
+  /** Backward of attentionForward: `gq`, `gk`, `gv` from `gOut` and the saved `probs`. */
+  attentionBackward(
+    gOut: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    probs: Float32Array,
+    valid: Uint8Array | null,
+    batch: number,
+    seq: number,
+    heads: number,
+    dHead: number,
+    scale: number,
+    gq: Float32Array,
+    gk: Float32Array,
+    gv: Float32Array,
+  ): void;
+  /** `y = max(x, 0)` (NaN and -0 give 0); `y` may be `x`. */
+  reluForward(x: Float32Array, y: Float32Array): void;
+  /** `gi = g` where `y > 0`, else 0; `gi` may be `g`. */
+  reluBackward(y: Float32Array, g: Float32Array, gi: Float32Array): void;
+  /** `y += x`. */
+  addInPlace(y: Float32Array, x: Float32Array): void;
+  /** Mean of `x` [batch, seq, f] over each sequence's real tokens into (or added to) `out` [batch, f]. */
+  tokenMean(
+    x: Float32Array,
+    valid: Uint8Array | null,
+    batch: number,
+    seq: number,
+    f: number,
+    out: Float32Array,
+    accumulate: boolean,
+  ): void;
+  /** Adjoint of tokenMean: `g[b] / n_b` onto each real token of `gx` (padding rows 0 unless accumulating). */
+  tokenSpread(
+    g: Float32Array,
+    valid: Uint8Array | null,
+    batch: number,
+    seq: number,
+    f: number,
+    gx: Float32Array,
+    accumulate: boolean,
+  ): void;
+  /** Embedding lookup: `y[r] = scale * table[ids[r]]` ([vocab, d] table), zeros for id -1. */
+  gatherRows(
+    table: Float32Array,
+    vocab: number,
+    d: number,
+    ids: Float32Array,
+    scale: number,
+    y: Float32Array,
+  ): void;
 }
 
 /** The name of one native function. */
@@ -240,6 +332,16 @@ const NAMES: { readonly [K in NativeFunctionName]: true } = {
   sgemmPackB: true,
   sgemmPacked: true,
   packedInfo: true,
+  layerNormForward: true,
+  layerNormBackward: true,
+  attentionForward: true,
+  attentionBackward: true,
+  reluForward: true,
+  reluBackward: true,
+  addInPlace: true,
+  tokenMean: true,
+  tokenSpread: true,
+  gatherRows: true,
 };
 
 /** Every function name of {@link NativeAddon}, sorted (checked against the real addon by a test). */

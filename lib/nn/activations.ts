@@ -4,6 +4,7 @@
 import { Module, checkGradShape, noForward } from './module';
 import { Tensor } from './tensor';
 import { scratch } from './workspace';
+import { reluBackward, reluForward } from '../kernels/elementwise';
 
 abstract class Elementwise extends Module {
   private saved: Tensor | null = null;
@@ -39,30 +40,16 @@ abstract class Elementwise extends Module {
   }
 }
 
-/** The int32 view of a float array (same memory). */
-function bits(a: Float32Array): Int32Array {
-  return new Int32Array(a.buffer, a.byteOffset, a.length);
-}
-
 /** max(0, x): x where x > 0, else 0 (NaN and -0 give 0). */
 export class ReLU extends Elementwise {
   protected readonly inPlaceSafe = true;
-  // Branch-free on the float bits (a branch on the sign mispredicts on real activations, about
-  // half of them negative): v is kept iff it is in (0, 0x7f800000], i.e. x in (0, +inf].
+  // Native (per ISA, split over the pool): max(x, 0) with NaN and -0 mapped to +0.
   protected f(x: Float32Array, y: Float32Array): void {
-    const xi = bits(x);
-    const yi = bits(y);
-    for (let i = 0; i < xi.length; i++) {
-      const v = xi[i];
-      yi[i] = v & ((v - 0x7f800001) >> 31) & ~(v >> 31);
-    }
+    reluForward(x, y);
   }
-  // y is 0 or in (0, +inf] (bits in [1, 0x7f800000]): -y >> 31 is all ones exactly when y > 0.
+  // gi = g where y > 0 (y is 0 or in (0, +inf]), else 0.
   protected df(_x: Float32Array, y: Float32Array, g: Float32Array, gi: Float32Array): void {
-    const yi = bits(y);
-    const gb = bits(g);
-    const oi = bits(gi);
-    for (let i = 0; i < yi.length; i++) oi[i] = gb[i] & (-yi[i] >> 31);
+    reluBackward(y, g, gi);
   }
 }
 

@@ -9,6 +9,7 @@ import { requireElementCount, requireLength, requirePositiveInt } from '../valid
 import { Module, checkGradShape, noForward } from './module';
 import { Parameter, Tensor } from './tensor';
 import { scratch } from './workspace';
+import { gatherRows } from '../kernels/elementwise';
 
 /** Options of {@link Embedding}. */
 export interface EmbeddingOptions {
@@ -63,23 +64,16 @@ export class Embedding extends Module {
     const [batch, seq] = ids.shape;
     const d = this.dim;
     const y = scratch(batch * seq * d);
-    const w = this.weight.data;
-    const scale = this.scale;
+    // Ids checked here (for an error naming the offending one), then gathered natively.
     for (let r = 0; r < batch * seq; r++) {
       const id = ids.data[r];
-      if (id === -1) {
-        y.fill(0, r * d, (r + 1) * d);
-        continue;
-      }
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
+      if (id !== -1 && (!Number.isInteger(id) || id < 0 || id >= this.vocabSize))
         throw new InvalidArgumentError(
           `ids[${r}]`,
           `must be an integer in [0, ${this.vocabSize}) or -1 (padding), got ${id}`,
         );
-      const src = id * d;
-      const dst = r * d;
-      for (let j = 0; j < d; j++) y[dst + j] = scale * w[src + j];
     }
+    gatherRows(this.weight.data, this.vocabSize, d, ids.data, this.scale, y);
     this.savedShape = this.training ? [batch, seq, d] : null;
     return new Tensor(y, [batch, seq, d]);
   }

@@ -7,7 +7,8 @@ import { requireInt } from '../validate';
 import { bsf, checkGradShape, noForward } from './module';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
-import { scratch, scratchZeroed } from './workspace';
+import { scratch } from './workspace';
+import { layerNormBackward, layerNormForward } from '../kernels/elementwise';
 
 /** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
@@ -54,45 +55,23 @@ export class LayerNorm extends PerSampleLayer {
   forward(x: Tensor): Tensor {
     const { batch, seq } = bsf(x, 'LayerNorm.forward', this.features);
     const d = this.features;
-    const rows = batch * seq;
-    const xd = x.data;
     // xhat and 1/std are kept for backward only.
     const xhat = this.training ? scratch(x.size) : null;
-    const invStd = scratch(rows);
+    const invStd = this.training ? scratch(batch * seq) : null;
     const y = scratch(x.size);
-    const w = this.weight.data;
-    const b = this.bias.data;
-    const eps = this.eps;
-    for (let r = 0; r < rows; r++) {
-      const o = r * d;
-      // Mean and variance in one pass over c = x - x0, x0 the row's first element (double):
-      // |E[c]| is within the row's range, so E[c^2] - E[c]^2 loses at most about log2(d) bits
-      // to cancellation; a rounding below 0 is clamped.
-      const x0 = xd[o];
-      let s1 = 0;
-      let s2 = 0;
-      for (let j = 0; j < d; j++) {
-        const c = xd[o + j] - x0;
-        s1 += c;
-        s2 += c * c;
-      }
-      const m1 = s1 / d;
-      const mean = x0 + m1;
-      let v = s2 / d - m1 * m1;
-      if (v < 0) v = 0;
-      const is = 1 / Math.sqrt(v + eps);
-      invStd[r] = is;
-      if (xhat) {
-        for (let j = 0; j < d; j++) {
-          const xh = (xd[o + j] - mean) * is;
-          xhat[o + j] = xh;
-          y[o + j] = xh * w[j] + b[j];
-        }
-      } else {
-        for (let j = 0; j < d; j++) y[o + j] = (xd[o + j] - mean) * is * w[j] + b[j];
-      }
-    }
-    this.saved = xhat ? { shape: x.shape, xhat, invStd, batch, seq } : null;
+    // Native, rows split over the pool: mean and variance in double (two passes over the row).
+    layerNormForward(
+      x.data,
+      this.weight.data,
+      this.bias.data,
+      batch * seq,
+      d,
+      this.eps,
+      y,
+      xhat,
+      invStd,
+    );
+    this.saved = xhat && invStd ? { shape: x.shape, xhat, invStd, batch, seq } : null;
     return new Tensor(y, x.shape);
   }
 
@@ -102,33 +81,14 @@ export class LayerNorm extends PerSampleLayer {
     checkGradShape(gradOut, sv.shape, 'LayerNorm.backward');
     const d = this.features;
     const { batch, seq, xhat, invStd } = sv;
-    const g = gradOut.data;
-    const w = this.weight.data;
-    const gi = scratch(g.length);
+    const gi = scratch(gradOut.size);
     const trainW = this.weight.requiresGrad;
     const trainB = this.bias.requiresGrad;
     // Per-sample parameter gradients [batch, d] (tiny next to the activations), formed only
-    // for a trainable gamma / beta.
-    const gw = trainW ? scratchZeroed(batch * d) : null;
-    const gb = trainB ? scratchZeroed(batch * d) : null;
-    for (let i = 0; i < batch; i++) {
-      for (let t = 0; t < seq; t++) {
-        const o = (i * seq + t) * d;
-        let m1 = 0;
-        let m2 = 0;
-        for (let j = 0; j < d; j++) {
-          const gx = g[o + j] * w[j];
-          m1 += gx;
-          m2 += gx * xhat[o + j];
-        }
-        if (gw) for (let j = 0; j < d; j++) gw[i * d + j] += g[o + j] * xhat[o + j];
-        if (gb) for (let j = 0; j < d; j++) gb[i * d + j] += g[o + j];
-        m1 /= d;
-        m2 /= d;
-        const is = invStd[i * seq + t];
-        for (let j = 0; j < d; j++) gi[o + j] = is * (g[o + j] * w[j] - m1 - xhat[o + j] * m2);
-      }
-    }
+    // for a trainable gamma / beta (each sample's sum over its tokens on one thread).
+    const gw = trainW ? scratch(batch * d) : null;
+    const gb = trainB ? scratch(batch * d) : null;
+    layerNormBackward(gradOut.data, xhat, invStd, this.weight.data, batch, seq, d, gi, gw, gb);
     if (trainW || trainB) {
       if (this.gradMode === 'perSample') {
         const cap = this.beginCapture(batch);

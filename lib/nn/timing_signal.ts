@@ -10,6 +10,7 @@ import { Module, checkGradShape, noForward } from './module';
 import { SequenceMask, sequenceInput } from './sequence_mask';
 import { Tensor } from './tensor';
 import { scratch } from './workspace';
+import { addInPlace } from '../kernels/elementwise';
 
 /** Options of {@link TimingSignal}. */
 export interface TimingSignalOptions {
@@ -87,8 +88,13 @@ export class TimingSignal extends Module {
     const sig = this.signal(seq);
     const valid = this.mask ? this.mask.valid : null;
     for (let b = 0; b < batch; b++) {
-      for (let t = 0; t < seq; t++) {
-        if (valid && !valid[b * seq + t]) continue;
+      // The real tokens of a sequence are usually a prefix [0, n): one native add of the
+      // signal rows [0, n); otherwise row by row.
+      let n = 0;
+      while (n < seq && (!valid || valid[b * seq + n])) n++;
+      if (n > 0) addInPlace(y.subarray(b * seq * d, (b * seq + n) * d), sig.subarray(0, n * d));
+      for (let t = n + 1; t < seq; t++) {
+        if (!valid || !valid[b * seq + t]) continue;
         const o = (b * seq + t) * d;
         const so = t * d;
         for (let j = 0; j < d; j++) y[o + j] += sig[so + j];

@@ -21,8 +21,7 @@ import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
 import { SequenceMask, checkMask, sequenceInput, zeroPadding } from './sequence_mask';
 import { Tensor } from './tensor';
 import { scratch } from './workspace';
-import { ones } from './ops';
-import { sgemm } from '../kernels/linalg';
+import { addInPlace, tokenMean, tokenSpread } from '../kernels/elementwise';
 
 /** Position-wise feed-forward: fc2(act(fc1(x))), zero on padding rows. */
 export class FeedForward extends Module {
@@ -112,7 +111,7 @@ export class FeedForward extends Module {
     const r = this.act.forward(this.fc1.forward(x), true).data;
     const dFF = this.fc1.outFeatures;
     const mean = scratch(batch * dFF);
-    meanTokens(r, batch, seq, dFF, this.mask, counts, mean, false);
+    tokenMean(r, this.mask ? this.mask.valid : null, batch, seq, dFF, mean, false);
     const y = this.fc2.forward(new Tensor(mean, [batch, dFF]));
     const d = this.fc2.outFeatures;
     for (let b = 0; b < batch; b++) if (counts[b] === 0) y.data.fill(0, b * d, (b + 1) * d);
@@ -136,7 +135,8 @@ export class FeedForward extends Module {
     // Each real token's activation gets its sequence's gradient / count; padding gets 0.
     const dFF = this.fc1.outFeatures;
     const gr = scratch(batch * seq * dFF);
-    spreadTokens(gm, batch, seq, dFF, this.savedMask, counts, gr, false);
+    const sm = this.savedMask;
+    tokenSpread(gm, sm ? sm.valid : null, batch, seq, dFF, gr, false);
     const gi = this.fc1.backward(this.act.backward(new Tensor(gr, [batch, seq, dFF])));
     this.savedShape = null;
     this.savedCounts = null;
@@ -263,14 +263,14 @@ export class TransformerLayer extends Module {
       const a = this.preAttention(x);
       const h = a.data;
       const f = this.ffn.forward(this.ln2.forward(a)).data;
-      for (let i = 0; i < f.length; i++) f[i] += h[i];
+      addInPlace(f, h);
       y = new Tensor(f, a.shape);
     } else {
       const a = this.attention.forward(x).data;
-      for (let i = 0; i < a.length; i++) a[i] += x.data[i];
+      addInPlace(a, x.data);
       const h = this.ln1.forward(new Tensor(a, x.shape));
       const f = this.ffn.forward(h).data;
-      for (let i = 0; i < f.length; i++) f[i] += h.data[i];
+      addInPlace(f, h.data);
       y = this.ln2.forward(new Tensor(f, x.shape));
     }
     this.saved = this.training ? { shape: x.shape, mask: this.mask, pooled: null } : null;
@@ -284,10 +284,9 @@ export class TransformerLayer extends Module {
     if (this.residual) {
       const r = this.residual.forward(x).data;
       zeroPadding(r, this.mask, this.dModel);
-      for (let i = 0; i < h.length; i++) h[i] += r[i];
+      addInPlace(h, r);
     } else {
-      const xd = x.data;
-      for (let i = 0; i < h.length; i++) h[i] += xd[i];
+      addInPlace(h, x.data);
     }
     return a;
   }
@@ -318,7 +317,7 @@ export class TransformerLayer extends Module {
     const counts = validCounts(this.mask, batch, seq);
     const y = this.ffn.forwardPooled(this.ln2.forward(h), counts);
     // y += mean of h over the real tokens
-    meanTokens(h.data, batch, seq, this.dModel, this.mask, counts, y.data, true);
+    tokenMean(h.data, this.mask ? this.mask.valid : null, batch, seq, this.dModel, y.data, true);
     this.saved = this.training ? { shape: x.shape, mask: this.mask, pooled: counts } : null;
     return y;
   }
@@ -339,19 +338,19 @@ export class TransformerLayer extends Module {
       // y = h + FFN(LN2(h))
       const gh = this.ln2.backward(this.ffn.backward(gradOut)).data;
       const go = gradOut.data;
-      for (let i = 0; i < gh.length; i++) gh[i] += go[i];
+      addInPlace(gh, go);
       return this.preAttentionBackward(gh, inputGrad);
     } else {
       const gs = this.ln2.backward(gradOut);
       const gh = this.ln1.backward(
         (() => {
           const t = this.ffn.backward(gs).data;
-          for (let i = 0; i < t.length; i++) t[i] += gs.data[i];
+          addInPlace(t, gs.data);
           return new Tensor(t, gs.shape);
         })(),
       );
       gx = this.attention.backward(gh).data;
-      for (let i = 0; i < gx.length; i++) gx[i] += gh.data[i];
+      addInPlace(gx, gh.data);
     }
     this.saved = null;
     return new Tensor(gx, sv.shape);
@@ -366,7 +365,7 @@ export class TransformerLayer extends Module {
     checkGradShape(gradOut, [batch, d], 'TransformerLayer.backwardPooled');
     const gh = this.ln2.backward(this.ffn.backwardPooled(gradOut)).data;
     // The mean of h: each real token gets gradOut / count.
-    spreadTokens(gradOut.data, batch, seq, d, sv.mask, sv.pooled, gh, true);
+    tokenSpread(gradOut.data, sv.mask ? sv.mask.valid : null, batch, seq, d, gh, true);
     return this.preAttentionBackward(gh, inputGrad);
   }
 
@@ -393,9 +392,9 @@ export class TransformerLayer extends Module {
       gr.set(gh);
       zeroPadding(gr, sv.mask, this.dModel);
       const g2 = this.residual.backward(new Tensor(gr, shape)).data;
-      for (let i = 0; i < gx.length; i++) gx[i] += g2[i];
+      addInPlace(gx, g2);
     } else {
-      for (let i = 0; i < gx.length; i++) gx[i] += gh[i];
+      addInPlace(gx, gh);
     }
     return new Tensor(gx, sv.shape);
   }
@@ -414,95 +413,4 @@ function validCounts(mask: SequenceMask | null, batch: number, seq: number): Flo
     c[b] = n;
   }
   return c;
-}
-
-/** The runs [start, end) of real tokens of sequence b (all of [0, seq) without a mask). */
-function validRuns(mask: SequenceMask | null, b: number, seq: number): Array<[number, number]> {
-  if (!mask) return [[0, seq]];
-  const v = mask.valid;
-  const runs: Array<[number, number]> = [];
-  let t = 0;
-  while (t < seq) {
-    while (t < seq && !v[b * seq + t]) t++;
-    const s0 = t;
-    while (t < seq && v[b * seq + t]) t++;
-    if (t > s0) runs.push([s0, t]);
-  }
-  return runs;
-}
-
-/**
- * Masked mean over the tokens: `out[b] (+)= (1/counts[b]) sum_{t real} x[b, t]` for
- * `x: [batch, seq, f]`, one matrix-vector product per run of real tokens (padding rows are
- * never read); a sequence without real tokens gets 0 (or is left as is with `accumulate`).
- */
-function meanTokens(
-  x: Float32Array,
-  batch: number,
-  seq: number,
-  f: number,
-  mask: SequenceMask | null,
-  counts: Float64Array,
-  out: Float32Array,
-  accumulate: boolean,
-): void {
-  for (let b = 0; b < batch; b++) {
-    const row = out.subarray(b * f, (b + 1) * f);
-    if (counts[b] === 0) {
-      if (!accumulate) row.fill(0);
-      continue;
-    }
-    let beta = accumulate ? 1 : 0;
-    for (const [t0, t1] of validRuns(mask, b, seq)) {
-      const len = t1 - t0;
-      sgemm(ones(len), x.subarray((b * seq + t0) * f, (b * seq + t1) * f), row, {
-        m: 1,
-        n: f,
-        k: len,
-        alpha: 1 / counts[b],
-        beta,
-      });
-      beta = 1;
-    }
-  }
-}
-
-/**
- * Broadcast of a per-sequence gradient over its real tokens: `gx[b, t] (+)= g[b] / counts[b]`
- * for real t (rank-one products); padding rows are set to 0 (left as they are with
- * `accumulate`).
- */
-function spreadTokens(
-  g: Float32Array,
-  batch: number,
-  seq: number,
-  f: number,
-  mask: SequenceMask | null,
-  counts: Float64Array,
-  gx: Float32Array,
-  accumulate: boolean,
-): void {
-  for (let b = 0; b < batch; b++) {
-    const runs = counts[b] === 0 ? [] : validRuns(mask, b, seq);
-    if (!accumulate) {
-      // zero the padding rows (the real ones are written below)
-      let t = 0;
-      for (const [t0, t1] of runs) {
-        gx.fill(0, (b * seq + t) * f, (b * seq + t0) * f);
-        t = t1;
-      }
-      gx.fill(0, (b * seq + t) * f, (b + 1) * seq * f);
-    }
-    for (const [t0, t1] of runs) {
-      const len = t1 - t0;
-      sgemm(ones(len), g.subarray(b * f, (b + 1) * f), gx.subarray((b * seq + t0) * f), {
-        m: len,
-        n: f,
-        k: 1,
-        alpha: 1 / counts[b],
-        beta: accumulate ? 1 : 0,
-        ldc: f,
-      });
-    }
-  }
 }

@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterLinalg(env, exports);
   RegisterRng(env, exports);
   RegisterFixed(env, exports);
+  RegisterElementwise(env, exports);
   return exports;
 }
 

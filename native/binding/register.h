@@ -10,8 +10,9 @@ inline void Export(Napi::Env env, Napi::Object exports, const char *name,
   exports.Set(name, Napi::Function::New(env, fn, name));
 }
 
-void RegisterCore(Napi::Env env, Napi::Object exports);    // core.cc
-void RegisterLinalg(Napi::Env env, Napi::Object exports);  // linalg.cc
-void RegisterRng(Napi::Env env, Napi::Object exports);     // rng.cc
-void RegisterFixed(Napi::Env env, Napi::Object exports);   // fixed.cc
+void RegisterCore(Napi::Env env, Napi::Object exports);         // core.cc
+void RegisterLinalg(Napi::Env env, Napi::Object exports);       // linalg.cc
+void RegisterRng(Napi::Env env, Napi::Object exports);          // rng.cc
+void RegisterFixed(Napi::Env env, Napi::Object exports);        // fixed.cc
+void RegisterElementwise(Napi::Env env, Napi::Object exports);  // elementwise.cc
 }  // namespace dplora_binding
