@@ -12,6 +12,7 @@ import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
 import { addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
 import { PerSampleLayer } from './per_sample';
 import { dropoutMask } from './dropout';
+import { scratch } from './workspace';
 import { Parameter, Tensor } from './tensor';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
 import type { BaseDtype } from '../kernels/linalg';
@@ -197,7 +198,7 @@ export class LoraLinear extends PerSampleLayer {
     let mask: Float32Array | null = null;
     if (this.training && this.dropout > 0) {
       mask = dropoutMask(this, x, this.dropout, this.rnd, 'LoraLinear');
-      xd = new Float32Array(x.size);
+      xd = scratch(x.size); // every element written below
       for (let i = 0; i < mask.length; i++) xd[i] = x.data[i] * mask[i];
     }
     const h = matmulBT(xd, this.loraA, rows, this.inFeatures, this.r);

@@ -68,6 +68,20 @@ class Pass {
     return b.length === n ? b : b.subarray(0, n);
   }
 
+  /**
+   * Makes the buffer behind `b` available again within this pass; false (nothing done) if
+   * `b` is not a view of a buffer this pass handed out and still counts as in use.
+   */
+  release(b: Float32Array): boolean {
+    for (let i = 0; i < this.bufs.length; i++) {
+      if (this.inUse[i] && this.bufs[i].buffer === b.buffer) {
+        this.inUse[i] = false;
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Floats held. */
   size(): number {
     return this.bufs.reduce((s, b) => s + b.length, 0);
@@ -88,6 +102,36 @@ export function scratchZeroed(n: number): Float32Array {
   const b = active.take(n);
   b.fill(0);
   return b;
+}
+
+/** True while a workspace is active (a model's pass hands out reused buffers). */
+export function workspaceActive(): boolean {
+  return active !== null;
+}
+
+/**
+ * Runs `fn` with no workspace active, so that every {@link scratch} inside it is a new array:
+ * for the layer whose output (or input gradient) a model hands to its caller, who may keep it.
+ */
+export function outsideWorkspace<T>(fn: () => T): T {
+  const prev = active;
+  active = null;
+  try {
+    return fn();
+  } finally {
+    active = prev;
+  }
+}
+
+/**
+ * Hands `b` back to the active workspace's pass before the pass ends, so that a later
+ * {@link scratch} of the same pass may reuse its memory.  The caller guarantees that nothing
+ * reads `b` any more (no layer's saved state, no pending per-sample capture, not the caller's
+ * caller).  Returns false, doing nothing, outside a workspace or for memory the active pass
+ * did not hand out (or already took back).
+ */
+export function releaseScratch(b: Float32Array): boolean {
+  return active ? active.release(b) : false;
 }
 
 /** True if a module of `owner`'s tree holds a per-sample capture not yet accumulated. */
