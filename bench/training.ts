@@ -17,6 +17,7 @@
  * ends (uncollected garbage included), and the peak live ArrayBuffer memory
  * (after a full GC at every layer boundary of one instrumented step).
  *
+ * `DPLORA_BENCH_REUSE=0` turns the buffer reuse of lib/nn off (the allocation before it).
  * `DPLORA_BENCH_QUICK=1` (or `--quick`) trims to r = 8 and fewer repetitions;
  * `DPLORA_BENCH_MEMORY_ONLY=1` (or `--memory-only`) skips the timing and writes
  * bench/results/training-memory.json instead.
@@ -38,6 +39,7 @@ import { Rng } from '../lib/kernels/rng';
 import { Linear, LoraLinear, Sequential, Tensor, mseLoss, setBaseDtype } from '../lib/nn';
 import { AdamW } from '../lib/optim';
 import { DPOptimizer } from '../lib/privacy';
+import { BUFFER_REUSE } from '../lib/nn/workspace';
 import { median, printTable, randomData, writeResults } from './util';
 
 const D = 768;
@@ -339,6 +341,12 @@ export async function run(): Promise<void> {
   const bf16Only =
     process.env.DPLORA_BENCH_BF16_ONLY === '1' || process.argv.includes('--bf16-only');
   const caps = capabilities();
+  // DPLORA_BENCH_REUSE=0: the allocation before buffer reuse (new arrays for every activation,
+  // gradient and materialized per-sample gradient), for before/after runs.
+  if (process.env.DPLORA_BENCH_REUSE === '0') {
+    BUFFER_REUSE.sequential = false;
+    BUFFER_REUSE.perSampleRows = false;
+  }
   if (bf16Only) {
     const b = bf16Rows(quick);
     writeResults('training-bf16', {
@@ -346,6 +354,7 @@ export async function run(): Promise<void> {
         'Median step time with the frozen 768x768 bases in bf16 vs fp32 (12 layers, LoRA r = 8, seq 128), non-private and DP, steps alternating.',
       quick,
       capabilities: caps,
+      bufferReuse: process.env.DPLORA_BENCH_REUSE !== '0',
       bf16Rows: b,
     });
     return;

@@ -61,6 +61,7 @@ import {
 import type { NormMethod } from '../kernels/linalg';
 import { ClippedSink, Module, PerSampleModule, isPerSampleModule } from './module';
 import { ones } from './ops';
+import { BUFFER_REUSE } from './workspace';
 import { Parameter } from './tensor';
 import { InvalidStateError } from '../errors';
 
@@ -102,6 +103,7 @@ const ROWS_POOL_FLOATS = 2 * 16 * 2 ** 20;
 
 /** A buffer of exactly `n` floats from the pool, or a new one (contents undefined). */
 function takeRows(n: number): Float32Array {
+  if (!BUFFER_REUSE.perSampleRows) return new Float32Array(n);
   for (let i = rowsPool.length - 1; i >= 0; i--) {
     if (rowsPool[i].length === n) return rowsPool.splice(i, 1)[0];
   }
@@ -110,6 +112,7 @@ function takeRows(n: number): Float32Array {
 
 /** Returns released buffers to the pool, dropping the oldest beyond {@link ROWS_POOL_FLOATS}. */
 function giveRows(bufs: readonly Float32Array[]): void {
+  if (!BUFFER_REUSE.perSampleRows) return;
   rowsPool.push(...bufs);
   let total = rowsPool.reduce((t, b) => t + b.length, 0);
   while (total > ROWS_POOL_FLOATS && rowsPool.length > 0) total -= rowsPool.shift()!.length;

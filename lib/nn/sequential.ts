@@ -18,7 +18,13 @@ import { LoraLinear } from './lora_linear';
 import { Module } from './module';
 import { captureMayRead } from './per_sample';
 import { Tensor } from './tensor';
-import { Workspace, outsideWorkspace, releaseScratch, workspaceActive } from './workspace';
+import {
+  BUFFER_REUSE,
+  Workspace,
+  outsideWorkspace,
+  releaseScratch,
+  workspaceActive,
+} from './workspace';
 import { requireInstance } from '../validate';
 
 /**
@@ -65,7 +71,8 @@ export class Sequential extends Module {
    * or `'none'` (a child of unknown lifetimes, or fewer than two children: plain allocation).
    */
   private plan(): 'own' | 'nested' | 'none' {
-    if (this.layers.length < 2 || !this.layers.every(lifetimesKnown)) return 'none';
+    if (!BUFFER_REUSE.sequential || this.layers.length < 2) return 'none';
+    if (!this.layers.every(lifetimesKnown)) return 'none';
     return workspaceActive() ? 'nested' : 'own';
   }
 

@@ -23,6 +23,14 @@
  */
 import { Module, isPerSampleModule } from './module';
 
+/**
+ * Switches for same-process A/B benchmarks (bench/phases.ts, bench/training.ts): `sequential`
+ * lets a `Sequential` reuse its internal activations and gradients, `perSampleRows` lets
+ * per-sample captures reuse the buffers of their materialized gradients.  Both true by default;
+ * results are bit-identical either way.  Internal, not part of the public API.
+ */
+export const BUFFER_REUSE = { sequential: true, perSampleRows: true };
+
 /** The workspace active while a model's pass runs (null: plain allocation). */
 let active: Pass | null = null;
 
