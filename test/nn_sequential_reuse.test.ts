@@ -111,37 +111,34 @@ describe('Sequential buffer reuse', () => {
   test.each([
     [1, 'the capture reads the output gradients'],
     [5, 'the capture materializes the per-sample gradients'],
-  ])(
-    'private, seq %i (%s): bit-identical clipped sums over several steps',
-    (seq) => {
-      const run = (model: Module): Float32Array[][] => {
-        const rec = new Recorder(model.trainableParameters(), 1);
-        const dp = new DPOptimizer(model, rec, {
-          noiseMultiplier: 0,
-          maxGradNorm: 0.5,
-          expectedBatchSize: 4,
-          rng: new Rng({ seed: new Uint8Array(32) }),
-        });
-        const sums: Float32Array[][] = [];
-        for (let step = 0; step < 3; step++) {
-          const out = model.forward(input(step, 4, seq));
-          model.backward(mseLoss(out, target(step, 4, seq)).grad, false);
-          dp.step();
-          sums.push(rec.last.map((v) => Float32Array.from(v)));
-        }
-        return sums;
-      };
-      const got = run(new Sequential(...layers()));
-      const want = run(new Chain(layers()));
-      expect(got.length).toBe(3);
-      got.forEach((step, s) => {
-        expect(step.length).toBe(want[s].length);
-        step.forEach((v, i) => expect(bits(v)).toEqual(bits(want[s][i])));
-        // Not all zero: the test compares real sums.
-        expect(step.some((v) => v.some((e) => e !== 0))).toBe(true);
+  ])('private, seq %i (%s): bit-identical clipped sums over several steps', (seq) => {
+    const run = (model: Module): Float32Array[][] => {
+      const rec = new Recorder(model.trainableParameters(), 1);
+      const dp = new DPOptimizer(model, rec, {
+        noiseMultiplier: 0,
+        maxGradNorm: 0.5,
+        expectedBatchSize: 4,
+        rng: new Rng({ seed: new Uint8Array(32) }),
       });
-    },
-  );
+      const sums: Float32Array[][] = [];
+      for (let step = 0; step < 3; step++) {
+        const out = model.forward(input(step, 4, seq));
+        model.backward(mseLoss(out, target(step, 4, seq)).grad, false);
+        dp.step();
+        sums.push(rec.last.map((v) => Float32Array.from(v)));
+      }
+      return sums;
+    };
+    const got = run(new Sequential(...layers()));
+    const want = run(new Chain(layers()));
+    expect(got.length).toBe(3);
+    got.forEach((step, s) => {
+      expect(step.length).toBe(want[s].length);
+      step.forEach((v, i) => expect(bits(v)).toEqual(bits(want[s][i])));
+      // Not all zero: the test compares real sums.
+      expect(step.some((v) => v.some((e) => e !== 0))).toBe(true);
+    });
+  });
 
   test('private, seq 5: norms and clipped sums against per-sample raw gradients, step after step (reused per-sample buffers)', () => {
     // Several layers with per-sample tensors of one size: each step's captures take the
