@@ -106,12 +106,12 @@ export class Sequential extends Module {
       return g;
     }
     // Gradients between children are internal: each is produced by child i + 1, read by
-    // child i only, and reused once child i is done with it (unless its capture reads it).
+    // child i only, and reused once child i is done with it (unless a capture reads it).
     const inner = (): Tensor => {
       let g = gradOut;
       for (let i = n - 1; i >= 1; i--) {
         const gi = this.layers[i].backward(g, true);
-        if (i < n - 1) this.reuse(g, this.layers[i]);
+        if (i < n - 1) this.reuse(g);
         g = gi;
       }
       return g;
@@ -119,18 +119,18 @@ export class Sequential extends Module {
     if (plan === 'nested') {
       const g1 = inner();
       const g0 = this.layers[0].backward(g1, inputGrad);
-      this.reuse(g1, this.layers[0]);
+      this.reuse(g1);
       return g0;
     }
     const g1 = this.workspace.run(this, false, inner);
     // The input gradient goes to the caller: new memory.
     const g0 = outsideWorkspace(() => this.layers[0].backward(g1, inputGrad));
-    this.workspace.run(this, false, () => this.reuse(g1, this.layers[0]));
+    this.workspace.run(this, false, () => this.reuse(g1));
     return g0;
   }
 
-  /** Hands `g` back to the active pass if no pending capture of `consumer` reads it. */
-  private reuse(g: Tensor, consumer: Module): void {
-    if (!captureMayRead(consumer, g.data.buffer)) releaseScratch(g.data);
+  /** Hands `g` back to the active pass if no pending capture in this model may read it. */
+  private reuse(g: Tensor): void {
+    if (!captureMayRead(this, g.data.buffer)) releaseScratch(g.data);
   }
 }
