@@ -17,7 +17,8 @@
  * ends (uncollected garbage included), and the peak live ArrayBuffer memory
  * (after a full GC at every layer boundary of one instrumented step).
  *
- * `DPLORA_BENCH_REUSE=0` turns the buffer reuse of lib/nn off (the allocation before it).
+ * `DPLORA_BENCH_REUSE=0` turns the buffer reuse and the LoRA fusion of lib/nn off (the step
+ * before them), for before/after runs.
  * `DPLORA_BENCH_QUICK=1` (or `--quick`) trims to r = 8 and fewer repetitions;
  * `DPLORA_BENCH_MEMORY_ONLY=1` (or `--memory-only`) skips the timing and writes
  * bench/results/training-memory.json instead.
@@ -39,6 +40,7 @@ import { Rng } from '../lib/kernels/rng';
 import { Linear, LoraLinear, Sequential, Tensor, mseLoss, setBaseDtype } from '../lib/nn';
 import { AdamW } from '../lib/optim';
 import { DPOptimizer } from '../lib/privacy';
+import { FUSION } from '../lib/nn/ops';
 import { BUFFER_REUSE } from '../lib/nn/workspace';
 import { median, printTable, randomData, writeResults } from './util';
 
@@ -213,15 +215,20 @@ function memoryChild(cfg: MemoryConfig): void {
       ab = Math.max(ab, process.memoryUsage().arrayBuffers);
     }
   };
-  const layers = m.layers;
-  const step = (): void => {
-    let g = mseLoss(m.forward(x), y).grad;
-    sample();
-    // Sequential.backward, one layer at a time (inputGrad true everywhere, as m.backward(g)).
-    for (let i = layers.length - 1; i >= 0; i--) {
-      g = layers[i].backward(g, true);
+  // A sample after every layer's backward, inside Sequential.backward (so its buffer reuse is
+  // what is measured): each layer's backward wrapped on the instance.
+  for (const l of m.layers) {
+    const own = l.backward.bind(l);
+    l.backward = (g: Tensor, inputGrad?: boolean): Tensor => {
+      const gi = own(g, inputGrad);
       sample();
-    }
+      return gi;
+    };
+  }
+  const step = (): void => {
+    const g = mseLoss(m.forward(x), y).grad;
+    sample();
+    m.backward(g);
     sample();
     accumulate();
     sample();
@@ -341,11 +348,13 @@ export async function run(): Promise<void> {
   const bf16Only =
     process.env.DPLORA_BENCH_BF16_ONLY === '1' || process.argv.includes('--bf16-only');
   const caps = capabilities();
-  // DPLORA_BENCH_REUSE=0: the allocation before buffer reuse (new arrays for every activation,
-  // gradient and materialized per-sample gradient), for before/after runs.
+  // DPLORA_BENCH_REUSE=0: the lib/nn step before buffer reuse and LoRA fusion (new arrays for
+  // every activation, gradient and materialized per-sample gradient; the adapter's terms added
+  // in passes of their own), for before/after runs.
   if (process.env.DPLORA_BENCH_REUSE === '0') {
     BUFFER_REUSE.sequential = false;
     BUFFER_REUSE.perSampleRows = false;
+    FUSION.lora = false;
   }
   if (bf16Only) {
     const b = bf16Rows(quick);
