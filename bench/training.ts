@@ -26,7 +26,8 @@
  * bf16 rows (seq 128, vanilla, r = 8): the same steps with the frozen base in bf16
  * (`baseDtype: 'bf16'`) timed in alternation with fp32 (fp32, bf16, fp32, ...), non-private
  * and DP; `speedup` = fp32 median / bf16 median (target >= 1.6 where the CPU has
- * AVX512_BF16). `DPLORA_BENCH_BF16_ONLY=1` (or `--bf16-only`) runs only these rows.
+ * AVX512_BF16). `DPLORA_BENCH_BF16_ONLY=1` (or `--bf16-only`) runs only these rows,
+ * `DPLORA_BENCH_BF16_REPS` sets their timed steps (default 5).
  * Steps take seconds at seq 128, so timing is a plain loop (1 warm-up, then
  * `reps` timed steps, non-private and DP alternating so both see the same
  * machine load) rather than tinybench's time-budgeted sampling.
@@ -277,7 +278,7 @@ function bf16Rows(quick: boolean): Record<string, unknown>[] {
     { batch: 32, seq: 128 },
     { batch: 64, seq: 128 },
   ]) {
-    const reps = quick ? 3 : 5;
+    const reps = Number(process.env.DPLORA_BENCH_BF16_REPS ?? (quick ? 3 : 5));
     const x = new Tensor(randomData(shape.batch * shape.seq * D, 1), [shape.batch, shape.seq, D]);
     const y = randomData(shape.batch * shape.seq * D, 2);
     const plainStep = (m: Sequential, o: AdamW) => () => {
