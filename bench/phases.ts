@@ -14,7 +14,9 @@
  *
  * `DPLORA_PHASES_SHAPES="64x128x8 32x1x8"` picks the (B x T x r) shapes;
  * `DPLORA_PHASES_STEP=0` skips the whole-step timing, `DPLORA_PHASES_AB=0` times only the
- * default path, `DPLORA_PHASES_OFF=1` adds steps with frozen-weight packing off,
+ * default path, `DPLORA_PHASES_NOREUSE=0` drops the steps without buffer reuse (their garbage
+ * is collected during the next variant's step), `DPLORA_PHASES_OFF=1` adds steps with
+ * frozen-weight packing off,
  * `DPLORA_PHASES_REPS` sets the repetitions, and `DPLORA_PHASES_CPU=1` measures phases,
  * steps and the peak in process CPU time.
  */
@@ -226,7 +228,8 @@ export async function run(): Promise<void> {
     ] as Array<[string, (ig: boolean) => () => void]>) {
       if (withOff) all.push([`${mode}, packing off`, false, true, true, true, fn]);
       if (withAb) {
-        all.push([`${mode}, no reuse, no fusion`, true, false, false, true, fn]);
+        if (process.env.DPLORA_PHASES_NOREUSE !== '0')
+          all.push([`${mode}, no reuse, no fusion`, true, false, false, true, fn]);
         all.push([`${mode}, no fusion`, true, true, false, true, fn]);
       }
       all.push([mode, true, true, true, true, fn]);
