@@ -113,6 +113,7 @@ function takeRows(n: number): Float32Array {
 /** Returns released buffers to the pool, dropping the oldest beyond {@link ROWS_POOL_FLOATS}. */
 function giveRows(bufs: readonly Float32Array[]): void {
   if (!BUFFER_REUSE.perSampleRows) return;
+  if (BUFFER_REUSE.poison) for (const b of bufs) b.fill(NaN);
   rowsPool.push(...bufs);
   let total = rowsPool.reduce((t, b) => t + b.length, 0);
   while (total > ROWS_POOL_FLOATS && rowsPool.length > 0) total -= rowsPool.shift()!.length;

@@ -9,7 +9,8 @@
  * one pass to the next (lib/nn/workspace.ts) instead of new arrays every step; what is handed
  * to the caller (the output of `forward`, the input gradient of `backward`) is always a new
  * array, which the caller may keep.  Within backward, an output gradient that a child has
- * consumed is reused for the next one unless a pending per-sample capture still reads it.
+ * consumed, and an activation once the children that read it are past it, are reused for
+ * the next gradients unless a pending per-sample capture still reads them.
  * With any other child, every pass allocates as before.
  */
 import { GELU, ReLU, Tanh } from './activations';
@@ -54,6 +55,8 @@ export class Sequential extends Module {
   inputGrad = true;
   /** The reused activations and gradients (see the module comment). */
   private readonly workspace = new Workspace();
+  /** The outputs of children 0..n-2 of the last forward in training mode (workspace memory). */
+  private outputs: Tensor[] = [];
 
   constructor(...layers: Module[]) {
     super();
@@ -79,16 +82,30 @@ export class Sequential extends Module {
   forward(x: Tensor): Tensor {
     const plan = this.plan();
     const n = this.layers.length;
+    this.outputs = [];
     let h = x;
-    if (plan !== 'own') {
+    if (plan === 'none') {
       for (const l of this.layers) h = l.forward(h);
       return h;
     }
-    this.workspace.run(this, true, () => {
-      for (let i = 0; i < n - 1; i++) h = this.layers[i].forward(h);
-    });
-    // The output goes to the caller, who may keep it: new memory.
-    return outsideWorkspace(() => this.layers[n - 1].forward(h));
+    // The outputs of children 0..n-2 (workspace memory), reused once backward is past them.
+    const outputs: Tensor[] = [];
+    const body = (): void => {
+      for (let i = 0; i < n - 1; i++) {
+        h = this.layers[i].forward(h);
+        outputs.push(h);
+      }
+    };
+    if (plan === 'nested') {
+      body();
+      h = this.layers[n - 1].forward(h);
+    } else {
+      this.workspace.run(this, true, body);
+      // The output goes to the caller, who may keep it: new memory.
+      h = outsideWorkspace(() => this.layers[n - 1].forward(h));
+    }
+    if (this.training) this.outputs = outputs;
+    return h;
   }
 
   /**
@@ -106,31 +123,43 @@ export class Sequential extends Module {
       return g;
     }
     // Gradients between children are internal: each is produced by child i + 1, read by
-    // child i only, and reused once child i is done with it (unless a capture reads it).
+    // child i only, and reused once child i is done with it.  Child i's output is read by
+    // child i + 1 (its saved input) and by child i itself (an activation keeps its output),
+    // so it is reused once child i's backward is done.  Neither is reused while a pending
+    // per-sample capture reads it.
+    const outputs = this.outputs;
+    this.outputs = [];
     const inner = (): Tensor => {
       let g = gradOut;
       for (let i = n - 1; i >= 1; i--) {
         const gi = this.layers[i].backward(g, true);
-        if (i < n - 1) this.reuse(g);
+        if (i < n - 1) {
+          this.reuse(g);
+          if (outputs.length === n - 1) this.reuse(outputs[i]);
+        }
         g = gi;
       }
       return g;
     };
+    const after0 = (g1: Tensor): void => {
+      this.reuse(g1);
+      if (outputs.length === n - 1) this.reuse(outputs[0]);
+    };
     if (plan === 'nested') {
       const g1 = inner();
       const g0 = this.layers[0].backward(g1, inputGrad);
-      this.reuse(g1);
+      after0(g1);
       return g0;
     }
     const g1 = this.workspace.run(this, false, inner);
     // The input gradient goes to the caller: new memory.
     const g0 = outsideWorkspace(() => this.layers[0].backward(g1, inputGrad));
-    this.workspace.run(this, false, () => this.reuse(g1));
+    this.workspace.run(this, false, () => after0(g1));
     return g0;
   }
 
-  /** Hands `g` back to the active pass if no pending capture in this model may read it. */
-  private reuse(g: Tensor): void {
-    if (!captureMayRead(this, g.data.buffer)) releaseScratch(g.data);
+  /** Hands `t`'s memory back to the active pass if no pending capture in this model reads it. */
+  private reuse(t: Tensor): void {
+    if (!captureMayRead(this, t.data.buffer)) releaseScratch(t.data);
   }
 }

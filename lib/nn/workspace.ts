@@ -27,9 +27,11 @@ import { Module, isPerSampleModule } from './module';
  * Switches for same-process A/B benchmarks (bench/phases.ts, bench/training.ts): `sequential`
  * lets a `Sequential` reuse its internal activations and gradients, `perSampleRows` lets
  * per-sample captures reuse the buffers of their materialized gradients.  Both true by default;
- * results are bit-identical either way.  Internal, not part of the public API.
+ * results are bit-identical either way.  `poison` (tests only) fills every buffer a workspace
+ * takes back (at a new pass or by {@link releaseScratch}) with NaN, so that a read after the
+ * reuse point shows.  Internal, not part of the public API.
  */
-export const BUFFER_REUSE = { sequential: true, perSampleRows: true };
+export const BUFFER_REUSE = { sequential: true, perSampleRows: true, poison: false };
 
 /** The workspace active while a model's pass runs (null: plain allocation). */
 let active: Pass | null = null;
@@ -49,6 +51,7 @@ class Pass {
     this.pass++;
     for (let i = this.bufs.length - 1; i >= 0; i--) {
       this.inUse[i] = false;
+      if (BUFFER_REUSE.poison) this.bufs[i].fill(NaN);
       if (this.pass - this.lastUsed[i] > KEEP_PASSES) {
         this.bufs.splice(i, 1);
         this.inUse.splice(i, 1);
@@ -84,6 +87,7 @@ class Pass {
     for (let i = 0; i < this.bufs.length; i++) {
       if (this.inUse[i] && this.bufs[i].buffer === b.buffer) {
         this.inUse[i] = false;
+        if (BUFFER_REUSE.poison) this.bufs[i].fill(NaN);
         return true;
       }
     }
