@@ -4,13 +4,21 @@
  * base, rank r adapter; rows = B * T) timed on its own at its real shape, with the
  * frozen base products both packed per call (sgemm) and packed once (PackedMatrix), the
  * per-sample norms and clipped sums of the DP step, and the whole step (12 layers, plain
- * SGD as in ../shared/bench/side_by_side) with frozen-weight packing off and on,
- * alternating step by step so both see the same machine load.
+ * SGD as in ../shared/bench/side_by_side).
+ *
+ * The whole step runs, alternating step by step: the default path (frozen weights packed
+ * once, buffers reused, LoRA terms fused as the C init of the base products), the same without
+ * the fusion, without fusion and buffer reuse (new arrays for every activation and gradient:
+ * the code before both), and without layer 0's input gradient (`backward(g, false)`),
+ * non-private and DP.
  *
  * `DPLORA_PHASES_SHAPES="64x128x8 32x1x8"` picks the (B x T x r) shapes;
- * `DPLORA_PHASES_STEP=0` skips the whole-step timing, `DPLORA_PHASES_OFF=0` times only the
- * packed-once step, `DPLORA_PHASES_REPS` sets its repetitions, and `DPLORA_PHASES_CPU=1`
- * measures phases, steps and the peak in process CPU time.
+ * `DPLORA_PHASES_STEP=0` skips the whole-step timing, `DPLORA_PHASES_AB=0` times only the
+ * default path, `DPLORA_PHASES_NOREUSE=0` drops the steps without buffer reuse (their garbage
+ * is collected during the next variant's step), `DPLORA_PHASES_OFF=1` adds steps with
+ * frozen-weight packing off,
+ * `DPLORA_PHASES_REPS` sets the repetitions, and `DPLORA_PHASES_CPU=1` measures phases,
+ * steps and the peak in process CPU time.
  */
 import * as os from 'os';
 import { performance } from 'perf_hooks';
@@ -25,6 +33,8 @@ import {
 import { Rng } from '../lib/kernels/rng';
 import { Linear, LoraLinear, Sequential, Tensor, mseLoss } from '../lib/nn';
 import { setFrozenWeightPacking } from '../lib/nn/packed_weight';
+import { FUSION } from '../lib/nn/ops';
+import { BUFFER_REUSE } from '../lib/nn/workspace';
 import { SGD } from '../lib/optim';
 import { DPOptimizer } from '../lib/privacy';
 import { median, printTable, randomData, writeResults } from './util';
@@ -175,7 +185,6 @@ export async function run(): Promise<void> {
         phase: name,
         ms,
         'GFLOP/s': flops ? flops / ms / 1e6 : '',
-        'of peak': flops ? flops / ms / 1e6 / (peak0 / 1e9) : '',
       });
     }
     // Whole step, packing off / on alternating; non-private and DP.
@@ -193,61 +202,91 @@ export async function run(): Promise<void> {
       expectedBatchSize: B,
       rng: new Rng(),
     });
-    const npStep = () => {
+    const npStep = (inputGrad: boolean) => () => {
       opt.zeroGrad();
       const out = m.forward(xt);
-      m.backward(mseLoss(out, target).grad);
+      m.backward(mseLoss(out, target).grad, inputGrad);
       opt.step();
     };
-    const dpStep = () => {
+    const dpStep = (inputGrad: boolean) => () => {
       const out = dpModel.forward(xt);
-      dpModel.backward(mseLoss(out, target).grad);
+      dpModel.backward(mseLoss(out, target).grad, inputGrad);
       dp.step();
     };
     const reps = Number(process.env.DPLORA_PHASES_REPS ?? (T > 1 ? 5 : 20));
-    // DPLORA_PHASES_OFF=0: only the packed-once configuration (the default path).
-    const withOff = process.env.DPLORA_PHASES_OFF !== '0';
+    // DPLORA_PHASES_OFF=1 adds the steps with frozen-weight packing off; DPLORA_PHASES_AB=0
+    // drops the steps with the old allocation (no buffer reuse) and without layer 0's dgrad.
+    const withOff = process.env.DPLORA_PHASES_OFF === '1';
+    const withAb = process.env.DPLORA_PHASES_AB !== '0';
     const useCpu = process.env.DPLORA_PHASES_CPU === '1';
-    const variants = (
-      [
-        ['npOff', false, npStep],
-        ['npOn', true, npStep],
-        ['dpOff', false, dpStep],
-        ['dpOn', true, dpStep],
-      ] as Array<[string, boolean, () => void]>
-    ).filter(([, on]) => on || withOff);
+    // [name, frozen-weight packing, buffer reuse, LoRA fusion, layer 0's input gradient, step]
+    type Variant = [string, boolean, boolean, boolean, boolean, (ig: boolean) => () => void];
+    const all: Variant[] = [];
+    for (const [mode, fn] of [
+      ['np', npStep],
+      ['dp', dpStep],
+    ] as Array<[string, (ig: boolean) => () => void]>) {
+      if (withOff) all.push([`${mode}, packing off`, false, true, true, true, fn]);
+      if (withAb) {
+        if (process.env.DPLORA_PHASES_NOREUSE !== '0')
+          all.push([`${mode}, no reuse, no fusion`, true, false, false, true, fn]);
+        all.push([`${mode}, no fusion`, true, true, false, true, fn]);
+      }
+      all.push([mode, true, true, true, true, fn]);
+      if (withAb) all.push([`${mode}, no layer-0 dgrad`, true, true, true, false, fn]);
+    }
+    const variants = all;
     const t: Record<string, number[]> = {};
     for (const [key] of variants) t[key] = [];
     for (let i = 0; i <= reps; i++) {
-      for (const [key, on, fn] of variants) {
-        setFrozenWeightPacking(on);
+      for (const [key, pack, reuse, fuse, ig, fn] of variants) {
+        setFrozenWeightPacking(pack);
+        BUFFER_REUSE.sequential = reuse;
+        BUFFER_REUSE.perSampleRows = reuse;
+        FUSION.lora = fuse;
+        const step = fn(ig);
         const t0 = performance.now();
         const c0 = process.cpuUsage();
-        fn();
+        step();
         if (i > 0) t[key].push(useCpu ? cpuMs(c0) : performance.now() - t0);
       }
     }
+    FUSION.lora = true;
+    BUFFER_REUSE.sequential = true;
+    BUFFER_REUSE.perSampleRows = true;
     setFrozenWeightPacking(true);
-    const fl = stepFlops(n, r);
-    for (const key of Object.keys(t)) {
+    for (const [key, , , , ig] of variants) {
+      // Flops the step performs: without layer 0's input gradient, one base and one LoRA
+      // product fewer.
+      const fl = stepFlops(n, r) - (ig ? 0 : 2 * n * D * D + 2 * n * D * r);
       const ms = median(t[key]);
       steps.push({
         shape: `${B}x${T}x${r}`,
         step: key,
         ms,
         'GFLOP/s': fl / ms / 1e6,
-        'of peak': fl / ms / 1e6 / (peak0 / 1e9),
       });
     }
   }
   const peak1 = peak();
   const load1 = os.loadavg();
+  // Fractions of the larger of the two peak probes (the conservative one: a probe slowed by
+  // other load underestimates the peak).
+  const pk = Math.max(peak0, peak1) / 1e9;
+  for (const row of [...rows, ...steps]) {
+    const g = row['GFLOP/s'];
+    row['of peak'] = typeof g === 'number' ? g / pk : '';
+  }
   printTable(
     `Step phases, ISA ${caps.isa}, ${caps.threads} threads; FMA peak ${(peak0 / 1e9).toFixed(0)} GFLOP/s ` +
-      `(end of run: ${(peak1 / 1e9).toFixed(0)}); load ${load0.map((v) => v.toFixed(2)).join(' ')}`,
+      `(end of run: ${(peak1 / 1e9).toFixed(0)}; fractions of the larger); load ` +
+      `${load0.map((v) => v.toFixed(2)).join(' ')} -> ${load1.map((v) => v.toFixed(2)).join(' ')}`,
     rows,
   );
-  printTable('Whole step (12 layers, SGD): frozen-weight packing Off / On', steps);
+  printTable(
+    'Whole step (12 layers, SGD; of peak: flops performed, DP counted with the non-private flops)',
+    steps,
+  );
   writeResults(`phases-${caps.isa}`, {
     isa: caps.isa,
     threads: caps.threads,

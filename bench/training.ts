@@ -17,6 +17,8 @@
  * ends (uncollected garbage included), and the peak live ArrayBuffer memory
  * (after a full GC at every layer boundary of one instrumented step).
  *
+ * `DPLORA_BENCH_REUSE=0` turns the buffer reuse and the LoRA fusion of lib/nn off (the step
+ * before them), for before/after runs.
  * `DPLORA_BENCH_QUICK=1` (or `--quick`) trims to r = 8 and fewer repetitions;
  * `DPLORA_BENCH_MEMORY_ONLY=1` (or `--memory-only`) skips the timing and writes
  * bench/results/training-memory.json instead.
@@ -24,7 +26,8 @@
  * bf16 rows (seq 128, vanilla, r = 8): the same steps with the frozen base in bf16
  * (`baseDtype: 'bf16'`) timed in alternation with fp32 (fp32, bf16, fp32, ...), non-private
  * and DP; `speedup` = fp32 median / bf16 median (target >= 1.6 where the CPU has
- * AVX512_BF16). `DPLORA_BENCH_BF16_ONLY=1` (or `--bf16-only`) runs only these rows.
+ * AVX512_BF16). `DPLORA_BENCH_BF16_ONLY=1` (or `--bf16-only`) runs only these rows,
+ * `DPLORA_BENCH_BF16_REPS` sets their timed steps (default 5).
  * Steps take seconds at seq 128, so timing is a plain loop (1 warm-up, then
  * `reps` timed steps, non-private and DP alternating so both see the same
  * machine load) rather than tinybench's time-budgeted sampling.
@@ -38,6 +41,8 @@ import { Rng } from '../lib/kernels/rng';
 import { Linear, LoraLinear, Sequential, Tensor, mseLoss, setBaseDtype } from '../lib/nn';
 import { AdamW } from '../lib/optim';
 import { DPOptimizer } from '../lib/privacy';
+import { FUSION } from '../lib/nn/ops';
+import { BUFFER_REUSE } from '../lib/nn/workspace';
 import { median, printTable, randomData, writeResults } from './util';
 
 const D = 768;
@@ -211,15 +216,20 @@ function memoryChild(cfg: MemoryConfig): void {
       ab = Math.max(ab, process.memoryUsage().arrayBuffers);
     }
   };
-  const layers = m.layers;
-  const step = (): void => {
-    let g = mseLoss(m.forward(x), y).grad;
-    sample();
-    // Sequential.backward, one layer at a time (inputGrad true everywhere, as m.backward(g)).
-    for (let i = layers.length - 1; i >= 0; i--) {
-      g = layers[i].backward(g, true);
+  // A sample after every layer's backward, inside Sequential.backward (so its buffer reuse is
+  // what is measured): each layer's backward wrapped on the instance.
+  for (const l of m.layers) {
+    const own = l.backward.bind(l);
+    l.backward = (g: Tensor, inputGrad?: boolean): Tensor => {
+      const gi = own(g, inputGrad);
       sample();
-    }
+      return gi;
+    };
+  }
+  const step = (): void => {
+    const g = mseLoss(m.forward(x), y).grad;
+    sample();
+    m.backward(g);
     sample();
     accumulate();
     sample();
@@ -268,7 +278,7 @@ function bf16Rows(quick: boolean): Record<string, unknown>[] {
     { batch: 32, seq: 128 },
     { batch: 64, seq: 128 },
   ]) {
-    const reps = quick ? 3 : 5;
+    const reps = Number(process.env.DPLORA_BENCH_BF16_REPS ?? (quick ? 3 : 5));
     const x = new Tensor(randomData(shape.batch * shape.seq * D, 1), [shape.batch, shape.seq, D]);
     const y = randomData(shape.batch * shape.seq * D, 2);
     const plainStep = (m: Sequential, o: AdamW) => () => {
@@ -339,6 +349,14 @@ export async function run(): Promise<void> {
   const bf16Only =
     process.env.DPLORA_BENCH_BF16_ONLY === '1' || process.argv.includes('--bf16-only');
   const caps = capabilities();
+  // DPLORA_BENCH_REUSE=0: the lib/nn step before buffer reuse and LoRA fusion (new arrays for
+  // every activation, gradient and materialized per-sample gradient; the adapter's terms added
+  // in passes of their own), for before/after runs.
+  if (process.env.DPLORA_BENCH_REUSE === '0') {
+    BUFFER_REUSE.sequential = false;
+    BUFFER_REUSE.perSampleRows = false;
+    FUSION.lora = false;
+  }
   if (bf16Only) {
     const b = bf16Rows(quick);
     writeResults('training-bf16', {
@@ -346,6 +364,7 @@ export async function run(): Promise<void> {
         'Median step time with the frozen 768x768 bases in bf16 vs fp32 (12 layers, LoRA r = 8, seq 128), non-private and DP, steps alternating.',
       quick,
       capabilities: caps,
+      bufferReuse: process.env.DPLORA_BENCH_REUSE !== '0',
       bf16Rows: b,
     });
     return;

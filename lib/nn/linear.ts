@@ -14,6 +14,7 @@ import {
   NormMethod,
 } from './ops';
 import { PackedWeight } from './packed_weight';
+import { scratch } from './workspace';
 import type { BaseDtype } from '../kernels/linalg';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
@@ -126,6 +127,17 @@ export class Linear extends PerSampleLayer {
   }
 
   forward(x: Tensor): Tensor {
+    return this.forwardWith(x, null);
+  }
+
+  /**
+   * {@link Linear.forward} with the output's initial value written by `init` (every element,
+   * in place of the bias) and the product added to it: a LoRA layer's adapter term as the C
+   * init of the base product.
+   *
+   * @internal
+   */
+  forwardWith(x: Tensor, init: ((y: Float32Array) => void) | null): Tensor {
     const { batch, seq } = bsf(x, 'Linear.forward', this.inFeatures);
     const rows = batch * seq;
     const y = linearForward(
@@ -136,6 +148,7 @@ export class Linear extends PerSampleLayer {
       this.inFeatures,
       this.outFeatures,
       this.packed.forward(),
+      init,
     );
     this.input = this.training ? x : null;
     const shape = [...x.shape];
@@ -144,6 +157,20 @@ export class Linear extends PerSampleLayer {
   }
 
   backward(gradOut: Tensor, inputGrad = true): Tensor {
+    return this.backwardWith(gradOut, inputGrad, null);
+  }
+
+  /**
+   * {@link Linear.backward} with the input gradient's initial value written by `init` (every
+   * element) and g W added to it: a LoRA layer's adapter term as the C init of the base product.
+   *
+   * @internal
+   */
+  backwardWith(
+    gradOut: Tensor,
+    inputGrad: boolean,
+    init: ((gi: Float32Array) => void) | null,
+  ): Tensor {
     const x = this.input;
     if (!x) throw noForward('Linear.backward');
     const outShape = [...x.shape];
@@ -180,9 +207,15 @@ export class Linear extends PerSampleLayer {
       return noInputGrad();
     }
     const wp = this.packed.backward();
+    let into: Float32Array | undefined;
+    if (init) {
+      into = scratch(rows * this.inFeatures);
+      init(into);
+    }
+    const beta = into ? 1 : 0;
     const gi = wp
-      ? matmulPacked(g, wp, rows, this.outFeatures, this.inFeatures)
-      : matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures);
+      ? matmulPacked(g, wp, rows, this.outFeatures, this.inFeatures, into, beta)
+      : matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures, 1, into, beta);
     this.input = null;
     return new Tensor(gi, x.shape);
   }

@@ -9,9 +9,10 @@
 import { InitRandom, kaimingUniform, normalFill } from './init';
 import { Linear } from './linear';
 import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
-import { addOuterGrad, matmul, matmulBT, NormMethod } from './ops';
+import { FUSION, addOuterGrad, loraUpInit, matmul, matmulBT, NormMethod } from './ops';
 import { PerSampleLayer } from './per_sample';
 import { dropoutMask } from './dropout';
+import { scratch } from './workspace';
 import { Parameter, Tensor } from './tensor';
 import { InvalidArgumentError, InvalidStateError } from '../errors';
 import type { BaseDtype } from '../kernels/linalg';
@@ -187,21 +188,30 @@ export class LoraLinear extends PerSampleLayer {
 
   forward(x: Tensor): Tensor {
     const { batch, seq } = bsf(x, 'LoraLinear.forward', this.inFeatures);
-    const y = this.base.forward(x);
     if (this.merged) {
       this.saved = null;
-      return y;
+      return this.base.forward(x);
     }
     const rows = batch * seq;
     let xd = x.data;
     let mask: Float32Array | null = null;
     if (this.training && this.dropout > 0) {
       mask = dropoutMask(this, x, this.dropout, this.rnd, 'LoraLinear');
-      xd = new Float32Array(x.size);
+      xd = scratch(x.size); // every element written below
       for (let i = 0; i < mask.length; i++) xd[i] = x.data[i] * mask[i];
     }
     const h = matmulBT(xd, this.loraA, rows, this.inFeatures, this.r);
-    matmulBT(h, this.loraB, rows, this.r, this.outFeatures, this.scaling, y.data, 1);
+    let y: Tensor;
+    if (FUSION.lora) {
+      // bias + s h B^T written once as the C init of x W0^T (no separate pass over y).
+      const bias = this.base.bias ? this.base.bias.data : null;
+      y = this.base.forwardWith(x, (yd) =>
+        loraUpInit(h, this.loraB, bias, this.scaling, rows, this.r, this.outFeatures, yd),
+      );
+    } else {
+      y = this.base.forward(x);
+      matmulBT(h, this.loraB, rows, this.r, this.outFeatures, this.scaling, y.data, 1);
+    }
     this.saved = this.training ? { x, xd, h, mask } : null;
     return y;
   }
@@ -249,6 +259,14 @@ export class LoraLinear extends PerSampleLayer {
         if (trainA)
           addOuterGrad(gh, sv.xd, rows, this.inFeatures, this.r, this.loraAParam.rawGradBuffer());
       }
+    }
+    if (inputGrad && !sv.mask && FUSION.lora) {
+      // gh A written once as the C init of g W0 (no separate pass over the input gradient).
+      const gi = this.base.backwardWith(gradOut, true, (into) =>
+        matmul(gh, this.loraA, rows, this.r, this.inFeatures, 1, into, 0),
+      );
+      this.saved = null;
+      return gi;
     }
     const gi = this.base.backward(gradOut, inputGrad);
     if (!inputGrad) {

@@ -30,8 +30,55 @@ export function fillRows(y: Float32Array, row: Float32Array, rows: number): void
 }
 
 /**
+ * Fusion switches for same-process A/B benchmarks (bench/phases.ts): with `lora` on, a LoRA
+ * layer writes its adapter term (and the bias) as the C init of the base products instead of
+ * adding it in a separate pass over the output (see {@link loraUpInit}).  Internal.
+ */
+export const FUSION = { lora: true };
+
+/**
+ * Writes the whole of y[rows, out] with bias + s h[rows, r] B[out, r]^T in ONE product with
+ * beta = 0 (`[h | 1] [s B | bias]^T`, k = r + 1; without a bias, `s h B^T`): the C init of
+ * a base product that then adds x W^T with beta = 1, so the output is written once for the
+ * bias and the adapter instead of filled with the bias and then updated by a rank-r product.
+ */
+export function loraUpInit(
+  h: Float32Array,
+  b: Float32Array,
+  bias: Float32Array | null,
+  s: number,
+  rows: number,
+  r: number,
+  outDim: number,
+  y: Float32Array,
+): void {
+  if (!bias) {
+    matmulBT(h, b, rows, r, outDim, s, y, 0);
+    return;
+  }
+  const k = r + 1;
+  const hb = scratch(rows * k);
+  for (let i = 0; i < rows; i++) {
+    const o = i * k;
+    const src = i * r;
+    for (let j = 0; j < r; j++) hb[o + j] = h[src + j];
+    hb[o + r] = 1;
+  }
+  const bb = scratch(outDim * k);
+  for (let i = 0; i < outDim; i++) {
+    const o = i * k;
+    const src = i * r;
+    for (let j = 0; j < r; j++) bb[o + j] = s * b[src + j];
+    bb[o + r] = bias[i];
+  }
+  matmulBT(hb, bb, rows, k, outDim, 1, y, 0);
+}
+
+/**
  * y[rows, out] = x[rows, in] W[out, in]^T + bias (the bias copied into y, then the product
  * added with beta = 1); `wt` is W^T packed once (a frozen weight), else W is packed per call.
+ * With `init`, `init(y)` writes every element of y first (in place of the bias; see
+ * {@link loraUpInit}) and the product is added to it.
  */
 export function linearForward(
   x: Float32Array,
@@ -41,11 +88,15 @@ export function linearForward(
   inDim: number,
   outDim: number,
   wt: PackedMatrix | null = null,
+  init: ((y: Float32Array) => void) | null = null,
 ): Float32Array {
   const y = scratch(rows * outDim);
   if (rows === 0 || outDim === 0) return y;
   let beta = 0;
-  if (bias) {
+  if (init) {
+    init(y);
+    beta = 1;
+  } else if (bias) {
     fillRows(y, bias, rows);
     beta = 1;
   } else if (inDim === 0) {
@@ -95,17 +146,23 @@ export function matmul(
   return product(a, b, rows, k, n, false, alpha, out, beta);
 }
 
-/** out[rows, n] = a[rows, k] op(B) with op(B) [k, n] packed once. */
+/**
+ * out[rows, n] (+)= a[rows, k] op(B) with op(B) [k, n] packed once (into `out` with
+ * `beta`, else a new scratch with beta = 0).
+ */
 export function matmulPacked(
   a: Float32Array,
   b: PackedMatrix,
   rows: number,
   k: number,
   n: number,
+  out?: Float32Array,
+  beta = 0,
 ): Float32Array {
-  const y = scratch(rows * n);
-  if (rows === 0 || n === 0 || k === 0) return y.fill(0);
-  return b.multiply(a, y, { m: rows, k, n });
+  const y = out ?? scratch(rows * n);
+  if (rows === 0 || n === 0) return y;
+  if (k === 0) return beta === 0 ? y.fill(0) : y;
+  return b.multiply(a, y, { m: rows, k, n, beta });
 }
 
 /** out[rows, n] (+)= alpha * a[rows, k] b[n, k]^T. */

@@ -59,8 +59,9 @@ import {
   rowsSumSq,
 } from '../kernels/linalg';
 import type { NormMethod } from '../kernels/linalg';
-import { ClippedSink, Module, PerSampleModule } from './module';
+import { ClippedSink, Module, PerSampleModule, isPerSampleModule } from './module';
 import { ones } from './ops';
+import { BUFFER_REUSE } from './workspace';
 import { Parameter } from './tensor';
 import { InvalidStateError } from '../errors';
 
@@ -86,6 +87,76 @@ let chunkScratchBuf: Float32Array | null = null;
 function chunkScratch(n: number): Float32Array {
   if (!chunkScratchBuf || chunkScratchBuf.length < n) chunkScratchBuf = new Float32Array(n);
   return chunkScratchBuf;
+}
+
+/**
+ * Materialized per-sample gradient buffers of released captures, handed to the next captures
+ * of the same size instead of new arrays (a DP step at seq > 1 materializes `batch * size`
+ * floats per trainable parameter: fresh memory costs page faults or a zero fill every step).
+ * A buffer enters the pool only when the capture that owned it is released, i.e. when nothing
+ * can read it any more; it is overwritten whole (one SGEMM with beta = 0) before it is read.
+ */
+const rowsPool: Float32Array[] = [];
+
+/** Floats the pool may hold (the oldest buffers are dropped beyond it). */
+const ROWS_POOL_FLOATS = 2 * 16 * 2 ** 20;
+
+/** A buffer of exactly `n` floats from the pool, or a new one (contents undefined). */
+function takeRows(n: number): Float32Array {
+  if (!BUFFER_REUSE.perSampleRows) return new Float32Array(n);
+  for (let i = rowsPool.length - 1; i >= 0; i--) {
+    if (rowsPool[i].length === n) return rowsPool.splice(i, 1)[0];
+  }
+  return new Float32Array(n);
+}
+
+/** Returns released buffers to the pool, dropping the oldest beyond {@link ROWS_POOL_FLOATS}. */
+function giveRows(bufs: readonly Float32Array[]): void {
+  if (!BUFFER_REUSE.perSampleRows) return;
+  if (BUFFER_REUSE.poison) for (const b of bufs) b.fill(NaN);
+  rowsPool.push(...bufs);
+  let total = rowsPool.reduce((t, b) => t + b.length, 0);
+  while (total > ROWS_POOL_FLOATS && rowsPool.length > 0) total -= rowsPool.shift()!.length;
+}
+
+/** What a capture allocated from the pool and which caller arrays it reads at accumulate(). */
+interface CaptureMemory {
+  /** Buffers taken from the pool (returned to it when the capture is released). */
+  owned: Float32Array[];
+  /** Activations and gradients the capture keeps a reference to. */
+  reads: Float32Array[];
+}
+
+/** The memory book-keeping of each capture (kept out of the public class). */
+const captureMemory = new WeakMap<PerSampleCapture, CaptureMemory>();
+
+/** The pending capture of each {@link PerSampleLayer} (set by beginCapture, cleared on release). */
+const pendingCapture = new WeakMap<PerSampleLayer, PerSampleCapture>();
+
+function memoryOf(c: PerSampleCapture): CaptureMemory {
+  let m = captureMemory.get(c);
+  if (!m) {
+    m = { owned: [], reads: [] };
+    captureMemory.set(c, m);
+  }
+  return m;
+}
+
+/**
+ * True unless it is certain that no pending per-sample capture in `m`'s tree reads memory of
+ * `buffer`: a module with a pending capture that is not a {@link PerSampleLayer} (whose
+ * references are unknown here) counts as reading it.  Used before a buffer is reused within
+ * a pass (lib/nn/sequential.ts).
+ */
+export function captureMayRead(m: Module, buffer: ArrayBufferLike): boolean {
+  for (const [, mod] of m.namedModules()) {
+    if (!isPerSampleModule(mod) || mod.captureBatch() < 0) continue;
+    const c = mod instanceof PerSampleLayer ? pendingCapture.get(mod) : undefined;
+    if (!c) return true;
+    const mem = captureMemory.get(c);
+    if (mem && mem.reads.some((a) => a.buffer === buffer)) return true;
+  }
+  return false;
 }
 
 type Entry =
@@ -172,16 +243,14 @@ export class PerSampleCapture {
       const s2 = scale * scale;
       for (let i = 0; i < batch; i++) own[i] = s2 * ga[i] * aa[i];
       this.entries.push({ kind: 'outer', param, a, g, inDim, outDim, scale });
+      memoryOf(this).reads.push(a, g);
     } else {
       const chunk = Math.max(1, Math.min(batch, Math.floor(PER_SAMPLE_BUDGET.floats / size)));
       if (chunk >= batch) {
-        const rows = perSampleGrads(
-          a,
-          g,
-          { batch, seq, inDim, outDim },
-          scale,
-          new Float32Array(batch * size),
-        );
+        // Every element is written (beta = 0), so a reused buffer needs no zero fill.
+        const buf = takeRows(batch * size);
+        memoryOf(this).owned.push(buf);
+        const rows = perSampleGrads(a, g, { batch, seq, inDim, outDim }, scale, buf);
         rowsSumSq(rows, batch, size, own);
         this.entries.push({ kind: 'rows', param, rows });
       } else {
@@ -192,6 +261,7 @@ export class PerSampleCapture {
           rowsSumSq(scratch.subarray(0, n * size), n, size, own.subarray(i0, i0 + n));
         }
         this.entries.push({ kind: 'recompute', param, a, g, seq, inDim, outDim, scale, chunk });
+        memoryOf(this).reads.push(a, g);
       }
     }
     if (options.method === 'bound') {
@@ -280,6 +350,7 @@ export abstract class PerSampleLayer extends Module implements PerSampleModule {
         `${this.constructor.name}.backward: a per-sample capture is still pending; call the DP optimizer's accumulate() after each micro-batch`,
       );
     this.capture = new PerSampleCapture(batch);
+    pendingCapture.set(this, this.capture);
     return this.capture;
   }
 
@@ -307,8 +378,20 @@ export abstract class PerSampleLayer extends Module implements PerSampleModule {
     this.pending().accumulate(factors, sink);
   }
 
-  /** Drops the pending capture (and the shared chunk scratch, which holds nothing to keep). */
+  /**
+   * Drops the pending capture (and the shared chunk scratch, which holds nothing to keep); the
+   * per-sample gradients it materialized go back to a pool for the next capture.
+   */
   releaseCapture(): void {
+    const c = this.capture;
+    if (c) {
+      const mem = captureMemory.get(c);
+      if (mem) {
+        captureMemory.delete(c);
+        giveRows(mem.owned);
+      }
+    }
+    pendingCapture.delete(this);
     this.capture = null;
     chunkScratchBuf = null;
   }

@@ -23,6 +23,16 @@
  */
 import { Module, isPerSampleModule } from './module';
 
+/**
+ * Switches for same-process A/B benchmarks (bench/phases.ts, bench/training.ts): `sequential`
+ * lets a `Sequential` reuse its internal activations and gradients, `perSampleRows` lets
+ * per-sample captures reuse the buffers of their materialized gradients.  Both true by default;
+ * results are bit-identical either way.  `poison` (tests only) fills every buffer a workspace
+ * takes back (at a new pass or by {@link releaseScratch}) with NaN, so that a read after the
+ * reuse point shows.  Internal, not part of the public API.
+ */
+export const BUFFER_REUSE = { sequential: true, perSampleRows: true, poison: false };
+
 /** The workspace active while a model's pass runs (null: plain allocation). */
 let active: Pass | null = null;
 
@@ -41,6 +51,7 @@ class Pass {
     this.pass++;
     for (let i = this.bufs.length - 1; i >= 0; i--) {
       this.inUse[i] = false;
+      if (BUFFER_REUSE.poison) this.bufs[i].fill(NaN);
       if (this.pass - this.lastUsed[i] > KEEP_PASSES) {
         this.bufs.splice(i, 1);
         this.inUse.splice(i, 1);
@@ -68,6 +79,21 @@ class Pass {
     return b.length === n ? b : b.subarray(0, n);
   }
 
+  /**
+   * Makes the buffer behind `b` available again within this pass; false (nothing done) if
+   * `b` is not a view of a buffer this pass handed out and still counts as in use.
+   */
+  release(b: Float32Array): boolean {
+    for (let i = 0; i < this.bufs.length; i++) {
+      if (this.inUse[i] && this.bufs[i].buffer === b.buffer) {
+        this.inUse[i] = false;
+        if (BUFFER_REUSE.poison) this.bufs[i].fill(NaN);
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Floats held. */
   size(): number {
     return this.bufs.reduce((s, b) => s + b.length, 0);
@@ -88,6 +114,36 @@ export function scratchZeroed(n: number): Float32Array {
   const b = active.take(n);
   b.fill(0);
   return b;
+}
+
+/** True while a workspace is active (a model's pass hands out reused buffers). */
+export function workspaceActive(): boolean {
+  return active !== null;
+}
+
+/**
+ * Runs `fn` with no workspace active, so that every {@link scratch} inside it is a new array:
+ * for the layer whose output (or input gradient) a model hands to its caller, who may keep it.
+ */
+export function outsideWorkspace<T>(fn: () => T): T {
+  const prev = active;
+  active = null;
+  try {
+    return fn();
+  } finally {
+    active = prev;
+  }
+}
+
+/**
+ * Hands `b` back to the active workspace's pass before the pass ends, so that a later
+ * {@link scratch} of the same pass may reuse its memory.  The caller guarantees that nothing
+ * reads `b` any more (no layer's saved state, no pending per-sample capture, not the caller's
+ * caller).  Returns false, doing nothing, outside a workspace or for memory the active pass
+ * did not hand out (or already took back).
+ */
+export function releaseScratch(b: Float32Array): boolean {
+  return active ? active.release(b) : false;
 }
 
 /** True if a module of `owner`'s tree holds a per-sample capture not yet accumulated. */
