@@ -189,6 +189,10 @@ interface RunSettings {
   npLr: number;
   npBatch: number;
   npEpochs: number;
+  /** Non-private LoRA: learning-rate schedule, warmup fraction and head lr (NaN: same as npLr). */
+  npSchedule: 'constant' | 'linear' | 'cosine';
+  npWarmup: number;
+  npHeadLr: number;
   /** Largest micro-batch run at once (memory only: noise is added once per logical batch). */
   physical: number;
 }
@@ -223,8 +227,83 @@ function settingsFor(name: string): RunSettings {
     npLr: num('np-lr', 1e-3),
     npBatch: num('np-batch', 32),
     npEpochs: num('np-epochs', 1),
+    npSchedule: arg(`${name}-np-schedule`, arg('np-schedule', 'constant')) as
+      'constant' | 'linear' | 'cosine',
+    npWarmup: num('np-warmup', 0),
+    npHeadLr: num('np-head-lr', NaN),
     physical: num('physical', 32),
   };
+}
+
+/** The non-private training options of a run's settings. */
+function npOptions(st: RunSettings, onEpoch?: (epoch: number) => void) {
+  return {
+    epochs: st.npEpochs,
+    batchSize: st.npBatch,
+    lr: st.npLr,
+    seed: 5,
+    schedule: st.npSchedule,
+    warmup: st.npWarmup,
+    headLr: Number.isNaN(st.npHeadLr) ? undefined : st.npHeadLr,
+    onEpoch,
+  };
+}
+
+/**
+ * `--cache-dir DIR`: the frozen prefix outputs of a data part are stored in DIR/<key>.bin on
+ * first use and read back by later runs (a benchmark convenience: several GB for IMDB).
+ * Layout: int32 n, n row lengths, n labels, then the rows as float32.
+ */
+function cachedPart(key: string, make: () => CachedPart): CachedPart {
+  const dir = arg('cache-dir', '');
+  if (!dir) return make();
+  const file = path.join(dir, `${key}.bin`);
+  if (fs.existsSync(file)) {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const n = new Int32Array(1);
+      fs.readSync(fd, n, 0, 4, 0);
+      const head = new Int32Array(2 * n[0]);
+      fs.readSync(fd, head, 0, head.byteLength, 4);
+      let pos = 4 + head.byteLength;
+      const rows = Array.from({ length: n[0] }, (_, i) => {
+        const r = new Float32Array(head[i]);
+        fs.readSync(fd, r, 0, r.byteLength, pos);
+        pos += r.byteLength;
+        return r;
+      });
+      console.log(`read ${file}`);
+      return { rows, y: head.slice(n[0]), n: n[0] };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  const p = make();
+  fs.mkdirSync(dir, { recursive: true });
+  const fd = fs.openSync(`${file}.tmp`, 'w');
+  try {
+    fs.writeSync(fd, Int32Array.of(p.n));
+    fs.writeSync(
+      fd,
+      Int32Array.from(p.rows, (r) => r.length),
+    );
+    fs.writeSync(fd, p.y);
+    for (const r of p.rows) fs.writeSync(fd, r);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(`${file}.tmp`, file);
+  return p;
+}
+
+/** The examples `idx` of a cached part. */
+function subset(p: CachedPart, idx: number[]): CachedPart {
+  return { rows: idx.map((i) => p.rows[i]), y: Int32Array.from(idx, (i) => p.y[i]), n: idx.length };
+}
+
+/** Token ids as a cached part (the input of a classifier whose startLayer is 0). */
+function tokenPart(tokens: number[][], y: Int32Array): CachedPart {
+  return { rows: tokens.map((t) => Float32Array.from(t)), y, n: y.length };
 }
 
 /**
@@ -273,7 +352,7 @@ async function tune(): Promise<void> {
   console.log(`tune: ${tr.n} public train, ${va.n} public validation, ${steps} steps of ${tb}`);
   for (const lr of npLrs) {
     const clf = loraClassifier(weights, 2, lora, head);
-    trainNonPrivateRows(clf, tr, { epochs: st.npEpochs, batchSize: st.npBatch, lr, seed: 5 });
+    trainNonPrivateRows(clf, tr, { ...npOptions(st), lr });
     rows.push({ eps: 'inf', lr, accuracy: accuracyOf(clf, va) });
     console.log(JSON.stringify(rows[rows.length - 1]));
   }
@@ -357,19 +436,159 @@ function combine(names: string[], out: string): void {
   console.log(`wrote bench/results/${out}.svg`);
 }
 
-/** The LoRA configuration of every run: rank 8 on all six projections of layer 1. */
+/**
+ * The LoRA configuration of every run: by default rank 8, alpha 16 on all six projections of
+ * layer 1; `--rank`, `--alpha`, `--layers 0,1` and `--targets q_proj,v_proj` override it.
+ */
 function defaultLora(): UseLiteLoraSettings {
   return {
-    rank: 8,
-    alpha: 16,
+    rank: Number(arg('rank', '8')),
+    alpha: Number(arg('alpha', '16')),
     method: 'vanilla',
-    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'fc1', 'fc2'],
-    layers: [1],
+    targets: arg('targets', 'q_proj,k_proj,v_proj,o_proj,fc1,fc2').split(','),
+    layers: arg('layers', '1').split(',').map(Number),
     seed: 4242,
   };
 }
 
+/** One candidate of `--search`: LoRA settings and non-private training settings. */
+interface SearchConfig {
+  label: string;
+  lora: UseLiteLoraSettings;
+  st: RunSettings;
+}
+
+/**
+ * Parses `--search` candidates: `;`-separated lists of `key=value` (keys lr, ep, batch, sched,
+ * warmup, headLr, rank, alpha, layers as `0+1`); unnamed keys keep the command line's values.
+ */
+function searchConfigs(spec: string, base: RunSettings): SearchConfig[] {
+  return spec
+    .split(';')
+    .filter(Boolean)
+    .map((label) => {
+      const lora = defaultLora();
+      const st = { ...base };
+      for (const kv of label.split(',')) {
+        const [k, v] = kv.split('=');
+        if (k === 'lr') st.npLr = Number(v);
+        else if (k === 'ep') st.npEpochs = Number(v);
+        else if (k === 'batch') st.npBatch = Number(v);
+        else if (k === 'sched') st.npSchedule = v as RunSettings['npSchedule'];
+        else if (k === 'warmup') st.npWarmup = Number(v);
+        else if (k === 'headLr') st.npHeadLr = Number(v);
+        else if (k === 'rank') lora.rank = Number(v);
+        else if (k === 'alpha') lora.alpha = Number(v);
+        else if (k === 'layers') lora.layers = v.split('+').map(Number);
+        else throw new Error(`--search: unknown key ${k} in ${label}`);
+      }
+      return { label, lora, st };
+    });
+}
+
+/**
+ * `--search "lr=2e-3,ep=3;rank=16,sched=linear;..."`: non-private LoRA configurations compared
+ * on a VALIDATION split carved from the IMDB training data (the first `--search-train` of the
+ * `--n-train` training reviews train, the last `--search-val` validate; the test set is never
+ * read). Each candidate starts from the public head, as the final runs do, and is evaluated
+ * after every epoch; the frozen baseline (logistic regression on the frozen embeddings of the
+ * search-training reviews) is measured on the same validation split.
+ */
+async function search(): Promise<void> {
+  const name = 'imdb';
+  const base = settingsFor(name);
+  const nTrain = Number(arg('n-train', '20000'));
+  const nTest = Number(arg('n-test', '2000'));
+  const nPublic = Number(arg('n-public', '2000'));
+  const nS = Number(arg('search-train', '6000'));
+  const nV = Number(arg('search-val', '2000'));
+  if (nS + nV > nTrain) throw new Error('--search-train + --search-val exceed --n-train');
+  const configs = searchConfigs(arg('search', ''), base);
+  const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
+  const cpuS = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1e6;
+  const use = loadUseLiteSync();
+  const weights = readTfjsWeights(path.join(defaultUseLiteDir(), 'model.json'));
+  const frozen = loraClassifier(weights, 2, null, undefined, 1);
+  const d = imdb(nTrain, nTest, nPublic);
+  const tok = (ts: string[]) => ts.map((t) => use.tokenize(t).slice(0, base.maxTokens));
+  const key = `${name}-T${base.maxTokens}-test${nTest}-public${nPublic}-train${nTrain}`;
+  const prefix = (p: Part, part: string): CachedPart =>
+    cachedPart(`${key}-${part}`, () => ({
+      rows: frozen.encodePrefix(tok(p.texts)),
+      y: p.y,
+      n: p.y.length,
+    }));
+  const pub = prefix(d.public, 'public');
+  const train = prefix(d.train, 'train');
+  const trIdx = [...Array(nS).keys()];
+  const vaIdx = Array.from({ length: nV }, (_, i) => nTrain - nV + i);
+  const tr = subset(train, trIdx);
+  const va = subset(train, vaIdx);
+  const headOpts = { epochs: 30, batchSize: 64, lr: 1e-2, seed: 1 };
+  const embVa = frozenEmbeddings(frozen, va.rows);
+  const baseline = headAccuracy(
+    trainHead(frozenEmbeddings(frozen, tr.rows), tr.y, 2, headOpts),
+    embVa,
+    va.y,
+  );
+  const pubHead = trainHead(frozenEmbeddings(frozen, pub.rows), pub.y, 2, headOpts);
+  const publicHead = headAccuracy(pubHead, embVa, va.y);
+  console.log(
+    `search: ${nS} train, ${nV} validation (from the ${nTrain} training reviews); frozen + LR ` +
+      `${baseline.toFixed(4)}, public head ${publicHead.toFixed(4)} on validation ` +
+      `(${((Date.now() - t0) / 1000).toFixed(0)} s wall, ${cpuS(process.cpuUsage(cpu0)).toFixed(0)} s CPU, load ${os.loadavg()[0].toFixed(1)})`,
+  );
+  const rows: Record<string, unknown>[] = [];
+  let tokenParts: { tr: CachedPart; va: CachedPart } | null = null;
+  for (const c of configs) {
+    const ts = Date.now();
+    const c0 = process.cpuUsage();
+    const clf = loraClassifier(weights, 2, c.lora, pubHead);
+    let ptr = tr;
+    let pva = va;
+    if (clf.startLayer === 0) {
+      tokenParts ??= {
+        tr: tokenPart(tok(d.train.texts.slice(0, nS)), tr.y),
+        va: tokenPart(tok(d.train.texts.slice(nTrain - nV)), va.y),
+      };
+      ({ tr: ptr, va: pva } = tokenParts);
+    }
+    trainNonPrivateRows(
+      clf,
+      ptr,
+      npOptions(c.st, (epoch) => {
+        const row = {
+          config: c.label,
+          epoch,
+          valAccuracy: accuracyOf(clf, pva),
+          minusBaseline: 0,
+          seconds: Math.round((Date.now() - ts) / 1000),
+          cpuSeconds: Math.round(cpuS(process.cpuUsage(c0))),
+          load: Number(os.loadavg()[0].toFixed(1)),
+        };
+        row.minusBaseline = Number(((row.valAccuracy - baseline) * 100).toFixed(2));
+        rows.push(row);
+        console.log(JSON.stringify(row));
+        writeResults('use-lite-utility-search', {
+          settings: { nTrain, nTest, nPublic, searchTrain: nS, searchVal: nV, base },
+          baseline,
+          publicHead,
+          configs: configs.map((x) => ({ label: x.label, lora: x.lora, settings: x.st })),
+          rows,
+        });
+      }),
+    );
+  }
+  printTable(
+    `search on IMDB validation (frozen + LR ${baseline.toFixed(4)}, load ${os.loadavg()[0].toFixed(1)})`,
+    rows,
+  );
+  await Promise.resolve();
+}
+
 export async function run(): Promise<void> {
+  if (process.argv.includes('--search')) return search();
   if (process.argv.includes('--combine')) {
     combine(arg('combine', '').split(','), arg('out', 'use-lite-utility'));
     return;
@@ -415,14 +634,23 @@ export async function run(): Promise<void> {
     const cpuS = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1e6;
     const d = name === 'imdb' ? imdb(nTrain, nTest, nPublic) : spam();
     const tok = (ts: string[]) => ts.map((t) => use.tokenize(t).slice(0, st.maxTokens));
-    const prefix = (p: Part): CachedPart => ({
-      rows: frozen.encodePrefix(tok(p.texts)),
-      y: p.y,
-      n: p.y.length,
-    });
-    const pub = prefix(d.public);
-    const train = prefix(d.train);
-    const test = prefix(d.test);
+    const key =
+      name === 'imdb'
+        ? `${name}-T${st.maxTokens}-test${nTest}-public${nPublic}-train${nTrain}`
+        : `${name}-T${st.maxTokens}`;
+    const prefix = (p: Part, part: string): CachedPart =>
+      cachedPart(`${key}-${part}`, () => ({
+        rows: frozen.encodePrefix(tok(p.texts)),
+        y: p.y,
+        n: p.y.length,
+      }));
+    const pub = prefix(d.public, 'public');
+    const train = prefix(d.train, 'train');
+    const test = prefix(d.test, 'test');
+    // LoRA on layer 0 too: the classifier starts at the token ids (no prefix to cache).
+    const fromIds = Math.min(...lora.layers) === 0;
+    const trainIn = fromIds ? tokenPart(tok(d.train.texts), train.y) : train;
+    const testIn = fromIds ? tokenPart(tok(d.test.texts), test.y) : test;
     const meanLen = (p: CachedPart) =>
       p.rows.reduce((s, r) => s + r.length / USE_LITE_DIM, 0) / Math.max(1, p.n);
     // Frozen baseline: logistic regression on the frozen embeddings of the training set
@@ -460,12 +688,7 @@ export async function run(): Promise<void> {
       let steps: number;
       let sigma = 0;
       if (!Number.isFinite(eps)) {
-        trainNonPrivateRows(clf, train, {
-          epochs: st.npEpochs,
-          batchSize: st.npBatch,
-          lr: st.npLr,
-          seed: 5,
-        });
+        trainNonPrivateRows(clf, trainIn, npOptions(st));
         steps = st.npEpochs * Math.ceil(train.n / st.npBatch);
       } else {
         const engine = new PrivacyEngine();
@@ -485,11 +708,11 @@ export async function run(): Promise<void> {
         clf.train();
         clf.setGradMode('perSample');
         steps = Math.ceil((st.epochs * train.n) / st.batch);
-        while (engine.steps < steps) privateStep(clf, train, engine, optimizer, st.physical);
+        while (engine.steps < steps) privateStep(clf, trainIn, engine, optimizer, st.physical);
         clf.setGradMode('sum');
         spent = engine.getEpsilon(delta);
       }
-      const acc = accuracyOf(clf, test);
+      const acc = accuracyOf(clf, testIn);
       points.push([eps, acc]);
       const seconds = (Date.now() - ts) / 1000;
       const cpu = cpuS(process.cpuUsage(c0));
@@ -525,4 +748,9 @@ export async function run(): Promise<void> {
   await Promise.resolve();
 }
 
-if (require.main === module) void (process.argv.includes('--tune') ? tune() : run());
+if (require.main === module)
+  void (process.argv.includes('--tune')
+    ? tune()
+    : process.argv.includes('--search')
+      ? search()
+      : run());

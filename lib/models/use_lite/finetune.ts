@@ -252,6 +252,43 @@ export function accuracyOf(clf: UseLiteClassifier, part: CachedPart, batchSize =
   return correct / part.n;
 }
 
+/** Options of {@link trainNonPrivateRows}. */
+export interface NonPrivateTrainOptions {
+  /** Passes over the data. */
+  epochs: number;
+  /** Examples per batch. */
+  batchSize: number;
+  /** Adam learning rate (of every trainable parameter unless {@link headLr} is set). */
+  lr: number;
+  /** Seed of the shuffling (public randomness). */
+  seed: number;
+  /**
+   * Learning-rate schedule over all `epochs * ceil(n / batchSize)` steps, as a multiplier of
+   * the learning rates: 'constant' (the default), 'linear' (decay to 0) or 'cosine' (to 0).
+   */
+  schedule?: 'constant' | 'linear' | 'cosine';
+  /** Linear warmup from 0, as a fraction of all steps, before the decay (default 0). */
+  warmup?: number;
+  /** Adam learning rate of the head alone (default: {@link lr}). */
+  headLr?: number;
+  /** Called after each epoch with its number (1-based), e.g. to evaluate. */
+  onEpoch?: (epoch: number) => void;
+}
+
+/** The learning-rate multiplier of step `s` (0-based) of `total` under a schedule and warmup. */
+export function scheduleMultiplier(
+  schedule: 'constant' | 'linear' | 'cosine',
+  warmupFraction: number,
+  s: number,
+  total: number,
+): number {
+  const w = Math.round(warmupFraction * total);
+  if (s < w) return (s + 1) / w;
+  if (schedule === 'constant') return 1;
+  const p = total > w ? (s - w) / (total - w) : 1;
+  return schedule === 'linear' ? 1 - p : 0.5 * (1 + Math.cos(Math.PI * p));
+}
+
 /**
  * Non-private training (mean cross-entropy, Adam) over shuffled batches; each
  * batch is sorted by length before padding.  Public data or a comparison only.
@@ -259,11 +296,36 @@ export function accuracyOf(clf: UseLiteClassifier, part: CachedPart, batchSize =
 export function trainNonPrivateRows(
   clf: UseLiteClassifier,
   part: CachedPart,
-  o: { epochs: number; batchSize: number; lr: number; seed: number },
+  o: NonPrivateTrainOptions,
 ): void {
   clf.train();
   clf.setGradMode('sum');
-  const opt = new Adam(clf.trainableParameters(), { lr: o.lr });
+  const schedule = o.schedule ?? 'constant';
+  const warmup = o.warmup ?? 0;
+  if (!['constant', 'linear', 'cosine'].includes(schedule))
+    throw new InvalidArgumentError(
+      'schedule',
+      `must be constant, linear or cosine, got ${schedule}`,
+    );
+  if (!(warmup >= 0 && warmup <= 1))
+    throw new InvalidArgumentError('warmup', `must be a fraction in [0, 1], got ${warmup}`);
+  // One Adam over everything (the default), or the head apart with its own learning rate.
+  const headParams = new Set(clf.head.trainableParameters());
+  const groups: Array<{ opt: Adam; lr: number }> =
+    o.headLr === undefined
+      ? [{ opt: new Adam(clf.trainableParameters(), { lr: o.lr }), lr: o.lr }]
+      : [
+          {
+            opt: new Adam(
+              clf.trainableParameters().filter((p) => !headParams.has(p)),
+              { lr: o.lr },
+            ),
+            lr: o.lr,
+          },
+          { opt: new Adam([...headParams], { lr: o.headLr }), lr: o.headLr },
+        ];
+  const total = o.epochs * Math.ceil(part.n / o.batchSize);
+  let step = 0;
   const rnd = new InitRandom(o.seed);
   for (let e = 0; e < o.epochs; e++) {
     const perm = Array.from({ length: part.n }, (_, i) => i);
@@ -284,7 +346,18 @@ export function trainNonPrivateRows(
       const g = loss.grad.data;
       for (let i = 0; i < g.length; i++) g[i] /= idx.length;
       clf.backward(loss.grad, false); // the input is cached data: no gradient needed
-      opt.step();
+      const m = scheduleMultiplier(schedule, warmup, step++, total);
+      for (const g of groups) {
+        g.opt.lr = g.lr * m;
+        g.opt.step();
+      }
+    }
+    if (o.onEpoch) {
+      clf.zeroGrad();
+      clf.setMask(null);
+      o.onEpoch(e + 1);
+      clf.train();
+      clf.setGradMode('sum');
     }
   }
   clf.zeroGrad();

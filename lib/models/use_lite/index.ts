@@ -32,4 +32,4 @@ export {
   loadUseLiteAdapter,
   checkLoraSettings,
 } from './finetune';
-export type { UseLiteLoraSettings, CachedPart } from './finetune';
+export type { UseLiteLoraSettings, CachedPart, NonPrivateTrainOptions } from './finetune';
