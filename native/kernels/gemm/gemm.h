@@ -71,5 +71,10 @@ void gemm_micro_neon(int64_t, const float *, const float *, int64_t, float *, in
                      int64_t, float);
 #endif
 
+// C[m0:m1, n0:n1] = beta C for a row-major C with row stride ldc (beta == 0 writes zeros without
+// reading C; beta == 1 does nothing).  Defined once in sgemm.cc (built without ISA flags), shared
+// by the fp32 and bf16 drivers.
+void scale_rows(float *c, int64_t ldc, float beta, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
 }  // namespace linalg
 }  // namespace dplora

@@ -122,15 +122,7 @@ void pack_a_widened(const Problem &P, int64_t i0, int64_t mc, int64_t p0, int64_
 
 // C[m0:m1, n0:n1] = beta C (beta == 0 writes zeros without reading C).
 void scale_c(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (P.beta == 1.0f) return;
-  for (int64_t i = m0; i < m1; ++i) {
-    float *row = P.c + i * P.ldc;
-    if (P.beta == 0.0f) {
-      std::memset(row + n0, 0, static_cast<size_t>(n1 - n0) * sizeof(float));
-    } else {
-      for (int64_t j = n0; j < n1; ++j) row[j] *= P.beta;
-    }
-  }
+  scale_rows(P.c, P.ldc, P.beta, m0, m1, n0, n1);
 }
 
 // The blocked product on C[m0:m1, n0:n1] (n0 a multiple of NR).
