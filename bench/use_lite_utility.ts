@@ -296,6 +296,26 @@ function cachedPart(key: string, make: () => CachedPart): CachedPart {
   return p;
 }
 
+/**
+ * The tokenizer of a run (ids truncated to `maxTokens`) and the frozen prefix of a data part,
+ * cached under `<key>-<part>` (see {@link cachedPart}).
+ */
+function prefixParts(
+  use: ReturnType<typeof loadUseLiteSync>,
+  frozen: ReturnType<typeof loraClassifier>,
+  key: string,
+  maxTokens: number,
+): { tok: (ts: string[]) => number[][]; prefix: (p: Part, part: string) => CachedPart } {
+  const tok = (ts: string[]) => ts.map((t) => use.tokenize(t).slice(0, maxTokens));
+  const prefix = (p: Part, part: string): CachedPart =>
+    cachedPart(`${key}-${part}`, () => ({
+      rows: frozen.encodePrefix(tok(p.texts)),
+      y: p.y,
+      n: p.y.length,
+    }));
+  return { tok, prefix };
+}
+
 /** The examples `idx` of a cached part. */
 function subset(p: CachedPart, idx: number[]): CachedPart {
   return { rows: idx.map((i) => p.rows[i]), y: Int32Array.from(idx, (i) => p.y[i]), n: idx.length };
@@ -511,14 +531,8 @@ async function search(): Promise<void> {
   const weights = readTfjsWeights(path.join(defaultUseLiteDir(), 'model.json'));
   const frozen = loraClassifier(weights, 2, null, undefined, 1);
   const d = imdb(nTrain, nTest, nPublic);
-  const tok = (ts: string[]) => ts.map((t) => use.tokenize(t).slice(0, base.maxTokens));
   const key = `${name}-T${base.maxTokens}-test${nTest}-public${nPublic}-train${nTrain}`;
-  const prefix = (p: Part, part: string): CachedPart =>
-    cachedPart(`${key}-${part}`, () => ({
-      rows: frozen.encodePrefix(tok(p.texts)),
-      y: p.y,
-      n: p.y.length,
-    }));
+  const { tok, prefix } = prefixParts(use, frozen, key, base.maxTokens);
   const pub = prefix(d.public, 'public');
   const train = prefix(d.train, 'train');
   const trIdx = [...Array(nS).keys()];
@@ -633,17 +647,11 @@ export async function run(): Promise<void> {
     const cpu0 = process.cpuUsage();
     const cpuS = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1e6;
     const d = name === 'imdb' ? imdb(nTrain, nTest, nPublic) : spam();
-    const tok = (ts: string[]) => ts.map((t) => use.tokenize(t).slice(0, st.maxTokens));
     const key =
       name === 'imdb'
         ? `${name}-T${st.maxTokens}-test${nTest}-public${nPublic}-train${nTrain}`
         : `${name}-T${st.maxTokens}`;
-    const prefix = (p: Part, part: string): CachedPart =>
-      cachedPart(`${key}-${part}`, () => ({
-        rows: frozen.encodePrefix(tok(p.texts)),
-        y: p.y,
-        n: p.y.length,
-      }));
+    const { tok, prefix } = prefixParts(use, frozen, key, st.maxTokens);
     const pub = prefix(d.public, 'public');
     const train = prefix(d.train, 'train');
     const test = prefix(d.test, 'test');
