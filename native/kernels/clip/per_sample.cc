@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <new>
 #include <vector>
 
 #include "dplora.h"
 #include "kernels.h"
+#include "ps_narrow.h"
 #include "thread_pool.h"
 
 namespace {
@@ -31,6 +33,42 @@ int64_t grain_for(int64_t work_per_item) {
   return (int64_t{1} << 17) / w + 1;
 }
 
+// The per-sample narrow-gradient kernel of an ISA path, or null (then SGEMM).
+dplora::clip::PsNarrowFn narrow_kernel(int isa) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (isa == DPLORA_ISA_AVX512) return dplora::clip::ps_narrow_avx512;
+  if (isa == DPLORA_ISA_AVX2) return dplora::clip::ps_narrow_avx2;
+#endif
+  (void)isa;
+  return nullptr;
+}
+
+// A per-thread scratch of at least n floats (pool threads live for the whole process).
+float *tls_scratch(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (static_cast<int64_t>(buf.size()) < n) {
+    try {
+      buf.resize(static_cast<size_t>(n));
+    } catch (const std::bad_alloc &) {
+      return nullptr;
+    }
+  }
+  return buf.data();
+}
+
+// dst (cols x rows) = src^T for src rows x cols, both row-major; in tiles of 8 x 64 so that
+// both sides stay in L1.
+void transpose(const float *src, int64_t rows, int64_t cols, float *dst) {
+  for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+    const int64_t c1 = std::min(cols, c0 + 64);
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+      const int64_t r1 = std::min(rows, r0 + 8);
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int dplora_per_sample_grads(const float *a, const float *g, int64_t batch, int64_t seq,
@@ -46,21 +84,40 @@ extern "C" int dplora_per_sample_grads(const float *a, const float *g, int64_t b
     for (int64_t j = 0; j < batch * pd; ++j) out[j] = 0.0f;
     return DPLORA_OK;
   }
-  // G_i[p, d] = alpha * g_i^T a_i (g_i: seq x p, a_i: seq x d), one serial SGEMM per sample,
+  // G_i[p, d] = alpha * g_i^T a_i (g_i: seq x p, a_i: seq x d), one serial product per sample,
   // the samples split over the pool.  A per-sample product is small (LoRA at T = 128: 0.8 M
   // multiply-adds): split inside, every call would wake the pool for a few microseconds of
   // work per thread (measured: one thread busy, the other mostly waiting).  Each G_i is the
-  // same whatever the split (the SGEMM's order never depends on it).
-  const dplora::linalg::GemmKernel &kern = dplora::kernels().gemm;
+  // same whatever the split.
+  const dplora::Kernels &K = dplora::kernels();
+  const dplora::clip::PsNarrowFn narrow = narrow_kernel(K.isa);
+  const bool narrow_out = out_dim <= in_dim;
+  const int64_t nd = narrow_out ? out_dim : in_dim, nw = narrow_out ? in_dim : out_dim;
+  const bool use_narrow = narrow != nullptr && nd <= dplora::clip::kPsNarrowMax;
   std::atomic<int> status{DPLORA_OK};
   dplora::parallel_for(batch, grain_for(work), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-      const int rc = dplora::linalg::gemm(kern, true, false, out_dim, in_dim, seq, alpha,
-                                          g + i * seq * out_dim, out_dim, a + i * seq * in_dim,
-                                          in_dim, 0.0f, out + i * pd, in_dim, nullptr, false);
-      if (rc != DPLORA_OK) {
-        status.store(rc);
-        return;
+      const float *ai = a + i * seq * in_dim, *gi = g + i * seq * out_dim;
+      float *o = out + i * pd;
+      if (use_narrow && narrow_out) {
+        // G_i (out_dim x in_dim) = alpha * g_i^T a_i, g_i the narrow side.
+        narrow(seq, nd, nw, alpha, gi, out_dim, ai, in_dim, o, in_dim);
+      } else if (use_narrow) {
+        // G_i^T (in_dim x out_dim) = alpha * a_i^T g_i into a scratch, then transposed.
+        float *tmp = tls_scratch(pd);
+        if (tmp == nullptr) {
+          status.store(DPLORA_ENOMEM);
+          return;
+        }
+        narrow(seq, nd, nw, alpha, ai, in_dim, gi, out_dim, tmp, out_dim);
+        transpose(tmp, nd, nw, o);
+      } else {
+        const int rc = dplora::linalg::gemm(K.gemm, true, false, out_dim, in_dim, seq, alpha, gi,
+                                            out_dim, ai, in_dim, 0.0f, o, in_dim, nullptr, false);
+        if (rc != DPLORA_OK) {
+          status.store(rc);
+          return;
+        }
       }
     }
   });
