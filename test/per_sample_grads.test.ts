@@ -131,8 +131,8 @@ describe('perSampleGrads', () => {
     );
     expect(Array.from(out)).toEqual(new Array(24).fill(0));
     const none = new Float32Array(0);
-    expect(
-      perSampleGrads(none, none, { batch: 0, seq: 5, inDim: 3, outDim: 4 }, 1, none),
-    ).toBe(none);
+    expect(perSampleGrads(none, none, { batch: 0, seq: 5, inDim: 3, outDim: 4 }, 1, none)).toBe(
+      none,
+    );
   });
 });

@@ -340,8 +340,9 @@ export function clipRows(x: Float32Array, batch: number, dim: number, maxNorm: n
 /**
  * Materializes each sample's weight gradient `G_i = alpha * g_i^T a_i` as a
  * float tensor (`out: [batch, outDim, inDim]`), each by one deterministic
- * SGEMM: the same inputs always give bit-identical tensors, on any thread
- * count.  Used by the floating-point-sound clipping (the tensor whose norm is
+ * product (a narrow-side kernel when `inDim` or `outDim` is at most 16, as for
+ * LoRA factors, else SGEMM; the samples split over the pool): on one ISA path
+ * the same inputs always give bit-identical tensors, on any thread count.  Used by the floating-point-sound clipping (the tensor whose norm is
  * clipped is the very tensor that is summed).
  */
 export function perSampleGrads(

@@ -11,9 +11,10 @@
  * - for a linear map with one token per sample, the real tensor
  *   `s * g_i a_i^T` (the sum takes each term `s f_i g_ij a_ik` in double from
  *   float inputs, see below);
- * - otherwise the float tensor materialized by one deterministic SGEMM per
+ * - otherwise the float tensor materialized by one deterministic product per
  *   sample (`alpha * g_i^T a_i` with its float rounding and cancellation
- *   included), or a float tensor the layer formed itself (LayerNorm).
+ *   included; native/kernels/clip/per_sample.cc), or a float tensor the layer
+ *   formed itself (LayerNorm).
  *
  * Its squared norm is computed in double from exactly those values (squares
  * of floats are exact in double; a sum of `n` terms has relative error
@@ -49,7 +50,7 @@
  *
  * Tensors too large to keep (`batch * size` over {@link PER_SAMPLE_BUDGET}
  * `.floats`) are materialized twice, in chunks: once for the norms, once for the
- * sums; the SGEMM is deterministic, so both passes see bit-identical tensors.
+ * sums; the product is deterministic, so both passes see bit-identical tensors.
  */
 import {
   outerScaledSum,

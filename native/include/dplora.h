@@ -161,7 +161,9 @@ int dplora_clip_rows(float *x, int64_t batch, int64_t dim, double max_norm, floa
  *
  * dplora_per_sample_grads: out[i] (out_dim x in_dim, row-major) =
  *   alpha * g_i^T a_i for each sample (a: batch x seq x in_dim, g: batch x seq
- *   x out_dim), each computed by dplora_sgemm (deterministic).
+ *   x out_dim), each by one deterministic serial product (a narrow-side
+ *   kernel when in_dim or out_dim <= 16 on AVX2/AVX-512, else SGEMM), the
+ *   samples split over the pool.
  * dplora_rows_sumsq_f64: out[r] = sum_j x[r, j]^2 in double.
  * dplora_rows_scaled_sum_f64: out[j] += sum_r factors_r * x[r, j] in double;
  *   rows with a zero or non-finite factor are skipped (never read).

@@ -69,15 +69,15 @@ void block(int64_t t0, int64_t t1, bool first, bool last, float alpha, const flo
   }
 }
 
-using BlockFn = void (*)(int64_t, int64_t, bool, bool, float, const float *, int64_t,
-                         const float *, int64_t, int64_t, float *, int64_t, int64_t);
+using BlockFn = void (*)(int64_t, int64_t, bool, bool, float, const float *, int64_t, const float *,
+                         int64_t, int64_t, float *, int64_t, int64_t);
 constexpr BlockFn kBlocks[7] = {nullptr,  block<1>, block<2>, block<3>,
                                 block<4>, block<5>, block<6>};
 
 }  // namespace
 
-void ps_narrow_avx2(int64_t T, int64_t nd, int64_t nw, float alpha, const float *nar,
-                    int64_t ldn, const float *wide, int64_t ldw, float *c, int64_t ldc) {
+void ps_narrow_avx2(int64_t T, int64_t nd, int64_t nw, float alpha, const float *nar, int64_t ldn,
+                    const float *wide, int64_t ldw, float *c, int64_t ldc) {
   // Blocks of kTokens rows of t, each swept over every column block: the rows of the wide
   // operand are then read front to back (a few streams the hardware prefetchers follow)
   // instead of one short piece of every row per column block.
