@@ -21,12 +21,14 @@ inline __mmask16 mask16(int64_t n) {
                    : static_cast<__mmask16>((1u << n) - 1u);
 }
 
-// Rows t0..t1 of the sums of a block: from zero when `first`, else continuing from the partial
-// sums stored in c (a float stored and loaded back is the same float: the chain is unchanged);
-// stores alpha * acc when `last`, else the partial sums.
 // Rows of t per sweep over the columns.
 constexpr int64_t kTokens = 16;
 
+// Rows t0..t1 of the sums of a block: from zero when `first`, else continuing from the partial
+// sums stored in c (a float stored and loaded back is the same float: the chain is unchanged);
+// stores alpha * acc when `last`, else the partial sums.  Rows below pf_end are prefetched
+// kTokens rows ahead (past the operand's end they touch unrelated lines; prefetches never
+// fault).
 template <int RB>
 void block(int64_t t0, int64_t t1, bool first, bool last, float alpha, const float *nar,
            int64_t ldn, const float *wide, int64_t ldw, int64_t cols, float *c, int64_t ldc,
