@@ -3,6 +3,9 @@
 // rigorous error bound of lib/nn/per_sample.ts, against the scalar path, and
 // bit-identical across thread counts; samples whose factor is 0 or not
 // finite are never read (their data is NaN here); unaligned float offsets.
+// Also dplora_per_sample_grads (the tensors whose norms are clipped): against a
+// double reference on every ISA path, bit-identical across thread counts, in
+// buffers of exactly the documented size (the sanitizer run catches overruns).
 #include <time.h>
 
 #include <cmath>
@@ -11,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -268,6 +272,62 @@ void bench() {
 
 }  // namespace
 
+// dplora_per_sample_grads on exact-size heap buffers: every element within
+// (seq + 2) u_f * (sum of |terms|) of the double reference, bit-identical
+// across 1, 2, 3 threads on each ISA path.
+void check_per_sample_grads(int64_t batch, int64_t seq, int64_t in_dim, int64_t out_dim,
+                            float alpha, std::mt19937_64 &rng) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> a(static_cast<size_t>(batch * seq * in_dim));
+  std::vector<float> g(static_cast<size_t>(batch * seq * out_dim));
+  for (float &v : a) v = u(rng);
+  for (float &v : g) v = u(rng);
+  const int64_t pd = in_dim * out_dim;
+  std::vector<double> ref(static_cast<size_t>(batch * pd)), mag(ref.size());
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t p = 0; p < out_dim; ++p)
+      for (int64_t d = 0; d < in_dim; ++d) {
+        double acc = 0, abs = 0;
+        for (int64_t t = 0; t < seq; ++t) {
+          const double v = static_cast<double>(g[(i * seq + t) * out_dim + p]) *
+                           static_cast<double>(a[(i * seq + t) * in_dim + d]);
+          acc += v;
+          abs += std::fabs(v);
+        }
+        ref[i * pd + p * in_dim + d] = static_cast<double>(alpha) * acc;
+        mag[i * pd + p * in_dim + d] = std::fabs(static_cast<double>(alpha)) * abs;
+      }
+  for (int isa = DPLORA_ISA_SCALAR; isa <= DPLORA_ISA_AVX512; ++isa) {
+    if (!dplora_isa_supported(isa)) continue;
+    CHECK(dplora_set_isa(isa) == DPLORA_OK);
+    std::vector<float> first;
+    for (int threads : {1, 2, 3}) {
+      CHECK(dplora_set_num_threads(threads) == DPLORA_OK);
+      // A fresh exact-size buffer each time (no slack for an overrun to land in).
+      std::unique_ptr<float[]> out(new float[static_cast<size_t>(batch * pd)]);
+      for (int64_t j = 0; j < batch * pd; ++j) out[j] = kNaN;
+      CHECK(dplora_per_sample_grads(a.data(), g.data(), batch, seq, in_dim, out_dim, alpha,
+                                    out.get()) == DPLORA_OK);
+      if (first.empty()) {
+        first.assign(out.get(), out.get() + batch * pd);
+        for (int64_t j = 0; j < batch * pd; ++j) {
+          const double tol = static_cast<double>(seq + 2) * 0x1p-24 * mag[j] + 1e-30;
+          if (!(std::fabs(static_cast<double>(out[j]) - ref[j]) <= tol)) {
+            std::fprintf(stderr, "per_sample_grads isa %d %lldx%lldx%lldx%lld [%lld]: %g vs %g\n",
+                         isa, static_cast<long long>(batch), static_cast<long long>(seq),
+                         static_cast<long long>(in_dim), static_cast<long long>(out_dim),
+                         static_cast<long long>(j), static_cast<double>(out[j]), ref[j]);
+            ++g_failures;
+            break;
+          }
+        }
+      } else {
+        CHECK(std::memcmp(first.data(), out.get(), first.size() * sizeof(float)) == 0);
+      }
+    }
+  }
+}
+
 int main() {
   if (std::getenv("DPLORA_CLIP_BENCH")) {
     bench();
@@ -275,6 +335,15 @@ int main() {
   }
   check_exact();
   std::mt19937_64 rng(20261202);
+  // LoRA factors (narrow side <= 16) with edge blocks, T across the 16-row blocks, and the
+  // SGEMM path (both sides > 16).
+  check_per_sample_grads(5, 37, 8, 100, 1.0f, rng);
+  check_per_sample_grads(5, 37, 100, 8, -0.5f, rng);
+  check_per_sample_grads(3, 16, 16, 49, 2.0f, rng);
+  check_per_sample_grads(3, 33, 47, 13, 1.0f, rng);
+  check_per_sample_grads(2, 3, 1, 5, 1.0f, rng);
+  check_per_sample_grads(3, 9, 7, 15, 1.0f, rng);
+  check_per_sample_grads(2, 11, 17, 33, 1.0f, rng);
   const Case cases[] = {
       {32, 768, 8, 2.0, 0}, {32, 8, 768, 2.0, 0}, {33, 37, 5, 0.5, 1}, {7, 3, 29, 3.0, 1},
       {17, 65, 9, 1.0, 2},  {17, 9, 65, 1.0, 2},  {5, 19, 17, 1.0, 3}, {64, 100, 16, 0.25, 1},
