@@ -16,9 +16,12 @@ using GemmMicroFn = void (*)(int64_t kc, const float *ap, const float *bp, int64
 
 // Few output columns (n <= kSkinnyMaxN): C[i, j] = alpha * x_i . yt_j + beta * C[i, j]
 // for rows i < m, x row-major (row stride ldx) read in place, yt = op(B)^T
-// (n x k, contiguous); beta == 0 writes C without reading it.
+// (n x k, row stride ldy >= k; the driver passes 64-byte aligned rows: an
+// unaligned yt row costs a split load on every step); beta == 0 writes C
+// without reading it.
 using GemmSkinnyFn = void (*)(int64_t m, int64_t n, int64_t k, float alpha, const float *x,
-                              int64_t ldx, const float *yt, float beta, float *c, int64_t ldc);
+                              int64_t ldx, const float *yt, int64_t ldy, float beta, float *c,
+                              int64_t ldc);
 constexpr int64_t kSkinnyMaxN = 16;
 
 struct GemmKernel {
@@ -61,9 +64,9 @@ void gemm_micro_avx2(int64_t, const float *, const float *, int64_t, float *, in
 void gemm_micro_avx512(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
                        int64_t, float);
 void gemm_skinny_avx2(int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
-                      float, float *, int64_t);
+                      int64_t, float, float *, int64_t);
 void gemm_skinny_avx512(int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
-                        float, float *, int64_t);
+                        int64_t, float, float *, int64_t);
 #endif
 
 #if defined(__aarch64__)
