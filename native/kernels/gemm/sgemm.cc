@@ -239,7 +239,11 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
       }
     }
   };
-  if (!rows_outer) scale_c(P, m0, m1, n0, n1);
+  // One KC block (a LoRA rank as k: the adapter term as the C init of a base product, beta = 0):
+  // each block of C is scaled right before its only update, while it is in cache, instead of
+  // all of C first (one pass over C from memory fewer; the same values).
+  const bool one_kc = P.k <= K.kc;
+  if (!rows_outer && !one_kc) scale_c(P, m0, m1, n0, n1);
   for (int64_t jc = n0; jc < n1; jc += K.nc) {
     const int64_t nc = std::min(K.nc, n1 - jc);
     if (rows_outer) {
@@ -254,7 +258,11 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
     for (int64_t pc = 0; pc < P.k; pc += K.kc) {
       const int64_t kc = std::min(K.kc, P.k - pc);
       pack_b(P, pc, kc, jc, nc, bbuf);
-      for (int64_t ic = m0; ic < m1; ic += K.mc) block(jc, nc, pc, kc, ic, std::min(K.mc, m1 - ic));
+      for (int64_t ic = m0; ic < m1; ic += K.mc) {
+        const int64_t mc = std::min(K.mc, m1 - ic);
+        if (one_kc) scale_c(P, ic, ic + mc, jc, jc + nc);
+        block(jc, nc, pc, kc, ic, mc);
+      }
     }
   }
   return true;
@@ -269,8 +277,13 @@ bool run_shared(const Problem &P, int64_t grain_tiles) {
   const int64_t mr = K.mr, nr = K.nr;
   const int64_t tiles_m = (P.m + mr - 1) / mr;
   std::atomic<bool> ok{true};
-  parallel_for(P.m, std::max<int64_t>(1, 65536 / std::max<int64_t>(P.n, 1)),
-               [&](int64_t i0, int64_t i1) { scale_c(P, i0, i1, 0, P.n); });
+  // One KC block: each thread scales its blocks of C right before their only update (see
+  // run_block).
+  const bool one_kc = P.k > 0 && P.k <= K.kc && P.alpha != 0.0f;
+  if (!one_kc) {
+    parallel_for(P.m, std::max<int64_t>(1, 65536 / std::max<int64_t>(P.n, 1)),
+                 [&](int64_t i0, int64_t i1) { scale_c(P, i0, i1, 0, P.n); });
+  }
   if (P.k == 0 || P.alpha == 0.0f) return true;
   const int64_t kc_max = std::min(K.kc, P.k);
   const int64_t nc_max = std::min(K.nc, (P.n + nr - 1) / nr * nr);
@@ -296,6 +309,7 @@ bool run_shared(const Problem &P, int64_t grain_tiles) {
         }
         for (int64_t ic = m0; ic < m1; ic += K.mc) {
           const int64_t mc = std::min(K.mc, m1 - ic);
+          if (one_kc) scale_c(P, ic, ic + mc, jc, jc + nc);
           pack_a(P, ic, mc, pc, kc, abuf);
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const float *bp = prepacked ? packed_panel(P, jc + jr, pc) : bbuf + (jr / nr) * kc * nr;
