@@ -48,10 +48,25 @@ int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t 
 int64_t packed_b_floats(const GemmKernel &kern, int64_t k, int64_t n);
 void pack_b_whole(const GemmKernel &kern, bool trans_b, int64_t k, int64_t n, const float *b,
                   int64_t ldb, float *dst, bool parallel);
-// gemm with op(B) from pack_b_whole (same kernel): C = alpha op(A) B + beta C.
+// A second product written as the C init of gemm_prepacked's: C = beta C + alpha2 A2 B2 (A2
+// m x k2 row-major, row stride lda2, not transposed; B2 = op(B2) k2 x n from pack_b_whole,
+// same kernel; 0 < k2 <= kern.kc), then C += alpha op(A) B as usual.  Each block of C rows
+// gets its init right before the main product's updates, while it is in cache (a LoRA
+// adapter term bias + s h B^T in front of x W^T): bitwise equal to a beta = 0 product of the
+// init followed by the main product with beta = 1.
+struct GemmInit {
+  const float *a;
+  int64_t lda;
+  int64_t k;
+  const float *bpacked;
+  float alpha;
+};
+
+// gemm with op(B) from pack_b_whole (same kernel): C = alpha op(A) B + beta C (with init:
+// C = alpha op(A) B + (beta C + init), see GemmInit).
 int gemm_prepacked(const GemmKernel &kern, bool trans_a, int64_t m, int64_t n, int64_t k,
                    float alpha, const float *a, int64_t lda, const float *bpacked, float beta,
-                   float *c, int64_t ldc, bool parallel);
+                   float *c, int64_t ldc, bool parallel, const GemmInit *init = nullptr);
 
 // Per-ISA kernels (the *_scalar.cc, *_avx2.cc, *_avx512.cc and *_neon.cc files).
 void gemm_micro_scalar(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,

@@ -72,6 +72,8 @@ struct Problem {
   const float *kscale;
   // op(B) already packed (PackedB layout, for this kernel), or null.
   const float *bpacked = nullptr;
+  // A product written as the C init (with bpacked only), or null.
+  const GemmInit *init = nullptr;
 };
 
 // op(B) as NR-column panels over the whole of k: panel q (columns q*NR ..)
@@ -198,7 +200,9 @@ void scale_c(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
 // rows before the next is packed.  Either way every element of C is summed
 // in the same order (KC blocks ascending, then k inside the micro-kernel).
 bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (P.k == 0 || P.alpha == 0.0f || m1 <= m0 || n1 <= n0) {
+  const bool main = P.k > 0 && P.alpha != 0.0f;
+  const bool init = P.init != nullptr && P.init->k > 0 && P.init->alpha != 0.0f;
+  if ((!main && !init) || m1 <= m0 || n1 <= n0) {
     scale_c(P, m0, m1, n0, n1);
     return true;
   }
@@ -208,7 +212,7 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
   const bool prepacked = P.bpacked != nullptr;
   const bool direct_b = !prepacked && !P.tb && (m1 - m0) <= 2 * mr;
   const bool rows_outer = prepacked || direct_b;
-  const int64_t kc_max = std::min(K.kc, P.k);
+  const int64_t kc_max = std::max(std::min(K.kc, P.k), init ? P.init->k : 0);
   const int64_t mc_max = std::min(K.mc, (m1 - m0 + mr - 1) / mr * mr);
   const int64_t nc_max = direct_b ? nr : std::min(K.nc, (n1 - n0 + nr - 1) / nr * nr);
   float *abuf = tls_abuf.get(static_cast<size_t>(mc_max * kc_max));
@@ -244,12 +248,34 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
   // all of C first (one pass over C from memory fewer; the same values).
   const bool one_kc = P.k <= K.kc;
   if (!rows_outer && !one_kc) scale_c(P, m0, m1, n0, n1);
+  // C[ic : ic + mc, jc : jc + nc] += alpha2 A2 B2: the init product (prepacked B2, one k block).
+  auto init_block = [&](int64_t jc, int64_t nc, int64_t ic, int64_t mc) {
+    Problem Q = P;
+    Q.ta = false;
+    Q.k = P.init->k;
+    Q.alpha = P.init->alpha;
+    Q.a = P.init->a;
+    Q.lda = P.init->lda;
+    Q.kscale = nullptr;
+    Q.bpacked = P.init->bpacked;
+    pack_a(Q, ic, mc, 0, Q.k, abuf);
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+      const int64_t nn = std::min(nr, nc - jr);
+      const float *bp = packed_panel(Q, jc + jr, 0);
+      for (int64_t ir = 0; ir < mc; ir += mr) {
+        K.micro(Q.k, abuf + (ir / mr) * Q.k * mr, bp, nr, P.c + (ic + ir) * P.ldc + (jc + jr),
+                P.ldc, std::min(mr, mc - ir), nn, Q.alpha);
+      }
+    }
+  };
   for (int64_t jc = n0; jc < n1; jc += K.nc) {
     const int64_t nc = std::min(K.nc, n1 - jc);
     if (rows_outer) {
       for (int64_t ic = m0; ic < m1; ic += K.mc) {
         const int64_t mc = std::min(K.mc, m1 - ic);
         scale_c(P, ic, ic + mc, jc, jc + nc);
+        if (init) init_block(jc, nc, ic, mc);
+        if (!main) continue;
         for (int64_t pc = 0; pc < P.k; pc += K.kc)
           block(jc, nc, pc, std::min(K.kc, P.k - pc), ic, mc);
       }
@@ -516,15 +542,21 @@ void pack_b_whole(const GemmKernel &kern, bool trans_b, int64_t k, int64_t n, co
 
 int gemm_prepacked(const GemmKernel &kern, bool trans_a, int64_t m, int64_t n, int64_t k,
                    float alpha, const float *a, int64_t lda, const float *bpacked, float beta,
-                   float *c, int64_t ldc, bool parallel) {
+                   float *c, int64_t ldc, bool parallel, const GemmInit *init) {
   if (m < 0 || n < 0 || k < 0) return DPLORA_EINVAL;
   if (m == 0 || n == 0) return DPLORA_OK;
   const int64_t wa = trans_a ? m : k;
   if (lda < std::max<int64_t>(1, wa) || ldc < std::max<int64_t>(1, n)) return DPLORA_EINVAL;
   if (c == nullptr) return DPLORA_EINVAL;
   if (k > 0 && alpha != 0.0f && (a == nullptr || bpacked == nullptr)) return DPLORA_EINVAL;
+  if (init != nullptr) {
+    if (init->k <= 0 || init->k > kern.kc || init->lda < init->k) return DPLORA_EINVAL;
+    if (init->a == nullptr || init->bpacked == nullptr) return DPLORA_EINVAL;
+    if (init->alpha == 0.0f) init = nullptr;  // nothing to add (and A2 is not read)
+  }
   Problem P{&kern, trans_a, false, m, n, k, alpha, a, lda, nullptr, 1, beta, c, ldc, nullptr};
   P.bpacked = bpacked;
+  P.init = init;
   return run(P, parallel);
 }
 
@@ -612,6 +644,20 @@ extern "C" int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const fl
   }
   return dplora::linalg::gemm_prepacked(K.gemm, trans_a != 0, m, pb->n, pb->k, alpha, a, lda,
                                         pb->data, beta, c, ldc, true);
+}
+
+extern "C" int dplora_sgemm_packed_init(int trans_a, int64_t m, float alpha, const float *a,
+                                        int64_t lda, const dplora_packed_b *pb, float beta,
+                                        float *c, int64_t ldc, float alpha2, const float *a2,
+                                        int64_t lda2, const dplora_packed_b *pb2) {
+  if (pb == nullptr || pb2 == nullptr) return DPLORA_EINVAL;
+  if (pb->bf16 != nullptr || pb2->bf16 != nullptr) return DPLORA_EINVAL;
+  if (pb2->n != pb->n || pb2->k < 1 || pb2->k > 64) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  if (K.isa != pb->isa || K.isa != pb2->isa) return DPLORA_ESTALE;
+  const dplora::linalg::GemmInit init{a2, lda2, pb2->k, pb2->data, alpha2};
+  return dplora::linalg::gemm_prepacked(K.gemm, trans_a != 0, m, pb->n, pb->k, alpha, a, lda,
+                                        pb->data, beta, c, ldc, true, &init);
 }
 
 extern "C" int dplora_sgemm_pack_b_bf16(int trans_b, int64_t k, int64_t n, const float *b,
