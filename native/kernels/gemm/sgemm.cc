@@ -211,7 +211,8 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
   // Few rows of op(A): read B in place (full NR-wide tiles only).
   const bool prepacked = P.bpacked != nullptr;
   const bool direct_b = !prepacked && !P.tb && (m1 - m0) <= 2 * mr;
-  const bool rows_outer = prepacked || direct_b;
+  // With an init product (always prepacked) C is finished block of rows by block of rows.
+  const bool rows_outer = prepacked || direct_b || init;
   const int64_t kc_max = std::max(std::min(K.kc, P.k), init ? P.init->k : 0);
   const int64_t mc_max = std::min(K.mc, (m1 - m0 + mr - 1) / mr * mr);
   const int64_t nc_max = direct_b ? nr : std::min(K.nc, (n1 - n0 + nr - 1) / nr * nr);
@@ -473,7 +474,7 @@ int run(const Problem &P, bool parallel) {
   // every path sums each element in the same order, so the choice never
   // changes a result.
   const bool few_rows = tiles_m < 4 * static_cast<int64_t>(pool_threads()) && tiles_n >= tiles_m;
-  if (tiles_m > 2 && tiles_n > 2 && !few_rows && P.bpacked != nullptr) {
+  if (tiles_m > 2 && tiles_n > 2 && !few_rows && (P.bpacked != nullptr || P.init != nullptr)) {
     // Pre-packed op(B): nothing to share, so each thread runs whole row
     // blocks (its C rows stay in its L2 across the KC blocks).
     const double per_tile = static_cast<double>(kern.mr) * n * std::max<int64_t>(k, 1);
