@@ -133,6 +133,14 @@ export async function run(): Promise<void> {
     const wt = PackedMatrix.pack(w, { k: D, n: D, transB: true });
     const wp = PackedMatrix.pack(w, { k: D, n: D });
     const f = new Float32Array(B).fill(0.5);
+    // The LoRA terms as the C init of the packed base products (LoraLinear's fused path).
+    const hb = randomData(n * (r + 1), 8);
+    const upPacked = PackedMatrix.pack(randomData(D * (r + 1), 10), {
+      k: r + 1,
+      n: D,
+      transB: true,
+    });
+    const downPacked = PackedMatrix.pack(a, { k: r, n: D });
     const shp = { batch: B, seq: T };
     const cases: Array<[string, number, () => void]> = [
       [
@@ -143,6 +151,21 @@ export async function run(): Promise<void> {
       ['base fwd x W^T (packed)', 2 * n * D * D, () => wt.multiply(x, y, { m: n, n: D, k: D })],
       ['base dgrad g W (sgemm)', 2 * n * D * D, () => sgemm(g, w, y, { m: n, n: D, k: D })],
       ['base dgrad g W (packed)', 2 * n * D * D, () => wp.multiply(g, y, { m: n, n: D, k: D })],
+      [
+        'fwd x W^T + [h|1][sB|b]^T (packed, fused init)',
+        2 * n * D * (D + r + 1),
+        () => wt.multiplyWithInit(x, y, { m: n, n: D, k: D }, { a: hb, b: upPacked }),
+      ],
+      [
+        'dgrad g W + gh A (packed, fused init)',
+        2 * n * D * (D + r),
+        () => wp.multiplyWithInit(g, y, { m: n, n: D, k: D }, { a: gh, b: downPacked }),
+      ],
+      [
+        'lora y = [h|1][sB|b]^T (C init)',
+        2 * n * D * (r + 1),
+        () => upPacked.multiply(hb, y, { m: n, n: D, k: r + 1 }),
+      ],
       [
         'lora h = x A^T',
         2 * n * D * r,
@@ -231,6 +254,7 @@ export async function run(): Promise<void> {
         if (process.env.DPLORA_PHASES_NOREUSE !== '0')
           all.push([`${mode}, no reuse, no fusion`, true, false, false, true, fn]);
         all.push([`${mode}, no fusion`, true, true, false, true, fn]);
+        all.push([`${mode}, C init not in the base pass`, true, true, true, true, fn]);
       }
       all.push([mode, true, true, true, true, fn]);
       if (withAb) all.push([`${mode}, no layer-0 dgrad`, true, true, true, false, fn]);
@@ -244,6 +268,7 @@ export async function run(): Promise<void> {
         BUFFER_REUSE.sequential = reuse;
         BUFFER_REUSE.perSampleRows = reuse;
         FUSION.lora = fuse;
+        FUSION.packedInit = !key.includes('C init not in the base pass');
         const step = fn(ig);
         const t0 = performance.now();
         const c0 = process.cpuUsage();
@@ -252,6 +277,7 @@ export async function run(): Promise<void> {
       }
     }
     FUSION.lora = true;
+    FUSION.packedInit = true;
     BUFFER_REUSE.sequential = true;
     BUFFER_REUSE.perSampleRows = true;
     setFrozenWeightPacking(true);

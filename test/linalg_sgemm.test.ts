@@ -111,6 +111,62 @@ describe('sgemm', () => {
     });
   });
 
+  it('matches the reference on narrow products (LoRA ranks: the skinny path) with odd sizes and offsets', () => {
+    // n <= 16 output columns, k >= 16 and m >= 4 register tiles take the skinny kernel on
+    // AVX2 / AVX-512 (scalar: the blocked path); m not a multiple of its row tile (16 / n),
+    // k not a multiple of the vector width, 4-byte-aligned views, strided A and C.
+    const rand = rng(4321);
+    const cases: GemmCase[] = [];
+    for (const n of [1, 2, 3, 4, 5, 7, 8, 9, 13, 16]) {
+      for (const [m, k] of [
+        [49, 16],
+        [97, 17],
+        [131, 100],
+        [53, 771],
+      ]) {
+        for (const transB of [false, true]) {
+          cases.push(makeCase({ m, n, k, transB }, rand, [1, 3, 5]));
+          cases.push(makeCase({ m, n, k, transB, alpha: -0.5, beta: 0.25 }, rand, [2, 1, 3]));
+          cases.push(
+            makeCase(
+              {
+                m,
+                n,
+                k,
+                transB,
+                alpha: 2,
+                beta: 1,
+                lda: k + 3,
+                ldb: (transB ? k : n) + 1,
+                ldc: n + 2,
+              },
+              rand,
+              [7, 0, 1],
+            ),
+          );
+        }
+      }
+    }
+    forEachConfig((isa, threads) => {
+      for (const cs of cases) check(cs, `narrow ${isa} x${threads}`);
+    });
+  });
+
+  it('gives bit-identical narrow products with 1 and 2 threads', () => {
+    const rand = rng(19);
+    for (const n of [1, 3, 8, 16]) {
+      const o: SgemmOptions = { m: 1001, n, k: 300, transB: true };
+      const a = randomF32(rand, 1001 * 300);
+      const b = randomF32(rand, n * 300);
+      let first: Float32Array | null = null;
+      forEachConfig((_isa, threads) => {
+        const c = sgemm(a, b, new Float32Array(1001 * n), o);
+        if (threads === 1) first = c;
+        else expect(Buffer.from(c.buffer).equals(Buffer.from(first!.buffer))).toBe(true);
+      });
+    }
+  });
+
   it('leaves the padding between rows of C untouched', () => {
     const rand = rng(5);
     const o: SgemmOptions = { m: 9, n: 13, k: 20, ldc: 17, beta: 0.5 };

@@ -27,6 +27,7 @@ export type {
   PackOptions,
   BaseDtype,
   PackedGemmOptions,
+  PackedInit,
 } from '../kernels/linalg';
 export { Rng } from '../kernels/rng';
 export type { RngOptions, RngState, RationalSigmaSq } from '../kernels/rng';

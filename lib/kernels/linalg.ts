@@ -117,6 +117,22 @@ export interface PackedGemmOptions {
   ldc?: number;
 }
 
+/**
+ * A product written as the C init of {@link PackedMatrix.multiplyWithInit}:
+ * `alpha * a * op(B2)` with `a` `[m, k]` row-major and `op(B2)` `[k, n]` packed (fp32,
+ * `1 <= k <= 64`).
+ */
+export interface PackedInit {
+  /** A2 `[m, k]`, row-major (row stride `lda`). */
+  a: Float32Array;
+  /** op(B2) `[k, n]`, packed (fp32). */
+  b: PackedMatrix;
+  /** Default 1. */
+  alpha?: number;
+  /** Row stride of A2 (default k). */
+  lda?: number;
+}
+
 /** The typed addon (lib/native_types.ts describes every native function). */
 function addon(): NativeAddon {
   return loadAddon();
@@ -278,6 +294,11 @@ export class PackedMatrix {
     return new PackedMatrix(b, opts);
   }
 
+  /** Element type of the packed copy (`'fp32'` unless packed with `dtype: 'bf16'`). */
+  get dtype(): BaseDtype {
+    return this.opts.dtype ?? 'fp32';
+  }
+
   /** Packs the source array again (after it changed). */
   repack(): void {
     this.handle = addon().sgemmPackB(this.source, this.opts);
@@ -305,6 +326,43 @@ export class PackedMatrix {
     if (!addon().sgemmPacked(a, this.handle, c, opts)) {
       this.repack(); // packed for another ISA path
       addon().sgemmPacked(a, this.handle, c, opts);
+    }
+    return c;
+  }
+
+  /**
+   * `c = alpha * op(a) * op(B) + (beta * c + init)` with `init = init.alpha * init.a *
+   * op(init.b)` written as the C init: each block of rows of `c` gets it right before the
+   * main product's updates, while it is in cache (one pass over `c` instead of two for, e.g.,
+   * a LoRA adapter term in front of a frozen base product). Bitwise equal to
+   * `init.b.multiply(init.a, c, {beta})` followed by `this.multiply(a, c, {beta: 1})`. Both
+   * packed operands must be fp32 and `init.b.k` in [1, 64]; `c` must not share memory with
+   * `a` or `init.a`.
+   *
+   * @returns `c`
+   */
+  multiplyWithInit(
+    a: Float32Array,
+    c: Float32Array,
+    opts: PackedGemmOptions,
+    init: PackedInit,
+  ): Float32Array {
+    const o: PackedGemmOptions & { init: object } = {
+      ...opts,
+      init: {
+        a: init.a,
+        packed: init.b.handle,
+        k: init.b.k,
+        alpha: init.alpha ?? 1,
+        ...(init.lda === undefined ? {} : { lda: init.lda }),
+      },
+    };
+    if (!addon().sgemmPacked(a, this.handle, c, o)) {
+      // Packed for another ISA path.
+      this.repack();
+      init.b.repack();
+      o.init = { ...o.init, packed: init.b.handle };
+      addon().sgemmPacked(a, this.handle, c, o);
     }
     return c;
   }

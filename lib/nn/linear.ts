@@ -11,10 +11,11 @@ import {
   linearForward,
   matmul,
   matmulPacked,
+  matmulWithInit,
   NormMethod,
 } from './ops';
+import type { OutputInit } from './ops';
 import { PackedWeight } from './packed_weight';
-import { scratch } from './workspace';
 import type { BaseDtype } from '../kernels/linalg';
 import { PerSampleLayer } from './per_sample';
 import { Parameter, Tensor } from './tensor';
@@ -133,11 +134,12 @@ export class Linear extends PerSampleLayer {
   /**
    * {@link Linear.forward} with the output's initial value written by `init` (every element,
    * in place of the bias) and the product added to it: a LoRA layer's adapter term as the C
-   * init of the base product.
+   * init of the base product (a product init runs in the base product's pass over the output
+   * when the weight is packed in fp32; see {@link OutputInit}).
    *
    * @internal
    */
-  forwardWith(x: Tensor, init: ((y: Float32Array) => void) | null): Tensor {
+  forwardWith(x: Tensor, init: OutputInit | null): Tensor {
     const { batch, seq } = bsf(x, 'Linear.forward', this.inFeatures);
     const rows = batch * seq;
     const y = linearForward(
@@ -162,15 +164,13 @@ export class Linear extends PerSampleLayer {
 
   /**
    * {@link Linear.backward} with the input gradient's initial value written by `init` (every
-   * element) and g W added to it: a LoRA layer's adapter term as the C init of the base product.
+   * element) and g W added to it: a LoRA layer's adapter term as the C init of the base product
+   * (a product init runs in the base product's pass over the input gradient when the weight is
+   * packed in fp32; see {@link OutputInit}).
    *
    * @internal
    */
-  backwardWith(
-    gradOut: Tensor,
-    inputGrad: boolean,
-    init: ((gi: Float32Array) => void) | null,
-  ): Tensor {
+  backwardWith(gradOut: Tensor, inputGrad: boolean, init: OutputInit | null): Tensor {
     const x = this.input;
     if (!x) throw noForward('Linear.backward');
     const outShape = [...x.shape];
@@ -207,15 +207,11 @@ export class Linear extends PerSampleLayer {
       return noInputGrad();
     }
     const wp = this.packed.backward();
-    let into: Float32Array | undefined;
-    if (init) {
-      into = scratch(rows * this.inFeatures);
-      init(into);
-    }
-    const beta = into ? 1 : 0;
-    const gi = wp
-      ? matmulPacked(g, wp, rows, this.outFeatures, this.inFeatures, into, beta)
-      : matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures, 1, into, beta);
+    const gi = init
+      ? matmulWithInit(g, this.weight.data, wp, rows, this.outFeatures, this.inFeatures, init)
+      : wp
+        ? matmulPacked(g, wp, rows, this.outFeatures, this.inFeatures)
+        : matmul(g, this.weight.data, rows, this.outFeatures, this.inFeatures);
     this.input = null;
     return new Tensor(gi, x.shape);
   }

@@ -9,7 +9,17 @@
 import { InitRandom, kaimingUniform, normalFill } from './init';
 import { Linear } from './linear';
 import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
-import { FUSION, addOuterGrad, loraUpInit, matmul, matmulBT, NormMethod } from './ops';
+import {
+  FUSION,
+  addOuterGrad,
+  loraDownProduct,
+  loraUpInit,
+  loraUpProduct,
+  matmul,
+  matmulBT,
+  NormMethod,
+} from './ops';
+import type { OutputInit } from './ops';
 import { PerSampleLayer } from './per_sample';
 import { dropoutMask } from './dropout';
 import { scratch } from './workspace';
@@ -203,17 +213,36 @@ export class LoraLinear extends PerSampleLayer {
     const h = matmulBT(xd, this.loraA, rows, this.inFeatures, this.r);
     let y: Tensor;
     if (FUSION.lora) {
-      // bias + s h B^T written once as the C init of x W0^T (no separate pass over y).
-      const bias = this.base.bias ? this.base.bias.data : null;
-      y = this.base.forwardWith(x, (yd) =>
-        loraUpInit(h, this.loraB, bias, this.scaling, rows, this.r, this.outFeatures, yd),
-      );
+      y = this.base.forwardWith(x, this.upInit(h, rows));
     } else {
       y = this.base.forward(x);
       matmulBT(h, this.loraB, rows, this.r, this.outFeatures, this.scaling, y.data, 1);
     }
     this.saved = this.training ? { x, xd, h, mask } : null;
     return y;
+  }
+
+  /**
+   * bias + s h B^T as the C init of x W0^T: written once, and in the base product's own pass
+   * over y when the base is packed in fp32 (`FUSION.packedInit`).
+   */
+  private upInit(h: Float32Array, rows: number): OutputInit {
+    const bias = this.base.bias ? this.base.bias.data : null;
+    const { loraB, scaling, r, outFeatures } = this;
+    const p = FUSION.packedInit
+      ? loraUpProduct(h, loraB, bias, scaling, rows, r, outFeatures)
+      : null;
+    return p ?? ((yd) => loraUpInit(h, loraB, bias, scaling, rows, r, outFeatures, yd));
+  }
+
+  /**
+   * gh A as the C init of g W0: written once, and in the base product's own pass over the
+   * input gradient when the base is packed in fp32 (`FUSION.packedInit`).
+   */
+  private downInit(gh: Float32Array, rows: number): OutputInit {
+    const { loraA, r, inFeatures } = this;
+    const p = FUSION.packedInit ? loraDownProduct(gh, loraA, r, inFeatures) : null;
+    return p ?? ((into) => matmul(gh, loraA, rows, r, inFeatures, 1, into, 0));
   }
 
   backward(gradOut: Tensor, inputGrad = true): Tensor {
@@ -261,10 +290,7 @@ export class LoraLinear extends PerSampleLayer {
       }
     }
     if (inputGrad && !sv.mask && FUSION.lora) {
-      // gh A written once as the C init of g W0 (no separate pass over the input gradient).
-      const gi = this.base.backwardWith(gradOut, true, (into) =>
-        matmul(gh, this.loraA, rows, this.r, this.inFeatures, 1, into, 0),
-      );
+      const gi = this.base.backwardWith(gradOut, true, this.downInit(gh, rows));
       this.saved = null;
       return gi;
     }

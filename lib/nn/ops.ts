@@ -3,8 +3,8 @@
  * products for forward/backward, and per-sample norms / clipped sums with
  * samples of factor 0 skipped.  No per-element JS loops over large tensors.
  */
-import { clippedSum, perSampleGradNormSq, sgemm } from '../kernels/linalg';
-import type { NormMethod, PackedMatrix } from '../kernels/linalg';
+import { clippedSum, PackedMatrix, perSampleGradNormSq, sgemm } from '../kernels/linalg';
+import type { NormMethod, PackedInit } from '../kernels/linalg';
 import { scratch } from './workspace';
 
 export type { NormMethod };
@@ -32,9 +32,11 @@ export function fillRows(y: Float32Array, row: Float32Array, rows: number): void
 /**
  * Fusion switches for same-process A/B benchmarks (bench/phases.ts): with `lora` on, a LoRA
  * layer writes its adapter term (and the bias) as the C init of the base products instead of
- * adding it in a separate pass over the output (see {@link loraUpInit}).  Internal.
+ * adding it in a separate pass over the output (see {@link loraUpInit}); with `packedInit`
+ * also on, that C init runs inside the packed fp32 base product's pass over the output
+ * ({@link loraUpProduct}, {@link loraDownProduct}).  Internal.
  */
-export const FUSION = { lora: true };
+export const FUSION = { lora: true, packedInit: true };
 
 /**
  * Writes the whole of y[rows, out] with bias + s h[rows, r] B[out, r]^T in ONE product with
@@ -75,6 +77,73 @@ export function loraUpInit(
 }
 
 /**
+ * The C init of a base product: a function writing every element, or a product
+ * `alpha * a * op(b)` (see {@link PackedInit}) that a packed fp32 base runs in the same pass
+ * over the output ({@link PackedMatrix.multiplyWithInit}).  Internal.
+ */
+export type OutputInit = ((y: Float32Array) => void) | PackedInit;
+
+/** Runs `init` into y[rows, n] (every element written): the unfused form of an {@link OutputInit}. */
+function runInit(init: OutputInit, y: Float32Array, rows: number, n: number): void {
+  if (typeof init === 'function') init(y);
+  else init.b.multiply(init.a, y, { m: rows, n, k: init.b.k, alpha: init.alpha ?? 1, beta: 0 });
+}
+
+/** The largest k of a product run as the C init of a packed base product. */
+const MAX_INIT_K = 64;
+
+/**
+ * bias + s h[rows, r] B[out, r]^T (the LoRA forward term, as {@link loraUpInit} writes it) as
+ * a {@link PackedInit}: `[h | 1] [s B | bias]^T` (k = r + 1), or `s h B^T` without a bias;
+ * null when k would exceed 64 (use {@link loraUpInit}).  Bitwise equal to loraUpInit.
+ */
+export function loraUpProduct(
+  h: Float32Array,
+  b: Float32Array,
+  bias: Float32Array | null,
+  s: number,
+  rows: number,
+  r: number,
+  outDim: number,
+): PackedInit | null {
+  if (!bias) {
+    if (r > MAX_INIT_K) return null;
+    return { a: h, b: PackedMatrix.pack(b, { k: r, n: outDim, transB: true }), alpha: s };
+  }
+  const k = r + 1;
+  if (k > MAX_INIT_K) return null;
+  const hb = scratch(rows * k);
+  for (let i = 0; i < rows; i++) {
+    const o = i * k;
+    const src = i * r;
+    for (let j = 0; j < r; j++) hb[o + j] = h[src + j];
+    hb[o + r] = 1;
+  }
+  const bb = new Float32Array(outDim * k);
+  for (let i = 0; i < outDim; i++) {
+    const o = i * k;
+    const src = i * r;
+    for (let j = 0; j < r; j++) bb[o + j] = s * b[src + j];
+    bb[o + r] = bias[i];
+  }
+  return { a: hb, b: PackedMatrix.pack(bb, { k, n: outDim, transB: true }) };
+}
+
+/**
+ * gh[rows, r] A[r, in] (the LoRA term of the input gradient) as a {@link PackedInit}; null
+ * when r > 64.  Bitwise equal to `matmul(gh, a, rows, r, in)`.
+ */
+export function loraDownProduct(
+  gh: Float32Array,
+  a: Float32Array,
+  r: number,
+  inDim: number,
+): PackedInit | null {
+  if (r > MAX_INIT_K) return null;
+  return { a: gh, b: PackedMatrix.pack(a, { k: r, n: inDim }) };
+}
+
+/**
  * y[rows, out] = x[rows, in] W[out, in]^T + bias (the bias copied into y, then the product
  * added with beta = 1); `wt` is W^T packed once (a frozen weight), else W is packed per call.
  * With `init`, `init(y)` writes every element of y first (in place of the bias; see
@@ -88,13 +157,17 @@ export function linearForward(
   inDim: number,
   outDim: number,
   wt: PackedMatrix | null = null,
-  init: ((y: Float32Array) => void) | null = null,
+  init: OutputInit | null = null,
 ): Float32Array {
   const y = scratch(rows * outDim);
   if (rows === 0 || outDim === 0) return y;
   let beta = 0;
+  if (init && typeof init !== 'function' && wt && wt.dtype === 'fp32' && inDim > 0) {
+    // The init and the base product in one pass over y.
+    return wt.multiplyWithInit(x, y, { m: rows, n: outDim, k: inDim, beta: 0 }, init);
+  }
   if (init) {
-    init(y);
+    runInit(init, y, rows, outDim);
     beta = 1;
   } else if (bias) {
     fillRows(y, bias, rows);
@@ -163,6 +236,30 @@ export function matmulPacked(
   if (rows === 0 || n === 0) return y;
   if (k === 0) return beta === 0 ? y.fill(0) : y;
   return b.multiply(a, y, { m: rows, k, n, beta });
+}
+
+/**
+ * A new scratch out[rows, n] = init + a[rows, k] W with W a packed frozen weight when it is
+ * fp32 (one pass over out), else `wp`'s or the plain product of `w` [k, n] added to the init
+ * run first (see {@link OutputInit}).
+ */
+export function matmulWithInit(
+  a: Float32Array,
+  w: Float32Array,
+  wp: PackedMatrix | null,
+  rows: number,
+  k: number,
+  n: number,
+  init: OutputInit,
+): Float32Array {
+  const y = scratch(rows * n);
+  if (rows === 0 || n === 0) return y;
+  if (typeof init !== 'function' && wp && wp.dtype === 'fp32' && k > 0)
+    return wp.multiplyWithInit(a, y, { m: rows, k, n, beta: 0 }, init);
+  runInit(init, y, rows, n);
+  if (k === 0) return y;
+  if (wp) return wp.multiply(a, y, { m: rows, k, n, beta: 1 });
+  return matmul(a, w, rows, k, n, 1, y, 1);
 }
 
 /** out[rows, n] (+)= alpha * a[rows, k] b[n, k]^T. */

@@ -239,8 +239,39 @@ Napi::Value SgemmPacked(const Napi::CallbackInfo &info) {
   CheckAtLeast(env, a, Span(env, ra, wa, lda, "a"), "a");
   CheckAtLeast(env, c, Span(env, m, n, ldc, "c"), "c");
   CheckNoOverlap(env, c, "c", a, "a");
-  const int rc = dplora_sgemm_packed(ta, m, static_cast<float>(alpha), a.Data(), lda, p,
-                                     static_cast<float>(beta), c.Data(), ldc);
+  Napi::Value iv = o.Get("init");
+  if (iv.IsUndefined()) {
+    const int rc = dplora_sgemm_packed(ta, m, static_cast<float>(alpha), a.Data(), lda, p,
+                                       static_cast<float>(beta), c.Data(), ldc);
+    if (rc == DPLORA_ESTALE) return Napi::Boolean::New(env, false);
+    CheckStatus(env, rc, "sgemmPacked");
+    return Napi::Boolean::New(env, true);
+  }
+  // init: {a, packed, k, alpha?, lda?}: C = alpha op(a) B + (beta C + alpha2 a2 B2).
+  Napi::Object io = Obj(env, iv, "init");
+  dplora_packed_b *p2 = PackedArg(env, io.Get("packed"));
+  const int64_t k2 = IntField(env, io, "k");
+  int64_t pk2 = 0, pn2 = 0;
+  dplora_packed_b_dims(p2, &pk2, &pn2);
+  if (k2 != pk2 || pn2 != n)
+    ThrowRange(env, "init: k x n = " + std::to_string(k2) + " x " + std::to_string(n) +
+                        " does not match its packed matrix " + std::to_string(pk2) + " x " +
+                        std::to_string(pn2));
+  if (k2 < 1 || k2 > 64) ThrowRange(env, "init.k must be in [1, 64]");
+  if (dplora_packed_b_dtype(p) != DPLORA_DTYPE_F32 || dplora_packed_b_dtype(p2) != DPLORA_DTYPE_F32)
+    ThrowRange(env, "init needs fp32 packed matrices");
+  const double alpha2 = OptFinite(env, io, "alpha", 1.0);
+  if (std::fabs(alpha2) > 3.4028234663852886e38)
+    ThrowRange(env, "init.alpha is outside the float range");
+  Napi::Value lv = io.Get("lda");
+  const int64_t lda2 = lv.IsUndefined() ? k2 : IntValue(env, lv, "init.lda", 1);
+  if (lda2 < k2) ThrowRange(env, "init.lda must be >= init.k");
+  Napi::Float32Array a2 = F32(env, io.Get("a"), "init.a");
+  CheckAtLeast(env, a2, Span(env, m, k2, lda2, "init.a"), "init.a");
+  CheckNoOverlap(env, c, "c", a2, "init.a");
+  const int rc = dplora_sgemm_packed_init(ta, m, static_cast<float>(alpha), a.Data(), lda, p,
+                                          static_cast<float>(beta), c.Data(), ldc,
+                                          static_cast<float>(alpha2), a2.Data(), lda2, p2);
   if (rc == DPLORA_ESTALE) return Napi::Boolean::New(env, false);
   CheckStatus(env, rc, "sgemmPacked");
   return Napi::Boolean::New(env, true);

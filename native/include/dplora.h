@@ -86,6 +86,19 @@ int64_t dplora_packed_b_bytes(const dplora_packed_b *p);
  */
 int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const float *a, int64_t lda,
                         const dplora_packed_b *pb, float beta, float *c, int64_t ldc);
+/**
+ * dplora_sgemm_packed with a second product as the C init:
+ * C = alpha * op(A) * B + (beta * C + alpha2 * A2 * B2), A2 m x k2 row-major (row stride
+ * lda2), B2 (k2 x n) from another fp32 handle; each block of C rows gets the init right
+ * before the main product, while it is in cache.  Bitwise equal to dplora_sgemm_packed(A2,
+ * B2, alpha2, beta) followed by dplora_sgemm_packed(A, B, alpha, beta = 1).  fp32 handles
+ * only and 1 <= k2 <= 64 (DPLORA_EINVAL otherwise); DPLORA_ESTALE when either handle was
+ * packed for another ISA path.
+ */
+int dplora_sgemm_packed_init(int trans_a, int64_t m, float alpha, const float *a, int64_t lda,
+                             const dplora_packed_b *pb, float beta, float *c, int64_t ldc,
+                             float alpha2, const float *a2, int64_t lda2,
+                             const dplora_packed_b *pb2);
 
 /** Element types of a packed operand (dplora_packed_b_dtype). */
 #define DPLORA_DTYPE_F32 0

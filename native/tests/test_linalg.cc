@@ -390,6 +390,77 @@ void test_sgemm_packed() {
   dplora_packed_b_free(nullptr);
 }
 
+// dplora_sgemm_packed_init: bitwise the init product (beta) followed by the packed product
+// (beta = 1), and the double reference; odd sizes, strided init operand, edge tiles.
+void test_sgemm_packed_init() {
+  const int64_t sizes[][4] = {{1, 1, 1, 1},      {13, 33, 5, 9},   {97, 70, 300, 1},
+                              {150, 65, 64, 64}, {40, 130, 3, 17}, {7, 32, 0, 4}};
+  for (auto &s : sizes) {
+    const int64_t m = s[0], n = s[1], k = s[2], k2 = s[3];
+    for (int tb = 0; tb < 2; ++tb) {
+      const int64_t lda = k + 1, lda2 = k2 + 2, ldc = n + 3;
+      const std::vector<float> A = rvec(std::max<int64_t>(m * lda, 1)),
+                               B = rvec(std::max<int64_t>(k * n, 1)), A2 = rvec(m * lda2),
+                               B2 = rvec(k2 * n), C0 = rvec(m * ldc);
+      dplora_packed_b *pb = nullptr, *pb2 = nullptr;
+      CHECK(dplora_sgemm_pack_b(tb, k, n, B.data(), tb ? std::max<int64_t>(k, 1) : n, &pb) ==
+            DPLORA_OK);
+      CHECK(dplora_sgemm_pack_b(!tb, k2, n, B2.data(), tb ? n : k2, &pb2) == DPLORA_OK);
+      for (float beta : {0.0f, 0.5f}) {
+        const float alpha = -0.75f, alpha2 = 1.25f;
+        std::vector<float> fused = C0, two = C0;
+        CHECK(dplora_sgemm_packed_init(0, m, alpha, A.data(), lda, pb, beta, fused.data(), ldc,
+                                       alpha2, A2.data(), lda2, pb2) == DPLORA_OK);
+        CHECK(dplora_sgemm_packed(0, m, alpha2, A2.data(), lda2, pb2, beta, two.data(), ldc) ==
+              DPLORA_OK);
+        CHECK(dplora_sgemm_packed(0, m, alpha, A.data(), lda, pb, 1.0f, two.data(), ldc) ==
+              DPLORA_OK);
+        CHECK(std::memcmp(fused.data(), two.data(), fused.size() * sizeof(float)) == 0);
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t j = 0; j < n; ++j) {
+            double ref = beta * static_cast<double>(C0[i * ldc + j]), mag = std::fabs(ref);
+            for (int64_t q = 0; q < k; ++q) {
+              const double x = A[i * lda + q], y = tb ? B[j * k + q] : B[q * n + j];
+              ref += alpha * x * y;
+              mag += std::fabs(alpha * x * y);
+            }
+            for (int64_t q = 0; q < k2; ++q) {
+              const double x = A2[i * lda2 + q], y = tb ? B2[q * n + j] : B2[j * k2 + q];
+              ref += alpha2 * x * y;
+              mag += std::fabs(alpha2 * x * y);
+            }
+            CHECK(std::fabs(fused[i * ldc + j] - ref) <= 1e-6 * mag + 1e-7);
+          }
+          for (int64_t j = n; j < ldc; ++j) CHECK(fused[i * ldc + j] == C0[i * ldc + j]);
+        }
+      }
+      dplora_packed_b_free(pb);
+      dplora_packed_b_free(pb2);
+    }
+  }
+  // Bad arguments: k2 outside [1, 64], n mismatch, bf16 handles, lda2 < k2.
+  const std::vector<float> B = rvec(65 * 4), A = rvec(65 * 4);
+  std::vector<float> c(8);
+  dplora_packed_b *pb = nullptr, *wide = nullptr, *other = nullptr, *bf = nullptr;
+  CHECK(dplora_sgemm_pack_b(0, 2, 4, B.data(), 4, &pb) == DPLORA_OK);
+  CHECK(dplora_sgemm_pack_b(0, 65, 4, B.data(), 4, &wide) == DPLORA_OK);
+  CHECK(dplora_sgemm_pack_b(0, 2, 3, B.data(), 3, &other) == DPLORA_OK);
+  CHECK(dplora_sgemm_pack_b_bf16(0, 2, 4, B.data(), 4, &bf) == DPLORA_OK);
+  CHECK(dplora_sgemm_packed_init(0, 2, 1, A.data(), 2, pb, 0, c.data(), 4, 1, A.data(), 65, wide) ==
+        DPLORA_EINVAL);
+  CHECK(dplora_sgemm_packed_init(0, 2, 1, A.data(), 2, pb, 0, c.data(), 4, 1, A.data(), 2, other) ==
+        DPLORA_EINVAL);
+  CHECK(dplora_sgemm_packed_init(0, 2, 1, A.data(), 2, bf, 0, c.data(), 4, 1, A.data(), 2, pb) ==
+        DPLORA_EINVAL);
+  CHECK(dplora_sgemm_packed_init(0, 2, 1, A.data(), 2, pb, 0, c.data(), 4, 1, A.data(), 1, pb) ==
+        DPLORA_EINVAL);
+  CHECK(dplora_sgemm_packed_init(0, 2, 1, A.data(), 2, pb, 0, c.data(), 4, 1, A.data(), 2,
+                                 nullptr) == DPLORA_EINVAL);
+  CHECK(dplora_sgemm_packed_init(0, 2, 1, A.data(), 2, pb, 0, c.data(), 4, 1, A.data(), 2, pb) ==
+        DPLORA_OK);
+  for (dplora_packed_b *p : {pb, wide, other, bf}) dplora_packed_b_free(p);
+}
+
 }  // namespace
 
 int main() {
@@ -401,6 +472,7 @@ int main() {
       CHECK(dplora_set_num_threads(threads) == DPLORA_OK);
       test_sgemm();
       test_sgemm_packed();
+      test_sgemm_packed_init();
       test_sgemm_rank1();
       test_norms();
       test_clipped_sum();

@@ -16,9 +16,12 @@ using GemmMicroFn = void (*)(int64_t kc, const float *ap, const float *bp, int64
 
 // Few output columns (n <= kSkinnyMaxN): C[i, j] = alpha * x_i . yt_j + beta * C[i, j]
 // for rows i < m, x row-major (row stride ldx) read in place, yt = op(B)^T
-// (n x k, contiguous); beta == 0 writes C without reading it.
+// (n x k, row stride ldy >= k; the driver passes 64-byte aligned rows: an
+// unaligned yt row costs a split load on every step); beta == 0 writes C
+// without reading it.
 using GemmSkinnyFn = void (*)(int64_t m, int64_t n, int64_t k, float alpha, const float *x,
-                              int64_t ldx, const float *yt, float beta, float *c, int64_t ldc);
+                              int64_t ldx, const float *yt, int64_t ldy, float beta, float *c,
+                              int64_t ldc);
 constexpr int64_t kSkinnyMaxN = 16;
 
 struct GemmKernel {
@@ -45,10 +48,25 @@ int gemm(const GemmKernel &kern, bool trans_a, bool trans_b, int64_t m, int64_t 
 int64_t packed_b_floats(const GemmKernel &kern, int64_t k, int64_t n);
 void pack_b_whole(const GemmKernel &kern, bool trans_b, int64_t k, int64_t n, const float *b,
                   int64_t ldb, float *dst, bool parallel);
-// gemm with op(B) from pack_b_whole (same kernel): C = alpha op(A) B + beta C.
+// A second product written as the C init of gemm_prepacked's: C = beta C + alpha2 A2 B2 (A2
+// m x k2 row-major, row stride lda2, not transposed; B2 = op(B2) k2 x n from pack_b_whole,
+// same kernel; 0 < k2 <= kern.kc), then C += alpha op(A) B as usual.  Each block of C rows
+// gets its init right before the main product's updates, while it is in cache (a LoRA
+// adapter term bias + s h B^T in front of x W^T): bitwise equal to a beta = 0 product of the
+// init followed by the main product with beta = 1.
+struct GemmInit {
+  const float *a;
+  int64_t lda;
+  int64_t k;
+  const float *bpacked;
+  float alpha;
+};
+
+// gemm with op(B) from pack_b_whole (same kernel): C = alpha op(A) B + beta C (with init:
+// C = alpha op(A) B + (beta C + init), see GemmInit).
 int gemm_prepacked(const GemmKernel &kern, bool trans_a, int64_t m, int64_t n, int64_t k,
                    float alpha, const float *a, int64_t lda, const float *bpacked, float beta,
-                   float *c, int64_t ldc, bool parallel);
+                   float *c, int64_t ldc, bool parallel, const GemmInit *init = nullptr);
 
 // Per-ISA kernels (the *_scalar.cc, *_avx2.cc, *_avx512.cc and *_neon.cc files).
 void gemm_micro_scalar(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
@@ -61,9 +79,9 @@ void gemm_micro_avx2(int64_t, const float *, const float *, int64_t, float *, in
 void gemm_micro_avx512(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
                        int64_t, float);
 void gemm_skinny_avx2(int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
-                      float, float *, int64_t);
+                      int64_t, float, float *, int64_t);
 void gemm_skinny_avx512(int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
-                        float, float *, int64_t);
+                        int64_t, float, float *, int64_t);
 #endif
 
 #if defined(__aarch64__)

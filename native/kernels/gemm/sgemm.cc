@@ -72,6 +72,8 @@ struct Problem {
   const float *kscale;
   // op(B) already packed (PackedB layout, for this kernel), or null.
   const float *bpacked = nullptr;
+  // A product written as the C init (with bpacked only), or null.
+  const GemmInit *init = nullptr;
 };
 
 // op(B) as NR-column panels over the whole of k: panel q (columns q*NR ..)
@@ -198,7 +200,9 @@ void scale_c(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
 // rows before the next is packed.  Either way every element of C is summed
 // in the same order (KC blocks ascending, then k inside the micro-kernel).
 bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (P.k == 0 || P.alpha == 0.0f || m1 <= m0 || n1 <= n0) {
+  const bool main = P.k > 0 && P.alpha != 0.0f;
+  const bool init = P.init != nullptr && P.init->k > 0 && P.init->alpha != 0.0f;
+  if ((!main && !init) || m1 <= m0 || n1 <= n0) {
     scale_c(P, m0, m1, n0, n1);
     return true;
   }
@@ -207,8 +211,9 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
   // Few rows of op(A): read B in place (full NR-wide tiles only).
   const bool prepacked = P.bpacked != nullptr;
   const bool direct_b = !prepacked && !P.tb && (m1 - m0) <= 2 * mr;
-  const bool rows_outer = prepacked || direct_b;
-  const int64_t kc_max = std::min(K.kc, P.k);
+  // With an init product (always prepacked) C is finished block of rows by block of rows.
+  const bool rows_outer = prepacked || direct_b || init;
+  const int64_t kc_max = std::max(std::min(K.kc, P.k), init ? P.init->k : 0);
   const int64_t mc_max = std::min(K.mc, (m1 - m0 + mr - 1) / mr * mr);
   const int64_t nc_max = direct_b ? nr : std::min(K.nc, (n1 - n0 + nr - 1) / nr * nr);
   float *abuf = tls_abuf.get(static_cast<size_t>(mc_max * kc_max));
@@ -239,13 +244,39 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
       }
     }
   };
-  if (!rows_outer) scale_c(P, m0, m1, n0, n1);
+  // One KC block (a LoRA rank as k: the adapter term as the C init of a base product, beta = 0):
+  // each block of C is scaled right before its only update, while it is in cache, instead of
+  // all of C first (one pass over C from memory fewer; the same values).
+  const bool one_kc = P.k <= K.kc;
+  if (!rows_outer && !one_kc) scale_c(P, m0, m1, n0, n1);
+  // C[ic : ic + mc, jc : jc + nc] += alpha2 A2 B2: the init product (prepacked B2, one k block).
+  auto init_block = [&](int64_t jc, int64_t nc, int64_t ic, int64_t mc) {
+    Problem Q = P;
+    Q.ta = false;
+    Q.k = P.init->k;
+    Q.alpha = P.init->alpha;
+    Q.a = P.init->a;
+    Q.lda = P.init->lda;
+    Q.kscale = nullptr;
+    Q.bpacked = P.init->bpacked;
+    pack_a(Q, ic, mc, 0, Q.k, abuf);
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+      const int64_t nn = std::min(nr, nc - jr);
+      const float *bp = packed_panel(Q, jc + jr, 0);
+      for (int64_t ir = 0; ir < mc; ir += mr) {
+        K.micro(Q.k, abuf + (ir / mr) * Q.k * mr, bp, nr, P.c + (ic + ir) * P.ldc + (jc + jr),
+                P.ldc, std::min(mr, mc - ir), nn, Q.alpha);
+      }
+    }
+  };
   for (int64_t jc = n0; jc < n1; jc += K.nc) {
     const int64_t nc = std::min(K.nc, n1 - jc);
     if (rows_outer) {
       for (int64_t ic = m0; ic < m1; ic += K.mc) {
         const int64_t mc = std::min(K.mc, m1 - ic);
         scale_c(P, ic, ic + mc, jc, jc + nc);
+        if (init) init_block(jc, nc, ic, mc);
+        if (!main) continue;
         for (int64_t pc = 0; pc < P.k; pc += K.kc)
           block(jc, nc, pc, std::min(K.kc, P.k - pc), ic, mc);
       }
@@ -254,7 +285,11 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
     for (int64_t pc = 0; pc < P.k; pc += K.kc) {
       const int64_t kc = std::min(K.kc, P.k - pc);
       pack_b(P, pc, kc, jc, nc, bbuf);
-      for (int64_t ic = m0; ic < m1; ic += K.mc) block(jc, nc, pc, kc, ic, std::min(K.mc, m1 - ic));
+      for (int64_t ic = m0; ic < m1; ic += K.mc) {
+        const int64_t mc = std::min(K.mc, m1 - ic);
+        if (one_kc) scale_c(P, ic, ic + mc, jc, jc + nc);
+        block(jc, nc, pc, kc, ic, mc);
+      }
     }
   }
   return true;
@@ -269,8 +304,13 @@ bool run_shared(const Problem &P, int64_t grain_tiles) {
   const int64_t mr = K.mr, nr = K.nr;
   const int64_t tiles_m = (P.m + mr - 1) / mr;
   std::atomic<bool> ok{true};
-  parallel_for(P.m, std::max<int64_t>(1, 65536 / std::max<int64_t>(P.n, 1)),
-               [&](int64_t i0, int64_t i1) { scale_c(P, i0, i1, 0, P.n); });
+  // One KC block: each thread scales its blocks of C right before their only update (see
+  // run_block).
+  const bool one_kc = P.k > 0 && P.k <= K.kc && P.alpha != 0.0f;
+  if (!one_kc) {
+    parallel_for(P.m, std::max<int64_t>(1, 65536 / std::max<int64_t>(P.n, 1)),
+                 [&](int64_t i0, int64_t i1) { scale_c(P, i0, i1, 0, P.n); });
+  }
   if (P.k == 0 || P.alpha == 0.0f) return true;
   const int64_t kc_max = std::min(K.kc, P.k);
   const int64_t nc_max = std::min(K.nc, (P.n + nr - 1) / nr * nr);
@@ -296,6 +336,7 @@ bool run_shared(const Problem &P, int64_t grain_tiles) {
         }
         for (int64_t ic = m0; ic < m1; ic += K.mc) {
           const int64_t mc = std::min(K.mc, m1 - ic);
+          if (one_kc) scale_c(P, ic, ic + mc, jc, jc + nc);
           pack_a(P, ic, mc, pc, kc, abuf);
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const float *bp = prepacked ? packed_panel(P, jc + jr, pc) : bbuf + (jr / nr) * kc * nr;
@@ -320,28 +361,27 @@ namespace {
 int run(const Problem &P, bool parallel);
 
 // Few output columns, op(A) = A read in place: n dot products per row of A
-// with the rows of op(B)^T (copied contiguous: n x k floats), rows split over
-// the pool.  Each element is one dot product, so the thread count never
-// changes a result.
+// with the rows of op(B)^T (copied into 64-byte aligned rows of ldy floats,
+// ldy = k rounded up to 16: unaligned rows cost the AVX-512 kernel a split
+// load on every step, about half its speed), rows split over the pool.  Each
+// element is one dot product, so the thread count never changes a result.
 int run_skinny(const Problem &P, bool parallel) {
   const int64_t m = P.m, n = P.n, k = P.k;
-  std::vector<float> yt;
-  try {
-    yt.resize(static_cast<size_t>(n * k));
-  } catch (const std::bad_alloc &) {
-    return DPLORA_ENOMEM;
-  }
+  const int64_t ldy = (k + 15) / 16 * 16;
+  float *yt = tls_bbuf.get(static_cast<size_t>(n * ldy));
+  if (yt == nullptr) return DPLORA_ENOMEM;
   for (int64_t j = 0; j < n; ++j) {
-    float *row = yt.data() + j * k;
+    float *row = yt + j * ldy;
     if (P.tb) {
       std::memcpy(row, P.b + j * P.ldb, static_cast<size_t>(k) * sizeof(float));
     } else {
       for (int64_t kk = 0; kk < k; ++kk) row[kk] = P.b[kk * P.ldb + j];
     }
+    for (int64_t kk = k; kk < ldy; ++kk) row[kk] = 0.0f;
   }
   const GemmSkinnyFn fn = P.kern->skinny;
   auto body = [&](int64_t i0, int64_t i1) {
-    fn(i1 - i0, n, k, P.alpha, P.a + i0 * P.lda, P.lda, yt.data(), P.beta, P.c + i0 * P.ldc, P.ldc);
+    fn(i1 - i0, n, k, P.alpha, P.a + i0 * P.lda, P.lda, yt, ldy, P.beta, P.c + i0 * P.ldc, P.ldc);
   };
   const int64_t grain = std::max<int64_t>(2, static_cast<int64_t>(2.6e5 / (n * k)) / 2 * 2);
   if (parallel) {
@@ -434,7 +474,7 @@ int run(const Problem &P, bool parallel) {
   // every path sums each element in the same order, so the choice never
   // changes a result.
   const bool few_rows = tiles_m < 4 * static_cast<int64_t>(pool_threads()) && tiles_n >= tiles_m;
-  if (tiles_m > 2 && tiles_n > 2 && !few_rows && P.bpacked != nullptr) {
+  if (tiles_m > 2 && tiles_n > 2 && !few_rows && (P.bpacked != nullptr || P.init != nullptr)) {
     // Pre-packed op(B): nothing to share, so each thread runs whole row
     // blocks (its C rows stay in its L2 across the KC blocks).
     const double per_tile = static_cast<double>(kern.mr) * n * std::max<int64_t>(k, 1);
@@ -503,15 +543,21 @@ void pack_b_whole(const GemmKernel &kern, bool trans_b, int64_t k, int64_t n, co
 
 int gemm_prepacked(const GemmKernel &kern, bool trans_a, int64_t m, int64_t n, int64_t k,
                    float alpha, const float *a, int64_t lda, const float *bpacked, float beta,
-                   float *c, int64_t ldc, bool parallel) {
+                   float *c, int64_t ldc, bool parallel, const GemmInit *init) {
   if (m < 0 || n < 0 || k < 0) return DPLORA_EINVAL;
   if (m == 0 || n == 0) return DPLORA_OK;
   const int64_t wa = trans_a ? m : k;
   if (lda < std::max<int64_t>(1, wa) || ldc < std::max<int64_t>(1, n)) return DPLORA_EINVAL;
   if (c == nullptr) return DPLORA_EINVAL;
   if (k > 0 && alpha != 0.0f && (a == nullptr || bpacked == nullptr)) return DPLORA_EINVAL;
+  if (init != nullptr) {
+    if (init->k <= 0 || init->k > kern.kc || init->lda < init->k) return DPLORA_EINVAL;
+    if (init->a == nullptr || init->bpacked == nullptr) return DPLORA_EINVAL;
+    if (init->alpha == 0.0f) init = nullptr;  // nothing to add (and A2 is not read)
+  }
   Problem P{&kern, trans_a, false, m, n, k, alpha, a, lda, nullptr, 1, beta, c, ldc, nullptr};
   P.bpacked = bpacked;
+  P.init = init;
   return run(P, parallel);
 }
 
@@ -599,6 +645,20 @@ extern "C" int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const fl
   }
   return dplora::linalg::gemm_prepacked(K.gemm, trans_a != 0, m, pb->n, pb->k, alpha, a, lda,
                                         pb->data, beta, c, ldc, true);
+}
+
+extern "C" int dplora_sgemm_packed_init(int trans_a, int64_t m, float alpha, const float *a,
+                                        int64_t lda, const dplora_packed_b *pb, float beta,
+                                        float *c, int64_t ldc, float alpha2, const float *a2,
+                                        int64_t lda2, const dplora_packed_b *pb2) {
+  if (pb == nullptr || pb2 == nullptr) return DPLORA_EINVAL;
+  if (pb->bf16 != nullptr || pb2->bf16 != nullptr) return DPLORA_EINVAL;
+  if (pb2->n != pb->n || pb2->k < 1 || pb2->k > 64) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  if (K.isa != pb->isa || K.isa != pb2->isa) return DPLORA_ESTALE;
+  const dplora::linalg::GemmInit init{a2, lda2, pb2->k, pb2->data, alpha2};
+  return dplora::linalg::gemm_prepacked(K.gemm, trans_a != 0, m, pb->n, pb->k, alpha, a, lda,
+                                        pb->data, beta, c, ldc, true, &init);
 }
 
 extern "C" int dplora_sgemm_pack_b_bf16(int trans_b, int64_t k, int64_t n, const float *b,
