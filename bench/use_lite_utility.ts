@@ -355,7 +355,7 @@ interface TuneConfig {
 
 /**
  * Parses `--tune-configs`: `;`-separated lists of `key=value` for the PRIVATE runs (keys lr,
- * headLr, sched, warmup, batch = expected batch of the full run, ep = its epochs, rank, alpha,
+ * headLr, sched, warmup, batch = expected batch of the full run, ep = its epochs, clip, rank, alpha,
  * targets as `q_proj+v_proj`); unnamed keys keep the command line's values. Without it, one
  * candidate per learning rate of `--tune-lrs`.
  */
@@ -377,6 +377,7 @@ function tuneConfigs(base: RunSettings): TuneConfig[] {
       else if (k === 'warmup') st.warmup = Number(v);
       else if (k === 'batch') st.batch = Number(v);
       else if (k === 'ep') st.epochs = Number(v);
+      else if (k === 'clip') st.clip = Number(v);
       else if (k === 'rank') lora.rank = Number(v);
       else if (k === 'alpha') lora.alpha = Number(v);
       else if (k === 'targets') lora.targets = v.split('+');
