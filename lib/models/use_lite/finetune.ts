@@ -268,7 +268,7 @@ export interface NonPrivateTrainOptions {
    * Learning-rate schedule over all `epochs * ceil(n / batchSize)` steps, as a multiplier of
    * the learning rates: 'constant' (the default), 'linear' (decay to 0) or 'cosine' (to 0).
    */
-  schedule?: LrScheduleName;
+  schedule?: 'constant' | 'linear' | 'cosine';
   /** Linear warmup from 0, as a fraction of all steps, before the decay (default 0). */
   warmup?: number;
   /** Adam learning rate of the head alone (default: {@link lr}). */
