@@ -29,13 +29,15 @@ import { USE_LITE_DIM, defaultUseLiteDir, loadUseLiteSync } from '../lib/models/
 import { readTfjsWeights } from '../lib/models/use_lite/weights';
 import {
   CachedPart,
+  HeadLrAdam,
+  LrScheduleName,
   UseLiteLoraSettings,
   accuracyOf,
   lengthBuckets,
   loraClassifier,
-  privateStep,
   trainHead,
   trainNonPrivateRows,
+  trainPrivateRows,
 } from '../lib/models/use_lite/finetune';
 import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
 import { splitSpamCorpus } from '../lib/data/spam_corpus';
@@ -185,6 +187,10 @@ interface RunSettings {
   epochs: number;
   /** Per-sample clipping norm C. */
   clip: number;
+  /** Private runs: learning-rate schedule over the steps, warmup fraction, head lr (NaN: lr). */
+  schedule: LrScheduleName;
+  warmup: number;
+  headLr: number;
   /** Non-private LoRA: Adam lr, batch size and epochs. */
   npLr: number;
   npBatch: number;
@@ -224,6 +230,9 @@ function settingsFor(name: string): RunSettings {
     lr: num('lr', 2e-3),
     epochs: num('epochs', imdbDefaults ? 1 : 2),
     clip: num('clip', 1),
+    schedule: arg(`${name}-lr-schedule`, arg('lr-schedule', 'constant')) as LrScheduleName,
+    warmup: num('warmup', 0),
+    headLr: num('head-lr', NaN),
     npLr: num('np-lr', 1e-3),
     npBatch: num('np-batch', 32),
     npEpochs: num('np-epochs', 1),
@@ -233,6 +242,17 @@ function settingsFor(name: string): RunSettings {
     npHeadLr: num('np-head-lr', NaN),
     physical: num('physical', 32),
   };
+}
+
+/**
+ * The optimizer the DP optimizer of a private run wraps: Adam at the run's lr, the head at its
+ * own lr when `headLr` is set (a fixed multiple of the scheduled lr: see {@link HeadLrAdam}).
+ */
+function privateOptimizer(clf: UseLiteClassifier, st: RunSettings): Adam {
+  const params = clf.trainableParameters();
+  return Number.isNaN(st.headLr)
+    ? new Adam(params, { lr: st.lr })
+    : new HeadLrAdam(params, clf.head.trainableParameters(), { lr: st.lr, headLr: st.headLr });
 }
 
 /** The non-private training options of a run's settings. */
@@ -326,70 +346,140 @@ function tokenPart(tokens: number[][], y: Int32Array): CachedPart {
   return { rows: tokens.map((t) => Float32Array.from(t)), y, n: y.length };
 }
 
+/** One candidate of `--tune`: LoRA settings and the private run's settings. */
+interface TuneConfig {
+  label: string;
+  lora: UseLiteLoraSettings;
+  st: RunSettings;
+}
+
 /**
- * `--tune`: chooses the private runs' Adam learning rate on the IMDB PUBLIC slice only. Its
- * first 3/4 train (head initialized by logistic regression on them), the last 1/4 validates.
- * Each candidate runs as many steps as the full run would (`epochs * nTrain / batch`) with
- * batches of `--tune-batch` and the noise multiplier scaled so that the noise on the mean
- * gradient (sigma * C / batch) equals the full run's at that epsilon. Nothing private is used,
- * so the search costs no privacy.
+ * Parses `--tune-configs`: `;`-separated lists of `key=value` for the PRIVATE runs (keys lr,
+ * headLr, sched, warmup, batch = expected batch of the full run, ep = its epochs, clip, rank, alpha,
+ * targets as `q_proj+v_proj`); unnamed keys keep the command line's values. Without it, one
+ * candidate per learning rate of `--tune-lrs`.
+ */
+function tuneConfigs(base: RunSettings): TuneConfig[] {
+  const spec = arg('tune-configs', '');
+  const labels = spec
+    ? spec.split(';').filter(Boolean)
+    : arg('tune-lrs', '5e-4,2e-3,5e-3')
+        .split(',')
+        .map((lr) => `lr=${lr}`);
+  return labels.map((label) => {
+    const lora = defaultLora();
+    const st = { ...base };
+    for (const kv of label.split(',')) {
+      const [k, v] = kv.split('=');
+      if (k === 'lr') st.lr = Number(v);
+      else if (k === 'headLr') st.headLr = Number(v);
+      else if (k === 'sched') st.schedule = v as LrScheduleName;
+      else if (k === 'warmup') st.warmup = Number(v);
+      else if (k === 'batch') st.batch = Number(v);
+      else if (k === 'ep') st.epochs = Number(v);
+      else if (k === 'clip') st.clip = Number(v);
+      else if (k === 'rank') lora.rank = Number(v);
+      else if (k === 'alpha') lora.alpha = Number(v);
+      else if (k === 'targets') lora.targets = v.split('+');
+      else throw new Error(`--tune-configs: unknown key ${k} in ${label}`);
+    }
+    return { label, lora, st };
+  });
+}
+
+/**
+ * `--tune`: chooses the private runs' hyperparameters without spending privacy on the final
+ * runs' budget. Data (`--tune-on`):
+ * - `public` (the default): the IMDB PUBLIC slice only, its first 3/4 train (head from a
+ *   logistic regression on them), the last 1/4 validates. Costs no privacy.
+ * - `train`: a validation split carved from the private training reviews (the first
+ *   `--search-train` train, the last `--search-val` validate; head = the public head, as in the
+ *   final runs). This is NON-PRIVATE tuning (the choice depends on private records, as is common
+ *   in the literature): the rows say so.
+ * The test set is never read. Each candidate ({@link tuneConfigs}) simulates the full private
+ * run (`--n-train` records, expected batch, epochs) on the n tuning records: the same sampling
+ * rate q = batch / N (expected batch q * n, unless `--tune-batch` sets it), the same number of
+ * steps and schedule, and the noise multiplier scaled so that the noise on the mean gradient
+ * (sigma * C / expected batch) equals the full run's at each epsilon of `--eps`. Validation
+ * accuracy after each simulated epoch.
  */
 async function tune(): Promise<void> {
-  const st = settingsFor('imdb');
-  const nTrain = Number(arg('n-train', '10000'));
+  const base = settingsFor('imdb');
+  const nTrain = Number(arg('n-train', '20000'));
   const nPublic = Number(arg('n-public', '2000'));
   const nTest = Number(arg('n-test', '2000'));
   const delta = Number(arg('delta', '1e-5'));
-  const tb = Number(arg('tune-batch', '100'));
-  const lrs = arg('tune-lrs', '5e-4,2e-3,5e-3').split(',').map(Number);
-  const npLrs = arg('tune-np-lrs', '').split(',').filter(Boolean).map(Number);
+  const on = arg('tune-on', 'public');
+  const out = arg('out', 'use-lite-utility-tuning');
   const epsList = arg('eps', '3')
     .split(',')
     .map((e) => Number(e));
+  const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
+  const cpuS = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1e6;
   const use = loadUseLiteSync();
   const weights = readTfjsWeights(path.join(defaultUseLiteDir(), 'model.json'));
   const frozen = loraClassifier(weights, 2, null, undefined, 1);
-  const d = imdb(0, nTest, nPublic).public;
-  const cut = Math.floor((d.texts.length * 3) / 4);
-  const mk = (a: number, b: number): CachedPart => ({
-    rows: frozen.encodePrefix(
-      d.texts.slice(a, b).map((t) => use.tokenize(t).slice(0, st.maxTokens)),
-    ),
-    y: d.y.slice(a, b),
-    n: b - a,
-  });
-  const tr = mk(0, cut);
-  const va = mk(cut, d.texts.length);
-  const head = trainHead(frozenEmbeddings(frozen, tr.rows), tr.y, 2, {
-    epochs: 30,
-    batchSize: 64,
-    lr: 1e-2,
-    seed: 1,
-  });
-  const steps = Math.ceil((st.epochs * nTrain) / st.batch);
-  const lora = defaultLora();
+  const d = imdb(on === 'train' ? nTrain : 0, nTest, nPublic);
+  const key = `imdb-T${base.maxTokens}-test${nTest}-public${nPublic}-train${nTrain}`;
+  const { prefix } = prefixParts(use, frozen, key, base.maxTokens);
+  const headOpts = { epochs: 30, batchSize: 64, lr: 1e-2, seed: 1 };
+  let tr: CachedPart;
+  let va: CachedPart;
+  let head: { weight: Float32Array; bias: Float32Array };
+  if (on === 'train') {
+    const nS = Number(arg('search-train', '6000'));
+    const nV = Number(arg('search-val', '2000'));
+    if (nS + nV > nTrain) throw new Error('--search-train + --search-val exceed --n-train');
+    const pub = prefix(d.public, 'public');
+    const train = prefix(d.train, 'train');
+    tr = subset(train, [...Array(nS).keys()]);
+    va = subset(
+      train,
+      Array.from({ length: nV }, (_, i) => nTrain - nV + i),
+    );
+    head = trainHead(frozenEmbeddings(frozen, pub.rows), pub.y, 2, headOpts);
+  } else if (on === 'public') {
+    const pub = prefix(d.public, 'public');
+    const cut = Math.floor((pub.n * 3) / 4);
+    tr = subset(pub, [...Array(cut).keys()]);
+    va = subset(
+      pub,
+      Array.from({ length: pub.n - cut }, (_, i) => cut + i),
+    );
+    head = trainHead(frozenEmbeddings(frozen, tr.rows), tr.y, 2, headOpts);
+  } else throw new Error(`--tune-on must be public or train, got ${on}`);
+  const configs = tuneConfigs(base);
   const rows: Record<string, unknown>[] = [];
-  console.log(`tune: ${tr.n} public train, ${va.n} public validation, ${steps} steps of ${tb}`);
-  for (const lr of npLrs) {
-    const clf = loraClassifier(weights, 2, lora, head);
-    trainNonPrivateRows(clf, tr, { ...npOptions(st), lr });
-    rows.push({ eps: 'inf', lr, accuracy: accuracyOf(clf, va) });
-    console.log(JSON.stringify(rows[rows.length - 1]));
-  }
+  console.log(
+    `tune on ${on === 'train' ? 'a validation split of the PRIVATE training reviews (non-private tuning)' : 'the public slice'}: ` +
+      `${tr.n} train, ${va.n} validation; public head ${headAccuracy(head, frozenEmbeddings(frozen, va.rows), va.y).toFixed(4)} ` +
+      `(${((Date.now() - t0) / 1000).toFixed(0)} s wall, ${cpuS(process.cpuUsage(cpu0)).toFixed(0)} s CPU)`,
+  );
+  const save = () =>
+    writeResults(out, {
+      settings: { nTrain, nPublic, nTest, on, tuneTrain: tr.n, tuneVal: va.n, delta, base },
+      configs,
+      rows,
+    });
   for (const eps of epsList) {
-    const sigma = calibrateNoiseMultiplier({
-      targetEpsilon: eps,
-      targetDelta: delta,
-      sampleRate: st.batch / nTrain,
-      steps,
-    }).noiseMultiplier;
-    for (const lr of lrs) {
+    for (const c of configs) {
+      const st = c.st;
+      const steps = Math.ceil((st.epochs * nTrain) / st.batch);
+      const sigma = calibrateNoiseMultiplier({
+        targetEpsilon: eps,
+        targetDelta: delta,
+        sampleRate: st.batch / nTrain,
+        steps,
+      }).noiseMultiplier;
+      const tb = Number(arg('tune-batch', String((st.batch * tr.n) / nTrain)));
       const ts = Date.now();
-      const clf = loraClassifier(weights, 2, lora, head);
+      const c0 = process.cpuUsage();
+      const clf = loraClassifier(weights, 2, c.lora, head);
       const engine = new PrivacyEngine();
       const { optimizer } = engine.makePrivate({
         model: clf,
-        optimizer: new Adam(clf.trainableParameters(), { lr }),
+        optimizer: privateOptimizer(clf, st),
         dataset: tr.n,
         batchSize: tb,
         noiseMultiplier: (sigma * tb) / st.batch,
@@ -397,25 +487,37 @@ async function tune(): Promise<void> {
         maxPhysicalBatchSize: st.physical,
         onWarning: () => undefined,
       });
-      clf.train();
-      clf.setGradMode('perSample');
-      while (engine.steps < steps) privateStep(clf, tr, engine, optimizer, st.physical);
-      clf.setGradMode('sum');
-      rows.push({
-        eps,
-        sigmaFull: sigma,
-        lr,
-        accuracy: accuracyOf(clf, va),
-        seconds: Math.round((Date.now() - ts) / 1000),
+      const perEpoch = steps / st.epochs;
+      let nextEval = 1;
+      trainPrivateRows(clf, tr, engine, optimizer, {
+        steps,
+        physicalBatch: st.physical,
+        schedule: st.schedule,
+        warmup: st.warmup,
+        onStep: (k) => {
+          if (k < Math.min(steps, Math.round(nextEval * perEpoch))) return;
+          const row = {
+            tuneOn: on,
+            eps,
+            config: c.label,
+            epoch: nextEval++,
+            step: k,
+            steps,
+            sigmaFull: Number(sigma.toFixed(4)),
+            tuneBatch: Number(tb.toFixed(1)),
+            valAccuracy: accuracyOf(clf, va),
+            seconds: Math.round((Date.now() - ts) / 1000),
+            cpuSeconds: Math.round(cpuS(process.cpuUsage(c0))),
+            load: Number(os.loadavg()[0].toFixed(1)),
+          };
+          rows.push(row);
+          console.log(JSON.stringify(row));
+          save();
+        },
       });
-      console.log(JSON.stringify(rows[rows.length - 1]));
     }
   }
-  printTable(`tuning on the IMDB public slice (load ${os.loadavg()[0].toFixed(1)})`, rows);
-  writeResults('use-lite-utility-tuning', {
-    settings: { ...st, nTrain, nPublic, tuneBatch: tb, steps, delta, lora },
-    rows,
-  });
+  printTable(`tuning on IMDB ${on} (load ${os.loadavg()[0].toFixed(1)})`, rows);
   await Promise.resolve();
 }
 
@@ -688,6 +790,33 @@ export async function run(): Promise<void> {
       points,
       runs,
     });
+    const npFrom = arg('np-from', '');
+    if (npFrom) {
+      // The non-private point of an earlier run on the same split (the same data, test set and
+      // baseline), so that a private-only sweep is plotted against it without rerunning it.
+      const prev = JSON.parse(
+        fs.readFileSync(path.join(RESULTS_DIR, `${npFrom}.json`), 'utf8'),
+      ) as {
+        results: Array<{
+          dataset: string;
+          sizes: unknown;
+          baseline: number;
+          runs: Array<Record<string, unknown>>;
+        }>;
+      };
+      const r = prev.results.find((x) => x.dataset === name);
+      const np = r?.runs.find((x) => x.target === 'inf');
+      if (!r || !np) throw new Error(`--np-from ${npFrom}: no non-private ${name} run`);
+      if (
+        JSON.stringify(r.sizes) !== JSON.stringify({ public: pub.n, train: train.n, test: test.n })
+      )
+        throw new Error(`--np-from ${npFrom}: another split (sizes differ)`);
+      points.push([Infinity, np.accuracy as number]);
+      // Its frozen baseline is recorded to show it is the same split (it should be equal).
+      runs.push({ ...np, from: `${npFrom}.json`, baselineThen: r.baseline });
+      table.push({ ...np, from: npFrom });
+      console.log(`non-private point from ${npFrom}.json: ${JSON.stringify(np)}`);
+    }
     for (const eps of epsList) {
       const ts = Date.now();
       const c0 = process.cpuUsage();
@@ -702,7 +831,7 @@ export async function run(): Promise<void> {
         const engine = new PrivacyEngine();
         const { optimizer } = engine.makePrivateWithEpsilon({
           model: clf,
-          optimizer: new Adam(clf.trainableParameters(), { lr: st.lr }),
+          optimizer: privateOptimizer(clf, st),
           dataset: train.n,
           batchSize: st.batch,
           targetEpsilon: eps,
@@ -713,11 +842,13 @@ export async function run(): Promise<void> {
           onWarning: () => undefined,
         });
         sigma = engine.config.noiseMultiplier;
-        clf.train();
-        clf.setGradMode('perSample');
         steps = Math.ceil((st.epochs * train.n) / st.batch);
-        while (engine.steps < steps) privateStep(clf, trainIn, engine, optimizer, st.physical);
-        clf.setGradMode('sum');
+        trainPrivateRows(clf, trainIn, engine, optimizer, {
+          steps,
+          physicalBatch: st.physical,
+          schedule: st.schedule,
+          warmup: st.warmup,
+        });
         spent = engine.getEpsilon(delta);
       }
       const acc = accuracyOf(clf, testIn);
@@ -736,6 +867,9 @@ export async function run(): Promise<void> {
         batch: privateRun ? st.batch : st.npBatch,
         epochs: privateRun ? st.epochs : st.npEpochs,
         lr: privateRun ? st.lr : st.npLr,
+        schedule: privateRun ? st.schedule : st.npSchedule,
+        warmup: privateRun ? st.warmup : st.npWarmup,
+        headLr: privateRun ? st.headLr : st.npHeadLr,
         seconds: Math.round(seconds),
         cpuSeconds: Math.round(cpu),
         load: Number(os.loadavg()[0].toFixed(1)),

@@ -15,7 +15,9 @@ import { loraModules } from '../../nn/lora_modules';
 import { applyLora } from '../../nn/lora_targets';
 import { crossEntropyLoss } from '../../nn/losses';
 import { Tensor } from '../../nn/tensor';
-import { Adam } from '../../optim/adam';
+import { Adam, AdamOptions } from '../../optim/adam';
+import { Schedule, cosineSchedule, linearSchedule } from '../../optim/schedules';
+import { Parameter } from '../../nn/tensor';
 import type { DPOptimizer } from '../../privacy/dp_optimizer';
 import type { PrivacyEngine } from '../../privacy/privacy_engine';
 import type { TrainerDataset } from '../../trainer/private_trainer';
@@ -275,18 +277,100 @@ export interface NonPrivateTrainOptions {
   onEpoch?: (epoch: number) => void;
 }
 
-/** The learning-rate multiplier of step `s` (0-based) of `total` under a schedule and warmup. */
+/** Names of the learning-rate schedules of the USE-Lite training loops. */
+export type LrScheduleName = 'constant' | 'linear' | 'cosine';
+
+/**
+ * The learning-rate multiplier of a training loop of `total` steps: a linear warmup from 0 over
+ * `round(warmupFraction * total)` steps, then 'constant' (1), 'linear' (decay to 0 at `total`)
+ * or 'cosine' (to 0); built from {@link linearSchedule} and {@link cosineSchedule}. Shared by
+ * the non-private and the private loops (a schedule is public: it depends on the step only).
+ */
+export function lrSchedule(name: LrScheduleName, warmupFraction: number, total: number): Schedule {
+  if (!['constant', 'linear', 'cosine'].includes(name))
+    throw new InvalidArgumentError('schedule', `must be constant, linear or cosine, got ${name}`);
+  if (!(warmupFraction >= 0 && warmupFraction <= 1))
+    throw new InvalidArgumentError('warmup', `must be a fraction in [0, 1], got ${warmupFraction}`);
+  const warmupSteps = Math.round(warmupFraction * total);
+  if (name === 'cosine') return cosineSchedule({ warmupSteps, totalSteps: total });
+  // 'constant' is the linear schedule that "decays" to 1.
+  return linearSchedule({
+    warmupSteps,
+    totalSteps: total,
+    finalFraction: name === 'linear' ? 0 : 1,
+  });
+}
+
+/** The learning-rate multiplier of step `s` (0-based) of `total`: {@link lrSchedule}'s value. */
 export function scheduleMultiplier(
-  schedule: 'constant' | 'linear' | 'cosine',
+  schedule: LrScheduleName,
   warmupFraction: number,
   s: number,
   total: number,
 ): number {
-  const w = Math.round(warmupFraction * total);
-  if (s < w) return (s + 1) / w;
-  if (schedule === 'constant') return 1;
-  const p = total > w ? (s - w) / (total - w) : 1;
-  return schedule === 'linear' ? 1 - p : 0.5 * (1 + Math.cos(Math.PI * p));
+  return lrSchedule(schedule, warmupFraction, total)(s);
+}
+
+/**
+ * Adam in which some parameters (the classifier's head) step at `headLr / lr` times the
+ * learning rate of the others, whatever the current `lr` (so a schedule that sets `lr` scales
+ * both). One optimizer, so it can be the optimizer a {@link DPOptimizer} wraps: the DP step
+ * (clipping, noise) is unchanged, only the update of the noised gradient differs per group.
+ */
+export class HeadLrAdam extends Adam {
+  /** The head's learning rate as a multiple of {@link lr}. */
+  readonly headRatio: number;
+  private readonly headIndex: Set<number>;
+
+  constructor(
+    params: Parameter[],
+    /** The parameters (a subset of `params`) that step at `headLr`. */
+    head: Parameter[],
+    options: AdamOptions & {
+      /** Learning rate of `head` (at the starting `lr`). */
+      headLr: number;
+    },
+  ) {
+    super(params, options);
+    if (!(options.headLr >= 0) || !Number.isFinite(options.headLr))
+      throw new InvalidArgumentError(
+        'headLr',
+        `must be a finite number >= 0, got ${options.headLr}`,
+      );
+    if (!(options.lr > 0))
+      throw new InvalidArgumentError(
+        'lr',
+        'must be > 0 when the head has a learning rate of its own',
+      );
+    const at = new Map(params.map((p, i) => [p, i]));
+    this.headIndex = new Set(
+      head.map((p) => {
+        const i = at.get(p);
+        if (i === undefined)
+          throw new InvalidArgumentError('head', 'every head parameter must be in params');
+        return i;
+      }),
+    );
+    this.headRatio = options.headLr / options.lr;
+  }
+
+  protected hyper() {
+    return { ...super.hyper(), headRatio: this.headRatio };
+  }
+
+  protected update(i: number, p: Parameter, g: Float32Array): void {
+    if (!this.headIndex.has(i)) {
+      super.update(i, p, g);
+      return;
+    }
+    const lr = this.lr;
+    this.lr = lr * this.headRatio;
+    try {
+      super.update(i, p, g);
+    } finally {
+      this.lr = lr;
+    }
+  }
 }
 
 /**
@@ -300,15 +384,8 @@ export function trainNonPrivateRows(
 ): void {
   clf.train();
   clf.setGradMode('sum');
-  const schedule = o.schedule ?? 'constant';
-  const warmup = o.warmup ?? 0;
-  if (!['constant', 'linear', 'cosine'].includes(schedule))
-    throw new InvalidArgumentError(
-      'schedule',
-      `must be constant, linear or cosine, got ${schedule}`,
-    );
-  if (!(warmup >= 0 && warmup <= 1))
-    throw new InvalidArgumentError('warmup', `must be a fraction in [0, 1], got ${warmup}`);
+  const total = o.epochs * Math.ceil(part.n / o.batchSize);
+  const multiplier = lrSchedule(o.schedule ?? 'constant', o.warmup ?? 0, total);
   // One Adam over everything (the default), or the head apart with its own learning rate.
   const headParams = new Set(clf.head.trainableParameters());
   const groups: Array<{ opt: Adam; lr: number }> =
@@ -324,7 +401,6 @@ export function trainNonPrivateRows(
           },
           { opt: new Adam([...headParams], { lr: o.headLr }), lr: o.headLr },
         ];
-  const total = o.epochs * Math.ceil(part.n / o.batchSize);
   let step = 0;
   const rnd = new InitRandom(o.seed);
   for (let e = 0; e < o.epochs; e++) {
@@ -346,7 +422,7 @@ export function trainNonPrivateRows(
       const g = loss.grad.data;
       for (let i = 0; i < g.length; i++) g[i] /= idx.length;
       clf.backward(loss.grad, false); // the input is cached data: no gradient needed
-      const m = scheduleMultiplier(schedule, warmup, step++, total);
+      const m = multiplier(step++);
       for (const g of groups) {
         g.opt.lr = g.lr * m;
         g.opt.step();
@@ -398,6 +474,60 @@ export function privateStep(
   optimizer.step();
   clf.setMask(null);
   return { lossSum, size: batch.indices.length };
+}
+
+/** Options of {@link trainPrivateRows}. */
+export interface PrivateTrainOptions {
+  /** Private steps to run (logical batches drawn by the engine). */
+  steps: number;
+  /** Largest micro-batch run at once (memory only). */
+  physicalBatch: number;
+  /** Learning-rate schedule over the `steps` (default 'constant'): see {@link lrSchedule}. */
+  schedule?: LrScheduleName;
+  /** Linear warmup from 0, as a fraction of the steps (default 0). */
+  warmup?: number;
+  /** Called after each step with the number of steps done (1-based), e.g. to evaluate. */
+  onStep?: (step: number) => void;
+}
+
+/**
+ * Private training: {@link privateStep} until the engine has taken `steps` steps, with the
+ * optimizer's learning rate set before each step to its starting value times the schedule's
+ * multiplier (through {@link DPOptimizer.lr}; the schedule depends on the step number only, so
+ * it is public and costs no privacy: clipping, noise and accounting are those of the step).
+ * Returns the summed loss and records of the last step. The learning rate is restored at the end.
+ */
+export function trainPrivateRows(
+  clf: UseLiteClassifier,
+  part: CachedPart,
+  engine: PrivacyEngine,
+  optimizer: DPOptimizer,
+  o: PrivateTrainOptions,
+): { lossSum: number; size: number } {
+  if (!Number.isSafeInteger(o.steps) || o.steps < 1)
+    throw new InvalidArgumentError('steps', `must be an integer >= 1, got ${o.steps}`);
+  const multiplier = lrSchedule(o.schedule ?? 'constant', o.warmup ?? 0, o.steps);
+  const base = optimizer.lr;
+  const first = engine.steps;
+  let last = { lossSum: 0, size: 0 };
+  clf.train();
+  clf.setGradMode('perSample');
+  try {
+    while (engine.steps - first < o.steps) {
+      optimizer.lr = base * multiplier(engine.steps - first);
+      last = privateStep(clf, part, engine, optimizer, o.physicalBatch);
+      if (o.onStep) {
+        clf.setGradMode('sum');
+        o.onStep(engine.steps - first);
+        clf.train();
+        clf.setGradMode('perSample');
+      }
+    }
+  } finally {
+    optimizer.lr = base;
+    clf.setGradMode('sum');
+  }
+  return last;
 }
 
 /** The adapter of a LoRA classifier (PEFT layout: LoRA pairs plus the head in modules_to_save). */
