@@ -125,8 +125,13 @@ describe('PackedMatrix.multiplyWithInit', () => {
 });
 
 describe('LoraLinear with the adapter term in the packed base pass', () => {
+  const minRows = FUSION.packedInitMinRows;
+  beforeEach(() => {
+    FUSION.packedInitMinRows = 0; // the small shapes below run the fused pass too
+  });
   afterEach(() => {
     FUSION.packedInit = true;
+    FUSION.packedInitMinRows = minRows;
   });
 
   it('forward output and input gradient are bitwise those of the unfused C init', () => {

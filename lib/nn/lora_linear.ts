@@ -65,6 +65,11 @@ export interface LoraOptions {
   baseDtype?: BaseDtype;
 }
 
+/** Whether a LoRA term over `rows` rows runs inside the packed base pass (`FUSION`). */
+function packedInit(rows: number): boolean {
+  return FUSION.packedInit && rows >= FUSION.packedInitMinRows;
+}
+
 /** A frozen linear layer plus a trainable low-rank update. */
 export class LoraLinear extends PerSampleLayer {
   /** The wrapped base layer (frozen). */
@@ -224,12 +229,12 @@ export class LoraLinear extends PerSampleLayer {
 
   /**
    * bias + s h B^T as the C init of x W0^T: written once, and in the base product's own pass
-   * over y when the base is packed in fp32 (`FUSION.packedInit`).
+   * over y when the base is packed in fp32 and the product is tall ({@link packedInit}).
    */
   private upInit(h: Float32Array, rows: number): OutputInit {
     const bias = this.base.bias ? this.base.bias.data : null;
     const { loraB, scaling, r, outFeatures } = this;
-    const p = FUSION.packedInit
+    const p = packedInit(rows)
       ? loraUpProduct(h, loraB, bias, scaling, rows, r, outFeatures)
       : null;
     return p ?? ((yd) => loraUpInit(h, loraB, bias, scaling, rows, r, outFeatures, yd));
@@ -237,11 +242,11 @@ export class LoraLinear extends PerSampleLayer {
 
   /**
    * gh A as the C init of g W0: written once, and in the base product's own pass over the
-   * input gradient when the base is packed in fp32 (`FUSION.packedInit`).
+   * input gradient when the base is packed in fp32 and the product is tall ({@link packedInit}).
    */
   private downInit(gh: Float32Array, rows: number): OutputInit {
     const { loraA, r, inFeatures } = this;
-    const p = FUSION.packedInit ? loraDownProduct(gh, loraA, r, inFeatures) : null;
+    const p = packedInit(rows) ? loraDownProduct(gh, loraA, r, inFeatures) : null;
     return p ?? ((into) => matmul(gh, loraA, rows, r, inFeatures, 1, into, 0));
   }
 

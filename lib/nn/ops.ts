@@ -34,9 +34,13 @@ export function fillRows(y: Float32Array, row: Float32Array, rows: number): void
  * layer writes its adapter term (and the bias) as the C init of the base products instead of
  * adding it in a separate pass over the output (see {@link loraUpInit}); with `packedInit`
  * also on, that C init runs inside the packed fp32 base product's pass over the output
- * ({@link loraUpProduct}, {@link loraDownProduct}).  Internal.
+ * ({@link loraUpProduct}, {@link loraDownProduct}) when the product has at least
+ * `packedInitMinRows` rows.  Below that the fused pass saves nothing and its per-call packed
+ * operands (native allocations freed by the garbage collector) made short steps slower: at
+ * (B, T) = (32, 1) the harness step's median went from ~9 to ~16 ms in a fresh process.
+ * Internal.
  */
-export const FUSION = { lora: true, packedInit: true };
+export const FUSION = { lora: true, packedInit: true, packedInitMinRows: 1024 };
 
 /**
  * Writes the whole of y[rows, out] with bias + s h[rows, r] B[out, r]^T in ONE product with
