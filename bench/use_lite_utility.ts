@@ -341,6 +341,38 @@ function subset(p: CachedPart, idx: number[]): CachedPart {
   return { rows: idx.map((i) => p.rows[i]), y: Int32Array.from(idx, (i) => p.y[i]), n: idx.length };
 }
 
+/** `--search-train` / `--search-val`: sizes of the validation split of the training reviews. */
+function splitSizes(nTrain: number): { nS: number; nV: number } {
+  const nS = Number(arg('search-train', '6000'));
+  const nV = Number(arg('search-val', '2000'));
+  if (nS + nV > nTrain) throw new Error('--search-train + --search-val exceed --n-train');
+  return { nS, nV };
+}
+
+/** The validation split of the training reviews: the first nS train, the last nV validate. */
+function validationSplit(
+  train: CachedPart,
+  { nS, nV }: { nS: number; nV: number },
+): { tr: CachedPart; va: CachedPart } {
+  return {
+    tr: subset(train, [...Array(nS).keys()]),
+    va: subset(
+      train,
+      Array.from({ length: nV }, (_, i) => train.n - nV + i),
+    ),
+  };
+}
+
+/** The logistic-regression head on the frozen embeddings of a part (baseline and LoRA start). */
+function frozenHead(frozen: UseLiteClassifier, p: CachedPart) {
+  return trainHead(frozenEmbeddings(frozen, p.rows), p.y, 2, {
+    epochs: 30,
+    batchSize: 64,
+    lr: 1e-2,
+    seed: 1,
+  });
+}
+
 /** Token ids as a cached part (the input of a classifier whose startLayer is 0). */
 function tokenPart(tokens: number[][], y: Int32Array): CachedPart {
   return { rows: tokens.map((t) => Float32Array.from(t)), y, n: y.length };
@@ -423,22 +455,14 @@ async function tune(): Promise<void> {
   const d = imdb(on === 'train' ? nTrain : 0, nTest, nPublic);
   const key = `imdb-T${base.maxTokens}-test${nTest}-public${nPublic}-train${nTrain}`;
   const { prefix } = prefixParts(use, frozen, key, base.maxTokens);
-  const headOpts = { epochs: 30, batchSize: 64, lr: 1e-2, seed: 1 };
   let tr: CachedPart;
   let va: CachedPart;
   let head: { weight: Float32Array; bias: Float32Array };
   if (on === 'train') {
-    const nS = Number(arg('search-train', '6000'));
-    const nV = Number(arg('search-val', '2000'));
-    if (nS + nV > nTrain) throw new Error('--search-train + --search-val exceed --n-train');
+    const sizes = splitSizes(nTrain);
     const pub = prefix(d.public, 'public');
-    const train = prefix(d.train, 'train');
-    tr = subset(train, [...Array(nS).keys()]);
-    va = subset(
-      train,
-      Array.from({ length: nV }, (_, i) => nTrain - nV + i),
-    );
-    head = trainHead(frozenEmbeddings(frozen, pub.rows), pub.y, 2, headOpts);
+    ({ tr, va } = validationSplit(prefix(d.train, 'train'), sizes));
+    head = frozenHead(frozen, pub);
   } else if (on === 'public') {
     const pub = prefix(d.public, 'public');
     const cut = Math.floor((pub.n * 3) / 4);
@@ -447,7 +471,7 @@ async function tune(): Promise<void> {
       pub,
       Array.from({ length: pub.n - cut }, (_, i) => cut + i),
     );
-    head = trainHead(frozenEmbeddings(frozen, tr.rows), tr.y, 2, headOpts);
+    head = frozenHead(frozen, tr);
   } else throw new Error(`--tune-on must be public or train, got ${on}`);
   const configs = tuneConfigs(base);
   const rows: Record<string, unknown>[] = [];
@@ -622,9 +646,7 @@ async function search(): Promise<void> {
   const nTrain = Number(arg('n-train', '20000'));
   const nTest = Number(arg('n-test', '2000'));
   const nPublic = Number(arg('n-public', '2000'));
-  const nS = Number(arg('search-train', '6000'));
-  const nV = Number(arg('search-val', '2000'));
-  if (nS + nV > nTrain) throw new Error('--search-train + --search-val exceed --n-train');
+  const { nS, nV } = splitSizes(nTrain);
   const configs = searchConfigs(arg('search', ''), base);
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
@@ -637,18 +659,10 @@ async function search(): Promise<void> {
   const { tok, prefix } = prefixParts(use, frozen, key, base.maxTokens);
   const pub = prefix(d.public, 'public');
   const train = prefix(d.train, 'train');
-  const trIdx = [...Array(nS).keys()];
-  const vaIdx = Array.from({ length: nV }, (_, i) => nTrain - nV + i);
-  const tr = subset(train, trIdx);
-  const va = subset(train, vaIdx);
-  const headOpts = { epochs: 30, batchSize: 64, lr: 1e-2, seed: 1 };
+  const { tr, va } = validationSplit(train, { nS, nV });
   const embVa = frozenEmbeddings(frozen, va.rows);
-  const baseline = headAccuracy(
-    trainHead(frozenEmbeddings(frozen, tr.rows), tr.y, 2, headOpts),
-    embVa,
-    va.y,
-  );
-  const pubHead = trainHead(frozenEmbeddings(frozen, pub.rows), pub.y, 2, headOpts);
+  const baseline = headAccuracy(frozenHead(frozen, tr), embVa, va.y);
+  const pubHead = frozenHead(frozen, pub);
   const publicHead = headAccuracy(pubHead, embVa, va.y);
   console.log(
     `search: ${nS} train, ${nV} validation (from the ${nTrain} training reviews); frozen + LR ` +
@@ -766,13 +780,8 @@ export async function run(): Promise<void> {
     // Frozen baseline: logistic regression on the frozen embeddings of the training set
     // (non-private). Head init of the LoRA runs: the same on the PUBLIC part (no privacy cost).
     const embTe = frozenEmbeddings(frozen, test.rows);
-    const headOpts = { epochs: 30, batchSize: 64, lr: 1e-2, seed: 1 };
-    const baseline = headAccuracy(
-      trainHead(frozenEmbeddings(frozen, train.rows), train.y, 2, headOpts),
-      embTe,
-      test.y,
-    );
-    const pubHead = trainHead(frozenEmbeddings(frozen, pub.rows), pub.y, 2, headOpts);
+    const baseline = headAccuracy(frozenHead(frozen, train), embTe, test.y);
+    const pubHead = frozenHead(frozen, pub);
     const publicHead = headAccuracy(pubHead, embTe, test.y);
     console.log(
       `${name}: ${pub.n} public, ${train.n} train, ${test.n} test (mean ${meanLen(train).toFixed(1)} tokens, T <= ${st.maxTokens}); ` +
