@@ -63,6 +63,25 @@ export function loraUpInit(
     return;
   }
   const k = r + 1;
+  const { hb, bb } = biasAugmented(h, b, bias, s, rows, r, outDim, scratch);
+  matmulBT(hb, bb, rows, k, outDim, 1, y, 0);
+}
+
+/**
+ * The operands of `[h | 1] [s B | bias]^T` (k = r + 1): hb[rows, k] from {@link scratch},
+ * bb[out, k] from `allocB` (taken in that order).
+ */
+function biasAugmented(
+  h: Float32Array,
+  b: Float32Array,
+  bias: Float32Array,
+  s: number,
+  rows: number,
+  r: number,
+  outDim: number,
+  allocB: (n: number) => Float32Array,
+): { hb: Float32Array; bb: Float32Array } {
+  const k = r + 1;
   const hb = scratch(rows * k);
   for (let i = 0; i < rows; i++) {
     const o = i * k;
@@ -70,14 +89,14 @@ export function loraUpInit(
     for (let j = 0; j < r; j++) hb[o + j] = h[src + j];
     hb[o + r] = 1;
   }
-  const bb = scratch(outDim * k);
+  const bb = allocB(outDim * k);
   for (let i = 0; i < outDim; i++) {
     const o = i * k;
     const src = i * r;
     for (let j = 0; j < r; j++) bb[o + j] = s * b[src + j];
     bb[o + r] = bias[i];
   }
-  matmulBT(hb, bb, rows, k, outDim, 1, y, 0);
+  return { hb, bb };
 }
 
 /**
@@ -116,20 +135,8 @@ export function loraUpProduct(
   }
   const k = r + 1;
   if (k > MAX_INIT_K) return null;
-  const hb = scratch(rows * k);
-  for (let i = 0; i < rows; i++) {
-    const o = i * k;
-    const src = i * r;
-    for (let j = 0; j < r; j++) hb[o + j] = h[src + j];
-    hb[o + r] = 1;
-  }
-  const bb = new Float32Array(outDim * k);
-  for (let i = 0; i < outDim; i++) {
-    const o = i * k;
-    const src = i * r;
-    for (let j = 0; j < r; j++) bb[o + j] = s * b[src + j];
-    bb[o + r] = bias[i];
-  }
+  // bb is the packed matrix's source (read again on a repack): its own array, not scratch.
+  const { hb, bb } = biasAugmented(h, b, bias, s, rows, r, outDim, (n) => new Float32Array(n));
   return { a: hb, b: PackedMatrix.pack(bb, { k, n: outDim, transB: true }) };
 }
 
