@@ -22,6 +22,7 @@ import {
   trainPrivateRows,
 } from '../lib/models/use_lite/finetune';
 import { lcg, randArray } from './helpers/nn_ref';
+import { paramDiff } from './helpers/param_diff';
 import { quiet } from './helpers/dp_setup';
 
 jest.setTimeout(120000);
@@ -218,15 +219,10 @@ describe('trainPrivateRows', () => {
       privateStep(b, part, rb.engine, rb.optimizer, 2);
     }
     const pa = a.trainableParameters();
-    const pb = b.trainableParameters();
-    let maxDiff = 0;
-    let maxMove = 0;
-    const start = model().trainableParameters();
-    pa.forEach((p, i) =>
-      p.data.forEach((v, j) => {
-        maxDiff = Math.max(maxDiff, Math.abs(v - pb[i].data[j]));
-        maxMove = Math.max(maxMove, Math.abs(v - start[i].data[j]));
-      }),
+    const { maxDiff, maxMove } = paramDiff(
+      pa,
+      b.trainableParameters(),
+      model().trainableParameters(),
     );
     expect(maxMove).toBeGreaterThan(1e-3);
     expect(maxDiff).toBeLessThan(1e-7);
@@ -236,10 +232,7 @@ describe('trainPrivateRows', () => {
     const rc = setup(c, lr);
     trainPrivateRows(c, part, rc.engine, rc.optimizer, { steps: 4, physicalBatch: 2 });
     expect(rc.opt.lrs).toEqual([lr, lr, lr, lr]);
-    let constDiff = 0;
-    c.trainableParameters().forEach((p, i) =>
-      p.data.forEach((v, j) => (constDiff = Math.max(constDiff, Math.abs(v - pa[i].data[j])))),
-    );
+    const constDiff = paramDiff(c.trainableParameters(), pa, pa).maxDiff;
     expect(constDiff).toBeGreaterThan(1e-4);
   });
 

@@ -19,6 +19,7 @@ import {
   trainNonPrivateRows,
 } from '../lib/models/use_lite/finetune';
 import { lcg, randArray } from './helpers/nn_ref';
+import { paramDiff } from './helpers/param_diff';
 
 jest.setTimeout(120000);
 
@@ -135,25 +136,17 @@ describe('trainNonPrivateRows options', () => {
       opt.step();
     }
     const pa = a.trainableParameters();
-    const pb = b.trainableParameters();
-    let maxDiff = 0;
-    let maxMove = 0;
-    const start = model().trainableParameters();
-    pa.forEach((p, i) =>
-      p.data.forEach((v, j) => {
-        maxDiff = Math.max(maxDiff, Math.abs(v - pb[i].data[j]));
-        maxMove = Math.max(maxMove, Math.abs(v - start[i].data[j]));
-      }),
+    const { maxDiff, maxMove } = paramDiff(
+      pa,
+      b.trainableParameters(),
+      model().trainableParameters(),
     );
     expect(maxMove).toBeGreaterThan(1e-3); // the weights moved
     expect(maxDiff).toBeLessThan(1e-6);
     // and the schedule matters: a constant rate ends elsewhere
     const c = model();
     trainNonPrivateRows(c, part, { epochs: 4, batchSize: part.n, lr, seed: 1 });
-    let constDiff = 0;
-    c.trainableParameters().forEach((p, i) =>
-      p.data.forEach((v, j) => (constDiff = Math.max(constDiff, Math.abs(v - pa[i].data[j])))),
-    );
+    const constDiff = paramDiff(c.trainableParameters(), pa, pa).maxDiff;
     expect(constDiff).toBeGreaterThan(1e-4);
   });
 });
