@@ -17,6 +17,7 @@ import { capabilities, setIsa } from '../lib/native';
 import { Rng } from '../lib/kernels/rng';
 import { Linear, PER_SAMPLE_BUDGET, Sequential, Tensor, mseLoss } from '../lib/nn';
 import { DPOptimizer } from '../lib/privacy';
+import { InvalidStateError } from '../lib/errors';
 import {
   LAYER_KINDS,
   NORM_METHODS,
@@ -218,4 +219,38 @@ describe('per-sample tensors too large to keep', () => {
       PER_SAMPLE_BUDGET.floats = saved;
     }
   });
+
+  (ISAS.length > 1 ? test : test.skip)(
+    'an ISA change between backward and step is refused before any clipped sum (chunked tensors)',
+    () => {
+      // Re-materialized tensors must be rounded as the ones whose norms set the factors.
+      const other = ISAS.find((i) => i !== caps.isa)!;
+      const batch = 4;
+      const seq = 3;
+      const x = new Float32Array(batch * seq * 6).map((_, i) => Math.sin(i * 0.7));
+      const y = new Float32Array(batch * seq * 5).map((_, i) => Math.cos(i * 0.3));
+      const model = new Sequential(new Linear(6, 5, { seed: 3 }));
+      const rec = new Recorder(model.trainableParameters(), 1);
+      const dp = new DPOptimizer(model, rec, {
+        noiseMultiplier: 0,
+        maxGradNorm: 0.5,
+        expectedBatchSize: batch,
+        rng: new Rng({ seed: new Uint8Array(32) }),
+      });
+      const saved = PER_SAMPLE_BUDGET.floats;
+      try {
+        PER_SAMPLE_BUDGET.floats = 40; // the 30-float weight in chunks of 1
+        model.backward(mseLoss(model.forward(new Tensor(x, [batch, seq, 6])), y).grad);
+        setIsa(other);
+        expect(() => dp.step()).toThrow(InvalidStateError);
+        expect(rec.last).toHaveLength(0); // nothing reached the optimizer
+        setIsa(caps.isa);
+        dp.step(); // back on the path of the norms: the step runs
+        expect(rec.last.length).toBeGreaterThan(0);
+      } finally {
+        PER_SAMPLE_BUDGET.floats = saved;
+        setIsa(caps.isa);
+      }
+    },
+  );
 });

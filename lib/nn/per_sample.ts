@@ -50,7 +50,9 @@
  *
  * Tensors too large to keep (`batch * size` over {@link PER_SAMPLE_BUDGET}
  * `.floats`) are materialized twice, in chunks: once for the norms, once for the
- * sums; the product is deterministic, so both passes see bit-identical tensors.
+ * sums; the product is deterministic on one ISA path (whatever the thread count), so both
+ * passes see bit-identical tensors. A different path could round them differently, so the
+ * sums refuse to run if the path changed (`setIsa`) after the norms were taken.
  */
 import {
   outerScaledSum,
@@ -65,6 +67,7 @@ import { ones } from './ops';
 import { BUFFER_REUSE } from './workspace';
 import { Parameter } from './tensor';
 import { InvalidStateError } from '../errors';
+import { capabilities } from '../native';
 
 /**
  * Floats a layer keeps per parameter for materialized per-sample gradients
@@ -181,6 +184,8 @@ type Entry =
       outDim: number;
       scale: number;
       chunk: number;
+      /** The ISA path the norms were taken on (the sums must re-materialize on the same). */
+      isa: string;
     };
 
 /** Options of {@link PerSampleCapture.addLinear}. */
@@ -261,7 +266,19 @@ export class PerSampleCapture {
           this.materialize(a, g, seq, inDim, outDim, scale, i0, n, scratch);
           rowsSumSq(scratch.subarray(0, n * size), n, size, own.subarray(i0, i0 + n));
         }
-        this.entries.push({ kind: 'recompute', param, a, g, seq, inDim, outDim, scale, chunk });
+        const isa = capabilities().isa;
+        this.entries.push({
+          kind: 'recompute',
+          param,
+          a,
+          g,
+          seq,
+          inDim,
+          outDim,
+          scale,
+          chunk,
+          isa,
+        });
         memoryOf(this).reads.push(a, g);
       }
     }
@@ -292,6 +309,7 @@ export class PerSampleCapture {
    */
   accumulate(factors: Float32Array, sink: ClippedSink): void {
     const batch = this.batch;
+    this.checkPath();
     for (const e of this.entries) {
       const out = sink(e.param);
       const size = e.param.size;
@@ -308,6 +326,26 @@ export class PerSampleCapture {
           rowsScaledSum(scratch.subarray(0, n * size), n, size, f, out);
         }
       }
+    }
+  }
+
+  /**
+   * Throws if the ISA path changed since the norms of a re-materialized tensor were taken:
+   * the sums would re-materialize it on another path, which may round it differently from
+   * the tensor whose norm set its clip factor. Checked when the norms are read (before any
+   * sum is added) and again before the sums.
+   */
+  checkPath(): void {
+    let isa = '';
+    for (const e of this.entries) {
+      if (e.kind !== 'recompute') continue;
+      isa ||= capabilities().isa;
+      if (e.isa !== isa)
+        throw new InvalidStateError(
+          `the ISA path changed from ${e.isa} to ${isa} between backward and the clipped sums: ` +
+            'the per-sample gradients re-materialized for the sums could differ from those ' +
+            'whose norms set the clip factors; call setIsa only between steps',
+        );
     }
   }
 
@@ -371,6 +409,7 @@ export abstract class PerSampleLayer extends Module implements PerSampleModule {
   /** Adds each sample's squared gradient norm over this layer's trainable parameters to `out`. */
   addPerSampleNormsSq(out: Float64Array): void {
     const c = this.pending();
+    c.checkPath(); // before the optimizer adds any clipped sum
     for (let i = 0; i < c.batch; i++) out[i] += c.normsSq[i];
   }
 
