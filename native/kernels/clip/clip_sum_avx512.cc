@@ -9,20 +9,12 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include "avx512_masks.h"
 #include "clip_sum.h"
 
 namespace dplora {
 namespace clip {
 namespace {
-
-inline __mmask16 mask16(int64_t n) {
-  return n <= 0    ? 0
-         : n >= 16 ? static_cast<__mmask16>(0xFFFF)
-                   : static_cast<__mmask16>((1u << n) - 1u);
-}
-inline __mmask8 mask8(int64_t n) {
-  return n <= 0 ? 0 : n >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << n) - 1u);
-}
 
 // out[q * qs] += acc (8 doubles at column k) for the first n of them.
 inline void add_out(double *out, int64_t k, int64_t qs, __m512d acc, int64_t n) {

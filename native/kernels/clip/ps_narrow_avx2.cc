@@ -71,29 +71,14 @@ void block(int64_t t0, int64_t t1, bool first, bool last, float alpha, const flo
   }
 }
 
-using BlockFn = void (*)(int64_t, int64_t, bool, bool, float, const float *, int64_t, const float *,
-                         int64_t, int64_t, float *, int64_t, int64_t);
-constexpr BlockFn kBlocks[7] = {nullptr,  block<1>, block<2>, block<3>,
-                                block<4>, block<5>, block<6>};
+constexpr PsNarrowBlockFn kBlocks[7] = {nullptr,  block<1>, block<2>, block<3>,
+                                        block<4>, block<5>, block<6>};
 
 }  // namespace
 
 void ps_narrow_avx2(int64_t T, int64_t nd, int64_t nw, float alpha, const float *nar, int64_t ldn,
                     const float *wide, int64_t ldw, float *c, int64_t ldc) {
-  // Blocks of kTokens rows of t, each swept over every column block: the rows of the wide
-  // operand are then read front to back (a few streams the hardware prefetchers follow)
-  // instead of one short piece of every row per column block.
-  for (int64_t t0 = 0; t0 < T; t0 += kTokens) {
-    const int64_t t1 = T - t0 < kTokens ? T : t0 + kTokens;
-    for (int64_t q0 = 0; q0 < nw; q0 += 16) {
-      const int64_t cols = nw - q0 < 16 ? nw - q0 : 16;
-      for (int64_t d0 = 0; d0 < nd; d0 += 6) {
-        const int64_t rb = nd - d0 < 6 ? nd - d0 : 6;
-        kBlocks[rb](t0, t1, t0 == 0, t1 == T, alpha, nar + d0, ldn, wide + q0, ldw, cols,
-                    c + d0 * ldc + q0, ldc, d0 == 0 ? T + kTokens : 0);
-      }
-    }
-  }
+  ps_narrow_sweep<kTokens, 16, 6>(kBlocks, T, nd, nw, alpha, nar, ldn, wide, ldw, c, ldc);
 }
 
 }  // namespace clip

@@ -7,18 +7,12 @@
 
 #include <algorithm>
 
+#include "avx512_masks.h"
 #include "norms.h"
 
 namespace dplora {
 namespace linalg {
 namespace {
-
-inline __mmask16 mask16(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
-inline __mmask8 mask8(int64_t n) {
-  return n >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << n) - 1u);
-}
 
 // 8 rows of G (g columns pre-converted in gb[t*8+r]) times 16 columns of a.
 template <bool MASK>
