@@ -15,7 +15,7 @@ tmp=$(mktemp -d)
 [ -n "${KEEP:-}" ] && echo "build dir: $tmp" || trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/base"
 G=native/kernels/gemm
-for f in gemm.h sgemm.cc sgemm_avx2.cc sgemm_avx512.cc sgemm_skinny_avx2.cc sgemm_skinny_avx512.cc; do
+for f in gemm.h gemm_bf16.h sgemm.cc sgemm_avx2.cc sgemm_avx512.cc sgemm_skinny_avx2.cc sgemm_skinny_avx512.cc; do
   git show "$rev:$G/$f" >"$tmp/base/$f"
 done
 # The base driver without its C entry points (they would clash with the working tree's).

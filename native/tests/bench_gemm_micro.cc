@@ -166,8 +166,13 @@ int main(int argc, char **argv) {
         }
       }
       if (worst > 1e-5) ++bad;
-      printf("  %-12s %8.3f ms  %6.1f GFLOP/s = %.3f of peak   %s\n", impls[v].name, tm * 1e3,
-             flops / tm / 1e9, flops / tm / pk, same ? "bitwise = other rev" : "differs (ok)");
+      // Paired: this variant's speed over the other revision's in the same round (robust to
+      // load that changes between rounds), median over rounds.
+      std::vector<double> ratio;
+      for (int r = 0; r < rounds; ++r) ratio.push_back(t[v ^ 1][r] / t[v][r]);
+      printf("  %-12s %8.3f ms  %6.1f GFLOP/s = %.3f of peak  x%.3f vs other rev  %s\n",
+             impls[v].name, tm * 1e3, flops / tm / 1e9, flops / tm / pk, median(ratio),
+             same ? "bitwise = other rev" : "differs (ok)");
     }
   }
   printf("%s\n", bad ? "ERRORS" : "all ok");
