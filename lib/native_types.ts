@@ -261,6 +261,18 @@ export interface NativeAddon {
   reluBackward(y: Float32Array, g: Float32Array, gi: Float32Array): void;
   /** `y += x`. */
   addInPlace(y: Float32Array, x: Float32Array): void;
+  /**
+   * Per-sample MSE of `[batch, per]` arrays: `losses[i]` = mean of the squared differences
+   * (summed in double), `grad = 2 (pred - target) / per`.
+   */
+  mseLoss(
+    pred: Float32Array,
+    target: Float32Array,
+    batch: number,
+    per: number,
+    losses: Float32Array,
+    grad: Float32Array,
+  ): void;
   /** Mean of `x` [batch, seq, f] over each sequence's real tokens into (or added to) `out` [batch, f]. */
   tokenMean(
     x: Float32Array,
@@ -339,6 +351,7 @@ const NAMES: { readonly [K in NativeFunctionName]: true } = {
   reluForward: true,
   reluBackward: true,
   addInPlace: true,
+  mseLoss: true,
   tokenMean: true,
   tokenSpread: true,
   gatherRows: true,

@@ -15,7 +15,7 @@ tmp=$(mktemp -d)
 [ -n "${KEEP:-}" ] && echo "build dir: $tmp" || trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/base"
 G=native/kernels/gemm
-for f in gemm.h sgemm.cc sgemm_avx2.cc sgemm_avx512.cc sgemm_skinny_avx2.cc sgemm_skinny_avx512.cc; do
+for f in gemm.h gemm_bf16.h sgemm.cc sgemm_avx2.cc sgemm_avx512.cc sgemm_skinny_avx2.cc sgemm_skinny_avx512.cc; do
   git show "$rev:$G/$f" >"$tmp/base/$f"
 done
 # The base driver without its C entry points (they would clash with the working tree's).
@@ -38,6 +38,8 @@ cc "${inc[@]}" "${a2[@]}" -c $G/sgemm_avx2.cc -o "$tmp/n2.o"
 cc "${inc[@]}" "${a2[@]}" -c $G/sgemm_skinny_avx2.cc -o "$tmp/ns2.o"
 cc "${inc[@]}" "${a5[@]}" -c $G/sgemm_avx512.cc -o "$tmp/n5.o"
 cc "${inc[@]}" "${a5[@]}" -c $G/sgemm_skinny_avx512.cc -o "$tmp/ns5.o"
-cc "${inc[@]}" -idirafter "$tmp/base" native/tests/bench_gemm_micro.cc "$tmp"/*.o "$lib" -lpthread -o "$tmp/micro"
+bdef=()
+grep -q micro_rows "$tmp/base/gemm.h" && bdef=(-DBASE_MICRO_ROWS)
+cc "${inc[@]}" "${bdef[@]}" -idirafter "$tmp/base" native/tests/bench_gemm_micro.cc "$tmp"/*.o "$lib" -lpthread -o "$tmp/micro"
 uptime
 "$tmp/micro" "$rounds"

@@ -26,6 +26,9 @@ describe('PackedMatrix', () => {
       [32, 200, 96],
       [150, 70, 300],
       [5, 768, 33],
+      // Three KC blocks over >= 4 MC blocks of rows: op(A) read in place by the micro-kernel
+      // for the full row tiles (not transposed), packed for the last partial one.
+      [400, 70, 600],
     ]) {
       for (const transB of [false, true]) {
         for (const transA of [false, true]) {

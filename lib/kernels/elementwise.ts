@@ -167,3 +167,20 @@ export function gatherRows(
 ): void {
   loadAddon().gatherRows(table, vocab, d, ids, scale, y);
 }
+
+/**
+ * Per-sample mean squared error of `pred` against `target`, both `[batch, per]`:
+ * `losses[i] = (1 / per) sum_j (pred - target)^2` (the squares summed in double, the mean
+ * rounded to float once) and `grad = 2 (pred - target) / per` (the gradient of the summed
+ * losses, each element computed in double and rounded once).
+ */
+export function mseRows(
+  pred: Float32Array,
+  target: Float32Array,
+  batch: number,
+  per: number,
+  losses: Float32Array,
+  grad: Float32Array,
+): void {
+  loadAddon().mseLoss(pred, target, batch, per, losses, grad);
+}

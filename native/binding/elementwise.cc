@@ -236,6 +236,28 @@ Napi::Value ReluBackward(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// mseLoss(pred, target, batch, per, losses, grad): per-sample mean squared error of
+// [batch, per] arrays (squares summed in double) and the gradient of the summed losses.
+Napi::Value MseLoss(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Buf p{F32(env, Arg(info, 0), "pred"), "pred"}, t{F32(env, Arg(info, 1), "target"), "target"};
+  const int64_t batch = IntValue(env, Arg(info, 2), "batch");
+  const int64_t per = IntValue(env, Arg(info, 3), "per");
+  Buf losses{F32(env, Arg(info, 4), "losses"), "losses"},
+      grad{F32(env, Arg(info, 5), "grad"), "grad"};
+  if (per > 0 && batch > INT64_MAX / per) ThrowRange(env, "batch * per is too large");
+  const int64_t n = batch * per;
+  NeedLength(env, p, n);
+  NeedLength(env, t, n);
+  NeedLength(env, losses, batch);
+  NeedLength(env, grad, n);
+  CheckDisjoint(env, {{losses, batch}, {grad, n}}, {{p, n}, {t, n}});
+  CheckStatus(env,
+              dplora::elem::mse_loss(p.data(), t.data(), batch, per, losses.data(), grad.data()),
+              "mseLoss");
+  return env.Undefined();
+}
+
 // addInPlace(y, x): y += x over y's length.
 Napi::Value AddInPlace(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -313,6 +335,7 @@ void RegisterElementwise(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "reluForward", ReluForward);
   Export(env, exports, "reluBackward", ReluBackward);
   Export(env, exports, "addInPlace", AddInPlace);
+  Export(env, exports, "mseLoss", MseLoss);
   Export(env, exports, "tokenMean", TokenOp<true>);
   Export(env, exports, "tokenSpread", TokenOp<false>);
   Export(env, exports, "gatherRows", GatherRows);

@@ -69,8 +69,22 @@ int main(int argc, char **argv) {
   dplora::set_pool_threads(1);
   // The base revision's blocking (native/kernels/common/dispatch.cc at that revision).
   using BK = dplora_base::linalg::GemmKernel;
+  // (The script defines BASE_MICRO_ROWS when the base revision has the in-place micro-kernels.)
+#ifdef BASE_MICRO_ROWS
+  const BK b512{12,
+                32,
+                96,
+                256,
+                1024,
+                BL::gemm_micro_avx512,
+                BL::gemm_skinny_avx512,
+                BL::gemm_micro_rows_avx512};
+  const BK b2{
+      6, 16, 72, 256, 1024, BL::gemm_micro_avx2, BL::gemm_skinny_avx2, BL::gemm_micro_rows_avx2};
+#else
   const BK b512{12, 32, 96, 256, 1024, BL::gemm_micro_avx512, BL::gemm_skinny_avx512};
   const BK b2{6, 16, 72, 256, 1024, BL::gemm_micro_avx2, BL::gemm_skinny_avx2};
+#endif
   const L::GemmKernel n512 = dplora::kernels_for(DPLORA_ISA_AVX512).gemm;
   const L::GemmKernel n2 = dplora::kernels_for(DPLORA_ISA_AVX2).gemm;
   const Impl impls[] = {{"avx512 base", true, true, n512, b512},
@@ -166,8 +180,13 @@ int main(int argc, char **argv) {
         }
       }
       if (worst > 1e-5) ++bad;
-      printf("  %-12s %8.3f ms  %6.1f GFLOP/s = %.3f of peak   %s\n", impls[v].name, tm * 1e3,
-             flops / tm / 1e9, flops / tm / pk, same ? "bitwise = other rev" : "differs (ok)");
+      // Paired: this variant's speed over the other revision's in the same round (robust to
+      // load that changes between rounds), median over rounds.
+      std::vector<double> ratio;
+      for (int r = 0; r < rounds; ++r) ratio.push_back(t[v ^ 1][r] / t[v][r]);
+      printf("  %-12s %8.3f ms  %6.1f GFLOP/s = %.3f of peak  x%.3f vs other rev  %s\n",
+             impls[v].name, tm * 1e3, flops / tm / 1e9, flops / tm / pk, median(ratio),
+             same ? "bitwise = other rev" : "differs (ok)");
     }
   }
   printf("%s\n", bad ? "ERRORS" : "all ok");

@@ -1,5 +1,6 @@
 // The transformer kernels of native/kernels/elementwise (LayerNorm forward and
-// backward, the masked attention core forward and backward, ReLU, adds) under
+// backward, the masked attention core forward and backward, ReLU, adds, the
+// per-sample MSE loss) under
 // every ISA path the CPU has, against plain double-precision references;
 // results bit-identical across thread counts; arrays at odd float offsets
 // (4-byte aligned only, as JS typed arrays are).
@@ -23,6 +24,7 @@ using dplora::elem::attention_forward;
 using dplora::elem::gather_rows;
 using dplora::elem::layer_norm_backward;
 using dplora::elem::layer_norm_forward;
+using dplora::elem::mse_loss;
 using dplora::elem::relu_backward;
 using dplora::elem::relu_forward;
 using dplora::elem::token_mean;
@@ -337,6 +339,64 @@ void test_relu_add(const char *isa) {
   std::printf("  relu, add (%s) done\n", isa);
 }
 
+// ---------------------------------------------------------------- MSE loss
+
+// Against the sequential double formula: the gradient bitwise, each loss within one float ulp
+// (lanes summed in another order), NaN and infinities propagated; the same bits on 1 and 3
+// threads; bad arguments refused.
+void test_mse(const char *isa) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (auto [batch, per] : {std::pair<int64_t, int64_t>{1, 1},
+                            {3, 7},
+                            {2, 15},
+                            {4, 17},
+                            {5, 33},
+                            {2, 4099},
+                            {40, 768}}) {
+    const int64_t n = batch * per;
+    Arr p(n), t(n), g(n), l(batch), g2(n), l2(batch);
+    fill_normal(p, n, 0.0, 3.0);
+    fill_normal(t, n, 0.5, 1.0);
+    if (batch > 2) {
+      p[0] = nan;
+      p[per] = inf;
+    }
+    dplora_set_num_threads(1);
+    CHECK(mse_loss(p.p, t.p, batch, per, l.p, g.p) == DPLORA_OK);
+    for (int64_t i = 0; i < batch; ++i) {
+      double s = 0;
+      for (int64_t j = 0; j < per; ++j) {
+        const double d = static_cast<double>(p[i * per + j]) - static_cast<double>(t[i * per + j]);
+        s += d * d;
+        const float want = static_cast<float>((2 * d) / static_cast<double>(per));
+        CHECK(std::memcmp(&g[i * per + j], &want, sizeof(float)) == 0 ||
+              (std::isnan(want) && std::isnan(g[i * per + j])));
+      }
+      const float want = static_cast<float>(s / static_cast<double>(per));
+      if (std::isnan(want) || std::isinf(want)) {
+        CHECK(std::isnan(want) ? std::isnan(l[i]) : l[i] == want);
+      } else {
+        int32_t a, b;
+        std::memcpy(&a, &l[i], 4);
+        std::memcpy(&b, &want, 4);
+        CHECK(std::abs(a - b) <= 1);
+      }
+    }
+    dplora_set_num_threads(3);
+    CHECK(mse_loss(p.p, t.p, batch, per, l2.p, g2.p) == DPLORA_OK);
+    CHECK(std::memcmp(l.p, l2.p, batch * sizeof(float)) == 0);
+    CHECK(std::memcmp(g.p, g2.p, n * sizeof(float)) == 0);
+  }
+  dplora_set_num_threads(2);
+  Arr p(4), l(1);
+  CHECK(mse_loss(p.p, p.p, -1, 4, l.p, p.p) == DPLORA_EINVAL);
+  CHECK(mse_loss(p.p, p.p, 1, -4, l.p, p.p) == DPLORA_EINVAL);
+  CHECK(mse_loss(p.p, p.p, 1, 4, nullptr, p.p) == DPLORA_EINVAL);
+  CHECK(mse_loss(p.p, p.p, 0, 4, nullptr, nullptr) == DPLORA_OK);
+  std::printf("  mse (%s) done\n", isa);
+}
+
 // ---------------------------------------------------------------- token mean / spread
 
 void test_tokens(const char *isa) {
@@ -425,6 +485,7 @@ int main() {
     test_layer_norm(name);
     test_attention(name);
     test_relu_add(name);
+    test_mse(name);
     test_tokens(name);
   }
   TEST_MAIN_END();

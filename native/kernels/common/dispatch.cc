@@ -17,7 +17,7 @@ using namespace clip;
 constexpr GemmBf16Kernel kBf16Fallback = {0, 0, 0, 0, 0, nullptr, nullptr};
 
 constexpr Kernels kScalar = {
-    DPLORA_ISA_SCALAR,    {4, 8, 64, 256, 512, gemm_micro_scalar, nullptr},
+    DPLORA_ISA_SCALAR,    {4, 8, 64, 256, 512, gemm_micro_scalar, nullptr, nullptr},
     norm_direct_scalar,   norm_ghost_scalar,
     sumsq_scalar,         chacha::blocks_scalar,
     gauss::groups_scalar, read_probe_scalar,
@@ -27,20 +27,32 @@ constexpr Kernels kScalar = {
 
 #if defined(__x86_64__) || defined(_M_X64)
 constexpr Kernels kAvx2 = {
-    DPLORA_ISA_AVX2,    {6, 16, 72, 256, 1024, gemm_micro_avx2, gemm_skinny_avx2},
-    norm_direct_avx2,   norm_ghost_avx2,
-    sumsq_avx2,         chacha::blocks_avx2,
-    gauss::groups_avx2, read_probe_avx2,
-    fma_probe_avx2,     kFmaProbeFlopsAvx2,
-    outer_sum_avx2,     kBf16Fallback,
+    DPLORA_ISA_AVX2,
+    {6, 16, 72, 256, 1024, gemm_micro_avx2, gemm_skinny_avx2, gemm_micro_rows_avx2},
+    norm_direct_avx2,
+    norm_ghost_avx2,
+    sumsq_avx2,
+    chacha::blocks_avx2,
+    gauss::groups_avx2,
+    read_probe_avx2,
+    fma_probe_avx2,
+    kFmaProbeFlopsAvx2,
+    outer_sum_avx2,
+    kBf16Fallback,
 };
 constexpr Kernels kAvx512 = {
-    DPLORA_ISA_AVX512,    {12, 32, 96, 256, 1024, gemm_micro_avx512, gemm_skinny_avx512},
-    norm_direct_avx512,   norm_ghost_avx512,
-    sumsq_avx512,         chacha::blocks_avx512,
-    gauss::groups_avx512, read_probe_avx512,
-    fma_probe_avx512,     kFmaProbeFlopsAvx512,
-    outer_sum_avx512,     kBf16Fallback,
+    DPLORA_ISA_AVX512,
+    {12, 32, 96, 256, 1024, gemm_micro_avx512, gemm_skinny_avx512, gemm_micro_rows_avx512},
+    norm_direct_avx512,
+    norm_ghost_avx512,
+    sumsq_avx512,
+    chacha::blocks_avx512,
+    gauss::groups_avx512,
+    read_probe_avx512,
+    fma_probe_avx512,
+    kFmaProbeFlopsAvx512,
+    outer_sum_avx512,
+    kBf16Fallback,
 };
 // The AVX-512 table with the AVX512_BF16 micro-kernel, used for the AVX-512
 // path where the CPU has AVX512_BF16 (everything else is kAvx512's).
@@ -59,7 +71,7 @@ constexpr Kernels kAvx512Bf16 = with_bf16(kAvx512);
 
 #if defined(__aarch64__)
 constexpr Kernels kNeon = {
-    DPLORA_ISA_NEON,    {8, 12, 128, 256, 960, gemm_micro_neon, nullptr},
+    DPLORA_ISA_NEON,    {8, 12, 128, 256, 960, gemm_micro_neon, nullptr, nullptr},
     norm_direct_neon,   norm_ghost_neon,
     sumsq_neon,         chacha::blocks_neon,
     gauss::groups_neon, read_probe_neon,

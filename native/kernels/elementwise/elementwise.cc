@@ -328,6 +328,26 @@ int gather_rows(const float *table, int64_t vocab, int64_t d, const float *ids, 
   return DPLORA_OK;
 }
 
+int mse_loss(const float *pred, const float *target, int64_t batch, int64_t per, float *losses,
+             float *grad) {
+  int64_t n = 0;
+  if (batch < 0 || per < 0 || !mul_ok(batch, per, &n)) return DPLORA_EINVAL;
+  if (batch == 0) return DPLORA_OK;
+  if (losses == nullptr || (n > 0 && (pred == nullptr || target == nullptr || grad == nullptr)))
+    return DPLORA_EINVAL;
+  const RowKernels &R = row_kernels();
+  const double dper = static_cast<double>(per);
+  // Whole samples per task, at least ~64K elements each.
+  parallel_for(
+      batch, std::max<int64_t>(1, 65536 / std::max<int64_t>(per, 1)), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const double s = R.mse_row(pred + i * per, target + i * per, per, dper, grad + i * per);
+          losses[i] = static_cast<float>(s / dper);
+        }
+      });
+  return DPLORA_OK;
+}
+
 int relu_forward(const float *x, float *y, int64_t n) {
   if (n < 0) return DPLORA_EINVAL;
   if (n == 0) return DPLORA_OK;

@@ -34,6 +34,10 @@ struct RowKernels {
   void (*relu_bwd)(const float *y, const float *g, float *gi, int64_t n);
   // y += x.
   void (*add)(float *y, const float *x, int64_t n);
+  // One sample of the MSE loss: d = p - t in double, g = (2 d) / per rounded to float (the
+  // same value as the JS reference's), returns the sum of d * d in double (lanes summed in
+  // lane order, so within a few double ulps of a sequential sum).
+  double (*mse_row)(const float *p, const float *t, int64_t n, double per, float *g);
 };
 
 extern const RowKernels kRowScalar;
@@ -91,6 +95,14 @@ int token_spread(const float *g, int64_t batch, int64_t seq, int64_t f, const ui
 // neither -1 nor an integer in [0, vocab).  Rows split over the pool.
 int gather_rows(const float *table, int64_t vocab, int64_t d, const float *ids, int64_t n,
                 float scale, float *y);
+
+// Per-sample mean squared error of pred against target, both [batch, per]:
+// losses[i] = (sum_j (pred - target)^2) / per, the squares summed in double
+// and the quotient rounded to float once; grad = 2 (pred - target) / per
+// ([batch, per], the gradient of the summed losses, rounded once).  Samples
+// split over the pool.
+int mse_loss(const float *pred, const float *target, int64_t batch, int64_t per, float *losses,
+             float *grad);
 
 // y = max(x, 0), gi = g * (y > 0), y += x over n floats, split over the pool.
 int relu_forward(const float *x, float *y, int64_t n);

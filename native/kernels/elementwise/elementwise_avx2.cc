@@ -48,6 +48,32 @@ struct V256 {
     s = _mm256_add_pd(s, _mm256_permute_pd(s, 0x5));
     return _mm_cvtsd_f64(_mm256_castpd256_pd128(s));
   }
+  // 4 elements per step in double (two accumulators, then lane order); the tail one by one.
+  static double mse_row(const float *p, const float *t, int64_t n, double per, float *g) {
+    const __m256d pv = _mm256_set1_pd(per);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      const __m256d d0 =
+          _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + j)), _mm256_cvtps_pd(_mm_loadu_ps(t + j)));
+      const __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + j + 4)),
+                                       _mm256_cvtps_pd(_mm_loadu_ps(t + j + 4)));
+      s0 = _mm256_add_pd(s0, _mm256_mul_pd(d0, d0));
+      s1 = _mm256_add_pd(s1, _mm256_mul_pd(d1, d1));
+      _mm_storeu_ps(g + j, _mm256_cvtpd_ps(_mm256_div_pd(_mm256_add_pd(d0, d0), pv)));
+      _mm_storeu_ps(g + j + 4, _mm256_cvtpd_ps(_mm256_div_pd(_mm256_add_pd(d1, d1), pv)));
+    }
+    alignas(32) double lane[4];
+    _mm256_store_pd(lane, _mm256_add_pd(s0, s1));
+    double s = 0;
+    for (double v : lane) s += v;
+    for (; j < n; ++j) {
+      const double d = static_cast<double>(p[j]) - static_cast<double>(t[j]);
+      s += d * d;
+      g[j] = static_cast<float>((2 * d) / per);
+    }
+    return s;
+  }
   static float hmax(T v) {
     T m = max(v, _mm256_permute2f128_ps(v, v, 0x01));
     m = max(m, _mm256_permute_ps(m, 0x4E));

@@ -5,6 +5,8 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "elementwise_impl.h"
 
 namespace dplora {
@@ -51,6 +53,34 @@ struct V512 {
     s = _mm512_add_pd(s, _mm512_shuffle_f64x2(s, s, 0xB1));
     s = _mm512_add_pd(s, _mm512_permute_pd(s, 0x55));
     return _mm_cvtsd_f64(_mm512_castpd512_pd128(s));
+  }
+  // 8 elements per step in double (two accumulators, then lane order); the tail masked.
+  static double mse_row(const float *p, const float *t, int64_t n, double per, float *g) {
+    const __m512d pv = _mm512_set1_pd(per);
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      const __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p + j)),
+                                       _mm512_cvtps_pd(_mm256_loadu_ps(t + j)));
+      const __m512d d1 = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p + j + 8)),
+                                       _mm512_cvtps_pd(_mm256_loadu_ps(t + j + 8)));
+      s0 = _mm512_add_pd(s0, _mm512_mul_pd(d0, d0));
+      s1 = _mm512_add_pd(s1, _mm512_mul_pd(d1, d1));
+      _mm256_storeu_ps(g + j, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_add_pd(d0, d0), pv)));
+      _mm256_storeu_ps(g + j + 8, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_add_pd(d1, d1), pv)));
+    }
+    for (; j < n; j += 8) {
+      const __mmask8 m = static_cast<__mmask8>((1u << std::min<int64_t>(8, n - j)) - 1u);
+      const __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, p + j)),
+                                      _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, t + j)));
+      s0 = _mm512_add_pd(s0, _mm512_mul_pd(d, d));
+      _mm256_mask_storeu_ps(g + j, m, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_add_pd(d, d), pv)));
+    }
+    alignas(64) double lane[8];
+    _mm512_store_pd(lane, _mm512_add_pd(s0, s1));
+    double s = 0;
+    for (double v : lane) s += v;
+    return s;
   }
   static float hmax(T v) {
     T m = max(v, _mm512_shuffle_f32x4(v, v, 0x4E));

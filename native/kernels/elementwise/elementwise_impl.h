@@ -7,8 +7,8 @@
 // add, sub, mul, fmadd(a, b, c) = a b + c, fnmadd(a, b, c) = c - a b, max,
 // round (to nearest), pow2(k) (2^k for integral k in [-126, 127]),
 // keep_ge(x, t, v) (v where x >= t, else 0; NaN x gives 0), keep_pos(y, g)
-// (g where y > 0, else 0), hsum (the lanes summed in double, in lane order)
-// and hmax.
+// (g where y > 0, else 0), hsum (the lanes summed in double, in lane order),
+// hmax, and mse_row (RowKernels::mse_row, written with double vectors).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -186,7 +186,7 @@ struct Impl {
   }
 
   static constexpr RowKernels table() {
-    return RowKernels{ln_fwd, ln_bwd, softmax, softmax_bwd, relu, relu_bwd, add};
+    return RowKernels{ln_fwd, ln_bwd, softmax, softmax_bwd, relu, relu_bwd, add, V::mse_row};
   }
 };
 

@@ -78,9 +78,20 @@ void add(float *y, const float *x, int64_t n) {
   for (int64_t j = 0; j < n; ++j) y[j] += x[j];
 }
 
+// In the JS reference's order: d, s += d * d and g one element at a time.
+double mse_row(const float *p, const float *t, int64_t n, double per, float *g) {
+  double s = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const double d = static_cast<double>(p[j]) - static_cast<double>(t[j]);
+    s += d * d;
+    g[j] = static_cast<float>((2 * d) / per);
+  }
+  return s;
+}
+
 }  // namespace
 
-const RowKernels kRowScalar = {ln_fwd, ln_bwd, softmax, softmax_bwd, relu, relu_bwd, add};
+const RowKernels kRowScalar = {ln_fwd, ln_bwd, softmax, softmax_bwd, relu, relu_bwd, add, mse_row};
 
 }  // namespace elem
 }  // namespace dplora

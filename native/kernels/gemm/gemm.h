@@ -24,11 +24,18 @@ using GemmSkinnyFn = void (*)(int64_t m, int64_t n, int64_t k, float alpha, cons
                               int64_t ldc);
 constexpr int64_t kSkinnyMaxN = 16;
 
+// The micro-kernel with op(A) read in place: rows r < MR of op(A) at a + r * lda, k
+// contiguous (A not transposed), full MR-row tiles only (n <= NR as for GemmMicroFn).  The same
+// updates in the same order as GemmMicroFn over the packed panel, so the same bits.
+using GemmMicroRowsFn = void (*)(int64_t kc, const float *a, int64_t lda, const float *bp,
+                                 int64_t ldbp, float *c, int64_t ldc, int64_t n, float alpha);
+
 struct GemmKernel {
   int mr, nr;          // register tile
   int64_t mc, kc, nc;  // cache blocks (mc % mr == 0, nc % nr == 0)
   GemmMicroFn micro;
-  GemmSkinnyFn skinny;  // null: the blocked path handles narrow products too
+  GemmSkinnyFn skinny;         // null: the blocked path handles narrow products too
+  GemmMicroRowsFn micro_rows;  // null: op(A) is always packed
 };
 
 // C = alpha op(A) op(B) + beta C with the given kernel.  When kscale is not
@@ -75,9 +82,13 @@ void gemm_micro_scalar(int64_t, const float *, const float *, int64_t, float *, 
 #if defined(__x86_64__) || defined(_M_X64)
 void gemm_micro_avx2(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
                      int64_t, float);
+void gemm_micro_rows_avx2(int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t,
+                          int64_t, float);
 
 void gemm_micro_avx512(int64_t, const float *, const float *, int64_t, float *, int64_t, int64_t,
                        int64_t, float);
+void gemm_micro_rows_avx512(int64_t, const float *, int64_t, const float *, int64_t, float *,
+                            int64_t, int64_t, float);
 void gemm_skinny_avx2(int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
                       int64_t, float, float *, int64_t);
 void gemm_skinny_avx512(int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
