@@ -33,13 +33,15 @@ export function fillRows(y: Float32Array, row: Float32Array, rows: number): void
  * Fusion switches for same-process A/B benchmarks (bench/phases.ts): with `lora` on, a LoRA
  * layer writes its adapter term (and the bias) as the C init of the base products instead of
  * adding it in a separate pass over the output (see {@link loraUpInit}); with `packedInit`
- * also on, that C init runs inside the packed fp32 base product's pass over the output
+ * also on, that C init runs inside the packed base product's pass over the output
  * ({@link loraUpProduct}, {@link loraDownProduct}) when the product has at least
- * `packedInitMinRows` rows (`packedInitBf16`: also when the base is packed in bf16; off, a
- * bf16 base gets the init in a pass of its own first).  Below that the fused pass saves nothing and its per-call packed
- * operands (native allocations freed by the garbage collector) made short steps slower: at
- * (B, T) = (32, 1) the harness step's median went from ~9 to ~16 ms in a fresh process.
- * Internal.
+ * `packedInitMinRows` rows, for a bf16 base only with `packedInitBf16` (off: the init in a
+ * pass of its own first).  Below that many rows the fused pass saves nothing measurable; the
+ * threshold was set when its packed operands were native allocations made per call (freed by
+ * the garbage collector), which made short steps slower (at (B, T) = (32, 1) the harness
+ * step's median went from ~9 to ~16 ms in a fresh process).  They are now packed again in
+ * place ({@link InitOperands}); the threshold stays until a quiet T = 1 measurement shows
+ * that it can go.  Internal.
  */
 export const FUSION = {
   lora: true,
