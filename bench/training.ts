@@ -17,6 +17,8 @@
  * ends (uncollected garbage included), and the peak live ArrayBuffer memory
  * (after a full GC at every layer boundary of one instrumented step).
  *
+ * `DPLORA_BENCH_BF16_FUSED=0` runs a bf16 base's LoRA C init in a pass of its own (before
+ * the fused bf16 pass), for before/after runs.
  * `DPLORA_BENCH_REUSE=0` turns the buffer reuse and the LoRA fusion of lib/nn off (the step
  * before them), for before/after runs.
  * `DPLORA_BENCH_QUICK=1` (or `--quick`) trims to r = 8 and fewer repetitions;
@@ -352,6 +354,7 @@ export async function run(): Promise<void> {
   // DPLORA_BENCH_REUSE=0: the lib/nn step before buffer reuse and LoRA fusion (new arrays for
   // every activation, gradient and materialized per-sample gradient; the adapter's terms added
   // in passes of their own), for before/after runs.
+  if (process.env.DPLORA_BENCH_BF16_FUSED === '0') FUSION.packedInitBf16 = false;
   if (process.env.DPLORA_BENCH_REUSE === '0') {
     BUFFER_REUSE.sequential = false;
     BUFFER_REUSE.perSampleRows = false;

@@ -114,6 +114,11 @@ export interface NativeAddon {
   sgemmPackB(b: Float32Array, opts: PackOptions): object;
   /** `c = alpha op(a) op(B) + beta c` with a packed `op(B)`; false if the handle is stale. */
   sgemmPacked(a: Float32Array, packed: object, c: Float32Array, opts: PackedGemmOptions): boolean;
+  /**
+   * Packs `op(B)` of `b` again into an existing handle (same `k x n`, its own element type; no
+   * allocation); false if the handle was packed for another ISA path.
+   */
+  sgemmRepackB(packed: object, b: Float32Array, opts: PackOptions): boolean;
   /** The ISA path a packed operand was packed for, the native bytes it holds and its element type. */
   packedInfo(packed: object): { isa: string; bytes: number; dtype: 'fp32' | 'bf16' };
   /** Roofline probe: read bandwidth over `x`. */
@@ -344,6 +349,7 @@ const NAMES: { readonly [K in NativeFunctionName]: true } = {
   sgemmPackB: true,
   sgemmPacked: true,
   packedInfo: true,
+  sgemmRepackB: true,
   layerNormForward: true,
   layerNormBackward: true,
   attentionForward: true,

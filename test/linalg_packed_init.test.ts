@@ -6,11 +6,21 @@
  * buffers and strided init operands; and the LoRA layer that uses it gives bitwise the same
  * forward output and input gradient as with the fusion off.
  */
-import { LoraLinear, Linear, Tensor } from '../lib';
+import { InvalidArgumentError, LoraLinear, Linear, Tensor } from '../lib';
 import { PackedMatrix, sgemm } from '../lib/api/kernels';
 import { FUSION } from '../lib/nn/ops';
 import { forEachConfig } from './reference/linalg_configs';
 import { offsetView, randomF32, refSgemm, rng } from './reference/linalg_ref';
+import type { BaseDtype } from '../lib/kernels/linalg';
+
+/** x rounded to bfloat16, round to nearest even (finite, normal inputs: the test's data). */
+function bf16(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer);
+  const lsb = (u[0] >>> 16) & 1;
+  u[0] = ((u[0] + 0x7fff + lsb) >>> 16) << 16;
+  return f[0];
+}
 
 const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
 
@@ -35,13 +45,18 @@ describe('PackedMatrix.multiplyWithInit', () => {
         [150, 65, 130, 64],
         [40, 768, 3, 17],
       ]) {
-        for (const transB of [false, true]) {
+        for (const [transB, dtype] of [
+          [false, 'fp32'],
+          [true, 'fp32'],
+          [false, 'bf16'],
+          [true, 'bf16'],
+        ] as Array<[boolean, BaseDtype]>) {
           const beta = m % 2 === 0 ? 0.5 : 0;
           const alpha = -0.75;
           const alpha2 = 1.25;
           const lda2 = k2 + (m % 3);
           const b = randomF32(rand, k * n);
-          const base = PackedMatrix.pack(b, { k, n, transB });
+          const base = PackedMatrix.pack(b, { k, n, transB, dtype });
           const b2 = randomF32(rand, k2 * n);
           const init = PackedMatrix.pack(b2, { k: k2, n, transB: !transB });
           const a = offsetView(randomF32(rand, m * k), 1);
@@ -58,8 +73,13 @@ describe('PackedMatrix.multiplyWithInit', () => {
           const two = offsetView(c0, 5);
           sgemm(a2, b2, two, { m, n, k: k2, alpha: alpha2, beta, lda: lda2, transB: !transB });
           base.multiply(a, two, { m, n, k, alpha, beta: 1 });
-          const what = `${isa} x${threads} ${m}x${n}x${k} k2=${k2} transB=${transB}`;
+          const what = `${isa} x${threads} ${m}x${n}x${k} k2=${k2} transB=${transB} ${dtype}`;
           expect([what, firstDiff(fused, two)]).toEqual([what, -1]);
+          // The bf16 product's own accuracy is test/linalg_bf16's; here: the fused form is the
+          // two-call form (bitwise, above), and the init is in it (against the references with
+          // the main product's operands rounded to bf16).
+          const rb = dtype === 'bf16' ? b.map(bf16) : b;
+          const ra = dtype === 'bf16' ? a.map(bf16) : a;
           // float64: beta c0 + alpha2 a2 b2 + alpha a b.
           const ri = refSgemm(a2, b2, c0, {
             m,
@@ -70,7 +90,7 @@ describe('PackedMatrix.multiplyWithInit', () => {
             lda: lda2,
             transB: !transB,
           });
-          const rm = refSgemm(a, b, new Float32Array(m * n), { m, n, k, alpha, transB });
+          const rm = refSgemm(ra, rb, new Float32Array(m * n), { m, n, k, alpha, transB });
           for (let i = 0; i < m * n; i++) {
             const want = ri.c[i] + rm.c[i];
             const tol = (k + k2 + 6) * EPS * (ri.scale[i] + rm.scale[i]) + 1e-30;
@@ -116,8 +136,8 @@ describe('PackedMatrix.multiplyWithInit', () => {
     expect(() => base.multiplyWithInit(a, c, o, { a: randomF32(rand, 7), b: small })).toThrow(
       /init.a/,
     );
-    const bf = PackedMatrix.pack(randomF32(rand, 8 * 16), { k: 8, n: 16, dtype: 'bf16' });
-    expect(() => bf.multiplyWithInit(a, c, o, { a: randomF32(rand, 8), b: small })).toThrow(/fp32/);
+    const bf = PackedMatrix.pack(randomF32(rand, 2 * 16), { k: 2, n: 16, dtype: 'bf16' });
+    expect(() => base.multiplyWithInit(a, c, o, { a: randomF32(rand, 8), b: bf })).toThrow(/fp32/);
     expect(() =>
       base.multiplyWithInit(a, c, o, { a: randomF32(rand, 8), b: small, lda: 1 }),
     ).toThrow(/init.lda/);
@@ -134,32 +154,101 @@ describe('LoraLinear with the adapter term in the packed base pass', () => {
     FUSION.packedInitMinRows = minRows;
   });
 
-  it('forward output and input gradient are bitwise those of the unfused C init', () => {
-    for (const [r, bias, rows] of [
-      [1, true, 7],
-      [8, true, 130],
-      [63, true, 33],
-      [64, true, 20], // k = r + 1 = 65: not fused
-      [64, false, 20],
-    ] as Array<[number, boolean, number]>) {
-      const inF = 70;
-      const outF = 80;
-      const run = (packed: boolean) => {
-        FUSION.packedInit = packed;
-        const lin = new Linear(inF, outF, { trainable: false, seed: 3, bias });
-        const l = new LoraLinear(lin, { r, alpha: 2 * r, seed: 4 });
-        const rand = rng(5);
-        l.loraB = randomF32(rand, outF * r);
-        l.train();
-        const x = new Tensor(randomF32(rand, rows * inF), [rows, inF]);
-        const y = l.forward(x);
-        const gi = l.backward(new Tensor(randomF32(rand, rows * outF), [rows, outF]));
-        return [y.data.slice(), gi.data.slice()];
-      };
-      const [y1, g1] = run(true);
-      const [y0, g0] = run(false);
-      expect([r, bias, bits(y1)]).toEqual([r, bias, bits(y0)]);
-      expect([r, bias, bits(g1)]).toEqual([r, bias, bits(g0)]);
+  it('forward output and input gradient are bitwise those of the unfused C init (fp32 and bf16 bases)', () => {
+    for (const baseDtype of ['fp32', 'bf16'] as BaseDtype[]) {
+      for (const [r, bias, rows] of [
+        [1, true, 7],
+        [8, true, 130],
+        [63, true, 33],
+        [64, true, 20], // k = r + 1 = 65: not fused
+        [64, false, 20],
+      ] as Array<[number, boolean, number]>) {
+        const inF = 70;
+        const outF = 80;
+        const run = (packed: boolean) => {
+          FUSION.packedInit = packed;
+          const lin = new Linear(inF, outF, { trainable: false, seed: 3, bias, baseDtype });
+          const l = new LoraLinear(lin, { r, alpha: 2 * r, seed: 4 });
+          const rand = rng(5);
+          l.loraB = randomF32(rand, outF * r);
+          l.train();
+          const out: Float32Array[] = [];
+          // Two steps with new adapter values: the second repacks the layer's packed operands.
+          for (let step = 0; step < 2; step++) {
+            const x = new Tensor(randomF32(rand, rows * inF), [rows, inF]);
+            out.push(l.forward(x).data.slice());
+            out.push(
+              l.backward(new Tensor(randomF32(rand, rows * outF), [rows, outF])).data.slice(),
+            );
+            l.loraB = randomF32(rand, outF * r);
+            l.loraA = randomF32(rand, r * inF);
+          }
+          return out;
+        };
+        const fused = run(true);
+        const plain = run(false);
+        for (let i = 0; i < fused.length; i++)
+          expect([baseDtype, r, bias, i, bits(fused[i])]).toEqual([
+            baseDtype,
+            r,
+            bias,
+            i,
+            bits(plain[i]),
+          ]);
+      }
     }
+  });
+});
+
+describe('PackedMatrix.repackFrom', () => {
+  it('packs new values into the same matrix: products equal a fresh pack bitwise, on every path', () => {
+    const rand = rng(80);
+    forEachConfig((isa) => {
+      for (const dtype of ['fp32', 'bf16'] as BaseDtype[]) {
+        for (const transB of [false, true]) {
+          const [m, k, n] = [37, 9, 70];
+          const p = PackedMatrix.pack(randomF32(rand, k * n), { k, n, transB, dtype });
+          const b = offsetView(randomF32(rand, k * n), 1);
+          expect(p.repackFrom(b)).toBe(p);
+          expect(p.source).toBe(b);
+          const fresh = PackedMatrix.pack(b.slice(), { k, n, transB, dtype });
+          const a = randomF32(rand, m * k);
+          const got = p.multiply(a, new Float32Array(m * n), { m, k, n });
+          const want = fresh.multiply(a, new Float32Array(m * n), { m, k, n });
+          const what = `${isa} ${dtype} transB=${transB}`;
+          expect([what, firstDiff(got, want)]).toEqual([what, -1]);
+          expect(p.info().dtype).toBe(dtype);
+        }
+      }
+    });
+  });
+
+  it('after an ISA switch makes a copy for the active path', () => {
+    const rand = rng(81);
+    const [m, k, n] = [20, 5, 40];
+    const p = PackedMatrix.pack(randomF32(rand, k * n), { k, n });
+    const b = randomF32(rand, k * n);
+    const a = randomF32(rand, m * k);
+    const seen: string[] = [];
+    forEachConfig((isa) => {
+      seen.push(isa);
+      p.repackFrom(b);
+      expect(p.info().isa).toBe(isa);
+      const got = p.multiply(a, new Float32Array(m * n), { m, k, n });
+      const want = new Float32Array(m * n);
+      sgemm(a, b, want, { m, k, n });
+      expect([isa, firstDiff(got, want)]).toEqual([isa, -1]);
+    });
+    expect(seen.length).toBeGreaterThan(0);
+  });
+
+  it('refuses an operand of another size', () => {
+    const rand = rng(82);
+    const p = PackedMatrix.pack(randomF32(rand, 4 * 8), { k: 4, n: 8 });
+    expect(() => p.repackFrom(randomF32(rand, 31))).toThrow(InvalidArgumentError);
+    expect(() => p.repackFrom(randomF32(rand, 31))).toThrow(/\bb\b/);
+    expect(() => p.repackFrom(new Float64Array(32) as unknown as Float32Array)).toThrow(
+      /b must be a Float32Array/,
+    );
   });
 });

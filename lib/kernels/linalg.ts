@@ -125,7 +125,7 @@ export interface PackedGemmOptions {
 export interface PackedInit {
   /** A2 `[m, k]`, row-major (row stride `lda`). */
   a: Float32Array;
-  /** op(B2) `[k, n]`, packed (fp32). */
+  /** op(B2) `[k, n]`, packed (fp32, whatever the main product's type). */
   b: PackedMatrix;
   /** Default 1. */
   alpha?: number;
@@ -267,8 +267,7 @@ export function sgemmAsync(
  * ```
  */
 export class PackedMatrix {
-  /** The source array the operand was packed from. */
-  readonly source: Float32Array;
+  private src: Float32Array;
   /** Rows of op(B). */
   readonly k: number;
   /** Columns of op(B). */
@@ -277,7 +276,7 @@ export class PackedMatrix {
   private handle: PackedHandle;
 
   private constructor(source: Float32Array, opts: PackOptions) {
-    this.source = source;
+    this.src = source;
     this.opts = { ...opts };
     this.k = opts.k;
     this.n = opts.n;
@@ -294,14 +293,41 @@ export class PackedMatrix {
     return new PackedMatrix(b, opts);
   }
 
+  /** Whether op(B) = B^T (the source stored `n x k`). */
+  get transB(): boolean {
+    return !!this.opts.transB;
+  }
+
   /** Element type of the packed copy (`'fp32'` unless packed with `dtype: 'bf16'`). */
   get dtype(): BaseDtype {
     return this.opts.dtype ?? 'fp32';
   }
 
+  /** The source array the operand was (last) packed from. */
+  get source(): Float32Array {
+    return this.src;
+  }
+
   /** Packs the source array again (after it changed). */
   repack(): void {
-    this.handle = addon().sgemmPackB(this.source, this.opts);
+    this.handle = addon().sgemmPackB(this.src, this.opts);
+  }
+
+  /**
+   * Packs `b` (the same shape, stride and orientation as the source, see {@link PackOptions})
+   * into this matrix's native copy, which keeps its element type: no native allocation when
+   * the copy was packed for the active ISA path (else a new copy is made). `b` becomes the
+   * source. For operands that change every call (a LoRA factor in a fused C init).
+   *
+   * @returns this
+   * @throws InvalidArgumentError naming `b` when it is not a large enough Float32Array
+   */
+  repackFrom(b: Float32Array): this {
+    if (!addon().sgemmRepackB(this.handle, b, this.opts)) {
+      this.handle = addon().sgemmPackB(b, this.opts); // packed for another ISA path
+    }
+    this.src = b;
+    return this;
   }
 
   /** Bytes of native memory the packed copy holds, the ISA path it was packed for, its element type. */
@@ -335,9 +361,10 @@ export class PackedMatrix {
    * op(init.b)` written as the C init: each block of rows of `c` gets it right before the
    * main product's updates, while it is in cache (one pass over `c` instead of two for, e.g.,
    * a LoRA adapter term in front of a frozen base product). Bitwise equal to
-   * `init.b.multiply(init.a, c, {beta})` followed by `this.multiply(a, c, {beta: 1})`. Both
-   * packed operands must be fp32 and `init.b.k` in [1, 64]; `c` must not share memory with
-   * `a` or `init.a`.
+   * `init.b.multiply(init.a, c, {beta})` followed by `this.multiply(a, c, {beta: 1})`. This
+   * matrix may be fp32 or bf16 (the init is then the fp32 product in front of the bf16 one);
+   * `init.b` must be fp32 and `init.b.k` in [1, 64]; `c` must not share memory with `a` or
+   * `init.a`.
    *
    * @returns `c`
    */

@@ -11,6 +11,7 @@ import { Linear } from './linear';
 import { Module, bsf, checkGradShape, noForward, noInputGrad } from './module';
 import {
   FUSION,
+  InitOperands,
   addOuterGrad,
   loraDownProduct,
   loraUpInit,
@@ -93,6 +94,8 @@ export class LoraLinear extends PerSampleLayer {
   /** How per-sample gradient norms are computed (`'auto'` picks ghost or direct by cost). */
   normMethod: NormMethod;
   private merged = false;
+  /** The packed LoRA operands of the fused passes, packed again in place each call. */
+  private readonly initOps = new InitOperands();
   private rnd: InitRandom;
   private saved: {
     x: Tensor;
@@ -229,24 +232,25 @@ export class LoraLinear extends PerSampleLayer {
 
   /**
    * bias + s h B^T as the C init of x W0^T: written once, and in the base product's own pass
-   * over y when the base is packed in fp32 and the product is tall ({@link packedInit}).
+   * over y when the base is packed (fp32 or bf16) and the product is tall ({@link packedInit}).
    */
   private upInit(h: Float32Array, rows: number): OutputInit {
     const bias = this.base.bias ? this.base.bias.data : null;
     const { loraB, scaling, r, outFeatures } = this;
     const p = packedInit(rows)
-      ? loraUpProduct(h, loraB, bias, scaling, rows, r, outFeatures)
+      ? loraUpProduct(h, loraB, bias, scaling, rows, r, outFeatures, this.initOps)
       : null;
     return p ?? ((yd) => loraUpInit(h, loraB, bias, scaling, rows, r, outFeatures, yd));
   }
 
   /**
    * gh A as the C init of g W0: written once, and in the base product's own pass over the
-   * input gradient when the base is packed in fp32 and the product is tall ({@link packedInit}).
+   * input gradient when the base is packed (fp32 or bf16) and the product is tall
+   * ({@link packedInit}).
    */
   private downInit(gh: Float32Array, rows: number): OutputInit {
     const { loraA, r, inFeatures } = this;
-    const p = packedInit(rows) ? loraDownProduct(gh, loraA, r, inFeatures) : null;
+    const p = packedInit(rows) ? loraDownProduct(gh, loraA, r, inFeatures, this.initOps) : null;
     return p ?? ((into) => matmul(gh, loraA, rows, r, inFeatures, 1, into, 0));
   }
 

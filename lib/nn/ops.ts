@@ -33,14 +33,27 @@ export function fillRows(y: Float32Array, row: Float32Array, rows: number): void
  * Fusion switches for same-process A/B benchmarks (bench/phases.ts): with `lora` on, a LoRA
  * layer writes its adapter term (and the bias) as the C init of the base products instead of
  * adding it in a separate pass over the output (see {@link loraUpInit}); with `packedInit`
- * also on, that C init runs inside the packed fp32 base product's pass over the output
+ * also on, that C init runs inside the packed base product's pass over the output
  * ({@link loraUpProduct}, {@link loraDownProduct}) when the product has at least
- * `packedInitMinRows` rows.  Below that the fused pass saves nothing and its per-call packed
- * operands (native allocations freed by the garbage collector) made short steps slower: at
- * (B, T) = (32, 1) the harness step's median went from ~9 to ~16 ms in a fresh process.
- * Internal.
+ * `packedInitMinRows` rows, for a bf16 base only with `packedInitBf16` (off: the init in a
+ * pass of its own first).  Below that many rows the fused pass saves nothing measurable; the
+ * threshold was set when its packed operands were native allocations made per call (freed by
+ * the garbage collector), which made short steps slower (at (B, T) = (32, 1) the harness
+ * step's median went from ~9 to ~16 ms in a fresh process).  They are now packed again in
+ * place ({@link InitOperands}); the threshold stays until a quiet T = 1 measurement shows
+ * that it can go.  Internal.
  */
-export const FUSION = { lora: true, packedInit: true, packedInitMinRows: 1024 };
+export const FUSION = {
+  lora: true,
+  packedInit: true,
+  packedInitMinRows: 1024,
+  packedInitBf16: true,
+};
+
+/** Whether a product init runs inside `wt`'s pass (a bf16 base only with `packedInitBf16`). */
+function fusedInto(wt: PackedMatrix): boolean {
+  return wt.dtype === 'fp32' || FUSION.packedInitBf16;
+}
 
 /**
  * Writes the whole of y[rows, out] with bias + s h[rows, r] B[out, r]^T in ONE product with
@@ -101,8 +114,8 @@ function biasAugmented(
 
 /**
  * The C init of a base product: a function writing every element, or a product
- * `alpha * a * op(b)` (see {@link PackedInit}) that a packed fp32 base runs in the same pass
- * over the output ({@link PackedMatrix.multiplyWithInit}).  Internal.
+ * `alpha * a * op(b)` (see {@link PackedInit}) that a packed base (fp32 or bf16) runs in the
+ * same pass over the output ({@link PackedMatrix.multiplyWithInit}).  Internal.
  */
 export type OutputInit = ((y: Float32Array) => void) | PackedInit;
 
@@ -116,9 +129,52 @@ function runInit(init: OutputInit, y: Float32Array, rows: number, n: number): vo
 const MAX_INIT_K = 64;
 
 /**
+ * The packed operands of one layer's fused C inits ({@link loraUpProduct},
+ * {@link loraDownProduct}), kept from call to call and packed again in place
+ * ({@link PackedMatrix.repackFrom}): no native allocation per call once the shapes are
+ * stable. Internal.
+ */
+export class InitOperands {
+  /** `[s B | bias]` [out, r + 1], the source of `up` when the layer has a bias. */
+  private upSource: Float32Array | null = null;
+  private up: PackedMatrix | null = null;
+  private down: PackedMatrix | null = null;
+
+  /** A persistent array of n floats for `[s B | bias]` (the packed up operand's source). */
+  upArray(n: number): Float32Array {
+    if (this.upSource?.length !== n) this.upSource = new Float32Array(n);
+    return this.upSource;
+  }
+
+  /** `b` packed as the up operand (op(B) = b^T, `k x n`). */
+  packUp(b: Float32Array, k: number, n: number): PackedMatrix {
+    this.up = packReusing(this.up, b, { k, n, transB: true });
+    return this.up;
+  }
+
+  /** `a` packed as the down operand (op(B) = a, `k x n`). */
+  packDown(a: Float32Array, k: number, n: number): PackedMatrix {
+    this.down = packReusing(this.down, a, { k, n });
+    return this.down;
+  }
+}
+
+/** `b` packed in fp32 into `old`'s native copy when the shape and orientation match, else anew. */
+function packReusing(
+  old: PackedMatrix | null,
+  b: Float32Array,
+  opts: { k: number; n: number; transB?: boolean },
+): PackedMatrix {
+  if (old && old.k === opts.k && old.n === opts.n && old.transB === !!opts.transB)
+    return old.repackFrom(b);
+  return PackedMatrix.pack(b, opts);
+}
+
+/**
  * bias + s h[rows, r] B[out, r]^T (the LoRA forward term, as {@link loraUpInit} writes it) as
  * a {@link PackedInit}: `[h | 1] [s B | bias]^T` (k = r + 1), or `s h B^T` without a bias;
- * null when k would exceed 64 (use {@link loraUpInit}).  Bitwise equal to loraUpInit.
+ * null when k would exceed 64 (use {@link loraUpInit}).  Bitwise equal to loraUpInit.  The
+ * packed operand is `ops`'s, packed again in place (valid until the next call with `ops`).
  */
 export function loraUpProduct(
   h: Float32Array,
@@ -128,30 +184,33 @@ export function loraUpProduct(
   rows: number,
   r: number,
   outDim: number,
+  ops: InitOperands = new InitOperands(),
 ): PackedInit | null {
   if (!bias) {
     if (r > MAX_INIT_K) return null;
-    return { a: h, b: PackedMatrix.pack(b, { k: r, n: outDim, transB: true }), alpha: s };
+    return { a: h, b: ops.packUp(b, r, outDim), alpha: s };
   }
   const k = r + 1;
   if (k > MAX_INIT_K) return null;
-  // bb is the packed matrix's source (read again on a repack): its own array, not scratch.
-  const { hb, bb } = biasAugmented(h, b, bias, s, rows, r, outDim, (n) => new Float32Array(n));
-  return { a: hb, b: PackedMatrix.pack(bb, { k, n: outDim, transB: true }) };
+  // bb is the packed matrix's source (read again on a repack): ops's array, not scratch.
+  const { hb, bb } = biasAugmented(h, b, bias, s, rows, r, outDim, (n) => ops.upArray(n));
+  return { a: hb, b: ops.packUp(bb, k, outDim) };
 }
 
 /**
  * gh[rows, r] A[r, in] (the LoRA term of the input gradient) as a {@link PackedInit}; null
- * when r > 64.  Bitwise equal to `matmul(gh, a, rows, r, in)`.
+ * when r > 64.  Bitwise equal to `matmul(gh, a, rows, r, in)`.  The packed operand is
+ * `ops`'s, packed again in place (valid until the next call with `ops`).
  */
 export function loraDownProduct(
   gh: Float32Array,
   a: Float32Array,
   r: number,
   inDim: number,
+  ops: InitOperands = new InitOperands(),
 ): PackedInit | null {
   if (r > MAX_INIT_K) return null;
-  return { a: gh, b: PackedMatrix.pack(a, { k: r, n: inDim }) };
+  return { a: gh, b: ops.packDown(a, r, inDim) };
 }
 
 /**
@@ -173,7 +232,7 @@ export function linearForward(
   const y = scratch(rows * outDim);
   if (rows === 0 || outDim === 0) return y;
   let beta = 0;
-  if (init && typeof init !== 'function' && wt && wt.dtype === 'fp32' && inDim > 0) {
+  if (init && typeof init !== 'function' && wt && inDim > 0 && fusedInto(wt)) {
     // The init and the base product in one pass over y.
     return wt.multiplyWithInit(x, y, { m: rows, n: outDim, k: inDim, beta: 0 }, init);
   }
@@ -250,9 +309,9 @@ export function matmulPacked(
 }
 
 /**
- * A new scratch out[rows, n] = init + a[rows, k] W with W a packed frozen weight when it is
- * fp32 (one pass over out), else `wp`'s or the plain product of `w` [k, n] added to the init
- * run first (see {@link OutputInit}).
+ * A new scratch out[rows, n] = init + a[rows, k] W: in one pass over out with W a packed
+ * frozen weight (fp32 or bf16) and a product as the init, else `wp`'s or the plain product
+ * of `w` [k, n] added to the init run first (see {@link OutputInit}).
  */
 export function matmulWithInit(
   a: Float32Array,
@@ -265,7 +324,7 @@ export function matmulWithInit(
 ): Float32Array {
   const y = scratch(rows * n);
   if (rows === 0 || n === 0) return y;
-  if (typeof init !== 'function' && wp && wp.dtype === 'fp32' && k > 0)
+  if (typeof init !== 'function' && wp && k > 0 && fusedInto(wp))
     return wp.multiplyWithInit(a, y, { m: rows, k, n, beta: 0 }, init);
   runInit(init, y, rows, n);
   if (k === 0) return y;

@@ -195,6 +195,36 @@ Napi::Value SgemmPackB(const Napi::CallbackInfo &info) {
   return ext;
 }
 
+// sgemmRepackB(handle, b, {k, n, transB?, ldb?}) -> true, or false when the handle was packed
+// for another ISA path (pack a new one): op(B) of b packed again into the handle's memory, in
+// its element type.  k and n must match the handle.
+Napi::Value SgemmRepackB(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  dplora_packed_b *p = PackedArg(env, Arg(info, 0));
+  Napi::Object o = Obj(env, Arg(info, 2), "opts");
+  const int64_t k = IntField(env, o, "k"), n = IntField(env, o, "n");
+  int64_t pk = 0, pn = 0;
+  dplora_packed_b_dims(p, &pk, &pn);
+  if (k != pk || n != pn)
+    ThrowRange(env, "k x n = " + std::to_string(k) + " x " + std::to_string(n) +
+                        " does not match the packed matrix " + std::to_string(pk) + " x " +
+                        std::to_string(pn));
+  const bool tb = OptBool(env, o, "transB", false);
+  const int64_t rb = tb ? n : k, wb = tb ? k : n;
+  int64_t ldb = std::max<int64_t>(1, wb);
+  Napi::Value ldv = o.Get("ldb");
+  if (!ldv.IsUndefined()) {
+    ldb = IntValue(env, ldv, "ldb", 1);
+    if (ldb < wb) ThrowRange(env, "ldb must be >= the stored row width " + std::to_string(wb));
+  }
+  Napi::Float32Array b = F32(env, Arg(info, 1), "b");  // read after the getters
+  CheckAtLeast(env, b, Span(env, rb, wb, ldb, "b"), "b");
+  const int rc = dplora_packed_b_repack(p, tb, b.Data(), ldb);
+  if (rc == DPLORA_ESTALE) return Napi::Boolean::New(env, false);
+  CheckStatus(env, rc, "sgemmRepackB");
+  return Napi::Boolean::New(env, true);
+}
+
 // packedInfo(handle) -> {isa, bytes, dtype}
 Napi::Value PackedInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -258,8 +288,8 @@ Napi::Value SgemmPacked(const Napi::CallbackInfo &info) {
                         " does not match its packed matrix " + std::to_string(pk2) + " x " +
                         std::to_string(pn2));
   if (k2 < 1 || k2 > 64) ThrowRange(env, "init.k must be in [1, 64]");
-  if (dplora_packed_b_dtype(p) != DPLORA_DTYPE_F32 || dplora_packed_b_dtype(p2) != DPLORA_DTYPE_F32)
-    ThrowRange(env, "init needs fp32 packed matrices");
+  if (dplora_packed_b_dtype(p2) != DPLORA_DTYPE_F32)
+    ThrowRange(env, "init needs an fp32 packed matrix");
   const double alpha2 = OptFinite(env, io, "alpha", 1.0);
   if (std::fabs(alpha2) > 3.4028234663852886e38)
     ThrowRange(env, "init.alpha is outside the float range");
@@ -269,9 +299,9 @@ Napi::Value SgemmPacked(const Napi::CallbackInfo &info) {
   Napi::Float32Array a2 = F32(env, io.Get("a"), "init.a");
   CheckAtLeast(env, a2, Span(env, m, k2, lda2, "init.a"), "init.a");
   CheckNoOverlap(env, c, "c", a2, "init.a");
-  const int rc = dplora_sgemm_packed_init(ta, m, static_cast<float>(alpha), a.Data(), lda, p,
-                                          static_cast<float>(beta), c.Data(), ldc,
-                                          static_cast<float>(alpha2), a2.Data(), lda2, p2);
+  const int rc = dplora_sgemm_packed_base_init(ta, m, static_cast<float>(alpha), a.Data(), lda, p,
+                                               static_cast<float>(beta), c.Data(), ldc,
+                                               static_cast<float>(alpha2), a2.Data(), lda2, p2);
   if (rc == DPLORA_ESTALE) return Napi::Boolean::New(env, false);
   CheckStatus(env, rc, "sgemmPacked");
   return Napi::Boolean::New(env, true);
@@ -617,6 +647,7 @@ void RegisterLinalg(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "sgemmPackB", SgemmPackB);
   Export(env, exports, "sgemmPacked", SgemmPacked);
   Export(env, exports, "packedInfo", PackedInfo);
+  Export(env, exports, "sgemmRepackB", SgemmRepackB);
   Export(env, exports, "gradNormSq", GradNormSq);
   Export(env, exports, "gradNormSqAsync", GradNormSqAsync);
   Export(env, exports, "clippedSum", ClippedSum);

@@ -117,6 +117,23 @@ int dplora_sgemm_pack_b_bf16(int trans_b, int64_t k, int64_t n, const float *b, 
 int dplora_packed_b_dtype(const dplora_packed_b *p);
 /** 1 if the active path multiplies bf16 handles natively (AVX512_BF16), 0 if it widens them. */
 int dplora_bf16_native(void);
+/**
+ * dplora_sgemm_packed_init with a main handle pb that may also be bf16 (the init handle pb2
+ * stays fp32): with a bf16 pb the init is the fp32 product written as the C init, block of C
+ * rows by block of rows right before the bf16 updates; bitwise equal to
+ * dplora_sgemm_packed(A2, B2, alpha2, beta) followed by dplora_sgemm_packed(A, B, alpha,
+ * beta = 1).  An fp32 pb is dplora_sgemm_packed_init.  1 <= k2 <= 64.
+ */
+int dplora_sgemm_packed_base_init(int trans_a, int64_t m, float alpha, const float *a, int64_t lda,
+                                  const dplora_packed_b *pb, float beta, float *c, int64_t ldc,
+                                  float alpha2, const float *a2, int64_t lda2,
+                                  const dplora_packed_b *pb2);
+/**
+ * Packs op(B) (the handle's k x n, B stored k x n or n x k when trans_b, row stride ldb) again
+ * into the handle's own memory, in its element type: no allocation.  DPLORA_ESTALE when the
+ * handle was packed for another ISA path (pack a new one).
+ */
+int dplora_packed_b_repack(dplora_packed_b *p, int trans_b, const float *b, int64_t ldb);
 
 typedef enum {
   DPLORA_NORM_AUTO = 0,   /* cheaper exact method by flop count */

@@ -148,6 +148,70 @@ void test_driver(const dplora::linalg::GemmBf16Kernel &bk, const dplora::linalg:
   }
 }
 
+// dplora_sgemm_packed_base_init with a bf16 base: bitwise the init product (fp32, beta) then
+// the bf16 product with beta = 1; and dplora_packed_b_repack: products bitwise those of a
+// fresh handle.  Odd sizes (edge tiles), strides, alpha2 = 0 and k = 0 included.
+void test_init_and_repack() {
+  struct InitCase {
+    int64_t m, n, k, k2;
+    int ta;
+    float alpha, beta, alpha2;
+  };
+  const InitCase cases[] = {
+      {1, 1, 1, 1, 0, 1, 0, 1},
+      {13, 33, 7, 9, 0, 1, 0, 1.5f},
+      {130, 70, 96, 17, 1, -0.5f, 0.5f, 1},
+      {97, 768, 300, 64, 0, 1, 0, -2},
+      {50, 40, 0, 3, 0, 1, 0.25f, 1},
+      {30, 20, 10, 4, 0, 1, 1, 0},
+  };
+  for (const InitCase &cs : cases) {
+    const int64_t lda = (cs.ta ? cs.m : cs.k) + 1, lda2 = cs.k2 + 2, ldc = cs.n + 3;
+    const std::vector<float> A = rvec((cs.ta ? cs.k : cs.m) * lda), B = rvec(cs.n * cs.k);
+    const std::vector<float> A2 = rvec(cs.m * lda2), B2 = rvec(cs.k2 * cs.n), C0 = rvec(cs.m * ldc);
+    dplora_packed_b *pb = nullptr, *pb2 = nullptr;
+    CHECK(dplora_sgemm_pack_b_bf16(1, cs.k, cs.n, B.data(), std::max<int64_t>(cs.k, 1), &pb) ==
+          DPLORA_OK);
+    CHECK(dplora_sgemm_pack_b(0, cs.k2, cs.n, B2.data(), cs.n, &pb2) == DPLORA_OK);
+    std::vector<float> fused = C0, two = C0;
+    CHECK(dplora_sgemm_packed_base_init(cs.ta, cs.m, cs.alpha, A.data(), lda, pb, cs.beta,
+                                        fused.data(), ldc, cs.alpha2, A2.data(), lda2,
+                                        pb2) == DPLORA_OK);
+    CHECK(dplora_sgemm_packed(0, cs.m, cs.alpha2, A2.data(), lda2, pb2, cs.beta, two.data(), ldc) ==
+          DPLORA_OK);
+    CHECK(dplora_sgemm_packed(cs.ta, cs.m, cs.alpha, A.data(), lda, pb, 1.0f, two.data(), ldc) ==
+          DPLORA_OK);
+    CHECK(std::memcmp(fused.data(), two.data(), fused.size() * sizeof(float)) == 0);
+    // Repack both handles with new values: the same products as fresh handles.
+    const std::vector<float> Bn = rvec(cs.n * cs.k), B2n = rvec(cs.k2 * cs.n);
+    CHECK(dplora_packed_b_repack(pb, 1, Bn.data(), std::max<int64_t>(cs.k, 1)) == DPLORA_OK);
+    CHECK(dplora_packed_b_repack(pb2, 0, B2n.data(), cs.n) == DPLORA_OK);
+    CHECK(dplora_packed_b_dtype(pb) == DPLORA_DTYPE_BF16);
+    dplora_packed_b *qb = nullptr, *qb2 = nullptr;
+    CHECK(dplora_sgemm_pack_b_bf16(1, cs.k, cs.n, Bn.data(), std::max<int64_t>(cs.k, 1), &qb) ==
+          DPLORA_OK);
+    CHECK(dplora_sgemm_pack_b(0, cs.k2, cs.n, B2n.data(), cs.n, &qb2) == DPLORA_OK);
+    fused = C0;
+    two = C0;
+    CHECK(dplora_sgemm_packed_base_init(cs.ta, cs.m, cs.alpha, A.data(), lda, pb, cs.beta,
+                                        fused.data(), ldc, cs.alpha2, A2.data(), lda2,
+                                        pb2) == DPLORA_OK);
+    CHECK(dplora_sgemm_packed_base_init(cs.ta, cs.m, cs.alpha, A.data(), lda, qb, cs.beta,
+                                        two.data(), ldc, cs.alpha2, A2.data(), lda2,
+                                        qb2) == DPLORA_OK);
+    CHECK(std::memcmp(fused.data(), two.data(), fused.size() * sizeof(float)) == 0);
+    // A bf16 init operand, a k2 over 64 and a mismatched n are refused.
+    CHECK(dplora_sgemm_packed_base_init(cs.ta, cs.m, cs.alpha, A.data(), lda, pb, cs.beta,
+                                        two.data(), ldc, 1, A2.data(), lda2, qb) == DPLORA_EINVAL);
+    CHECK(dplora_packed_b_repack(nullptr, 0, Bn.data(), 1) == DPLORA_EINVAL);
+    if (cs.n > 1) CHECK(dplora_packed_b_repack(pb2, 0, B2n.data(), cs.n - 1) == DPLORA_EINVAL);
+    dplora_packed_b_free(pb);
+    dplora_packed_b_free(pb2);
+    dplora_packed_b_free(qb);
+    dplora_packed_b_free(qb2);
+  }
+}
+
 // Bad arguments are refused, never a crash.
 void test_invalid() {
   dplora_packed_b *pb = nullptr;
@@ -177,6 +241,7 @@ int main() {
     for (int threads : {1, 2}) {
       CHECK(dplora_set_num_threads(threads) == DPLORA_OK);
       test_public();
+      test_init_and_repack();
       // The same table's fallback (no native micro-kernel), on every path.
       const dplora::Kernels &K = dplora::kernels_for(isa);
       test_driver(dplora::linalg::GemmBf16Kernel{0, 0, 0, 0, 0, nullptr, nullptr}, K.gemm);

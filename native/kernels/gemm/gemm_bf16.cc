@@ -68,7 +68,20 @@ struct Problem {
   int64_t ldc;
   int mr, nr;
   int64_t mc, kc, nc;
+  // The fp32 C init (columns of every block a multiple of fk->nr), or null.
+  const GemmInit *init;
 };
+
+// C[i0 : i0+mc, j0 : j0+nc] = beta C + the init product, by the fp32 driver on that block
+// alone: the panels of B2 from column j0 on are themselves a packed B2 of nc columns, and
+// every element is the same one-k-block sum as in a product over the whole of C.
+bool init_block(const Problem &P, int64_t i0, int64_t mc, int64_t j0, int64_t nc) {
+  const GemmInit &I = *P.init;
+  const int64_t fnr = P.fk->nr;
+  return gemm_prepacked(*P.fk, false, mc, nc, I.k, I.alpha, I.a + i0 * I.lda, I.lda,
+                        I.bpacked + (j0 / fnr) * I.k * fnr, P.beta, P.c + i0 * P.ldc + j0, P.ldc,
+                        false) == DPLORA_OK;
+}
 
 // op(A)(i, kk) rounded to bf16.
 inline uint16_t a_bf16(const Problem &P, int64_t i, int64_t kk) {
@@ -128,10 +141,16 @@ void scale_c(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
 // The blocked product on C[m0:m1, n0:n1] (n0 a multiple of NR).
 bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const bool work = P.k > 0 && P.alpha != 0.0f && m1 > m0 && n1 > n0;
-  // beta == 0 with a native kernel: the first k block overwrites C instead.
-  const bool overwrite = work && P.native && P.beta == 0.0f;
-  if (!overwrite) scale_c(P, m0, m1, n0, n1);
-  if (!work) return true;
+  const bool init = P.init != nullptr;
+  if (!work) {
+    if (init) return init_block(P, m0, m1 - m0, n0, n1 - n0);
+    scale_c(P, m0, m1, n0, n1);
+    return true;
+  }
+  // beta == 0 with a native kernel and no init: the first k block overwrites C instead.
+  const bool overwrite = P.native && P.beta == 0.0f && !init;
+  // With an init each block of C is scaled and initialized right before its first k block.
+  if (!overwrite && !init) scale_c(P, m0, m1, n0, n1);
   const int64_t mr = P.mr, nr = P.nr;
   const int64_t kc_max = std::min(P.kc, P.k);
   const int64_t mc_max = std::min(P.mc, (m1 - m0 + mr - 1) / mr * mr);
@@ -147,6 +166,7 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
         const int64_t kc = std::min(P.kc, P.k - pc), kp = (kc + 1) / 2;
         for (int64_t ic = m0; ic < m1; ic += P.mc) {
           const int64_t mc = std::min(P.mc, m1 - ic);
+          if (init && pc == 0 && !init_block(P, ic, mc, jc, nc)) return false;
           pack_a_native(P, ic, mc, pc, kc, abuf);
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const int64_t nn = std::min(nr, nc - jr);
@@ -176,6 +196,7 @@ bool run_block(const Problem &P, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
       }
       for (int64_t ic = m0; ic < m1; ic += P.mc) {
         const int64_t mc = std::min(P.mc, m1 - ic);
+        if (init && pc == 0 && !init_block(P, ic, mc, jc, nc)) return false;
         pack_a_widened(P, ic, mc, pc, kc, abuf);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int64_t nn = std::min(nr, nc - jr);
@@ -253,13 +274,19 @@ void pack_b_bf16_whole(const GemmBf16Kernel &bk, const GemmKernel &fk, bool tran
 
 int gemm_bf16_prepacked(const GemmBf16Kernel &bk, const GemmKernel &fk, bool trans_a, int64_t m,
                         int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                        const uint16_t *bpacked, float beta, float *c, int64_t ldc, bool parallel) {
+                        const uint16_t *bpacked, float beta, float *c, int64_t ldc, bool parallel,
+                        const GemmInit *init) {
   if (m < 0 || n < 0 || k < 0) return DPLORA_EINVAL;
   if (m == 0 || n == 0) return DPLORA_OK;
   const int64_t wa = trans_a ? m : k;
   if (lda < std::max<int64_t>(1, wa) || ldc < std::max<int64_t>(1, n)) return DPLORA_EINVAL;
   if (c == nullptr) return DPLORA_EINVAL;
   if (k > 0 && alpha != 0.0f && (a == nullptr || bpacked == nullptr)) return DPLORA_EINVAL;
+  if (init != nullptr) {
+    if (init->k <= 0 || init->k > fk.kc || init->lda < init->k) return DPLORA_EINVAL;
+    if (init->a == nullptr || init->bpacked == nullptr) return DPLORA_EINVAL;
+    if (init->alpha == 0.0f) init = nullptr;  // nothing to add (and A2 is not read)
+  }
   Problem P{};
   P.bk = &bk;
   P.fk = &fk;
@@ -288,6 +315,15 @@ int gemm_bf16_prepacked(const GemmBf16Kernel &bk, const GemmKernel &fk, bool tra
     P.kc = fk.kc;
     P.nc = fk.nc;
   }
+  if (init != nullptr && (P.nr % fk.nr != 0 || P.nc % fk.nr != 0)) {
+    // Column blocks that do not start on the init's panels: the init over all of C first.
+    const int rc = gemm_prepacked(fk, false, m, n, init->k, init->alpha, init->a, init->lda,
+                                  init->bpacked, beta, c, ldc, parallel);
+    if (rc != DPLORA_OK) return rc;
+    P.beta = 1.0f;
+    init = nullptr;
+  }
+  P.init = init;
   const int64_t tiles_m = (m + P.mr - 1) / P.mr, tiles_n = (n + P.nr - 1) / P.nr;
   const double work = static_cast<double>(m) * static_cast<double>(n) *
                       static_cast<double>(std::max<int64_t>(k, 1));

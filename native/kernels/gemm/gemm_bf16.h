@@ -55,10 +55,16 @@ void pack_b_bf16_whole(const GemmBf16Kernel &bk, const GemmKernel &fk, bool tran
                        int64_t n, const float *b, int64_t ldb, uint16_t *dst, bool parallel);
 // C = alpha bf16(op(A)) B + beta C, B from pack_b_bf16_whole with the same kernels.
 // Each element of C is summed in an order that depends only on k (never on the
-// split over threads or on the other rows).  Returns a DPLORA_* status.
+// split over threads or on the other rows).  With init (an fp32 product, its B2
+// from pack_b_whole with fk; see GemmInit): C = alpha bf16(op(A)) B + (beta C +
+// init), each block of C rows getting the init from the fp32 driver right before
+// the bf16 updates, while it is in cache: bitwise equal to gemm_prepacked(fk) of
+// the init with beta followed by this product with beta = 1.  Returns a DPLORA_*
+// status.
 int gemm_bf16_prepacked(const GemmBf16Kernel &bk, const GemmKernel &fk, bool trans_a, int64_t m,
                         int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                        const uint16_t *bpacked, float beta, float *c, int64_t ldc, bool parallel);
+                        const uint16_t *bpacked, float beta, float *c, int64_t ldc, bool parallel,
+                        const GemmInit *init = nullptr);
 
 // The portable A packing (also the fallback's rounding), exposed for tests.
 void pack_a_bf16_scalar(const float *a, int64_t lda, int64_t rows, int64_t kc, int mr,

@@ -788,3 +788,42 @@ extern "C" int dplora_packed_b_dtype(const dplora_packed_b *p) {
 extern "C" int dplora_bf16_native(void) {
   return dplora::kernels().bf16.micro != nullptr ? 1 : 0;
 }
+
+// Appended by h12bf2: the C-init product in front of an fp32 or bf16 base, and the repack of
+// an existing handle (no allocation: the LoRA operands of the fused passes change every step).
+extern "C" int dplora_sgemm_packed_base_init(int trans_a, int64_t m, float alpha, const float *a,
+                                             int64_t lda, const dplora_packed_b *pb, float beta,
+                                             float *c, int64_t ldc, float alpha2, const float *a2,
+                                             int64_t lda2, const dplora_packed_b *pb2) {
+  if (pb == nullptr || pb2 == nullptr) return DPLORA_EINVAL;
+  if (pb->bf16 == nullptr) {
+    return dplora_sgemm_packed_init(trans_a, m, alpha, a, lda, pb, beta, c, ldc, alpha2, a2, lda2,
+                                    pb2);
+  }
+  if (pb2->bf16 != nullptr) return DPLORA_EINVAL;
+  if (pb2->n != pb->n || pb2->k < 1 || pb2->k > 64) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  if (K.isa != pb->isa || K.isa != pb2->isa) return DPLORA_ESTALE;
+  const dplora::linalg::GemmInit init{a2, lda2, pb2->k, pb2->data, alpha2};
+  return dplora::linalg::gemm_bf16_prepacked(K.bf16, K.gemm, trans_a != 0, m, pb->n, pb->k, alpha,
+                                             a, lda, pb->bf16, beta, c, ldc, true, &init);
+}
+
+extern "C" int dplora_packed_b_repack(dplora_packed_b *p, int trans_b, const float *b,
+                                      int64_t ldb) {
+  if (p == nullptr) return DPLORA_EINVAL;
+  const int64_t wb = trans_b ? p->k : p->n;
+  if (ldb < std::max<int64_t>(1, wb)) return DPLORA_EINVAL;
+  if (p->k > 0 && p->n > 0 && b == nullptr) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  if (K.isa != p->isa) return DPLORA_ESTALE;  // the layout (and size) is another path's
+  if (p->bf16 != nullptr) {
+    if (dplora::linalg::packed_b_bf16_elems(K.bf16, K.gemm, p->k, p->n) > 0) {
+      dplora::linalg::pack_b_bf16_whole(K.bf16, K.gemm, trans_b != 0, p->k, p->n, b, ldb, p->bf16,
+                                        true);
+    }
+  } else if (p->data != nullptr) {
+    dplora::linalg::pack_b_whole(K.gemm, trans_b != 0, p->k, p->n, b, ldb, p->data, true);
+  }
+  return DPLORA_OK;
+}
