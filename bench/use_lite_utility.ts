@@ -999,6 +999,9 @@ export async function run(): Promise<void> {
         spent = engine.getEpsilon(delta);
       }
       const acc = accuracyOf(clf, testIn);
+      // A non-private run measured here replaces a point carried by --np-from (kept in runs).
+      const carried = npFrom ? points.findIndex((q) => !Number.isFinite(q[0])) : -1;
+      if (!Number.isFinite(eps) && carried >= 0) points.splice(carried, 1);
       points.push([eps, acc]);
       const seconds = (Date.now() - ts) / 1000;
       const cpu = cpuS(process.cpuUsage(c0));
