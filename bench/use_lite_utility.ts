@@ -667,7 +667,11 @@ async function tune(): Promise<void> {
   await Promise.resolve();
 }
 
-/** `--combine a,b`: merges the result files bench/results/{a,b}.json into <out>.{json,svg}. */
+/**
+ * `--combine a,b`: merges the result files bench/results/{a,b}.json into <out>.{json,svg}; the
+ * results of one data set on the same split with the same baseline and no epsilon in common
+ * become one curve (a sweep whose epsilons ran in several processes).
+ */
 function combine(names: string[], out: string): void {
   const files = names.map(
     (n) =>
@@ -676,12 +680,29 @@ function combine(names: string[], out: string): void {
         settings: unknown;
         results: Array<{
           dataset: string;
+          sizes?: unknown;
           baseline: number;
           points: Array<[number | null, number]>;
+          runs?: unknown[];
         }>;
       },
   );
-  const results = files.flatMap((f) => f.results);
+  // One curve per data set, split and baseline when no epsilon repeats: the runs of one sweep
+  // made by several processes (e.g. one epsilon apart) are merged; other sweeps stay apart.
+  const results: (typeof files)[number]['results'] = [];
+  for (const r of files.flatMap((f) => f.results)) {
+    const same = results.find(
+      (x) =>
+        x.dataset === r.dataset &&
+        x.baseline === r.baseline &&
+        JSON.stringify(x.sizes) === JSON.stringify(r.sizes) &&
+        !x.points.some((p) => r.points.some((q) => q[0] === p[0])),
+    );
+    if (same) {
+      same.points = [...same.points, ...r.points];
+      same.runs = [...(same.runs ?? []), ...(r.runs ?? [])];
+    } else results.push({ ...r });
+  }
   writeResults(out, {
     parts: names.map((n, i) => ({
       file: `${n}.json`,
@@ -839,6 +860,18 @@ async function search(): Promise<void> {
   await Promise.resolve();
 }
 
+/** The frozen baseline of data set `name` in bench/results/<file>.json, on the same split. */
+function carriedBaseline(file: string, name: string, sizes: Record<string, number>): number {
+  const prev = JSON.parse(fs.readFileSync(path.join(RESULTS_DIR, `${file}.json`), 'utf8')) as {
+    results: Array<{ dataset: string; sizes: unknown; baseline: number }>;
+  };
+  const r = prev.results.find((x) => x.dataset === name);
+  if (!r || JSON.stringify(r.sizes) !== JSON.stringify(sizes))
+    throw new Error(`--baseline-from ${file}: no ${name} run on this split`);
+  console.log(`frozen baseline from ${file}.json: ${r.baseline}`);
+  return r.baseline;
+}
+
 export async function run(): Promise<void> {
   if (process.argv.includes('--search')) return search();
   if (process.argv.includes('--combine')) {
@@ -903,7 +936,12 @@ export async function run(): Promise<void> {
     // Frozen baseline: logistic regression on the frozen embeddings of the training set
     // (non-private). Head init of the LoRA runs: the same on the PUBLIC part (no privacy cost).
     const embTe = frozenEmbeddings(frozen, test.rows);
-    const baseline = headAccuracy(frozenHead(frozen, train), embTe, test.y);
+    // --baseline-from FILE: the frozen baseline of an earlier run on the same split (it does not
+    // depend on the LoRA runs), to spare the frozen embeddings of the whole training set.
+    const baselineFrom = arg('baseline-from', '');
+    const baseline = baselineFrom
+      ? carriedBaseline(baselineFrom, name, { public: pub.n, train: train.n, test: test.n })
+      : headAccuracy(frozenHead(frozen, train), embTe, test.y);
     const pubHead = frozenHead(frozen, pub);
     const publicHead = headAccuracy(pubHead, embTe, test.y);
     console.log(
