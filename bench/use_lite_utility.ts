@@ -17,6 +17,12 @@
  * bench/results/<out>.json and <out>.svg (accuracy against epsilon; `--out`, default
  * use-lite-utility). `--combine a,b` instead merges earlier result files into <out>.
  *
+ * `--public-lora-epochs N` (with `--public-lora-lr`, `--public-lora-head-lr`,
+ * `--public-lora-batch`, `--public-lora-schedule`, `--public-lora-warmup`): public pre-training.
+ * LoRA + head are first trained non-privately on the PUBLIC slice only, and the private runs
+ * start from those weights (their sampling, noise and accounting are unchanged); the
+ * non-private run too with `--public-lora-np`. The warm start's own test accuracy is reported.
+ *
  * `--tune`: hyperparameter search on the IMDB public slice only (its first 3/4 train, the
  * rest validates; the test set and the private training set are never touched), at the noise
  * per step (sigma / batch) that the full run would have at each epsilon (`--tune-n`,
@@ -31,6 +37,7 @@ import {
   CachedPart,
   HeadLrAdam,
   LrScheduleName,
+  NonPrivateTrainOptions,
   UseLiteLoraSettings,
   accuracyOf,
   lengthBuckets,
@@ -40,6 +47,12 @@ import {
   trainPrivateRows,
 } from '../lib/models/use_lite/finetune';
 import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
+import {
+  PublicWarmStart,
+  loadPublicWarmStart,
+  publicWarmStart,
+} from '../lib/models/use_lite/public_warm_start';
+import type { TfjsTensor } from '../lib/models/use_lite/weights';
 import { splitSpamCorpus } from '../lib/data/spam_corpus';
 import { mailText } from '../lib/cli/train_use_lite';
 import { Adam } from '../lib/optim/adam';
@@ -201,6 +214,18 @@ interface RunSettings {
   npHeadLr: number;
   /** Largest micro-batch run at once (memory only: noise is added once per logical batch). */
   physical: number;
+  /**
+   * Public warm start (`--public-lora-epochs N`, 0: none): before the private runs, LoRA + head
+   * are trained NON-privately on the public slice only for N epochs (Adam at `pubLr`, head at
+   * `pubHeadLr`, batches of `pubBatch`, schedule `pubSchedule` with `pubWarmup`), and every
+   * private run starts from those weights (see lib/models/use_lite/public_warm_start.ts).
+   */
+  pubEpochs: number;
+  pubLr: number;
+  pubHeadLr: number;
+  pubBatch: number;
+  pubSchedule: LrScheduleName;
+  pubWarmup: number;
 }
 
 /** The frozen sentence embeddings (n x 512) from cached layer-0 outputs (layer 1 + pooling). */
@@ -241,6 +266,15 @@ function settingsFor(name: string): RunSettings {
     npWarmup: num('np-warmup', 0),
     npHeadLr: num('np-head-lr', NaN),
     physical: num('physical', 32),
+    pubEpochs: num('public-lora-epochs', 0),
+    pubLr: num('public-lora-lr', 3e-3),
+    pubHeadLr: num('public-lora-head-lr', 1e-2),
+    pubBatch: num('public-lora-batch', 32),
+    pubSchedule: arg(
+      `${name}-public-lora-schedule`,
+      arg('public-lora-schedule', 'linear'),
+    ) as LrScheduleName,
+    pubWarmup: num('public-lora-warmup', 0.06),
   };
 }
 
@@ -267,6 +301,52 @@ function npOptions(st: RunSettings, onEpoch?: (epoch: number) => void) {
     headLr: Number.isNaN(st.npHeadLr) ? undefined : st.npHeadLr,
     onEpoch,
   };
+}
+
+/** The non-private options of a run's public warm start (seed apart from the other runs'). */
+function publicOptions(st: RunSettings): NonPrivateTrainOptions {
+  return {
+    epochs: st.pubEpochs,
+    batchSize: st.pubBatch,
+    lr: st.pubLr,
+    seed: 6,
+    schedule: st.pubSchedule,
+    warmup: st.pubWarmup,
+    headLr: Number.isNaN(st.pubHeadLr) ? undefined : st.pubHeadLr,
+  };
+}
+
+/**
+ * The public warm start of a run (null when `pubEpochs` is 0): a fresh LoRA classifier from the
+ * public head, trained on the PUBLIC part `pubIn` only; with its accuracy on `evalPart` and cost.
+ */
+function warmStart(
+  weights: Map<string, TfjsTensor>,
+  lora: UseLiteLoraSettings,
+  pubHead: { weight: Float32Array; bias: Float32Array },
+  pubIn: CachedPart,
+  st: RunSettings,
+  evalPart: CachedPart,
+): { ws: PublicWarmStart; accuracy: number; seconds: number; cpuSeconds: number } | null {
+  if (!(st.pubEpochs > 0)) return null;
+  const t0 = Date.now();
+  const c0 = process.cpuUsage();
+  const clf = loraClassifier(weights, 2, lora, pubHead);
+  const ws = publicWarmStart(clf, pubIn, publicOptions(st));
+  const accuracy = accuracyOf(clf, evalPart);
+  const c = process.cpuUsage(c0);
+  const r = {
+    ws,
+    accuracy,
+    seconds: Math.round((Date.now() - t0) / 1000),
+    cpuSeconds: Math.round((c.user + c.system) / 1e6),
+  };
+  console.log(
+    `public warm start (${pubIn.n} public records, ${st.pubEpochs} epochs, lr ${st.pubLr}, head lr ` +
+      `${st.pubHeadLr}, ${st.pubSchedule}): accuracy ${accuracy.toFixed(4)} ` +
+      `(${r.seconds} s wall, ${r.cpuSeconds} s CPU, load ${os.loadavg()[0].toFixed(1)})`,
+  );
+  return r;
 }
 
 /**
@@ -388,7 +468,8 @@ interface TuneConfig {
 /**
  * Parses `--tune-configs`: `;`-separated lists of `key=value` for the PRIVATE runs (keys lr,
  * headLr, sched, warmup, batch = expected batch of the full run, ep = its epochs, clip, rank, alpha,
- * targets as `q_proj+v_proj`); unnamed keys keep the command line's values. Without it, one
+ * targets as `q_proj+v_proj`, and the public warm start's pubEp, pubLr, pubHeadLr); unnamed keys
+ * keep the command line's values. Without it, one
  * candidate per learning rate of `--tune-lrs`.
  */
 function tuneConfigs(base: RunSettings): TuneConfig[] {
@@ -413,6 +494,9 @@ function tuneConfigs(base: RunSettings): TuneConfig[] {
       else if (k === 'rank') lora.rank = Number(v);
       else if (k === 'alpha') lora.alpha = Number(v);
       else if (k === 'targets') lora.targets = v.split('+');
+      else if (k === 'pubEp') st.pubEpochs = Number(v);
+      else if (k === 'pubLr') st.pubLr = Number(v);
+      else if (k === 'pubHeadLr') st.pubHeadLr = Number(v);
       else throw new Error(`--tune-configs: unknown key ${k} in ${label}`);
     }
     return { label, lora, st };
@@ -458,9 +542,12 @@ async function tune(): Promise<void> {
   let tr: CachedPart;
   let va: CachedPart;
   let head: { weight: Float32Array; bias: Float32Array };
+  // The public slice for a public warm start (tuning on the training reviews only).
+  let pubPart: CachedPart | null = null;
   if (on === 'train') {
     const sizes = splitSizes(nTrain);
     const pub = prefix(d.public, 'public');
+    pubPart = pub;
     ({ tr, va } = validationSplit(prefix(d.train, 'train'), sizes));
     head = frozenHead(frozen, pub);
   } else if (on === 'public') {
@@ -486,9 +573,43 @@ async function tune(): Promise<void> {
       configs,
       rows,
     });
+  // Public warm starts, one per distinct LoRA + public setting (they do not depend on epsilon).
+  const warmStarts = new Map<string, ReturnType<typeof warmStart>>();
   for (const eps of epsList) {
     for (const c of configs) {
       const st = c.st;
+      let warm: ReturnType<typeof warmStart> = null;
+      if (st.pubEpochs > 0) {
+        if (!pubPart)
+          throw new Error(
+            '--tune-on public has no public warm start (the public slice is tuned on)',
+          );
+        const k = JSON.stringify([
+          c.lora,
+          st.pubEpochs,
+          st.pubLr,
+          st.pubHeadLr,
+          st.pubBatch,
+          st.pubSchedule,
+          st.pubWarmup,
+        ]);
+        if (!warmStarts.has(k)) {
+          const w = warmStart(weights, c.lora, head, pubPart, st, va);
+          warmStarts.set(k, w);
+          rows.push({
+            tuneOn: on,
+            eps: 0,
+            config: `public warm start of ${c.label}`,
+            epoch: 0,
+            valAccuracy: w!.accuracy,
+            seconds: w!.seconds,
+            cpuSeconds: w!.cpuSeconds,
+            load: Number(os.loadavg()[0].toFixed(1)),
+          });
+          save();
+        }
+        warm = warmStarts.get(k)!;
+      }
       const steps = Math.ceil((st.epochs * nTrain) / st.batch);
       const sigma = calibrateNoiseMultiplier({
         targetEpsilon: eps,
@@ -500,6 +621,7 @@ async function tune(): Promise<void> {
       const ts = Date.now();
       const c0 = process.cpuUsage();
       const clf = loraClassifier(weights, 2, c.lora, head);
+      if (warm) loadPublicWarmStart(clf, warm.ws);
       const engine = new PrivacyEngine();
       const { optimizer } = engine.makePrivate({
         model: clf,
@@ -545,7 +667,11 @@ async function tune(): Promise<void> {
   await Promise.resolve();
 }
 
-/** `--combine a,b`: merges the result files bench/results/{a,b}.json into <out>.{json,svg}. */
+/**
+ * `--combine a,b`: merges the result files bench/results/{a,b}.json into <out>.{json,svg}; the
+ * results of one data set on the same split with the same baseline and no epsilon in common
+ * become one curve (a sweep whose epsilons ran in several processes).
+ */
 function combine(names: string[], out: string): void {
   const files = names.map(
     (n) =>
@@ -554,12 +680,29 @@ function combine(names: string[], out: string): void {
         settings: unknown;
         results: Array<{
           dataset: string;
+          sizes?: unknown;
           baseline: number;
           points: Array<[number | null, number]>;
+          runs?: unknown[];
         }>;
       },
   );
-  const results = files.flatMap((f) => f.results);
+  // One curve per data set, split and baseline when no epsilon repeats: the runs of one sweep
+  // made by several processes (e.g. one epsilon apart) are merged; other sweeps stay apart.
+  const results: (typeof files)[number]['results'] = [];
+  for (const r of files.flatMap((f) => f.results)) {
+    const same = results.find(
+      (x) =>
+        x.dataset === r.dataset &&
+        x.baseline === r.baseline &&
+        JSON.stringify(x.sizes) === JSON.stringify(r.sizes) &&
+        !x.points.some((p) => r.points.some((q) => q[0] === p[0])),
+    );
+    if (same) {
+      same.points = [...same.points, ...r.points];
+      same.runs = [...(same.runs ?? []), ...(r.runs ?? [])];
+    } else results.push({ ...r });
+  }
   writeResults(out, {
     parts: names.map((n, i) => ({
       file: `${n}.json`,
@@ -717,6 +860,18 @@ async function search(): Promise<void> {
   await Promise.resolve();
 }
 
+/** The frozen baseline of data set `name` in bench/results/<file>.json, on the same split. */
+function carriedBaseline(file: string, name: string, sizes: Record<string, number>): number {
+  const prev = JSON.parse(fs.readFileSync(path.join(RESULTS_DIR, `${file}.json`), 'utf8')) as {
+    results: Array<{ dataset: string; sizes: unknown; baseline: number }>;
+  };
+  const r = prev.results.find((x) => x.dataset === name);
+  if (!r || JSON.stringify(r.sizes) !== JSON.stringify(sizes))
+    throw new Error(`--baseline-from ${file}: no ${name} run on this split`);
+  console.log(`frozen baseline from ${file}.json: ${r.baseline}`);
+  return r.baseline;
+}
+
 export async function run(): Promise<void> {
   if (process.argv.includes('--search')) return search();
   if (process.argv.includes('--combine')) {
@@ -743,6 +898,7 @@ export async function run(): Promise<void> {
     settings: RunSettings;
     baseline: number;
     publicHead: number;
+    publicWarmStart: Record<string, unknown> | null;
     points: Array<[number, number]>;
     runs: Record<string, unknown>[];
   }> = [];
@@ -780,7 +936,12 @@ export async function run(): Promise<void> {
     // Frozen baseline: logistic regression on the frozen embeddings of the training set
     // (non-private). Head init of the LoRA runs: the same on the PUBLIC part (no privacy cost).
     const embTe = frozenEmbeddings(frozen, test.rows);
-    const baseline = headAccuracy(frozenHead(frozen, train), embTe, test.y);
+    // --baseline-from FILE: the frozen baseline of an earlier run on the same split (it does not
+    // depend on the LoRA runs), to spare the frozen embeddings of the whole training set.
+    const baselineFrom = arg('baseline-from', '');
+    const baseline = baselineFrom
+      ? carriedBaseline(baselineFrom, name, { public: pub.n, train: train.n, test: test.n })
+      : headAccuracy(frozenHead(frozen, train), embTe, test.y);
     const pubHead = frozenHead(frozen, pub);
     const publicHead = headAccuracy(pubHead, embTe, test.y);
     console.log(
@@ -788,6 +949,11 @@ export async function run(): Promise<void> {
         `frozen + LR head on train ${baseline.toFixed(4)}, on public ${publicHead.toFixed(4)} ` +
         `(${((Date.now() - t0) / 1000).toFixed(0)} s wall, ${cpuS(process.cpuUsage(cpu0)).toFixed(0)} s CPU, load ${os.loadavg()[0].toFixed(1)})`,
     );
+    // Public warm start (public records only): the start of the private runs, and of the
+    // non-private one with --public-lora-np.
+    const pubIn = fromIds ? tokenPart(tok(d.public.texts), pub.y) : pub;
+    const warm = warmStart(weights, lora, pubHead, pubIn, st, testIn);
+    const warmNp = warm !== null && process.argv.includes('--public-lora-np');
     const points: Array<[number, number]> = [];
     const runs: Record<string, unknown>[] = [];
     results.push({
@@ -796,6 +962,14 @@ export async function run(): Promise<void> {
       settings: st,
       baseline,
       publicHead,
+      publicWarmStart: warm && {
+        accuracy: warm.accuracy,
+        seconds: warm.seconds,
+        cpuSeconds: warm.cpuSeconds,
+        options: warm.ws.options,
+        publicRecords: warm.ws.publicRecords,
+        alsoNonPrivate: warmNp,
+      },
       points,
       runs,
     });
@@ -830,6 +1004,8 @@ export async function run(): Promise<void> {
       const ts = Date.now();
       const c0 = process.cpuUsage();
       const clf = loraClassifier(weights, 2, lora, pubHead);
+      const warmed = warm !== null && (Number.isFinite(eps) || warmNp);
+      if (warmed) loadPublicWarmStart(clf, warm.ws);
       let spent = Infinity;
       let steps: number;
       let sigma = 0;
@@ -861,6 +1037,9 @@ export async function run(): Promise<void> {
         spent = engine.getEpsilon(delta);
       }
       const acc = accuracyOf(clf, testIn);
+      // A non-private run measured here replaces a point carried by --np-from (kept in runs).
+      const carried = npFrom ? points.findIndex((q) => !Number.isFinite(q[0])) : -1;
+      if (!Number.isFinite(eps) && carried >= 0) points.splice(carried, 1);
       points.push([eps, acc]);
       const seconds = (Date.now() - ts) / 1000;
       const cpu = cpuS(process.cpuUsage(c0));
@@ -879,6 +1058,7 @@ export async function run(): Promise<void> {
         schedule: privateRun ? st.schedule : st.npSchedule,
         warmup: privateRun ? st.warmup : st.npWarmup,
         headLr: privateRun ? st.headLr : st.npHeadLr,
+        publicWarmStart: warmed ? st.pubEpochs : 0,
         seconds: Math.round(seconds),
         cpuSeconds: Math.round(cpu),
         load: Number(os.loadavg()[0].toFixed(1)),
@@ -892,6 +1072,7 @@ export async function run(): Promise<void> {
         sigma: sigma.toFixed(3),
         'frozen+LR': baseline.toFixed(4),
         'public head': publicHead.toFixed(4),
+        'public adapter': warm ? warm.accuracy.toFixed(4) : '-',
       });
       save(); // after each run, so that a long run keeps what it finished
     }
