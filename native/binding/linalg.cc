@@ -154,6 +154,26 @@ dplora_packed_b *PackedArg(Napi::Env env, Napi::Value v) {
   return v.As<Napi::External<dplora_packed_b>>().Data();
 }
 
+// The source of a pack or repack: opts.ldb (default the stored row width of op(B), k x n, or
+// n x k when tb) read from o, then the array `bv` checked to hold it (read after the getters).
+struct PackSource {
+  Napi::Float32Array b;
+  int64_t ldb;
+};
+PackSource ReadPackSource(Napi::Env env, Napi::Object o, Napi::Value bv, int64_t k, int64_t n,
+                          bool tb) {
+  const int64_t rb = tb ? n : k, wb = tb ? k : n;
+  int64_t ldb = std::max<int64_t>(1, wb);
+  Napi::Value ldv = o.Get("ldb");
+  if (!ldv.IsUndefined()) {
+    ldb = IntValue(env, ldv, "ldb", 1);
+    if (ldb < wb) ThrowRange(env, "ldb must be >= the stored row width " + std::to_string(wb));
+  }
+  Napi::Float32Array b = F32(env, bv, "b");
+  CheckAtLeast(env, b, Span(env, rb, wb, ldb, "b"), "b");
+  return {b, ldb};
+}
+
 // sgemmPackB(b, {k, n, transB?, ldb?, dtype?}) -> handle owning a packed copy of op(B);
 // dtype 'bf16' rounds it to bf16 (dplora_sgemm_pack_b_bf16), 'fp32' (default) keeps it.
 Napi::Value SgemmPackB(const Napi::CallbackInfo &info) {
@@ -171,18 +191,10 @@ Napi::Value SgemmPackB(const Napi::CallbackInfo &info) {
       ThrowRange(env, "dtype must be 'fp32' or 'bf16'");
     }
   }
-  const int64_t rb = tb ? n : k, wb = tb ? k : n;
-  int64_t ldb = std::max<int64_t>(1, wb);
-  Napi::Value ldv = o.Get("ldb");
-  if (!ldv.IsUndefined()) {
-    ldb = IntValue(env, ldv, "ldb", 1);
-    if (ldb < wb) ThrowRange(env, "ldb must be >= the stored row width " + std::to_string(wb));
-  }
-  Napi::Float32Array b = F32(env, Arg(info, 0), "b");  // read after the getters
-  CheckAtLeast(env, b, Span(env, rb, wb, ldb, "b"), "b");
+  const PackSource src = ReadPackSource(env, o, Arg(info, 0), k, n, tb);
   dplora_packed_b *p = nullptr;
-  const int rc = bf16 ? dplora_sgemm_pack_b_bf16(tb, k, n, b.Data(), ldb, &p)
-                      : dplora_sgemm_pack_b(tb, k, n, b.Data(), ldb, &p);
+  const int rc = bf16 ? dplora_sgemm_pack_b_bf16(tb, k, n, src.b.Data(), src.ldb, &p)
+                      : dplora_sgemm_pack_b(tb, k, n, src.b.Data(), src.ldb, &p);
   CheckStatus(env, rc, "sgemmPackB");
   const int64_t bytes = dplora_packed_b_bytes(p);
   auto ext = Napi::External<dplora_packed_b>::New(env, p, [bytes](Napi::Env e, dplora_packed_b *q) {
@@ -210,16 +222,8 @@ Napi::Value SgemmRepackB(const Napi::CallbackInfo &info) {
                         " does not match the packed matrix " + std::to_string(pk) + " x " +
                         std::to_string(pn));
   const bool tb = OptBool(env, o, "transB", false);
-  const int64_t rb = tb ? n : k, wb = tb ? k : n;
-  int64_t ldb = std::max<int64_t>(1, wb);
-  Napi::Value ldv = o.Get("ldb");
-  if (!ldv.IsUndefined()) {
-    ldb = IntValue(env, ldv, "ldb", 1);
-    if (ldb < wb) ThrowRange(env, "ldb must be >= the stored row width " + std::to_string(wb));
-  }
-  Napi::Float32Array b = F32(env, Arg(info, 1), "b");  // read after the getters
-  CheckAtLeast(env, b, Span(env, rb, wb, ldb, "b"), "b");
-  const int rc = dplora_packed_b_repack(p, tb, b.Data(), ldb);
+  const PackSource src = ReadPackSource(env, o, Arg(info, 1), k, n, tb);
+  const int rc = dplora_packed_b_repack(p, tb, src.b.Data(), src.ldb);
   if (rc == DPLORA_ESTALE) return Napi::Boolean::New(env, false);
   CheckStatus(env, rc, "sgemmRepackB");
   return Napi::Boolean::New(env, true);

@@ -739,15 +739,26 @@ extern "C" int dplora_sgemm_packed(int trans_a, int64_t m, float alpha, const fl
                                         pb->data, beta, c, ldc, true);
 }
 
+namespace {
+// The checks both C-init entry points make of their handles (both non-null): the init handle pb2
+// fp32 with pb's n columns and 1 to 64 rows, both packed for the active ISA path.
+int check_init_handles(const dplora_packed_b *pb, const dplora_packed_b *pb2) {
+  if (pb2->bf16 != nullptr) return DPLORA_EINVAL;
+  if (pb2->n != pb->n || pb2->k < 1 || pb2->k > 64) return DPLORA_EINVAL;
+  const dplora::Kernels &K = dplora::kernels();
+  if (K.isa != pb->isa || K.isa != pb2->isa) return DPLORA_ESTALE;
+  return DPLORA_OK;
+}
+}  // namespace
+
 extern "C" int dplora_sgemm_packed_init(int trans_a, int64_t m, float alpha, const float *a,
                                         int64_t lda, const dplora_packed_b *pb, float beta,
                                         float *c, int64_t ldc, float alpha2, const float *a2,
                                         int64_t lda2, const dplora_packed_b *pb2) {
-  if (pb == nullptr || pb2 == nullptr) return DPLORA_EINVAL;
-  if (pb->bf16 != nullptr || pb2->bf16 != nullptr) return DPLORA_EINVAL;
-  if (pb2->n != pb->n || pb2->k < 1 || pb2->k > 64) return DPLORA_EINVAL;
+  if (pb == nullptr || pb2 == nullptr || pb->bf16 != nullptr) return DPLORA_EINVAL;
+  const int rc = check_init_handles(pb, pb2);
+  if (rc != DPLORA_OK) return rc;
   const dplora::Kernels &K = dplora::kernels();
-  if (K.isa != pb->isa || K.isa != pb2->isa) return DPLORA_ESTALE;
   const dplora::linalg::GemmInit init{a2, lda2, pb2->k, pb2->data, alpha2};
   return dplora::linalg::gemm_prepacked(K.gemm, trans_a != 0, m, pb->n, pb->k, alpha, a, lda,
                                         pb->data, beta, c, ldc, true, &init);
@@ -789,8 +800,8 @@ extern "C" int dplora_bf16_native(void) {
   return dplora::kernels().bf16.micro != nullptr ? 1 : 0;
 }
 
-// Appended by h12bf2: the C-init product in front of an fp32 or bf16 base, and the repack of
-// an existing handle (no allocation: the LoRA operands of the fused passes change every step).
+// The C-init product in front of an fp32 or bf16 base, and the repack of an existing handle (no
+// allocation: the LoRA operands of the fused passes change every step).
 extern "C" int dplora_sgemm_packed_base_init(int trans_a, int64_t m, float alpha, const float *a,
                                              int64_t lda, const dplora_packed_b *pb, float beta,
                                              float *c, int64_t ldc, float alpha2, const float *a2,
@@ -800,10 +811,9 @@ extern "C" int dplora_sgemm_packed_base_init(int trans_a, int64_t m, float alpha
     return dplora_sgemm_packed_init(trans_a, m, alpha, a, lda, pb, beta, c, ldc, alpha2, a2, lda2,
                                     pb2);
   }
-  if (pb2->bf16 != nullptr) return DPLORA_EINVAL;
-  if (pb2->n != pb->n || pb2->k < 1 || pb2->k > 64) return DPLORA_EINVAL;
+  const int rc = check_init_handles(pb, pb2);
+  if (rc != DPLORA_OK) return rc;
   const dplora::Kernels &K = dplora::kernels();
-  if (K.isa != pb->isa || K.isa != pb2->isa) return DPLORA_ESTALE;
   const dplora::linalg::GemmInit init{a2, lda2, pb2->k, pb2->data, alpha2};
   return dplora::linalg::gemm_bf16_prepacked(K.bf16, K.gemm, trans_a != 0, m, pb->n, pb->k, alpha,
                                              a, lda, pb->bf16, beta, c, ldc, true, &init);
