@@ -5,8 +5,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
-#include <algorithm>
-
+#include "avx512_masks.h"
 #include "elementwise_impl.h"
 
 namespace dplora {
@@ -16,7 +15,7 @@ namespace {
 struct V512 {
   using T = __m512;
   static constexpr int W = 16;
-  static __mmask16 lanes(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  static __mmask16 lanes(int64_t n) { return mask16(n); }
   static T load(const float *p) { return _mm512_loadu_ps(p); }
   static T loadn(const float *p, int64_t n, float fill) {
     return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), lanes(n), p);
@@ -70,7 +69,7 @@ struct V512 {
       _mm256_storeu_ps(g + j + 8, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_add_pd(d1, d1), pv)));
     }
     for (; j < n; j += 8) {
-      const __mmask8 m = static_cast<__mmask8>((1u << std::min<int64_t>(8, n - j)) - 1u);
+      const __mmask8 m = mask8(n - j);
       const __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, p + j)),
                                       _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, t + j)));
       s0 = _mm512_add_pd(s0, _mm512_mul_pd(d, d));

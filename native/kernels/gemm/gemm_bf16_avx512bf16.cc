@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "avx512_masks.h"
 #include "gemm_bf16.h"
 
 namespace dplora {
@@ -36,8 +37,7 @@ void gemm_bf16_micro_avx512bf16(int64_t kp, const uint32_t *ap, const uint16_t *
   if (overwrite) {
     // C = alpha * acc (C is not read).
     const int64_t mm = std::min<int64_t>(m, MR), nn = std::min<int64_t>(n, NR);
-    const __mmask16 lo = static_cast<__mmask16>(nn >= 16 ? 0xffff : (1u << nn) - 1u);
-    const __mmask16 hi = static_cast<__mmask16>(nn <= 16 ? 0 : (1u << (nn - 16)) - 1u);
+    const __mmask16 lo = mask16(nn), hi = mask16(nn - 16);
     for (int64_t r = 0; r < mm; ++r) {
       float *row = c + r * ldc;
       _mm512_mask_storeu_ps(row, lo, _mm512_mul_ps(al, acc[r][0]));
@@ -54,8 +54,7 @@ void gemm_bf16_micro_avx512bf16(int64_t kp, const uint32_t *ap, const uint16_t *
     return;
   }
   const int64_t mm = std::min<int64_t>(m, MR), nn = std::min<int64_t>(n, NR);
-  const __mmask16 lo = static_cast<__mmask16>(nn >= 16 ? 0xffff : (1u << nn) - 1u);
-  const __mmask16 hi = static_cast<__mmask16>(nn <= 16 ? 0 : (1u << (nn - 16)) - 1u);
+  const __mmask16 lo = mask16(nn), hi = mask16(nn - 16);
   for (int64_t r = 0; r < mm; ++r) {
     float *row = c + r * ldc;
     _mm512_mask_storeu_ps(row, lo, _mm512_fmadd_ps(al, acc[r][0], _mm512_maskz_loadu_ps(lo, row)));
@@ -83,10 +82,9 @@ void pack_a_bf16_avx512bf16(const float *a, int64_t lda, int64_t rows, int64_t k
         words = 0xffff;
       } else {
         const int64_t nlo = std::min<int64_t>(left, 16), nhi = left - nlo;
-        lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << nlo) - 1u), src + k0);
-        hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(nhi >= 16 ? 0xffff : (1u << nhi) - 1u),
-                                   src + k0 + 16);
-        words = static_cast<__mmask16>((1u << ((left + 1) / 2)) - 1u);
+        lo = _mm512_maskz_loadu_ps(mask16(nlo), src + k0);
+        hi = _mm512_maskz_loadu_ps(mask16(nhi), src + k0 + 16);
+        words = mask16((left + 1) / 2);
       }
       const __m512i w = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
       _mm512_mask_i32scatter_epi32(dst + (k0 / 2) * mr + r, words, idx, w, 4);

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 
+#include "avx512_masks.h"
 #include "gemm.h"
 
 namespace dplora {
@@ -60,7 +61,7 @@ void tile(int64_t rows, int64_t k, float alpha, const float *x, int64_t ldx, con
     }
   }
   if (kfull < k) {
-    const __mmask16 mk = static_cast<__mmask16>((1u << (k - kfull)) - 1u);
+    const __mmask16 mk = mask16(k - kfull);
     __m512 xv[R];
     for (int i = 0; i < R; ++i) xv[i] = _mm512_maskz_loadu_ps(mk, xr[i] + kfull);
     for (int j = 0; j < NJ; ++j) {
@@ -75,7 +76,7 @@ void tile(int64_t rows, int64_t k, float alpha, const float *x, int64_t ldx, con
     v[s] = q < R * NJ ? acc[q] : _mm512_setzero_ps();
   }
   const __m512 z = _mm512_mul_ps(_mm512_set1_ps(alpha), reduce16(v));
-  const __mmask16 mj = static_cast<__mmask16>((1u << NJ) - 1u);
+  const __mmask16 mj = mask16(NJ);
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   for (int i = 0; i < R; ++i) {
     if (i >= rows) break;
