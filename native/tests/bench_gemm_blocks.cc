@@ -94,15 +94,8 @@ int main(int argc, char **argv) {
       }
       std::vector<std::vector<double>> t(nc);
       std::vector<double> pk512, pk2;
-      volatile double sink = 0;
       for (int r = 0; r < rounds; ++r) {
-        double t0 = cpu_now();
-        sink = sink + L::fma_probe_avx512(200000);
-        double t1 = cpu_now();
-        sink = sink + L::fma_probe_avx2(400000);
-        double t2 = cpu_now();
-        pk512.push_back(200000 * L::kFmaProbeFlopsAvx512 / (t1 - t0));
-        pk2.push_back(400000 * L::kFmaProbeFlopsAvx2 / (t2 - t1));
+        bench_micro::probe_fma_peaks(&pk512, &pk2);
         for (int v = 0; v < nc; ++v) {
           const double s = cpu_now();
           const int rc = L::gemm_prepacked(cfgs[v].kern, false, m, n, k, 1.0f, a.data(), k,

@@ -1,5 +1,6 @@
-// Helpers shared by the same-process microbenchmarks (bench_*_micro.cc): thread CPU time,
-// the median of the rounds, and reproducible input data. Not part of the library.
+// Helpers shared by the same-process microbenchmarks (bench_*_micro.cc, bench_gemm_blocks.cc):
+// thread CPU time, the median of the rounds, reproducible input data and one round of the FMA
+// peak probes. Not part of the library.
 #pragma once
 
 #include <stdint.h>
@@ -7,6 +8,8 @@
 
 #include <algorithm>
 #include <vector>
+
+#include "roofline.h"
 
 namespace bench_micro {
 
@@ -33,5 +36,21 @@ inline std::vector<float> filled(size_t n, uint32_t s) {
   }
   return x;
 }
+
+#if defined(__x86_64__) || defined(_M_X64)
+// One round of the FMA peak probes, AVX-512 then AVX2, in thread CPU time: each peak (FLOP/s)
+// appended to pk512 and pk2.
+inline void probe_fma_peaks(std::vector<double> *pk512, std::vector<double> *pk2) {
+  namespace L = dplora::linalg;
+  volatile double sink = 0;
+  const double t0 = cpu_now();
+  sink = sink + L::fma_probe_avx512(200000);
+  const double t1 = cpu_now();
+  sink = sink + L::fma_probe_avx2(400000);
+  const double t2 = cpu_now();
+  pk512->push_back(200000 * L::kFmaProbeFlopsAvx512 / (t1 - t0));
+  pk2->push_back(400000 * L::kFmaProbeFlopsAvx2 / (t2 - t1));
+}
+#endif
 
 }  // namespace bench_micro
