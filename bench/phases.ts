@@ -17,7 +17,10 @@
  * default path, `DPLORA_PHASES_NOREUSE=0` drops the steps without buffer reuse (their garbage
  * is collected during the next variant's step), `DPLORA_PHASES_OFF=1` adds steps with
  * frozen-weight packing off,
- * `DPLORA_PHASES_REPS` sets the repetitions, and `DPLORA_PHASES_CPU=1` measures phases,
+ * `DPLORA_PHASES_PROFILE=1` then runs the default np and DP steps again with every addon call
+ * timed (bench/step_profile.ts: CPU ms and page faults per call, the rest outside the addon),
+ * `DPLORA_PHASES_REPS` sets the whole-step repetitions (default 9 at T > 1, 20 at T = 1; the
+ * median reported, with the fastest and slowest), and `DPLORA_PHASES_CPU=1` measures phases,
  * steps and the peak in process CPU time.
  */
 import * as os from 'os';
@@ -38,6 +41,7 @@ import { BUFFER_REUSE } from '../lib/nn/workspace';
 import { SGD } from '../lib/optim';
 import { DPOptimizer } from '../lib/privacy';
 import { median, printTable, randomData, writeResults } from './util';
+import { profileSteps, ProfileRow } from './step_profile';
 
 const D = 768;
 const LAYERS = 12;
@@ -118,6 +122,7 @@ export async function run(): Promise<void> {
   const peak0 = peak();
   const rows: Record<string, unknown>[] = [];
   const steps: Record<string, unknown>[] = [];
+  const profile: Array<ProfileRow & { shape: string }> = [];
   for (const [B, T, r] of shapes) {
     const n = B * T;
     const x = randomData(n * D, 1);
@@ -236,7 +241,10 @@ export async function run(): Promise<void> {
       dpModel.backward(mseLoss(out, target).grad, inputGrad);
       dp.step();
     };
-    const reps = Number(process.env.DPLORA_PHASES_REPS ?? (T > 1 ? 5 : 20));
+    // Whole steps vary by a few percent from step to step (garbage collection, page faults of
+    // fresh arrays, other load): 9 timed repetitions by default at T > 1 (5 before), the median
+    // reported with the fastest and slowest step beside it.
+    const reps = Number(process.env.DPLORA_PHASES_REPS ?? (T > 1 ? 9 : 20));
     // DPLORA_PHASES_OFF=1 adds the steps with frozen-weight packing off; DPLORA_PHASES_AB=0
     // drops the steps with the old allocation (no buffer reuse) and without layer 0's dgrad.
     const withOff = process.env.DPLORA_PHASES_OFF === '1';
@@ -261,7 +269,13 @@ export async function run(): Promise<void> {
     }
     const variants = all;
     const t: Record<string, number[]> = {};
-    for (const [key] of variants) t[key] = [];
+    // Minor page faults per step: first touches of freshly mapped memory (the step's new
+    // arrays); they cost ~10 us each on this VM and explain most of the step-to-step spread.
+    const faults: Record<string, number[]> = {};
+    for (const [key] of variants) {
+      t[key] = [];
+      faults[key] = [];
+    }
     for (let i = 0; i <= reps; i++) {
       for (const [key, pack, reuse, fuse, ig, fn] of variants) {
         setFrozenWeightPacking(pack);
@@ -270,10 +284,14 @@ export async function run(): Promise<void> {
         FUSION.lora = fuse;
         FUSION.packedInit = !key.includes('C init not in the base pass');
         const step = fn(ig);
+        const f0 = process.resourceUsage().minorPageFault;
         const t0 = performance.now();
         const c0 = process.cpuUsage();
         step();
-        if (i > 0) t[key].push(useCpu ? cpuMs(c0) : performance.now() - t0);
+        if (i > 0) {
+          t[key].push(useCpu ? cpuMs(c0) : performance.now() - t0);
+          faults[key].push(process.resourceUsage().minorPageFault - f0);
+        }
       }
     }
     FUSION.lora = true;
@@ -281,6 +299,11 @@ export async function run(): Promise<void> {
     BUFFER_REUSE.sequential = true;
     BUFFER_REUSE.perSampleRows = true;
     setFrozenWeightPacking(true);
+    // DPLORA_PHASES_PROFILE=1: the default np and DP steps again, every addon call timed.
+    if (process.env.DPLORA_PHASES_PROFILE === '1') {
+      const prof = profileSteps({ np: npStep(true), dp: dpStep(true) }, reps);
+      for (const row of prof) profile.push({ shape: `${B}x${T}x${r}`, ...row });
+    }
     for (const [key, , , , ig] of variants) {
       // Flops the step performs: without layer 0's input gradient, one base and one LoRA
       // product fewer.
@@ -290,6 +313,9 @@ export async function run(): Promise<void> {
         shape: `${B}x${T}x${r}`,
         step: key,
         ms,
+        'min ms': Math.min(...t[key]),
+        'max ms': Math.max(...t[key]),
+        'page faults': median(faults[key]),
         'GFLOP/s': fl / ms / 1e6,
       });
     }
@@ -310,9 +336,15 @@ export async function run(): Promise<void> {
     rows,
   );
   printTable(
-    'Whole step (12 layers, SGD; of peak: flops performed, DP counted with the non-private flops)',
+    'Whole step (12 layers, SGD; median of the repetitions, fastest and slowest beside it; ' +
+      'of peak: flops performed, DP counted with the non-private flops)',
     steps,
   );
+  if (profile.length > 0)
+    printTable(
+      'Profile of the default steps (CPU ms and minor page faults per step, by addon call)',
+      profile as unknown as Record<string, unknown>[],
+    );
   writeResults(`phases-${caps.isa}`, {
     isa: caps.isa,
     threads: caps.threads,
@@ -320,5 +352,6 @@ export async function run(): Promise<void> {
     loadavg: [load0, load1],
     phases: rows,
     steps,
+    ...(profile.length > 0 ? { profile } : {}),
   });
 }
