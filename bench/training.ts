@@ -18,7 +18,8 @@
  * (after a full GC at every layer boundary of one instrumented step).
  *
  * `DPLORA_BENCH_BF16_FUSED=0` runs a bf16 base's LoRA C init in a pass of its own (before
- * the fused bf16 pass), for before/after runs.
+ * the fused bf16 pass), for before/after runs.  `DPLORA_BENCH_HUGE_PAGES=0` leaves out the
+ * huge-page advice for new large arrays (`BUFFER_REUSE.hugePages`), for before/after runs.
  * `DPLORA_BENCH_REUSE=0` turns the buffer reuse and the LoRA fusion of lib/nn off (the step
  * before them), for before/after runs.
  * `DPLORA_BENCH_QUICK=1` (or `--quick`) trims to r = 8 and fewer repetitions;
@@ -355,6 +356,7 @@ export async function run(): Promise<void> {
   // every activation, gradient and materialized per-sample gradient; the adapter's terms added
   // in passes of their own), for before/after runs.
   if (process.env.DPLORA_BENCH_BF16_FUSED === '0') FUSION.packedInitBf16 = false;
+  if (process.env.DPLORA_BENCH_HUGE_PAGES === '0') BUFFER_REUSE.hugePages = false;
   if (process.env.DPLORA_BENCH_REUSE === '0') {
     BUFFER_REUSE.sequential = false;
     BUFFER_REUSE.perSampleRows = false;

@@ -121,6 +121,11 @@ export interface NativeAddon {
   sgemmRepackB(packed: object, b: Float32Array, opts: PackOptions): boolean;
   /** The ISA path a packed operand was packed for, the native bytes it holds and its element type. */
   packedInfo(packed: object): { isa: string; bytes: number; dtype: 'fp32' | 'bf16' };
+  /**
+   * Asks the OS to back the 2 MiB-aligned pages inside `x` with transparent huge pages from
+   * their first touch on (Linux); whether the advice was given.
+   */
+  adviseHugePages(x: Float32Array): boolean;
   /** Roofline probe: read bandwidth over `x`. */
   benchReadBandwidth(
     x: Float32Array,
@@ -333,6 +338,7 @@ const NAMES: { readonly [K in NativeFunctionName]: true } = {
   noisyMean: true,
   benchReadBandwidth: true,
   benchFmaPeak: true,
+  adviseHugePages: true,
   chacha20Block: true,
   osEntropy: true,
   rngFillU32: true,

@@ -509,3 +509,17 @@ export function benchReadBandwidth(x: Float32Array, repeats: number): number {
 export function benchFmaPeak(iters: number): number {
   return addon().benchFmaPeak(iters).flopsPerSecond;
 }
+
+/**
+ * Asks the OS to back the 2 MiB-aligned pages inside `x`'s memory with transparent huge pages
+ * from their first touch on (Linux `madvise(MADV_HUGEPAGE)`; honoured where transparent huge
+ * pages are enabled, `always` or `madvise`). The contents are unchanged and pages already in
+ * memory stay as they are, so call it right after allocating a large array that is about to be
+ * written: the first writes then take a few huge-page faults instead of one fault per 4 KiB page
+ * (measured on this project's 2-vCPU VM: ~45 ms for a fresh 12 MiB array, ~6 ms with the
+ * advice). Returns whether the advice was given (false on other systems, for arrays holding no
+ * whole aligned huge page, or when the kernel refuses).
+ */
+export function adviseHugePages(x: Float32Array): boolean {
+  return addon().adviseHugePages(x);
+}

@@ -7,6 +7,7 @@ import { Tensor } from './tensor';
 import { InvalidArgumentError } from '../errors';
 import { requireInstance, requireLength } from '../validate';
 import { mseRows } from '../kernels/elementwise';
+import { newArray } from './workspace';
 
 /** Result of a per-sample loss. */
 export interface LossResult {
@@ -45,7 +46,7 @@ export function crossEntropyLoss(
       `crossEntropyLoss: labels must have ${batch * seq} entries (batch*seq), got ${labels.length}`,
     );
   const losses = new Float32Array(batch);
-  const grad = new Float32Array(logits.size);
+  const grad = newArray(logits.size);
   const z = logits.data;
   for (let i = 0; i < batch; i++) {
     let count = 0;
@@ -90,7 +91,7 @@ export function mseLoss(pred: Tensor, target: Tensor | Float32Array): LossResult
   const batch = pred.shape[0];
   const per = batch > 0 ? pred.size / batch : 0;
   const losses = new Float32Array(batch);
-  const grad = new Float32Array(pred.size);
+  const grad = newArray(pred.size);
   // Native (per ISA, samples split over the pool): the gradient is the plain formula's value
   // exactly; the squares are summed in double in lanes, within a few double ulps of a
   // sequential sum, so each loss is the float of the plain formula's (rarely one ulp apart).

@@ -5,6 +5,10 @@
 #include <memory>
 #include <string>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "args.h"
 #include "register.h"
 
@@ -643,6 +647,30 @@ Napi::Value BenchFmaPeak(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// ------------------------------------------------------- huge pages ----
+
+// adviseHugePages(x) -> whether the advice was given: asks the kernel (Linux madvise
+// MADV_HUGEPAGE) to back the 2 MiB-aligned pages inside x's memory with transparent huge pages
+// when they are first touched.  Contents are unchanged; pages already present stay as they are.
+// A large array written right after its allocation then takes a few hundred-microsecond faults
+// instead of one 4 KiB fault per page (on virtual machines ~15 us each: ~45 ms for 12 MiB).
+// False (nothing done) on other systems, for less than one aligned huge page, or if refused.
+Napi::Value AdviseHugePages(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array x = F32(env, Arg(info, 0), "x");
+  bool advised = false;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
+  const auto begin = reinterpret_cast<uintptr_t>(x.Data());
+  const uintptr_t end = begin + x.ElementLength() * sizeof(float);
+  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1), hi = end & ~(kHuge - 1);
+  if (x.ElementLength() > 0 && hi > lo) {
+    advised = madvise(reinterpret_cast<void *>(lo), hi - lo, MADV_HUGEPAGE) == 0;
+  }
+#endif
+  return Napi::Boolean::New(env, advised);
+}
+
 }  // namespace
 
 void RegisterLinalg(Napi::Env env, Napi::Object exports) {
@@ -665,6 +693,7 @@ void RegisterLinalg(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "noisyMean", NoisyMean);
   Export(env, exports, "benchReadBandwidth", BenchReadBandwidth);
   Export(env, exports, "benchFmaPeak", BenchFmaPeak);
+  Export(env, exports, "adviseHugePages", AdviseHugePages);
 }
 
 }  // namespace dplora_binding
