@@ -50,8 +50,10 @@
  *
  * Tensors too large to keep (`batch * size` over {@link PER_SAMPLE_BUDGET}
  * `.floats`) are materialized twice, in chunks: once for the norms, once for the
- * sums; the product is deterministic on one ISA path (whatever the thread count), so both
- * passes see bit-identical tensors. A different path could round them differently, so the
+ * sums, both times from the capture's own copies of the operands (as the one-token path's
+ * sums read its own copies): nothing the caller overwrites between backward and the step can
+ * change them.  The product is deterministic on one ISA path (whatever the thread count), so
+ * both passes see bit-identical tensors. A different path could round them differently, so the
  * sums refuse to run if the path changed (`setIsa`) after the norms were taken.
  */
 import {
@@ -123,12 +125,13 @@ function giveRows(bufs: readonly Float32Array[]): void {
   while (total > ROWS_POOL_FLOATS && rowsPool.length > 0) total -= rowsPool.shift()!.length;
 }
 
-/** What a capture allocated from the pool and which caller arrays it reads at accumulate(). */
+/**
+ * What a capture allocated from the pool.  A capture keeps no reference to a caller's array:
+ * what its sums read later is its own (pooled rows, or private copies of the operands).
+ */
 interface CaptureMemory {
   /** Buffers taken from the pool (returned to it when the capture is released). */
   owned: Float32Array[];
-  /** Activations and gradients the capture keeps a reference to. */
-  reads: Float32Array[];
 }
 
 /** The memory book-keeping of each capture (kept out of the public class). */
@@ -140,7 +143,7 @@ const pendingCapture = new WeakMap<PerSampleLayer, PerSampleCapture>();
 function memoryOf(c: PerSampleCapture): CaptureMemory {
   let m = captureMemory.get(c);
   if (!m) {
-    m = { owned: [], reads: [] };
+    m = { owned: [] };
     captureMemory.set(c, m);
   }
   return m;
@@ -148,17 +151,15 @@ function memoryOf(c: PerSampleCapture): CaptureMemory {
 
 /**
  * True unless it is certain that no pending per-sample capture in `m`'s tree reads memory of
- * `buffer`: a module with a pending capture that is not a {@link PerSampleLayer} (whose
- * references are unknown here) counts as reading it.  Used before a buffer is reused within
- * a pass (lib/nn/sequential.ts).
+ * `buffer`: a {@link PerSampleLayer}'s capture reads only memory of its own (see
+ * {@link CaptureMemory}); a module with a pending capture that is not one (whose references
+ * are unknown here) counts as reading it.  Used before a buffer is reused within a pass
+ * (lib/nn/sequential.ts).
  */
-export function captureMayRead(m: Module, buffer: ArrayBufferLike): boolean {
+export function captureMayRead(m: Module, _buffer: ArrayBufferLike): boolean {
   for (const [, mod] of m.namedModules()) {
     if (!isPerSampleModule(mod) || mod.captureBatch() < 0) continue;
-    const c = mod instanceof PerSampleLayer ? pendingCapture.get(mod) : undefined;
-    if (!c) return true;
-    const mem = captureMemory.get(c);
-    if (mem && mem.reads.some((a) => a.buffer === buffer)) return true;
+    if (!(mod instanceof PerSampleLayer && pendingCapture.has(mod))) return true;
   }
   return false;
 }
@@ -207,6 +208,8 @@ export class PerSampleCapture {
   /** Per-sample squared norms over every parameter added so far. */
   readonly normsSq: Float64Array;
   private readonly entries: Entry[] = [];
+  /** Private copies of the operands read again by the sums ({@link PerSampleCapture.snapshot}). */
+  private readonly copies = new Map<Float32Array, Float32Array>();
 
   /** @param batch - samples in the micro-batch */
   constructor(batch: number) {
@@ -220,10 +223,28 @@ export class PerSampleCapture {
   }
 
   /**
+   * The capture's own copy of `src`, one per source array (a layer's A and B sides may read
+   * the same activation): the operands a capture reads again at accumulate() are copied when
+   * captured, so that nothing the caller does between backward and the step (overwriting the
+   * input batch, the loss gradient, a reused buffer) can make the clipped sums read another
+   * tensor than the one whose norm set the clip factor.
+   */
+  private snapshot(src: Float32Array): Float32Array {
+    let copy = this.copies.get(src);
+    if (!copy) {
+      copy = src.slice();
+      this.copies.set(src, copy);
+    }
+    return copy;
+  }
+
+  /**
    * Adds the per-sample gradient `scale * sum_t g_{i,t}^T a_{i,t}` of a linear
    * map's weight (`[outDim, inDim]`, the layout of `param`), for
-   * `a: [batch, seq, inDim]` and `g: [batch, seq, outDim]`.  The arrays must
-   * stay unchanged until the capture is accumulated or released.
+   * `a: [batch, seq, inDim]` and `g: [batch, seq, outDim]`.  What the clipped
+   * sums need later is materialized now or copied now (one token per sample,
+   * or tensors too large to keep: their operands), so the arrays may change
+   * once this returns.
    */
   addLinear(
     param: Parameter,
@@ -244,12 +265,13 @@ export class PerSampleCapture {
       return;
     }
     if (seq === 1) {
+      a = this.snapshot(a);
+      g = this.snapshot(g);
       const ga = rowsSumSq(g, batch, outDim, new Float64Array(batch));
       const aa = rowsSumSq(a, batch, inDim, new Float64Array(batch));
       const s2 = scale * scale;
       for (let i = 0; i < batch; i++) own[i] = s2 * ga[i] * aa[i];
       this.entries.push({ kind: 'outer', param, a, g, inDim, outDim, scale });
-      memoryOf(this).reads.push(a, g);
     } else {
       const chunk = Math.max(1, Math.min(batch, Math.floor(PER_SAMPLE_BUDGET.floats / size)));
       if (chunk >= batch) {
@@ -260,6 +282,8 @@ export class PerSampleCapture {
         rowsSumSq(rows, batch, size, own);
         this.entries.push({ kind: 'rows', param, rows });
       } else {
+        a = this.snapshot(a);
+        g = this.snapshot(g);
         const scratch = chunkScratch(chunk * size);
         for (let i0 = 0; i0 < batch; i0 += chunk) {
           const n = Math.min(chunk, batch - i0);
@@ -279,7 +303,6 @@ export class PerSampleCapture {
           chunk,
           isa,
         });
-        memoryOf(this).reads.push(a, g);
       }
     }
     if (options.method === 'bound') {
