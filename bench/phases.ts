@@ -40,7 +40,7 @@ import { FUSION } from '../lib/nn/ops';
 import { BUFFER_REUSE } from '../lib/nn/workspace';
 import { SGD } from '../lib/optim';
 import { DPOptimizer } from '../lib/privacy';
-import { median, printTable, randomData, writeResults } from './util';
+import { REUSE_OUTPUTS, gradInto, median, printTable, randomData, writeResults } from './util';
 import { profileSteps, ProfileRow } from './step_profile';
 
 const D = 768;
@@ -104,7 +104,9 @@ function model(r: number): Sequential {
     lora.loraB = randomData(lora.loraB.length, 300 + l).map((v) => 0.02 * v);
     layers.push(lora);
   }
-  return new Sequential(...layers);
+  const s = new Sequential(...layers);
+  s.reuseOutputs = REUSE_OUTPUTS;
+  return s;
 }
 
 /** Nominal flops of one non-private step (every product, layer 0's input gradient included). */
@@ -230,15 +232,17 @@ export async function run(): Promise<void> {
       expectedBatchSize: B,
       rng: new Rng(),
     });
+    const npGrad = gradInto(n * D);
+    const dpGrad = gradInto(n * D);
     const npStep = (inputGrad: boolean) => () => {
       opt.zeroGrad();
       const out = m.forward(xt);
-      m.backward(mseLoss(out, target).grad, inputGrad);
+      m.backward(mseLoss(out, target, npGrad()).grad, inputGrad);
       opt.step();
     };
     const dpStep = (inputGrad: boolean) => () => {
       const out = dpModel.forward(xt);
-      dpModel.backward(mseLoss(out, target).grad, inputGrad);
+      dpModel.backward(mseLoss(out, target, dpGrad()).grad, inputGrad);
       dp.step();
     };
     // Whole steps vary by a few percent from step to step (garbage collection, page faults of

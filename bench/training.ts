@@ -46,7 +46,7 @@ import { AdamW } from '../lib/optim';
 import { DPOptimizer } from '../lib/privacy';
 import { FUSION } from '../lib/nn/ops';
 import { BUFFER_REUSE } from '../lib/nn/workspace';
-import { median, printTable, randomData, writeResults } from './util';
+import { REUSE_OUTPUTS, gradInto, median, printTable, randomData, writeResults } from './util';
 
 const D = 768;
 const LAYERS = 12;
@@ -69,7 +69,9 @@ function buildModel(method: 'vanilla' | 'ffa', r: number): Sequential {
     for (let i = 0; i < lora.loraB.length; i++) lora.loraB[i] = 0.01 * Math.sin(i + l);
     layers.push(lora);
   }
-  return new Sequential(...layers);
+  const s = new Sequential(...layers);
+  s.reuseOutputs = REUSE_OUTPUTS;
+  return s;
 }
 
 /** Nominal flops of one non-private step (forward + backward incl. input gradients). */
@@ -187,6 +189,7 @@ function memoryChild(cfg: MemoryConfig): void {
   const x = new Tensor(randomData(batch * seq * D, 1), [batch, seq, D]);
   const y = randomData(batch * seq * D, 2);
   const m = buildModel(method, r);
+  const lossInto = gradInto(batch * seq * D);
   const gcFn = (global as { gc?: () => void }).gc;
   if (!gcFn) throw new Error('memory child: run node with --expose-gc');
   let update: () => void;
@@ -230,7 +233,7 @@ function memoryChild(cfg: MemoryConfig): void {
     };
   }
   const step = (): void => {
-    const g = mseLoss(m.forward(x), y).grad;
+    const g = mseLoss(m.forward(x), y, lossInto()).grad;
     sample();
     m.backward(g);
     sample();
@@ -284,15 +287,16 @@ function bf16Rows(quick: boolean): Record<string, unknown>[] {
     const reps = Number(process.env.DPLORA_BENCH_BF16_REPS ?? (quick ? 3 : 5));
     const x = new Tensor(randomData(shape.batch * shape.seq * D, 1), [shape.batch, shape.seq, D]);
     const y = randomData(shape.batch * shape.seq * D, 2);
+    const lossInto = gradInto(shape.batch * shape.seq * D);
     const plainStep = (m: Sequential, o: AdamW) => () => {
       const outp = m.forward(x);
-      m.backward(mseLoss(outp, y).grad);
+      m.backward(mseLoss(outp, y, lossInto()).grad);
       o.step();
       o.zeroGrad();
     };
     const dpStep = (m: Sequential, dp: DPOptimizer) => () => {
       const outp = m.forward(x);
-      m.backward(mseLoss(outp, y).grad);
+      m.backward(mseLoss(outp, y, lossInto()).grad);
       dp.accumulate();
       dp.step();
     };
@@ -395,6 +399,8 @@ export async function run(): Promise<void> {
         // (a) non-private
         const m1 = buildModel(method, r);
         const o1 = new AdamW(m1.trainableParameters(), { lr: 1e-4 });
+        const lossInto1 = gradInto(shape.batch * shape.seq * D);
+        const lossInto2 = gradInto(shape.batch * shape.seq * D);
         // (b) DP: same adapters, book-keeping clipping, noise once, expected batch size
         const m2 = buildModel(method, r);
         const dp = new DPOptimizer(m2, new AdamW(m2.trainableParameters(), { lr: 1e-4 }), {
@@ -411,13 +417,13 @@ export async function run(): Promise<void> {
               warmup,
               () => {
                 const out = m1.forward(x);
-                m1.backward(mseLoss(out, y).grad);
+                m1.backward(mseLoss(out, y, lossInto1()).grad);
                 o1.step();
                 o1.zeroGrad();
               },
               () => {
                 const out = m2.forward(x);
-                m2.backward(mseLoss(out, y).grad);
+                m2.backward(mseLoss(out, y, lossInto2()).grad);
                 dp.accumulate();
                 dp.step();
               },

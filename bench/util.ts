@@ -75,3 +75,20 @@ export function randomData(n: number, seed: number): Float32Array {
   }
   return out;
 }
+
+/**
+ * Whether the training-step benchmarks reuse what the model hands out and the loss gradient
+ * (`Sequential.reuseOutputs`, `mseLoss`'s `gradInto`), as a training loop tuned for speed
+ * does: on by default, `DPLORA_BENCH_REUSE_OUTPUTS=0` gives fresh arrays every step (A/B).
+ */
+export const REUSE_OUTPUTS = process.env.DPLORA_BENCH_REUSE_OUTPUTS !== '0';
+
+/**
+ * A loss-gradient buffer for {@link REUSE_OUTPUTS}: `mseLoss` options writing into one array
+ * of `n` floats kept by the returned closure (or none: a fresh gradient every call).
+ */
+export function gradInto(n: number): () => { gradInto?: Float32Array } {
+  if (!REUSE_OUTPUTS) return () => ({});
+  const buf = new Float32Array(n);
+  return () => ({ gradInto: buf });
+}

@@ -19,7 +19,7 @@ export type { LayerNormOptions } from './layer_norm';
 export { Dropout } from './dropout';
 export { Sequential } from './sequential';
 export { crossEntropyLoss, mseLoss } from './losses';
-export type { LossResult } from './losses';
+export type { LossResult, MseLossOptions } from './losses';
 export { loraModules, trainableParameters } from './lora_modules';
 export { MultiHeadAttention, attentionForward, attentionBackward } from './attention';
 export type { MultiHeadAttentionOptions, Projection } from './attention';

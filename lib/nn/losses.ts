@@ -78,8 +78,25 @@ export function crossEntropyLoss(
   return { losses, total, grad: new Tensor(grad, logits.shape) };
 }
 
-/** Mean squared error per sample: mean over the sample's elements of (pred - target)^2. */
-export function mseLoss(pred: Tensor, target: Tensor | Float32Array): LossResult {
+/** Options of {@link mseLoss}. */
+export interface MseLossOptions {
+  /**
+   * An array of `pred.size` floats to write the gradient into (overwritten whole) instead of a
+   * new one: a training loop passes the same array every step to spare a fresh array's page
+   * faults.  Must not share memory with `pred` or `target`.
+   */
+  gradInto?: Float32Array;
+}
+
+/**
+ * Mean squared error per sample: mean over the sample's elements of (pred - target)^2.
+ * `options.gradInto` reuses the caller's array for the gradient ({@link MseLossOptions}).
+ */
+export function mseLoss(
+  pred: Tensor,
+  target: Tensor | Float32Array,
+  options: MseLossOptions = {},
+): LossResult {
   requireInstance('pred', pred, Tensor);
   if (
     !(target instanceof Tensor) &&
@@ -91,7 +108,18 @@ export function mseLoss(pred: Tensor, target: Tensor | Float32Array): LossResult
   const batch = pred.shape[0];
   const per = batch > 0 ? pred.size / batch : 0;
   const losses = new Float32Array(batch);
-  const grad = newArray(pred.size);
+  const into = options.gradInto;
+  if (into !== undefined) {
+    if (Object.prototype.toString.call(into) !== '[object Float32Array]')
+      throw new InvalidArgumentError('options.gradInto', 'must be a Float32Array');
+    requireLength('options.gradInto', into, pred.size, 'the elements of pred');
+    if (into.buffer === pred.data.buffer || into.buffer === t.buffer)
+      throw new InvalidArgumentError(
+        'options.gradInto',
+        'must not share memory with pred or target',
+      );
+  }
+  const grad = into ?? newArray(pred.size);
   // Native (per ISA, samples split over the pool): the gradient is the plain formula's value
   // exactly; the squares are summed in double in lanes, within a few double ulps of a
   // sequential sum, so each loss is the float of the plain formula's (rarely one ulp apart).

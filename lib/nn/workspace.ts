@@ -201,6 +201,15 @@ export class Workspace {
     }
   }
 
+  /**
+   * Recycles the buffers of the previous pass whether or not a capture is pending: only for
+   * memory that no per-sample capture can read (what a {@link Sequential} of library layers
+   * hands to its caller: their captures keep no reference to it, lib/nn/per_sample.ts).
+   */
+  recycle(): void {
+    this.pass.begin();
+  }
+
   /** Floats held by the workspace (for tests and diagnostics). */
   floats(): number {
     return this.pass.size();
