@@ -53,6 +53,7 @@ import {
   publicWarmStart,
 } from '../lib/models/use_lite/public_warm_start';
 import type { TfjsTensor } from '../lib/models/use_lite/weights';
+import { parseTuneSpec } from '../lib/models/use_lite/tune_spec';
 import { splitSpamCorpus } from '../lib/data/spam_corpus';
 import { mailText } from '../lib/cli/train_use_lite';
 import { Adam } from '../lib/optim/adam';
@@ -463,13 +464,20 @@ interface TuneConfig {
   label: string;
   lora: UseLiteLoraSettings;
   st: RunSettings;
+  /**
+   * Diagnostics only (`sigma=`): the full run's noise multiplier, instead of the one calibrated
+   * to epsilon; 0 = no noise (NOT private: the rows say so).
+   */
+  sigma?: number;
 }
 
 /**
  * Parses `--tune-configs`: `;`-separated lists of `key=value` for the PRIVATE runs (keys lr,
  * headLr, sched, warmup, batch = expected batch of the full run, ep = its epochs, clip, rank, alpha,
  * targets as `q_proj+v_proj`, and the public warm start's pubEp, pubLr, pubHeadLr); unnamed keys
- * keep the command line's values. Without it, one
+ * keep the command line's values. Diagnostics: `sigma=` fixes the full run's noise multiplier
+ * instead of calibrating it to epsilon (`sigma=0`: no noise, NOT private), and a huge `clip`
+ * (e.g. `clip=1e9`) leaves the gradients unclipped. Without it, one
  * candidate per learning rate of `--tune-lrs`.
  */
 function tuneConfigs(base: RunSettings): TuneConfig[] {
@@ -480,26 +488,23 @@ function tuneConfigs(base: RunSettings): TuneConfig[] {
         .split(',')
         .map((lr) => `lr=${lr}`);
   return labels.map((label) => {
+    const o = parseTuneSpec(label);
     const lora = defaultLora();
     const st = { ...base };
-    for (const kv of label.split(',')) {
-      const [k, v] = kv.split('=');
-      if (k === 'lr') st.lr = Number(v);
-      else if (k === 'headLr') st.headLr = Number(v);
-      else if (k === 'sched') st.schedule = v as LrScheduleName;
-      else if (k === 'warmup') st.warmup = Number(v);
-      else if (k === 'batch') st.batch = Number(v);
-      else if (k === 'ep') st.epochs = Number(v);
-      else if (k === 'clip') st.clip = Number(v);
-      else if (k === 'rank') lora.rank = Number(v);
-      else if (k === 'alpha') lora.alpha = Number(v);
-      else if (k === 'targets') lora.targets = v.split('+');
-      else if (k === 'pubEp') st.pubEpochs = Number(v);
-      else if (k === 'pubLr') st.pubLr = Number(v);
-      else if (k === 'pubHeadLr') st.pubHeadLr = Number(v);
-      else throw new Error(`--tune-configs: unknown key ${k} in ${label}`);
-    }
-    return { label, lora, st };
+    if (o.lr !== undefined) st.lr = o.lr;
+    if (o.headLr !== undefined) st.headLr = o.headLr;
+    if (o.schedule !== undefined) st.schedule = o.schedule;
+    if (o.warmup !== undefined) st.warmup = o.warmup;
+    if (o.batch !== undefined) st.batch = o.batch;
+    if (o.epochs !== undefined) st.epochs = o.epochs;
+    if (o.clip !== undefined) st.clip = o.clip;
+    if (o.rank !== undefined) lora.rank = o.rank;
+    if (o.alpha !== undefined) lora.alpha = o.alpha;
+    if (o.targets !== undefined) lora.targets = o.targets;
+    if (o.pubEpochs !== undefined) st.pubEpochs = o.pubEpochs;
+    if (o.pubLr !== undefined) st.pubLr = o.pubLr;
+    if (o.pubHeadLr !== undefined) st.pubHeadLr = o.pubHeadLr;
+    return { label, lora, st, sigma: o.sigma };
   });
 }
 
@@ -611,12 +616,14 @@ async function tune(): Promise<void> {
         warm = warmStarts.get(k)!;
       }
       const steps = Math.ceil((st.epochs * nTrain) / st.batch);
-      const sigma = calibrateNoiseMultiplier({
-        targetEpsilon: eps,
-        targetDelta: delta,
-        sampleRate: st.batch / nTrain,
-        steps,
-      }).noiseMultiplier;
+      const sigma =
+        c.sigma ??
+        calibrateNoiseMultiplier({
+          targetEpsilon: eps,
+          targetDelta: delta,
+          sampleRate: st.batch / nTrain,
+          steps,
+        }).noiseMultiplier;
       const tb = Number(arg('tune-batch', String((st.batch * tr.n) / nTrain)));
       const ts = Date.now();
       const c0 = process.cpuUsage();
@@ -635,22 +642,32 @@ async function tune(): Promise<void> {
       });
       const perEpoch = steps / st.epochs;
       let nextEval = 1;
+      // Fraction of per-sample gradients above C (non-private diagnostic of the tuning run).
+      let seen = 0;
+      let clipped = 0;
       trainPrivateRows(clf, tr, engine, optimizer, {
         steps,
         physicalBatch: st.physical,
         schedule: st.schedule,
         warmup: st.warmup,
         onStep: (k) => {
+          const s = optimizer.lastStepStats;
+          if (s) {
+            seen += s.samples;
+            clipped += s.clipped;
+          }
           if (k < Math.min(steps, Math.round(nextEval * perEpoch))) return;
           const row = {
             tuneOn: on,
-            eps,
+            // A diagnostic run with its noise fixed by `sigma=` has no epsilon of its own.
+            eps: c.sigma === undefined ? eps : c.sigma === 0 ? 'inf (sigma 0, NOT private)' : 'n/a',
             config: c.label,
             epoch: nextEval++,
             step: k,
             steps,
             sigmaFull: Number(sigma.toFixed(4)),
             tuneBatch: Number(tb.toFixed(1)),
+            clippedFraction: Number((clipped / Math.max(1, seen)).toFixed(3)),
             valAccuracy: accuracyOf(clf, va),
             seconds: Math.round((Date.now() - ts) / 1000),
             cpuSeconds: Math.round(cpuS(process.cpuUsage(c0))),
