@@ -902,6 +902,15 @@ export async function run(): Promise<void> {
   const epsList = arg('eps', '1,3,8,inf')
     .split(',')
     .map((e) => (e === 'inf' ? Infinity : Number(e)));
+  // Diagnostics only: `--fixed-sigma S` runs the private path (Poisson sampling, clipping at C,
+  // the schedule) with noise multiplier S instead of one calibrated to each epsilon of --eps
+  // (one run, whatever --eps says); with S = 0 and a huge --clip it is plain large-batch Adam.
+  // Its row says it is a diagnostic (S = 0: NOT private) and it is kept out of the curve.
+  const fixedSigmaArg = arg('fixed-sigma', '');
+  const fixedSigma = fixedSigmaArg === '' ? null : Number(fixedSigmaArg);
+  if (fixedSigma !== null && !(Number.isFinite(fixedSigma) && fixedSigma >= 0))
+    throw new Error(`--fixed-sigma must be a finite number >= 0, got ${fixedSigmaArg}`);
+  if (fixedSigma !== null) epsList.splice(0, epsList.length, 0);
   const datasets = arg('datasets', 'spam,imdb').split(',');
   const out = arg('out', 'use-lite-utility');
   const use = loadUseLiteSync();
@@ -1031,18 +1040,24 @@ export async function run(): Promise<void> {
         steps = st.npEpochs * Math.ceil(train.n / st.npBatch);
       } else {
         const engine = new PrivacyEngine();
-        const { optimizer } = engine.makePrivateWithEpsilon({
+        const common = {
           model: clf,
           optimizer: privateOptimizer(clf, st),
           dataset: train.n,
           batchSize: st.batch,
-          targetEpsilon: eps,
-          targetDelta: delta,
-          epochs: st.epochs,
           maxGradNorm: st.clip,
           maxPhysicalBatchSize: st.physical,
           onWarning: () => undefined,
-        });
+        };
+        const { optimizer } =
+          fixedSigma === null
+            ? engine.makePrivateWithEpsilon({
+                ...common,
+                targetEpsilon: eps,
+                targetDelta: delta,
+                epochs: st.epochs,
+              })
+            : engine.makePrivate({ ...common, noiseMultiplier: fixedSigma, delta });
         sigma = engine.config.noiseMultiplier;
         steps = Math.ceil((st.epochs * train.n) / st.batch);
         trainPrivateRows(clf, trainIn, engine, optimizer, {
@@ -1051,21 +1066,26 @@ export async function run(): Promise<void> {
           schedule: st.schedule,
           warmup: st.warmup,
         });
-        spent = engine.getEpsilon(delta);
+        spent = fixedSigma === 0 ? Infinity : engine.getEpsilon(delta);
       }
       const acc = accuracyOf(clf, testIn);
       // A non-private run measured here replaces a point carried by --np-from (kept in runs).
       const carried = npFrom ? points.findIndex((q) => !Number.isFinite(q[0])) : -1;
-      if (!Number.isFinite(eps) && carried >= 0) points.splice(carried, 1);
-      points.push([eps, acc]);
+      if (!Number.isFinite(eps) && carried >= 0 && fixedSigma === null) points.splice(carried, 1);
+      if (fixedSigma === null) points.push([eps, acc]);
       const seconds = (Date.now() - ts) / 1000;
       const cpu = cpuS(process.cpuUsage(c0));
       const privateRun = Number.isFinite(eps);
       const row = {
         dataset: name,
-        target: privateRun ? eps : 'inf',
+        target:
+          fixedSigma !== null
+            ? `diagnostic: fixed sigma ${fixedSigma}, C ${st.clip}${fixedSigma === 0 ? ' (NOT private)' : ''}`
+            : privateRun
+              ? eps
+              : 'inf',
         accuracy: acc,
-        epsilon: privateRun ? spent : 'inf',
+        epsilon: privateRun && Number.isFinite(spent) ? spent : 'inf',
         delta: privateRun ? delta : '-',
         sigma: privateRun ? sigma : 0,
         steps,
