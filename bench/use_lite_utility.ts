@@ -27,6 +27,10 @@
  * rest validates; the test set and the private training set are never touched), at the noise
  * per step (sigma / batch) that the full run would have at each epsilon (`--tune-n`,
  * `--tune-batch`, `--tune-lrs`).
+ *
+ * Diagnostics (NOT private runs, marked so in their rows): `--fixed-sigma S` (with a huge
+ * `--clip` for no clipping) runs the private path at a fixed noise multiplier instead of one
+ * calibrated to epsilon; in `--tune-configs`, the key `sigma=S` does the same for a candidate.
  */
 import * as fs from 'fs';
 import * as os from 'os';
