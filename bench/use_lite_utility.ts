@@ -27,6 +27,10 @@
  * rest validates; the test set and the private training set are never touched), at the noise
  * per step (sigma / batch) that the full run would have at each epsilon (`--tune-n`,
  * `--tune-batch`, `--tune-lrs`).
+ *
+ * Diagnostics (NOT private runs, marked so in their rows): `--fixed-sigma S` (with a huge
+ * `--clip` for no clipping) runs the private path at a fixed noise multiplier instead of one
+ * calibrated to epsilon; in `--tune-configs`, the key `sigma=S` does the same for a candidate.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -53,6 +57,7 @@ import {
   publicWarmStart,
 } from '../lib/models/use_lite/public_warm_start';
 import type { TfjsTensor } from '../lib/models/use_lite/weights';
+import { parseTuneSpec } from '../lib/models/use_lite/tune_spec';
 import { splitSpamCorpus } from '../lib/data/spam_corpus';
 import { mailText } from '../lib/cli/train_use_lite';
 import { Adam } from '../lib/optim/adam';
@@ -463,13 +468,20 @@ interface TuneConfig {
   label: string;
   lora: UseLiteLoraSettings;
   st: RunSettings;
+  /**
+   * Diagnostics only (`sigma=`): the full run's noise multiplier, instead of the one calibrated
+   * to epsilon; 0 = no noise (NOT private: the rows say so).
+   */
+  sigma?: number;
 }
 
 /**
  * Parses `--tune-configs`: `;`-separated lists of `key=value` for the PRIVATE runs (keys lr,
  * headLr, sched, warmup, batch = expected batch of the full run, ep = its epochs, clip, rank, alpha,
  * targets as `q_proj+v_proj`, and the public warm start's pubEp, pubLr, pubHeadLr); unnamed keys
- * keep the command line's values. Without it, one
+ * keep the command line's values. Diagnostics: `sigma=` fixes the full run's noise multiplier
+ * instead of calibrating it to epsilon (`sigma=0`: no noise, NOT private), and a huge `clip`
+ * (e.g. `clip=1e9`) leaves the gradients unclipped. Without it, one
  * candidate per learning rate of `--tune-lrs`.
  */
 function tuneConfigs(base: RunSettings): TuneConfig[] {
@@ -480,26 +492,23 @@ function tuneConfigs(base: RunSettings): TuneConfig[] {
         .split(',')
         .map((lr) => `lr=${lr}`);
   return labels.map((label) => {
+    const o = parseTuneSpec(label);
     const lora = defaultLora();
     const st = { ...base };
-    for (const kv of label.split(',')) {
-      const [k, v] = kv.split('=');
-      if (k === 'lr') st.lr = Number(v);
-      else if (k === 'headLr') st.headLr = Number(v);
-      else if (k === 'sched') st.schedule = v as LrScheduleName;
-      else if (k === 'warmup') st.warmup = Number(v);
-      else if (k === 'batch') st.batch = Number(v);
-      else if (k === 'ep') st.epochs = Number(v);
-      else if (k === 'clip') st.clip = Number(v);
-      else if (k === 'rank') lora.rank = Number(v);
-      else if (k === 'alpha') lora.alpha = Number(v);
-      else if (k === 'targets') lora.targets = v.split('+');
-      else if (k === 'pubEp') st.pubEpochs = Number(v);
-      else if (k === 'pubLr') st.pubLr = Number(v);
-      else if (k === 'pubHeadLr') st.pubHeadLr = Number(v);
-      else throw new Error(`--tune-configs: unknown key ${k} in ${label}`);
-    }
-    return { label, lora, st };
+    if (o.lr !== undefined) st.lr = o.lr;
+    if (o.headLr !== undefined) st.headLr = o.headLr;
+    if (o.schedule !== undefined) st.schedule = o.schedule;
+    if (o.warmup !== undefined) st.warmup = o.warmup;
+    if (o.batch !== undefined) st.batch = o.batch;
+    if (o.epochs !== undefined) st.epochs = o.epochs;
+    if (o.clip !== undefined) st.clip = o.clip;
+    if (o.rank !== undefined) lora.rank = o.rank;
+    if (o.alpha !== undefined) lora.alpha = o.alpha;
+    if (o.targets !== undefined) lora.targets = o.targets;
+    if (o.pubEpochs !== undefined) st.pubEpochs = o.pubEpochs;
+    if (o.pubLr !== undefined) st.pubLr = o.pubLr;
+    if (o.pubHeadLr !== undefined) st.pubHeadLr = o.pubHeadLr;
+    return { label, lora, st, sigma: o.sigma };
   });
 }
 
@@ -611,12 +620,14 @@ async function tune(): Promise<void> {
         warm = warmStarts.get(k)!;
       }
       const steps = Math.ceil((st.epochs * nTrain) / st.batch);
-      const sigma = calibrateNoiseMultiplier({
-        targetEpsilon: eps,
-        targetDelta: delta,
-        sampleRate: st.batch / nTrain,
-        steps,
-      }).noiseMultiplier;
+      const sigma =
+        c.sigma ??
+        calibrateNoiseMultiplier({
+          targetEpsilon: eps,
+          targetDelta: delta,
+          sampleRate: st.batch / nTrain,
+          steps,
+        }).noiseMultiplier;
       const tb = Number(arg('tune-batch', String((st.batch * tr.n) / nTrain)));
       const ts = Date.now();
       const c0 = process.cpuUsage();
@@ -635,22 +646,32 @@ async function tune(): Promise<void> {
       });
       const perEpoch = steps / st.epochs;
       let nextEval = 1;
+      // Fraction of per-sample gradients above C (non-private diagnostic of the tuning run).
+      let seen = 0;
+      let clipped = 0;
       trainPrivateRows(clf, tr, engine, optimizer, {
         steps,
         physicalBatch: st.physical,
         schedule: st.schedule,
         warmup: st.warmup,
         onStep: (k) => {
+          const s = optimizer.lastStepStats;
+          if (s) {
+            seen += s.samples;
+            clipped += s.clipped;
+          }
           if (k < Math.min(steps, Math.round(nextEval * perEpoch))) return;
           const row = {
             tuneOn: on,
-            eps,
+            // A diagnostic run with its noise fixed by `sigma=` has no epsilon of its own.
+            eps: c.sigma === undefined ? eps : c.sigma === 0 ? 'inf (sigma 0, NOT private)' : 'n/a',
             config: c.label,
             epoch: nextEval++,
             step: k,
             steps,
             sigmaFull: Number(sigma.toFixed(4)),
             tuneBatch: Number(tb.toFixed(1)),
+            clippedFraction: Number((clipped / Math.max(1, seen)).toFixed(3)),
             valAccuracy: accuracyOf(clf, va),
             seconds: Math.round((Date.now() - ts) / 1000),
             cpuSeconds: Math.round(cpuS(process.cpuUsage(c0))),
@@ -885,6 +906,15 @@ export async function run(): Promise<void> {
   const epsList = arg('eps', '1,3,8,inf')
     .split(',')
     .map((e) => (e === 'inf' ? Infinity : Number(e)));
+  // Diagnostics only: `--fixed-sigma S` runs the private path (Poisson sampling, clipping at C,
+  // the schedule) with noise multiplier S instead of one calibrated to each epsilon of --eps
+  // (one run, whatever --eps says); with S = 0 and a huge --clip it is plain large-batch Adam.
+  // Its row says it is a diagnostic (S = 0: NOT private) and it is kept out of the curve.
+  const fixedSigmaArg = arg('fixed-sigma', '');
+  const fixedSigma = fixedSigmaArg === '' ? null : Number(fixedSigmaArg);
+  if (fixedSigma !== null && !(Number.isFinite(fixedSigma) && fixedSigma >= 0))
+    throw new Error(`--fixed-sigma must be a finite number >= 0, got ${fixedSigmaArg}`);
+  if (fixedSigma !== null) epsList.splice(0, epsList.length, 0);
   const datasets = arg('datasets', 'spam,imdb').split(',');
   const out = arg('out', 'use-lite-utility');
   const use = loadUseLiteSync();
@@ -1014,18 +1044,24 @@ export async function run(): Promise<void> {
         steps = st.npEpochs * Math.ceil(train.n / st.npBatch);
       } else {
         const engine = new PrivacyEngine();
-        const { optimizer } = engine.makePrivateWithEpsilon({
+        const common = {
           model: clf,
           optimizer: privateOptimizer(clf, st),
           dataset: train.n,
           batchSize: st.batch,
-          targetEpsilon: eps,
-          targetDelta: delta,
-          epochs: st.epochs,
           maxGradNorm: st.clip,
           maxPhysicalBatchSize: st.physical,
           onWarning: () => undefined,
-        });
+        };
+        const { optimizer } =
+          fixedSigma === null
+            ? engine.makePrivateWithEpsilon({
+                ...common,
+                targetEpsilon: eps,
+                targetDelta: delta,
+                epochs: st.epochs,
+              })
+            : engine.makePrivate({ ...common, noiseMultiplier: fixedSigma, delta });
         sigma = engine.config.noiseMultiplier;
         steps = Math.ceil((st.epochs * train.n) / st.batch);
         trainPrivateRows(clf, trainIn, engine, optimizer, {
@@ -1034,21 +1070,26 @@ export async function run(): Promise<void> {
           schedule: st.schedule,
           warmup: st.warmup,
         });
-        spent = engine.getEpsilon(delta);
+        spent = fixedSigma === 0 ? Infinity : engine.getEpsilon(delta);
       }
       const acc = accuracyOf(clf, testIn);
       // A non-private run measured here replaces a point carried by --np-from (kept in runs).
       const carried = npFrom ? points.findIndex((q) => !Number.isFinite(q[0])) : -1;
-      if (!Number.isFinite(eps) && carried >= 0) points.splice(carried, 1);
-      points.push([eps, acc]);
+      if (!Number.isFinite(eps) && carried >= 0 && fixedSigma === null) points.splice(carried, 1);
+      if (fixedSigma === null) points.push([eps, acc]);
       const seconds = (Date.now() - ts) / 1000;
       const cpu = cpuS(process.cpuUsage(c0));
       const privateRun = Number.isFinite(eps);
       const row = {
         dataset: name,
-        target: privateRun ? eps : 'inf',
+        target:
+          fixedSigma !== null
+            ? `diagnostic: fixed sigma ${fixedSigma}, C ${st.clip}${fixedSigma === 0 ? ' (NOT private)' : ''}`
+            : privateRun
+              ? eps
+              : 'inf',
         accuracy: acc,
-        epsilon: privateRun ? spent : 'inf',
+        epsilon: privateRun && Number.isFinite(spent) ? spent : 'inf',
         delta: privateRun ? delta : '-',
         sigma: privateRun ? sigma : 0,
         steps,
