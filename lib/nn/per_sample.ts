@@ -232,7 +232,10 @@ export class PerSampleCapture {
   private snapshot(src: Float32Array): Float32Array {
     let copy = this.copies.get(src);
     if (!copy) {
-      copy = src.slice();
+      // From the pool of released buffers (no garbage per step), returned at release.
+      copy = takeRows(src.length);
+      copy.set(src);
+      memoryOf(this).owned.push(copy);
       this.copies.set(src, copy);
     }
     return copy;
