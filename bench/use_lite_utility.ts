@@ -220,6 +220,11 @@ interface RunSettings {
   /** Largest micro-batch run at once (memory only: noise is added once per logical batch). */
   physical: number;
   /**
+   * Private runs, `--adam-bc F` (0: off): DP-AdamBC, the DP noise variance
+   * (sigma * C / expected batch)^2 subtracted from Adam's second moment, floored at F times it.
+   */
+  adamBc: number;
+  /**
    * Public warm start (`--public-lora-epochs N`, 0: none): before the private runs, LoRA + head
    * are trained NON-privately on the public slice only for N epochs (Adam at `pubLr`, head at
    * `pubHeadLr`, batches of `pubBatch`, schedule `pubSchedule` with `pubWarmup`), and every
@@ -271,6 +276,7 @@ function settingsFor(name: string): RunSettings {
     npWarmup: num('np-warmup', 0),
     npHeadLr: num('np-head-lr', NaN),
     physical: num('physical', 32),
+    adamBc: num('adam-bc', 0),
     pubEpochs: num('public-lora-epochs', 0),
     pubLr: num('public-lora-lr', 3e-3),
     pubHeadLr: num('public-lora-head-lr', 1e-2),
@@ -287,11 +293,16 @@ function settingsFor(name: string): RunSettings {
  * The optimizer the DP optimizer of a private run wraps: Adam at the run's lr, the head at its
  * own lr when `headLr` is set (a fixed multiple of the scheduled lr: see {@link HeadLrAdam}).
  */
-function privateOptimizer(clf: UseLiteClassifier, st: RunSettings): Adam {
+function privateOptimizer(clf: UseLiteClassifier, st: RunSettings, sigma: number): Adam {
   const params = clf.trainableParameters();
-  return Number.isNaN(st.headLr)
+  const opt = Number.isNaN(st.headLr)
     ? new Adam(params, { lr: st.lr })
     : new HeadLrAdam(params, clf.head.trainableParameters(), { lr: st.lr, headLr: st.headLr });
+  if (st.adamBc > 0) {
+    const phi = ((sigma * st.clip) / st.batch) ** 2;
+    opt.setNoiseVariance(phi, st.adamBc * phi);
+  }
+  return opt;
 }
 
 /** The non-private training options of a run's settings. */
@@ -508,6 +519,7 @@ function tuneConfigs(base: RunSettings): TuneConfig[] {
     if (o.pubEpochs !== undefined) st.pubEpochs = o.pubEpochs;
     if (o.pubLr !== undefined) st.pubLr = o.pubLr;
     if (o.pubHeadLr !== undefined) st.pubHeadLr = o.pubHeadLr;
+    if (o.adamBc !== undefined) st.adamBc = o.adamBc;
     return { label, lora, st, sigma: o.sigma };
   });
 }
@@ -636,7 +648,7 @@ async function tune(): Promise<void> {
       const engine = new PrivacyEngine();
       const { optimizer } = engine.makePrivate({
         model: clf,
-        optimizer: privateOptimizer(clf, st),
+        optimizer: privateOptimizer(clf, st, sigma),
         dataset: tr.n,
         batchSize: tb,
         noiseMultiplier: (sigma * tb) / st.batch,
@@ -1046,7 +1058,7 @@ export async function run(): Promise<void> {
         const engine = new PrivacyEngine();
         const common = {
           model: clf,
-          optimizer: privateOptimizer(clf, st),
+          optimizer: privateOptimizer(clf, st, 0),
           dataset: train.n,
           batchSize: st.batch,
           maxGradNorm: st.clip,
@@ -1063,6 +1075,11 @@ export async function run(): Promise<void> {
               })
             : engine.makePrivate({ ...common, noiseMultiplier: fixedSigma, delta });
         sigma = engine.config.noiseMultiplier;
+        if (st.adamBc > 0) {
+          // DP-AdamBC needs the calibrated sigma: set it on the optimizer before the first step.
+          const phi = ((sigma * st.clip) / st.batch) ** 2;
+          common.optimizer.setNoiseVariance(phi, st.adamBc * phi);
+        }
         steps = Math.ceil((st.epochs * train.n) / st.batch);
         trainPrivateRows(clf, trainIn, engine, optimizer, {
           steps,

@@ -59,6 +59,57 @@ test('Adam and AdamW: first steps by hand', () => {
   expect(l2.data[0]).toBeCloseTo(1.9, 5);
 });
 
+test('DP-AdamBC: the noise variance is taken off the second moment, with a floor', () => {
+  // Plain Adam over three steps, written out, with v_hat replaced by max(v_hat - phi, floor).
+  const gs = [
+    [0.3, -0.01],
+    [-0.1, 0.02],
+    [0.25, 0.005],
+  ];
+  const phi = 0.004;
+  const floor = 1e-4;
+  const p = param([1, -1], gs[0]);
+  const a = new Adam([p], { lr: 0.01, noiseVariance: phi, varianceFloor: floor });
+  const w = [1, -1];
+  const m = [0, 0];
+  const v = [0, 0];
+  let floored = 0;
+  gs.forEach((g, k) => {
+    p.grad = Float32Array.from(g);
+    a.step();
+    const t = k + 1;
+    for (let j = 0; j < 2; j++) {
+      m[j] = 0.9 * m[j] + 0.1 * g[j];
+      v[j] = 0.999 * v[j] + 0.001 * g[j] * g[j];
+      const vh = v[j] / (1 - 0.999 ** t) - phi;
+      if (vh < floor) floored++;
+      w[j] -= (0.01 * (m[j] / (1 - 0.9 ** t))) / (Math.sqrt(Math.max(vh, floor)) + 1e-8);
+    }
+    expect(p.data[0]).toBeCloseTo(w[0], 5);
+    expect(p.data[1]).toBeCloseTo(w[1], 5);
+  });
+  // Both branches of the max ran: the large coordinate above the floor, the small one on it.
+  expect(floored).toBeGreaterThan(0);
+  expect(floored).toBeLessThan(6);
+  // Default floor: a tenth of the variance; 0 turns the correction off (plain Adam's update).
+  const d = new Adam([param([0], [1])], { lr: 1, noiseVariance: 0.5 });
+  expect(d.varianceFloor).toBeCloseTo(0.05, 12);
+  const off = param([1], [0.2]);
+  const o = new Adam([off], { lr: 0.01 });
+  o.setNoiseVariance(0.01);
+  o.setNoiseVariance(0);
+  o.step();
+  expect(off.data[0]).toBeCloseTo(1 - 0.01 * (0.2 / (0.2 + 1e-8)), 6);
+  // Its settings are in the saved state only when it is on.
+  expect(o.stateDict().hyper).not.toHaveProperty('noiseVariance');
+  expect(a.stateDict().hyper).toMatchObject({ noiseVariance: phi, varianceFloor: floor });
+  // Bad values are refused with the argument named.
+  expect(() => new Adam([param([0], [1])], { lr: 1, noiseVariance: -1 })).toThrow(/noiseVariance/);
+  expect(() => new Adam([param([0], [1])], { lr: 1, noiseVariance: NaN })).toThrow(/noiseVariance/);
+  expect(() => o.setNoiseVariance(1, 0)).toThrow(/varianceFloor/);
+  expect(() => o.setNoiseVariance(1, Infinity)).toThrow(/varianceFloor/);
+});
+
 test('optimizer state round trip continues identically', () => {
   const mk = () => param([1, 2, 3], [0.1, -0.2, 0.3]);
   const p1 = mk();

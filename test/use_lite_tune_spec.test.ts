@@ -12,7 +12,7 @@ describe('parseTuneSpec', () => {
     expect(
       parseTuneSpec(
         'lr=1e-2,headLr=3e-2,sched=linear,warmup=0.06,batch=250,ep=3,clip=1e9,rank=4,alpha=8,' +
-          'targets=q_proj+v_proj,pubEp=2,pubLr=3e-3,pubHeadLr=1e-2,sigma=0.5',
+          'targets=q_proj+v_proj,pubEp=2,pubLr=3e-3,pubHeadLr=1e-2,sigma=0.5,bc=0.1',
       ),
     ).toEqual({
       lr: 0.01,
@@ -29,6 +29,7 @@ describe('parseTuneSpec', () => {
       pubLr: 0.003,
       pubHeadLr: 0.01,
       sigma: 0.5,
+      adamBc: 0.1,
     });
   });
 

@@ -15,6 +15,21 @@ export interface AdamOptions {
   eps?: number;
   /** Adam: L2 penalty added to the gradient; AdamW: decoupled decay (default 0 / 0.01). */
   weightDecay?: number;
+  /**
+   * DP-AdamBC (Tang, Shpilevskiy and Lecuyer, AAAI 2024): the variance that differential-privacy
+   * noise adds to each coordinate of the gradient this optimizer receives, subtracted from the
+   * bias-corrected second moment before its square root. For a `DPOptimizer` `dp` it is
+   * `(dp.noiseStd / dp.expectedBatchSize) ** 2`. Only the update
+   * of the already-noised gradient changes (post-processing: no privacy cost). Default 0: plain
+   * Adam.
+   */
+  noiseVariance?: number;
+  /**
+   * DP-AdamBC's floor of the corrected second moment, > 0 (default: `noiseVariance / 10`); used
+   * only when `noiseVariance` > 0. The update of a coordinate is at most
+   * `lr * |m| / sqrt(varianceFloor)`.
+   */
+  varianceFloor?: number;
 }
 
 abstract class AdamBase extends Optimizer {
@@ -26,6 +41,10 @@ abstract class AdamBase extends Optimizer {
   readonly eps: number;
   /** Adam: L2 penalty added to the gradient; AdamW: decoupled decay rate. */
   readonly weightDecay: number;
+  /** DP-AdamBC: noise variance subtracted from the second moment (0: plain Adam). */
+  noiseVariance = 0;
+  /** DP-AdamBC: floor of the corrected second moment. */
+  varianceFloor = 0;
   protected abstract readonly decoupled: boolean;
 
   constructor(params: Parameter[], options: AdamOptions, defaultDecay: number) {
@@ -39,10 +58,33 @@ abstract class AdamBase extends Optimizer {
     requireNumber('beta2', this.beta2, { min: 0, lessThan: 1 });
     requireNumber('eps', this.eps, { greaterThan: 0 });
     requireNumber('weightDecay', this.weightDecay, { min: 0 });
+    this.setNoiseVariance(options.noiseVariance ?? 0, options.varianceFloor);
+  }
+
+  /**
+   * Sets DP-AdamBC's correction (see {@link AdamOptions.noiseVariance}), e.g. once the noise
+   * multiplier of a private run is known: `variance` >= 0 (0 turns it off), `floor` > 0 (default
+   * `variance / 10`). Throws an InvalidArgumentError naming the argument otherwise.
+   */
+  setNoiseVariance(variance: number, floor?: number): void {
+    requireNumber('noiseVariance', variance, { min: 0 });
+    const f = floor ?? variance / 10;
+    if (variance > 0) requireNumber('varianceFloor', f, { greaterThan: 0 });
+    this.noiseVariance = variance;
+    this.varianceFloor = variance > 0 ? f : 0;
   }
 
   protected hyper() {
-    return { beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay };
+    const h = {
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+    };
+    // Plain Adam's state keeps its earlier shape; DP-AdamBC's records its two settings.
+    return this.noiseVariance > 0
+      ? { ...h, noiseVariance: this.noiseVariance, varianceFloor: this.varianceFloor }
+      : h;
   }
 
   protected update(i: number, p: Parameter, g: Float32Array): void {
@@ -57,12 +99,15 @@ abstract class AdamBase extends Optimizer {
     const lr = this.lr;
     const wd = this.weightDecay;
     const decoupled = this.decoupled;
+    const phi = this.noiseVariance;
+    const floor = this.varianceFloor;
     for (let j = 0; j < w.length; j++) {
       if (decoupled) w[j] -= lr * wd * w[j];
       const d = decoupled ? g[j] : g[j] + wd * w[j];
       m[j] = b1 * m[j] + (1 - b1) * d;
       v[j] = b2 * v[j] + (1 - b2) * d * d;
-      w[j] -= (lr * (m[j] / c1)) / (Math.sqrt(v[j] / c2) + this.eps);
+      const vh = phi > 0 ? Math.max(v[j] / c2 - phi, floor) : v[j] / c2;
+      w[j] -= (lr * (m[j] / c1)) / (Math.sqrt(vh) + this.eps);
     }
   }
 }

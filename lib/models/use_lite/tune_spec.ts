@@ -31,6 +31,8 @@ export interface TuneSpec {
   pubEpochs?: number;
   pubLr?: number;
   pubHeadLr?: number;
+  /** DP-AdamBC floor as a fraction of the noise variance (`bc`; 0: plain DP-Adam). */
+  adamBc?: number;
   /**
    * Diagnostics only (`sigma`): the full run's noise multiplier, used instead of the one
    * calibrated to epsilon; 0 means no noise, and such a run is NOT differentially private.
@@ -51,10 +53,11 @@ const NUMERIC: Record<string, keyof TuneSpec> = {
   pubLr: 'pubLr',
   pubHeadLr: 'pubHeadLr',
   sigma: 'sigma',
+  bc: 'adamBc',
 };
 
 /** Keys whose value may be 0 (the others must be > 0). */
-const MAY_BE_ZERO = new Set(['warmup', 'sigma', 'pubEp', 'headLr', 'pubHeadLr']);
+const MAY_BE_ZERO = new Set(['warmup', 'sigma', 'pubEp', 'headLr', 'pubHeadLr', 'bc']);
 
 /**
  * Parses one candidate, e.g. `lr=1e-2,sched=linear,batch=500,ep=3,sigma=0`. Throws an
