@@ -62,6 +62,7 @@ import { splitSpamCorpus } from '../lib/data/spam_corpus';
 import { mailText } from '../lib/cli/train_use_lite';
 import { Adam } from '../lib/optim/adam';
 import { PrivacyEngine } from '../lib/privacy/privacy_engine';
+import type { DPOptimizer } from '../lib/privacy/dp_optimizer';
 import { calibrateNoiseMultiplier } from '../lib/accounting';
 import { InitRandom } from '../lib/nn/init';
 import { Tensor } from '../lib/nn/tensor';
@@ -293,16 +294,22 @@ function settingsFor(name: string): RunSettings {
  * The optimizer the DP optimizer of a private run wraps: Adam at the run's lr, the head at its
  * own lr when `headLr` is set (a fixed multiple of the scheduled lr: see {@link HeadLrAdam}).
  */
-function privateOptimizer(clf: UseLiteClassifier, st: RunSettings, sigma: number): Adam {
+function privateOptimizer(clf: UseLiteClassifier, st: RunSettings): Adam {
   const params = clf.trainableParameters();
-  const opt = Number.isNaN(st.headLr)
+  return Number.isNaN(st.headLr)
     ? new Adam(params, { lr: st.lr })
     : new HeadLrAdam(params, clf.head.trainableParameters(), { lr: st.lr, headLr: st.headLr });
-  if (st.adamBc > 0) {
-    const phi = ((sigma * st.clip) / st.batch) ** 2;
-    opt.setNoiseVariance(phi, st.adamBc * phi);
-  }
-  return opt;
+}
+
+/**
+ * `--adam-bc F`: DP-AdamBC on the Adam that `dp` wraps, with the per-coordinate variance of the
+ * noise on the mean gradient as `dp` adds it, (noiseStd / expected batch)^2, floored at F times
+ * it. Call after makePrivate (the noise is calibrated there) and before the first step.
+ */
+function applyAdamBc(adam: Adam, dp: DPOptimizer, st: RunSettings): void {
+  if (!(st.adamBc > 0)) return;
+  const phi = (dp.noiseStd / dp.expectedBatchSize) ** 2;
+  adam.setNoiseVariance(phi, st.adamBc * phi);
 }
 
 /** The non-private training options of a run's settings. */
@@ -646,9 +653,10 @@ async function tune(): Promise<void> {
       const clf = loraClassifier(weights, 2, c.lora, head);
       if (warm) loadPublicWarmStart(clf, warm.ws);
       const engine = new PrivacyEngine();
+      const adam = privateOptimizer(clf, st);
       const { optimizer } = engine.makePrivate({
         model: clf,
-        optimizer: privateOptimizer(clf, st, sigma),
+        optimizer: adam,
         dataset: tr.n,
         batchSize: tb,
         noiseMultiplier: (sigma * tb) / st.batch,
@@ -656,6 +664,7 @@ async function tune(): Promise<void> {
         maxPhysicalBatchSize: st.physical,
         onWarning: () => undefined,
       });
+      applyAdamBc(adam, optimizer, st);
       const perEpoch = steps / st.epochs;
       let nextEval = 1;
       // Fraction of per-sample gradients above C (non-private diagnostic of the tuning run).
@@ -1058,7 +1067,7 @@ export async function run(): Promise<void> {
         const engine = new PrivacyEngine();
         const common = {
           model: clf,
-          optimizer: privateOptimizer(clf, st, 0),
+          optimizer: privateOptimizer(clf, st),
           dataset: train.n,
           batchSize: st.batch,
           maxGradNorm: st.clip,
@@ -1075,11 +1084,7 @@ export async function run(): Promise<void> {
               })
             : engine.makePrivate({ ...common, noiseMultiplier: fixedSigma, delta });
         sigma = engine.config.noiseMultiplier;
-        if (st.adamBc > 0) {
-          // DP-AdamBC needs the calibrated sigma: set it on the optimizer before the first step.
-          const phi = ((sigma * st.clip) / st.batch) ** 2;
-          common.optimizer.setNoiseVariance(phi, st.adamBc * phi);
-        }
+        applyAdamBc(common.optimizer, optimizer, st);
         steps = Math.ceil((st.epochs * train.n) / st.batch);
         trainPrivateRows(clf, trainIn, engine, optimizer, {
           steps,

@@ -41,10 +41,8 @@ abstract class AdamBase extends Optimizer {
   readonly eps: number;
   /** Adam: L2 penalty added to the gradient; AdamW: decoupled decay rate. */
   readonly weightDecay: number;
-  /** DP-AdamBC: noise variance subtracted from the second moment (0: plain Adam). */
-  noiseVariance = 0;
-  /** DP-AdamBC: floor of the corrected second moment. */
-  varianceFloor = 0;
+  private bcVariance = 0;
+  private bcFloor = 0;
   protected abstract readonly decoupled: boolean;
 
   constructor(params: Parameter[], options: AdamOptions, defaultDecay: number) {
@@ -70,8 +68,18 @@ abstract class AdamBase extends Optimizer {
     requireNumber('noiseVariance', variance, { min: 0 });
     const f = floor ?? variance / 10;
     if (variance > 0) requireNumber('varianceFloor', f, { greaterThan: 0 });
-    this.noiseVariance = variance;
-    this.varianceFloor = variance > 0 ? f : 0;
+    this.bcVariance = variance;
+    this.bcFloor = variance > 0 ? f : 0;
+  }
+
+  /** DP-AdamBC: noise variance subtracted from the second moment (0: plain Adam). */
+  get noiseVariance(): number {
+    return this.bcVariance;
+  }
+
+  /** DP-AdamBC: floor of the corrected second moment (0 when the correction is off). */
+  get varianceFloor(): number {
+    return this.bcFloor;
   }
 
   protected hyper() {
@@ -99,8 +107,8 @@ abstract class AdamBase extends Optimizer {
     const lr = this.lr;
     const wd = this.weightDecay;
     const decoupled = this.decoupled;
-    const phi = this.noiseVariance;
-    const floor = this.varianceFloor;
+    const phi = this.bcVariance;
+    const floor = this.bcFloor;
     for (let j = 0; j < w.length; j++) {
       if (decoupled) w[j] -= lr * wd * w[j];
       const d = decoupled ? g[j] : g[j] + wd * w[j];
