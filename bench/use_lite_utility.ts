@@ -28,6 +28,11 @@
  * per step (sigma / batch) that the full run would have at each epsilon (`--tune-n`,
  * `--tune-batch`, `--tune-lrs`).
  *
+ * `--ema D`: the released private model is an exponential moving average of the iterates
+ * (`WeightAverage`, post-processing; `--ema-ramp 0` turns its ramp-in off); the row keeps the
+ * last iterate's accuracy too. Under `--tune`, `--ema D1,D2,...` evaluates several averages next
+ * to the last iterate at each evaluation.
+ *
  * Diagnostics (NOT private runs, marked so in their rows): `--fixed-sigma S` (with a huge
  * `--clip` for no clipping) runs the private path at a fixed noise multiplier instead of one
  * calibrated to epsilon; in `--tune-configs`, the key `sigma=S` does the same for a candidate.
@@ -61,6 +66,7 @@ import { parseTuneSpec } from '../lib/models/use_lite/tune_spec';
 import { splitSpamCorpus } from '../lib/data/spam_corpus';
 import { mailText } from '../lib/cli/train_use_lite';
 import { Adam } from '../lib/optim/adam';
+import { WeightAverage } from '../lib/optim/weight_average';
 import { PrivacyEngine } from '../lib/privacy/privacy_engine';
 import type { DPOptimizer } from '../lib/privacy/dp_optimizer';
 import { calibrateNoiseMultiplier } from '../lib/accounting';
@@ -310,6 +316,23 @@ function applyAdamBc(adam: Adam, dp: DPOptimizer, st: RunSettings): void {
   if (!(st.adamBc > 0)) return;
   const phi = (dp.noiseStd / dp.expectedBatchSize) ** 2;
   adam.setNoiseVariance(phi, st.adamBc * phi);
+}
+
+/** `--ema d1,d2,...`: decays of the weight averages to evaluate (none by default). */
+function emaDecays(): number[] {
+  const spec = arg('ema', '');
+  return spec ? spec.split(',').map(Number) : [];
+}
+
+/**
+ * The weight averages of `--ema` over a classifier's trainable parameters; `--ema-ramp 0` turns
+ * off the decay's ramp-in (on by default).
+ */
+function weightAverages(clf: UseLiteClassifier): WeightAverage[] {
+  const warmup = arg('ema-ramp', '1') !== '0';
+  return emaDecays().map(
+    (decay) => new WeightAverage(clf.trainableParameters(), { decay, warmup }),
+  );
 }
 
 /** The non-private training options of a run's settings. */
@@ -665,6 +688,8 @@ async function tune(): Promise<void> {
         onWarning: () => undefined,
       });
       applyAdamBc(adam, optimizer, st);
+      // `--ema d1,d2`: weight averages (post-processing) evaluated next to the last iterate.
+      const averages = weightAverages(clf);
       const perEpoch = steps / st.epochs;
       let nextEval = 1;
       // Fraction of per-sample gradients above C (non-private diagnostic of the tuning run).
@@ -681,6 +706,7 @@ async function tune(): Promise<void> {
             seen += s.samples;
             clipped += s.clipped;
           }
+          for (const a of averages) a.update();
           if (k < Math.min(steps, Math.round(nextEval * perEpoch))) return;
           const row = {
             tuneOn: on,
@@ -694,6 +720,12 @@ async function tune(): Promise<void> {
             tuneBatch: Number(tb.toFixed(1)),
             clippedFraction: Number((clipped / Math.max(1, seen)).toFixed(3)),
             valAccuracy: accuracyOf(clf, va),
+            ...Object.fromEntries(
+              averages.map((a) => [
+                `emaAccuracy${a.decay}`,
+                a.withAverage(() => accuracyOf(clf, va)),
+              ]),
+            ),
             seconds: Math.round((Date.now() - ts) / 1000),
             cpuSeconds: Math.round(cpuS(process.cpuUsage(c0))),
             load: Number(os.loadavg()[0].toFixed(1)),
@@ -1060,6 +1092,7 @@ export async function run(): Promise<void> {
       let spent = Infinity;
       let steps: number;
       let sigma = 0;
+      let average: WeightAverage | null = null;
       if (!Number.isFinite(eps)) {
         trainNonPrivateRows(clf, trainIn, npOptions(st));
         steps = st.npEpochs * Math.ceil(train.n / st.npBatch);
@@ -1086,14 +1119,22 @@ export async function run(): Promise<void> {
         sigma = engine.config.noiseMultiplier;
         applyAdamBc(common.optimizer, optimizer, st);
         steps = Math.ceil((st.epochs * train.n) / st.batch);
+        // `--ema D` (one decay): the released model is the weight average (post-processing);
+        // the last iterate's accuracy is reported next to it.
+        const averages = weightAverages(clf);
+        if (averages.length > 1) throw new Error('--ema takes one decay outside --tune');
+        average = averages[0] ?? null;
         trainPrivateRows(clf, trainIn, engine, optimizer, {
           steps,
           physicalBatch: st.physical,
           schedule: st.schedule,
           warmup: st.warmup,
+          onStep: average ? () => average!.update() : undefined,
         });
         spent = fixedSigma === 0 ? Infinity : engine.getEpsilon(delta);
       }
+      const lastIterate = average ? accuracyOf(clf, testIn) : null;
+      average?.copyTo();
       const acc = accuracyOf(clf, testIn);
       // A non-private run measured here replaces a point carried by --np-from (kept in runs).
       const carried = npFrom ? points.findIndex((q) => !Number.isFinite(q[0])) : -1;
@@ -1122,6 +1163,12 @@ export async function run(): Promise<void> {
         warmup: privateRun ? st.warmup : st.npWarmup,
         headLr: privateRun ? st.headLr : st.npHeadLr,
         publicWarmStart: warmed ? st.pubEpochs : 0,
+        ...(average
+          ? {
+              weightAverage: { decay: average.decay, ramp: average.warmup },
+              lastIterateAccuracy: lastIterate,
+            }
+          : {}),
         seconds: Math.round(seconds),
         cpuSeconds: Math.round(cpu),
         load: Number(os.loadavg()[0].toFixed(1)),

@@ -7,3 +7,5 @@ export { Adam, AdamW } from './adam';
 export type { AdamOptions } from './adam';
 export { constantSchedule, linearSchedule, cosineSchedule, LRScheduler } from './schedules';
 export type { Schedule } from './schedules';
+export { WeightAverage } from './weight_average';
+export type { WeightAverageOptions } from './weight_average';

@@ -1,0 +1,117 @@
+/**
+ * An exponential moving average of parameters (Polyak-style iterate averaging).
+ *
+ * It reads only the parameters' values after each optimizer step, so under DP it is
+ * post-processing: no privacy cost, nothing for the accountant. It averages out part of the
+ * noise that private steps leave in the last iterate.
+ */
+import { Parameter } from '../nn/tensor';
+import { InvalidArgumentError } from '../errors';
+import {
+  requireArray,
+  requireBoolean,
+  requireInstance,
+  requireInt,
+  requireNumber,
+  requireObject,
+} from '../validate';
+
+/** Options of {@link WeightAverage}. */
+export interface WeightAverageOptions {
+  /** Decay per update, in [0, 1): average = decay * average + (1 - decay) * value. */
+  decay: number;
+  /**
+   * Ramp the decay in as min(decay, (1 + t) / (10 + t)) at update t (t from 0), so that the
+   * starting values are forgotten quickly early on (default true).
+   */
+  warmup?: boolean;
+}
+
+/**
+ * An exponential moving average of a list of parameters. Call {@link WeightAverage.update}
+ * after every optimizer step; evaluate with {@link WeightAverage.withAverage}, or keep the
+ * average with {@link WeightAverage.copyTo}.
+ *
+ * @example
+ * ```ts
+ * const avg = new WeightAverage(model.trainableParameters(), { decay: 0.99 });
+ * // after each optimizer.step():
+ * avg.update();
+ * const acc = avg.withAverage(() => evaluate(model)); // the model's values come back after
+ * ```
+ */
+export class WeightAverage {
+  /** The averaged parameters, in constructor order. */
+  readonly params: Parameter[];
+  /** Decay per update. */
+  readonly decay: number;
+  /** Whether the decay is ramped in. */
+  readonly warmup: boolean;
+  private avg: Float32Array[];
+  private count = 0;
+
+  constructor(params: Parameter[], options: WeightAverageOptions) {
+    requireArray('params', params).forEach((p, i) => requireInstance(`params[${i}]`, p, Parameter));
+    requireObject('options', options);
+    this.decay = requireNumber('decay', options.decay, { min: 0, lessThan: 1 });
+    this.warmup = requireBoolean('warmup', options.warmup ?? true);
+    if (new Set(params).size !== params.length)
+      throw new InvalidArgumentError('params', 'WeightAverage: params contains duplicates');
+    this.params = params;
+    this.avg = params.map((p) => Float32Array.from(p.data));
+  }
+
+  /** Number of updates so far. */
+  get updates(): number {
+    return this.count;
+  }
+
+  /** The decay the next update uses (the ramped one while it is below `decay`). */
+  get currentDecay(): number {
+    return this.warmup ? Math.min(this.decay, (1 + this.count) / (10 + this.count)) : this.decay;
+  }
+
+  /** Folds the parameters' current values into the average. */
+  update(): void {
+    const d = this.currentDecay;
+    for (let i = 0; i < this.params.length; i++) {
+      const w = this.params[i].data;
+      const a = this.avg[i];
+      if (w.length !== a.length)
+        throw new InvalidArgumentError(`params[${i}]`, 'WeightAverage: a parameter changed size');
+      for (let j = 0; j < a.length; j++) a[j] = d * a[j] + (1 - d) * w[j];
+    }
+    this.count++;
+  }
+
+  /** A copy of the average of parameter i. */
+  average(i: number): Float32Array {
+    requireInt('i', i, { min: 0, max: this.params.length - 1 });
+    return Float32Array.from(this.avg[i]);
+  }
+
+  /** Writes the average into the parameters (their current values are lost). */
+  copyTo(): void {
+    for (let i = 0; i < this.params.length; i++) {
+      this.params[i].data.set(this.avg[i]);
+      this.params[i].markChanged();
+    }
+  }
+
+  /**
+   * Runs `fn` with the averaged values loaded into the parameters, then puts the current
+   * values back (also when `fn` throws), and returns what `fn` returned.
+   */
+  withAverage<T>(fn: () => T): T {
+    const saved = this.params.map((p) => Float32Array.from(p.data));
+    this.copyTo();
+    try {
+      return fn();
+    } finally {
+      for (let i = 0; i < this.params.length; i++) {
+        this.params[i].data.set(saved[i]);
+        this.params[i].markChanged();
+      }
+    }
+  }
+}
