@@ -97,7 +97,10 @@ test('bad arguments are typed errors naming the argument', () => {
   }
   const avg = new WeightAverage([p], { decay: 0.9 });
   p.data = new Float32Array(2);
-  expect(() => avg.update()).toThrow(InvalidArgumentError);
+  for (const f of [() => avg.update(), () => avg.copyTo(), () => avg.withAverage(() => 0)])
+    expect(f).toThrow(InvalidArgumentError);
+  expect(Array.from(p.data)).toEqual([0, 0]); // nothing was written
+  expect(avg.updates).toBe(0);
 });
 
 function privateRun(average: boolean) {

@@ -73,15 +73,22 @@ export class WeightAverage {
 
   /** Folds the parameters' current values into the average. */
   update(): void {
+    this.checkSizes();
     const d = this.currentDecay;
     for (let i = 0; i < this.params.length; i++) {
       const w = this.params[i].data;
       const a = this.avg[i];
-      if (w.length !== a.length)
-        throw new InvalidArgumentError(`params[${i}]`, 'WeightAverage: a parameter changed size');
       for (let j = 0; j < a.length; j++) a[j] = d * a[j] + (1 - d) * w[j];
     }
     this.count++;
+  }
+
+  /** Throws before anything is written if a parameter no longer has its first size. */
+  private checkSizes(): void {
+    this.params.forEach((p, i) => {
+      if (p.data.length !== this.avg[i].length)
+        throw new InvalidArgumentError(`params[${i}]`, 'WeightAverage: a parameter changed size');
+    });
   }
 
   /** A copy of the average of parameter i. */
@@ -92,6 +99,7 @@ export class WeightAverage {
 
   /** Writes the average into the parameters (their current values are lost). */
   copyTo(): void {
+    this.checkSizes();
     for (let i = 0; i < this.params.length; i++) {
       this.params[i].data.set(this.avg[i]);
       this.params[i].markChanged();
@@ -103,6 +111,7 @@ export class WeightAverage {
    * values back (also when `fn` throws), and returns what `fn` returned.
    */
   withAverage<T>(fn: () => T): T {
+    this.checkSizes();
     const saved = this.params.map((p) => Float32Array.from(p.data));
     this.copyTo();
     try {
