@@ -318,19 +318,14 @@ function applyAdamBc(adam: Adam, dp: DPOptimizer, st: RunSettings): void {
   adam.setNoiseVariance(phi, st.adamBc * phi);
 }
 
-/** `--ema d1,d2,...`: decays of the weight averages to evaluate (none by default). */
-function emaDecays(): number[] {
-  const spec = arg('ema', '');
-  return spec ? spec.split(',').map(Number) : [];
-}
-
 /**
- * The weight averages of `--ema` over a classifier's trainable parameters; `--ema-ramp 0` turns
- * off the decay's ramp-in (on by default).
+ * The weight averages of `--ema d1,d2,...` (none by default) over a classifier's trainable
+ * parameters; `--ema-ramp 0` turns off the decay's ramp-in (on by default).
  */
 function weightAverages(clf: UseLiteClassifier): WeightAverage[] {
+  const spec = arg('ema', '');
   const warmup = arg('ema-ramp', '1') !== '0';
-  return emaDecays().map(
+  return (spec ? spec.split(',').map(Number) : []).map(
     (decay) => new WeightAverage(clf.trainableParameters(), { decay, warmup }),
   );
 }
@@ -1123,13 +1118,14 @@ export async function run(): Promise<void> {
         // the last iterate's accuracy is reported next to it.
         const averages = weightAverages(clf);
         if (averages.length > 1) throw new Error('--ema takes one decay outside --tune');
-        average = averages[0] ?? null;
+        const avg = averages[0];
+        average = avg ?? null;
         trainPrivateRows(clf, trainIn, engine, optimizer, {
           steps,
           physicalBatch: st.physical,
           schedule: st.schedule,
           warmup: st.warmup,
-          onStep: average ? () => average!.update() : undefined,
+          onStep: avg ? () => avg.update() : undefined,
         });
         spent = fixedSigma === 0 ? Infinity : engine.getEpsilon(delta);
       }

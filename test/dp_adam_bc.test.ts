@@ -4,30 +4,26 @@
  * noised gradient (later ones differ only because the weights do) and the same ledger; the
  * corrected run's updates follow Adam with max(v_hat - phi, floor) for phi = (noiseStd / B)^2.
  */
-import { Linear, Sequential, Tanh, Tensor, mseLoss, Adam, PrivacyEngine } from '../lib';
+import { Adam, PrivacyEngine } from '../lib';
+import { makeData, makeModel, quiet, recordBatches, snapshot, trainStep } from './helpers/dp_setup';
 
 function run(bc: boolean) {
-  const N = 200;
-  const model = new Sequential(
-    new Linear(6, 6, { seed: 3 }),
-    new Tanh(),
-    new Linear(6, 1, { seed: 4 }),
-  );
+  const model = makeModel(3);
   const adam = new Adam(model.trainableParameters(), { lr: 1e-2 });
   const engine = new PrivacyEngine();
   const { optimizer } = engine.makePrivate({
     model,
     optimizer: adam,
-    dataset: { length: N },
+    dataset: { length: 200 },
     batchSize: 20,
     noiseMultiplier: 1.0,
     maxGradNorm: 1.0,
     seed: 7,
-    onWarning: () => undefined,
+    ...quiet(),
   });
   const phi = (optimizer.noiseStd / optimizer.expectedBatchSize) ** 2;
   if (bc) adam.setNoiseVariance(phi);
-  const xs = Float32Array.from({ length: N * 6 }, (_, i) => Math.sin(i * 0.37));
+  const data = makeData(200, 2, 9);
   const grads: number[][] = [];
   // The released (noised) gradients, read as the wrapped optimizer receives them.
   const innerStep = adam.step.bind(adam);
@@ -36,19 +32,10 @@ function run(bc: boolean) {
     innerStep();
   };
   const weights: number[][] = [];
-  const batches: number[][] = [];
+  const batches = recordBatches(engine);
   for (let step = 0; step < 5; step++) {
-    const { microBatches } = engine.nextBatch();
-    batches.push(microBatches.flatMap((b) => Array.from(b)));
-    for (const idx of microBatches) {
-      const x = new Tensor(new Float32Array(idx.length * 6), [idx.length, 6]);
-      idx.forEach((i, k) => x.data.set(xs.subarray(i * 6, (i + 1) * 6), k * 6));
-      const y = Float32Array.from(idx, (i) => (i % 2 ? 1 : -1));
-      model.backward(mseLoss(model.forward(x), y).grad);
-      optimizer.accumulate();
-    }
-    optimizer.step();
-    weights.push(model.trainableParameters().flatMap((p) => Array.from(p.data)));
+    trainStep(engine, model, data);
+    weights.push(Array.from(snapshot(model)));
   }
   return { grads, weights, batches, phi, epsilon: engine.getEpsilon(1e-5), adam };
 }

@@ -3,18 +3,18 @@
  * swap-in / restore contract, its argument checks, and, inside a seeded private run, that it is
  * post-processing: the run's batches, weights and ledger are the same with and without it.
  */
+import { Parameter, PrivacyEngine, WeightAverage } from '../lib';
 import {
-  InvalidArgumentError,
-  Linear,
-  Parameter,
-  PrivacyEngine,
-  SGD,
-  Sequential,
-  Tanh,
-  Tensor,
-  WeightAverage,
-  mseLoss,
-} from '../lib';
+  gather,
+  makeData,
+  makeModel,
+  privateSgd,
+  quiet,
+  recordBatches,
+  snapshot,
+  trainStep,
+} from './helpers/dp_setup';
+import { expectInvalidArgument } from './helpers/errors';
 
 function param(values: number[]): Parameter {
   return new Parameter(Float32Array.from(values), [values.length]);
@@ -75,77 +75,56 @@ test('withAverage swaps the average in, returns the result and restores the valu
 
 test('bad arguments are typed errors naming the argument', () => {
   const p = param([1]);
-  const bad: Array<[() => unknown, string]> = [
-    [() => new WeightAverage([p], { decay: 1 }), 'decay'],
-    [() => new WeightAverage([p], { decay: -0.1 }), 'decay'],
-    [() => new WeightAverage([p], { decay: NaN }), 'decay'],
-    [() => new WeightAverage([p], { decay: 0.9, warmup: 1 as unknown as boolean }), 'warmup'],
-    [() => new WeightAverage([p, p], { decay: 0.9 }), 'params'],
-    [() => new WeightAverage([{} as Parameter], { decay: 0.9 }), 'params[0]'],
-    [() => new WeightAverage([p], null as unknown as { decay: number }), 'options'],
-    [() => new WeightAverage([p], { decay: 0.9 }).average(1), 'i'],
-  ];
-  for (const [f, name] of bad) {
-    let err: unknown;
-    try {
-      f();
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(InvalidArgumentError);
-    expect((err as InvalidArgumentError).argument).toBe(name);
-  }
+  expectInvalidArgument(() => new WeightAverage([p], { decay: 1 }), 'decay');
+  expectInvalidArgument(() => new WeightAverage([p], { decay: -0.1 }), 'decay');
+  expectInvalidArgument(() => new WeightAverage([p], { decay: NaN }), 'decay');
+  expectInvalidArgument(
+    () => new WeightAverage([p], { decay: 0.9, warmup: 1 as unknown as boolean }),
+    'warmup',
+  );
+  expectInvalidArgument(() => new WeightAverage([p, p], { decay: 0.9 }), 'params');
+  expectInvalidArgument(() => new WeightAverage([{} as Parameter], { decay: 0.9 }), 'params[0]');
+  expectInvalidArgument(
+    () => new WeightAverage([p], null as unknown as { decay: number }),
+    'options',
+  );
+  expectInvalidArgument(() => new WeightAverage([p], { decay: 0.9 }).average(1), 'i');
   const avg = new WeightAverage([p], { decay: 0.9 });
   p.data = new Float32Array(2);
   for (const f of [() => avg.update(), () => avg.copyTo(), () => avg.withAverage(() => 0)])
-    expect(f).toThrow(InvalidArgumentError);
+    expectInvalidArgument(f, 'params[0]');
   expect(Array.from(p.data)).toEqual([0, 0]); // nothing was written
   expect(avg.updates).toBe(0);
 });
 
 function privateRun(average: boolean) {
-  const N = 120;
-  const model = new Sequential(
-    new Linear(4, 5, { seed: 1 }),
-    new Tanh(),
-    new Linear(5, 1, { seed: 2 }),
-  );
   const engine = new PrivacyEngine();
-  const { optimizer } = engine.makePrivate({
-    model,
-    optimizer: new SGD(model.trainableParameters(), { lr: 0.1, momentum: 0.5 }),
-    dataset: { length: N },
+  const model = makeModel(1);
+  privateSgd(engine, model, 0.1, {
+    dataset: 120,
     batchSize: 12,
     noiseMultiplier: 1.0,
     maxGradNorm: 1.0,
     seed: 11,
-    onWarning: () => undefined,
+    ...quiet(),
   });
   const avg = average ? new WeightAverage(model.trainableParameters(), { decay: 0.9 }) : null;
-  const xs = Float32Array.from({ length: N * 4 }, (_, i) => Math.cos(i * 0.53));
-  const batches: number[][] = [];
+  const data = makeData(120, 2, 5);
+  const probe = gather(data, [0]).x;
+  const batches = recordBatches(engine);
   const evals: number[] = [];
   for (let step = 0; step < 6; step++) {
-    const { microBatches } = engine.nextBatch();
-    batches.push(microBatches.flatMap((b) => Array.from(b)));
-    for (const idx of microBatches) {
-      const x = new Tensor(new Float32Array(idx.length * 4), [idx.length, 4]);
-      idx.forEach((i, k) => x.data.set(xs.subarray(i * 4, (i + 1) * 4), k * 4));
-      const y = Float32Array.from(idx, (i) => (i % 3 ? 1 : -1));
-      model.backward(mseLoss(model.forward(x), y).grad);
-      optimizer.accumulate();
-    }
-    optimizer.step();
+    trainStep(engine, model, data);
     if (avg) {
       avg.update();
       // Evaluating the average between steps must not disturb the run.
-      evals.push(avg.withAverage(() => model.forward(new Tensor(xs.slice(0, 4), [1, 4])).data[0]));
+      evals.push(avg.withAverage(() => model.forward(probe).data[0]));
     }
   }
   return {
     batches,
     evals,
-    weights: model.trainableParameters().flatMap((p) => Array.from(p.data)),
+    weights: Array.from(snapshot(model)),
     epsilon: engine.getEpsilon(1e-5),
     steps: engine.steps,
     avg,

@@ -23,6 +23,19 @@ export interface OptimizerState {
   slots: Array<Record<string, Float32Array>>;
 }
 
+/**
+ * Checks that `params` is an array of distinct {@link Parameter}s (typed errors naming `params`
+ * or `params[i]`; `owner` prefixes the duplicates message). Shared by the optimizers and
+ * `WeightAverage`.
+ */
+export function requireParameterList(params: unknown, owner: string): Parameter[] {
+  const list = requireArray('params', params);
+  list.forEach((p, i) => requireInstance(`params[${i}]`, p, Parameter));
+  if (new Set(list).size !== list.length)
+    throw new InvalidArgumentError('params', `${owner}: params contains duplicates`);
+  return list as Parameter[];
+}
+
 /** Common machinery of SGD, Adam and AdamW. */
 export abstract class Optimizer {
   /** The parameters this optimizer updates, in constructor order. */
@@ -36,10 +49,8 @@ export abstract class Optimizer {
   abstract readonly kind: string;
 
   constructor(params: Parameter[], lr: number) {
-    requireArray('params', params).forEach((p, i) => requireInstance(`params[${i}]`, p, Parameter));
+    requireParameterList(params, 'Optimizer');
     requireNumber('lr', lr, { min: 0 });
-    if (new Set(params).size !== params.length)
-      throw new InvalidArgumentError('params', 'Optimizer: params contains duplicates');
     this.params = params;
     this.lr = lr;
     this.slots = params.map(() => ({}));

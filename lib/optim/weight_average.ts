@@ -7,14 +7,8 @@
  */
 import { Parameter } from '../nn/tensor';
 import { InvalidArgumentError } from '../errors';
-import {
-  requireArray,
-  requireBoolean,
-  requireInstance,
-  requireInt,
-  requireNumber,
-  requireObject,
-} from '../validate';
+import { requireBoolean, requireInt, requireNumber, requireObject } from '../validate';
+import { requireParameterList } from './optimizer';
 
 /** Options of {@link WeightAverage}. */
 export interface WeightAverageOptions {
@@ -51,13 +45,10 @@ export class WeightAverage {
   private count = 0;
 
   constructor(params: Parameter[], options: WeightAverageOptions) {
-    requireArray('params', params).forEach((p, i) => requireInstance(`params[${i}]`, p, Parameter));
+    this.params = requireParameterList(params, 'WeightAverage');
     requireObject('options', options);
     this.decay = requireNumber('decay', options.decay, { min: 0, lessThan: 1 });
     this.warmup = requireBoolean('warmup', options.warmup ?? true);
-    if (new Set(params).size !== params.length)
-      throw new InvalidArgumentError('params', 'WeightAverage: params contains duplicates');
-    this.params = params;
     this.avg = params.map((p) => Float32Array.from(p.data));
   }
 
@@ -100,10 +91,15 @@ export class WeightAverage {
   /** Writes the average into the parameters (their current values are lost). */
   copyTo(): void {
     this.checkSizes();
-    for (let i = 0; i < this.params.length; i++) {
-      this.params[i].data.set(this.avg[i]);
-      this.params[i].markChanged();
-    }
+    this.load(this.avg);
+  }
+
+  /** Writes `values[i]` into parameter i and tells its derived copies. */
+  private load(values: Float32Array[]): void {
+    this.params.forEach((p, i) => {
+      p.data.set(values[i]);
+      p.markChanged();
+    });
   }
 
   /**
@@ -113,14 +109,11 @@ export class WeightAverage {
   withAverage<T>(fn: () => T): T {
     this.checkSizes();
     const saved = this.params.map((p) => Float32Array.from(p.data));
-    this.copyTo();
+    this.load(this.avg);
     try {
       return fn();
     } finally {
-      for (let i = 0; i < this.params.length; i++) {
-        this.params[i].data.set(saved[i]);
-        this.params[i].markChanged();
-      }
+      this.load(saved);
     }
   }
 }

@@ -87,6 +87,18 @@ export function trainStep(
   return indices.length;
 }
 
+/** Records the indices of every batch the engine hands out from now on, in order. */
+export function recordBatches(engine: PrivacyEngine): number[][] {
+  const batches: number[][] = [];
+  const next = engine.nextBatch.bind(engine);
+  engine.nextBatch = () => {
+    const b = next();
+    batches.push(Array.from(b.indices));
+    return b;
+  };
+  return batches;
+}
+
 /** Collects warnings instead of printing them. */
 export function quiet(): { warnings: string[]; onWarning: (m: string) => void } {
   const warnings: string[] = [];
