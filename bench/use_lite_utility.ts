@@ -33,6 +33,9 @@
  * last iterate's accuracy too. Under `--tune`, `--ema D1,D2,...` evaluates several averages next
  * to the last iterate at each evaluation.
  *
+ * `--subspace K` (`--subspace-every R`, `--subspace-public N`): the private runs add their noise
+ * in a rank-K gradient subspace fitted to public records' gradients ({@link subspaceHook}).
+ *
  * Diagnostics (NOT private runs, marked so in their rows): `--fixed-sigma S` (with a huge
  * `--clip` for no clipping) runs the private path at a fixed noise multiplier instead of one
  * calibrated to epsilon; in `--tune-configs`, the key `sigma=S` does the same for a candidate.
@@ -54,6 +57,7 @@ import {
   trainHead,
   trainNonPrivateRows,
   trainPrivateRows,
+  publicGradientRows,
 } from '../lib/models/use_lite/finetune';
 import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
 import {
@@ -69,6 +73,7 @@ import { Adam } from '../lib/optim/adam';
 import { WeightAverage } from '../lib/optim/weight_average';
 import { PrivacyEngine } from '../lib/privacy/privacy_engine';
 import type { DPOptimizer } from '../lib/privacy/dp_optimizer';
+import { GradientSubspace } from '../lib/privacy/gradient_subspace';
 import { calibrateNoiseMultiplier } from '../lib/accounting';
 import { InitRandom } from '../lib/nn/init';
 import { Tensor } from '../lib/nn/tensor';
@@ -328,6 +333,112 @@ function weightAverages(clf: UseLiteClassifier): WeightAverage[] {
   return (spec ? spec.split(',').map(Number) : []).map(
     (decay) => new WeightAverage(clf.trainableParameters(), { decay, warmup }),
   );
+}
+
+/**
+ * `--subspace K` (with `--subspace-every R`, default 25, and `--subspace-public N`, default
+ * 1000): the private runs use the DP optimizer's subspace mode (`GradientSubspace`): the noise
+ * lives in a rank-K basis fitted to the per-sample gradients of N PUBLIC records at the current
+ * weights, refitted every R steps (public records and released weights only: no privacy cost).
+ * `--subspace-clip 1` clips each public gradient to C before the fit (each record then weighs
+ * as it does in the private sum). Under `--tune`, `probe` (validation records) gives non-private
+ * diagnostics at each fit: the share of the mean clipped probe gradient inside the subspace
+ * (`meanCaptured`) and the mean share of each probe gradient (`recordCaptured`);
+ * `--subspace-source validation` fits on the probe records instead (a diagnostic, NOT private).
+ * Returns the hook to call before the first step and after each step, or null without the flag.
+ */
+function subspaceHook(
+  clf: UseLiteClassifier,
+  pub: CachedPart,
+  optimizer: DPOptimizer,
+  physical: number,
+  clip: number,
+  probe: CachedPart | null = null,
+): { refit: (step: number) => void; fits: Array<Record<string, number>> } | null {
+  const rank = Number(arg('subspace', '0'));
+  if (!rank) return null;
+  const every = Number(arg('subspace-every', '25'));
+  const fromProbe = arg('subspace-source', 'public') === 'validation';
+  if (fromProbe && !probe) throw new Error('--subspace-source validation needs --tune');
+  const src = fromProbe ? probe! : pub;
+  const n = Math.min(src.n, Number(arg('subspace-public', '1000')));
+  const clipRows = arg('subspace-clip', '0') === '1';
+  if (!(Number.isSafeInteger(rank) && rank > 0 && rank <= n && every >= 1))
+    throw new Error(`--subspace must be an integer in [1, ${n}] and --subspace-every >= 1`);
+  const idx = Array.from({ length: n }, (_, i) => i);
+  const probeIdx = probe ? Array.from({ length: Math.min(probe.n, 1000) }, (_, i) => i) : [];
+  const fits: Array<Record<string, number>> = [];
+  const refit = (step: number) => {
+    if (step % every !== 0) return;
+    const t = Date.now();
+    const rows = publicGradientRows(clf, src, optimizer, idx, physical);
+    if (clipRows) clipEachRow(rows, n, clip);
+    const space = GradientSubspace.fromGradients(rows, n, { rank });
+    optimizer.setSubspace(space);
+    const fit: Record<string, number> = {
+      step,
+      captured: Number(space.captured!.toFixed(4)),
+      seconds: Number(((Date.now() - t) / 1000).toFixed(1)),
+    };
+    if (probe) {
+      const pr = publicGradientRows(clf, probe, optimizer, probeIdx, physical);
+      Object.assign(fit, subspaceShares(space, pr, probeIdx.length, clip));
+    }
+    fits.push(fit);
+    if (fits.length <= 2 || step % (every * 4) === 0 || probe)
+      console.log(JSON.stringify({ subspace: fit }));
+  };
+  return { refit, fits };
+}
+
+/** Clips each of the `count` rows to L2 norm `c` in place. */
+function clipEachRow(rows: Float32Array, count: number, c: number): void {
+  const d = rows.length / count;
+  for (let i = 0; i < count; i++) {
+    const r = rows.subarray(i * d, (i + 1) * d);
+    let s = 0;
+    for (let j = 0; j < d; j++) s += r[j] * r[j];
+    const f = Math.min(1, c / (Math.sqrt(s) + 1e-6));
+    if (f < 1) for (let j = 0; j < d; j++) r[j] *= f;
+  }
+}
+
+/** Non-private diagnostics of a basis on probe gradients (see {@link subspaceHook}). */
+function subspaceShares(
+  space: GradientSubspace,
+  rows: Float32Array,
+  count: number,
+  clip: number,
+): { meanCaptured: number; recordCaptured: number } {
+  const d = space.dim;
+  clipEachRow(rows, count, clip);
+  const mean = new Float64Array(d);
+  let record = 0;
+  const inside = (v: ArrayLike<number>) => {
+    let s = 0;
+    for (let r = 0; r < space.rank; r++) {
+      let c = 0;
+      const o = r * d;
+      for (let j = 0; j < d; j++) c += space.basis[o + j] * v[j];
+      s += c * c;
+    }
+    return s;
+  };
+  const sq = (v: ArrayLike<number>) => {
+    let s = 0;
+    for (let j = 0; j < v.length; j++) s += v[j] * v[j];
+    return s;
+  };
+  const sample = Math.min(count, 100);
+  for (let i = 0; i < count; i++) {
+    const r = rows.subarray(i * d, (i + 1) * d);
+    for (let j = 0; j < d; j++) mean[j] += r[j] / count;
+    if (i < sample) record += inside(r) / Math.max(1e-30, sq(r)) / sample;
+  }
+  return {
+    meanCaptured: Number((inside(mean) / Math.max(1e-30, sq(mean))).toFixed(4)),
+    recordCaptured: Number(record.toFixed(4)),
+  };
 }
 
 /** The non-private training options of a run's settings. */
@@ -690,12 +801,15 @@ async function tune(): Promise<void> {
       // Fraction of per-sample gradients above C (non-private diagnostic of the tuning run).
       let seen = 0;
       let clipped = 0;
+      const sub = pubPart && subspaceHook(clf, pubPart, optimizer, st.physical, st.clip, va);
+      sub?.refit(0);
       trainPrivateRows(clf, tr, engine, optimizer, {
         steps,
         physicalBatch: st.physical,
         schedule: st.schedule,
         warmup: st.warmup,
         onStep: (k) => {
+          sub?.refit(k);
           const s = optimizer.lastStepStats;
           if (s) {
             seen += s.samples;
@@ -714,6 +828,15 @@ async function tune(): Promise<void> {
             sigmaFull: Number(sigma.toFixed(4)),
             tuneBatch: Number(tb.toFixed(1)),
             clippedFraction: Number((clipped / Math.max(1, seen)).toFixed(3)),
+            ...(sub
+              ? {
+                  subspace: {
+                    rank: Number(arg('subspace', '0')),
+                    fits: sub.fits.length,
+                    captured: sub.fits.at(-1)!.captured,
+                  },
+                }
+              : {}),
             valAccuracy: accuracyOf(clf, va),
             ...Object.fromEntries(
               averages.map((a) => [
@@ -1088,6 +1211,7 @@ export async function run(): Promise<void> {
       let steps: number;
       let sigma = 0;
       let average: WeightAverage | null = null;
+      let subspaceFits: Array<Record<string, number>> | null = null;
       if (!Number.isFinite(eps)) {
         trainNonPrivateRows(clf, trainIn, npOptions(st));
         steps = st.npEpochs * Math.ceil(train.n / st.npBatch);
@@ -1120,12 +1244,21 @@ export async function run(): Promise<void> {
         if (averages.length > 1) throw new Error('--ema takes one decay outside --tune');
         const avg = averages[0];
         average = avg ?? null;
+        const sub = subspaceHook(clf, pubIn, optimizer, st.physical, st.clip);
+        sub?.refit(0);
+        subspaceFits = sub?.fits ?? null;
         trainPrivateRows(clf, trainIn, engine, optimizer, {
           steps,
           physicalBatch: st.physical,
           schedule: st.schedule,
           warmup: st.warmup,
-          onStep: avg ? () => avg.update() : undefined,
+          onStep:
+            avg || sub
+              ? (k) => {
+                  sub?.refit(k);
+                  avg?.update();
+                }
+              : undefined,
         });
         spent = fixedSigma === 0 ? Infinity : engine.getEpsilon(delta);
       }
@@ -1163,6 +1296,19 @@ export async function run(): Promise<void> {
           ? {
               weightAverage: { decay: average.decay, ramp: average.warmup },
               lastIterateAccuracy: lastIterate,
+            }
+          : {}),
+        ...(subspaceFits
+          ? {
+              subspace: {
+                rank: Number(arg('subspace', '0')),
+                every: Number(arg('subspace-every', '25')),
+                publicRecords: Math.min(pub.n, Number(arg('subspace-public', '1000'))),
+                fits: subspaceFits.length,
+                capturedFirst: subspaceFits[0]?.captured,
+                capturedLast: subspaceFits.at(-1)?.captured,
+                fitSeconds: Math.round(subspaceFits.reduce((t, f) => t + f.seconds, 0)),
+              },
             }
           : {}),
         seconds: Math.round(seconds),

@@ -158,6 +158,19 @@ export interface PerSampleModule extends Module {
   accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void;
   /** Drops the pending capture. */
   releaseCapture(): void;
+  /**
+   * Optional (needed by the DP optimizer's subspace mode): writes samples `i0 .. i0 + n - 1`
+   * of the pending per-sample gradients into `out` as float rows of stride `ld`, each own
+   * trainable parameter `p` at columns `column(p) .. column(p) + p.size - 1`; the capture stays
+   * pending. Columns of parameters without a gradient are left as they are.
+   */
+  writePerSampleRows?(
+    i0: number,
+    n: number,
+    out: Float32Array,
+    ld: number,
+    column: (p: Parameter) => number,
+  ): void;
 }
 
 /** True if `m` implements the per-sample hooks. */

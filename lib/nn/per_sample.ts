@@ -356,6 +356,51 @@ export class PerSampleCapture {
   }
 
   /**
+   * Writes the per-sample gradients of samples `i0 .. i0 + n - 1` of every captured parameter
+   * into `out` as float rows: row `r` (stride `ld`) is sample `i0 + r`, and parameter `p`
+   * occupies the `p.size` columns from `column(p)` (its own layout, `[outDim, inDim]` for a
+   * weight). One-token gradients are formed here as `(scale * g_j) * a_k`; the others are the
+   * tensors the clipped sums read. Used by the subspace mode of the DP optimizer, which clips
+   * what it computes from these rows (lib/privacy/gradient_subspace.ts), and to collect
+   * gradients of public records.
+   */
+  writeRows(
+    i0: number,
+    n: number,
+    out: Float32Array,
+    ld: number,
+    column: (p: Parameter) => number,
+  ): void {
+    this.checkPath();
+    for (const e of this.entries) {
+      const size = e.param.size;
+      const c0 = column(e.param);
+      if (e.kind === 'rows') {
+        for (let r = 0; r < n; r++)
+          out.set(e.rows.subarray((i0 + r) * size, (i0 + r + 1) * size), r * ld + c0);
+      } else if (e.kind === 'outer') {
+        for (let r = 0; r < n; r++) {
+          const a = e.a.subarray((i0 + r) * e.inDim, (i0 + r + 1) * e.inDim);
+          const g = e.g.subarray((i0 + r) * e.outDim, (i0 + r + 1) * e.outDim);
+          let o = r * ld + c0;
+          for (let j = 0; j < e.outDim; j++) {
+            const gj = Math.fround(e.scale * g[j]);
+            for (let k = 0; k < e.inDim; k++) out[o++] = gj * a[k];
+          }
+        }
+      } else {
+        const scratch = chunkScratch(e.chunk * size);
+        for (let s0 = i0; s0 < i0 + n; s0 += e.chunk) {
+          const m = Math.min(e.chunk, i0 + n - s0);
+          this.materialize(e.a, e.g, e.seq, e.inDim, e.outDim, e.scale, s0, m, scratch);
+          for (let r = 0; r < m; r++)
+            out.set(scratch.subarray(r * size, (r + 1) * size), (s0 - i0 + r) * ld + c0);
+        }
+      }
+    }
+  }
+
+  /**
    * Throws if the ISA path changed since the norms of a re-materialized tensor were taken:
    * the sums would re-materialize it on another path, which may round it differently from
    * the tensor whose norm set its clip factor. Checked when the norms are read (before any
@@ -442,6 +487,20 @@ export abstract class PerSampleLayer extends Module implements PerSampleModule {
   /** Adds `sum_i factors_i * grad_i` for each trainable parameter into `sink(param)` (double). */
   accumulateClippedGrads(factors: Float32Array, sink: ClippedSink): void {
     this.pending().accumulate(factors, sink);
+  }
+
+  /**
+   * Writes samples `i0 .. i0 + n - 1` of the pending capture's per-sample gradients into `out`
+   * (see {@link PerSampleCapture.writeRows}); the capture stays pending.
+   */
+  writePerSampleRows(
+    i0: number,
+    n: number,
+    out: Float32Array,
+    ld: number,
+    column: (p: Parameter) => number,
+  ): void {
+    this.pending().writeRows(i0, n, out, ld, column);
   }
 
   /**

@@ -5,13 +5,15 @@
  * parameter).  Per logical batch it adds Gaussian noise ONCE, divides by the
  * EXPECTED batch size, and hands the result to the wrapped optimizer.
  */
-import { clipFactors, noisyMean } from '../kernels/linalg';
+import { clipFactors, noisyMean, rowsScaledSum, rowsSumSq, sgemm } from '../kernels/linalg';
 import type { Rng } from '../kernels/rng';
 import { Module, PerSampleModule, isPerSampleModule } from '../nn/module';
 import { Parameter } from '../nn/tensor';
 import { Optimizer } from '../optim/optimizer';
-import { InvalidArgumentError } from '../errors';
+import { InvalidArgumentError, InvalidStateError } from '../errors';
+import { PER_SAMPLE_BUDGET } from '../nn/per_sample';
 import { PerSampleGradError } from './errors';
+import { GradientSubspace } from './gradient_subspace';
 
 /** Flat clipping (one threshold on the whole gradient) or per-layer thresholds. */
 export type ClippingMode = 'flat' | 'perLayer';
@@ -118,6 +120,12 @@ export class DPOptimizer {
   private micro = 0;
   /** Diagnostics of the last completed step (non-private). */
   lastStepStats: DPStepStats | null = null;
+  /** Subspace mode: the basis, and the clipped sum of the coordinates in double. */
+  private sub: { space: GradientSubspace; sum: Float64Array } | null = null;
+  /** Column of each tracked parameter in a concatenated gradient row. */
+  private readonly columns = new Map<Parameter, number>();
+  /** Total trainable size (the length of a concatenated gradient row). */
+  private readonly trainableSize: number;
 
   constructor(model: Module, inner: Optimizer, o: DPOptimizerOptions) {
     if (!(model instanceof Module))
@@ -182,6 +190,13 @@ export class DPOptimizer {
         ? this.maxGradNorm ** 2
         : this.tracked.reduce((s, t) => s + t.maxGradNorm ** 2, 0);
     this.noiseStd = this.noiseMultiplier * Math.sqrt(sumSq);
+    let col = 0;
+    for (const t of this.tracked)
+      for (const p of t.params) {
+        this.columns.set(p, col);
+        col += p.size;
+      }
+    this.trainableSize = col;
     model.zeroGrad();
     model.setGradMode('perSample');
   }
@@ -284,7 +299,9 @@ export class DPOptimizer {
         `accumulate(): modules captured different batch sizes (${batches.join(', ')})`,
       );
     }
-    if (batch > 0) {
+    if (batch > 0 && this.sub) {
+      this.accumulateProjected(batch);
+    } else if (batch > 0) {
       let factorsPer: Float32Array[];
       if (this.clipping === 'flat') {
         const normsSq = new Float64Array(batch);
@@ -323,6 +340,144 @@ export class DPOptimizer {
   }
 
   /**
+   * The subspace the gradients are projected onto, or `null` (the default: full-dimensional
+   * noise). See {@link DPOptimizer.setSubspace}.
+   */
+  get subspace(): GradientSubspace | null {
+    return this.sub ? this.sub.space : null;
+  }
+
+  /**
+   * Subspace mode (opt-in): from the next logical batch on, each record's gradient `g_i` (all
+   * tracked parameters concatenated, {@link DPOptimizer.tracked} order) is replaced by its
+   * coordinates `U g_i` in `space`; those are clipped to C, summed, and noised with N(0,
+   * (sigma C)^2) on each of the `space.rank` coordinates once per logical batch; the update is
+   * `U^T (noisy sum) / B`. The privacy guarantee and its accounting are unchanged (see
+   * lib/privacy/gradient_subspace.ts); the noise's norm drops from about `sigma C sqrt(dim)`
+   * to `sigma C sqrt(rank)`, and what lies outside the subspace is not applied. The basis must
+   * not depend on private records. `null` returns to full-dimensional noise. Only between
+   * logical batches, with flat clipping, and on modules that can write per-sample rows.
+   */
+  setSubspace(space: GradientSubspace | null): void {
+    if (space !== null && !(space instanceof GradientSubspace))
+      throw new InvalidArgumentError('space', 'setSubspace: must be a GradientSubspace or null');
+    if (this.samples > 0 || this.hasPendingCapture())
+      throw new InvalidStateError(
+        'setSubspace: a logical batch is being accumulated; change the subspace only between steps',
+      );
+    if (space === null) {
+      this.sub = null;
+      return;
+    }
+    if (this.clipping !== 'flat')
+      throw new InvalidArgumentError(
+        'space',
+        "setSubspace: needs flat clipping (clipping: 'flat')",
+      );
+    if (space.dim !== this.trainableSize)
+      throw new InvalidArgumentError(
+        'space',
+        `setSubspace: the basis rows have length ${space.dim}, the model's trainable size is ${this.trainableSize}`,
+      );
+    const lacking = this.tracked.filter((t) => typeof t.module.writePerSampleRows !== 'function');
+    if (lacking.length > 0)
+      throw new PerSampleGradError(
+        `setSubspace: module(s) ${lacking.map((t) => `'${t.path || '<root>'}'`).join(', ')} cannot write per-sample rows (writePerSampleRows)`,
+      );
+    this.sub = { space, sum: new Float64Array(space.rank) };
+  }
+
+  /**
+   * The pending micro-batch's per-sample gradients as rows (`count x` the trainable size, the
+   * parameters concatenated in {@link DPOptimizer.tracked} order), unclipped and un-noised;
+   * the capture is dropped and nothing is added to the logical batch. Only between logical
+   * batches (a capture pending mid-batch may be a private micro-batch's). For PUBLIC records only
+   * (e.g. to fit a {@link GradientSubspace} with `GradientSubspace.fromGradients`): rows of
+   * private records are raw data outside the privacy guarantee.
+   */
+  publicPerSampleGradients(): { rows: Float32Array; count: number } {
+    // Between logical batches only: mid-batch, a pending capture may be a private micro-batch.
+    if (this.samples > 0)
+      throw new InvalidStateError(
+        'publicPerSampleGradients(): a logical batch is being accumulated; read public gradients only between steps',
+      );
+    const batches = this.tracked.map((t) => t.module.captureBatch());
+    try {
+      if (batches.some((b) => b < 0))
+        throw new PerSampleGradError(
+          'publicPerSampleGradients(): every trainable module needs a pending capture; run forward and backward in perSample mode first',
+        );
+      const count = batches[0];
+      if (batches.some((b) => b !== count))
+        throw new PerSampleGradError(
+          `publicPerSampleGradients(): modules captured different batch sizes (${batches.join(', ')})`,
+        );
+      const rows = new Float32Array(count * this.trainableSize);
+      this.writeRows(0, count, rows);
+      return { rows, count };
+    } finally {
+      for (const t of this.tracked) t.module.releaseCapture();
+    }
+  }
+
+  /** Writes samples i0..i0+n-1 of the pending captures as concatenated rows (zeroed first). */
+  private writeRows(i0: number, n: number, rows: Float32Array): void {
+    rows.fill(0, 0, n * this.trainableSize);
+    const column = (p: Parameter): number => {
+      const c = this.columns.get(p);
+      if (c === undefined)
+        throw new PerSampleGradError('a module captured a parameter the optimizer does not track');
+      return c;
+    };
+    for (const t of this.tracked) {
+      if (typeof t.module.writePerSampleRows !== 'function')
+        throw new PerSampleGradError(
+          `module '${t.path || '<root>'}' cannot write per-sample rows (writePerSampleRows)`,
+        );
+      t.module.writePerSampleRows(i0, n, rows, this.trainableSize, column);
+    }
+  }
+
+  /**
+   * Subspace mode: coordinates of each record's gradient (float, by SGEMM on blocks of
+   * records), clipped like any per-sample tensor (norm in double from the floats that are
+   * summed, factor rounded down, non-finite rows dropped) and added to the double sum.
+   */
+  private accumulateProjected(batch: number): void {
+    const { space } = this.sub!;
+    const d = this.trainableSize;
+    const k = space.rank;
+    const block = Math.max(1, Math.min(batch, Math.floor(PER_SAMPLE_BUDGET.floats / d)));
+    const rows = new Float32Array(block * d);
+    const coords = new Float32Array(batch * k);
+    for (let i0 = 0; i0 < batch; i0 += block) {
+      const n = Math.min(block, batch - i0);
+      this.writeRows(i0, n, rows);
+      sgemm(rows, space.basis, coords.subarray(i0 * k, (i0 + n) * k), {
+        m: n,
+        n: k,
+        k: d,
+        transB: true,
+      });
+    }
+    this.addCoordinates(coords, batch, true);
+  }
+
+  /** Clips (unless `clip` is false: the audit's test aid) and sums coordinate rows. */
+  private addCoordinates(coords: Float32Array, count: number, clip: boolean): void {
+    const k = this.sub!.space.rank;
+    let factors: Float32Array;
+    if (clip) {
+      const normsSq = rowsSumSq(coords, count, k, new Float64Array(count));
+      const r = clipFactors(normsSq, this.maxGradNorm);
+      this.clipped += r.clipped;
+      this.nonfinite += r.nonfinite;
+      factors = r.factors;
+    } else factors = new Float32Array(count).fill(1);
+    rowsScaledSum(coords, count, k, factors, this.sub!.sum);
+  }
+
+  /**
    * Adds records given directly as per-sample gradients (gradient-space
    * records, e.g. the audit's Dirac canaries): `rows` holds `count` rows, each
    * the concatenation of every tracked parameter's gradient in
@@ -348,6 +503,15 @@ export class DPOptimizer {
         'rows',
         `must be a Float32Array of count * ${total} (the trainable size) elements`,
       );
+    if (this.sub) {
+      const k = this.sub.space.rank;
+      const coords = new Float32Array(count * k);
+      if (count > 0)
+        sgemm(rows, this.sub.space.basis, coords, { m: count, n: k, k: total, transB: true });
+      this.addCoordinates(coords, count, clip);
+      this.samples += count;
+      return;
+    }
     for (let i = 0; i < count; i++) {
       const row = rows.subarray(i * total, (i + 1) * total);
       // Squared norm per tracked module, in double.
@@ -397,7 +561,26 @@ export class DPOptimizer {
     const scale = 1 / this.expectedBatchSize;
     let finite = true;
     const grads = new Map<Parameter, Float32Array>();
-    for (const t of this.tracked) {
+    if (this.sub) {
+      // Noise on the rank coordinates, once; the lift U^T (sum + noise) / B is post-processing.
+      const { space, sum } = this.sub;
+      const c = new Float32Array(space.rank);
+      if (this.noiseStd > 0) this.rng.addGaussianNoise(c, this.noiseStd);
+      if (noisyMean(sum, c, scale) !== 0) finite = false;
+      const full = sgemm(c, space.basis, new Float32Array(this.trainableSize), {
+        m: 1,
+        n: this.trainableSize,
+        k: space.rank,
+      });
+      for (const t of this.tracked)
+        for (const p of t.params) {
+          const c0 = this.columns.get(p)!;
+          const g = full.slice(c0, c0 + p.size);
+          for (let j = 0; j < g.length && finite; j++) if (!Number.isFinite(g[j])) finite = false;
+          grads.set(p, g);
+        }
+    }
+    for (const t of this.sub ? [] : this.tracked) {
       for (const p of t.params) {
         // Noise is added to the double-precision clipped sum; rounding the
         // noisy sum to float afterwards is post-processing.
@@ -436,6 +619,10 @@ export class DPOptimizer {
     for (const [p, sum] of this.acc) {
       p.zeroGrad();
       sum.fill(0);
+    }
+    if (this.sub) {
+      this.sub.sum.fill(0);
+      for (const t of this.tracked) for (const p of t.params) p.zeroGrad();
     }
     this.samples = 0;
     this.clipped = 0;

@@ -3,6 +3,8 @@ export { PrivacyBudgetExceededError, PerSampleGradError } from './errors';
 export { PoissonSampler, ShuffleSampler } from './samplers';
 export type { BatchSampler, SamplerState } from './samplers';
 export { DPOptimizer } from './dp_optimizer';
+export { GradientSubspace } from './gradient_subspace';
+export type { SubspaceFitOptions } from './gradient_subspace';
 export type {
   ClippingMode,
   DPOptimizerOptions,

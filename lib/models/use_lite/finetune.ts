@@ -476,6 +476,46 @@ export function privateStep(
   return { lossSum, size: batch.indices.length };
 }
 
+/**
+ * Per-sample gradients of PUBLIC records `indices` of `part` at the classifier's current
+ * weights, as rows (`indices.length x` the trainable size, in the DP optimizer's tracked
+ * order), e.g. to fit a `GradientSubspace` for the optimizer's subspace mode. The records are
+ * read raw (no clipping, no noise, nothing accounted): pass public records only. The model is
+ * left in `'sum'` gradient mode; nothing is added to the optimizer's logical batch.
+ */
+export function publicGradientRows(
+  clf: UseLiteClassifier,
+  part: CachedPart,
+  optimizer: DPOptimizer,
+  indices: ArrayLike<number>,
+  physicalBatch: number,
+): Float32Array {
+  const chunks: Float32Array[] = [];
+  clf.train();
+  clf.setGradMode('perSample');
+  try {
+    for (const idx of lengthBuckets(part, indices, physicalBatch)) {
+      const out = forwardRows(clf, part, idx);
+      const loss = crossEntropyLoss(
+        out,
+        idx.map((i) => part.y[i]),
+      );
+      clf.backward(loss.grad, false);
+      chunks.push(optimizer.publicPerSampleGradients().rows);
+    }
+  } finally {
+    clf.setMask(null);
+    clf.setGradMode('sum');
+  }
+  const rows = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    rows.set(c, o);
+    o += c.length;
+  }
+  return rows;
+}
+
 /** Options of {@link trainPrivateRows}. */
 export interface PrivateTrainOptions {
   /** Private steps to run (logical batches drawn by the engine). */

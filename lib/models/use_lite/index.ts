@@ -24,6 +24,7 @@ export {
   trainHead,
   trainNonPrivateRows,
   privateStep,
+  publicGradientRows,
   accuracyOf,
   lengthBuckets,
   forwardRows,
