@@ -70,6 +70,14 @@ export interface DPStepStats {
   microBatches: number;
 }
 
+/** Per-sample gradients as rows (see {@link DPOptimizer.publicPerSampleGradients}). */
+export interface PerSampleGradientRows {
+  /** `count x` the trainable size, row-major; each row is one record's gradient. */
+  rows: Float32Array;
+  /** Records (rows). */
+  count: number;
+}
+
 /** Finds every module with own trainable parameters; throws if one lacks per-sample support. */
 export function trackModules(
   model: Module,
@@ -395,7 +403,7 @@ export class DPOptimizer {
    * (e.g. to fit a {@link GradientSubspace} with `GradientSubspace.fromGradients`): rows of
    * private records are raw data outside the privacy guarantee.
    */
-  publicPerSampleGradients(): { rows: Float32Array; count: number } {
+  publicPerSampleGradients(): PerSampleGradientRows {
     // Between logical batches only: mid-batch, a pending capture may be a private micro-batch.
     if (this.samples > 0)
       throw new InvalidStateError(

@@ -213,7 +213,8 @@ function symmetricEigen(a0: Float64Array, n: number): { values: number[]; vector
       diag += a[i * n + i] * a[i * n + i];
       for (let j = i + 1; j < n; j++) off += a[i * n + j] * a[i * n + j];
     }
-    if (off <= 1e-30 * diag || off === 0) break;
+    // Off-diagonal mass below ~1e-12 of the diagonal: far beyond what float products need.
+    if (off <= 1e-24 * diag || off === 0) break;
     for (let p = 0; p < n; p++)
       for (let q = p + 1; q < n; q++) {
         const apq = a[p * n + q];

@@ -10,6 +10,7 @@ export type {
   DPOptimizerOptions,
   DPStepHooks,
   DPStepStats,
+  PerSampleGradientRows,
   TrackedModule,
 } from './dp_optimizer';
 export { PrivacyEngine, LedgerMismatchError } from './privacy_engine';
