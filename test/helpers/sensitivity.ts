@@ -17,7 +17,7 @@ import {
 } from '../../lib/nn';
 import type { BaseDtype, NormMethod } from '../../lib/kernels/linalg';
 import { Optimizer } from '../../lib/optim/optimizer';
-import { DPOptimizer } from '../../lib/privacy';
+import { DPOptimizer, GradientSubspace } from '../../lib/privacy';
 
 /** Records what the DP optimizer hands over (the noisy, normalized gradient). */
 export class Recorder extends Optimizer {
@@ -69,13 +69,18 @@ export interface SensRecord {
   seq: number;
 }
 
-/** The float gradient the DP optimizer produces for `records` split into micro-batches of `micro`. */
+/**
+ * The float gradient the DP optimizer produces for `records` split into micro-batches of `micro`
+ * (the records of one micro-batch must have the same length), in the optimizer's subspace mode
+ * when `space` is given.
+ */
 export function dpGradient(
   kind: LayerKind,
   method: NormMethod,
   records: SensRecord[],
   C: number,
   micro = records.length,
+  space?: GradientSubspace,
 ): Float64Array {
   const model = makeSensModel(kind, method);
   const params = model.trainableParameters();
@@ -86,9 +91,10 @@ export function dpGradient(
     expectedBatchSize: 1,
     rng: new Rng({ seed: new Uint8Array(32) }),
   });
-  const seq = records.length ? records[0].seq : 1;
+  if (space) dp.setSubspace(space);
   for (let s = 0; s < records.length; s += Math.max(1, micro)) {
     const part = records.slice(s, s + Math.max(1, micro));
+    const seq = part[0].seq;
     const x = new Float32Array(part.length * seq * F);
     const y = new Float32Array(part.length * seq * P);
     part.forEach((r, k) => {
