@@ -224,8 +224,148 @@ describe('DP optimizer: subspace mode', () => {
           worst = Math.max(worst, Math.sqrt(dist));
         }
         expect(worst).toBeLessThanOrEqual(bound);
+        // Some crafted records are clipped: the bound is reached, not avoided by dropping them.
+        expect(worst).toBeGreaterThan(0.9 * C);
       }
     }
+  });
+
+  test('a basis off orthonormal: the coordinates are clipped tighter, so the lifted share stays <= C', () => {
+    const kind: LayerKind = 'lora';
+    const n = sizeOf(makeSensModel(kind, 'auto'));
+    const basis = orthonormalBasis(3, n, 21);
+    for (let j = 0; j < n; j++) basis[j] *= 1.2; // first row of norm 1.2: defect 0.44
+    const space = new GradientSubspace(basis, 3);
+    let worst = 0;
+    for (let seed = 1; seed <= 12; seed++) {
+      const rec = craftedRecord(kind, seed, 16);
+      const other = craftedRecord(kind, seed + 500, 16);
+      const w = dpGradient(kind, 'auto', [other, rec], 1, 1, space);
+      const wo = dpGradient(kind, 'auto', [other], 1, 1, space);
+      let dist = 0;
+      for (let j = 0; j < w.length; j++) dist += (w[j] - wo[j]) ** 2;
+      worst = Math.max(worst, Math.sqrt(dist));
+    }
+    expect(worst).toBeLessThanOrEqual(1 + 1e-5);
+    expect(worst).toBeGreaterThan(0.7);
+    // Far from orthonormal: refused by name.
+    const far = orthonormalBasis(3, n, 21);
+    for (let j = 0; j < n; j++) far[j] *= 1000;
+    const model = makeSensModel(kind, 'auto');
+    const dp = new DPOptimizer(model, new Recorder(model.trainableParameters(), 1), {
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      expectedBatchSize: 1,
+      rng: new Rng({ seed: SEED }),
+    });
+    expectInvalidArgument(
+      () => dp.setSubspace(new GradientSubspace(far, 3)),
+      'space',
+      /orthonormal/,
+    );
+  });
+
+  test('the optimizer keeps its own copy of the basis: later changes to it have no effect', () => {
+    const idx = [0, 1, 2, 3, 4];
+    const space = new GradientSubspace(orthonormalBasis(4, d, 31), 4);
+    const want = stepGrad(makeModel(1), data, idx, { C: 0.3, space });
+    const model = makeModel(1);
+    const params = model.trainableParameters();
+    const rec = new Recorder(params, 1);
+    const dp = new DPOptimizer(model, rec, {
+      noiseMultiplier: 0,
+      maxGradNorm: 0.3,
+      expectedBatchSize: 1,
+      rng: new Rng({ seed: SEED }),
+    });
+    dp.setSubspace(space);
+    space.basis.fill(NaN);
+    (space as { rank: number }).rank = 1;
+    const { x, y } = gather(data, idx);
+    model.backward(mseLoss(model.forward(x), y).grad);
+    dp.accumulate();
+    dp.step();
+    expect(flat(params.map((_, i) => rec.last[i]))).toEqual(want);
+  });
+
+  test('an engine batch is private from nextBatch to step: no public rows, no new subspace', () => {
+    const engine = new PrivacyEngine();
+    const model = makeModel(1);
+    privateSgd(engine, model, 0.1, {
+      dataset: data.n,
+      batchSize: 6,
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      seed: 'subspace-batch',
+      ...quiet(),
+    });
+    const space = new GradientSubspace(orthonormalBasis(3, d, 4), 3);
+    let { microBatches } = engine.nextBatch();
+    while (microBatches.length === 0) {
+      engine.optimizer.step();
+      ({ microBatches } = engine.nextBatch());
+    }
+    const { x, y } = gather(data, microBatches[0]);
+    model.backward(mseLoss(model.forward(x), y).grad);
+    expectCode(() => engine.optimizer.publicPerSampleGradients(), 'ERR_DPLORA_INVALID_STATE');
+    expectCode(() => engine.optimizer.setSubspace(space), 'ERR_DPLORA_INVALID_STATE');
+    expect(engine.optimizer.hasPendingCapture()).toBe(true); // left to the private batch
+    engine.optimizer.accumulate();
+    engine.optimizer.step();
+    engine.optimizer.setSubspace(space); // between steps: fine
+    expect(engine.optimizer.subspace).toBe(space);
+  });
+
+  test('DP-AdamBC (full-dimensional noise variance) is refused, before the ledger is charged', () => {
+    const engine = new PrivacyEngine();
+    const model = makeModel(1);
+    const adam = new Adam(model.trainableParameters(), { lr: 1e-3, noiseVariance: 1e-4 });
+    engine.makePrivate({
+      model,
+      optimizer: adam,
+      dataset: data.n,
+      batchSize: 6,
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      seed: 'subspace-bc',
+      ...quiet(),
+    });
+    const space = new GradientSubspace(orthonormalBasis(3, d, 4), 3);
+    expectCode(() => engine.optimizer.setSubspace(space), 'ERR_DPLORA_INVALID_STATE', {
+      message: /AdamBC/,
+    });
+    adam.setNoiseVariance(0);
+    engine.optimizer.setSubspace(space);
+    adam.setNoiseVariance(1e-4); // turned back on afterwards: the step refuses
+    const { microBatches } = engine.nextBatch();
+    for (const idx of microBatches) {
+      const { x, y } = gather(data, idx);
+      model.backward(mseLoss(model.forward(x), y).grad);
+      engine.optimizer.accumulate();
+    }
+    const before = snapshotOf(model);
+    expectCode(() => engine.optimizer.step(), 'ERR_DPLORA_INVALID_STATE', { message: /AdamBC/ });
+    expect(engine.steps).toBe(0);
+    expect(snapshotOf(model)).toEqual(before);
+  });
+
+  test('a non-finite noisy update is never applied in subspace mode', () => {
+    const model = makeModel(1);
+    const params = model.trainableParameters();
+    const dp = new DPOptimizer(model, new Recorder(params, 1), {
+      noiseMultiplier: 1e17,
+      maxGradNorm: 1e20, // noise std 1e37, divided by an expected batch of 1e-3: Inf in float
+      expectedBatchSize: 1e-3,
+      rng: new Rng({ seed: SEED }),
+    });
+    dp.setSubspace(new GradientSubspace(orthonormalBasis(3, d, 5), 3));
+    const { x, y } = gather(data, [0, 1]);
+    model.backward(mseLoss(model.forward(x), y).grad);
+    dp.accumulate();
+    const before = snapshotOf(model);
+    expectError(() => dp.step(), 'PerSampleGradError', /non-finite/);
+    expect(snapshotOf(model)).toEqual(before);
+    expect(dp.accumulatedSamples).toBe(0);
   });
 
   test('a record with a NaN input contributes nothing', () => {
@@ -386,10 +526,10 @@ describe('DP optimizer: subspace mode', () => {
       /trainable size/,
     );
     expectInvalidArgument(() => dp.setSubspace({} as GradientSubspace), 'space');
-    expectInvalidArgument(
+    expectCode(
       () => mk('perLayer').setSubspace(new GradientSubspace(orthonormalBasis(2, d, 1), 2)),
-      'space',
-      /flat/,
+      'ERR_DPLORA_INVALID_STATE',
+      { message: /flat/ },
     );
     const { x, y } = gather(data, [0, 1]);
     model.backward(mseLoss(model.forward(x), y).grad);
@@ -480,6 +620,31 @@ describe('GradientSubspace.fromGradients', () => {
         inSpan += dot * dot;
       }
       expect(inSpan).toBeGreaterThan(1 - 1e-6);
+    }
+  });
+
+  test("the fit does not depend on the gradients' scale (tiny or huge rows)", () => {
+    const d = 50;
+    const count = 12;
+    const rows = new Float32Array(count * d);
+    let st = 7;
+    for (let j = 0; j < rows.length; j++) {
+      st = (Math.imul(st, 1664525) + 1013904223) >>> 0;
+      rows[j] = st / 2 ** 32 - 0.5;
+    }
+    const ref = GradientSubspace.fromGradients(rows, count, { rank: 4 });
+    for (const scale of [2 ** 70, 2 ** -90]) {
+      const fit = GradientSubspace.fromGradients(
+        rows.map((v) => v * scale),
+        count,
+        { rank: 4 },
+      );
+      for (let r = 0; r < 4; r++) {
+        let dot = 0;
+        for (let j = 0; j < d; j++) dot += fit.basis[r * d + j] * ref.basis[r * d + j];
+        expect(Math.abs(dot)).toBeGreaterThan(1 - 1e-4);
+      }
+      expect(fit.captured!).toBeCloseTo(ref.captured!, 4);
     }
   });
 
@@ -595,3 +760,8 @@ test("the README's snippet: a private run with the subspace refitted from public
   const moved = model.trainableParameters().some((p, i) => maxAbsDiff(p.data, before[i]) > 0);
   expect(moved).toBe(true);
 });
+
+/** Flattened copy of a model's trainable parameters. */
+function snapshotOf(model: Module): Float64Array {
+  return flat(model.trainableParameters().map((p) => p.data.slice()));
+}

@@ -38,6 +38,11 @@ export interface DPStepHooks {
   afterNoise?(): void;
   /** Called after the update. */
   afterStep?(): void;
+  /**
+   * True while a logical batch drawn by the engine has not been stepped: its micro-batches are
+   * private, so public gradients are not read and the subspace is not changed meanwhile.
+   */
+  batchOpen?(): boolean;
 }
 
 /** Options of {@link DPOptimizer}. */
@@ -128,8 +133,18 @@ export class DPOptimizer {
   private micro = 0;
   /** Diagnostics of the last completed step (non-private). */
   lastStepStats: DPStepStats | null = null;
-  /** Subspace mode: the basis, and the clipped sum of the coordinates in double. */
-  private sub: { space: GradientSubspace; sum: Float64Array } | null = null;
+  /**
+   * Subspace mode: the space as given, the optimizer's own copy of its basis (what later
+   * changes to `space.basis` cannot reach), its rank, the clipping norm applied to the
+   * coordinates, and their clipped sum in double.
+   */
+  private sub: {
+    space: GradientSubspace;
+    basis: Float32Array;
+    rank: number;
+    clip: number;
+    sum: Float64Array;
+  } | null = null;
   /** Column of each tracked parameter in a concatenated gradient row. */
   private readonly columns = new Map<Parameter, number>();
   /** Total trainable size (the length of a concatenated gradient row). */
@@ -358,31 +373,31 @@ export class DPOptimizer {
   /**
    * Subspace mode (opt-in): from the next logical batch on, each record's gradient `g_i` (all
    * tracked parameters concatenated, {@link DPOptimizer.tracked} order) is replaced by its
-   * coordinates `U g_i` in `space`; those are clipped to C, summed, and noised with N(0,
-   * (sigma C)^2) on each of the `space.rank` coordinates once per logical batch; the update is
-   * `U^T (noisy sum) / B`. The privacy guarantee and its accounting are unchanged (see
-   * lib/privacy/gradient_subspace.ts); the noise's norm drops from about `sigma C sqrt(dim)`
-   * to `sigma C sqrt(rank)`, and what lies outside the subspace is not applied. The basis must
-   * not depend on private records. `null` returns to full-dimensional noise. Only between
-   * logical batches, with flat clipping, and on modules that can write per-sample rows.
+   * coordinates `U g_i` in `space`; those are clipped to `C / sqrt(1 + rho)` (`rho`: a
+   * Gershgorin bound on `U U^T - I`, so that one record also moves the lifted sum by at most
+   * C; a basis with `rho > 0.5` is refused), summed, and noised with N(0, (sigma C)^2) on each
+   * of the rank coordinates once per logical batch; the update is `U^T (noisy sum) / B`. The
+   * privacy guarantee and its accounting are unchanged (see lib/privacy/gradient_subspace.ts);
+   * the noise's norm drops from about `sigma C sqrt(dim)` to `sigma C sqrt(rank)`, and what
+   * lies outside the subspace is not applied. The basis must not depend on private records; the
+   * optimizer keeps its own copy of it. `null` returns to full-dimensional noise. Only between
+   * steps (not from the engine's nextBatch() until step()), with flat clipping, without
+   * DP-AdamBC, and on modules that can write per-sample rows.
    */
   setSubspace(space: GradientSubspace | null): void {
     if (space !== null && !(space instanceof GradientSubspace))
       throw new InvalidArgumentError('space', 'setSubspace: must be a GradientSubspace or null');
-    if (this.samples > 0 || this.hasPendingCapture())
-      throw new InvalidStateError(
-        'setSubspace: a logical batch is being accumulated; change the subspace only between steps',
-      );
+    this.refuseMidBatch('setSubspace');
     if (space === null) {
       this.sub = null;
       return;
     }
     if (this.clipping !== 'flat')
-      throw new InvalidArgumentError(
-        'space',
-        "setSubspace: needs flat clipping (clipping: 'flat')",
-      );
-    if (space.dim !== this.trainableSize)
+      throw new InvalidStateError("setSubspace: needs flat clipping (clipping: 'flat')");
+    this.refuseAdamBc('setSubspace');
+    const basis = space.basis.slice();
+    const rank = basis.length / this.trainableSize;
+    if (!Number.isSafeInteger(rank) || rank < 1 || space.dim !== this.trainableSize)
       throw new InvalidArgumentError(
         'space',
         `setSubspace: the basis rows have length ${space.dim}, the model's trainable size is ${this.trainableSize}`,
@@ -392,7 +407,37 @@ export class DPOptimizer {
       throw new PerSampleGradError(
         `setSubspace: module(s) ${lacking.map((t) => `'${t.path || '<root>'}'`).join(', ')} cannot write per-sample rows (writePerSampleRows)`,
       );
-    this.sub = { space, sum: new Float64Array(space.rank) };
+    const rho = orthonormalityDefect(basis, rank, this.trainableSize);
+    if (!(rho <= 0.5))
+      throw new InvalidArgumentError(
+        'space',
+        `setSubspace: the basis rows must be orthonormal (Gershgorin defect of U U^T - I is ${rho}, at most 0.5 allowed)`,
+      );
+    // ||U^T x|| <= sqrt(1 + rho) ||x||: clipping the coordinates to C / sqrt(1 + rho) keeps one
+    // record's share of the lifted sum within C as well (noise stays sigma C: more, not less).
+    const clip = (this.maxGradNorm / Math.sqrt(1 + rho)) * (1 - 1e-12);
+    this.sub = { space, basis, rank, clip, sum: new Float64Array(rank) };
+  }
+
+  /**
+   * Throws an InvalidStateError while a logical batch is drawn or being accumulated (a pending
+   * capture counts unless `capturePending` allows it: the public micro-batch being read).
+   */
+  private refuseMidBatch(who: string, capturePending = false): void {
+    const pending = !capturePending && this.hasPendingCapture();
+    if (this.samples > 0 || pending || (this.hooks.batchOpen?.() ?? false))
+      throw new InvalidStateError(
+        `${who}: a logical batch is drawn or being accumulated; call it only between steps`,
+      );
+  }
+
+  /** DP-AdamBC subtracts full-dimensional noise variance: wrong under subspace noise. */
+  private refuseAdamBc(who: string): void {
+    const v = (this.inner as { noiseVariance?: unknown }).noiseVariance;
+    if (typeof v === 'number' && v > 0)
+      throw new InvalidStateError(
+        `${who}: the wrapped optimizer's DP-AdamBC correction (noiseVariance ${v}) assumes full-dimensional noise; turn it off (setNoiseVariance(0)) for subspace mode`,
+      );
   }
 
   /**
@@ -405,10 +450,7 @@ export class DPOptimizer {
    */
   publicPerSampleGradients(): PerSampleGradientRows {
     // Between logical batches only: mid-batch, a pending capture may be a private micro-batch.
-    if (this.samples > 0)
-      throw new InvalidStateError(
-        'publicPerSampleGradients(): a logical batch is being accumulated; read public gradients only between steps',
-      );
+    this.refuseMidBatch('publicPerSampleGradients()', true);
     const batches = this.tracked.map((t) => t.module.captureBatch());
     try {
       if (batches.some((b) => b < 0))
@@ -452,16 +494,15 @@ export class DPOptimizer {
    * summed, factor rounded down, non-finite rows dropped) and added to the double sum.
    */
   private accumulateProjected(batch: number): void {
-    const { space } = this.sub!;
+    const { basis, rank: k } = this.sub!;
     const d = this.trainableSize;
-    const k = space.rank;
     const block = Math.max(1, Math.min(batch, Math.floor(PER_SAMPLE_BUDGET.floats / d)));
     const rows = new Float32Array(block * d);
     const coords = new Float32Array(batch * k);
     for (let i0 = 0; i0 < batch; i0 += block) {
       const n = Math.min(block, batch - i0);
       this.writeRows(i0, n, rows);
-      sgemm(rows, space.basis, coords.subarray(i0 * k, (i0 + n) * k), {
+      sgemm(rows, basis, coords.subarray(i0 * k, (i0 + n) * k), {
         m: n,
         n: k,
         k: d,
@@ -473,11 +514,11 @@ export class DPOptimizer {
 
   /** Clips (unless `clip` is false: the audit's test aid) and sums coordinate rows. */
   private addCoordinates(coords: Float32Array, count: number, clip: boolean): void {
-    const k = this.sub!.space.rank;
+    const { rank: k, clip: maxNorm } = this.sub!;
     let factors: Float32Array;
     if (clip) {
       const normsSq = rowsSumSq(coords, count, k, new Float64Array(count));
-      const r = clipFactors(normsSq, this.maxGradNorm);
+      const r = clipFactors(normsSq, maxNorm);
       this.clipped += r.clipped;
       this.nonfinite += r.nonfinite;
       factors = r.factors;
@@ -512,10 +553,9 @@ export class DPOptimizer {
         `must be a Float32Array of count * ${total} (the trainable size) elements`,
       );
     if (this.sub) {
-      const k = this.sub.space.rank;
+      const { basis, rank: k } = this.sub;
       const coords = new Float32Array(count * k);
-      if (count > 0)
-        sgemm(rows, this.sub.space.basis, coords, { m: count, n: k, k: total, transB: true });
+      if (count > 0) sgemm(rows, basis, coords, { m: count, n: k, k: total, transB: true });
       this.addCoordinates(coords, count, clip);
       this.samples += count;
       return;
@@ -564,6 +604,7 @@ export class DPOptimizer {
    */
   step(): void {
     this.checkTrainableSet();
+    if (this.sub) this.refuseAdamBc('step()');
     if (this.hooks.beforeStep) this.hooks.beforeStep();
     if (this.hasPendingCapture()) this.accumulate();
     const scale = 1 / this.expectedBatchSize;
@@ -571,14 +612,14 @@ export class DPOptimizer {
     const grads = new Map<Parameter, Float32Array>();
     if (this.sub) {
       // Noise on the rank coordinates, once; the lift U^T (sum + noise) / B is post-processing.
-      const { space, sum } = this.sub;
-      const c = new Float32Array(space.rank);
+      const { basis, rank, sum } = this.sub;
+      const c = new Float32Array(rank);
       if (this.noiseStd > 0) this.rng.addGaussianNoise(c, this.noiseStd);
       if (noisyMean(sum, c, scale) !== 0) finite = false;
-      const full = sgemm(c, space.basis, new Float32Array(this.trainableSize), {
+      const full = sgemm(c, basis, new Float32Array(this.trainableSize), {
         m: 1,
         n: this.trainableSize,
-        k: space.rank,
+        k: rank,
       });
       for (const t of this.tracked)
         for (const p of t.params) {
@@ -652,4 +693,36 @@ export class DPOptimizer {
   set lr(v: number) {
     this.inner.lr = v;
   }
+}
+
+/**
+ * Gershgorin bound on the defect of a basis from orthonormal: `max_i sum_j |G_ij - delta_ij|`
+ * with `G = U U^T` formed in double from the float rows (products exact), plus a bound on the
+ * rounding of those sums. Then `lambda_max(U U^T) <= 1 + defect`, so `||U^T x|| <= sqrt(1 +
+ * defect) ||x||`. Infinity for a non-finite result.
+ */
+function orthonormalityDefect(basis: Float32Array, rank: number, dim: number): number {
+  const g = new Float64Array(rank * rank);
+  let maxSq = 0;
+  for (let i = 0; i < rank; i++) {
+    const ui = basis.subarray(i * dim, (i + 1) * dim);
+    for (let j = 0; j <= i; j++) {
+      const uj = basis.subarray(j * dim, (j + 1) * dim);
+      let acc = 0;
+      for (let t = 0; t < dim; t++) acc += ui[t] * uj[t];
+      g[i * rank + j] = acc;
+      g[j * rank + i] = acc;
+    }
+    maxSq = Math.max(maxSq, g[i * rank + i]);
+  }
+  // |computed - exact| <= dim * 2^-53 * ||u_i|| ||u_j|| per entry (with margin), summed over a row.
+  const rounding = rank * dim * 2 ** -51 * maxSq;
+  let worst = 0;
+  for (let i = 0; i < rank; i++) {
+    let r = 0;
+    for (let j = 0; j < rank; j++) r += Math.abs(g[i * rank + j] - (i === j ? 1 : 0));
+    worst = Math.max(worst, r);
+  }
+  const d = worst + rounding;
+  return Number.isFinite(d) ? d : Infinity;
 }

@@ -6,12 +6,13 @@
  *
  * In subspace mode each record's gradient `g_i` is replaced by its coordinates
  * `c_i = U g_i` (`rank` floats), and the privacy mechanism runs on those: `c_i` is clipped to
- * C (its norm taken in double from the float values that are summed, as for any clipped
- * tensor), summed in double, and Gaussian noise of standard deviation `sigma C` is added to
- * each of the `rank` coordinates once per logical batch. The update `U^T (noisy sum) / B` is
- * post-processing. So the guarantee is the one of the full-dimensional mechanism, with the same
- * noise multiplier and accounting, for ANY finite basis: orthonormality only matters for
- * utility. The noise's norm shrinks from about `sigma C sqrt(dim)` to `sigma C sqrt(rank)`; the
+ * at most C (its norm taken in double from the float values that are summed, as for any
+ * clipped tensor), summed in double, and Gaussian noise of standard deviation `sigma C` is
+ * added to each of the `rank` coordinates once per logical batch. The update
+ * `U^T (noisy sum) / B` is post-processing. So the guarantee is the one of the
+ * full-dimensional mechanism, with the same noise multiplier and accounting, for any finite
+ * basis. The DP optimizer also clips to `C / sqrt(1 + rho)` (`rho` bounding how far the basis
+ * is from orthonormal) so that one record moves the lifted sum by at most C too. The noise's norm shrinks from about `sigma C sqrt(dim)` to `sigma C sqrt(rank)`; the
  * part of the gradient outside the subspace is not applied.
  *
  * The basis must not depend on the private records (estimate it from public data, or from the
@@ -20,7 +21,7 @@
  */
 import { sgemm } from '../kernels/linalg';
 import { InvalidArgumentError } from '../errors';
-import { requireFloat32Array, requireInt, requireObject } from '../validate';
+import { requireFloat32Array, requireInt, requireNumber, requireObject } from '../validate';
 
 /** Options of {@link GradientSubspace.fromGradients}. */
 export interface SubspaceFitOptions {
@@ -64,6 +65,7 @@ export class GradientSubspace {
     for (let j = 0; j < basis.length; j++)
       if (!Number.isFinite(basis[j]))
         throw new InvalidArgumentError('basis', `must be finite, got ${basis[j]} at ${j}`);
+    if (captured !== null) requireNumber('captured', captured, { min: 0, max: 1 });
     this.rank = rank;
     this.dim = basis.length / rank;
     this.basis = basis.slice();
@@ -96,9 +98,18 @@ export class GradientSubspace {
     const over = requireInt('oversample', options.oversample ?? 10, { min: 0 });
     const iters = requireInt('powerIterations', options.powerIterations ?? 2, { min: 0, max: 20 });
     const seed = requireInt('seed', options.seed ?? 1, { min: 0 });
-    for (let j = 0; j < rows.length; j++)
+    let maxAbs = 0;
+    for (let j = 0; j < rows.length; j++) {
       if (!Number.isFinite(rows[j]))
         throw new InvalidArgumentError('rows', `must be finite, got ${rows[j]} at ${j}`);
+      maxAbs = Math.max(maxAbs, Math.abs(rows[j]));
+    }
+    // Scaled by a power of two to a largest magnitude in [0.5, 1): the float products below
+    // neither overflow nor underflow whatever the gradients' scale (the subspace is unchanged).
+    if (maxAbs > 0 && (maxAbs < 0.5 || maxAbs >= 1)) {
+      const s = 2 ** -Math.ceil(Math.log2(maxAbs) + 1e-12);
+      rows = rows.map((v) => v * s);
+    }
     const l = Math.min(rank + over, count, dim);
     // Y = R Omega (count x l), Omega Gaussian (dim x l).
     const omega = gaussianMatrix(dim * l, seed);

@@ -343,7 +343,10 @@ export class PrivacyEngine {
       perLayerMaxGradNorm: o.perLayerMaxGradNorm,
     });
     // The step is charged to the ledger in beforeStep, before noise is drawn or anything updated.
-    dp.hooks = { beforeStep: () => this.beforeStep() };
+    dp.hooks = {
+      beforeStep: () => this.beforeStep(),
+      batchOpen: () => this.batchPending !== null,
+    };
     this.model = o.model;
     this.dp = dp;
     this.sampler_ = sampler;

@@ -95,6 +95,8 @@ export function dpGradient(
   for (let s = 0; s < records.length; s += Math.max(1, micro)) {
     const part = records.slice(s, s + Math.max(1, micro));
     const seq = part[0].seq;
+    if (part.some((r) => r.seq !== seq))
+      throw new Error('dpGradient: the records of one micro-batch must have the same length');
     const x = new Float32Array(part.length * seq * F);
     const y = new Float32Array(part.length * seq * P);
     part.forEach((r, k) => {
