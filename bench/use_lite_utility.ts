@@ -74,6 +74,7 @@ import { WeightAverage } from '../lib/optim/weight_average';
 import { PrivacyEngine } from '../lib/privacy/privacy_engine';
 import type { DPOptimizer } from '../lib/privacy/dp_optimizer';
 import { GradientSubspace } from '../lib/privacy/gradient_subspace';
+import { clipRows } from '../lib/kernels/linalg';
 import { calibrateNoiseMultiplier } from '../lib/accounting';
 import { InitRandom } from '../lib/nn/init';
 import { Tensor } from '../lib/nn/tensor';
@@ -362,7 +363,7 @@ function subspaceHook(
   if (fromProbe && !probe) throw new Error('--subspace-source validation needs --tune');
   const src = fromProbe ? probe! : pub;
   const n = Math.min(src.n, Number(arg('subspace-public', '1000')));
-  const clipRows = arg('subspace-clip', '0') === '1';
+  const clipPublic = arg('subspace-clip', '0') === '1';
   if (!(Number.isSafeInteger(rank) && rank > 0 && rank <= n && every >= 1))
     throw new Error(`--subspace must be an integer in [1, ${n}] and --subspace-every >= 1`);
   const idx = Array.from({ length: n }, (_, i) => i);
@@ -372,7 +373,7 @@ function subspaceHook(
     if (step % every !== 0) return;
     const t = Date.now();
     const rows = publicGradientRows(clf, src, optimizer, idx, physical);
-    if (clipRows) clipEachRow(rows, n, clip);
+    if (clipPublic) clipRows(rows, n, rows.length / n, clip);
     const space = GradientSubspace.fromGradients(rows, n, { rank });
     optimizer.setSubspace(space);
     const fit: Record<string, number> = {
@@ -391,18 +392,6 @@ function subspaceHook(
   return { refit, fits };
 }
 
-/** Clips each of the `count` rows to L2 norm `c` in place. */
-function clipEachRow(rows: Float32Array, count: number, c: number): void {
-  const d = rows.length / count;
-  for (let i = 0; i < count; i++) {
-    const r = rows.subarray(i * d, (i + 1) * d);
-    let s = 0;
-    for (let j = 0; j < d; j++) s += r[j] * r[j];
-    const f = Math.min(1, c / (Math.sqrt(s) + 1e-6));
-    if (f < 1) for (let j = 0; j < d; j++) r[j] *= f;
-  }
-}
-
 /** Non-private diagnostics of a basis on probe gradients (see {@link subspaceHook}). */
 function subspaceShares(
   space: GradientSubspace,
@@ -411,7 +400,7 @@ function subspaceShares(
   clip: number,
 ): { meanCaptured: number; recordCaptured: number } {
   const d = space.dim;
-  clipEachRow(rows, count, clip);
+  clipRows(rows, count, d, clip);
   const mean = new Float64Array(d);
   let record = 0;
   const inside = (v: ArrayLike<number>) => {

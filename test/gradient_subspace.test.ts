@@ -19,7 +19,7 @@ import {
 import { Adam } from '../lib/optim';
 import { lcg } from './helpers/nn_ref';
 import { PER_SAMPLE_BUDGET } from '../lib/nn/per_sample';
-import { DPOptimizer, GradientSubspace, PrivacyEngine } from '../lib/privacy';
+import { ClippingMode, DPOptimizer, GradientSubspace, PrivacyEngine } from '../lib/privacy';
 import { Data, IN, OUT, gather, makeData, makeModel, privateSgd, quiet } from './helpers/dp_setup';
 import { expectCode, expectError, expectInvalidArgument } from './helpers/errors';
 import {
@@ -72,6 +72,20 @@ function coordinateBasis(cols: number[], d: number): Float32Array {
   return out;
 }
 
+/** A DP optimizer over `model` that hands its gradient to a Recorder (`dp.inner`); seeded noise. */
+function recordingDp(
+  model: Module,
+  o: { sigma?: number; C?: number; expected?: number; rng?: Rng; clipping?: ClippingMode } = {},
+): DPOptimizer {
+  return new DPOptimizer(model, new Recorder(model.trainableParameters(), 1), {
+    noiseMultiplier: o.sigma ?? 1,
+    maxGradNorm: o.C ?? 1,
+    expectedBatchSize: o.expected ?? 1,
+    rng: o.rng ?? new Rng({ seed: SEED }),
+    clipping: o.clipping,
+  });
+}
+
 interface StepOptions {
   C: number;
   space?: GradientSubspace | null;
@@ -84,13 +98,13 @@ interface StepOptions {
 /** The gradient the DP optimizer hands over for records `idx` of `d` (one logical batch). */
 function stepGrad(model: Module, d: Data, idx: number[], o: StepOptions): Float64Array {
   const params = model.trainableParameters();
-  const rec = new Recorder(params, 1);
-  const dp = new DPOptimizer(model, rec, {
-    noiseMultiplier: o.sigma ?? 0,
-    maxGradNorm: o.C,
-    expectedBatchSize: o.expected ?? 1,
-    rng: o.rng ?? new Rng({ seed: SEED }),
+  const dp = recordingDp(model, {
+    sigma: o.sigma ?? 0,
+    C: o.C,
+    expected: o.expected ?? 1,
+    rng: o.rng,
   });
+  const rec = dp.inner as Recorder;
   if (o.space) dp.setSubspace(o.space);
   const micro = o.micro ?? Math.max(1, idx.length);
   for (let s = 0; s < idx.length; s += micro) {
@@ -252,12 +266,7 @@ describe('DP optimizer: subspace mode', () => {
     const far = orthonormalBasis(3, n, 21);
     for (let j = 0; j < n; j++) far[j] *= 1000;
     const model = makeSensModel(kind, 'auto');
-    const dp = new DPOptimizer(model, new Recorder(model.trainableParameters(), 1), {
-      noiseMultiplier: 1,
-      maxGradNorm: 1,
-      expectedBatchSize: 1,
-      rng: new Rng({ seed: SEED }),
-    });
+    const dp = recordingDp(model);
     expectInvalidArgument(
       () => dp.setSubspace(new GradientSubspace(far, 3)),
       'space',
@@ -271,13 +280,8 @@ describe('DP optimizer: subspace mode', () => {
     const want = stepGrad(makeModel(1), data, idx, { C: 0.3, space });
     const model = makeModel(1);
     const params = model.trainableParameters();
-    const rec = new Recorder(params, 1);
-    const dp = new DPOptimizer(model, rec, {
-      noiseMultiplier: 0,
-      maxGradNorm: 0.3,
-      expectedBatchSize: 1,
-      rng: new Rng({ seed: SEED }),
-    });
+    const dp = recordingDp(model, { sigma: 0, C: 0.3 });
+    const rec = dp.inner as Recorder;
     dp.setSubspace(space);
     space.basis.fill(NaN);
     (space as { rank: number }).rank = 1;
@@ -351,13 +355,8 @@ describe('DP optimizer: subspace mode', () => {
 
   test('a non-finite noisy update is never applied in subspace mode', () => {
     const model = makeModel(1);
-    const params = model.trainableParameters();
-    const dp = new DPOptimizer(model, new Recorder(params, 1), {
-      noiseMultiplier: 1e17,
-      maxGradNorm: 1e20, // noise std 1e37, divided by an expected batch of 1e-3: Inf in float
-      expectedBatchSize: 1e-3,
-      rng: new Rng({ seed: SEED }),
-    });
+    // Noise std 1e37, divided by an expected batch of 1e-3: Inf in float.
+    const dp = recordingDp(model, { sigma: 1e17, C: 1e20, expected: 1e-3 });
     dp.setSubspace(new GradientSubspace(orthonormalBasis(3, d, 5), 3));
     const { x, y } = gather(data, [0, 1]);
     model.backward(mseLoss(model.forward(x), y).grad);
@@ -442,13 +441,8 @@ describe('DP optimizer: subspace mode', () => {
   test('gradient-space records (accumulateGradients) are projected and clipped too', () => {
     const model = makeModel(1);
     const params = model.trainableParameters();
-    const rec = new Recorder(params, 1);
-    const dp = new DPOptimizer(model, rec, {
-      noiseMultiplier: 0,
-      maxGradNorm: 0.5,
-      expectedBatchSize: 1,
-      rng: new Rng({ seed: SEED }),
-    });
+    const dp = recordingDp(model, { sigma: 0, C: 0.5 });
+    const rec = dp.inner as Recorder;
     const basis = orthonormalBasis(4, d, 8);
     dp.setSubspace(new GradientSubspace(basis, 4));
     const row = new Float32Array(d);
@@ -462,12 +456,7 @@ describe('DP optimizer: subspace mode', () => {
 
   test('publicPerSampleGradients returns per-record gradients and accumulates nothing', () => {
     const model = makeModel(1);
-    const dp = new DPOptimizer(model, new Recorder(model.trainableParameters(), 1), {
-      noiseMultiplier: 1,
-      maxGradNorm: 1,
-      expectedBatchSize: 1,
-      rng: new Rng({ seed: SEED }),
-    });
+    const dp = recordingDp(model);
     const idx = [3, 7, 9];
     const { x, y } = gather(data, idx);
     model.backward(mseLoss(model.forward(x), y).grad);
@@ -511,14 +500,7 @@ describe('DP optimizer: subspace mode', () => {
     expectInvalidArgument(() => new GradientSubspace(Float32Array.of(1, NaN), 1), 'basis');
     expectInvalidArgument(() => new GradientSubspace(Float32Array.of(1, 2), 0), 'rank');
     const model = makeModel(1);
-    const mk = (clipping: 'flat' | 'perLayer') =>
-      new DPOptimizer(model, new Recorder(model.trainableParameters(), 1), {
-        noiseMultiplier: 1,
-        maxGradNorm: 1,
-        expectedBatchSize: 1,
-        rng: new Rng({ seed: SEED }),
-        clipping,
-      });
+    const mk = (clipping: 'flat' | 'perLayer') => recordingDp(model, { clipping });
     const dp = mk('flat');
     expectInvalidArgument(
       () => dp.setSubspace(new GradientSubspace(orthonormalBasis(2, d + 1, 1), 2)),
@@ -568,12 +550,7 @@ test('a trainable module that cannot write per-sample rows is refused by name', 
     releaseCapture(): void {}
   }
   const model = new Sequential(new Custom());
-  const dp = new DPOptimizer(model, new Recorder(model.trainableParameters(), 1), {
-    noiseMultiplier: 1,
-    maxGradNorm: 1,
-    expectedBatchSize: 1,
-    rng: new Rng({ seed: SEED }),
-  });
+  const dp = recordingDp(model);
   expectError(
     () => dp.setSubspace(new GradientSubspace(Float32Array.of(1, 0), 1)),
     'PerSampleGradError',

@@ -303,25 +303,7 @@ export class DPOptimizer {
    */
   accumulate(): void {
     this.checkTrainableSet();
-    const batches = this.tracked.map((t) => t.module.captureBatch());
-    const missing = this.tracked.filter((_, k) => batches[k] < 0).map((t) => t.path || '<root>');
-    if (missing.length === this.tracked.length)
-      throw new PerSampleGradError(
-        'accumulate(): no per-sample information pending; run forward and backward on the micro-batch first',
-      );
-    if (missing.length > 0) {
-      for (const t of this.tracked) t.module.releaseCapture();
-      throw new PerSampleGradError(
-        `accumulate(): no per-sample information for trainable module(s) ${missing.join(', ')}; every trainable parameter must take part in each backward pass`,
-      );
-    }
-    const batch = batches[0];
-    if (batches.some((b) => b !== batch)) {
-      for (const t of this.tracked) t.module.releaseCapture();
-      throw new PerSampleGradError(
-        `accumulate(): modules captured different batch sizes (${batches.join(', ')})`,
-      );
-    }
+    const batch = this.capturedBatch('accumulate()');
     if (batch > 0 && this.sub) {
       this.accumulateProjected(batch);
     } else if (batch > 0) {
@@ -360,6 +342,34 @@ export class DPOptimizer {
     for (const t of this.tracked) t.module.releaseCapture();
     this.samples += batch;
     this.micro++;
+  }
+
+  /**
+   * The batch size every tracked module captured in the pending backward. Throws (a
+   * PerSampleGradError, `who` naming the caller) when none is pending, and, after dropping the
+   * captures, when some module has none or the sizes differ.
+   */
+  private capturedBatch(who: string): number {
+    const batches = this.tracked.map((t) => t.module.captureBatch());
+    const missing = this.tracked.filter((_, k) => batches[k] < 0).map((t) => t.path || '<root>');
+    if (missing.length === this.tracked.length)
+      throw new PerSampleGradError(
+        `${who}: no per-sample information pending; run forward and backward on the micro-batch first`,
+      );
+    if (missing.length > 0) {
+      for (const t of this.tracked) t.module.releaseCapture();
+      throw new PerSampleGradError(
+        `${who}: no per-sample information for trainable module(s) ${missing.join(', ')}; every trainable parameter must take part in each backward pass`,
+      );
+    }
+    const batch = batches[0];
+    if (batches.some((b) => b !== batch)) {
+      for (const t of this.tracked) t.module.releaseCapture();
+      throw new PerSampleGradError(
+        `${who}: modules captured different batch sizes (${batches.join(', ')})`,
+      );
+    }
+    return batch;
   }
 
   /**
@@ -402,11 +412,7 @@ export class DPOptimizer {
         'space',
         `setSubspace: the basis rows have length ${space.dim}, the model's trainable size is ${this.trainableSize}`,
       );
-    const lacking = this.tracked.filter((t) => typeof t.module.writePerSampleRows !== 'function');
-    if (lacking.length > 0)
-      throw new PerSampleGradError(
-        `setSubspace: module(s) ${lacking.map((t) => `'${t.path || '<root>'}'`).join(', ')} cannot write per-sample rows (writePerSampleRows)`,
-      );
+    this.requireRowWriters('setSubspace');
     const rho = orthonormalityDefect(basis, rank, this.trainableSize);
     if (!(rho <= 0.5))
       throw new InvalidArgumentError(
@@ -431,6 +437,15 @@ export class DPOptimizer {
       );
   }
 
+  /** Throws a PerSampleGradError naming the tracked modules that cannot write per-sample rows. */
+  private requireRowWriters(who: string): void {
+    const lacking = this.tracked.filter((t) => typeof t.module.writePerSampleRows !== 'function');
+    if (lacking.length > 0)
+      throw new PerSampleGradError(
+        `${who}: module(s) ${lacking.map((t) => `'${t.path || '<root>'}'`).join(', ')} cannot write per-sample rows (writePerSampleRows)`,
+      );
+  }
+
   /** DP-AdamBC subtracts full-dimensional noise variance: wrong under subspace noise. */
   private refuseAdamBc(who: string): void {
     const v = (this.inner as { noiseVariance?: unknown }).noiseVariance;
@@ -451,17 +466,9 @@ export class DPOptimizer {
   publicPerSampleGradients(): PerSampleGradientRows {
     // Between logical batches only: mid-batch, a pending capture may be a private micro-batch.
     this.refuseMidBatch('publicPerSampleGradients()', true);
-    const batches = this.tracked.map((t) => t.module.captureBatch());
     try {
-      if (batches.some((b) => b < 0))
-        throw new PerSampleGradError(
-          'publicPerSampleGradients(): every trainable module needs a pending capture; run forward and backward in perSample mode first',
-        );
-      const count = batches[0];
-      if (batches.some((b) => b !== count))
-        throw new PerSampleGradError(
-          `publicPerSampleGradients(): modules captured different batch sizes (${batches.join(', ')})`,
-        );
+      this.requireRowWriters('publicPerSampleGradients()');
+      const count = this.capturedBatch('publicPerSampleGradients()');
       const rows = new Float32Array(count * this.trainableSize);
       this.writeRows(0, count, rows);
       return { rows, count };
@@ -479,13 +486,9 @@ export class DPOptimizer {
         throw new PerSampleGradError('a module captured a parameter the optimizer does not track');
       return c;
     };
-    for (const t of this.tracked) {
-      if (typeof t.module.writePerSampleRows !== 'function')
-        throw new PerSampleGradError(
-          `module '${t.path || '<root>'}' cannot write per-sample rows (writePerSampleRows)`,
-        );
-      t.module.writePerSampleRows(i0, n, rows, this.trainableSize, column);
-    }
+    // Every tracked module has the method: setSubspace and publicPerSampleGradients check it.
+    for (const t of this.tracked)
+      t.module.writePerSampleRows!(i0, n, rows, this.trainableSize, column);
   }
 
   /**
@@ -628,17 +631,18 @@ export class DPOptimizer {
           for (let j = 0; j < g.length && finite; j++) if (!Number.isFinite(g[j])) finite = false;
           grads.set(p, g);
         }
-    }
-    for (const t of this.sub ? [] : this.tracked) {
-      for (const p of t.params) {
-        // Noise is added to the double-precision clipped sum; rounding the
-        // noisy sum to float afterwards is post-processing.
-        const sum = this.sink(p);
-        const g = new Float32Array(p.size);
-        if (this.noiseStd > 0) this.rng.addGaussianNoise(g, this.noiseStd);
-        // g = float((sum + noise) * scale), counting non-finite results.
-        if (noisyMean(sum, g, scale) !== 0) finite = false;
-        grads.set(p, g);
+    } else {
+      for (const t of this.tracked) {
+        for (const p of t.params) {
+          // Noise is added to the double-precision clipped sum; rounding the
+          // noisy sum to float afterwards is post-processing.
+          const sum = this.sink(p);
+          const g = new Float32Array(p.size);
+          if (this.noiseStd > 0) this.rng.addGaussianNoise(g, this.noiseStd);
+          // g = float((sum + noise) * scale), counting non-finite results.
+          if (noisyMean(sum, g, scale) !== 0) finite = false;
+          grads.set(p, g);
+        }
       }
     }
     if (this.hooks.afterNoise) this.hooks.afterNoise();

@@ -20,6 +20,7 @@
  * gradients would leak them outside the accounting.
  */
 import { sgemm } from '../kernels/linalg';
+import { Rng } from '../kernels/rng';
 import { InvalidArgumentError } from '../errors';
 import { requireFloat32Array, requireInt, requireNumber, requireObject } from '../validate';
 
@@ -163,28 +164,15 @@ export class GradientSubspace {
   }
 }
 
-/** `n` standard normal floats from a seeded xorshift generator and Box-Muller. */
+/**
+ * `n` standard normal floats for the range finder's test matrix, from the project's ChaCha20
+ * stream keyed by `seed` (a fixed, public key: the test matrix needs no secrecy, only
+ * reproducibility).
+ */
 function gaussianMatrix(n: number, seed: number): Float32Array {
-  let s = (BigInt(seed) * 0x9e3779b97f4a7c15n + 0x2545f4914f6cdd1dn) & 0xffffffffffffffffn;
-  if (s === 0n) s = 1n;
-  let x = Number(s & 0xffffffffn) >>> 0 || 1;
-  let w = Number(s >> 32n) >>> 0 || 7;
-  const next = (): number => {
-    // xorshift64 split in two 32-bit halves (xorshift128 style).
-    let t = x ^ (x << 11);
-    t >>>= 0;
-    x = w;
-    w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
-    return (w + 0.5) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(next()));
-    const th = 2 * Math.PI * next();
-    out[i] = r * Math.cos(th);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(th);
-  }
-  return out;
+  const key = new Uint8Array(32);
+  new DataView(key.buffer).setBigUint64(0, BigInt(seed), true);
+  return new Rng({ seed: key }).addGaussianNoise(new Float32Array(n), 1);
 }
 
 /** Modified Gram-Schmidt (twice) on the `cols` columns of a row-major `rows x cols` matrix. */
