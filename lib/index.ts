@@ -82,6 +82,7 @@ export type {
   TrainerDataset,
   TrainerPrivacy,
   TrainerProgress,
+  TrainerLrSchedule,
   PrivateTrainerOptions,
   ResumeTrainerOptions,
   FitResult,

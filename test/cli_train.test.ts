@@ -151,6 +151,10 @@ describe('dp-lora train (end to end)', () => {
       '20',
       '--checkpoint-every',
       '7',
+      '--lr-schedule',
+      'linear',
+      '--warmup',
+      '0.1',
     ]);
     const r1 = JSON.parse(fs.readFileSync(j1, 'utf8'));
     expect(r1.steps).toBe(20);
@@ -160,7 +164,12 @@ describe('dp-lora train (end to end)', () => {
     expect(r1.accountant).toBe('rdp');
     expect(loadCheckpoint(path.join(out, 'checkpoints')).state.step).toBe(20);
 
-    const { stderr } = await run(['--resume', out, '--json', j2]);
+    // The schedule is part of the run: --resume continues it and refuses another.
+    await expect(run(['--resume', out, '--lr-schedule', 'cosine'])).rejects.toThrow(
+      /drop --lr-schedule/,
+    );
+    const { stdout: out2, stderr } = await run(['--resume', out, '--json', j2]);
+    expect(out2).toMatch(/lr 0\.01, linear, warmup 0\.1,/);
     expect(stderr).toMatch(/resuming the run .* at step 20/);
     expect(stderr).toMatch(/base model loaded from .*base_model\.safetensors/);
     const r2 = JSON.parse(fs.readFileSync(j2, 'utf8'));

@@ -2,6 +2,7 @@ import {
   parseSeed,
   resolveTrainConfig,
   defaultDelta,
+  describeLr,
   OptionError,
   TRAIN_DEFAULTS,
 } from '../lib/cli/train_options';
@@ -30,6 +31,20 @@ describe('train options', () => {
     expect(c.baseDtype).toBeUndefined(); // fp32
     expect(resolveTrainConfig({ baseDtype: 'bf16' }).baseDtype).toBe('bf16');
     expect(resolveTrainConfig({ baseDtype: 'fp32' }).baseDtype).toBe('fp32');
+    expect(c.lrSchedule).toBeUndefined(); // constant lr, as before the option existed
+  });
+
+  test('--lr-schedule and --warmup: stored for the trainer, printed with the lr', () => {
+    const lin = resolveTrainConfig({ lrSchedule: 'linear', warmup: '0.06', lr: '0.003' });
+    expect(lin.lrSchedule).toEqual({ name: 'linear', warmup: 0.06 });
+    expect(describeLr(lin)).toBe('lr 0.003, linear, warmup 0.06');
+    expect(resolveTrainConfig({ lrSchedule: 'cosine' }).lrSchedule).toEqual({
+      name: 'cosine',
+      warmup: 0,
+    });
+    // --warmup alone warms up to a constant lr.
+    expect(resolveTrainConfig({ warmup: '1' }).lrSchedule).toEqual({ name: 'constant', warmup: 1 });
+    expect(describeLr(resolveTrainConfig({}))).toBe('lr 0.01');
   });
 
   test('delta default is min(1e-5, 1/(10 N)) and below 1/N', () => {
@@ -60,6 +75,11 @@ describe('train options', () => {
     [{ limit: '5' }, /--limit: must be at least 20/],
     [{ lr: 'Infinity' }, /--lr/],
     [{ baseDtype: 'fp16' }, /--base-dtype: must be fp32 or bf16/],
+    [{ lrSchedule: 'step' }, /--lr-schedule: must be constant, linear or cosine/],
+    [{ warmup: '1.5' }, /--warmup: must be a fraction/],
+    [{ warmup: '-0.1' }, /--warmup: must be a fraction/],
+    [{ warmup: ' ' }, /--warmup: must be a fraction/],
+    [{ warmup: 'NaN' }, /--warmup: must be a fraction/],
   ])('rejects %p', (raw, re) => {
     expect(() => resolveTrainConfig(raw as any)).toThrow(re);
   });

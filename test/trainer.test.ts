@@ -133,6 +133,107 @@ test('fit stops on abort and maxSteps; resume continues the same ledger; progres
   ).toThrow(/journal .* is missing/);
 });
 
+test("an lr schedule sets each step's lr from the run's step count; a resume continues it and keeps it", async () => {
+  const t = task();
+  const dir = path.join(tmp, 'schedule');
+  const privacy = privacyOf(2); // 400 records, batches of 40: 20 planned steps
+  const base = 0.02;
+  const lrs: number[] = [];
+  const record = (tr: { engine: { optimizer: { lr: number } } }) => (p: { step: number }) => {
+    expect(p.step).toBe(lrs.length + 1);
+    lrs.push(tr.engine.optimizer.lr);
+  };
+  const lrSchedule = { name: 'linear' as const, warmup: 0.25 };
+  const a = PrivateTrainer.create({
+    model: t.model(),
+    loss: crossEntropyLoss,
+    data: t.data,
+    privacy,
+    lr: base,
+    lrSchedule,
+    runDir: dir,
+  });
+  expect(a.plannedSteps).toBe(20);
+  expect(a.lrSchedule).toEqual(lrSchedule);
+  await a.fit({ maxSteps: 7, onProgress: record(a) });
+  a.close();
+  // A resume takes the schedule from the run (none given here) ...
+  const b = PrivateTrainer.resume(dir, {
+    model: t.model(),
+    loss: crossEntropyLoss,
+    data: t.data,
+    lr: base,
+  });
+  expect(b.lrSchedule).toEqual(lrSchedule);
+  const r = await b.fit({ onProgress: record(b) });
+  b.close();
+  expect(r.steps).toBe(20);
+  // Written out: 5 warmup steps (round(0.25 * 20)) rising to base, then a linear decay over the
+  // other 15 that would reach 0 at step 20.
+  const want = Array.from({ length: 20 }, (_, s) =>
+    s < 5 ? (base * (s + 1)) / 5 : base * (1 - (s - 5) / 15),
+  );
+  expect(lrs).toHaveLength(20);
+  lrs.forEach((v, s) => expect(v).toBeCloseTo(want[s], 12));
+  // ... and refuses a different one, naming it.
+  for (const other of [{ name: 'cosine' as const }, { name: 'linear' as const, warmup: 0.1 }])
+    expect(() =>
+      PrivateTrainer.resume(dir, {
+        model: t.model(),
+        loss: crossEntropyLoss,
+        data: t.data,
+        lrSchedule: other,
+      }),
+    ).toThrow(/lrSchedule: is .* a resumed run keeps its schedule/);
+  // Without a schedule the optimizer's lr is left alone.
+  const c = PrivateTrainer.create({
+    model: t.model(),
+    loss: crossEntropyLoss,
+    data: t.data,
+    privacy: privacyOf(0.3),
+    lr: base,
+  });
+  expect(c.lrSchedule).toBeNull();
+  const flat: number[] = [];
+  await c.fit({ onProgress: () => flat.push(c.engine.optimizer.lr) });
+  expect(flat.length).toBe(3);
+  expect(flat.every((v) => v === base)).toBe(true);
+});
+
+test('a bad lr schedule is a typed error naming the field, before any run directory or step', () => {
+  const t = task();
+  for (const [lrSchedule, re] of [
+    [{ name: 'step' }, /lrSchedule\.name/],
+    [{ name: 'linear', warmup: 1.5 }, /lrSchedule\.warmup/],
+    [{ name: 'linear', warmup: NaN }, /lrSchedule\.warmup/],
+    [null, /lrSchedule/],
+  ] as const) {
+    const dir = path.join(tmp, 'bad-schedule');
+    expect(() =>
+      PrivateTrainer.create({
+        model: t.model(),
+        loss: crossEntropyLoss,
+        data: t.data,
+        privacy: privacyOf(1),
+        lrSchedule: lrSchedule as never,
+        runDir: dir,
+      }),
+    ).toThrow(re);
+    expect(
+      codeOf(() =>
+        PrivateTrainer.create({
+          model: t.model(),
+          loss: crossEntropyLoss,
+          data: t.data,
+          privacy: privacyOf(1),
+          lrSchedule: lrSchedule as never,
+        }),
+      ),
+    ).toBe('ERR_DPLORA_INVALID_ARGUMENT');
+    expect(fs.existsSync(dir)).toBe(false);
+  }
+});
+
 describe('run directories', () => {
   test('one process at a time: a live lock is refused, a stale one taken over', () => {
     const dir = path.join(tmp, 'locked');

@@ -28,6 +28,7 @@ import {
 } from './train_model';
 import {
   defaultDelta,
+  describeLr,
   OptionError,
   positiveInt,
   RawTrainOptions,
@@ -316,7 +317,7 @@ async function trainInRun(
     (r) => [
       [
         'LoRA',
-        `${cfg.method}, rank ${cfg.rank}, alpha ${cfg.alpha}, lr ${cfg.lr}, ${cfg.epochs} epochs`,
+        `${cfg.method}, rank ${cfg.rank}, alpha ${cfg.alpha}, ${describeLr(cfg)}, ${cfg.epochs} epochs`,
       ],
       [
         'throughput',
@@ -358,6 +359,16 @@ export function registerTrainCommand(program: Command): void {
       ).choices(['ffa', 'vanilla']),
     )
     .option('--lr <lr>', 'Adam learning rate of the private training (default 0.01)')
+    .addOption(
+      new Option(
+        '--lr-schedule <s>',
+        'learning-rate schedule over the planned private steps: constant (default), linear (decay to 0) or cosine',
+      ).choices(['constant', 'linear', 'cosine']),
+    )
+    .option(
+      '--warmup <fraction>',
+      'fraction of the planned private steps of linear warmup from 0 (default 0)',
+    )
     .option('--clip <C>', 'per-sample gradient clipping norm (default 1)')
     .addOption(
       new Option('--accountant <a>', 'privacy accountant (default pld)').choices(['pld', 'rdp']),

@@ -3,6 +3,7 @@
  */
 import { OptionError } from './format';
 import type { BaseDtype } from '../kernels/linalg';
+import type { ScheduleName } from '../optim/schedules';
 
 export { OptionError };
 
@@ -24,6 +25,11 @@ export interface TrainConfig {
   alpha: number;
   method: LoraMethodName;
   lr: number;
+  /**
+   * Learning-rate schedule over the planned private steps (`--lr-schedule`, `--warmup`); absent:
+   * a constant `lr` (and in runs saved before the options existed).
+   */
+  lrSchedule?: { name: ScheduleName; warmup: number };
   clip: number;
   accountant: AccountantName;
   hidden: number;
@@ -68,6 +74,14 @@ export const TRAIN_DEFAULTS = {
   labelField: 'label',
   checkpointEvery: 50,
 };
+
+/** The learning rate and its schedule as the run summary prints them (`lr 0.01, linear, warmup 0.06`). */
+export function describeLr(cfg: Pick<TrainConfig, 'lr' | 'lrSchedule'>): string {
+  const s = cfg.lrSchedule;
+  return s
+    ? `lr ${cfg.lr}, ${s.name}${s.warmup > 0 ? `, warmup ${s.warmup}` : ''}`
+    : `lr ${cfg.lr}`;
+}
 
 /** delta = min(1e-5, 1 / (10 n)): well below 1/n, the usual requirement. */
 export function defaultDelta(privateSize: number): number {
@@ -166,6 +180,8 @@ export interface RawTrainOptions {
   alpha?: string;
   method?: string;
   lr?: string;
+  lrSchedule?: string;
+  warmup?: string;
   clip?: string;
   accountant?: string;
   hidden?: string;
@@ -266,6 +282,24 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
         `must be fp32 or bf16, got ${JSON.stringify(o.baseDtype)}`,
       );
     cfg.baseDtype = o.baseDtype;
+  }
+  if (o.lrSchedule !== undefined || o.warmup !== undefined) {
+    const name = o.lrSchedule ?? 'constant';
+    if (name !== 'constant' && name !== 'linear' && name !== 'cosine')
+      throw new OptionError(
+        '--lr-schedule',
+        `must be constant, linear or cosine, got ${JSON.stringify(o.lrSchedule)}`,
+      );
+    let warmup = 0;
+    if (o.warmup !== undefined) {
+      warmup = Number(o.warmup);
+      if (o.warmup.trim() === '' || !(warmup >= 0 && warmup <= 1))
+        throw new OptionError(
+          '--warmup',
+          `must be a fraction of the planned steps in [0, 1], got ${JSON.stringify(o.warmup)}`,
+        );
+    }
+    cfg.lrSchedule = { name, warmup };
   }
   if (cfg.limit !== undefined && cfg.limit < 20)
     throw new OptionError('--limit', `must be at least 20, got ${cfg.limit}`);

@@ -451,6 +451,7 @@ export function startTrainer(s: SessionContext, m: SessionModel): TrainSession {
     loss: crossEntropyLoss,
     data: m.data,
     lr: cfg.lr,
+    lrSchedule: cfg.lrSchedule,
     checkpointEvery: cfg.checkpointEvery,
     baseModelFile: m.baseModelFile,
     runInfo: () => ({

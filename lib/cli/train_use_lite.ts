@@ -37,7 +37,13 @@ import {
   useLiteModelFiles,
 } from '../models/use_lite/finetune';
 import type { RunDirectory } from '../trainer/run_dir';
-import { OptionError, RawTrainOptions, TrainConfig, defaultDelta } from './train_options';
+import {
+  OptionError,
+  RawTrainOptions,
+  TrainConfig,
+  defaultDelta,
+  describeLr,
+} from './train_options';
 import { cacheDir } from './train_model';
 import { loadUserTexts } from './train_task';
 import { setBaseDtype } from '../nn/base_dtype';
@@ -444,7 +450,7 @@ async function useLiteInRun(
       ],
       [
         'training',
-        `lr ${cfg.lr}, ${cfg.epochs} epochs, expected batch ${cfg.batchSize}, micro-batches <= ${cfg.physicalBatchSize} bucketed by length`,
+        `${describeLr(cfg)}, ${cfg.epochs} epochs, expected batch ${cfg.batchSize}, micro-batches <= ${cfg.physicalBatchSize} bucketed by length`,
       ],
       [
         'time',

@@ -59,6 +59,36 @@ export function cosineSchedule(o: {
   };
 }
 
+/** Names of the standard learning-rate schedules (see {@link namedSchedule}). */
+export type ScheduleName = 'constant' | 'linear' | 'cosine';
+
+/**
+ * The learning-rate multiplier of a run of `totalSteps` steps, by name: a linear warmup from 0
+ * over `round(warmupFraction * totalSteps)` steps, then 'constant' (1), 'linear' (decay to 0 at
+ * `totalSteps`) or 'cosine' (to 0); built from {@link linearSchedule} and
+ * {@link cosineSchedule}. A schedule depends on the step only (it is public).
+ */
+export function namedSchedule(
+  name: ScheduleName,
+  warmupFraction: number,
+  totalSteps: number,
+): Schedule {
+  if (!['constant', 'linear', 'cosine'].includes(name))
+    throw new InvalidArgumentError(
+      'schedule',
+      `must be constant, linear or cosine, got ${String(name)}`,
+    );
+  if (!(typeof warmupFraction === 'number' && warmupFraction >= 0 && warmupFraction <= 1))
+    throw new InvalidArgumentError(
+      'warmup',
+      `must be a fraction in [0, 1], got ${String(warmupFraction)}`,
+    );
+  const warmupSteps = Math.round(warmupFraction * totalSteps);
+  if (name === 'cosine') return cosineSchedule({ warmupSteps, totalSteps });
+  // 'constant' is the linear schedule that "decays" to 1.
+  return linearSchedule({ warmupSteps, totalSteps, finalFraction: name === 'linear' ? 0 : 1 });
+}
+
 /** Sets `optimizer.lr = baseLr * schedule(step)`; call {@link step} after each optimizer step. */
 export class LRScheduler {
   /** The optimizer's learning rate when the scheduler was made; the schedule multiplies it. */

@@ -21,6 +21,8 @@ import type { SeedLike } from '../privacy/seed';
 import type { LedgerReport } from '../accounting/privacy_ledger';
 import type { AccountantKind, PldParameters } from '../accounting';
 import { Adam } from '../optim/adam';
+import { namedSchedule } from '../optim/schedules';
+import type { Schedule, ScheduleName } from '../optim/schedules';
 import type { Optimizer } from '../optim/optimizer';
 import type { Module } from '../nn/module';
 import { Tensor } from '../nn/tensor';
@@ -260,6 +262,14 @@ export interface PrivateTrainerOptions<T> {
   optimizer?: (params: Parameter[]) => Optimizer;
   /** Learning rate of the default optimizer (default 0.01). */
   lr?: number;
+  /**
+   * Learning-rate schedule over the run's planned steps (default: none, the optimizer's `lr` is
+   * left as it is). Before each step the optimizer's `lr` is set to its value when the run was
+   * created times the schedule's multiplier at the run's step count (the ledger's), so a
+   * resumed run continues the schedule. Saved with the run (with that base lr): a resume takes
+   * both from there.
+   */
+  lrSchedule?: TrainerLrSchedule;
   /** Run directory (journal, checkpoints, lock); a path or an opened {@link RunDirectory}. */
   runDir?: string | RunDirectory;
   /** Start over in a run directory that holds a run, archiving the old one. */
@@ -278,6 +288,14 @@ export interface PrivateTrainerOptions<T> {
   onWarning?: (message: string) => void;
 }
 
+/** A learning-rate schedule by name (see `namedSchedule`): JSON, saved with the run. */
+export interface TrainerLrSchedule {
+  /** 'constant', 'linear' (decay to 0 at the planned steps) or 'cosine' (to 0). */
+  name: ScheduleName;
+  /** Fraction of the planned steps of linear warmup from 0 (default 0). */
+  warmup?: number;
+}
+
 /** Options of {@link PrivateTrainer.resume}: the privacy settings come from the run. */
 export type ResumeTrainerOptions<T> = Omit<
   PrivateTrainerOptions<T>,
@@ -285,6 +303,8 @@ export type ResumeTrainerOptions<T> = Omit<
 > & {
   /** If given, must equal the saved settings (a resumed run cannot change them). */
   privacy?: Partial<TrainerPrivacy>;
+  /** If given, must equal the saved schedule (a resumed run keeps its schedule). */
+  lrSchedule?: TrainerLrSchedule;
 };
 
 /** What {@link PrivateTrainer.fit} returns. */
@@ -313,6 +333,31 @@ interface SavedTrainer {
   plannedSteps: number;
   datasetSize: number;
   samplesSeen: number;
+  /** Absent in runs saved before schedules existed, and in runs without one. */
+  lrSchedule?: { name: ScheduleName; warmup: number };
+  /**
+   * The lr the schedule multiplies: the optimizer's when the run was created (a resumed
+   * optimizer's lr is the last step's, restored from the checkpoint). Saved with `lrSchedule`.
+   */
+  baseLr?: number;
+}
+
+/** Checks a {@link TrainerLrSchedule}; returns it with the warmup filled in. */
+function checkSchedule(v: unknown): { name: ScheduleName; warmup: number } {
+  const o = requireObject('lrSchedule', v);
+  const name = o.name;
+  if (name !== 'constant' && name !== 'linear' && name !== 'cosine')
+    throw new InvalidArgumentError(
+      'lrSchedule.name',
+      `must be 'constant', 'linear' or 'cosine', got ${showSetting(name)}`,
+    );
+  const warmup = o.warmup ?? 0;
+  if (typeof warmup !== 'number' || !(warmup >= 0 && warmup <= 1))
+    throw new InvalidArgumentError(
+      'lrSchedule.warmup',
+      `must be a fraction in [0, 1], got ${showSetting(warmup)}`,
+    );
+  return { name, warmup };
 }
 
 function encodeSeed(s: SeedLike | undefined): SavedTrainer['seed'] {
@@ -368,6 +413,21 @@ export class PrivateTrainer<T> {
     this.engine = engine;
     this.plannedSteps = saved.plannedSteps;
     this.samplesSeen = saved.samplesSeen;
+    this.baseLr = saved.baseLr ?? engine.optimizer.lr;
+    if (saved.lrSchedule) {
+      const { name, warmup } = saved.lrSchedule;
+      this.schedule = namedSchedule(name, warmup, saved.plannedSteps);
+    }
+  }
+
+  /** The optimizer's learning rate when the run was created (the schedule multiplies it). */
+  private readonly baseLr: number;
+  /** The saved schedule over the planned steps, if any. */
+  private readonly schedule: Schedule | null = null;
+
+  /** The run's learning-rate schedule (`null`: none; the optimizer's lr is left alone). */
+  get lrSchedule(): TrainerLrSchedule | null {
+    return this.saved.lrSchedule ? { ...this.saved.lrSchedule } : null;
   }
 
   private static validate<T>(o: ResumeTrainerOptions<T>): void {
@@ -380,6 +440,7 @@ export class PrivateTrainer<T> {
     positive('data.size', o.data.size, true);
     if (o.checkpointEvery !== undefined) positive('checkpointEvery', o.checkpointEvery, true);
     if (o.lr !== undefined) positive('lr', o.lr);
+    if (o.lrSchedule !== undefined) checkSchedule(o.lrSchedule);
   }
 
   private static build<T>(
@@ -479,6 +540,9 @@ export class PrivateTrainer<T> {
         plannedSteps,
         datasetSize: N,
         samplesSeen: 0,
+        ...(o.lrSchedule !== undefined
+          ? { lrSchedule: checkSchedule(o.lrSchedule), baseLr: engine.optimizer.lr }
+          : {}),
       };
       const t = new PrivateTrainer<T>(o, saved, engine, run);
       if (run) {
@@ -531,6 +595,14 @@ export class PrivateTrainer<T> {
           throw new InvalidArgumentError(
             `privacy.${k}`,
             `is ${showSetting(v)}, the run being resumed has ${showSetting(was)}; a resumed run keeps its settings`,
+          );
+      }
+      if (o.lrSchedule !== undefined) {
+        const given = checkSchedule(o.lrSchedule);
+        if (showSetting(given) !== showSetting(saved.lrSchedule ?? null))
+          throw new InvalidArgumentError(
+            'lrSchedule',
+            `is ${showSetting(given)}, the run being resumed has ${showSetting(saved.lrSchedule ?? null)}; a resumed run keeps its schedule`,
           );
       }
       const engine = PrivateTrainer.build(
@@ -601,6 +673,8 @@ export class PrivateTrainer<T> {
         aborted = true;
         break;
       }
+      // The schedule is a function of the step count only: public, and continued on resume.
+      if (this.schedule) engine.optimizer.lr = this.baseLr * this.schedule(engine.steps);
       let batch;
       try {
         batch = engine.nextBatch();

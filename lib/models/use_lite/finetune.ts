@@ -16,7 +16,7 @@ import { applyLora } from '../../nn/lora_targets';
 import { crossEntropyLoss } from '../../nn/losses';
 import { Tensor } from '../../nn/tensor';
 import { Adam, AdamOptions } from '../../optim/adam';
-import { Schedule, cosineSchedule, linearSchedule } from '../../optim/schedules';
+import { Schedule, ScheduleName, namedSchedule } from '../../optim/schedules';
 import { Parameter } from '../../nn/tensor';
 import type { DPOptimizer } from '../../privacy/dp_optimizer';
 import type { PrivacyEngine } from '../../privacy/privacy_engine';
@@ -278,27 +278,15 @@ export interface NonPrivateTrainOptions {
 }
 
 /** Names of the learning-rate schedules of the USE-Lite training loops. */
-export type LrScheduleName = 'constant' | 'linear' | 'cosine';
+export type LrScheduleName = ScheduleName;
 
 /**
- * The learning-rate multiplier of a training loop of `total` steps: a linear warmup from 0 over
- * `round(warmupFraction * total)` steps, then 'constant' (1), 'linear' (decay to 0 at `total`)
- * or 'cosine' (to 0); built from {@link linearSchedule} and {@link cosineSchedule}. Shared by
- * the non-private and the private loops (a schedule is public: it depends on the step only).
+ * The learning-rate multiplier of a training loop of `total` steps: {@link namedSchedule}.
+ * Shared by the non-private and the private loops (a schedule is public: it depends on the step
+ * only).
  */
 export function lrSchedule(name: LrScheduleName, warmupFraction: number, total: number): Schedule {
-  if (!['constant', 'linear', 'cosine'].includes(name))
-    throw new InvalidArgumentError('schedule', `must be constant, linear or cosine, got ${name}`);
-  if (!(warmupFraction >= 0 && warmupFraction <= 1))
-    throw new InvalidArgumentError('warmup', `must be a fraction in [0, 1], got ${warmupFraction}`);
-  const warmupSteps = Math.round(warmupFraction * total);
-  if (name === 'cosine') return cosineSchedule({ warmupSteps, totalSteps: total });
-  // 'constant' is the linear schedule that "decays" to 1.
-  return linearSchedule({
-    warmupSteps,
-    totalSteps: total,
-    finalFraction: name === 'linear' ? 0 : 1,
-  });
+  return namedSchedule(name, warmupFraction, total);
 }
 
 /** The learning-rate multiplier of step `s` (0-based) of `total`: {@link lrSchedule}'s value. */
