@@ -260,6 +260,13 @@ describe('dp-lora train (end to end)', () => {
       /--overwrite/,
     );
     await expect(run(['--method', 'bad'])).rejects.toThrow(/Allowed choices are ffa, vanilla/);
+    // The use-lite options mean nothing to the MLP: refused, not ignored.
+    await expect(run(['--max-tokens', '16'])).rejects.toThrow(
+      /--max-tokens: applies to --model use-lite only/,
+    );
+    await expect(run(['--public-warm-start', '2'])).rejects.toThrow(
+      /--public-warm-start: applies to --model use-lite only/,
+    );
   });
 
   // Regression: `--rank 1e9` used to end in "Invalid typed array length"; `--rank 0` said

@@ -36,6 +36,9 @@ test('built-in task: base / non-private / private accuracy, budget respected, ad
   expect(r.steps).toBe(r.plannedSteps);
   expect(r.accuracy.base).toBeGreaterThan(0.5);
   expect(r.accuracy.nonPrivateLora).not.toBeNull();
+  // The built-in task has public mails: the public warm start ran (default 3 epochs).
+  expect(r.publicWarmStartEpochs).toBe(3);
+  expect(r.accuracy.publicWarmStart).toBeGreaterThan(0.5);
   expect(r.loraLayers).toEqual([1]);
   const report = JSON.parse(
     fs.readFileSync(path.join(out, 'adapter', 'privacy_report.json'), 'utf8'),
@@ -80,6 +83,8 @@ test('--data FILE with LoRA on both layers and chosen targets', async () => {
   const r = await runUseLiteTrain(resolveTrainConfig(raw), ul, { ...silent, out });
   expect(r.accuracy.base).toBeNull(); // no public data: no base head
   expect(r.accuracy.nonPrivateLora).toBeNull();
+  expect(r.publicWarmStartEpochs).toBe(0); // ... and no warm start
+  expect(r.accuracy.publicWarmStart).toBeNull();
   expect(r.loraLayers).toEqual([0, 1]);
   const cfg = JSON.parse(
     fs.readFileSync(path.join(out, 'adapter', 'adapter_config.json'), 'utf8'),
@@ -92,6 +97,19 @@ test('--data FILE with LoRA on both layers and chosen targets', async () => {
 test('bad options are errors naming the option', () => {
   expect(() => useLiteRawOptions({ loraLayers: '2' })).toThrow(/--lora-layers/);
   expect(() => useLiteRawOptions({ maxTokens: '500' })).toThrow(/--max-tokens/);
+  // The public warm start: on by default with public data, off without; never on --data alone.
+  expect(useLiteRawOptions({}).ul.publicWarmStart).toBe(3);
+  expect(useLiteRawOptions({ publicWarmStart: '0' }).ul.publicWarmStart).toBe(0);
+  expect(useLiteRawOptions({ data: 'x.csv' }).ul.publicWarmStart).toBe(0);
+  expect(
+    useLiteRawOptions({ data: 'x.csv', publicData: 'p.csv', publicWarmStart: '5' }).ul
+      .publicWarmStart,
+  ).toBe(5);
+  expect(() => useLiteRawOptions({ data: 'x.csv', publicWarmStart: '2' })).toThrow(
+    /--public-warm-start: needs public data/,
+  );
+  for (const bad of ['-1', '1.5', '', 'x', '1e9'])
+    expect(() => useLiteRawOptions({ publicWarmStart: bad })).toThrow(/--public-warm-start/);
   const { raw, ul } = useLiteRawOptions({ targetModules: 'query' });
   return expect(runUseLiteTrain(resolveTrainConfig(raw), ul, silent)).rejects.toThrow(
     /targetModules/,

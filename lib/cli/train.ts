@@ -390,6 +390,10 @@ export function registerTrainCommand(program: Command): void {
       'use-lite: layers with adapters, 0 and/or 1 (default 1; layer 0 cached)',
     )
     .option('--max-tokens <n>', 'use-lite: tokens per text, at most 128 (default 64)')
+    .option(
+      '--public-warm-start <epochs>',
+      'use-lite: epochs of LoRA + head training WITHOUT privacy on the public data before the private run and the reference (default 3 with public data, else 0; 0 turns it off)',
+    )
     .option('--hidden <n>', 'hidden width of the base MLP (default 256)')
     .option('--dim <n>', 'hashed feature dimension (default 4096)')
     .option('--data <file>', 'your labelled data (.jsonl or .csv) instead of the built-in task')
@@ -448,6 +452,7 @@ export function registerTrainCommand(program: Command): void {
           targetModules?: string;
           loraLayers?: string;
           maxTokens?: string;
+          publicWarmStart?: string;
         },
         cmd: Command,
       ) => {
@@ -504,6 +509,19 @@ export function registerTrainCommand(program: Command): void {
           }
           return;
         }
+        // The use-lite options mean nothing to the MLP: refused, not ignored.
+        const useLiteOnly = [
+          'targetModules',
+          'loraLayers',
+          'maxTokens',
+          'publicWarmStart',
+        ] as const;
+        const given = useLiteOnly.filter((k) => opts[k] !== undefined);
+        if (given.length)
+          throw new OptionError(
+            `--${given[0].replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`,
+            'applies to --model use-lite only',
+          );
         const cfg = opts.resume ? undefined : resolveTrainConfig(opts);
         await runTrain(cfg, io);
       },

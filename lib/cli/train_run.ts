@@ -333,6 +333,13 @@ export interface FinishSpec {
   title: string;
   /** Label of the base model's accuracy row. */
   baseLabel: string;
+  /** A row after the base's: the starting point the private run and the reference share. */
+  warmStart?: {
+    /** Its label. */
+    label: string;
+    /** Its held-out accuracy (null: not known). */
+    accuracy: number | null;
+  };
   /** Held-out accuracy of the base, the non-private reference (null: skipped) and the private model. */
   accuracy: { base: number | null; nonPrivate: number | null; private: number };
 }
@@ -402,6 +409,9 @@ export class TrainSession {
         '  held-out accuracy',
         table([
           [spec.baseLabel, fmtPct(acc.base)],
+          ...(spec.warmStart
+            ? [[spec.warmStart.label, fmtPct(spec.warmStart.accuracy)] as [string, string]]
+            : []),
           ['LoRA, non-private (reference)', cfg.baseline ? fmtPct(acc.nonPrivate) : 'skipped'],
           [`LoRA, private (eps ${report.epsilon.toFixed(2)})`, fmtPct(acc.private)],
         ]),

@@ -36,6 +36,7 @@ import {
   useLiteDataset,
   useLiteModelFiles,
 } from '../models/use_lite/finetune';
+import { loadPublicWarmStart, publicWarmStart } from '../models/use_lite/public_warm_start';
 import type { RunDirectory } from '../trainer/run_dir';
 import {
   OptionError,
@@ -65,6 +66,11 @@ export interface UseLiteOptions {
   layers: number[];
   /** Tokens per text (default 64, at most 128). */
   maxTokens: number;
+  /**
+   * Epochs of the public warm start (LoRA + head trained without privacy on the public part
+   * before the private run and the reference); 0 or absent (runs saved before it existed): none.
+   */
+  publicWarmStart?: number;
 }
 
 /** Defaults of `--model use-lite` where the MLP defaults do not fit (chosen for < 5 min on 2 cores). */
@@ -78,6 +84,21 @@ export const USE_LITE_DEFAULTS = {
   maxTokens: 64,
   layers: [1],
   targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'fc1', 'fc2'],
+};
+
+/**
+ * The public warm start (`--public-warm-start`, default 3 epochs with public data): Adam lr 3e-3
+ * with linear decay and 6% warmup, head lr 1e-2, batches of 32 (the recipe of the utility
+ * benchmark's SpamAssassin and IMDB runs, bench/RESULTS.md session 21).
+ */
+const WARM_START = {
+  epochs: 3,
+  batchSize: 32,
+  lr: 3e-3,
+  headLr: 1e-2,
+  schedule: 'linear' as const,
+  warmup: 0.06,
+  seed: 6,
 };
 
 /** The non-private reference: Adam lr 1e-3, batches of 32, one epoch. */
@@ -184,7 +205,15 @@ export interface UseLiteTrainResult {
   noiseMultiplier: number;
   steps: number;
   plannedSteps: number;
-  accuracy: { base: number | null; nonPrivateLora: number | null; privateLora: number };
+  /** Held-out accuracies (null: not measured; publicWarmStart null also when there is none). */
+  accuracy: {
+    base: number | null;
+    publicWarmStart: number | null;
+    nonPrivateLora: number | null;
+    privateLora: number;
+  };
+  /** Epochs of the public warm start (0: none). */
+  publicWarmStartEpochs: number;
   maxTokens: number;
   loraLayers: number[];
   targetModules: string[];
@@ -213,6 +242,8 @@ interface UseLiteMemo {
    */
   privateRecords: number;
   baseAccuracy: number | null;
+  /** Held-out accuracy after the public warm start (absent: none). */
+  warmStartAccuracy?: number | null;
   nonPrivateAccuracy: number | null;
   privateTrainingSeconds: number;
   samplesSeen: number;
@@ -223,7 +254,12 @@ interface UseLiteMemo {
  * defaults into the raw options the shared resolver reads.
  */
 export function useLiteRawOptions(
-  opts: RawTrainOptions & { targetModules?: string; loraLayers?: string; maxTokens?: string },
+  opts: RawTrainOptions & {
+    targetModules?: string;
+    loraLayers?: string;
+    maxTokens?: string;
+    publicWarmStart?: string;
+  },
 ): { raw: RawTrainOptions; ul: UseLiteOptions } {
   const d = USE_LITE_DEFAULTS;
   const raw = {
@@ -255,9 +291,30 @@ export function useLiteRawOptions(
         `--max-tokens must be an integer in [1, ${USE_LITE_MAX_TOKENS}], got ${JSON.stringify(opts.maxTokens)}`,
       );
   }
+  // With public data (the built-in task's, or --public-data) the warm start is on by default.
+  const hasPublic = opts.data === undefined || opts.publicData !== undefined;
+  let warm = hasPublic ? WARM_START.epochs : 0;
+  if (opts.publicWarmStart !== undefined) {
+    warm = Number(opts.publicWarmStart);
+    if (opts.publicWarmStart.trim() === '' || !Number.isInteger(warm) || warm < 0 || warm > 1000)
+      throw new OptionError(
+        '--public-warm-start',
+        `must be an integer number of epochs in [0, 1000], got ${JSON.stringify(opts.publicWarmStart)}`,
+      );
+    if (warm > 0 && !hasPublic)
+      throw new OptionError(
+        '--public-warm-start',
+        'needs public data: give --public-data (the warm start never reads --data)',
+      );
+  }
   return {
     raw,
-    ul: { targets: list(opts.targetModules) ?? d.targets, layers: layers ?? d.layers, maxTokens },
+    ul: {
+      targets: list(opts.targetModules) ?? d.targets,
+      layers: layers ?? d.layers,
+      maxTokens,
+      publicWarmStart: warm,
+    },
   };
 }
 
@@ -370,6 +427,22 @@ async function useLiteInRun(
   const held = cache(task.heldout);
   const N = priv.n;
   const baseAccuracy = resumed ? resumed.baseAccuracy : head ? accuracyOf(prefixModel, held) : null;
+
+  // --- public warm start: LoRA + head trained WITHOUT privacy on the public part only (no
+  // private record is read; a resumed run has these weights, trained further, in its checkpoint)
+  const warmEpochs = ul.publicWarmStart ?? 0;
+  let warm: ReturnType<typeof publicWarmStart> | null = null;
+  let warmStartAccuracy: number | null = resumed ? (resumed.warmStartAccuracy ?? null) : null;
+  if (warmEpochs > 0 && !resumed) {
+    if (!task.public) throw new OptionError('--public-warm-start needs public data');
+    log(
+      `public warm start: LoRA + head on the ${task.public.texts.length} public texts, ${warmEpochs} epochs, no privacy ...`,
+    );
+    const w = loraClassifier(weights, classes, lora, head);
+    setBaseDtype(w, cfg.baseDtype ?? 'fp32');
+    warm = publicWarmStart(w, cache(task.public), { ...WARM_START, epochs: warmEpochs });
+    warmStartAccuracy = accuracyOf(w, held);
+  }
   const tPrep = (Date.now() - t0) / 1000;
   const delta = cfg.delta ?? defaultDelta(N);
 
@@ -380,6 +453,7 @@ async function useLiteInRun(
     log(`training the non-private LoRA reference (${BASELINE.epochs} epoch, comparison only) ...`);
     const m = loraClassifier(weights, classes, lora, head);
     setBaseDtype(m, cfg.baseDtype ?? 'fp32');
+    if (warm) loadPublicWarmStart(m, warm); // the same starting point as the private run
     trainNonPrivateRows(m, priv, BASELINE);
     nonPrivateAccuracy = accuracyOf(m, held);
   }
@@ -388,6 +462,7 @@ async function useLiteInRun(
   // --- private LoRA + head, through the library's PrivateTrainer
   const model = loraClassifier(weights, classes, lora, head);
   setBaseDtype(model, cfg.baseDtype ?? 'fp32');
+  if (warm) loadPublicWarmStart(model, warm);
   model.train();
   const clock = new TrainClock(resumed ? resumed.privateTrainingSeconds : 0);
   const memo: Omit<UseLiteMemo, 'privateTrainingSeconds' | 'samplesSeen'> = {
@@ -397,6 +472,7 @@ async function useLiteInRun(
     classes: task.classes,
     privateRecords: task.private.texts.length,
     baseAccuracy,
+    warmStartAccuracy,
     nonPrivateAccuracy,
   };
   const session = startTrainer(
@@ -416,6 +492,14 @@ async function useLiteInRun(
         useLiteAdapter(model, lora, { classes: task.classes, maxTokens: ul.maxTokens }),
       title: `dp-lora train --model use-lite: ${task.name === 'spam' ? 'built-in SpamAssassin task' : task.name}`,
       baseLabel: 'base (frozen encoder + head on public data)',
+      ...(warmEpochs > 0
+        ? {
+            warmStart: {
+              label: `public warm start (LoRA + head, ${warmEpochs} epochs on public data)`,
+              accuracy: warmStartAccuracy,
+            },
+          }
+        : {}),
       accuracy: { base: baseAccuracy, nonPrivate: nonPrivateAccuracy, private: privateAccuracy },
     },
     (c) => ({
@@ -430,9 +514,11 @@ async function useLiteInRun(
       plannedSteps: trainer.plannedSteps,
       accuracy: {
         base: baseAccuracy,
+        publicWarmStart: warmStartAccuracy,
         nonPrivateLora: nonPrivateAccuracy,
         privateLora: privateAccuracy,
       },
+      publicWarmStartEpochs: warmEpochs,
       maxTokens: ul.maxTokens,
       loraLayers: lora.layers,
       targetModules: lora.targets,
