@@ -267,6 +267,9 @@ describe('dp-lora train (end to end)', () => {
     await expect(run(['--public-warm-start', '2'])).rejects.toThrow(
       /--public-warm-start: applies to --model use-lite only/,
     );
+    await expect(run(['--model', 'use-lite', '--hidden', '64'])).rejects.toThrow(
+      /--hidden: applies to --model mlp only/,
+    );
   });
 
   // Regression: `--rank 1e9` used to end in "Invalid typed array length"; `--rank 0` said

@@ -13,6 +13,7 @@ import { Linear, LoraLinear, ReLU, Sequential, Tensor, crossEntropyLoss } from '
 import { maskFromLengths } from '../lib/nn/sequence_mask';
 import type { SequenceMask } from '../lib/nn/sequence_mask';
 import { PrivateTrainer, arrayDataset, loadRunCheckpoint } from '../lib/trainer/private_trainer';
+import { loadCheckpoint, saveCheckpoint } from '../lib/io/checkpoint';
 import { RunDirectory } from '../lib/trainer/run_dir';
 
 let tmp: string;
@@ -200,12 +201,50 @@ test("an lr schedule sets each step's lr from the run's step count; a resume con
   expect(flat.every((v) => v === base)).toBe(true);
 });
 
+test("a resume keeps the run's lr; a checkpoint whose lr settings are invalid is refused, not run at the restored lr", async () => {
+  const t = task();
+  const dir = path.join(tmp, 'schedule-lr');
+  const mk = () => ({ model: t.model(), loss: crossEntropyLoss, data: t.data });
+  const a = PrivateTrainer.create({
+    ...mk(),
+    privacy: privacyOf(1),
+    lr: 0.02,
+    lrSchedule: { name: 'linear' },
+    runDir: dir,
+  });
+  await a.fit({ maxSteps: 2 });
+  a.close();
+  expect(() => PrivateTrainer.resume(dir, { ...mk(), lr: 0.5 })).toThrow(
+    /lr: is 0\.5, the run being resumed was created with 0\.02/,
+  );
+  PrivateTrainer.resume(dir, { ...mk(), lr: 0.02 }).close(); // the same lr is fine
+  // A checkpoint written with a schedule but no valid base lr (a buggy or foreign writer; the
+  // manifest is consistent) is refused by name.
+  const root = path.join(dir, 'checkpoints');
+  for (const baseLr of [null, -1, 'x']) {
+    const ck = loadCheckpoint(root);
+    const run = ck.state.run as { trainer: Record<string, unknown> };
+    saveCheckpoint(
+      root,
+      { ...ck.state, run: { ...run, trainer: { ...run.trainer, baseLr } } },
+      Object.fromEntries(ck.tensors),
+    );
+    expect(() => PrivateTrainer.resume(dir, mk())).toThrow(
+      /learning-rate settings are invalid \(baseLr/,
+    );
+  }
+});
+
 test('a bad lr schedule is a typed error naming the field, before any run directory or step', () => {
   const t = task();
   for (const [lrSchedule, re] of [
     [{ name: 'step' }, /lrSchedule\.name/],
     [{ name: 'linear', warmup: 1.5 }, /lrSchedule\.warmup/],
     [{ name: 'linear', warmup: NaN }, /lrSchedule\.warmup/],
+    [
+      { name: 'linear', warmupFraction: 0.5 },
+      /lrSchedule\.warmupFraction: is not a schedule field/,
+    ],
     [null, /lrSchedule/],
   ] as const) {
     const dir = path.join(tmp, 'bad-schedule');

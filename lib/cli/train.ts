@@ -501,7 +501,12 @@ export function registerTrainCommand(program: Command): void {
           overwrite: opts.overwrite,
           progress: opts.progress === false ? false : undefined,
         };
+        const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`;
         if (model === 'use-lite') {
+          // The MLP's options mean nothing to use-lite: refused, not ignored.
+          const mlpOnly = (['hidden', 'dim'] as const).filter((k) => opts[k] !== undefined);
+          if (mlpOnly.length)
+            throw new OptionError(flag(mlpOnly[0]), 'applies to --model mlp only');
           if (opts.resume) await runUseLiteTrain(undefined, undefined, io);
           else {
             const { raw, ul } = useLiteRawOptions(opts);
@@ -517,11 +522,7 @@ export function registerTrainCommand(program: Command): void {
           'publicWarmStart',
         ] as const;
         const given = useLiteOnly.filter((k) => opts[k] !== undefined);
-        if (given.length)
-          throw new OptionError(
-            `--${given[0].replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`,
-            'applies to --model use-lite only',
-          );
+        if (given.length) throw new OptionError(flag(given[0]), 'applies to --model use-lite only');
         const cfg = opts.resume ? undefined : resolveTrainConfig(opts);
         await runTrain(cfg, io);
       },

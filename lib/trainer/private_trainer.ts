@@ -336,8 +336,9 @@ interface SavedTrainer {
   /** Absent in runs saved before schedules existed, and in runs without one. */
   lrSchedule?: { name: ScheduleName; warmup: number };
   /**
-   * The lr the schedule multiplies: the optimizer's when the run was created (a resumed
-   * optimizer's lr is the last step's, restored from the checkpoint). Saved with `lrSchedule`.
+   * The optimizer's lr when the run was created, which the schedule multiplies (a resumed
+   * optimizer's lr is the last step's, restored from the checkpoint). Absent in runs saved
+   * before it existed (they have no schedule either).
    */
   baseLr?: number;
 }
@@ -345,6 +346,9 @@ interface SavedTrainer {
 /** Checks a {@link TrainerLrSchedule}; returns it with the warmup filled in. */
 function checkSchedule(v: unknown): { name: ScheduleName; warmup: number } {
   const o = requireObject('lrSchedule', v);
+  for (const k of Object.keys(o))
+    if (k !== 'name' && k !== 'warmup')
+      throw new InvalidArgumentError(`lrSchedule.${k}`, 'is not a schedule field (name, warmup)');
   const name = o.name;
   if (name !== 'constant' && name !== 'linear' && name !== 'cosine')
     throw new InvalidArgumentError(
@@ -413,7 +417,7 @@ export class PrivateTrainer<T> {
     this.engine = engine;
     this.plannedSteps = saved.plannedSteps;
     this.samplesSeen = saved.samplesSeen;
-    this.baseLr = saved.baseLr ?? engine.optimizer.lr;
+    this.baseLr = saved.baseLr ?? engine.optimizer.lr; // no baseLr: a run saved without schedule
     if (saved.lrSchedule) {
       const { name, warmup } = saved.lrSchedule;
       this.schedule = namedSchedule(name, warmup, saved.plannedSteps);
@@ -540,9 +544,8 @@ export class PrivateTrainer<T> {
         plannedSteps,
         datasetSize: N,
         samplesSeen: 0,
-        ...(o.lrSchedule !== undefined
-          ? { lrSchedule: checkSchedule(o.lrSchedule), baseLr: engine.optimizer.lr }
-          : {}),
+        baseLr: engine.optimizer.lr,
+        ...(o.lrSchedule !== undefined ? { lrSchedule: checkSchedule(o.lrSchedule) } : {}),
       };
       const t = new PrivateTrainer<T>(o, saved, engine, run);
       if (run) {
@@ -597,6 +600,33 @@ export class PrivateTrainer<T> {
             `is ${showSetting(v)}, the run being resumed has ${showSetting(was)}; a resumed run keeps its settings`,
           );
       }
+      // The saved schedule and its base lr: what the checkpoint says must make sense.
+      if (saved.lrSchedule !== undefined || saved.baseLr !== undefined) {
+        try {
+          if (saved.lrSchedule !== undefined) checkSchedule(saved.lrSchedule);
+          if (
+            typeof saved.baseLr !== 'number' ||
+            !Number.isFinite(saved.baseLr) ||
+            !(saved.baseLr > 0)
+          )
+            throw new InvalidArgumentError('baseLr', `is ${showSetting(saved.baseLr)}`);
+        } catch (e) {
+          throw new CheckpointError(
+            `${run.dir}: the checkpoint's learning-rate settings are invalid (${(e as Error).message})`,
+          );
+        }
+      }
+      // A resumed run keeps its lr: the optimizer's state (lr included) comes from the checkpoint.
+      if (
+        o.lr !== undefined &&
+        o.optimizer === undefined && // `lr` is the default optimizer's only
+        saved.baseLr !== undefined &&
+        o.lr !== saved.baseLr
+      )
+        throw new InvalidArgumentError(
+          'lr',
+          `is ${o.lr}, the run being resumed was created with ${saved.baseLr}; a resumed run keeps its lr`,
+        );
       if (o.lrSchedule !== undefined) {
         const given = checkSchedule(o.lrSchedule);
         if (showSetting(given) !== showSetting(saved.lrSchedule ?? null))
