@@ -11,6 +11,7 @@ import { resolveTrainConfig } from '../lib/cli/train_options';
 import { predictWithAdapter } from '../lib/cli/predict';
 import { splitSpamCorpus } from '../lib/data/spam_corpus';
 import { loadCheckpoint } from '../lib/io/checkpoint';
+import { parseSafetensors } from '../lib/io/safetensors';
 
 jest.setTimeout(600000);
 
@@ -92,6 +93,60 @@ test('--data FILE with LoRA on both layers and chosen targets', async () => {
   expect(cfg.target_modules).toEqual(['q_proj', 'v_proj']);
   const preds = predictWithAdapter(path.join(out, 'adapter'), ['great film', 'awful film']);
   expect(preds.map((p) => ['neg', 'pos'].includes(p.label))).toEqual([true, true]);
+});
+
+test('the private run starts from the public warm start, which reads no private record', async () => {
+  const csv = (file: string, pos: string, neg: string, n: number) => {
+    const rows = ['text,label'];
+    for (let i = 0; i < n; i++) rows.push(`"${pos} ${i}",pos`, `"${neg} ${i}",neg`);
+    fs.writeFileSync(file, rows.join('\n') + '\n');
+    return file;
+  };
+  const pub = csv(
+    path.join(tmp, 'pub.csv'),
+    'I loved this film, wonderful acting',
+    'Terrible boring movie',
+    40,
+  );
+  const privA = csv(
+    path.join(tmp, 'a.csv'),
+    'Great story and a fine cast',
+    'Dull plot and bad lines',
+    60,
+  );
+  const privB = csv(path.join(tmp, 'b.csv'), 'What a joy to watch', 'I walked out early', 45);
+  /** The trainable weights of the step-0 checkpoint (before any private step). */
+  const start = async (data: string, name: string, warm?: string) => {
+    const { raw, ul } = useLiteRawOptions({
+      data,
+      publicData: pub,
+      publicWarmStart: warm,
+      seed: '3',
+      epochs: '1',
+      batchSize: '16',
+      maxTokens: '16',
+      baseline: false,
+    });
+    const out = path.join(tmp, name);
+    const r = await runUseLiteTrain(resolveTrainConfig(raw), ul, { ...silent, out });
+    const file = path.join(out, 'checkpoints', 'step-00000000', 'tensors.safetensors');
+    const { tensors } = parseSafetensors(fs.readFileSync(file));
+    const params = [...tensors].filter(([k]) => k.startsWith('params.'));
+    expect(params.length).toBe(14); // 6 LoRA pairs of layer 1, head weight and bias
+    return { r, params: new Map(params.map(([k, v]) => [k, Array.from(v.data as Float32Array)])) };
+  };
+  const a = await start(privA, 'warm-a');
+  const b = await start(privB, 'warm-b');
+  expect(a.r.publicWarmStartEpochs).toBe(3);
+  // Other private records, same public data: the same starting point, bit for bit.
+  for (const [k, v] of a.params) expect(b.params.get(k)).toEqual(v);
+  // And it is the warm start, not the plain initialization (LoRA B starts at zero without it).
+  const cold = await start(privA, 'cold-a', '0');
+  expect(cold.r.publicWarmStartEpochs).toBe(0);
+  expect(cold.r.accuracy.publicWarmStart).toBeNull();
+  const bKey = 'params.encoder.layers.1.ffn.fc1.lora_B.data';
+  expect(cold.params.get(bKey)!.every((x) => x === 0)).toBe(true);
+  expect(a.params.get(bKey)!.some((x) => x !== 0)).toBe(true);
 });
 
 test('bad options are errors naming the option', () => {
