@@ -58,7 +58,10 @@ import {
   trainNonPrivateRows,
   trainPrivateRows,
   publicGradientRows,
+  useLiteDataset,
 } from '../lib/models/use_lite/finetune';
+import { PrivateTrainer } from '../lib/trainer/private_trainer';
+import { crossEntropyLoss } from '../lib/nn/losses';
 import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
 import {
   PublicWarmStart,
@@ -334,6 +337,137 @@ function weightAverages(clf: UseLiteClassifier): WeightAverage[] {
   return (spec ? spec.split(',').map(Number) : []).map(
     (decay) => new WeightAverage(clf.trainableParameters(), { decay, warmup }),
   );
+}
+
+/**
+ * `--run-dir DIR` (one private run, no subspace, no DP-AdamBC): the private run goes through the
+ * library's `PrivateTrainer` with DIR as its run directory (journal, checkpoints every 20 steps,
+ * lock; the lr schedule and the `--ema` average are saved with each checkpoint), so that
+ * `--max-steps K` stops it after K steps of this process and the same command continues it from
+ * DIR (the ledger, optimizer, schedule, weights and average come from there; a fresh run starts
+ * from `clf` as it is, e.g. the public warm start). Returns the run's sigma, epsilon spent and average, or null while
+ * the planned steps are not all done.
+ */
+async function trainerRun(
+  clf: UseLiteClassifier,
+  trainIn: CachedPart,
+  st: RunSettings,
+  eps: number,
+  delta: number,
+): Promise<{
+  sigma: number;
+  spent: number;
+  average: WeightAverage | null;
+  time: { seconds: number; cpuSeconds: number };
+} | null> {
+  const dir = arg('run-dir', '');
+  const maxSteps = arg('max-steps', '');
+  const averages = weightAverages(clf);
+  if (averages.length > 1) throw new Error('--ema takes one decay outside --tune');
+  const avg = averages[0] ?? null;
+  // Wall and CPU seconds of the private training over all the processes of the run.
+  const t0 = Date.now();
+  const c0 = process.cpuUsage();
+  let before = { seconds: 0, cpuSeconds: 0 };
+  const spentTime = () => {
+    const c = process.cpuUsage(c0);
+    return {
+      seconds: before.seconds + (Date.now() - t0) / 1000,
+      cpuSeconds: before.cpuSeconds + (c.user + c.system) / 1e6,
+    };
+  };
+  const common = {
+    model: clf,
+    loss: crossEntropyLoss,
+    data: useLiteDataset(clf, trainIn),
+    optimizer: () => privateOptimizer(clf, st),
+    checkpointEvery: 20,
+    runInfo: () => ({
+      time: spentTime(),
+      ...(avg
+        ? {
+            ema: {
+              updates: avg.updates,
+              averages: avg
+                .stateDict()
+                .averages.map((a) =>
+                  Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64'),
+                ),
+            },
+          }
+        : {}),
+    }),
+  };
+  const resuming = fs.existsSync(path.join(dir, 'checkpoints', 'latest.json'));
+  let trainer: PrivateTrainer<Int32Array>;
+  if (resuming) {
+    trainer = PrivateTrainer.resume(dir, {
+      ...common,
+      lrSchedule: { name: st.schedule, warmup: st.warmup },
+      privacy: {
+        targetEpsilon: eps,
+        delta,
+        epochs: st.epochs,
+        batchSize: st.batch,
+        maxGradNorm: st.clip,
+      },
+    });
+    const info = trainer.runInfo as {
+      ema?: { updates: number; averages: string[] };
+      time?: { seconds: number; cpuSeconds: number };
+    };
+    before = info.time ?? before;
+    const ema = info.ema;
+    if (avg) {
+      if (!ema) throw new Error(`--run-dir ${dir}: the run has no weight average to continue`);
+      avg.loadStateDict({
+        updates: ema.updates,
+        averages: ema.averages.map((b) => {
+          const buf = Buffer.from(b, 'base64');
+          return new Float32Array(
+            buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength),
+          );
+        }),
+      });
+    } else if (ema)
+      throw new Error(`--run-dir ${dir}: the run averages its weights; give its --ema`);
+    console.log(`resuming ${dir} at step ${trainer.engine.steps} of ${trainer.plannedSteps}`);
+  } else {
+    trainer = PrivateTrainer.create({
+      ...common,
+      runDir: dir,
+      lrSchedule: { name: st.schedule, warmup: st.warmup },
+      privacy: {
+        targetEpsilon: eps,
+        delta,
+        epochs: st.epochs,
+        batchSize: st.batch,
+        maxGradNorm: st.clip,
+        physicalBatchSize: st.physical,
+      },
+      onWarning: () => undefined,
+    });
+  }
+  clf.train();
+  try {
+    const fit = await trainer.fit({
+      maxSteps: maxSteps ? Number(maxSteps) : undefined,
+      onProgress: avg ? () => avg.update() : undefined,
+    });
+    console.log(
+      `${dir}: step ${fit.steps} of ${fit.plannedSteps}, epsilon ${fit.epsilon.toFixed(3)} (${new Date().toISOString()})`,
+    );
+    if (fit.incomplete) return null;
+    return {
+      sigma: trainer.engine.config.noiseMultiplier,
+      spent: fit.epsilon,
+      average: avg,
+      time: spentTime(),
+    };
+  } finally {
+    trainer.close();
+    clf.setGradMode('sum');
+  }
 }
 
 /**
@@ -1201,9 +1335,24 @@ export async function run(): Promise<void> {
       let sigma = 0;
       let average: WeightAverage | null = null;
       let subspaceFits: Array<Record<string, number>> | null = null;
+      // --run-dir: the private training's time over all the run's processes.
+      let runDirTime: { seconds: number; cpuSeconds: number } | null = null;
       if (!Number.isFinite(eps)) {
         trainNonPrivateRows(clf, trainIn, npOptions(st));
         steps = st.npEpochs * Math.ceil(train.n / st.npBatch);
+      } else if (arg('run-dir', '')) {
+        if (fixedSigma !== null || epsList.length !== 1 || arg('subspace', '') || st.adamBc > 0)
+          throw new Error(
+            '--run-dir takes one --eps, without --fixed-sigma, --subspace or --adam-bc',
+          );
+        const r = await trainerRun(clf, trainIn, st, eps, delta);
+        if (r === null) {
+          console.log('not finished: run the same command again to continue');
+          return;
+        }
+        ({ sigma, spent, average } = r);
+        runDirTime = r.time;
+        steps = Math.ceil((st.epochs * train.n) / st.batch);
       } else {
         const engine = new PrivacyEngine();
         const common = {
@@ -1302,6 +1451,15 @@ export async function run(): Promise<void> {
           : {}),
         seconds: Math.round(seconds),
         cpuSeconds: Math.round(cpu),
+        ...(runDirTime
+          ? {
+              runDir: arg('run-dir', ''),
+              privateTrainingAllProcesses: {
+                seconds: Math.round(runDirTime.seconds),
+                cpuSeconds: Math.round(runDirTime.cpuSeconds),
+              },
+            }
+          : {}),
         load: Number(os.loadavg()[0].toFixed(1)),
       };
       runs.push(row);

@@ -51,6 +51,57 @@ test('the average follows a = d a + (1 - d) w, with the ramp min(d, (1 + t) / (1
   expect(slow.average(0)[0]).toBeCloseTo(1, 6);
 });
 
+test('stateDict / loadStateDict: a restored average continues exactly as the uninterrupted one; bad states are refused whole', () => {
+  const seq = [
+    [1, -2],
+    [3, 0.5],
+    [-1, 4],
+    [2, 2],
+  ];
+  const p = param([0.5, 0.5]);
+  const full = new WeightAverage([p], { decay: 0.9 });
+  const q = param([0.5, 0.5]);
+  const first = new WeightAverage([q], { decay: 0.9 });
+  seq.slice(0, 2).forEach((w) => {
+    q.data.set(w);
+    first.update();
+  });
+  const st = first.stateDict();
+  const second = new WeightAverage([q], { decay: 0.9 });
+  second.loadStateDict(st);
+  expect(second.updates).toBe(2);
+  expect(second.currentDecay).toBeCloseTo(first.currentDecay, 15); // the ramp resumes too
+  seq.forEach((w, t) => {
+    p.data.set(w);
+    full.update();
+    if (t >= 2) {
+      q.data.set(w);
+      second.update();
+    }
+  });
+  expect(Array.from(second.average(0))).toEqual(Array.from(full.average(0)));
+  // stateDict and loadStateDict copy: changing the state afterwards reaches neither average.
+  st.averages[0][1] = 99;
+  expect(first.average(0)[1]).not.toBe(99);
+  expect(second.average(0)[1]).not.toBe(99);
+  const before = Array.from(second.average(0));
+  expectInvalidArgument(
+    () => second.loadStateDict({ updates: -1, averages: st.averages }),
+    'state.updates',
+  );
+  expectInvalidArgument(() => second.loadStateDict({ updates: 1, averages: [] }), 'state.averages');
+  expectInvalidArgument(
+    () => second.loadStateDict({ updates: 1, averages: [new Float32Array(3)] }),
+    'state.averages[0]',
+  );
+  expectInvalidArgument(
+    () => second.loadStateDict({ updates: 1, averages: [Float32Array.of(1, NaN)] }),
+    'state.averages[0]',
+  );
+  expect(Array.from(second.average(0))).toEqual(before);
+  expect(second.updates).toBe(4);
+});
+
 test('withAverage swaps the average in, returns the result and restores the values, also on a throw', () => {
   const p = param([1, 2]);
   const avg = new WeightAverage([p], { decay: 0.5, warmup: false });

@@ -88,6 +88,43 @@ export class WeightAverage {
     return Float32Array.from(this.avg[i]);
   }
 
+  /** The number of updates and a copy of the averages (to checkpoint a run that averages). */
+  stateDict(): {
+    /** Updates folded in so far (the ramp depends on it). */
+    updates: number;
+    /** The averages, one per parameter in constructor order. */
+    averages: Float32Array[];
+  } {
+    return { updates: this.count, averages: this.avg.map((a) => Float32Array.from(a)) };
+  }
+
+  /**
+   * Restores {@link WeightAverage.stateDict}'s output (on the same parameters); checked whole
+   * before anything is written.
+   */
+  loadStateDict(state: { updates: number; averages: Float32Array[] }): void {
+    requireObject('state', state);
+    const updates = requireInt('state.updates', state.updates, { min: 0 });
+    const a = state.averages;
+    if (!Array.isArray(a) || a.length !== this.params.length)
+      throw new InvalidArgumentError(
+        'state.averages',
+        `must hold ${this.params.length} Float32Arrays, one per parameter`,
+      );
+    a.forEach((v, i) => {
+      if (!(v instanceof Float32Array) || v.length !== this.params[i].data.length)
+        throw new InvalidArgumentError(
+          `state.averages[${i}]`,
+          `must be a Float32Array of ${this.params[i].data.length} values`,
+        );
+      for (let j = 0; j < v.length; j++)
+        if (!Number.isFinite(v[j]))
+          throw new InvalidArgumentError(`state.averages[${i}]`, `holds ${v[j]} at ${j}`);
+    });
+    this.avg = a.map((v) => Float32Array.from(v));
+    this.count = updates;
+  }
+
   /** Writes the average into the parameters (their current values are lost). */
   copyTo(): void {
     this.checkSizes();
