@@ -398,20 +398,19 @@ async function trainerRun(
         : {}),
     }),
   };
+  // A resume checks these against the run's saved settings (a changed command is refused).
+  const privacy = {
+    targetEpsilon: eps,
+    delta,
+    epochs: st.epochs,
+    batchSize: st.batch,
+    maxGradNorm: st.clip,
+  };
+  const lrSchedule = { name: st.schedule, warmup: st.warmup };
   const resuming = fs.existsSync(path.join(dir, 'checkpoints', 'latest.json'));
   let trainer: PrivateTrainer<Int32Array>;
   if (resuming) {
-    trainer = PrivateTrainer.resume(dir, {
-      ...common,
-      lrSchedule: { name: st.schedule, warmup: st.warmup },
-      privacy: {
-        targetEpsilon: eps,
-        delta,
-        epochs: st.epochs,
-        batchSize: st.batch,
-        maxGradNorm: st.clip,
-      },
-    });
+    trainer = PrivateTrainer.resume(dir, { ...common, lrSchedule, privacy });
     const info = trainer.runInfo as {
       ema?: { updates: number; averages: string[] };
       time?: { seconds: number; cpuSeconds: number };
@@ -436,15 +435,8 @@ async function trainerRun(
     trainer = PrivateTrainer.create({
       ...common,
       runDir: dir,
-      lrSchedule: { name: st.schedule, warmup: st.warmup },
-      privacy: {
-        targetEpsilon: eps,
-        delta,
-        epochs: st.epochs,
-        batchSize: st.batch,
-        maxGradNorm: st.clip,
-        physicalBatchSize: st.physical,
-      },
+      lrSchedule,
+      privacy: { ...privacy, physicalBatchSize: st.physical },
       onWarning: () => undefined,
     });
   }

@@ -248,27 +248,17 @@ test('a bad lr schedule is a typed error naming the field, before any run direct
     [null, /lrSchedule/],
   ] as const) {
     const dir = path.join(tmp, 'bad-schedule');
-    expect(() =>
+    const create = (runDir?: string) =>
       PrivateTrainer.create({
         model: t.model(),
         loss: crossEntropyLoss,
         data: t.data,
         privacy: privacyOf(1),
         lrSchedule: lrSchedule as never,
-        runDir: dir,
-      }),
-    ).toThrow(re);
-    expect(
-      codeOf(() =>
-        PrivateTrainer.create({
-          model: t.model(),
-          loss: crossEntropyLoss,
-          data: t.data,
-          privacy: privacyOf(1),
-          lrSchedule: lrSchedule as never,
-        }),
-      ),
-    ).toBe('ERR_DPLORA_INVALID_ARGUMENT');
+        runDir,
+      });
+    expect(() => create(dir)).toThrow(re);
+    expect(codeOf(() => create())).toBe('ERR_DPLORA_INVALID_ARGUMENT');
     expect(fs.existsSync(dir)).toBe(false);
   }
 });

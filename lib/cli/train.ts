@@ -36,6 +36,7 @@ import {
   TrainConfig,
 } from './train_options';
 import { arrayDataset } from '../trainer/private_trainer';
+import { SCHEDULE_NAMES } from '../optim/schedules';
 import type { RunDirectory } from '../trainer/run_dir';
 import { FEATURIZER_VERSION } from '../data/featurize';
 import {
@@ -363,7 +364,7 @@ export function registerTrainCommand(program: Command): void {
       new Option(
         '--lr-schedule <s>',
         'learning-rate schedule over the planned private steps: constant (default), linear (decay to 0) or cosine',
-      ).choices(['constant', 'linear', 'cosine']),
+      ).choices([...SCHEDULE_NAMES]),
     )
     .option(
       '--warmup <fraction>',
@@ -456,6 +457,8 @@ export function registerTrainCommand(program: Command): void {
         },
         cmd: Command,
       ) => {
+        /** The command-line flag of an option key (`maxTokens` -> `--max-tokens`). */
+        const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`;
         const maxSteps =
           opts.maxSteps !== undefined ? positiveInt('max-steps', opts.maxSteps) : undefined;
         let model = opts.model ?? 'mlp';
@@ -490,7 +493,7 @@ export function registerTrainCommand(program: Command): void {
           if (conflicting.length)
             throw new OptionError(
               '--resume',
-              `takes the configuration from the checkpoint; drop ${conflicting.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`,
+              `takes the configuration from the checkpoint; drop ${conflicting.map(flag).join(', ')}`,
             );
         }
         const io: TrainIo = {
@@ -501,7 +504,6 @@ export function registerTrainCommand(program: Command): void {
           overwrite: opts.overwrite,
           progress: opts.progress === false ? false : undefined,
         };
-        const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`;
         if (model === 'use-lite') {
           // The MLP's options mean nothing to use-lite: refused, not ignored.
           const mlpOnly = (['hidden', 'dim'] as const).filter((k) => opts[k] !== undefined);

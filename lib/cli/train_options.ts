@@ -3,6 +3,7 @@
  */
 import { OptionError } from './format';
 import type { BaseDtype } from '../kernels/linalg';
+import { isScheduleName } from '../optim/schedules';
 import type { ScheduleName } from '../optim/schedules';
 
 export { OptionError };
@@ -285,7 +286,7 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
   }
   if (o.lrSchedule !== undefined || o.warmup !== undefined) {
     const name = o.lrSchedule ?? 'constant';
-    if (name !== 'constant' && name !== 'linear' && name !== 'cosine')
+    if (!isScheduleName(name))
       throw new OptionError(
         '--lr-schedule',
         `must be constant, linear or cosine, got ${JSON.stringify(o.lrSchedule)}`,

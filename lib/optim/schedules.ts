@@ -62,6 +62,14 @@ export function cosineSchedule(o: {
 /** Names of the standard learning-rate schedules (see {@link namedSchedule}). */
 export type ScheduleName = 'constant' | 'linear' | 'cosine';
 
+/** The {@link ScheduleName}s, for option parsers and checks. */
+export const SCHEDULE_NAMES: readonly ScheduleName[] = ['constant', 'linear', 'cosine'];
+
+/** Whether `v` is a {@link ScheduleName}. */
+export function isScheduleName(v: unknown): v is ScheduleName {
+  return (SCHEDULE_NAMES as readonly unknown[]).includes(v);
+}
+
 /**
  * The learning-rate multiplier of a run of `totalSteps` steps, by name: a linear warmup from 0
  * over `round(warmupFraction * totalSteps)` steps, then 'constant' (1), 'linear' (decay to 0 at
@@ -73,7 +81,7 @@ export function namedSchedule(
   warmupFraction: number,
   totalSteps: number,
 ): Schedule {
-  if (!['constant', 'linear', 'cosine'].includes(name))
+  if (!isScheduleName(name))
     throw new InvalidArgumentError(
       'schedule',
       `must be constant, linear or cosine, got ${String(name)}`,

@@ -21,7 +21,7 @@ import type { SeedLike } from '../privacy/seed';
 import type { LedgerReport } from '../accounting/privacy_ledger';
 import type { AccountantKind, PldParameters } from '../accounting';
 import { Adam } from '../optim/adam';
-import { namedSchedule } from '../optim/schedules';
+import { isScheduleName, namedSchedule } from '../optim/schedules';
 import type { Schedule, ScheduleName } from '../optim/schedules';
 import type { Optimizer } from '../optim/optimizer';
 import type { Module } from '../nn/module';
@@ -350,7 +350,7 @@ function checkSchedule(v: unknown): { name: ScheduleName; warmup: number } {
     if (k !== 'name' && k !== 'warmup')
       throw new InvalidArgumentError(`lrSchedule.${k}`, 'is not a schedule field (name, warmup)');
   const name = o.name;
-  if (name !== 'constant' && name !== 'linear' && name !== 'cosine')
+  if (!isScheduleName(name))
     throw new InvalidArgumentError(
       'lrSchedule.name',
       `must be 'constant', 'linear' or 'cosine', got ${showSetting(name)}`,
