@@ -61,6 +61,7 @@ import {
   useLiteDataset,
 } from '../lib/models/use_lite/finetune';
 import { PrivateTrainer } from '../lib/trainer/private_trainer';
+import { loadCheckpoint } from '../lib/io/checkpoint';
 import { crossEntropyLoss } from '../lib/nn/losses';
 import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
 import {
@@ -411,7 +412,8 @@ async function trainerRun(
   let trainer: PrivateTrainer<Int32Array>;
   if (resuming) {
     trainer = PrivateTrainer.resume(dir, { ...common, lrSchedule, privacy });
-    const info = trainer.runInfo as {
+    // The run's saved info (trainer.runInfo would call this process's runInfo function).
+    const info = (loadCheckpoint(path.join(dir, 'checkpoints')).state.run?.info ?? {}) as {
       ema?: { updates: number; averages: string[] };
       time?: { seconds: number; cpuSeconds: number };
     };
