@@ -255,6 +255,32 @@ interface RunSettings {
   pubWarmup: number;
 }
 
+/**
+ * `--start-block ffn`: the LoRA runs start in the feed-forward sub-block of their first layer
+ * (its attention sub-block joins the frozen prefix; only for `--targets` among fc1, fc2).
+ */
+function startBlock(): 'attention' | 'ffn' {
+  const b = arg('start-block', 'attention');
+  if (b !== 'attention' && b !== 'ffn')
+    throw new Error(`--start-block: attention or ffn, got ${b}`);
+  return b;
+}
+
+/**
+ * With `--start-block ffn`, replaces the cached layer-0 outputs of `p` (in place, a chunk at a
+ * time so that the old and new rows of a large part are not all held at once) by the output of
+ * layer 1's attention sub-block, the prefix of the LoRA runs.
+ */
+function toStartBlock(weights: Map<string, TfjsTensor>, p: CachedPart): CachedPart {
+  if (startBlock() === 'attention') return p;
+  const f = loraClassifier(weights, 2, null, undefined, 1, 'ffn');
+  for (let s = 0; s < p.n; s += 2048) {
+    const out = f.extendPrefix(p.rows.slice(s, s + 2048));
+    out.forEach((r, k) => (p.rows[s + k] = r));
+  }
+  return p;
+}
+
 /** The frozen sentence embeddings (n x 512) from cached layer-0 outputs (layer 1 + pooling). */
 function frozenEmbeddings(clf: UseLiteClassifier, rows: Float32Array[]): Float32Array {
   const enc = clf.encoder;
@@ -264,7 +290,9 @@ function frozenEmbeddings(clf: UseLiteClassifier, rows: Float32Array[]): Float32
   for (const idx of lengthBuckets(part, [...Array(rows.length).keys()], 32)) {
     const { input, mask } = clf.batchTensors(idx.map((i) => rows[i]));
     enc.setMask(mask);
-    const e = enc.head(enc.runLayers(input, clf.startLayer)).data;
+    const e = enc.head(
+      enc.runLayers(input, clf.startLayer, undefined, clf.startBlock === 'ffn'),
+    ).data;
     idx.forEach((i, r) =>
       out.set(e.subarray(r * USE_LITE_DIM, (r + 1) * USE_LITE_DIM), i * USE_LITE_DIM),
     );
@@ -600,7 +628,7 @@ function warmStart(
   if (!(st.pubEpochs > 0)) return null;
   const t0 = Date.now();
   const c0 = process.cpuUsage();
-  const clf = loraClassifier(weights, 2, lora, pubHead);
+  const clf = loraClassifier(weights, 2, lora, pubHead, undefined, startBlock());
   const ws = publicWarmStart(clf, pubIn, publicOptions(st));
   const accuracy = accuracyOf(clf, evalPart);
   const c = process.cpuUsage(c0);
@@ -841,9 +869,23 @@ async function tune(): Promise<void> {
       `${tr.n} train, ${va.n} validation; public head ${headAccuracy(head, frozenEmbeddings(frozen, va.rows), va.y).toFixed(4)} ` +
       `(${((Date.now() - t0) / 1000).toFixed(0)} s wall, ${cpuS(process.cpuUsage(cpu0)).toFixed(0)} s CPU)`,
   );
+  if (startBlock() === 'ffn') {
+    for (const p of [tr, va, ...(pubPart ? [pubPart] : [])]) toStartBlock(weights, p);
+    console.log(`--start-block ffn: layer 1's attention run on the cache`);
+  }
   const save = () =>
     writeResults(out, {
-      settings: { nTrain, nPublic, nTest, on, tuneTrain: tr.n, tuneVal: va.n, delta, base },
+      settings: {
+        nTrain,
+        nPublic,
+        nTest,
+        on,
+        tuneTrain: tr.n,
+        tuneVal: va.n,
+        delta,
+        base,
+        startBlock: startBlock(),
+      },
       configs,
       rows,
     });
@@ -896,7 +938,7 @@ async function tune(): Promise<void> {
       const tb = Number(arg('tune-batch', String((st.batch * tr.n) / nTrain)));
       const ts = Date.now();
       const c0 = process.cpuUsage();
-      const clf = loraClassifier(weights, 2, c.lora, head);
+      const clf = loraClassifier(weights, 2, c.lora, head, undefined, startBlock());
       if (warm) loadPublicWarmStart(clf, warm.ws);
       const engine = new PrivacyEngine();
       const adam = privateOptimizer(clf, st);
@@ -1105,6 +1147,7 @@ async function search(): Promise<void> {
   const cpuS = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1e6;
   const use = loadUseLiteSync();
   const weights = readTfjsWeights(path.join(defaultUseLiteDir(), 'model.json'));
+  if (startBlock() !== 'attention') throw new Error('--start-block: not with --search');
   const frozen = loraClassifier(weights, 2, null, undefined, 1);
   const d = imdb(nTrain, nTest, nPublic);
   const key = `${name}-T${base.maxTokens}-test${nTest}-public${nPublic}-train${nTrain}`;
@@ -1223,7 +1266,10 @@ export async function run(): Promise<void> {
   const table: Record<string, unknown>[] = [];
   const save = () => {
     printTable(`USE-Lite utility (load ${os.loadavg()[0].toFixed(1)})`, table);
-    writeResults(out, { settings: { nTrain, nTest, nPublic, lora, delta }, results });
+    writeResults(out, {
+      settings: { nTrain, nTest, nPublic, lora, delta, startBlock: startBlock() },
+      results,
+    });
     fs.mkdirSync(RESULTS_DIR, { recursive: true });
     fs.writeFileSync(
       path.join(RESULTS_DIR, `${out}.svg`),
@@ -1267,6 +1313,14 @@ export async function run(): Promise<void> {
         `frozen + LR head on train ${baseline.toFixed(4)}, on public ${publicHead.toFixed(4)} ` +
         `(${((Date.now() - t0) / 1000).toFixed(0)} s wall, ${cpuS(process.cpuUsage(cpu0)).toFixed(0)} s CPU, load ${os.loadavg()[0].toFixed(1)})`,
     );
+    if (startBlock() === 'ffn') {
+      if (fromIds) throw new Error('--start-block ffn needs --layers 1');
+      const t = Date.now();
+      for (const p of [pub, train, test]) toStartBlock(weights, p);
+      console.log(
+        `--start-block ffn: layer 1's attention run on the cache (${((Date.now() - t) / 1000).toFixed(0)} s)`,
+      );
+    }
     // Public warm start (public records only): the start of the private runs, and of the
     // non-private one with --public-lora-np.
     const pubIn = fromIds ? tokenPart(tok(d.public.texts), pub.y) : pub;
@@ -1321,7 +1375,7 @@ export async function run(): Promise<void> {
     for (const eps of epsList) {
       const ts = Date.now();
       const c0 = process.cpuUsage();
-      const clf = loraClassifier(weights, 2, lora, pubHead);
+      const clf = loraClassifier(weights, 2, lora, pubHead, undefined, startBlock());
       const warmed = warm !== null && (Number.isFinite(eps) || warmNp);
       if (warmed) loadPublicWarmStart(clf, warm.ws);
       let spent = Infinity;

@@ -62,6 +62,36 @@ test('built-in task: base / non-private / private accuracy, budget respected, ad
   for (const p of preds) expect(p.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
 });
 
+test('adapters on fc1/fc2 only: the attention sub-block is cached too, and predict agrees', async () => {
+  const { raw, ul } = useLiteRawOptions({
+    limit: '160',
+    seed: '7',
+    epochs: '1',
+    batchSize: '16',
+    maxTokens: '24',
+    targetModules: 'fc1,fc2',
+    publicWarmStart: '1',
+  });
+  const out = path.join(tmp, 'spam-ffn');
+  const lines: string[] = [];
+  const r = await runUseLiteTrain(resolveTrainConfig(raw), ul, {
+    ...silent,
+    log: (m: string) => lines.push(m),
+    out,
+  });
+  expect(lines.some((l) => l.includes('layer 0 + the attention of layer 1'))).toBe(true);
+  expect(r.steps).toBe(r.plannedSteps);
+  expect(r.accuracy.base).toBeGreaterThan(0.5);
+  const held = splitSpamCorpus(undefined, { limit: 160 }).heldout;
+  const preds = predictWithAdapter(
+    path.join(out, 'adapter'),
+    held.map((m) => mailText(m.text)),
+  );
+  const acc =
+    preds.filter((p, i) => p.label === ['ham', 'spam'][held[i].label]).length / held.length;
+  expect(acc).toBeCloseTo(r.accuracy.privateLora, 10);
+});
+
 test('--data FILE with LoRA on both layers and chosen targets', async () => {
   const file = path.join(tmp, 'd.csv');
   const rows = ['text,label'];

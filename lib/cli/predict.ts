@@ -19,6 +19,7 @@ import {
   lengthBuckets,
   loadUseLiteAdapter,
   loraClassifier,
+  startBlockFor,
 } from '../models/use_lite/finetune';
 import { OptionError } from './train_options';
 
@@ -80,7 +81,14 @@ export function predictWithAdapter(adapterDir: string, texts: string[]): Predict
     readRegularFile('modelDir', path.join(dir, 'vocab.json'), 16 << 20).toString('utf8'),
   ) as VocabEntry[];
   const tok = new UseLiteTokenizer(vocab);
-  const clf = loraClassifier(weights, classes.length, lora);
+  const clf = loraClassifier(
+    weights,
+    classes.length,
+    lora,
+    undefined,
+    undefined,
+    startBlockFor(lora),
+  );
   loadUseLiteAdapter(clf, a);
   clf.eval();
   const clean = texts.map((t) => t.replace(/\s+/g, ' ').trim());

@@ -30,6 +30,7 @@ import {
   accuracyOf,
   checkLoraSettings,
   loraClassifier,
+  startBlockFor,
   trainHead,
   trainNonPrivateRows,
   useLiteAdapter,
@@ -413,10 +414,17 @@ async function useLiteInRun(
   // --- frozen prefix cached for private and heldout (layers below the lowest adapted one);
   // rebuilt the same way on resume from the same (hash-checked) weights
   const start = Math.min(...lora.layers);
-  const prefixModel = loraClassifier(weights, classes, null, head, start);
+  // Adapters on fc1/fc2 only: the attention sub-block of the first adapted layer is cached too.
+  const block = startBlockFor(lora);
+  const prefixModel = loraClassifier(weights, classes, null, head, start, block);
   setBaseDtype(prefixModel, cfg.baseDtype ?? 'fp32');
+  const cached = [
+    'embedding',
+    ...(start > 0 ? ['layer 0'] : []),
+    ...(block === 'ffn' ? [`the attention of layer ${start}`] : []),
+  ];
   log(
-    `caching the frozen encoder prefix (embedding${start > 0 ? ' + layer 0' : ''}) for ${task.private.texts.length + task.heldout.texts.length} texts ...`,
+    `caching the frozen encoder prefix (${cached.join(' + ')}) for ${task.private.texts.length + task.heldout.texts.length} texts ...`,
   );
   const cache = (p: TextPart): CachedPart => ({
     rows: prefixModel.encodePrefix(tok(p)),
@@ -438,7 +446,7 @@ async function useLiteInRun(
     log(
       `public warm start: LoRA + head on the ${task.public.texts.length} public texts, ${warmEpochs} epochs, no privacy ...`,
     );
-    const w = loraClassifier(weights, classes, lora, head);
+    const w = loraClassifier(weights, classes, lora, head, start, block);
     setBaseDtype(w, cfg.baseDtype ?? 'fp32');
     warm = publicWarmStart(w, cache(task.public), { ...WARM_START, epochs: warmEpochs });
     warmStartAccuracy = accuracyOf(w, held);
@@ -451,7 +459,7 @@ async function useLiteInRun(
   const tb = Date.now();
   if (cfg.baseline && !resumed) {
     log(`training the non-private LoRA reference (${BASELINE.epochs} epoch, comparison only) ...`);
-    const m = loraClassifier(weights, classes, lora, head);
+    const m = loraClassifier(weights, classes, lora, head, start, block);
     setBaseDtype(m, cfg.baseDtype ?? 'fp32');
     if (warm) loadPublicWarmStart(m, warm); // the same starting point as the private run
     trainNonPrivateRows(m, priv, BASELINE);
@@ -460,7 +468,7 @@ async function useLiteInRun(
   const tBase = (Date.now() - tb) / 1000;
 
   // --- private LoRA + head, through the library's PrivateTrainer
-  const model = loraClassifier(weights, classes, lora, head);
+  const model = loraClassifier(weights, classes, lora, head, start, block);
   setBaseDtype(model, cfg.baseDtype ?? 'fp32');
   if (warm) loadPublicWarmStart(model, warm);
   model.train();

@@ -86,13 +86,17 @@ export class FeedForward extends Module {
     return y;
   }
 
-  backward(gradOut: Tensor): Tensor {
+  /**
+   * Parameter gradients of fc1 and fc2, and dLoss/dx unless `inputGrad` is false (then fc1's
+   * input-gradient product is skipped and an empty tensor is returned).
+   */
+  backward(gradOut: Tensor, inputGrad = true): Tensor {
     if (!this.savedShape || this.savedCounts) throw noForward('FeedForward.backward');
     checkGradShape(gradOut, this.savedShape, 'FeedForward.backward');
     const g = new Tensor(scratch(gradOut.size), gradOut.shape);
     g.data.set(gradOut.data);
     zeroPadding(g.data, this.savedMask, this.fc2.outFeatures);
-    const gi = this.fc1.backward(this.act.backward(this.fc2.backward(g)));
+    const gi = this.fc1.backward(this.act.backward(this.fc2.backward(g)), inputGrad);
     // fc1's input rows on padding get zero gradient already (zero g through a
     // linear map and an elementwise activation).
     this.savedShape = null;
@@ -121,8 +125,11 @@ export class FeedForward extends Module {
     return y;
   }
 
-  /** Backward of {@link forwardPooled}: `gradOut` `[batch, dModel]` to dLoss/dx `[batch, seq, d]`. */
-  backwardPooled(gradOut: Tensor): Tensor {
+  /**
+   * Backward of {@link forwardPooled}: `gradOut` `[batch, dModel]` to dLoss/dx `[batch, seq, d]`
+   * (an empty tensor when `inputGrad` is false, as in {@link backward}).
+   */
+  backwardPooled(gradOut: Tensor, inputGrad = true): Tensor {
     const counts = this.savedCounts;
     if (!this.savedShape || !counts) throw noForward('FeedForward.backwardPooled');
     const [batch, seq] = this.savedShape;
@@ -137,7 +144,7 @@ export class FeedForward extends Module {
     const gr = scratch(batch * seq * dFF);
     const sm = this.savedMask;
     tokenSpread(gm, sm ? sm.valid : null, batch, seq, dFF, gr, false);
-    const gi = this.fc1.backward(this.act.backward(new Tensor(gr, [batch, seq, dFF])));
+    const gi = this.fc1.backward(this.act.backward(new Tensor(gr, [batch, seq, dFF])), inputGrad);
     this.savedShape = null;
     this.savedCounts = null;
     return gi;
@@ -200,6 +207,8 @@ export class TransformerLayer extends Module {
     mask: SequenceMask | null;
     /** Real tokens per sequence after {@link forwardPooled}; null after forward. */
     pooled: Float64Array | null;
+    /** Whether only the feed-forward sub-block ran ({@link forwardFfn} / {@link forwardFfnPooled}). */
+    ffnOnly: boolean;
   } | null = null;
 
   constructor(o: TransformerLayerOptions) {
@@ -273,7 +282,9 @@ export class TransformerLayer extends Module {
       addInPlace(f, h.data);
       y = this.ln2.forward(new Tensor(f, x.shape));
     }
-    this.saved = this.training ? { shape: x.shape, mask: this.mask, pooled: null } : null;
+    this.saved = this.training
+      ? { shape: x.shape, mask: this.mask, pooled: null, ffnOnly: false }
+      : null;
     return y;
   }
 
@@ -318,8 +329,72 @@ export class TransformerLayer extends Module {
     const y = this.ffn.forwardPooled(this.ln2.forward(h), counts);
     // y += mean of h over the real tokens
     tokenMean(h.data, this.mask ? this.mask.valid : null, batch, seq, this.dModel, y.data, true);
-    this.saved = this.training ? { shape: x.shape, mask: this.mask, pooled: counts } : null;
+    this.saved = this.training
+      ? { shape: x.shape, mask: this.mask, pooled: counts, ffnOnly: false }
+      : null;
     return y;
+  }
+
+  /**
+   * The attention sub-block alone (pre-LN): `h = res(x) + Attn(LN1(x))`, `[batch, seq, dIn]` to
+   * `[batch, seq, dModel]`; the projected residual is zero on padding rows.  With
+   * {@link forwardFfn} it splits {@link forward} in two, so that a model training only the
+   * feed-forward sub-block can run this part once per text and cache it.  Saves nothing for
+   * backward (run it in eval mode or on frozen weights).
+   *
+   * @throws InvalidArgumentError (`norm`) for a post-LN layer
+   */
+  attentionBlock(x: Tensor): Tensor {
+    sequenceInput(x, this.mask, 'TransformerLayer.attentionBlock', this.dIn);
+    this.requirePreLn('attentionBlock');
+    return this.preAttention(x);
+  }
+
+  /**
+   * The feed-forward sub-block alone (pre-LN): `y = h + FFN(LN2(h))` on `h` `[batch, seq,
+   * dModel]` (the output of {@link attentionBlock}); `forwardFfn(attentionBlock(x))` equals
+   * `forward(x)`.  Backward with {@link backward}, which then stops at `h`.
+   *
+   * @throws InvalidArgumentError (`norm`) for a post-LN layer
+   */
+  forwardFfn(h: Tensor): Tensor {
+    sequenceInput(h, this.mask, 'TransformerLayer.forwardFfn', this.dModel);
+    this.requirePreLn('forwardFfn');
+    const f = this.ffn.forward(this.ln2.forward(h)).data;
+    addInPlace(f, h.data);
+    this.saved = this.training
+      ? { shape: h.shape, mask: this.mask, pooled: null, ffnOnly: true }
+      : null;
+    return new Tensor(f, h.shape);
+  }
+
+  /**
+   * {@link forwardFfn} followed by the masked mean over the sequence, with fc2 applied once
+   * per sequence as in {@link forwardPooled} (`[batch, seq, dModel]` to `[batch, dModel]`);
+   * `forwardFfnPooled(attentionBlock(x))` equals `forwardPooled(x)`.  Requires
+   * {@link canPool}; backward with {@link backwardPooled}, which then stops at `h`.
+   */
+  forwardFfnPooled(h: Tensor): Tensor {
+    const { batch, seq } = sequenceInput(
+      h,
+      this.mask,
+      'TransformerLayer.forwardFfnPooled',
+      this.dModel,
+    );
+    if (!this.canPool())
+      throw new InvalidArgumentError('norm', 'forwardFfnPooled needs a pre-LN layer (see canPool)');
+    const counts = validCounts(this.mask, batch, seq);
+    const y = this.ffn.forwardPooled(this.ln2.forward(h), counts);
+    tokenMean(h.data, this.mask ? this.mask.valid : null, batch, seq, this.dModel, y.data, true);
+    this.saved = this.training
+      ? { shape: h.shape, mask: this.mask, pooled: counts, ffnOnly: true }
+      : null;
+    return y;
+  }
+
+  private requirePreLn(what: string): void {
+    if (this.norm !== 'pre')
+      throw new InvalidArgumentError('norm', `${what} needs a pre-LN layer, this one is post-LN`);
   }
 
   /**
@@ -334,6 +409,12 @@ export class TransformerLayer extends Module {
     const [batch, seq] = sv.shape;
     checkGradShape(gradOut, [batch, seq, this.dModel], 'TransformerLayer.backward');
     let gx: Float32Array;
+    if (sv.ffnOnly)
+      return this.ffnBackward(
+        this.ffn.backward(gradOut, this.ffnInputGrad(inputGrad)),
+        gradOut.data,
+        inputGrad,
+      );
     if (this.norm === 'pre') {
       // y = h + FFN(LN2(h))
       const gh = this.ln2.backward(this.ffn.backward(gradOut)).data;
@@ -363,10 +444,41 @@ export class TransformerLayer extends Module {
     const [batch, seq] = sv.shape;
     const d = this.dModel;
     checkGradShape(gradOut, [batch, d], 'TransformerLayer.backwardPooled');
+    if (sv.ffnOnly) {
+      const gf = this.ffn.backwardPooled(gradOut, this.ffnInputGrad(inputGrad));
+      if (!inputGrad && !this.ln2Trains()) {
+        this.saved = null;
+        return noInputGrad();
+      }
+      const gh = this.ln2.backward(gf).data;
+      tokenSpread(gradOut.data, sv.mask ? sv.mask.valid : null, batch, seq, d, gh, true);
+      this.saved = null;
+      return inputGrad ? new Tensor(gh, sv.shape) : noInputGrad();
+    }
     const gh = this.ln2.backward(this.ffn.backwardPooled(gradOut)).data;
     // The mean of h: each real token gets gradOut / count.
     tokenSpread(gradOut.data, sv.mask ? sv.mask.valid : null, batch, seq, d, gh, true);
     return this.preAttentionBackward(gh, inputGrad);
+  }
+
+  private ln2Trains(): boolean {
+    return this.ln2.trainableParameters().length > 0;
+  }
+
+  /** Whether the FFN must compute dLoss/d(LN2 output): for the input gradient or LN2's own. */
+  private ffnInputGrad(inputGrad: boolean): boolean {
+    return inputGrad || this.ln2Trains();
+  }
+
+  /** Backward of {@link forwardFfn} given the FFN's input gradient `gf` (maybe empty). */
+  private ffnBackward(gf: Tensor, gradOut: Float32Array, inputGrad: boolean): Tensor {
+    const sv = this.saved!;
+    this.saved = null;
+    if (!inputGrad && !this.ln2Trains()) return noInputGrad();
+    const gh = this.ln2.backward(gf).data;
+    if (!inputGrad) return noInputGrad();
+    addInPlace(gh, gradOut);
+    return new Tensor(gh, sv.shape);
   }
 
   /** Backward of {@link preAttention} given dLoss/dh (`gh`, overwritten); clears the saved state. */

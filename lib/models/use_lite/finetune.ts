@@ -82,8 +82,30 @@ export function checkLoraSettings(s: UseLiteLoraSettings): UseLiteLoraSettings {
 }
 
 /**
+ * Where training starts in the lowest adapted layer: `'ffn'` when no adapter targets an
+ * attention projection (`targets` within fc1, fc2), so that the attention sub-block of that
+ * layer is cached with the frozen prefix (see {@link UseLiteClassifier.startBlock}:
+ * about 4 times less work per step at 128 tokens), else `'attention'`.
+ *
+ * @param lora - the adapter settings (null: no adapter, `'attention'`)
+ */
+export function startBlockFor(lora: UseLiteLoraSettings | null): 'attention' | 'ffn' {
+  return lora && lora.targets.length > 0 && lora.targets.every((t) => t === 'fc1' || t === 'fc2')
+    ? 'ffn'
+    : 'attention';
+}
+
+/**
  * A classifier on a fresh frozen encoder with LoRA on the chosen targets and
  * layers and a trainable head initialized from `head` (zeros if absent).
+ *
+ * @param startLayerIfNoLora - first layer that runs when `lora` is null (default: none, the
+ *   head alone on cached sentence states)
+ * @param startBlock - first sub-block of the first layer that runs (see
+ *   {@link UseLiteClassifier.startBlock}; `'ffn'` when no adapter sits in that layer's
+ *   attention sub-block caches it too); models that share a cache must agree on it
+ * @throws InvalidArgumentError (`startBlock`) when an adapter sits in the cached attention
+ *   sub-block
  */
 export function loraClassifier(
   weights: Map<string, TfjsTensor>,
@@ -91,6 +113,7 @@ export function loraClassifier(
   lora: UseLiteLoraSettings | null,
   head?: { weight: Float32Array; bias: Float32Array },
   startLayerIfNoLora?: number,
+  startBlock: 'attention' | 'ffn' = 'attention',
 ): UseLiteClassifier {
   const encoder = buildUseLiteEncoder(weights);
   const startLayer = lora
@@ -99,6 +122,7 @@ export function loraClassifier(
   const clf = new UseLiteClassifier(encoder, {
     classes,
     startLayer,
+    startBlock,
     headWeight: head?.weight,
     headBias: head?.bias,
   });

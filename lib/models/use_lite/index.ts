@@ -21,6 +21,7 @@ export type { TfjsTensor } from './weights';
 export {
   USE_LITE_TARGETS,
   loraClassifier,
+  startBlockFor,
   trainHead,
   trainNonPrivateRows,
   privateStep,

@@ -132,10 +132,15 @@ export class UseLiteEncoder extends Module {
     return this.timing.forward(this.embedding.forward(ids));
   }
 
-  /** Runs layers `from`..`to-1` on hidden states `[batch, seq, d]`. */
-  runLayers(x: Tensor, from = 0, to = this.layers.length): Tensor {
+  /**
+   * Runs layers `from`..`to-1` on hidden states `[batch, seq, d]`; with `ffnOnly`, layer
+   * `from` runs its feed-forward sub-block only, on the output of its attention sub-block
+   * (see {@link TransformerLayer.forwardFfn}).
+   */
+  runLayers(x: Tensor, from = 0, to = this.layers.length, ffnOnly = false): Tensor {
     let h = x;
-    for (let i = from; i < to; i++) h = this.layers[i].forward(h);
+    for (let i = from; i < to; i++)
+      h = ffnOnly && i === from ? this.layers[i].forwardFfn(h) : this.layers[i].forward(h);
     return h;
   }
 
@@ -157,19 +162,21 @@ export class UseLiteEncoder extends Module {
   /**
    * Runs layers `from`.. and the mean pooling, `[batch, seq, d]` to `[batch, 512]`; the last
    * layer is fused with the pooling when it can be (fc2 applied once per sequence, see
-   * TransformerLayer.forwardPooled; equal up to float rounding).
+   * TransformerLayer.forwardPooled; equal up to float rounding).  With `ffnOnly`, `h` is the
+   * output of layer `from`'s attention sub-block and only its feed-forward sub-block runs.
    */
-  poolFrom(h: Tensor, from: number): Tensor {
+  poolFrom(h: Tensor, from: number, ffnOnly = false): Tensor {
     const n = this.layers.length;
     this.pooledLast = false;
     if (from >= n) return this.pooling.forward(h);
-    const x = this.runLayers(h, from, n - 1);
+    const x = this.runLayers(h, from, n - 1, ffnOnly);
     const last = this.layers[n - 1];
+    const lastFfn = ffnOnly && from === n - 1;
     if (last.canPool()) {
       this.pooledLast = true;
-      return last.forwardPooled(x);
+      return lastFfn ? last.forwardFfnPooled(x) : last.forwardPooled(x);
     }
-    return this.pooling.forward(last.forward(x));
+    return this.pooling.forward(lastFfn ? last.forwardFfn(x) : last.forward(x));
   }
 
   /**
