@@ -14,7 +14,6 @@ import { TransformerLayer } from '../lib/nn/transformer_layer';
 import { maskFromLengths } from '../lib/nn/sequence_mask';
 import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
 import { isPerSampleModule } from '../lib/nn/module';
-import { SGD } from '../lib/optim';
 import { PrivacyEngine } from '../lib/privacy';
 import {
   buildUseLiteEncoder,
@@ -32,6 +31,7 @@ import {
 import { crossEntropyLoss } from '../lib/nn/losses';
 import { lcg, randArray } from './helpers/nn_ref';
 import { quiet } from './helpers/dp_setup';
+import { RecordingSGD, flatParams } from './helpers/param_gradients';
 
 jest.setTimeout(300000);
 
@@ -70,17 +70,6 @@ function part(clf: UseLiteClassifier, ts: string[], ys: number[]): CachedPart {
   };
 }
 
-function flat(ps: Parameter[], get: (p: Parameter) => ArrayLike<number> | null): Float64Array {
-  const out = new Float64Array(ps.reduce((s, p) => s + p.size, 0));
-  let o = 0;
-  for (const p of ps) {
-    const g = get(p);
-    if (g) for (let j = 0; j < p.size; j++) out[o + j] = g[j];
-    o += p.size;
-  }
-  return out;
-}
-
 function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   let e = 0;
   let m = 0;
@@ -111,7 +100,7 @@ function perSample(clf: UseLiteClassifier, data: CachedPart, factors: Float32Arr
     m.releaseCapture();
   }
   clf.setGradMode('sum');
-  return { normsSq, sum: flat(params, (p) => acc.get(p) ?? null), out: out.data.slice() };
+  return { normsSq, sum: flatParams(params, (p) => acc.get(p) ?? null), out: out.data.slice() };
 }
 
 describe("startBlock 'ffn' equals the whole-layer path on USE-Lite", () => {
@@ -151,7 +140,7 @@ describe("startBlock 'ffn' equals the whole-layer path on USE-Lite", () => {
         ffn.zeroGrad();
         const out = forwardRows(ffn, dFfn, [i]);
         ffn.backward(crossEntropyLoss(out, [dFfn.y[i]]).grad, false);
-        const g = flat(params, (p) => p.grad);
+        const g = flatParams(params, (p) => p.grad);
         const n = g.reduce((s, v) => s + v * v, 0);
         expect(Math.abs(b.normsSq[i] - n)).toBeLessThan(1e-3 * n);
         for (let j = 0; j < g.length; j++) want[j] += factors[i] * g[j];
@@ -165,7 +154,7 @@ describe("startBlock 'ffn' equals the whole-layer path on USE-Lite", () => {
     const steps = (['attention', 'ffn'] as const).map((block) => {
       const clf = model([1], block, 11);
       const d = part(clf, texts, labels);
-      const opt = new Recording(clf.trainableParameters(), { lr: 1 });
+      const opt = new RecordingSGD(clf.trainableParameters(), { lr: 1 });
       const engine = new PrivacyEngine();
       const { optimizer } = engine.makePrivate({
         model: clf,
@@ -188,15 +177,6 @@ describe("startBlock 'ffn' equals the whole-layer path on USE-Lite", () => {
   });
 });
 
-/** Records the private gradient the DP optimizer hands over (sum / expected batch). */
-class Recording extends SGD {
-  last: Float64Array | null = null;
-  step(): void {
-    this.last = flat(this.params, (p) => p.grad);
-    super.step();
-  }
-}
-
 describe("sensitivity with startBlock 'ffn': one record moves the summed update by at most C", () => {
   const crafted: Array<[string, string, number]> = [
     ['the longest input (128 tokens)', 'Buy now! '.repeat(60), 1],
@@ -212,7 +192,7 @@ describe("sensitivity with startBlock 'ffn': one record moves the summed update 
       const d1: CachedPart = { rows: dAll.rows.slice(0, 6), y: dAll.y.slice(0, 6), n: 6 };
       const sums = [d1, dAll].map((d) => {
         const clf = model([1], 'ffn', 5);
-        const opt = new Recording(clf.trainableParameters(), { lr: 1 });
+        const opt = new RecordingSGD(clf.trainableParameters(), { lr: 1 });
         const engine = new PrivacyEngine();
         const { optimizer } = engine.makePrivate({
           model: clf,

@@ -11,7 +11,6 @@ import { InvalidStateError } from '../lib/errors';
 import { applyLora } from '../lib/nn/lora_targets';
 import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
 import { isPerSampleModule } from '../lib/nn/module';
-import { SGD } from '../lib/optim';
 import { PrivacyEngine } from '../lib/privacy';
 import {
   buildUseLiteEncoder,
@@ -30,6 +29,7 @@ import {
 import { crossEntropyLoss } from '../lib/nn/losses';
 import { lcg, randArray } from './helpers/nn_ref';
 import { quiet } from './helpers/dp_setup';
+import { RecordingSGD, flatParams } from './helpers/param_gradients';
 
 jest.setTimeout(300000);
 
@@ -67,17 +67,6 @@ function part(clf: ReturnType<typeof model>, ts: string[], labels: number[]): Ca
   };
 }
 
-function flat(ps: Parameter[], get: (p: Parameter) => ArrayLike<number> | null): Float64Array {
-  const out = new Float64Array(ps.reduce((s, p) => s + p.size, 0));
-  let o = 0;
-  for (const p of ps) {
-    const g = get(p);
-    if (g) for (let j = 0; j < p.size; j++) out[o + j] = g[j];
-    o += p.size;
-  }
-  return out;
-}
-
 describe('per-sample gradients on USE-Lite equal a one-example loop', () => {
   for (const layers of [[1], [0, 1]]) {
     test(`LoRA on all six targets of layer(s) ${layers.join(',')}, plus the head`, () => {
@@ -91,7 +80,7 @@ describe('per-sample gradients on USE-Lite equal a one-example loop', () => {
         clf.zeroGrad();
         const out = forwardRows(clf, data, [i]);
         clf.backward(crossEntropyLoss(out, [data.y[i]]).grad);
-        const g = flat(params, (p) => p.grad);
+        const g = flatParams(params, (p) => p.grad);
         clf.zeroGrad();
         return g;
       });
@@ -118,7 +107,7 @@ describe('per-sample gradients on USE-Lite equal a one-example loop', () => {
         expect(n).toBeGreaterThan(1e-6);
         expect(Math.abs(normsSq[i] - n)).toBeLessThan(1e-3 * n);
       }
-      const got = flat(params, (p) => acc.get(p) ?? null);
+      const got = flatParams(params, (p) => acc.get(p) ?? null);
       let maxErr = 0;
       let maxRef = 0;
       for (let j = 0; j < got.length; j++) {
@@ -131,15 +120,6 @@ describe('per-sample gradients on USE-Lite equal a one-example loop', () => {
     });
   }
 });
-
-/** Records the private gradient the DP optimizer hands over (sum / expected batch). */
-class Recording extends SGD {
-  last: Float64Array | null = null;
-  step(): void {
-    this.last = flat(this.params, (p) => p.grad);
-    super.step();
-  }
-}
 
 describe('sensitivity on USE-Lite: one record moves the summed update by at most C', () => {
   const long = Array(200).fill('spam').join(' ');
@@ -158,7 +138,7 @@ describe('sensitivity on USE-Lite: one record moves the summed update by at most
       const d1: CachedPart = { rows: dAll.rows.slice(0, 6), y: dAll.y.slice(0, 6), n: 6 };
       const sums = [d1, dAll].map((d) => {
         const clf = model([1], 5); // same weights every time
-        const opt = new Recording(clf.trainableParameters(), { lr: 1 });
+        const opt = new RecordingSGD(clf.trainableParameters(), { lr: 1 });
         const engine = new PrivacyEngine();
         const { optimizer } = engine.makePrivate({
           model: clf,
