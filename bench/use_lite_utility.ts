@@ -33,6 +33,10 @@
  * last iterate's accuracy too. Under `--tune`, `--ema D1,D2,...` evaluates several averages next
  * to the last iterate at each evaluation.
  *
+ * `--targets fc1,fc2 --start-block ffn`: adapters on the feed-forward matrices only, with layer 1's
+ * attention sub-block run once on the cache (main and `--tune` paths; about 4 times less work
+ * per step; see {@link startBlock}).
+ *
  * `--subspace K` (`--subspace-every R`, `--subspace-public N`): the private runs add their noise
  * in a rank-K gradient subspace fitted to public records' gradients ({@link subspaceHook}).
  *
