@@ -271,18 +271,18 @@ function startBlock(): 'attention' | 'ffn' {
 }
 
 /**
- * With `--start-block ffn`, replaces the cached layer-0 outputs of `p` (in place, a chunk at a
- * time so that the old and new rows of a large part are not all held at once) by the output of
- * layer 1's attention sub-block, the prefix of the LoRA runs.
+ * With `--start-block ffn`, replaces the cached layer-0 outputs of each part (in place, a chunk
+ * at a time so that the old and new rows of a large part are not all held at once) by the output
+ * of layer 1's attention sub-block, the prefix of the LoRA runs.
  */
-function toStartBlock(weights: Map<string, TfjsTensor>, p: CachedPart): CachedPart {
-  if (startBlock() === 'attention') return p;
+function toStartBlock(weights: Map<string, TfjsTensor>, parts: CachedPart[]): void {
+  if (startBlock() === 'attention') return;
   const f = loraClassifier(weights, 2, null, undefined, 1, 'ffn');
-  for (let s = 0; s < p.n; s += 2048) {
-    const out = f.extendPrefix(p.rows.slice(s, s + 2048));
-    out.forEach((r, k) => (p.rows[s + k] = r));
-  }
-  return p;
+  for (const p of parts)
+    for (let s = 0; s < p.n; s += 2048) {
+      const out = f.extendPrefix(p.rows.slice(s, s + 2048));
+      out.forEach((r, k) => (p.rows[s + k] = r));
+    }
 }
 
 /** The frozen sentence embeddings (n x 512) from cached layer-0 outputs (layer 1 + pooling). */
@@ -874,7 +874,7 @@ async function tune(): Promise<void> {
       `(${((Date.now() - t0) / 1000).toFixed(0)} s wall, ${cpuS(process.cpuUsage(cpu0)).toFixed(0)} s CPU)`,
   );
   if (startBlock() === 'ffn') {
-    for (const p of [tr, va, ...(pubPart ? [pubPart] : [])]) toStartBlock(weights, p);
+    toStartBlock(weights, [tr, va, ...(pubPart ? [pubPart] : [])]);
     console.log(`--start-block ffn: layer 1's attention run on the cache`);
   }
   const save = () =>
@@ -1320,7 +1320,7 @@ export async function run(): Promise<void> {
     if (startBlock() === 'ffn') {
       if (fromIds) throw new Error('--start-block ffn needs --layers 1');
       const t = Date.now();
-      for (const p of [pub, train, test]) toStartBlock(weights, p);
+      toStartBlock(weights, [pub, train, test]);
       console.log(
         `--start-block ffn: layer 1's attention run on the cache (${((Date.now() - t) / 1000).toFixed(0)} s)`,
       );

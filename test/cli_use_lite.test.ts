@@ -23,6 +23,18 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const silent = { log: () => undefined, print: () => undefined };
 
+/** `dp-lora predict` with the adapter saved in `out` on the built-in task's held-out mails. */
+function heldoutPredictions(out: string) {
+  const held = splitSpamCorpus(undefined, { limit: 160 }).heldout;
+  const preds = predictWithAdapter(
+    path.join(out, 'adapter'),
+    held.map((m) => mailText(m.text)),
+  );
+  const acc =
+    preds.filter((p, i) => p.label === ['ham', 'spam'][held[i].label]).length / held.length;
+  return { acc, preds };
+}
+
 test('built-in task: base / non-private / private accuracy, budget respected, adapter reproduces accuracy', async () => {
   const { raw, ul } = useLiteRawOptions({
     limit: '160',
@@ -51,13 +63,7 @@ test('built-in task: base / non-private / private accuracy, budget respected, ad
   expect(ck.state.step).toBe(r.steps);
   expect(ck.state.ledger).toBeTruthy();
   // predict with the saved adapter on the same held-out mails
-  const held = splitSpamCorpus(undefined, { limit: 160 }).heldout;
-  const preds = predictWithAdapter(
-    path.join(out, 'adapter'),
-    held.map((m) => mailText(m.text)),
-  );
-  const acc =
-    preds.filter((p, i) => p.label === ['ham', 'spam'][held[i].label]).length / held.length;
+  const { acc, preds } = heldoutPredictions(out);
   expect(acc).toBeCloseTo(r.accuracy.privateLora, 10);
   for (const p of preds) expect(p.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
 });
@@ -82,13 +88,7 @@ test('adapters on fc1/fc2 only: the attention sub-block is cached too, and predi
   expect(lines.some((l) => l.includes('layer 0 + the attention of layer 1'))).toBe(true);
   expect(r.steps).toBe(r.plannedSteps);
   expect(r.accuracy.base).toBeGreaterThan(0.5);
-  const held = splitSpamCorpus(undefined, { limit: 160 }).heldout;
-  const preds = predictWithAdapter(
-    path.join(out, 'adapter'),
-    held.map((m) => mailText(m.text)),
-  );
-  const acc =
-    preds.filter((p, i) => p.label === ['ham', 'spam'][held[i].label]).length / held.length;
+  const { acc } = heldoutPredictions(out);
   expect(acc).toBeCloseTo(r.accuracy.privateLora, 10);
 });
 

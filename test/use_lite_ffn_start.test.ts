@@ -14,7 +14,6 @@ import { TransformerLayer } from '../lib/nn/transformer_layer';
 import { maskFromLengths } from '../lib/nn/sequence_mask';
 import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
 import { isPerSampleModule } from '../lib/nn/module';
-import { PrivacyEngine } from '../lib/privacy';
 import {
   buildUseLiteEncoder,
   defaultUseLiteDir,
@@ -26,12 +25,11 @@ import {
   UseLiteLoraSettings,
   forwardRows,
   loraClassifier,
-  privateStep,
 } from '../lib/models/use_lite/finetune';
 import { crossEntropyLoss } from '../lib/nn/losses';
 import { lcg, randArray } from './helpers/nn_ref';
-import { quiet } from './helpers/dp_setup';
-import { RecordingSGD, flatParams } from './helpers/param_gradients';
+import { flatParams } from './helpers/param_gradients';
+import { noiseFreePrivateGradient } from './helpers/use_lite_step';
 
 jest.setTimeout(300000);
 
@@ -154,23 +152,7 @@ describe("startBlock 'ffn' equals the whole-layer path on USE-Lite", () => {
     const steps = (['attention', 'ffn'] as const).map((block) => {
       const clf = model([1], block, 11);
       const d = part(clf, texts, labels);
-      const opt = new RecordingSGD(clf.trainableParameters(), { lr: 1 });
-      const engine = new PrivacyEngine();
-      const { optimizer } = engine.makePrivate({
-        model: clf,
-        optimizer: opt,
-        dataset: d.n,
-        batchSize: d.n,
-        noiseMultiplier: 0,
-        maxGradNorm: 0.05,
-        maxPhysicalBatchSize: 4,
-        seed: 5,
-        ...quiet(),
-      });
-      clf.train();
-      clf.setGradMode('perSample');
-      privateStep(clf, d, engine, optimizer, 4);
-      return opt.last!;
+      return noiseFreePrivateGradient(clf, d, { maxGradNorm: 0.05, physical: 4, seed: 5 });
     });
     expect(steps[0].some((v) => v !== 0)).toBe(true);
     expect(maxRelErr(steps[1], steps[0])).toBeLessThan(1e-3);
@@ -192,23 +174,8 @@ describe("sensitivity with startBlock 'ffn': one record moves the summed update 
       const d1: CachedPart = { rows: dAll.rows.slice(0, 6), y: dAll.y.slice(0, 6), n: 6 };
       const sums = [d1, dAll].map((d) => {
         const clf = model([1], 'ffn', 5);
-        const opt = new RecordingSGD(clf.trainableParameters(), { lr: 1 });
-        const engine = new PrivacyEngine();
-        const { optimizer } = engine.makePrivate({
-          model: clf,
-          optimizer: opt,
-          dataset: d.n,
-          batchSize: d.n,
-          noiseMultiplier: 0,
-          maxGradNorm: C,
-          maxPhysicalBatchSize: 3,
-          seed: 99,
-          ...quiet(),
-        });
-        clf.train();
-        clf.setGradMode('perSample');
-        privateStep(clf, d, engine, optimizer, 3);
-        return opt.last!.map((v) => v * d.n);
+        const g = noiseFreePrivateGradient(clf, d, { maxGradNorm: C, physical: 3, seed: 99 });
+        return g.map((v) => v * d.n);
       });
       let dist = 0;
       for (let j = 0; j < sums[0].length; j++) dist += (sums[1][j] - sums[0][j]) ** 2;

@@ -11,7 +11,6 @@ import { InvalidStateError } from '../lib/errors';
 import { applyLora } from '../lib/nn/lora_targets';
 import { UseLiteClassifier } from '../lib/models/use_lite/classifier';
 import { isPerSampleModule } from '../lib/nn/module';
-import { PrivacyEngine } from '../lib/privacy';
 import {
   buildUseLiteEncoder,
   defaultUseLiteDir,
@@ -24,12 +23,11 @@ import {
   UseLiteLoraSettings,
   forwardRows,
   loraClassifier,
-  privateStep,
 } from '../lib/models/use_lite/finetune';
 import { crossEntropyLoss } from '../lib/nn/losses';
 import { lcg, randArray } from './helpers/nn_ref';
-import { quiet } from './helpers/dp_setup';
-import { RecordingSGD, flatParams } from './helpers/param_gradients';
+import { flatParams } from './helpers/param_gradients';
+import { noiseFreePrivateGradient } from './helpers/use_lite_step';
 
 jest.setTimeout(300000);
 
@@ -138,23 +136,8 @@ describe('sensitivity on USE-Lite: one record moves the summed update by at most
       const d1: CachedPart = { rows: dAll.rows.slice(0, 6), y: dAll.y.slice(0, 6), n: 6 };
       const sums = [d1, dAll].map((d) => {
         const clf = model([1], 5); // same weights every time
-        const opt = new RecordingSGD(clf.trainableParameters(), { lr: 1 });
-        const engine = new PrivacyEngine();
-        const { optimizer } = engine.makePrivate({
-          model: clf,
-          optimizer: opt,
-          dataset: d.n,
-          batchSize: d.n, // q = 1: every record in the batch
-          noiseMultiplier: 0,
-          maxGradNorm: C,
-          maxPhysicalBatchSize: 3,
-          seed: 99,
-          ...quiet(),
-        });
-        clf.train();
-        clf.setGradMode('perSample');
-        privateStep(clf, d, engine, optimizer, 3);
-        return opt.last!.map((v) => v * d.n); // the clipped sum
+        const g = noiseFreePrivateGradient(clf, d, { maxGradNorm: C, physical: 3, seed: 99 });
+        return g.map((v) => v * d.n); // the clipped sum
       });
       let dist = 0;
       for (let j = 0; j < sums[0].length; j++) dist += (sums[1][j] - sums[0][j]) ** 2;

@@ -324,14 +324,25 @@ export class TransformerLayer extends Module {
     const { batch, seq } = sequenceInput(x, this.mask, 'TransformerLayer.forwardPooled', this.dIn);
     if (!this.canPool())
       throw new InvalidArgumentError('norm', 'forwardPooled needs a pre-LN layer (see canPool)');
-    const h = this.preAttention(x);
+    return this.pooledFfn(this.preAttention(x), batch, seq, x.shape, false);
+  }
+
+  /**
+   * `mean_t h_t + fc2(mean_t act(fc1(LN2(h_t))))` over the real tokens, `[batch, dModel]`; saves
+   * for {@link backwardPooled} the input shape `shape` and whether the run started at `h`.
+   */
+  private pooledFfn(
+    h: Tensor,
+    batch: number,
+    seq: number,
+    shape: number[],
+    ffnOnly: boolean,
+  ): Tensor {
     const counts = validCounts(this.mask, batch, seq);
     const y = this.ffn.forwardPooled(this.ln2.forward(h), counts);
     // y += mean of h over the real tokens
     tokenMean(h.data, this.mask ? this.mask.valid : null, batch, seq, this.dModel, y.data, true);
-    this.saved = this.training
-      ? { shape: x.shape, mask: this.mask, pooled: counts, ffnOnly: false }
-      : null;
+    this.saved = this.training ? { shape, mask: this.mask, pooled: counts, ffnOnly } : null;
     return y;
   }
 
@@ -383,13 +394,7 @@ export class TransformerLayer extends Module {
     );
     if (!this.canPool())
       throw new InvalidArgumentError('norm', 'forwardFfnPooled needs a pre-LN layer (see canPool)');
-    const counts = validCounts(this.mask, batch, seq);
-    const y = this.ffn.forwardPooled(this.ln2.forward(h), counts);
-    tokenMean(h.data, this.mask ? this.mask.valid : null, batch, seq, this.dModel, y.data, true);
-    this.saved = this.training
-      ? { shape: h.shape, mask: this.mask, pooled: counts, ffnOnly: true }
-      : null;
-    return y;
+    return this.pooledFfn(h, batch, seq, h.shape, true);
   }
 
   private requirePreLn(what: string): void {
@@ -410,9 +415,9 @@ export class TransformerLayer extends Module {
     checkGradShape(gradOut, [batch, seq, this.dModel], 'TransformerLayer.backward');
     let gx: Float32Array;
     if (sv.ffnOnly)
-      return this.ffnBackward(
+      return this.ffnOnlyBackward(
         this.ffn.backward(gradOut, this.ffnInputGrad(inputGrad)),
-        gradOut.data,
+        (gh) => addInPlace(gh, gradOut.data),
         inputGrad,
       );
     if (this.norm === 'pre') {
@@ -444,20 +449,17 @@ export class TransformerLayer extends Module {
     const [batch, seq] = sv.shape;
     const d = this.dModel;
     checkGradShape(gradOut, [batch, d], 'TransformerLayer.backwardPooled');
-    if (sv.ffnOnly) {
-      const gf = this.ffn.backwardPooled(gradOut, this.ffnInputGrad(inputGrad));
-      if (!inputGrad && !this.ln2Trains()) {
-        this.saved = null;
-        return noInputGrad();
-      }
-      const gh = this.ln2.backward(gf).data;
-      tokenSpread(gradOut.data, sv.mask ? sv.mask.valid : null, batch, seq, d, gh, true);
-      this.saved = null;
-      return inputGrad ? new Tensor(gh, sv.shape) : noInputGrad();
-    }
-    const gh = this.ln2.backward(this.ffn.backwardPooled(gradOut)).data;
     // The mean of h: each real token gets gradOut / count.
-    tokenSpread(gradOut.data, sv.mask ? sv.mask.valid : null, batch, seq, d, gh, true);
+    const spread = (gh: Float32Array) =>
+      tokenSpread(gradOut.data, sv.mask ? sv.mask.valid : null, batch, seq, d, gh, true);
+    if (sv.ffnOnly)
+      return this.ffnOnlyBackward(
+        this.ffn.backwardPooled(gradOut, this.ffnInputGrad(inputGrad)),
+        spread,
+        inputGrad,
+      );
+    const gh = this.ln2.backward(this.ffn.backwardPooled(gradOut)).data;
+    spread(gh);
     return this.preAttentionBackward(gh, inputGrad);
   }
 
@@ -470,14 +472,22 @@ export class TransformerLayer extends Module {
     return inputGrad || this.ln2Trains();
   }
 
-  /** Backward of {@link forwardFfn} given the FFN's input gradient `gf` (maybe empty). */
-  private ffnBackward(gf: Tensor, gradOut: Float32Array, inputGrad: boolean): Tensor {
+  /**
+   * Backward of {@link forwardFfn} / {@link forwardFfnPooled} given the FFN's input gradient `gf`
+   * (empty when neither the input gradient nor LN2's is wanted): LN2's backward, then
+   * `addResidual` adds the residual path's gradient to dLoss/dh; clears the saved state.
+   */
+  private ffnOnlyBackward(
+    gf: Tensor,
+    addResidual: (gh: Float32Array) => void,
+    inputGrad: boolean,
+  ): Tensor {
     const sv = this.saved!;
     this.saved = null;
     if (!inputGrad && !this.ln2Trains()) return noInputGrad();
     const gh = this.ln2.backward(gf).data;
     if (!inputGrad) return noInputGrad();
-    addInPlace(gh, gradOut);
+    addResidual(gh);
     return new Tensor(gh, sv.shape);
   }
 
