@@ -82,6 +82,7 @@ export type {
   TrainerDataset,
   TrainerPrivacy,
   TrainerProgress,
+  TrainerAverage,
   TrainerLrSchedule,
   PrivateTrainerOptions,
   ResumeTrainerOptions,

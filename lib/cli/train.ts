@@ -85,8 +85,17 @@ export interface TrainResult {
   privateSize: number;
   heldoutSize: number;
   classes: string[];
-  /** Held-out accuracy as fractions; nonPrivateLora is null with --no-baseline. */
-  accuracy: { base: number; nonPrivateLora: number | null; privateLora: number };
+  /**
+   * Held-out accuracy as fractions; nonPrivateLora is null with --no-baseline. With --ema,
+   * privateLora is the released average's and privateLoraLastIterate the last iterate's (else
+   * null).
+   */
+  accuracy: {
+    base: number;
+    nonPrivateLora: number | null;
+    privateLora: number;
+    privateLoraLastIterate: number | null;
+  };
   /** 'os-entropy' (secure default) or 'fixed-seed' (explicit reproducible mode). */
   seedMode: 'os-entropy' | 'fixed-seed';
   reproducible: boolean;
@@ -256,6 +265,8 @@ async function trainInRun(
   await session.fit('private LoRA');
   const trainSeconds = clock.total();
   const samplesSeen = trainer.samples;
+  // --ema: the average is released (the checkpoint keeps the last iterate to continue from).
+  const lastIterate = session.releaseAverage(() => accuracy(model, task.heldout, dim));
   const privateAccuracy = accuracy(model, task.heldout, dim);
   const pc = engine.config;
   return session.finish<TrainResult>(
@@ -273,7 +284,12 @@ async function trainInRun(
         ),
       title: `dp-lora train: ${task.name === 'spam' ? 'built-in SpamAssassin task' : task.name}`,
       baseLabel: 'base model (no adaptation)',
-      accuracy: { base: baseAccuracy, nonPrivate: nonPrivateAccuracy, private: privateAccuracy },
+      accuracy: {
+        base: baseAccuracy,
+        nonPrivate: nonPrivateAccuracy,
+        private: privateAccuracy,
+        privateLastIterate: lastIterate,
+      },
     },
     (c) => ({
       command: 'train',
@@ -303,6 +319,7 @@ async function trainInRun(
         base: baseAccuracy,
         nonPrivateLora: nonPrivateAccuracy,
         privateLora: privateAccuracy,
+        privateLoraLastIterate: lastIterate,
       },
       seedMode: c.report.reproducibleSeed ? 'fixed-seed' : 'os-entropy',
       reproducible: c.report.reproducibleSeed,
@@ -318,7 +335,7 @@ async function trainInRun(
     (r) => [
       [
         'LoRA',
-        `${cfg.method}, rank ${cfg.rank}, alpha ${cfg.alpha}, ${describeLr(cfg)}, ${cfg.epochs} epochs`,
+        `${cfg.method}, rank ${cfg.rank}, alpha ${cfg.alpha}, ${describeLr(cfg)}${cfg.ema !== undefined ? `, average of the iterates (decay ${cfg.ema})` : ''}, ${cfg.epochs} epochs`,
       ],
       [
         'throughput',
@@ -369,6 +386,14 @@ export function registerTrainCommand(program: Command): void {
     .option(
       '--warmup <fraction>',
       'fraction of the planned private steps of linear warmup from 0 (default 0)',
+    )
+    .option(
+      '--ema <decay>',
+      'release an exponential moving average of the private iterates (decay per step in (0, 1), e.g. 0.95; post-processing, no privacy cost); default: the last iterate',
+    )
+    .option(
+      '--head-lr <lr>',
+      'use-lite: learning rate of the classification head (default --lr); it follows the same schedule',
     )
     .option('--clip <C>', 'per-sample gradient clipping norm (default 1)')
     .addOption(
@@ -522,6 +547,7 @@ export function registerTrainCommand(program: Command): void {
           'loraLayers',
           'maxTokens',
           'publicWarmStart',
+          'headLr',
         ] as const;
         const given = useLiteOnly.filter((k) => opts[k] !== undefined);
         if (given.length) throw new OptionError(flag(given[0]), 'applies to --model use-lite only');

@@ -31,6 +31,13 @@ export interface TrainConfig {
    * a constant `lr` (and in runs saved before the options existed).
    */
   lrSchedule?: { name: ScheduleName; warmup: number };
+  /**
+   * `--ema`: decay per step of the exponential moving average of the private iterates that is
+   * released (adapter and accuracy); absent: the last iterate is released.
+   */
+  ema?: number;
+  /** `--head-lr` (use-lite): learning rate of the classification head; absent: `lr`. */
+  headLr?: number;
   clip: number;
   accountant: AccountantName;
   hidden: number;
@@ -183,6 +190,8 @@ export interface RawTrainOptions {
   lr?: string;
   lrSchedule?: string;
   warmup?: string;
+  ema?: string;
+  headLr?: string;
   clip?: string;
   accountant?: string;
   hidden?: string;
@@ -302,6 +311,16 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
     }
     cfg.lrSchedule = { name, warmup };
   }
+  if (o.ema !== undefined) {
+    const ema = Number(o.ema);
+    if (o.ema.trim() === '' || !(ema > 0 && ema < 1))
+      throw new OptionError(
+        '--ema',
+        `must be a decay per step in (0, 1), e.g. 0.95, got ${JSON.stringify(o.ema)}`,
+      );
+    cfg.ema = ema;
+  }
+  if (o.headLr !== undefined) cfg.headLr = positiveNumber('head-lr', o.headLr);
   if (cfg.limit !== undefined && cfg.limit < 20)
     throw new OptionError('--limit', `must be at least 20, got ${cfg.limit}`);
   return cfg;

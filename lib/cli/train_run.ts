@@ -12,6 +12,8 @@ import { loadCheckpoint } from '../io/checkpoint';
 import { AdapterData, PrivacyReport, saveAdapter } from '../io/peft_adapter';
 import type { FitResult, ResumeTrainerOptions, TrainerDataset } from '../trainer/private_trainer';
 import type { Module } from '../nn/module';
+import type { Parameter } from '../nn/tensor';
+import type { Optimizer } from '../optim/optimizer';
 import { crossEntropyLoss } from '../nn/losses';
 import { PrivateTrainer, loadRunCheckpoint } from '../trainer/private_trainer';
 import { CHECKPOINTS_DIR, RunDirectory, validateOutputFile } from '../trainer/run_dir';
@@ -321,6 +323,8 @@ export interface SessionModel {
   baseModelFile: string | readonly string[] | undefined;
   /** What a resume needs besides the trainer's own state (the model's settings, accuracies). */
   memo: Record<string, unknown>;
+  /** The optimizer over the trainable parameters (default: Adam with the configuration's lr). */
+  optimizer?: (params: Parameter[]) => Optimizer;
 }
 
 /** What {@link TrainSession.finish} needs from a model. */
@@ -340,8 +344,16 @@ export interface FinishSpec {
     /** Its held-out accuracy (null: not known). */
     accuracy: number | null;
   };
-  /** Held-out accuracy of the base, the non-private reference (null: skipped) and the private model. */
-  accuracy: { base: number | null; nonPrivate: number | null; private: number };
+  /**
+   * Held-out accuracy of the base, the non-private reference (null: skipped) and the private
+   * model (with `--ema`: the average's, and the last iterate's in `privateLastIterate`).
+   */
+  accuracy: {
+    base: number | null;
+    nonPrivate: number | null;
+    private: number;
+    privateLastIterate?: number | null;
+  };
 }
 
 /** What every model's result shares, handed to the model's result builder. */
@@ -362,6 +374,20 @@ export class TrainSession {
     readonly trainer: PrivateTrainer<Int32Array>,
     private readonly s: SessionContext,
   ) {}
+
+  /**
+   * With `--ema`: measures the last iterate with `evaluate`, then writes the run's parameter
+   * average into the model, which is what the run releases (the adapter and the private
+   * accuracy). Call after {@link TrainSession.fit} (its checkpoint keeps the last iterate).
+   * Returns the last iterate's measure, or null without an average.
+   */
+  releaseAverage<M>(evaluate: () => M): M | null {
+    const avg = this.trainer.average;
+    if (!avg) return null;
+    const last = evaluate();
+    avg.copyTo();
+    return last;
+  }
 
   /** Trains with signals handled and progress shown (see the module comment). */
   async fit(label: string): Promise<FitResult> {
@@ -413,7 +439,18 @@ export class TrainSession {
             ? [[spec.warmStart.label, fmtPct(spec.warmStart.accuracy)] as [string, string]]
             : []),
           ['LoRA, non-private (reference)', cfg.baseline ? fmtPct(acc.nonPrivate) : 'skipped'],
-          [`LoRA, private (eps ${report.epsilon.toFixed(2)})`, fmtPct(acc.private)],
+          [
+            `LoRA, private (eps ${report.epsilon.toFixed(2)})${cfg.ema !== undefined ? `, average (--ema ${cfg.ema})` : ''}`,
+            fmtPct(acc.private),
+          ],
+          ...(cfg.ema !== undefined
+            ? [
+                ['LoRA, private, last iterate', fmtPct(acc.privateLastIterate ?? null)] as [
+                  string,
+                  string,
+                ],
+              ]
+            : []),
         ]),
         '',
         '  privacy',
@@ -462,6 +499,8 @@ export function startTrainer(s: SessionContext, m: SessionModel): TrainSession {
     data: m.data,
     lr: cfg.lr,
     lrSchedule: cfg.lrSchedule,
+    optimizer: m.optimizer,
+    average: cfg.ema !== undefined ? { decay: cfg.ema } : undefined,
     checkpointEvery: cfg.checkpointEvery,
     baseModelFile: m.baseModelFile,
     runInfo: () => ({

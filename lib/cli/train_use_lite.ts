@@ -26,6 +26,7 @@ import { UseLiteTokenizer, VocabEntry } from '../models/use_lite/tokenizer';
 import { readTfjsWeights } from '../models/use_lite/weights';
 import {
   CachedPart,
+  HeadLrAdam,
   UseLiteLoraSettings,
   accuracyOf,
   checkLoraSettings,
@@ -211,7 +212,10 @@ export interface UseLiteTrainResult {
     base: number | null;
     publicWarmStart: number | null;
     nonPrivateLora: number | null;
+    /** With --ema: the released average's. */
     privateLora: number;
+    /** With --ema: the last iterate's (else null). */
+    privateLoraLastIterate: number | null;
   };
   /** Epochs of the public warm start (0: none). */
   publicWarmStartEpochs: number;
@@ -485,12 +489,28 @@ async function useLiteInRun(
   };
   const session = startTrainer(
     { cfg, run, io, ctx, delta, clock, resumed: resumed !== undefined },
-    { model, data: useLiteDataset(model, priv), baseModelFile: baseFiles, memo },
+    {
+      model,
+      data: useLiteDataset(model, priv),
+      baseModelFile: baseFiles,
+      memo,
+      // --head-lr: the head steps at its own lr (a fixed multiple of the scheduled lr).
+      optimizer:
+        cfg.headLr !== undefined
+          ? (params) =>
+              new HeadLrAdam(params, model.head.trainableParameters(), {
+                lr: cfg.lr,
+                headLr: cfg.headLr!,
+              })
+          : undefined,
+    },
   );
   const trainer = session.trainer;
   const engine = trainer.engine;
   await session.fit('private LoRA (USE-Lite)');
   model.setGradMode('sum');
+  // --ema: the average is released (the checkpoint keeps the last iterate to continue from).
+  const lastIterate = session.releaseAverage(() => accuracyOf(model, held));
   const privateAccuracy = accuracyOf(model, held);
   const pc = engine.config;
   return session.finish<UseLiteTrainResult>(
@@ -508,7 +528,12 @@ async function useLiteInRun(
             },
           }
         : {}),
-      accuracy: { base: baseAccuracy, nonPrivate: nonPrivateAccuracy, private: privateAccuracy },
+      accuracy: {
+        base: baseAccuracy,
+        nonPrivate: nonPrivateAccuracy,
+        private: privateAccuracy,
+        privateLastIterate: lastIterate,
+      },
     },
     (c) => ({
       command: 'train',
@@ -525,6 +550,7 @@ async function useLiteInRun(
         publicWarmStart: warmStartAccuracy,
         nonPrivateLora: nonPrivateAccuracy,
         privateLora: privateAccuracy,
+        privateLoraLastIterate: lastIterate,
       },
       publicWarmStartEpochs: warmEpochs,
       maxTokens: ul.maxTokens,
@@ -544,7 +570,7 @@ async function useLiteInRun(
       ],
       [
         'training',
-        `${describeLr(cfg)}, ${cfg.epochs} epochs, expected batch ${cfg.batchSize}, micro-batches <= ${cfg.physicalBatchSize} bucketed by length`,
+        `${describeLr(cfg)}${cfg.headLr !== undefined ? `, head lr ${cfg.headLr}` : ''}${cfg.ema !== undefined ? `, average of the iterates (decay ${cfg.ema})` : ''}, ${cfg.epochs} epochs, expected batch ${cfg.batchSize}, micro-batches <= ${cfg.physicalBatchSize} bucketed by length`,
       ],
       [
         'time',

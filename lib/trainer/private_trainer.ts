@@ -21,6 +21,7 @@ import type { SeedLike } from '../privacy/seed';
 import type { LedgerReport } from '../accounting/privacy_ledger';
 import type { AccountantKind, PldParameters } from '../accounting';
 import { Adam } from '../optim/adam';
+import { WeightAverage } from '../optim/weight_average';
 import { isScheduleName, namedSchedule } from '../optim/schedules';
 import type { Schedule, ScheduleName } from '../optim/schedules';
 import type { Optimizer } from '../optim/optimizer';
@@ -270,6 +271,14 @@ export interface PrivateTrainerOptions<T> {
    * both from there.
    */
   lrSchedule?: TrainerLrSchedule;
+  /**
+   * Keep an exponential moving average of the trainable parameters ({@link WeightAverage}),
+   * folded in after every step, saved with every checkpoint and restored on resume; read it
+   * with {@link PrivateTrainer.average}. It reads only the released parameters, so it is
+   * post-processing: no privacy cost, the ledger is unchanged. Saved with the run: a resume
+   * keeps it.
+   */
+  average?: TrainerAverage;
   /** Run directory (journal, checkpoints, lock); a path or an opened {@link RunDirectory}. */
   runDir?: string | RunDirectory;
   /** Start over in a run directory that holds a run, archiving the old one. */
@@ -296,6 +305,14 @@ export interface TrainerLrSchedule {
   warmup?: number;
 }
 
+/** The parameter average of a run (see {@link PrivateTrainerOptions.average}): JSON, saved with the run. */
+export interface TrainerAverage {
+  /** Decay per step, in [0, 1): average = decay * average + (1 - decay) * parameters. */
+  decay: number;
+  /** Ramp the decay in as min(decay, (1 + t) / (10 + t)) at update t (default true). */
+  warmup?: boolean;
+}
+
 /** Options of {@link PrivateTrainer.resume}: the privacy settings come from the run. */
 export type ResumeTrainerOptions<T> = Omit<
   PrivateTrainerOptions<T>,
@@ -305,6 +322,8 @@ export type ResumeTrainerOptions<T> = Omit<
   privacy?: Partial<TrainerPrivacy>;
   /** If given, must equal the saved schedule (a resumed run keeps its schedule). */
   lrSchedule?: TrainerLrSchedule;
+  /** If given, must equal the saved average's settings (a resumed run keeps its average). */
+  average?: TrainerAverage;
 };
 
 /** What {@link PrivateTrainer.fit} returns. */
@@ -341,6 +360,29 @@ interface SavedTrainer {
    * before it existed (they have no schedule either).
    */
   baseLr?: number;
+  /** The parameter average's settings; absent in runs without one. */
+  average?: { decay: number; warmup: boolean };
+}
+
+/** Checks a {@link TrainerAverage}; returns it with the warmup filled in. */
+function checkAverage(v: unknown): { decay: number; warmup: boolean } {
+  const o = requireObject('average', v);
+  for (const k of Object.keys(o))
+    if (k !== 'decay' && k !== 'warmup')
+      throw new InvalidArgumentError(`average.${k}`, 'is not an average field (decay, warmup)');
+  const decay = o.decay;
+  if (typeof decay !== 'number' || !(decay >= 0 && decay < 1))
+    throw new InvalidArgumentError(
+      'average.decay',
+      `must be a number in [0, 1), got ${typeof decay === 'number' ? String(decay) : showSetting(decay)}`,
+    );
+  const warmup = o.warmup ?? true;
+  if (typeof warmup !== 'boolean')
+    throw new InvalidArgumentError(
+      'average.warmup',
+      `must be a boolean, got ${showSetting(warmup)}`,
+    );
+  return { decay, warmup };
 }
 
 /** Checks a {@link TrainerLrSchedule}; returns it with the warmup filled in. */
@@ -413,6 +455,7 @@ export class PrivateTrainer<T> {
     private readonly saved: SavedTrainer,
     engine: PrivacyEngine,
     private readonly run: RunDirectory | null,
+    average: WeightAverage | null = null,
   ) {
     this.engine = engine;
     this.plannedSteps = saved.plannedSteps;
@@ -422,6 +465,21 @@ export class PrivateTrainer<T> {
       const { name, warmup } = saved.lrSchedule;
       this.schedule = namedSchedule(name, warmup, saved.plannedSteps);
     }
+    this.avg =
+      average ??
+      (saved.average ? new WeightAverage(o.model.trainableParameters(), saved.average) : null);
+  }
+
+  /** The parameter average (null: the run keeps none). */
+  private readonly avg: WeightAverage | null;
+
+  /**
+   * The run's parameter average ({@link PrivateTrainerOptions.average}), null when it keeps
+   * none. Evaluate with `average.withAverage(() => ...)`, or release it with `average.copyTo()`
+   * once training is over.
+   */
+  get average(): WeightAverage | null {
+    return this.avg;
   }
 
   /** The optimizer's learning rate when the run was created (the schedule multiplies it). */
@@ -445,6 +503,7 @@ export class PrivateTrainer<T> {
     if (o.checkpointEvery !== undefined) positive('checkpointEvery', o.checkpointEvery, true);
     if (o.lr !== undefined) positive('lr', o.lr);
     if (o.lrSchedule !== undefined) checkSchedule(o.lrSchedule);
+    if (o.average !== undefined) checkAverage(o.average);
   }
 
   private static build<T>(
@@ -546,6 +605,7 @@ export class PrivateTrainer<T> {
         samplesSeen: 0,
         baseLr: engine.optimizer.lr,
         ...(o.lrSchedule !== undefined ? { lrSchedule: checkSchedule(o.lrSchedule) } : {}),
+        ...(o.average !== undefined ? { average: checkAverage(o.average) } : {}),
       };
       const t = new PrivateTrainer<T>(o, saved, engine, run);
       if (run) {
@@ -635,6 +695,43 @@ export class PrivateTrainer<T> {
             `is ${showSetting(given)}, the run being resumed has ${showSetting(saved.lrSchedule ?? null)}; a resumed run keeps its schedule`,
           );
       }
+      if (saved.average !== undefined) {
+        try {
+          checkAverage(saved.average);
+        } catch (e) {
+          throw new CheckpointError(
+            `${run.dir}: the checkpoint's average settings are invalid (${(e as Error).message})`,
+          );
+        }
+      }
+      if (o.average !== undefined) {
+        const given = checkAverage(o.average);
+        if (showSetting(given) !== showSetting(saved.average ?? null))
+          throw new InvalidArgumentError(
+            'average',
+            `is ${showSetting(given)}, the run being resumed has ${showSetting(saved.average ?? null)}; a resumed run keeps its average`,
+          );
+      }
+      // The saved average, checked whole before the engine or the model is touched.
+      let average: WeightAverage | null = null;
+      if (saved.average !== undefined) {
+        const a = (ck.state.run as { average?: unknown }).average;
+        if (!a || typeof a !== 'object')
+          throw new CheckpointError(
+            `${run.dir}: the run keeps a parameter average but its checkpoint holds none`,
+          );
+        average = new WeightAverage(o.model.trainableParameters(), saved.average);
+        try {
+          average.loadStateDict(
+            restoreTensors(a, ck.tensors) as { updates: number; averages: Float32Array[] },
+          );
+        } catch (e) {
+          if (e instanceof CheckpointError) throw e;
+          throw new CheckpointError(
+            `${run.dir}: the checkpoint's parameter average is invalid (${(e as Error).message})`,
+          );
+        }
+      }
       const engine = PrivateTrainer.build(
         o,
         { ...saved.privacy, seed: decodeSeed(saved.seed) },
@@ -652,6 +749,7 @@ export class PrivateTrainer<T> {
         saved,
         engine,
         run,
+        average,
       );
       // loadRunCheckpoint has just hashed the base and found the recorded hash: keep it.
       if (o.baseModelFile !== undefined) trainer.baseSha = ck.manifest.baseModelSha256 ?? undefined;
@@ -732,6 +830,7 @@ export class PrivateTrainer<T> {
         this.setMask(undefined);
       }
       engine.optimizer.step();
+      this.avg?.update(); // post-processing of the released parameters
       this.samplesSeen += batch.indices.length;
       if (opts.onProgress)
         opts.onProgress({
@@ -852,6 +951,7 @@ export class PrivateTrainer<T> {
     const tensors: Record<string, StTensorInput> = {};
     const { ledger, ...rest } = st;
     const engineJson = extractTensors(rest, tensors);
+    const average = this.avg ? extractTensors(this.avg.stateDict(), tensors, 'average') : undefined;
     return saveCheckpoint(
       path.join(this.run.dir, CHECKPOINTS_DIR),
       {
@@ -861,6 +961,7 @@ export class PrivateTrainer<T> {
         run: {
           trainer: { ...this.saved, samplesSeen: this.samplesSeen },
           info: this.runInfo,
+          ...(average !== undefined ? { average } : {}),
         },
         baseModelSha256: this.baseHash(),
       },
