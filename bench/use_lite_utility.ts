@@ -378,8 +378,9 @@ function weightAverages(clf: UseLiteClassifier): WeightAverage[] {
  * lock; the lr schedule and the `--ema` average are saved with each checkpoint), so that
  * `--max-steps K` stops it after K steps of this process and the same command continues it from
  * DIR (the ledger, optimizer, schedule, weights and average come from there; a fresh run starts
- * from `clf` as it is, e.g. the public warm start). Returns the run's sigma, epsilon spent and average, or null while
- * the planned steps are not all done.
+ * from `clf` as it is, e.g. the public warm start). SIGTERM or SIGINT stops it after the step in
+ * flight (checkpoint saved). Returns the run's sigma, epsilon spent, updates applied and average,
+ * or null while the planned steps are not all done (the budget refusing the last step ends it).
  */
 async function trainerRun(
   clf: UseLiteClassifier,
@@ -390,6 +391,7 @@ async function trainerRun(
 ): Promise<{
   sigma: number;
   spent: number;
+  steps: number;
   average: WeightAverage | null;
   time: { seconds: number; cpuSeconds: number };
 } | null> {
@@ -475,22 +477,38 @@ async function trainerRun(
     });
   }
   clf.train();
+  // SIGTERM / SIGINT stop the run between two steps: the step in flight is finished (charged
+  // and applied) and a checkpoint saved, so no charged step is left without its update.
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    console.log(`${sig}: stopping after the current step`);
+    stop.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     const fit = await trainer.fit({
       maxSteps: maxSteps ? Number(maxSteps) : undefined,
+      signal: stop.signal,
       onProgress: avg ? () => avg.update() : undefined,
     });
     console.log(
-      `${dir}: step ${fit.steps} of ${fit.plannedSteps}, epsilon ${fit.epsilon.toFixed(3)} (${new Date().toISOString()})`,
+      `${dir}: step ${fit.steps} of ${fit.plannedSteps}, epsilon ${fit.epsilon.toFixed(3)}` +
+        `${fit.stoppedByBudget ? ' (the budget refused the next step)' : ''} (${new Date().toISOString()})`,
     );
     if (fit.incomplete) return null;
     return {
       sigma: trainer.engine.config.noiseMultiplier,
       spent: fit.epsilon,
+      // The updates applied: fewer than planned when a charged step was never applied (a
+      // process stopped mid-step) and the budget then refused the last one.
+      steps: fit.steps,
       average: avg,
       time: spentTime(),
     };
   } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
     trainer.close();
     clf.setGradMode('sum');
   }
@@ -1402,9 +1420,8 @@ export async function run(): Promise<void> {
           console.log('not finished: run the same command again to continue');
           return;
         }
-        ({ sigma, spent, average } = r);
+        ({ sigma, spent, average, steps } = r);
         runDirTime = r.time;
-        steps = Math.ceil((st.epochs * train.n) / st.batch);
       } else {
         const engine = new PrivacyEngine();
         const common = {
