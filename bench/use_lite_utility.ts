@@ -397,9 +397,12 @@ async function trainerRun(
 } | null> {
   const dir = arg('run-dir', '');
   const maxSteps = arg('max-steps', '');
+  // `--ema D`: the trainer keeps the average (saved with each checkpoint, continued on resume).
   const averages = weightAverages(clf);
   if (averages.length > 1) throw new Error('--ema takes one decay outside --tune');
-  const avg = averages[0] ?? null;
+  const average = averages[0]
+    ? { decay: averages[0].decay, warmup: averages[0].warmup }
+    : undefined;
   // Wall and CPU seconds of the private training over all the processes of the run.
   const t0 = Date.now();
   const c0 = process.cpuUsage();
@@ -417,21 +420,8 @@ async function trainerRun(
     data: useLiteDataset(clf, trainIn),
     optimizer: () => privateOptimizer(clf, st),
     checkpointEvery: 20,
-    runInfo: () => ({
-      time: spentTime(),
-      ...(avg
-        ? {
-            ema: {
-              updates: avg.updates,
-              averages: avg
-                .stateDict()
-                .averages.map((a) =>
-                  Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64'),
-                ),
-            },
-          }
-        : {}),
-    }),
+    average,
+    runInfo: () => ({ time: spentTime() }),
   };
   // A resume checks these against the run's saved settings (a changed command is refused).
   const privacy = {
@@ -448,24 +438,9 @@ async function trainerRun(
     trainer = PrivateTrainer.resume(dir, { ...common, lrSchedule, privacy });
     // The run's saved info (trainer.runInfo would call this process's runInfo function).
     const info = (loadCheckpoint(path.join(dir, 'checkpoints')).state.run?.info ?? {}) as {
-      ema?: { updates: number; averages: string[] };
       time?: { seconds: number; cpuSeconds: number };
     };
     before = info.time ?? before;
-    const ema = info.ema;
-    if (avg) {
-      if (!ema) throw new Error(`--run-dir ${dir}: the run has no weight average to continue`);
-      avg.loadStateDict({
-        updates: ema.updates,
-        averages: ema.averages.map((b) => {
-          const buf = Buffer.from(b, 'base64');
-          return new Float32Array(
-            buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength),
-          );
-        }),
-      });
-    } else if (ema)
-      throw new Error(`--run-dir ${dir}: the run averages its weights; give its --ema`);
     console.log(`resuming ${dir} at step ${trainer.engine.steps} of ${trainer.plannedSteps}`);
   } else {
     trainer = PrivateTrainer.create({
@@ -490,7 +465,6 @@ async function trainerRun(
     const fit = await trainer.fit({
       maxSteps: maxSteps ? Number(maxSteps) : undefined,
       signal: stop.signal,
-      onProgress: avg ? () => avg.update() : undefined,
     });
     console.log(
       `${dir}: step ${fit.steps} of ${fit.plannedSteps}, epsilon ${fit.epsilon.toFixed(3)}` +
@@ -500,10 +474,10 @@ async function trainerRun(
     return {
       sigma: trainer.engine.config.noiseMultiplier,
       spent: fit.epsilon,
-      // The updates applied: fewer than planned when a charged step was never applied (a
-      // process stopped mid-step) and the budget then refused the last one.
+      // The ledger's steps: fewer than planned only when the budget refused the last ones (a
+      // process killed after a step's charge leaves that step charged without its update).
       steps: fit.steps,
-      average: avg,
+      average: trainer.average,
       time: spentTime(),
     };
   } finally {
