@@ -14,9 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { useTempDir, runTrainCli as run } from './helpers/cli';
 import { resolveTrainConfig } from '../lib/cli/train_options';
-import { mailText } from '../lib/cli/train_use_lite';
-import { predictWithAdapter } from '../lib/cli/predict';
-import { splitSpamCorpus } from '../lib/data/spam_corpus';
+import { SMALL_USE_LITE, heldoutPredictions } from './helpers/use_lite_cli';
 import { loadCheckpoint } from '../lib/io/checkpoint';
 import { loadAdapter } from '../lib/io/peft_adapter';
 import { restoreTensors } from '../lib/trainer/state';
@@ -25,29 +23,8 @@ jest.setTimeout(600_000);
 
 const tmpDir = useTempDir('dplora-ema-');
 
-/** A small reproducible use-lite run: ~100 private mails, 16 tokens, batches of 8, one epoch. */
-const SMALL = [
-  '--model',
-  'use-lite',
-  '--limit',
-  '160',
-  '--max-tokens',
-  '16',
-  '--batch-size',
-  '8',
-  '--physical-batch-size',
-  '4',
-  '--epochs',
-  '1',
-  '--no-baseline',
-  '--public-warm-start',
-  '0',
-  '--accountant',
-  'rdp',
-  '--seed',
-  '7',
-  '--no-progress',
-];
+/** A small reproducible use-lite run ({@link SMALL_USE_LITE}): one epoch, no warm start, seed 7. */
+const SMALL = [...SMALL_USE_LITE, '--epochs', '1', '--public-warm-start', '0', '--seed', '7'];
 
 interface Result {
   steps: number;
@@ -118,13 +95,7 @@ test('--ema releases the average (adapter and accuracy); the last iterate is the
   for (const t of released) expect(averages.has(t)).toBe(true);
   expect(released.filter((t) => st.last.includes(t)).length).toBeLessThan(released.length);
   // predict with the released adapter reproduces the reported (average's) accuracy.
-  const held = splitSpamCorpus(undefined, { limit: 160 }).heldout;
-  const preds = predictWithAdapter(
-    path.join(out, 'adapter'),
-    held.map((m) => mailText(m.text)),
-  );
-  const acc =
-    preds.filter((p, i) => p.label === ['ham', 'spam'][held[i].label]).length / held.length;
+  const { acc } = heldoutPredictions(out);
   expect(acc).toBeCloseTo(ema.accuracy.privateLora, 10);
 });
 

@@ -6,10 +6,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runUseLiteTrain, mailText, useLiteRawOptions } from '../lib/cli/train_use_lite';
+import { runUseLiteTrain, useLiteRawOptions } from '../lib/cli/train_use_lite';
 import { resolveTrainConfig } from '../lib/cli/train_options';
 import { predictWithAdapter } from '../lib/cli/predict';
-import { splitSpamCorpus } from '../lib/data/spam_corpus';
+import { heldoutPredictions } from './helpers/use_lite_cli';
 import { loadCheckpoint } from '../lib/io/checkpoint';
 import { parseSafetensors } from '../lib/io/safetensors';
 
@@ -22,18 +22,6 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const silent = { log: () => undefined, print: () => undefined };
-
-/** `dp-lora predict` with the adapter saved in `out` on the built-in task's held-out mails. */
-function heldoutPredictions(out: string) {
-  const held = splitSpamCorpus(undefined, { limit: 160 }).heldout;
-  const preds = predictWithAdapter(
-    path.join(out, 'adapter'),
-    held.map((m) => mailText(m.text)),
-  );
-  const acc =
-    preds.filter((p, i) => p.label === ['ham', 'spam'][held[i].label]).length / held.length;
-  return { acc, preds };
-}
 
 test('built-in task: base / non-private / private accuracy, budget respected, adapter reproduces accuracy', async () => {
   const { raw, ul } = useLiteRawOptions({

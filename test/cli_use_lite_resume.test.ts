@@ -13,6 +13,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { useTempDir, runTrainCli as run, spawnTrain } from './helpers/cli';
+import { SMALL_USE_LITE } from './helpers/use_lite_cli';
 import { runUseLiteTrain } from '../lib/cli/train_use_lite';
 import { loadCheckpoint } from '../lib/io/checkpoint';
 import { PrivacyLedger } from '../lib/accounting/privacy_ledger';
@@ -25,23 +26,8 @@ jest.setTimeout(600_000);
 
 const tmpDir = useTempDir('dplora-use-resume-');
 
-/** A small use-lite run: ~100 private mails, 16 tokens, batches of 8, no reference training. */
-const SMALL = [
-  '--model',
-  'use-lite',
-  '--limit',
-  '160',
-  '--max-tokens',
-  '16',
-  '--batch-size',
-  '8',
-  '--physical-batch-size',
-  '4',
-  '--no-baseline',
-  '--accountant',
-  'rdp',
-  '--no-progress',
-];
+/** A small use-lite run (see {@link SMALL_USE_LITE}). */
+const SMALL = SMALL_USE_LITE;
 /** {@link SMALL} for one epoch, written to `out`. */
 const oneEpoch = (out: string): string[] => [...SMALL, '--epochs', '1', '--out', out];
 

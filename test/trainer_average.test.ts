@@ -48,21 +48,15 @@ const privacy = {
 };
 /** The fixed seed's warning is expected here. */
 const quiet = { onWarning: () => undefined };
+/** The trainer options of these tests, on `m` (default a new model). */
+const options = (m = model()) => ({ ...quiet, model: m, loss: crossEntropyLoss, data, lr: 0.05 });
 const values = (m: Sequential) => m.trainableParameters().map((p) => Float32Array.from(p.data));
 
 test('the average is the EMA of the released parameters (float64 reference), with and without the ramp', async () => {
   for (const warmup of [true, false]) {
     const decay = 0.8;
     const m = model();
-    const tr = PrivateTrainer.create({
-      model: m,
-      ...quiet,
-      loss: crossEntropyLoss,
-      data,
-      privacy,
-      lr: 0.05,
-      average: { decay, warmup },
-    });
+    const tr = PrivateTrainer.create({ ...options(m), privacy, average: { decay, warmup } });
     const ref = values(m).map((v) => Float64Array.from(v));
     let t = 0;
     await tr.fit({
@@ -101,15 +95,7 @@ test('the average is the EMA of the released parameters (float64 reference), wit
 test('the average is post-processing: the last iterate and the ledger are those of the same run without it', async () => {
   const run = async (average?: TrainerAverage) => {
     const m = model();
-    const tr = PrivateTrainer.create({
-      model: m,
-      ...quiet,
-      loss: crossEntropyLoss,
-      data,
-      privacy,
-      lr: 0.05,
-      average,
-    });
+    const tr = PrivateTrainer.create({ ...options(m), privacy, average });
     await tr.fit();
     // The ledger's records without the run's random id and the hash chain built on it.
     const records = (tr.engine.privacyLedger.toJSON() as { records: object[] }).records.map((r) =>
@@ -130,23 +116,22 @@ test('the average is post-processing: the last iterate and the ledger are those 
 
 test('a checkpoint saves the average and a resume continues it exactly; a resume keeps its settings', async () => {
   const average = { decay: 0.7 };
-  const mk = () => ({ model: model(), ...quiet, loss: crossEntropyLoss, data, lr: 0.05 });
   // One process.
-  const whole = PrivateTrainer.create({ ...mk(), privacy, average });
+  const whole = PrivateTrainer.create({ ...options(), privacy, average });
   await whole.fit();
   const want = whole.average!.stateDict();
   whole.close();
   // Three processes, with the run directory.
   const dir = path.join(tmp, 'resume');
-  const a = PrivateTrainer.create({ ...mk(), privacy, average, runDir: dir });
+  const a = PrivateTrainer.create({ ...options(), privacy, average, runDir: dir });
   await a.fit({ maxSteps: 6 });
   a.close();
-  const b = PrivateTrainer.resume(dir, mk()); // settings from the run
+  const b = PrivateTrainer.resume(dir, options()); // settings from the run
   expect(b.average!.decay).toBe(0.7);
   expect(b.average!.updates).toBe(6);
   await b.fit({ maxSteps: 5 });
   b.close();
-  const c = PrivateTrainer.resume(dir, { ...mk(), average }); // the same settings are fine
+  const c = PrivateTrainer.resume(dir, { ...options(), average }); // the same settings are fine
   const r = await c.fit();
   expect(r.steps).toBe(20);
   const got = c.average!.stateDict();
@@ -155,17 +140,17 @@ test('a checkpoint saves the average and a resume continues it exactly; a resume
   got.averages.forEach((v, i) => expect(v).toEqual(want.averages[i]));
   // Other settings are refused by name; so is an average for a run that keeps none.
   for (const other of [{ decay: 0.9 }, { decay: 0.7, warmup: false }])
-    expect(() => PrivateTrainer.resume(dir, { ...mk(), average: other })).toThrow(
+    expect(() => PrivateTrainer.resume(dir, { ...options(), average: other })).toThrow(
       /average: is .* a resumed run keeps its average/,
     );
   const plainDir = path.join(tmp, 'no-average');
-  const p = PrivateTrainer.create({ ...mk(), privacy, runDir: plainDir });
+  const p = PrivateTrainer.create({ ...options(), privacy, runDir: plainDir });
   await p.fit({ maxSteps: 2 });
   p.close();
-  expect(() => PrivateTrainer.resume(plainDir, { ...mk(), average })).toThrow(
+  expect(() => PrivateTrainer.resume(plainDir, { ...options(), average })).toThrow(
     /average: is .*, the run being resumed has null/,
   );
-  const q = PrivateTrainer.resume(plainDir, mk());
+  const q = PrivateTrainer.resume(plainDir, options());
   expect(q.average).toBeNull();
   q.close();
 });
@@ -183,15 +168,7 @@ test('bad average settings are typed errors naming the field, before any run dir
   ] as const) {
     const dir = path.join(tmp, 'bad-average');
     const create = (runDir?: string) =>
-      PrivateTrainer.create({
-        model: model(),
-        ...quiet,
-        loss: crossEntropyLoss,
-        data,
-        privacy,
-        average: average as never,
-        runDir,
-      });
+      PrivateTrainer.create({ ...options(), privacy, average: average as never, runDir });
     expect(() => create(dir)).toThrow(re);
     let code = 'no error';
     try {
@@ -206,8 +183,7 @@ test('bad average settings are typed errors naming the field, before any run dir
 
 test('a checkpoint whose average is missing, non-finite or mis-sized is refused before the model or the journal is touched', async () => {
   const dir = path.join(tmp, 'tampered');
-  const mk = () => ({ model: model(), ...quiet, loss: crossEntropyLoss, data, lr: 0.05 });
-  const a = PrivateTrainer.create({ ...mk(), privacy, average: { decay: 0.8 }, runDir: dir });
+  const a = PrivateTrainer.create({ ...options(), privacy, average: { decay: 0.8 }, runDir: dir });
   await a.fit({ maxSteps: 3 });
   a.close();
   const root = path.join(dir, 'checkpoints');
@@ -248,7 +224,7 @@ test('a checkpoint whose average is missing, non-finite or mis-sized is refused 
     const before = values(m);
     let err: unknown = null;
     try {
-      PrivateTrainer.resume(dir, { model: m, ...quiet, loss: crossEntropyLoss, data });
+      PrivateTrainer.resume(dir, options(m));
     } catch (e) {
       err = e;
     }
@@ -259,7 +235,7 @@ test('a checkpoint whose average is missing, non-finite or mis-sized is refused 
   }
   // The checkpoint as it was still resumes, with its average.
   saveCheckpoint(root, original.state, Object.fromEntries(original.tensors));
-  const ok = PrivateTrainer.resume(dir, mk());
+  const ok = PrivateTrainer.resume(dir, options());
   expect(ok.average!.updates).toBe(3);
   ok.close();
 });

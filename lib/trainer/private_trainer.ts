@@ -364,6 +364,18 @@ interface SavedTrainer {
   average?: { decay: number; warmup: boolean };
 }
 
+/**
+ * Throws, naming option `name`, unless the setting given to a resume (checked, defaults filled
+ * in) equals the run's saved one (absent: none).
+ */
+function keepsSetting(name: string, given: unknown, saved: unknown, what: string): void {
+  if (showSetting(given) !== showSetting(saved ?? null))
+    throw new InvalidArgumentError(
+      name,
+      `is ${showSetting(given)}, the run being resumed has ${showSetting(saved ?? null)}; a resumed run keeps its ${what}`,
+    );
+}
+
 /** Checks a {@link TrainerAverage}; returns it with the warmup filled in. */
 function checkAverage(v: unknown): { decay: number; warmup: boolean } {
   const o = requireObject('average', v);
@@ -687,14 +699,8 @@ export class PrivateTrainer<T> {
           'lr',
           `is ${o.lr}, the run being resumed was created with ${saved.baseLr}; a resumed run keeps its lr`,
         );
-      if (o.lrSchedule !== undefined) {
-        const given = checkSchedule(o.lrSchedule);
-        if (showSetting(given) !== showSetting(saved.lrSchedule ?? null))
-          throw new InvalidArgumentError(
-            'lrSchedule',
-            `is ${showSetting(given)}, the run being resumed has ${showSetting(saved.lrSchedule ?? null)}; a resumed run keeps its schedule`,
-          );
-      }
+      if (o.lrSchedule !== undefined)
+        keepsSetting('lrSchedule', checkSchedule(o.lrSchedule), saved.lrSchedule, 'schedule');
       if (saved.average !== undefined) {
         try {
           checkAverage(saved.average);
@@ -704,14 +710,8 @@ export class PrivateTrainer<T> {
           );
         }
       }
-      if (o.average !== undefined) {
-        const given = checkAverage(o.average);
-        if (showSetting(given) !== showSetting(saved.average ?? null))
-          throw new InvalidArgumentError(
-            'average',
-            `is ${showSetting(given)}, the run being resumed has ${showSetting(saved.average ?? null)}; a resumed run keeps its average`,
-          );
-      }
+      if (o.average !== undefined)
+        keepsSetting('average', checkAverage(o.average), saved.average, 'average');
       // The saved average, checked whole before the engine or the model is touched.
       let average: WeightAverage | null = null;
       if (saved.average !== undefined) {
