@@ -361,15 +361,25 @@ function applyAdamBc(adam: Adam, dp: DPOptimizer, st: RunSettings): void {
 }
 
 /**
- * The weight averages of `--ema d1,d2,...` (none by default) over a classifier's trainable
- * parameters; `--ema-ramp 0` turns off the decay's ramp-in (on by default).
+ * The settings of `--ema d1,d2,...` (none by default): one per decay; `--ema-ramp 0` turns off
+ * the decay's ramp-in (on by default).
  */
-function weightAverages(clf: UseLiteClassifier): WeightAverage[] {
+function emaSettings(): Array<{ decay: number; warmup: boolean }> {
   const spec = arg('ema', '');
   const warmup = arg('ema-ramp', '1') !== '0';
-  return (spec ? spec.split(',').map(Number) : []).map(
-    (decay) => new WeightAverage(clf.trainableParameters(), { decay, warmup }),
-  );
+  return (spec ? spec.split(',').map(Number) : []).map((decay) => ({ decay, warmup }));
+}
+
+/** The one `--ema D` setting of a run outside `--tune` (undefined without `--ema`). */
+function singleEma(): { decay: number; warmup: boolean } | undefined {
+  const settings = emaSettings();
+  if (settings.length > 1) throw new Error('--ema takes one decay outside --tune');
+  return settings[0];
+}
+
+/** A weight average over a classifier's trainable parameters for each `--ema` decay. */
+function weightAverages(clf: UseLiteClassifier): WeightAverage[] {
+  return emaSettings().map((o) => new WeightAverage(clf.trainableParameters(), o));
 }
 
 /**
@@ -398,11 +408,7 @@ async function trainerRun(
   const dir = arg('run-dir', '');
   const maxSteps = arg('max-steps', '');
   // `--ema D`: the trainer keeps the average (saved with each checkpoint, continued on resume).
-  const averages = weightAverages(clf);
-  if (averages.length > 1) throw new Error('--ema takes one decay outside --tune');
-  const average = averages[0]
-    ? { decay: averages[0].decay, warmup: averages[0].warmup }
-    : undefined;
+  const average = singleEma();
   // Wall and CPU seconds of the private training over all the processes of the run.
   const t0 = Date.now();
   const c0 = process.cpuUsage();
@@ -1421,9 +1427,8 @@ export async function run(): Promise<void> {
         steps = Math.ceil((st.epochs * train.n) / st.batch);
         // `--ema D` (one decay): the released model is the weight average (post-processing);
         // the last iterate's accuracy is reported next to it.
-        const averages = weightAverages(clf);
-        if (averages.length > 1) throw new Error('--ema takes one decay outside --tune');
-        const avg = averages[0];
+        const ema = singleEma();
+        const avg = ema ? new WeightAverage(clf.trainableParameters(), ema) : undefined;
         average = avg ?? null;
         const sub = subspaceHook(clf, pubIn, optimizer, st.physical, st.clip);
         sub?.refit(0);
