@@ -3,7 +3,14 @@
  * `Parameter.grad` and update `Parameter.data`.
  */
 import { Parameter } from '../nn/tensor';
-import { requireArray, requireFloat32Array, requireInstance, requireNumber } from '../validate';
+import {
+  requireArray,
+  requireFloat32Array,
+  requireInstance,
+  requireInt,
+  requireNumber,
+  requireObject,
+} from '../validate';
 import { InvalidArgumentError } from '../errors';
 
 /**
@@ -15,7 +22,10 @@ export interface OptimizerState {
   kind: string;
   /** Learning rate at the time of saving. */
   lr: number;
-  /** Hyperparameters (momentum, betas, eps, weight decay, ...), checked on load. */
+  /**
+   * Hyperparameters (momentum, betas, eps, weight decay, ...), for the record: a load keeps the
+   * optimizer's own.
+   */
   hyper: Record<string, number | boolean>;
   /** Number of steps taken. */
   step: number;
@@ -111,16 +121,18 @@ export abstract class Optimizer {
         `${this.kind}.loadStateDict: state has ${state.slots?.length} parameter slots, optimizer has ${this.params.length}`,
       );
     }
+    const lr = requireNumber('state.lr', state.lr, { min: 0 });
+    const step = requireInt('state.step', state.step, { min: 0 });
     const slots = state.slots.map((s, i) =>
       Object.fromEntries(
-        Object.entries(s).map(([k, v]) => {
+        Object.entries(requireObject(`state.slots[${i}]`, s)).map(([k, v]) => {
           const slot = requireFloat32Array(`state.slots[${i}].${k}`, v, this.params[i].size);
           return [k, slot.slice()];
         }),
       ),
     );
     this.slots = slots;
-    this.lr = state.lr;
-    this.stepCount = state.step;
+    this.lr = lr;
+    this.stepCount = step;
   }
 }

@@ -241,6 +241,33 @@ function datasetSize(dataset: MakePrivateOptions['dataset'], who: string): numbe
   return n;
 }
 
+/**
+ * Checks that a saved state's parameters (`state.params` of a {@link PrivacyEngineState}) fit
+ * `model`: a Float32Array of the right size for every trainable parameter, and none for any
+ * other. Writes nothing ({@link PrivacyEngine.loadStateDict} runs it before loading).
+ * @throws InvalidArgumentError naming `state.params` or the parameter that does not fit
+ */
+export function checkSavedParams(model: Module, params: unknown): void {
+  const saved = requireObject('state.params', params) as Record<string, { data?: unknown }>;
+  const named = new Map(model.namedParameters());
+  const trainable = [...named].filter(([, p]) => p.requiresGrad).map(([path]) => path);
+  for (const path of trainable) {
+    const s = Object.prototype.hasOwnProperty.call(saved, path) ? saved[path] : undefined;
+    if (!s)
+      throw new InvalidArgumentError(
+        'state.params',
+        `no saved value for trainable parameter '${path}'`,
+      );
+    requireFloat32Array(`state.params['${path}'].data`, s.data, named.get(path)!.size);
+  }
+  for (const path of Object.keys(saved))
+    if (!named.get(path)?.requiresGrad)
+      throw new InvalidArgumentError(
+        'state.params',
+        `saved parameter '${path}' is not a trainable parameter of this model`,
+      );
+}
+
 /** Owns the privacy machinery of one training run. */
 export class PrivacyEngine {
   private cfg: PrivacyConfig | null = null;
@@ -766,6 +793,7 @@ export class PrivacyEngine {
       );
       cfg.accountant = g.accountant;
     }
+    requireObject('state.privacy', state.privacy);
     for (const k of [
       'noiseMultiplier',
       'maxGradNorm',
@@ -781,43 +809,37 @@ export class PrivacyEngine {
         );
     }
     // Parameters.
+    checkSavedParams(model, state.params);
     const named = new Map(model.namedParameters());
     const trainable = [...named].filter(([, p]) => p.requiresGrad).map(([path]) => path);
-    for (const path of trainable) {
-      const s = state.params[path];
-      if (!s)
-        throw new InvalidArgumentError(
-          'state.params',
-          `no saved value for trainable parameter '${path}'`,
-        );
-      requireFloat32Array(`state.params['${path}'].data`, s.data, named.get(path)!.size);
-    }
-    for (const path of Object.keys(state.params))
-      if (!named.get(path)?.requiresGrad)
-        throw new InvalidArgumentError(
-          'state.params',
-          `saved parameter '${path}' is not a trainable parameter of this model`,
-        );
     // Optimizer.
     const paths = this.paramPaths();
+    const savedSlots = requireObject('state.optimizer.slots', state.optimizer.slots);
     const slots = dp.inner.params.map((p) => {
-      const s = state.optimizer.slots[paths.get(p)!];
-      if (!s)
-        throw new InvalidArgumentError(
-          'state.optimizer',
-          `no optimizer state for '${paths.get(p)}'`,
-        );
-      return s;
+      const path = paths.get(p)!;
+      const s = Object.prototype.hasOwnProperty.call(savedSlots, path)
+        ? savedSlots[path]
+        : undefined;
+      if (!s) throw new InvalidArgumentError('state.optimizer', `no optimizer state for '${path}'`);
+      return requireObject(`state.optimizer.slots['${path}']`, s) as Record<string, Float32Array>;
     });
-    dp.inner.loadStateDict({
-      kind: state.optimizer.kind,
-      lr: state.optimizer.lr,
-      hyper: state.optimizer.hyper,
-      step: state.optimizer.step,
-      slots,
-    });
-    for (const path of trainable) named.get(path)!.data.set(state.params[path].data);
+    // The sampler and the optimizer check their states whole before writing; the sampler's is
+    // put back if the optimizer's is refused, so a refused state leaves the engine as it was.
+    const samplerBefore = sampler.stateDict();
     sampler.loadStateDict(state.sampler);
+    try {
+      dp.inner.loadStateDict({
+        kind: state.optimizer.kind,
+        lr: state.optimizer.lr,
+        hyper: state.optimizer.hyper,
+        step: state.optimizer.step,
+        slots,
+      });
+    } catch (e) {
+      sampler.loadStateDict(samplerBefore);
+      throw e;
+    }
+    for (const path of trainable) named.get(path)!.data.set(state.params[path].data);
     // RNG: the exact stream only when the ledger says the run is seeded, this engine is seeded,
     // and no step was charged after the state (else its noise would be drawn a second time).
     let rng: Rng;

@@ -7,6 +7,7 @@
 import type { Rng } from '../kernels/rng';
 import { InvalidArgumentError } from '../errors';
 import {
+  requireArray,
   requireInt,
   requireNumber,
   requireObject,
@@ -130,7 +131,7 @@ export class PoissonSampler extends SamplerBase implements BatchSampler {
         `PoissonSampler.loadStateDict: state (${s?.kind}, N=${s?.datasetSize}, q=${s?.sampleRate}) does not match this sampler (poisson, N=${this.datasetSize}, q=${this.sampleRate})`,
       );
     }
-    this.batchesDrawn = s.batchesDrawn;
+    this.batchesDrawn = requireInt('state.batchesDrawn', s.batchesDrawn, { min: 0 });
   }
 }
 
@@ -214,9 +215,35 @@ export class ShuffleSampler extends SamplerBase implements BatchSampler {
         'ShuffleSampler.loadStateDict: state does not match this sampler (kind, datasetSize, batchSize)',
       );
     }
-    this.perm = s.permutation ? Int32Array.from(s.permutation) : null;
-    this.pos = s.position ?? 0;
-    this.batchesDrawn = s.batchesDrawn;
+    // Checked whole before anything is written. A permutation that repeated a record would put
+    // it in a batch twice (twice its clipped contribution), so it must be one of [0, N).
+    const batchesDrawn = requireInt('state.batchesDrawn', s.batchesDrawn, { min: 0 });
+    const pos = requireInt('state.position', s.position ?? 0, { min: 0, max: this.datasetSize });
+    let perm: Int32Array | null = null;
+    if (s.permutation !== undefined && s.permutation !== null) {
+      const list = requireArray('state.permutation', s.permutation);
+      if (list.length !== this.datasetSize)
+        throw new InvalidArgumentError(
+          'state.permutation',
+          `must hold ${this.datasetSize} indices, holds ${list.length}`,
+        );
+      const p = new Int32Array(list.length);
+      const seen = new Uint8Array(list.length);
+      list.forEach((v, i) => {
+        const k = requireInt(`state.permutation[${i}]`, v, { min: 0, max: this.datasetSize - 1 });
+        if (seen[k])
+          throw new InvalidArgumentError(
+            'state.permutation',
+            `is not a permutation: index ${k} appears twice`,
+          );
+        seen[k] = 1;
+        p[i] = k;
+      });
+      perm = p;
+    }
+    this.perm = perm;
+    this.pos = pos;
+    this.batchesDrawn = batchesDrawn;
   }
 }
 
