@@ -8,14 +8,16 @@
  *   the head, is recorded with the optimizer in the checkpoint, and a run stopped by
  *   --max-steps and resumed ends exactly where the uninterrupted run ends (average included);
  * - bad values are refused naming the option; --head-lr with the MLP and any change of either
- *   on --resume are refused.
+ *   on --resume are refused;
+ * - a re-sealed checkpoint whose run memo drops --ema while its trainer keeps the average is
+ *   refused on --resume (the summary would not say that an average is released).
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { useTempDir, runTrainCli as run } from './helpers/cli';
 import { resolveTrainConfig } from '../lib/cli/train_options';
 import { SMALL_USE_LITE, heldoutPredictions } from './helpers/use_lite_cli';
-import { loadCheckpoint } from '../lib/io/checkpoint';
+import { loadCheckpoint, saveCheckpoint } from '../lib/io/checkpoint';
 import { loadAdapter } from '../lib/io/peft_adapter';
 import { restoreTensors } from '../lib/trainer/state';
 
@@ -148,4 +150,40 @@ test('bad --ema and --head-lr values are refused naming the option; --head-lr is
   await expect(run(['--limit', '200', '--head-lr', '0.01', '--no-progress'])).rejects.toThrow(
     /--head-lr: applies to --model use-lite only/,
   );
+});
+
+test('a checkpoint whose memo drops --ema while the trainer keeps the average is refused on --resume', async () => {
+  const out = path.join(tmpDir(), 'memo-ema');
+  // A small MLP run (1200 mails, 512 features) stopped after 2 steps.
+  const mlp = ['--limit', '1200', '--dim', '512', '--hidden', '32', '--batch-size', '64'];
+  await run([
+    ...mlp,
+    '--ema',
+    '0.9',
+    '--max-steps',
+    '2',
+    '--no-baseline',
+    '--out',
+    out,
+    '--no-progress',
+  ]);
+  const root = path.join(out, 'checkpoints');
+  const ck = loadCheckpoint(root);
+  const runState = ck.state.run as { info: { config: Record<string, unknown> } };
+  expect(runState.info.config.ema).toBe(0.9);
+  const { ema, ...config } = runState.info.config;
+  expect(ema).toBe(0.9);
+  saveCheckpoint(
+    root,
+    { ...ck.state, run: { ...runState, info: { ...runState.info, config } } },
+    Object.fromEntries(ck.tensors),
+  );
+  const journal = fs.readFileSync(path.join(out, 'ledger.jsonl'));
+  await expect(run(['--resume', out, '--no-progress'])).rejects.toMatchObject({
+    code: 'ERR_DPLORA_CHECKPOINT',
+    message: expect.stringMatching(
+      /settings \(no --ema\) and its trainer state disagree on the parameter average/,
+    ),
+  });
+  expect(fs.readFileSync(path.join(out, 'ledger.jsonl')).equals(journal)).toBe(true);
 });

@@ -134,6 +134,11 @@ test('bad arguments are typed errors naming the argument', () => {
     'warmup',
   );
   expectInvalidArgument(() => new WeightAverage([p, p], { decay: 0.9 }), 'params');
+  // A misspelt option is refused, not ignored.
+  expectInvalidArgument(
+    () => new WeightAverage([p], { decay: 0.9, warmUp: false } as { decay: number }),
+    'options.warmUp',
+  );
   expectInvalidArgument(() => new WeightAverage([{} as Parameter], { decay: 0.9 }), 'params[0]');
   expectInvalidArgument(
     () => new WeightAverage([p], null as unknown as { decay: number }),

@@ -320,7 +320,15 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
       );
     cfg.ema = ema;
   }
-  if (o.headLr !== undefined) cfg.headLr = positiveNumber('head-lr', o.headLr);
+  if (o.headLr !== undefined) {
+    cfg.headLr = positiveNumber('head-lr', o.headLr);
+    // The head steps at headLr / lr times the (scheduled) lr: that ratio must be a number.
+    if (!Number.isFinite(cfg.headLr / cfg.lr))
+      throw new OptionError(
+        '--head-lr',
+        `must be a finite multiple of --lr: ${cfg.headLr} / ${cfg.lr} overflows`,
+      );
+  }
   if (cfg.limit !== undefined && cfg.limit < 20)
     throw new OptionError('--limit', `must be at least 20, got ${cfg.limit}`);
   return cfg;

@@ -17,7 +17,7 @@ import type { Optimizer } from '../optim/optimizer';
 import { crossEntropyLoss } from '../nn/losses';
 import { PrivateTrainer, loadRunCheckpoint } from '../trainer/private_trainer';
 import { CHECKPOINTS_DIR, RunDirectory, validateOutputFile } from '../trainer/run_dir';
-import { DpLoraError, ErrorCode } from '../errors';
+import { CheckpointError, DpLoraError, ErrorCode, InvalidArgumentError } from '../errors';
 import type { PrivacyEngine } from '../privacy/privacy_engine';
 import { fmtPct, privacyRows, table } from './summary';
 import { OptionError } from './train_options';
@@ -500,7 +500,6 @@ export function startTrainer(s: SessionContext, m: SessionModel): TrainSession {
     lr: cfg.lr,
     lrSchedule: cfg.lrSchedule,
     optimizer: m.optimizer,
-    average: cfg.ema !== undefined ? { decay: cfg.ema } : undefined,
     checkpointEvery: cfg.checkpointEvery,
     baseModelFile: m.baseModelFile,
     runInfo: () => ({
@@ -510,10 +509,12 @@ export function startTrainer(s: SessionContext, m: SessionModel): TrainSession {
     }),
     onWarning: (w: string) => ctx.warn(w.replace(/^dp-lora: /, '')),
   };
+  const average = cfg.ema !== undefined ? { decay: cfg.ema } : undefined;
   const trainer = s.resumed
-    ? PrivateTrainer.resume(run!, common)
+    ? resumeTrainer(run!, { ...common, average: average ?? null })
     : PrivateTrainer.create({
         ...common,
+        average,
         runDir: run ?? undefined,
         privacy: {
           targetEpsilon: cfg.targetEpsilon,
@@ -538,6 +539,26 @@ export function startTrainer(s: SessionContext, m: SessionModel): TrainSession {
       `noise multiplier ${pc.noiseMultiplier.toPrecision(4)}, clip ${cfg.clip}, target eps ${cfg.targetEpsilon} at delta ${delta.toExponential(2)} (${pc.accountant})`,
   );
   return new TrainSession(trainer, s);
+}
+
+/**
+ * Resumes the run's trainer. The saved run memo (`--ema`, what the summary reports) and the
+ * trainer's own settings (the average it keeps and releases) must agree: `options.average` is
+ * the memo's, null without `--ema`, and a trainer state that disagrees is a broken checkpoint.
+ */
+function resumeTrainer(
+  run: RunDirectory,
+  options: ResumeTrainerOptions<Int32Array>,
+): PrivateTrainer<Int32Array> {
+  try {
+    return PrivateTrainer.resume(run, options);
+  } catch (e) {
+    if (e instanceof InvalidArgumentError && e.argument === 'average')
+      throw new CheckpointError(
+        `${run.dir}: the run's settings (${options.average ? `--ema ${options.average.decay}` : 'no --ema'}) and its trainer state disagree on the parameter average (${e.message})`,
+      );
+    throw e;
+  }
 }
 
 /** The REPRODUCIBLE MODE banner (logged and kept among the warnings) when `cfg.seed` is set. */

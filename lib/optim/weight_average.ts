@@ -47,6 +47,12 @@ export class WeightAverage {
   constructor(params: Parameter[], options: WeightAverageOptions) {
     this.params = requireParameterList(params, 'WeightAverage');
     requireObject('options', options);
+    for (const k of Object.keys(options))
+      if (k !== 'decay' && k !== 'warmup')
+        throw new InvalidArgumentError(
+          `options.${k}`,
+          'is not a WeightAverage option (decay, warmup)',
+        );
     this.decay = requireNumber('decay', options.decay, { min: 0, lessThan: 1 });
     this.warmup = requireBoolean('warmup', options.warmup ?? true);
     this.avg = params.map((p) => Float32Array.from(p.data));

@@ -14,7 +14,7 @@
  * trainer.close();
  * ```
  */
-import { PrivacyEngine } from '../privacy/privacy_engine';
+import { PrivacyEngine, checkSavedParams } from '../privacy/privacy_engine';
 import type { PrivacyEngineState } from '../privacy/privacy_engine';
 import { PrivacyBudgetExceededError } from '../privacy/errors';
 import type { SeedLike } from '../privacy/seed';
@@ -316,14 +316,17 @@ export interface TrainerAverage {
 /** Options of {@link PrivateTrainer.resume}: the privacy settings come from the run. */
 export type ResumeTrainerOptions<T> = Omit<
   PrivateTrainerOptions<T>,
-  'privacy' | 'runDir' | 'overwrite'
+  'privacy' | 'runDir' | 'overwrite' | 'average'
 > & {
   /** If given, must equal the saved settings (a resumed run cannot change them). */
   privacy?: Partial<TrainerPrivacy>;
   /** If given, must equal the saved schedule (a resumed run keeps its schedule). */
   lrSchedule?: TrainerLrSchedule;
-  /** If given, must equal the saved average's settings (a resumed run keeps its average). */
-  average?: TrainerAverage;
+  /**
+   * If given, must equal the saved average's settings (a resumed run keeps its average); null:
+   * the run must keep none.
+   */
+  average?: TrainerAverage | null;
 };
 
 /** What {@link PrivateTrainer.fit} returns. */
@@ -488,7 +491,9 @@ export class PrivateTrainer<T> {
   /**
    * The run's parameter average ({@link PrivateTrainerOptions.average}), null when it keeps
    * none. Evaluate with `average.withAverage(() => ...)`, or release it with `average.copyTo()`
-   * once training is over.
+   * once training is over. It is the live object: a `save()` or `fit()` inside `withAverage`, or
+   * after `copyTo()`, checkpoints and continues from the averaged values instead of the last
+   * iterate (no privacy cost, but another trajectory).
    */
   get average(): WeightAverage | null {
     return this.avg;
@@ -504,7 +509,8 @@ export class PrivateTrainer<T> {
     return this.saved.lrSchedule ? { ...this.saved.lrSchedule } : null;
   }
 
-  private static validate<T>(o: ResumeTrainerOptions<T>): void {
+  /** Checks the options shared by create and resume (`resuming`: `average` may be null). */
+  private static validate<T>(o: ResumeTrainerOptions<T>, resuming: boolean): void {
     if (!o || typeof o !== 'object') throw new InvalidArgumentError('options', 'must be an object');
     if (!o.model || typeof o.model.forward !== 'function')
       throw new InvalidArgumentError('model', 'must be a dp-lora Module');
@@ -515,7 +521,7 @@ export class PrivateTrainer<T> {
     if (o.checkpointEvery !== undefined) positive('checkpointEvery', o.checkpointEvery, true);
     if (o.lr !== undefined) positive('lr', o.lr);
     if (o.lrSchedule !== undefined) checkSchedule(o.lrSchedule);
-    if (o.average !== undefined) checkAverage(o.average);
+    if (o.average !== undefined && !(resuming && o.average === null)) checkAverage(o.average);
   }
 
   private static build<T>(
@@ -566,7 +572,7 @@ export class PrivateTrainer<T> {
    * journal and a step-0 checkpoint are written before this returns.
    */
   static create<T>(o: PrivateTrainerOptions<T>): PrivateTrainer<T> {
-    PrivateTrainer.validate(o);
+    PrivateTrainer.validate(o, false);
     const pr = o.privacy;
     if (!pr || typeof pr !== 'object')
       throw new InvalidArgumentError('privacy', 'must be an object');
@@ -637,7 +643,7 @@ export class PrivateTrainer<T> {
    * checkpoint (in the journal) stay charged. Parts that disagree are refused with a typed error.
    */
   static resume<T>(runDir: string | RunDirectory, o: ResumeTrainerOptions<T>): PrivateTrainer<T> {
-    PrivateTrainer.validate(o);
+    PrivateTrainer.validate(o, true);
     const run =
       runDir instanceof RunDirectory ? runDir : RunDirectory.open(runDir, { mode: 'resume' });
     try {
@@ -711,11 +717,23 @@ export class PrivateTrainer<T> {
         }
       }
       if (o.average !== undefined)
-        keepsSetting('average', checkAverage(o.average), saved.average, 'average');
+        keepsSetting(
+          'average',
+          o.average === null ? null : checkAverage(o.average),
+          saved.average,
+          'average',
+        );
+      const state = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
+      if (!state || typeof state !== 'object')
+        throw new CheckpointError(`${run.dir}: the checkpoint has no privacy-engine state`);
       // The saved average, checked whole before the engine or the model is touched.
       let average: WeightAverage | null = null;
+      const a = (ck.state.run as { average?: unknown }).average;
+      if (saved.average === undefined && a !== undefined)
+        throw new CheckpointError(
+          `${run.dir}: the checkpoint holds a parameter average but the run's settings keep none`,
+        );
       if (saved.average !== undefined) {
-        const a = (ck.state.run as { average?: unknown }).average;
         if (!a || typeof a !== 'object')
           throw new CheckpointError(
             `${run.dir}: the run keeps a parameter average but its checkpoint holds none`,
@@ -725,8 +743,17 @@ export class PrivateTrainer<T> {
           average.loadStateDict(
             restoreTensors(a, ck.tensors) as { updates: number; averages: Float32Array[] },
           );
+          // One update per applied step: never more than the steps the ledger charged.
+          if (average.updates > ck.state.step)
+            throw new InvalidArgumentError(
+              'state.updates',
+              `is ${average.updates}, more than the ${ck.state.step} steps of the checkpoint`,
+            );
         } catch (e) {
           if (e instanceof CheckpointError) throw e;
+          // A model that does not fit the saved parameters either is the caller's mistake (the
+          // same error as for a run without an average), not a broken average.
+          checkSavedParams(o.model, state.params);
           throw new CheckpointError(
             `${run.dir}: the checkpoint's parameter average is invalid (${(e as Error).message})`,
           );
@@ -739,7 +766,6 @@ export class PrivateTrainer<T> {
         saved.plannedSteps,
         run,
       );
-      const state = restoreTensors(ck.state.engine, ck.tensors) as PrivacyEngineState;
       state.ledger = ck.state.ledger.toJSON();
       run.continueJournal();
       engine.loadStateDict(state, { ledger: journal });

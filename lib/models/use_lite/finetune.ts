@@ -7,6 +7,7 @@
  */
 import * as path from 'path';
 import { InvalidArgumentError } from '../../errors';
+import { requireArray } from '../../validate';
 import { readRegularFile } from '../../io/files';
 import { AdapterData, defaultAdapterConfig } from '../../io/peft_adapter';
 import { InitRandom } from '../../nn/init';
@@ -356,7 +357,7 @@ export class HeadLrAdam extends Adam {
       );
     const at = new Map(params.map((p, i) => [p, i]));
     this.headIndex = new Set(
-      head.map((p) => {
+      (requireArray('head', head) as Parameter[]).map((p) => {
         const i = at.get(p);
         if (i === undefined)
           throw new InvalidArgumentError('head', 'every head parameter must be in params');
@@ -364,6 +365,11 @@ export class HeadLrAdam extends Adam {
       }),
     );
     this.headRatio = options.headLr / options.lr;
+    if (!Number.isFinite(this.headRatio))
+      throw new InvalidArgumentError(
+        'headLr',
+        `must be a finite multiple of lr: ${options.headLr} / ${options.lr} overflows`,
+      );
   }
 
   protected hyper() {
