@@ -29,7 +29,8 @@ import { Linear, LoraLinear, ReLU, Sequential, Tensor, crossEntropyLoss } from '
 import { SGD } from '../optim';
 import { PrivacyEngine } from '../privacy/privacy_engine';
 import { SeedLike, seedToKey } from '../privacy/seed';
-import { OPEN_UNIT, requireInt, requireNumber, requireOneOf } from '../validate';
+import { InvalidArgumentError } from '../errors';
+import { MAX_ELEMENTS, OPEN_UNIT, requireInt, requireNumber, requireOneOf } from '../validate';
 import { epsilonLowerBound } from './bound';
 
 /** Canary kind: white-box gradient-space (Dirac) canaries or input-space records. */
@@ -184,6 +185,16 @@ export function runAudit(o: AuditOptions): AuditResult {
   const C = requireNumber('maxGradNorm', o.maxGradNorm ?? 1, { greaterThan: 0 });
   const lr = requireNumber('lr', o.lr ?? 0.5, { greaterThan: 0 });
   const data = o.data ?? builtinAuditData(o.limit);
+  // Each canary widens the input (a reserved column, or one per RANK canaries); the audit holds
+  // [canaries, width] inputs (kind input) or up to [canaries, RANK * width] gradient rows in a
+  // step (kind gradient): bound them before anything is allocated.
+  const width = data.dim + (kind === 'input' ? m : Math.ceil(m / RANK));
+  const rowWidth = kind === 'input' ? width : RANK * width;
+  if (!(m * rowWidth <= MAX_ELEMENTS))
+    throw new InvalidArgumentError(
+      'canaries',
+      `${m} ${kind} canaries on ${data.dim} features need ${m} x ${rowWidth} numbers, more than the ${MAX_ELEMENTS} allowed; use fewer canaries`,
+    );
   const seeded = o.seed !== undefined;
 
   // Secure coin flips (or the explicit fixed seed, domain-separated).

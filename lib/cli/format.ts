@@ -45,10 +45,18 @@ function checkOptionBounds(name: string, v: number, value: string, b: OptionBoun
   return v;
 }
 
+/**
+ * `Number(text)` for decimal notation only (`5`, `-0.5`, `1e-5`, surrounding blanks allowed);
+ * NaN for anything else `Number` would also take: `0x10`, `0b11`, `0o7`, `Infinity`, `''`.
+ */
+export function decimalNumber(text: string): number {
+  return /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(text) ? Number(text) : NaN;
+}
+
 /** Parses a finite number option value within `bounds`, naming the option in the error. */
 export function numberOption(name: string, bounds: OptionBounds = {}): (value: string) => number {
   return (value: string) => {
-    const v = Number(value);
+    const v = decimalNumber(value);
     if (value.trim() === '' || !Number.isFinite(v)) {
       throw new OptionError(name, `must be a finite number, got '${value}'`);
     }
@@ -59,7 +67,7 @@ export function numberOption(name: string, bounds: OptionBounds = {}): (value: s
 /** Parses an integer option value within `bounds`, naming the option in the error. */
 export function integerOption(name: string, bounds: OptionBounds = {}): (value: string) => number {
   return (value: string) => {
-    const v = Number(value);
+    const v = decimalNumber(value);
     if (value.trim() === '' || !Number.isSafeInteger(v)) {
       throw new OptionError(name, `must be an integer, got '${value}'`);
     }

@@ -5,10 +5,10 @@
 import * as path from 'path';
 import { readRegularFile } from '../io/files';
 import { Command } from 'commander';
-import { AdapterData, loadAdapter } from '../io/peft_adapter';
+import { AdapterData, AdapterFormatError, loadAdapter } from '../io/peft_adapter';
 import { atomicWriteFile } from '../io/atomic';
 import { loadUserData } from '../data/user_data';
-import { defaultUseLiteDir } from '../models/use_lite/model';
+import { USE_LITE_MAX_TOKENS, defaultUseLiteDir } from '../models/use_lite/model';
 import { readTfjsWeights } from '../models/use_lite/weights';
 import { UseLiteTokenizer, VocabEntry } from '../models/use_lite/tokenizer';
 import {
@@ -51,6 +51,22 @@ function adapterSettings(
     throw new OptionError(
       `--adapter ${dir}: adapter_config.json lacks dplora.loraLayers/maxTokens`,
     );
+  // What dp-lora train writes, and nothing else: a value it could not have written would
+  // silently change the predictions (a rank-0 token limit, a negated or absent LoRA update,
+  // an rsLoRA scaling predict does not apply, two classes of one name).
+  const bad = (field: string, what: string) =>
+    new AdapterFormatError(`${dir}/adapter_config.json: ${field} ${what}`, { argument: field });
+  if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > USE_LITE_MAX_TOKENS)
+    throw bad(
+      'dplora.maxTokens',
+      `must be an integer in [1, ${USE_LITE_MAX_TOKENS}], got ${maxTokens}`,
+    );
+  if (classes.length < 2 || new Set(classes).size !== classes.length || classes.includes(''))
+    throw bad('dplora.classes', 'must list at least two distinct, non-empty class names');
+  if (!(a.config.lora_alpha > 0))
+    throw bad('lora_alpha', `must be positive, got ${a.config.lora_alpha}`);
+  if (a.config.use_rslora)
+    throw bad('use_rslora', 'is not supported by predict (dp-lora train writes false)');
   const method = d.method === 'ffa' ? 'ffa' : 'vanilla';
   return {
     lora: checkLoraSettings({
@@ -103,6 +119,11 @@ export function predictWithAdapter(adapterDir: string, texts: string[]): Predict
     const k = z.features;
     idx.forEach((ex, r) => {
       const row = Array.from(z.data.subarray(r * k, (r + 1) * k));
+      if (!row.every(Number.isFinite))
+        throw new AdapterFormatError(
+          `--adapter ${adapterDir}: the adapter gives non-finite logits for text ${ex} (lora_alpha or the weights are out of range)`,
+          { argument: 'adapter' },
+        );
       const mx = Math.max(...row);
       const e = row.map((v) => Math.exp(v - mx));
       const s = e.reduce((x, y) => x + y, 0);

@@ -1,7 +1,7 @@
 /**
  * Options of `dp-lora train`: parsing, defaults and validation (no training here).
  */
-import { OptionError } from './format';
+import { OptionError, decimalNumber } from './format';
 import type { BaseDtype } from '../kernels/linalg';
 import { isScheduleName } from '../optim/schedules';
 import type { ScheduleName } from '../optim/schedules';
@@ -126,7 +126,7 @@ function optionText(v: string | number): string {
  * naming the option.
  */
 export function positiveNumber(name: string, v: string | number, max = Infinity): number {
-  const x = typeof v === 'number' ? v : Number(v);
+  const x = typeof v === 'number' ? v : decimalNumber(v);
   if (typeof v === 'string' && v.trim() === '')
     throw new OptionError(`--${name}`, 'needs a number');
   if (!Number.isFinite(x) || x <= 0)
@@ -140,7 +140,7 @@ export function positiveNumber(name: string, v: string | number, max = Infinity)
  * {@link OptionError} naming the option.
  */
 export function positiveInt(name: string, v: string | number, max = 2 ** 31 - 1): number {
-  const x = typeof v === 'number' ? v : Number(v);
+  const x = typeof v === 'number' ? v : decimalNumber(v);
   if (typeof v === 'string' && v.trim() === '')
     throw new OptionError(`--${name}`, 'needs an integer');
   if (!Number.isSafeInteger(x) || x <= 0)
@@ -302,7 +302,7 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
       );
     let warmup = 0;
     if (o.warmup !== undefined) {
-      warmup = Number(o.warmup);
+      warmup = decimalNumber(o.warmup);
       if (o.warmup.trim() === '' || !(warmup >= 0 && warmup <= 1))
         throw new OptionError(
           '--warmup',
@@ -312,7 +312,7 @@ export function resolveTrainConfig(o: RawTrainOptions): TrainConfig {
     cfg.lrSchedule = { name, warmup };
   }
   if (o.ema !== undefined) {
-    const ema = Number(o.ema);
+    const ema = decimalNumber(o.ema);
     if (o.ema.trim() === '' || !(ema > 0 && ema < 1))
       throw new OptionError(
         '--ema',

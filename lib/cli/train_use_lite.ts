@@ -47,6 +47,7 @@ import {
   defaultDelta,
   describeLr,
 } from './train_options';
+import { decimalNumber } from './format';
 import { cacheDir } from './train_model';
 import { loadUserTexts } from './train_task';
 import { setBaseDtype } from '../nn/base_dtype';
@@ -290,7 +291,7 @@ export function useLiteRawOptions(
   });
   let maxTokens = d.maxTokens;
   if (opts.maxTokens !== undefined) {
-    maxTokens = Number(opts.maxTokens);
+    maxTokens = decimalNumber(opts.maxTokens);
     if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > USE_LITE_MAX_TOKENS)
       throw new OptionError(
         `--max-tokens must be an integer in [1, ${USE_LITE_MAX_TOKENS}], got ${JSON.stringify(opts.maxTokens)}`,
@@ -300,7 +301,7 @@ export function useLiteRawOptions(
   const hasPublic = opts.data === undefined || opts.publicData !== undefined;
   let warm = hasPublic ? WARM_START.epochs : 0;
   if (opts.publicWarmStart !== undefined) {
-    warm = Number(opts.publicWarmStart);
+    warm = decimalNumber(opts.publicWarmStart);
     if (opts.publicWarmStart.trim() === '' || !Number.isInteger(warm) || warm < 0 || warm > 1000)
       throw new OptionError(
         '--public-warm-start',

@@ -24,6 +24,39 @@ export interface LabelledTexts {
 }
 
 /**
+ * Most records in a data file (4,194,304). Parsing costs some hundred bytes of memory per
+ * record, so a file of many tiny records could otherwise exhaust the heap well inside
+ * {@link MAX_USER_DATA_BYTES}.
+ */
+export const MAX_USER_DATA_RECORDS = 1 << 22;
+
+/** Most fields in a CSV file, over all records (16,777,216), for the same reason. */
+export const MAX_CSV_FIELDS = 1 << 24;
+
+/** A quoted field's body with each `""` pair made one `"`, in one pass and one allocation. */
+function unescapeQuotes(body: string): string {
+  const out = new Uint16Array(body.length);
+  let k = 0;
+  for (let j = 0; j < body.length; j++) {
+    const c = body.charCodeAt(j);
+    out[k++] = c;
+    if (c === 34) j++; // the body holds quotes only in pairs: skip the second
+  }
+  return Buffer.from(out.buffer, 0, 2 * k).toString('utf16le');
+}
+
+function checkCounts(records: number, fields: number, source: string): void {
+  if (records > MAX_USER_DATA_RECORDS)
+    throw new DataFormatError(
+      `${source}: more than ${MAX_USER_DATA_RECORDS} records; use a smaller file`,
+    );
+  if (fields > MAX_CSV_FIELDS)
+    throw new DataFormatError(
+      `${source}: more than ${MAX_CSV_FIELDS} fields in all; use a smaller file (or quote fields that contain commas)`,
+    );
+}
+
+/**
  * Parses CSV text into rows of fields (RFC 4180). Throws {@link DataFormatError} on an
  * unterminated quoted field or a stray quote inside an unquoted field.
  */
@@ -38,10 +71,13 @@ export function parseCsv(text: string, source = 'CSV'): string[][] {
   let line = 1;
   let i = 0;
   const n = text.length;
+  let fields = 0;
   const endRow = () => {
     if (rowHasContent) {
       row.push(field);
       rows.push(row);
+      fields += row.length;
+      checkCounts(rows.length, fields, source);
     }
     row = [];
     field = '';
@@ -54,17 +90,15 @@ export function parseCsv(text: string, source = 'CSV'): string[][] {
       const startLine = line;
       i++;
       let closed = false;
-      let start = i;
+      let escaped = false;
+      const start = i;
       while (i < n) {
         const d = text.charCodeAt(i);
         if (d === 34) {
-          field += text.slice(start, i);
           if (text.charCodeAt(i + 1) === 34) {
-            field += '"';
+            escaped = true;
             i += 2;
-            start = i;
           } else {
-            i++;
             closed = true;
             break;
           }
@@ -77,6 +111,9 @@ export function parseCsv(text: string, source = 'CSV'): string[][] {
         throw new DataFormatError(
           `${source}: line ${startLine}: quoted field is not closed (missing ")`,
         );
+      // One slice for the whole field (not one concatenation per "" pair).
+      field = escaped ? unescapeQuotes(text.slice(start, i)) : text.slice(start, i);
+      i++;
       quoted = true;
       rowHasContent = true;
       if (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
@@ -88,6 +125,8 @@ export function parseCsv(text: string, source = 'CSV'): string[][] {
     }
     if (c === ',') {
       row.push(field);
+      if (row.length + fields > MAX_CSV_FIELDS)
+        checkCounts(rows.length, row.length + fields, source);
       field = '';
       quoted = false;
       rowHasContent = true;
@@ -106,9 +145,16 @@ export function parseCsv(text: string, source = 'CSV'): string[][] {
       throw new DataFormatError(
         `${source}: line ${line}: a quote inside an unquoted field; quote the whole field and write "" for a quote`,
       );
-    field += c;
+    // The run of ordinary characters up to the next delimiter, appended in one piece (one
+    // concatenation per character would make a long line cost tens of bytes per byte).
+    const start = i;
+    while (i < n) {
+      const d = text.charCodeAt(i);
+      if (d === 44 || d === 10 || d === 13 || d === 34) break;
+      i++;
+    }
+    field += text.slice(start, i);
     rowHasContent = true;
-    i++;
   }
   if (field.length > 0) rowHasContent = true;
   endRow();
@@ -135,6 +181,20 @@ function mapLabels(raw: unknown[], source: string): { labels: Int32Array; classe
   return { labels: Int32Array.from(keys.map((k) => id.get(k)!)), classes: distinct };
 }
 
+/** Field names for an error message, cut to a readable length (a header may be megabytes). */
+function listFields(names: string[]): string {
+  const all = names.join(', ');
+  return all.length <= 200 ? all : `${all.slice(0, 200)}... (${names.length} fields)`;
+}
+
+/** The text and the label must come from different fields (else the label is in the text). */
+function sameField(textField: string, labelField: string, source: string): void {
+  if (textField === labelField)
+    throw new DataFormatError(
+      `${source}: the text field and the label field are both "${textField}"; set --text-field and --label-field to different fields`,
+    );
+}
+
 function labelValue(v: unknown, where: string, field: string): string | number | boolean {
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') {
     if (typeof v === 'string' && v.trim() === '')
@@ -158,11 +218,16 @@ export function parseJsonl(
   requireString('text', text, false);
   requireString('textField', textField);
   requireString('labelField', labelField);
+  sameField(textField, labelField, source);
   const texts: string[] = [];
   const raw: unknown[] = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const l = lines[i].trim();
+  // Line by line without splitting first: an array of every line (blank ones too) of a large
+  // file would cost far more memory than the file.
+  for (let i = 0, at = 0; at <= text.length; i++) {
+    let end = text.indexOf('\n', at);
+    if (end < 0) end = text.length;
+    const l = text.slice(at, end).trim(); // trim also drops the \r of a CRLF
+    at = end + 1;
     if (l === '') continue;
     const where = `${source}: line ${i + 1}`;
     let obj: unknown;
@@ -176,16 +241,17 @@ export function parseJsonl(
     const o = obj as Record<string, unknown>;
     if (!(textField in o))
       throw new DataFormatError(
-        `${where}: no field "${textField}" (fields: ${Object.keys(o).join(', ')}); set --text-field`,
+        `${where}: no field "${textField}" (fields: ${listFields(Object.keys(o))}); set --text-field`,
       );
     if (!(labelField in o))
       throw new DataFormatError(
-        `${where}: no field "${labelField}" (fields: ${Object.keys(o).join(', ')}); set --label-field`,
+        `${where}: no field "${labelField}" (fields: ${listFields(Object.keys(o))}); set --label-field`,
       );
     if (typeof o[textField] !== 'string')
       throw new DataFormatError(`${where}: text field "${textField}" must be a string`);
     texts.push(o[textField]);
     raw.push(labelValue(o[labelField], where, labelField));
+    checkCounts(texts.length, 0, source);
   }
   if (texts.length === 0) throw new DataFormatError(`${source}: no examples (the file is empty)`);
   return { texts, ...mapLabels(raw, source) };
@@ -204,16 +270,25 @@ export function parseCsvData(
   const rows = parseCsv(text, source);
   if (rows.length === 0) throw new DataFormatError(`${source}: the file is empty`);
   const header = rows[0].map((h) => h.trim());
+  sameField(textField, labelField, source);
   const ti = header.indexOf(textField);
   const li = header.indexOf(labelField);
   if (ti < 0)
     throw new DataFormatError(
-      `${source}: no column "${textField}" in the header (${header.join(', ')}); set --text-field`,
+      `${source}: no column "${textField}" in the header (${listFields(header)}); set --text-field`,
     );
   if (li < 0)
     throw new DataFormatError(
-      `${source}: no column "${labelField}" in the header (${header.join(', ')}); set --label-field`,
+      `${source}: no column "${labelField}" in the header (${listFields(header)}); set --label-field`,
     );
+  for (const [f, at] of [
+    [textField, ti],
+    [labelField, li],
+  ] as const)
+    if (header.indexOf(f, at + 1) >= 0)
+      throw new DataFormatError(
+        `${source}: the header names the column "${f}" more than once; rename one of them`,
+      );
   const texts: string[] = [];
   const raw: unknown[] = [];
   for (let r = 1; r < rows.length; r++) {
@@ -274,6 +349,25 @@ export function fixLabelSet(
 /** Largest user data file read (bytes): 512 MiB. */
 export const MAX_USER_DATA_BYTES = 512 * 1024 * 1024;
 
+/**
+ * Strict UTF-8: an invalid byte would otherwise become U+FFFD, silently changing the texts and
+ * merging labels that differ only in such bytes (e.g. two Latin-1 labels).
+ */
+function decodeUtf8(bytes: Buffer, file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'ERR_ENCODING_INVALID_ENCODED_DATA')
+      throw new DataFormatError(
+        `${file}: not valid UTF-8 text; convert the file to UTF-8 (e.g. iconv -t UTF-8)`,
+        { cause: e },
+      );
+    throw new DataFormatError(`${file}: cannot be read as text (${(e as Error).message})`, {
+      cause: e,
+    });
+  }
+}
+
 /** Loads `.jsonl`/`.ndjson` or `.csv` user data (see the module comment). */
 export function loadUserData(
   file: string,
@@ -292,7 +386,7 @@ export function loadUserData(
     throw new DataFormatError(
       `${file}: ${st.size} bytes, more than the ${MAX_USER_DATA_BYTES} a data file may have`,
     );
-  const text = fs.readFileSync(file, 'utf8');
+  const text = decodeUtf8(fs.readFileSync(file), file);
   if (text.trim() === '') throw new DataFormatError(`${file}: the file is empty`);
   if (ext === '.jsonl' || ext === '.ndjson') return parseJsonl(text, textField, labelField, file);
   if (ext === '.csv') return parseCsvData(text, textField, labelField, file);

@@ -20,7 +20,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { atomicWriteDir } from './atomic';
-import { parseSafetensors, serializeSafetensors, StTensorInput } from './safetensors';
+import { readRegularFile } from './files';
+import {
+  MAX_SAFETENSORS_BYTES,
+  parseSafetensors,
+  serializeSafetensors,
+  StTensorInput,
+} from './safetensors';
 import { AdapterFormatError, InvalidArgumentError } from '../errors';
 import {
   requireBoolean,
@@ -345,11 +351,21 @@ export function parseAdapterConfig(text: string, source = ADAPTER_CONFIG_FILE): 
 }
 
 function toF32(data: unknown, key: string, source: string): Float32Array {
-  if (data instanceof Float32Array) return data;
-  if (data instanceof Float64Array) return Float32Array.from(data);
-  throw new AdapterFormatError(
-    `${source}: tensor "${key}" must be floating point (F32, F64, F16 or BF16)`,
-  );
+  let out: Float32Array;
+  if (data instanceof Float32Array) out = data;
+  else if (data instanceof Float64Array) out = Float32Array.from(data);
+  else
+    throw new AdapterFormatError(
+      `${source}: tensor "${key}" must be floating point (F32, F64, F16 or BF16)`,
+    );
+  // A NaN or an infinity (also an F64 value beyond the float32 range) would turn every
+  // prediction into NaN.
+  for (let i = 0; i < out.length; i++)
+    if (!Number.isFinite(out[i]))
+      throw new AdapterFormatError(
+        `${source}: tensor "${key}" holds a non-finite value (${out[i]}) at index ${i}`,
+      );
+  return out;
 }
 
 /** Decodes an adapter from its config text and safetensors bytes, validating shapes and ranks. */
@@ -417,16 +433,25 @@ export function loadAdapter(dir: string): AdapterData {
   const w = path.join(dir, ADAPTER_WEIGHTS_FILE);
   if (!fs.existsSync(cfg)) throw new AdapterFormatError(`${dir}: no ${ADAPTER_CONFIG_FILE}`);
   if (!fs.existsSync(w)) throw new AdapterFormatError(`${dir}: no ${ADAPTER_WEIGHTS_FILE}`);
-  return decodeAdapter(fs.readFileSync(cfg, 'utf8'), fs.readFileSync(w), dir);
+  // Bounded reads: a FIFO, a link to /dev/zero, a folder or a huge file is refused, not read.
+  return decodeAdapter(
+    readRegularFile('dir', cfg, MAX_ADAPTER_JSON_BYTES).toString('utf8'),
+    readRegularFile('dir', w, MAX_SAFETENSORS_BYTES),
+    dir,
+  );
 }
+
+/** Largest adapter_config.json or privacy_report.json read (bytes): 16 MiB. */
+export const MAX_ADAPTER_JSON_BYTES = 16 << 20;
 
 /** Reads privacy_report.json from an adapter directory, or undefined if there is none. */
 export function loadPrivacyReport(dir: string): PrivacyReport | undefined {
   const f = path.join(dir, PRIVACY_REPORT_FILE);
   if (!fs.existsSync(f)) return undefined;
   let r: unknown;
+  const text = readRegularFile('dir', f, MAX_ADAPTER_JSON_BYTES).toString('utf8');
   try {
-    r = JSON.parse(fs.readFileSync(f, 'utf8'));
+    r = JSON.parse(text);
   } catch (e) {
     throw new AdapterFormatError(`${f}: not valid JSON (${(e as Error).message})`, {
       argument: f,

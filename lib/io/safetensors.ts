@@ -354,7 +354,7 @@ export function parseSafetensors(
     if (typeof raw !== 'object' || raw === null)
       throw new SafetensorsError(`${source}: entry "${name}" must be an object`);
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof info.dtype !== 'string' || !(info.dtype in DTYPE_SIZE)) {
+    if (typeof info.dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, info.dtype)) {
       throw new SafetensorsError(
         `${source}: tensor "${name}" has unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`,
       );

@@ -620,18 +620,37 @@ export function loadUseLiteAdapter(clf: UseLiteClassifier, a: AdapterData): void
         'adapter',
         `module ${l.path} is not a LoRA layer of this model`,
       );
+    if (l.inDim !== m.inFeatures || l.outDim !== m.outFeatures)
+      throw new InvalidArgumentError(
+        'adapter',
+        `module ${l.path} is ${m.outFeatures} x ${m.inFeatures}, the adapter's LoRA pair is for ${l.outDim} x ${l.inDim}`,
+      );
     m.loraA = l.loraA;
     m.loraB = l.loraB;
+    mods.delete(l.path);
   }
+  // Every adapted module of the settings has its pair, and the head is the only other tensor:
+  // a module left at its initial (zero) update or a tensor ignored would go unnoticed.
+  if (mods.size > 0)
+    throw new InvalidArgumentError(
+      'adapter',
+      `no LoRA weights for ${[...mods.keys()].join(', ')} (target_modules / dplora.loraLayers name it)`,
+    );
+  const unknown = Object.keys(a.extra).filter((k) => k !== 'head.weight' && k !== 'head.bias');
+  if (unknown.length > 0)
+    throw new InvalidArgumentError(
+      'adapter',
+      `unexpected tensors ${unknown.map((k) => JSON.stringify(k)).join(', ')} (a USE-Lite adapter holds LoRA pairs and head.weight, head.bias)`,
+    );
   const hw = a.extra['head.weight'];
   const hb = a.extra['head.bias'];
-  if (
-    !hw ||
-    !hb ||
-    hw.data.length !== clf.head.weight.size ||
-    hb.data.length !== clf.head.bias!.size
-  )
-    throw new InvalidArgumentError('adapter', 'the head does not match this classifier');
+  const same = (x: number[], y: readonly number[]) =>
+    x.length === y.length && x.every((d, i) => d === y[i]);
+  if (!hw || !hb || !same(hw.shape, clf.head.weight.shape) || !same(hb.shape, clf.head.bias!.shape))
+    throw new InvalidArgumentError(
+      'adapter',
+      `the head does not match this classifier (head.weight must be [${clf.head.weight.shape.join(', ')}], head.bias [${clf.head.bias!.shape.join(', ')}])`,
+    );
   clf.head.weight.data.set(hw.data);
   clf.head.bias!.data.set(hb.data);
 }
