@@ -95,6 +95,11 @@ abstract class AdamBase extends Optimizer {
       : h;
   }
 
+  /** The second moment `v` is a running mean of squares: never negative (its root is taken). */
+  protected validSlotValue(slot: string, x: number): boolean {
+    return Number.isFinite(x) && (slot !== 'v' || x >= 0);
+  }
+
   protected update(i: number, p: Parameter, g: Float32Array): void {
     const w = p.data;
     const m = this.slot(i, 'm');

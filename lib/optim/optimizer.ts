@@ -14,6 +14,12 @@ import {
 import { InvalidArgumentError } from '../errors';
 
 /**
+ * Largest learning rate (the float32 range): a larger one turns any non-zero update into an
+ * infinity in the float32 parameters.
+ */
+export const MAX_LR = 3.4028234663852886e38;
+
+/**
  * Serializable optimizer state: `slots[i]` holds the named state buffers of
  * `params[i]` (e.g. `{ momentum }` or `{ m, v }`), in constructor order.
  */
@@ -60,10 +66,15 @@ export abstract class Optimizer {
 
   constructor(params: Parameter[], lr: number) {
     requireParameterList(params, 'Optimizer');
-    requireNumber('lr', lr, { min: 0 });
+    requireNumber('lr', lr, { min: 0, max: MAX_LR });
     this.params = params;
     this.lr = lr;
     this.slots = params.map(() => ({}));
+  }
+
+  /** Whether `x` can be a value of the state buffer `slot` (checked by {@link loadStateDict}). */
+  protected validSlotValue(slot: string, x: number): boolean {
+    return Number.isFinite(x);
   }
 
   /** Hyperparameters recorded in the state. */
@@ -121,12 +132,21 @@ export abstract class Optimizer {
         `${this.kind}.loadStateDict: state has ${state.slots?.length} parameter slots, optimizer has ${this.params.length}`,
       );
     }
-    const lr = requireNumber('state.lr', state.lr, { min: 0 });
+    const lr = requireNumber('state.lr', state.lr, { min: 0, max: MAX_LR });
     const step = requireInt('state.step', state.step, { min: 0 });
     const slots = state.slots.map((s, i) =>
       Object.fromEntries(
         Object.entries(requireObject(`state.slots[${i}]`, s)).map(([k, v]) => {
-          const slot = requireFloat32Array(`state.slots[${i}].${k}`, v, this.params[i].size);
+          const name = `state.slots[${i}].${k}`;
+          const slot = requireFloat32Array(name, v, this.params[i].size);
+          // A NaN or an infinity (or, for Adam, a negative second moment) would make every
+          // later update of the parameter NaN.
+          const bad = slot.findIndex((x) => !this.validSlotValue(k, x));
+          if (bad >= 0)
+            throw new InvalidArgumentError(
+              name,
+              `holds ${slot[bad]} at index ${bad}, not a value this optimizer's state can have`,
+            );
           return [k, slot.slice()];
         }),
       ),

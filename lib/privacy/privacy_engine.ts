@@ -258,7 +258,15 @@ export function checkSavedParams(model: Module, params: unknown): void {
         'state.params',
         `no saved value for trainable parameter '${path}'`,
       );
-    requireFloat32Array(`state.params['${path}'].data`, s.data, named.get(path)!.size);
+    const name = `state.params['${path}'].data`;
+    const data = requireFloat32Array(name, s.data, named.get(path)!.size);
+    // A NaN or an infinity would make every loss and update of the run NaN.
+    const bad = data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0)
+      throw new InvalidArgumentError(
+        name,
+        `holds ${data[bad]} at index ${bad}, not a finite number`,
+      );
   }
   for (const path of Object.keys(saved))
     if (!named.get(path)?.requiresGrad)
@@ -823,6 +831,15 @@ export class PrivacyEngine {
       if (!s) throw new InvalidArgumentError('state.optimizer', `no optimizer state for '${path}'`);
       return requireObject(`state.optimizer.slots['${path}']`, s) as Record<string, Float32Array>;
     });
+    // RNG: the exact stream only when the ledger says the run is seeded, this engine is seeded,
+    // and no step was charged after the state (else its noise would be drawn a second time).
+    // Built (and a bad saved stream refused) before anything is written.
+    const exact =
+      this.seeded &&
+      saved.reproducible &&
+      state.rng?.state !== undefined &&
+      ledger.steps === saved.steps;
+    const rng = exact ? Rng.fromState({ ...state.rng.state!, reproducible: true }) : new Rng();
     // The sampler and the optimizer check their states whole before writing; the sampler's is
     // put back if the optimizer's is refused, so a refused state leaves the engine as it was.
     const samplerBefore = sampler.stateDict();
@@ -840,23 +857,10 @@ export class PrivacyEngine {
       throw e;
     }
     for (const path of trainable) named.get(path)!.data.set(state.params[path].data);
-    // RNG: the exact stream only when the ledger says the run is seeded, this engine is seeded,
-    // and no step was charged after the state (else its noise would be drawn a second time).
-    let rng: Rng;
-    const exact =
-      this.seeded &&
-      saved.reproducible &&
-      state.rng?.state !== undefined &&
-      ledger.steps === saved.steps;
-    if (exact) {
-      rng = Rng.fromState({ ...state.rng.state!, reproducible: true });
-    } else {
-      rng = new Rng();
-      if (this.seeded)
-        this.warn(
-          'resume: no reproducible RNG stream can be restored (none saved, or steps were charged after the checkpoint); re-keyed from the OS (the run is no longer reproducible)',
-        );
-    }
+    if (!exact && this.seeded)
+      this.warn(
+        'resume: no reproducible RNG stream can be restored (none saved, or steps were charged after the checkpoint); re-keyed from the OS (the run is no longer reproducible)',
+      );
     this.rng = rng;
     sampler.setRng(rng);
     dp.setRng(rng);

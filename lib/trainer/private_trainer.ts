@@ -46,7 +46,7 @@ import {
   InvalidStateError,
 } from '../errors';
 import { isMaskedModule } from '../nn/sequence_mask';
-import { requireInstance, requireObject } from '../validate';
+import { requireInstance, requireInt, requireObject } from '../validate';
 import type { SequenceMask } from '../nn/sequence_mask';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -427,12 +427,19 @@ function encodeSeed(s: SeedLike | undefined): SavedTrainer['seed'] {
   return { type: typeof s, value: String(s) };
 }
 
+/** The seed {@link encodeSeed} saved (checked: an InvalidArgumentError naming `seed` otherwise). */
 function decodeSeed(s: SavedTrainer['seed']): SeedLike | undefined {
   if (s === null) return undefined;
-  if (s.type === 'bytes') return Uint8Array.from(Buffer.from(s.value, 'hex'));
-  if (s.type === 'bigint') return BigInt(s.value);
-  if (s.type === 'number') return Number(s.value);
-  return s.value;
+  const { type, value } = requireObject('seed', s);
+  if (typeof value !== 'string')
+    throw new InvalidArgumentError('seed.value', `must be a string, got ${showSetting(value)}`);
+  if (type === 'bytes' && /^(?:[0-9a-f]{2})*$/.test(value))
+    return Uint8Array.from(Buffer.from(value, 'hex'));
+  if (type === 'bigint' && /^-?[0-9]+$/.test(value)) return BigInt(value);
+  if (type === 'number' && value.trim() !== '' && Number.isFinite(Number(value)))
+    return Number(value);
+  if (type === 'string') return value;
+  throw new InvalidArgumentError('seed', `is not a saved seed: ${showSetting(s)}`);
 }
 
 function showSetting(v: unknown): string {
@@ -657,12 +664,24 @@ export class PrivateTrainer<T> {
           `${run.dir}: the privacy journal (${JOURNAL_FILE}) is missing; refusing to resume without the run's full ledger`,
         );
       const ck = loadRunCheckpoint(run, o.baseModelFile);
-      const saved = (ck.state.run as { trainer?: SavedTrainer }).trainer;
-      if (!saved || typeof saved !== 'object' || !saved.privacy)
+      const raw = (ck.state.run as { trainer?: SavedTrainer }).trainer;
+      if (!raw || typeof raw !== 'object' || !raw.privacy)
         throw new InvalidArgumentError(
           'resume',
           `${run.dir}: the checkpoint has no trainer settings`,
         );
+      // The run's counters and seed, checked before anything is built, loaded or written.
+      const saved: SavedTrainer = { ...raw };
+      let seed: SeedLike | undefined;
+      try {
+        seed = decodeSeed(saved.seed);
+        requireInt('plannedSteps', saved.plannedSteps, { min: 1, max: 2 ** 31 });
+        requireInt('samplesSeen', saved.samplesSeen, { min: 0 });
+      } catch (e) {
+        throw new CheckpointError(
+          `${run.dir}: the checkpoint's trainer settings are invalid (${(e as Error).message})`,
+        );
+      }
       if (o.data.size !== saved.datasetSize)
         throw new InvalidArgumentError(
           'data',
@@ -670,8 +689,7 @@ export class PrivateTrainer<T> {
         );
       for (const [k, v] of Object.entries(o.privacy ?? {})) {
         if (v === undefined) continue;
-        const was =
-          k === 'seed' ? decodeSeed(saved.seed) : (saved.privacy as Record<string, unknown>)[k];
+        const was = k === 'seed' ? seed : (saved.privacy as Record<string, unknown>)[k];
         if (showSetting(v) !== showSetting(was))
           throw new InvalidArgumentError(
             `privacy.${k}`,
@@ -681,7 +699,8 @@ export class PrivateTrainer<T> {
       // The saved schedule and its base lr: what the checkpoint says must make sense.
       if (saved.lrSchedule !== undefined || saved.baseLr !== undefined) {
         try {
-          if (saved.lrSchedule !== undefined) checkSchedule(saved.lrSchedule);
+          // With its defaults filled in: the schedule is built from these.
+          if (saved.lrSchedule !== undefined) saved.lrSchedule = checkSchedule(saved.lrSchedule);
           if (
             typeof saved.baseLr !== 'number' ||
             !Number.isFinite(saved.baseLr) ||
@@ -709,7 +728,7 @@ export class PrivateTrainer<T> {
         keepsSetting('lrSchedule', checkSchedule(o.lrSchedule), saved.lrSchedule, 'schedule');
       if (saved.average !== undefined) {
         try {
-          checkAverage(saved.average);
+          saved.average = checkAverage(saved.average);
         } catch (e) {
           throw new CheckpointError(
             `${run.dir}: the checkpoint's average settings are invalid (${(e as Error).message})`,
@@ -761,7 +780,7 @@ export class PrivateTrainer<T> {
       }
       const engine = PrivateTrainer.build(
         o,
-        { ...saved.privacy, seed: decodeSeed(saved.seed) },
+        { ...saved.privacy, seed },
         false,
         saved.plannedSteps,
         run,

@@ -100,6 +100,8 @@ export function validateOutputFile(file: string, argument: string): string {
 /** An open, locked run directory. */
 export class RunDirectory {
   private journalFd: number | null = null;
+  /** {@link continueJournal} was called: the journal opens at the next append. */
+  private continuing = false;
   private released = false;
 
   private constructor(
@@ -265,8 +267,16 @@ export class RunDirectory {
     for (const r of ledger.records) this.appendRecord(r);
   }
 
-  /** Opens the existing journal for appending. */
+  /**
+   * Continues the existing journal: it is opened for appending at the first record appended, so
+   * that a resume refused before it charges anything leaves the file exactly as it was.
+   */
   continueJournal(): void {
+    this.continuing = true;
+  }
+
+  private openToContinue(): void {
+    this.continuing = false;
     const f = this.file(JOURNAL_FILE);
     // Drop a torn last line so that the next record starts on a line of its own.
     const text = fs.readFileSync(f, 'utf8');
@@ -277,6 +287,7 @@ export class RunDirectory {
 
   /** Appends one record and flushes it to the disk before returning. */
   appendRecord(r: LedgerRecord): void {
+    if (this.journalFd === null && this.continuing) this.openToContinue();
     if (this.journalFd === null)
       throw new DpLoraError(ErrorCode.InvalidState, 'the run journal is not open');
     const b = Buffer.from(JSON.stringify(r) + '\n');
