@@ -213,13 +213,6 @@ export class DPOptimizer {
         ? this.maxGradNorm ** 2
         : this.tracked.reduce((s, t) => s + t.maxGradNorm ** 2, 0);
     this.noiseStd = this.noiseMultiplier * Math.sqrt(sumSq);
-    // The noise is drawn in float32: a standard deviation beyond its range cannot be drawn, and
-    // would only be found at the first step (after it was charged).
-    if (!(this.noiseStd <= 3.4028234663852886e38))
-      throw new InvalidArgumentError(
-        'noiseMultiplier',
-        `DPOptimizer: the noise standard deviation noiseMultiplier * maxGradNorm = ${this.noiseStd} is beyond the float32 range`,
-      );
     let col = 0;
     for (const t of this.tracked)
       for (const p of t.params) {
