@@ -9,10 +9,11 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Linear, LoraLinear, ReLU, Sequential, crossEntropyLoss } from '../lib/nn';
-import { PrivateTrainer, arrayDataset } from '../lib/trainer/private_trainer';
+import { Sequential, crossEntropyLoss } from '../lib/nn';
+import { PrivateTrainer } from '../lib/trainer/private_trainer';
 import type { TrainerAverage } from '../lib/trainer/private_trainer';
 import { loadCheckpoint, saveCheckpoint } from '../lib/io/checkpoint';
+import { tinyData, tinyModel } from './helpers/tiny_trainer';
 
 let tmp: string;
 beforeAll(() => {
@@ -20,23 +21,8 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const N = 400;
-const F = 6;
-const data = (() => {
-  const x = new Float32Array(N * F);
-  const y = new Int32Array(N);
-  for (let i = 0; i < N; i++) {
-    y[i] = i % 2;
-    for (let j = 0; j < F; j++) x[i * F + j] = Math.cos(i * 1.7 + j) + (j === 0 ? 2 * y[i] - 1 : 0);
-  }
-  return arrayDataset(x, y, F);
-})();
-const model = () =>
-  new Sequential(
-    new LoraLinear(new Linear(F, 8, { seed: 1 }), { r: 2, alpha: 4, seed: 2 }),
-    new ReLU(),
-    new Linear(8, 2, { seed: 3 }),
-  );
+const data = tinyData(400);
+const model = () => tinyModel();
 /** epsilon 3 over 2 epochs, batches of 40 (20 planned steps), C = 1, RDP, a fixed seed. */
 const privacy = {
   targetEpsilon: 3,
